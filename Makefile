@@ -1,0 +1,39 @@
+# reconcile — developer entry points. `make up` and `make test` are the README's quick start.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: up down status test bench lint clean
+
+$(PY):
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(STAMP): $(PY) pyproject.toml setup.py
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+up: $(STAMP)
+	$(VENV)/bin/reconcile up
+	$(VENV)/bin/reconcile apply -f examples/hello/
+	$(VENV)/bin/reconcile status
+
+down: $(STAMP)
+	$(VENV)/bin/reconcile down
+
+status: $(STAMP)
+	$(VENV)/bin/reconcile status
+
+test: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider
+
+bench: $(STAMP)
+	bash bench/setup.sh
+	$(PY) bench/api.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check reconcile tests bench
+
+clean:
+	rm -rf build dist *.egg-info .pytest_cache

@@ -1,0 +1,108 @@
+"""First start and CRD life cycle: store the built-in definitions and namespaces; keep the
+registry in step with the CRD objects in etcd (created through the API or by another server)."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+from typing import Any
+
+from reconcile.api import caches, objectmeta, registry, rest, strategies, watchcache
+from reconcile.core import errors
+
+log = logging.getLogger(__name__)
+
+INITIAL_NAMESPACES = ("default", "kube-system", "kube-node-lease", "kube-public")
+
+
+class CrdSync:
+    """Keeps `registry` and the watch caches matching the stored CRDs."""
+
+    def __init__(self, api: rest.Rest) -> None:
+        self.api = api
+        self.registry = api.registry
+        self.caches: caches.CacheSet = api.caches
+        self._served: dict[str, str] = {}  # crd name -> resourceVersion registered
+
+    async def stored(self, crd: dict[str, Any]) -> None:
+        """A CRD was created or changed: (re)register its resources."""
+        name = crd["metadata"]["name"]
+        version = crd["metadata"].get("resourceVersion", "")
+        if self._served.get(name) == version:
+            return
+        try:
+            added = self.registry.add_crd(crd)  # replaces an earlier version of the same CRD
+        except errors.ApiError as exc:
+            log.warning("CRD %s cannot be served: %s", name, exc)
+            return
+        self._served[name] = version
+        for resource in added:
+            await self.caches.ensure(resource)
+
+    async def removed(self, crd: dict[str, Any]) -> None:
+        name = crd["metadata"]["name"]
+        if name not in self._served:
+            return
+        self._served.pop(name, None)
+        for resource in self.registry.remove_crd(name):
+            if not any(r.group == resource.group and r.plural == resource.plural for r in self.registry.resources()):
+                await self.caches.drop(resource.group, resource.plural)
+
+    def on_cache_event(self, event: watchcache.CacheEvent) -> None:
+        """CRD changes seen on the watch (e.g. from another API server)."""
+        if event.type == watchcache.DELETED:
+            asyncio.get_running_loop().create_task(self.removed(event.entry.obj))
+        else:
+            asyncio.get_running_loop().create_task(self.stored(event.entry.obj))
+
+
+async def install_builtins(api: rest.Rest, sync: CrdSync) -> None:
+    """Store the shipped CRDs (create, or update when the shipped spec changed), then serve every stored CRD."""
+    crd_resource = None
+    for doc in registry.builtin_crds():
+        if doc["metadata"]["name"] == "customresourcedefinitions.apiextensions.k8s.io":
+            crd_resource = sync.registry.add_crd(doc)[0]
+            sync._served[doc["metadata"]["name"]] = ""
+    if crd_resource is None:
+        raise RuntimeError("crds/ lacks the CustomResourceDefinition definition")
+    for doc in registry.builtin_crds():
+        await _store_builtin(api, crd_resource, doc)
+    listed = await api.store.list(api.prefix(crd_resource, None))
+    for kv in listed.items:
+        await sync.stored(rest.decode(kv))
+
+
+async def _store_builtin(api: rest.Rest, crd_resource: registry.Resource, doc: dict[str, Any]) -> None:
+    name = doc["metadata"]["name"]
+    key = api.key(crd_resource, None, name)
+    kv, _ = await api.store.get(key)
+    if kv is None:
+        obj = copy.deepcopy(doc)
+        obj.setdefault("apiVersion", "apiextensions.k8s.io/v1")
+        obj.setdefault("kind", "CustomResourceDefinition")
+        objectmeta.assign_create_fields(obj)
+        obj["status"] = strategies.crd_status(obj)
+        try:
+            await api.store.create(key, rest.encode(obj))
+        except errors.KeyExists:
+            pass  # another API server got there first
+        return
+    stored = rest.decode(kv)
+    if stored.get("spec") != doc.get("spec"):
+        stored["spec"] = copy.deepcopy(doc["spec"])
+        stored["status"] = strategies.crd_status(stored)
+        try:
+            await api.store.update(key, rest.encode(stored), expected_revision=kv.mod_revision)
+        except (errors.RevisionConflict, errors.KeyMissing):
+            pass
+
+
+async def ensure_namespaces(api: rest.Rest) -> None:
+    namespaces = api.registry.get("", "v1", "namespaces")
+    assert namespaces is not None
+    for name in INITIAL_NAMESPACES:
+        try:
+            await api.create(namespaces, None, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+        except errors.AlreadyExists:
+            pass

@@ -1,0 +1,65 @@
+"""The set of watch caches, one per served resource type, started and stopped with the registry."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from reconcile.api import registry, watchcache
+from reconcile.store import etcd, keys
+
+log = logging.getLogger(__name__)
+
+
+class CacheSet:
+    """Maps (group, plural) to its WatchCache; every version of a resource shares one cache."""
+
+    def __init__(self, store: etcd.EtcdStore) -> None:
+        self.store = store
+        self._caches: dict[tuple[str, str], watchcache.WatchCache] = {}
+        self._starting: dict[tuple[str, str], asyncio.Task[watchcache.WatchCache]] = {}
+        self.listeners: dict[tuple[str, str], Callable[[watchcache.CacheEvent], None]] = {}
+
+    async def ensure(self, resource: registry.Resource) -> watchcache.WatchCache:
+        """The cache for `resource`, started (list + watch) on first use."""
+        ident = (resource.group, resource.plural)
+        cache = self._caches.get(ident)
+        if cache is not None:
+            return cache
+        task = self._starting.get(ident)
+        if task is None:
+            task = asyncio.create_task(self._start(ident))
+            self._starting[ident] = task
+        return await asyncio.shield(task)
+
+    async def _start(self, ident: tuple[str, str]) -> watchcache.WatchCache:
+        try:
+            cache = watchcache.WatchCache(
+                self.store, keys.resource_prefix(*ident), on_event=self.listeners.get(ident)
+            )
+            await cache.start()
+            self._caches[ident] = cache
+            return cache
+        finally:
+            self._starting.pop(ident, None)
+
+    def get(self, group: str, plural: str) -> watchcache.WatchCache | None:
+        return self._caches.get((group, plural))
+
+    async def drop(self, group: str, plural: str) -> None:
+        cache = self._caches.pop((group, plural), None)
+        if cache is not None:
+            await cache.stop()
+
+    def all(self) -> list[watchcache.WatchCache]:
+        return list(self._caches.values())
+
+    def compacted(self, revision: int) -> None:
+        for cache in self._caches.values():
+            cache.compacted(revision)
+
+    async def stop(self) -> None:
+        for cache in list(self._caches.values()):
+            await cache.stop()
+        self._caches.clear()

@@ -1,0 +1,281 @@
+"""HTTP verbs on resource paths, mapped onto `rest` operations.
+
+One endpoint handles every `/api/v1/...` and `/apis/{group}/{version}/...` path: it parses the
+path, finds the resource in the registry and dispatches on method and subresource.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from reconcile.api import discovery, http, registry, rest, routing, strategies, tables, watch
+from reconcile.core import errors, patches, selectors
+
+PATCH_KINDS = {
+    http.MERGE_PATCH: "merge",
+    http.JSON_PATCH: "json",
+    http.STRATEGIC_PATCH: "strategic",
+    http.APPLY_PATCH: "apply",
+}
+FIELD_VALIDATION = {"strict": "Strict", "warn": "Warn", "ignore": "Ignore"}
+
+
+class ResourceHandlers:
+    """Holds the registry and the `Rest` service; `dispatch` is the Starlette endpoint."""
+
+    def __init__(self, api: rest.Rest, *, bookmark_interval: float = 30.0) -> None:
+        self.api = api
+        self.registry: registry.Registry = api.registry
+        self.bookmark_interval = bookmark_interval
+
+    async def dispatch(self, request: Request) -> Response:
+        http.check_accept(request)
+        info = routing.parse(request.url.path)
+        if info.plural is None:
+            return self._group_version(request, info)
+        resource = self.registry.get(info.group, info.version, info.plural)
+        if resource is None:
+            raise errors.NotFound("the server could not find the requested resource")
+        if info.namespace is not None and not resource.namespaced:
+            raise errors.NotFound("the server could not find the requested resource")
+        if info.name is not None and resource.namespaced and info.namespace is None:
+            raise errors.NotFound("the server could not find the requested resource")
+        method = request.method
+        if info.name is None:
+            if method == "GET":
+                return await self._list_or_watch(request, resource, info)
+            if method == "POST":
+                return await self._create(request, resource, info)
+            if method == "DELETE":
+                return await self._delete_collection(request, resource, info)
+        else:
+            if method == "GET":
+                return await self._get(request, resource, info)
+            if method == "PUT":
+                return await self._update(request, resource, info)
+            if method == "PATCH":
+                return await self._patch(request, resource, info)
+            if method == "DELETE" and info.subresource is None:
+                return await self._delete(request, resource, info)
+            if method == "POST" and info.subresource == "binding":
+                return await self._bind(request, resource, info)
+        raise errors.MethodNotAllowed(
+            f"the server does not allow this method on the requested resource ({method} {resource.group_resource})"
+        )
+
+    def _group_version(self, request: Request, info: routing.RequestInfo) -> Response:
+        if request.method != "GET":
+            raise errors.MethodNotAllowed("the server does not allow this method on the requested resource")
+        if info.version not in self.registry.group_versions().get(info.group, []):
+            raise errors.NotFound("the server could not find the requested resource")
+        return http.json_response(discovery.api_resource_list(self.registry, info.group, info.version))
+
+    # --- reads ---
+
+    async def _get(self, request: Request, resource: registry.Resource, info: routing.RequestInfo) -> Response:
+        assert info.name is not None
+        if info.subresource == "scale":
+            return http.json_response(await self.api.get_scale(resource, info.namespace, info.name))
+        if info.subresource not in (None, "status"):
+            raise _no_subresource(info)
+        if info.subresource == "status" and not resource.has_status:
+            raise _no_subresource(info)
+        entry = await self.api.get(resource, info.namespace, info.name,
+                                   resource_version=request.query_params.get("resourceVersion"))
+        if http.wants_table(request):
+            table = tables.to_table(resource, [entry.obj], include_object=_include_object(request))
+            table.setdefault("metadata", {})["resourceVersion"] = entry.obj["metadata"].get("resourceVersion", "")
+            return http.json_response(table, content_type=http.TABLE_CONTENT_TYPE)
+        return http.json_response(entry.raw)
+
+    async def _list_or_watch(self, request: Request, resource: registry.Resource, info: routing.RequestInfo) -> Response:
+        selection = _selection(request, resource, info.namespace)
+        if http.query_bool(request, "watch"):
+            options = watch.WatchOptions(
+                resource_version=request.query_params.get("resourceVersion"),
+                timeout_seconds=http.query_int(request, "timeoutSeconds"),
+                bookmarks=http.query_bool(request, "allowWatchBookmarks"),
+                bookmark_interval=self.bookmark_interval,
+                table=http.wants_table(request),
+                include_object=_include_object(request),
+            )
+            media = http.TABLE_CONTENT_TYPE if options.table else http.JSON
+            return StreamingResponse(watch.stream(self.api, resource, selection, options), media_type=media)
+        result = await self.api.list(
+            resource, selection,
+            limit=http.query_int(request, "limit"),
+            continue_token=request.query_params.get("continue") or None,
+            resource_version=request.query_params.get("resourceVersion"),
+        )
+        list_meta: dict[str, Any] = {"resourceVersion": str(result.revision)}
+        if result.continue_token:
+            list_meta["continue"] = result.continue_token
+            if result.remaining is not None:
+                list_meta["remainingItemCount"] = result.remaining
+        if http.wants_table(request):
+            table = tables.to_table(resource, [e.obj for e in result.entries], include_object=_include_object(request))
+            table["metadata"] = list_meta
+            return http.json_response(table, content_type=http.TABLE_CONTENT_TYPE)
+        head = orjson.dumps({"kind": resource.list_kind, "apiVersion": resource.api_version, "metadata": list_meta})
+        body = head[:-1] + b',"items":[' + b",".join(e.raw for e in result.entries) + b"]}"
+        return http.json_response(body)
+
+    # --- writes ---
+
+    async def _create(self, request: Request, resource: registry.Resource, info: routing.RequestInfo) -> Response:
+        body = http.decode_object(await http.read_body(request), http.media_type(request))
+        result = await self.api.create(resource, info.namespace, body, dry_run=_dry_run(request),
+                                       field_validation=_field_validation(request))
+        return _written(result, status=201)
+
+    async def _update(self, request: Request, resource: registry.Resource, info: routing.RequestInfo) -> Response:
+        assert info.name is not None
+        body = http.decode_object(await http.read_body(request), http.media_type(request))
+        if info.subresource == "scale":
+            scale = await self.api.write_scale(resource, info.namespace, info.name, lambda _: body,
+                                               dry_run=_dry_run(request))
+            return http.json_response(scale)
+        self._check_write_subresource(resource, info)
+        result = await self.api.update(resource, info.namespace, info.name, body, subresource=info.subresource,
+                                       dry_run=_dry_run(request), field_validation=_field_validation(request))
+        return _written(result)
+
+    async def _patch(self, request: Request, resource: registry.Resource, info: routing.RequestInfo) -> Response:
+        assert info.name is not None
+        content_type = http.media_type(request)
+        patch_kind = PATCH_KINDS.get(content_type)
+        if patch_kind is None:
+            raise errors.UnsupportedMediaType(
+                f"the body of the request was in an unknown format - accepted media types include: "
+                f"{', '.join(http.PATCH_TYPES)}"
+            )
+        patch = http.decode_object(await http.read_body(request), content_type, what="patch")
+        if info.subresource == "scale":
+            scale = await self.api.write_scale(resource, info.namespace, info.name,
+                                               lambda current: _patch_scale(current, patch_kind, patch),
+                                               dry_run=_dry_run(request))
+            return http.json_response(scale)
+        self._check_write_subresource(resource, info)
+        result = await self.api.patch(
+            resource, info.namespace, info.name, patch_kind, patch, subresource=info.subresource,
+            dry_run=_dry_run(request), field_validation=_field_validation(request),
+            field_manager=request.query_params.get("fieldManager"), force=http.query_bool(request, "force"),
+        )
+        return _written(result, status=201 if result.created else 200)
+
+    def _check_write_subresource(self, resource: registry.Resource, info: routing.RequestInfo) -> None:
+        if info.subresource is None:
+            return
+        if info.subresource == "status" and resource.has_status:
+            return
+        raise _no_subresource(info)
+
+    async def _delete(self, request: Request, resource: registry.Resource, info: routing.RequestInfo) -> Response:
+        assert info.name is not None
+        options = await _delete_options(request)
+        result = await self.api.delete(resource, info.namespace, info.name, options=options,
+                                       dry_run=_dry_run(request) or "All" in (options.get("dryRun") or []))
+        if not result.deleted:
+            return http.json_response(result.obj)
+        if strategies.returns_deleted_object(resource):
+            return http.json_response(result.obj)
+        metadata = result.obj["metadata"]
+        details = {"name": metadata["name"], "kind": resource.plural, "uid": metadata.get("uid")}
+        if resource.group:
+            details["group"] = resource.group
+        return http.json_response(http.success_status(details))
+
+    async def _delete_collection(self, request: Request, resource: registry.Resource,
+                                 info: routing.RequestInfo) -> Response:
+        options = await _delete_options(request)
+        removed = await self.api.delete_collection(resource, _selection(request, resource, info.namespace),
+                                                   options=options, dry_run=_dry_run(request))
+        return http.json_response({"kind": resource.list_kind, "apiVersion": resource.api_version,
+                                   "metadata": {}, "items": removed})
+
+    async def _bind(self, request: Request, resource: registry.Resource, info: routing.RequestInfo) -> Response:
+        assert info.name is not None
+        binding = http.decode_object(await http.read_body(request), http.media_type(request))
+        await self.api.bind(resource, info.namespace, info.name, binding)
+        return http.json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201},
+                                  status=201)
+
+
+def _written(result: rest.WriteResult, *, status: int = 200) -> Response:
+    headers = None
+    if result.warnings:
+        headers = {"Warning": ", ".join(f'299 - "{_escape(w)}"' for w in result.warnings)}
+    return http.json_response(result.obj, status=status, headers=headers)
+
+
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _no_subresource(info: routing.RequestInfo) -> errors.NotFound:
+    return errors.NotFound("the server could not find the requested resource")
+
+
+def _selection(request: Request, resource: registry.Resource, namespace: str | None) -> rest.Selection:
+    labels = request.query_params.get("labelSelector")
+    fields = request.query_params.get("fieldSelector")
+    field_selector = None
+    if fields:
+        field_selector = selectors.parse_fields(fields, supported=selectors.field_labels(resource.group, resource.kind))
+    return rest.Selection(
+        namespace=namespace,
+        labels=selectors.parse_labels(labels) if labels else None,
+        fields=field_selector,
+    )
+
+
+def _dry_run(request: Request) -> bool:
+    values = request.query_params.getlist("dryRun")
+    for value in values:
+        if value not in ("All", ""):
+            raise errors.BadRequest(f'Unsupported value: "{value}": supported values: "All"')
+    return "All" in values
+
+
+def _field_validation(request: Request) -> str:
+    value = request.query_params.get("fieldValidation")
+    if value is None or value == "":
+        return "Strict"
+    mode = FIELD_VALIDATION.get(value.lower())
+    if mode is None:
+        raise errors.BadRequest(f'fieldValidation: Unsupported value: "{value}": supported values: "Ignore", "Strict", "Warn"')
+    return mode
+
+
+def _include_object(request: Request) -> str:
+    value = request.query_params.get("includeObject") or "Metadata"
+    if value not in ("Metadata", "Object", "None"):
+        raise errors.BadRequest(f'includeObject: Unsupported value: "{value}"')
+    return value
+
+
+async def _delete_options(request: Request) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    body = await http.read_body(request)
+    if body.strip():
+        decoded = http.decode_object(body, http.media_type(request), what="DeleteOptions")
+        if not isinstance(decoded, dict):
+            raise errors.BadRequest("DeleteOptions must be an object")
+        options.update(decoded)
+    for name in ("propagationPolicy",):
+        if request.query_params.get(name):
+            options[name] = request.query_params[name]
+    grace = http.query_int(request, "gracePeriodSeconds")
+    if grace is not None:
+        options["gracePeriodSeconds"] = grace
+    return options
+
+
+def _patch_scale(current: dict[str, Any], patch_kind: str, patch: Any) -> dict[str, Any]:
+    if patch_kind == "json":
+        return patches.json_patch(current, patch)
+    return patches.merge_patch(current, patch)

@@ -1,0 +1,164 @@
+"""HTTP plumbing: reading bodies safely, content negotiation, and JSON/Status responses.
+
+Everything here exists so a hostile or broken request fails fast with a clear Status:
+bodies are capped while they stream in, YAML alias bombs are refused before they expand,
+and any Accept that allows JSON gets JSON.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import yaml
+from starlette.requests import Request
+from starlette.responses import Response
+
+from reconcile.core import errors
+
+MAX_BODY_BYTES = 3 * 1024 * 1024
+MAX_YAML_NODES = 200_000
+JSON = "application/json"
+TABLE_CONTENT_TYPE = "application/json;as=Table;v=v1;g=meta.k8s.io"
+DISCOVERY_CONTENT_TYPE = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+
+MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+STRATEGIC_PATCH = "application/strategic-merge-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"
+PATCH_TYPES = (MERGE_PATCH, JSON_PATCH, STRATEGIC_PATCH, APPLY_PATCH)
+
+
+def json_response(body: Any, *, status: int = 200, content_type: str = JSON, headers: dict[str, str] | None = None) -> Response:
+    raw = body if isinstance(body, bytes) else orjson.dumps(body)
+    return Response(raw, status_code=status, media_type=content_type, headers=headers)
+
+
+def status_response(error: errors.ApiError) -> Response:
+    headers = None
+    if isinstance(error, errors.TooManyRequests):
+        headers = {"Retry-After": str((error.details or {}).get("retryAfterSeconds", 1))}
+    return json_response(error.to_status(), status=error.code, headers=headers)
+
+
+def success_status(details: dict[str, Any]) -> dict[str, Any]:
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}
+
+
+async def read_body(request: Request, *, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The request body, refused with 413 as soon as it passes `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(limit: int) -> errors.RequestEntityTooLarge:
+    return errors.RequestEntityTooLarge(f"Request entity too large: limit is {limit}")
+
+
+def media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def decode_object(body: bytes, content_type: str, *, what: str = "object") -> Any:
+    """Parse a JSON or YAML request body into Python data (400 on anything else)."""
+    if not body.strip():
+        raise errors.BadRequest(f"the body of the request was empty; expected a {what}")
+    if content_type in ("application/vnd.kubernetes.protobuf", "application/protobuf") or body[:4] == b"k8s\x00":
+        raise errors.UnsupportedMediaType(
+            "the body of the request was in an unknown format - accepted media types include: "
+            "application/json, application/yaml (protobuf is not supported by this server)"
+        )
+    if content_type in ("", JSON, MERGE_PATCH, JSON_PATCH, STRATEGIC_PATCH) or content_type.endswith("+json"):
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            if content_type not in ("", JSON):
+                raise errors.BadRequest(f"error decoding patch: {exc}") from None
+            # Fall through: clients sometimes send YAML without saying so.
+    return decode_yaml(body)
+
+
+def decode_yaml(body: bytes) -> Any:
+    try:
+        loader = _GuardedLoader(body.decode("utf-8", errors="replace"))
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                raise errors.BadRequest("the body of the request was empty")
+            _count_nodes(node)
+            return loader.construct_document(node)
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as exc:
+        raise errors.BadRequest(f"error decoding YAML: {_first_line(str(exc))}") from None
+
+
+class _GuardedLoader(yaml.SafeLoader):
+    """SafeLoader; the node count of the expanded tree is checked before construction."""
+
+
+def _count_nodes(root: yaml.Node) -> None:
+    """Refuse documents whose aliases expand past MAX_YAML_NODES (a 'billion laughs' body)."""
+    expanded: dict[int, int] = {}
+
+    def size(node: yaml.Node, depth: int) -> int:
+        if depth > 200:
+            raise errors.BadRequest("yaml: exceeded max depth of 200")
+        key = id(node)
+        if key in expanded:
+            return expanded[key]
+        expanded[key] = 1  # guards against recursive aliases
+        if isinstance(node, yaml.MappingNode):
+            total = 1 + sum(size(k, depth + 1) + size(v, depth + 1) for k, v in node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            total = 1 + sum(size(item, depth + 1) for item in node.value)
+        else:
+            total = 1
+        if total > MAX_YAML_NODES:
+            raise errors.BadRequest("yaml: document contains excessive aliasing")
+        expanded[key] = total
+        return total
+
+    size(root, 0)
+
+
+def _first_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def wants_table(request: Request) -> bool:
+    return "as=Table" in request.headers.get("accept", "")
+
+
+def check_accept(request: Request) -> None:
+    """406 only when the client rules JSON out entirely."""
+    accept = request.headers.get("accept", "")
+    if not accept:
+        return
+    lowered = accept.lower()
+    if "json" in lowered or "*/*" in lowered or "application/*" in lowered or "yaml" in lowered:
+        return
+    raise errors.NotAcceptable(f"only the following media types are accepted: application/json (asked for {accept})")
+
+
+def query_bool(request: Request, name: str) -> bool:
+    return request.query_params.get(name, "").lower() in ("true", "1")
+
+
+def query_int(request: Request, name: str) -> int | None:
+    value = request.query_params.get(name)
+    if value in (None, ""):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise errors.BadRequest(f"invalid value for {name}: {value!r}: must be an integer") from None

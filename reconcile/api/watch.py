@@ -1,0 +1,149 @@
+"""Serving `?watch=true`: newline-delimited JSON events from the watch cache, one flush each.
+
+Selectors apply to watches as upstream's cacher does: an object that starts matching arrives
+as ADDED, one that stops matching leaves as DELETED. Errors after the response started (a
+too-old resourceVersion) are sent in-stream as an ERROR event, then the stream ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from reconcile.api import registry, rest, tables, watchcache
+from reconcile.core import errors
+
+
+@dataclass(slots=True)
+class WatchOptions:
+    resource_version: str | None = None
+    timeout_seconds: float | None = None
+    bookmarks: bool = False
+    bookmark_interval: float = 30.0
+    table: bool = False
+    include_object: str = "Metadata"
+
+
+def event_line(kind: str, raw_object: bytes) -> bytes:
+    return b'{"type":"' + kind.encode() + b'","object":' + raw_object + b"}\n"
+
+
+def error_line(error: errors.ApiError) -> bytes:
+    return event_line("ERROR", orjson.dumps(error.to_status()))
+
+
+def translate(event: watchcache.CacheEvent, selection: rest.Selection) -> tuple[str, watchcache.Entry] | None:
+    """The event this watcher should see, given its selectors (None: nothing)."""
+    if not selection.filters:
+        return event.type, event.entry
+    if event.type == watchcache.ADDED:
+        return (event.type, event.entry) if selection.matches(event.entry.obj) else None
+    if event.type == watchcache.DELETED:
+        return (event.type, event.entry) if selection.matches(event.entry.obj) else None
+    was = event.prev is not None and selection.matches(event.prev.obj)
+    now = selection.matches(event.entry.obj)
+    if was and now:
+        return watchcache.MODIFIED, event.entry
+    if now:
+        return watchcache.ADDED, event.entry
+    if was:
+        return watchcache.DELETED, event.entry
+    return None
+
+
+async def stream(api: rest.Rest, resource: registry.Resource, selection: rest.Selection,
+                 options: WatchOptions) -> AsyncIterator[bytes]:
+    """The body of a watch response."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + options.timeout_seconds if options.timeout_seconds else None
+    rv = options.resource_version
+    try:
+        cache = await api.cache(resource, resource_version=rv)
+        from_revision = None if rv in (None, "", "0") else int(rv)
+        watcher, backlog = cache.watch(api.prefix(resource, selection.namespace), from_revision)
+    except errors.ApiError as error:
+        yield error_line(error)
+        return
+    except ValueError:
+        yield error_line(errors.BadRequest(f"invalid resource version: {rv!r}"))
+        return
+    encoder = _Encoder(resource, options)
+    getter: asyncio.Future[watchcache.CacheEvent | None] | None = None
+    try:
+        for event in backlog:
+            line = encoder.line(event, selection)
+            if line:
+                yield line
+        next_bookmark = loop.time() + options.bookmark_interval
+        while True:
+            now = loop.time()
+            waits = [next_bookmark - now] if options.bookmarks else []
+            if deadline is not None:
+                waits.append(deadline - now)
+            wait = min(waits) if waits else None
+            if wait is not None and wait <= 0:
+                if deadline is not None and now >= deadline:
+                    return
+                yield encoder.bookmark(cache.revision)
+                next_bookmark = loop.time() + options.bookmark_interval
+                continue
+            # The getter survives timeouts (never cancelled mid-get), so no event can be lost.
+            if getter is None:
+                getter = asyncio.ensure_future(watcher.queue.get())
+            done, _ = await asyncio.wait({getter}, timeout=wait)
+            if not done:
+                continue
+            event, getter = getter.result(), None
+            if event is None:
+                return  # the cache stopped, or this watcher fell too far behind: the client re-watches
+            line = encoder.line(event, selection)
+            if line:
+                yield line
+                # Drain whatever else is queued without waking the loop once per event.
+                while not watcher.queue.empty():
+                    queued = watcher.queue.get_nowait()
+                    if queued is None:
+                        return
+                    more = encoder.line(queued, selection)
+                    if more:
+                        yield more
+    finally:
+        if getter is not None:
+            getter.cancel()
+        with contextlib.suppress(Exception):
+            cache.unwatch(watcher)
+
+
+class _Encoder:
+    """Turns cache events into wire lines: plain objects, or one-row Tables (headers only first)."""
+
+    def __init__(self, resource: registry.Resource, options: WatchOptions) -> None:
+        self.resource = resource
+        self.options = options
+        self.headers_sent = False
+
+    def line(self, event: watchcache.CacheEvent, selection: rest.Selection) -> bytes | None:
+        translated = translate(event, selection)
+        if translated is None:
+            return None
+        kind, entry = translated
+        if not self.options.table:
+            return event_line(kind, entry.raw)
+        table = tables.to_table(self.resource, [entry.obj], include_object=self.options.include_object,
+                                with_headers=not self.headers_sent)
+        table.setdefault("metadata", {})["resourceVersion"] = entry.obj["metadata"].get("resourceVersion", "")
+        self.headers_sent = True
+        return event_line(kind, orjson.dumps(table))
+
+    def bookmark(self, revision: int) -> bytes:
+        body: dict[str, Any] = {
+            "kind": self.resource.kind,
+            "apiVersion": self.resource.api_version,
+            "metadata": {"resourceVersion": str(revision)},
+        }
+        return event_line("BOOKMARK", orjson.dumps(body))

@@ -1,0 +1,326 @@
+"""The watch cache: one etcd watch per resource type, fanned out to every API watcher.
+
+Reads are served from memory; etcd sees writes and one watch per type. A read that must be
+consistent (no resourceVersion given) first proves the cache is current as of the etcd head
+revision (`ensure_current`), with one etcd request shared by every reader waiting at that moment.
+
+Invariants (kept by `_apply`, the only writer of the fields below):
+- `revision` is the highest etcd revision whose effects on this prefix are all in `entries`;
+  it never goes backwards.
+- `entries` holds exactly the keys that exist at `revision`, each with its own `mod_revision`.
+- `history` holds every event with `history_start < event.revision <= revision`, in order; a
+  watch from N is served from it iff `N >= history_start`, else it gets 410 Expired.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from reconcile.core import errors
+from reconcile.store import etcd
+
+log = logging.getLogger(__name__)
+
+ADDED, MODIFIED, DELETED = "ADDED", "MODIFIED", "DELETED"
+
+
+@dataclass(slots=True)
+class Entry:
+    """One stored object as served: the decoded dict and its JSON bytes (resourceVersion set)."""
+
+    key: str
+    obj: dict[str, Any]
+    raw: bytes
+    mod_revision: int
+
+    @classmethod
+    def decode(cls, key: str, value: bytes, mod_revision: int) -> Entry:
+        obj = orjson.loads(value)
+        obj.setdefault("metadata", {})["resourceVersion"] = str(mod_revision)
+        return cls(key=key, obj=obj, raw=orjson.dumps(obj), mod_revision=mod_revision)
+
+    @property
+    def namespace(self) -> str:
+        return self.obj["metadata"].get("namespace", "")
+
+
+@dataclass(slots=True)
+class CacheEvent:
+    type: str
+    entry: Entry  # for DELETED: the last state, with resourceVersion = the deletion revision
+    prev: Entry | None
+    revision: int
+
+
+@dataclass(eq=False)
+class Watcher:
+    """One API watch: a queue the cache pushes matching events into."""
+
+    prefix: str
+    queue: asyncio.Queue[CacheEvent | None] = field(default_factory=asyncio.Queue)
+    overflowed: bool = False
+
+
+class WatchCache:
+    """Everything under one key prefix (one resource type), kept current from one etcd watch."""
+
+    max_history = 20_000
+    max_watcher_backlog = 50_000
+
+    def __init__(self, store: etcd.EtcdStore, prefix: str, *, on_event: Callable[[CacheEvent], None] | None = None):
+        self.store = store
+        self.prefix = prefix
+        self.on_event = on_event
+        self.entries: dict[str, Entry] = {}
+        self.revision = 0
+        self.history: collections.deque[CacheEvent] = collections.deque()
+        self.history_start = 0
+        self._sorted_keys: list[str] | None = None
+        self._watchers: set[Watcher] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._advanced = asyncio.Event()
+        self._ready = asyncio.Event()
+        self._verify: asyncio.Future[None] | None = None
+        self.failed: BaseException | None = None
+
+    # --- life cycle ---
+
+    async def start(self) -> None:
+        await self._load()
+        self._task = asyncio.create_task(self._run(), name=f"watchcache {self.prefix}")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        for watcher in list(self._watchers):
+            watcher.queue.put_nowait(None)
+        self._watchers.clear()
+
+    async def _load(self) -> None:
+        result = await self.store.list(self.prefix)
+        entries: dict[str, Entry] = {}
+        for kv in result.items:
+            entries[kv.key] = Entry.decode(kv.key, kv.value, kv.mod_revision)
+        # A relist replaces the state: tell watchers about what vanished or changed meanwhile.
+        if self.entries:
+            self._diff_into_history(entries, result.revision)
+        self.entries = entries
+        self._sorted_keys = None
+        self.revision = max(self.revision, result.revision)
+        if not self.history:
+            self.history_start = self.revision
+        self._ready.set()
+        self._wake()
+
+    def _diff_into_history(self, fresh: dict[str, Entry], revision: int) -> None:
+        for key, old in self.entries.items():
+            if key not in fresh:
+                self._publish(CacheEvent(DELETED, _deleted(old, revision), old, revision))
+        for key, new in fresh.items():
+            old = self.entries.get(key)
+            if old is None:
+                self._publish(CacheEvent(ADDED, new, None, revision))
+            elif old.mod_revision != new.mod_revision:
+                self._publish(CacheEvent(MODIFIED, new, old, revision))
+
+    async def _run(self) -> None:
+        backoff = 0.05
+        while True:
+            try:
+                async for batch in self.store.watch(self.prefix, start_revision=self.revision + 1):
+                    for event in batch.events:
+                        self._apply(event)
+                    if batch.revision > self.revision:
+                        # Progress: nothing else under the prefix changed up to batch.revision.
+                        self.revision = batch.revision
+                        self._wake()
+                    backoff = 0.05
+            except asyncio.CancelledError:
+                raise
+            except errors.Compacted:
+                # We fell behind the compaction point: relist, and make old watches relist too.
+                log.warning("watch cache %s: compacted, relisting", self.prefix)
+                self._expire_history()
+                await self._load()
+            except Exception as exc:  # keep serving what we have; retry the watch
+                self.failed = exc
+                log.warning("watch cache %s: watch failed (%s); retrying", self.prefix, exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+
+    # --- applying events (the only writer of entries/revision/history) ---
+
+    def _apply(self, event: etcd.Event) -> None:
+        if event.mod_revision <= self.revision:
+            return  # already reflected (e.g. after a relist)
+        old = self.entries.get(event.key)
+        if event.type == "PUT":
+            new = Entry.decode(event.key, event.value, event.mod_revision)
+            if old is None:
+                self._sorted_keys = None
+            self.entries[event.key] = new
+            cache_event = CacheEvent(ADDED if old is None else MODIFIED, new, old, event.mod_revision)
+        else:
+            if old is None:
+                old = Entry.decode(event.key, event.value, event.mod_revision) if event.value else None
+            self.entries.pop(event.key, None)
+            self._sorted_keys = None
+            if old is None:
+                self.revision = event.mod_revision
+                return
+            cache_event = CacheEvent(DELETED, _deleted(old, event.mod_revision), old, event.mod_revision)
+        self.revision = event.mod_revision
+        self._publish(cache_event)
+        self._wake()
+
+    def _publish(self, event: CacheEvent) -> None:
+        self.history.append(event)
+        if len(self.history) > self.max_history:
+            dropped = self.history.popleft()
+            self.history_start = dropped.revision
+        for watcher in self._watchers:
+            if event.entry.key.startswith(watcher.prefix):
+                if watcher.queue.qsize() > self.max_watcher_backlog:
+                    watcher.overflowed = True
+                    watcher.queue.put_nowait(None)
+                else:
+                    watcher.queue.put_nowait(event)
+        if self.on_event is not None:
+            self.on_event(event)
+
+    def _expire_history(self) -> None:
+        self.history.clear()
+        self.history_start = self.revision
+
+    def compacted(self, revision: int) -> None:
+        """etcd was compacted at `revision`: history at or below it can no longer be served."""
+        while self.history and self.history[0].revision <= revision:
+            self.history.popleft()
+        self.history_start = max(self.history_start, min(revision, self.revision))
+
+    def _wake(self) -> None:
+        self._advanced.set()
+        self._advanced = asyncio.Event()
+
+    # --- reads ---
+
+    async def wait_for_revision(self, revision: int, *, timeout: float = 3.0) -> bool:
+        """Wait until the cache reflects `revision`; False on timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.revision < revision:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._advanced.wait(), remaining)
+        return True
+
+    async def ensure_current(self, *, timeout: float = 3.0) -> None:
+        """Prove the cache holds everything etcd had when this call began (a consistent read).
+
+        Concurrent callers share one check; a caller that arrives while a check is running
+        waits for the next one, so its read is never older than its own arrival.
+        """
+        await self._ready.wait()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            running = self._verify
+            if running is not None and not running.done():
+                # A check already in flight may have read etcd before we arrived: wait it out, then run our own.
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(running)
+                if self._verify is not running:
+                    continue
+            future: asyncio.Future[None] = loop.create_future()
+            self._verify = future
+            try:
+                await self._verify_once(deadline)
+                future.set_result(None)
+            except BaseException as exc:
+                future.set_exception(exc)
+                future.exception()  # mark retrieved
+                raise
+            return
+
+    async def _verify_once(self, deadline: float) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            seen = self.revision
+            changed, total, head = await self.store.prefix_changes(self.prefix, since_revision=seen)
+            if changed == 0 and total == len(self.entries) and self.revision == seen:
+                # Nothing under the prefix changed in (seen, head]: the cache is current as of head.
+                if head > self.revision:
+                    self.revision = head
+                return
+            # Something moved after `seen` (a write or a delete); the watch will bring it. Wait, then check again.
+            if not await self.wait_for_revision(seen + 1, timeout=max(0.0, deadline - loop.time())):
+                raise errors.Timeout("Timeout: too slow to catch up with storage, please try again")
+
+    def get(self, key: str) -> Entry | None:
+        return self.entries.get(key)
+
+    def sorted_keys(self) -> list[str]:
+        if self._sorted_keys is None:
+            self._sorted_keys = sorted(self.entries)
+        return self._sorted_keys
+
+    def list(self, prefix: str = "") -> tuple[list[Entry], int]:
+        """Entries under `prefix` in key order, and the revision they are current at."""
+        revision = self.revision
+        if not prefix or prefix == self.prefix:
+            return [self.entries[k] for k in self.sorted_keys()], revision
+        return [self.entries[k] for k in self.sorted_keys() if k.startswith(prefix)], revision
+
+    # --- watches ---
+
+    def watch(self, prefix: str, from_revision: int | None) -> tuple[Watcher, list[CacheEvent]]:
+        """Register a watcher; returns it and the backlog to send first.
+
+        `from_revision` None means "current state then changes": synthetic ADDED events for
+        what exists. A number means every change strictly after it (410 if too old).
+        """
+        watcher = Watcher(prefix=prefix)
+        if from_revision is None:
+            backlog = [
+                CacheEvent(ADDED, self.entries[k], None, self.entries[k].mod_revision)
+                for k in self.sorted_keys()
+                if k.startswith(prefix)
+            ]
+        else:
+            if from_revision < self.history_start:
+                raise errors.Gone(f"too old resource version: {from_revision} ({self.history_start + 1})")
+            backlog = [e for e in self.history if e.revision > from_revision and e.entry.key.startswith(prefix)]
+        self._watchers.add(watcher)
+        return watcher, backlog
+
+    def unwatch(self, watcher: Watcher) -> None:
+        self._watchers.discard(watcher)
+
+    async def events(self, watcher: Watcher) -> AsyncIterator[CacheEvent]:
+        while True:
+            event = await watcher.queue.get()
+            if event is None:
+                return
+            yield event
+
+    @property
+    def watcher_count(self) -> int:
+        return len(self._watchers)
+
+
+def _deleted(entry: Entry, revision: int) -> Entry:
+    obj = dict(entry.obj)
+    obj["metadata"] = dict(obj["metadata"], resourceVersion=str(revision))
+    return Entry(key=entry.key, obj=obj, raw=orjson.dumps(obj), mod_revision=revision)
