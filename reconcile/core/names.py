@@ -1,0 +1,101 @@
+"""Name and label syntax checks worded like apimachinery's `util/validation`.
+
+Each check returns a list of problems (empty when valid) instead of raising, because callers
+word the surrounding error differently (selector parse errors, metadata validation causes).
+"""
+
+from __future__ import annotations
+
+import re
+
+QUALIFIED_NAME_MAX_LENGTH = 63
+LABEL_VALUE_MAX_LENGTH = 63
+DNS1123_SUBDOMAIN_MAX_LENGTH = 253
+DNS1123_LABEL_MAX_LENGTH = 63
+
+_QNAME_FMT = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]"
+_QNAME_RE = re.compile(_QNAME_FMT)
+_QNAME_ERR = (
+    "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an"
+    " alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation"
+    f" is '{_QNAME_FMT}')"
+)
+_LABEL_VALUE_FMT = f"({_QNAME_FMT})?"
+_LABEL_VALUE_RE = re.compile(_LABEL_VALUE_FMT)
+_DNS1123_LABEL_FMT = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_DNS1123_LABEL_RE = re.compile(_DNS1123_LABEL_FMT)
+_DNS1123_SUBDOMAIN_FMT = _DNS1123_LABEL_FMT + "(\\." + _DNS1123_LABEL_FMT + ")*"
+_DNS1123_SUBDOMAIN_RE = re.compile(_DNS1123_SUBDOMAIN_FMT)
+
+
+def max_len_error(length: int) -> str:
+    return f"must be no more than {length} characters"
+
+
+def dns1123_subdomain_errors(value: str) -> list[str]:
+    """Problems with `value` as an RFC 1123 subdomain (object names, label key prefixes)."""
+    errs: list[str] = []
+    if len(value) > DNS1123_SUBDOMAIN_MAX_LENGTH:
+        errs.append(max_len_error(DNS1123_SUBDOMAIN_MAX_LENGTH))
+    if not _DNS1123_SUBDOMAIN_RE.fullmatch(value):
+        errs.append(
+            "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.',"
+            " and must start and end with an alphanumeric character (e.g. 'example.com', regex used for"
+            f" validation is '{_DNS1123_SUBDOMAIN_FMT}')"
+        )
+    return errs
+
+
+def dns1123_label_errors(value: str) -> list[str]:
+    """Problems with `value` as an RFC 1123 label (namespace names, service names)."""
+    errs: list[str] = []
+    if len(value) > DNS1123_LABEL_MAX_LENGTH:
+        errs.append(max_len_error(DNS1123_LABEL_MAX_LENGTH))
+    if not _DNS1123_LABEL_RE.fullmatch(value):
+        errs.append(
+            "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must"
+            " start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for"
+            f" validation is '{_DNS1123_LABEL_FMT}')"
+        )
+    return errs
+
+
+def qualified_name_errors(value: str) -> list[str]:
+    """Problems with `value` as a label/annotation key: optional DNS-subdomain prefix + `/` + name."""
+    parts = value.split("/")
+    if len(parts) == 1:
+        name = parts[0]
+        errs: list[str] = []
+    elif len(parts) == 2:
+        prefix, name = parts
+        errs = []
+        if not prefix:
+            errs.append("prefix part must be non-empty")
+        else:
+            errs.extend("prefix part " + e for e in dns1123_subdomain_errors(prefix))
+    else:
+        return [
+            "a qualified name " + _QNAME_ERR + " with an optional DNS subdomain prefix and '/' (e.g."
+            " 'example.com/MyName')"
+        ]
+    if not name:
+        errs.append("name part must be non-empty")
+    elif len(name) > QUALIFIED_NAME_MAX_LENGTH:
+        errs.append("name part " + max_len_error(QUALIFIED_NAME_MAX_LENGTH))
+    if name and not _QNAME_RE.fullmatch(name):
+        errs.append("name part " + _QNAME_ERR)
+    return errs
+
+
+def label_value_errors(value: str) -> list[str]:
+    """Problems with `value` as a label value (may be empty)."""
+    errs: list[str] = []
+    if len(value) > LABEL_VALUE_MAX_LENGTH:
+        errs.append(max_len_error(LABEL_VALUE_MAX_LENGTH))
+    if not _LABEL_VALUE_RE.fullmatch(value):
+        errs.append(
+            "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.',"
+            " and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or"
+            f" '12345', regex used for validation is '{_LABEL_VALUE_FMT}')"
+        )
+    return errs
