@@ -411,6 +411,9 @@ class Rest:
             if dry_run:
                 return WriteResult(old, deleted=True)
             if strategies.is_kind(resource, strategies.APIEXT, "customresourcedefinitions"):
+                if name in registry.builtin_names():
+                    raise errors.Forbidden(f'customresourcedefinitions.apiextensions.k8s.io "{name}" is forbidden: '
+                                           "built-in resource definitions cannot be deleted")
                 await self._delete_custom_objects(old)
             try:
                 revision, _ = await self.store.delete(key, expected_revision=kv.mod_revision)

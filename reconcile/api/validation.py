@@ -1,0 +1,466 @@
+"""Defaulting, unknown-field handling and validation of objects against their resource's schema.
+
+One pass of our own walks the object with the structural schema (it has to: defaults, null pruning and
+unknown fields are not JSON Schema notions); the value checks then go through a `jsonschema` validator
+compiled once per `Resource`. Messages follow Kubernetes word for word because kubectl prints them.
+ObjectMeta is fixed, so it is checked by code here, never by the CRD's schema.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import re
+from collections import deque
+from typing import Any
+
+import jsonschema
+
+from reconcile.api import registry
+from reconcile.core import errors
+
+FIELD_VALIDATION = ("Strict", "Warn", "Ignore")
+_ROOT_FIXED = ("apiVersion", "kind", "metadata")  # always allowed at the top; checked by the server
+ANNOTATIONS_LIMIT = 256 * 1024
+
+_META_FIELDS = {
+    "name": str, "generateName": str, "namespace": str, "selfLink": str, "uid": str, "resourceVersion": str,
+    "generation": int, "creationTimestamp": (str, type(None)), "deletionTimestamp": (str, type(None)),
+    "deletionGracePeriodSeconds": (int, type(None)), "labels": (dict, type(None)),
+    "annotations": (dict, type(None)), "ownerReferences": (list, type(None)), "finalizers": (list, type(None)),
+    "managedFields": (list, type(None)),
+}
+
+_SUBDOMAIN_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS1035_RE = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+_QNAME_RE = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+_LABEL_VALUE_RE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+
+SUBDOMAIN_MSG = ("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', "
+                 "and must start and end with an alphanumeric character (e.g. 'example.com', regex used for "
+                 "validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')")
+LABEL_MSG = ("a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must "
+             "start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for "
+             "validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')")
+DNS1035_MSG = ("a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an "
+               "alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', "
+               "regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')")
+QNAME_MSG = ("name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an "
+             "alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is "
+             "'([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')")
+LABEL_VALUE_MSG = ("a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', "
+                   "and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or "
+                   "'12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')")
+
+
+# --- schema compilation ---------------------------------------------------------------------------------
+
+
+def to_jsonschema(schema: Any) -> Any:
+    """Translate a Kubernetes structural (OpenAPI v3.0) schema into Draft 7 JSON Schema."""
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in ("properties", "patternProperties", "definitions"):
+            out[key] = {k: to_jsonschema(v) for k, v in value.items()}
+        elif key in ("items", "additionalProperties", "not"):
+            out[key] = to_jsonschema(value)
+        elif key in ("allOf", "anyOf", "oneOf"):
+            out[key] = [to_jsonschema(v) for v in value]
+        elif key in ("exclusiveMinimum", "exclusiveMaximum") and isinstance(value, bool):
+            bound = "minimum" if key == "exclusiveMinimum" else "maximum"
+            if value and bound in schema:
+                out[key] = schema[bound]
+        elif key in ("format", "default", "nullable", "description", "example", "externalDocs", "title"):
+            continue
+        elif key.startswith("x-kubernetes-") or key.startswith("x-"):
+            continue
+        else:
+            out[key] = value
+    if "exclusiveMinimum" in out:
+        out.pop("minimum", None)
+    if "exclusiveMaximum" in out:
+        out.pop("maximum", None)
+    if schema.get("x-kubernetes-int-or-string"):
+        out["type"] = ["integer", "string"]
+    elif schema.get("x-kubernetes-preserve-unknown-fields") and "type" not in schema:
+        out.pop("type", None)
+    if schema.get("nullable") and "type" in out:
+        types = out["type"] if isinstance(out["type"], list) else [out["type"]]
+        out["type"] = [*types, "null"]
+        if "enum" in out:
+            out["enum"] = [*out["enum"], None]
+    return out
+
+
+class Compiled:
+    """What `prepare` needs per Resource, built once: the jsonschema validator and the raw schema."""
+
+    def __init__(self, resource: registry.Resource) -> None:
+        root = dict(resource.schema)
+        props = dict(root.get("properties") or {})
+        for key in _ROOT_FIXED:  # ObjectMeta is checked by code, apiVersion/kind by the server
+            props.pop(key, None)
+        root["properties"] = props
+        self.schema = root
+        translated = to_jsonschema(root)
+        self.validator = jsonschema.Draft7Validator(translated)
+
+
+@functools.lru_cache(maxsize=1024)
+def compiled(resource: registry.Resource) -> Compiled:
+    return Compiled(resource)
+
+
+# --- the structural walk: null pruning, defaults, unknown fields, list-map keys --------------------------
+
+
+def _walk(value: Any, schema: dict, path: str, unknown: list[str], causes: list[dict[str, str]]) -> None:
+    if isinstance(value, dict):
+        props = schema.get("properties")
+        addl = schema.get("additionalProperties")
+        preserve = schema.get("x-kubernetes-preserve-unknown-fields", False)
+        embedded = schema.get("x-kubernetes-embedded-resource", False)
+        if props is None and addl is None and preserve and not embedded:
+            return
+        for key in list(value):
+            child = value[key]
+            sub = props.get(key) if props else None
+            if sub is None and isinstance(addl, dict):
+                sub = addl
+            if sub is None:
+                if addl is True or preserve or (embedded and key in ("apiVersion", "kind", "metadata")):
+                    continue
+                unknown.append(f"{path}.{key}" if path else key)
+                del value[key]
+                continue
+            if child is None:
+                if not sub.get("nullable"):
+                    del value[key]
+                continue
+            _walk(child, sub, f"{path}.{key}" if path else key, unknown, causes)
+        if props:
+            for key, sub in props.items():
+                if key not in value and "default" in sub:
+                    value[key] = copy.deepcopy(sub["default"])
+                    _walk(value[key], sub, f"{path}.{key}" if path else key, unknown, causes)
+    elif isinstance(value, list):
+        items = schema.get("items")
+        if isinstance(items, dict):
+            for index, item in enumerate(value):
+                if item is not None:
+                    _walk(item, items, f"{path}[{index}]", unknown, causes)
+        if schema.get("x-kubernetes-list-type") == "map":
+            _check_map_keys(value, schema.get("x-kubernetes-list-map-keys") or [], path, causes)
+
+
+def _check_map_keys(items: list, keys: list[str], path: str, causes: list[dict[str, str]]) -> None:
+    """Kubernetes rejects two entries of a list-map with the same key (two containers named "web")."""
+    seen: set[tuple] = set()
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            continue
+        key = tuple(json.dumps(item.get(k), sort_keys=True) for k in keys)
+        if key in seen:
+            if len(keys) == 1:
+                field, shown = f"{path}[{index}].{keys[0]}", _show(item.get(keys[0]))
+            else:
+                field, shown = f"{path}[{index}]", json.dumps({k: item.get(k) for k in keys}, separators=(",", ":"))
+            causes.append(errors.cause(field, f"Duplicate value: {shown}", "FieldValueDuplicate"))
+        seen.add(key)
+
+
+# --- jsonschema errors -> Kubernetes causes ------------------------------------------------------------------
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, int | float):
+        return str(value)
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)[:200]
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def format_path(parts: deque | list) -> str:
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _causes_for(error: jsonschema.ValidationError, done: set[str]) -> list[dict[str, str]]:
+    path = format_path(error.absolute_path)
+    where = path or "<root>"
+    kind, expected, value = error.validator, error.validator_value, error.instance
+    if kind == "required":
+        out = []
+        for prop in expected:
+            field = f"{path}.{prop}" if path else prop
+            if isinstance(value, dict) and prop not in value and field not in done:
+                done.add(field)
+                out.append(errors.cause(field, "Required value", "FieldValueRequired"))
+        return out
+    if kind == "type":
+        wanted = ",".join(expected) if isinstance(expected, list) else expected
+        actual = _json_type(value)
+        return [errors.cause(path, f'Invalid value: "{actual}": {where} in body must be of type {wanted}: '
+                                   f'"{actual}"', "FieldValueTypeInvalid")]
+    if kind == "enum":
+        supported = ", ".join(_show(v) for v in expected)
+        return [errors.cause(path, f"Unsupported value: {_show(value)}: supported values: {supported}",
+                             "FieldValueNotSupported")]
+    templates = {
+        "minimum": "should be greater than or equal to {}",
+        "maximum": "should be less than or equal to {}",
+        "exclusiveMinimum": "should be greater than {}",
+        "exclusiveMaximum": "should be less than {}",
+        "pattern": "should match '{}'",
+        "minLength": "should be at least {} chars long",
+        "maxLength": "should be at most {} chars long",
+        "minItems": "should have at least {} items",
+        "maxItems": "should have at most {} items",
+        "minProperties": "should have at least {} properties",
+        "maxProperties": "should have at most {} properties",
+        "multipleOf": "should be a multiple of {}",
+    }
+    if kind in templates:
+        shown = len(value) if kind in ("minItems", "maxItems", "minProperties", "maxProperties") else _show(value)
+        return [errors.cause(path, f"Invalid value: {shown}: {where} in body {templates[kind].format(expected)}")]
+    if kind == "uniqueItems":
+        return [errors.cause(path, f"Duplicate value: {_show(value)}", "FieldValueDuplicate")]
+    return [errors.cause(path, f"Invalid value: {_show(value)}: {error.message}")]
+
+
+# --- ObjectMeta ----------------------------------------------------------------------------------------------------
+
+
+def _name_causes(value: str, field: str, kind: str) -> list[dict[str, str]]:
+    if kind == "Namespace":
+        regex, message, limit = _LABEL_RE, LABEL_MSG, 63
+    elif kind == "Service":
+        regex, message, limit = _DNS1035_RE, DNS1035_MSG, 63
+    else:
+        regex, message, limit = _SUBDOMAIN_RE, SUBDOMAIN_MSG, 253
+    out = []
+    if len(value) > limit:
+        out.append(errors.cause(field, f"Invalid value: {_show(value)}: must be no more than {limit} characters"))
+    if not regex.match(value):
+        out.append(errors.cause(field, f"Invalid value: {_show(value)}: {message}"))
+    return out
+
+
+def qualified_name_errors(key: str) -> list[str]:
+    """apimachinery's IsQualifiedName: an optional DNS-subdomain prefix, '/', then a 63-char name."""
+    parts = key.split("/")
+    if len(parts) == 1:
+        name, prefix = parts[0], None
+    elif len(parts) == 2:
+        prefix, name = parts
+        if not prefix:
+            return ["prefix part must be non-empty"]
+    else:
+        return ["a qualified name must consist of alphanumeric characters, '-', '_' or '.', and must start and "
+                "end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for "
+                "validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]') with an optional DNS subdomain prefix "
+                "and '/' (e.g. 'example.com/MyName')"]
+    out = []
+    if prefix is not None:
+        if len(prefix) > 253:
+            out.append("prefix part must be no more than 253 characters")
+        if not _SUBDOMAIN_RE.match(prefix):
+            out.append("prefix part " + SUBDOMAIN_MSG)
+    if not name:
+        out.append("name part must be non-empty")
+    else:
+        if len(name) > 63:
+            out.append("name part must be no more than 63 characters")
+        if not _QNAME_RE.match(name):
+            out.append(QNAME_MSG)
+    return out
+
+
+def label_causes(labels: dict, field: str) -> list[dict[str, str]]:
+    out = []
+    for key, value in labels.items():
+        for problem in qualified_name_errors(key):
+            out.append(errors.cause(field, f"Invalid value: {_show(key)}: {problem}"))
+        if len(value) > 63:
+            out.append(errors.cause(field, f"Invalid value: {_show(value)}: must be no more than 63 characters"))
+        if not _LABEL_VALUE_RE.match(value):
+            out.append(errors.cause(field, f"Invalid value: {_show(value)}: {LABEL_VALUE_MSG}"))
+    return out
+
+
+def annotation_causes(annotations: dict, field: str) -> list[dict[str, str]]:
+    out = []
+    total = 0
+    for key, value in annotations.items():
+        for problem in qualified_name_errors(key.lower()):
+            out.append(errors.cause(field, f"Invalid value: {_show(key)}: {problem}"))
+        total += len(key) + len(value)
+    if total > ANNOTATIONS_LIMIT:
+        out.append(errors.cause(field, f"Too long: must have at most {ANNOTATIONS_LIMIT} bytes", "FieldValueTooLong"))
+    return out
+
+
+def _check_string_map(resource: registry.Resource, value: Any, where: str) -> None:
+    if value is None:
+        return
+    for v in value.values():
+        if not isinstance(v, str):
+            raise _decode_error(resource, f"json: cannot unmarshal {_json_type(v)} into Go struct field "
+                                          f"ObjectMeta.{where} of type string")
+
+
+def _decode_error(resource: registry.Resource, detail: str) -> errors.BadRequest:
+    kind = resource.kind
+    return errors.BadRequest(f'{kind} in version "{resource.version}" cannot be handled as a {kind}: {detail}')
+
+
+def _meta_causes(resource: registry.Resource, meta: dict, unknown: list[str]) -> list[dict[str, str]]:
+    for key in list(meta):
+        expected = _META_FIELDS.get(key)
+        if expected is None:
+            unknown.append(f"metadata.{key}")
+            del meta[key]
+        elif not isinstance(meta[key], expected) or isinstance(meta[key], bool) and expected is int:
+            raise _decode_error(resource, f"json: cannot unmarshal {_json_type(meta[key])} into Go struct field "
+                                          f"ObjectMeta.metadata.{key} of type {getattr(expected, '__name__', 'x')}")
+    _check_string_map(resource, meta.get("labels"), "metadata.labels")
+    _check_string_map(resource, meta.get("annotations"), "metadata.annotations")
+    causes: list[dict[str, str]] = []
+    name, generate = meta.get("name"), meta.get("generateName")
+    if name:
+        causes += _name_causes(name, "metadata.name", resource.kind)
+    elif generate:
+        masked = generate[:-1] + "a" if generate.endswith("-") else generate
+        causes += _name_causes(masked, "metadata.generateName", resource.kind)
+    else:
+        causes.append(errors.cause("metadata.name", "Required value: name or generateName is required",
+                                   "FieldValueRequired"))
+    namespace = meta.get("namespace")
+    if namespace and resource.namespaced and not _LABEL_RE.match(namespace):
+        causes.append(errors.cause("metadata.namespace", f"Invalid value: {_show(namespace)}: {LABEL_MSG}"))
+    if meta.get("labels"):
+        causes += label_causes(meta["labels"], "metadata.labels")
+    if meta.get("annotations"):
+        causes += annotation_causes(meta["annotations"], "metadata.annotations")
+    for index, finalizer in enumerate(meta.get("finalizers") or []):
+        if not isinstance(finalizer, str):
+            raise _decode_error(resource, "json: cannot unmarshal into Go struct field ObjectMeta.metadata.finalizers "
+                                          "of type string")
+        for problem in qualified_name_errors(finalizer):
+            causes.append(errors.cause(f"metadata.finalizers[{index}]", f"Invalid value: {_show(finalizer)}: {problem}"))
+    return causes
+
+
+# --- kind-specific checks that a schema cannot express ----------------------------------------------------------
+
+
+def _selector_matches(selector: dict, labels: dict) -> bool:
+    for key, value in (selector.get("matchLabels") or {}).items():
+        if labels.get(key) != value:
+            return False
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
+        if (op == "In" and labels.get(key) not in values) or (op == "NotIn" and key in labels and labels[key] in values):
+            return False
+        if (op == "Exists" and key not in labels) or (op == "DoesNotExist" and key in labels):
+            return False
+    return True
+
+
+def _workload_causes(obj: dict) -> list[dict[str, str]]:
+    """Deployments and ReplicaSets: a non-empty selector that selects the pod template's labels."""
+    spec = obj.get("spec")
+    if not isinstance(spec, dict) or not isinstance(spec.get("selector"), dict):
+        return []
+    causes: list[dict[str, str]] = []
+    selector = spec["selector"]
+    if not selector.get("matchLabels") and not selector.get("matchExpressions"):
+        causes.append(errors.cause("spec.selector", "Invalid value: {}: empty selector is invalid for deployment"))
+    template_meta = (spec.get("template") or {}).get("metadata") or {}
+    labels = template_meta.get("labels") or {}
+    if isinstance(labels, dict) and all(isinstance(v, str) for v in labels.values()):
+        causes += label_causes(labels, "spec.template.metadata.labels")
+        if not causes and not _selector_matches(selector, labels):
+            shown = "map[string]string{" + ", ".join(f'"{k}":"{v}"' for k, v in sorted(labels.items())) + "}"
+            causes.append(errors.cause("spec.template.metadata.labels",
+                                       f"Invalid value: {shown}: `selector` does not match template `labels`"))
+    if isinstance(template_meta.get("annotations"), dict):
+        causes += annotation_causes(template_meta["annotations"], "spec.template.metadata.annotations")
+    return causes
+
+
+_KIND_CHECKS = {("apps", "Deployment"): _workload_causes, ("apps", "ReplicaSet"): _workload_causes}
+
+
+# --- entry point -------------------------------------------------------------------------------------------------------
+
+
+def prepare(resource: registry.Resource, obj: dict, *, field_validation: str = "Strict") -> list[str]:
+    """Default, prune and validate `obj` in place before it is stored; returns warnings (Warn mode).
+
+    Unknown fields are dropped in every mode; Strict turns them into a 400 instead, before value checks,
+    as upstream's strict decoder does.
+    """
+    if field_validation not in FIELD_VALIDATION:
+        raise errors.BadRequest(f'fieldValidation parameter unsupported: "{field_validation}"; supported values: '
+                                '"Ignore", "Strict", "Warn"')
+    if not isinstance(obj, dict):
+        raise _decode_error(resource, f"json: cannot unmarshal {_json_type(obj)} into Go value of type "
+                                      f"struct")
+    meta = obj.get("metadata")
+    if meta is None:
+        meta = obj["metadata"] = {}
+    elif not isinstance(meta, dict):
+        raise _decode_error(resource, f"json: cannot unmarshal {_json_type(meta)} into Go struct field "
+                                      f"{resource.kind}.metadata of type v1.ObjectMeta")
+    unknown: list[str] = []
+    causes = _meta_causes(resource, meta, unknown)
+    comp = compiled(resource)
+    body = {k: v for k, v in obj.items() if k not in _ROOT_FIXED}
+    _walk(body, comp.schema, "", unknown, causes)
+    if unknown and field_validation == "Strict":
+        listed = ", ".join(f'unknown field "{field}"' for field in unknown)
+        raise _decode_error(resource, f"strict decoding error: {listed}")
+    for key in [k for k in obj if k not in _ROOT_FIXED and k not in body]:
+        del obj[key]
+    obj.update(body)
+    done: set[str] = set()
+    for error in comp.validator.iter_errors(body):
+        causes += _causes_for(error, done)
+    check = _KIND_CHECKS.get((resource.group, resource.kind)) if resource.builtin else None
+    if check is not None and not causes:
+        causes += check(obj)
+    if causes:
+        raise errors.Invalid.for_object(resource.kind, meta.get("name") or "", causes, group=resource.group)
+    if field_validation == "Warn":
+        return [f'unknown field "{field}"' for field in unknown]
+    return []

@@ -1,0 +1,130 @@
+"""Server-side printing (wire notes §4.1): per-kind columns and CRD printer columns."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from reconcile.api import tables
+
+NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+
+
+def _names(table: dict) -> list[str]:
+    return [c["name"] for c in table["columnDefinitions"]]
+
+
+def _pod(**status) -> dict:
+    return {"metadata": {"name": "p1", "namespace": "default", "creationTimestamp": "2026-01-01T11:55:00Z"},
+            "spec": {"containers": [{"name": "a"}, {"name": "b"}], "nodeName": "node1"},
+            "status": {"phase": "Running", "podIP": "10.0.0.5", **status}}
+
+
+def test_pod_columns_and_cells(builtin_registry) -> None:
+    res = builtin_registry.get("", "v1", "pods")
+    statuses = [
+        {"name": "a", "ready": True, "restartCount": 2, "state": {"running": {}},
+         "lastState": {"terminated": {"exitCode": 1, "finishedAt": "2026-01-01T11:58:00Z"}}},
+        {"name": "b", "ready": False, "restartCount": 1, "state": {"waiting": {"reason": "CrashLoopBackOff"}}},
+    ]
+    table = tables.to_table(res, [_pod(containerStatuses=statuses)], now=NOW)
+    assert table["kind"] == "Table" and table["apiVersion"] == "meta.k8s.io/v1"
+    assert _names(table)[:5] == ["Name", "Ready", "Status", "Restarts", "Age"]
+    assert [c["priority"] for c in table["columnDefinitions"]][5:7] == [1, 1]
+    assert _names(table)[5:7] == ["IP", "Node"]
+    row = table["rows"][0]
+    assert row["cells"][:7] == ["p1", "1/2", "CrashLoopBackOff", "3 (2m ago)", "5m", "10.0.0.5", "node1"]
+    assert row["object"] == {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+                             "metadata": _pod()["metadata"]}
+
+
+def test_pod_status_cell_variants(builtin_registry) -> None:
+    res = builtin_registry.get("", "v1", "pods")
+    plain = tables.to_table(res, [_pod()], now=NOW)["rows"][0]["cells"]
+    assert plain[1:4] == ["0/2", "Running", "0"]
+    terminating = _pod()
+    terminating["metadata"]["deletionTimestamp"] = "2026-01-01T11:59:00Z"
+    assert tables.to_table(res, [terminating], now=NOW)["rows"][0]["cells"][2] == "Terminating"
+    done = _pod(containerStatuses=[{"name": "a", "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}}])
+    assert tables.to_table(res, [done], now=NOW)["rows"][0]["cells"][2] == "Completed"
+    init = _pod(initContainerStatuses=[{"name": "i", "state": {"waiting": {"reason": "PodInitializing"}}}])
+    init["spec"]["initContainers"] = [{"name": "i"}]
+    assert tables.to_table(res, [init], now=NOW)["rows"][0]["cells"][2] == "Init:0/1"
+
+
+def test_deployment_columns(builtin_registry) -> None:
+    res = builtin_registry.get("apps", "v1", "deployments")
+    obj = {"metadata": {"name": "web", "creationTimestamp": "2026-01-01T09:00:00Z"},
+           "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},
+                    "template": {"spec": {"containers": [{"name": "nginx", "image": "nginx:1.25"}]}}},
+           "status": {"readyReplicas": 2, "updatedReplicas": 3, "availableReplicas": 2}}
+    table = tables.to_table(res, [obj], now=NOW)
+    assert _names(table) == ["Name", "Ready", "Up-to-date", "Available", "Age", "Containers", "Images", "Selector"]
+    assert table["rows"][0]["cells"] == ["web", "2/3", 3, 2, "3h", "nginx", "nginx:1.25", "app=web"]
+
+
+def test_custom_resource_columns(reg) -> None:
+    res = reg.get("example.com", "v1", "widgets")
+    obj = {"metadata": {"name": "w1", "creationTimestamp": "2026-01-01T11:59:30Z"},
+           "spec": {"size": 3, "color": "red"}}
+    table = tables.to_table(res, [obj, {"metadata": {"name": "w2"}}], now=NOW, include_object="Object")
+    assert _names(table) == ["Name", "Size", "Color", "Age"]
+    assert [c["priority"] for c in table["columnDefinitions"]] == [0, 0, 1, 0]
+    assert table["rows"][0]["cells"] == ["w1", 3, "red", "30s"]
+    assert table["rows"][1]["cells"] == ["w2", None, None, None]  # missing values print as <none>
+    assert table["rows"][0]["object"] is obj
+
+
+def test_include_none_and_no_headers(reg) -> None:
+    res = reg.get("example.com", "v1", "widgets")
+    table = tables.to_table(res, [{"metadata": {"name": "w"}}], include_object="None", with_headers=False, now=NOW)
+    assert "object" not in table["rows"][0]
+    assert table["columnDefinitions"] == []
+
+
+def test_other_builtins(builtin_registry) -> None:
+    cases = {
+        ("", "services"): ({"metadata": {"name": "s"}, "spec": {"type": "NodePort", "clusterIP": "10.96.0.10",
+                                                                "ports": [{"port": 80, "nodePort": 30080}]}},
+                           ["Name", "Type", "Cluster-IP", "External-IP", "Port(s)", "Age"],
+                           ["s", "NodePort", "10.96.0.10", "<none>", "80:30080/TCP"]),
+        ("", "nodes"): ({"metadata": {"name": "n", "labels": {"node-role.kubernetes.io/control-plane": ""}},
+                         "spec": {"unschedulable": True},
+                         "status": {"conditions": [{"type": "Ready", "status": "True"}],
+                                    "nodeInfo": {"kubeletVersion": "v1.32.0"}}},
+                        ["Name", "Status", "Roles", "Age", "Version"],
+                        ["n", "Ready,SchedulingDisabled", "control-plane"]),
+        ("", "namespaces"): ({"metadata": {"name": "default"}, "status": {"phase": "Active"}},
+                             ["Name", "Status", "Age"], ["default", "Active"]),
+        ("", "configmaps"): ({"metadata": {"name": "c"}, "data": {"a": "1", "b": "2"}}, ["Name", "Data", "Age"],
+                             ["c", 2]),
+        ("", "secrets"): ({"metadata": {"name": "s"}, "type": "Opaque", "data": {"a": "MQ=="}},
+                          ["Name", "Type", "Data", "Age"], ["s", "Opaque", 1]),
+        ("coordination.k8s.io", "leases"): ({"metadata": {"name": "l"}, "spec": {"holderIdentity": "me"}},
+                                            ["Name", "Holder", "Age"], ["l", "me"]),
+        ("apps", "replicasets"): ({"metadata": {"name": "rs"}, "spec": {"replicas": 2}, "status": {"replicas": 2}},
+                                  ["Name", "Desired", "Current", "Ready", "Age"], ["rs", 2, 2, 0]),
+        ("", "events"): ({"metadata": {"name": "e"}, "type": "Normal", "reason": "Scheduled", "message": "ok",
+                          "involvedObject": {"kind": "Pod", "name": "p1"}, "lastTimestamp": "2026-01-01T11:59:00Z"},
+                         ["Last Seen", "Type", "Reason", "Object", "Message"],
+                         ["60s", "Normal", "Scheduled", "pod/p1", "ok"]),
+        ("apiextensions.k8s.io", "customresourcedefinitions"): (
+            {"metadata": {"name": "widgets.example.com", "creationTimestamp": "2026-01-01T10:00:00Z"}},
+            ["Name", "Created At"], ["widgets.example.com", "2026-01-01T10:00:00Z"]),
+    }
+    for (group, plural), (obj, columns, cells) in cases.items():
+        table = tables.to_table(builtin_registry.get(group, "v1", plural), [obj], now=NOW)
+        wide = [c["name"] for c in table["columnDefinitions"] if c["priority"] == 0]
+        assert wide == columns, plural
+        assert table["rows"][0]["cells"][: len(cells)] == cells, plural
+
+
+def test_human_duration() -> None:
+    assert [tables.human_duration(s) for s in (5, 119, 150, 600, 7200, 3600 * 9, 86400 * 3 + 3600, 86400 * 30)] == [
+        "5s", "119s", "2m30s", "10m", "120m", "9h", "3d1h", "30d"]
+
+
+def test_json_path() -> None:
+    obj = {"metadata": {"labels": {"a.b/c": "x"}}, "spec": {"items": [{"n": 1}]}}
+    assert tables.json_path(obj, ".metadata.labels['a.b/c']") == "x"
+    assert tables.json_path(obj, "{.spec.items[0].n}") == 1
+    assert tables.json_path(obj, ".spec.missing") is None
