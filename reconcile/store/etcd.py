@@ -1,0 +1,504 @@
+"""etcd as the single source of truth: revisions, compare-and-swap writes and watch streams.
+
+This is the one seam to `etcd3-py`. We only use `AioClient.call_rpc(..., encode=False, raw=True)`
+(the JSON gateway, raw aiohttp responses): the modelized calls are about 7x slower. In the gateway,
+keys and values are base64, int64 fields are strings, and zero/false fields are omitted.
+Every write is a transaction guarded by a revision compare, so lost updates are impossible.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import ssl
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import aiohttp
+import orjson
+import semantic_version
+from etcd3 import baseclient
+from etcd3.aio_client import AioClient
+
+from reconcile.core import errors
+from reconcile.store import keys, stream
+
+
+@dataclass(frozen=True, slots=True)
+class KeyValue:
+    key: str  # relative to the store's prefix
+    value: bytes
+    create_revision: int
+    mod_revision: int  # the object's resourceVersion
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    type: Literal["PUT", "DELETE"]
+    key: str
+    value: bytes  # DELETE: the value before deletion (empty if etcd could not give it)
+    mod_revision: int  # the revision of this change
+    create_revision: int  # DELETE: the deleted object's create revision
+    prev_value: bytes | None  # the value before this change; None for a create
+
+
+@dataclass(frozen=True, slots=True)
+class WatchBatch:
+    """What one watch response carried.
+
+    Invariant: every event under the watched prefix with `mod_revision <= revision` has been
+    delivered (in this batch or an earlier one). An empty batch is a progress notification: the
+    prefix is idle up to `revision`, so a watch cache can serve consistent reads at that revision.
+    """
+
+    events: list[Event]
+    revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class RangeResult:
+    items: list[KeyValue]
+    revision: int  # the revision the range was read at (the one asked for, else the current one)
+    more: bool  # more keys after the last item (paging)
+    count: int  # keys in the range from the start key (with start_after: the ones after it)
+
+
+@dataclass(frozen=True, slots=True)
+class TLSConfig:
+    ca_file: str | None = None  # verify the server with this CA (else the system's)
+    cert_file: str | None = None  # client certificate, for etcd's --client-cert-auth
+    key_file: str | None = None
+
+    def context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=self.ca_file)
+        if self.cert_file:
+            context.load_cert_chain(self.cert_file, self.key_file)
+        return context
+
+
+class _GatewayClient(AioClient):
+    """`AioClient` for one endpoint, without the blocking version probe it does in `__init__`."""
+
+    def __init__(self, url: str, *, ssl_context: ssl.SSLContext | None, pool_size: int) -> None:
+        parts = urlsplit(url)
+        baseclient.BaseClient.__init__(
+            self,
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or (443 if parts.scheme == "https" else 2379),
+            protocol=parts.scheme or "http",
+            pool_size=pool_size,
+            server_version="3.5.0",
+            cluster_version="3.5.0",
+        )
+        self.api_prefix = "/v3"
+        self.ssl_context = ssl_context
+        connector = aiohttp.TCPConnector(limit=pool_size, ssl=ssl_context if ssl_context else True)
+        self.session = aiohttp.ClientSession(
+            connector=connector, json_serialize=lambda obj: orjson.dumps(obj).decode()
+        )
+
+    def _retrieve_version(self) -> None:  # etcd >= 3.4 serves /v3; no synchronous HTTP call in the loop
+        self.server_version_sem = semantic_version.Version(self.server_version)
+        self.cluster_version_sem = semantic_version.Version(self.cluster_version)
+
+
+class WatchFilter:
+    """Pass each event exactly once and in revision order; count what it drops.
+
+    Invariant: `last_revision` is the highest revision passed on (or known complete through a
+    progress notification). Events of one transaction share a revision, so at `last_revision` we
+    remember which keys were passed; `_keys_at_last is None` means that revision is closed.
+    """
+
+    def __init__(self, *, after: int) -> None:
+        self.last_revision = after
+        self._keys_at_last: set[str] | None = None
+        self.dropped = 0
+
+    def accept(self, events: list[Event]) -> list[Event]:
+        passed: list[Event] = []
+        for event in events:
+            revision = event.mod_revision
+            if revision < self.last_revision or (
+                revision == self.last_revision and (self._keys_at_last is None or event.key in self._keys_at_last)
+            ):
+                self.dropped += 1
+                continue
+            if revision > self.last_revision:
+                self.last_revision = revision
+                self._keys_at_last = set()
+            assert self._keys_at_last is not None
+            self._keys_at_last.add(event.key)
+            passed.append(event)
+        return passed
+
+    def advance(self, revision: int) -> bool:
+        """Everything up to `revision` is known; True if that is news."""
+        if revision <= self.last_revision:
+            return False
+        self.last_revision = revision
+        self._keys_at_last = None
+        return True
+
+
+class _StreamBroken(Exception):
+    """The watch stream ended or failed; reconnect."""
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _unb64(text: str | None) -> bytes:
+    return base64.b64decode(text) if text else b""
+
+
+class EtcdStore:
+    """Keys relative to `prefix`, revisions as resourceVersions, CAS writes, resumable watches.
+
+    `endpoints` are tried in order; on a connection error we fail over to the next one.
+    `stats` counts what the watch machinery absorbed: dropped duplicates, reconnects.
+    """
+
+    def __init__(
+        self,
+        endpoints: list[str],
+        *,
+        prefix: str = "/registry",
+        tls: TLSConfig | None = None,
+        request_timeout: float = 30.0,
+        pool_size: int = 128,
+    ) -> None:
+        if not endpoints:
+            raise ValueError("at least one etcd endpoint is needed")
+        self.endpoints = list(endpoints)
+        self.prefix = prefix.rstrip("/") + "/"
+        self._prefix_bytes = self.prefix.encode()
+        self.tls = tls
+        self._timeout = aiohttp.ClientTimeout(total=request_timeout, sock_connect=5)
+        self._watch_timeout = aiohttp.ClientTimeout(total=None, sock_connect=5)
+        self._pool_size = pool_size
+        self._rpc: list[_GatewayClient] = []
+        self._watch: list[_GatewayClient] = []
+        self._current = 0  # index of the endpoint in use
+        self._known_compact = 0  # highest revision this store compacted (fallback for errors)
+        self.stats: dict[str, int] = {"watch_duplicates_dropped": 0, "watch_reconnects": 0, "failovers": 0}
+
+    # --- lifecycle ---
+
+    async def open(self) -> None:
+        """Create the HTTP sessions (they need the running loop). Does not contact etcd."""
+        if self._rpc:
+            return
+        context = self.tls.context() if self.tls else None
+        for url in self.endpoints:
+            self._rpc.append(_GatewayClient(url, ssl_context=context, pool_size=self._pool_size))
+            # watches hold their connection for their lifetime: a separate, unbounded pool
+            self._watch.append(_GatewayClient(url, ssl_context=context, pool_size=0))
+
+    async def close(self) -> None:
+        clients, self._rpc, self._watch = self._rpc + self._watch, [], []
+        for client in clients:
+            await client.close()
+
+    async def __aenter__(self) -> EtcdStore:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # --- reads ---
+
+    async def get(self, key: str, *, revision: int | None = None) -> tuple[KeyValue | None, int]:
+        """(the key's value or None, the revision read at)."""
+        payload: dict[str, Any] = {"key": _b64(self._full(key))}
+        if revision:
+            payload["revision"] = revision
+        data = await self._call("/kv/range", payload, retry=True, revision=revision)
+        kvs = data.get("kvs")
+        kv = self._kv(kvs[0]) if kvs else None
+        return kv, revision or int(data["header"]["revision"])
+
+    async def list(
+        self, prefix: str, *, revision: int | None = None, limit: int = 0, start_after: str | None = None
+    ) -> RangeResult:
+        """Keys under `prefix` in key order; page with `limit` + `start_after` at one `revision`."""
+        full = self._full(prefix)
+        start = self._full(start_after) + b"\0" if start_after is not None else full
+        payload: dict[str, Any] = {"key": _b64(start), "range_end": _b64(keys.prefix_end(full))}
+        if revision:
+            payload["revision"] = revision
+        if limit:
+            payload["limit"] = limit
+        data = await self._call("/kv/range", payload, retry=True, revision=revision)
+        items = [self._kv(kv) for kv in data.get("kvs", ())]
+        return RangeResult(
+            items=items,
+            revision=revision or int(data["header"]["revision"]),
+            more=bool(data.get("more")),
+            count=int(data.get("count", 0)),
+        )
+
+    async def current_revision(self) -> int:
+        """The store's latest revision (a linearizable read)."""
+        data = await self._call("/kv/range", {"key": _b64(self._prefix_bytes), "count_only": True}, retry=True)
+        return int(data["header"]["revision"])
+
+    async def prefix_changes(self, prefix: str, *, since_revision: int) -> tuple[int, int, int]:
+        """(keys under `prefix` modified after `since_revision`, keys under `prefix`, head revision).
+
+        One keys-only range: etcd filters by `min_mod_revision` after counting, so `count` is
+        every key under the prefix while `kvs` holds only the changed ones. A watch cache uses
+        it to prove it is current for a consistent read without reading any value.
+        """
+        full = self._full(prefix)
+        payload = {"key": _b64(full), "range_end": _b64(keys.prefix_end(full)), "keys_only": True,
+                   "min_mod_revision": since_revision + 1}
+        data = await self._call("/kv/range", payload, retry=True)
+        return len(data.get("kvs", ())), int(data.get("count", 0)), int(data["header"]["revision"])
+
+    # --- writes (compare-and-swap transactions) ---
+
+    async def create(self, key: str, value: bytes) -> int:
+        """Put `key` only if absent; the new revision. `errors.KeyExists` otherwise."""
+        full = _b64(self._full(key))
+        txn = {
+            "compare": [{"target": "CREATE", "key": full, "create_revision": 0, "result": "EQUAL"}],
+            "success": [{"request_put": {"key": full, "value": _b64(value)}}],
+        }
+        data = await self._call("/kv/txn", txn, retry=False)
+        if not data.get("succeeded"):
+            raise errors.KeyExists(key)
+        return int(data["header"]["revision"])
+
+    async def update(self, key: str, value: bytes, *, expected_revision: int | None) -> int:
+        """Replace the value if its mod_revision is `expected_revision` (None: any, but it must exist)."""
+        full = _b64(self._full(key))
+        txn = {
+            "compare": [self._guard(full, expected_revision)],
+            "success": [{"request_put": {"key": full, "value": _b64(value)}}],
+            "failure": [{"request_range": {"key": full, "keys_only": True}}],
+        }
+        data = await self._call("/kv/txn", txn, retry=False)
+        if not data.get("succeeded"):
+            self._raise_guard_failure(key, data)
+        return int(data["header"]["revision"])
+
+    async def delete(self, key: str, *, expected_revision: int | None) -> tuple[int, KeyValue]:
+        """Delete if the mod_revision matches (None: any); (the delete's revision, the deleted kv)."""
+        full = _b64(self._full(key))
+        txn = {
+            "compare": [self._guard(full, expected_revision)],
+            "success": [{"request_delete_range": {"key": full, "prev_kv": True}}],
+            "failure": [{"request_range": {"key": full, "keys_only": True}}],
+        }
+        data = await self._call("/kv/txn", txn, retry=False)
+        if not data.get("succeeded"):
+            self._raise_guard_failure(key, data)
+        deleted = data["responses"][0]["response_delete_range"]
+        prev = deleted.get("prev_kvs")
+        if not prev:  # deleted by someone else between compare and delete: impossible in one txn
+            raise errors.KeyMissing(key)
+        return int(data["header"]["revision"]), self._kv(prev[0])
+
+    async def compact(self, revision: int) -> None:
+        """Forget history before `revision`; compacting an already compacted revision is a no-op."""
+        try:
+            await self._call("/kv/compaction", {"revision": revision}, retry=True, revision=revision)
+        except errors.Compacted:
+            pass
+        self._known_compact = max(self._known_compact, revision)
+
+    @staticmethod
+    def _guard(full_key: str, expected_revision: int | None) -> dict[str, Any]:
+        if expected_revision is None:
+            return {"target": "CREATE", "key": full_key, "create_revision": 0, "result": "GREATER"}
+        return {"target": "MOD", "key": full_key, "mod_revision": expected_revision, "result": "EQUAL"}
+
+    @staticmethod
+    def _raise_guard_failure(key: str, data: dict[str, Any]) -> None:
+        found = data["responses"][0]["response_range"].get("kvs")
+        if not found:
+            raise errors.KeyMissing(key)
+        raise errors.RevisionConflict(key)
+
+    # --- watch ---
+
+    async def watch(self, prefix: str, *, start_revision: int) -> AsyncIterator[WatchBatch]:
+        """Changes under `prefix` from `start_revision` on, as `WatchBatch`es in revision order.
+
+        Each event arrives exactly once: on a stream error or end we reconnect (with backoff, failing
+        over between endpoints) from the last revision known complete + 1, and the `WatchFilter`
+        drops anything already passed (counted in `stats`). Empty batches are progress notifications
+        (see `WatchBatch`). Raises `errors.Compacted` when the next revision needed is gone: the
+        caller must relist. Runs until the consumer stops iterating.
+        """
+        full = self._full(prefix)
+        seen = WatchFilter(after=start_revision - 1)
+        delay = 0.05
+        while True:
+            next_revision = seen.last_revision + 1
+            try:
+                async with contextlib.aclosing(self._stream(full, next_revision)) as results:
+                    async for result in results:
+                        if result.get("created") and not result.get("canceled") \
+                                and not result.get("compact_revision"):
+                            delay = 0.05  # a working stream resets the backoff
+                            continue
+                        batch = self._batch(result, seen, next_revision)
+                        if batch is not None:
+                            yield batch
+                raise _StreamBroken("watch stream ended")
+            except (TimeoutError, _StreamBroken, aiohttp.ClientError, stream.StreamDecodeError,
+                    errors.StoreUnavailable):
+                self.stats["watch_reconnects"] += 1
+                await asyncio.sleep(delay)  # backoff, not synchronization
+                delay = min(delay * 2, 2.0)
+
+    def _batch(self, result: dict[str, Any], seen: WatchFilter, start_revision: int) -> WatchBatch | None:
+        """One watch response as a batch to pass on, or None if it carries nothing new."""
+        compact = int(result.get("compact_revision") or 0)
+        if compact:
+            raise errors.Compacted(start_revision, compact)
+        if result.get("canceled"):
+            raise _StreamBroken(result.get("cancel_reason") or "watch canceled")
+        raw_events = result.get("events")
+        if raw_events:
+            dropped = seen.dropped
+            events = seen.accept([self._event(event) for event in raw_events])
+            self.stats["watch_duplicates_dropped"] += seen.dropped - dropped
+            return WatchBatch(events, seen.last_revision) if events else None
+        # a progress notification: etcd sends them only to watchers that are caught up
+        if seen.advance(int(result.get("header", {}).get("revision", 0))):
+            return WatchBatch([], seen.last_revision)
+        return None
+
+    async def _stream(self, full_prefix: bytes, start_revision: int) -> AsyncIterator[dict[str, Any]]:
+        """One watch stream on the current endpoint: the `result` of each message, until EOF."""
+        request = {
+            "create_request": {
+                "key": _b64(full_prefix),
+                "range_end": _b64(keys.prefix_end(full_prefix)),
+                "start_revision": start_revision,
+                "prev_kv": True,
+                "progress_notify": True,
+            }
+        }
+        index = self._current
+        client = self._watch[index]
+        try:
+            response = await client.call_rpc("/watch", request, encode=False, raw=True,
+                                             timeout=self._watch_timeout)
+        except aiohttp.ClientConnectorError:
+            self._fail_over(index)
+            raise
+        try:
+            if response.status != 200:
+                raise _StreamBroken(f"watch answered HTTP {response.status}")
+            splitter = stream.MessageSplitter()
+            async for chunk in response.content.iter_any():
+                for message in splitter.feed(chunk):
+                    if "error" in message:
+                        raise _StreamBroken(str(message["error"]))
+                    yield message.get("result") or {}
+            for message in splitter.finish():
+                yield message.get("result") or {}
+        finally:
+            response.close()
+
+    async def _compact_revision(self) -> int:
+        """etcd only tells the compaction point to watchers: ask with a watch from revision 1."""
+        try:
+            async with asyncio.timeout(2):
+                async with contextlib.aclosing(self._stream(self._prefix_bytes, 1)) as results:
+                    async for result in results:
+                        if result.get("compact_revision"):
+                            return int(result["compact_revision"])
+                        if result.get("canceled") or result.get("events"):
+                            break
+        except (aiohttp.ClientError, TimeoutError, _StreamBroken, stream.StreamDecodeError):
+            pass
+        return self._known_compact
+
+    # --- plumbing ---
+
+    def _full(self, key: str) -> bytes:
+        return self._prefix_bytes + key.encode()
+
+    def _kv(self, raw: dict[str, Any]) -> KeyValue:
+        return KeyValue(
+            key=_unb64(raw.get("key"))[len(self._prefix_bytes):].decode(),
+            value=_unb64(raw.get("value")),
+            create_revision=int(raw.get("create_revision", 0)),
+            mod_revision=int(raw.get("mod_revision", 0)),
+            version=int(raw.get("version", 0)),
+        )
+
+    def _event(self, raw: dict[str, Any]) -> Event:
+        kv = raw.get("kv", {})
+        prev = raw.get("prev_kv")
+        prev_value = _unb64(prev.get("value")) if prev else None
+        key = _unb64(kv.get("key"))[len(self._prefix_bytes):].decode()
+        if raw.get("type") == "DELETE":
+            return Event("DELETE", key, prev_value or b"", int(kv.get("mod_revision", 0)),
+                         int(prev.get("create_revision", 0)) if prev else 0, prev_value)
+        return Event("PUT", key, _unb64(kv.get("value")), int(kv.get("mod_revision", 0)),
+                     int(kv.get("create_revision", 0)), prev_value)
+
+    def _fail_over(self, index: int) -> None:
+        """Move to the next endpoint, unless another task already did."""
+        if self._current == index and len(self.endpoints) > 1:
+            self._current = (index + 1) % len(self.endpoints)
+            self.stats["failovers"] += 1
+
+    async def _call(
+        self, method: str, payload: dict[str, Any], *, retry: bool, revision: int | None = None
+    ) -> dict[str, Any]:
+        """POST to the gateway (`method` is relative to `/v3`, e.g. `/kv/range`) with failover. `retry=False` for writes: a request that may have
+        reached etcd is not sent again (a retried create could report KeyExists for itself)."""
+        if not self._rpc:
+            raise errors.StoreUnavailable("store is not open")
+        last: Exception | None = None
+        for _attempt in range(len(self.endpoints) + 1):
+            index = self._current
+            try:
+                async with self._rpc[index].call_rpc(method, payload, encode=False, raw=True,
+                                                     timeout=self._timeout) as response:
+                    body = await response.read()
+                    status = response.status
+            except aiohttp.ClientConnectorError as exc:  # never reached etcd: safe to resend
+                last = exc
+                self._fail_over(index)
+                continue
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                if not retry:
+                    raise errors.StoreUnavailable(f"etcd request {method} failed: {exc!r}") from exc
+                last = exc
+                self._fail_over(index)
+                continue
+            try:
+                data = orjson.loads(body) if body else {}
+            except orjson.JSONDecodeError:
+                data = {"message": body[:200].decode(errors="replace")}
+            if status != 200:
+                await self._raise_error(data, status, revision)
+            return data
+        raise errors.StoreUnavailable(f"no etcd endpoint answered ({', '.join(self.endpoints)}): {last!r}") from last
+
+    async def _raise_error(self, data: dict[str, Any], status: int, revision: int | None) -> None:
+        message = str(data.get("message") or data.get("error") or f"HTTP {status}")
+        code = int(data.get("code") or 0)
+        if "required revision has been compacted" in message:
+            raise errors.Compacted(revision or 0, await self._compact_revision())
+        if "future revision" in message:
+            raise errors.FutureRevision(message)
+        if "request is too large" in message or (code == 8 and "larger than max" in message):
+            raise errors.ValueTooLarge(message)
+        if code == 14 or status == 503 or "no leader" in message:
+            raise errors.StoreUnavailable(message)
+        raise errors.StorageError(message)
