@@ -1,0 +1,293 @@
+"""`reconcile up`, `down`, `status`: a local control plane as detached background processes.
+
+What runs is recorded in `state.json` in the state dir (component -> pid, port, log, ...),
+so every command finds the processes again by pid. Components are data (`COMPONENTS`):
+later issues append controller-manager, scheduler and node agent entries.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+
+from reconcile.cli import common, printing, processes
+
+DEFAULT_API_PORT = 6443
+READY_TIMEOUT = 60.0
+STATE_FILE = "state.json"
+
+
+class StartError(Exception):
+    """A component did not come up; the message carries its log tail."""
+
+
+@dataclass
+class UpContext:
+    """What later components need from earlier ones."""
+
+    state_dir: Path
+    api_port: int
+    etcd_url: str | None = None  # requested external etcd (None: embedded)
+    etcd_endpoint: str = ""  # the etcd actually in use
+    server: str = ""  # the API server URL
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Component:
+    """One process `up` runs. `start` returns its state entry; `healthy` checks an entry."""
+
+    name: str
+    start: Callable[[UpContext], dict[str, Any]]
+    healthy: Callable[[dict[str, Any]], bool]
+    adopt: Callable[[UpContext, dict[str, Any]], None]  # feed a running entry's facts into the context
+    matches: Callable[[UpContext, dict[str, Any]], bool]  # does the running entry fit what was asked?
+
+
+# --- etcd -----------------------------------------------------------------------------------
+
+
+def _etcd_start(ctx: UpContext) -> dict[str, Any]:
+    from reconcile.api import etcd_process  # api wraps store: the CLI never imports store
+
+    if ctx.etcd_url:
+        if not etcd_process.healthy(ctx.etcd_url):
+            raise StartError(f"etcd at {ctx.etcd_url} is not healthy")
+        ctx.etcd_endpoint = ctx.etcd_url
+        return {"external": True, "endpoint": ctx.etcd_url}
+    data_dir = ctx.state_dir / "etcd"
+    log = etcd_process.log_path(data_dir)
+    try:
+        endpoint, pid = etcd_process.start_embedded_etcd(data_dir)
+    except (RuntimeError, OSError) as exc:
+        raise StartError(f"etcd did not start: {exc}") from None
+    ctx.etcd_endpoint = endpoint
+    return {"pid": pid, "started": processes.start_time(pid), "port": int(endpoint.rsplit(":", 1)[1]),
+            "endpoint": endpoint, "log": str(log), "data_dir": str(data_dir)}
+
+
+def _etcd_healthy(entry: dict[str, Any]) -> bool:
+    from reconcile.api import etcd_process
+
+    if not entry.get("external") and not processes.alive(entry.get("pid"), started=entry.get("started")):
+        return False
+    return etcd_process.healthy(entry.get("endpoint", ""))
+
+
+def _etcd_adopt(ctx: UpContext, entry: dict[str, Any]) -> None:
+    ctx.etcd_endpoint = entry["endpoint"]
+
+
+def _etcd_matches(ctx: UpContext, entry: dict[str, Any]) -> bool:
+    if ctx.etcd_url:
+        return bool(entry.get("external")) and entry.get("endpoint") == ctx.etcd_url
+    return not entry.get("external")
+
+
+# --- API server -----------------------------------------------------------------------------
+
+
+def _apiserver_start(ctx: UpContext) -> dict[str, Any]:
+    if not processes.port_free(ctx.api_port):
+        raise StartError(f"port {ctx.api_port} is in use; pick another with --api-port")
+    log = ctx.state_dir / "apiserver.log"
+    argv = [sys.executable, "-m", "reconcile", "apiserver", "--etcd", ctx.etcd_endpoint,
+            "--port", str(ctx.api_port), "--etcd-prefix", "/registry"]
+    pid = processes.spawn(argv, log=log)
+    url = f"http://127.0.0.1:{ctx.api_port}"
+    entry = {"pid": pid, "started": processes.start_time(pid), "port": ctx.api_port, "url": url, "log": str(log)}
+    _wait_ready(entry, url + "/readyz", what="API server")
+    ctx.server = url
+    return entry
+
+
+def _wait_ready(entry: dict[str, Any], url: str, *, what: str) -> None:
+    """Until `url` answers 200, the process dies, or the deadline passes (then: log tail)."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if not processes.alive(entry["pid"], started=entry.get("started")):
+            raise StartError(f"{what} exited; log {entry['log']}:\n{processes.log_tail(entry['log'])}")
+        if processes.http_ok(url):
+            return
+        time.sleep(0.1)  # readiness of a foreign process: poll with a deadline
+    processes.stop(entry["pid"], started=entry.get("started"))
+    raise StartError(f"{what} not ready after {READY_TIMEOUT:.0f}s; log {entry['log']}:\n"
+                     f"{processes.log_tail(entry['log'])}")
+
+
+def _apiserver_healthy(entry: dict[str, Any]) -> bool:
+    return processes.alive(entry.get("pid"), started=entry.get("started")) and \
+        processes.http_ok(entry["url"] + "/readyz")
+
+
+def _apiserver_adopt(ctx: UpContext, entry: dict[str, Any]) -> None:
+    ctx.server = entry["url"]
+
+
+def _apiserver_matches(ctx: UpContext, entry: dict[str, Any]) -> bool:
+    return int(entry.get("port", 0)) == ctx.api_port
+
+
+COMPONENTS: list[Component] = [
+    Component("etcd", _etcd_start, _etcd_healthy, _etcd_adopt, _etcd_matches),
+    Component("apiserver", _apiserver_start, _apiserver_healthy, _apiserver_adopt, _apiserver_matches),
+]
+
+
+# --- state ------------------------------------------------------------------------------------
+
+
+def default_state_dir() -> Path:
+    env = os.environ.get("RECONCILE_STATE_DIR")
+    return Path(env) if env else Path.home() / ".local" / "share" / "reconcile"
+
+
+def load_state(state_dir: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((state_dir / STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return {"components": {}}
+    data.setdefault("components", {})
+    return data
+
+
+def save_state(state_dir: Path, state: dict[str, Any]) -> None:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    tmp = state_dir / (STATE_FILE + ".tmp")
+    tmp.write_text(json.dumps(state, indent=2, sort_keys=True))
+    tmp.replace(state_dir / STATE_FILE)
+
+
+def _stop_entry(entry: dict[str, Any]) -> bool:
+    pid = entry.get("pid")
+    return bool(pid) and processes.stop(int(pid), started=entry.get("started"))
+
+
+# --- commands ----------------------------------------------------------------------------------
+
+_state_dir_option = click.option(
+    "--state-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+    help="Where pid files, logs, data and the kubeconfig live (default ~/.local/share/reconcile, "
+         "or $RECONCILE_STATE_DIR).")
+
+
+def register(main: click.Group) -> None:
+    for command in (up, down, status):
+        main.add_command(command)
+
+
+@click.command()
+@_state_dir_option
+@click.option("--api-port", type=int, default=None, help=f"API server port (default {DEFAULT_API_PORT}).")
+@click.option("--etcd", "etcd_url", default=None, help="Use this etcd instead of starting an embedded one.")
+@common.handle_errors
+def up(state_dir: Path | None, api_port: int | None, etcd_url: str | None) -> None:
+    """Start a local control plane in the background (idempotent)."""
+    state_dir = (state_dir or default_state_dir()).expanduser().resolve()
+    state = load_state(state_dir)
+    recorded = state["components"]
+    port = api_port or int((recorded.get("apiserver") or {}).get("port") or DEFAULT_API_PORT)
+    ctx = UpContext(state_dir=state_dir, api_port=port, etcd_url=etcd_url)
+    restart = False
+    for comp in COMPONENTS:
+        entry = recorded.get(comp.name)
+        if entry and not restart and comp.matches(ctx, entry) and comp.healthy(entry):
+            comp.adopt(ctx, entry)
+            click.echo(f"{comp.name:<12} already running{_describe(entry)}")
+            continue
+        if entry:
+            _stop_entry(entry)
+            recorded.pop(comp.name, None)
+            save_state(state_dir, state)
+        try:
+            entry = comp.start(ctx)
+        except StartError as exc:
+            common.fail(str(exc))
+            return
+        recorded[comp.name] = entry
+        save_state(state_dir, state)
+        restart = True  # later components depend on this one's address
+        click.echo(f"{comp.name:<12} started{_describe(entry)}")
+    from reconcile.client import config as client_config
+
+    kubeconfig = state_dir / "kubeconfig"
+    client_config.write_kubeconfig(kubeconfig, ctx.server)
+    state["server"], state["kubeconfig"] = ctx.server, str(kubeconfig)
+    save_state(state_dir, state)
+    click.echo(f"\nAPI server: {ctx.server}\n\nTo use it:\n  export KUBECONFIG={kubeconfig}\n  reconcile get ns\n"
+               f"\nStop it with: reconcile down" + ("" if state_dir == default_state_dir()
+                                                    else f" --state-dir {state_dir}"))
+
+
+def _describe(entry: dict[str, Any]) -> str:
+    parts = []
+    if entry.get("pid"):
+        parts.append(f"pid {entry['pid']}")
+    if entry.get("url") or entry.get("endpoint"):
+        parts.append(entry.get("url") or entry.get("endpoint"))
+    if entry.get("external"):
+        parts.append("external")
+    if entry.get("log"):
+        parts.append(f"log {entry['log']}")
+    return (": " + ", ".join(parts)) if parts else ""
+
+
+@click.command()
+@_state_dir_option
+@common.handle_errors
+def down(state_dir: Path | None) -> None:
+    """Stop what `reconcile up` started (data and kubeconfig stay)."""
+    state_dir = (state_dir or default_state_dir()).expanduser().resolve()
+    state = load_state(state_dir)
+    recorded = state["components"]
+    if not recorded:
+        click.echo(f"nothing is running (no state in {state_dir})")
+        return
+    names = [c.name for c in COMPONENTS] + [n for n in recorded if n not in {c.name for c in COMPONENTS}]
+    for name in reversed(names):
+        entry = recorded.get(name)
+        if not entry:
+            continue
+        if entry.get("external"):
+            click.echo(f"{name:<12} external, left running")
+        elif _stop_entry(entry):
+            click.echo(f"{name:<12} stopped (pid {entry.get('pid')})")
+        else:
+            click.echo(f"{name:<12} was not running")
+        recorded.pop(name, None)
+        save_state(state_dir, state)
+
+
+@click.command()
+@_state_dir_option
+@common.handle_errors
+def status(state_dir: Path | None) -> None:
+    """Show each component of the local control plane: pid, alive, healthy."""
+    state_dir = (state_dir or default_state_dir()).expanduser().resolve()
+    recorded = load_state(state_dir)["components"]
+    if not recorded:
+        click.echo(f"nothing is running (no state in {state_dir}); start it with `reconcile up`")
+        return
+    rows, all_ok = [], True
+    for comp in COMPONENTS:
+        entry = recorded.get(comp.name)
+        if entry is None:
+            rows.append([comp.name, "", "false", "false", "", ""])
+            all_ok = False
+            continue
+        is_alive = bool(entry.get("external")) or processes.alive(entry.get("pid"), started=entry.get("started"))
+        healthy = is_alive and comp.healthy(entry)
+        all_ok = all_ok and healthy
+        rows.append([comp.name, str(entry.get("pid") or "-"), str(is_alive).lower(), str(healthy).lower(),
+                     str(entry.get("url") or entry.get("endpoint") or ""), str(entry.get("log") or "")])
+    printing.render_table(["COMPONENT", "PID", "ALIVE", "HEALTHY", "ENDPOINT", "LOG"], rows)
+    if not all_ok:
+        raise click.exceptions.Exit(1)
