@@ -148,7 +148,8 @@ class Rest:
                 ) from None
             for kv in page.items:
                 after = kv.key
-                entry = watchcache.Entry.decode(kv.key, kv.value, kv.mod_revision)
+                entry = watchcache.Entry.decode(kv.key, kv.value, kv.mod_revision,
+                                                create_revision=kv.create_revision, version=kv.version)
                 if selection.matches(entry.obj):
                     found.append(entry)
             more = page.more

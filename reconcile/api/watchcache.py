@@ -32,20 +32,41 @@ log = logging.getLogger(__name__)
 ADDED, MODIFIED, DELETED = "ADDED", "MODIFIED", "DELETED"
 
 
-@dataclass(slots=True)
 class Entry:
-    """One stored object as served: the decoded dict and its JSON bytes (resourceVersion set)."""
+    """One stored object as served: its stored bytes, decoded and re-encoded (with
+    resourceVersion set) only when first needed, then kept."""
 
-    key: str
-    obj: dict[str, Any]
-    raw: bytes
-    mod_revision: int
+    __slots__ = ("key", "value", "mod_revision", "create_revision", "version", "_obj", "_raw")
+
+    def __init__(self, key: str, value: bytes, mod_revision: int, *, create_revision: int = 0, version: int = 1,
+                 obj: dict[str, Any] | None = None) -> None:
+        self.key = key
+        self.value = value  # as stored (no resourceVersion)
+        self.mod_revision = mod_revision
+        self.create_revision = create_revision
+        self.version = version
+        self._obj = obj
+        self._raw: bytes | None = None
 
     @classmethod
-    def decode(cls, key: str, value: bytes, mod_revision: int) -> Entry:
-        obj = orjson.loads(value)
-        obj.setdefault("metadata", {})["resourceVersion"] = str(mod_revision)
-        return cls(key=key, obj=obj, raw=orjson.dumps(obj), mod_revision=mod_revision)
+    def decode(cls, key: str, value: bytes, mod_revision: int, *, create_revision: int = 0, version: int = 1) -> Entry:
+        return cls(key, value, mod_revision, create_revision=create_revision, version=version)
+
+    @property
+    def obj(self) -> dict[str, Any]:
+        """The object with metadata.resourceVersion set; shared, so callers must not mutate it."""
+        if self._obj is None:
+            obj = orjson.loads(self.value)
+            obj.setdefault("metadata", {})["resourceVersion"] = str(self.mod_revision)
+            self._obj = obj
+        return self._obj
+
+    @property
+    def raw(self) -> bytes:
+        """The object's JSON as served."""
+        if self._raw is None:
+            self._raw = orjson.dumps(self.obj)
+        return self._raw
 
     @property
     def namespace(self) -> str:
@@ -110,7 +131,8 @@ class WatchCache:
         result = await self.store.list(self.prefix)
         entries: dict[str, Entry] = {}
         for kv in result.items:
-            entries[kv.key] = Entry.decode(kv.key, kv.value, kv.mod_revision)
+            entries[kv.key] = Entry.decode(kv.key, kv.value, kv.mod_revision,
+                                           create_revision=kv.create_revision, version=kv.version)
         # A relist replaces the state: tell watchers about what vanished or changed meanwhile.
         if self.entries:
             self._diff_into_history(entries, result.revision)
@@ -165,14 +187,15 @@ class WatchCache:
             return  # already reflected (e.g. after a relist)
         old = self.entries.get(event.key)
         if event.type == "PUT":
-            new = Entry.decode(event.key, event.value, event.mod_revision)
+            new = Entry.decode(event.key, event.value, event.mod_revision, create_revision=event.create_revision,
+                               version=old.version + 1 if old is not None else 1)
             if old is None:
                 self._sorted_keys = None
             self.entries[event.key] = new
             cache_event = CacheEvent(ADDED if old is None else MODIFIED, new, old, event.mod_revision)
         else:
-            if old is None:
-                old = Entry.decode(event.key, event.value, event.mod_revision) if event.value else None
+            if old is None and event.value:
+                old = Entry.decode(event.key, event.value, event.mod_revision, create_revision=event.create_revision)
             self.entries.pop(event.key, None)
             self._sorted_keys = None
             if old is None:
@@ -321,6 +344,7 @@ class WatchCache:
 
 
 def _deleted(entry: Entry, revision: int) -> Entry:
+    """The last state of a deleted object, stamped with the deletion's revision (as upstream)."""
     obj = dict(entry.obj)
     obj["metadata"] = dict(obj["metadata"], resourceVersion=str(revision))
-    return Entry(key=entry.key, obj=obj, raw=orjson.dumps(obj), mod_revision=revision)
+    return Entry(entry.key, entry.value, revision, create_revision=entry.create_revision, version=entry.version, obj=obj)
