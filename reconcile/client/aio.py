@@ -1,0 +1,426 @@
+"""The asyncio API client: for controllers, informers and anything that watches.
+
+Same methods as `api.Client` (awaitable here); requests are built and decoded by `wire`,
+so the two clients differ only in how bytes move.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import httpx
+
+from reconcile.client import api, discovery, watching, wire
+from reconcile.client import config as config_mod
+from reconcile.core import errors
+
+T = TypeVar("T")
+
+
+class AsyncClient:
+    """One connection pool to one API server, for one event loop."""
+
+    def __init__(self, config: config_mod.ClientConfig | str) -> None:
+        self.config = api.as_config(config)
+        self._http = httpx.AsyncClient(**api.http_options(self.config))
+        self._resources: list[discovery.ApiResource] | None = None
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # --- transport ---------------------------------------------------------------------------
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        json: Any = None,
+        content: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        stream: bool = False,
+    ) -> httpx.Response:
+        """Any call, errors mapped; with `stream=True` the caller must `aclose()` the response."""
+        spec = wire.RequestSpec(
+            method,
+            path,
+            params=params or {},
+            json=json,
+            content=content,
+            headers=headers or {},
+            stream=stream,
+        )
+        return await self._send(spec)
+
+    async def _send(self, spec: wire.RequestSpec) -> httpx.Response:
+        request = self._http.build_request(
+            spec.method,
+            spec.path,
+            params=spec.params,
+            json=spec.json,
+            content=spec.content,
+            headers=wire.headers_for(spec),
+            timeout=api.stream_timeout(spec) if spec.stream else httpx.USE_CLIENT_DEFAULT,
+        )
+        try:
+            response = await self._http.send(request, stream=spec.stream)
+            if spec.stream and not response.is_success:
+                await response.aread()
+                await response.aclose()
+        except httpx.HTTPError as exc:
+            raise wire.transport_error(exc, self.config.server) from exc
+        wire.check(response)
+        return response
+
+    async def _call(self, spec: wire.RequestSpec) -> Any:
+        return wire.decode(await self._send(spec))
+
+    # --- verbs -----------------------------------------------------------------------------
+
+    async def get(
+        self,
+        api_version: str,
+        plural: str,
+        name: str,
+        *,
+        namespace: str | None = None,
+        subresource: str | None = None,
+    ) -> dict:
+        return await self._call(
+            wire.get_request(api_version, plural, name, namespace=namespace, subresource=subresource)
+        )
+
+    async def list(
+        self,
+        api_version: str,
+        plural: str,
+        *,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        limit: int | None = None,
+        continue_: str | None = None,
+        resource_version: str | None = None,
+    ) -> dict:
+        return await self._call(
+            wire.list_request(
+                api_version,
+                plural,
+                namespace=namespace,
+                label_selector=label_selector,
+                field_selector=field_selector,
+                limit=limit,
+                continue_=continue_,
+                resource_version=resource_version,
+            )
+        )
+
+    async def list_all(
+        self,
+        api_version: str,
+        plural: str,
+        *,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        page_size: int = 500,
+    ) -> dict:
+        """Every page of a list, merged into one list body (one snapshot: the first page's RV)."""
+        body = await self.list(
+            api_version,
+            plural,
+            namespace=namespace,
+            label_selector=label_selector,
+            field_selector=field_selector,
+            limit=page_size,
+        )
+        items = list(body.get("items") or [])
+        while (body.get("metadata") or {}).get("continue"):
+            body = await self.list(
+                api_version,
+                plural,
+                namespace=namespace,
+                limit=page_size,
+                label_selector=label_selector,
+                field_selector=field_selector,
+                continue_=body["metadata"]["continue"],
+            )
+            items.extend(body.get("items") or [])
+        return {**body, "items": items, "metadata": {**(body.get("metadata") or {}), "continue": ""}}
+
+    async def create(
+        self,
+        api_version: str,
+        plural: str,
+        obj: dict,
+        *,
+        namespace: str | None = None,
+        dry_run: bool = False,
+        field_manager: str | None = None,
+        field_validation: str | None = None,
+    ) -> dict:
+        return await self._call(
+            wire.create_request(
+                api_version,
+                plural,
+                obj,
+                namespace=namespace,
+                dry_run=dry_run,
+                field_manager=field_manager,
+                field_validation=field_validation,
+            )
+        )
+
+    async def replace(
+        self,
+        api_version: str,
+        plural: str,
+        obj: dict,
+        *,
+        namespace: str | None = None,
+        subresource: str | None = None,
+        dry_run: bool = False,
+        field_manager: str | None = None,
+        field_validation: str | None = None,
+    ) -> dict:
+        return await self._call(
+            wire.replace_request(
+                api_version,
+                plural,
+                obj,
+                namespace=namespace,
+                subresource=subresource,
+                dry_run=dry_run,
+                field_manager=field_manager,
+                field_validation=field_validation,
+            )
+        )
+
+    async def patch(
+        self,
+        api_version: str,
+        plural: str,
+        name: str,
+        patch: Any,
+        *,
+        namespace: str | None = None,
+        patch_type: wire.PatchType = "merge",
+        field_manager: str | None = None,
+        force: bool = False,
+        subresource: str | None = None,
+        dry_run: bool = False,
+        field_validation: str | None = None,
+    ) -> dict:
+        return await self._call(
+            wire.patch_request(
+                api_version,
+                plural,
+                name,
+                patch,
+                namespace=namespace,
+                patch_type=patch_type,
+                field_manager=field_manager,
+                force=force,
+                subresource=subresource,
+                dry_run=dry_run,
+                field_validation=field_validation,
+            )
+        )
+
+    async def delete(
+        self,
+        api_version: str,
+        plural: str,
+        name: str,
+        *,
+        namespace: str | None = None,
+        propagation_policy: str | None = None,
+        grace_period_seconds: int | None = None,
+        dry_run: bool = False,
+        preconditions: dict[str, str] | None = None,
+    ) -> dict:
+        return await self._call(
+            wire.delete_request(
+                api_version,
+                plural,
+                name,
+                namespace=namespace,
+                propagation_policy=propagation_policy,
+                grace_period_seconds=grace_period_seconds,
+                dry_run=dry_run,
+                preconditions=preconditions,
+            )
+        )
+
+    async def delete_collection(
+        self,
+        api_version: str,
+        plural: str,
+        *,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        propagation_policy: str | None = None,
+        dry_run: bool = False,
+    ) -> dict:
+        return await self._call(
+            wire.delete_collection_request(
+                api_version,
+                plural,
+                namespace=namespace,
+                label_selector=label_selector,
+                field_selector=field_selector,
+                propagation_policy=propagation_policy,
+                dry_run=dry_run,
+            )
+        )
+
+    # --- watch -------------------------------------------------------------------------------
+
+    async def watch(
+        self,
+        api_version: str,
+        plural: str,
+        *,
+        namespace: str | None = None,
+        resource_version: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        timeout_seconds: int | None = None,
+        allow_bookmarks: bool = True,
+        idle_timeout: float | None = None,
+    ) -> AsyncIterator[dict]:
+        """Events of one watch stream; see `api.Client.watch`. Close it with `aclose()` (or `aclosing`)."""
+        spec = wire.watch_request(
+            api_version,
+            plural,
+            namespace=namespace,
+            resource_version=resource_version,
+            label_selector=label_selector,
+            field_selector=field_selector,
+            timeout_seconds=timeout_seconds,
+            allow_bookmarks=allow_bookmarks,
+            idle_timeout=idle_timeout,
+        )
+        response = await self._send(spec)
+        try:
+            async for line in response.aiter_lines():
+                event = wire.parse_watch_line(line)
+                if event is not None:
+                    yield event
+        except httpx.HTTPError as exc:
+            raise wire.transport_error(exc, self.config.server) from exc
+        finally:
+            await response.aclose()
+
+    async def watch_resilient(
+        self,
+        api_version: str,
+        plural: str,
+        *,
+        namespace: str | None = None,
+        resource_version: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        page_size: int = 500,
+        cursor: watching.WatchCursor | None = None,
+        backoff: watching.Backoff | None = None,
+    ) -> AsyncIterator[dict]:
+        """A watch that never ends by itself; see `api.Client.watch_resilient` and `watching.WatchCursor`."""
+        cursor = cursor or watching.WatchCursor.starting_at(resource_version)
+        backoff = backoff or watching.Backoff()
+        while True:
+            progressed = False
+            try:
+                if cursor.needs_list:
+                    body = await self.list_all(
+                        api_version,
+                        plural,
+                        namespace=namespace,
+                        label_selector=label_selector,
+                        field_selector=field_selector,
+                        page_size=page_size,
+                    )
+                    rv = (body.get("metadata") or {}).get("resourceVersion")
+                    for event in cursor.relist(watching.complete_items(body), rv):
+                        yield event
+                stream = self.watch(
+                    api_version,
+                    plural,
+                    namespace=namespace,
+                    resource_version=cursor.resource_version,
+                    label_selector=label_selector,
+                    field_selector=field_selector,
+                    idle_timeout=wire.WATCH_IDLE_TIMEOUT,
+                )
+                async with contextlib.aclosing(stream):
+                    async for event in stream:
+                        accepted = cursor.accept(event)
+                        if accepted is not None:
+                            progressed = True
+                            backoff.reset()
+                            yield accepted
+            except errors.Gone:
+                cursor.expire()
+            except errors.ApiError as exc:
+                if not watching.retryable(exc):
+                    raise
+            if not progressed:
+                await asyncio.sleep(backoff.next())  # backoff between reconnects, not synchronization
+
+    # --- discovery ---------------------------------------------------------------------------
+
+    async def discover(self, *, refresh: bool = False) -> list[discovery.ApiResource]:
+        """Every resource the server serves (cached; `refresh=True` or a miss in `resolve` refetches)."""
+        if self._resources is None or refresh:
+            flow = discovery.flow()
+            response: httpx.Response | None = None
+            try:
+                while True:
+                    spec = flow.send(response) if response is not None else next(flow)
+                    try:
+                        response = await self._http.request(
+                            spec.method, spec.path, params=spec.params, headers=wire.headers_for(spec)
+                        )
+                    except httpx.HTTPError as exc:
+                        raise wire.transport_error(exc, self.config.server) from exc
+            except StopIteration as done:
+                self._resources = done.value
+        return list(self._resources or [])
+
+    async def resolve(self, name: str) -> discovery.ApiResource:
+        try:
+            return discovery.resolve(await self.discover(), name)
+        except errors.NotFound:
+            return discovery.resolve(await self.discover(refresh=True), name)
+
+    async def resource_for(self, api_version: str, kind: str) -> discovery.ApiResource:
+        try:
+            return discovery.for_kind(await self.discover(), api_version, kind)
+        except errors.NotFound:
+            return discovery.for_kind(await self.discover(refresh=True), api_version, kind)
+
+
+async def retry_on_conflict(
+    fn: Callable[[], Awaitable[T]], *, attempts: int = 10, backoff: watching.Backoff | None = None
+) -> T:
+    """Await a read-modify-write `fn` again when its write lost a race (409 Conflict); see `api.retry_on_conflict`."""
+    backoff = backoff or watching.Backoff(initial=0.005, cap=0.5)
+    for attempt in range(attempts):
+        try:
+            return await fn()
+        except errors.Conflict:
+            if attempt == attempts - 1:
+                raise
+            await asyncio.sleep(backoff.next())
+    raise AssertionError("unreachable")
