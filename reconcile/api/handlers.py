@@ -34,7 +34,7 @@ class ResourceHandlers:
 
     async def dispatch(self, request: Request) -> Response:
         http.check_accept(request)
-        info = routing.parse(request.url.path)
+        info = routing.parse(request.scope["path"])  # not request.url: building a URL costs ~5% of a GET
         if info.plural is None:
             return self._group_version(request, info)
         resource = self.registry.get(info.group, info.version, info.plural)

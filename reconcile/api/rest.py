@@ -110,8 +110,13 @@ class Rest:
 
     async def get(self, resource: registry.Resource, namespace: str | None, name: str, *,
                   resource_version: str | None = None) -> watchcache.Entry:
-        cache = await self.cache(resource, resource_version=resource_version)
-        entry = cache.get(self.key(resource, namespace, name))
+        key = self.key(resource, namespace, name)
+        try:
+            cache = await self.cache(resource, resource_version=resource_version)
+            entry = cache.get(key)
+        except watchcache.CacheBehind:
+            kv, _ = await self.store.get(key)  # as consistent, just not from memory
+            entry = _entry(kv) if kv is not None else None
         if entry is None:
             raise errors.NotFound.for_resource(resource.plural, name, resource.group)
         return entry
@@ -121,8 +126,12 @@ class Rest:
         prefix = self.prefix(resource, selection.namespace)
         if continue_token:
             return await self._list_continue(resource, selection, prefix, continue_token, limit)
-        cache = await self.cache(resource, resource_version=resource_version)
-        entries, revision = cache.list(prefix)
+        try:
+            cache = await self.cache(resource, resource_version=resource_version)
+            entries, revision = cache.list(prefix)
+        except watchcache.CacheBehind:
+            listed = await self.store.list(prefix)
+            entries, revision = [_entry(kv) for kv in listed.items], listed.revision
         if selection.filters:
             entries = [e for e in entries if selection.matches(e.obj)]
         if limit and len(entries) > limit:
@@ -148,8 +157,7 @@ class Rest:
                 ) from None
             for kv in page.items:
                 after = kv.key
-                entry = watchcache.Entry.decode(kv.key, kv.value, kv.mod_revision,
-                                                create_revision=kv.create_revision, version=kv.version)
+                entry = _entry(kv)
                 if selection.matches(entry.obj):
                     found.append(entry)
             more = page.more
@@ -229,8 +237,12 @@ class Rest:
         cache = await self.caches.ensure(namespaces)
         entry = cache.get(self.key(namespaces, None, namespace))
         if entry is None:
-            await cache.ensure_current()
-            entry = cache.get(self.key(namespaces, None, namespace))
+            try:
+                await cache.ensure_current()
+                entry = cache.get(self.key(namespaces, None, namespace))
+            except watchcache.CacheBehind:
+                kv, _ = await self.store.get(self.key(namespaces, None, namespace))
+                entry = _entry(kv) if kv is not None else None
         if entry is None:
             raise errors.NotFound.for_resource("namespaces", namespace)
         if entry.obj["metadata"].get("deletionTimestamp"):
@@ -513,6 +525,11 @@ class Rest:
             raise errors.BadRequest("binding must be an object")
         return await self.guarded_update(resource, namespace, name, lambda pod: strategies.bind_pod(pod, binding),
                                          subresource="binding")
+
+
+def _entry(kv: etcd.KeyValue) -> watchcache.Entry:
+    return watchcache.Entry.decode(kv.key, kv.value, kv.mod_revision, create_revision=kv.create_revision,
+                                   version=kv.version)
 
 
 def _parse_rv(value: str) -> int:

@@ -155,22 +155,24 @@ def create_app(config: ApiConfig) -> Starlette:
     async def not_found(request: Request) -> Response:
         raise errors.NotFound("the server could not find the requested resource")
 
+    # Resource paths first (Starlette tries routes in order, one regex each); no two routes overlap
+    # except /apis/{group} before /apis/{rest:path}.
     routes = [
+        Route("/api", guarded(core_versions)),
+        Route("/api/", guarded(core_versions)),
+        Route("/api/{rest:path}", guarded(server.handlers.dispatch), methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+        Route("/apis", guarded(group_list)),
+        Route("/apis/", guarded(group_list)),
+        Route("/apis/{group}", guarded(group)),
+        Route("/apis/{rest:path}", guarded(server.handlers.dispatch), methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
         Route("/version", guarded(version)),
         Route("/version/", guarded(version)),
         Route("/healthz", health),
         Route("/readyz", health),
         Route("/livez", health),
-        Route("/api", guarded(core_versions)),
-        Route("/api/", guarded(core_versions)),
-        Route("/apis", guarded(group_list)),
-        Route("/apis/", guarded(group_list)),
         Route("/openapi/v3", guarded(openapi_index)),
         Route("/openapi/v3/{path:path}", guarded(openapi_document)),
         Route("/openapi/v2", guarded(not_found)),
-        Route("/apis/{group}", guarded(group)),
-        Route("/api/{rest:path}", guarded(server.handlers.dispatch), methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
-        Route("/apis/{rest:path}", guarded(server.handlers.dispatch), methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.server = server

@@ -63,7 +63,10 @@ async def stream(api: rest.Rest, resource: registry.Resource, selection: rest.Se
     deadline = loop.time() + options.timeout_seconds if options.timeout_seconds else None
     rv = options.resource_version
     try:
-        cache = await api.cache(resource, resource_version=rv)
+        try:
+            cache = await api.cache(resource, resource_version=rv)
+        except watchcache.CacheBehind:
+            cache = await api.caches.ensure(resource)  # slightly behind: the events that follow catch up
         from_revision = None if rv in (None, "", "0") else int(rv)
         watcher, backlog = cache.watch(api.prefix(resource, selection.namespace), from_revision)
     except errors.ApiError as error:

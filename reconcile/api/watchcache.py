@@ -8,8 +8,9 @@ Invariants (kept by `_apply`, the only writer of the fields below):
 - `revision` is the highest etcd revision whose effects on this prefix are all in `entries`;
   it never goes backwards.
 - `entries` holds exactly the keys that exist at `revision`, each with its own `mod_revision`.
-- `history` holds every event with `history_start < event.revision <= revision`, in order; a
-  watch from N is served from it iff `N >= history_start`, else it gets 410 Expired.
+- `history` holds every event with `history_start < event.revision <= revision`, in order (after a
+  compaction `history_start` may be ahead of `revision`); a watch from N is served from it iff
+  `N >= history_start`, else it gets 410 Expired.
 """
 
 from __future__ import annotations
@@ -73,6 +74,10 @@ class Entry:
         return self.obj["metadata"].get("namespace", "")
 
 
+class CacheBehind(Exception):
+    """The cache could not prove itself current in time; the caller reads etcd instead."""
+
+
 @dataclass(slots=True)
 class CacheEvent:
     type: str
@@ -110,6 +115,8 @@ class WatchCache:
         self._advanced = asyncio.Event()
         self._ready = asyncio.Event()
         self._verify: asyncio.Future[None] | None = None
+        self._verify_seq = 0  # checks begun so far
+        self._verify_running_seq = 0  # the number of the check in `_verify`
         self.failed: BaseException | None = None
 
     # --- life cycle ---
@@ -229,7 +236,9 @@ class WatchCache:
         """etcd was compacted at `revision`: history at or below it can no longer be served."""
         while self.history and self.history[0].revision <= revision:
             self.history.popleft()
-        self.history_start = max(self.history_start, min(revision, self.revision))
+        # May run ahead of `revision` when the cache lags: events at or below it still arrive, but a
+        # watch from below it is refused, and a backlog only ever holds events after its start.
+        self.history_start = max(self.history_start, revision)
 
     def _wake(self) -> None:
         self._advanced.set()
@@ -258,16 +267,25 @@ class WatchCache:
         await self._ready.wait()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        arrived = self._verify_seq  # a check numbered above this one began after we arrived
         while True:
-            running = self._verify
+            running, seq = self._verify, self._verify_running_seq
             if running is not None and not running.done():
-                # A check already in flight may have read etcd before we arrived: wait it out, then run our own.
-                with contextlib.suppress(Exception):
+                # A check in flight may have read etcd before we arrived: wait it out. One that began
+                # after we arrived answers for us too (its result, success or error, is ours).
+                try:
                     await asyncio.shield(running)
-                if self._verify is not running:
+                except Exception:
+                    if seq > arrived:
+                        raise
                     continue
+                if seq > arrived:
+                    return
+                continue
+            self._verify_seq += 1
+            seq = self._verify_seq
             future: asyncio.Future[None] = loop.create_future()
-            self._verify = future
+            self._verify, self._verify_running_seq = future, seq
             try:
                 await self._verify_once(deadline)
                 future.set_result(None)
@@ -289,7 +307,7 @@ class WatchCache:
                 return
             # Something moved after `seen` (a write or a delete); the watch will bring it. Wait, then check again.
             if not await self.wait_for_revision(seen + 1, timeout=max(0.0, deadline - loop.time())):
-                raise errors.Timeout("Timeout: too slow to catch up with storage, please try again")
+                raise CacheBehind(self.prefix)
 
     def get(self, key: str) -> Entry | None:
         return self.entries.get(key)
@@ -345,6 +363,4 @@ class WatchCache:
 
 def _deleted(entry: Entry, revision: int) -> Entry:
     """The last state of a deleted object, stamped with the deletion's revision (as upstream)."""
-    obj = dict(entry.obj)
-    obj["metadata"] = dict(obj["metadata"], resourceVersion=str(revision))
-    return Entry(entry.key, entry.value, revision, create_revision=entry.create_revision, version=entry.version, obj=obj)
+    return Entry(entry.key, entry.value, revision, create_revision=entry.create_revision, version=entry.version)
