@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from reconcile.api import registry
+from reconcile.core import meta
 
 Row = list[Any]
 Printer = Callable[[dict, datetime], Row]
@@ -25,56 +26,18 @@ _DESCRIPTIONS = {"Name": "Name must be unique within a namespace. Is required wh
                  "created."}
 
 
-# --- small helpers (kept private: core/meta.py is being written concurrently) ------------------------------------
+# --- small helpers ------------------------------------------------------------------------------------------------
+
+human_duration = meta.human_duration
 
 
 def _parse_time(value: Any) -> datetime | None:
     if not isinstance(value, str) or not value:
         return None
-    text = value.strip().replace("z", "Z")
-    if text.endswith("Z"):
-        text = text[:-1] + "+00:00"
-    match = re.match(r"^(.*T\d\d:\d\d:\d\d)(\.\d+)?(.*)$", text)
-    if match:  # fromisoformat wants at most 6 fractional digits
-        head, frac, tail = match.groups()
-        text = head + ((frac or "")[:7]) + tail
     try:
-        parsed = datetime.fromisoformat(text)
+        return meta.parse_time(value)
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def human_duration(seconds: float) -> str:
-    """apimachinery's duration.HumanDuration, as kubectl shows ages."""
-    secs = int(seconds)
-    if secs < -1:
-        return "<invalid>"
-    if secs < 0:
-        return "0s"
-    if secs < 120:
-        return f"{secs}s"
-    minutes = secs // 60
-    if minutes < 10:
-        rest = secs % 60
-        return f"{minutes}m" if rest == 0 else f"{minutes}m{rest}s"
-    if minutes < 180:
-        return f"{minutes}m"
-    hours = secs // 3600
-    if hours < 8:
-        rest = minutes % 60
-        return f"{hours}h" if rest == 0 else f"{hours}h{rest}m"
-    if hours < 48:
-        return f"{hours}h"
-    if hours < 24 * 8:
-        rest = hours % 24
-        return f"{hours // 24}d" if rest == 0 else f"{hours // 24}d{rest}h"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24}d"
-    if hours < 24 * 365 * 8:
-        rest = (hours // 24) % 365
-        return f"{hours // 24 // 365}y" if rest == 0 else f"{hours // 24 // 365}y{rest}d"
-    return f"{hours // 24 // 365}y"
 
 
 def _since(value: Any, now: datetime) -> str:
