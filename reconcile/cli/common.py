@@ -80,6 +80,27 @@ def resolve(session: Session, name: str) -> Any:
         raise
 
 
+def resolve_kinds(session: Session, names: list[str]) -> list[Any]:
+    """Kind names to resources; a category such as `all` stands for every resource in it (as kubectl)."""
+    found: list[Any] = []
+    for name in names:
+        try:
+            found.append(session.client.resolve(name))
+            continue
+        except errors.NotFound as exc:
+            members = [r for r in session.client.discover() if name.lower() in r.categories and "/" not in r.plural]
+            if not members:
+                fail(exc.message)
+                raise
+        found.extend(sorted(members, key=lambda r: _CATEGORY_ORDER.get(r.plural, len(_CATEGORY_ORDER))))
+    return found
+
+
+# kubectl lists `all` in this order.
+_CATEGORY_ORDER = {"pods": 0, "services": 1, "daemonsets": 2, "deployments": 3, "replicasets": 4,
+                   "statefulsets": 5, "jobs": 6, "cronjobs": 7}
+
+
 def api_version_of(res: Any) -> str:
     """`apps/v1` or `v1` for a discovery ApiResource."""
     return f"{res.group}/{res.version}" if res.group else res.version

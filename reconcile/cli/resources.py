@@ -48,12 +48,11 @@ def get(kind: str, names: tuple[str, ...], namespace: str | None, all_namespaces
     """Show resources of KIND (plural, singular, kind or short name; several as KIND,KIND)."""
     session = common.Session()
     kind, names = split_kind_name(kind, names)
-    kinds = [k for k in kind.split(",") if k]
+    kinds = common.resolve_kinds(session, [k for k in kind.split(",") if k])
     if len(kinds) > 1 and (names or watch):
         common.fail("several kinds at once work only for listing, without names or --watch")
     collected: list[dict[str, Any]] = []
-    for index, one in enumerate(kinds):
-        res = common.resolve(session, one)
+    for index, res in enumerate(kinds):
         ns = None if (all_namespaces and not names) or not res.namespaced else (namespace or session.namespace)
         if output in ("yaml", "json", "name"):
             collected.extend(_get_objects(session, res, names, ns, selector, field_selector, output, watch,

@@ -365,3 +365,11 @@ def test_hello_example_applies(api_server: str) -> None:
     container = live["spec"]["template"]["spec"]["containers"][0]
     assert live["spec"]["replicas"] == 2 and container["image"] == "reconcile-hello:1.0"
     assert container["command"] == ["httpd", "-f", "-p", "8080", "-h", "/www"]
+
+
+def test_get_all_expands_the_category(api_server: str, ns: str, tmp_path: Path) -> None:
+    name = unique("all")
+    ok(run_cli("apply", "-n", ns, "-f", str(write_docs(tmp_path / "d.yaml", deployment(name))), server=api_server))
+    out = ok(run_cli("get", "all", "-n", ns, server=api_server))
+    assert f"deployment.apps/{name}" in out
+    assert "configmap" not in out  # configmaps are not in the `all` category
