@@ -7,8 +7,10 @@ kube-apiserver's GuaranteedUpdate does. Reads come from the watch caches.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import copy
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +22,9 @@ from reconcile.core import errors, meta, patches, selectors
 from reconcile.store import etcd, keys
 
 MAX_UPDATE_ATTEMPTS = 16
+# Writes without a client precondition must not fail just because others write the same object
+# (upstream's GuaranteedUpdate retries until it wins): many attempts, with jittered backoff.
+MAX_GUARDED_ATTEMPTS = 200
 
 
 @dataclass(slots=True)
@@ -175,7 +180,7 @@ class Rest:
         for _attempt in range(8 if generate else 1):
             if generate:
                 metadata["name"] = objectmeta.generated_name(metadata["generateName"])
-            candidate = copy.deepcopy(obj)
+            candidate = copy.deepcopy(obj) if generate else obj  # obj is already our own copy; retries need it pristine
             if resource.has_status:
                 candidate.pop("status", None)
             warnings = validation.prepare(resource, candidate, field_validation=field_validation)
@@ -315,7 +320,7 @@ class Rest:
                              field_validation: str = "Strict", create_if_missing: Any = None) -> WriteResult:
         """Read, mutate, compare-and-swap; retry on conflict unless the client gave a resourceVersion."""
         key = self.key(resource, namespace, name)
-        for _attempt in range(MAX_UPDATE_ATTEMPTS):
+        for _attempt in range(MAX_GUARDED_ATTEMPTS):
             kv, _ = await self.store.get(key)
             if kv is None:
                 if create_if_missing is not None:
@@ -342,6 +347,7 @@ class Rest:
             except (errors.RevisionConflict, errors.KeyMissing):
                 if precondition is not None:
                     raise errors.Conflict.for_resource(resource.plural, name, resource.group) from None
+                await _conflict_backoff(_attempt)
                 continue
             except errors.ValueTooLarge:
                 raise errors.RequestEntityTooLarge("Request entity too large: the object is larger than storage allows") from None
@@ -530,6 +536,12 @@ class Rest:
 def _entry(kv: etcd.KeyValue) -> watchcache.Entry:
     return watchcache.Entry.decode(kv.key, kv.value, kv.mod_revision, create_revision=kv.create_revision,
                                    version=kv.version)
+
+
+async def _conflict_backoff(attempt: int) -> None:
+    """Jittered, growing pause after losing a compare-and-swap, so contenders spread out."""
+    if attempt >= 1:
+        await asyncio.sleep(random.uniform(0, min(0.05, 0.001 * 2 ** min(attempt, 6))))
 
 
 def _parse_rv(value: str) -> int:

@@ -66,7 +66,9 @@ class Entry:
     def raw(self) -> bytes:
         """The object's JSON as served."""
         if self._raw is None:
-            self._raw = orjson.dumps(self.obj)
+            # Copied: orjson's result keeps its whole growth buffer (~8-16 KB for a 2 KB object) for as
+            # long as it lives, which for a cache entry is forever. The copy is exact-size.
+            self._raw = bytes(memoryview(orjson.dumps(self.obj)))
         return self._raw
 
     @property
@@ -297,6 +299,11 @@ class WatchCache:
 
     async def _verify_once(self, deadline: float) -> None:
         loop = asyncio.get_running_loop()
+        # Cheap proof first: a cache already at etcd's head revision (its own last event, a progress
+        # notification or the previous check) is current. One O(1) read, where prefix_changes reads
+        # every key under the prefix (7 ms at 2,000 objects, 27 ms at 10,000, on etcd's CPU).
+        if self.revision >= await self.store.current_revision():
+            return
         while True:
             seen = self.revision
             changed, total, head = await self.store.prefix_changes(self.prefix, since_revision=seen)
