@@ -1,0 +1,265 @@
+"""The controller loop against a real API server, with informers on ConfigMaps."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
+
+import pytest
+
+from reconcile.client import aio, informer
+from reconcile.engine import clock, controller, metrics
+
+T = TypeVar("T")
+
+
+async def eventually(condition: Callable[[], T], *, timeout: float = 10.0, what: str = "") -> T:
+    """Poll `condition` without blocking the loop, failing after a deadline."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
+
+
+def cm(name: str, data: dict[str, str] | None = None, *, owner: dict[str, Any] | None = None) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"name": name}
+    if owner:
+        metadata["ownerReferences"] = [owner]
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": data or {}}
+
+
+@pytest.fixture
+async def ac(api_server: str) -> AsyncIterator[aio.AsyncClient]:
+    async with aio.AsyncClient(api_server) as client:
+        yield client
+
+
+@pytest.fixture
+async def ns(ac: aio.AsyncClient) -> str:
+    name = f"ctl-{uuid.uuid4().hex[:10]}"
+    await ac.create("v1", "namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    return name
+
+
+@pytest.fixture
+async def cms(ac: aio.AsyncClient, ns: str) -> AsyncIterator[informer.Informer]:
+    inf = informer.Informer(ac, "v1", "configmaps", namespace=ns)
+    yield inf
+    await inf.stop()
+
+
+async def running(ctl: controller.Controller) -> asyncio.Task[None]:
+    return asyncio.create_task(ctl.run())
+
+
+async def test_level_triggered_reconcile_sees_the_latest_state(
+    ac: aio.AsyncClient, ns: str, cms: informer.Informer
+) -> None:
+    await ac.create("v1", "configmaps", cm("pre", {"v": "0"}), namespace=ns)  # exists before the start
+    seen: dict[tuple[str, str], Any] = {}
+    calls: list[tuple[str, str]] = []
+
+    async def reconcile(key: controller.Key) -> None:
+        calls.append(key)
+        obj = cms.store.get(*key)
+        seen[key] = None if obj is None else dict(obj.get("data") or {})
+
+    ctl = controller.Controller("level", reconcile, workers=2)
+    ctl.watch(cms)
+    await cms.start()
+    task = await running(ctl)
+    await eventually(lambda: seen.get((ns, "pre")) == {"v": "0"}, what="initial list reconciled")
+    await ac.create("v1", "configmaps", cm("a", {"v": "1"}), namespace=ns)
+    for i in range(2, 7):
+        await ac.patch("v1", "configmaps", "a", {"data": {"v": str(i)}}, namespace=ns)
+    await eventually(lambda: seen.get((ns, "a")) == {"v": "6"}, what="latest state")
+    await ac.delete("v1", "configmaps", "a", namespace=ns)
+    await eventually(lambda: (ns, "a") in seen and seen[(ns, "a")] is None, what="deletion seen as absence")
+    assert set(calls) == {(ns, "pre"), (ns, "a")}
+    await ctl.stop()
+    await asyncio.wait_for(task, 5)
+
+
+async def test_requeue_after_runs_on_virtual_time() -> None:
+    fake = clock.FakeClock()
+    calls: list[float] = []
+
+    async def reconcile(key: controller.Key) -> controller.Result:
+        calls.append(fake.now())
+        return controller.Result(requeue_after=30)
+
+    ctl = controller.Controller("poll", reconcile, clock=fake)
+    task = await running(ctl)
+    ctl.enqueue(("ns", "x"))
+    await eventually(lambda: len(calls) == 1 and fake.sleepers >= 1, what="first run and its timer")
+    fake.advance(29.9)
+    await fake.run_until_idle()
+    assert len(calls) == 1
+    fake.advance(0.1)
+    await eventually(lambda: len(calls) == 2, what="requeued run")
+    assert calls == [0.0, 30.0]
+    assert ctl.queue.retries(("ns", "x")) == 0
+    await ctl.stop()
+    await asyncio.wait_for(task, 5)
+
+
+async def test_errors_are_retried_with_exponential_backoff_then_forgotten() -> None:
+    fake = clock.FakeClock()
+    calls: list[float] = []
+
+    async def reconcile(key: controller.Key) -> None:
+        calls.append(fake.now())
+        if len(calls) <= 3:
+            raise RuntimeError("not yet")
+
+    ctl = controller.Controller("retry", reconcile, clock=fake)
+    task = await running(ctl)
+    key = ("", "k")
+    ctl.enqueue(key)
+    await eventually(lambda: len(calls) == 1 and ctl.queue.waiting == 1)
+    fake.advance(0.005)  # first retry after 5 ms
+    await eventually(lambda: len(calls) == 2 and ctl.queue.waiting == 1)
+    fake.advance(0.009)
+    await fake.run_until_idle()
+    assert len(calls) == 2  # second retry waits 10 ms
+    fake.advance(0.001)
+    await eventually(lambda: len(calls) == 3 and ctl.queue.waiting == 1)
+    fake.advance(0.02)  # third: 20 ms, then it succeeds
+    await eventually(lambda: len(calls) == 4)
+    assert ctl.queue.retries(key) == 0  # forgotten on success
+    assert [round(b - a, 6) for a, b in zip(calls, calls[1:], strict=False)] == [0.005, 0.01, 0.02]
+    await ctl.stop()
+    await asyncio.wait_for(task, 5)
+
+
+async def test_owned_objects_enqueue_their_controller_owner(
+    ac: aio.AsyncClient, ns: str, cms: informer.Informer
+) -> None:
+    keys: list[controller.Key] = []
+
+    async def reconcile(key: controller.Key) -> None:
+        keys.append(key)
+
+    ref = {"apiVersion": "example.com/v1", "kind": "Owner", "name": "parent", "uid": str(uuid.uuid4())}
+    ctl = controller.Controller("owner", reconcile)
+    ctl.watch_owned(cms, owner_kind="Owner", owner_api_version="example.com/v1")
+    await cms.start()
+    task = await running(ctl)
+    await ac.create("v1", "configmaps", cm("child", owner={**ref, "controller": True}), namespace=ns)
+    await ac.create("v1", "configmaps", cm("not-controller", owner={**ref, "name": "other"}), namespace=ns)
+    await ac.create(
+        "v1", "configmaps",
+        cm("other-kind", owner={**ref, "kind": "Else", "name": "else", "controller": True}), namespace=ns,
+    )
+    await ac.create("v1", "configmaps", cm("orphan"), namespace=ns)
+    await eventually(lambda: (ns, "parent") in keys, what="owner enqueued")
+    await ac.delete("v1", "configmaps", "child", namespace=ns)
+    await eventually(lambda: keys.count((ns, "parent")) >= 2, what="owner enqueued on child deletion")
+    await eventually(lambda: len(cms.store) == 3)
+    assert set(keys) == {(ns, "parent")}
+    await ctl.stop()
+    await asyncio.wait_for(task, 5)
+
+
+async def test_a_key_never_runs_on_two_workers_at_once() -> None:
+    active: set[controller.Key] = set()
+    overlaps = 0
+    runs = 0
+    gate = asyncio.Event()
+
+    async def reconcile(key: controller.Key) -> None:
+        nonlocal overlaps, runs
+        overlaps += key in active
+        active.add(key)
+        runs += 1
+        await gate.wait()
+        active.discard(key)
+
+    ctl = controller.Controller("exclusive", reconcile, workers=4)
+    task = await running(ctl)
+    for _ in range(20):
+        ctl.enqueue(("", "same"))
+        ctl.enqueue(("", "other"))
+    await eventually(lambda: runs == 2)
+    for _ in range(20):
+        ctl.enqueue(("", "same"))  # in flight: collapses into one more run
+    gate.set()
+    await eventually(lambda: runs == 3 and not active)
+    assert overlaps == 0
+    await ctl.stop()
+    await asyncio.wait_for(task, 5)
+
+
+async def test_graceful_stop_finishes_in_flight_work_and_takes_no_more() -> None:
+    started = asyncio.Event()
+    release = asyncio.Event()
+    finished: list[controller.Key] = []
+
+    async def reconcile(key: controller.Key) -> None:
+        started.set()
+        await release.wait()
+        finished.append(key)
+
+    ctl = controller.Controller("graceful", reconcile)
+    task = await running(ctl)
+    ctl.enqueue(("", "busy"))
+    await asyncio.wait_for(started.wait(), 5)
+    ctl.enqueue(("", "queued"))
+    stopping = asyncio.create_task(ctl.stop(timeout=10))
+    await asyncio.sleep(0)
+    assert not stopping.done()
+    release.set()
+    await asyncio.wait_for(stopping, 5)
+    await asyncio.wait_for(task, 5)
+    assert finished == [("", "busy")]  # finished in-flight work, took nothing new
+
+
+async def test_stop_cancels_work_that_outlives_the_cap() -> None:
+    cancelled = asyncio.Event()
+    started = asyncio.Event()
+
+    async def reconcile(key: controller.Key) -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    ctl = controller.Controller("stuck", reconcile)
+    task = await running(ctl)
+    ctl.enqueue(("", "stuck"))
+    await asyncio.wait_for(started.wait(), 5)
+    await asyncio.wait_for(ctl.stop(timeout=0.1), 5)
+    assert cancelled.is_set()
+    await asyncio.wait_for(task, 5)
+
+
+async def test_metrics_count_reconciles_and_errors() -> None:
+    m = metrics.Metrics()
+    outcomes = iter([RuntimeError("boom"), None])
+    done = asyncio.Event()
+
+    async def reconcile(key: controller.Key) -> None:
+        outcome = next(outcomes)
+        if outcome is not None:
+            raise outcome
+        done.set()
+
+    ctl = controller.Controller("measured", reconcile, metrics=m)
+    task = await running(ctl)
+    ctl.enqueue(("", "m"))
+    await asyncio.wait_for(done.wait(), 5)
+    text = m.render().decode()
+    assert 'controller_reconcile_total{controller="measured"} 2.0' in text
+    assert 'controller_reconcile_errors_total{controller="measured"} 1.0' in text
+    assert 'controller_reconcile_duration_seconds_count{controller="measured"} 2.0' in text
+    assert 'controller_queue_depth{controller="measured"} 0.0' in text
+    await ctl.stop()
+    await asyncio.wait_for(task, 5)
