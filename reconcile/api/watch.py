@@ -69,6 +69,9 @@ async def stream(api: rest.Rest, resource: registry.Resource, selection: rest.Se
             cache = await api.caches.ensure(resource)  # slightly behind: the events that follow catch up
         from_revision = None if rv in (None, "", "0") else int(rv)
         watcher, backlog = cache.watch(api.prefix(resource, selection.namespace), from_revision)
+        # Every event at or below `processed` has been sent (or filtered out): a bookmark may never claim more,
+        # or a client resuming from it would skip events still queued for it.
+        processed = max(cache.revision, from_revision or 0)
     except errors.ApiError as error:
         yield error_line(error)
         return
@@ -92,7 +95,8 @@ async def stream(api: rest.Rest, resource: registry.Resource, selection: rest.Se
             if wait is not None and wait <= 0:
                 if deadline is not None and now >= deadline:
                     return
-                yield encoder.bookmark(cache.revision)
+                idle = watcher.queue.empty() and (getter is None or not getter.done())
+                yield encoder.bookmark(max(cache.revision, processed) if idle else processed)
                 next_bookmark = loop.time() + options.bookmark_interval
                 continue
             # The getter survives timeouts (never cancelled mid-get), so no event can be lost.
@@ -104,6 +108,7 @@ async def stream(api: rest.Rest, resource: registry.Resource, selection: rest.Se
             event, getter = getter.result(), None
             if event is None:
                 return  # the cache stopped, or this watcher fell too far behind: the client re-watches
+            processed = event.revision
             line = encoder.line(event, selection)
             if line:
                 yield line
@@ -112,6 +117,7 @@ async def stream(api: rest.Rest, resource: registry.Resource, selection: rest.Se
                     queued = watcher.queue.get_nowait()
                     if queued is None:
                         return
+                    processed = queued.revision
                     more = encoder.line(queued, selection)
                     if more:
                         yield more

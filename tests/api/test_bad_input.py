@@ -1,0 +1,177 @@
+"""Hostile or broken requests: each gets the right error fast, stores nothing, and the server keeps serving."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.api import helpers
+from tests.api.helpers import assert_status, cm_path, deploy_path
+
+BILLION_LAUGHS = """apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: bomb
+a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
+b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
+i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
+data: {x: *i}
+"""
+
+
+@pytest.fixture(autouse=True)
+def server_still_serves(client: httpx.Client) -> Iterator[None]:
+    """After every bad request the server must still answer normal ones."""
+    yield
+    assert client.get("/readyz").text == "ok"
+    assert client.get("/api/v1/namespaces/default").status_code == 200
+
+
+def _nothing_stored(client: httpx.Client, ns: str) -> None:
+    assert client.get(cm_path(ns)).json()["items"] == []
+    assert client.get(deploy_path(ns)).json()["items"] == []
+
+
+def test_invalid_json_and_yaml(client: httpx.Client, ns: str) -> None:
+    bad_json = client.post(cm_path(ns), content=b'{"apiVersion": "v1", "kind": ', headers={"Content-Type": "application/json"})
+    assert_status(bad_json, 400, "BadRequest")
+    bad_yaml = client.post(cm_path(ns), content=b"a: [\n b", headers={"Content-Type": "application/yaml"})
+    status = assert_status(bad_yaml, 400, "BadRequest")
+    assert "yaml" in status["message"].lower()
+    not_object = client.post(cm_path(ns), content=b"[1, 2, 3]", headers={"Content-Type": "application/json"})
+    assert_status(not_object, 400, "BadRequest")
+    empty = client.post(cm_path(ns), content=b"", headers={"Content-Type": "application/json"})
+    assert_status(empty, 400, "BadRequest")
+    bad_patch = client.patch(cm_path("default", "kube-root-ca"), content=b"{nope",
+                             headers={"Content-Type": "application/merge-patch+json"})
+    assert bad_patch.status_code in (400, 404)
+    _nothing_stored(client, ns)
+
+
+def test_yaml_body_is_accepted_when_valid(client: httpx.Client, ns: str) -> None:
+    body = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: fine\ndata:\n  a: '1'\n"
+    created = client.post(cm_path(ns), content=body, headers={"Content-Type": "application/yaml"})
+    assert created.status_code == 201 and created.json()["data"] == {"a": "1"}
+
+
+def test_unknown_kinds_and_paths(client: httpx.Client, ns: str) -> None:
+    not_found = "the server could not find the requested resource"
+    assert_status(client.post(f"/apis/nope.example.com/v1/namespaces/{ns}/foos", json={}), 404, "NotFound", not_found)
+    assert_status(client.get(f"/api/v1/namespaces/{ns}/foos"), 404, "NotFound", not_found)
+    assert_status(client.get("/apis/apps/v9/deployments"), 404, "NotFound")
+    assert_status(client.get("/apis/nope.example.com"), 404, "NotFound")
+    assert_status(client.get(cm_path(ns, "x") + "/bogus"), 404, "NotFound")
+    wrong_kind = client.post(cm_path(ns), json={"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x"}})
+    assert_status(wrong_kind, 400, "BadRequest")
+    _nothing_stored(client, ns)
+
+
+def test_missing_namespace(client: httpx.Client, ns: str) -> None:
+    missing = client.post(deploy_path("does-not-exist"), json=helpers.deployment("web"))
+    assert_status(missing, 404, "NotFound", 'namespaces "does-not-exist" not found')
+    no_namespace = client.post("/api/v1/configmaps", json=helpers.configmap("x"))
+    assert 400 <= no_namespace.status_code < 500
+    assert client.get("/api/v1/configmaps", params={"fieldSelector": "metadata.name=x"}).json()["items"] == []
+
+
+def test_schema_violations_name_each_field(client: httpx.Client, ns: str) -> None:
+    body = helpers.deployment("bad")
+    body["metadata"]["name"] = "Bad_Name"
+    body["metadata"]["labels"] = {"bad key!": "x"}
+    body["spec"]["replicas"] = -1
+    body["spec"]["template"]["spec"]["containers"][0]["image"] = 5
+    response = client.post(deploy_path(ns), json=body)
+    status = assert_status(response, 422, "Invalid")
+    assert status["message"].startswith('Deployment.apps "Bad_Name" is invalid: ')
+    assert status["details"]["kind"] == "Deployment" and status["details"]["name"] == "Bad_Name"
+    fields = {cause["field"] for cause in status["details"]["causes"]}
+    assert {"metadata.name", "metadata.labels", "spec.replicas", "spec.template.spec.containers[0].image"} <= fields
+    replicas = next(c for c in status["details"]["causes"] if c["field"] == "spec.replicas")
+    assert "greater than or equal to 0" in replicas["message"]
+    no_containers = helpers.deployment("bad2")
+    del no_containers["spec"]["template"]["spec"]["containers"]
+    missing = assert_status(client.post(deploy_path(ns), json=no_containers), 422, "Invalid")
+    assert any("containers" in c["field"] for c in missing["details"]["causes"]), missing
+    _nothing_stored(client, ns)
+
+
+def test_invalid_update_leaves_object_unchanged(client: httpx.Client, ns: str) -> None:
+    created = helpers.create(client, deploy_path(ns), helpers.deployment("web", replicas=2))
+    bad = client.patch(deploy_path(ns, "web"), json={"spec": {"replicas": "many"}},
+                       headers={"Content-Type": "application/merge-patch+json"})
+    assert_status(bad, 422, "Invalid")
+    live = client.get(deploy_path(ns, "web")).json()
+    assert live["spec"]["replicas"] == 2 and live["metadata"]["resourceVersion"] == created["metadata"]["resourceVersion"]
+
+
+def test_body_over_3mib_is_413_fast(client: httpx.Client, ns: str) -> None:
+    big = helpers.configmap("big", {"blob": "x" * (3 * 1024 * 1024 + 10)})
+    started = time.monotonic()
+    response = client.post(cm_path(ns), json=big)
+    assert time.monotonic() - started < 2.0
+    assert_status(response, 413, "RequestEntityTooLarge")
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the cap must apply while streaming
+        yield b'{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"big"},"data":{"blob":"'
+        for _ in range(40):
+            yield b"y" * 100_000
+        yield b'"}}'
+
+    streamed = client.post(cm_path(ns), content=chunks(), headers={"Content-Type": "application/json"})
+    assert_status(streamed, 413)
+    _nothing_stored(client, ns)
+
+
+def test_object_over_etcd_limit_is_4xx(client: httpx.Client, ns: str) -> None:
+    big = helpers.configmap("huge", {"blob": "z" * (2 * 1024 * 1024)})
+    started = time.monotonic()
+    response = client.post(cm_path(ns), json=big)
+    assert time.monotonic() - started < 5.0
+    assert 400 <= response.status_code < 500, response.text[:300]
+    assert response.json()["kind"] == "Status"
+    helpers.create(client, cm_path(ns), helpers.configmap("grow", {"blob": "a"}))
+    grow = client.put(cm_path(ns, "grow"), json=helpers.configmap("grow", {"blob": "b" * (2 * 1024 * 1024)}))
+    assert 400 <= grow.status_code < 500
+    assert client.get(cm_path(ns, "grow")).json()["data"] == {"blob": "a"}
+    assert client.get(cm_path(ns, "huge")).status_code == 404
+
+
+def test_yaml_bomb_is_refused_fast(client: httpx.Client, ns: str) -> None:
+    started = time.monotonic()
+    response = client.post(cm_path(ns), content=BILLION_LAUGHS, headers={"Content-Type": "application/yaml"})
+    elapsed = time.monotonic() - started
+    assert 400 <= response.status_code < 500 and elapsed < 0.5, (response.status_code, elapsed)
+    assert response.json()["kind"] == "Status"
+    patch = client.patch(cm_path(ns, "bomb"), content=BILLION_LAUGHS,
+                         headers={"Content-Type": "application/apply-patch+yaml"}, params={"fieldManager": "t"})
+    assert 400 <= patch.status_code < 500
+    _nothing_stored(client, ns)
+
+
+def test_protobuf_body_is_415(client: httpx.Client, ns: str) -> None:
+    body = b"k8s\x00\n\x0f\n\x02v1\x12\tConfigMap\x12\x06\n\x04name"
+    response = client.post(cm_path(ns), content=body, headers={"Content-Type": "application/vnd.kubernetes.protobuf"})
+    assert_status(response, 415, "UnsupportedMediaType")
+    _nothing_stored(client, ns)
+
+
+def test_unsupported_patch_type_is_415(client: httpx.Client, ns: str) -> None:
+    helpers.create(client, cm_path(ns), helpers.configmap("p"))
+    response = client.patch(cm_path(ns, "p"), content=b"{}", headers={"Content-Type": "text/plain"})
+    assert_status(response, 415, "UnsupportedMediaType")
+
+
+def test_protobuf_accept_still_gets_json(client: httpx.Client) -> None:
+    response = client.get("/api/v1/namespaces/default",
+                          headers={"Accept": "application/vnd.kubernetes.protobuf,application/json"})
+    assert response.status_code == 200 and response.headers["content-type"].startswith("application/json")
+    assert response.json()["metadata"]["name"] == "default"
