@@ -1,0 +1,56 @@
+"""`reconcile controller-manager`: the built-in controllers in the foreground."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+import click
+
+
+def register(main: click.Group) -> None:
+    main.add_command(controller_manager)
+
+
+@click.command("controller-manager")
+@click.option("--server", "server_url", default=None, help="API server URL (default: $RECONCILE_SERVER, then kubeconfig).")
+@click.option("--leader-elect/--no-leader-elect", default=True, show_default=True,
+              help="Compete for the Lease kube-system/reconcile-controller-manager before running controllers.")
+@click.option("--health-port", type=int, default=None, help="Serve /healthz, /readyz and /metrics on this port.")
+@click.option("--workers", type=int, default=4, show_default=True, help="Workers per controller.")
+@click.option("--node-monitor-grace-period", type=float, default=50.0, show_default=True,
+              help="Seconds without a node heartbeat before the node is Ready=Unknown and tainted unreachable.")
+@click.option("--pod-eviction-timeout", "--default-toleration-seconds", "pod_eviction_timeout", type=float,
+              default=300.0, show_default=True,
+              help="Seconds pods without a matching toleration stay on an unreachable node before being deleted.")
+@click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
+def controller_manager(server_url: str | None, leader_elect: bool, health_port: int | None, workers: int,
+                       node_monitor_grace_period: float, pod_eviction_timeout: float, verbose: bool) -> None:
+    """Run the ReplicaSet, Deployment, garbage-collector and namespace controllers."""
+    from reconcile.controllers import manager
+    from reconcile.engine import leader
+
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request drowns what controllers say
+    if server_url is None:
+        server_url = (click.get_current_context().find_root().meta.get("reconcile.connection") or {}).get("server")
+    options = manager.Options(server=server_url, leader_elect=leader_elect, health_port=health_port, workers=workers,
+                              node_monitor_grace_period=node_monitor_grace_period,
+                              default_toleration_seconds=pod_eviction_timeout)
+
+    async def main_task() -> None:
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, task.cancel)  # type: ignore[union-attr]
+        await manager.run(options)
+
+    try:
+        asyncio.run(main_task())
+    except asyncio.CancelledError:
+        pass
+    except leader.LeaderElectionLost as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise SystemExit(1) from None

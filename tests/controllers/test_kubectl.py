@@ -1,0 +1,79 @@
+"""kubectl 1.32's scale and rollout commands against the API server and the controllers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconcile.client import api
+from tests import support
+from tests.controllers import helpers
+
+
+def _kubectl_binary() -> str | None:
+    found = shutil.which("kubectl")
+    if not found:
+        return None
+    candidate = Path(os.path.realpath(found)).parent / "kubectl.1.32"
+    return str(candidate) if candidate.exists() else None
+
+
+KUBECTL = _kubectl_binary()
+pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl.1.32 not found beside the kubectl on PATH")
+
+
+def kubectl(env: dict[str, str], *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
+    assert KUBECTL is not None
+    result = subprocess.run([KUBECTL, *args], capture_output=True, text=True, env=env, timeout=timeout)
+    if check:
+        assert result.returncode == 0, f"kubectl {' '.join(args)}:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def _pods(client: api.Client, ns: str) -> list[dict[str, Any]]:
+    return client.list("v1", "pods", namespace=ns).get("items") or []
+
+
+def test_kubectl_scale_rollout_status_undo_restart(controller_manager, client: api.Client, ns: str,
+                                                   api_server: str, kube_env: dict[str, str]) -> None:
+    client.create("apps/v1", "deployments", helpers.deployment("kw", replicas=2), namespace=ns)
+    with helpers.PodWatcher(api_server, ns, ready_stand_in=True):
+        out = kubectl(kube_env, "rollout", "status", "deployment/kw", "-n", ns, "--timeout=60s").stdout
+        assert 'deployment "kw" successfully rolled out' in out
+        assert kubectl(kube_env, "scale", "deployment", "kw", "--replicas=3", "-n", ns).stdout.strip() == \
+            "deployment.apps/kw scaled"
+        support.wait_for(lambda: len(_pods(client, ns)) == 3, timeout=20, what="3 pods")
+        kubectl(kube_env, "rollout", "status", "deployment/kw", "-n", ns, "--timeout=60s")
+        kubectl(kube_env, "set", "image", "deployment/kw", "main=nginx:2", "-n", ns)
+        kubectl(kube_env, "rollout", "status", "deployment/kw", "-n", ns, "--timeout=60s")
+        support.wait_for(lambda: {p["spec"]["containers"][0]["image"] for p in _pods(client, ns)} == {"nginx:2"},
+                         timeout=30, what="nginx:2 everywhere")
+        history = kubectl(kube_env, "rollout", "history", "deployment/kw", "-n", ns).stdout
+        assert [line.split()[0] for line in history.splitlines()[2:] if line.strip()] == ["1", "2"]
+        assert "rolled back" in kubectl(kube_env, "rollout", "undo", "deployment/kw", "-n", ns).stdout
+        kubectl(kube_env, "rollout", "status", "deployment/kw", "-n", ns, "--timeout=60s")
+        support.wait_for(lambda: {p["spec"]["containers"][0]["image"] for p in _pods(client, ns)} == {"nginx:1"},
+                         timeout=30, what="nginx:1 again")
+        d = client.get("apps/v1", "deployments", "kw", namespace=ns)
+        assert d["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "3"
+        before = {p["metadata"]["name"] for p in _pods(client, ns)}
+        assert "restarted" in kubectl(kube_env, "rollout", "restart", "deployment/kw", "-n", ns).stdout
+        kubectl(kube_env, "rollout", "status", "deployment/kw", "-n", ns, "--timeout=60s")
+        support.wait_for(lambda: not before & {p["metadata"]["name"] for p in _pods(client, ns)}
+                         and len(_pods(client, ns)) == 3, timeout=30, what="all pods replaced")
+    described = kubectl(kube_env, "describe", "deployment", "kw", "-n", ns).stdout
+    assert "NewReplicaSet:" in described and "ScalingReplicaSet" in described
+
+
+def test_kubectl_rollout_status_fails_past_deadline(controller_manager, client: api.Client, ns: str,
+                                                    kube_env: dict[str, str]) -> None:
+    client.create("apps/v1", "deployments",
+                  helpers.deployment("late", replicas=1, progressDeadlineSeconds=1), namespace=ns)
+    result = kubectl(kube_env, "rollout", "status", "deployment/late", "-n", ns, "--timeout=60s", check=False)
+    assert result.returncode != 0
+    assert 'deployment "late" exceeded its progress deadline' in result.stderr

@@ -1,0 +1,107 @@
+"""Pure pieces of the controllers: fenceposts, hashes, expectations, deletion order, conditions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from reconcile.controllers import expectations, podutil, rollout
+from reconcile.engine import clock as clock_mod
+
+
+def _deploy(replicas: int, rolling: dict | None = None, strategy: str = "RollingUpdate") -> dict:
+    spec: dict = {"replicas": replicas, "strategy": {"type": strategy}}
+    if rolling is not None:
+        spec["strategy"]["rollingUpdate"] = rolling
+    return {"metadata": {"name": "d", "generation": 1}, "spec": spec}
+
+
+def test_fenceposts_round_like_kubernetes() -> None:
+    assert rollout.fenceposts(_deploy(10)) == (3, 2)  # 25%: surge up (2.5 -> 3), unavailable down
+    assert rollout.fenceposts(_deploy(1)) == (1, 0)
+    assert rollout.fenceposts(_deploy(10, {"maxSurge": 1, "maxUnavailable": 1})) == (1, 1)
+    assert rollout.fenceposts(_deploy(10, {"maxSurge": "0%", "maxUnavailable": 0})) == (0, 1)  # both 0: 1
+    assert rollout.max_unavailable(_deploy(3, {"maxSurge": 1, "maxUnavailable": 5})) == 3
+    assert rollout.max_surge(_deploy(3, strategy="Recreate")) == 0
+    assert rollout.max_unavailable(_deploy(0)) == 0
+
+
+def test_template_hash_is_stable_and_ignores_the_hash_label() -> None:
+    template = {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "x"}]}}
+    h = rollout.template_hash(template)
+    assert h == rollout.template_hash({**template, "metadata": {"labels": {"app": "web", "pod-template-hash": h},
+                                                                "creationTimestamp": None}})
+    assert set(h) <= set("bcdfghjklmnpqrstvwxz2456789") and 6 <= len(h) <= 10
+    assert rollout.template_hash(template, 1) != h
+    other = {**template, "spec": {"containers": [{"name": "c", "image": "y"}]}}
+    assert rollout.template_hash(other) != h
+    assert rollout.same_template(template, {**template, "metadata": {"labels": {"app": "web", "pod-template-hash": h}}})
+
+
+def test_new_replica_set_size_respects_surge() -> None:
+    d = _deploy(10, {"maxSurge": 1, "maxUnavailable": 1})
+    old = {"metadata": {"uid": "o"}, "spec": {"replicas": 10}, "status": {"replicas": 10}}
+    new = {"metadata": {"uid": "n"}, "spec": {"replicas": 0}, "status": {}}
+    assert rollout.new_rs_replicas(d, [old, new], new) == 1
+    # the old RS's spec went down but its pods are still there: no extra surge
+    old_shrinking = {"metadata": {"uid": "o"}, "spec": {"replicas": 9}, "status": {"replicas": 10}}
+    new1 = {"metadata": {"uid": "n"}, "spec": {"replicas": 1}, "status": {}}
+    assert rollout.new_rs_replicas(d, [old_shrinking, new1], new1) == 1
+
+
+def test_expectations_block_until_observed_or_expired() -> None:
+    clock = clock_mod.FakeClock()
+    exp = expectations.Expectations(clock=clock, ttl=300)
+    assert exp.satisfied("k")
+    exp.expect_creations("k", 2)
+    assert not exp.satisfied("k")
+    exp.creation_observed("k")
+    assert not exp.satisfied("k")
+    exp.creation_observed("k")
+    assert exp.satisfied("k")
+    exp.expect_deletions("k", ["a", "b"])
+    exp.deletion_observed("k", "a")
+    exp.deletion_observed("k", "a")  # seen twice (cache and API): counted once
+    assert not exp.satisfied("k")
+    clock.advance(301)
+    assert exp.satisfied("k")
+
+
+def _pod(name: str, *, node: str = "", phase: str = "Running", ready_at: str | None = None,
+         created: str = "2026-01-01T00:00:00Z") -> dict:
+    conditions = [{"type": "Ready", "status": "True", "lastTransitionTime": ready_at}] if ready_at else []
+    return {"metadata": {"name": name, "creationTimestamp": created}, "spec": {"nodeName": node},
+            "status": {"phase": phase, "conditions": conditions}}
+
+
+def test_deletion_order_prefers_unscheduled_then_not_ready_then_newest() -> None:
+    pods = [
+        _pod("old-ready", node="n", ready_at="2026-01-01T00:00:00Z"),
+        _pod("new-ready", node="n", ready_at="2026-01-01T00:05:00Z"),
+        _pod("not-ready", node="n"),
+        _pod("unscheduled", phase="Pending"),
+        _pod("newer-not-ready", node="n", created="2026-01-02T00:00:00Z"),
+    ]
+    order = [p["metadata"]["name"] for p in sorted(pods, key=podutil.deletion_rank)]
+    assert order == ["unscheduled", "newer-not-ready", "not-ready", "new-ready", "old-ready"]
+
+
+def test_available_honours_min_ready_seconds() -> None:
+    now = datetime(2026, 1, 1, 0, 0, 10, tzinfo=UTC)
+    pod = _pod("p", ready_at="2026-01-01T00:00:00Z")
+    assert podutil.available_in(pod, 0, now) == 0
+    assert podutil.available_in(pod, 5, now) == 0
+    assert podutil.available_in(pod, 30, now) == 20
+    assert podutil.available_in(_pod("q"), 0, now) is None
+
+
+def test_progressing_condition_keeps_transition_time() -> None:
+    t0, t1 = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, 0, 1, tzinfo=UTC)
+    status: dict = {}
+    rollout.set_condition(status, rollout.new_condition("Progressing", "True", rollout.NEW_RS_CREATED, "m", t0))
+    rollout.set_condition(status, rollout.new_condition("Progressing", "True", rollout.RS_UPDATED, "m", t1))
+    cond = rollout.condition(status, "Progressing")
+    assert cond["reason"] == rollout.RS_UPDATED and cond["lastTransitionTime"] == "2026-01-01T00:00:00Z"
+    assert cond["lastUpdateTime"] == "2026-01-01T00:01:00Z"
+    d = {"metadata": {"generation": 1}, "spec": {"progressDeadlineSeconds": 30}}
+    assert not rollout.timed_out(d, status, t1)
+    assert rollout.timed_out(d, status, datetime(2026, 1, 1, 0, 2, tzinfo=UTC))
