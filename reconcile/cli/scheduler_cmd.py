@@ -1,0 +1,51 @@
+"""`reconcile scheduler`: bind pending pods to nodes, in the foreground."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+import click
+
+
+def register(main: click.Group) -> None:
+    main.add_command(scheduler)
+
+
+@click.command("scheduler")
+@click.option("--server", "server_url", default=None, help="API server URL (default: $RECONCILE_SERVER, then kubeconfig).")
+@click.option("--leader-elect/--no-leader-elect", default=True, show_default=True,
+              help="Compete for the Lease kube-system/reconcile-scheduler before scheduling.")
+@click.option("--health-port", type=int, default=None, help="Serve /healthz, /readyz and /metrics on this port.")
+@click.option("--scheduler-name", default="default-scheduler", show_default=True,
+              help="Schedule the pods whose spec.schedulerName is this (or unset).")
+@click.option("--max-in-flight", type=int, default=8, show_default=True, help="Bindings written at once.")
+@click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
+def scheduler(server_url: str | None, leader_elect: bool, health_port: int | None, scheduler_name: str,
+              max_in_flight: int, verbose: bool) -> None:
+    """Watch pods without a node and bind each to the best node that fits."""
+    from reconcile.engine import leader
+    from reconcile.scheduler import app
+
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if server_url is None:
+        server_url = (click.get_current_context().find_root().meta.get("reconcile.connection") or {}).get("server")
+    options = app.Options(server=server_url, leader_elect=leader_elect, health_port=health_port,
+                          scheduler_name=scheduler_name, max_in_flight=max_in_flight)
+
+    async def main_task() -> None:
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, task.cancel)  # type: ignore[union-attr]
+        await app.run(options)
+
+    try:
+        asyncio.run(main_task())
+    except asyncio.CancelledError:
+        pass
+    except leader.LeaderElectionLost as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise SystemExit(1) from None
