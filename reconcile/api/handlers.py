@@ -12,7 +12,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from reconcile.api import discovery, http, registry, rest, routing, strategies, tables, watch
+from reconcile.api import discovery, http, podproxy, registry, rest, routing, strategies, tables, watch
 from reconcile.core import errors, patches, selectors
 
 PATCH_KINDS = {
@@ -53,6 +53,8 @@ class ResourceHandlers:
             if method == "DELETE":
                 return await self._delete_collection(request, resource, info)
         else:
+            if podproxy.handles(resource, info):  # pods/log, pods/exec: proxied to the pod's node agent
+                return await podproxy.handle(self.api, request, info)
             if method == "GET":
                 return await self._get(request, resource, info)
             if method == "PUT":

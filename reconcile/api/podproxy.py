@@ -1,0 +1,128 @@
+"""`pods/{name}/log` and `pods/{name}/exec`: proxied to the node agent that runs the pod.
+
+The agent is found as the kubelet is upstream: the pod's `spec.nodeName`, that Node's
+InternalIP address and `status.daemonEndpoints.kubeletEndpoint.Port`. Logs stream through
+chunk by chunk (so `follow` works); the agent's errors come back as Status objects and are
+passed on unchanged. The HTTP client is `reconcile.client`'s (httpx stays behind that seam).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import quote
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from reconcile.api import http, registry, rest, routing
+from reconcile.client import aio
+from reconcile.core import errors
+
+SUBRESOURCES = frozenset({"log", "exec"})
+LOG_PARAMS = ("follow", "tailLines", "sinceSeconds", "timestamps", "previous", "limitBytes")
+DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
+
+
+def handles(resource: registry.Resource, info: routing.RequestInfo) -> bool:
+    return resource.group == "" and resource.plural == "pods" and info.subresource in SUBRESOURCES
+
+
+async def handle(api: rest.Rest, request: Request, info: routing.RequestInfo) -> Response:
+    assert info.name is not None and info.namespace is not None
+    pods = api.registry.get("", "v1", "pods")
+    assert pods is not None
+    pod = (await api.get(pods, info.namespace, info.name)).obj
+    if info.subresource == "log" and request.method == "GET":
+        return await _log(api, request, pod)
+    if info.subresource == "exec" and request.method == "POST":
+        return await _exec(api, request, pod)
+    raise errors.MethodNotAllowed(
+        f"the server does not allow this method on the requested resource ({request.method} pods/{info.subresource})")
+
+
+def _container(pod: dict[str, Any], requested: str | None) -> str:
+    """The container asked for, else the default one (annotation, or the only one)."""
+    names = [c["name"] for c in (pod.get("spec") or {}).get("containers") or []]
+    name = pod["metadata"]["name"]
+    if requested:
+        if requested not in names:
+            raise errors.BadRequest(f"container {requested} is not valid for pod {name}")
+        return requested
+    default = ((pod["metadata"].get("annotations") or {}).get(DEFAULT_CONTAINER_ANNOTATION))
+    if default in names:
+        return default
+    if len(names) == 1:
+        return names[0]
+    raise errors.BadRequest(f"a container name must be specified for pod {name}, choose one of: [{' '.join(names)}]")
+
+
+async def _agent_url(api: rest.Rest, pod: dict[str, Any]) -> str:
+    node_name = (pod.get("spec") or {}).get("nodeName")
+    if not node_name:
+        raise errors.BadRequest(f"pod {pod['metadata']['name']} does not have a host assigned")
+    nodes = api.registry.get("", "v1", "nodes")
+    assert nodes is not None
+    try:
+        node = (await api.get(nodes, None, node_name)).obj
+    except errors.NotFound:
+        raise errors.NotFound(f'nodes "{node_name}" not found') from None
+    status = node.get("status") or {}
+    port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port")
+    addresses = {a.get("type"): a.get("address") for a in status.get("addresses") or []}
+    address = addresses.get("InternalIP") or addresses.get("Hostname")
+    if not port or not address:
+        raise errors.ServiceUnavailable(f"node {node_name} does not publish its agent's address and port")
+    host = f"[{address}]" if ":" in address else address
+    return f"http://{host}:{port}"
+
+
+def _path(kind: str, pod: dict[str, Any], container: str) -> str:
+    metadata = pod["metadata"]
+    return "/".join(["", kind, *(quote(p, safe="") for p in (metadata["namespace"], metadata["name"], container))])
+
+
+async def _log(api: rest.Rest, request: Request, pod: dict[str, Any]) -> Response:
+    container = _container(pod, request.query_params.get("container"))
+    base = await _agent_url(api, pod)
+    params = {k: request.query_params[k] for k in LOG_PARAMS if k in request.query_params}
+    agent = aio.AsyncClient(base)
+    try:
+        upstream = await agent.request("GET", _path("containerLogs", pod, container), params=params, stream=True)
+    except errors.ApiError as exc:
+        await agent.close()
+        raise _from_agent(exc, pod, base) from None
+
+    async def relay() -> AsyncIterator[bytes]:
+        try:
+            async for chunk in upstream.aiter_raw():
+                yield chunk
+        finally:
+            await upstream.aclose()
+            await agent.close()
+
+    return StreamingResponse(relay(), media_type="text/plain")
+
+
+async def _exec(api: rest.Rest, request: Request, pod: dict[str, Any]) -> Response:
+    body = http.decode_object(await http.read_body(request), http.media_type(request), what="exec request")
+    if not isinstance(body, dict):
+        raise errors.BadRequest('exec: the body must be {"container": name, "command": [...]}')
+    container = _container(pod, body.get("container") or request.query_params.get("container"))
+    command = body.get("command")
+    if not isinstance(command, list) or not command or not all(isinstance(c, str) for c in command):
+        raise errors.BadRequest("exec: command must be a non-empty list of strings")
+    base = await _agent_url(api, pod)
+    async with aio.AsyncClient(base) as agent:
+        try:
+            response = await agent.request("POST", _path("exec", pod, container), json={"command": command})
+        except errors.ApiError as exc:
+            raise _from_agent(exc, pod, base) from None
+        return http.json_response(response.content)
+
+
+def _from_agent(exc: errors.ApiError, pod: dict[str, Any], base: str) -> errors.ApiError:
+    if isinstance(exc, errors.ServiceUnavailable) and exc.message.startswith("cannot reach"):
+        node = (pod.get("spec") or {}).get("nodeName")
+        return errors.ServiceUnavailable(f"cannot reach the node agent of node {node} at {base}")
+    return exc

@@ -1,0 +1,75 @@
+"""`reconcile node join`: run a node agent against one Docker engine, in the foreground."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+
+import click
+
+from reconcile.cli import common
+
+
+def register(main: click.Group) -> None:
+    existing = main.commands.get("node")
+    if isinstance(existing, click.Group):  # another module (cordon, drain, ...) owns the group: join it
+        existing.add_command(join)
+    else:
+        main.add_command(node)
+
+
+@click.group()
+def node() -> None:
+    """Node agents and node operations."""
+
+
+@node.command()
+@click.option("--name", required=True, help="Node name (the Node object and the Lease are named after it).")
+@click.option("--docker-host", default="unix:///var/run/docker.sock", show_default=True,
+              help="Docker engine URL (unix://, tcp:// or ssh://).")
+@click.option("--state-dir", type=click.Path(path_type=Path), default=None,
+              help="Where volumes live (default: $RECONCILE_STATE_DIR/nodes/NAME).")
+@click.option("--port", type=int, default=10250, show_default=True, help="The agent's HTTP port (0: any free one).")
+@click.option("--address", default="127.0.0.1", show_default=True,
+              help="The node's InternalIP: the agent listens there and hostPorts bind there by default.")
+@click.option("--pod-cidr", default=None, help="Pod subnet of this node (default: a /24 derived from the name).")
+@click.option("--infra-image", default="reconcile-pause:1.0", show_default=True,
+              help="Image of each pod's infra container (built locally from busybox when it is the default).")
+@click.option("--templates", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Directory with container.json.j2 / infra.json.j2 overriding the shipped templates.")
+@click.option("--reserve-cpu", default="0", show_default=True, help="CPU kept from pods (e.g. 100m).")
+@click.option("--reserve-memory", default="0", show_default=True, help="Memory kept from pods (e.g. 256Mi).")
+@click.option("--lease-interval", type=float, default=10.0, show_default=True, help="Seconds between Lease renewals.")
+@click.option("--resync-interval", type=float, default=10.0, show_default=True,
+              help="Seconds between full resyncs of the pods (and orphan sweeps).")
+@click.option("--workers", type=int, default=8, show_default=True, help="Pods synced in parallel.")
+@click.option("-v", "--verbose", is_flag=True, help="Log at debug level.")
+@common.connection_options
+@common.handle_errors
+def join(name: str, docker_host: str, state_dir: Path | None, port: int, address: str, pod_cidr: str | None,
+         infra_image: str, templates: Path | None, reserve_cpu: str, reserve_memory: str, lease_interval: float,
+         resync_interval: float, workers: int, verbose: bool) -> None:
+    """Register this machine's Docker engine as node NAME and run the pods bound to it."""
+    from reconcile.core import quantities
+    from reconcile.node import agent as agent_mod
+
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request drowns what matters
+    session = common.Session()
+    settings = agent_mod.NodeSettings(
+        name=name, docker_host=docker_host, server=session.config, state_dir=state_dir, port=port, address=address,
+        pod_cidr=pod_cidr, infra_image=infra_image, templates=templates,
+        reserve_cpu=quantities.parse_cpu_millis(reserve_cpu), reserve_memory=quantities.parse_bytes(reserve_memory),
+        lease_interval=lease_interval, resync_interval=resync_interval, workers=workers,
+    )
+    asyncio.run(_run(agent_mod.Agent(settings)))
+
+
+async def _run(agent: object) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, agent.request_stop)  # type: ignore[attr-defined]
+    await agent.run()  # type: ignore[attr-defined]

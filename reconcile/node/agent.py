@@ -1,0 +1,302 @@
+"""The node agent: registers a Node, keeps its Lease, and runs the pods bound to it on one Docker engine.
+
+Wiring only: an informer on the pods with `spec.nodeName=<node>` feeds a work queue keyed by
+pod; `pods.PodSync` reconciles each key. Docker `die` events enqueue their pod at once (a killed
+container restarts in well under a second); a periodic resync also enqueues every pod and every
+pod that still has containers here, which is how orphans (pods deleted while the agent was
+down) are found and removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import ipaddress
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from reconcile.client import aio
+from reconcile.client import config as config_mod
+from reconcile.client import informer as informer_mod
+from reconcile.core import errors
+from reconcile.engine import clock as clock_mod
+from reconcile.engine import controller
+from reconcile.node import (
+    containers,
+    docker,
+    environment,
+    images,
+    pods,
+    probes,
+    registration,
+    render,
+    server,
+    volumes,
+)
+from reconcile.node import events as node_events
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class NodeSettings:
+    """One line per setting of `reconcile node join`."""
+
+    name: str
+    docker_host: str
+    server: config_mod.ClientConfig | str  # the API server (a URL, or a loaded kubeconfig)
+    state_dir: Path | None = None  # default: $RECONCILE_STATE_DIR or ~/.local/share/reconcile, then nodes/<name>
+    port: int = 10250  # the agent's HTTP port (logs, exec); 0 picks a free one
+    address: str = "127.0.0.1"  # InternalIP, where the agent listens and hostPorts bind by default
+    pod_cidr: str | None = None  # the node's pod subnet; default derived from the name
+    infra_image: str = images.PAUSE_IMAGE
+    templates: Path | None = None  # a directory with container.json.j2 / infra.json.j2 overrides
+    reserve_cpu: int = 0  # millicores kept from pods
+    reserve_memory: int = 0  # bytes kept from pods
+    lease_interval: float = 10.0
+    resync_interval: float = 10.0  # every pod (and every orphan) is looked at least this often
+    status_interval: float = 300.0  # Node status is rewritten at least this often
+    workers: int = 8  # pods synced in parallel
+
+
+def default_pod_cidr(name: str) -> str:
+    """A /24 in 10.64.0.0/10 picked from the node name, so nodes get distinct subnets by default."""
+    digest = hashlib.sha256(name.encode()).digest()
+    return f"10.{64 + digest[0] % 64}.{digest[1]}.0/24"
+
+
+def default_state_dir(name: str) -> Path:
+    base = os.environ.get("RECONCILE_STATE_DIR") or str(Path.home() / ".local" / "share" / "reconcile")
+    return Path(base) / "nodes" / name
+
+
+def network_name(node: str) -> str:
+    return f"reconcile-{node}"
+
+
+def bridge_name(node: str) -> str:
+    """Host bridge names are limited to 15 characters."""
+    return "rcn-" + hashlib.sha256(node.encode()).hexdigest()[:10]
+
+
+class Agent:
+    def __init__(self, settings: NodeSettings, *, clock: clock_mod.Clock | None = None) -> None:
+        self.settings = settings
+        self.clock: clock_mod.Clock = clock or clock_mod.RealClock()
+        self.pod_cidr = settings.pod_cidr or default_pod_cidr(settings.name)
+        self.state_dir = settings.state_dir or default_state_dir(settings.name)
+        self.runtime = docker.DockerRuntime(settings.docker_host, max_workers=max(8, settings.workers * 2))
+        self.client = aio.AsyncClient(settings.server)
+        self.informer = informer_mod.Informer(self.client, "v1", "pods", field_selector=f"spec.nodeName={settings.name}")
+        self.events = node_events.Emitter(self.client, node=settings.name)
+        self.controller = controller.Controller("node-agent", self._sync, workers=settings.workers, clock=self.clock)
+        self.probes = probes.ProbeManager(self.runtime, on_change=self._on_probe_change,
+                                          on_failure=self._on_probe_failure, on_unhealthy=self._on_unhealthy,
+                                          clock=self.clock)
+        self.http: server.AgentServer | None = None
+        self.sync: pods.PodSync | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopped = asyncio.Event()
+
+    # --- life cycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Register, start serving and syncing; returns once the pod cache is synced."""
+        s = self.settings
+        try:
+            info = await self.runtime.info()
+        except docker.DockerError as exc:
+            raise docker.DockerError(f"no Docker engine answers at {s.docker_host}: {exc}") from exc
+        await self._ensure_infra_image()
+        network = ipaddress.ip_network(self.pod_cidr)
+        await self.runtime.ensure_network(network_name(s.name), subnet=str(network),
+                                          gateway=str(next(network.hosts())), bridge_name=bridge_name(s.name))
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        fetch = environment.fetcher(self.client)
+        node_view = render.NodeView(s.name, s.address, network_name(s.name), s.infra_image, self.pod_cidr)
+        self.sync = pods.PodSync(pods.NodeContext(
+            node=node_view, client=self.client, runtime=self.runtime, renderer=render.Renderer(s.templates),
+            volumes=volumes.Volumes(self.state_dir, fetch), probes=self.probes, events=self.events,
+            store=self.informer.store, clock=self.clock))
+        self.http = server.AgentServer(server.create_app(self.runtime, self._lookup), host=s.address, port=s.port)
+        await self.http.start()
+        await self._register(info)
+        lease = registration.LeaseKeeper(self.client, node=s.name, interval=s.lease_interval, clock=self.clock)
+        self.controller.watch(self.informer)
+        await self.informer.start()
+        await self.informer.wait_synced()
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(lease.run(), name="node-lease"),
+            loop.create_task(self.controller.run(), name="node-pods"),
+            loop.create_task(self._docker_events(), name="node-docker-events"),
+            loop.create_task(self._resync_forever(), name="node-resync"),
+            loop.create_task(registration.run_periodically(s.lease_interval, lambda: self._refresh_status(info),
+                                                           clock=self.clock), name="node-status"),
+        ]
+        await self._resync()
+        log.info("node %s joined: docker %s, pods on %s, agent port %d", s.name, s.docker_host, self.pod_cidr,
+                 self.http.port)
+
+    async def run(self) -> None:
+        await self.start()
+        try:
+            await self._stopped.wait()
+        finally:
+            await self.close()
+
+    def request_stop(self) -> None:
+        self._stopped.set()
+
+    async def close(self) -> None:
+        """Stop watching and serving; running containers are left alone (a restart adopts them)."""
+        await self.controller.stop(timeout=5)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.informer.stop()
+        if self.sync is not None:
+            await self.sync.close()
+        await self.probes.close()
+        await self.events.close()
+        if self.http is not None:
+            await self.http.stop()
+        await self.client.close()
+        await self.runtime.close()
+
+    # --- pieces --------------------------------------------------------------------------------
+
+    async def _ensure_infra_image(self) -> None:
+        image = self.settings.infra_image
+        if await self.runtime.image_present(image):
+            return
+        if image == images.PAUSE_IMAGE:
+            log.info("building the infra image %s from the host's busybox", image)
+            await images.ensure_pause_image(self.runtime, image)
+            return
+        await self.runtime.pull(image)
+
+    async def _register(self, info: dict) -> None:
+        s = self.settings
+        assert self.http is not None
+        now = registration.now_string(self.clock)
+        existing = await registration.current_node(self.client, s.name)
+        status = registration.node_status(
+            name=s.name, address=s.address, port=self.http.port, info=info, reserve_cpu=s.reserve_cpu,
+            reserve_memory=s.reserve_memory, now=now, ready_since=registration.ready_since(existing, now))
+        await registration.register(self.client, name=s.name, pod_cidr=self.pod_cidr,
+                                    labels=registration.node_labels(s.name, info), status=status)
+
+    async def _refresh_status(self, info: dict) -> None:
+        """Rewrite the Node status when it is stale or someone else (node lifecycle) marked it not Ready."""
+        node = await registration.current_node(self.client, self.settings.name)
+        if node is None or registration.needs_update(node, now=self.clock.wall(),
+                                                     max_age=self.settings.status_interval):
+            await self._register(info)
+
+    async def _sync(self, key: controller.Key) -> controller.Result | None:
+        assert self.sync is not None
+        return await self.sync.sync(key)
+
+    async def _resync(self) -> None:
+        """Enqueue every pod bound here and every pod that still has containers here (orphans)."""
+        keys = set(self.informer.store.keys())
+        for data in await self.runtime.list(labels={containers.LABEL_NODE: self.settings.name}):
+            inst = containers.from_inspect(data)
+            keys.add((inst.namespace, inst.pod_name))
+        for key in keys:
+            self.controller.enqueue(key)
+        assert self.sync is not None
+        live = {(p.get("metadata") or {}).get("uid") for p in self.informer.store.list()}
+        with_containers = {containers.from_inspect(d).pod_uid
+                           for d in await self.runtime.list(labels={containers.LABEL_NODE: self.settings.name})}
+        for uid in self.sync.ctx.volumes.known_uids():
+            if uid not in live and uid not in with_containers:
+                self.sync.ctx.volumes.remove(uid)
+
+    async def _resync_forever(self) -> None:
+        while True:
+            await self.clock.sleep(self.settings.resync_interval)
+            try:
+                await self._resync()
+            except docker.DockerError as exc:
+                log.warning("resync: %s", exc)
+
+    async def _docker_events(self) -> None:
+        """A container of ours died: sync its pod now instead of at the next resync."""
+        backoff = 0.1
+        while True:
+            stream = self.runtime.events(labels={containers.LABEL_NODE: self.settings.name})
+            try:
+                async with contextlib.aclosing(stream):
+                    async for event in stream:
+                        backoff = 0.1
+                        if event.get("status") not in ("die", "oom") and event.get("Action") not in ("die", "oom"):
+                            continue
+                        attributes = (event.get("Actor") or {}).get("Attributes") or {}
+                        namespace = attributes.get(containers.LABEL_NAMESPACE)
+                        name = attributes.get(containers.LABEL_NAME)
+                        if namespace and name:
+                            self.controller.enqueue((namespace, name))
+            except docker.DockerError as exc:
+                log.warning("docker event stream broke: %s; reconnecting", exc)
+            await self.clock.sleep(backoff)  # reconnect backoff, not synchronization
+            backoff = min(backoff * 2, 5.0)
+            with contextlib.suppress(docker.DockerError):
+                await self._resync()  # events may have been missed meanwhile
+
+    # --- probe callbacks -------------------------------------------------------------------------
+
+    def _pod_by_uid(self, uid: str) -> dict | None:
+        for pod in self.informer.store.list():
+            if (pod.get("metadata") or {}).get("uid") == uid:
+                return pod
+        return None
+
+    def _on_probe_change(self, uid: str) -> None:
+        pod = self._pod_by_uid(uid)
+        if pod is not None:
+            self.controller.enqueue((pod["metadata"].get("namespace") or "", pod["metadata"]["name"]))
+
+    def _on_unhealthy(self, uid: str, name: str, message: str) -> None:
+        pod = self._pod_by_uid(uid)
+        if pod is not None:
+            self.events.emit(pod, "Unhealthy", message, type="Warning")
+
+    async def _on_probe_failure(self, uid: str, name: str, container_id: str, message: str) -> None:
+        """Liveness (or startup) failed: kill the container; the pod's sync restarts it per restartPolicy."""
+        pod = self._pod_by_uid(uid)
+        if pod is None:
+            return
+        self.events.emit(pod, "Killing", message)
+        grace = (pod.get("spec") or {}).get("terminationGracePeriodSeconds")
+        await self.runtime.stop(container_id, timeout=30 if grace is None else int(grace))
+        self.controller.enqueue((pod["metadata"].get("namespace") or "", pod["metadata"]["name"]))
+
+    # --- logs and exec lookups -------------------------------------------------------------------
+
+    async def _lookup(self, namespace: str, pod_name: str, container: str, previous: bool) -> containers.Instance:
+        pod = self.informer.store.get(namespace, pod_name)
+        if pod is None:
+            raise errors.NotFound.for_resource("pods", pod_name)
+        uid = pod["metadata"]["uid"]
+        names = [c["name"] for c in (pod.get("spec") or {}).get("containers") or []]
+        if container not in names:
+            raise errors.BadRequest(f"container {container} is not valid for pod {pod_name}")
+        labels = {containers.LABEL_UID: uid, containers.LABEL_CONTAINER: container,
+                  containers.LABEL_NODE: self.settings.name}
+        attempts = containers.by_container([containers.from_inspect(d)
+                                            for d in await self.runtime.list(labels=labels)]).get(container) or []
+        wanted = attempts[-2] if previous and len(attempts) > 1 else (None if previous else
+                                                                        (attempts[-1] if attempts else None))
+        if wanted is None:
+            if previous:
+                raise errors.BadRequest(f'previous terminated container "{container}" in pod "{pod_name}" not found')
+            raise errors.BadRequest(f'container "{container}" in pod "{pod_name}" is waiting to start: '
+                                    "ContainerCreating")
+        return wanted

@@ -1,0 +1,312 @@
+"""The seam to the Docker engine: the only module that imports the `docker` SDK.
+
+The SDK is synchronous, so every call runs in a thread pool and the agent's event loop never
+blocks; long-lived streams (logs with follow, events) get a thread of their own each so they
+cannot starve short calls. The SDK's exceptions are translated here into the node-local ones
+below, so the rest of the agent never sees a `docker.errors` type.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import threading
+from collections.abc import AsyncIterator, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import docker
+import docker.errors
+import requests.exceptions
+
+T = TypeVar("T")
+
+
+class DockerError(Exception):
+    """Docker refused a request or could not be reached."""
+
+
+class ContainerMissing(DockerError):
+    """The container (or image, network) named does not exist."""
+
+
+class PullFailed(DockerError):
+    """An image could not be pulled (unknown image, unreachable registry, ...)."""
+
+
+class InvalidSpec(DockerError):
+    """A rendered container spec has arguments Docker's create does not take."""
+
+
+def _translate(exc: Exception) -> DockerError:
+    if isinstance(exc, docker.errors.NotFound | docker.errors.ImageNotFound):
+        return ContainerMissing(_explain(exc))
+    if isinstance(exc, docker.errors.APIError):
+        return DockerError(_explain(exc))
+    if isinstance(exc, requests.exceptions.RequestException | docker.errors.DockerException | OSError):
+        return DockerError(f"cannot reach the Docker engine: {exc}")
+    return DockerError(str(exc))
+
+
+def _explain(exc: Exception) -> str:
+    explanation = getattr(exc, "explanation", None)
+    return str(explanation or exc)
+
+
+class DockerRuntime:
+    """Async facade over one Docker engine (`unix:///var/run/docker.sock`, `tcp://...`, `ssh://...`)."""
+
+    def __init__(self, base_url: str, *, max_workers: int = 8) -> None:
+        self.base_url = base_url
+        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="docker")
+        # Calls that may block for a grace period (stop) get their own threads, so thirty pods
+        # stopping at once cannot hold every worker the restart path needs.
+        self._slow = ThreadPoolExecutor(max_workers=64, thread_name_prefix="docker-slow")
+        try:
+            self._client = docker.DockerClient(base_url=base_url, timeout=120, max_pool_size=max_workers + 24)
+        except docker.errors.DockerException as exc:
+            raise DockerError(f"cannot use the Docker engine at {base_url}: {exc}") from exc
+        self._api = self._client.api
+
+    async def _run(self, fn: Callable[..., T], *args: Any, slow: bool = False, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        try:
+            pool = self._slow if slow else self._pool
+            return await loop.run_in_executor(pool, functools.partial(fn, *args, **kwargs))
+        except DockerError:
+            raise
+        except Exception as exc:  # the SDK raises requests/urllib3/OSError types too
+            raise _translate(exc) from exc
+
+    # --- engine ------------------------------------------------------------------------------
+
+    async def info(self) -> dict:
+        return await self._run(self._api.info)
+
+    async def version(self) -> dict:
+        return await self._run(self._api.version)
+
+    async def ensure_network(self, name: str, *, subnet: str, gateway: str | None = None,
+                             bridge_name: str | None = None) -> str:
+        """The id of bridge network `name`, created with `subnet` when missing."""
+        return await self._run(self._ensure_network, name, subnet, gateway, bridge_name)
+
+    def _ensure_network(self, name: str, subnet: str, gateway: str | None, bridge_name: str | None) -> str:
+        for network in self._api.networks(names=[name]):
+            if network.get("Name") == name:
+                return str(network["Id"])
+        pool = docker.types.IPAMPool(subnet=subnet, gateway=gateway)
+        options = {"com.docker.network.bridge.name": bridge_name} if bridge_name else None
+        created = self._api.create_network(
+            name, driver="bridge", ipam=docker.types.IPAMConfig(pool_configs=[pool]), options=options,
+            check_duplicate=True, labels={"reconcile.network": name},
+        )
+        return str(created["Id"])
+
+    async def remove_network(self, name: str) -> None:
+        with contextlib.suppress(ContainerMissing):
+            await self._run(self._api.remove_network, name)
+
+    # --- images ------------------------------------------------------------------------------
+
+    async def image_present(self, ref: str) -> bool:
+        return await self.image_id(ref) is not None
+
+    async def image_id(self, ref: str) -> str | None:
+        """The local image id (`sha256:...`) of `ref`, or None when it is not on this engine."""
+        try:
+            found = await self._run(self._api.inspect_image, ref)
+        except ContainerMissing:
+            return None
+        return str(found.get("Id") or "") or None
+
+    async def pull(self, ref: str) -> None:
+        repository, tag = split_image(ref)
+        try:
+            await self._run(self._api.pull, repository, tag=tag)
+        except DockerError as exc:
+            raise PullFailed(str(exc)) from exc
+
+    async def build_image(self, context_dir: Path, tag: str) -> None:
+        """Build a local image (tests and `up` build theirs; nothing is pulled: `FROM scratch`)."""
+
+        def build() -> None:
+            for chunk in self._api.build(path=str(context_dir), tag=tag, rm=True, decode=True, pull=False):
+                if "error" in chunk:
+                    raise DockerError(f"building {tag}: {chunk['error']}")
+
+        await self._run(build)
+
+    # --- containers --------------------------------------------------------------------------
+
+    async def create(self, spec: dict) -> str:
+        """Create a container from a rendered spec (the SDK's `containers.create` keyword arguments)."""
+        kwargs = dict(spec)
+
+        def create() -> str:
+            try:
+                return str(self._client.containers.create(**kwargs).id)
+            except TypeError as exc:
+                raise InvalidSpec(f"the container template produced arguments Docker does not take: {exc}") from exc
+
+        return await self._run(create)
+
+    async def start(self, container_id: str) -> None:
+        await self._run(self._api.start, container_id)
+
+    async def inspect(self, container_id: str) -> dict | None:
+        try:
+            return await self._run(self._api.inspect_container, container_id)
+        except ContainerMissing:
+            return None
+
+    async def list(self, *, labels: dict[str, str] | None = None, all: bool = True) -> list[dict]:
+        """Containers carrying all `labels`, as `inspect` dicts (ones removed meanwhile are skipped)."""
+
+        def list_inspected() -> list[dict]:
+            filters = {"label": [f"{k}={v}" for k, v in (labels or {}).items()]}
+            found = []
+            for summary in self._api.containers(all=all, filters=filters):
+                try:
+                    found.append(self._api.inspect_container(summary["Id"]))
+                except docker.errors.NotFound:
+                    continue
+            return found
+
+        return await self._run(list_inspected)
+
+    async def stop(self, container_id: str, *, timeout: int) -> None:
+        """SIGTERM (the image's stop signal), then SIGKILL after `timeout` seconds."""
+        with contextlib.suppress(ContainerMissing):
+            await self._run(self._api.stop, container_id, timeout=max(0, int(timeout)), slow=True)
+
+    async def kill(self, container_id: str, *, signal: str = "SIGKILL") -> None:
+        try:
+            await self._run(self._api.kill, container_id, signal=signal)
+        except ContainerMissing:
+            return
+        except DockerError as exc:
+            if "is not running" not in str(exc):
+                raise
+
+    async def remove(self, container_id: str, *, force: bool = True) -> None:
+        try:
+            await self._run(self._api.remove_container, container_id, force=force, v=True)
+        except ContainerMissing:
+            return
+        except DockerError as exc:
+            if "already in progress" not in str(exc):
+                raise
+
+    async def exec(self, container_id: str, command: list[str], *, timeout: float = 30) -> tuple[int, bytes]:
+        """Run `command` in the container; (exit code, stdout+stderr). Raises TimeoutError after `timeout`."""
+
+        def run() -> tuple[int, bytes]:
+            created = self._api.exec_create(container_id, command, stdout=True, stderr=True)
+            output = self._api.exec_start(created["Id"], stream=False, demux=False)
+            code = self._api.exec_inspect(created["Id"]).get("ExitCode")
+            return (int(code) if code is not None else -1), (output or b"")
+
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._slow, run)  # a hung command must not hold a docker worker
+        try:
+            return await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            raise
+        except DockerError:
+            raise
+        except Exception as exc:
+            raise _translate(exc) from exc
+
+    def logs(self, container_id: str, *, follow: bool, tail: int | None, since: float | None,
+             timestamps: bool) -> AsyncIterator[bytes]:
+        """stdout+stderr of a container, in chunks; with `follow`, until it stops or the caller closes."""
+
+        def open_stream() -> Any:
+            return self._api.logs(container_id, stream=True, follow=follow, timestamps=timestamps,
+                                  tail="all" if tail is None else max(0, int(tail)),
+                                  since=int(since) if since else None)
+
+        return _threaded_stream(open_stream)
+
+    def events(self, *, labels: dict[str, str]) -> AsyncIterator[dict]:
+        """Container die/start/oom/destroy events of containers carrying `labels`."""
+
+        def open_stream() -> Any:
+            filters = {"type": ["container"], "event": ["die", "start", "oom", "destroy"],
+                       "label": [f"{k}={v}" for k, v in labels.items()]}
+            return self._api.events(decode=True, filters=filters)
+
+        return _threaded_stream(open_stream)
+
+    async def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._slow.shutdown(wait=False, cancel_futures=True)
+        with contextlib.suppress(Exception):
+            self._client.close()
+
+
+async def _threaded_stream(open_stream: Callable[[], Iterable[Any]]) -> AsyncIterator[Any]:
+    """Iterate a blocking SDK stream on a thread of its own, handing items to the event loop.
+
+    Closing the async generator closes the SDK stream (its HTTP response), which ends the thread.
+    """
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(maxsize=256)
+    holder: dict[str, Any] = {}
+    stopped = threading.Event()
+
+    def put(kind: str, value: Any) -> None:
+        if stopped.is_set():
+            return
+        with contextlib.suppress(RuntimeError):  # the loop closed under us
+            asyncio.run_coroutine_threadsafe(queue.put((kind, value)), loop).result()
+
+    def pump() -> None:
+        try:
+            stream = open_stream()
+            holder["stream"] = stream
+            for item in stream:
+                if stopped.is_set():
+                    break
+                put("item", item)
+        except Exception as exc:
+            put("error", exc)
+        else:
+            put("end", None)
+
+    thread = threading.Thread(target=pump, name="docker-stream", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = await queue.get()
+            if kind == "item":
+                yield value
+            elif kind == "error":
+                if stopped.is_set():
+                    return
+                raise _translate(value) if not isinstance(value, DockerError) else value
+            else:
+                return
+    finally:
+        stopped.set()
+        stream = holder.get("stream")
+        close = getattr(stream, "close", None)
+        if callable(close):
+            with contextlib.suppress(Exception):
+                await loop.run_in_executor(None, close)
+        while not queue.empty():  # unblock a pump waiting on a full queue
+            queue.get_nowait()
+
+
+def split_image(ref: str) -> tuple[str, str]:
+    """("repo", "tag") of an image reference; a digest stays in the repository part; no tag = latest."""
+    if "@" in ref:
+        return ref, ""
+    name, _, last = ref.rpartition("/")
+    if ":" in last:
+        repo_last, _, tag = last.rpartition(":")
+        return (f"{name}/{repo_last}" if name else repo_last), tag
+    return ref, "latest"

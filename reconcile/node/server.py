@@ -1,0 +1,140 @@
+"""The agent's own HTTP server (the kubelet's port): container logs, exec, healthz.
+
+The API server proxies `pods/{name}/log` and `pods/{name}/exec` here. Errors are answered as
+Kubernetes `Status` objects so the proxy (and the client behind it) map them like any API error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from reconcile.core import errors
+from reconcile.node import containers, docker
+
+# (namespace, pod, container, previous) -> the container instance to read, or raise errors.*
+Lookup = Callable[[str, str, str, bool], Awaitable[containers.Instance]]
+
+EXEC_TIMEOUT = 300.0
+
+
+def _status(error: errors.ApiError) -> JSONResponse:
+    return JSONResponse(error.to_status(), status_code=error.code)
+
+
+def _flag(request: Request, name: str) -> bool:
+    return request.query_params.get(name, "").lower() in ("1", "true", "yes")
+
+
+def _int(request: Request, name: str) -> int | None:
+    value = request.query_params.get(name)
+    if value in (None, ""):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise errors.BadRequest(f"{name}: invalid integer {value!r}") from None
+
+
+def create_app(runtime: docker.DockerRuntime, lookup: Lookup) -> Starlette:
+    def guarded(endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+        async def run(request: Request) -> Response:
+            try:
+                return await endpoint(request)
+            except errors.ApiError as exc:
+                return _status(exc)
+            except docker.DockerError as exc:
+                return _status(errors.InternalError(str(exc)))
+
+        return run
+
+    async def healthz(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    async def container_logs(request: Request) -> Response:
+        p = request.path_params
+        inst = await lookup(p["namespace"], p["pod"], p["container"], _flag(request, "previous"))
+        since = _int(request, "sinceSeconds")
+        tail = _int(request, "tailLines")
+        limit = _int(request, "limitBytes")
+        stream = runtime.logs(inst.id, follow=_flag(request, "follow") and inst.running, tail=tail,
+                              since=(time.time() - since) if since else None, timestamps=_flag(request, "timestamps"))
+        return StreamingResponse(_limited(stream, limit), media_type="text/plain")
+
+    async def exec_command(request: Request) -> Response:
+        p = request.path_params
+        try:
+            body = json.loads(await request.body() or b"{}")
+        except ValueError:
+            raise errors.BadRequest("exec: the body must be JSON {\"command\": [...]}") from None
+        command = body.get("command") if isinstance(body, dict) else None
+        if not isinstance(command, list) or not command or not all(isinstance(c, str) for c in command):
+            raise errors.BadRequest("exec: command must be a non-empty list of strings")
+        inst = await lookup(p["namespace"], p["pod"], p["container"], False)
+        if not inst.running:
+            raise errors.BadRequest(f"container {p['container']} is not running")
+        try:
+            code, output = await runtime.exec(inst.id, command, timeout=float(body.get("timeout") or EXEC_TIMEOUT))
+        except TimeoutError:
+            raise errors.Timeout("exec: the command did not finish in time") from None
+        return JSONResponse({"exitCode": code, "output": output.decode("utf-8", "replace")})
+
+    routes = [
+        Route("/healthz", healthz),
+        Route("/containerLogs/{namespace}/{pod}/{container}", guarded(container_logs)),
+        Route("/exec/{namespace}/{pod}/{container}", guarded(exec_command), methods=["POST"]),
+    ]
+    return Starlette(routes=routes)
+
+
+async def _limited(stream: AsyncIterator[bytes], limit: int | None) -> AsyncIterator[bytes]:
+    sent = 0
+    try:
+        async for chunk in stream:
+            if limit is not None:
+                chunk = chunk[: max(0, limit - sent)]
+            if chunk:
+                sent += len(chunk)
+                yield chunk
+            if limit is not None and sent >= limit:
+                return
+    finally:
+        with contextlib.suppress(Exception):
+            await stream.aclose()  # type: ignore[attr-defined]
+
+
+class AgentServer:
+    """uvicorn on a socket bound up front, so port 0 picks a free port we can publish on the Node."""
+
+    def __init__(self, app: Starlette, *, host: str, port: int) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, port))
+        self.sock.listen(128)
+        self.sock.setblocking(False)
+        self.port = int(self.sock.getsockname()[1])
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
+                                timeout_graceful_shutdown=1)
+        self.server = uvicorn.Server(config)
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self.server.serve(sockets=[self.sock]))
+
+    async def stop(self) -> None:
+        self.server.should_exit = True
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(self._task, timeout=5)
+        with contextlib.suppress(OSError):
+            self.sock.close()
