@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: up down status test bench lint clean
+.PHONY: up down status test bench lint clean ensure-docker
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -14,7 +14,11 @@ $(STAMP): $(PY) pyproject.toml setup.py
 	$(PY) -m pip install -q -e '.[test]'
 	touch $(STAMP)
 
-up: $(STAMP)
+# a Docker engine must answer (installed and started in the background when missing)
+ensure-docker:
+	bash scripts/ensure-docker.sh
+
+up: $(STAMP) ensure-docker
 	$(VENV)/bin/reconcile up
 	$(VENV)/bin/reconcile apply -f examples/hello/
 	$(VENV)/bin/reconcile status
@@ -25,7 +29,7 @@ down: $(STAMP)
 status: $(STAMP)
 	$(VENV)/bin/reconcile status
 
-test: $(STAMP)
+test: $(STAMP) ensure-docker
 	$(PY) -m pytest -q -p no:cacheprovider
 
 bench: $(STAMP)

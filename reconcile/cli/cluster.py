@@ -136,9 +136,136 @@ def _apiserver_matches(ctx: UpContext, entry: dict[str, Any]) -> bool:
     return int(entry.get("port", 0)) == ctx.api_port
 
 
+# --- controller-manager -----------------------------------------------------------------------
+
+
+def _controller_manager_start(ctx: UpContext) -> dict[str, Any]:
+    health_port = _free_port()
+    log = ctx.state_dir / "controller-manager.log"
+    argv = [sys.executable, "-m", "reconcile", "controller-manager", "--server", ctx.server,
+            "--health-port", str(health_port)]
+    pid = processes.spawn(argv, log=log)
+    entry = {"pid": pid, "started": processes.start_time(pid), "server": ctx.server, "log": str(log),
+             "url": f"http://127.0.0.1:{health_port}", "health": f"http://127.0.0.1:{health_port}/healthz"}
+    _wait_ready(entry, entry["health"], what="controller-manager")
+    return entry
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _controller_manager_healthy(entry: dict[str, Any]) -> bool:
+    return processes.alive(entry.get("pid"), started=entry.get("started")) and \
+        processes.http_ok(entry.get("health", ""))
+
+
+def _controller_manager_adopt(ctx: UpContext, entry: dict[str, Any]) -> None:
+    """Nothing later depends on it."""
+
+
+def _controller_manager_matches(ctx: UpContext, entry: dict[str, Any]) -> bool:
+    return entry.get("server") == ctx.server
+
+
+# --- scheduler --------------------------------------------------------------------------------
+
+
+def _scheduler_start(ctx: UpContext) -> dict[str, Any]:
+    health_port = _free_port()
+    log = ctx.state_dir / "scheduler.log"
+    argv = [sys.executable, "-m", "reconcile", "scheduler", "--server", ctx.server, "--health-port", str(health_port)]
+    pid = processes.spawn(argv, log=log)
+    entry = {"pid": pid, "started": processes.start_time(pid), "server": ctx.server, "log": str(log),
+             "url": f"http://127.0.0.1:{health_port}", "health": f"http://127.0.0.1:{health_port}/healthz"}
+    _wait_ready(entry, entry["health"], what="scheduler")
+    return entry
+
+
+# --- node agent on the local Docker engine -----------------------------------------------------
+
+NO_DOCKER_HELP = ("Start one, then run `reconcile up` again:\n"
+                  "  sudo scripts/ensure-docker.sh   (from the source tree: installs Debian's docker.io and "
+                  "busybox-static if missing, starts dockerd in the background)\n"
+                  "  or: sudo dockerd &")
+
+
+def docker_host() -> str:
+    """The local engine: $DOCKER_HOST, else the default socket."""
+    return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+
+
+def local_node_name() -> str:
+    """$RECONCILE_NODE_NAME, else the host name, as a valid node name (lowercase DNS subdomain).
+
+    The override lets a second local cluster share the engine: an agent owns (and removes as
+    orphans) every container labelled with its node name, so two agents must never share one.
+    """
+    import re
+    import socket
+
+    raw = os.environ.get("RECONCILE_NODE_NAME") or socket.gethostname()
+    name = re.sub(r"[^a-z0-9.-]+", "-", raw.lower()).strip("-.")
+    return name[:63] or "localhost"
+
+
+def prepare_engine(host: str) -> None:
+    """Check that the engine answers, then build the local images pods here use (no registry is reachable)."""
+    import asyncio
+
+    from reconcile.node import docker, images
+
+    async def prepare() -> None:
+        runtime = docker.DockerRuntime(host)
+        try:
+            await runtime.info()
+            for tag, dockerfile in ((images.PAUSE_IMAGE, images.PAUSE_DOCKERFILE),
+                                    (images.HELLO_IMAGE, images.HELLO_DOCKERFILE)):
+                if not await runtime.image_present(tag):
+                    await images.build(runtime, tag, dockerfile)
+        finally:
+            await runtime.close()
+
+    try:
+        asyncio.run(prepare())
+    except docker.DockerError as exc:
+        raise StartError(f"no Docker engine answers at {host} ({exc}).\n{NO_DOCKER_HELP}") from None
+    except FileNotFoundError as exc:  # no static busybox to build the images from
+        raise StartError(f"cannot build the local images: {exc}") from None
+
+
+def _node_start(ctx: UpContext) -> dict[str, Any]:
+    host = docker_host()
+    prepare_engine(host)
+    name = local_node_name()
+    port = _free_port()
+    log = ctx.state_dir / "node.log"
+    argv = [sys.executable, "-m", "reconcile", "node", "join", "--name", name, "--docker-host", host,
+            "--server", ctx.server, "--state-dir", str(ctx.state_dir / "nodes" / name), "--port", str(port)]
+    pid = processes.spawn(argv, log=log)
+    entry = {"pid": pid, "started": processes.start_time(pid), "server": ctx.server, "log": str(log), "node": name,
+             "docker_host": host, "url": f"http://127.0.0.1:{port}", "health": f"http://127.0.0.1:{port}/healthz"}
+    _wait_ready(entry, entry["health"], what=f"node agent {name}")
+    return entry
+
+
+def _node_matches(ctx: UpContext, entry: dict[str, Any]) -> bool:
+    return (entry.get("server") == ctx.server and entry.get("docker_host") == docker_host()
+            and entry.get("node") == local_node_name())
+
+
 COMPONENTS: list[Component] = [
     Component("etcd", _etcd_start, _etcd_healthy, _etcd_adopt, _etcd_matches),
     Component("apiserver", _apiserver_start, _apiserver_healthy, _apiserver_adopt, _apiserver_matches),
+    Component("controller-manager", _controller_manager_start, _controller_manager_healthy,
+              _controller_manager_adopt, _controller_manager_matches),
+    Component("scheduler", _scheduler_start, _controller_manager_healthy, _controller_manager_adopt,
+              _controller_manager_matches),
+    Component("node", _node_start, _controller_manager_healthy, _controller_manager_adopt, _node_matches),
 ]
 
 

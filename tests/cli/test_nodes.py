@@ -1,0 +1,198 @@
+"""`reconcile node cordon|uncordon|drain` against a real API server, controller-manager and scheduler.
+
+Nodes here are objects only; a thread stands in for the drained node's agent by finishing the
+graceful deletion of its pods (what an agent does once the containers are stopped).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from reconcile.client import api
+from reconcile.core import errors, meta
+from tests import support
+from tests.conftest import run_cli
+from tests.controllers import helpers
+
+
+class Process:
+    """`python -m reconcile ARGS` in the background, stopped by pid."""
+
+    def __init__(self, *args: str) -> None:
+        self.log = open(os.devnull, "wb")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen([sys.executable, "-m", "reconcile", *args], stdout=self.log,
+                                        stderr=subprocess.STDOUT)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def control_plane(api_server: str) -> Iterator[None]:
+    """Controller-manager (node grace long enough that these object-only nodes stay Ready) and scheduler."""
+    procs = [Process("controller-manager", "--server", api_server, "--no-leader-elect",
+                     "--node-monitor-grace-period", "600"),
+             Process("scheduler", "--server", api_server, "--no-leader-elect")]
+    try:
+        yield
+    finally:
+        for proc in procs:
+            proc.stop()
+
+
+@pytest.fixture
+def client(api_server: str) -> Iterator[api.Client]:
+    with api.Client(api_server) as c:
+        yield c
+
+
+@pytest.fixture
+def ns(client: api.Client) -> str:
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    client.create("v1", "namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    return name
+
+
+def _node(client: api.Client, prefix: str) -> str:
+    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    client.create("v1", "nodes", {"apiVersion": "v1", "kind": "Node", "metadata": {
+        "name": name, "labels": {"kubernetes.io/hostname": name}}})
+    now = meta.now_rfc3339()
+    client.patch("v1", "nodes", name, {"status": {
+        "capacity": {"cpu": "4", "memory": "8Gi", "pods": "110"},
+        "allocatable": {"cpu": "4", "memory": "8Gi", "pods": "110"},
+        "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "lastHeartbeatTime": now,
+                        "lastTransitionTime": now}]}}, subresource="status")
+    return name
+
+
+def _ok(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 0, f"exit {result.returncode}: {result.stdout}{result.stderr}"
+    return result.stdout
+
+
+def _pods_on(client: api.Client, node: str) -> list[dict[str, Any]]:
+    return client.list("v1", "pods", field_selector=f"spec.nodeName={node}").get("items") or []
+
+
+class StandInAgent:
+    """Finishes the graceful deletion of pods on `node` (delete with grace 0), as the node's agent would."""
+
+    def __init__(self, server: str, node: str) -> None:
+        self.client = api.Client(server)
+        self.node = node
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            for pod in _pods_on(self.client, self.node):
+                md = pod["metadata"]
+                if md.get("deletionTimestamp"):
+                    try:
+                        self.client.delete("v1", "pods", md["name"], namespace=md["namespace"],
+                                           grace_period_seconds=0)
+                    except errors.NotFound:
+                        pass
+
+    def __enter__(self) -> StandInAgent:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.client.close()
+
+
+def test_cordon_and_uncordon(api_server: str, client: api.Client) -> None:
+    name = _node(client, "cordon")
+    assert _ok(run_cli("node", "cordon", name, server=api_server)).strip() == f"node/{name} cordoned"
+    assert client.get("v1", "nodes", name)["spec"]["unschedulable"] is True
+    assert _ok(run_cli("node", "cordon", name, server=api_server)).strip() == f"node/{name} already cordoned"
+    assert _ok(run_cli("node", "uncordon", name, server=api_server)).strip() == f"node/{name} uncordoned"
+    assert not (client.get("v1", "nodes", name).get("spec") or {}).get("unschedulable")
+    missing = run_cli("node", "cordon", "no-such-node", server=api_server)
+    assert missing.returncode == 1 and "NotFound" in missing.stderr
+
+
+def test_drain_moves_replicaset_pods_and_needs_force_for_bare_pods(
+        control_plane, api_server: str, client: api.Client, ns: str) -> None:
+    drained = _node(client, "drained")
+    other = _node(client, "other")
+    for node in client.list("v1", "nodes").get("items") or []:  # everything lands on `drained` first
+        if node["metadata"]["name"] != drained:
+            client.patch("v1", "nodes", node["metadata"]["name"], {"spec": {"unschedulable": True}})
+    labels = {"app": "web"}
+    client.create("apps/v1", "replicasets", {
+        "apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "web"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": labels}, "template": helpers.pod_template(labels)}},
+        namespace=ns)
+    client.create("v1", "pods", {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "bare"},
+                                 "spec": {"nodeName": drained, "containers": [{"name": "c", "image": "x:1"}]}},
+                  namespace=ns)
+    first = support.wait_for(lambda: len(_pods_on(client, drained)) == 3 and _pods_on(client, drained), timeout=20,
+                             what="the ReplicaSet's pods scheduled onto the node")
+    first_uids = {p["metadata"]["uid"] for p in first}
+    client.patch("v1", "nodes", other, {"spec": {"unschedulable": None}})
+
+    refused = run_cli("node", "drain", drained, server=api_server)
+    assert refused.returncode == 1
+    assert f"node/{drained} cordoned" in refused.stdout
+    assert "cannot delete Pods that declare no controller (use --force to override)" in refused.stderr
+    assert f"{ns}/bare" in refused.stderr
+    assert client.get("v1", "nodes", drained)["spec"]["unschedulable"] is True
+    assert {p["metadata"]["uid"] for p in _pods_on(client, drained)} == first_uids, "a refused drain deletes nothing"
+
+    with StandInAgent(api_server, drained):
+        out = _ok(run_cli("node", "drain", drained, "--force", "--timeout", "60s", server=api_server, timeout=90))
+    assert f"node/{drained} already cordoned" in out
+    for pod in first:
+        assert f"evicting pod {ns}/{pod['metadata']['name']}" in out
+        assert f"pod/{pod['metadata']['name']} evicted" in out
+    assert out.strip().endswith(f"node/{drained} drained")
+    assert not _pods_on(client, drained)
+
+    def replaced_elsewhere() -> bool:
+        pods = client.list("v1", "pods", namespace=ns).get("items") or []
+        return len(pods) == 2 and all(p["spec"].get("nodeName") == other and p["metadata"]["uid"] not in first_uids
+                                      for p in pods)
+
+    support.wait_for(replaced_elsewhere, timeout=20, what="the ReplicaSet's pods re-created on the other node")
+
+
+def test_drain_times_out_when_pods_do_not_go(control_plane, api_server: str, client: api.Client, ns: str) -> None:
+    stuck = _node(client, "stuck")
+    client.create("v1", "pods", {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "slow"},
+                                 "spec": {"nodeName": stuck, "containers": [{"name": "c", "image": "x:1"}]}},
+                  namespace=ns)
+    result = run_cli("node", "drain", stuck, "--force", "--timeout", "1s", server=api_server)
+    assert result.returncode == 1
+    assert f"evicting pod {ns}/slow" in result.stdout
+    assert "global timeout reached: 1s" in result.stderr and f"{ns}/slow" in result.stderr
+    assert client.get("v1", "pods", "slow", namespace=ns)["metadata"].get("deletionTimestamp")
+
+
+def test_drain_parses_durations() -> None:
+    from reconcile.cli import nodes_cmd
+
+    assert nodes_cmd.parse_timeout("90") == 90
+    assert nodes_cmd.parse_timeout("1m30s") == 90
+    assert nodes_cmd.parse_timeout("0s") == 0
+    with pytest.raises(Exception, match="invalid duration"):
+        nodes_cmd.parse_timeout("soon")
