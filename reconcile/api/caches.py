@@ -21,6 +21,10 @@ class CacheSet:
         self._starting: dict[tuple[str, str], asyncio.Task[watchcache.WatchCache]] = {}
         self.listeners: dict[tuple[str, str], Callable[[watchcache.CacheEvent], None]] = {}
 
+    def peek(self, resource: registry.Resource) -> watchcache.WatchCache | None:
+        """The cache for `resource` if one already runs (never starts one)."""
+        return self._caches.get((resource.group, resource.plural))
+
     async def ensure(self, resource: registry.Resource) -> watchcache.WatchCache:
         """The cache for `resource`, started (list + watch) on first use."""
         ident = (resource.group, resource.plural)

@@ -318,8 +318,27 @@ class Rest:
                              mutate: Callable[[dict[str, Any]], dict[str, Any]], *, subresource: str | None = None,
                              precondition: str | None = None, dry_run: bool = False,
                              field_validation: str = "Strict", create_if_missing: Any = None) -> WriteResult:
-        """Read, mutate, compare-and-swap; retry on conflict unless the client gave a resourceVersion."""
+        """Read, mutate, compare-and-swap; retry on conflict unless the client gave a resourceVersion.
+
+        The first try starts from the watch cache's copy, as kube-apiserver's GuaranteedUpdate does
+        with its cached object: the compare-and-swap on its mod_revision proves it current, so the
+        common write costs no etcd read. Whatever goes wrong on that copy (a lost swap, a failed
+        precondition or validation, a no-op) is judged again on a fresh read from etcd.
+        """
         key = self.key(resource, namespace, name)
+        cache = None if dry_run else self.caches.peek(resource)
+        entry = cache.get(key) if cache is not None else None
+        if entry is not None:
+            old = orjson.loads(entry.value)
+            old.setdefault("metadata", {})["resourceVersion"] = str(entry.mod_revision)
+            try:
+                result = await self._update_once(resource, key, name, old, entry.mod_revision, mutate,
+                                                 subresource=subresource, precondition=precondition,
+                                                 dry_run=dry_run, field_validation=field_validation, trusted=False)
+            except errors.ApiError:
+                result = None  # perhaps only because the copy was stale: decide on etcd's version
+            if result is not None:
+                return result
         for _attempt in range(MAX_GUARDED_ATTEMPTS):
             kv, _ = await self.store.get(key)
             if kv is None:
@@ -329,34 +348,50 @@ class Rest:
                     return await self.create(resource, namespace, body, dry_run=dry_run,
                                              field_validation=field_validation)
                 raise errors.NotFound.for_resource(resource.plural, name, resource.group)
-            old = decode(kv)
-            if precondition is not None and precondition != old["metadata"]["resourceVersion"]:
-                raise errors.Conflict.for_resource(resource.plural, name, resource.group)
-            new, warnings = self._next_state(resource, old, mutate(copy.deepcopy(old)), subresource, field_validation)
-            if objectmeta.same_object(old, new):
-                return WriteResult(old, warnings)
-            if dry_run:
-                return WriteResult(new, warnings)
-            try:
-                if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
-                    revision, _ = await self.store.delete(key, expected_revision=kv.mod_revision)
-                    new["metadata"]["resourceVersion"] = str(revision)
-                    await self._after_removal(resource, new)
-                    return WriteResult(new, warnings, deleted=True)
-                revision = await self.store.update(key, encode(new), expected_revision=kv.mod_revision)
-            except (errors.RevisionConflict, errors.KeyMissing):
-                if precondition is not None:
-                    raise errors.Conflict.for_resource(resource.plural, name, resource.group) from None
-                await _conflict_backoff(_attempt)
-                continue
-            except errors.ValueTooLarge:
-                raise errors.RequestEntityTooLarge("Request entity too large: the object is larger than storage allows") from None
-            new["metadata"]["resourceVersion"] = str(revision)
-            if self.on_crd_stored and strategies.is_kind(resource, strategies.APIEXT, "customresourcedefinitions"):
-                await self.on_crd_stored(new)
-            return WriteResult(new, warnings)
+            result = await self._update_once(resource, key, name, decode(kv), kv.mod_revision, mutate,
+                                             subresource=subresource, precondition=precondition,
+                                             dry_run=dry_run, field_validation=field_validation, trusted=True)
+            if result is not None:
+                return result
+            await _conflict_backoff(_attempt)
         raise errors.Conflict.for_resource(resource.plural, name, resource.group,
                                            why="too many concurrent writers; please try again")
+
+    async def _update_once(self, resource: registry.Resource, key: str, name: str, old: dict[str, Any],
+                           mod_revision: int, mutate: Callable[[dict[str, Any]], dict[str, Any]], *,
+                           subresource: str | None, precondition: str | None, dry_run: bool,
+                           field_validation: str, trusted: bool) -> WriteResult | None:
+        """One try of `guarded_update` on `old` (stored at `mod_revision`); None: try again on a fresh read.
+
+        `trusted` says `old` came from etcd just now; an untrusted (cached) copy never answers a
+        precondition failure or a no-op itself.
+        """
+        if precondition is not None and precondition != old["metadata"]["resourceVersion"]:
+            if not trusted:
+                return None
+            raise errors.Conflict.for_resource(resource.plural, name, resource.group)
+        new, warnings = self._next_state(resource, old, mutate(copy.deepcopy(old)), subresource, field_validation)
+        if objectmeta.same_object(old, new):
+            return WriteResult(old, warnings) if trusted else None
+        if dry_run:
+            return WriteResult(new, warnings)
+        try:
+            if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
+                revision, _ = await self.store.delete(key, expected_revision=mod_revision)
+                new["metadata"]["resourceVersion"] = str(revision)
+                await self._after_removal(resource, new)
+                return WriteResult(new, warnings, deleted=True)
+            revision = await self.store.update(key, encode(new), expected_revision=mod_revision)
+        except (errors.RevisionConflict, errors.KeyMissing):
+            if precondition is not None and trusted:
+                raise errors.Conflict.for_resource(resource.plural, name, resource.group) from None
+            return None
+        except errors.ValueTooLarge:
+            raise errors.RequestEntityTooLarge("Request entity too large: the object is larger than storage allows") from None
+        new["metadata"]["resourceVersion"] = str(revision)
+        if self.on_crd_stored and strategies.is_kind(resource, strategies.APIEXT, "customresourcedefinitions"):
+            await self.on_crd_stored(new)
+        return WriteResult(new, warnings)
 
     def _next_state(self, resource: registry.Resource, old: dict[str, Any], new: Any,
                     subresource: str | None, field_validation: str) -> tuple[dict[str, Any], list[str]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-MAX_IN_FLIGHT = 32  # below httpx's pool of 100 connections, which the informers' watches share
+MAX_IN_FLIGHT = 32  # a batch ceiling; the AsyncClient itself caps requests in flight (watches use their own pool)
 
 
 async def slow_start(count: int, call: Callable[[], Awaitable[object]], *, initial: int = 1,
