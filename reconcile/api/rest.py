@@ -209,7 +209,7 @@ class Rest:
         if not isinstance(body, dict):
             raise errors.BadRequest(f"{resource.kind} in version \"{resource.version}\" cannot be handled as a "
                                     f"{resource.kind}: the body must be a JSON or YAML object")
-        obj = copy.deepcopy(body)
+        obj = body  # callers pass a body they own (freshly decoded, or their own copy)
         api_version, kind = obj.get("apiVersion"), obj.get("kind")
         if kind not in (None, "", resource.kind) or api_version not in (None, "", resource.api_version):
             raise errors.BadRequest(

@@ -116,9 +116,9 @@ class WatchCache:
         self._task: asyncio.Task[None] | None = None
         self._advanced = asyncio.Event()
         self._ready = asyncio.Event()
-        self._verify: asyncio.Future[None] | None = None
-        self._verify_seq = 0  # checks begun so far
-        self._verify_running_seq = 0  # the number of the check in `_verify`
+        # A check scheduled but not yet begun: every caller arriving before it begins may share it.
+        # Invariant: once a check has begun (sent its etcd request) it is no longer `_next_check`.
+        self._next_check: asyncio.Task[None] | None = None
         self.failed: BaseException | None = None
 
     # --- life cycle ---
@@ -263,39 +263,21 @@ class WatchCache:
     async def ensure_current(self, *, timeout: float = 3.0) -> None:
         """Prove the cache holds everything etcd had when this call began (a consistent read).
 
-        Concurrent callers share one check; a caller that arrives while a check is running
-        waits for the next one, so its read is never older than its own arrival.
+        Callers share checks: each waits for one check that begins after it arrived (so its read
+        is never older than its arrival), and every caller arriving before that check begins joins
+        it. Checks may overlap, so no caller waits for an older check to finish first.
         """
         await self._ready.wait()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        arrived = self._verify_seq  # a check numbered above this one began after we arrived
-        while True:
-            running, seq = self._verify, self._verify_running_seq
-            if running is not None and not running.done():
-                # A check in flight may have read etcd before we arrived: wait it out. One that began
-                # after we arrived answers for us too (its result, success or error, is ours).
-                try:
-                    await asyncio.shield(running)
-                except Exception:
-                    if seq > arrived:
-                        raise
-                    continue
-                if seq > arrived:
-                    return
-                continue
-            self._verify_seq += 1
-            seq = self._verify_seq
-            future: asyncio.Future[None] = loop.create_future()
-            self._verify, self._verify_running_seq = future, seq
-            try:
-                await self._verify_once(deadline)
-                future.set_result(None)
-            except BaseException as exc:
-                future.set_exception(exc)
-                future.exception()  # mark retrieved
-                raise
-            return
+        check = self._next_check
+        if check is None:
+            deadline = asyncio.get_running_loop().time() + timeout
+            check = self._next_check = asyncio.ensure_future(self._begin_check(deadline))
+            check.add_done_callback(_consume_exception)
+        await asyncio.shield(check)
+
+    async def _begin_check(self, deadline: float) -> None:
+        self._next_check = None  # from here on, arrivals need a later check
+        await self._verify_once(deadline)
 
     async def _verify_once(self, deadline: float) -> None:
         loop = asyncio.get_running_loop()
@@ -366,6 +348,12 @@ class WatchCache:
     @property
     def watcher_count(self) -> int:
         return len(self._watchers)
+
+
+def _consume_exception(task: asyncio.Task[None]) -> None:
+    """Waiters get a failed check's exception; nobody needs to be told again that it was never read."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _deleted(entry: Entry, revision: int) -> Entry:
