@@ -15,6 +15,7 @@ import re
 from collections import deque
 from typing import Any
 
+import fastjsonschema
 import jsonschema
 
 from reconcile.api import registry
@@ -108,6 +109,29 @@ class Compiled:
         self.schema = root
         translated = to_jsonschema(root)
         self.validator = jsonschema.Draft7Validator(translated)
+        # The fast path: fastjsonschema compiles the schema to Python code (an order of magnitude
+        # faster per object). It only ever says "valid"; on any failure jsonschema judges again and
+        # reports every cause, so what is accepted and what is reported is jsonschema's word.
+        try:
+            self.fast_check: Any = fastjsonschema.compile(translated, formats=_ANY_FORMAT)
+        except fastjsonschema.JsonSchemaDefinitionException:
+            self.fast_check = None  # a schema it cannot compile: jsonschema alone
+
+    def valid_fast(self, body: dict) -> bool:
+        if self.fast_check is None:
+            return False
+        try:
+            self.fast_check(body)
+        except fastjsonschema.JsonSchemaException:
+            return False
+        return True
+
+
+# Formats are not checked (as with jsonschema without a format checker): any string passes.
+_ANY_FORMAT = {name: (lambda value: True) for name in (
+    "date-time", "date", "time", "email", "hostname", "ipv4", "ipv6", "uri", "uri-reference", "uuid",
+    "regex", "int-or-string", "byte", "int32", "int64", "float", "double", "password", "binary",
+)}
 
 
 @functools.lru_cache(maxsize=1024)
@@ -454,8 +478,9 @@ def prepare(resource: registry.Resource, obj: dict, *, field_validation: str = "
         del obj[key]
     obj.update(body)
     done: set[str] = set()
-    for error in comp.validator.iter_errors(body):
-        causes += _causes_for(error, done)
+    if not comp.valid_fast(body):
+        for error in comp.validator.iter_errors(body):
+            causes += _causes_for(error, done)
     check = _KIND_CHECKS.get((resource.group, resource.kind)) if resource.builtin else None
     if check is not None and not causes:
         causes += check(obj)
