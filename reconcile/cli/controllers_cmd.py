@@ -24,9 +24,17 @@ def register(main: click.Group) -> None:
 @click.option("--pod-eviction-timeout", "--default-toleration-seconds", "pod_eviction_timeout", type=float,
               default=300.0, show_default=True,
               help="Seconds pods without a matching toleration stay on an unreachable node before being deleted.")
+@click.option("--leader-elect-lease-duration", type=float, default=15.0, show_default=True,
+              help="Seconds a standby waits after the last renewal before taking the Lease.")
+@click.option("--leader-elect-renew-deadline", type=float, default=10.0, show_default=True,
+              help="Seconds the leader keeps trying to renew before it stops its controllers.")
+@click.option("--leader-elect-retry-period", type=float, default=2.0, show_default=True,
+              help="Seconds between tries to acquire or renew the Lease.")
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
 def controller_manager(server_url: str | None, leader_elect: bool, health_port: int | None, workers: int,
-                       node_monitor_grace_period: float, pod_eviction_timeout: float, verbose: bool) -> None:
+                       node_monitor_grace_period: float, pod_eviction_timeout: float,
+                       leader_elect_lease_duration: float, leader_elect_renew_deadline: float,
+                       leader_elect_retry_period: float, verbose: bool) -> None:
     """Run the ReplicaSet, Deployment, garbage-collector and namespace controllers."""
     from reconcile.controllers import manager
     from reconcile.engine import leader
@@ -38,7 +46,10 @@ def controller_manager(server_url: str | None, leader_elect: bool, health_port: 
         server_url = (click.get_current_context().find_root().meta.get("reconcile.connection") or {}).get("server")
     options = manager.Options(server=server_url, leader_elect=leader_elect, health_port=health_port, workers=workers,
                               node_monitor_grace_period=node_monitor_grace_period,
-                              default_toleration_seconds=pod_eviction_timeout)
+                              default_toleration_seconds=pod_eviction_timeout,
+                              leader_config=leader.LeaderConfig(lease_duration=leader_elect_lease_duration,
+                                                                renew_deadline=leader_elect_renew_deadline,
+                                                                retry_period=leader_elect_retry_period))
 
     async def main_task() -> None:
         task = asyncio.current_task()

@@ -20,6 +20,7 @@ from reconcile.controllers import context, deployment, garbagecollector, namespa
 from reconcile.controllers import informers as informers_mod
 from reconcile.engine import clock as clock_mod
 from reconcile.engine import events as events_mod
+from reconcile.engine import leader as leader_mod
 from reconcile.engine import manager as manager_mod
 from reconcile.engine import metrics as metrics_mod
 
@@ -40,6 +41,7 @@ class Options:
     identity: str | None = None  # leader-election identity (default host_random)
     node_monitor_grace_period: float = 50.0  # a node silent this long goes Ready=Unknown and is tainted
     default_toleration_seconds: float = 300.0  # pods without a matching toleration leave a tainted node after this
+    leader_config: leader_mod.LeaderConfig | None = None  # lease timings (None: 15 s / 10 s / 2 s)
 
 
 class Controllers:
@@ -109,6 +111,7 @@ async def run(options: Options) -> None:
             identity=options.identity,
             health_port=options.health_port,
             metrics=metrics,
+            leader_config=options.leader_config,
         )
         node_lifecycle = nodelifecycle.Settings(grace_period=options.node_monitor_grace_period,
                                                 default_toleration_seconds=options.default_toleration_seconds)

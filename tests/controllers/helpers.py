@@ -19,17 +19,20 @@ from tests import support
 class ControllerManagerProcess:
     """`python -m reconcile controller-manager --no-leader-elect` as a child process, by pid."""
 
-    def __init__(self, server: str, *, workers: int = 4, leader_elect: bool = False) -> None:
+    def __init__(self, server: str, *, workers: int = 4, leader_elect: bool = False,
+                 extra_args: tuple[str, ...] = ()) -> None:
         self.server = server
         self.workers = workers
         self.leader_elect = leader_elect
+        self.extra_args = extra_args
         self.process: subprocess.Popen | None = None
         self.log = tempfile.NamedTemporaryFile(prefix="controller-manager-", suffix=".log", delete=False)
 
     def start(self) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "reconcile", "controller-manager", "--server", self.server,
-             "--leader-elect" if self.leader_elect else "--no-leader-elect", "--workers", str(self.workers), "-v"],
+             "--leader-elect" if self.leader_elect else "--no-leader-elect", "--workers", str(self.workers), "-v",
+             *self.extra_args],
             stdout=self.log, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1"),
         )
 

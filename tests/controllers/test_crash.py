@@ -6,6 +6,7 @@ Its own module, so its API server has no other controller-manager acting on the 
 from __future__ import annotations
 
 import random
+import signal
 import time
 import uuid
 from collections.abc import Iterator
@@ -121,6 +122,57 @@ def test_leader_election_hands_over_after_kill_9(api_server: str) -> None:
         assert holder() != leader
         client.patch("apps/v1", "deployments", "led", {"spec": {"replicas": 3}}, namespace=ns, subresource="scale")
         support.wait_for(lambda: len(_items(client, "v1", "pods", ns)) == 3, timeout=20, what="new leader acts")
+    finally:
+        first.stop()
+        second.stop()
+        client.close()
+
+
+def test_paused_leader_writes_nothing_after_its_lease_expired(api_server: str) -> None:
+    """SIGSTOP the leader until a standby takes over, then SIGCONT it: it stops (fenced), writing nothing."""
+    client = api.Client(api_server)
+    fast = ("--leader-elect-lease-duration", "3", "--leader-elect-renew-deadline", "2",
+            "--leader-elect-retry-period", "0.3")
+    first = helpers.ControllerManagerProcess(api_server, leader_elect=True, extra_args=fast)
+    second = helpers.ControllerManagerProcess(api_server, leader_elect=True, extra_args=fast)
+    ns = f"pause-{uuid.uuid4().hex[:6]}"
+    client.create("v1", "namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+
+    def holder() -> str:
+        lease = client.get("coordination.k8s.io/v1", "leases", "reconcile-controller-manager", namespace="kube-system")
+        return lease["spec"].get("holderIdentity") or ""
+
+    try:
+        first.start()
+        support.wait_for(first.starts, timeout=30, what="first manager leads")
+        second.start()
+        paused_holder = holder()
+        client.create("apps/v1", "deployments", helpers.deployment("paused", replicas=2), namespace=ns)
+        support.wait_for(lambda: len(_items(client, "v1", "pods", ns)) == 2, timeout=20, what="2 pods")
+        assert first.process is not None
+        first.process.send_signal(signal.SIGSTOP)
+        try:
+            support.wait_for(second.starts, timeout=20, what="the standby takes over")
+            assert holder() != paused_holder
+            client.patch("apps/v1", "deployments", "paused", {"spec": {"replicas": 4}}, namespace=ns,
+                         subresource="scale")
+            support.wait_for(lambda: len(_items(client, "v1", "pods", ns)) == 4, timeout=20, what="new leader acts")
+            # While the old leader sleeps, scale down: if it woke up still acting, it would re-create pods.
+            client.patch("apps/v1", "deployments", "paused", {"spec": {"replicas": 1}}, namespace=ns,
+                         subresource="scale")
+            support.wait_for(lambda: len(_items(client, "v1", "pods", ns)) == 1, timeout=20, what="scaled to 1")
+            resource_version = client.list("v1", "pods", namespace=ns)["metadata"]["resourceVersion"]
+        finally:
+            first.process.send_signal(signal.SIGCONT)
+        # A deposed leader exits (its supervisor would restart it as a standby).
+        support.wait_for(lambda: first.process is not None and first.process.poll() is not None, timeout=20,
+                         what="the old leader steps down and exits")
+        assert "controllers started:" in first.log_tail(100_000)
+        assert holder() != paused_holder
+        # Nothing changed under the pods since the paused leader woke: it wrote nothing.
+        events = list(client.watch("v1", "pods", namespace=ns, resource_version=resource_version, timeout_seconds=1))
+        assert [e for e in events if e["type"] != "BOOKMARK"] == []
+        assert len(_items(client, "v1", "pods", ns)) == 1
     finally:
         first.stop()
         second.stop()
