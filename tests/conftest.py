@@ -11,8 +11,9 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -72,3 +73,12 @@ def run_cli(*args: str, server: str, stdin: str | None = None, timeout: float = 
         env=env,
         timeout=timeout,
     )
+
+
+@pytest.fixture
+async def ac(api_server: str) -> AsyncIterator[Any]:
+    """An async API client on the module's server (reconcile.client.aio.AsyncClient)."""
+    from reconcile.client import aio
+
+    async with aio.AsyncClient(api_server) as client:
+        yield client

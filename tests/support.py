@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -98,3 +99,15 @@ class ApiServerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+async def eventually(condition: Callable[[], T], *, timeout: float = 10.0, interval: float = 0.01,
+                     what: str = "") -> T:
+    """`wait_for` for async tests: polls without blocking the event loop the code under test runs on."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        await asyncio.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")

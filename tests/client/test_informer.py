@@ -3,35 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
-from collections.abc import AsyncIterator, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
 from reconcile.client import aio, informer, watching
 from reconcile.core import errors
+from tests import support
 from tests.client import helpers
-
-T = TypeVar("T")
-
-
-async def eventually(condition: Callable[[], T], *, timeout: float = 10.0, what: str = "") -> T:
-    """`support.wait_for` for async tests: polls without blocking the loop the informer runs on."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
-
-
-@pytest.fixture
-async def ac(api_server: str) -> AsyncIterator[aio.AsyncClient]:
-    async with aio.AsyncClient(api_server) as client:
-        yield client
 
 
 @pytest.fixture
@@ -87,7 +67,7 @@ async def test_informer_sync_events_and_indexes(ac: aio.AsyncClient, ns: str) ->
         await ac.create("v1", "configmaps", owned("child", owner, {"app": "web"}), namespace=ns)
         await ac.patch("v1", "configmaps", "pre0", {"data": {"k": "v"}}, namespace=ns)
         await ac.delete("v1", "configmaps", "pre4", namespace=ns)
-        await eventually(lambda: ("delete", "pre4") in rec.events, what="delete event")
+        await support.eventually(lambda: ("delete", "pre4") in rec.events, what="delete event")
         assert rec.events[5:] == [("add", "child"), ("update", "pre0"), ("delete", "pre4")]
         old, new = rec.updates[0]
         assert not old.get("data") and new["data"] == {"k": "v"}
@@ -101,7 +81,7 @@ async def test_informer_sync_events_and_indexes(ac: aio.AsyncClient, ns: str) ->
 
         late = Recorder()  # a handler added while running first hears about what is cached
         inf.add_handler(on_add=late.on_add)
-        await eventually(lambda: len(late.events) == 5, what="late handler replay")
+        await support.eventually(lambda: len(late.events) == 5, what="late handler replay")
     finally:
         await inf.stop()
 
@@ -120,7 +100,7 @@ async def test_informer_selector_and_rv_monotonic(ac: aio.AsyncClient, ns: str) 
         for i in range(5):
             await ac.create("v1", "configmaps", helpers.cm(f"w{i}", labels={"app": "web"}), namespace=ns)
             await ac.patch("v1", "configmaps", f"w{i}", {"data": {"i": str(i)}}, namespace=ns)
-        await eventually(lambda: len(rvs) == 10, what="10 events")
+        await support.eventually(lambda: len(rvs) == 10, what="10 events")
         assert rvs == sorted(rvs)
         assert sorted(o["metadata"]["name"] for o in inf.store.list()) == [f"w{i}" for i in range(5)]
     finally:
@@ -141,12 +121,12 @@ async def test_informer_relists_after_expiry(ac: aio.AsyncClient, ns: str, etcd_
     helpers.etcd_compact(etcd_endpoint)
     await inf.start()
     try:
-        await eventually(lambda: inf.has_synced, what="relist")
+        await support.eventually(lambda: inf.has_synced, what="relist")
         assert sorted(rec.events) == [("add", "alive"), ("delete", "ghost")]
         assert [o["metadata"]["name"] for o in inf.store.list()] == ["alive"]
         assert inf.store.by_index(informer.INDEX_NAMESPACE, ns)[0]["metadata"]["name"] == "alive"
         await ac.create("v1", "configmaps", helpers.cm("after"), namespace=ns)
-        await eventually(lambda: ("add", "after") in rec.events, what="watch resumed after relist")
+        await support.eventually(lambda: ("add", "after") in rec.events, what="watch resumed after relist")
     finally:
         await inf.stop()
 
@@ -199,7 +179,7 @@ async def test_informer_survives_server_restart(etcd_endpoint: str) -> None:
                 await asyncio.to_thread(second.start)
                 await client.create("v1", "configmaps", helpers.cm("after"), namespace="default")
                 await client.delete("v1", "configmaps", "before", namespace="default")
-                await eventually(
+                await support.eventually(
                     lambda: ("delete", "before") in rec.events, timeout=30, what="events after restart"
                 )
                 assert [o["metadata"]["name"] for o in inf.store.list()] == ["after"]

@@ -3,28 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
-from collections.abc import AsyncIterator, Callable
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
 from reconcile.client import aio, informer
 from reconcile.engine import clock, controller, metrics
-
-T = TypeVar("T")
-
-
-async def eventually(condition: Callable[[], T], *, timeout: float = 10.0, what: str = "") -> T:
-    """Poll `condition` without blocking the loop, failing after a deadline."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        await asyncio.sleep(0.005)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
+from tests import support
 
 
 def cm(name: str, data: dict[str, str] | None = None, *, owner: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -34,10 +21,6 @@ def cm(name: str, data: dict[str, str] | None = None, *, owner: dict[str, Any] |
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": data or {}}
 
 
-@pytest.fixture
-async def ac(api_server: str) -> AsyncIterator[aio.AsyncClient]:
-    async with aio.AsyncClient(api_server) as client:
-        yield client
 
 
 @pytest.fixture
@@ -74,13 +57,13 @@ async def test_level_triggered_reconcile_sees_the_latest_state(
     ctl.watch(cms)
     await cms.start()
     task = await running(ctl)
-    await eventually(lambda: seen.get((ns, "pre")) == {"v": "0"}, what="initial list reconciled")
+    await support.eventually(lambda: seen.get((ns, "pre")) == {"v": "0"}, what="initial list reconciled")
     await ac.create("v1", "configmaps", cm("a", {"v": "1"}), namespace=ns)
     for i in range(2, 7):
         await ac.patch("v1", "configmaps", "a", {"data": {"v": str(i)}}, namespace=ns)
-    await eventually(lambda: seen.get((ns, "a")) == {"v": "6"}, what="latest state")
+    await support.eventually(lambda: seen.get((ns, "a")) == {"v": "6"}, what="latest state")
     await ac.delete("v1", "configmaps", "a", namespace=ns)
-    await eventually(lambda: (ns, "a") in seen and seen[(ns, "a")] is None, what="deletion seen as absence")
+    await support.eventually(lambda: (ns, "a") in seen and seen[(ns, "a")] is None, what="deletion seen as absence")
     assert set(calls) == {(ns, "pre"), (ns, "a")}
     await ctl.stop()
     await asyncio.wait_for(task, 5)
@@ -97,12 +80,12 @@ async def test_requeue_after_runs_on_virtual_time() -> None:
     ctl = controller.Controller("poll", reconcile, clock=fake)
     task = await running(ctl)
     ctl.enqueue(("ns", "x"))
-    await eventually(lambda: len(calls) == 1 and fake.sleepers >= 1, what="first run and its timer")
+    await support.eventually(lambda: len(calls) == 1 and fake.sleepers >= 1, what="first run and its timer")
     fake.advance(29.9)
     await fake.run_until_idle()
     assert len(calls) == 1
     fake.advance(0.1)
-    await eventually(lambda: len(calls) == 2, what="requeued run")
+    await support.eventually(lambda: len(calls) == 2, what="requeued run")
     assert calls == [0.0, 30.0]
     assert ctl.queue.retries(("ns", "x")) == 0
     await ctl.stop()
@@ -122,16 +105,16 @@ async def test_errors_are_retried_with_exponential_backoff_then_forgotten() -> N
     task = await running(ctl)
     key = ("", "k")
     ctl.enqueue(key)
-    await eventually(lambda: len(calls) == 1 and ctl.queue.waiting == 1)
+    await support.eventually(lambda: len(calls) == 1 and ctl.queue.waiting == 1)
     fake.advance(0.005)  # first retry after 5 ms
-    await eventually(lambda: len(calls) == 2 and ctl.queue.waiting == 1)
+    await support.eventually(lambda: len(calls) == 2 and ctl.queue.waiting == 1)
     fake.advance(0.009)
     await fake.run_until_idle()
     assert len(calls) == 2  # second retry waits 10 ms
     fake.advance(0.001)
-    await eventually(lambda: len(calls) == 3 and ctl.queue.waiting == 1)
+    await support.eventually(lambda: len(calls) == 3 and ctl.queue.waiting == 1)
     fake.advance(0.02)  # third: 20 ms, then it succeeds
-    await eventually(lambda: len(calls) == 4)
+    await support.eventually(lambda: len(calls) == 4)
     assert ctl.queue.retries(key) == 0  # forgotten on success
     assert [round(b - a, 6) for a, b in zip(calls, calls[1:], strict=False)] == [0.005, 0.01, 0.02]
     await ctl.stop()
@@ -158,10 +141,10 @@ async def test_owned_objects_enqueue_their_controller_owner(
         cm("other-kind", owner={**ref, "kind": "Else", "name": "else", "controller": True}), namespace=ns,
     )
     await ac.create("v1", "configmaps", cm("orphan"), namespace=ns)
-    await eventually(lambda: (ns, "parent") in keys, what="owner enqueued")
+    await support.eventually(lambda: (ns, "parent") in keys, what="owner enqueued")
     await ac.delete("v1", "configmaps", "child", namespace=ns)
-    await eventually(lambda: keys.count((ns, "parent")) >= 2, what="owner enqueued on child deletion")
-    await eventually(lambda: len(cms.store) == 3)
+    await support.eventually(lambda: keys.count((ns, "parent")) >= 2, what="owner enqueued on child deletion")
+    await support.eventually(lambda: len(cms.store) == 3)
     assert set(keys) == {(ns, "parent")}
     await ctl.stop()
     await asyncio.wait_for(task, 5)
@@ -186,11 +169,11 @@ async def test_a_key_never_runs_on_two_workers_at_once() -> None:
     for _ in range(20):
         ctl.enqueue(("", "same"))
         ctl.enqueue(("", "other"))
-    await eventually(lambda: runs == 2)
+    await support.eventually(lambda: runs == 2)
     for _ in range(20):
         ctl.enqueue(("", "same"))  # in flight: collapses into one more run
     gate.set()
-    await eventually(lambda: runs == 3 and not active)
+    await support.eventually(lambda: runs == 3 and not active)
     assert overlaps == 0
     await ctl.stop()
     await asyncio.wait_for(task, 5)

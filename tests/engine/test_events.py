@@ -5,18 +5,11 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 
 from reconcile.client import aio
 from reconcile.engine import clock, events
-
-
-@pytest.fixture
-async def ac(api_server: str) -> AsyncIterator[aio.AsyncClient]:
-    async with aio.AsyncClient(api_server) as client:
-        yield client
 
 
 @pytest.fixture

@@ -6,34 +6,21 @@ import asyncio
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
 from reconcile.client import aio
 from reconcile.core import errors
 from reconcile.engine import clock, leader
+from tests import support
 
-T = TypeVar("T")
 FAST = dict(lease_duration=2.0, renew_deadline=1.5, retry_period=0.2)
 MICRO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 
 
-async def eventually(condition: Callable[[], T], *, timeout: float = 10.0, what: str = "") -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
 
 
-@pytest.fixture
-async def ac(api_server: str) -> AsyncIterator[aio.AsyncClient]:
-    async with aio.AsyncClient(api_server) as client:
-        yield client
 
 
 @pytest.fixture
@@ -97,7 +84,7 @@ async def test_exactly_one_of_two_leads(ac: aio.AsyncClient, ns: str) -> None:
     a = Candidate(ac, ns, "a").start()
     b = Candidate(ac, ns, "b").start()
     try:
-        await eventually(lambda: a.started_at or b.started_at, what="a leader")
+        await support.eventually(lambda: a.started_at or b.started_at, what="a leader")
         window = time.monotonic() + 1.0  # several renew rounds: never two leaders
         while time.monotonic() < window:
             assert a.elector.is_leader() + b.elector.is_leader() <= 1
@@ -118,14 +105,14 @@ async def test_exactly_one_of_two_leads(ac: aio.AsyncClient, ns: str) -> None:
 
 async def test_cancelled_leader_without_release_is_replaced_after_expiry(ac: aio.AsyncClient, ns: str) -> None:
     a = Candidate(ac, ns, "a", release_on_cancel=False).start()
-    await eventually(lambda: a.started_at, what="a leads")
+    await support.eventually(lambda: a.started_at, what="a leads")
     b = Candidate(ac, ns, "b").start()
     try:
-        await eventually(lambda: b.elector.holder == "a", what="b saw a's lease")
+        await support.eventually(lambda: b.elector.holder == "a", what="b saw a's lease")
         cancelled_at = time.monotonic()
         await a.cancel()
         assert a.stopped_at is not None and not a.elector.is_leader()
-        await eventually(lambda: b.started_at, timeout=10, what="b takes over")
+        await support.eventually(lambda: b.started_at, timeout=10, what="b takes over")
         assert b.started_at is not None
         assert b.started_at - cancelled_at > 2.0 - 0.2 - 0.1  # waited for the lease to expire
         lease = await ac.get("coordination.k8s.io/v1", "leases", "lock", namespace=ns)
@@ -137,13 +124,13 @@ async def test_cancelled_leader_without_release_is_replaced_after_expiry(ac: aio
 
 async def test_cancelled_leader_releases_the_lease_for_a_quick_handover(ac: aio.AsyncClient, ns: str) -> None:
     a = Candidate(ac, ns, "a").start()
-    await eventually(lambda: a.started_at, what="a leads")
+    await support.eventually(lambda: a.started_at, what="a leads")
     b = Candidate(ac, ns, "b").start()
     try:
-        await eventually(lambda: b.elector.holder == "a")
+        await support.eventually(lambda: b.elector.holder == "a")
         cancelled_at = time.monotonic()
         await a.cancel()
-        await eventually(lambda: b.started_at, what="b takes over")
+        await support.eventually(lambda: b.started_at, what="b takes over")
         assert b.started_at is not None and b.started_at - cancelled_at < 1.5  # no wait for expiry
     finally:
         await b.cancel()
@@ -152,14 +139,14 @@ async def test_cancelled_leader_releases_the_lease_for_a_quick_handover(ac: aio.
 async def test_leader_that_cannot_renew_stops_before_the_lease_expires(ac: aio.AsyncClient, ns: str) -> None:
     flaky = FlakyClient(ac)
     a = Candidate(flaky, ns, "a").start()
-    await eventually(lambda: a.started_at, what="a leads")
+    await support.eventually(lambda: a.started_at, what="a leads")
     b = Candidate(ac, ns, "b").start()
     fenced = leader.FencedClient(flaky, a.elector)  # type: ignore[arg-type]
     try:
-        await eventually(lambda: b.elector.holder == "a")
+        await support.eventually(lambda: b.elector.holder == "a")
         flaky.broken = True
         broken_at = time.monotonic()
-        await eventually(lambda: a.stopped_at, timeout=5, what="a gives up")
+        await support.eventually(lambda: a.stopped_at, timeout=5, what="a gives up")
         assert a.stopped_at is not None and a.stopped_at - broken_at < 1.5 + 0.1
         assert not a.elector.is_leader()
         await asyncio.wait_for(a.task, 5)  # type: ignore[arg-type]  # run returns once leadership is lost
@@ -169,7 +156,7 @@ async def test_leader_that_cannot_renew_stops_before_the_lease_expires(ac: aio.A
         with pytest.raises(errors.Forbidden):
             await fenced.patch("v1", "configmaps", "x", {}, namespace=ns)
         await fenced.get("coordination.k8s.io/v1", "leases", "lock", namespace=ns)  # reads pass
-        await eventually(lambda: b.started_at, timeout=10, what="b takes over")
+        await support.eventually(lambda: b.started_at, timeout=10, what="b takes over")
         assert b.started_at is not None and a.stopped_at < b.started_at  # stopped before the rival led
     finally:
         await b.cancel()

@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
@@ -16,24 +15,11 @@ from reconcile.core import errors
 from reconcile.engine import clock, controller, leader, manager
 from tests import support
 
-T = TypeVar("T")
 FAST = leader.LeaderConfig(lease_duration=2.0, renew_deadline=1.5, retry_period=0.2)
 
 
-async def eventually(condition: Callable[[], T], *, timeout: float = 10.0, what: str = "") -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
 
 
-@pytest.fixture
-async def ac(api_server: str) -> AsyncIterator[aio.AsyncClient]:
-    async with aio.AsyncClient(api_server) as client:
-        yield client
 
 
 @pytest.fixture
@@ -91,7 +77,7 @@ async def test_health_and_metrics_endpoints(ac: aio.AsyncClient) -> None:
     task = asyncio.create_task(mgr.run())
     ctl.enqueue(("", "x"))
     await asyncio.wait_for(done.wait(), 5)
-    await eventually(lambda: mgr.ready)
+    await support.eventually(lambda: mgr.ready)
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
         for path in ("/healthz", "/readyz"):
             response = await http.get(path)
@@ -116,7 +102,7 @@ async def test_runnables_start_and_stop_leader_ones_first(ac: aio.AsyncClient) -
     mgr.add(worker)
     assert mgr.client is ac  # no election: writes are not fenced
     task = asyncio.create_task(mgr.run())
-    await eventually(lambda: cache.running and worker.running)
+    await support.eventually(lambda: cache.running and worker.running)
     await asyncio.wait_for(mgr.stop(), 5)
     await asyncio.wait_for(task, 5)
     assert log == ["start cache", "run worker", "ran worker", "stop cache"]
@@ -133,7 +119,7 @@ async def test_shutdown_is_capped(ac: aio.AsyncClient) -> None:
     mgr = manager.Manager(ac, name="capped", leader_election=False)
     mgr.add(Stubborn())
     task = asyncio.create_task(mgr.run())
-    await eventually(lambda: mgr.ready)
+    await support.eventually(lambda: mgr.ready)
     began = time.monotonic()
     await asyncio.wait_for(mgr.stop(timeout=0.3), 5)
     assert time.monotonic() - began < 2
@@ -152,9 +138,9 @@ async def test_only_the_leader_runs_leader_runnables(ac: aio.AsyncClient, ns: st
         mgr.add(runnables[ident][1])
         mgrs[ident] = mgr
     tasks["a"] = asyncio.create_task(mgrs["a"].run())
-    await eventually(lambda: runnables["a"][1].running, what="a leads and runs its controller")
+    await support.eventually(lambda: runnables["a"][1].running, what="a leads and runs its controller")
     tasks["b"] = asyncio.create_task(mgrs["b"].run())
-    await eventually(lambda: runnables["b"][0].running and mgrs["b"].elector.holder == "a", what="b on standby")
+    await support.eventually(lambda: runnables["b"][0].running and mgrs["b"].elector.holder == "a", what="b on standby")
     assert not runnables["b"][1].running  # the cache is warm, the controller waits
     assert not mgrs["b"].is_leader()
     with pytest.raises(errors.Forbidden):  # a standby's writes are fenced
@@ -162,7 +148,7 @@ async def test_only_the_leader_runs_leader_runnables(ac: aio.AsyncClient, ns: st
     await mgrs["a"].stop()
     await asyncio.wait_for(tasks["a"], 5)
     assert logs["a"] == ["start cache", "run ctl", "ran ctl", "stop cache"]
-    await eventually(lambda: runnables["b"][1].running, what="b takes over")
+    await support.eventually(lambda: runnables["b"][1].running, what="b takes over")
     made = await mgrs["b"].client.create(
         "v1", "configmaps", {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}, namespace=ns
     )
@@ -178,7 +164,7 @@ async def test_losing_the_lease_stops_controllers_and_raises(ac: aio.AsyncClient
     mgr = manager.Manager(ac, name="loser", identity="solo", leader_config=FAST, lease_namespace=ns, clock=fake)
     mgr.add(worker)
     task = asyncio.create_task(mgr.run())
-    await eventually(lambda: worker.running)
+    await support.eventually(lambda: worker.running)
     fake.advance(1.5)  # renew deadline missed (a long pause)
     with pytest.raises(leader.LeaderElectionLost):
         await asyncio.wait_for(task, 5)
