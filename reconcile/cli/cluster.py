@@ -369,8 +369,11 @@ def _describe(entry: dict[str, Any]) -> str:
 
 @click.command()
 @_state_dir_option
+@click.option("--remove-containers", is_flag=True,
+              help="Also remove the pods' containers and network of the local node (by default they keep "
+                   "running, as pods do when a kubelet stops, and the next `up` adopts them).")
 @common.handle_errors
-def down(state_dir: Path | None) -> None:
+def down(state_dir: Path | None, remove_containers: bool) -> None:
     """Stop what `reconcile up` started (data and kubeconfig stay)."""
     state_dir = (state_dir or default_state_dir()).expanduser().resolve()
     state = load_state(state_dir)
@@ -378,6 +381,7 @@ def down(state_dir: Path | None) -> None:
     if not recorded:
         click.echo(f"nothing is running (no state in {state_dir})")
         return
+    node_entry = dict(recorded.get("node") or {})
     names = [c.name for c in COMPONENTS] + [n for n in recorded if n not in {c.name for c in COMPONENTS}]
     for name in reversed(names):
         entry = recorded.get(name)
@@ -391,6 +395,35 @@ def down(state_dir: Path | None) -> None:
             click.echo(f"{name:<12} was not running")
         recorded.pop(name, None)
         save_state(state_dir, state)
+    if node_entry.get("node") and not node_entry.get("external"):
+        if remove_containers:
+            count = _remove_node_containers(node_entry.get("docker_host") or docker_host(), node_entry["node"])
+            click.echo(f"{'containers':<12} removed {count} of node {node_entry['node']}")
+        else:
+            click.echo("pod containers keep running; `reconcile up` adopts them, "
+                       "`reconcile down --remove-containers` removes them")
+
+
+def _remove_node_containers(host: str, node: str) -> int:
+    """Remove every container the local node agent made, and its pod network."""
+    import asyncio
+    import contextlib
+
+    from reconcile.node import agent, containers
+    from reconcile.node import docker as node_docker
+
+    async def remove() -> int:
+        runtime = node_docker.DockerRuntime(host)
+        try:
+            found = await runtime.list(labels={containers.LABEL_NODE: node})
+            await asyncio.gather(*(runtime.remove(c["Id"], force=True) for c in found))
+            with contextlib.suppress(Exception):
+                await runtime.remove_network(agent.network_name(node))
+            return len(found)
+        finally:
+            await runtime.close()
+
+    return asyncio.run(remove())
 
 
 @click.command()

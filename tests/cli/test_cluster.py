@@ -49,9 +49,13 @@ def test_up_status_down(tmp_path: Path) -> None:
         assert listed.returncode == 0, listed.stderr
         assert "default" in listed.stdout.split()
     finally:
-        down = reconcile("down", "--state-dir", str(state_dir), env=env)
+        down = reconcile("down", "--state-dir", str(state_dir), "--remove-containers", env=env)
     assert down.returncode == 0, down.stderr
     assert "apiserver" in down.stdout and "etcd" in down.stdout
+    assert "removed" in down.stdout
+    # the node's pod network went with its containers
+    leftover = subprocess.run(["docker", "network", "inspect", "reconcile-up-test"], capture_output=True)
+    assert leftover.returncode != 0
     assert not any(processes.alive(pid) for pid in pids)
     status = reconcile("status", env=env)
     assert "nothing is running" in status.stdout
