@@ -7,8 +7,9 @@ import contextlib
 import gc
 import logging
 import platform
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -90,7 +91,7 @@ class ApiServer:
                 log.warning("compaction failed: %s", exc)
 
 
-def create_app(config: ApiConfig) -> Starlette:
+def create_app(config: ApiConfig) -> ResourceFastPath:
     server = ApiServer(config)
 
     @contextlib.asynccontextmanager
@@ -177,7 +178,37 @@ def create_app(config: ApiConfig) -> Starlette:
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.server = server
-    return app
+    return ResourceFastPath(app, guarded(server.handlers.dispatch))
+
+
+RESOURCE_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
+
+
+class ResourceFastPath:
+    """Resource requests (nearly all traffic) go straight to the dispatcher, skipping Starlette's
+    router and middleware stack; the same handler and error mapping serve them as through the routes.
+    Everything else (discovery, OpenAPI, health, lifespan) goes through the Starlette app."""
+
+    def __init__(self, app: Starlette, dispatch: Callable[[Request], Awaitable[Response]]) -> None:
+        self.app = app
+        self.dispatch = dispatch
+        self.state = app.state
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] in RESOURCE_METHODS and _is_resource_path(scope["path"]):
+            response = await self.dispatch(Request(scope, receive))
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def _is_resource_path(path: str) -> bool:
+    """`/api/{version}/...` or `/apis/{group}/{version}/...` (not the group and version indexes above them)."""
+    if path.startswith("/api/"):
+        return len(path) > 5 and path[5] != "/"
+    if path.startswith("/apis/"):
+        return path.count("/") >= 3 and not path.endswith("/") or path.count("/") >= 4
+    return False
 
 
 def _wants_aggregated(request: Request) -> bool:

@@ -464,11 +464,14 @@ class EtcdStore:
         if not self._rpc:
             raise errors.StoreUnavailable("store is not open")
         last: Exception | None = None
+        body_bytes = orjson.dumps(payload)
         for _attempt in range(len(self.endpoints) + 1):
             index = self._current
             try:
-                async with self._rpc[index].call_rpc(method, payload, encode=False, raw=True,
-                                                     timeout=self._timeout) as response:
+                # Pre-serialized with orjson: given a dict, aiohttp would run the stdlib's json.dumps over
+                # every base64 value (a measurable share of a write's CPU).
+                async with self._rpc[index].call_rpc(method, body_bytes, encode=False, raw=True,
+                                                     timeout=self._timeout, headers={"Content-Type": "application/json"}) as response:
                     body = await response.read()
                     status = response.status
             except aiohttp.ClientConnectorError as exc:  # never reached etcd: safe to resend
