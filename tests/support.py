@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import signal
 import socket
@@ -11,7 +12,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 
@@ -101,13 +102,21 @@ class ApiServerProcess:
                 self.process.wait()
 
 
-async def eventually(condition: Callable[[], T], *, timeout: float = 10.0, interval: float = 0.01,
-                     what: str = "") -> T:
-    """`wait_for` for async tests: polls without blocking the event loop the code under test runs on."""
+async def eventually(condition: Callable[[], Any], *, timeout: float = 10.0, interval: float = 0.01,
+                     what: str = "") -> Any:
+    """`wait_for` for async tests: polls a sync or async condition without blocking the event loop the
+    code under test runs on; an exception from the condition means "not yet"."""
     deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
     while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
+        try:
+            value = condition()
+            if inspect.isawaitable(value):
+                value = await value
+        except Exception as exc:  # not there yet
+            last_error = exc
+        else:
+            if value:
+                return value
         await asyncio.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}: last error {last_error!r}")

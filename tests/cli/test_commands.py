@@ -322,6 +322,8 @@ def test_get_watch_streams_rows(api_server: str, ns: str) -> None:
         httpx.post(f"{api_server}/api/v1/namespaces/{ns}/configmaps",
                    json=configmap(cm, {"k": "v"})).raise_for_status()
         support.wait_for(lambda: any(line.split()[:1] == [cm] for line in lines), timeout=20, what="watch row")
+        row = next(line.split() for line in lines if line.split()[:1] == [cm])
+        assert row[1] == "1"  # the DATA column: one key
     finally:
         proc.terminate()
         proc.wait(timeout=10)

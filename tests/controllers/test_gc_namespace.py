@@ -107,4 +107,5 @@ def test_custom_resources_defined_later_are_collected(controller_manager, client
     client.delete("v1", "configmaps", "o", namespace=ns)
     support.wait_for(lambda: _gone(lambda: client.get(f"{group}/v1", "widgets", "w", namespace=ns)),
                      timeout=30, what="custom resource collected")
+    assert _gone(lambda: client.get(f"{group}/v1", "widgets", "w", namespace=ns))
     client.delete("apiextensions.k8s.io/v1", "customresourcedefinitions", f"widgets.{group}")

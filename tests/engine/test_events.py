@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import uuid
 
@@ -91,7 +92,9 @@ async def test_cluster_scoped_objects_get_events_in_default(ac: aio.AsyncClient,
     assert found[0]["involvedObject"]["kind"] == "Namespace"
 
 
-async def test_failures_are_logged_not_raised(ac: aio.AsyncClient) -> None:
+async def test_failures_are_logged_not_raised(ac: aio.AsyncClient, caplog: pytest.LogCaptureFixture) -> None:
     recorder = events.EventRecorder(ac, component="c")
     bogus = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "namespace": "no-such-ns-zz"}}
-    await recorder.record(bogus, reason="R", message="m")  # the namespace does not exist: no exception
+    with caplog.at_level(logging.WARNING, logger=events.__name__):
+        await recorder.record(bogus, reason="R", message="m")  # the namespace does not exist: no exception
+    assert any("event R for no-such-ns-zz/x not recorded" in r.getMessage() for r in caplog.records)

@@ -72,7 +72,9 @@ def test_orphan_containers_are_removed(client, namespace, node_agent, docker_nod
               "reconcile.container.name=app", f"reconcile.node={node_agent.name}", "reconcile.restart-count=0"]
     args = [a for label in labels for a in ("--label", label)]
     orphan = docker_node.docker("run", "-d", *args, helpers.HELLO).stdout.strip()
+    assert orphan, "the orphan container was not started"
     support.wait_for(lambda: docker_node.container_ids(f"id={orphan}") == [], timeout=15, what="orphan removed")
+    assert docker_node.container_ids(f"id={orphan}") == []
 
 
 def test_restarted_agent_adopts_running_containers(client, namespace, node_agent, docker_node):
@@ -125,5 +127,9 @@ def test_a_node_marked_not_ready_by_someone_else_is_set_ready_again(client, node
     patch = {"status": {"conditions": [{"type": "Ready", "status": "Unknown", "reason": "NodeStatusUnknown",
                                         "message": "Kubelet stopped posting node status."}]}}
     client.patch("v1", "nodes", node_agent.name, patch, subresource="status")
-    support.wait_for(lambda: [c["status"] for c in client.get("v1", "nodes", node_agent.name)["status"]["conditions"]
-                              if c["type"] == "Ready"] == ["True"], timeout=10, what="Ready again")
+
+    def ready() -> list[dict]:
+        return [c for c in client.get("v1", "nodes", node_agent.name)["status"]["conditions"] if c["type"] == "Ready"]
+
+    support.wait_for(lambda: [c["status"] for c in ready()] == ["True"], timeout=10, what="Ready again")
+    assert ready()[0]["reason"] != "NodeStatusUnknown"

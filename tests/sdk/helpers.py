@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from reconcile.client import api
+from tests import support
 
 T = TypeVar("T")
 
@@ -72,19 +71,6 @@ def wait_until(condition: Callable[[], T], *, timeout: float = 15.0, what: str =
     return support.wait_for(condition, timeout=timeout, what=what)
 
 
-async def eventually(condition: Callable[[], Any | Awaitable[Any]], *, timeout: float = 15.0, what: str = "") -> Any:
-    """Poll a (sync or async) condition on the running loop until truthy; fail at the deadline."""
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            value = condition()
-            if asyncio.iscoroutine(value):
-                value = await value
-        except Exception as exc:
-            last = exc
-        else:
-            if value:
-                return value
-        await asyncio.sleep(0.02)  # polling interval, not synchronization
-    raise AssertionError(f"timed out waiting for {what or condition}; last error {last!r}")
+async def eventually(condition: Callable[[], Any], *, timeout: float = 15.0, what: str = "") -> Any:
+    """tests.support.eventually with this suite's default deadline."""
+    return await support.eventually(condition, timeout=timeout, interval=0.02, what=what)

@@ -230,3 +230,4 @@ async def test_finalizer_only_when_needed_and_removed_when_handlers_go(
             return False
 
         await helpers.eventually(gone)
+        assert await gone()

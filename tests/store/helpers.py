@@ -3,31 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
-T = TypeVar("T")
+from tests import support
 
 
-async def eventually(
-    condition: Callable[[], T | Awaitable[T]], *, timeout: float = 10.0, interval: float = 0.01, what: str = ""
-) -> T:
-    """Poll `condition` (sync or async) until truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            value = condition()
-            if asyncio.iscoroutine(value) or isinstance(value, Awaitable):
-                value = await value
-        except Exception as exc:  # not there yet
-            last_error = exc
-        else:
-            if value:
-                return value  # type: ignore[return-value]
-        await asyncio.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}: last error {last_error!r}")
+async def eventually(condition: Callable[[], Any], *, timeout: float = 10.0, what: str = "") -> Any:
+    """tests.support.eventually with this suite's default deadline."""
+    return await support.eventually(condition, timeout=timeout, interval=0.02, what=what)
 
 
 async def collect_events(batches: AsyncIterator[Any], count: int, *, timeout: float = 10.0) -> list[Any]:
