@@ -6,10 +6,12 @@ and keep working even while a command module's dependencies are broken.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import click
@@ -156,3 +158,30 @@ def fail(message: str) -> None:
     """Print `error: message` and exit 1, as kubectl does for client-side errors."""
     click.echo(f"error: {message}", err=True)
     sys.exit(1)
+
+
+def group_server() -> str | None:
+    """The `--server` given on the `reconcile` group itself, if any."""
+    return (click.get_current_context().find_root().meta.get(_META) or {}).get("server")
+
+
+def run_component(main: Callable[[], Awaitable[None]]) -> None:
+    """Run a long-lived component in the foreground: SIGTERM/SIGINT cancel it; a lost leader lease
+    exits 1 (as client-go's deposed leaders do; the supervisor restarts it as a standby)."""
+    from reconcile.engine import leader
+
+    async def until_signalled() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, task.cancel)
+        await main()
+
+    try:
+        asyncio.run(until_signalled())
+    except asyncio.CancelledError:
+        pass
+    except leader.LeaderElectionLost as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise SystemExit(1) from None

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import signal
 
 import click
+
+from reconcile.cli import common
 
 
 def register(main: click.Group) -> None:
@@ -43,7 +43,7 @@ def controller_manager(server_url: str | None, leader_elect: bool, health_port: 
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request drowns what controllers say
     if server_url is None:
-        server_url = (click.get_current_context().find_root().meta.get("reconcile.connection") or {}).get("server")
+        server_url = common.group_server()
     options = manager.Options(server=server_url, leader_elect=leader_elect, health_port=health_port, workers=workers,
                               node_monitor_grace_period=node_monitor_grace_period,
                               default_toleration_seconds=pod_eviction_timeout,
@@ -51,17 +51,4 @@ def controller_manager(server_url: str | None, leader_elect: bool, health_port: 
                                                                 renew_deadline=leader_elect_renew_deadline,
                                                                 retry_period=leader_elect_retry_period))
 
-    async def main_task() -> None:
-        task = asyncio.current_task()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, task.cancel)  # type: ignore[union-attr]
-        await manager.run(options)
-
-    try:
-        asyncio.run(main_task())
-    except asyncio.CancelledError:
-        pass
-    except leader.LeaderElectionLost as exc:
-        click.echo(f"error: {exc}", err=True)
-        raise SystemExit(1) from None
+    common.run_component(lambda: manager.run(options))

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import signal
 
 import click
+
+from reconcile.cli import common
 
 
 def register(main: click.Group) -> None:
@@ -25,27 +25,13 @@ def register(main: click.Group) -> None:
 def scheduler(server_url: str | None, leader_elect: bool, health_port: int | None, scheduler_name: str,
               max_in_flight: int, verbose: bool) -> None:
     """Watch pods without a node and bind each to the best node that fits."""
-    from reconcile.engine import leader
     from reconcile.scheduler import app
 
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if server_url is None:
-        server_url = (click.get_current_context().find_root().meta.get("reconcile.connection") or {}).get("server")
+        server_url = common.group_server()
     options = app.Options(server=server_url, leader_elect=leader_elect, health_port=health_port,
                           scheduler_name=scheduler_name, max_in_flight=max_in_flight)
 
-    async def main_task() -> None:
-        task = asyncio.current_task()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, task.cancel)  # type: ignore[union-attr]
-        await app.run(options)
-
-    try:
-        asyncio.run(main_task())
-    except asyncio.CancelledError:
-        pass
-    except leader.LeaderElectionLost as exc:
-        click.echo(f"error: {exc}", err=True)
-        raise SystemExit(1) from None
+    common.run_component(lambda: app.run(options))
