@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from reconcile.client import api, discovery, watching, wire
+from reconcile.client import api, discovery, verbs, watching, wire
 from reconcile.client import config as config_mod
 from reconcile.core import errors
 
@@ -30,7 +30,7 @@ MAX_IN_FLIGHT = 8
 POOL_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100, keepalive_expiry=4.0)
 
 
-class AsyncClient:
+class AsyncClient(verbs.Verbs):
     """One connection pool to one API server, for one event loop."""
 
     def __init__(self, config: config_mod.ClientConfig | str, *, max_in_flight: int = MAX_IN_FLIGHT) -> None:
@@ -102,45 +102,7 @@ class AsyncClient:
     async def _call(self, spec: wire.RequestSpec) -> Any:
         return wire.decode(await self._send(spec))
 
-    # --- verbs -----------------------------------------------------------------------------
-
-    async def get(
-        self,
-        api_version: str,
-        plural: str,
-        name: str,
-        *,
-        namespace: str | None = None,
-        subresource: str | None = None,
-    ) -> dict:
-        return await self._call(
-            wire.get_request(api_version, plural, name, namespace=namespace, subresource=subresource)
-        )
-
-    async def list(
-        self,
-        api_version: str,
-        plural: str,
-        *,
-        namespace: str | None = None,
-        label_selector: str | None = None,
-        field_selector: str | None = None,
-        limit: int | None = None,
-        continue_: str | None = None,
-        resource_version: str | None = None,
-    ) -> dict:
-        return await self._call(
-            wire.list_request(
-                api_version,
-                plural,
-                namespace=namespace,
-                label_selector=label_selector,
-                field_selector=field_selector,
-                limit=limit,
-                continue_=continue_,
-                resource_version=resource_version,
-            )
-        )
+    # --- more verbs (get, list, create, replace, patch, delete, delete_collection: verbs.Verbs) ---
 
     async def list_all(
         self,
@@ -174,133 +136,6 @@ class AsyncClient:
             )
             items.extend(body.get("items") or [])
         return {**body, "items": items, "metadata": {**(body.get("metadata") or {}), "continue": ""}}
-
-    async def create(
-        self,
-        api_version: str,
-        plural: str,
-        obj: dict,
-        *,
-        namespace: str | None = None,
-        dry_run: bool = False,
-        field_manager: str | None = None,
-        field_validation: str | None = None,
-    ) -> dict:
-        return await self._call(
-            wire.create_request(
-                api_version,
-                plural,
-                obj,
-                namespace=namespace,
-                dry_run=dry_run,
-                field_manager=field_manager,
-                field_validation=field_validation,
-            )
-        )
-
-    async def replace(
-        self,
-        api_version: str,
-        plural: str,
-        obj: dict,
-        *,
-        namespace: str | None = None,
-        subresource: str | None = None,
-        dry_run: bool = False,
-        field_manager: str | None = None,
-        field_validation: str | None = None,
-    ) -> dict:
-        return await self._call(
-            wire.replace_request(
-                api_version,
-                plural,
-                obj,
-                namespace=namespace,
-                subresource=subresource,
-                dry_run=dry_run,
-                field_manager=field_manager,
-                field_validation=field_validation,
-            )
-        )
-
-    async def patch(
-        self,
-        api_version: str,
-        plural: str,
-        name: str,
-        patch: Any,
-        *,
-        namespace: str | None = None,
-        patch_type: wire.PatchType = "merge",
-        field_manager: str | None = None,
-        force: bool = False,
-        subresource: str | None = None,
-        dry_run: bool = False,
-        field_validation: str | None = None,
-    ) -> dict:
-        return await self._call(
-            wire.patch_request(
-                api_version,
-                plural,
-                name,
-                patch,
-                namespace=namespace,
-                patch_type=patch_type,
-                field_manager=field_manager,
-                force=force,
-                subresource=subresource,
-                dry_run=dry_run,
-                field_validation=field_validation,
-            )
-        )
-
-    async def delete(
-        self,
-        api_version: str,
-        plural: str,
-        name: str,
-        *,
-        namespace: str | None = None,
-        propagation_policy: str | None = None,
-        grace_period_seconds: int | None = None,
-        dry_run: bool = False,
-        preconditions: dict[str, str] | None = None,
-    ) -> dict:
-        return await self._call(
-            wire.delete_request(
-                api_version,
-                plural,
-                name,
-                namespace=namespace,
-                propagation_policy=propagation_policy,
-                grace_period_seconds=grace_period_seconds,
-                dry_run=dry_run,
-                preconditions=preconditions,
-            )
-        )
-
-    async def delete_collection(
-        self,
-        api_version: str,
-        plural: str,
-        *,
-        namespace: str | None = None,
-        label_selector: str | None = None,
-        field_selector: str | None = None,
-        propagation_policy: str | None = None,
-        dry_run: bool = False,
-    ) -> dict:
-        return await self._call(
-            wire.delete_collection_request(
-                api_version,
-                plural,
-                namespace=namespace,
-                label_selector=label_selector,
-                field_selector=field_selector,
-                propagation_policy=propagation_policy,
-                dry_run=dry_run,
-            )
-        )
 
     # --- watch -------------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import httpx
 
 from reconcile.client import config as config_mod
-from reconcile.client import discovery, watching, wire
+from reconcile.client import discovery, verbs, watching, wire
 from reconcile.core import errors
 
 T = TypeVar("T")
@@ -44,7 +44,7 @@ def stream_timeout(spec: wire.RequestSpec) -> httpx.Timeout:
     return httpx.Timeout(DEFAULT_TIMEOUT, read=spec.read_timeout)
 
 
-class Client:
+class Client(verbs.Verbs):
     """One connection pool to one API server; thread-safe as httpx.Client is."""
 
     def __init__(self, config: config_mod.ClientConfig | str) -> None:
@@ -109,45 +109,7 @@ class Client:
     def _call(self, spec: wire.RequestSpec) -> Any:
         return wire.decode(self._send(spec))
 
-    # --- verbs -----------------------------------------------------------------------------
-
-    def get(
-        self,
-        api_version: str,
-        plural: str,
-        name: str,
-        *,
-        namespace: str | None = None,
-        subresource: str | None = None,
-    ) -> dict:
-        return self._call(
-            wire.get_request(api_version, plural, name, namespace=namespace, subresource=subresource)
-        )
-
-    def list(
-        self,
-        api_version: str,
-        plural: str,
-        *,
-        namespace: str | None = None,
-        label_selector: str | None = None,
-        field_selector: str | None = None,
-        limit: int | None = None,
-        continue_: str | None = None,
-        resource_version: str | None = None,
-    ) -> dict:
-        return self._call(
-            wire.list_request(
-                api_version,
-                plural,
-                namespace=namespace,
-                label_selector=label_selector,
-                field_selector=field_selector,
-                limit=limit,
-                continue_=continue_,
-                resource_version=resource_version,
-            )
-        )
+    # --- more verbs (get, list, create, replace, patch, delete, delete_collection: verbs.Verbs) ---
 
     def list_all(
         self,
@@ -181,133 +143,6 @@ class Client:
             )
             items.extend(body.get("items") or [])
         return {**body, "items": items, "metadata": {**(body.get("metadata") or {}), "continue": ""}}
-
-    def create(
-        self,
-        api_version: str,
-        plural: str,
-        obj: dict,
-        *,
-        namespace: str | None = None,
-        dry_run: bool = False,
-        field_manager: str | None = None,
-        field_validation: str | None = None,
-    ) -> dict:
-        return self._call(
-            wire.create_request(
-                api_version,
-                plural,
-                obj,
-                namespace=namespace,
-                dry_run=dry_run,
-                field_manager=field_manager,
-                field_validation=field_validation,
-            )
-        )
-
-    def replace(
-        self,
-        api_version: str,
-        plural: str,
-        obj: dict,
-        *,
-        namespace: str | None = None,
-        subresource: str | None = None,
-        dry_run: bool = False,
-        field_manager: str | None = None,
-        field_validation: str | None = None,
-    ) -> dict:
-        return self._call(
-            wire.replace_request(
-                api_version,
-                plural,
-                obj,
-                namespace=namespace,
-                subresource=subresource,
-                dry_run=dry_run,
-                field_manager=field_manager,
-                field_validation=field_validation,
-            )
-        )
-
-    def patch(
-        self,
-        api_version: str,
-        plural: str,
-        name: str,
-        patch: Any,
-        *,
-        namespace: str | None = None,
-        patch_type: wire.PatchType = "merge",
-        field_manager: str | None = None,
-        force: bool = False,
-        subresource: str | None = None,
-        dry_run: bool = False,
-        field_validation: str | None = None,
-    ) -> dict:
-        return self._call(
-            wire.patch_request(
-                api_version,
-                plural,
-                name,
-                patch,
-                namespace=namespace,
-                patch_type=patch_type,
-                field_manager=field_manager,
-                force=force,
-                subresource=subresource,
-                dry_run=dry_run,
-                field_validation=field_validation,
-            )
-        )
-
-    def delete(
-        self,
-        api_version: str,
-        plural: str,
-        name: str,
-        *,
-        namespace: str | None = None,
-        propagation_policy: str | None = None,
-        grace_period_seconds: int | None = None,
-        dry_run: bool = False,
-        preconditions: dict[str, str] | None = None,
-    ) -> dict:
-        return self._call(
-            wire.delete_request(
-                api_version,
-                plural,
-                name,
-                namespace=namespace,
-                propagation_policy=propagation_policy,
-                grace_period_seconds=grace_period_seconds,
-                dry_run=dry_run,
-                preconditions=preconditions,
-            )
-        )
-
-    def delete_collection(
-        self,
-        api_version: str,
-        plural: str,
-        *,
-        namespace: str | None = None,
-        label_selector: str | None = None,
-        field_selector: str | None = None,
-        propagation_policy: str | None = None,
-        dry_run: bool = False,
-    ) -> dict:
-        return self._call(
-            wire.delete_collection_request(
-                api_version,
-                plural,
-                namespace=namespace,
-                label_selector=label_selector,
-                field_selector=field_selector,
-                propagation_policy=propagation_policy,
-                dry_run=dry_run,
-            )
-        )
 
     # --- watch -------------------------------------------------------------------------------
 
