@@ -196,7 +196,7 @@ class ResourceFastPath:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["method"] in RESOURCE_METHODS and _is_resource_path(scope["path"]):
-            response = await self.dispatch(Request(scope, receive))
+            response = await self.dispatch(http.ApiRequest(scope, receive))
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
@@ -243,5 +243,8 @@ def serve(config: ApiConfig, *, host: str = "127.0.0.1", port: int = 6443) -> No
     # Requests allocate many short-lived dicts; the default young-generation threshold (700) runs the
     # collector thousands of times a second, and each full pass walks every cached object.
     gc.set_threshold(50_000, 20, 100)
+    from reconcile.api.httpserver import ApiHttpProtocol
+
     uvicorn.run(create_app(config), host=host, port=port, log_level="warning", access_log=False,
-                loop="uvloop", http="httptools", timeout_graceful_shutdown=5)
+                loop="uvloop", http=ApiHttpProtocol, proxy_headers=False, server_header=False,
+                timeout_graceful_shutdown=5)
