@@ -9,7 +9,7 @@ Every write is a transaction guarded by a revision compare, so lost updates are 
 from __future__ import annotations
 
 import asyncio
-import base64
+import binascii
 import contextlib
 import ssl
 from collections.abc import AsyncIterator
@@ -97,9 +97,19 @@ class _GatewayClient(AioClient):
         self.api_prefix = "/v3"
         self.ssl_context = ssl_context
         connector = aiohttp.TCPConnector(limit=pool_size, ssl=ssl_context if ssl_context else True)
+        # etcd sets no cookies: the dummy jar skips matching cookies against every request's URL.
         self.session = aiohttp.ClientSession(
-            connector=connector, json_serialize=lambda obj: orjson.dumps(obj).decode()
+            connector=connector, json_serialize=lambda obj: orjson.dumps(obj).decode(),
+            cookie_jar=aiohttp.DummyCookieJar(),
         )
+        self._urls: dict[tuple[str, bool], str] = {}
+
+    def _url(self, method: str, prefix: bool = True) -> str:
+        """The gateway URL of `method`, joined once (the base class runs `urljoin` on every call)."""
+        url = self._urls.get((method, prefix))
+        if url is None:
+            url = self._urls[(method, prefix)] = super()._url(method, prefix)
+        return url
 
     def _retrieve_version(self) -> None:  # etcd >= 3.4 serves /v3; no synchronous HTTP call in the loop
         self.server_version_sem = semantic_version.Version(self.server_version)
@@ -150,11 +160,11 @@ class _StreamBroken(Exception):
 
 
 def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
+    return binascii.b2a_base64(data, newline=False).decode("ascii")
 
 
 def _unb64(text: str | None) -> bytes:
-    return base64.b64decode(text) if text else b""
+    return binascii.a2b_base64(text) if text else b""
 
 
 class EtcdStore:
