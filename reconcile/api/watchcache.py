@@ -114,7 +114,7 @@ class WatchCache:
         self._sorted_keys: list[str] | None = None
         self._watchers: set[Watcher] = set()
         self._task: asyncio.Task[None] | None = None
-        self._advanced = asyncio.Event()
+        self._advanced: asyncio.Event | None = None  # made by the first waiter, set and dropped on progress
         self._ready = asyncio.Event()
         # A check scheduled but not yet begun: every caller arriving before it begins may share it.
         # Invariant: once a check has begun (sent its etcd request) it is no longer `_next_check`.
@@ -243,8 +243,9 @@ class WatchCache:
         self.history_start = max(self.history_start, revision)
 
     def _wake(self) -> None:
-        self._advanced.set()
-        self._advanced = asyncio.Event()
+        if self._advanced is not None:
+            self._advanced.set()
+            self._advanced = None
 
     # --- reads ---
 
@@ -256,6 +257,8 @@ class WatchCache:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return False
+            if self._advanced is None:
+                self._advanced = asyncio.Event()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._advanced.wait(), remaining)
         return True

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+_last_stamp: tuple[int, str] = (-1, "")
+
 
 def now_rfc3339() -> str:
-    """The current time as Kubernetes writes timestamps: `YYYY-MM-DDTHH:MM:SSZ`, second precision."""
-    return format_time(datetime.now(UTC))
+    """The current time as Kubernetes writes timestamps: `YYYY-MM-DDTHH:MM:SSZ`, second precision.
+
+    The text changes once a second, and every write of the API server asks for it: format once per second.
+    """
+    global _last_stamp
+    second = int(time.time())
+    if second != _last_stamp[0]:
+        _last_stamp = (second, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second)))
+    return _last_stamp[1]
 
 
 def format_time(moment: datetime) -> str:
