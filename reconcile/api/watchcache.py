@@ -168,7 +168,8 @@ class WatchCache:
         backoff = 0.05
         while True:
             try:
-                async for batch in self.store.watch(self.prefix, start_revision=self.revision + 1):
+                # The cache holds every previous value itself: etcd need not read and send them.
+                async for batch in self.store.watch(self.prefix, start_revision=self.revision + 1, prev_values=False):
                     for event in batch.events:
                         self._apply(event)
                     if batch.revision > self.revision:

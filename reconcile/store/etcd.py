@@ -339,7 +339,7 @@ class EtcdStore:
 
     # --- watch ---
 
-    async def watch(self, prefix: str, *, start_revision: int) -> AsyncIterator[WatchBatch]:
+    async def watch(self, prefix: str, *, start_revision: int, prev_values: bool = True) -> AsyncIterator[WatchBatch]:
         """Changes under `prefix` from `start_revision` on, as `WatchBatch`es in revision order.
 
         Each event arrives exactly once: on a stream error or end we reconnect (with backoff, failing
@@ -347,6 +347,10 @@ class EtcdStore:
         drops anything already passed (counted in `stats`). Empty batches are progress notifications
         (see `WatchBatch`). Raises `errors.Compacted` when the next revision needed is gone: the
         caller must relist. Runs until the consumer stops iterating.
+
+        `prev_values=False` is for a consumer that keeps every value itself (the watch cache): etcd
+        then neither reads nor sends the previous value of each update, and DELETE events carry no
+        value (`value == b""`, `create_revision == 0`, `prev_value is None`).
         """
         full = self._full(prefix)
         seen = WatchFilter(after=start_revision - 1)
@@ -354,7 +358,7 @@ class EtcdStore:
         while True:
             next_revision = seen.last_revision + 1
             try:
-                async with contextlib.aclosing(self._stream(full, next_revision)) as results:
+                async with contextlib.aclosing(self._stream(full, next_revision, prev_values)) as results:
                     async for result in results:
                         if result.get("created") and not result.get("canceled") \
                                 and not result.get("compact_revision"):
@@ -388,14 +392,15 @@ class EtcdStore:
             return WatchBatch([], seen.last_revision)
         return None
 
-    async def _stream(self, full_prefix: bytes, start_revision: int) -> AsyncIterator[dict[str, Any]]:
+    async def _stream(self, full_prefix: bytes, start_revision: int,
+                      prev_values: bool = True) -> AsyncIterator[dict[str, Any]]:
         """One watch stream on the current endpoint: the `result` of each message, until EOF."""
         request = {
             "create_request": {
                 "key": _b64(full_prefix),
                 "range_end": _b64(keys.prefix_end(full_prefix)),
                 "start_revision": start_revision,
-                "prev_kv": True,
+                "prev_kv": prev_values,
                 "progress_notify": True,
             }
         }

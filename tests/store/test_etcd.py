@@ -200,6 +200,22 @@ async def test_watch_progress_notification_on_idle_prefix(store: etcd.EtcdStore)
         await watcher.stop()
 
 
+async def test_watch_without_previous_values(store: etcd.EtcdStore) -> None:
+    """For a consumer that keeps values itself: no previous values, and deletes carry no value."""
+    created = await store.create("lean/a", b"v1")
+    watcher = helpers.Watcher(store.watch("lean/", start_revision=created, prev_values=False))
+    try:
+        updated = await store.update("lean/a", b"v2", expected_revision=created)
+        deleted, _ = await store.delete("lean/a", expected_revision=updated)
+        await helpers.eventually(lambda: len(watcher.events) >= 3, what="3 events")
+        put, update, delete = watcher.events
+        assert (put.type, put.value, put.prev_value, put.mod_revision) == ("PUT", b"v1", None, created)
+        assert (update.type, update.value, update.prev_value, update.mod_revision) == ("PUT", b"v2", None, updated)
+        assert (delete.type, delete.value, delete.prev_value, delete.mod_revision) == ("DELETE", b"", None, deleted)
+    finally:
+        await watcher.stop()
+
+
 def _event(revision: int, key: str = "k") -> etcd.Event:
     return etcd.Event("PUT", key, b"v", revision, revision, None)
 
