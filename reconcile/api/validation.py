@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import functools
 import json
-import re
 from collections import deque
 from typing import Any
 
@@ -19,7 +18,7 @@ import fastjsonschema
 import jsonschema
 
 from reconcile.api import registry
-from reconcile.core import errors
+from reconcile.core import errors, names
 
 FIELD_VALIDATION = ("Strict", "Warn", "Ignore")
 _ROOT_FIXED = ("apiVersion", "kind", "metadata")  # always allowed at the top; checked by the server
@@ -32,29 +31,6 @@ _META_FIELDS = {
     "annotations": (dict, type(None)), "ownerReferences": (list, type(None)), "finalizers": (list, type(None)),
     "managedFields": (list, type(None)),
 }
-
-_SUBDOMAIN_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_DNS1035_RE = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-_QNAME_RE = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
-_LABEL_VALUE_RE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-
-SUBDOMAIN_MSG = ("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', "
-                 "and must start and end with an alphanumeric character (e.g. 'example.com', regex used for "
-                 "validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')")
-LABEL_MSG = ("a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must "
-             "start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for "
-             "validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')")
-DNS1035_MSG = ("a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an "
-               "alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', "
-               "regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')")
-QNAME_MSG = ("name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an "
-             "alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is "
-             "'([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')")
-LABEL_VALUE_MSG = ("a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', "
-                   "and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or "
-                   "'12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')")
-
 
 # --- schema compilation ---------------------------------------------------------------------------------
 
@@ -286,58 +262,21 @@ def _causes_for(error: jsonschema.ValidationError, done: set[str]) -> list[dict[
 
 def _name_causes(value: str, field: str, kind: str) -> list[dict[str, str]]:
     if kind == "Namespace":
-        regex, message, limit = _LABEL_RE, LABEL_MSG, 63
+        problems = names.dns1123_label_errors(value)
     elif kind == "Service":
-        regex, message, limit = _DNS1035_RE, DNS1035_MSG, 63
+        problems = names.dns1035_label_errors(value)
     else:
-        regex, message, limit = _SUBDOMAIN_RE, SUBDOMAIN_MSG, 253
-    out = []
-    if len(value) > limit:
-        out.append(errors.cause(field, f"Invalid value: {_show(value)}: must be no more than {limit} characters"))
-    if not regex.match(value):
-        out.append(errors.cause(field, f"Invalid value: {_show(value)}: {message}"))
-    return out
-
-
-def qualified_name_errors(key: str) -> list[str]:
-    """apimachinery's IsQualifiedName: an optional DNS-subdomain prefix, '/', then a 63-char name."""
-    parts = key.split("/")
-    if len(parts) == 1:
-        name, prefix = parts[0], None
-    elif len(parts) == 2:
-        prefix, name = parts
-        if not prefix:
-            return ["prefix part must be non-empty"]
-    else:
-        return ["a qualified name must consist of alphanumeric characters, '-', '_' or '.', and must start and "
-                "end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for "
-                "validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]') with an optional DNS subdomain prefix "
-                "and '/' (e.g. 'example.com/MyName')"]
-    out = []
-    if prefix is not None:
-        if len(prefix) > 253:
-            out.append("prefix part must be no more than 253 characters")
-        if not _SUBDOMAIN_RE.match(prefix):
-            out.append("prefix part " + SUBDOMAIN_MSG)
-    if not name:
-        out.append("name part must be non-empty")
-    else:
-        if len(name) > 63:
-            out.append("name part must be no more than 63 characters")
-        if not _QNAME_RE.match(name):
-            out.append(QNAME_MSG)
-    return out
+        problems = names.dns1123_subdomain_errors(value)
+    return [errors.cause(field, f"Invalid value: {_show(value)}: {problem}") for problem in problems]
 
 
 def label_causes(labels: dict, field: str) -> list[dict[str, str]]:
     out = []
     for key, value in labels.items():
-        for problem in qualified_name_errors(key):
+        for problem in names.qualified_name_errors(key):
             out.append(errors.cause(field, f"Invalid value: {_show(key)}: {problem}"))
-        if len(value) > 63:
-            out.append(errors.cause(field, f"Invalid value: {_show(value)}: must be no more than 63 characters"))
-        if not _LABEL_VALUE_RE.match(value):
-            out.append(errors.cause(field, f"Invalid value: {_show(value)}: {LABEL_VALUE_MSG}"))
+        for problem in names.label_value_errors(value):
+            out.append(errors.cause(field, f"Invalid value: {_show(value)}: {problem}"))
     return out
 
 
@@ -345,7 +284,7 @@ def annotation_causes(annotations: dict, field: str) -> list[dict[str, str]]:
     out = []
     total = 0
     for key, value in annotations.items():
-        for problem in qualified_name_errors(key.lower()):
+        for problem in names.qualified_name_errors(key.lower()):
             out.append(errors.cause(field, f"Invalid value: {_show(key)}: {problem}"))
         total += len(key) + len(value)
     if total > ANNOTATIONS_LIMIT:
@@ -389,8 +328,8 @@ def _meta_causes(resource: registry.Resource, meta: dict, unknown: list[str]) ->
         causes.append(errors.cause("metadata.name", "Required value: name or generateName is required",
                                    "FieldValueRequired"))
     namespace = meta.get("namespace")
-    if namespace and resource.namespaced and not _LABEL_RE.match(namespace):
-        causes.append(errors.cause("metadata.namespace", f"Invalid value: {_show(namespace)}: {LABEL_MSG}"))
+    if namespace and resource.namespaced:
+        causes += _name_causes(namespace, "metadata.namespace", "Namespace")
     if meta.get("labels"):
         causes += label_causes(meta["labels"], "metadata.labels")
     if meta.get("annotations"):
@@ -399,7 +338,7 @@ def _meta_causes(resource: registry.Resource, meta: dict, unknown: list[str]) ->
         if not isinstance(finalizer, str):
             raise _decode_error(resource, "json: cannot unmarshal into Go struct field ObjectMeta.metadata.finalizers "
                                           "of type string")
-        for problem in qualified_name_errors(finalizer):
+        for problem in names.qualified_name_errors(finalizer):
             causes.append(errors.cause(f"metadata.finalizers[{index}]", f"Invalid value: {_show(finalizer)}: {problem}"))
     return causes
 

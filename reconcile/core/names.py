@@ -2,10 +2,12 @@
 
 Each check returns a list of problems (empty when valid) instead of raising, because callers
 word the surrounding error differently (selector parse errors, metadata validation causes).
+The checks are memoized: every object written repeats the same few label keys, values and names.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 
 QUALIFIED_NAME_MAX_LENGTH = 63
@@ -26,6 +28,9 @@ _DNS1123_LABEL_FMT = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 _DNS1123_LABEL_RE = re.compile(_DNS1123_LABEL_FMT)
 _DNS1123_SUBDOMAIN_FMT = _DNS1123_LABEL_FMT + "(\\." + _DNS1123_LABEL_FMT + ")*"
 _DNS1123_SUBDOMAIN_RE = re.compile(_DNS1123_SUBDOMAIN_FMT)
+_DNS1035_LABEL_FMT = "[a-z]([-a-z0-9]*[a-z0-9])?"
+_DNS1035_LABEL_RE = re.compile(_DNS1035_LABEL_FMT)
+_MEMO = 4096  # distinct values remembered per check
 
 
 def max_len_error(length: int) -> str:
@@ -34,6 +39,11 @@ def max_len_error(length: int) -> str:
 
 def dns1123_subdomain_errors(value: str) -> list[str]:
     """Problems with `value` as an RFC 1123 subdomain (object names, label key prefixes)."""
+    return list(_dns1123_subdomain_errors(value))
+
+
+@functools.lru_cache(maxsize=_MEMO)
+def _dns1123_subdomain_errors(value: str) -> tuple[str, ...]:
     errs: list[str] = []
     if len(value) > DNS1123_SUBDOMAIN_MAX_LENGTH:
         errs.append(max_len_error(DNS1123_SUBDOMAIN_MAX_LENGTH))
@@ -43,11 +53,16 @@ def dns1123_subdomain_errors(value: str) -> list[str]:
             " and must start and end with an alphanumeric character (e.g. 'example.com', regex used for"
             f" validation is '{_DNS1123_SUBDOMAIN_FMT}')"
         )
-    return errs
+    return tuple(errs)
 
 
 def dns1123_label_errors(value: str) -> list[str]:
     """Problems with `value` as an RFC 1123 label (namespace names, service names)."""
+    return list(_dns1123_label_errors(value))
+
+
+@functools.lru_cache(maxsize=_MEMO)
+def _dns1123_label_errors(value: str) -> tuple[str, ...]:
     errs: list[str] = []
     if len(value) > DNS1123_LABEL_MAX_LENGTH:
         errs.append(max_len_error(DNS1123_LABEL_MAX_LENGTH))
@@ -57,11 +72,35 @@ def dns1123_label_errors(value: str) -> list[str]:
             " start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for"
             f" validation is '{_DNS1123_LABEL_FMT}')"
         )
-    return errs
+    return tuple(errs)
+
+
+def dns1035_label_errors(value: str) -> list[str]:
+    """Problems with `value` as an RFC 1035 label (service names: must start with a letter)."""
+    return list(_dns1035_label_errors(value))
+
+
+@functools.lru_cache(maxsize=_MEMO)
+def _dns1035_label_errors(value: str) -> tuple[str, ...]:
+    errs: list[str] = []
+    if len(value) > DNS1123_LABEL_MAX_LENGTH:
+        errs.append(max_len_error(DNS1123_LABEL_MAX_LENGTH))
+    if not _DNS1035_LABEL_RE.fullmatch(value):
+        errs.append(
+            "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an"
+            " alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123',"
+            f" regex used for validation is '{_DNS1035_LABEL_FMT}')"
+        )
+    return tuple(errs)
 
 
 def qualified_name_errors(value: str) -> list[str]:
     """Problems with `value` as a label/annotation key: optional DNS-subdomain prefix + `/` + name."""
+    return list(_qualified_name_errors(value))
+
+
+@functools.lru_cache(maxsize=_MEMO)
+def _qualified_name_errors(value: str) -> tuple[str, ...]:
     parts = value.split("/")
     if len(parts) == 1:
         name = parts[0]
@@ -74,21 +113,26 @@ def qualified_name_errors(value: str) -> list[str]:
         else:
             errs.extend("prefix part " + e for e in dns1123_subdomain_errors(prefix))
     else:
-        return [
+        return (
             "a qualified name " + _QNAME_ERR + " with an optional DNS subdomain prefix and '/' (e.g."
-            " 'example.com/MyName')"
-        ]
+            " 'example.com/MyName')",
+        )
     if not name:
         errs.append("name part must be non-empty")
     elif len(name) > QUALIFIED_NAME_MAX_LENGTH:
         errs.append("name part " + max_len_error(QUALIFIED_NAME_MAX_LENGTH))
     if name and not _QNAME_RE.fullmatch(name):
         errs.append("name part " + _QNAME_ERR)
-    return errs
+    return tuple(errs)
 
 
 def label_value_errors(value: str) -> list[str]:
     """Problems with `value` as a label value (may be empty)."""
+    return list(_label_value_errors(value))
+
+
+@functools.lru_cache(maxsize=_MEMO)
+def _label_value_errors(value: str) -> tuple[str, ...]:
     errs: list[str] = []
     if len(value) > LABEL_VALUE_MAX_LENGTH:
         errs.append(max_len_error(LABEL_VALUE_MAX_LENGTH))
@@ -98,4 +142,4 @@ def label_value_errors(value: str) -> list[str]:
             " and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or"
             f" '12345', regex used for validation is '{_LABEL_VALUE_FMT}')"
         )
-    return errs
+    return tuple(errs)
