@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from reconcile.core import errors
@@ -19,6 +20,7 @@ class RequestInfo:
     subresource: str | None = None
 
 
+@functools.lru_cache(maxsize=4096)  # pure, and clients repeat their paths (collections above all)
 def parse(path: str) -> RequestInfo:
     """Parse `/api/v1/...` or `/apis/{group}/{version}/...`; raises NotFound for other shapes."""
     parts = [p for p in path.split("/") if p]
