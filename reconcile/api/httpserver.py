@@ -32,7 +32,8 @@ class _HeadWithBody:
     def write(self, data: bytes) -> None:
         if self._held is not None:
             data, self._held = self._held + data, None
-        elif data.startswith(_RESPONSE_HEAD) and not data.startswith(_INTERIM) and _FIXED_LENGTH in data:
+        elif (isinstance(data, bytes) and data.startswith(_RESPONSE_HEAD) and not data.startswith(_INTERIM)
+              and _FIXED_LENGTH in data):
             self._held = data
             return
         self._transport.write(data)
