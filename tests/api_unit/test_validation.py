@@ -174,6 +174,11 @@ def test_int_or_string_and_nulls(builtin_registry, deployment) -> None:
         ({"name": "ok", "labels": {"k": "v" * 64}}, "metadata.labels", "FieldValueInvalid"),
         ({"name": "ok", "annotations": {"a/b/c": "v"}}, "metadata.annotations", "FieldValueInvalid"),
         ({"name": "ok", "annotations": {"big": "x" * (256 * 1024)}}, "metadata.annotations", "FieldValueTooLong"),
+        # Whole-string matches: a trailing newline is not a valid end of a name or label.
+        ({"name": "ok\n"}, "metadata.name", "FieldValueInvalid"),
+        ({"name": "ok", "labels": {"k\n": "v"}}, "metadata.labels", "FieldValueInvalid"),
+        ({"name": "ok", "labels": {"k": "v\n"}}, "metadata.labels", "FieldValueInvalid"),
+        ({"name": "ok", "namespace": "ns\n"}, "metadata.namespace", "FieldValueInvalid"),
     ],
 )
 def test_metadata_checks(builtin_registry, meta: dict, field: str, reason: str) -> None:

@@ -91,3 +91,13 @@ def test_names() -> None:
     assert names.dns1123_subdomain_errors("web.example") == []
     assert names.dns1123_subdomain_errors("Web") != []
     assert names.dns1123_label_errors("a.b") != []
+    assert names.dns1035_label_errors("web-1") == []
+    assert names.dns1035_label_errors("1web") != []
+    assert names.qualified_name_errors("/") == ["prefix part must be non-empty", "name part must be non-empty"]
+
+
+def test_name_checks_are_memoized_but_hand_out_fresh_lists() -> None:
+    first = names.qualified_name_errors("bad key!")
+    first.append("changed by a caller")
+    assert names.qualified_name_errors("bad key!") == first[:-1]
+    assert names.qualified_name_errors("bad key!") is not names.qualified_name_errors("bad key!")
