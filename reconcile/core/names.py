@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 
 QUALIFIED_NAME_MAX_LENGTH = 63
 LABEL_VALUE_MAX_LENGTH = 63
@@ -37,70 +38,62 @@ def max_len_error(length: int) -> str:
     return f"must be no more than {length} characters"
 
 
+def _memoized(check: Callable[[str], list[str]]) -> Callable[[str], list[str]]:
+    """Remember `check`'s answers (they are pure); each caller still gets a list of its own."""
+    remembered = functools.lru_cache(maxsize=_MEMO)(lambda value: tuple(check(value)))
+
+    @functools.wraps(check)
+    def run(value: str) -> list[str]:
+        return list(remembered(value))
+
+    return run
+
+
+def _length_and_pattern(value: str, limit: int, pattern: re.Pattern[str], message: str) -> list[str]:
+    errs: list[str] = []
+    if len(value) > limit:
+        errs.append(max_len_error(limit))
+    if not pattern.fullmatch(value):
+        errs.append(message)
+    return errs
+
+
+@_memoized
 def dns1123_subdomain_errors(value: str) -> list[str]:
     """Problems with `value` as an RFC 1123 subdomain (object names, label key prefixes)."""
-    return list(_dns1123_subdomain_errors(value))
+    return _length_and_pattern(
+        value, DNS1123_SUBDOMAIN_MAX_LENGTH, _DNS1123_SUBDOMAIN_RE,
+        "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.',"
+        " and must start and end with an alphanumeric character (e.g. 'example.com', regex used for"
+        f" validation is '{_DNS1123_SUBDOMAIN_FMT}')",
+    )
 
 
-@functools.lru_cache(maxsize=_MEMO)
-def _dns1123_subdomain_errors(value: str) -> tuple[str, ...]:
-    errs: list[str] = []
-    if len(value) > DNS1123_SUBDOMAIN_MAX_LENGTH:
-        errs.append(max_len_error(DNS1123_SUBDOMAIN_MAX_LENGTH))
-    if not _DNS1123_SUBDOMAIN_RE.fullmatch(value):
-        errs.append(
-            "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.',"
-            " and must start and end with an alphanumeric character (e.g. 'example.com', regex used for"
-            f" validation is '{_DNS1123_SUBDOMAIN_FMT}')"
-        )
-    return tuple(errs)
-
-
+@_memoized
 def dns1123_label_errors(value: str) -> list[str]:
-    """Problems with `value` as an RFC 1123 label (namespace names, service names)."""
-    return list(_dns1123_label_errors(value))
+    """Problems with `value` as an RFC 1123 label (namespace names)."""
+    return _length_and_pattern(
+        value, DNS1123_LABEL_MAX_LENGTH, _DNS1123_LABEL_RE,
+        "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must"
+        " start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for"
+        f" validation is '{_DNS1123_LABEL_FMT}')",
+    )
 
 
-@functools.lru_cache(maxsize=_MEMO)
-def _dns1123_label_errors(value: str) -> tuple[str, ...]:
-    errs: list[str] = []
-    if len(value) > DNS1123_LABEL_MAX_LENGTH:
-        errs.append(max_len_error(DNS1123_LABEL_MAX_LENGTH))
-    if not _DNS1123_LABEL_RE.fullmatch(value):
-        errs.append(
-            "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must"
-            " start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for"
-            f" validation is '{_DNS1123_LABEL_FMT}')"
-        )
-    return tuple(errs)
-
-
+@_memoized
 def dns1035_label_errors(value: str) -> list[str]:
     """Problems with `value` as an RFC 1035 label (service names: must start with a letter)."""
-    return list(_dns1035_label_errors(value))
+    return _length_and_pattern(
+        value, DNS1123_LABEL_MAX_LENGTH, _DNS1035_LABEL_RE,
+        "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an"
+        " alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123',"
+        f" regex used for validation is '{_DNS1035_LABEL_FMT}')",
+    )
 
 
-@functools.lru_cache(maxsize=_MEMO)
-def _dns1035_label_errors(value: str) -> tuple[str, ...]:
-    errs: list[str] = []
-    if len(value) > DNS1123_LABEL_MAX_LENGTH:
-        errs.append(max_len_error(DNS1123_LABEL_MAX_LENGTH))
-    if not _DNS1035_LABEL_RE.fullmatch(value):
-        errs.append(
-            "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an"
-            " alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123',"
-            f" regex used for validation is '{_DNS1035_LABEL_FMT}')"
-        )
-    return tuple(errs)
-
-
+@_memoized
 def qualified_name_errors(value: str) -> list[str]:
     """Problems with `value` as a label/annotation key: optional DNS-subdomain prefix + `/` + name."""
-    return list(_qualified_name_errors(value))
-
-
-@functools.lru_cache(maxsize=_MEMO)
-def _qualified_name_errors(value: str) -> tuple[str, ...]:
     parts = value.split("/")
     if len(parts) == 1:
         name = parts[0]
@@ -113,33 +106,25 @@ def _qualified_name_errors(value: str) -> tuple[str, ...]:
         else:
             errs.extend("prefix part " + e for e in dns1123_subdomain_errors(prefix))
     else:
-        return (
+        return [
             "a qualified name " + _QNAME_ERR + " with an optional DNS subdomain prefix and '/' (e.g."
-            " 'example.com/MyName')",
-        )
+            " 'example.com/MyName')"
+        ]
     if not name:
         errs.append("name part must be non-empty")
     elif len(name) > QUALIFIED_NAME_MAX_LENGTH:
         errs.append("name part " + max_len_error(QUALIFIED_NAME_MAX_LENGTH))
     if name and not _QNAME_RE.fullmatch(name):
         errs.append("name part " + _QNAME_ERR)
-    return tuple(errs)
+    return errs
 
 
+@_memoized
 def label_value_errors(value: str) -> list[str]:
     """Problems with `value` as a label value (may be empty)."""
-    return list(_label_value_errors(value))
-
-
-@functools.lru_cache(maxsize=_MEMO)
-def _label_value_errors(value: str) -> tuple[str, ...]:
-    errs: list[str] = []
-    if len(value) > LABEL_VALUE_MAX_LENGTH:
-        errs.append(max_len_error(LABEL_VALUE_MAX_LENGTH))
-    if not _LABEL_VALUE_RE.fullmatch(value):
-        errs.append(
-            "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.',"
-            " and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or"
-            f" '12345', regex used for validation is '{_LABEL_VALUE_FMT}')"
-        )
-    return tuple(errs)
+    return _length_and_pattern(
+        value, LABEL_VALUE_MAX_LENGTH, _LABEL_VALUE_RE,
+        "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.',"
+        " and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or"
+        f" '12345', regex used for validation is '{_LABEL_VALUE_FMT}')",
+    )
