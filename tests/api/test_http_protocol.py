@@ -38,6 +38,19 @@ def _read_until(sock: socket.socket, marker: bytes, *, timeout: float = 10.0) ->
     return data
 
 
+def _read_response(sock: socket.socket, buffer: bytes = b"") -> tuple[str, dict[str, str], bytes, bytes]:
+    """One fixed-length response (status, headers, body), read after `buffer`; and the bytes after it."""
+    if b"\r\n\r\n" not in buffer:
+        buffer += _read_until(sock, b"\r\n\r\n")
+    status, headers, rest = _split(buffer)
+    length = int(headers["content-length"])
+    while len(rest) < length:
+        chunk = sock.recv(65536)
+        assert chunk, "connection closed mid-body"
+        rest += chunk
+    return status, headers, rest[:length], rest[length:]
+
+
 def _split(response: bytes) -> tuple[str, dict[str, str], bytes]:
     head, _, body = response.partition(b"\r\n\r\n")
     status, *lines = head.decode("latin-1").split("\r\n")
@@ -73,17 +86,9 @@ def test_keep_alive_answers_stay_framed(api_server: str) -> None:
         sock.sendall(b"".join(f"GET {CONFIGMAPS}/{n} HTTP/1.1\r\nHost: x\r\n\r\n".encode() for n in names))
         buffer = b""
         for name in names:
-            if b"\r\n\r\n" not in buffer:
-                buffer += _read_until(sock, b"\r\n\r\n")
-            status, headers, rest = _split(buffer)
-            length = int(headers["content-length"])
-            while len(rest) < length:
-                chunk = sock.recv(65536)
-                assert chunk, "connection closed mid-body"
-                rest += chunk
+            status, _, body, buffer = _read_response(sock, buffer)
             assert status == "HTTP/1.1 200 OK"
-            assert json.loads(rest[:length])["metadata"]["name"] == name
-            buffer = rest[length:]
+            assert json.loads(body)["metadata"]["name"] == name
 
 
 def test_a_watch_sends_its_headers_before_any_event(api_server: str) -> None:
@@ -116,10 +121,6 @@ def test_expect_100_continue_is_answered_before_the_body_is_sent(api_server: str
         interim = _read_until(sock, b"\r\n\r\n", timeout=5)
         assert interim.startswith(b"HTTP/1.1 100 Continue\r\n\r\n"), interim
         sock.sendall(body)
-        status, headers, created = _split(_read_until(sock, b"}", timeout=10))
+        status, _, created, _ = _read_response(sock)
         assert status == "HTTP/1.1 201 Created"
-        while len(created) < int(headers["content-length"]):
-            chunk = sock.recv(65536)
-            assert chunk, "connection closed mid-body"
-            created += chunk
         assert json.loads(created)["metadata"]["name"] == name
