@@ -15,6 +15,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from reconcile.api import structural
 from reconcile.core import errors, paths
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -176,10 +177,8 @@ def _version_causes(path: str, version: Any, seen: set[str]) -> list[dict[str, s
         causes.append(errors.cause(f"{path}.schema.openAPIV3Schema", "Required value: schemas are required",
                                    "FieldValueRequired"))
     else:
-        from reconcile.api import validation  # late: validation imports this module
-
         try:
-            jsonschema.Draft7Validator.check_schema(validation.to_jsonschema(schema))
+            jsonschema.Draft7Validator.check_schema(structural.to_jsonschema(schema))
         except jsonschema.SchemaError as exc:
             causes.append(errors.cause(f"{path}.schema.openAPIV3Schema", f"Invalid value: {exc.message}"))
         if schema.get("type", "object") != "object":

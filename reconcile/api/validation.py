@@ -17,7 +17,7 @@ from typing import Any
 import fastjsonschema
 import jsonschema
 
-from reconcile.api import registry
+from reconcile.api import registry, structural
 from reconcile.core import errors, names
 
 FIELD_VALIDATION = ("Strict", "Warn", "Ignore")
@@ -35,44 +35,6 @@ _META_FIELDS = {
 # --- schema compilation ---------------------------------------------------------------------------------
 
 
-def to_jsonschema(schema: Any) -> Any:
-    """Translate a Kubernetes structural (OpenAPI v3.0) schema into Draft 7 JSON Schema."""
-    if not isinstance(schema, dict):
-        return schema
-    out: dict[str, Any] = {}
-    for key, value in schema.items():
-        if key in ("properties", "patternProperties", "definitions"):
-            out[key] = {k: to_jsonschema(v) for k, v in value.items()}
-        elif key in ("items", "additionalProperties", "not"):
-            out[key] = to_jsonschema(value)
-        elif key in ("allOf", "anyOf", "oneOf"):
-            out[key] = [to_jsonschema(v) for v in value]
-        elif key in ("exclusiveMinimum", "exclusiveMaximum") and isinstance(value, bool):
-            bound = "minimum" if key == "exclusiveMinimum" else "maximum"
-            if value and bound in schema:
-                out[key] = schema[bound]
-        elif key in ("format", "default", "nullable", "description", "example", "externalDocs", "title"):
-            continue
-        elif key.startswith("x-kubernetes-") or key.startswith("x-"):
-            continue
-        else:
-            out[key] = value
-    if "exclusiveMinimum" in out:
-        out.pop("minimum", None)
-    if "exclusiveMaximum" in out:
-        out.pop("maximum", None)
-    if schema.get("x-kubernetes-int-or-string"):
-        out["type"] = ["integer", "string"]
-    elif schema.get("x-kubernetes-preserve-unknown-fields") and "type" not in schema:
-        out.pop("type", None)
-    if schema.get("nullable") and "type" in out:
-        types = out["type"] if isinstance(out["type"], list) else [out["type"]]
-        out["type"] = [*types, "null"]
-        if "enum" in out:
-            out["enum"] = [*out["enum"], None]
-    return out
-
-
 class Compiled:
     """What `prepare` needs per Resource, built once: the jsonschema validator and the raw schema."""
 
@@ -83,7 +45,7 @@ class Compiled:
             props.pop(key, None)
         root["properties"] = props
         self.schema = root
-        translated = to_jsonschema(root)
+        translated = structural.to_jsonschema(root)
         self.validator = jsonschema.Draft7Validator(translated)
         # The fast path: fastjsonschema compiles the schema to Python code (an order of magnitude
         # faster per object). It only ever says "valid"; on any failure jsonschema judges again and
