@@ -8,7 +8,8 @@ import copy
 import logging
 from typing import Any
 
-from reconcile.api import caches, objectmeta, registry, rest, strategies, watchcache
+from reconcile.api import caches, objectmeta, registry, rest, watchcache
+from reconcile.api.strategies import crds as crd_strategy
 from reconcile.core import errors
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,7 @@ async def _store_builtin(api: rest.Rest, crd_resource: registry.Resource, doc: d
         obj.setdefault("apiVersion", "apiextensions.k8s.io/v1")
         obj.setdefault("kind", "CustomResourceDefinition")
         objectmeta.assign_create_fields(obj)
-        obj["status"] = strategies.crd_status(obj)
+        obj["status"] = crd_strategy.established_status(obj)
         try:
             await api.store.create(key, rest.encode(obj))
         except errors.KeyExists:
@@ -91,7 +92,7 @@ async def _store_builtin(api: rest.Rest, crd_resource: registry.Resource, doc: d
     stored = rest.decode(kv)
     if stored.get("spec") != doc.get("spec"):
         stored["spec"] = copy.deepcopy(doc["spec"])
-        stored["status"] = strategies.crd_status(stored)
+        stored["status"] = crd_strategy.established_status(stored)
         try:
             await api.store.update(key, rest.encode(stored), expected_revision=kv.mod_revision)
         except (errors.RevisionConflict, errors.KeyMissing):

@@ -1,7 +1,8 @@
-"""HTTP verbs on resource paths, mapped onto `rest` operations.
+"""HTTP verbs on resource paths, mapped onto `rest` operations: the pipeline's last stages.
 
-One endpoint handles every `/api/v1/...` and `/apis/{group}/{version}/...` path: it parses the
-path, finds the resource in the registry and dispatches on method and subresource.
+The pipeline has decoded the path and authenticated and authorized the caller; `serve` finds the
+resource in the registry, decodes the query and body (bounded), calls `rest` (which admits,
+validates and stores) and encodes the answer.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from reconcile.api import discovery, http, podproxy, registry, rest, routing, strategies, tables, watch
+from reconcile.api import authn, http, listing, podproxy, registry, rest, routing, tables, watch
 from reconcile.core import errors, patches, selectors
 
 PATCH_KINDS = {
@@ -32,11 +33,10 @@ class ResourceHandlers:
         self.registry: registry.Registry = api.registry
         self.bookmark_interval = bookmark_interval
 
-    async def dispatch(self, request: Request) -> Response:
+    async def serve(self, request: Request, info: routing.RequestInfo, verb: str, user: authn.UserInfo) -> Response:
+        """The endpoint of every resource request (`info.plural` is set)."""
         http.check_accept(request)
-        info = routing.parse(request.scope["path"])  # not request.url: building a URL costs ~5% of a GET
-        if info.plural is None:
-            return self._group_version(request, info)
+        assert info.plural is not None
         resource = self.registry.get(info.group, info.version, info.plural)
         if resource is None:
             raise errors.NotFound("the server could not find the requested resource")
@@ -47,34 +47,27 @@ class ResourceHandlers:
         method = request.method
         if info.name is None:
             if method == "GET":
-                return await self._list_or_watch(request, resource, info)
+                return await self._list_or_watch(request, resource, info, watching=verb == "watch")
             if method == "POST":
-                return await self._create(request, resource, info)
+                return await self._create(request, resource, info, user)
             if method == "DELETE":
-                return await self._delete_collection(request, resource, info)
+                return await self._delete_collection(request, resource, info, user)
         else:
             if podproxy.handles(resource, info):  # pods/log, pods/exec: proxied to the pod's node agent
                 return await podproxy.handle(self.api, request, info)
             if method == "GET":
                 return await self._get(request, resource, info)
             if method == "PUT":
-                return await self._update(request, resource, info)
+                return await self._update(request, resource, info, user)
             if method == "PATCH":
-                return await self._patch(request, resource, info)
+                return await self._patch(request, resource, info, user)
             if method == "DELETE" and info.subresource is None:
-                return await self._delete(request, resource, info)
+                return await self._delete(request, resource, info, user)
             if method == "POST" and info.subresource == "binding":
-                return await self._bind(request, resource, info)
+                return await self._bind(request, resource, info, user)
         raise errors.MethodNotAllowed(
             f"the server does not allow this method on the requested resource ({method} {resource.group_resource})"
         )
-
-    def _group_version(self, request: Request, info: routing.RequestInfo) -> Response:
-        if request.method != "GET":
-            raise errors.MethodNotAllowed("the server does not allow this method on the requested resource")
-        if info.version not in self.registry.group_versions().get(info.group, []):
-            raise errors.NotFound("the server could not find the requested resource")
-        return http.json_response(discovery.api_resource_list(self.registry, info.group, info.version))
 
     # --- reads ---
 
@@ -94,25 +87,16 @@ class ResourceHandlers:
             return http.json_response(table, content_type=http.TABLE_CONTENT_TYPE)
         return http.json_response(entry.raw)
 
-    async def _list_or_watch(self, request: Request, resource: registry.Resource, info: routing.RequestInfo) -> Response:
+    async def _list_or_watch(self, request: Request, resource: registry.Resource, info: routing.RequestInfo, *,
+                             watching: bool) -> Response:
         selection = _selection(request, resource, info.namespace)
-        if http.query_bool(request, "watch"):
-            options = watch.WatchOptions(
-                resource_version=request.query_params.get("resourceVersion"),
-                timeout_seconds=http.query_int(request, "timeoutSeconds"),
-                bookmarks=http.query_bool(request, "allowWatchBookmarks"),
-                bookmark_interval=self.bookmark_interval,
-                table=http.wants_table(request),
-                include_object=_include_object(request),
-            )
-            media = http.TABLE_CONTENT_TYPE if options.table else http.JSON
-            return StreamingResponse(watch.stream(self.api, resource, selection, options), media_type=media)
-        result = await self.api.list(
-            resource, selection,
-            limit=http.query_int(request, "limit"),
-            continue_token=request.query_params.get("continue") or None,
-            resource_version=request.query_params.get("resourceVersion"),
-        )
+        query = request.query_params
+        if watching:
+            return self._watch(request, resource, selection)
+        options = listing.list_options(resource_version=query.get("resourceVersion"),
+                                       match=query.get("resourceVersionMatch"), limit=query.get("limit"),
+                                       continue_token=query.get("continue"))
+        result = await self.api.list(resource, selection, options)
         list_meta: dict[str, Any] = {"resourceVersion": str(result.revision)}
         if result.continue_token:
             list_meta["continue"] = result.continue_token
@@ -126,27 +110,48 @@ class ResourceHandlers:
         body = head[:-1] + b',"items":[' + b",".join(e.raw for e in result.entries) + b"]}"
         return http.json_response(body)
 
+    def _watch(self, request: Request, resource: registry.Resource, selection: rest.Selection) -> Response:
+        query = request.query_params
+        match = query.get("resourceVersionMatch")
+        if match and not (match == listing.NOT_OLDER_THAN and http.query_bool(request, "sendInitialEvents")):
+            raise errors.BadRequest(f'resourceVersionMatch: Forbidden: "{match}" is not allowed for watch '
+                                    "unless sendInitialEvents=true and resourceVersionMatch=NotOlderThan")
+        options = watch.WatchOptions(
+            resource_version=listing.parse_resource_version(query.get("resourceVersion")),
+            timeout_seconds=http.query_int(request, "timeoutSeconds"),
+            bookmarks=http.query_bool(request, "allowWatchBookmarks"),
+            bookmark_interval=self.bookmark_interval,
+            table=http.wants_table(request),
+            include_object=_include_object(request),
+        )
+        media = http.TABLE_CONTENT_TYPE if options.table else http.JSON
+        return StreamingResponse(watch.stream(self.api, resource, selection, options), media_type=media)
+
     # --- writes ---
 
-    async def _create(self, request: Request, resource: registry.Resource, info: routing.RequestInfo) -> Response:
+    async def _create(self, request: Request, resource: registry.Resource, info: routing.RequestInfo,
+                      user: authn.UserInfo) -> Response:
         body = http.decode_object(await http.read_body(request), http.media_type(request))
         result = await self.api.create(resource, info.namespace, body, dry_run=_dry_run(request),
-                                       field_validation=_field_validation(request))
+                                       field_validation=_field_validation(request), user=user)
         return _written(result, status=201)
 
-    async def _update(self, request: Request, resource: registry.Resource, info: routing.RequestInfo) -> Response:
+    async def _update(self, request: Request, resource: registry.Resource, info: routing.RequestInfo,
+                      user: authn.UserInfo) -> Response:
         assert info.name is not None
         body = http.decode_object(await http.read_body(request), http.media_type(request))
         if info.subresource == "scale":
             scale = await self.api.write_scale(resource, info.namespace, info.name, lambda _: body,
-                                               dry_run=_dry_run(request))
+                                               dry_run=_dry_run(request), user=user)
             return http.json_response(scale)
         self._check_write_subresource(resource, info)
         result = await self.api.update(resource, info.namespace, info.name, body, subresource=info.subresource,
-                                       dry_run=_dry_run(request), field_validation=_field_validation(request))
+                                       dry_run=_dry_run(request), field_validation=_field_validation(request),
+                                       user=user)
         return _written(result)
 
-    async def _patch(self, request: Request, resource: registry.Resource, info: routing.RequestInfo) -> Response:
+    async def _patch(self, request: Request, resource: registry.Resource, info: routing.RequestInfo,
+                     user: authn.UserInfo) -> Response:
         assert info.name is not None
         content_type = http.media_type(request)
         patch_kind = PATCH_KINDS.get(content_type)
@@ -159,13 +164,14 @@ class ResourceHandlers:
         if info.subresource == "scale":
             scale = await self.api.write_scale(resource, info.namespace, info.name,
                                                lambda current: _patch_scale(current, patch_kind, patch),
-                                               dry_run=_dry_run(request))
+                                               dry_run=_dry_run(request), user=user)
             return http.json_response(scale)
         self._check_write_subresource(resource, info)
         result = await self.api.patch(
             resource, info.namespace, info.name, patch_kind, patch, subresource=info.subresource,
             dry_run=_dry_run(request), field_validation=_field_validation(request),
             field_manager=request.query_params.get("fieldManager"), force=http.query_bool(request, "force"),
+            user=user,
         )
         return _written(result, status=201 if result.created else 200)
 
@@ -176,14 +182,16 @@ class ResourceHandlers:
             return
         raise _no_subresource(info)
 
-    async def _delete(self, request: Request, resource: registry.Resource, info: routing.RequestInfo) -> Response:
+    async def _delete(self, request: Request, resource: registry.Resource, info: routing.RequestInfo,
+                      user: authn.UserInfo) -> Response:
         assert info.name is not None
         options = await _delete_options(request)
         result = await self.api.delete(resource, info.namespace, info.name, options=options,
-                                       dry_run=_dry_run(request) or "All" in (options.get("dryRun") or []))
+                                       dry_run=_dry_run(request) or "All" in (options.get("dryRun") or []),
+                                       user=user)
         if not result.deleted:
             return http.json_response(result.obj)
-        if strategies.returns_deleted_object(resource):
+        if self.api.strategy(resource).returns_deleted_object:
             return http.json_response(result.obj)
         metadata = result.obj["metadata"]
         details = {"name": metadata["name"], "kind": resource.plural, "uid": metadata.get("uid")}
@@ -192,17 +200,18 @@ class ResourceHandlers:
         return http.json_response(http.success_status(details))
 
     async def _delete_collection(self, request: Request, resource: registry.Resource,
-                                 info: routing.RequestInfo) -> Response:
+                                 info: routing.RequestInfo, user: authn.UserInfo) -> Response:
         options = await _delete_options(request)
         removed = await self.api.delete_collection(resource, _selection(request, resource, info.namespace),
-                                                   options=options, dry_run=_dry_run(request))
+                                                   options=options, dry_run=_dry_run(request), user=user)
         return http.json_response({"kind": resource.list_kind, "apiVersion": resource.api_version,
                                    "metadata": {}, "items": removed})
 
-    async def _bind(self, request: Request, resource: registry.Resource, info: routing.RequestInfo) -> Response:
+    async def _bind(self, request: Request, resource: registry.Resource, info: routing.RequestInfo,
+                    user: authn.UserInfo) -> Response:
         assert info.name is not None
         binding = http.decode_object(await http.read_body(request), http.media_type(request))
-        await self.api.bind(resource, info.namespace, info.name, binding)
+        await self.api.bind(resource, info.namespace, info.name, binding, user=user)
         return http.json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201},
                                   status=201)
 

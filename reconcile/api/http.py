@@ -203,8 +203,18 @@ def check_accept(request: Request) -> None:
     raise errors.NotAcceptable(f"only the following media types are accepted: application/json (asked for {accept})")
 
 
+_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
+_FALSE = frozenset({"", "0", "f", "F", "FALSE", "false", "False"})
+
+
 def query_bool(request: Request, name: str) -> bool:
-    return request.query_params.get(name, "").lower() in ("true", "1")
+    """A boolean query parameter as Go's strconv.ParseBool reads it (400 for anything else)."""
+    value = request.query_params.get(name, "")
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise errors.BadRequest(f'invalid value for {name}: "{value}": must be a boolean')
 
 
 def query_int(request: Request, name: str) -> int | None:

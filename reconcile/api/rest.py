@@ -8,7 +8,6 @@ kube-apiserver's GuaranteedUpdate does. Reads come from the watch caches.
 from __future__ import annotations
 
 import asyncio
-import base64
 import copy
 import random
 from collections.abc import Callable
@@ -17,7 +16,19 @@ from typing import Any
 
 import orjson
 
-from reconcile.api import caches, objectmeta, registry, strategies, validation, watchcache
+from reconcile.api import (
+    admission,
+    authn,
+    caches,
+    listing,
+    objectmeta,
+    registry,
+    scale,
+    validation,
+    watchcache,
+)
+from reconcile.api import strategies as strategies_mod
+from reconcile.api.strategies import base as strategy_base
 from reconcile.core import errors, meta, patches, selectors
 from reconcile.store import etcd, keys
 
@@ -60,6 +71,10 @@ class Selection:
     def filters(self) -> bool:
         return self.labels is not None or self.fields is not None
 
+    def describe(self) -> str:
+        """A canonical text of the selectors (continue tokens are bound to it)."""
+        return f"{self.labels if self.labels is not None else ''}\0{self.fields if self.fields is not None else ''}"
+
 
 def encode(obj: dict[str, Any]) -> bytes:
     """Stored form: the object without resourceVersion (the revision is the etcd mod_revision)."""
@@ -78,13 +93,17 @@ def decode(kv: etcd.KeyValue) -> dict[str, Any]:
 class Rest:
     """Object storage semantics for every resource served."""
 
-    def __init__(self, store: etcd.EtcdStore, registry_: registry.Registry, cache_set: caches.CacheSet) -> None:
+    def __init__(self, store: etcd.EtcdStore, registry_: registry.Registry, cache_set: caches.CacheSet, *,
+                 strategies: strategies_mod.StrategySet | None = None,
+                 admission_chain: admission.Chain | None = None) -> None:
         self.store = store
         self.registry = registry_
         self.caches = cache_set
-        # Called after a CRD is stored or removed, so its resources are served at once.
-        self.on_crd_stored: Callable[[dict[str, Any]], Any] | None = None
-        self.on_crd_removed: Callable[[dict[str, Any]], Any] | None = None
+        self.strategies = strategies or strategies_mod.StrategySet({})
+        self.admission = admission_chain or admission.Chain([])
+
+    def strategy(self, resource: registry.Resource) -> strategy_base.Strategy:
+        return self.strategies.for_resource(resource)
 
     # --- keys ---
 
@@ -106,7 +125,7 @@ class Rest:
         if resource_version in (None, ""):
             await cache.ensure_current()
         elif resource_version != "0":
-            wanted = _parse_rv(resource_version)
+            wanted = int(listing.parse_resource_version(resource_version) or 0)
             if not await cache.wait_for_revision(wanted):
                 raise errors.Timeout(f"Too large resource version: {wanted}, current: {cache.revision}",
                                      details={"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
@@ -126,29 +145,36 @@ class Rest:
             raise errors.NotFound.for_resource(resource.plural, name, resource.group)
         return entry
 
-    async def list(self, resource: registry.Resource, selection: Selection, *, limit: int | None = None,
-                   continue_token: str | None = None, resource_version: str | None = None) -> ListResult:
+    async def list(self, resource: registry.Resource, selection: Selection,
+                   options: listing.ListOptions | None = None) -> ListResult:
+        options = options or listing.ListOptions()
         prefix = self.prefix(resource, selection.namespace)
-        if continue_token:
-            return await self._list_continue(resource, selection, prefix, continue_token, limit)
+        if options.continue_token:
+            revision, after = listing.decode_continue(options.continue_token, prefix=prefix,
+                                                      selection=selection.describe())
+            return await self._list_from_etcd(resource, selection, prefix, revision, after, options.limit)
+        exact = options.exact_revision
+        if exact is not None:
+            return await self._list_from_etcd(resource, selection, prefix, exact, None, options.limit)
         try:
-            cache = await self.cache(resource, resource_version=resource_version)
+            cache = await self.cache(resource, resource_version=options.resource_version)
             entries, revision = cache.list(prefix)
         except watchcache.CacheBehind:
             listed = await self.store.list(prefix)
             entries, revision = [_entry(kv) for kv in listed.items], listed.revision
         if selection.filters:
             entries = [e for e in entries if selection.matches(e.obj)]
+        limit = options.limit
         if limit and len(entries) > limit:
             page = entries[:limit]
-            token = _continue_token(revision, page[-1].key)
+            token = listing.encode_continue(revision, page[-1].key, prefix=prefix, selection=selection.describe())
             return ListResult(page, revision, token, len(entries) - limit)
         return ListResult(entries, revision)
 
-    async def _list_continue(self, resource: registry.Resource, selection: Selection, prefix: str,
-                             token: str, limit: int | None) -> ListResult:
-        """Later pages read etcd at the first page's revision: one consistent snapshot."""
-        revision, start_after = _parse_continue(token)
+    async def _list_from_etcd(self, resource: registry.Resource, selection: Selection, prefix: str,
+                              revision: int, start_after: str | None, limit: int | None) -> ListResult:
+        """A page read from etcd at exactly `revision` (later pages of a list: one consistent snapshot;
+        `resourceVersionMatch=Exact`). 410 when etcd has compacted that revision away."""
         found: list[watchcache.Entry] = []
         more = True
         after = start_after
@@ -158,8 +184,14 @@ class Rest:
             except errors.Compacted:
                 raise errors.Gone(
                     "The provided continue parameter is too old to display a consistent list result. "
-                    "You can start a new list without the continue parameter."
+                    "You can start a new list without the continue parameter." if start_after is not None else
+                    f"The resourceVersion for the provided list is too old: {revision}"
                 ) from None
+            except errors.FutureRevision:
+                raise errors.Timeout(f"Too large resource version: {revision}",
+                                     details={"causes": [{"reason": "ResourceVersionTooLarge",
+                                                          "message": "Too large resource version"}],
+                                              "retryAfterSeconds": 1}) from None
             for kv in page.items:
                 after = kv.key
                 entry = _entry(kv)
@@ -168,15 +200,22 @@ class Rest:
             more = page.more
         if limit and len(found) > limit:
             found, more, after = found[:limit], True, found[limit - 1].key
-        return ListResult(found, revision, _continue_token(revision, after) if more else "")
+        token = ""
+        if more and after is not None:
+            token = listing.encode_continue(revision, after, prefix=prefix, selection=selection.describe())
+        return ListResult(found, revision, token)
 
     # --- create ---
 
     async def create(self, resource: registry.Resource, namespace: str | None, body: Any, *,
-                     dry_run: bool = False, field_validation: str = "Strict") -> WriteResult:
+                     dry_run: bool = False, field_validation: str = "Strict",
+                     user: authn.UserInfo = authn.SERVER) -> WriteResult:
         obj = self._checked_object(resource, body, namespace)
         metadata = obj["metadata"]
+        if metadata.get("resourceVersion"):
+            raise errors.BadRequest("resourceVersion should not be set on objects to be created")
         generate = not metadata.get("name") and metadata.get("generateName")
+        strategy = self.strategy(resource)
         for _attempt in range(8 if generate else 1):
             if generate:
                 metadata["name"] = objectmeta.generated_name(metadata["generateName"])
@@ -184,10 +223,15 @@ class Rest:
             if resource.has_status:
                 candidate.pop("status", None)
             warnings = validation.prepare(resource, candidate, field_validation=field_validation)
-            strategies.prepare_create(resource, candidate)
+            strategy.normalize(resource, candidate)
+            strategy.prepare_for_create(resource, candidate)
             objectmeta.assign_create_fields(candidate)
-            if resource.namespaced:
-                await self._require_namespace(candidate["metadata"]["namespace"])
+            await self.admission.admit(admission.Attributes(
+                admission.CREATE, resource, None, candidate["metadata"].get("namespace"),
+                candidate["metadata"]["name"], candidate, None, user, dry_run))
+            causes = strategy.validate(resource, candidate)
+            if causes:
+                raise strategy_base.invalid(resource, candidate, causes)
             if dry_run:
                 return WriteResult(candidate, warnings, created=True)
             key = self.key(resource, namespace, candidate["metadata"]["name"])
@@ -200,8 +244,7 @@ class Rest:
             except errors.ValueTooLarge:
                 raise errors.RequestEntityTooLarge("Request entity too large: the object is larger than storage allows") from None
             candidate["metadata"]["resourceVersion"] = str(revision)
-            if self.on_crd_stored and strategies.is_kind(resource, strategies.APIEXT, "customresourcedefinitions"):
-                await self.on_crd_stored(candidate)
+            await strategy.after_write(candidate)
             return WriteResult(candidate, warnings, created=True)
         raise errors.AlreadyExists(f"could not find a free name for generateName {metadata['generateName']!r}")
 
@@ -223,7 +266,12 @@ class Rest:
         if metadata is None:
             metadata = obj["metadata"] = {}
         if not isinstance(metadata, dict):
-            raise errors.BadRequest("metadata must be an object")
+            raise validation.decode_error(resource, "metadata must be an object")
+        for field_name in ("name", "generateName", "namespace", "resourceVersion"):
+            value = metadata.get(field_name)
+            if value is not None and not isinstance(value, str):
+                raise validation.decode_error(resource, f"json: cannot unmarshal {validation.json_type(value)} into "
+                                                        f"Go struct field ObjectMeta.metadata.{field_name} of type string")
         if resource.namespaced:
             given = metadata.get("namespace")
             if given and namespace and given != namespace:
@@ -236,51 +284,47 @@ class Rest:
             metadata.pop("namespace", None)
         return obj
 
-    async def _require_namespace(self, namespace: str) -> None:
+    async def namespace(self, name: str) -> dict[str, Any] | None:
+        """The Namespace `name` as of now (the cache, proven current if it does not know it yet), or None."""
         namespaces = self.registry.get("", "v1", "namespaces")
         assert namespaces is not None
         cache = await self.caches.ensure(namespaces)
-        entry = cache.get(self.key(namespaces, None, namespace))
+        key = self.key(namespaces, None, name)
+        entry = cache.get(key)
         if entry is None:
             try:
                 await cache.ensure_current()
-                entry = cache.get(self.key(namespaces, None, namespace))
+                entry = cache.get(key)
             except watchcache.CacheBehind:
-                kv, _ = await self.store.get(self.key(namespaces, None, namespace))
+                kv, _ = await self.store.get(key)
                 entry = _entry(kv) if kv is not None else None
-        if entry is None:
-            raise errors.NotFound.for_resource("namespaces", namespace)
-        if entry.obj["metadata"].get("deletionTimestamp"):
-            raise errors.Forbidden(
-                f"unable to create new content in namespace {namespace} because it is being terminated",
-                details={"name": namespace, "kind": "namespaces",
-                         "causes": [{"reason": "NamespaceTerminating", "field": "metadata.namespace",
-                                     "message": f"namespace {namespace} is being terminated"}]},
-            )
+        return entry.obj if entry is not None else None
 
     # --- update / patch ---
 
     async def update(self, resource: registry.Resource, namespace: str | None, name: str, body: Any, *,
                      subresource: str | None = None, dry_run: bool = False,
-                     field_validation: str = "Strict") -> WriteResult:
+                     field_validation: str = "Strict", user: authn.UserInfo = authn.SERVER) -> WriteResult:
         obj = self._checked_object(resource, body, namespace)
         given_name = obj["metadata"].get("name")
         if given_name and given_name != name:
             raise errors.BadRequest(f"the name of the object ({given_name}) does not match the name on the URL ({name})")
         obj["metadata"]["name"] = name
         precondition = obj["metadata"].get("resourceVersion") or None
+        if precondition is not None:
+            listing.parse_resource_version(precondition, what="metadata.resourceVersion")
 
         def replace(old: dict[str, Any]) -> dict[str, Any]:
             return copy.deepcopy(obj)
 
         return await self.guarded_update(resource, namespace, name, replace, subresource=subresource,
                                          precondition=precondition, dry_run=dry_run,
-                                         field_validation=field_validation)
+                                         field_validation=field_validation, user=user)
 
     async def patch(self, resource: registry.Resource, namespace: str | None, name: str, patch_type: str,
                     patch: Any, *, subresource: str | None = None, dry_run: bool = False,
                     field_validation: str = "Strict", field_manager: str | None = None,
-                    force: bool = False) -> WriteResult:
+                    force: bool = False, user: authn.UserInfo = authn.SERVER) -> WriteResult:
         if patch_type == "strategic" and not resource.builtin:
             raise errors.UnsupportedMediaType(
                 "the body of the request was in an unknown format - accepted media types include: "
@@ -296,7 +340,10 @@ class Rest:
             raise errors.BadRequest("patch must be a JSON object")
         precondition = None
         if isinstance(patch, dict):
-            precondition = ((patch.get("metadata") or {}).get("resourceVersion")) or None
+            patch_meta = patch.get("metadata")
+            precondition = (patch_meta.get("resourceVersion") if isinstance(patch_meta, dict) else None) or None
+            if precondition is not None and not isinstance(precondition, str):
+                raise errors.BadRequest("metadata.resourceVersion must be a string")
 
         def apply(old: dict[str, Any]) -> dict[str, Any]:
             if patch_type == "merge":
@@ -312,12 +359,14 @@ class Rest:
             create_if_missing = patch
         return await self.guarded_update(resource, namespace, name, apply, subresource=subresource,
                                          precondition=precondition, dry_run=dry_run,
-                                         field_validation=field_validation, create_if_missing=create_if_missing)
+                                         field_validation=field_validation, create_if_missing=create_if_missing,
+                                         user=user)
 
     async def guarded_update(self, resource: registry.Resource, namespace: str | None, name: str,
                              mutate: Callable[[dict[str, Any]], dict[str, Any]], *, subresource: str | None = None,
                              precondition: str | None = None, dry_run: bool = False,
-                             field_validation: str = "Strict", create_if_missing: Any = None) -> WriteResult:
+                             field_validation: str = "Strict", create_if_missing: Any = None,
+                             user: authn.UserInfo = authn.SERVER) -> WriteResult:
         """Read, mutate, compare-and-swap; retry on conflict unless the client gave a resourceVersion.
 
         The first try starts from the watch cache's copy, as kube-apiserver's GuaranteedUpdate does
@@ -328,13 +377,13 @@ class Rest:
         key = self.key(resource, namespace, name)
         cache = None if dry_run else self.caches.peek(resource)
         entry = cache.get(key) if cache is not None else None
+        attempt = _UpdateAttempt(resource, key, name, mutate, subresource=subresource, precondition=precondition,
+                                 dry_run=dry_run, field_validation=field_validation, user=user)
         if entry is not None:
             old = orjson.loads(entry.value)
             old.setdefault("metadata", {})["resourceVersion"] = str(entry.mod_revision)
             try:
-                result = await self._update_once(resource, key, name, old, entry.mod_revision, mutate,
-                                                 subresource=subresource, precondition=precondition,
-                                                 dry_run=dry_run, field_validation=field_validation, trusted=False)
+                result = await self._update_once(attempt, old, entry.mod_revision, trusted=False)
             except errors.ApiError:
                 result = None  # perhaps only because the copy was stale: decide on etcd's version
             if result is not None:
@@ -346,58 +395,59 @@ class Rest:
                     body = copy.deepcopy(create_if_missing)
                     body.setdefault("metadata", {})["name"] = name
                     return await self.create(resource, namespace, body, dry_run=dry_run,
-                                             field_validation=field_validation)
+                                             field_validation=field_validation, user=user)
                 raise errors.NotFound.for_resource(resource.plural, name, resource.group)
-            result = await self._update_once(resource, key, name, decode(kv), kv.mod_revision, mutate,
-                                             subresource=subresource, precondition=precondition,
-                                             dry_run=dry_run, field_validation=field_validation, trusted=True)
+            result = await self._update_once(attempt, decode(kv), kv.mod_revision, trusted=True)
             if result is not None:
                 return result
             await _conflict_backoff(_attempt)
         raise errors.Conflict.for_resource(resource.plural, name, resource.group,
                                            why="too many concurrent writers; please try again")
 
-    async def _update_once(self, resource: registry.Resource, key: str, name: str, old: dict[str, Any],
-                           mod_revision: int, mutate: Callable[[dict[str, Any]], dict[str, Any]], *,
-                           subresource: str | None, precondition: str | None, dry_run: bool,
-                           field_validation: str, trusted: bool) -> WriteResult | None:
+    async def _update_once(self, attempt: _UpdateAttempt, old: dict[str, Any], mod_revision: int, *,
+                           trusted: bool) -> WriteResult | None:
         """One try of `guarded_update` on `old` (stored at `mod_revision`); None: try again on a fresh read.
 
         `trusted` says `old` came from etcd just now; an untrusted (cached) copy never answers a
         precondition failure or a no-op itself.
         """
-        if precondition is not None and precondition != old["metadata"]["resourceVersion"]:
+        resource, name = attempt.resource, attempt.name
+        if attempt.precondition is not None and attempt.precondition != old["metadata"]["resourceVersion"]:
             if not trusted:
                 return None
             raise errors.Conflict.for_resource(resource.plural, name, resource.group)
-        new, warnings = self._next_state(resource, old, mutate(copy.deepcopy(old)), subresource, field_validation)
+        new, warnings = await self._next_state(attempt, old, attempt.mutate(copy.deepcopy(old)))
         if objectmeta.same_object(old, new):
             return WriteResult(old, warnings) if trusted else None
-        if dry_run:
+        if attempt.dry_run:
             return WriteResult(new, warnings)
+        strategy = self.strategy(resource)
         try:
             if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
-                revision, _ = await self.store.delete(key, expected_revision=mod_revision)
+                await strategy.before_delete(new)
+                revision, _ = await self.store.delete(attempt.key, expected_revision=mod_revision)
                 new["metadata"]["resourceVersion"] = str(revision)
-                await self._after_removal(resource, new)
+                await strategy.after_removal(new)
                 return WriteResult(new, warnings, deleted=True)
-            revision = await self.store.update(key, encode(new), expected_revision=mod_revision)
+            revision = await self.store.update(attempt.key, encode(new), expected_revision=mod_revision)
         except (errors.RevisionConflict, errors.KeyMissing):
-            if precondition is not None and trusted:
+            if attempt.precondition is not None and trusted:
                 raise errors.Conflict.for_resource(resource.plural, name, resource.group) from None
             return None
         except errors.ValueTooLarge:
             raise errors.RequestEntityTooLarge("Request entity too large: the object is larger than storage allows") from None
         new["metadata"]["resourceVersion"] = str(revision)
-        if self.on_crd_stored and strategies.is_kind(resource, strategies.APIEXT, "customresourcedefinitions"):
-            await self.on_crd_stored(new)
+        await strategy.after_write(new)
         return WriteResult(new, warnings)
 
-    def _next_state(self, resource: registry.Resource, old: dict[str, Any], new: Any,
-                    subresource: str | None, field_validation: str) -> tuple[dict[str, Any], list[str]]:
+    async def _next_state(self, attempt: _UpdateAttempt, old: dict[str, Any],
+                          new: Any) -> tuple[dict[str, Any], list[str]]:
         """The object to store (and warnings) after a write to the main resource, /status or /binding."""
+        resource, subresource = attempt.resource, attempt.subresource
         if not isinstance(new, dict):
             raise errors.BadRequest("the result of the update is not an object")
+        if not isinstance(new.get("metadata", {}), dict):
+            raise validation.decode_error(resource, "metadata must be an object")
         new["apiVersion"], new["kind"] = resource.api_version, resource.kind
         if subresource == "status":
             result = copy.deepcopy(old)
@@ -413,16 +463,25 @@ class Rest:
                 new.pop("status", None)
         objectmeta.carry_server_fields(old, new)
         objectmeta.check_finalizers_while_deleting(old, new, resource.kind, resource.group)
-        warnings = validation.prepare(resource, new, field_validation=field_validation)
+        warnings = validation.prepare(resource, new, field_validation=attempt.field_validation)
+        strategy = self.strategy(resource)
+        strategy.normalize(resource, new)
         if subresource != "status":
-            strategies.prepare_update(resource, old, new)
+            strategy.prepare_for_update(resource, old, new)
             objectmeta.bump_generation_if_needed(old, new)
+        await self.admission.admit(admission.Attributes(
+            admission.UPDATE, resource, subresource, old["metadata"].get("namespace"), attempt.name, new, old,
+            attempt.user, attempt.dry_run))
+        causes = strategy.validate_update(resource, old, new)
+        if causes:
+            raise strategy_base.invalid(resource, new, causes)
         return new, warnings
 
     # --- delete ---
 
     async def delete(self, resource: registry.Resource, namespace: str | None, name: str, *,
-                     options: dict[str, Any] | None = None, dry_run: bool = False) -> WriteResult:
+                     options: dict[str, Any] | None = None, dry_run: bool = False,
+                     user: authn.UserInfo = authn.SERVER) -> WriteResult:
         options = options or {}
         policy = options.get("propagationPolicy")
         if policy is None and options.get("orphanDependents") is True:
@@ -430,6 +489,12 @@ class Rest:
         if policy not in (None, "Background", "Foreground", "Orphan"):
             raise errors.BadRequest(f"unsupported propagationPolicy {policy!r}: use Background, Foreground or Orphan")
         preconditions = options.get("preconditions") or {}
+        if not isinstance(preconditions, dict):
+            raise errors.BadRequest("DeleteOptions.preconditions must be an object")
+        requested_grace = options.get("gracePeriodSeconds")
+        if requested_grace is not None and (not isinstance(requested_grace, int) or isinstance(requested_grace, bool)):
+            raise errors.BadRequest("DeleteOptions.gracePeriodSeconds must be an integer")
+        strategy = self.strategy(resource)
         key = self.key(resource, namespace, name)
         for _attempt in range(MAX_UPDATE_ATTEMPTS):
             kv, _ = await self.store.get(key)
@@ -437,14 +502,16 @@ class Rest:
                 raise errors.NotFound.for_resource(resource.plural, name, resource.group)
             old = decode(kv)
             self._check_preconditions(resource, old, preconditions)
+            await self.admission.admit(admission.Attributes(
+                admission.DELETE, resource, None, old["metadata"].get("namespace"), name, None, old, user, dry_run))
             new = copy.deepcopy(old)
             metadata = new["metadata"]
             finalizers = list(metadata.get("finalizers") or [])
             extra = {"Foreground": "foregroundDeletion", "Orphan": "orphan"}.get(policy or "")
             if extra and extra not in finalizers and not metadata.get("deletionTimestamp"):
                 finalizers.append(extra)
-            grace = strategies.graceful_deletion_seconds(resource, old, options.get("gracePeriodSeconds"))
-            pending = await self._namespace_has_content(resource, old)
+            grace = strategy.deletion_grace_seconds(old, requested_grace)
+            pending = await strategy.deletion_pending(old)
             if finalizers or grace or pending:
                 if metadata.get("deletionTimestamp"):
                     return WriteResult(old)  # already being deleted
@@ -452,8 +519,7 @@ class Rest:
                 metadata["deletionGracePeriodSeconds"] = grace
                 if finalizers:
                     metadata["finalizers"] = finalizers
-                if strategies.is_kind(resource, strategies.CORE, "namespaces"):
-                    new.setdefault("status", {})["phase"] = "Terminating"
+                strategy.mark_deleting(new)
                 if dry_run:
                     return WriteResult(new)
                 try:
@@ -464,17 +530,13 @@ class Rest:
                 return WriteResult(new)
             if dry_run:
                 return WriteResult(old, deleted=True)
-            if strategies.is_kind(resource, strategies.APIEXT, "customresourcedefinitions"):
-                if name in registry.builtin_names():
-                    raise errors.Forbidden(f'customresourcedefinitions.apiextensions.k8s.io "{name}" is forbidden: '
-                                           "built-in resource definitions cannot be deleted")
-                await self._delete_custom_objects(old)
+            await strategy.before_delete(old)
             try:
                 revision, _ = await self.store.delete(key, expected_revision=kv.mod_revision)
             except (errors.RevisionConflict, errors.KeyMissing):
                 continue
             old["metadata"]["resourceVersion"] = str(revision)
-            await self._after_removal(resource, old)
+            await strategy.after_removal(old)
             return WriteResult(old, deleted=True)
         raise errors.Conflict.for_resource(resource.plural, name, resource.group,
                                            why="too many concurrent writers; please try again")
@@ -484,17 +546,15 @@ class Rest:
         for field_name in ("uid", "resourceVersion"):
             wanted = preconditions.get(field_name)
             if wanted and wanted != metadata.get(field_name):
+                shown = field_name.upper() if field_name == "uid" else field_name
                 raise errors.Conflict.for_resource(
                     resource.plural, metadata["name"], resource.group,
-                    why=f"Precondition failed: {field_name.upper() if field_name == 'uid' else field_name} in precondition: "
-                        f"{wanted}, {field_name.upper() if field_name == 'uid' else field_name} in object meta: {metadata.get(field_name)}",
+                    why=f"Precondition failed: {shown} in precondition: {wanted}, {shown} in object meta: "
+                        f"{metadata.get(field_name)}",
                 )
 
-    async def _namespace_has_content(self, resource: registry.Resource, obj: dict[str, Any]) -> bool:
-        """A namespace with objects in it goes Terminating; the namespace controller empties it."""
-        if not strategies.is_kind(resource, strategies.CORE, "namespaces"):
-            return False
-        name = obj["metadata"]["name"]
+    async def namespace_has_content(self, name: str) -> bool:
+        """Whether any namespaced object lives in namespace `name` (the namespace strategy asks)."""
         for other in self.registry.resources():
             if not other.namespaced:
                 continue
@@ -503,10 +563,8 @@ class Rest:
                 return True
         return False
 
-    async def _delete_custom_objects(self, crd: dict[str, Any]) -> None:
-        """Deleting a CRD removes every object of its kind first."""
-        spec = crd.get("spec") or {}
-        group, plural = spec.get("group", ""), (spec.get("names") or {}).get("plural", "")
+    async def remove_all(self, group: str, plural: str) -> None:
+        """Remove every object of one resource, straight from storage (a CRD's objects go with it)."""
         prefix = keys.resource_prefix(group, plural)
         while True:
             page = await self.store.list(prefix, limit=500)
@@ -518,19 +576,16 @@ class Rest:
             if not page.more:
                 return
 
-    async def _after_removal(self, resource: registry.Resource, obj: dict[str, Any]) -> None:
-        if self.on_crd_removed and strategies.is_kind(resource, strategies.APIEXT, "customresourcedefinitions"):
-            await self.on_crd_removed(obj)
-
     async def delete_collection(self, resource: registry.Resource, selection: Selection, *,
-                                options: dict[str, Any] | None = None, dry_run: bool = False) -> list[dict[str, Any]]:
+                                options: dict[str, Any] | None = None, dry_run: bool = False,
+                                user: authn.UserInfo = authn.SERVER) -> list[dict[str, Any]]:
         listed = await self.list(resource, selection)
         removed: list[dict[str, Any]] = []
         for entry in listed.entries:
             metadata = entry.obj["metadata"]
             try:
                 result = await self.delete(resource, metadata.get("namespace"), metadata["name"],
-                                           options=options, dry_run=dry_run)
+                                           options=options, dry_run=dry_run, user=user)
             except errors.NotFound:
                 continue
             removed.append(result.obj)
@@ -542,30 +597,47 @@ class Rest:
         if resource.scale is None:
             raise errors.NotFound("the server could not find the requested resource")
         entry = await self.get(resource, namespace, name)
-        return strategies.to_scale(resource, entry.obj)
+        return scale.to_scale(resource, entry.obj)
 
     async def write_scale(self, resource: registry.Resource, namespace: str | None, name: str,
-                          change: Callable[[dict[str, Any]], dict[str, Any]], *, dry_run: bool = False) -> dict[str, Any]:
+                          change: Callable[[dict[str, Any]], Any], *, dry_run: bool = False,
+                          user: authn.UserInfo = authn.SERVER) -> dict[str, Any]:
         """PUT or PATCH of /scale: the change is applied to the Scale view, then to spec.replicas."""
         if resource.scale is None:
             raise errors.NotFound("the server could not find the requested resource")
+
         def mutate(old: dict[str, Any]) -> dict[str, Any]:
-            scale = change(strategies.to_scale(resource, old))
-            wanted = (scale.get("metadata") or {}).get("resourceVersion")
+            wanted_scale = change(scale.to_scale(resource, old))
+            wanted = (wanted_scale.get("metadata") or {}).get("resourceVersion") if isinstance(wanted_scale, dict) else None
             if wanted and wanted != old["metadata"]["resourceVersion"]:
                 raise errors.Conflict.for_resource(resource.plural, name, resource.group)
-            return strategies.apply_scale(resource, old, scale)
+            return scale.apply_scale(resource, old, wanted_scale)
 
-        result = await self.guarded_update(resource, namespace, name, mutate, dry_run=dry_run)
-        return strategies.to_scale(resource, result.obj)
+        result = await self.guarded_update(resource, namespace, name, mutate, dry_run=dry_run, user=user)
+        return scale.to_scale(resource, result.obj)
 
-    async def bind(self, resource: registry.Resource, namespace: str | None, name: str, binding: Any) -> WriteResult:
-        if not strategies.is_kind(resource, strategies.CORE, "pods"):
+    async def bind(self, resource: registry.Resource, namespace: str | None, name: str, binding: Any, *,
+                   user: authn.UserInfo = authn.SERVER) -> WriteResult:
+        bind = getattr(self.strategy(resource), "bind", None)
+        if bind is None:
             raise errors.NotFound("the server could not find the requested resource")
-        if not isinstance(binding, dict):
-            raise errors.BadRequest("binding must be an object")
-        return await self.guarded_update(resource, namespace, name, lambda pod: strategies.bind_pod(pod, binding),
-                                         subresource="binding")
+        return await self.guarded_update(resource, namespace, name, lambda pod: bind(pod, binding),
+                                         subresource="binding", user=user)
+
+
+@dataclass(frozen=True, slots=True)
+class _UpdateAttempt:
+    """What every try of one `guarded_update` shares."""
+
+    resource: registry.Resource
+    key: str
+    name: str
+    mutate: Callable[[dict[str, Any]], dict[str, Any]]
+    subresource: str | None
+    precondition: str | None
+    dry_run: bool
+    field_validation: str
+    user: authn.UserInfo
 
 
 def _entry(kv: etcd.KeyValue) -> watchcache.Entry:
@@ -577,24 +649,3 @@ async def _conflict_backoff(attempt: int) -> None:
     """Jittered, growing pause after losing a compare-and-swap, so contenders spread out."""
     if attempt >= 1:
         await asyncio.sleep(random.uniform(0, min(0.05, 0.001 * 2 ** min(attempt, 6))))
-
-
-def _parse_rv(value: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise errors.BadRequest(f"invalid resource version: {value!r}") from None
-
-
-def _continue_token(revision: int, last_key: str) -> str:
-    raw = orjson.dumps({"v": "meta.k8s.io/v1", "rv": revision, "start": last_key})
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _parse_continue(token: str) -> tuple[int, str]:
-    try:
-        padded = token + "=" * (-len(token) % 4)
-        data = orjson.loads(base64.urlsafe_b64decode(padded))
-        return int(data["rv"]), str(data["start"])
-    except Exception:
-        raise errors.BadRequest("continue key is not valid: illegal base64 data") from None

@@ -9,7 +9,6 @@ import logging
 import platform
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -17,11 +16,29 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 import reconcile
-from reconcile.api import bootstrap, caches, discovery, handlers, http, openapi, registry, rest
+from reconcile.api import (
+    admission,
+    authn,
+    authz,
+    bootstrap,
+    caches,
+    discovery,
+    handlers,
+    http,
+    openapi,
+    pipeline,
+    registry,
+    rest,
+    routing,
+    strategies,
+)
+from reconcile.api.strategies import configdata, crds, namespaces, pods
 from reconcile.core import errors
 from reconcile.store import etcd
 
 log = logging.getLogger("reconcile.api")
+
+KEEP_ALIVE_SECONDS = 120
 
 
 @dataclass
@@ -49,10 +66,19 @@ class ApiServer:
         self.caches = caches.CacheSet(self.store)
         self.rest = rest.Rest(self.store, self.registry, self.caches)
         self.crds = bootstrap.CrdSync(self.rest)
-        self.rest.on_crd_stored = self.crds.stored
-        self.rest.on_crd_removed = self.crds.removed
-        self.caches.listeners[("apiextensions.k8s.io", "customresourcedefinitions")] = self.crds.on_cache_event
+        self.rest.strategies = strategies.StrategySet({
+            ("", "pods"): pods.PodStrategy(),
+            ("", "namespaces"): namespaces.NamespaceStrategy(self.rest.namespace_has_content),
+            ("", "secrets"): configdata.SecretStrategy(),
+            ("", "configmaps"): configdata.ConfigMapStrategy(),
+            (crds.GROUP, "customresourcedefinitions"): crds.CrdStrategy(
+                on_stored=self.crds.stored, on_removed=self.crds.removed, remove_objects=self._remove_crd_objects),
+        })
+        self.rest.admission = admission.Chain([admission.NamespaceLifecycle(self.rest.namespace)])
+        self.caches.listeners[(crds.GROUP, "customresourcedefinitions")] = self.crds.on_cache_event
         self.handlers = handlers.ResourceHandlers(self.rest, bookmark_interval=config.bookmark_interval)
+        self.authenticator: authn.Authenticator = authn.TrustEveryone()
+        self.authorizer: authz.Authorizer = authz.AlwaysAllow()
         self.ready = False
         self._compactor: asyncio.Task[None] | None = None
 
@@ -74,6 +100,10 @@ class ApiServer:
         await self.caches.stop()
         await self.store.close()
 
+    async def _remove_crd_objects(self, crd: dict) -> None:
+        spec = crd.get("spec") or {}
+        await self.rest.remove_all(spec.get("group", ""), (spec.get("names") or {}).get("plural", ""))
+
     async def _compact_forever(self) -> None:
         """Like kube-apiserver: every interval, compact to the revision seen one interval ago."""
         previous: int | None = None
@@ -91,7 +121,7 @@ class ApiServer:
                 log.warning("compaction failed: %s", exc)
 
 
-def create_app(config: ApiConfig) -> ResourceFastPath:
+def create_app(config: ApiConfig) -> pipeline.Pipeline:
     server = ApiServer(config)
 
     @contextlib.asynccontextmanager
@@ -102,20 +132,12 @@ def create_app(config: ApiConfig) -> ResourceFastPath:
         finally:
             await server.stop()
 
-    def guarded(endpoint):  # type: ignore[no-untyped-def]
+    def guarded(endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
         async def run(request: Request) -> Response:
             try:
                 return await endpoint(request)
-            except errors.ApiError as error:
-                return http.status_response(error)
-            except errors.StoreUnavailable as exc:
-                return http.status_response(errors.ServiceUnavailable(f"storage is unavailable: {exc}"))
-            except errors.StorageError as exc:
-                return http.status_response(errors.InternalError(f"Internal error occurred: {exc}"))
             except Exception as exc:
-                log.exception("internal error serving %s %s", request.method, request.url.path)
-                return http.status_response(errors.InternalError(f"Internal error occurred: {exc}",
-                                                                 details={"causes": [{"message": str(exc)}]}))
+                return pipeline.error_response(exc, request)
 
         return run
 
@@ -145,6 +167,15 @@ def create_app(config: ApiConfig) -> ResourceFastPath:
             raise errors.NotFound("the server could not find the requested resource")
         return http.json_response(discovery.api_group(server.registry, name))
 
+    async def group_version(request: Request) -> Response:
+        """`/api/v1`, `/apis/{group}/{version}`: the resources of one group version."""
+        if request.method != "GET":
+            raise errors.MethodNotAllowed("the server does not allow this method on the requested resource")
+        info = routing.parse(request.scope["path"])
+        if info.plural is not None or info.version not in server.registry.group_versions().get(info.group, []):
+            raise errors.NotFound("the server could not find the requested resource")
+        return http.json_response(discovery.api_resource_list(server.registry, info.group, info.version))
+
     async def openapi_index(request: Request) -> Response:
         return http.json_response(openapi.openapi_index(server.registry))
 
@@ -157,16 +188,17 @@ def create_app(config: ApiConfig) -> ResourceFastPath:
     async def not_found(request: Request) -> Response:
         raise errors.NotFound("the server could not find the requested resource")
 
-    # Resource paths first (Starlette tries routes in order, one regex each); no two routes overlap
-    # except /apis/{group} before /apis/{rest:path}.
+    # Resource requests never get here (the pipeline serves them); these are the non-resource paths.
+    # Starlette tries routes in order; /apis/{group} comes before the group-version catch-all.
+    everything = ["GET", "POST", "PUT", "PATCH", "DELETE"]
     routes = [
         Route("/api", guarded(core_versions)),
         Route("/api/", guarded(core_versions)),
-        Route("/api/{rest:path}", guarded(server.handlers.dispatch), methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+        Route("/api/{rest:path}", guarded(group_version), methods=everything),
         Route("/apis", guarded(group_list)),
         Route("/apis/", guarded(group_list)),
         Route("/apis/{group}", guarded(group)),
-        Route("/apis/{rest:path}", guarded(server.handlers.dispatch), methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+        Route("/apis/{rest:path}", guarded(group_version), methods=everything),
         Route("/version", guarded(version)),
         Route("/version/", guarded(version)),
         Route("/healthz", health),
@@ -177,38 +209,9 @@ def create_app(config: ApiConfig) -> ResourceFastPath:
         Route("/openapi/v2", guarded(not_found)),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
-    app.state.server = server
-    return ResourceFastPath(app, guarded(server.handlers.dispatch))
 
-
-RESOURCE_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
-
-
-class ResourceFastPath:
-    """Resource requests (nearly all traffic) go straight to the dispatcher, skipping Starlette's
-    router and middleware stack; the same handler and error mapping serve them as through the routes.
-    Everything else (discovery, OpenAPI, health, lifespan) goes through the Starlette app."""
-
-    def __init__(self, app: Starlette, dispatch: Callable[[Request], Awaitable[Response]]) -> None:
-        self.app = app
-        self.dispatch = dispatch
-        self.state = app.state
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["method"] in RESOURCE_METHODS and _is_resource_path(scope["path"]):
-            response = await self.dispatch(http.ApiRequest(scope, receive))
-            await response(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
-
-
-def _is_resource_path(path: str) -> bool:
-    """`/api/{version}/...` or `/apis/{group}/{version}/...` (not the group and version indexes above them)."""
-    if path.startswith("/api/"):
-        return len(path) > 5 and path[5] != "/"
-    if path.startswith("/apis/"):
-        return path.count("/") >= 3 and not path.endswith("/") or path.count("/") >= 4
-    return False
+    return pipeline.Pipeline(resources=server.handlers.serve, others=app,
+                             authenticator=server.authenticator, authorizer=server.authorizer)
 
 
 def _wants_aggregated(request: Request) -> bool:
@@ -245,6 +248,9 @@ def serve(config: ApiConfig, *, host: str = "127.0.0.1", port: int = 6443) -> No
     gc.set_threshold(50_000, 20, 100)
     from reconcile.api.httpserver import ApiHttpProtocol
 
+    # Idle keep-alive connections are kept longer than any client keeps them (httpx: 5 s, Go's
+    # transport and so kubectl and client-go: 90 s): with equal timeouts the server can close a
+    # connection at the instant a client reuses it, and that request fails with a read error.
     uvicorn.run(create_app(config), host=host, port=port, log_level="warning", access_log=False,
                 loop="uvloop", http=ApiHttpProtocol, proxy_headers=False, server_header=False,
-                timeout_graceful_shutdown=5)
+                timeout_keep_alive=KEEP_ALIVE_SECONDS, timeout_graceful_shutdown=5)

@@ -150,7 +150,7 @@ def _show(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)[:200]
 
 
-def _json_type(value: Any) -> str:
+def json_type(value: Any) -> str:
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -190,7 +190,7 @@ def _causes_for(error: jsonschema.ValidationError, done: set[str]) -> list[dict[
         return out
     if kind == "type":
         wanted = ",".join(expected) if isinstance(expected, list) else expected
-        actual = _json_type(value)
+        actual = json_type(value)
         return [errors.cause(path, f'Invalid value: "{actual}": {where} in body must be of type {wanted}: '
                                    f'"{actual}"', "FieldValueTypeInvalid")]
     if kind == "enum":
@@ -259,11 +259,11 @@ def _check_string_map(resource: registry.Resource, value: Any, where: str) -> No
         return
     for v in value.values():
         if not isinstance(v, str):
-            raise _decode_error(resource, f"json: cannot unmarshal {_json_type(v)} into Go struct field "
+            raise decode_error(resource, f"json: cannot unmarshal {json_type(v)} into Go struct field "
                                           f"ObjectMeta.{where} of type string")
 
 
-def _decode_error(resource: registry.Resource, detail: str) -> errors.BadRequest:
+def decode_error(resource: registry.Resource, detail: str) -> errors.BadRequest:
     kind = resource.kind
     return errors.BadRequest(f'{kind} in version "{resource.version}" cannot be handled as a {kind}: {detail}')
 
@@ -275,7 +275,7 @@ def _meta_causes(resource: registry.Resource, meta: dict, unknown: list[str]) ->
             unknown.append(f"metadata.{key}")
             del meta[key]
         elif not isinstance(meta[key], expected) or isinstance(meta[key], bool) and expected is int:
-            raise _decode_error(resource, f"json: cannot unmarshal {_json_type(meta[key])} into Go struct field "
+            raise decode_error(resource, f"json: cannot unmarshal {json_type(meta[key])} into Go struct field "
                                           f"ObjectMeta.metadata.{key} of type {getattr(expected, '__name__', 'x')}")
     _check_string_map(resource, meta.get("labels"), "metadata.labels")
     _check_string_map(resource, meta.get("annotations"), "metadata.annotations")
@@ -298,7 +298,7 @@ def _meta_causes(resource: registry.Resource, meta: dict, unknown: list[str]) ->
         causes += annotation_causes(meta["annotations"], "metadata.annotations")
     for index, finalizer in enumerate(meta.get("finalizers") or []):
         if not isinstance(finalizer, str):
-            raise _decode_error(resource, "json: cannot unmarshal into Go struct field ObjectMeta.metadata.finalizers "
+            raise decode_error(resource, "json: cannot unmarshal into Go struct field ObjectMeta.metadata.finalizers "
                                           "of type string")
         for problem in names.qualified_name_errors(finalizer):
             causes.append(errors.cause(f"metadata.finalizers[{index}]", f"Invalid value: {_show(finalizer)}: {problem}"))
@@ -359,13 +359,13 @@ def prepare(resource: registry.Resource, obj: dict, *, field_validation: str = "
         raise errors.BadRequest(f'fieldValidation parameter unsupported: "{field_validation}"; supported values: '
                                 '"Ignore", "Strict", "Warn"')
     if not isinstance(obj, dict):
-        raise _decode_error(resource, f"json: cannot unmarshal {_json_type(obj)} into Go value of type "
+        raise decode_error(resource, f"json: cannot unmarshal {json_type(obj)} into Go value of type "
                                       f"struct")
     meta = obj.get("metadata")
     if meta is None:
         meta = obj["metadata"] = {}
     elif not isinstance(meta, dict):
-        raise _decode_error(resource, f"json: cannot unmarshal {_json_type(meta)} into Go struct field "
+        raise decode_error(resource, f"json: cannot unmarshal {json_type(meta)} into Go struct field "
                                       f"{resource.kind}.metadata of type v1.ObjectMeta")
     unknown: list[str] = []
     causes = _meta_causes(resource, meta, unknown)
@@ -374,7 +374,7 @@ def prepare(resource: registry.Resource, obj: dict, *, field_validation: str = "
     _walk(body, comp.schema, "", unknown, causes)
     if unknown and field_validation == "Strict":
         listed = ", ".join(f'unknown field "{field}"' for field in unknown)
-        raise _decode_error(resource, f"strict decoding error: {listed}")
+        raise decode_error(resource, f"strict decoding error: {listed}")
     for key in [k for k in obj if k not in _ROOT_FIXED and k not in body]:
         del obj[key]
     obj.update(body)

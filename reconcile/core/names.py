@@ -128,3 +128,25 @@ def label_value_errors(value: str) -> list[str]:
         " and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or"
         f" '12345', regex used for validation is '{_LABEL_VALUE_FMT}')",
     )
+
+
+_CONFIG_KEY_FMT = "[-._a-zA-Z0-9]+"
+_CONFIG_KEY_RE = re.compile(_CONFIG_KEY_FMT)
+
+
+@_memoized
+def config_key_errors(value: str) -> list[str]:
+    """Problems with `value` as a ConfigMap or Secret data key (it becomes a file name in a volume,
+    so '.' and '..' and a '..' prefix are refused besides the character set)."""
+    errs = _length_and_pattern(
+        value, DNS1123_SUBDOMAIN_MAX_LENGTH, _CONFIG_KEY_RE,
+        "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or"
+        f" 'KEY_NAME',  or 'key-name', regex used for validation is '{_CONFIG_KEY_FMT}')",
+    )
+    if value == ".":
+        errs.append("must not be '.'")
+    elif value == "..":
+        errs.append("must not be '..'")
+    elif value.startswith(".."):
+        errs.append("must not start with '..'")
+    return errs

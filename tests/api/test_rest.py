@@ -29,7 +29,7 @@ RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
 def test_create_sets_server_metadata(client: httpx.Client, ns: str) -> None:
     body = helpers.configmap("cfg", {"a": "1"})
-    body["metadata"].update(uid="client-uid", resourceVersion="999", creationTimestamp="2000-01-01T00:00:00Z")
+    body["metadata"].update(uid="client-uid", creationTimestamp="2000-01-01T00:00:00Z")
     created = helpers.create(client, cm_path(ns), body)
     meta = created["metadata"]
     assert meta["uid"] != "client-uid" and re.fullmatch(r"[0-9a-f-]{36}", meta["uid"])
@@ -38,6 +38,16 @@ def test_create_sets_server_metadata(client: httpx.Client, ns: str) -> None:
     fetched = client.get(cm_path(ns, "cfg")).json()
     assert fetched["metadata"]["resourceVersion"] == meta["resourceVersion"]
     assert fetched["metadata"]["uid"] == meta["uid"]
+
+
+def test_create_refuses_a_resource_version(client: httpx.Client, ns: str) -> None:
+    """As upstream: a resourceVersion on a create is a client mistake (a copy of a live object), not ignored."""
+    body = helpers.configmap("with-rv")
+    body["metadata"]["resourceVersion"] = "999"
+    response = client.post(cm_path(ns), json=body)
+    assert response.status_code == 400, response.text
+    assert response.json()["message"] == "resourceVersion should not be set on objects to be created"
+    assert client.get(cm_path(ns, "with-rv")).status_code == 404
 
 
 def test_resource_version_is_the_etcd_revision(client: httpx.Client, ns: str) -> None:

@@ -1,0 +1,77 @@
+"""The generic strategy: what a write means for a resource with no rules of its own (custom resources).
+
+A strategy is kube-apiserver's RESTCreateStrategy, RESTUpdateStrategy and RESTDeleteStrategy in one
+object: `rest` runs the generic read-mutate-compare-and-swap and calls the strategy at fixed points,
+so the generic store code never names a kind. Kinds with rules of their own subclass `Strategy`
+(see the sibling modules) and are registered in `StrategySet`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reconcile.api import registry
+from reconcile.core import errors
+
+Cause = dict[str, str]
+
+
+class Strategy:
+    """Defaults for every resource; each hook is a no-op unless a kind needs more."""
+
+    #: answer a finished delete with the object (pods and custom resources upstream) instead of a Status
+    returns_deleted_object = True
+
+    def prepare_for_create(self, resource: registry.Resource, obj: dict[str, Any]) -> None:
+        """Server-set fields of a new object. Clients do not set status on create: it is reset,
+        and built-in kinds answer with at least `status: {}` as upstream's typed objects do."""
+        if resource.has_status:
+            obj.pop("status", None)
+            if resource.builtin:
+                obj["status"] = {}
+
+    def prepare_for_update(self, resource: registry.Resource, old: dict[str, Any], new: dict[str, Any]) -> None:
+        """Server-side changes to an update of the main resource (not /status)."""
+
+    def normalize(self, resource: registry.Resource, obj: dict[str, Any]) -> None:
+        """Rewrite a client's convenience fields into stored ones, before validation (create and
+        update alike): Secrets' `stringData`, for instance."""
+
+    def validate(self, resource: registry.Resource, obj: dict[str, Any]) -> list[Cause]:
+        """Checks a schema cannot express, for a new object (after the schema checks passed)."""
+        return []
+
+    def validate_update(self, resource: registry.Resource, old: dict[str, Any], new: dict[str, Any]) -> list[Cause]:
+        """Checks of an update (immutable fields, ...); by default those of a new object."""
+        return self.validate(resource, new)
+
+    def deletion_grace_seconds(self, obj: dict[str, Any], requested: int | None) -> int:
+        """Seconds the object lingers (with deletionTimestamp) before it goes; 0: at once."""
+        return 0
+
+    async def deletion_pending(self, obj: dict[str, Any]) -> bool:
+        """Whether the delete must wait for something else to finish (a namespace's content)."""
+        return False
+
+    def mark_deleting(self, obj: dict[str, Any]) -> None:
+        """Changes besides deletionTimestamp when a delete must wait (a namespace goes Terminating)."""
+
+    async def before_delete(self, obj: dict[str, Any]) -> None:
+        """Runs just before the object is removed from storage (may refuse with an ApiError)."""
+
+    async def after_write(self, obj: dict[str, Any]) -> None:
+        """Runs after the object was created or changed in storage (not on dry runs)."""
+
+    async def after_removal(self, obj: dict[str, Any]) -> None:
+        """Runs after the object left storage."""
+
+
+class BuiltinStrategy(Strategy):
+    """Built-in kinds without rules of their own: upstream answers their finished deletes with a Status."""
+
+    returns_deleted_object = False
+
+
+def invalid(resource: registry.Resource, obj: dict[str, Any], causes: list[Cause]) -> errors.Invalid:
+    return errors.Invalid.for_object(resource.kind, (obj.get("metadata") or {}).get("name") or "", causes,
+                                     group=resource.group)

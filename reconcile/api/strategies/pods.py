@@ -1,0 +1,73 @@
+"""Pods: initial status and QoS class, graceful deletion, and the binding subresource."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from reconcile.api import registry
+from reconcile.api.strategies import base
+from reconcile.core import errors, meta
+
+TERMINAL_PHASES = ("Succeeded", "Failed")
+
+
+class PodStrategy(base.Strategy):
+    returns_deleted_object = True  # upstream answers a finished pod delete with the pod
+
+    def prepare_for_create(self, resource: registry.Resource, obj: dict[str, Any]) -> None:
+        obj["status"] = {"phase": "Pending", "qosClass": qos_class(obj.get("spec") or {})}
+        if (obj.get("spec") or {}).get("nodeName"):
+            obj["status"]["conditions"] = [condition("PodScheduled", "True")]
+
+    def deletion_grace_seconds(self, obj: dict[str, Any], requested: int | None) -> int:
+        """As upstream: only pods bound to a node wait for their node agent; an unscheduled or
+        finished pod goes at once."""
+        spec = obj.get("spec") or {}
+        if not spec.get("nodeName") or (obj.get("status") or {}).get("phase") in TERMINAL_PHASES:
+            return 0
+        if requested is not None:
+            return max(0, requested)
+        return int(spec.get("terminationGracePeriodSeconds", 30))
+
+    def bind(self, pod: dict[str, Any], binding: Any) -> dict[str, Any]:
+        """`pods/{name}/binding`: set spec.nodeName once; a pod is never bound twice."""
+        if not isinstance(binding, dict):
+            raise errors.BadRequest("binding must be an object")
+        target = (binding.get("target") or {}).get("name") if isinstance(binding.get("target"), dict) else None
+        if not target or not isinstance(target, str):
+            raise errors.Invalid.for_object("Binding", pod["metadata"]["name"],
+                                            [errors.cause("target.name", "Required value", "FieldValueRequired")])
+        spec = pod.setdefault("spec", {})
+        if spec.get("nodeName"):
+            raise errors.Conflict(
+                f'Operation cannot be fulfilled on pods/binding "{pod["metadata"]["name"]}": '
+                f'pod {pod["metadata"]["name"]} is already assigned to node "{spec["nodeName"]}"'
+            )
+        new = copy.deepcopy(pod)
+        new["spec"]["nodeName"] = target
+        status = new.setdefault("status", {})
+        conditions = [c for c in status.get("conditions", []) if c.get("type") != "PodScheduled"]
+        conditions.append(condition("PodScheduled", "True"))
+        status["conditions"] = conditions
+        return new
+
+
+def condition(kind: str, status: str) -> dict[str, Any]:
+    return {"type": kind, "status": status, "lastProbeTime": None, "lastTransitionTime": meta.now_rfc3339()}
+
+
+def qos_class(spec: dict[str, Any]) -> str:
+    """Upstream's QoS classes: no requests or limits anywhere is BestEffort; limits equal to requests
+    for cpu and memory in every container is Guaranteed; anything else Burstable."""
+    containers = list(spec.get("containers") or []) + list(spec.get("initContainers") or [])
+    requests_or_limits = [c.get("resources") or {} for c in containers]
+    if not any(r.get("requests") or r.get("limits") for r in requests_or_limits):
+        return "BestEffort"
+    guaranteed = all(
+        (r.get("limits") or {}).get(res) is not None
+        and (r.get("requests") or {}).get(res, (r.get("limits") or {}).get(res)) == (r.get("limits") or {}).get(res)
+        for r in requests_or_limits
+        for res in ("cpu", "memory")
+    )
+    return "Guaranteed" if guaranteed else "Burstable"
