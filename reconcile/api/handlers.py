@@ -13,7 +13,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from reconcile.api import authn, http, listing, podproxy, registry, rest, routing, tables, watch
+from reconcile.api import authn, decoding, http, listing, podproxy, registry, rest, routing, tables, watch
 from reconcile.core import errors, patches, selectors
 
 PATCH_KINDS = {
@@ -28,10 +28,17 @@ FIELD_VALIDATION = {"strict": "Strict", "warn": "Warn", "ignore": "Ignore"}
 class ResourceHandlers:
     """Holds the registry and the `Rest` service; `dispatch` is the Starlette endpoint."""
 
-    def __init__(self, api: rest.Rest, *, bookmark_interval: float = 30.0) -> None:
+    def __init__(self, api: rest.Rest, *, bookmark_interval: float = 30.0,
+                 decoder: decoding.BodyDecoder | None = None) -> None:
         self.api = api
         self.registry: registry.Registry = api.registry
         self.bookmark_interval = bookmark_interval
+        self.decoder = decoder or decoding.BodyDecoder()
+
+    async def _body(self, request: Request, *, what: str = "object", strict: bool = False) -> Any:
+        """The request body, read under the size cap and decoded (bounded, off the loop when large)."""
+        return await self.decoder.decode(await http.read_body(request), http.media_type(request), what=what,
+                                         strict=strict)
 
     async def serve(self, request: Request, info: routing.RequestInfo, verb: str, user: authn.UserInfo) -> Response:
         """The endpoint of every resource request (`info.plural` is set)."""
@@ -131,22 +138,24 @@ class ResourceHandlers:
 
     async def _create(self, request: Request, resource: registry.Resource, info: routing.RequestInfo,
                       user: authn.UserInfo) -> Response:
-        body = http.decode_object(await http.read_body(request), http.media_type(request))
+        field_validation = _field_validation(request)
+        body = await self._body(request, strict=field_validation == "Strict")
         result = await self.api.create(resource, info.namespace, body, dry_run=_dry_run(request),
-                                       field_validation=_field_validation(request), user=user)
+                                       field_validation=field_validation, user=user)
         return _written(result, status=201)
 
     async def _update(self, request: Request, resource: registry.Resource, info: routing.RequestInfo,
                       user: authn.UserInfo) -> Response:
         assert info.name is not None
-        body = http.decode_object(await http.read_body(request), http.media_type(request))
+        field_validation = _field_validation(request)
+        body = await self._body(request, strict=field_validation == "Strict")
         if info.subresource == "scale":
             scale = await self.api.write_scale(resource, info.namespace, info.name, lambda _: body,
                                                dry_run=_dry_run(request), user=user)
             return http.json_response(scale)
         self._check_write_subresource(resource, info)
         result = await self.api.update(resource, info.namespace, info.name, body, subresource=info.subresource,
-                                       dry_run=_dry_run(request), field_validation=_field_validation(request),
+                                       dry_run=_dry_run(request), field_validation=field_validation,
                                        user=user)
         return _written(result)
 
@@ -160,7 +169,8 @@ class ResourceHandlers:
                 f"the body of the request was in an unknown format - accepted media types include: "
                 f"{', '.join(http.PATCH_TYPES)}"
             )
-        patch = http.decode_object(await http.read_body(request), content_type, what="patch")
+        field_validation = _field_validation(request)
+        patch = await self._body(request, what="patch", strict=field_validation == "Strict")
         if info.subresource == "scale":
             scale = await self.api.write_scale(resource, info.namespace, info.name,
                                                lambda current: _patch_scale(current, patch_kind, patch),
@@ -169,7 +179,7 @@ class ResourceHandlers:
         self._check_write_subresource(resource, info)
         result = await self.api.patch(
             resource, info.namespace, info.name, patch_kind, patch, subresource=info.subresource,
-            dry_run=_dry_run(request), field_validation=_field_validation(request),
+            dry_run=_dry_run(request), field_validation=field_validation,
             field_manager=request.query_params.get("fieldManager"), force=http.query_bool(request, "force"),
             user=user,
         )
@@ -185,7 +195,7 @@ class ResourceHandlers:
     async def _delete(self, request: Request, resource: registry.Resource, info: routing.RequestInfo,
                       user: authn.UserInfo) -> Response:
         assert info.name is not None
-        options = await _delete_options(request)
+        options = await self._delete_options(request)
         result = await self.api.delete(resource, info.namespace, info.name, options=options,
                                        dry_run=_dry_run(request) or "All" in (options.get("dryRun") or []),
                                        user=user)
@@ -201,7 +211,7 @@ class ResourceHandlers:
 
     async def _delete_collection(self, request: Request, resource: registry.Resource,
                                  info: routing.RequestInfo, user: authn.UserInfo) -> Response:
-        options = await _delete_options(request)
+        options = await self._delete_options(request)
         removed = await self.api.delete_collection(resource, _selection(request, resource, info.namespace),
                                                    options=options, dry_run=_dry_run(request), user=user)
         return http.json_response({"kind": resource.list_kind, "apiVersion": resource.api_version,
@@ -210,10 +220,25 @@ class ResourceHandlers:
     async def _bind(self, request: Request, resource: registry.Resource, info: routing.RequestInfo,
                     user: authn.UserInfo) -> Response:
         assert info.name is not None
-        binding = http.decode_object(await http.read_body(request), http.media_type(request))
+        binding = await self._body(request, what="Binding")
         await self.api.bind(resource, info.namespace, info.name, binding, user=user)
         return http.json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201},
                                   status=201)
+
+    async def _delete_options(self, request: Request) -> dict[str, Any]:
+        options: dict[str, Any] = {}
+        body = await http.read_body(request)
+        if body.strip():
+            decoded = await self.decoder.decode(body, http.media_type(request), what="DeleteOptions")
+            if not isinstance(decoded, dict):
+                raise errors.BadRequest("DeleteOptions must be an object")
+            options.update(decoded)
+        if request.query_params.get("propagationPolicy"):
+            options["propagationPolicy"] = request.query_params["propagationPolicy"]
+        grace = http.query_int(request, "gracePeriodSeconds")
+        if grace is not None:
+            options["gracePeriodSeconds"] = grace
+        return options
 
 
 def _written(result: rest.WriteResult, *, status: int = 200) -> Response:
@@ -267,23 +292,6 @@ def _include_object(request: Request) -> str:
     if value not in ("Metadata", "Object", "None"):
         raise errors.BadRequest(f'includeObject: Unsupported value: "{value}"')
     return value
-
-
-async def _delete_options(request: Request) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    body = await http.read_body(request)
-    if body.strip():
-        decoded = http.decode_object(body, http.media_type(request), what="DeleteOptions")
-        if not isinstance(decoded, dict):
-            raise errors.BadRequest("DeleteOptions must be an object")
-        options.update(decoded)
-    for name in ("propagationPolicy",):
-        if request.query_params.get(name):
-            options[name] = request.query_params[name]
-    grace = http.query_int(request, "gracePeriodSeconds")
-    if grace is not None:
-        options["gracePeriodSeconds"] = grace
-    return options
 
 
 def _patch_scale(current: dict[str, Any], patch_kind: str, patch: Any) -> dict[str, Any]:

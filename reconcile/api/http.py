@@ -1,8 +1,7 @@
 """HTTP plumbing: reading bodies safely, content negotiation, and JSON/Status responses.
 
 Everything here exists so a hostile or broken request fails fast with a clear Status:
-bodies are capped while they stream in, YAML alias bombs are refused before they expand,
-and any Accept that allows JSON gets JSON.
+bodies are capped while they stream in, and any Accept that allows JSON gets JSON.
 """
 
 from __future__ import annotations
@@ -10,15 +9,16 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-import yaml
 from starlette.datastructures import Headers, QueryParams
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from reconcile.api import decoding
+from reconcile.core import decoding as core_decoding
 from reconcile.core import errors
 
 MAX_BODY_BYTES = 3 * 1024 * 1024
-MAX_YAML_NODES = 200_000
+INLINE_BODY_BYTES = 64 * 1024
 JSON = "application/json"
 TABLE_CONTENT_TYPE = "application/json;as=Table;v=v1;g=meta.k8s.io"
 DISCOVERY_CONTENT_TYPE = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
@@ -34,12 +34,17 @@ _NO_QUERY = QueryParams()
 
 
 class _Headers(Headers):
-    """Starlette's `Headers` whose `get` scans once and returns the default for an absent header
-    (the inherited `get` raises and catches a KeyError for each: `accept` is often absent)."""
+    """Starlette's `Headers` whose `get` scans the ASGI scope's header list once and returns the
+    default for an absent header (the inherited `get` raises and catches a KeyError for each, and
+    `accept` is often absent)."""
+
+    def __init__(self, scope: Any) -> None:
+        super().__init__(scope=scope)
+        self._raw_headers: list[tuple[bytes, bytes]] = scope["headers"]
 
     def get(self, key: str, default: Any = None) -> Any:
         wanted = key.lower().encode("latin-1")
-        for name, value in self._list:
+        for name, value in self._raw_headers:
             if name == wanted:
                 return value.decode("latin-1")
         return default
@@ -58,7 +63,7 @@ class ApiRequest(Request):
     @property
     def headers(self) -> Headers:
         if not hasattr(self, "_headers"):
-            self._headers = _Headers(scope=self.scope)
+            self._headers = _Headers(self.scope)
         return self._headers
 
 
@@ -122,70 +127,16 @@ def media_type(request: Request) -> str:
 
 
 def decode_object(body: bytes, content_type: str, *, what: str = "object") -> Any:
-    """Parse a JSON or YAML request body into Python data (400 on anything else)."""
+    """Decode a small body right here (a subresource's options); the resource verbs use the
+    pipeline's `decoding.BodyDecoder`, which moves large bodies off the event loop."""
+    if len(body) > INLINE_BODY_BYTES:
+        raise _too_large(INLINE_BODY_BYTES)
     if not body.strip():
         raise errors.BadRequest(f"the body of the request was empty; expected a {what}")
-    if content_type in ("application/vnd.kubernetes.protobuf", "application/protobuf") or body[:4] == b"k8s\x00":
-        raise errors.UnsupportedMediaType(
-            "the body of the request was in an unknown format - accepted media types include: "
-            "application/json, application/yaml (protobuf is not supported by this server)"
-        )
-    if content_type in ("", JSON, MERGE_PATCH, JSON_PATCH, STRATEGIC_PATCH) or content_type.endswith("+json"):
-        try:
-            return orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            if content_type not in ("", JSON):
-                raise errors.BadRequest(f"error decoding patch: {exc}") from None
-            # Fall through: clients sometimes send YAML without saying so.
-    return decode_yaml(body)
-
-
-def decode_yaml(body: bytes) -> Any:
     try:
-        loader = _GuardedLoader(body.decode("utf-8", errors="replace"))
-        try:
-            node = loader.get_single_node()
-            if node is None:
-                raise errors.BadRequest("the body of the request was empty")
-            _count_nodes(node)
-            return loader.construct_document(node)
-        finally:
-            loader.dispose()
-    except yaml.YAMLError as exc:
-        raise errors.BadRequest(f"error decoding YAML: {_first_line(str(exc))}") from None
-
-
-class _GuardedLoader(yaml.SafeLoader):
-    """SafeLoader; the node count of the expanded tree is checked before construction."""
-
-
-def _count_nodes(root: yaml.Node) -> None:
-    """Refuse documents whose aliases expand past MAX_YAML_NODES (a 'billion laughs' body)."""
-    expanded: dict[int, int] = {}
-
-    def size(node: yaml.Node, depth: int) -> int:
-        if depth > 200:
-            raise errors.BadRequest("yaml: exceeded max depth of 200")
-        key = id(node)
-        if key in expanded:
-            return expanded[key]
-        expanded[key] = 1  # guards against recursive aliases
-        if isinstance(node, yaml.MappingNode):
-            total = 1 + sum(size(k, depth + 1) + size(v, depth + 1) for k, v in node.value)
-        elif isinstance(node, yaml.SequenceNode):
-            total = 1 + sum(size(item, depth + 1) for item in node.value)
-        else:
-            total = 1
-        if total > MAX_YAML_NODES:
-            raise errors.BadRequest("yaml: document contains excessive aliasing")
-        expanded[key] = total
-        return total
-
-    size(root, 0)
-
-
-def _first_line(text: str) -> str:
-    return " ".join(text.split())
+        return decoding.decode_now(body, decoding.format_of(body, content_type), strict=False)
+    except core_decoding.DecodeError as exc:
+        raise errors.BadRequest(f"error decoding the request body: {exc}") from None
 
 
 def wants_table(request: Request) -> bool:

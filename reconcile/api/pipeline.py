@@ -143,6 +143,8 @@ def error_response(exc: BaseException, request: Request) -> Response:
         return http.status_response(errors.ServiceUnavailable(f"storage is unavailable: {exc}"))
     if isinstance(exc, errors.StorageError):
         return http.status_response(errors.InternalError(f"Internal error occurred: {exc}"))
+    if isinstance(exc, RecursionError):  # a backstop: bodies are depth-limited when decoded
+        return http.status_response(errors.BadRequest("the request is nested too deeply to process"))
     log.error("internal error serving %s %s", request.method, request.scope.get("path"), exc_info=exc)
     return http.status_response(errors.InternalError(f"Internal error occurred: {exc}",
                                                      details={"causes": [{"message": str(exc)}]}))

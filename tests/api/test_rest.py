@@ -562,6 +562,7 @@ async def test_continue_after_compaction_is_410(client: httpx.Client, ns: str, e
     helpers.create(client, cm_path(ns), helpers.configmap("after"))
     async with etcd.EtcdStore([etcd_endpoint], prefix="/compactor-only") as store:
         await store.compact(await store.current_revision())
-    expired = client.get(cm_path(ns), params={"limit": 1, "continue": first["metadata"]["continue"]})
+    expired = client.get(cm_path(ns), params={"limit": 1, "labelSelector": "keep=yes",
+                                              "continue": first["metadata"]["continue"]})
     status = assert_status(expired, 410, "Expired")
     assert status["message"].startswith("The provided continue parameter is too old")

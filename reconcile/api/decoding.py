@@ -1,0 +1,139 @@
+"""Request bodies to objects without ever stalling the server: the pipeline's bounded body decoding.
+
+The API server answers every client from one event loop, so a body that takes long to decode
+would freeze everyone. Three rules keep decoding cheap and off the loop:
+- limits (`core.decoding.Limits`: nesting depth and node count, YAML counted in C first) bound the
+  work any body under the 3 MiB cap can cause, here and in every later walk over the object;
+- small JSON bodies (nearly all traffic) are decoded inline, where orjson takes microseconds; large
+  JSON bodies and every YAML body go to a pool of worker processes, so the loop keeps serving while
+  they are parsed, and a deadline answers the client even if a worker is slow;
+- the format is the declared one: a JSON Content-Type is parsed as JSON only (never retried as
+  YAML), YAML as YAML, a body without a Content-Type by its first character, anything else is 415.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import multiprocessing
+import os
+from typing import Any
+
+from reconcile.core import decoding, errors
+
+JSON_TYPES = frozenset({"application/json", "application/merge-patch+json", "application/json-patch+json",
+                        "application/strategic-merge-patch+json"})
+YAML_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml",
+                        "application/apply-patch+yaml"})
+PROTOBUF_TYPES = frozenset({"application/vnd.kubernetes.protobuf", "application/protobuf"})
+INLINE_JSON_BYTES = 256 * 1024  # orjson plus the tree check stay under a few ms up to here
+WORKERS = 2
+DEADLINE_SECONDS = 2.0
+MAX_QUEUED = 64  # large bodies being decoded or waiting; beyond, 429 (the pool is a shared resource)
+
+
+def format_of(body: bytes, content_type: str) -> str:
+    """'json' or 'yaml' for a body with this media type (415 for a type we do not read)."""
+    if content_type in PROTOBUF_TYPES or body[:4] == b"k8s\x00":
+        raise errors.UnsupportedMediaType(
+            "the body of the request was in an unknown format - accepted media types include: "
+            "application/json, application/yaml (protobuf is not supported by this server)")
+    if content_type in JSON_TYPES or (content_type.startswith("application/") and content_type.endswith("+json")):
+        return "json"
+    if content_type in YAML_TYPES:
+        return "yaml"
+    if content_type == "":
+        return "json" if body.lstrip()[:1] in (b"{", b"[") else "yaml"
+    raise errors.UnsupportedMediaType(
+        f'the body of the request was in an unknown format ("{content_type}") - accepted media types include: '
+        "application/json, application/yaml, application/merge-patch+json, application/json-patch+json, "
+        "application/strategic-merge-patch+json, application/apply-patch+yaml")
+
+
+def decode_now(body: bytes, fmt: str, *, strict: bool, limits: decoding.Limits = decoding.DEFAULT_LIMITS) -> Any:
+    """Decode in this process (what a worker runs); raises `core.decoding.DecodeError`."""
+    if fmt == "json":
+        return decoding.load_json(body, limits=limits, reject_duplicates=strict)
+    if body.lstrip()[:1] in (b"{", b"["):
+        # JSON is YAML: orjson reads it in a fraction of libyaml's time (a flow list of a million
+        # scalars is refused in milliseconds); real YAML flow style falls through to libyaml.
+        try:
+            return decoding.load_json(body, limits=limits, reject_duplicates=strict)
+        except decoding.TooLarge:
+            raise
+        except decoding.DecodeError:
+            pass
+    return decoding.load_yaml(body, limits=limits, reject_duplicates=strict)
+
+
+class BodyDecoder:
+    """Decodes request bodies; owns the worker processes (started on the first large body)."""
+
+    def __init__(self, *, workers: int = WORKERS, deadline: float = DEADLINE_SECONDS,
+                 limits: decoding.Limits = decoding.DEFAULT_LIMITS) -> None:
+        self.workers = workers
+        self.deadline = deadline
+        self.limits = limits
+        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+        self._queued = 0
+
+    async def decode(self, body: bytes, content_type: str, *, what: str = "object", strict: bool = False) -> Any:
+        """The body as Python data; 400 (malformed, over a limit, too slow), 415 (format), 429 (pool full)."""
+        if not body.strip():
+            raise errors.BadRequest(f"the body of the request was empty; expected a {what}")
+        fmt = format_of(body, content_type)
+        try:
+            if fmt == "json" and len(body) <= INLINE_JSON_BYTES:
+                value = decode_now(body, fmt, strict=strict, limits=self.limits)
+            else:
+                value = await self._in_worker(body, fmt, strict=strict)
+        except decoding.TooLarge as exc:
+            raise errors.RequestEntityTooLarge(f"Request entity too large: {exc}") from None
+        except decoding.DecodeError as exc:
+            prefix = "error decoding " + ("patch" if what == "patch" else "the request body")
+            raise errors.BadRequest(f"{prefix}: {exc}") from None
+        if value is None:
+            raise errors.BadRequest(f"the body of the request was empty; expected a {what}")
+        return value
+
+    async def _in_worker(self, body: bytes, fmt: str, *, strict: bool) -> Any:
+        if self._queued >= MAX_QUEUED:
+            raise errors.TooManyRequests("too many large request bodies are being decoded; try again later",
+                                         details={"retryAfterSeconds": 1})
+        self._queued += 1
+        try:
+            pool = self._ensure_pool()
+            future = asyncio.get_running_loop().run_in_executor(pool, _decode_in_worker, body, fmt, strict,
+                                                                self.limits)
+            try:
+                return await asyncio.wait_for(future, self.deadline)
+            except TimeoutError:
+                raise errors.BadRequest(f"error decoding the request body: it took longer than {self.deadline:g}s "
+                                        "(too large or too complex)") from None
+            except concurrent.futures.process.BrokenProcessPool:
+                self._pool = None  # a worker died (killed, out of memory): the next body gets a new pool
+                raise errors.ServiceUnavailable("the request body decoder restarted; try again") from None
+        finally:
+            self._queued -= 1
+
+    def _ensure_pool(self) -> concurrent.futures.ProcessPoolExecutor:
+        if self._pool is None:
+            # forkserver: workers fork from a clean interpreter, not from this threaded, event-looped one.
+            context = multiprocessing.get_context("forkserver")
+            self._pool = concurrent.futures.ProcessPoolExecutor(self.workers, mp_context=context,
+                                                                initializer=_worker_start)
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+
+def _worker_start() -> None:
+    """Workers yield the CPU to the server process: a flood of big bodies slows itself, not the API."""
+    os.nice(10)
+
+
+def _decode_in_worker(body: bytes, fmt: str, strict: bool, limits: decoding.Limits) -> Any:
+    return decode_now(body, fmt, strict=strict, limits=limits)
