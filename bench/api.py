@@ -61,6 +61,12 @@ LIST_REQUESTS = 50
 WATCHERS = 100
 WATCH_WRITES = 1_000
 TOTAL_OBJECTS = 10_000
+# Reads under writes (issue 8): 49 readers GET by name while one writer creates at a steady pace.
+RW_OBJECTS = 6_400
+RW_READERS = 49
+RW_WRITES_PER_SECOND = 86
+# Hostile bodies (issue 8): this many of each kind in flight at once, while /healthz and a GET are probed.
+HOSTILE_EACH = 20
 PREFIX = "bench-"  # names of step 1: bench-<n>; GETs and PATCHes use the names LIST returns
 GROW_PREFIX = "grow-"
 RV_RE = re.compile(rb'"resourceVersion":"(\d+)"')
@@ -183,10 +189,10 @@ async def wrk_creates(url: str, count: int, prefix: str, body_file: Path) -> dic
     }
 
 
-async def wrk_gets(url: str, names_file: Path) -> dict[str, Any]:
-    """GET by name with 32 connections for GET_SECONDS, cycling through the names in `names_file`."""
+async def wrk_gets(url: str, names_file: Path, *, connections: int = CONCURRENCY) -> dict[str, Any]:
+    """GET by name with `connections` connections for GET_SECONDS, cycling through the names in `names_file`."""
     result = await run_wrk(
-        ["-t2", f"-c{CONCURRENCY}", f"-d{GET_SECONDS}s", "--timeout", "10s", "--latency", "-s",
+        ["-t2", f"-c{connections}", f"-d{GET_SECONDS}s", "--timeout", "10s", "--latency", "-s",
          str(HERE / "get.lua"), url + COLLECTION + "/"],
         {"BENCH_NAMES": str(names_file), "BENCH_PATH": COLLECTION + "/"},
         limit=GET_SECONDS + 30)
@@ -498,8 +504,20 @@ async def bench(run: Run) -> None:
     r["watch"] = await watch_fanout(url, port, list_rv, names)
     say(f"  {r['watch']}")
 
+    say(f"6. reads under writes: growing to {RW_OBJECTS:,} objects, then {RW_READERS} readers with 0 and 1 writer ...")
+    await wrk_creates(url, RW_OBJECTS - r["list"]["items"] - (CONCURRENCY - 1), "rw-", body_file)
+    r["reads_under_writes"] = await reads_under_writes(url, names_file, body)
+    say(f"  {r['reads_under_writes']}")
+
+    say(f"7. hostile bodies: {HOSTILE_EACH} of each kind in flight, /healthz and GET probed ...")
+    r["hostile"] = await hostile_bodies(url, names[0])
+    say(f"  {r['hostile']}")
+
     say("5. growing to 10,000 objects (wrk) ...")
-    have = r["list"]["items"]
+    async with httpx.AsyncClient(base_url=url, timeout=60.0) as client:
+        response = await client.get(COLLECTION, params={"limit": "1"})
+        response.raise_for_status()
+    have = response.json()["metadata"].get("remainingItemCount", 0) + 1
     # The requests in flight when wrk stops (connections - 1) are created too: aim that much lower.
     r["grow"] = await wrk_creates(url, TOTAL_OBJECTS - have - (CONCURRENCY - 1), GROW_PREFIX, body_file)
     async with httpx.AsyncClient(base_url=url, timeout=60.0) as client:
@@ -512,6 +530,112 @@ async def bench(run: Run) -> None:
 
 def say(text: str) -> None:
     print(text, flush=True)
+
+
+# --- reads under writes and hostile bodies (issue 8) -------------------------------------------------
+
+async def paced_writer(url: str, path: str, body: bytes, stop: asyncio.Event, *, kind_prefix: str) -> dict[str, Any]:
+    """Create objects at RW_WRITES_PER_SECOND until `stop` (pacing by deadline, not by sleeping a fixed time)."""
+    loop = asyncio.get_running_loop()
+    interval = 1.0 / RW_WRITES_PER_SECOND
+    written, failed, n = 0, 0, 0
+    started = loop.time()
+    async with httpx.AsyncClient(base_url=url, timeout=30.0) as client:
+        while not stop.is_set():
+            n += 1
+            name = f"{kind_prefix}{n}-{os.getpid()}"
+            response = await client.post(path, content=body.replace(b"__NAME__", name.encode()),
+                                         headers={"Content-Type": "application/json"})
+            written += response.status_code == 201
+            failed += response.status_code != 201
+            delay = started + n * interval - loop.time()
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+    seconds = loop.time() - started
+    return {"writes": written, "failed": failed, "per_second": round(written / seconds, 1) if seconds else 0.0}
+
+
+def secret_body() -> bytes:
+    payload = base64.b64encode(b"x" * 1500).decode()
+    return orjson.dumps({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "__NAME__"},
+                         "data": {"payload": payload}})
+
+
+async def reads_under_writes(url: str, names_file: Path, body: bytes) -> dict[str, Any]:
+    """GET by name (49 connections) idle, with a ConfigMap writer, and with a Secret writer, same run."""
+    out: dict[str, Any] = {"idle": await wrk_gets(url, names_file, connections=RW_READERS)}
+    for label, path, writer_body in (("configmap_writer", COLLECTION, body),
+                                     ("secret_writer", f"/api/v1/namespaces/{NAMESPACE}/secrets", secret_body())):
+        stop = asyncio.Event()
+        writer = asyncio.create_task(paced_writer(url, path, writer_body, stop, kind_prefix=f"w-{label[:3]}-"))
+        try:
+            reads = await wrk_gets(url, names_file, connections=RW_READERS)
+        finally:
+            stop.set()
+        out[label] = {**reads, "writer": await writer}
+    return out
+
+
+def hostile_kinds() -> dict[str, tuple[bytes, str]]:
+    """The bodies of issue 8, each under the 3 MiB cap: (body, Content-Type)."""
+    flow_list = b"[" + b"0," * 1_400_000 + b"0]"  # 2.7 MiB of YAML flow sequence
+    many_keys = "".join(f"k{i}: v\n" for i in range(190_000)).encode()
+    deep_json = b"[" * 10_000 + b"]" * 10_000
+    return {"yaml_1.4M_scalars": (flow_list, "application/yaml"), "yaml_190k_keys": (many_keys, "application/yaml"),
+            "json_10k_deep": (deep_json, "application/json")}
+
+
+async def hostile_bodies(url: str, a_name: str) -> dict[str, Any]:
+    """Probe /healthz and a GET by name sequentially, first alone (baseline), then while HOSTILE_EACH
+    bodies of each kind are in flight; report probe latencies and each hostile answer's status and time."""
+    kinds = hostile_kinds()
+
+    async def probe(client: httpx.AsyncClient, stop: asyncio.Event, *, limit: int = 5_000) -> dict[str, list[float]]:
+        times: dict[str, list[float]] = {"healthz": [], "get": []}
+        for _ in range(limit):
+            if stop.is_set():
+                break
+            for label, path in (("healthz", "/healthz"), ("get", f"{COLLECTION}/{a_name}")):
+                t0 = time.perf_counter()
+                response = await client.get(path)
+                times[label].append((time.perf_counter() - t0) * 1000)
+                assert response.status_code == 200, response.text
+        return times
+
+    def summary(values: list[float]) -> dict[str, float]:
+        return {"n": len(values), "p50_ms": round(percentile(values, 50), 2), "p99_ms": round(percentile(values, 99), 2),
+                "max_ms": round(max(values), 2) if values else float("nan")}
+
+    async with httpx.AsyncClient(base_url=url, timeout=30.0) as client:
+        idle_stop = asyncio.Event()
+        idle_task = asyncio.create_task(probe(client, idle_stop, limit=400))
+        idle = await idle_task
+        results: list[tuple[str, int, float]] = []
+        limits = httpx.Limits(max_connections=len(kinds) * HOSTILE_EACH + 4)
+        async with httpx.AsyncClient(base_url=url, timeout=60.0, limits=limits) as attacker:
+            async def send(kind: str, body: bytes, content_type: str) -> None:
+                t0 = time.perf_counter()
+                response = await attacker.post(COLLECTION, content=body, headers={"Content-Type": content_type})
+                results.append((kind, response.status_code, time.perf_counter() - t0))
+
+            stop = asyncio.Event()
+            probing = asyncio.create_task(probe(client, stop))
+            await asyncio.gather(*(send(kind, body, ctype) for kind, (body, ctype) in kinds.items()
+                                   for _ in range(HOSTILE_EACH)))
+            stop.set()
+            during = await probing
+    by_kind: dict[str, Any] = {}
+    for kind in kinds:
+        mine = [(status, seconds) for k, status, seconds in results if k == kind]
+        by_kind[kind] = {"statuses": sorted({s for s, _ in mine}), "max_s": round(max(t for _, t in mine), 3),
+                         "p50_s": round(percentile([t for _, t in mine], 50), 3)}
+    return {
+        "idle": {label: summary(values) for label, values in idle.items()},
+        "during": {label: summary(values) for label, values in during.items()},
+        "bodies": by_kind,
+        "any_5xx": any(status >= 500 for _, status, _ in results),
+    }
 
 
 def table(r: dict[str, Any]) -> list[dict[str, Any]]:
@@ -549,6 +673,22 @@ def table(r: dict[str, Any]) -> list[dict[str, Any]]:
     row("watch delivery p99 ms", w["p99_ms"], None, "< 50 ms", w["p99_ms"] < 50)
     row("watchers with all 1,000 events", w["watchers_with_all_events"], None, f"{WATCHERS}",
         w["watchers_with_all_events"] == WATCHERS)
+    rw = r["reads_under_writes"]
+    idle_rw = rw["idle"]
+    for label in ("configmap_writer", "secret_writer"):
+        loaded = rw[label]
+        what = "ConfigMap" if label.startswith("configmap") else "Secret"
+        row(f"GET /s, {RW_READERS} readers, {what} writer {loaded['writer']['per_second']}/s", loaded["per_second"],
+            idle_rw["per_second"], ">= 0.8x idle", loaded["per_second"] >= 0.8 * idle_rw["per_second"]
+            and loaded["non2xx"] == 0, ratio=True)
+        row(f"GET p99 ms, {what} writer", loaded["p99_ms"], idle_rw["p99_ms"], "< 50 ms", loaded["p99_ms"] < 50)
+    h = r["hostile"]
+    for label in ("healthz", "get"):
+        row(f"{label} p99 ms, hostile bodies in flight", h["during"][label]["p99_ms"], h["idle"][label]["p99_ms"],
+            "< 100 ms", h["during"][label]["p99_ms"] < 100)
+    for kind, figures in h["bodies"].items():
+        row(f"hostile {kind}: slowest answer s {figures['statuses']}", figures["max_s"], None, "4xx in < 2 s",
+            figures["max_s"] < 2 and all(400 <= s < 500 for s in figures["statuses"]))
     row("RSS MB after 2,000 objects", r["rss_after_creates_mb"], None, "", None)
     row(f"RSS MB with {r['objects_at_end']} objects", r["rss_at_end_mb"], None, "< 250 MB",
         r["rss_at_end_mb"] < 250)

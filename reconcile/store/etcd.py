@@ -259,18 +259,24 @@ class EtcdStore:
         data = await self._call("/kv/range", {"key": _b64(self._prefix_bytes), "count_only": True}, retry=True)
         return int(data["header"]["revision"])
 
-    async def prefix_changes(self, prefix: str, *, since_revision: int) -> tuple[int, int, int]:
-        """(keys under `prefix` modified after `since_revision`, keys under `prefix`, head revision).
+    async def prefix_changes(self, prefix: str, *, since_revision: int,
+                             revision: int | None = None) -> tuple[int, int, int, int]:
+        """(keys under `prefix` modified after `since_revision`, keys under `prefix`, the revision read
+        at, the highest mod_revision among the changed keys or 0), read at `revision` (else the head).
 
         One keys-only range: etcd filters by `min_mod_revision` after counting, so `count` is
         every key under the prefix while `kvs` holds only the changed ones. A watch cache uses
         it to prove it is current for a consistent read without reading any value.
         """
         full = self._full(prefix)
-        payload = {"key": _b64(full), "range_end": _b64(keys.prefix_end(full)), "keys_only": True,
-                   "min_mod_revision": since_revision + 1}
-        data = await self._call("/kv/range", payload, retry=True)
-        return len(data.get("kvs", ())), int(data.get("count", 0)), int(data["header"]["revision"])
+        payload: dict[str, Any] = {"key": _b64(full), "range_end": _b64(keys.prefix_end(full)), "keys_only": True,
+                                   "min_mod_revision": since_revision + 1}
+        if revision:
+            payload["revision"] = revision
+        data = await self._call("/kv/range", payload, retry=True, revision=revision)
+        changed = data.get("kvs", ())
+        latest = max((int(kv.get("mod_revision", 0)) for kv in changed), default=0)
+        return len(changed), int(data.get("count", 0)), revision or int(data["header"]["revision"]), latest
 
     # --- writes (compare-and-swap transactions) ---
 
