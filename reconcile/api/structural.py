@@ -8,6 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
+INTEGER_FORMATS = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
+
+
+def _is_integer(schema: dict[str, Any]) -> bool:
+    kind = schema.get("type")
+    return kind == "integer" or (isinstance(kind, list) and "integer" in kind) or bool(
+        schema.get("x-kubernetes-int-or-string"))
+
 
 def to_jsonschema(schema: Any) -> Any:
     """Translate a Kubernetes structural (OpenAPI v3.0) schema into Draft 7 JSON Schema."""
@@ -35,6 +43,17 @@ def to_jsonschema(schema: Any) -> Any:
         out.pop("minimum", None)
     if "exclusiveMaximum" in out:
         out.pop("maximum", None)
+    bounds = INTEGER_FORMATS.get(schema.get("format", "")) if _is_integer(schema) else None
+    if bounds is not None:  # int32/int64: the range a Go field of that type holds
+        low, high = bounds
+        if out.get("minimum", low - 1) < low and out.get("exclusiveMinimum", low - 1) < low:
+            out.pop("minimum", None)
+            out.pop("exclusiveMinimum", None)
+            out["minimum"] = low
+        if out.get("maximum", high + 1) > high and out.get("exclusiveMaximum", high + 1) > high:
+            out.pop("maximum", None)
+            out.pop("exclusiveMaximum", None)
+            out["maximum"] = high
     if schema.get("x-kubernetes-int-or-string"):
         out["type"] = ["integer", "string"]
     elif schema.get("x-kubernetes-preserve-unknown-fields") and "type" not in schema:

@@ -3,7 +3,7 @@
 One pass of our own walks the object with the structural schema (it has to: defaults, null pruning and
 unknown fields are not JSON Schema notions); the value checks then go through a `jsonschema` validator
 compiled once per `Resource`. Messages follow Kubernetes word for word because kubectl prints them.
-ObjectMeta is fixed, so it is checked by code here, never by the CRD's schema.
+ObjectMeta is fixed, so it is checked against its own schema (`objectmeta_validation`), never the CRD's.
 """
 
 from __future__ import annotations
@@ -17,20 +17,11 @@ from typing import Any
 import fastjsonschema
 import jsonschema
 
-from reconcile.api import registry, structural
-from reconcile.core import errors, names
+from reconcile.api import objectmeta_validation, registry, structural
+from reconcile.core import errors
 
 FIELD_VALIDATION = ("Strict", "Warn", "Ignore")
 _ROOT_FIXED = ("apiVersion", "kind", "metadata")  # always allowed at the top; checked by the server
-ANNOTATIONS_LIMIT = 256 * 1024
-
-_META_FIELDS = {
-    "name": str, "generateName": str, "namespace": str, "selfLink": str, "uid": str, "resourceVersion": str,
-    "generation": int, "creationTimestamp": (str, type(None)), "deletionTimestamp": (str, type(None)),
-    "deletionGracePeriodSeconds": (int, type(None)), "labels": (dict, type(None)),
-    "annotations": (dict, type(None)), "ownerReferences": (list, type(None)), "finalizers": (list, type(None)),
-    "managedFields": (list, type(None)),
-}
 
 # --- schema compilation ---------------------------------------------------------------------------------
 
@@ -81,7 +72,10 @@ def compiled(resource: registry.Resource) -> Compiled:
 
 
 def _walk(value: Any, schema: dict, path: str, unknown: list[str], causes: list[dict[str, str]]) -> None:
+    declared = schema.get("type")
     if isinstance(value, dict):
+        if declared not in (None, "object"):
+            return  # a type error, reported by the value checks: nothing here is an unknown field
         props = schema.get("properties")
         addl = schema.get("additionalProperties")
         preserve = schema.get("x-kubernetes-preserve-unknown-fields", False)
@@ -110,6 +104,8 @@ def _walk(value: Any, schema: dict, path: str, unknown: list[str], causes: list[
                     value[key] = copy.deepcopy(sub["default"])
                     _walk(value[key], sub, f"{path}.{key}" if path else key, unknown, causes)
     elif isinstance(value, list):
+        if declared not in (None, "array"):
+            return
         items = schema.get("items")
         if isinstance(items, dict):
             for index, item in enumerate(value):
@@ -176,8 +172,10 @@ def format_path(parts: deque | list) -> str:
     return out
 
 
-def _causes_for(error: jsonschema.ValidationError, done: set[str]) -> list[dict[str, str]]:
+def _causes_for(error: jsonschema.ValidationError, done: set[str], *, prefix: str = "") -> list[dict[str, str]]:
     path = format_path(error.absolute_path)
+    if prefix:
+        path = f"{prefix}.{path}" if path and not path.startswith("[") else f"{prefix}{path}"
     where = path or "<root>"
     kind, expected, value = error.validator, error.validator_value, error.instance
     if kind == "required":
@@ -219,90 +217,22 @@ def _causes_for(error: jsonschema.ValidationError, done: set[str]) -> list[dict[
     return [errors.cause(path, f"Invalid value: {_show(value)}: {error.message}")]
 
 
-# --- ObjectMeta ----------------------------------------------------------------------------------------------------
-
-
-def _name_causes(value: str, field: str, kind: str) -> list[dict[str, str]]:
-    if kind == "Namespace":
-        problems = names.dns1123_label_errors(value)
-    elif kind == "Service":
-        problems = names.dns1035_label_errors(value)
-    else:
-        problems = names.dns1123_subdomain_errors(value)
-    return [errors.cause(field, f"Invalid value: {_show(value)}: {problem}") for problem in problems]
-
-
-def label_causes(labels: dict, field: str) -> list[dict[str, str]]:
-    out = []
-    for key, value in labels.items():
-        for problem in names.qualified_name_errors(key):
-            out.append(errors.cause(field, f"Invalid value: {_show(key)}: {problem}"))
-        for problem in names.label_value_errors(value):
-            out.append(errors.cause(field, f"Invalid value: {_show(value)}: {problem}"))
-    return out
-
-
-def annotation_causes(annotations: dict, field: str) -> list[dict[str, str]]:
-    out = []
-    total = 0
-    for key, value in annotations.items():
-        for problem in names.qualified_name_errors(key.lower()):
-            out.append(errors.cause(field, f"Invalid value: {_show(key)}: {problem}"))
-        total += len(key) + len(value)
-    if total > ANNOTATIONS_LIMIT:
-        out.append(errors.cause(field, f"Too long: must have at most {ANNOTATIONS_LIMIT} bytes", "FieldValueTooLong"))
-    return out
-
-
-def _check_string_map(resource: registry.Resource, value: Any, where: str) -> None:
-    if value is None:
-        return
-    for v in value.values():
-        if not isinstance(v, str):
-            raise decode_error(resource, f"json: cannot unmarshal {json_type(v)} into Go struct field "
-                                          f"ObjectMeta.{where} of type string")
-
-
 def decode_error(resource: registry.Resource, detail: str) -> errors.BadRequest:
     kind = resource.kind
     return errors.BadRequest(f'{kind} in version "{resource.version}" cannot be handled as a {kind}: {detail}')
 
 
 def _meta_causes(resource: registry.Resource, meta: dict, unknown: list[str]) -> list[dict[str, str]]:
-    for key in list(meta):
-        expected = _META_FIELDS.get(key)
-        if expected is None:
-            unknown.append(f"metadata.{key}")
-            del meta[key]
-        elif not isinstance(meta[key], expected) or isinstance(meta[key], bool) and expected is int:
-            raise decode_error(resource, f"json: cannot unmarshal {json_type(meta[key])} into Go struct field "
-                                          f"ObjectMeta.metadata.{key} of type {getattr(expected, '__name__', 'x')}")
-    _check_string_map(resource, meta.get("labels"), "metadata.labels")
-    _check_string_map(resource, meta.get("annotations"), "metadata.annotations")
+    """Prune unknown metadata fields (into `unknown`), refuse wrong types, then apply upstream's rules."""
     causes: list[dict[str, str]] = []
-    name, generate = meta.get("name"), meta.get("generateName")
-    if name:
-        causes += _name_causes(name, "metadata.name", resource.kind)
-    elif generate:
-        masked = generate[:-1] + "a" if generate.endswith("-") else generate
-        causes += _name_causes(masked, "metadata.generateName", resource.kind)
-    else:
-        causes.append(errors.cause("metadata.name", "Required value: name or generateName is required",
-                                   "FieldValueRequired"))
-    namespace = meta.get("namespace")
-    if namespace and resource.namespaced:
-        causes += _name_causes(namespace, "metadata.namespace", "Namespace")
-    if meta.get("labels"):
-        causes += label_causes(meta["labels"], "metadata.labels")
-    if meta.get("annotations"):
-        causes += annotation_causes(meta["annotations"], "metadata.annotations")
-    for index, finalizer in enumerate(meta.get("finalizers") or []):
-        if not isinstance(finalizer, str):
-            raise decode_error(resource, "json: cannot unmarshal into Go struct field ObjectMeta.metadata.finalizers "
-                                          "of type string")
-        for problem in names.qualified_name_errors(finalizer):
-            causes.append(errors.cause(f"metadata.finalizers[{index}]", f"Invalid value: {_show(finalizer)}: {problem}"))
-    return causes
+    _walk(meta, objectmeta_validation.OBJECT_META, "metadata", unknown, causes)
+    type_errors = objectmeta_validation.type_errors(meta)
+    if type_errors:
+        done: set[str] = set()
+        for error in type_errors:
+            causes += _causes_for(error, done, prefix="metadata")
+        return causes
+    return causes + objectmeta_validation.rule_causes(resource, meta)
 
 
 # --- kind-specific checks that a schema cannot express ----------------------------------------------------------
@@ -333,13 +263,13 @@ def _workload_causes(obj: dict) -> list[dict[str, str]]:
     template_meta = (spec.get("template") or {}).get("metadata") or {}
     labels = template_meta.get("labels") or {}
     if isinstance(labels, dict) and all(isinstance(v, str) for v in labels.values()):
-        causes += label_causes(labels, "spec.template.metadata.labels")
+        causes += objectmeta_validation.label_causes(labels, "spec.template.metadata.labels")
         if not causes and not _selector_matches(selector, labels):
             shown = "map[string]string{" + ", ".join(f'"{k}":"{v}"' for k, v in sorted(labels.items())) + "}"
             causes.append(errors.cause("spec.template.metadata.labels",
                                        f"Invalid value: {shown}: `selector` does not match template `labels`"))
     if isinstance(template_meta.get("annotations"), dict):
-        causes += annotation_causes(template_meta["annotations"], "spec.template.metadata.annotations")
+        causes += objectmeta_validation.annotation_causes(template_meta["annotations"], "spec.template.metadata.annotations")
     return causes
 
 

@@ -198,8 +198,59 @@ def test_name_wording(builtin_registry) -> None:
 
 
 def test_label_values_must_be_strings(builtin_registry) -> None:
-    with pytest.raises(errors.BadRequest):
+    with pytest.raises(errors.Invalid) as raised:
         validation.prepare(_res(builtin_registry, "", "configmaps"), {"metadata": {"name": "a", "labels": {"k": 1}}})
+    assert [c["field"] for c in raised.value.details["causes"]] == ["metadata.labels.k"]
+
+
+@pytest.mark.parametrize(("metadata", "field"), [
+    ({"ownerReferences": ["str"]}, "metadata.ownerReferences[0]"),
+    ({"ownerReferences": [{"apiVersion": "v1", "kind": "Pod", "name": "p"}]}, "metadata.ownerReferences[0].uid"),
+    ({"ownerReferences": [{"apiVersion": "v1", "kind": "Pod", "name": "p", "uid": 7}]},
+     "metadata.ownerReferences[0].uid"),
+    ({"ownerReferences": [{"apiVersion": "v1", "kind": "Pod", "name": "p", "uid": "u", "controller": "yes"}]},
+     "metadata.ownerReferences[0].controller"),
+    ({"ownerReferences": [{"apiVersion": "", "kind": "Pod", "name": "p", "uid": "u"}]},
+     "metadata.ownerReferences[0].apiVersion"),
+    ({"ownerReferences": [{"apiVersion": "v1", "kind": "Pod", "name": n, "uid": n, "controller": True}
+                          for n in ("a", "b")]}, "metadata.ownerReferences"),
+    ({"finalizers": [3]}, "metadata.finalizers[0]"),
+    ({"finalizers": "example.com/f"}, "metadata.finalizers"),
+    ({"labels": ["a"]}, "metadata.labels"),
+    ({"annotations": {"a": {"b": "c"}}}, "metadata.annotations.a"),
+    ({"managedFields": [{"manager": 1}]}, "metadata.managedFields[0].manager"),
+    ({"managedFields": [{"operation": "Delete"}]}, "metadata.managedFields[0].operation"),
+    ({"creationTimestamp": "yesterday"}, "metadata.creationTimestamp"),
+    ({"generation": 2**64}, "metadata.generation"),
+    ({"deletionGracePeriodSeconds": "30"}, "metadata.deletionGracePeriodSeconds"),
+])
+def test_metadata_is_checked_against_object_meta(builtin_registry, metadata: dict, field: str) -> None:
+    """Wrong types and values anywhere in metadata are 422 with the field's path (issue 8): such an
+    object must never reach storage, where it would blind every informer decoding it."""
+    with pytest.raises(errors.Invalid) as raised:
+        validation.prepare(_res(builtin_registry, "", "pods"), {"metadata": {"name": "a", **metadata}, "spec": {}})
+    assert field in [c["field"] for c in raised.value.details["causes"]], raised.value.details
+
+
+def test_metadata_unknown_fields_are_pruned_or_refused(builtin_registry) -> None:
+    configmaps = _res(builtin_registry, "", "configmaps")
+    with pytest.raises(errors.BadRequest, match='unknown field "metadata.ownerReferences\\[0\\].extra"'):
+        validation.prepare(configmaps, {"metadata": {"name": "a", "ownerReferences": [
+            {"apiVersion": "v1", "kind": "Pod", "name": "p", "uid": "u", "extra": 1}]}})
+    obj = {"metadata": {"name": "a", "bogus": 1}}
+    assert validation.prepare(configmaps, obj, field_validation="Warn") == ['unknown field "metadata.bogus"']
+    assert obj["metadata"] == {"name": "a"}
+
+
+@pytest.mark.parametrize("value", [2**31, -(2**31) - 1, 1099511627776])
+def test_int32_fields_hold_int32_values(builtin_registry, value: int) -> None:
+    """`format: int32` is a range (issue 8): replicas of 2^40 once made the controller create pods without bound."""
+    deployment = {"metadata": {"name": "d"}, "spec": {
+        "replicas": value, "selector": {"matchLabels": {"a": "b"}},
+        "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}}}
+    with pytest.raises(errors.Invalid) as raised:
+        validation.prepare(_res(builtin_registry, "apps", "deployments"), deployment)
+    assert [c["field"] for c in raised.value.details["causes"]] == ["spec.replicas"]
 
 
 def test_custom_resource(reg) -> None:
