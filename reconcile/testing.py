@@ -33,11 +33,11 @@ import httpx
 import pytest
 import yaml
 
-from reconcile.api import etcd_process
 from reconcile.client import aio, api
 from reconcile.core import errors
 from reconcile.engine import clock as clock_mod
 from reconcile.engine.sdk import loading, operator, registry
+from reconcile.etcdserver import embedded
 
 T = TypeVar("T")
 
@@ -86,7 +86,7 @@ class Cluster:
         if self.url:
             return self
         if self.etcd_endpoint is None:
-            self.etcd_endpoint, self._etcd_pid = etcd_process.start_embedded_etcd(self._dir / "etcd", timeout=timeout)
+            self.etcd_endpoint, self._etcd_pid = embedded.start_detached(self._dir / "etcd", timeout=timeout)
         port = _free_port()
         self.url = f"http://127.0.0.1:{port}"
         log = open(self._dir / "apiserver.log", "wb")  # noqa: SIM115 - owned by the child

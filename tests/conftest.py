@@ -22,7 +22,7 @@ from tests import support
 
 @pytest.fixture(scope="session")
 def etcd_endpoint() -> Iterator[str]:
-    from reconcile.store import embedded
+    from reconcile.etcdserver import embedded
 
     with tempfile.TemporaryDirectory(prefix="reconcile-etcd-") as data_dir:
         etcd = embedded.EmbeddedEtcd(Path(data_dir))
