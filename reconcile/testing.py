@@ -29,7 +29,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-import httpx
 import pytest
 import yaml
 
@@ -100,7 +99,8 @@ class Cluster:
         def ready() -> bool:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(f"apiserver exited: {self.log_tail()}")
-            return httpx.get(self.url + "/readyz", timeout=1).status_code == 200
+            self.client.request("GET", "/readyz")  # raises until the server answers 200
+            return True
 
         try:
             wait_for(ready, timeout=timeout, what="the API server")
