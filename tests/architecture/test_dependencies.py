@@ -10,6 +10,7 @@ row in SEAMS (or in ANYWHERE for plain data formats) when it is first imported.
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import tomllib
 from pathlib import Path
@@ -49,6 +50,13 @@ EXTRAS_OF = {"testing.py": ("test",)}
 PYPROJECT = imports.ROOT / "pyproject.toml"
 
 
+@functools.cache
+def _providers() -> dict[str, list[str]]:
+    """import name -> the installed distributions that provide it (slow to compute: once)."""
+    return importlib.metadata.packages_distributions()
+
+
+@functools.cache
 def _declared() -> dict[str, set[str]]:
     """extra ("" for the runtime dependencies) -> the distributions it names, canonical."""
     project = tomllib.loads(PYPROJECT.read_text())["project"]
@@ -70,7 +78,7 @@ def test_every_imported_distribution_is_declared(path: Path) -> None:
     declared = _declared()
     module = imports.relative(path)
     allowed = set(declared[""]).union(*(declared[extra] for extra in EXTRAS_OF.get(module, ())))
-    providers = importlib.metadata.packages_distributions()
+    providers = _providers()
     for imported in imports.third_party(path):
         distributions = {canonicalize_name(d) for d in providers.get(imported.top, [])}
         assert distributions, f"{module}:{imported.line} imports {imported.top}, which no installed distribution provides"
@@ -101,6 +109,6 @@ def test_every_seam_is_used() -> None:
 
 def test_the_declaration_check_can_fail() -> None:
     """`pytest` is installed but only in the test extra: a runtime module importing it is flagged."""
-    providers = importlib.metadata.packages_distributions()
+    providers = _providers()
     assert canonicalize_name(providers["pytest"][0]) not in _declared()[""]
     assert canonicalize_name(providers["pytest"][0]) in _declared()["test"]
