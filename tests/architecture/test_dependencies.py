@@ -31,8 +31,9 @@ SEAMS: dict[str, tuple[str, ...]] = {
     "requests": ("node/docker.py",),  # the docker SDK's transport errors
     "httpx": ("client/",),
     "jinja2": ("core/templating.py",),
-    # the API server's HTTP layer, and the node agent's server
-    "starlette": ("api/http.py", "api/handlers.py", "api/server.py", "api/podproxy.py", "node/server.py"),
+    # the API server's HTTP layer (pipeline.py: the request pipeline's HTTP entry), and the node agent's server
+    "starlette": ("api/http.py", "api/handlers.py", "api/pipeline.py", "api/server.py", "api/podproxy.py",
+                  "node/server.py"),
     "uvicorn": ("api/httpserver.py", "api/server.py", "node/server.py"),
     "jsonschema": ("api/registry.py", "api/validation.py"),
     "fastjsonschema": ("api/validation.py",),
