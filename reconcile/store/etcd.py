@@ -5,7 +5,8 @@ This is the one seam to `etcd3-py`. We only use `AioClient.call_rpc(..., encode=
 keys and values are base64, int64 fields are strings, and zero/false fields are omitted.
 Each member's version is read from its `/version` (with aiohttp, before the store's first request to
 it), never assumed: etcd3-py picks the gateway prefix from it, and a member older than
-`MINIMUM_SERVER_VERSION` is refused with a clear error. Every write is a transaction guarded by a revision compare, so lost updates are impossible.
+`MINIMUM_SERVER_VERSION` is refused with a clear error.
+Every write is a transaction guarded by a revision compare, so lost updates are impossible.
 """
 
 from __future__ import annotations
@@ -584,7 +585,7 @@ class EtcdStore:
     async def _call(
         self, method: str, payload: dict[str, Any], *, retry: bool, revision: int | None = None
     ) -> dict[str, Any]:
-        """POST to the gateway (`method` is relative to `/v3`, e.g. `/kv/range`) with failover. `retry=False` for writes: a request that may have
+        """POST to the gateway (`method` is relative to its prefix, e.g. `/kv/range`) with failover. `retry=False` for writes: a request that may have
         reached etcd is not sent again (a retried create could report KeyExists for itself)."""
         if not self._endpoints:
             raise errors.StoreUnavailable("store is not open")
