@@ -47,7 +47,8 @@ import orjson
 import uvloop
 from etcd3.aio_client import AioClient
 
-from reconcile.store import embedded, etcd
+from reconcile.etcdserver import embedded
+from reconcile.store import etcd
 
 HERE = Path(__file__).resolve().parent
 HOST = "127.0.0.1"

@@ -42,7 +42,7 @@ import yaml
 
 from reconcile.client import aio
 from reconcile.controllers import replicaset
-from reconcile.store import embedded
+from reconcile.etcdserver import embedded
 
 HERE = Path(__file__).resolve().parent
 HOST = "127.0.0.1"

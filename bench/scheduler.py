@@ -33,7 +33,7 @@ from pathlib import Path
 import httpx
 import orjson
 
-from reconcile.store import embedded
+from reconcile.etcdserver import embedded
 
 HOST = "127.0.0.1"
 NAMESPACE = "default"

@@ -9,12 +9,15 @@
             wait_for(lambda: reconcile_cluster.client.get(...)["status"].get("ready"))
 
 Everything is real (no mocks), like controller-runtime's envtest; set `RECONCILE_TEST_ETCD` to
-reuse a running etcd instead of starting one.
+reuse a running etcd instead of starting one. `wait_for` (and `eventually` for async tests) poll a
+condition with a deadline instead of sleeping; `free_port` gives a loopback port for a server a test
+starts. The project's own tests use these same helpers.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import shutil
 import signal
@@ -29,21 +32,24 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-import httpx
 import pytest
 import yaml
 
-from reconcile.api import etcd_process
 from reconcile.client import aio, api
 from reconcile.core import errors
 from reconcile.engine import clock as clock_mod
 from reconcile.engine.sdk import loading, operator, registry
+from reconcile.etcdserver import embedded
 
 T = TypeVar("T")
 
 
 def wait_for(condition: Callable[[], T], *, timeout: float = 15.0, interval: float = 0.02, what: str = "") -> T:
-    """Poll `condition` until it returns something truthy (exceptions count as "not yet")."""
+    """Poll `condition` until it returns something truthy and return that; fail after `timeout` seconds.
+
+    An exception from the condition counts as "not yet" (the thing may not be up); the last one is
+    in the failure message.
+    """
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
     while time.monotonic() < deadline:
@@ -55,13 +61,34 @@ def wait_for(condition: Callable[[], T], *, timeout: float = 15.0, interval: flo
             if value:
                 return value
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}; last error {last_error!r}")
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}: last error {last_error!r}")
 
 
-def _free_port() -> int:
+async def eventually(condition: Callable[[], Any], *, timeout: float = 15.0, interval: float = 0.01,
+                     what: str = "") -> Any:
+    """`wait_for` for async tests: polls a sync or async condition without blocking the event loop
+    the code under test runs on."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = condition()
+            if inspect.isawaitable(value):
+                value = await value
+        except Exception as exc:  # not there yet
+            last_error = exc
+        else:
+            if value:
+                return value
+        await asyncio.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}: last error {last_error!r}")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (the OS picked it), for a server to bind."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        return int(sock.getsockname()[1])
 
 
 class Cluster:
@@ -86,8 +113,8 @@ class Cluster:
         if self.url:
             return self
         if self.etcd_endpoint is None:
-            self.etcd_endpoint, self._etcd_pid = etcd_process.start_embedded_etcd(self._dir / "etcd", timeout=timeout)
-        port = _free_port()
+            self.etcd_endpoint, self._etcd_pid = embedded.start_detached(self._dir / "etcd", timeout=timeout)
+        port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         log = open(self._dir / "apiserver.log", "wb")  # noqa: SIM115 - owned by the child
         self.process = subprocess.Popen(
@@ -100,7 +127,8 @@ class Cluster:
         def ready() -> bool:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(f"apiserver exited: {self.log_tail()}")
-            return httpx.get(self.url + "/readyz", timeout=1).status_code == 200
+            self.client.request("GET", "/readyz")  # raises until the server answers 200
+            return True
 
         try:
             wait_for(ready, timeout=timeout, what="the API server")

@@ -33,7 +33,7 @@ from pathlib import Path
 from reconcile.node import agent as agent_mod
 from reconcile.node import docker as docker_mod
 from reconcile.node import images
-from tests import support
+from tests import prerequisites, support
 
 BRIDGE_PREFIX = "rctest"  # host bridges this module creates: rctest0, rctest1, ...
 TEST_IMAGES = {images.PAUSE_IMAGE: images.PAUSE_DOCKERFILE, images.HELLO_IMAGE: images.HELLO_DOCKERFILE}
@@ -213,9 +213,10 @@ def running_daemon(*, build: bool = True) -> Iterator[DockerDaemon]:
         daemon.stop()
 
 
-def docker_available() -> bool:
-    """Can this machine run private daemons (dockerd installed, root for `ip link`)?"""
-    return bool(shutil.which("dockerd") and shutil.which("ip") and os.geteuid() == 0)
+def require_docker() -> None:
+    """This machine can run private daemons (dockerd, `ip`, root), or the test skips or fails
+    saying what to install (fails under CI and make test: tests/prerequisites.py)."""
+    prerequisites.require_docker()
 
 
 class NodeAgentProcess:

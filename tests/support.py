@@ -1,44 +1,24 @@
-"""Test helpers: start real processes on free ports and wait on conditions with deadlines."""
+"""Test helpers: start real processes on free ports and wait on conditions with deadlines.
+
+`free_port`, `wait_for` and `eventually` are the public test kit's (`reconcile.testing`), so plugin
+authors and this suite wait the same way; they are named here for the tests' convenience.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable
-from typing import Any, TypeVar
 
 import httpx
 
-T = TypeVar("T")
+from reconcile import testing
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(condition: Callable[[], T], *, timeout: float = 10.0, interval: float = 0.02, what: str = "") -> T:
-    """Poll `condition` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            value = condition()
-        except Exception as exc:  # the condition may raise while the thing is not up yet
-            last_error = exc
-        else:
-            if value:
-                return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}: last error {last_error!r}")
+free_port = testing.free_port
+wait_for = testing.wait_for
+eventually = testing.eventually
 
 
 def kubeconfig_text(server: str, namespace: str = "default") -> str:
@@ -100,23 +80,3 @@ class ApiServerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-
-
-async def eventually(condition: Callable[[], Any], *, timeout: float = 10.0, interval: float = 0.01,
-                     what: str = "") -> Any:
-    """`wait_for` for async tests: polls a sync or async condition without blocking the event loop the
-    code under test runs on; an exception from the condition means "not yet"."""
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            value = condition()
-            if inspect.isawaitable(value):
-                value = await value
-        except Exception as exc:  # not there yet
-            last_error = exc
-        else:
-            if value:
-                return value
-        await asyncio.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}: last error {last_error!r}")

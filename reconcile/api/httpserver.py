@@ -5,6 +5,12 @@ uvicorn writes a response's status line and headers on `http.response.start` and
 Content-Length we hold the header block until the body arrives and write both at once, which
 saves a system call here and a wake-up in the client. Streamed (chunked) responses such as watches,
 `100 Continue` and HEAD answers are written at once, as before.
+
+uvicorn offers no public hook for this: `HttpToolsProtocol` lives in an internal module, and we rely
+on `on_headers_complete` creating `self.cycle` whose `transport` the cycle writes through. So
+pyproject.toml pins uvicorn to the minor release this was checked against, and
+tests/architecture/test_library_internals.py runs a real uvicorn server with this protocol to fail
+loudly if an upgrade changes that shape.
 """
 
 from __future__ import annotations

@@ -56,17 +56,17 @@ class Component:
 
 
 def _etcd_start(ctx: UpContext) -> dict[str, Any]:
-    from reconcile.api import etcd_process  # api wraps store: the CLI never imports store
+    from reconcile.etcdserver import embedded
 
     if ctx.etcd_url:
-        if not etcd_process.healthy(ctx.etcd_url):
+        if not embedded.healthy(ctx.etcd_url):
             raise StartError(f"etcd at {ctx.etcd_url} is not healthy")
         ctx.etcd_endpoint = ctx.etcd_url
         return {"external": True, "endpoint": ctx.etcd_url}
     data_dir = ctx.state_dir / "etcd"
-    log = etcd_process.log_path(data_dir)
+    log = embedded.log_path(data_dir)
     try:
-        endpoint, pid = etcd_process.start_embedded_etcd(data_dir)
+        endpoint, pid = embedded.start_detached(data_dir)
     except (RuntimeError, OSError) as exc:
         raise StartError(f"etcd did not start: {exc}") from None
     ctx.etcd_endpoint = endpoint
@@ -75,11 +75,11 @@ def _etcd_start(ctx: UpContext) -> dict[str, Any]:
 
 
 def _etcd_healthy(entry: dict[str, Any]) -> bool:
-    from reconcile.api import etcd_process
+    from reconcile.etcdserver import embedded
 
     if not entry.get("external") and not processes.alive(entry.get("pid"), started=entry.get("started")):
         return False
-    return etcd_process.healthy(entry.get("endpoint", ""))
+    return embedded.healthy(entry.get("endpoint", ""))
 
 
 def _etcd_adopt(ctx: UpContext, entry: dict[str, Any]) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from reconcile.cli import common, printing
+from reconcile.cli import arguments, common, printing
 from reconcile.core import errors
 
 _SKIP_META = ("managedFields",)
@@ -30,10 +30,8 @@ _WIDTH = 14
 @common.handle_errors
 def describe(kind: str, names: tuple[str, ...], namespace: str | None) -> None:
     """Show the details of KIND NAME, including its Events."""
-    from reconcile.cli import resources
-
     session = common.Session()
-    kind, names = resources.split_kind_name(kind, names)
+    kind, names = arguments.split_kind_name(kind, names)
     if not names:
         common.fail("describe needs KIND NAME")
     res = common.resolve(session, kind)

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from reconcile.cli import common, describe, explain, manifests, printing
+from reconcile.cli import arguments, common, describe, explain, manifests, printing
 from reconcile.core import errors
 
 TABLE_ACCEPT = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
@@ -19,14 +19,6 @@ CHUNK = 500
 def register(main: click.Group) -> None:
     for command in (get, delete, api_resources, create, describe.describe, explain.explain):
         main.add_command(command)
-
-
-def split_kind_name(kind: str, names: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
-    """`deploy/web` is the same as `deploy web`."""
-    if "/" in kind:
-        kind, _, name = kind.partition("/")
-        return kind, (name, *names)
-    return kind, names
 
 
 # --- get -----------------------------------------------------------------------------------
@@ -47,7 +39,7 @@ def get(kind: str, names: tuple[str, ...], namespace: str | None, all_namespaces
         field_selector: str | None, output: str | None, watch: bool) -> None:
     """Show resources of KIND (plural, singular, kind or short name; several as KIND,KIND)."""
     session = common.Session()
-    kind, names = split_kind_name(kind, names)
+    kind, names = arguments.split_kind_name(kind, names)
     kinds = common.resolve_kinds(session, [k for k in kind.split(",") if k])
     if len(kinds) > 1 and (names or watch):
         common.fail("several kinds at once work only for listing, without names or --watch")
@@ -266,7 +258,7 @@ def delete(args: tuple[str, ...], filenames: tuple[str, ...], recursive: bool, n
     else:
         if not args:
             common.fail("give KIND NAME... or -f FILE")
-        kind, names = split_kind_name(args[0], tuple(args[1:]))
+        kind, names = arguments.split_kind_name(args[0], tuple(args[1:]))
         if not names:
             common.fail(f'resource(s) were provided, but no name was specified for "{kind}"')
         res = common.resolve(session, kind)

@@ -1,7 +1,7 @@
 """Pod containers -> Docker create arguments, through jinja2 templates an operator can read and change.
 
-Templates render in a `SandboxedEnvironment` with `StrictUndefined` (a typo fails loudly instead
-of silently dropping a setting) and must produce JSON: the keyword arguments of the docker SDK's
+Templates render in the project's one sandboxed jinja2 environment (`reconcile.core.templating`)
+with `StrictUndefined` (a typo fails loudly instead of silently dropping a setting) and must produce JSON: the keyword arguments of the docker SDK's
 `containers.create`. A user's template directory (`--templates DIR`) is searched first, then the
 shipped `templates/`, so overriding one template does not require copying the other.
 """
@@ -13,10 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import jinja2
-import jinja2.sandbox
-
-from reconcile.core import paths, quantities
+from reconcile.core import paths, quantities, templating
 
 CONTAINER_TEMPLATE = "container.json.j2"
 INFRA_TEMPLATE = "infra.json.j2"
@@ -49,25 +46,19 @@ class Renderer:
     """Renders the container and infra templates (compiled once, cached by jinja2)."""
 
     def __init__(self, template_dir: Path | None = None) -> None:
-        loaders: list[jinja2.BaseLoader] = []
+        folders: list[Path] = []
         if template_dir is not None:
             if not Path(template_dir).is_dir():
                 raise RenderError(f"template directory {template_dir} does not exist")
-            loaders.append(jinja2.FileSystemLoader(str(template_dir)))
-        loaders.append(jinja2.FileSystemLoader(str(paths.data_dir("templates"))))
-        self.env = jinja2.sandbox.SandboxedEnvironment(
-            loader=jinja2.ChoiceLoader(loaders),
-            undefined=jinja2.StrictUndefined,
-            autoescape=False,
-            keep_trailing_newline=False,
-        )
-        self.env.filters["cpu_nanos"] = _cpu_nanos
-        self.env.filters["bytes"] = _bytes
+            folders.append(Path(template_dir))
+        folders.append(paths.data_dir("templates"))
+        self.templates = templating.Templates(templating.directories(folders), strict=True,
+                                              filters={"cpu_nanos": _cpu_nanos, "bytes": _bytes})
 
     def render(self, template: str, **context: Any) -> dict[str, Any]:
         try:
-            text = self.env.get_template(template).render(**context)
-        except jinja2.TemplateError as exc:
+            text = self.templates.render(template, **context)
+        except templating.TemplateError as exc:
             raise RenderError(f"template {template}: {exc}") from exc
         except (ValueError, TypeError, ArithmeticError) as exc:  # a filter given a bad quantity
             raise RenderError(f"template {template}: {exc}") from exc

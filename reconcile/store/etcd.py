@@ -3,6 +3,9 @@
 This is the one seam to `etcd3-py`. We only use `AioClient.call_rpc(..., encode=False, raw=True)`
 (the JSON gateway, raw aiohttp responses): the modelized calls are about 7x slower. In the gateway,
 keys and values are base64, int64 fields are strings, and zero/false fields are omitted.
+Each member's version is read from its `/version` (with aiohttp, before the store's first request to
+it), never assumed: etcd3-py picks the gateway prefix from it, and a member older than
+`MINIMUM_SERVER_VERSION` is refused with a clear error.
 Every write is a transaction guarded by a revision compare, so lost updates are impossible.
 """
 
@@ -80,29 +83,83 @@ class TLSConfig:
         return context
 
 
-class _GatewayClient(AioClient):
-    """`AioClient` for one endpoint, without the blocking version probe it does in `__init__`."""
+# The oldest etcd this store is known to work with: the first release serving the stable `/v3` gateway.
+MINIMUM_SERVER_VERSION = semantic_version.Version("3.4.0")
 
-    def __init__(self, url: str, *, ssl_context: ssl.SSLContext | None, pool_size: int) -> None:
+
+@dataclass(frozen=True, slots=True)
+class ServerVersion:
+    """What an etcd member's `/version` endpoint says."""
+
+    server: str  # `etcdserver`, e.g. "3.5.17"
+    cluster: str  # `etcdcluster`; "not_decided" while a new cluster is bootstrapping
+
+
+class _EndpointUnusable(Exception):
+    """An endpoint's `/version` could not be read: nothing was sent to its gateway, so failing over is safe."""
+
+
+async def _read_version(session: aiohttp.ClientSession, url: str, timeout: aiohttp.ClientTimeout) -> ServerVersion:
+    """GET `url`/version with our own session (etcd3-py's probe is a blocking `requests.get`)."""
+    try:
+        async with session.get(url.rstrip("/") + "/version", timeout=timeout) as response:
+            body = await response.read()
+            status = response.status
+    except (TimeoutError, aiohttp.ClientError) as exc:
+        raise _EndpointUnusable(f"{url}/version: {exc!r}") from exc
+    try:
+        data = orjson.loads(body) if status == 200 else None
+    except orjson.JSONDecodeError:
+        data = None
+    if not isinstance(data, dict) or not isinstance(data.get("etcdserver"), str):
+        raise _EndpointUnusable(f"{url}/version answered HTTP {status}: {body[:200]!r}")
+    version = ServerVersion(server=data["etcdserver"], cluster=str(data.get("etcdcluster") or ""))
+    try:
+        too_old = semantic_version.Version(version.server) < MINIMUM_SERVER_VERSION
+    except ValueError:
+        raise errors.StorageError(f"etcd at {url} reports an unreadable version {version.server!r}") from None
+    if too_old:
+        raise errors.StorageError(f"etcd at {url} is version {version.server}; this store needs "
+                                  f"{MINIMUM_SERVER_VERSION} or newer")
+    return version
+
+
+class _GatewayClient(AioClient):
+    """etcd3-py's `AioClient` for one endpoint whose version was already read (asynchronously).
+
+    This leans on three private parts of etcd3-py, which is why pyproject.toml pins it to the
+    release they were checked against and tests/architecture/test_library_internals.py asserts
+    their shape (it fails loudly if an upgrade changes them):
+    - `AioClient.__init__` is skipped: it builds its own session, without our TLS context (it has
+      none for a server-only CA), cookie jar or serializer. `BaseClient.__init__` sets the rest.
+    - `BaseClient.__init__` calls `_retrieve_version()`, a blocking `requests.get` of `/version`
+      (it would stall the event loop): overridden to take the version we read with aiohttp. etcd3-py
+      then checks it and picks the gateway prefix (`/v3` for 3.4+) from it, as it does by itself.
+    - `_url(method, prefix)` runs `urljoin` on every call (~9 us): overridden to join each URL once.
+    """
+
+    def __init__(self, url: str, *, session: aiohttp.ClientSession, version: ServerVersion,
+                 ssl_context: ssl.SSLContext | None) -> None:
         parts = urlsplit(url)
+        self._urls: dict[tuple[str, bool], str] = {}
         baseclient.BaseClient.__init__(
             self,
             host=parts.hostname or "127.0.0.1",
             port=parts.port or (443 if parts.scheme == "https" else 2379),
             protocol=parts.scheme or "http",
-            pool_size=pool_size,
-            server_version="3.5.0",
-            cluster_version="3.5.0",
+            server_version=version.server,
+            cluster_version=version.cluster,
         )
-        self.api_prefix = "/v3"
         self.ssl_context = ssl_context
-        connector = aiohttp.TCPConnector(limit=pool_size, ssl=ssl_context if ssl_context else True)
-        # etcd sets no cookies: the dummy jar skips matching cookies against every request's URL.
-        self.session = aiohttp.ClientSession(
-            connector=connector, json_serialize=lambda obj: orjson.dumps(obj).decode(),
-            cookie_jar=aiohttp.DummyCookieJar(),
-        )
-        self._urls: dict[tuple[str, bool], str] = {}
+        self.session = session
+
+    def _retrieve_version(self) -> None:
+        """Called by `BaseClient.__init__`: the versions were given to it, read from etcd beforehand."""
+        self.server_version_sem = semantic_version.Version(self.server_version)
+        try:
+            self.cluster_version_sem = semantic_version.Version(self.cluster_version)
+        except ValueError:  # "not_decided": etcd3-py only stores it
+            self.cluster_version_sem = self.server_version_sem
 
     def _url(self, method: str, prefix: bool = True) -> str:
         """The gateway URL of `method`, joined once (the base class runs `urljoin` on every call)."""
@@ -111,9 +168,22 @@ class _GatewayClient(AioClient):
             url = self._urls[(method, prefix)] = super()._url(method, prefix)
         return url
 
-    def _retrieve_version(self) -> None:  # etcd >= 3.4 serves /v3; no synchronous HTTP call in the loop
-        self.server_version_sem = semantic_version.Version(self.server_version)
-        self.cluster_version_sem = semantic_version.Version(self.cluster_version)
+
+@dataclass(slots=True)
+class _Endpoint:
+    """One etcd endpoint: its HTTP sessions, and its gateway clients once its version has been read.
+
+    Invariant: `rpc` and `watch` are None until `version` is set, and set together with it.
+    """
+
+    url: str
+    rpc_session: aiohttp.ClientSession
+    watch_session: aiohttp.ClientSession  # watches hold their connection for their lifetime: an unbounded pool
+    ssl_context: ssl.SSLContext | None
+    connecting: asyncio.Lock  # one `/version` probe at a time
+    version: ServerVersion | None = None
+    rpc: _GatewayClient | None = None
+    watch: _GatewayClient | None = None
 
 
 class WatchFilter:
@@ -159,6 +229,14 @@ class _StreamBroken(Exception):
     """The watch stream ended or failed; reconnect."""
 
 
+def _session(ssl_context: ssl.SSLContext | None, *, limit: int) -> aiohttp.ClientSession:
+    """An aiohttp session for one endpoint's gateway calls (`limit=0`: unbounded, for watches)."""
+    connector = aiohttp.TCPConnector(limit=limit, ssl=ssl_context if ssl_context else True)
+    # etcd sets no cookies: the dummy jar skips matching cookies against every request's URL.
+    return aiohttp.ClientSession(connector=connector, json_serialize=lambda obj: orjson.dumps(obj).decode(),
+                                 cookie_jar=aiohttp.DummyCookieJar())
+
+
 def _b64(data: bytes) -> str:
     return binascii.b2a_base64(data, newline=False).decode("ascii")
 
@@ -192,8 +270,7 @@ class EtcdStore:
         self._timeout = aiohttp.ClientTimeout(total=request_timeout, sock_connect=5)
         self._watch_timeout = aiohttp.ClientTimeout(total=None, sock_connect=5)
         self._pool_size = pool_size
-        self._rpc: list[_GatewayClient] = []
-        self._watch: list[_GatewayClient] = []
+        self._endpoints: list[_Endpoint] = []
         self._current = 0  # index of the endpoint in use
         self._known_compact = 0  # highest revision this store compacted (fallback for errors)
         self.stats: dict[str, int] = {"watch_duplicates_dropped": 0, "watch_reconnects": 0, "failovers": 0}
@@ -201,19 +278,31 @@ class EtcdStore:
     # --- lifecycle ---
 
     async def open(self) -> None:
-        """Create the HTTP sessions (they need the running loop). Does not contact etcd."""
-        if self._rpc:
+        """Create the HTTP sessions (they need the running loop). Does not contact etcd: each
+        endpoint's version is read when the store first uses that endpoint."""
+        if self._endpoints:
             return
         context = self.tls.context() if self.tls else None
-        for url in self.endpoints:
-            self._rpc.append(_GatewayClient(url, ssl_context=context, pool_size=self._pool_size))
-            # watches hold their connection for their lifetime: a separate, unbounded pool
-            self._watch.append(_GatewayClient(url, ssl_context=context, pool_size=0))
+        self._endpoints = [
+            _Endpoint(url, _session(context, limit=self._pool_size), _session(context, limit=0), context,
+                      asyncio.Lock())
+            for url in self.endpoints
+        ]
 
     async def close(self) -> None:
-        clients, self._rpc, self._watch = self._rpc + self._watch, [], []
-        for client in clients:
-            await client.close()
+        endpoints, self._endpoints = self._endpoints, []
+        for endpoint in endpoints:
+            await endpoint.rpc_session.close()
+            await endpoint.watch_session.close()
+
+    async def server_version(self) -> ServerVersion:
+        """The version of the etcd member in use, as its `/version` said when the store first reached it."""
+        await self.current_revision()  # reaches a member, failing over as any read does
+        version = self._endpoints[self._current].version
+        if version is None:  # another task failed over in between: ask the new member
+            version = (await self._connect(self._current)).version
+        assert version is not None
+        return version
 
     async def __aenter__(self) -> EtcdStore:
         await self.open()
@@ -411,10 +500,13 @@ class EtcdStore:
             }
         }
         index = self._current
-        client = self._watch[index]
         try:
+            client = self._endpoints[index].watch or await self._connect(index, for_watch=True)
             response = await client.call_rpc("/watch", request, encode=False, raw=True,
                                              timeout=self._watch_timeout)
+        except _EndpointUnusable as exc:
+            self._fail_over(index)
+            raise _StreamBroken(str(exc)) from exc
         except aiohttp.ClientConnectorError:
             self._fail_over(index)
             raise
@@ -471,6 +563,25 @@ class EtcdStore:
         return Event("PUT", key, _unb64(kv.get("value")), int(kv.get("mod_revision", 0)),
                      int(kv.get("create_revision", 0)), prev_value)
 
+    async def _connect(self, index: int, *, for_watch: bool = False) -> _GatewayClient:
+        """Read endpoint `index`'s version and make its gateway clients (once; later callers wait).
+
+        Raises `_EndpointUnusable` if `/version` cannot be read, `errors.StorageError` if the
+        member is older than `MINIMUM_SERVER_VERSION`.
+        """
+        endpoint = self._endpoints[index]
+        async with endpoint.connecting:
+            if endpoint.version is None:
+                version = await _read_version(endpoint.rpc_session, endpoint.url, self._timeout)
+                endpoint.rpc = _GatewayClient(endpoint.url, session=endpoint.rpc_session, version=version,
+                                              ssl_context=endpoint.ssl_context)
+                endpoint.watch = _GatewayClient(endpoint.url, session=endpoint.watch_session, version=version,
+                                                ssl_context=endpoint.ssl_context)
+                endpoint.version = version
+        client = endpoint.watch if for_watch else endpoint.rpc
+        assert client is not None
+        return client
+
     def _fail_over(self, index: int) -> None:
         """Move to the next endpoint, unless another task already did."""
         if self._current == index and len(self.endpoints) > 1:
@@ -480,22 +591,23 @@ class EtcdStore:
     async def _call(
         self, method: str, payload: dict[str, Any], *, retry: bool, revision: int | None = None
     ) -> dict[str, Any]:
-        """POST to the gateway (`method` is relative to `/v3`, e.g. `/kv/range`) with failover. `retry=False` for writes: a request that may have
+        """POST to the gateway (`method` is relative to its prefix, e.g. `/kv/range`) with failover. `retry=False` for writes: a request that may have
         reached etcd is not sent again (a retried create could report KeyExists for itself)."""
-        if not self._rpc:
+        if not self._endpoints:
             raise errors.StoreUnavailable("store is not open")
         last: Exception | None = None
         body_bytes = orjson.dumps(payload)
         for _attempt in range(len(self.endpoints) + 1):
             index = self._current
             try:
+                client = self._endpoints[index].rpc or await self._connect(index)
                 # Pre-serialized with orjson: given a dict, aiohttp would run the stdlib's json.dumps over
                 # every base64 value (a measurable share of a write's CPU).
-                async with self._rpc[index].call_rpc(method, body_bytes, encode=False, raw=True,
-                                                     timeout=self._timeout, headers={"Content-Type": "application/json"}) as response:
+                async with client.call_rpc(method, body_bytes, encode=False, raw=True,
+                                           timeout=self._timeout, headers={"Content-Type": "application/json"}) as response:
                     body = await response.read()
                     status = response.status
-            except aiohttp.ClientConnectorError as exc:  # never reached etcd: safe to resend
+            except (aiohttp.ClientConnectorError, _EndpointUnusable) as exc:  # never reached etcd: safe to resend
                 last = exc
                 self._fail_over(index)
                 continue

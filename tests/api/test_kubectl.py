@@ -6,7 +6,6 @@ import json
 import os
 import queue
 import re
-import shutil
 import signal
 import subprocess
 import threading
@@ -17,20 +16,17 @@ import httpx
 import pytest
 import yaml
 
+from tests import prerequisites
 from tests.api import helpers
 from tests.api.helpers import deploy_path
 
-
-def _kubectl_binary() -> str | None:
-    found = shutil.which("kubectl")
-    if not found:
-        return None
-    candidate = Path(os.path.realpath(found)).parent / "kubectl.1.32"
-    return str(candidate) if candidate.exists() else None
+KUBECTL = prerequisites.find_kubectl()  # asked for its version; None if no kubectl 1.32 is here
 
 
-KUBECTL = _kubectl_binary()
-pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl.1.32 not found beside the kubectl on PATH")
+@pytest.fixture(scope="module", autouse=True)
+def _kubectl_present() -> None:
+    """Every test here runs the real kubectl 1.32: skip without it, or fail under CI / make test."""
+    prerequisites.require_kubectl()
 
 
 class Kubectl:

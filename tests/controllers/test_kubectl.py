@@ -2,29 +2,22 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from reconcile.client import api
-from tests import support
+from tests import prerequisites, support
 from tests.controllers import helpers
 
-
-def _kubectl_binary() -> str | None:
-    found = shutil.which("kubectl")
-    if not found:
-        return None
-    candidate = Path(os.path.realpath(found)).parent / "kubectl.1.32"
-    return str(candidate) if candidate.exists() else None
+KUBECTL = prerequisites.find_kubectl()  # asked for its version; None if no kubectl 1.32 is here
 
 
-KUBECTL = _kubectl_binary()
-pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl.1.32 not found beside the kubectl on PATH")
+@pytest.fixture(scope="module", autouse=True)
+def _kubectl_present() -> None:
+    """Every test here runs the real kubectl 1.32: skip without it, or fail under CI / make test."""
+    prerequisites.require_kubectl()
 
 
 def kubectl(env: dict[str, str], *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:

@@ -81,8 +81,7 @@ def _start_daemon() -> docker_support.DockerDaemon:
 
 @pytest.fixture(scope="module")
 def cluster(api_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    if not docker_support.docker_available():
-        pytest.skip("needs dockerd, ip and root")
+    docker_support.require_docker()  # skips, or fails under CI / make test, saying what to install
     result = Cluster(server=api_server)
     try:
         suffix = uuid.uuid4().hex[:4]

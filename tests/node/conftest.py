@@ -16,8 +16,7 @@ from tests import docker_support
 @pytest.fixture(scope="session")
 def docker_node() -> Iterator[docker_support.DockerDaemon]:
     """A private dockerd with the test images (`reconcile-pause:1.0`, `reconcile-hello:1.0`) built."""
-    if not docker_support.docker_available():
-        pytest.skip("needs dockerd, ip and root")
+    docker_support.require_docker()  # skips, or fails under CI / make test, saying what to install
     with docker_support.running_daemon() as daemon:
         yield daemon
 

@@ -10,7 +10,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from reconcile.core import errors
-from reconcile.store import embedded, etcd
+from reconcile.etcdserver import embedded
+from reconcile.store import etcd
 from tests import support
 from tests.store import conformance, helpers
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from reconcile.core import errors
-from reconcile.store import embedded, etcd
+from reconcile.etcdserver import embedded
+from reconcile.store import etcd
 from tests import support
 from tests.store import helpers
 

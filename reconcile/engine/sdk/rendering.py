@@ -1,46 +1,28 @@
 """`rc.render(template, **values)`: jinja2 templates (YAML, possibly multi-document) into object dicts.
 
-Sandboxed with StrictUndefined: a template cannot reach Python internals, and a missing value
-is an error instead of an empty string in a manifest.
+Sandboxed with StrictUndefined (`reconcile.core.templating`, the environment the node agent and
+charts use too): a template cannot reach Python internals, and a missing value is an error instead
+of an empty string in a manifest. Errors are jinja2's (`templating.TemplateError` and its kinds).
 """
 
 from __future__ import annotations
 
-import base64
 import functools
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
-import jinja2
-import jinja2.sandbox
 import yaml
 
-from reconcile.core import paths
+from reconcile.core import paths, templating
 from reconcile.engine.sdk import registry as registry_mod
 
 
-def _to_yaml(value: Any) -> str:
-    return yaml.safe_dump(value, default_flow_style=False, sort_keys=False).rstrip("\n")
-
-
-def _b64(value: str | bytes) -> str:
-    return base64.b64encode(value.encode() if isinstance(value, str) else value).decode()
-
-
 @functools.lru_cache(maxsize=32)
-def environment(search_path: tuple[str, ...]) -> jinja2.sandbox.SandboxedEnvironment:
-    env = jinja2.sandbox.SandboxedEnvironment(
-        loader=jinja2.FileSystemLoader(list(search_path)),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        autoescape=False,
-    )
-    env.filters["toyaml"] = _to_yaml
-    env.filters["tojson_compact"] = lambda v: json.dumps(v, separators=(",", ":"))
-    env.filters["b64encode"] = _b64
-    return env
+def environment(search_path: tuple[str, ...]) -> templating.Templates:
+    """The templates of one search path (cached: each template is compiled once per path)."""
+    return templating.Templates(templating.directories(search_path), strict=True, keep_trailing_newline=True,
+                                filters=templating.MANIFEST_FILTERS)
 
 
 def _caller_dir() -> Path | None:
@@ -73,10 +55,10 @@ def search_path(*, directory: str | Path | None = None) -> tuple[str, ...]:
 
 
 def render_text(template_name: str, /, *, directory: str | Path | None = None, **values: Any) -> str:
-    return environment(search_path(directory=directory)).get_template(template_name).render(**values)
+    return environment(search_path(directory=directory)).render(template_name, **values)
 
 
 def render(template_name: str, /, *, directory: str | Path | None = None, **values: Any) -> list[dict[str, Any]]:
     """Render `template_name` and parse it as YAML documents; empty documents are dropped."""
-    text = environment(search_path(directory=directory)).get_template(template_name).render(**values)
+    text = environment(search_path(directory=directory)).render(template_name, **values)
     return [doc for doc in yaml.safe_load_all(text) if doc]

