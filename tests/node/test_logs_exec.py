@@ -191,6 +191,15 @@ def test_reconcile_exec_prints_as_it_goes_and_exits_with_the_code(api_server, cl
     assert missing.returncode == 1 and "not valid" in missing.stderr
 
 
+def test_exec_relays_large_output_in_frames(api_server, printer):
+    size = 3_000_000  # many Docker reads, frames cut across HTTP chunks
+    result = subprocess.run([sys.executable, "-m", "reconcile", "exec", "printer", "-n", printer, "--", "sh", "-c",
+                             f"head -c {size} /dev/zero | tr '\\0' x; echo done >&2"],
+                            env=dict(os.environ, RECONCILE_SERVER=api_server), capture_output=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b"x" * size and result.stderr == b"done\n"
+
+
 def _sleeper(marker: str) -> list[str]:
     """Prints, then sleeps in a child process (so only killing the group ends both), tagged by `marker`."""
     return ["sh", "-c", f"echo started; sleep 86{marker}; echo never"]
