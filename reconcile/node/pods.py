@@ -54,6 +54,8 @@ class NodeContext:
 
 
 class PodSync:
+    """The agent's reconciler for pods: `sync(key)` is safe to call any time, for any key, in any order."""
+
     def __init__(self, ctx: NodeContext) -> None:
         self.ctx = ctx
         self.fetch = environment.fetcher(ctx.client)
