@@ -4,11 +4,23 @@ The agent is found as the kubelet is upstream: the pod's `spec.nodeName`, that N
 InternalIP address and `status.daemonEndpoints.kubeletEndpoint.Port`. Logs stream through
 chunk by chunk (so `follow` works); the agent's errors come back as Status objects and are
 passed on unchanged. The HTTP client is `reconcile.client`'s (httpx stays behind that seam).
+
+Exec (`POST` with `{"command": [...], "container": name}`) runs as long as the command does:
+- A client that accepts `application/vnd.reconcile.exec-stream.v1` gets the agent's exec stream
+  relayed frame by frame as the command writes (format: `reconcile.core.execstream`); a broken
+  agent connection ends it with a Failure status frame.
+- Any other client gets `{"exitCode": N, "output": "stdout and stderr as written"}` once the
+  command has ended (the answer from before streaming, for curl and simple scripts).
+Either way a client that disconnects first ends the agent's connection, and the agent then
+kills the command in the container.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -17,7 +29,7 @@ from starlette.responses import Response, StreamingResponse
 
 from reconcile.api import http, registry, rest, routing
 from reconcile.client import aio
-from reconcile.core import errors
+from reconcile.core import errors, execstream
 
 SUBRESOURCES = frozenset({"log", "exec"})
 LOG_PARAMS = ("follow", "tailLines", "sinceSeconds", "timestamps", "previous", "limitBytes")
@@ -113,12 +125,111 @@ async def _exec(api: rest.Rest, request: Request, pod: dict[str, Any]) -> Respon
     if not isinstance(command, list) or not command or not all(isinstance(c, str) for c in command):
         raise errors.BadRequest("exec: command must be a non-empty list of strings")
     base = await _agent_url(api, pod)
-    async with aio.AsyncClient(base) as agent:
+    agent = aio.AsyncClient(base)
+    try:
+        upstream = await agent.request("POST", _path("exec", pod, container), json={"command": command},
+                                       headers={"Accept": execstream.ACCEPT}, stream=True)
+    except errors.ApiError as exc:
+        await agent.close()
+        raise _from_agent(exc, pod, base) from None
+
+    async def close() -> None:
+        await upstream.aclose()
+        await agent.close()
+
+    frames = _relay(upstream.aiter_raw(), close, node=(pod.get("spec") or {}).get("nodeName") or "")
+    if execstream.MEDIA_TYPE in request.headers.get("accept", ""):
+        return StreamingResponse(frames, media_type=execstream.MEDIA_TYPE)
+    return CollectedExec(frames)
+
+
+async def _relay(chunks: AsyncIterator[bytes], close: Callable[[], Awaitable[None]], *,
+                 node: str) -> AsyncIterator[bytes]:
+    """The agent's exec stream as whole frames, always ending with a status frame.
+
+    Cancelled when the client disconnects: the cancellation reaches the read from the agent, and
+    httpcore then closes that connection (shielded), which is what tells the agent to kill.
+    """
+    decoder = execstream.Decoder()
+    ended = False
+    try:
+        async for chunk in chunks:
+            frames = decoder.feed(chunk)
+            if frames:
+                ended = ended or any(channel == execstream.STATUS for channel, _ in frames)
+                yield b"".join(execstream.frame(channel, payload) for channel, payload in frames)
+        if not ended:
+            yield execstream.error_frame(errors.ServiceUnavailable(
+                f"the exec stream from the node agent of node {node} ended before the command did"))
+    except Exception as exc:  # a broken read (httpx's errors stay behind reconcile.client) or bytes not frames
+        yield execstream.error_frame(errors.ServiceUnavailable(
+            f"lost the node agent of node {node}: {type(exc).__name__}: {exc}"))
+    finally:
+        await _close_detached(close)
+
+
+_closing: set[asyncio.Task[None]] = set()  # closes under way, referenced until done
+
+
+async def _close_detached(close: Callable[[], Awaitable[None]]) -> None:
+    """Run `close` to its end even when this task is being cancelled (the client left): a close
+    cut short could leave the agent's connection open, and the command running with it."""
+    task = asyncio.ensure_future(close())
+    _closing.add(task)
+    task.add_done_callback(_closing.discard)
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.shield(task)
+
+
+class CollectedExec(Response):
+    """The buffered exec answer `{"exitCode", "output"}`, sent once the command has ended.
+
+    Nothing is sent before the end, so the status code can still say how it ended (a 503 when the
+    agent was lost). Meanwhile the client is watched: if it disconnects, reading from the agent is
+    cancelled, which closes that connection and so ends the command.
+    """
+
+    def __init__(self, frames: AsyncIterator[bytes]) -> None:
+        super().__init__(media_type=http.JSON)
+        self.frames = frames
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        collect = asyncio.ensure_future(_collect(self.frames))
+        gone = asyncio.ensure_future(_disconnected(receive))
         try:
-            response = await agent.request("POST", _path("exec", pod, container), json={"command": command})
+            await asyncio.wait({collect, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+            if not collect.done():
+                collect.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await collect  # its cleanup closes the agent's connection
+        if collect.cancelled():
+            return
+        try:
+            answer = http.json_response(collect.result())
         except errors.ApiError as exc:
-            raise _from_agent(exc, pod, base) from None
-        return http.json_response(response.content)
+            answer = http.status_response(exc)
+        await answer(scope, receive, send)
+
+
+async def _collect(frames: AsyncIterator[bytes]) -> dict[str, Any]:
+    decoder = execstream.Decoder()
+    output = bytearray()
+    status: dict[str, Any] = {}
+    async with contextlib.aclosing(frames):  # type: ignore[type-var]
+        async for chunk in frames:
+            for channel, payload in decoder.feed(chunk):
+                if channel == execstream.STATUS:
+                    status = json.loads(payload)
+                else:
+                    output += payload
+    return {"exitCode": execstream.exit_code(status), "output": output.decode("utf-8", "replace")}
+
+
+async def _disconnected(receive: Any) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 def _from_agent(exc: errors.ApiError, pod: dict[str, Any], base: str) -> errors.ApiError:

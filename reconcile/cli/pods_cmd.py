@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterable
 from typing import Any
 
 import click
 
 from reconcile.cli import common
-from reconcile.core import errors, selectors
+from reconcile.core import errors, execstream, selectors
 
 
 def register(main: click.Group) -> None:
@@ -83,18 +84,42 @@ def logs(target: str, container: str | None, follow: bool, tail: int | None, pre
 @common.connection_options
 @common.handle_errors
 def exec_command(pod: str, command: tuple[str, ...], container: str | None, namespace: str | None) -> None:
-    """Run COMMAND in a container of POD (`reconcile exec POD -- CMD ARGS`); exits with its exit code."""
+    """Run COMMAND in a container of POD (`reconcile exec POD -- CMD ARGS`); exits with its exit code.
+
+    Output is printed as the command writes it (stdout to stdout, stderr to stderr), for as long
+    as it runs; interrupting this command (Ctrl-C) ends the command in the container too.
+    """
     session = common.Session()
     ns = namespace or session.namespace
     body: dict[str, Any] = {"command": list(command)}
     if container:
         body["container"] = container
     try:
-        response = session.client.request("POST", f"/api/v1/namespaces/{ns}/pods/{pod}/exec", json=body)
+        response = session.client.request("POST", f"/api/v1/namespaces/{ns}/pods/{pod}/exec", json=body,
+                                          headers={"Accept": execstream.ACCEPT}, stream=True)
     except errors.NotFound as exc:
         common.fail(exc.message)
         return
-    result = json.loads(response.content)
-    sys.stdout.write(result.get("output", ""))
-    sys.stdout.flush()
-    sys.exit(int(result.get("exitCode") or 0))
+    try:
+        status = _print_exec_stream(response.iter_raw())
+    finally:
+        response.close()  # early (an interrupt) too: the API server sees the client go and the command is killed
+    if status is None:
+        common.fail("exec: the connection ended before the command did")
+        return
+    sys.exit(execstream.exit_code(status))
+
+
+def _print_exec_stream(chunks: Iterable[bytes]) -> dict[str, Any] | None:
+    """Write the stream's output as it arrives; its status frame (None if the stream was cut off)."""
+    decoder = execstream.Decoder()
+    status: dict[str, Any] | None = None
+    for chunk in chunks:
+        for channel, payload in decoder.feed(chunk):
+            if channel == execstream.STATUS:
+                status = json.loads(payload)
+                continue
+            out = sys.stdout if channel == execstream.STDOUT else sys.stderr
+            out.buffer.write(payload)
+            out.buffer.flush()
+    return status

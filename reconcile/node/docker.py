@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,7 +23,10 @@ import docker
 import docker.errors
 import requests.exceptions
 
+from reconcile.node import procfs
+
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class DockerError(Exception):
@@ -200,25 +205,28 @@ class DockerRuntime:
             if "already in progress" not in str(exc):
                 raise
 
+    async def exec_stream(self, container_id: str, command: list[str]) -> ExecSession:
+        """Prepare `command` in a running container; it starts when the session's output is read."""
+        created = await self._run(self._api.exec_create, container_id, command, stdout=True, stderr=True)
+        return ExecSession(self, container_id, str(created["Id"]))
+
     async def exec(self, container_id: str, command: list[str], *, timeout: float = 30) -> tuple[int, bytes]:
-        """Run `command` in the container; (exit code, stdout+stderr). Raises TimeoutError after `timeout`."""
+        """Run `command` to its end; (exit code, stdout+stderr). After `timeout` the command is killed
+        and TimeoutError raised (probes: a hung check must not pile up processes in the container)."""
+        session = await self.exec_stream(container_id, command)
+        chunks: list[bytes] = []
 
-        def run() -> tuple[int, bytes]:
-            created = self._api.exec_create(container_id, command, stdout=True, stderr=True)
-            output = self._api.exec_start(created["Id"], stream=False, demux=False)
-            code = self._api.exec_inspect(created["Id"]).get("ExitCode")
-            return (int(code) if code is not None else -1), (output or b"")
+        async def run() -> int:
+            async with contextlib.aclosing(session.output()) as output:
+                async for _, data in output:
+                    chunks.append(data)
+            return await session.exit_code()
 
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._slow, run)  # a hung command must not hold a docker worker
         try:
-            return await asyncio.wait_for(future, timeout)
-        except TimeoutError:
-            raise
-        except DockerError:
-            raise
-        except Exception as exc:
-            raise _translate(exc) from exc
+            code = await asyncio.wait_for(run(), timeout)
+        finally:
+            session.abort()
+        return code, b"".join(chunks)
 
     def logs(self, container_id: str, *, follow: bool, tail: int | None, since: float | None,
              timestamps: bool) -> AsyncIterator[bytes]:
@@ -246,6 +254,90 @@ class DockerRuntime:
         self._slow.shutdown(wait=False, cancel_futures=True)
         with contextlib.suppress(Exception):
             self._client.close()
+
+
+class ExecSession:
+    """One command run in a container with `docker exec`: its output as it comes, then its exit code.
+
+    Docker cannot signal an exec'd process and lets it run on when the exec's connection goes, so
+    a caller that leaves early calls `abort`: it finds the process through `exec inspect` and
+    kills it (its process group) with a second exec inside the container (see `procfs`).
+    """
+
+    def __init__(self, runtime: DockerRuntime, container_id: str, exec_id: str) -> None:
+        self._runtime = runtime
+        self.container_id = container_id
+        self.exec_id = exec_id
+        # Invariant: once `_aborted` is set under the lock, the command is never started; if it was
+        # started first, the abort sees `_stream` set and kills what runs.
+        self._lock = threading.Lock()
+        self._stream: Any = None  # the SDK's CancellableStream once started
+        self._aborted = False
+        self._ended = False  # the output ran to its end: the command is over
+
+    def output(self) -> AsyncIterator[tuple[int, bytes]]:
+        """(1 for stdout or 2 for stderr, bytes) as the command writes them, until it ends."""
+
+        def open_stream() -> Any:
+            with self._lock:
+                if self._aborted:
+                    return iter(())
+                self._stream = self._runtime._api.exec_start(self.exec_id, stream=True, demux=True)
+                return self._stream
+
+        async def frames() -> AsyncIterator[tuple[int, bytes]]:
+            async with contextlib.aclosing(_threaded_stream(open_stream)) as stream:
+                async for out, err in stream:
+                    if out:
+                        yield 1, out
+                    if err:
+                        yield 2, err
+            self._ended = True
+
+        return frames()
+
+    async def exit_code(self) -> int:
+        """The command's exit code, once its output ended (-1 when Docker does not know it)."""
+        info = await self._runtime._run(self._runtime._api.exec_inspect, self.exec_id)
+        code = info.get("ExitCode")
+        return int(code) if code is not None else -1
+
+    def abort(self) -> None:
+        """Kill the command if it still runs. Never awaits: it is called from cleanup code that may be
+        running because its task is being cancelled, so the work goes to a thread of the slow pool."""
+        with self._lock:
+            if self._ended or self._aborted:
+                return
+            self._aborted = True
+            started = self._stream is not None
+        if started:
+            with contextlib.suppress(RuntimeError):  # the pool is shut down: the agent is stopping
+                self._runtime._slow.submit(self._kill)
+
+    def _kill(self) -> None:
+        api = self._runtime._api
+        try:
+            info: dict[str, Any] = {}
+            for _ in range(50):  # Docker marks an exec running a moment before it records its pid
+                info = api.exec_inspect(self.exec_id)
+                if not info.get("Running") or info.get("Pid"):
+                    break
+                time.sleep(0.02)
+            if not info.get("Running"):
+                return
+            target = procfs.locate(int(info.get("Pid") or 0), self.container_id)
+            if target is None:
+                log.warning("exec %s in container %s: cannot find its process from this host (a remote "
+                            "engine?); it runs on", self.exec_id[:12], self.container_id[:12])
+                return
+            killer = api.exec_create(self.container_id, target.kill_command(), stdout=True, stderr=True)
+            api.exec_start(killer["Id"])
+        except Exception as exc:  # a thread of its own: nobody else would hear of it
+            log.warning("exec %s in container %s: could not kill it: %s", self.exec_id[:12], self.container_id[:12],
+                        _translate(exc) if not isinstance(exc, DockerError) else exc)
+        finally:
+            with contextlib.suppress(Exception):
+                self._stream.close()  # the reader thread ends now even if something still holds the pipe
 
 
 async def _threaded_stream(open_stream: Callable[[], Iterable[Any]]) -> AsyncIterator[Any]:

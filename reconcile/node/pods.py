@@ -1,9 +1,10 @@
 """Pod sync: make Docker match one pod, level-triggered, from the pod and the containers found by labels.
 
 `PodSync.sync(key)` reads the pod from the informer's cache and the pod's containers from
-Docker (by labels, never from memory), decides what to create, restart, kill or remove, and
-writes the pod's status when it changed. The little it remembers (crash and image-pull backoff)
-only delays work; losing it on a restart costs nothing but an earlier retry.
+Docker (by labels, never from memory), asks `plan.compute` what to do, carries that out on
+Docker and writes the pod's status when it changed. The decisions live in `plan` (pure) and the
+little that is remembered between syncs (crash and image-pull backoff) in `backoff`; this
+module only reads the world and acts.
 """
 
 from __future__ import annotations
@@ -19,49 +20,22 @@ from reconcile.client import informer as informer_mod
 from reconcile.core import errors, meta
 from reconcile.engine import clock as clock_mod
 from reconcile.engine import controller
-from reconcile.node import containers, docker, environment, probes, render, status, volumes
+from reconcile.node import backoff, containers, docker, environment, plan, probes, render, status, volumes
 from reconcile.node import events as node_events
 
 log = logging.getLogger(__name__)
 
-CRASH_BACKOFF_INITIAL = 10.0  # seconds before the second restart; doubles per crash
-CRASH_BACKOFF_CAP = 300.0
-BACKOFF_RESET_AFTER = 600.0  # a container that ran this long resets its crash backoff
-PULL_BACKOFF_INITIAL = 10.0
-PULL_BACKOFF_CAP = 300.0
 CONFIG_RETRY = 5.0  # CreateContainerConfigError: look for the ConfigMap/Secret again after this
+DIED_AT_ONCE_RETRY = 0.05  # a new attempt died at once: look again (its die event may be gone)
+# A new sandbox or a stopped container changes what the next decision depends on, so the
+# plan is made again after them; bounded so a container that will not stop cannot spin a sync.
+MAX_ROUNDS = 3
 
 
 def default_pull_policy(image: str) -> str:
     """Kubernetes' default: `:latest` (or no tag) means Always, anything else IfNotPresent."""
     _, tag = docker.split_image(image)
     return "Always" if tag == "latest" else "IfNotPresent"
-
-
-def should_restart(policy: str, exit_code: int) -> bool:
-    return policy == "Always" or (policy == "OnFailure" and exit_code != 0)
-
-
-def crash_delay(streak: int) -> float:
-    """No delay for the first restart; 10 s for the second, doubling to 300 s."""
-    if streak <= 0:
-        return 0.0
-    return min(CRASH_BACKOFF_CAP, CRASH_BACKOFF_INITIAL * 2 ** (streak - 1))
-
-
-@dataclass
-class _Streak:
-    """Crash backoff of one container: restarts in a row without a long (10 min) run between."""
-
-    counted_id: str = ""  # the dead instance last counted, so one crash counts once
-    streak: int = 0
-    restarted_at: float = 0.0  # clock.now() of the last restart
-
-
-@dataclass
-class _Pull:
-    delay: float
-    not_before: float  # clock.now() before which no pull is tried
 
 
 @dataclass
@@ -80,11 +54,13 @@ class NodeContext:
 
 
 class PodSync:
+    """The agent's reconciler for pods: `sync(key)` is safe to call any time, for any key, in any order."""
+
     def __init__(self, ctx: NodeContext) -> None:
         self.ctx = ctx
         self.fetch = environment.fetcher(ctx.client)
-        self._streaks: dict[tuple[str, str], _Streak] = {}  # (uid, container name) -> crash backoff
-        self._pulls: dict[tuple[str, str], _Pull] = {}  # (uid, image) -> pull backoff
+        self.crashes = backoff.CrashBackoff()
+        self.pulls = backoff.PullBackoff()
         self._terminating: dict[str, asyncio.Task[None]] = {}  # uid -> graceful deletion in progress
         # uid -> (last status written, resourceVersion it got): compared instead of the cached pod
         # while the informer has not caught up with our own write
@@ -95,106 +71,112 @@ class PodSync:
     async def sync(self, key: controller.Key) -> controller.Result | None:
         namespace, name = key
         pod = self.ctx.store.get(namespace, name)
-        labels = {containers.LABEL_NODE: self.ctx.node.name, containers.LABEL_NAMESPACE: namespace,
-                  containers.LABEL_NAME: name}
-        found = [containers.from_inspect(d) for d in await self.ctx.runtime.list(labels=labels)]
-        uid = (pod or {}).get("metadata", {}).get("uid")
-        strangers = [i for i in found if i.pod_uid != uid]
-        if strangers:
-            await self._remove_pod_containers(strangers)
-        if pod is None:
-            return None
-        mine = [i for i in found if i.pod_uid == uid]
-        if pod["metadata"].get("deletionTimestamp"):
+        found = await self._list({containers.LABEL_NODE: self.ctx.node.name, containers.LABEL_NAMESPACE: namespace,
+                                  containers.LABEL_NAME: name})
+        decided = self._plan(pod, found)
+        if decided.remove:
+            await self._remove_pod_containers(list(decided.remove))
+        if decided.terminate:
+            assert pod is not None
             self._terminate_later(pod)
             return None
-        if (pod.get("status") or {}).get("phase") in status.TERMINAL:
-            for inst in mine:
-                if inst.running and inst.name == containers.INFRA:
-                    await self.ctx.runtime.stop(inst.id, timeout=1)  # a finished pod keeps no sandbox
+        for inst in decided.stop_sandbox:
+            await self.ctx.runtime.stop(inst.id, timeout=1)
+        if pod is None or not decided.live:
             return None
-        return await self._sync_running(pod, mine)
+        return await self._sync_running(pod, decided)
+
+    def _plan(self, pod: dict[str, Any] | None, found: list[containers.Instance]) -> plan.PodPlan:
+        uid = (pod or {}).get("metadata", {}).get("uid")
+        return plan.compute(pod, found, streaks=self.crashes.of(uid) if uid else {}, now=self.ctx.clock.now(),
+                            wall=self.ctx.clock.wall())
+
+    async def _list(self, labels: dict[str, str]) -> list[containers.Instance]:
+        return [containers.from_inspect(d) for d in await self.ctx.runtime.list(labels=labels)]
+
+    async def _list_pod(self, uid: str) -> list[containers.Instance]:
+        return await self._list({containers.LABEL_UID: uid, containers.LABEL_NODE: self.ctx.node.name})
 
     # --- a live pod ------------------------------------------------------------------------
 
-    async def _sync_running(self, pod: dict[str, Any], mine: list[containers.Instance]) -> controller.Result | None:
+    async def _sync_running(self, pod: dict[str, Any], decided: plan.PodPlan) -> controller.Result | None:
+        """Steps that change the ground the plan stands on first (sandbox, stops), then the rest."""
         uid = pod["metadata"]["uid"]
-        spec = pod.get("spec") or {}
-        policy = spec.get("restartPolicy") or "Always"
-        requeue: list[float] = []
-        grouped = containers.by_container(mine)
-        infra = (grouped.get(containers.INFRA) or [None])[-1]
-        views: list[status.ContainerView] = []
-        if infra is None or not infra.running:
-            try:
-                infra, grouped = await self._new_sandbox(pod, infra, grouped)
-            except (docker.DockerError, render.RenderError) as exc:
-                message = f"Failed to create pod sandbox: {exc}"
-                self.ctx.events.emit(pod, "FailedCreatePodSandBox", message, type="Warning")
-                for c in spec.get("containers") or []:
-                    views.append(status.ContainerView(c, None, None, waiting=("ContainerCreating", message)))
-                await self._write_status(pod, views, pod_ip=None)
-                return controller.Result(requeue_after=CONFIG_RETRY)
+        for _ in range(MAX_ROUNDS):
+            if decided.sandbox is not None:
+                try:
+                    mine = await self._new_sandbox(pod, decided.sandbox)
+                except (docker.DockerError, render.RenderError) as exc:
+                    return await self._sandbox_failed(pod, exc)
+            elif decided.to_stop:
+                for step in decided.to_stop:
+                    assert step.latest is not None
+                    self.ctx.events.emit(pod, "Killing", f"Container {step.name} definition changed, will be restarted")
+                    await self.ctx.runtime.stop(step.latest.id, timeout=_grace(pod))
+                mine = await self._list_pod(uid)
+            else:
+                break
+            decided = self._plan(pod, mine)
+        if decided.sandbox is not None or decided.infra is None:  # the new sandbox died at once
+            return controller.Result(requeue_after=DIED_AT_ONCE_RETRY)
+        return await self._carry_out(pod, decided, decided.infra)
+
+    async def _carry_out(self, pod: dict[str, Any], decided: plan.PodPlan,
+                         infra: containers.Instance) -> controller.Result | None:
+        uid = pod["metadata"]["uid"]
+        requeue = [decided.requeue_after] if decided.requeue_after is not None else []
         pod_ip = infra.ip_addresses.get(self.ctx.node.network) or None
         context_pod = _with_ips(pod, pod_ip, self.ctx.node.address)
         host_paths: dict[str, str] | None = None
         running: dict[str, str] = {}
-        for c in spec.get("containers") or []:
-            attempts = grouped.get(c["name"]) or []
-            latest = attempts[-1] if attempts else None
-            view = status.ContainerView(c, latest, attempts[-2] if len(attempts) > 1 else None)
+        views: list[status.ContainerView] = []
+        garbage = list(decided.garbage)
+        for step in decided.containers:
+            view = status.ContainerView(step.spec, step.latest, step.previous)
             views.append(view)
-            if latest is not None and latest.running:
-                if not latest.spec_hash or latest.spec_hash == containers.spec_hash(c):
-                    self._track(view, uid, c, latest, pod, pod_ip)
-                    running[c["name"]] = latest.id
-                    continue
-                self.ctx.events.emit(pod, "Killing", f"Container {c['name']} definition changed, will be restarted")
-                await self.ctx.runtime.stop(latest.id, timeout=_grace(pod))
-                latest = await self._refresh(latest)
-                view.latest = latest
-            if latest is not None and latest.status == "created" and not latest.error:
-                await self.ctx.runtime.start(latest.id)  # created by an agent that died before starting it
-                view.latest = await self._refresh(latest)
+            if step.action is plan.Action.RUNNING:
+                assert step.latest is not None
+                self._track(view, uid, step.spec, step.latest, pod, pod_ip)
+                running[step.name] = step.latest.id
+            elif step.action is plan.Action.STOP:
+                requeue.append(DIED_AT_ONCE_RETRY)  # it would not stop within MAX_ROUNDS: look again soon
+            elif step.action is plan.Action.START_CREATED:
+                assert step.latest is not None
+                await self.ctx.runtime.start(step.latest.id)  # created by an agent that died before starting it
+                view.latest = await self._refresh(step.latest)
                 if view.latest and view.latest.running:
-                    self._track(view, uid, c, view.latest, pod, pod_ip)
-                    running[c["name"]] = view.latest.id
-                continue
-            if latest is not None and latest.terminated:
-                if not should_restart(policy, latest.exit_code):
-                    continue
-                wait = self._crash_wait(uid, c["name"], latest)
-                if wait > 0:
-                    delay = crash_delay(self._streaks[(uid, c["name"])].streak)
-                    message = (f"back-off {delay:g}s restarting failed container={c['name']} "
-                               f"pod={pod['metadata']['name']}_{pod['metadata'].get('namespace')}({uid})")
-                    view.waiting = ("CrashLoopBackOff", message)
-                    self.ctx.events.emit(pod, "BackOff", "Back-off restarting failed container "
-                                         f"{c['name']} in pod {pod['metadata']['name']}", type="Warning")
+                    self._track(view, uid, step.spec, view.latest, pod, pod_ip)
+                    running[step.name] = view.latest.id
+            elif step.action is plan.Action.BACK_OFF:
+                view.waiting = ("CrashLoopBackOff", step.message)
+                self.ctx.events.emit(pod, "BackOff", "Back-off restarting failed container "
+                                     f"{step.name} in pod {pod['metadata']['name']}", type="Warning")
+            elif step.action is plan.Action.START:
+                if host_paths is None:
+                    try:
+                        host_paths = await self.ctx.volumes.prepare(pod)
+                    except volumes.VolumeError as exc:
+                        view.waiting = ("CreateContainerConfigError", str(exc))
+                        requeue.append(CONFIG_RETRY)
+                        continue
+                started, wait = await self._start(context_pod, step.spec, view, infra, step.attempt, host_paths)
+                if wait is not None:
                     requeue.append(wait)
+                if started is None:
                     continue
-            if host_paths is None:
-                try:
-                    host_paths = await self.ctx.volumes.prepare(pod)
-                except volumes.VolumeError as exc:
-                    view.waiting = ("CreateContainerConfigError", str(exc))
-                    requeue.append(CONFIG_RETRY)
-                    continue
-            attempt = latest.restarts + 1 if latest is not None else 0
-            started, wait = await self._start(context_pod, c, view, infra, attempt, host_paths)
-            if wait is not None:
-                requeue.append(wait)
-            if started is not None:
-                if latest is not None and latest.terminated:
-                    self._count_restart(uid, c["name"], latest)
-                view.previous, view.latest = latest, started
+                if step.latest is not None and step.latest.terminated:
+                    self.crashes.restarted(uid, step.name, step.latest, now=self.ctx.clock.now())
+                if step.supersedes is not None:
+                    garbage.append(step.supersedes)  # kept: the new attempt and the one it replaces
+                view.previous, view.latest = step.latest, started
                 if started.running:
-                    self._track(view, uid, c, started, pod, pod_ip)
-                    running[c["name"]] = started.id
+                    self._track(view, uid, step.spec, started, pod, pod_ip)
+                    running[step.name] = started.id
                 else:
-                    requeue.append(0.05)  # it died at once: look again (the die event may be gone)
+                    requeue.append(DIED_AT_ONCE_RETRY)
         self.ctx.probes.retain(uid, running)
-        await self._collect_garbage(grouped, views, infra)
+        for inst in garbage:
+            await self.ctx.runtime.remove(inst.id)
         await self._write_status(pod, views, pod_ip=pod_ip)
         return controller.Result(requeue_after=min(requeue)) if requeue else None
 
@@ -214,30 +196,31 @@ class PodSync:
 
     # --- sandbox -----------------------------------------------------------------------------
 
-    async def _new_sandbox(self, pod: dict[str, Any], old: containers.Instance | None,
-                           grouped: dict[str, list[containers.Instance]]
-                           ) -> tuple[containers.Instance, dict[str, list[containers.Instance]]]:
-        """A new infra container; app containers still running in the old namespace are killed first."""
-        for name, attempts in grouped.items():
-            for inst in attempts:
-                if name != containers.INFRA and inst.running:
-                    self.ctx.events.emit(pod, "Killing", f"Stopping container {name}: pod sandbox changed")
-                    await self.ctx.runtime.kill(inst.id)
-        for inst in grouped.get(containers.INFRA) or []:
+    async def _new_sandbox(self, pod: dict[str, Any], sandbox: plan.Sandbox) -> list[containers.Instance]:
+        """A new infra container, after killing what ran in the old namespace; the pod's instances after."""
+        for inst in sandbox.kill:
+            self.ctx.events.emit(pod, "Killing", f"Stopping container {inst.name}: pod sandbox changed")
+            await self.ctx.runtime.kill(inst.id)
+        for inst in sandbox.remove:
             await self.ctx.runtime.remove(inst.id)
-        attempt = old.restarts + 1 if old is not None else 0
-        labels = containers.labels_for(pod, containers.INFRA, node=self.ctx.node.name, restarts=attempt)
+        labels = containers.labels_for(pod, containers.INFRA, node=self.ctx.node.name, restarts=sandbox.attempt)
         spec = self.ctx.renderer.infra(pod=pod, node=self.ctx.node, labels=labels,
-                                       name=containers.docker_name(pod, containers.INFRA, attempt))
+                                       name=containers.docker_name(pod, containers.INFRA, sandbox.attempt))
         container_id = await self.ctx.runtime.create(spec)
         await self.ctx.runtime.start(container_id)
-        labels_of_pod = {containers.LABEL_UID: pod["metadata"]["uid"], containers.LABEL_NODE: self.ctx.node.name}
-        found = [containers.from_inspect(d) for d in await self.ctx.runtime.list(labels=labels_of_pod)]
-        grouped = containers.by_container(found)
+        found = await self._list_pod(pod["metadata"]["uid"])
         infra = next((i for i in found if i.id == container_id), None)
         if infra is None or not infra.running:
             raise docker.DockerError("the infra container stopped right after it started")
-        return infra, grouped
+        return found
+
+    async def _sandbox_failed(self, pod: dict[str, Any], exc: Exception) -> controller.Result:
+        message = f"Failed to create pod sandbox: {exc}"
+        self.ctx.events.emit(pod, "FailedCreatePodSandBox", message, type="Warning")
+        views = [status.ContainerView(c, None, None, waiting=("ContainerCreating", message))
+                 for c in (pod.get("spec") or {}).get("containers") or []]
+        await self._write_status(pod, views, pod_ip=None)
+        return controller.Result(requeue_after=CONFIG_RETRY)
 
     # --- one container -------------------------------------------------------------------------
 
@@ -292,13 +275,12 @@ class PodSync:
                 return False, CONFIG_RETRY
             self.ctx.events.emit(pod, "Pulled", f'Container image "{image}" already present on machine')
             return True, None
-        key = (pod["metadata"]["uid"], image)
-        backoff = self._pulls.get(key)
-        now = self.ctx.clock.now()
-        if backoff is not None and now < backoff.not_before:
+        uid = pod["metadata"]["uid"]
+        wait = self.pulls.wait(uid, image, now=self.ctx.clock.now())
+        if wait > 0:
             view.waiting = ("ImagePullBackOff", f'Back-off pulling image "{image}"')
             self.ctx.events.emit(pod, "BackOff", f'Back-off pulling image "{image}"', type="Normal")
-            return False, backoff.not_before - now
+            return False, wait
         self.ctx.events.emit(pod, "Pulling", f'Pulling image "{image}"')
         started = self.ctx.clock.now()
         try:
@@ -308,56 +290,17 @@ class PodSync:
                 self.ctx.events.emit(pod, "Failed", f'Failed to pull image "{image}", using the image present on '
                                      f"the node: {exc}", type="Warning")
                 return True, None
-            delay = PULL_BACKOFF_INITIAL if backoff is None else min(PULL_BACKOFF_CAP, backoff.delay * 2)
-            self._pulls[key] = _Pull(delay, self.ctx.clock.now() + delay)
+            delay = self.pulls.failed(uid, image, now=self.ctx.clock.now())
             message = f'Failed to pull image "{image}": {exc}'
             view.waiting = ("ErrImagePull", message)
             self.ctx.events.emit(pod, "Failed", message, type="Warning")
             return False, delay
-        self._pulls.pop(key, None)
+        self.pulls.succeeded(uid, image)
         self.ctx.events.emit(pod, "Pulled", f'Successfully pulled image "{image}" in '
                              f"{self.ctx.clock.now() - started:.3f}s")
         return True, None
 
-    # --- crash backoff -------------------------------------------------------------------------
-
-    def _crash_wait(self, uid: str, name: str, dead: containers.Instance) -> float:
-        """Seconds left before `dead` may be restarted (0: now)."""
-        record = self._streaks.get((uid, name)) or _Streak()
-        if dead.ran_for() >= BACKOFF_RESET_AFTER:
-            record.streak = 0
-        self._streaks[(uid, name)] = record
-        delay = crash_delay(record.streak)
-        if delay <= 0:
-            return 0.0
-        finished = dead.finished_at_datetime()
-        if finished is not None:
-            elapsed = (self.ctx.clock.wall() - finished).total_seconds()
-        else:  # it never ran (failed to start): count from when we last started it
-            elapsed = self.ctx.clock.now() - record.restarted_at
-        return max(0.0, delay - elapsed)
-
-    def _count_restart(self, uid: str, name: str, dead: containers.Instance) -> None:
-        record = self._streaks.setdefault((uid, name), _Streak())
-        if record.counted_id != dead.id:
-            record.counted_id, record.streak = dead.id, record.streak + 1
-        record.restarted_at = self.ctx.clock.now()
-
     # --- cleanup -------------------------------------------------------------------------------
-
-    async def _collect_garbage(self, grouped: dict[str, list[containers.Instance]],
-                               views: list[status.ContainerView], infra: containers.Instance) -> None:
-        """Keep the current and the previous attempt of each container (for `logs --previous`)."""
-        keep = {infra.id}
-        for view in views:
-            keep.update(i.id for i in (view.latest, view.previous) if i is not None)
-        names = {v.spec["name"] for v in views}
-        for name, attempts in grouped.items():
-            for inst in attempts:
-                if inst.id in keep or (inst.running and name in names):
-                    continue
-                if name == containers.INFRA or not inst.running or name not in names:
-                    await self.ctx.runtime.remove(inst.id)
 
     async def _remove_pod_containers(self, instances: list[containers.Instance]) -> None:
         """Containers of pods that no longer exist (or were replaced under the same name): go now."""
@@ -370,9 +313,8 @@ class PodSync:
 
     def _forget(self, uid: str) -> None:
         self._written.pop(uid, None)
-        for table in (self._streaks, self._pulls):
-            for key in [k for k in table if k[0] == uid]:
-                del table[key]  # type: ignore[arg-type]
+        self.crashes.forget(uid)
+        self.pulls.forget(uid)
 
     # --- graceful deletion ---------------------------------------------------------------------
 

@@ -1,7 +1,13 @@
 """The agent's own HTTP server (the kubelet's port): container logs, exec, healthz.
 
-The API server proxies `pods/{name}/log` and `pods/{name}/exec` here. Errors are answered as
-Kubernetes `Status` objects so the proxy (and the client behind it) map them like any API error.
+The API server proxies `pods/{name}/log` and `pods/{name}/exec` here. Errors found before any
+output are answered as Kubernetes `Status` objects so the proxy (and the client behind it) map
+them like any API error.
+
+`POST /exec/{namespace}/{pod}/{container}` with `{"command": [...]}` answers an exec stream
+(`reconcile.core.execstream`: stdout and stderr frames as the command writes them, then a status
+frame with its exit code) for as long as the command runs: there is no time limit. When the
+caller goes before the command ends, the command is killed in the container.
 """
 
 from __future__ import annotations
@@ -19,14 +25,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from reconcile.core import errors
+from reconcile.core import errors, execstream
 from reconcile.node import containers, docker
 
 # (namespace, pod, container, previous) -> the container instance to read, or raise errors.*
 Lookup = Callable[[str, str, str, bool], Awaitable[containers.Instance]]
-
-EXEC_TIMEOUT = 300.0
-
 
 def _status(error: errors.ApiError) -> JSONResponse:
     return JSONResponse(error.to_status(), status_code=error.code)
@@ -83,11 +86,8 @@ def create_app(runtime: docker.DockerRuntime, lookup: Lookup) -> Starlette:
         inst = await lookup(p["namespace"], p["pod"], p["container"], False)
         if not inst.running:
             raise errors.BadRequest(f"container {p['container']} is not running")
-        try:
-            code, output = await runtime.exec(inst.id, command, timeout=float(body.get("timeout") or EXEC_TIMEOUT))
-        except TimeoutError:
-            raise errors.Timeout("exec: the command did not finish in time") from None
-        return JSONResponse({"exitCode": code, "output": output.decode("utf-8", "replace")})
+        session = await runtime.exec_stream(inst.id, command)
+        return StreamingResponse(_exec_frames(session), media_type=execstream.MEDIA_TYPE)
 
     routes = [
         Route("/healthz", healthz),
@@ -111,6 +111,23 @@ async def _limited(stream: AsyncIterator[bytes], limit: int | None) -> AsyncIter
     finally:
         with contextlib.suppress(Exception):
             await stream.aclose()  # type: ignore[attr-defined]
+
+
+async def _exec_frames(session: docker.ExecSession) -> AsyncIterator[bytes]:
+    """The exec stream of one command: its output frame by frame, then its exit status.
+
+    Starlette cancels this generator when the caller disconnects; `abort` (which never awaits, so
+    cancellation cannot cut it short) then kills the command, which would otherwise run on.
+    """
+    try:
+        async with contextlib.aclosing(session.output()) as output:
+            async for channel, data in output:
+                yield execstream.frame(channel, data)
+        yield execstream.status_frame(execstream.exit_status(await session.exit_code()))
+    except docker.DockerError as exc:
+        yield execstream.error_frame(errors.InternalError(f"exec: {exc}"))
+    finally:
+        session.abort()
 
 
 class AgentServer:

@@ -156,3 +156,26 @@ def test_a_command_that_cannot_start_backs_off_instead_of_spinning(client, names
     assert len(attempts) <= 2  # current + previous kept; no pile of attempts
     assert helpers.container_status(obj, "app")["restartCount"] == 1
     assert helpers.container_status(obj, "app")["lastState"]["terminated"]["exitCode"] != 0
+
+
+def test_a_changed_container_definition_is_restarted_in_place(client, namespace, node_agent, docker_node):
+    client.create("v1", "pods", helpers.pod("changing", node_agent.name, helpers.container(command=SLEEPER),
+                                            helpers.container("steady", command=SLEEPER)), namespace=namespace)
+    obj = helpers.wait_pod(client, namespace, "changing", helpers.running_ready, what="changing Ready")
+    uid = obj["metadata"]["uid"]
+    old = helpers.app_containers(docker_node, uid, "app")[0]
+    steady = helpers.app_containers(docker_node, uid, "steady")[0]["Id"]
+    client.patch("v1", "pods", "changing", {"spec": {"containers": [
+        {"name": "app", "image": helpers.PAUSE, "command": SLEEPER}, {"name": "steady", "image": helpers.HELLO,
+                                                                    "command": SLEEPER}]}}, namespace=namespace)
+    obj = helpers.wait_pod(client, namespace, "changing",
+                           lambda o: helpers.running_ready(o) and helpers.container_status(o, "app")["restartCount"] == 1,
+                           what="app restarted with its new image")
+    [new] = helpers.app_containers(docker_node, uid, "app")
+    assert new["Id"] != old["Id"] and new["Config"]["Image"] == helpers.PAUSE
+    assert new["Config"]["Labels"]["reconcile.container.hash"] != old["Config"]["Labels"]["reconcile.container.hash"]
+    assert helpers.container_status(obj, "app")["image"] == helpers.PAUSE
+    assert [c["Id"] for c in helpers.app_containers(docker_node, uid, "steady")] == [steady], "the other kept running"
+    assert docker_node.inspect(old["Id"])["State"]["Status"] == "exited", "the old attempt is kept as previous"
+    messages = [e["message"] for e in _events(client, namespace, "changing") if e["reason"] == "Killing"]
+    assert "Container app definition changed, will be restarted" in messages

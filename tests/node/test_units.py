@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from reconcile.node import containers, docker, environment, pods, render, status, volumes
+from reconcile.node import backoff, containers, docker, environment, plan, pods, render, status, volumes
 
 NODE = render.NodeView("n1", "127.0.0.1", "reconcile-n1", "reconcile-pause:1.0", "10.9.0.0/24")
 POD = {"metadata": {"name": "p", "namespace": "ns", "uid": "u-1"},
@@ -40,8 +40,8 @@ def test_terminal_phase_is_sticky():
 
 
 def test_crash_backoff_first_restart_is_immediate_then_doubles_to_the_cap():
-    assert [pods.crash_delay(n) for n in range(7)] == [0, 10, 20, 40, 80, 160, 300]
-    assert pods.crash_delay(50) == 300
+    assert [backoff.crash_delay(n) for n in range(7)] == [0, 10, 20, 40, 80, 160, 300]
+    assert backoff.crash_delay(50) == 300
 
 
 @pytest.mark.parametrize(("image", "policy"), [
@@ -59,8 +59,8 @@ def test_split_image_handles_registry_ports_and_digests():
 
 
 def test_should_restart():
-    assert pods.should_restart("Always", 0) and pods.should_restart("OnFailure", 1)
-    assert not pods.should_restart("OnFailure", 0) and not pods.should_restart("Never", 1)
+    assert plan.should_restart("Always", 0) and plan.should_restart("OnFailure", 1)
+    assert not plan.should_restart("OnFailure", 0) and not plan.should_restart("Never", 1)
 
 
 def test_container_template_maps_the_pod_onto_docker_arguments():
