@@ -10,10 +10,9 @@ as a cluster administrator. Its name says what it is, so nobody mistakes it for 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
-
-from starlette.requests import Request
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,9 +30,17 @@ ANONYMOUS = UserInfo("system:anonymous", groups=("system:unauthenticated",))
 SERVER = UserInfo("system:apiserver", groups=("system:masters", "system:authenticated"))
 
 
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """What a request presents, handed over by the pipeline (so authenticators know no HTTP library)."""
+
+    headers: Mapping[str, str]  # Authorization, impersonation headers, ... (names in any case)
+    peer_certificate: bytes | None = None  # DER, when the client authenticated with a TLS certificate
+
+
 class Authenticator(Protocol):
-    async def authenticate(self, request: Request) -> UserInfo | None:
-        """The user the request's credentials prove, or None when it carries none this one knows."""
+    async def authenticate(self, credentials: Credentials) -> UserInfo | None:
+        """The user the credentials prove, or None when they carry nothing this one knows."""
         ...
 
 
@@ -43,5 +50,5 @@ class TrustEveryone:
 
     USER = UserInfo("system:admin", groups=("system:masters", "system:authenticated"))
 
-    async def authenticate(self, request: Request) -> UserInfo | None:
+    async def authenticate(self, credentials: Credentials) -> UserInfo | None:
         return self.USER

@@ -13,9 +13,6 @@ import functools
 import json
 from typing import Any
 
-import fastjsonschema
-import jsonschema
-
 from reconcile.api import registry, structural
 from reconcile.core import errors, meta, names
 
@@ -57,28 +54,14 @@ OBJECT_META = {  # k8s.io/apimachinery ObjectMeta, as a structural schema
 }
 
 
-class _Compiled:
-    """The ObjectMeta validators, built once: fastjsonschema says "valid" fast, jsonschema says why not."""
-
-    def __init__(self) -> None:
-        translated = structural.to_jsonschema(OBJECT_META)
-        self.validator = jsonschema.Draft7Validator(translated)
-        self.fast = fastjsonschema.compile(translated, formats={"date-time": lambda value: True})
-
-
 @functools.cache
-def _compiled() -> _Compiled:
-    return _Compiled()
+def _validator() -> structural.SchemaValidator:
+    return structural.SchemaValidator(OBJECT_META)
 
 
-def type_errors(metadata: dict[str, Any]) -> list[jsonschema.ValidationError]:
+def type_errors(metadata: dict[str, Any]) -> list[structural.ValidationError]:
     """Where `metadata` does not fit ObjectMeta's types (empty when it does)."""
-    compiled = _compiled()
-    try:
-        compiled.fast(metadata)
-        return []
-    except fastjsonschema.JsonSchemaException:
-        return list(compiled.validator.iter_errors(metadata))
+    return _validator().errors(metadata)
 
 
 def name_causes(value: str, field: str, kind: str) -> list[Cause]:

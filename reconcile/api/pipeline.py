@@ -77,7 +77,7 @@ class Pipeline:
         await response(scope, receive, send)
 
     async def authenticate(self, request: Request, target: Target) -> authn.UserInfo:
-        user = await self.authenticator.authenticate(request)
+        user = await self.authenticator.authenticate(authn.Credentials(request.headers))
         if user is not None:
             return user
         if target.path in PUBLIC_PATHS:

@@ -12,7 +12,6 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-import jsonschema
 import yaml
 
 from reconcile.api import structural
@@ -177,10 +176,9 @@ def _version_causes(path: str, version: Any, seen: set[str]) -> list[dict[str, s
         causes.append(errors.cause(f"{path}.schema.openAPIV3Schema", "Required value: schemas are required",
                                    "FieldValueRequired"))
     else:
-        try:
-            jsonschema.Draft7Validator.check_schema(structural.to_jsonschema(schema))
-        except jsonschema.SchemaError as exc:
-            causes.append(errors.cause(f"{path}.schema.openAPIV3Schema", f"Invalid value: {exc.message}"))
+        problem = structural.schema_problem(schema)
+        if problem is not None:
+            causes.append(errors.cause(f"{path}.schema.openAPIV3Schema", f"Invalid value: {problem}"))
         if schema.get("type", "object") != "object":
             causes.append(errors.cause(f"{path}.schema.openAPIV3Schema.type",
                                        f'Unsupported value: "{schema.get("type")}": supported values: "object"',

@@ -1,7 +1,7 @@
 """Defaulting, unknown-field handling and validation of objects against their resource's schema.
 
 One pass of our own walks the object with the structural schema (it has to: defaults, null pruning and
-unknown fields are not JSON Schema notions); the value checks then go through a `jsonschema` validator
+unknown fields are not JSON Schema notions); the value checks then go through a JSON Schema validator (`structural.SchemaValidator`)
 compiled once per `Resource`. Messages follow Kubernetes word for word because kubectl prints them.
 ObjectMeta is fixed, so it is checked against its own schema (`objectmeta_validation`), never the CRD's.
 """
@@ -14,9 +14,6 @@ import json
 from collections import deque
 from typing import Any
 
-import fastjsonschema
-import jsonschema
-
 from reconcile.api import objectmeta_validation, registry, structural
 from reconcile.core import errors
 
@@ -27,40 +24,17 @@ _ROOT_FIXED = ("apiVersion", "kind", "metadata")  # always allowed at the top; c
 
 
 class Compiled:
-    """What `prepare` needs per Resource, built once: the jsonschema validator and the raw schema."""
+    """What `prepare` needs per Resource, built once: the raw schema (for the structural walk) and
+    its validator (for the value checks)."""
 
     def __init__(self, resource: registry.Resource) -> None:
         root = dict(resource.schema)
         props = dict(root.get("properties") or {})
-        for key in _ROOT_FIXED:  # ObjectMeta is checked by code, apiVersion/kind by the server
+        for key in _ROOT_FIXED:  # ObjectMeta is checked on its own, apiVersion/kind by the server
             props.pop(key, None)
         root["properties"] = props
         self.schema = root
-        translated = structural.to_jsonschema(root)
-        self.validator = jsonschema.Draft7Validator(translated)
-        # The fast path: fastjsonschema compiles the schema to Python code (an order of magnitude
-        # faster per object). It only ever says "valid"; on any failure jsonschema judges again and
-        # reports every cause, so what is accepted and what is reported is jsonschema's word.
-        try:
-            self.fast_check: Any = fastjsonschema.compile(translated, formats=_ANY_FORMAT)
-        except fastjsonschema.JsonSchemaDefinitionException:
-            self.fast_check = None  # a schema it cannot compile: jsonschema alone
-
-    def valid_fast(self, body: dict) -> bool:
-        if self.fast_check is None:
-            return False
-        try:
-            self.fast_check(body)
-        except fastjsonschema.JsonSchemaException:
-            return False
-        return True
-
-
-# Formats are not checked (as with jsonschema without a format checker): any string passes.
-_ANY_FORMAT = {name: (lambda value: True) for name in (
-    "date-time", "date", "time", "email", "hostname", "ipv4", "ipv6", "uri", "uri-reference", "uuid",
-    "regex", "int-or-string", "byte", "int32", "int64", "float", "double", "password", "binary",
-)}
+        self.validator = structural.SchemaValidator(root)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -172,7 +146,7 @@ def format_path(parts: deque | list) -> str:
     return out
 
 
-def _causes_for(error: jsonschema.ValidationError, done: set[str], *, prefix: str = "") -> list[dict[str, str]]:
+def _causes_for(error: structural.ValidationError, done: set[str], *, prefix: str = "") -> list[dict[str, str]]:
     path = format_path(error.absolute_path)
     if prefix:
         path = f"{prefix}.{path}" if path and not path.startswith("[") else f"{prefix}{path}"
@@ -309,9 +283,8 @@ def prepare(resource: registry.Resource, obj: dict, *, field_validation: str = "
         del obj[key]
     obj.update(body)
     done: set[str] = set()
-    if not comp.valid_fast(body):
-        for error in comp.validator.iter_errors(body):
-            causes += _causes_for(error, done)
+    for error in comp.validator.errors(body):
+        causes += _causes_for(error, done)
     check = _KIND_CHECKS.get((resource.group, resource.kind)) if resource.builtin else None
     if check is not None and not causes:
         causes += check(obj)
