@@ -24,11 +24,12 @@ class Strategy:
 
     def prepare_for_create(self, resource: registry.Resource, obj: dict[str, Any]) -> None:
         """Server-set fields of a new object. Clients do not set status on create: it is reset,
-        and built-in kinds answer with at least `status: {}` as upstream's typed objects do."""
+        and built-in kinds answer with the status upstream's typed objects serialize when empty:
+        `{}`, with the zero value of each required field (a ReplicaSet's `replicas: 0`)."""
         if resource.has_status:
             obj.pop("status", None)
             if resource.builtin:
-                obj["status"] = {}
+                obj["status"] = zero_value((resource.schema.get("properties") or {}).get("status") or {})
 
     def prepare_for_update(self, resource: registry.Resource, old: dict[str, Any], new: dict[str, Any]) -> None:
         """Server-side changes to an update of the main resource (not /status)."""
@@ -70,6 +71,21 @@ class BuiltinStrategy(Strategy):
     """Built-in kinds without rules of their own: upstream answers their finished deletes with a Status."""
 
     returns_deleted_object = False
+
+
+_ZEROS: dict[str, Any] = {"integer": 0, "number": 0, "string": "", "boolean": False}
+
+
+def zero_value(schema: dict[str, Any]) -> Any:
+    """What a Go struct of this schema serializes as when empty: required fields at their zero value
+    (the fields without `omitempty`), nothing else."""
+    kind = schema.get("type")
+    if kind == "array":
+        return []
+    if kind in _ZEROS:
+        return _ZEROS[kind]
+    properties = schema.get("properties") or {}
+    return {name: zero_value(properties.get(name) or {}) for name in schema.get("required") or ()}
 
 
 def invalid(resource: registry.Resource, obj: dict[str, Any], causes: list[Cause]) -> errors.Invalid:
