@@ -17,7 +17,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from reconcile.client import aio, watching
+from reconcile.client import aio, listwatch, watching
+from reconcile.client import options as options_mod
 
 log = logging.getLogger(__name__)
 
@@ -148,9 +149,10 @@ class Informer:
         plural: str,
         *,
         namespace: str | None = None,
+        options: options_mod.ListOptions | None = None,
         label_selector: str | None = None,
         field_selector: str | None = None,
-        page_size: int = 500,
+        page_size: int = listwatch.DEFAULT_PAGE_SIZE,
         indexers: dict[str, IndexFunc] | None = None,
         backoff: watching.Backoff | None = None,
     ) -> None:
@@ -158,8 +160,9 @@ class Informer:
         self.api_version = api_version
         self.plural = plural
         self.namespace = namespace
-        self.label_selector = label_selector
-        self.field_selector = field_selector
+        # What is cached: the selection of every list and watch (the keywords are a shorthand).
+        self.options = options_mod.ListOptions.of(options, label_selector=label_selector,
+                                                  field_selector=field_selector)
         self.page_size = page_size
         self.store = Store(indexers)
         # Invariant: the cursor's resourceVersion never goes backwards, and its `known` map
@@ -178,6 +181,14 @@ class Informer:
         # never cleared (a relist after 410 keeps serving the old cache until it is replaced).
         self._synced = asyncio.Event()
         self.error: BaseException | None = None  # set if the informer stopped on a fatal error
+
+    @property
+    def label_selector(self) -> str | None:
+        return self.options.label_selector
+
+    @property
+    def field_selector(self) -> str | None:
+        return self.options.field_selector
 
     @property
     def has_synced(self) -> bool:
@@ -240,8 +251,7 @@ class Informer:
             self.api_version,
             self.plural,
             namespace=self.namespace,
-            label_selector=self.label_selector,
-            field_selector=self.field_selector,
+            options=self.options,
             page_size=self.page_size,
             cursor=self._cursor,
             backoff=self._backoff,

@@ -22,6 +22,10 @@ INITIAL_EVENTS_END = "k8s.io/initial-events-end"
 _FATAL = (errors.BadRequest, errors.Unauthorized, errors.Forbidden, errors.Invalid, errors.MethodNotAllowed)
 
 
+# 2**64 times any sane initial delay is far beyond any cap; beyond it, floats overflow (~2**1024).
+_MAX_EXPONENT = 64
+
+
 def retryable(exc: errors.ApiError) -> bool:
     """Whether a resilient watch should back off and try again (5xx, 429, 404 of a CRD not yet there...)."""
     return not isinstance(exc, _FATAL)
@@ -66,7 +70,10 @@ class Backoff:
     attempt: int = 0  # failures since the last success; reset() zeroes it
 
     def next(self) -> float:
-        delay = min(self.cap, self.initial * (self.factor**self.attempt))
+        # The exponent stops growing once the cap is reached, so a connection down for hours
+        # (thousands of attempts) never overflows the float and ends the watch.
+        delay = self.initial * (self.factor ** min(self.attempt, _MAX_EXPONENT))
+        delay = min(self.cap, delay)
         self.attempt += 1
         return delay * (0.5 + random.random() / 2)
 
