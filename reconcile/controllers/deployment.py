@@ -36,9 +36,7 @@ class DeploymentController:
         self.ctx = ctx
         self.deployments = ctx.informers.get(API_VERSION, "deployments")
         self.replicasets = ctx.informers.get(API_VERSION, "replicasets")
-        self.controller = controller_mod.Controller(
-            "deployment", self.reconcile, workers=ctx.workers, clock=ctx.clock, metrics=ctx.metrics
-        )
+        self.controller = ctx.controller("deployment", self.reconcile)
         self.controller.watch(self.deployments)
         self.controller.watch(self.replicasets, to_keys=self._rs_keys)
 

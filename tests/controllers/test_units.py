@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from reconcile.controllers import expectations, podutil, rollout
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reconcile.controllers import expectations, nodelifecycle, podutil, rollout
 from reconcile.engine import clock as clock_mod
 
 
@@ -105,3 +108,27 @@ def test_progressing_condition_keeps_transition_time() -> None:
     d = {"metadata": {"generation": 1}, "spec": {"progressDeadlineSeconds": 30}}
     assert not rollout.timed_out(d, status, t1)
     assert rollout.timed_out(d, status, datetime(2026, 1, 1, 0, 2, tzinfo=UTC))
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=4),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(
+        ["phase", "conditions", "type", "status", "lastTransitionTime", "containerStatuses", "restartCount",
+         "nodeName", "tolerations", "key", "operator", "effect", "tolerationSeconds", "x"]), inner, max_size=4),
+    max_leaves=15,
+)
+
+
+@settings(max_examples=300)
+@given(status=_JSON, spec=_JSON)
+def test_pod_facts_read_any_shape_without_raising(status: object, spec: object) -> None:
+    """A pod stored with wrong types must count as not ready, not fail the ReplicaSet that owns it."""
+    pod = {"metadata": {"name": "p", "namespace": "n", "creationTimestamp": "2026-01-01T00:00:00Z"},
+           "status": status, "spec": spec}
+    podutil.is_active(pod)
+    ready = podutil.is_ready(pod)
+    assert podutil.available_in(pod, 5, datetime(2026, 1, 2, tzinfo=UTC)) is None or ready
+    sorted([pod, {"metadata": {"name": "q"}}], key=podutil.deletion_rank)
+    taints = [{"key": nodelifecycle.UNREACHABLE, "effect": "NoExecute"}]
+    seconds = nodelifecycle.toleration_seconds(pod, taints, default=300.0)
+    assert seconds is None or seconds >= 0
