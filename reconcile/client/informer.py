@@ -290,15 +290,31 @@ class Informer:
         return True
 
     async def wait_synced(self, *, timeout: float | None = None) -> None:
-        """Wait for the first list to be in the store (raises the fatal error if the informer died)."""
+        """Wait for the first list to be in the store.
+
+        Raises the fatal error if the informer stopped on one (a 403 will not go away by waiting);
+        an informer stopped without an error (cancelled) may be restarted, so that is waited out.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
         waiter = asyncio.ensure_future(self._synced.wait())
-        pending = {waiter} | ({self._task} if self._task else set())
-        done, _ = await asyncio.wait(pending, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        if waiter not in done:
+        try:
+            while not waiter.done():
+                pending: set[asyncio.Future[Any]] = {waiter}
+                if self._task is not None and not self._task.done():
+                    pending.add(self._task)
+                remaining = None if deadline is None else max(0.0, deadline - loop.time())
+                # while stopped, look again now and then: a supervisor may restart the informer
+                step = remaining if len(pending) > 1 else min(remaining if remaining is not None else 0.5, 0.5)
+                await asyncio.wait(pending, timeout=step, return_when=asyncio.FIRST_COMPLETED)
+                if waiter.done():
+                    return
+                if self.stopped and self.error is not None:
+                    raise self.error
+                if deadline is not None and loop.time() >= deadline:
+                    raise TimeoutError(f"informer for {self.plural} did not sync within {timeout}s")
+        finally:
             waiter.cancel()
-            if self.error is not None:
-                raise self.error
-            raise TimeoutError(f"informer for {self.plural} did not sync within {timeout}s")
 
     async def stop(self) -> None:
         tasks = [t for t in (self._task, *self._late) if t is not None]

@@ -145,3 +145,49 @@ def test_a_replicaset_it_cannot_process_is_skipped_and_reported_while_others_are
     assert _metric(health, 'controller_skipped_objects_total{controller="replicaset"}') == before + 1
     assert _events(client, ns, "broken", "FailedSync")[0]["count"] == 1
     assert httpx.get(health + "/readyz", timeout=5).status_code == 200
+
+
+async def test_readyz_fails_while_a_controller_manager_informer_is_stopped_until_it_is_restarted(
+    api_server: str, client: api.Client, ns: str,
+) -> None:
+    """The real controller-manager runnable in-process: its pod informer's task is ended from outside."""
+    import asyncio
+
+    from reconcile.client import aio
+    from reconcile.controllers import manager as cm
+    from reconcile.engine import manager as manager_mod
+
+    async with aio.AsyncClient(api_server) as ac:
+        mgr = manager_mod.Manager(ac, name="cm-under-test", leader_election=False, health_port=0)
+        controllers = cm.Controllers(ac, ac, workers=2, metrics=mgr.metrics)
+        mgr.add(controllers, needs_leader=True)
+        mgr.add_health_check(controllers.supervisor)
+        running = asyncio.create_task(mgr.run())
+        try:
+            def synced() -> bool:
+                informers = controllers.informers.known().values() if controllers.informers else []
+                return bool(controllers.controllers) and all(inf.has_synced for inf in informers)
+
+            await support.eventually(synced, timeout=30, what="controllers up, informers synced")
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{mgr.health_port}") as http:
+                await support.eventually(lambda: _ok(http, "/readyz"), what="ready")
+                pods = controllers.informers.get("v1", "pods")  # type: ignore[union-attr]
+                next(t for t in asyncio.all_tasks() if t.get_name() == "informer:pods").cancel()
+                await support.eventually(lambda: pods.stopped, what="pod informer stopped")
+                response = await http.get("/readyz")
+                assert response.status_code == 503 and "informer for pods stopped" in response.text
+                assert (await http.get("/healthz")).status_code == 200  # within the grace: not a restart yet
+                await support.eventually(lambda: _ok(http, "/readyz"), timeout=15, what="ready after restart")
+                assert pods.restarts == 1 and not pods.stopped
+                # and the restarted informer feeds the ReplicaSet controller again
+                rs = await ac.create("apps/v1", "replicasets", _replicaset("again", 2), namespace=ns)
+                await support.eventually(lambda: len(_owned(client, ns, rs["metadata"]["uid"])) == 2, timeout=30,
+                                         what="pods created after the restart")
+                assert 'informer_restarts_total{resource="pods"} 1.0' in (await http.get("/metrics")).text
+        finally:
+            await mgr.stop()
+            await asyncio.wait_for(running, 30)
+
+
+async def _ok(http: httpx.AsyncClient, path: str) -> bool:
+    return (await http.get(path)).status_code == 200
