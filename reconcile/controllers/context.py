@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconcile.client import aio
+from reconcile.controllers import batching
 from reconcile.controllers import informers as informers_mod
 from reconcile.engine import badobjects
 from reconcile.engine import clock as clock_mod
@@ -29,7 +30,7 @@ class ControllerContext:
     metrics: metrics_mod.Metrics | None = None  # per-controller queue and reconcile metrics
     workers: int = 4  # workers per controller (a key never runs on two at once)
     reporter: badobjects.Reporter | None = None  # objects the controllers cannot decode or process
-    burst_replicas: int = 500  # at most this many pods created or deleted per ReplicaSet sync
+    burst_replicas: int = batching.BURST_REPLICAS  # at most this many pods created or deleted per ReplicaSet sync
 
     def controller(self, name: str, reconcile: controller_mod.Reconciler, *,
                    lookup: Callable[[controller_mod.Key], dict[str, Any] | None] | None = None,

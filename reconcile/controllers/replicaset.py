@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 API_VERSION = "apps/v1"
 KIND = "ReplicaSet"
-BURST_REPLICAS = 500  # at most this many creates or deletes per sync (upstream burstReplicas)
+BURST_REPLICAS = batching.BURST_REPLICAS  # at most this many creates or deletes per sync
 
 Key = controller_mod.Key
 
@@ -151,7 +151,7 @@ class ReplicaSetController:
         diff = len(pods) - wanted
         name = rs["metadata"]["name"]
         if diff < 0:
-            count = min(-diff, self.ctx.burst_replicas)
+            count = batching.per_sync(-diff, burst=self.ctx.burst_replicas)
             self.expectations.expect_creations(key, count)
             created_names: list[str] = []
 
@@ -173,7 +173,7 @@ class ReplicaSetController:
                 await self.ctx.event(rs, reason="FailedCreate", message=f"Error creating: {error}", type="Warning")
             return error
         if diff > 0:
-            victims = sorted(pods, key=podutil.deletion_rank)[: min(diff, self.ctx.burst_replicas)]
+            victims = sorted(pods, key=podutil.deletion_rank)[: batching.per_sync(diff, burst=self.ctx.burst_replicas)]
             self.expectations.expect_deletions(key, [p["metadata"]["uid"] for p in victims])
             deleted: list[str] = []
             first_error: BaseException | None = None

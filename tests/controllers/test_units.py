@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconcile.controllers import expectations, nodelifecycle, podutil, rollout
+from reconcile.controllers import batching, expectations, nodelifecycle, podutil, rollout
 from reconcile.engine import clock as clock_mod
 
 
@@ -132,3 +132,43 @@ def test_pod_facts_read_any_shape_without_raising(status: object, spec: object) 
     taints = [{"key": nodelifecycle.UNREACHABLE, "effect": "NoExecute"}]
     seconds = nodelifecycle.toleration_seconds(pod, taints, default=300.0)
     assert seconds is None or seconds >= 0
+
+
+@given(count=st.integers(0, 5000), initial=st.integers(1, 8))
+def test_slow_start_batches_double_and_add_up(count: int, initial: int) -> None:
+    sizes = list(batching.batch_sizes(count, initial=initial))
+    assert sum(sizes) == count and all(s > 0 for s in sizes)
+    if sizes:
+        assert sizes[0] == min(count, initial)
+        assert all(b <= 2 * a for a, b in zip(sizes, sizes[1:], strict=False))
+        assert all(b == 2 * a for a, b in zip(sizes, sizes[1:-1], strict=False))  # only the last is cut short
+        assert len(sizes) <= max(1, count).bit_length() + 1
+
+
+def test_slow_start_batches_of_a_default_burst() -> None:
+    assert list(batching.batch_sizes(batching.per_sync(10**12))) == [1, 2, 4, 8, 16, 32, 64, 128, 245]
+    assert batching.per_sync(3) == 3 and batching.per_sync(-4) == 0 and batching.per_sync(900, burst=20) == 20
+
+
+@settings(max_examples=100)
+@given(count=st.integers(1, 300), fail_at=st.integers(1, 400))
+async def test_slow_start_stops_after_the_batch_with_the_first_failure(count: int, fail_at: int) -> None:
+    calls = 0
+
+    async def call() -> None:
+        nonlocal calls
+        calls += 1
+        if calls == fail_at:
+            raise RuntimeError("rejected")
+
+    done, error = await batching.slow_start(count, call)
+    if fail_at > count:
+        assert (done, error, calls) == (count, None, count)
+        return
+    # every batch up to and including the one holding the failing call ran; nothing after it
+    ran = 0
+    for size in batching.batch_sizes(count):
+        ran += size
+        if ran >= fail_at:
+            break
+    assert calls == ran and done == ran - 1 and isinstance(error, RuntimeError)
