@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 from hypothesis import given, settings
@@ -172,3 +173,59 @@ async def test_slow_start_stops_after_the_batch_with_the_first_failure(count: in
         if ran >= fail_at:
             break
     assert calls == ran and done == ran - 1 and isinstance(error, RuntimeError)
+
+
+_TEMPLATE = {"metadata": {"labels": {"app": "web"}},
+             "spec": {"containers": [{"name": "main", "image": "nginx:1"}], "restartPolicy": "Always",
+                      "volumes": [{"name": "scratch", "emptyDir": {}}]}}
+
+
+def _through_a_typed_client(template: dict) -> dict:
+    """What `kubectl rollout undo` sends back: Go's encoding adds null timestamps and empty resources."""
+    out = json.loads(json.dumps(template))
+    out.setdefault("metadata", {})["creationTimestamp"] = None
+    for container in out["spec"]["containers"]:
+        container.setdefault("resources", {})
+    out["spec"].setdefault("securityContext", {})
+    return out
+
+
+def test_templates_equal_but_for_defaulted_empty_fields_are_one_revision() -> None:
+    echoed = _through_a_typed_client(_TEMPLATE)
+    assert rollout.same_template(_TEMPLATE, echoed)
+    assert rollout.template_hash(_TEMPLATE) == rollout.template_hash(echoed)
+    hashed = {**echoed, "metadata": {**echoed["metadata"], "labels": {"app": "web", "pod-template-hash": "x"}}}
+    assert rollout.same_template(_TEMPLATE, hashed)
+    # what selects behaviour still counts: an image, a volume's empty source, a resource request
+    changed = json.loads(json.dumps(_TEMPLATE))
+    changed["spec"]["containers"][0]["resources"] = {"requests": {"cpu": "1"}}
+    assert not rollout.same_template(_TEMPLATE, changed)
+    no_source = json.loads(json.dumps(_TEMPLATE))
+    no_source["spec"]["volumes"] = [{"name": "scratch"}]
+    assert not rollout.same_template(_TEMPLATE, no_source)
+    assert rollout.template_hash(no_source) != rollout.template_hash(_TEMPLATE)
+
+
+_EMPTY = st.sampled_from([None, {}, []])
+
+
+@settings(max_examples=200)
+@given(extra=st.dictionaries(st.sampled_from(["resources", "securityContext", "env", "args", "ports", "x"]), _EMPTY,
+                             max_size=4),
+       pod_extra=st.dictionaries(st.sampled_from(["nodeSelector", "tolerations", "affinity", "securityContext"]),
+                                 _EMPTY, max_size=4))
+def test_empty_or_null_fields_never_make_a_new_revision(extra: dict, pod_extra: dict) -> None:
+    echoed = json.loads(json.dumps(_TEMPLATE))
+    echoed["spec"]["containers"][0].update(extra)
+    echoed["spec"].update(pod_extra)
+    assert rollout.same_template(_TEMPLATE, echoed)
+    assert rollout.template_hash(echoed) == rollout.template_hash(_TEMPLATE)
+
+
+def test_revision_history_keeps_the_revisions_a_reused_replicaset_held() -> None:
+    assert rollout.revision_history(None, "1") == "1"
+    assert rollout.revision_history("1", "3") == "1,3"
+    long = ",".join(str(i) for i in range(1000, 1500))  # 2499 characters
+    trimmed = rollout.revision_history(long, "9999")
+    assert trimmed is not None and trimmed.endswith(",9999") and len(trimmed) <= rollout.MAX_REVISION_HISTORY_CHARS
+    assert rollout.revision_history(None, "9" * 2001) is None
