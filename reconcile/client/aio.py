@@ -1,7 +1,7 @@
 """The asyncio API client: for controllers, informers and anything that watches.
 
-Same methods as `api.Client` (awaitable here); requests are built and decoded by `wire`,
-so the two clients differ only in how bytes move.
+Same methods as `api.Client` (awaitable here); requests are built and decoded by `wire` and
+lists and watches decided by `listwatch`, so the two clients differ only in how bytes move.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """The synchronous API client: for the CLI, scripts and tests.
 
-It sends the `RequestSpec`s built in `wire` and decodes answers there; httpx's errors are
-translated into `reconcile.core.errors` here, so callers catch one family of exceptions.
+It sends the `RequestSpec`s built in `wire` and decodes answers there; the decisions of
+paged lists and resilient watches are the sans-I/O flows of `listwatch`, which `_run` and
+`_follow` only carry out. httpx's errors are translated into `reconcile.core.errors` here, so
+callers catch one family of exceptions.
 """
 
 from __future__ import annotations
