@@ -107,8 +107,10 @@ async def _serve(
             return
         mgr = manager.Manager(client, name=lease_name, leader_election=True, lease_namespace=lease_namespace,
                               health_port=health_port)
-        mgr.add(operator.Operator(mgr.client, registry=registry, namespaces=namespaces, settings=settings,  # type: ignore[arg-type]
-                                  metrics=mgr.metrics))
+        op = operator.Operator(mgr.client, registry=registry, namespaces=namespaces, settings=settings,  # type: ignore[arg-type]
+                               metrics=mgr.metrics)
+        mgr.add(op)
+        mgr.add_health_check(op.supervisor)
         running = loop.create_task(mgr.run())
         stopping = loop.create_task(stop.wait())
         await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)

@@ -1,20 +1,21 @@
 """The asyncio API client: for controllers, informers and anything that watches.
 
-Same methods as `api.Client` (awaitable here); requests are built and decoded by `wire`,
-so the two clients differ only in how bytes move.
+Same methods as `api.Client` (awaitable here); requests are built and decoded by `wire` and
+lists and watches decided by `listwatch`, so the two clients differ only in how bytes move.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator
 from typing import Any, TypeVar
 
 import httpx
 
-from reconcile.client import api, discovery, verbs, watching, wire
+from reconcile.client import api, discovery, listwatch, verbs, watching, wire
 from reconcile.client import config as config_mod
+from reconcile.client import options as options_mod
 from reconcile.core import errors
 
 T = TypeVar("T")
@@ -110,32 +111,15 @@ class AsyncClient(verbs.Verbs):
         plural: str,
         *,
         namespace: str | None = None,
+        options: options_mod.ListOptions | None = None,
         label_selector: str | None = None,
         field_selector: str | None = None,
-        page_size: int = 500,
+        page_size: int = listwatch.DEFAULT_PAGE_SIZE,
     ) -> dict:
-        """Every page of a list, merged into one list body (one snapshot: the first page's RV)."""
-        body = await self.list(
-            api_version,
-            plural,
-            namespace=namespace,
-            label_selector=label_selector,
-            field_selector=field_selector,
-            limit=page_size,
-        )
-        items = list(body.get("items") or [])
-        while (body.get("metadata") or {}).get("continue"):
-            body = await self.list(
-                api_version,
-                plural,
-                namespace=namespace,
-                limit=page_size,
-                label_selector=label_selector,
-                field_selector=field_selector,
-                continue_=body["metadata"]["continue"],
-            )
-            items.extend(body.get("items") or [])
-        return {**body, "items": items, "metadata": {**(body.get("metadata") or {}), "continue": ""}}
+        """Every page of a list, merged into one list body (one snapshot); see `listwatch.list_pages`."""
+        options = options_mod.ListOptions.of(options, label_selector=label_selector, field_selector=field_selector)
+        return await self._run(listwatch.list_pages(listwatch.Target(api_version, plural, namespace), options,
+                                                    page_size=page_size))
 
     # --- watch -------------------------------------------------------------------------------
 
@@ -145,26 +129,28 @@ class AsyncClient(verbs.Verbs):
         plural: str,
         *,
         namespace: str | None = None,
+        options: options_mod.ListOptions | None = None,
         resource_version: str | None = None,
         label_selector: str | None = None,
         field_selector: str | None = None,
         timeout_seconds: int | None = None,
-        allow_bookmarks: bool = True,
+        allow_bookmarks: bool | None = None,
         idle_timeout: float | None = None,
     ) -> AsyncIterator[dict]:
         """Events of one watch stream; see `api.Client.watch`. Close it with `aclose()` (or `aclosing`)."""
-        spec = wire.watch_request(
-            api_version,
-            plural,
-            namespace=namespace,
-            resource_version=resource_version,
-            label_selector=label_selector,
-            field_selector=field_selector,
-            timeout_seconds=timeout_seconds,
-            allow_bookmarks=allow_bookmarks,
-            idle_timeout=idle_timeout,
+        options = options_mod.ListOptions.of(
+            options, resource_version=resource_version, label_selector=label_selector,
+            field_selector=field_selector, timeout_seconds=timeout_seconds, allow_bookmarks=allow_bookmarks,
         )
-        response = await self._send(spec)
+        spec = wire.watch_request(api_version, plural, namespace=namespace, options=options,
+                                  idle_timeout=idle_timeout)
+        stream = self._events(await self._send(spec))
+        async with contextlib.aclosing(stream):
+            async for event in stream:
+                yield event
+
+    async def _events(self, response: httpx.Response) -> AsyncGenerator[dict, None]:
+        """The parsed events of an open watch response; closes it when done (or abandoned)."""
         try:
             async for line in response.aiter_lines():
                 event = wire.parse_watch_line(line)
@@ -181,54 +167,93 @@ class AsyncClient(verbs.Verbs):
         plural: str,
         *,
         namespace: str | None = None,
+        options: options_mod.ListOptions | None = None,
         resource_version: str | None = None,
         label_selector: str | None = None,
         field_selector: str | None = None,
-        page_size: int = 500,
+        page_size: int = listwatch.DEFAULT_PAGE_SIZE,
         cursor: watching.WatchCursor | None = None,
         backoff: watching.Backoff | None = None,
     ) -> AsyncIterator[dict]:
-        """A watch that never ends by itself; see `api.Client.watch_resilient` and `watching.WatchCursor`."""
-        cursor = cursor or watching.WatchCursor.starting_at(resource_version)
-        backoff = backoff or watching.Backoff()
+        """A watch that never ends by itself; see `api.Client.watch_resilient` and `listwatch.resilient_watch`."""
+        options = options_mod.ListOptions.of(
+            options, resource_version=resource_version, label_selector=label_selector, field_selector=field_selector
+        )
+        flow = listwatch.resilient_watch(
+            listwatch.Target(api_version, plural, namespace),
+            options,
+            cursor=cursor or watching.WatchCursor.starting_at(options.resource_version),
+            backoff=backoff or watching.Backoff(),
+            page_size=page_size,
+        )
+        stream = self._follow(flow)
+        async with contextlib.aclosing(stream):
+            async for event in stream:
+                yield event
+
+    # --- drivers of the sans-I/O flows (listwatch): this client's I/O for their actions --------
+
+    async def _run(self, flow: Generator[listwatch.Call, Any, T]) -> T:
+        """Carry out a flow of unary calls; returns what the flow returns."""
+        reply: Any = None
+        failure: errors.ApiError | None = None
         while True:
-            progressed = False
             try:
-                if cursor.needs_list:
-                    body = await self.list_all(
-                        api_version,
-                        plural,
-                        namespace=namespace,
-                        label_selector=label_selector,
-                        field_selector=field_selector,
-                        page_size=page_size,
-                    )
-                    rv = (body.get("metadata") or {}).get("resourceVersion")
-                    for event in cursor.relist(watching.complete_items(body), rv):
-                        yield event
-                stream = self.watch(
-                    api_version,
-                    plural,
-                    namespace=namespace,
-                    resource_version=cursor.resource_version,
-                    label_selector=label_selector,
-                    field_selector=field_selector,
-                    idle_timeout=wire.WATCH_IDLE_TIMEOUT,
-                )
-                async with contextlib.aclosing(stream):
-                    async for event in stream:
-                        accepted = cursor.accept(event)
-                        if accepted is not None:
-                            progressed = True
-                            backoff.reset()
-                            yield accepted
-            except errors.Gone:
-                cursor.expire()
+                action = flow.throw(failure) if failure is not None else flow.send(reply)
+            except StopIteration as done:
+                return done.value
+            reply, failure = None, None
+            try:
+                reply = await self._call(action.spec)
             except errors.ApiError as exc:
-                if not watching.retryable(exc):
-                    raise
-            if not progressed:
-                await asyncio.sleep(backoff.next())  # backoff between reconnects, not synchronization
+                failure = exc
+
+    async def _follow(self, flow: listwatch.WatchFlow) -> AsyncGenerator[dict, None]:
+        """Carry out a watch flow's actions, yielding what it emits; one stream open at a time."""
+        stream: AsyncGenerator[dict, None] | None = None
+        response: httpx.Response | None = None
+        reply: Any = None
+        failure: errors.ApiError | None = None
+        try:
+            while True:
+                action = flow.throw(failure) if failure is not None else flow.send(reply)
+                reply, failure = None, None
+                if isinstance(action, listwatch.Emit):
+                    yield action.event
+                elif isinstance(action, listwatch.Sleep):
+                    await asyncio.sleep(action.seconds)  # backoff between reconnects, not synchronization
+                elif isinstance(action, listwatch.Call):
+                    try:
+                        reply = await self._call(action.spec)
+                    except errors.ApiError as exc:
+                        failure = exc
+                elif isinstance(action, listwatch.OpenWatch):
+                    previous = stream, response
+                    stream, response = None, None
+                    await self._close_stream(*previous)
+                    try:
+                        response = await self._send(action.spec)
+                    except errors.ApiError as exc:
+                        failure = exc
+                    else:
+                        stream = self._events(response)
+                elif stream is not None:  # NextEvent
+                    try:
+                        reply = await anext(stream, None)
+                    except errors.ApiError as exc:
+                        failure = exc
+                    if reply is None:  # ended or broke: the generator has closed its response
+                        stream, response = None, None
+        finally:
+            await self._close_stream(stream, response)
+            flow.close()
+
+    async def _close_stream(self, stream: Any, response: httpx.Response | None) -> None:
+        """Close a watch's event generator and its response (an unstarted generator would not close it)."""
+        if stream is not None:
+            await stream.aclose()
+        if response is not None:
+            await response.aclose()
 
     # --- discovery ---------------------------------------------------------------------------
 

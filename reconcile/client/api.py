@@ -1,20 +1,22 @@
 """The synchronous API client: for the CLI, scripts and tests.
 
-It sends the `RequestSpec`s built in `wire` and decodes answers there; httpx's errors are
-translated into `reconcile.core.errors` here, so callers catch one family of exceptions.
+It sends the `RequestSpec`s built in `wire` and decodes answers there; the decisions of
+paged lists and resilient watches are the sans-I/O flows of `listwatch`, which `_run` and
+`_follow` only carry out. httpx's errors are translated into `reconcile.core.errors` here, so
+callers catch one family of exceptions.
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any, TypeVar
 
 import httpx
 
 from reconcile.client import config as config_mod
-from reconcile.client import discovery, verbs, watching, wire
+from reconcile.client import discovery, listwatch, verbs, watching, wire
+from reconcile.client import options as options_mod
 from reconcile.core import errors
 
 T = TypeVar("T")
@@ -117,32 +119,15 @@ class Client(verbs.Verbs):
         plural: str,
         *,
         namespace: str | None = None,
+        options: options_mod.ListOptions | None = None,
         label_selector: str | None = None,
         field_selector: str | None = None,
-        page_size: int = 500,
+        page_size: int = listwatch.DEFAULT_PAGE_SIZE,
     ) -> dict:
-        """Every page of a list, merged into one list body (one snapshot: the first page's RV)."""
-        body = self.list(
-            api_version,
-            plural,
-            namespace=namespace,
-            label_selector=label_selector,
-            field_selector=field_selector,
-            limit=page_size,
-        )
-        items = list(body.get("items") or [])
-        while (body.get("metadata") or {}).get("continue"):
-            body = self.list(
-                api_version,
-                plural,
-                namespace=namespace,
-                limit=page_size,
-                label_selector=label_selector,
-                field_selector=field_selector,
-                continue_=body["metadata"]["continue"],
-            )
-            items.extend(body.get("items") or [])
-        return {**body, "items": items, "metadata": {**(body.get("metadata") or {}), "continue": ""}}
+        """Every page of a list, merged into one list body (one snapshot); see `listwatch.list_pages`."""
+        options = options_mod.ListOptions.of(options, label_selector=label_selector, field_selector=field_selector)
+        return self._run(listwatch.list_pages(listwatch.Target(api_version, plural, namespace), options,
+                                              page_size=page_size))
 
     # --- watch -------------------------------------------------------------------------------
 
@@ -152,11 +137,12 @@ class Client(verbs.Verbs):
         plural: str,
         *,
         namespace: str | None = None,
+        options: options_mod.ListOptions | None = None,
         resource_version: str | None = None,
         label_selector: str | None = None,
         field_selector: str | None = None,
         timeout_seconds: int | None = None,
-        allow_bookmarks: bool = True,
+        allow_bookmarks: bool | None = None,
         idle_timeout: float | None = None,
     ) -> Iterator[dict]:
         """Events `{"type", "object"}` of one watch stream; ends when the server closes it.
@@ -164,18 +150,16 @@ class Client(verbs.Verbs):
         An in-stream ERROR raises its mapped error (410 -> `errors.Gone`). `idle_timeout`
         gives up (ServiceUnavailable) after that many silent seconds.
         """
-        spec = wire.watch_request(
-            api_version,
-            plural,
-            namespace=namespace,
-            resource_version=resource_version,
-            label_selector=label_selector,
-            field_selector=field_selector,
-            timeout_seconds=timeout_seconds,
-            allow_bookmarks=allow_bookmarks,
-            idle_timeout=idle_timeout,
+        options = options_mod.ListOptions.of(
+            options, resource_version=resource_version, label_selector=label_selector,
+            field_selector=field_selector, timeout_seconds=timeout_seconds, allow_bookmarks=allow_bookmarks,
         )
-        response = self._send(spec)
+        spec = wire.watch_request(api_version, plural, namespace=namespace, options=options,
+                                  idle_timeout=idle_timeout)
+        yield from self._events(self._send(spec))
+
+    def _events(self, response: httpx.Response) -> Iterator[dict]:
+        """The parsed events of an open watch response; closes it when done (or abandoned)."""
         try:
             for line in response.iter_lines():
                 event = wire.parse_watch_line(line)
@@ -192,59 +176,95 @@ class Client(verbs.Verbs):
         plural: str,
         *,
         namespace: str | None = None,
+        options: options_mod.ListOptions | None = None,
         resource_version: str | None = None,
         label_selector: str | None = None,
         field_selector: str | None = None,
-        page_size: int = 500,
+        page_size: int = listwatch.DEFAULT_PAGE_SIZE,
         cursor: watching.WatchCursor | None = None,
         backoff: watching.Backoff | None = None,
     ) -> Iterator[dict]:
-        """A watch that never ends by itself: see `watching.WatchCursor` for what it guarantees.
+        """A watch that never ends by itself: see `listwatch.resilient_watch` for what it decides.
 
         Without `resource_version` it lists first (synthetic ADDED events, then a BOOKMARK
         annotated `k8s.io/initial-events-end`); it resumes from the last RV after disconnects
         and relists on 410, emitting the difference. Fatal errors (400, 401, 403) propagate.
         """
-        cursor = cursor or watching.WatchCursor.starting_at(resource_version)
-        backoff = backoff or watching.Backoff()
+        options = options_mod.ListOptions.of(
+            options, resource_version=resource_version, label_selector=label_selector, field_selector=field_selector
+        )
+        flow = listwatch.resilient_watch(
+            listwatch.Target(api_version, plural, namespace),
+            options,
+            cursor=cursor or watching.WatchCursor.starting_at(options.resource_version),
+            backoff=backoff or watching.Backoff(),
+            page_size=page_size,
+        )
+        return self._follow(flow)
+
+    # --- drivers of the sans-I/O flows (listwatch): this client's I/O for their actions --------
+
+    def _run(self, flow: Generator[listwatch.Call, Any, T]) -> T:
+        """Carry out a flow of unary calls; returns what the flow returns."""
+        reply: Any = None
+        failure: errors.ApiError | None = None
         while True:
-            progressed = False
             try:
-                if cursor.needs_list:
-                    body = self.list_all(
-                        api_version,
-                        plural,
-                        namespace=namespace,
-                        label_selector=label_selector,
-                        field_selector=field_selector,
-                        page_size=page_size,
-                    )
-                    rv = (body.get("metadata") or {}).get("resourceVersion")
-                    yield from cursor.relist(watching.complete_items(body), rv)
-                with contextlib.closing(
-                    self.watch(
-                        api_version,
-                        plural,
-                        namespace=namespace,
-                        resource_version=cursor.resource_version,
-                        label_selector=label_selector,
-                        field_selector=field_selector,
-                        idle_timeout=wire.WATCH_IDLE_TIMEOUT,
-                    )
-                ) as stream:
-                    for event in stream:
-                        accepted = cursor.accept(event)
-                        if accepted is not None:
-                            progressed = True
-                            backoff.reset()
-                            yield accepted
-            except errors.Gone:
-                cursor.expire()
+                action = flow.throw(failure) if failure is not None else flow.send(reply)
+            except StopIteration as done:
+                return done.value
+            reply, failure = None, None
+            try:
+                reply = self._call(action.spec)
             except errors.ApiError as exc:
-                if not watching.retryable(exc):
-                    raise
-            if not progressed:
-                time.sleep(backoff.next())  # backoff between reconnects, not synchronization
+                failure = exc
+
+    def _follow(self, flow: listwatch.WatchFlow) -> Iterator[dict]:
+        """Carry out a watch flow's actions, yielding what it emits; one stream open at a time."""
+        stream: Generator[dict, None, None] | None = None
+        response: httpx.Response | None = None
+        reply: Any = None
+        failure: errors.ApiError | None = None
+        try:
+            while True:
+                action = flow.throw(failure) if failure is not None else flow.send(reply)
+                reply, failure = None, None
+                if isinstance(action, listwatch.Emit):
+                    yield action.event
+                elif isinstance(action, listwatch.Sleep):
+                    time.sleep(action.seconds)  # backoff between reconnects, not synchronization
+                elif isinstance(action, listwatch.Call):
+                    try:
+                        reply = self._call(action.spec)
+                    except errors.ApiError as exc:
+                        failure = exc
+                elif isinstance(action, listwatch.OpenWatch):
+                    previous = stream, response
+                    stream, response = None, None
+                    self._close_stream(*previous)
+                    try:
+                        response = self._send(action.spec)
+                    except errors.ApiError as exc:
+                        failure = exc
+                    else:
+                        stream = self._events(response)
+                elif stream is not None:  # NextEvent
+                    try:
+                        reply = next(stream, None)
+                    except errors.ApiError as exc:
+                        failure = exc
+                    if reply is None:  # ended or broke: the generator has closed its response
+                        stream, response = None, None
+        finally:
+            self._close_stream(stream, response)
+            flow.close()
+
+    def _close_stream(self, stream: Any, response: httpx.Response | None) -> None:
+        """Close a watch's event generator and its response (an unstarted generator would not close it)."""
+        if stream is not None:
+            stream.close()
+        if response is not None:
+            response.close()
 
     # --- discovery ---------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from reconcile.client import options as options_mod
 from reconcile.client import wire
 
 
@@ -37,24 +38,25 @@ class Verbs:
         plural: str,
         *,
         namespace: str | None = None,
+        options: options_mod.ListOptions | None = None,
         label_selector: str | None = None,
         field_selector: str | None = None,
         limit: int | None = None,
         continue_: str | None = None,
         resource_version: str | None = None,
+        resource_version_match: str | None = None,
     ) -> Any:
-        return self._call(
-            wire.list_request(
-                api_version,
-                plural,
-                namespace=namespace,
-                label_selector=label_selector,
-                field_selector=field_selector,
-                limit=limit,
-                continue_=continue_,
-                resource_version=resource_version,
-            )
+        """One page of a list; the keywords are a shorthand laid over `options`."""
+        options = options_mod.ListOptions.of(
+            options,
+            label_selector=label_selector,
+            field_selector=field_selector,
+            limit=limit,
+            continue_=continue_,
+            resource_version=resource_version,
+            resource_version_match=resource_version_match,
         )
+        return self._call(wire.list_request(api_version, plural, namespace=namespace, options=options))
 
     def create(
         self,
@@ -166,18 +168,20 @@ class Verbs:
         plural: str,
         *,
         namespace: str | None = None,
+        options: options_mod.ListOptions | None = None,
         label_selector: str | None = None,
         field_selector: str | None = None,
         propagation_policy: str | None = None,
         dry_run: bool = False,
     ) -> Any:
+        """Delete what a list with these selectors would return."""
+        options = options_mod.ListOptions.of(options, label_selector=label_selector, field_selector=field_selector)
         return self._call(
             wire.delete_collection_request(
                 api_version,
                 plural,
                 namespace=namespace,
-                label_selector=label_selector,
-                field_selector=field_selector,
+                options=options,
                 propagation_policy=propagation_policy,
                 dry_run=dry_run,
             )

@@ -22,6 +22,10 @@ INITIAL_EVENTS_END = "k8s.io/initial-events-end"
 _FATAL = (errors.BadRequest, errors.Unauthorized, errors.Forbidden, errors.Invalid, errors.MethodNotAllowed)
 
 
+# 2**64 times any sane initial delay is far beyond any cap; beyond it, floats overflow (~2**1024).
+_MAX_EXPONENT = 64
+
+
 def retryable(exc: errors.ApiError) -> bool:
     """Whether a resilient watch should back off and try again (5xx, 429, 404 of a CRD not yet there...)."""
     return not isinstance(exc, _FATAL)
@@ -48,12 +52,25 @@ def rv_newer(candidate: str | None, current: str | None) -> bool:
 
 
 def object_key(obj: dict[str, Any]) -> tuple[str, str]:
-    meta = obj.get("metadata") or {}
-    return meta.get("namespace") or "", meta.get("name") or ""
+    """(namespace or "", name); ("", "") for an object whose metadata does not say."""
+    return identity(obj) or ("", "")
 
 
-def resource_version_of(obj: dict[str, Any]) -> str | None:
-    return (obj.get("metadata") or {}).get("resourceVersion")
+def identity(obj: Any) -> tuple[str, str] | None:
+    """(namespace or "", name) when the object has a usable one, else None (whatever `obj` is)."""
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    if not isinstance(meta, dict):
+        return None
+    name, namespace = meta.get("name"), meta.get("namespace")
+    if not isinstance(name, str) or not name or not isinstance(namespace, str | None):
+        return None
+    return namespace or "", name
+
+
+def resource_version_of(obj: Any) -> str | None:
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    rv = meta.get("resourceVersion") if isinstance(meta, dict) else None
+    return rv if isinstance(rv, str) else None
 
 
 @dataclass
@@ -66,7 +83,10 @@ class Backoff:
     attempt: int = 0  # failures since the last success; reset() zeroes it
 
     def next(self) -> float:
-        delay = min(self.cap, self.initial * (self.factor**self.attempt))
+        # The exponent stops growing once the cap is reached, so a connection down for hours
+        # (thousands of attempts) never overflows the float and ends the watch.
+        delay = self.initial * (self.factor ** min(self.attempt, _MAX_EXPONENT))
+        delay = min(self.cap, delay)
         self.attempt += 1
         return delay * (0.5 + random.random() / 2)
 
@@ -89,6 +109,9 @@ class WatchCursor:
     needs_list: bool = True
     # Events dropped because their resourceVersion was not after `resource_version`.
     dropped: int = 0
+    # Events and list items dropped because their object has no usable (namespace, name): they
+    # cannot be keyed, diffed or reported on; their resourceVersion still counts as seen.
+    malformed: int = 0
 
     @classmethod
     def starting_at(cls, resource_version: str | None) -> WatchCursor:
@@ -99,17 +122,22 @@ class WatchCursor:
 
     def accept(self, event: dict[str, Any]) -> dict[str, Any] | None:
         """Record one watch event; return it if the consumer should see it, else None."""
-        obj = event.get("object") or {}
+        obj = event.get("object")
         rv = resource_version_of(obj)
         if event.get("type") == "BOOKMARK":
             if rv_newer(rv, self.resource_version):
                 self.resource_version = rv
                 return event
             return None
+        key = identity(obj)
+        if key is None or not isinstance(obj, dict):
+            self.malformed += 1
+            if rv_newer(rv, self.resource_version):
+                self.resource_version = rv
+            return None
         if self.resource_version is not None and not rv_newer(rv, self.resource_version):
             self.dropped += 1  # a replay from before our position: already delivered
             return None
-        key = object_key(obj)
         if event.get("type") == "DELETED":
             self.known.pop(key, None)
         else:
@@ -129,7 +157,13 @@ class WatchCursor:
         """
         if self.resource_version and list_rv and rv_newer(self.resource_version, list_rv):
             raise errors.Gone(f"list at resourceVersion {list_rv} is older than {self.resource_version}")
-        fresh = {object_key(obj): obj for obj in items}
+        fresh: dict[tuple[str, str], dict[str, Any]] = {}
+        for obj in items:
+            key = identity(obj)
+            if key is None:
+                self.malformed += 1
+            else:
+                fresh[key] = obj
         events: list[dict[str, Any]] = []
         for key, old in list(self.known.items()):
             if key not in fresh:
@@ -153,8 +187,12 @@ class WatchCursor:
 
 
 def is_initial_events_end(event: dict[str, Any]) -> bool:
-    annotations = ((event.get("object") or {}).get("metadata") or {}).get("annotations") or {}
-    return event.get("type") == "BOOKMARK" and annotations.get(INITIAL_EVENTS_END) == "true"
+    if event.get("type") != "BOOKMARK":
+        return False
+    obj = event.get("object")
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    annotations = meta.get("annotations") if isinstance(meta, dict) else None
+    return isinstance(annotations, dict) and annotations.get(INITIAL_EVENTS_END) == "true"
 
 
 def complete_items(body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -164,7 +202,7 @@ def complete_items(body: dict[str, Any]) -> list[dict[str, Any]]:
     api_version = body.get("apiVersion")
     items = []
     for item in body.get("items") or []:
-        if item_kind and "kind" not in item:
+        if item_kind and isinstance(item, dict) and "kind" not in item:
             item = {"apiVersion": api_version, "kind": item_kind, **item}
         items.append(item)
     return items

@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 import httpx
 
+from reconcile.client import options as options_mod
 from reconcile.core import errors
 
 PatchType = Literal["merge", "json", "strategic", "apply"]
@@ -26,9 +27,6 @@ PATCH_CONTENT_TYPES: dict[str, str] = {
 }
 JSON = "application/json"
 
-# Idle watches get a BOOKMARK at least once a minute; silence much longer than that means a
-# dead connection (half-open TCP), so resilient watches give up and resume from their RV.
-WATCH_IDLE_TIMEOUT = 90.0
 
 
 @dataclass
@@ -102,15 +100,6 @@ def _write_params(
     return params
 
 
-def _selector_params(*, label_selector: str | None, field_selector: str | None) -> dict[str, str]:
-    params: dict[str, str] = {}
-    if label_selector:
-        params["labelSelector"] = label_selector
-    if field_selector:
-        params["fieldSelector"] = field_selector
-    return params
-
-
 def namespace_of(obj: dict[str, Any], namespace: str | None) -> str | None:
     """The explicit namespace wins over the object's own `metadata.namespace`."""
     return namespace or (obj.get("metadata") or {}).get("namespace") or None
@@ -133,19 +122,9 @@ def list_request(
     plural: str,
     *,
     namespace: str | None = None,
-    label_selector: str | None = None,
-    field_selector: str | None = None,
-    limit: int | None = None,
-    continue_: str | None = None,
-    resource_version: str | None = None,
+    options: options_mod.ListOptions | None = None,
 ) -> RequestSpec:
-    params = _selector_params(label_selector=label_selector, field_selector=field_selector)
-    if limit:
-        params["limit"] = str(limit)
-    if continue_:
-        params["continue"] = continue_
-    if resource_version is not None:
-        params["resourceVersion"] = str(resource_version)
+    params = (options or options_mod.ListOptions()).params()
     return RequestSpec("GET", collection_path(api_version, plural, namespace=namespace), params=params)
 
 
@@ -244,13 +223,13 @@ def delete_collection_request(
     plural: str,
     *,
     namespace: str | None = None,
-    label_selector: str | None = None,
-    field_selector: str | None = None,
+    options: options_mod.ListOptions | None = None,
     propagation_policy: str | None = None,
     dry_run: bool = False,
 ) -> RequestSpec:
     params = _write_params(dry_run=dry_run)
-    params.update(_selector_params(label_selector=label_selector, field_selector=field_selector))
+    selection = (options or options_mod.ListOptions()).selection()
+    params.update(selection.params())
     if propagation_policy:
         params["propagationPolicy"] = propagation_policy
     return RequestSpec("DELETE", collection_path(api_version, plural, namespace=namespace), params=params)
@@ -261,28 +240,19 @@ def watch_request(
     plural: str,
     *,
     namespace: str | None = None,
-    resource_version: str | None = None,
-    label_selector: str | None = None,
-    field_selector: str | None = None,
-    timeout_seconds: int | None = None,
-    allow_bookmarks: bool = True,
+    options: options_mod.ListOptions | None = None,
     idle_timeout: float | None = None,
 ) -> RequestSpec:
-    params = _selector_params(label_selector=label_selector, field_selector=field_selector)
-    params["watch"] = "true"
-    if resource_version is not None:
-        params["resourceVersion"] = str(resource_version)
-    if allow_bookmarks:
-        params["allowWatchBookmarks"] = "true"
+    """A watch stream; `idle_timeout` is how long the client waits for a line before giving up."""
+    options = options or options_mod.ListOptions()
     read_timeout = idle_timeout
-    if timeout_seconds is not None:
-        params["timeoutSeconds"] = str(int(timeout_seconds))
+    if options.timeout_seconds is not None:
         # the server closes the stream itself; only a dead connection should trip the client
-        read_timeout = max(read_timeout or 0.0, timeout_seconds + 30.0)
+        read_timeout = max(read_timeout or 0.0, options.timeout_seconds + 30.0)
     return RequestSpec(
         "GET",
         collection_path(api_version, plural, namespace=namespace),
-        params=params,
+        params=options.params(watch=True),
         stream=True,
         read_timeout=read_timeout,
     )

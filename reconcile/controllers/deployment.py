@@ -13,6 +13,7 @@ import copy
 import logging
 from typing import Any
 
+from reconcile.client import decoding
 from reconcile.controllers import context, ownership, rollout
 from reconcile.core import errors, meta, selectors
 from reconcile.engine import controller as controller_mod
@@ -36,9 +37,7 @@ class DeploymentController:
         self.ctx = ctx
         self.deployments = ctx.informers.get(API_VERSION, "deployments")
         self.replicasets = ctx.informers.get(API_VERSION, "replicasets")
-        self.controller = controller_mod.Controller(
-            "deployment", self.reconcile, workers=ctx.workers, clock=ctx.clock, metrics=ctx.metrics
-        )
+        self.controller = ctx.controller("deployment", self.reconcile)
         self.controller.watch(self.deployments)
         self.controller.watch(self.replicasets, to_keys=self._rs_keys)
 
@@ -156,6 +155,11 @@ class _Sync:
         wanted = self.rs_annotations(max(new_revision, rollout.revision(rs)))
         wanted[rollout.DESIRED] = current.get(rollout.DESIRED, wanted[rollout.DESIRED])
         wanted[rollout.MAX_REPLICAS] = current.get(rollout.MAX_REPLICAS, wanted[rollout.MAX_REPLICAS])
+        if current.get(rollout.REVISION) and rollout.revision(rs) < new_revision:
+            # rolled back to this ReplicaSet: it keeps the revisions it held (kubectl rollout history)
+            history = rollout.revision_history(current.get(rollout.REVISION_HISTORY), current[rollout.REVISION])
+            if history is not None:
+                wanted[rollout.REVISION_HISTORY] = history
         patch: dict[str, Any] = {}
         if any(current.get(k) != v for k, v in wanted.items()):
             patch["metadata"] = {"annotations": wanted}
@@ -223,6 +227,9 @@ class _Sync:
             existing = await self.ctx.client.get(API_VERSION, "replicasets", name, namespace=self.namespace)
         except errors.NotFound:
             raise _Stale() from None
+        problems = decoding.problems(existing)
+        if problems:  # our informer skips it, so it will never show up there: not a race, a bad object
+            raise ValueError(f"ReplicaSet {name} exists but does not decode: {'; '.join(problems[:3])}")
         if ownership.owned_by(existing, self.d["metadata"]["uid"]) and rollout.same_template(
             (existing.get("spec") or {}).get("template"), (self.d.get("spec") or {}).get("template")
         ):

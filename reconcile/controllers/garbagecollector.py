@@ -53,9 +53,7 @@ class GarbageCollector:
 
     def __init__(self, ctx: context.ControllerContext) -> None:
         self.ctx = ctx
-        self.controller = controller_mod.Controller(
-            "garbagecollector", self.reconcile, workers=ctx.workers, clock=ctx.clock, metrics=ctx.metrics
-        )
+        self.controller = ctx.controller("garbagecollector", self.reconcile, lookup=self._lookup)
         # Invariant: every resource in `_resources` has an informer in ctx.informers with our handlers.
         self._resources: dict[tuple[str, str], discovery.ApiResource] = {}  # (api_version, plural)
         self._kinds: dict[tuple[str, str], discovery.ApiResource] = {}  # (group, kind)
@@ -132,6 +130,14 @@ class GarbageCollector:
             return None
         found = inf.store.by_index(informers_mod.INDEX_UID, str(ref.get("uid") or ""))
         return (res.api_version, res.plural, found[0]) if found else None
+
+    def _lookup(self, key: Key) -> dict[str, Any] | None:
+        """The cached object behind a work item key (for reports about it)."""
+        if key[0] != "item":
+            return None
+        api_version, plural, namespace, name = key[1].split("|", 3)
+        inf = self.ctx.informers.known().get((api_version, plural))
+        return inf.store.get(namespace, name) if inf is not None else None
 
     @staticmethod
     def _deleting_with_policy(obj: dict[str, Any]) -> bool:

@@ -3,6 +3,7 @@
 Pods are cached once even though the ReplicaSet controller and the garbage collector both
 read them: memory grows with objects, not with controllers. Every store also gets a `uid`
 index, so the garbage collector can answer "does this owner still exist?" from memory.
+Every informer reports the objects it skips (they do not decode) to the one `reporter`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from reconcile.client import aio, informer
+from reconcile.engine import badobjects
 
 INDEX_UID = "uid"
 
@@ -24,8 +26,9 @@ def _by_uid(obj: dict[str, Any]) -> Iterable[str]:
 class SharedInformers:
     """Informers by (api_version, plural); created on first request, started by `start`."""
 
-    def __init__(self, client: aio.AsyncClient) -> None:
+    def __init__(self, client: aio.AsyncClient, *, reporter: badobjects.Reporter | None = None) -> None:
         self.client = client
+        self.reporter = reporter
         # Invariant: one informer per (api_version, plural); an informer in `_started` runs.
         self._informers: dict[tuple[str, str], informer.Informer] = {}
         self._started: set[tuple[str, str]] = set()
@@ -37,6 +40,8 @@ class SharedInformers:
             indexers = dict(informer.DEFAULT_INDEXERS)
             indexers[INDEX_UID] = _by_uid
             found = informer.Informer(self.client, api_version, plural, indexers=indexers)
+            if self.reporter is not None:
+                self.reporter.watch(found)
             self._informers[key] = found
         return found
 

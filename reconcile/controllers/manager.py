@@ -18,6 +18,7 @@ from reconcile.client import aio
 from reconcile.client import config as config_mod
 from reconcile.controllers import context, deployment, garbagecollector, namespace, nodelifecycle, replicaset
 from reconcile.controllers import informers as informers_mod
+from reconcile.engine import badobjects, supervision
 from reconcile.engine import clock as clock_mod
 from reconcile.engine import events as events_mod
 from reconcile.engine import leader as leader_mod
@@ -42,6 +43,7 @@ class Options:
     node_monitor_grace_period: float = 50.0  # a node silent this long goes Ready=Unknown and is tainted
     default_toleration_seconds: float = 300.0  # pods without a matching toleration leave a tainted node after this
     leader_config: leader_mod.LeaderConfig | None = None  # lease timings (None: 15 s / 10 s / 2 s)
+    burst_replicas: int = replicaset.BURST_REPLICAS  # pods a ReplicaSet sync creates or deletes at most
 
 
 class Controllers:
@@ -49,26 +51,40 @@ class Controllers:
 
     def __init__(self, read_client: aio.AsyncClient, write_client: Any, *, workers: int = 4,
                  clock: clock_mod.Clock | None = None, metrics: metrics_mod.Metrics | None = None,
-                 node_lifecycle: nodelifecycle.Settings | None = None) -> None:
+                 node_lifecycle: nodelifecycle.Settings | None = None,
+                 burst_replicas: int = replicaset.BURST_REPLICAS) -> None:
         self.read_client = read_client
         self.node_lifecycle = node_lifecycle
         self.write_client = write_client
         self.workers = workers
         self.clock: clock_mod.Clock = clock or clock_mod.RealClock()
         self.metrics = metrics
+        self.burst_replicas = burst_replicas
         self.informers: informers_mod.SharedInformers | None = None
         self.controllers: list[Any] = []
         self._tasks: list[asyncio.Task[None]] = []
+        # Restarts the informers of this term that stop; /readyz and /healthz report through it.
+        # Real time, as the informers' own reconnect backoff (a FakeClock drives the controllers only).
+        self.supervisor = supervision.InformerSupervisor(self._current_informers, name="controller-manager",
+                                                         metrics=metrics)
+        self.reporter: badobjects.Reporter | None = None
+
+    def _current_informers(self) -> list[Any]:
+        return list(self.informers.known().values()) if self.informers is not None else []
 
     async def start(self) -> None:
-        self.informers = informers_mod.SharedInformers(self.read_client)
+        recorder = events_mod.EventRecorder(self.write_client, component="controller-manager", clock=self.clock)
+        self.reporter = badobjects.Reporter(component="controller-manager", metrics=self.metrics, recorder=recorder)
+        self.informers = informers_mod.SharedInformers(self.read_client, reporter=self.reporter)
         ctx = context.ControllerContext(
             client=self.write_client,
             informers=self.informers,
-            recorder=events_mod.EventRecorder(self.write_client, component="controller-manager", clock=self.clock),
+            recorder=recorder,
             clock=self.clock,
             metrics=self.metrics,
             workers=self.workers,
+            reporter=self.reporter,
+            burst_replicas=self.burst_replicas,
         )
         gc = garbagecollector.GarbageCollector(ctx)
         await gc.prepare()
@@ -80,6 +96,7 @@ class Controllers:
             nodelifecycle.NodeLifecycleController(ctx, settings=self.node_lifecycle),
         ]
         await self.informers.start()
+        await self.supervisor.start()
         await self.informers.wait_synced(timeout=SYNC_TIMEOUT)
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(c.controller.run(), name=f"controller:{c.controller.name}")
@@ -95,8 +112,11 @@ class Controllers:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks = []
+        await self.supervisor.stop()
         if self.informers is not None:
             await self.informers.stop()
+        if self.reporter is not None:
+            await self.reporter.drain(timeout=min(timeout, 2.0))
 
 
 async def run(options: Options) -> None:
@@ -115,8 +135,10 @@ async def run(options: Options) -> None:
         )
         node_lifecycle = nodelifecycle.Settings(grace_period=options.node_monitor_grace_period,
                                                 default_toleration_seconds=options.default_toleration_seconds)
-        mgr.add(Controllers(client, mgr.client, workers=options.workers, metrics=metrics,
-                            node_lifecycle=node_lifecycle), needs_leader=True)
+        controllers = Controllers(client, mgr.client, workers=options.workers, metrics=metrics,
+                                  node_lifecycle=node_lifecycle, burst_replicas=options.burst_replicas)
+        mgr.add(controllers, needs_leader=True)
+        mgr.add_health_check(controllers.supervisor)
         try:
             await mgr.run()
         finally:

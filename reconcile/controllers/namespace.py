@@ -27,9 +27,7 @@ class NamespaceController:
     def __init__(self, ctx: context.ControllerContext) -> None:
         self.ctx = ctx
         self.namespaces = ctx.informers.get("v1", "namespaces")
-        self.controller = controller_mod.Controller(
-            "namespace", self.reconcile, workers=ctx.workers, clock=ctx.clock, metrics=ctx.metrics
-        )
+        self.controller = ctx.controller("namespace", self.reconcile)
         self.controller.watch(self.namespaces)
         self._resources: list[discovery.ApiResource] = []
         self._discovered_at: float | None = None

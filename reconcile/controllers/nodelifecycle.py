@@ -96,7 +96,12 @@ def toleration_seconds(pod: dict[str, Any], taints: list[dict[str, Any]], *, def
     Every taint must be tolerated; the shortest tolerationSeconds wins. A taint no toleration
     matches gets `default`, standing in for the DefaultTolerationSeconds admission plugin.
     """
-    tolerations = (pod.get("spec") or {}).get("tolerations") or []
+    # A toleration that does not read as declared (not an object, tolerationSeconds not a number)
+    # tolerates nothing: the pod then gets the default, never "forever" by accident.
+    spec = pod.get("spec")
+    declared = spec.get("tolerations") if isinstance(spec, dict) else None
+    tolerations = [t for t in declared if isinstance(t, dict) and _seconds(t) is not False] \
+        if isinstance(declared, list) else []
     result: float | None = None
     for taint in taints:
         matching = [t for t in tolerations if tolerates(t, taint)]
@@ -108,6 +113,14 @@ def toleration_seconds(pod: dict[str, Any], taints: list[dict[str, Any]], *, def
         if seconds is not None:
             result = max(0.0, seconds) if result is None else min(result, max(0.0, seconds))
     return result
+
+
+def _seconds(toleration: dict[str, Any]) -> bool | None:
+    """None: no tolerationSeconds; True: a number; False: something else."""
+    value = toleration.get("tolerationSeconds")
+    if value is None:
+        return None
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 class NodeLifecycleController:
@@ -126,9 +139,7 @@ class NodeLifecycleController:
         # Invariant: one entry per node this controller has seen since it started; the entry's
         # seen_at is the monotonic time at which its current signature was first observed.
         self._probes: dict[str, _Probe] = {}
-        self.controller = controller_mod.Controller(
-            "nodelifecycle", self.reconcile, workers=ctx.workers, clock=ctx.clock, metrics=ctx.metrics
-        )
+        self.controller = ctx.controller("nodelifecycle", self.reconcile)
         self.controller.watch(self.nodes)
         self.controller.watch(self.leases, to_keys=self._lease_keys)
         self.controller.watch(self.pods, to_keys=self._pod_keys)
@@ -239,7 +250,8 @@ class NodeLifecycleController:
     async def _mark_pods_not_ready(self, node_name: str, now: str) -> None:
         """As upstream's MarkPodsNotReady: endpoints and rollouts stop counting pods nobody runs any more."""
         for pod in self.pods.store.by_index(INDEX_NODE, node_name):
-            conditions = (pod.get("status") or {}).get("conditions") or []
+            declared = (pod.get("status") or {}).get("conditions")
+            conditions = [c for c in declared if isinstance(c, dict)] if isinstance(declared, list) else []
             if not any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
                 continue
             new = [dict(c, status="False", lastTransitionTime=now) if c.get("type") == "Ready" else c

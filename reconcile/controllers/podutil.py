@@ -1,4 +1,9 @@
-"""Pod facts the workload controllers share: active, ready, available, and who goes first on scale-down."""
+"""Pod facts the workload controllers share: active, ready, available, and who goes first on scale-down.
+
+Every reader here tolerates wrong types in the fields it reads (a pod stored straight into etcd
+can hold `"conditions": "x"`): a field that does not read as declared counts as absent, so
+one odd pod is counted as not ready instead of failing the ReplicaSet that owns it.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +15,27 @@ from reconcile.core import meta
 _PHASE_RANK = {"Pending": 0, "Unknown": 1, "Running": 2}
 
 
+def _section(pod: dict[str, Any], name: str) -> dict[str, Any]:
+    value = pod.get(name)
+    return value if isinstance(value, dict) else {}
+
+
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _phase(pod: dict[str, Any]) -> str:
+    phase = _section(pod, "status").get("phase")
+    return phase if isinstance(phase, str) else ""
+
+
 def is_active(pod: dict[str, Any]) -> bool:
     """Counts toward replicas: not finished and not being deleted (upstream FilterActivePods)."""
-    phase = (pod.get("status") or {}).get("phase")
-    return phase not in ("Succeeded", "Failed") and not (pod.get("metadata") or {}).get("deletionTimestamp")
+    return _phase(pod) not in ("Succeeded", "Failed") and not _section(pod, "metadata").get("deletionTimestamp")
 
 
 def ready_condition(pod: dict[str, Any]) -> dict[str, Any] | None:
-    for cond in (pod.get("status") or {}).get("conditions") or []:
+    for cond in _dicts(_section(pod, "status").get("conditions")):
         if cond.get("type") == "Ready":
             return cond
     return None
@@ -34,7 +52,7 @@ def ready_since(pod: dict[str, Any]) -> datetime | None:
     if cond is None or cond.get("status") != "True":
         return None
     stamp = cond.get("lastTransitionTime")
-    if not stamp:
+    if not stamp or not isinstance(stamp, str):
         return None
     try:
         return meta.parse_time(stamp)
@@ -56,12 +74,12 @@ def available_in(pod: dict[str, Any], min_ready_seconds: int, now: datetime) -> 
 
 
 def _restarts(pod: dict[str, Any]) -> int:
-    statuses = (pod.get("status") or {}).get("containerStatuses") or []
-    return sum(int(s.get("restartCount") or 0) for s in statuses)
+    counts = (s.get("restartCount") for s in _dicts(_section(pod, "status").get("containerStatuses")))
+    return sum(c for c in counts if isinstance(c, int) and not isinstance(c, bool))
 
 
-def _stamp(value: str | None) -> float:
-    if not value:
+def _stamp(value: Any) -> float:
+    if not value or not isinstance(value, str):
         return 0.0
     try:
         return meta.parse_time(value).timestamp()
@@ -75,16 +93,15 @@ def deletion_rank(pod: dict[str, Any]) -> tuple:
     Unscheduled before scheduled, Pending before Unknown before Running, not ready before
     ready, ready for less time before longer, more restarts first, newer before older.
     """
-    spec = pod.get("spec") or {}
-    status = pod.get("status") or {}
     ready = is_ready(pod)
     since = ready_since(pod)
+    name = _section(pod, "metadata").get("name")
     return (
-        1 if spec.get("nodeName") else 0,
-        _PHASE_RANK.get(status.get("phase") or "Pending", 0),
+        1 if _section(pod, "spec").get("nodeName") else 0,
+        _PHASE_RANK.get(_phase(pod) or "Pending", 0),
         1 if ready else 0,
         -(since.timestamp() if since else 0.0) if ready else 0.0,
         -_restarts(pod),
-        -_stamp((pod.get("metadata") or {}).get("creationTimestamp")),
-        (pod.get("metadata") or {}).get("name", ""),
+        -_stamp(_section(pod, "metadata").get("creationTimestamp")),
+        name if isinstance(name, str) else "",
     )

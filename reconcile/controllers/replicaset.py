@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 API_VERSION = "apps/v1"
 KIND = "ReplicaSet"
-BURST_REPLICAS = 500  # at most this many creates or deletes per sync (upstream burstReplicas)
+BURST_REPLICAS = batching.BURST_REPLICAS  # at most this many creates or deletes per sync
 
 Key = controller_mod.Key
 
@@ -61,9 +61,7 @@ class ReplicaSetController:
         self.replicasets = ctx.informers.get(API_VERSION, "replicasets")
         self.pods = ctx.informers.get("v1", "pods")
         self.expectations = expectations.Expectations(clock=ctx.clock)
-        self.controller = controller_mod.Controller(
-            "replicaset", self.reconcile, workers=ctx.workers, clock=ctx.clock, metrics=ctx.metrics
-        )
+        self.controller = ctx.controller("replicaset", self.reconcile)
         self.controller.watch(self.replicasets)
         self.pods.add_handler(on_add=self._pod_added, on_update=self._pod_updated, on_delete=self._pod_deleted)
 
@@ -153,7 +151,7 @@ class ReplicaSetController:
         diff = len(pods) - wanted
         name = rs["metadata"]["name"]
         if diff < 0:
-            count = min(-diff, BURST_REPLICAS)
+            count = batching.per_sync(-diff, burst=self.ctx.burst_replicas)
             self.expectations.expect_creations(key, count)
             created_names: list[str] = []
 
@@ -175,7 +173,7 @@ class ReplicaSetController:
                 await self.ctx.event(rs, reason="FailedCreate", message=f"Error creating: {error}", type="Warning")
             return error
         if diff > 0:
-            victims = sorted(pods, key=podutil.deletion_rank)[: min(diff, BURST_REPLICAS)]
+            victims = sorted(pods, key=podutil.deletion_rank)[: batching.per_sync(diff, burst=self.ctx.burst_replicas)]
             self.expectations.expect_deletions(key, [p["metadata"]["uid"] for p in victims])
             deleted: list[str] = []
             first_error: BaseException | None = None

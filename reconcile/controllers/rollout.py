@@ -14,11 +14,13 @@ from reconcile.core import meta
 
 HASH_LABEL = "pod-template-hash"
 REVISION = "deployment.kubernetes.io/revision"
+REVISION_HISTORY = "deployment.kubernetes.io/revision-history"
+MAX_REVISION_HISTORY_CHARS = 2000  # upstream maxRevHistoryLengthInChars
 DESIRED = "deployment.kubernetes.io/desired-replicas"
 MAX_REPLICAS = "deployment.kubernetes.io/max-replicas"
 # Deployment annotations that are not copied onto its ReplicaSets (upstream annotationsToSkip).
 SKIPPED_ANNOTATIONS = frozenset({
-    "kubectl.kubernetes.io/last-applied-configuration", REVISION, "deployment.kubernetes.io/revision-history",
+    "kubectl.kubernetes.io/last-applied-configuration", REVISION, REVISION_HISTORY,
     DESIRED, MAX_REPLICAS, "deprecated.deployment.rollback.to",
 })
 
@@ -55,6 +57,40 @@ def normalized_template(template: dict[str, Any] | None) -> dict[str, Any]:
     return result
 
 
+def canonical_template(template: dict[str, Any] | None) -> dict[str, Any]:
+    """A pod template as defaulting leaves it, so equal revisions compare (and hash) equal.
+
+    Upstream compares *defaulted* templates (EqualIgnoreHash): a template that went through a
+    typed client, as `kubectl rollout undo` sends it, carries `creationTimestamp: null` and
+    `resources: {}` on every container, which the stored copy may lack. Here null values and
+    empty objects and lists count as absent, as they do for the API (they select no behaviour),
+    except a volume's source: `emptyDir: {}` *is* the volume. Besides that, the hash label goes.
+    """
+    return _without_empties(normalized_template(template))
+
+
+def _without_empties(value: Any) -> Any:
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            pruned = _volumes(item) if key == "volumes" else _without_empties(item)
+            if pruned is None or pruned == {} or pruned == []:
+                continue
+            out[key] = pruned
+        return out
+    if isinstance(value, list):
+        return [_without_empties(item) for item in value]
+    return value
+
+
+def _volumes(volumes: Any) -> Any:
+    """Each volume keeps its source even when that is `{}` (emptyDir, a secret with defaults...)."""
+    if not isinstance(volumes, list):
+        return _without_empties(volumes)
+    return [{k: _without_empties(v) for k, v in vol.items() if v is not None} if isinstance(vol, dict) else vol
+            for vol in volumes]
+
+
 def _fnv1a_32(data: bytes) -> int:
     value = 0x811C9DC5
     for byte in data:
@@ -64,14 +100,30 @@ def _fnv1a_32(data: bytes) -> int:
 
 def template_hash(template: dict[str, Any], collision_count: int | None = None) -> str:
     """Stable hash of a pod template: fnv-32a of its canonical JSON (+ collision count), safe-encoded."""
-    data = json.dumps(normalized_template(template), sort_keys=True, separators=(",", ":")).encode()
+    data = json.dumps(canonical_template(template), sort_keys=True, separators=(",", ":")).encode()
     if collision_count:
         data += int(collision_count).to_bytes(4, "little")
     return "".join(_ALPHANUMS[b % len(_ALPHANUMS)] for b in str(_fnv1a_32(data)).encode())
 
 
 def same_template(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
-    return normalized_template(a) == normalized_template(b)
+    """The same revision: equal once defaulted and without the hash label (upstream EqualIgnoreHash)."""
+    return canonical_template(a) == canonical_template(b)
+
+
+def revision_history(history: str | None, old_revision: str) -> str | None:
+    """`deployment.kubernetes.io/revision-history` after a reused ReplicaSet leaves `old_revision`.
+
+    Upstream SetNewReplicaSetAnnotations: revisions a rolled-back-to ReplicaSet held before,
+    oldest first, comma-separated, the oldest dropped to stay within 2000 characters (None: no room).
+    """
+    revisions = [r for r in (history or "").split(",") if r]
+    total = len(",".join([*revisions, old_revision]))
+    while revisions and total > MAX_REVISION_HISTORY_CHARS:
+        total -= len(revisions.pop(0)) + 1
+    if total > MAX_REVISION_HISTORY_CHARS:
+        return None
+    return ",".join([*revisions, old_revision])
 
 
 def revision(obj: dict[str, Any]) -> int:

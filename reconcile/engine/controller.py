@@ -3,7 +3,10 @@
 Level-triggered: `reconcile(key)` reads the current object from a cache and makes the world
 match; the event that woke it is not passed on, so a missed event or a restart costs nothing.
 Done -> forget the key's backoff; `Result(requeue_after=s)` -> forget, then come back in s;
-an exception -> retry with per-key exponential backoff.
+an exception -> retry with per-key exponential backoff; an exception that says the object itself
+is malformed (`badobjects.OBJECT_ERRORS`: a wrong type read somewhere) -> the key is skipped
+until the object changes, reported once per resourceVersion (log, metric, Event). Either way one
+key's failure never holds up the other keys.
 """
 
 from __future__ import annotations
@@ -18,9 +21,9 @@ from typing import Any
 from reconcile.client import informer as informer_mod
 from reconcile.client import watching
 from reconcile.core import meta
+from reconcile.engine import badobjects, workqueue
 from reconcile.engine import clock as clock_mod
 from reconcile.engine import metrics as metrics_mod
-from reconcile.engine import workqueue
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +56,8 @@ class Controller:
         clock: clock_mod.Clock | None = None,
         queue: workqueue.WorkQueue | None = None,
         metrics: metrics_mod.Metrics | None = None,
+        reporter: badobjects.Reporter | None = None,
+        lookup: Callable[[Key], dict[str, Any] | None] | None = None,
     ) -> None:
         self.name = name
         self.reconcile = reconcile
@@ -60,6 +65,10 @@ class Controller:
         self.clock: clock_mod.Clock = clock or clock_mod.RealClock()
         self.queue = queue or workqueue.WorkQueue(clock=self.clock, name=name)
         self.metrics = metrics
+        # Where a skipped key's object is reported (an Event needs the component's recorder).
+        self.reporter = reporter or badobjects.Reporter(component=name, metrics=metrics)
+        # The object behind a key, for reports: given, else the first informer watched by own key.
+        self.lookup = lookup
         if metrics is not None:
             metrics.track_queue(name, lambda: float(self.queue.depth))
         # Invariant: once set, no worker takes a new key; set by stop() only.
@@ -76,6 +85,8 @@ class Controller:
     ) -> None:
         """Enqueue keys for every add/update/delete the informer sees (default: the object's own key)."""
         mapper = to_keys or (lambda obj: [watching.object_key(obj)])
+        if to_keys is None and self.lookup is None:
+            self.lookup = lambda key: informer.store.get(*key)
         self._register(informer, mapper)
 
     def watch_owned(self, informer: informer_mod.Informer, *, owner_kind: str, owner_api_version: str) -> None:
@@ -159,17 +170,31 @@ class Controller:
             result = await self.reconcile(key)
         except asyncio.CancelledError:
             raise
+        except badobjects.OBJECT_ERRORS as exc:
+            error = True
+            self.queue.forget(key)  # the same version fails the same way: wait for it to change
+            self.reporter.skipped(self.name, key, self._object(key), exc)
         except Exception:
             error = True
             log.exception("controller %s: reconcile %s/%s failed; retrying with backoff", self.name, *key)
             self.queue.add_rate_limited(key)
         else:
             self.queue.forget(key)
+            self.reporter.recovered(self.name, key)
             if result is not None and result.requeue_after is not None:
                 self.queue.add_after(key, result.requeue_after)
         finally:
             if self.metrics is not None:
                 self.metrics.observe(self.name, self.clock.now() - started, error=error)
+
+
+    def _object(self, key: Key) -> dict[str, Any] | None:
+        if self.lookup is None:
+            return None
+        try:
+            return self.lookup(key)
+        except Exception:  # noqa: BLE001 - a report without its object is still a report
+            return None
 
 
 def own_key(obj: dict[str, Any]) -> Key:

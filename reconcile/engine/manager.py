@@ -28,6 +28,19 @@ log = logging.getLogger(__name__)
 SHUTDOWN_TIMEOUT = 30.0
 
 
+class HealthCheck(Protocol):
+    """Something whose trouble the health endpoints report (e.g. `supervision.InformerSupervisor`).
+
+    `readiness()`: problems that make the process unfit to serve now (`/readyz` 503);
+    `liveness()`: problems it cannot heal by itself (`/healthz` 503: restart the process).
+    Each returns one line per problem, [] when all is well.
+    """
+
+    def readiness(self) -> list[str]: ...
+
+    def liveness(self) -> list[str]: ...
+
+
 class Runnable(Protocol):
     """`start()` (returns once started) + `stop()`; or `run()` (returns when stopped) + `stop()`."""
 
@@ -87,9 +100,32 @@ class Manager:
         # Invariant: True between the start of the always-on runnables and the shutdown.
         self.ready = False
         self.leading = False
+        self._checks: list[HealthCheck] = []
 
     def add(self, runnable: Any, *, needs_leader: bool = True) -> None:
         self._entries.append(_Entry(runnable, needs_leader))
+
+    def add_health_check(self, check: HealthCheck) -> None:
+        """Have `/readyz` and `/healthz` include what `check` reports."""
+        self._checks.append(check)
+
+    def readiness_problems(self) -> list[str]:
+        """Why `/readyz` fails now ([] when ready)."""
+        found = [] if self.ready else ["not started, or shutting down"]
+        return found + self._collect("readiness")
+
+    def liveness_problems(self) -> list[str]:
+        """Why `/healthz` fails now ([] when healthy)."""
+        return self._collect("liveness")
+
+    def _collect(self, kind: str) -> list[str]:
+        found: list[str] = []
+        for check in self._checks:
+            try:
+                found.extend(getattr(check, kind)())
+            except Exception as exc:  # noqa: BLE001 - a check that fails is a problem to report, not a crash
+                found.append(f"{kind} check {check!r} failed: {exc}")
+        return found
 
     def is_leader(self) -> bool:
         return self.elector.is_leader() if self.leader_election else self.leading
@@ -205,19 +241,23 @@ class Manager:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
-    # --- health and metrics over HTTP (stdlib: three fixed answers need no framework) ---------
+    # --- health and metrics over HTTP (stdlib: a few fixed answers need no framework) ----------
 
     async def _serve_health(self) -> None:
         self._server = await asyncio.start_server(self._handle, self.health_host, self.health_port or 0)
         self.health_port = self._server.sockets[0].getsockname()[1]
 
     def _answer(self, path: str) -> tuple[str, bytes, str]:
-        if path == "/healthz":
-            return "200 OK", b"ok", "text/plain; charset=utf-8"
-        if path == "/readyz":
-            if self.ready:
+        if path in ("/healthz", "/livez"):
+            problems = self.liveness_problems()
+            if not problems:
                 return "200 OK", b"ok", "text/plain; charset=utf-8"
-            return "503 Service Unavailable", b"not ready", "text/plain; charset=utf-8"
+            return "503 Service Unavailable", _lines("unhealthy", problems), "text/plain; charset=utf-8"
+        if path == "/readyz":
+            problems = self.readiness_problems()
+            if not problems:
+                return "200 OK", b"ok", "text/plain; charset=utf-8"
+            return "503 Service Unavailable", _lines("not ready", problems), "text/plain; charset=utf-8"
         if path == "/metrics":
             return "200 OK", self.metrics.render(), metrics_mod.CONTENT_TYPE
         return "404 Not Found", b"not found", "text/plain; charset=utf-8"
@@ -246,3 +286,7 @@ class Manager:
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
+
+
+def _lines(head: str, problems: list[str]) -> bytes:
+    return "\n".join([head, *(f"- {p}" for p in problems)]).encode()

@@ -14,7 +14,7 @@ CONTENT_TYPE = prometheus_client.CONTENT_TYPE_LATEST
 
 
 class Metrics:
-    """Queue depth, reconcile count / errors / latency, each labelled by controller."""
+    """Queue depth, reconcile count / errors / latency by controller; objects skipped; informer restarts."""
 
     def __init__(self) -> None:
         self.registry = prometheus_client.CollectorRegistry()
@@ -34,6 +34,23 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.invalid_objects_total = prometheus_client.Counter(
+            "informer_invalid_objects_total",
+            "Object versions an informer skipped because they do not decode (each reported once).",
+            ["resource"],
+            registry=self.registry,
+        )
+        self.informer_restarts_total = prometheus_client.Counter(
+            "informer_restarts_total", "Stopped informers restarted by their component.", ["resource"],
+            registry=self.registry,
+        )
+        self.skipped_objects_total = prometheus_client.Counter(
+            "controller_skipped_objects_total",
+            "Object versions a controller could not process and skipped until they change.",
+            ["controller"],
+            registry=self.registry,
+        )
+
     def track_queue(self, controller: str, depth: Callable[[], float]) -> None:
         """Read the depth live at scrape time instead of updating it on every change."""
         self.queue_depth.labels(controller=controller).set_function(depth)
@@ -43,6 +60,15 @@ class Metrics:
         if error:
             self.reconcile_errors_total.labels(controller=controller).inc()
         self.reconcile_duration_seconds.labels(controller=controller).observe(seconds)
+
+    def invalid_object(self, resource: str) -> None:
+        self.invalid_objects_total.labels(resource=resource).inc()
+
+    def informer_restarted(self, resource: str) -> None:
+        self.informer_restarts_total.labels(resource=resource).inc()
+
+    def skipped_object(self, controller: str) -> None:
+        self.skipped_objects_total.labels(controller=controller).inc()
 
     def render(self) -> bytes:
         """The text exposition format of everything in this registry."""

@@ -44,8 +44,10 @@ async def run(options: Options) -> None:
             writer=mgr.client,
             scheduler_name=options.scheduler_name,
             max_in_flight=options.max_in_flight,
+            metrics=mgr.metrics,
         )
         mgr.add(scheduler_mod.InformersRunnable(sched), needs_leader=False)
+        mgr.add_health_check(sched.supervisor)
         mgr.add(sched, needs_leader=True)
         try:
             await mgr.run()

@@ -61,6 +61,11 @@ def node_taints(node: dict[str, Any]) -> tuple[Taint, ...]:
     return taints
 
 
+def parse_node(node: dict[str, Any]) -> None:
+    """Read a node as `NodeInfo.set_node` does; raises on a node whose fields have the wrong types."""
+    NodeInfo(name="").set_node(node)
+
+
 @dataclass
 class NodeInfo:
     """One node and what is bound to it. `node` is None for a placeholder (pods seen before their node)."""

@@ -16,11 +16,12 @@ import logging
 import random
 from typing import Any
 
-from reconcile.client import aio
+from reconcile.client import aio, decoding
 from reconcile.client import informer as informer_mod
 from reconcile.core import errors, meta
+from reconcile.engine import badobjects, events, supervision, workqueue
 from reconcile.engine import clock as clock_mod
-from reconcile.engine import events, workqueue
+from reconcile.engine import metrics as metrics_mod
 from reconcile.scheduler import eventqueue, filters, framework, nodeinfo, podinfo
 from reconcile.scheduler import queue as queue_mod
 
@@ -66,6 +67,7 @@ class Scheduler:
         rng: random.Random | None = None,
         max_in_flight: int = MAX_IN_FLIGHT,
         record_events: bool = True,
+        metrics: metrics_mod.Metrics | None = None,
     ) -> None:
         self.client = client
         self.writer: Any = writer or client  # writes go through the leader fence when there is one
@@ -75,12 +77,22 @@ class Scheduler:
         self.snapshot = nodeinfo.Snapshot()
         self.queue = queue_mod.SchedulingQueue(clock=self.clock)
         self.events: eventqueue.EventQueue | None = None
+        recorder: events.EventRecorder | None = None
         if record_events:
             recorder = events.EventRecorder(self.writer, component=scheduler_name, clock=self.clock)
             self.events = eventqueue.EventQueue(recorder, busy=self._busy)
-        self.pods = informer_mod.Informer(client, "v1", "pods")
-        self.nodes = informer_mod.Informer(client, "v1", "nodes")
+        # A pod or node the scheduler cannot parse is skipped (and reported, an Event on it), never
+        # queued: it could not be placed, and it must not take the informer down with it.
+        self.reporter = badobjects.Reporter(component=scheduler_name, metrics=metrics, recorder=recorder)
+        self.pods = informer_mod.Informer(client, "v1", "pods", check=decoding.checked(podinfo.from_pod))
+        self.nodes = informer_mod.Informer(client, "v1", "nodes", check=decoding.checked(nodeinfo.parse_node))
         self.namespaces = informer_mod.Informer(client, "v1", "namespaces")
+        for informer in (self.pods, self.nodes, self.namespaces):
+            self.reporter.watch(informer)
+        # Restarts an informer whose task ended; /readyz and /healthz report through it. On real time,
+        # as the informers' own reconnect backoff (the scheduler's clock drives its queue only).
+        self.supervisor = supervision.InformerSupervisor(
+            lambda: (self.namespaces, self.nodes, self.pods), name="scheduler", metrics=metrics)
         self.pods.add_handler(on_add=self._pod_added, on_update=self._pod_updated, on_delete=self._pod_deleted)
         self.nodes.add_handler(on_add=self._node_added, on_update=self._node_updated, on_delete=self._node_deleted)
         self.namespaces.add_handler(
@@ -104,10 +116,13 @@ class Scheduler:
     async def start_informers(self) -> None:
         for informer in (self.namespaces, self.nodes, self.pods):
             await informer.start()
+        await self.supervisor.start()
 
     async def stop_informers(self) -> None:
+        await self.supervisor.stop()
         for informer in (self.pods, self.nodes, self.namespaces):
             await informer.stop()
+        await self.reporter.drain(timeout=2.0)
 
     async def wait_synced(self, *, timeout: float | None = None) -> None:
         for informer in (self.namespaces, self.nodes, self.pods):

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from reconcile.client import api, wire
+from reconcile.client import options as options_mod
 from reconcile.core import errors
 from tests import support
 
@@ -34,24 +35,26 @@ def test_path_segments_cannot_escape() -> None:
 
 
 def test_list_and_watch_params() -> None:
-    spec = wire.list_request(
-        "v1",
-        "pods",
-        namespace="n",
-        label_selector="app in (a,b)",
-        field_selector="status.phase=Running",
-        limit=5,
-        continue_="tok",
-        resource_version="0",
-    )
+    options = options_mod.ListOptions(label_selector="app in (a,b)", field_selector="status.phase=Running", limit=5,
+                          continue_="tok", resource_version="0", resource_version_match="NotOlderThan")
+    spec = wire.list_request("v1", "pods", namespace="n", options=options)
     assert spec.params == {
         "labelSelector": "app in (a,b)",
         "fieldSelector": "status.phase=Running",
         "limit": "5",
         "continue": "tok",
         "resourceVersion": "0",
+        "resourceVersionMatch": "NotOlderThan",
     }
-    watch = wire.watch_request("v1", "pods", resource_version="12", timeout_seconds=5)
+    # the same options on a watch: no paging, no resourceVersionMatch (upstream rejects them there)
+    assert wire.watch_request("v1", "pods", options=options).params == {
+        "labelSelector": "app in (a,b)",
+        "fieldSelector": "status.phase=Running",
+        "watch": "true",
+        "resourceVersion": "0",
+        "allowWatchBookmarks": "true",
+    }
+    watch = wire.watch_request("v1", "pods", options=options_mod.ListOptions(resource_version="12", timeout_seconds=5))
     assert watch.stream and watch.params == {
         "watch": "true",
         "resourceVersion": "12",
@@ -59,7 +62,9 @@ def test_list_and_watch_params() -> None:
         "timeoutSeconds": "5",
     }
     assert watch.read_timeout == 35.0
-    assert wire.watch_request("v1", "pods", allow_bookmarks=False).read_timeout is None
+    assert wire.watch_request("v1", "pods", options=options_mod.ListOptions(allow_bookmarks=False)).read_timeout is None
+    collection = wire.delete_collection_request("v1", "pods", options=options)
+    assert collection.params == {"labelSelector": "app in (a,b)", "fieldSelector": "status.phase=Running"}
 
 
 def test_write_params_and_namespace_from_object() -> None:

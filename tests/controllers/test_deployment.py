@@ -206,3 +206,39 @@ def test_revision_history_limit_prunes_old_replicasets(controller_manager, clien
                          and len(_sets(client, ns)) == 2, timeout=30, what="history pruned to 1 old set")
     revisions = sorted(int(rs["metadata"]["annotations"][REVISION]) for rs in _sets(client, ns))
     assert revisions == [3, 4]
+
+
+def test_undo_with_a_typed_client_template_reuses_the_revisions_replicaset(controller_manager, client: api.Client,
+                                                                           ns: str, api_server: str) -> None:
+    """`kubectl rollout undo` sends the old ReplicaSet's template through Go's types: `creationTimestamp:
+    null`, `resources: {}`. That is the same revision: its ReplicaSet comes back, with the top revision."""
+    client.create("apps/v1", "deployments", helpers.deployment("undo", replicas=2), namespace=ns)
+    with helpers.PodWatcher(api_server, ns, ready_stand_in=True):
+        support.wait_for(lambda: rolled_out(client, ns, "undo"), timeout=30, what="revision 1 rolled out")
+        (first,) = _sets(client, ns)
+        client.patch("apps/v1", "deployments", "undo",
+                     {"spec": {"template": {"spec": {"containers": [{"name": "main", "image": "nginx:2"}]}}}},
+                     namespace=ns, patch_type="strategic")
+        support.wait_for(lambda: rolled_out(client, ns, "undo") and _images(client, ns) == {"nginx:2"},
+                         timeout=30, what="revision 2 rolled out")
+        # what kubectl's DeploymentRollbacker patches: the revision's template, hash label dropped, as Go encodes it
+        template = client.get("apps/v1", "replicasets", first["metadata"]["name"], namespace=ns)["spec"]["template"]
+        template["metadata"]["labels"].pop("pod-template-hash")
+        template["metadata"]["creationTimestamp"] = None
+        for container in template["spec"]["containers"]:
+            container["resources"] = {}
+        annotations = {k: v for k, v in _get(client, ns, "undo")["metadata"]["annotations"].items()
+                       if k != "kubectl.kubernetes.io/last-applied-configuration"}
+        client.patch("apps/v1", "deployments", "undo", [
+            {"op": "replace", "path": "/spec/template", "value": template},
+            {"op": "replace", "path": "/metadata/annotations", "value": annotations}], namespace=ns, patch_type="json")
+        support.wait_for(lambda: rolled_out(client, ns, "undo") and _images(client, ns) == {"nginx:1"},
+                         timeout=30, what="rolled back")
+    sets = {rs["metadata"]["name"]: rs for rs in _sets(client, ns)}
+    assert len(sets) == 2, sorted(sets)  # no third ReplicaSet for a template that only differs by defaults
+    reused = sets[first["metadata"]["name"]]
+    assert reused["spec"]["replicas"] == 2
+    assert reused["metadata"]["annotations"][REVISION] == "3"  # moved to the top
+    assert reused["metadata"]["annotations"]["deployment.kubernetes.io/revision-history"] == "1"
+    assert _get(client, ns, "undo")["metadata"]["annotations"][REVISION] == "3"
+    assert {meta.controller_owner(p)["name"] for p in _pods(client, ns)} == {first["metadata"]["name"]}

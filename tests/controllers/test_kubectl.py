@@ -48,12 +48,21 @@ def test_kubectl_scale_rollout_status_undo_restart(controller_manager, client: a
                          timeout=30, what="nginx:2 everywhere")
         history = kubectl(kube_env, "rollout", "history", "deployment/kw", "-n", ns).stdout
         assert [line.split()[0] for line in history.splitlines()[2:] if line.strip()] == ["1", "2"]
+        sets_before = {rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"]: rs["metadata"]["name"]
+                       for rs in client.list("apps/v1", "replicasets", namespace=ns)["items"]}
         assert "rolled back" in kubectl(kube_env, "rollout", "undo", "deployment/kw", "-n", ns).stdout
         kubectl(kube_env, "rollout", "status", "deployment/kw", "-n", ns, "--timeout=60s")
         support.wait_for(lambda: {p["spec"]["containers"][0]["image"] for p in _pods(client, ns)} == {"nginx:1"},
                          timeout=30, what="nginx:1 again")
         d = client.get("apps/v1", "deployments", "kw", namespace=ns)
         assert d["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "3"
+        # kubectl sent revision 1's template with `resources: {}` and `creationTimestamp: null`: the same revision,
+        # so its ReplicaSet is reused (now revision 3), no third one is made
+        sets_after = {rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"]: rs["metadata"]["name"]
+                      for rs in client.list("apps/v1", "replicasets", namespace=ns)["items"]}
+        assert sets_after == {"3": sets_before["1"], "2": sets_before["2"]}
+        history = kubectl(kube_env, "rollout", "history", "deployment/kw", "-n", ns).stdout
+        assert [line.split()[0] for line in history.splitlines()[2:] if line.strip()] == ["2", "3"]
         before = {p["metadata"]["name"] for p in _pods(client, ns)}
         assert "restarted" in kubectl(kube_env, "rollout", "restart", "deployment/kw", "-n", ns).stdout
         kubectl(kube_env, "rollout", "status", "deployment/kw", "-n", ns, "--timeout=60s")

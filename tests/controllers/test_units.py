@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
-from reconcile.controllers import expectations, podutil, rollout
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reconcile.controllers import batching, expectations, nodelifecycle, podutil, rollout
 from reconcile.engine import clock as clock_mod
 
 
@@ -105,3 +109,123 @@ def test_progressing_condition_keeps_transition_time() -> None:
     d = {"metadata": {"generation": 1}, "spec": {"progressDeadlineSeconds": 30}}
     assert not rollout.timed_out(d, status, t1)
     assert rollout.timed_out(d, status, datetime(2026, 1, 1, 0, 2, tzinfo=UTC))
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=4),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(
+        ["phase", "conditions", "type", "status", "lastTransitionTime", "containerStatuses", "restartCount",
+         "nodeName", "tolerations", "key", "operator", "effect", "tolerationSeconds", "x"]), inner, max_size=4),
+    max_leaves=15,
+)
+
+
+@settings(max_examples=300)
+@given(status=_JSON, spec=_JSON)
+def test_pod_facts_read_any_shape_without_raising(status: object, spec: object) -> None:
+    """A pod stored with wrong types must count as not ready, not fail the ReplicaSet that owns it."""
+    pod = {"metadata": {"name": "p", "namespace": "n", "creationTimestamp": "2026-01-01T00:00:00Z"},
+           "status": status, "spec": spec}
+    podutil.is_active(pod)
+    ready = podutil.is_ready(pod)
+    assert podutil.available_in(pod, 5, datetime(2026, 1, 2, tzinfo=UTC)) is None or ready
+    sorted([pod, {"metadata": {"name": "q"}}], key=podutil.deletion_rank)
+    taints = [{"key": nodelifecycle.UNREACHABLE, "effect": "NoExecute"}]
+    seconds = nodelifecycle.toleration_seconds(pod, taints, default=300.0)
+    assert seconds is None or seconds >= 0
+
+
+@given(count=st.integers(0, 5000), initial=st.integers(1, 8))
+def test_slow_start_batches_double_and_add_up(count: int, initial: int) -> None:
+    sizes = list(batching.batch_sizes(count, initial=initial))
+    assert sum(sizes) == count and all(s > 0 for s in sizes)
+    if sizes:
+        assert sizes[0] == min(count, initial)
+        assert all(b <= 2 * a for a, b in zip(sizes, sizes[1:], strict=False))
+        assert all(b == 2 * a for a, b in zip(sizes, sizes[1:-1], strict=False))  # only the last is cut short
+        assert len(sizes) <= max(1, count).bit_length() + 1
+
+
+def test_slow_start_batches_of_a_default_burst() -> None:
+    assert list(batching.batch_sizes(batching.per_sync(10**12))) == [1, 2, 4, 8, 16, 32, 64, 128, 245]
+    assert batching.per_sync(3) == 3 and batching.per_sync(-4) == 0 and batching.per_sync(900, burst=20) == 20
+
+
+@settings(max_examples=100)
+@given(count=st.integers(1, 300), fail_at=st.integers(1, 400))
+async def test_slow_start_stops_after_the_batch_with_the_first_failure(count: int, fail_at: int) -> None:
+    calls = 0
+
+    async def call() -> None:
+        nonlocal calls
+        calls += 1
+        if calls == fail_at:
+            raise RuntimeError("rejected")
+
+    done, error = await batching.slow_start(count, call)
+    if fail_at > count:
+        assert (done, error, calls) == (count, None, count)
+        return
+    # every batch up to and including the one holding the failing call ran; nothing after it
+    ran = 0
+    for size in batching.batch_sizes(count):
+        ran += size
+        if ran >= fail_at:
+            break
+    assert calls == ran and done == ran - 1 and isinstance(error, RuntimeError)
+
+
+_TEMPLATE = {"metadata": {"labels": {"app": "web"}},
+             "spec": {"containers": [{"name": "main", "image": "nginx:1"}], "restartPolicy": "Always",
+                      "volumes": [{"name": "scratch", "emptyDir": {}}]}}
+
+
+def _through_a_typed_client(template: dict) -> dict:
+    """What `kubectl rollout undo` sends back: Go's encoding adds null timestamps and empty resources."""
+    out = json.loads(json.dumps(template))
+    out.setdefault("metadata", {})["creationTimestamp"] = None
+    for container in out["spec"]["containers"]:
+        container.setdefault("resources", {})
+    out["spec"].setdefault("securityContext", {})
+    return out
+
+
+def test_templates_equal_but_for_defaulted_empty_fields_are_one_revision() -> None:
+    echoed = _through_a_typed_client(_TEMPLATE)
+    assert rollout.same_template(_TEMPLATE, echoed)
+    assert rollout.template_hash(_TEMPLATE) == rollout.template_hash(echoed)
+    hashed = {**echoed, "metadata": {**echoed["metadata"], "labels": {"app": "web", "pod-template-hash": "x"}}}
+    assert rollout.same_template(_TEMPLATE, hashed)
+    # what selects behaviour still counts: an image, a volume's empty source, a resource request
+    changed = json.loads(json.dumps(_TEMPLATE))
+    changed["spec"]["containers"][0]["resources"] = {"requests": {"cpu": "1"}}
+    assert not rollout.same_template(_TEMPLATE, changed)
+    no_source = json.loads(json.dumps(_TEMPLATE))
+    no_source["spec"]["volumes"] = [{"name": "scratch"}]
+    assert not rollout.same_template(_TEMPLATE, no_source)
+    assert rollout.template_hash(no_source) != rollout.template_hash(_TEMPLATE)
+
+
+_EMPTY = st.sampled_from([None, {}, []])
+
+
+@settings(max_examples=200)
+@given(extra=st.dictionaries(st.sampled_from(["resources", "securityContext", "env", "args", "ports", "x"]), _EMPTY,
+                             max_size=4),
+       pod_extra=st.dictionaries(st.sampled_from(["nodeSelector", "tolerations", "affinity", "securityContext"]),
+                                 _EMPTY, max_size=4))
+def test_empty_or_null_fields_never_make_a_new_revision(extra: dict, pod_extra: dict) -> None:
+    echoed = json.loads(json.dumps(_TEMPLATE))
+    echoed["spec"]["containers"][0].update(extra)
+    echoed["spec"].update(pod_extra)
+    assert rollout.same_template(_TEMPLATE, echoed)
+    assert rollout.template_hash(echoed) == rollout.template_hash(_TEMPLATE)
+
+
+def test_revision_history_keeps_the_revisions_a_reused_replicaset_held() -> None:
+    assert rollout.revision_history(None, "1") == "1"
+    assert rollout.revision_history("1", "3") == "1,3"
+    long = ",".join(str(i) for i in range(1000, 1500))  # 2499 characters
+    trimmed = rollout.revision_history(long, "9999")
+    assert trimmed is not None and trimmed.endswith(",9999") and len(trimmed) <= rollout.MAX_REVISION_HISTORY_CHARS
+    assert rollout.revision_history(None, "9" * 2001) is None

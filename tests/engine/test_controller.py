@@ -246,3 +246,46 @@ async def test_metrics_count_reconciles_and_errors() -> None:
     assert 'controller_queue_depth{controller="measured"} 0.0' in text
     await ctl.stop()
     await asyncio.wait_for(task, 5)
+
+
+async def test_a_key_whose_object_is_malformed_is_skipped_until_it_changes_and_reported_once() -> None:
+    """A reconcile that fails on the object's shape is not retried in a loop: skipped, reported per version."""
+    fake = clock.FakeClock()
+    m = metrics.Metrics()
+    objects = {("ns", "bad"): {"metadata": {"name": "bad", "namespace": "ns", "resourceVersion": "5"},
+                               "spec": {"replicas": "many"}},
+               ("ns", "good"): {"metadata": {"name": "good", "namespace": "ns", "resourceVersion": "6"},
+                                "spec": {"replicas": 2}}}
+    calls: list[controller.Key] = []
+
+    async def reconcile(key: controller.Key) -> None:
+        calls.append(key)
+        int(objects[key]["spec"]["replicas"])  # ValueError for "many": the object's problem
+
+    ctl = controller.Controller("shape", reconcile, clock=fake, metrics=m, lookup=objects.get)
+    task = await running(ctl)
+
+    def skipped() -> float:
+        return m.registry.get_sample_value("controller_skipped_objects_total", {"controller": "shape"}) or 0.0
+
+    ctl.enqueue(("ns", "bad"))
+    ctl.enqueue(("ns", "good"))
+    await support.eventually(lambda: calls.count(("ns", "good")) == 1 and calls.count(("ns", "bad")) == 1)
+    fake.advance(60.0)  # any retry backoff would have fired by now
+    await fake.run_until_idle()
+    assert calls.count(("ns", "bad")) == 1 and ctl.queue.retries(("ns", "bad")) == 0 and skipped() == 1
+
+    ctl.enqueue(("ns", "bad"))  # woken again (a related object changed): same version, not reported again
+    await support.eventually(lambda: calls.count(("ns", "bad")) == 2)
+    assert skipped() == 1
+
+    objects[("ns", "bad")]["metadata"]["resourceVersion"] = "7"  # a new version, still bad: news
+    ctl.enqueue(("ns", "bad"))
+    await support.eventually(lambda: skipped() == 2)
+
+    objects[("ns", "bad")]["spec"]["replicas"] = 3  # fixed: reconciles; a later failure is news again
+    ctl.enqueue(("ns", "bad"))
+    await support.eventually(lambda: calls.count(("ns", "bad")) == 4)
+    assert 'controller_reconcile_errors_total{controller="shape"} 3.0' in m.render().decode()
+    await ctl.stop()
+    await asyncio.wait_for(task, 5)

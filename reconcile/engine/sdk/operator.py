@@ -17,8 +17,8 @@ from typing import Any
 
 from reconcile.client import aio, discovery
 from reconcile.core import errors
+from reconcile.engine import badobjects, events, supervision
 from reconcile.engine import clock as clock_mod
-from reconcile.engine import events
 from reconcile.engine import metrics as metrics_mod
 from reconcile.engine.sdk import errors as sdk_errors
 from reconcile.engine.sdk import invocation, posting, worker
@@ -70,6 +70,10 @@ class Operator:
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._poster: posting.Poster | None = None
         self._context: contextvars.Context | None = None
+        self._reporter: badobjects.Reporter | None = None
+        # Restarts informers whose task ended; a Manager's /readyz and /healthz report through it.
+        # Real time, as the informers' own reconnect backoff (the operator's clock drives handlers only).
+        self.supervisor = supervision.InformerSupervisor(self._informers, name="operator", metrics=metrics)
         self.started = False
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -80,6 +84,8 @@ class Operator:
         self._executor = concurrent.futures.ThreadPoolExecutor(self.settings.threads, thread_name_prefix="rc-handler")
         recorder = events.EventRecorder(self.client, component=self.settings.component, clock=self.clock)
         self._poster = posting.Poster(recorder, loop)
+        self._reporter = badobjects.Reporter(component=self.settings.component, metrics=self.metrics,
+                                             recorder=recorder)
         # Our own context: handlers (and their threads) see this operator's registry and poster.
         self._context = contextvars.copy_context()
         self._context.run(posting.install, self._poster)
@@ -102,6 +108,7 @@ class Operator:
             memo=self.memo,
             workers=self.settings.workers,
             metrics=self.metrics,
+            reporter=self._reporter,
         )
         apis = [await self._resolve(ref) for ref in self.registry.resources()]
         self.workers = [
@@ -110,6 +117,7 @@ class Operator:
         ]
         for w in self.workers:
             await w.start_informers()
+        await self.supervisor.start()
         for w in self.workers:
             await w.wait_synced()  # indexes are complete before any handler runs
         for w in self.workers:
@@ -119,8 +127,12 @@ class Operator:
     async def stop(self, *, timeout: float | None = None, cleanup: bool = True) -> None:
         """Finish in-flight handlers (capped), stop daemons and timers, run cleanup handlers."""
         timeout = self.settings.shutdown_timeout if timeout is None else timeout
+        await self.supervisor.stop()
         await asyncio.gather(*(w.stop(timeout=timeout) for w in self.workers))
         self.workers = []
+        if self._reporter is not None:
+            await self._reporter.drain(timeout=min(timeout, 2.0))
+            self._reporter = None
         if self._context is not None and cleanup:
             for handler in self.registry.operator_handlers("cleanup"):
                 await asyncio.get_running_loop().create_task(
@@ -144,6 +156,9 @@ class Operator:
             await self.stop()
 
     # --- helpers -------------------------------------------------------------------------------
+
+    def _informers(self) -> list[Any]:
+        return [inf for w in self.workers for inf in w.informers.values()]
 
     async def _run_operator_handler(self, handler: registry_mod.Handler, *, retry_temporary: bool) -> None:
         kwargs = {"memo": self.memo, "logger": logging.getLogger(f"reconcile.operator.{handler.id}"),

@@ -15,6 +15,7 @@ from typing import Any
 
 from reconcile.client import aio, discovery, informer
 from reconcile.core import errors
+from reconcile.engine import badobjects
 from reconcile.engine import clock as clock_mod
 from reconcile.engine import controller as controller_mod
 from reconcile.engine import metrics as metrics_mod
@@ -38,6 +39,7 @@ class Runtime:
     indexes: dict[str, indexing.Index] = field(default_factory=dict)
     workers: int = 32
     metrics: metrics_mod.Metrics | None = None
+    reporter: badobjects.Reporter | None = None  # objects that do not decode, or that handling fails on
 
 
 class _Gone(Exception):
@@ -74,9 +76,12 @@ class ResourceWorker:
         self.informers = {
             scope: informer.Informer(runtime.client, api.api_version, api.plural, namespace=scope) for scope in scopes
         }
+        if runtime.reporter is not None:
+            for inf in self.informers.values():
+                runtime.reporter.watch(inf)
         self.controller = controller_mod.Controller(
             f"sdk:{api.group_resource}", self.reconcile, workers=runtime.workers, clock=runtime.clock,
-            metrics=runtime.metrics,
+            metrics=runtime.metrics, reporter=runtime.reporter, lookup=self.get,
         )
         for inf in self.informers.values():
             inf.add_handler(on_add=self._on_add, on_update=self._on_update, on_delete=self._on_delete)
