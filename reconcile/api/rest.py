@@ -33,6 +33,8 @@ from reconcile.core import errors, meta, patches, selectors
 from reconcile.store import etcd, keys
 
 MAX_UPDATE_ATTEMPTS = 16
+# DeleteOptions field (upstream 1.32, KEP-3926): delete an object whose stored bytes cannot be decoded.
+UNSAFE_DELETE_OPTION = "ignoreStoreReadErrorWithClusterBreakingPotential"
 # Writes without a client precondition must not fail just because others write the same object
 # (upstream's GuaranteedUpdate retries until it wins): many attempts, with jittered backoff.
 MAX_GUARDED_ATTEMPTS = 200
@@ -85,8 +87,12 @@ def encode(obj: dict[str, Any]) -> bytes:
 
 
 def decode(kv: etcd.KeyValue) -> dict[str, Any]:
-    obj = orjson.loads(kv.value)
-    obj.setdefault("metadata", {})["resourceVersion"] = str(kv.mod_revision)
+    """A stored object; `errors.InternalError` when the stored bytes are not one (written around the API)."""
+    try:
+        obj = orjson.loads(kv.value)
+        obj.setdefault("metadata", {})["resourceVersion"] = str(kv.mod_revision)
+    except (orjson.JSONDecodeError, AttributeError, TypeError) as exc:
+        raise errors.InternalError(f"the stored object {kv.key} cannot be decoded: {exc}") from None
     return obj
 
 
@@ -163,7 +169,9 @@ class Rest:
             listed = await self.store.list(prefix)
             entries, revision = [_entry(kv) for kv in listed.items], listed.revision
         if selection.filters:
-            entries = [e for e in entries if selection.matches(e.obj)]
+            entries = [e for e in entries if e.decodable and selection.matches(e.obj)]
+        else:
+            entries = [e for e in entries if e.decodable]
         limit = options.limit
         if limit and len(entries) > limit:
             page = entries[:limit]
@@ -195,7 +203,7 @@ class Rest:
             for kv in page.items:
                 after = kv.key
                 entry = _entry(kv)
-                if selection.matches(entry.obj):
+                if entry.decodable and selection.matches(entry.obj):
                     found.append(entry)
             more = page.more
         if limit and len(found) > limit:
@@ -500,7 +508,12 @@ class Rest:
             kv, _ = await self.store.get(key)
             if kv is None:
                 raise errors.NotFound.for_resource(resource.plural, name, resource.group)
-            old = decode(kv)
+            try:
+                old = decode(kv)
+            except errors.InternalError:
+                if not options.get(UNSAFE_DELETE_OPTION):
+                    raise
+                return await self._delete_corrupt(resource, key, kv, dry_run=dry_run)
             self._check_preconditions(resource, old, preconditions)
             await self.admission.admit(admission.Attributes(
                 admission.DELETE, resource, None, old["metadata"].get("namespace"), name, None, old, user, dry_run))
@@ -540,6 +553,22 @@ class Rest:
             return WriteResult(old, deleted=True)
         raise errors.Conflict.for_resource(resource.plural, name, resource.group,
                                            why="too many concurrent writers; please try again")
+
+    async def _delete_corrupt(self, resource: registry.Resource, key: str, kv: etcd.KeyValue, *,
+                              dry_run: bool) -> WriteResult:
+        """Upstream's unsafe delete of an object that cannot be decoded: no finalizers, no admission,
+        no strategy; the key simply goes."""
+        name = key.rsplit("/", 1)[-1]
+        gone = {"apiVersion": resource.api_version, "kind": resource.kind,
+                "metadata": {"name": name, "resourceVersion": str(kv.mod_revision)}}
+        if dry_run:
+            return WriteResult(gone, deleted=True)
+        try:
+            revision, _ = await self.store.delete(key, expected_revision=kv.mod_revision)
+        except (errors.RevisionConflict, errors.KeyMissing):
+            raise errors.Conflict.for_resource(resource.plural, name, resource.group) from None
+        gone["metadata"]["resourceVersion"] = str(revision)
+        return WriteResult(gone, deleted=True)
 
     def _check_preconditions(self, resource: registry.Resource, obj: dict[str, Any], preconditions: dict[str, Any]) -> None:
         metadata = obj["metadata"]

@@ -68,6 +68,8 @@ class ApiServer:
         self.crds = bootstrap.CrdSync(self.rest)
         self.rest.strategies = strategies.StrategySet({
             ("", "pods"): pods.PodStrategy(),
+            ("apps", "deployments"): pods.WorkloadStrategy(),
+            ("apps", "replicasets"): pods.WorkloadStrategy(),
             ("", "namespaces"): namespaces.NamespaceStrategy(self.rest.namespace_has_content),
             ("", "secrets"): configdata.SecretStrategy(),
             ("", "configmaps"): configdata.ConfigMapStrategy(),

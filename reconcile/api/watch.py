@@ -45,7 +45,7 @@ def translate(event: watchcache.CacheEvent, selection: rest.Selection) -> tuple[
         return (event.type, event.entry) if selection.matches(event.entry.obj) else None
     if event.type == watchcache.DELETED:
         return (event.type, event.entry) if selection.matches(event.entry.obj) else None
-    was = event.prev is not None and selection.matches(event.prev.obj)
+    was = event.prev is not None and event.prev.decodable and selection.matches(event.prev.obj)
     now = selection.matches(event.entry.obj)
     if was and now:
         return watchcache.MODIFIED, event.entry
@@ -137,6 +137,8 @@ class _Encoder:
         self.headers_sent = False
 
     def line(self, event: watchcache.CacheEvent, selection: rest.Selection) -> bytes | None:
+        if not event.entry.decodable:
+            return None  # a corrupt stored object (logged by the cache): never the stream's end
         translated = translate(event, selection)
         if translated is None:
             return None

@@ -55,12 +55,31 @@ class Entry:
 
     @property
     def obj(self) -> dict[str, Any]:
-        """The object with metadata.resourceVersion set; shared, so callers must not mutate it."""
+        """The object with metadata.resourceVersion set; shared, so callers must not mutate it.
+
+        Raises `errors.InternalError` for a stored value that is not an object with object metadata
+        (written around the API, straight into etcd): that one object is corrupt, see `decodable`.
+        """
         if self._obj is None:
-            obj = orjson.loads(self.value)
-            obj.setdefault("metadata", {})["resourceVersion"] = str(self.mod_revision)
+            try:
+                obj = orjson.loads(self.value)
+                obj.setdefault("metadata", {})["resourceVersion"] = str(self.mod_revision)
+            except (orjson.JSONDecodeError, AttributeError, TypeError) as exc:
+                raise errors.InternalError(f"the stored object {self.key} cannot be decoded: {exc}") from None
             self._obj = obj
         return self._obj
+
+    @property
+    def decodable(self) -> bool:
+        """Whether `obj` can be served. Lists and watches leave out (and log, once) what cannot."""
+        if self._obj is not None:
+            return True
+        try:
+            _ = self.obj
+        except errors.InternalError as exc:
+            _log_corrupt(self.key, self.mod_revision, exc)
+            return False
+        return True
 
     @property
     def raw(self) -> bytes:
@@ -366,6 +385,18 @@ class WatchCache:
     @property
     def watcher_count(self) -> int:
         return len(self._watchers)
+
+
+_reported_corrupt: set[tuple[str, int]] = set()
+
+
+def _log_corrupt(key: str, revision: int, exc: Exception) -> None:
+    """Once per stored version: a corrupt object is reported, not logged at every list."""
+    if (key, revision) not in _reported_corrupt:
+        if len(_reported_corrupt) > 10_000:
+            _reported_corrupt.clear()
+        _reported_corrupt.add((key, revision))
+        log.error("%s (left out of lists and watches)", exc)
 
 
 def _consume_exception(task: asyncio.Task[None]) -> None:

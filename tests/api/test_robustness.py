@@ -9,17 +9,37 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
+import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import orjson
 import pytest
 
+from reconcile.store import etcd, keys
+from tests import support
 from tests.api import helpers
 from tests.api.helpers import MERGE, assert_status, cm_path, deploy_path, pod_path
 
 YAML = {"Content-Type": "application/yaml"}
 JSON = {"Content-Type": "application/json"}
+
+
+@pytest.fixture(scope="module")
+def server_process(etcd_endpoint: str) -> Iterator[support.ApiServerProcess]:
+    """This module's server: the corrupt-object tests write beside it, straight into its etcd prefix."""
+    server = support.ApiServerProcess(etcd_endpoint, prefix=f"/test-{uuid.uuid4().hex[:12]}/registry")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def api_server(server_process: support.ApiServerProcess) -> str:
+    return server_process.url
 
 
 def secret_path(namespace: str, name: str | None = None) -> str:
@@ -122,6 +142,51 @@ def test_created_built_ins_with_a_status_answer_with_one(client: httpx.Client, n
     assert created["status"] == {}
     assert helpers.create(client, pod_path(ns), pod("p"))["status"]["phase"] == "Pending"
     assert "status" not in helpers.create(client, cm_path(ns), helpers.configmap("no-status"))
+
+
+def test_pods_and_templates_get_upstream_defaults(client: httpx.Client, ns: str) -> None:
+    """As upstream defaults them, so a pod template read back and written again is the same template."""
+    created = helpers.create(client, pod_path(ns), pod("defaults"))
+    container = created["spec"]["containers"][0]
+    assert container["resources"] == {} and container["imagePullPolicy"] == "Always"  # busybox: no tag
+    assert (container["terminationMessagePath"], container["terminationMessagePolicy"]) == (
+        "/dev/termination-log", "File")
+    body = deployment("tmpl")
+    body["spec"]["template"]["spec"]["containers"][0]["image"] = "busybox:1.36"
+    template = helpers.create(client, deploy_path(ns), body)["spec"]["template"]["spec"]["containers"][0]
+    assert template["imagePullPolicy"] == "IfNotPresent" and template["resources"] == {}
+
+
+# --- an object written around the API (corrupt in etcd) ---------------------------------------------
+
+
+async def test_a_corrupt_stored_object_never_breaks_lists_or_watches(
+        server_process: support.ApiServerProcess, etcd_endpoint: str, client: httpx.Client, ns: str) -> None:
+    helpers.create(client, cm_path(ns), helpers.configmap("good"))
+    watch_rv = client.get(cm_path(ns)).json()["metadata"]["resourceVersion"]
+    async with etcd.EtcdStore([etcd_endpoint], prefix=server_process.prefix) as store:
+        await store.create(keys.object_key("", "configmaps", ns, "bad-json"), b"{not json")
+        await store.create(keys.object_key("", "configmaps", ns, "bad-meta"), b'{"metadata": ["x"]}')
+    helpers.create(client, cm_path(ns), helpers.configmap("after"))
+    with client.stream("GET", cm_path(ns), params={"watch": "true", "resourceVersion": watch_rv,
+                                                   "timeoutSeconds": "5"}) as stream:
+        names = []
+        for line in stream.iter_lines():
+            event = orjson.loads(line)
+            names.append(event["object"]["metadata"]["name"])
+            if names[-1] == "after":
+                break
+    assert names == ["after"]  # the corrupt ones are left out, the stream goes on
+    assert helpers.names(client.get(cm_path(ns)).json()) == ["after", "good"]
+    assert helpers.names(client.get("/api/v1/configmaps", params={"fieldSelector": f"metadata.namespace={ns}"})
+                         .json()) == ["after", "good"]
+    status = assert_status(client.get(cm_path(ns, "bad-json")), 500, "InternalError")
+    assert "cannot be decoded" in status["message"]
+    assert_status(client.delete(cm_path(ns, "bad-json")), 500)
+    unsafe = client.request("DELETE", cm_path(ns, "bad-json"),
+                            json={"ignoreStoreReadErrorWithClusterBreakingPotential": True})
+    assert unsafe.status_code == 200, unsafe.text
+    assert client.get(cm_path(ns, "bad-json")).status_code == 404
 
 
 # --- parsing as upstream ------------------------------------------------------------------------------

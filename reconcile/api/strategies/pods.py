@@ -15,6 +15,9 @@ TERMINAL_PHASES = ("Succeeded", "Failed")
 class PodStrategy(base.Strategy):
     returns_deleted_object = True  # upstream answers a finished pod delete with the pod
 
+    def normalize(self, resource: registry.Resource, obj: dict[str, Any]) -> None:
+        default_pod_spec(obj.get("spec"))
+
     def prepare_for_create(self, resource: registry.Resource, obj: dict[str, Any]) -> None:
         obj["status"] = {"phase": "Pending", "qosClass": qos_class(obj.get("spec") or {})}
         if (obj.get("spec") or {}).get("nodeName"):
@@ -51,6 +54,35 @@ class PodStrategy(base.Strategy):
         conditions.append(condition("PodScheduled", "True"))
         status["conditions"] = conditions
         return new
+
+
+class WorkloadStrategy(base.BuiltinStrategy):
+    """Deployments and ReplicaSets: their pod template is defaulted as a pod is, so a template read
+    back and written again (kubectl rollout undo) is the same template, with the same hash."""
+
+    def normalize(self, resource: registry.Resource, obj: dict[str, Any]) -> None:
+        template = (obj.get("spec") or {}).get("template")
+        if isinstance(template, dict):
+            default_pod_spec(template.get("spec"))
+
+
+def default_pod_spec(spec: Any) -> None:
+    """The defaults a schema cannot state: each container's imagePullPolicy follows its image's tag."""
+    if not isinstance(spec, dict):
+        return
+    for key in ("initContainers", "containers"):
+        for container in spec.get(key) or []:
+            if isinstance(container, dict) and not container.get("imagePullPolicy"):
+                container["imagePullPolicy"] = default_pull_policy(str(container.get("image") or ""))
+
+
+def default_pull_policy(image: str) -> str:
+    """Upstream's rule: `:latest` or no tag (and no digest) is Always, anything else IfNotPresent."""
+    if "@" in image:
+        return "IfNotPresent"
+    name = image.rsplit("/", 1)[-1]
+    tag = name.rpartition(":")[2] if ":" in name else ""
+    return "Always" if tag in ("", "latest") else "IfNotPresent"
 
 
 def condition(kind: str, status: str) -> dict[str, Any]:
