@@ -23,7 +23,7 @@ from reconcile.client import config as config_mod
 from reconcile.client import informer as informer_mod
 from reconcile.core import errors
 from reconcile.engine import clock as clock_mod
-from reconcile.engine import controller
+from reconcile.engine import controller, supervision
 from reconcile.node import (
     containers,
     docker,
@@ -91,6 +91,8 @@ class Agent:
         self.runtime = docker.DockerRuntime(settings.docker_host, max_workers=max(8, settings.workers * 2))
         self.client = aio.AsyncClient(settings.server)
         self.informer = informer_mod.Informer(self.client, "v1", "pods", field_selector=f"spec.nodeName={settings.name}")
+        # A pod informer that stops would freeze the node's view of its pods: restart it, report it.
+        self.supervisor = supervision.InformerSupervisor(lambda: [self.informer], name=f"node {settings.name}")
         self.events = node_events.Emitter(self.client, node=settings.name)
         self.controller = controller.Controller("node-agent", self._sync, workers=settings.workers, clock=self.clock)
         self.probes = probes.ProbeManager(self.runtime, on_change=self._on_probe_change,
@@ -121,13 +123,16 @@ class Agent:
             node=node_view, client=self.client, runtime=self.runtime, renderer=render.Renderer(s.templates),
             volumes=volumes.Volumes(self.state_dir, fetch), probes=self.probes, events=self.events,
             store=self.informer.store, clock=self.clock))
-        self.http = server.AgentServer(server.create_app(self.runtime, self._lookup), host=s.address, port=s.port)
+        app = server.create_app(self.runtime, self._lookup, readiness=self.supervisor.readiness,
+                                liveness=self.supervisor.liveness)
+        self.http = server.AgentServer(app, host=s.address, port=s.port)
         await self.http.start()
         await self._register(info)
         lease = registration.LeaseKeeper(self.client, node=s.name, interval=s.lease_interval, clock=self.clock)
         self.controller.watch(self.informer)
         await self.informer.start()
         await self.informer.wait_synced()
+        await self.supervisor.start()
         loop = asyncio.get_running_loop()
         self._tasks = [
             loop.create_task(lease.run(), name="node-lease"),
@@ -159,6 +164,7 @@ class Agent:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        await self.supervisor.stop()
         await self.informer.stop()
         if self.sync is not None:
             await self.sync.close()

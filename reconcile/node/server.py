@@ -49,7 +49,10 @@ def _int(request: Request, name: str) -> int | None:
         raise errors.BadRequest(f"{name}: invalid integer {value!r}") from None
 
 
-def create_app(runtime: docker.DockerRuntime, lookup: Lookup) -> Starlette:
+def create_app(runtime: docker.DockerRuntime, lookup: Lookup, *,
+               readiness: Callable[[], list[str]] = list, liveness: Callable[[], list[str]] = list) -> Starlette:
+    """The agent's routes. `readiness`/`liveness` list what is wrong now (a stopped informer, ...):
+    empty means healthy; `/readyz` answers the first, `/healthz` the second."""
     def guarded(endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
         async def run(request: Request) -> Response:
             try:
@@ -61,8 +64,16 @@ def create_app(runtime: docker.DockerRuntime, lookup: Lookup) -> Starlette:
 
         return run
 
-    async def healthz(request: Request) -> Response:
+    def health(problems: list[str]) -> Response:
+        if problems:
+            return PlainTextResponse("\n".join(problems) + "\n", status_code=503)
         return PlainTextResponse("ok")
+
+    async def healthz(request: Request) -> Response:
+        return health(liveness())
+
+    async def readyz(request: Request) -> Response:
+        return health(readiness())
 
     async def container_logs(request: Request) -> Response:
         p = request.path_params
@@ -91,6 +102,7 @@ def create_app(runtime: docker.DockerRuntime, lookup: Lookup) -> Starlette:
 
     routes = [
         Route("/healthz", healthz),
+        Route("/readyz", readyz),
         Route("/containerLogs/{namespace}/{pod}/{container}", guarded(container_logs)),
         Route("/exec/{namespace}/{pod}/{container}", guarded(exec_command), methods=["POST"]),
     ]

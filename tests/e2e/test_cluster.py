@@ -177,8 +177,10 @@ def test_too_big_requests_are_unschedulable_with_the_message(cluster: e2e.Cluste
     assert condition["status"] == "False"
     assert condition["message"].startswith(f"0/{e2e.NODES} nodes are available: {e2e.NODES} Insufficient memory"), \
         condition["message"]
-    events = client.list("v1", "events", namespace=ns).get("items") or []
-    assert any(e.get("reason") == "FailedScheduling" for e in events)
+    # The scheduler records its Event after it wrote the condition: wait for it rather than read once.
+    support.wait_for(lambda: any(e.get("reason") == "FailedScheduling"
+                                 for e in client.list("v1", "events", namespace=ns).get("items") or []),
+                     timeout=15, what="a FailedScheduling Event")
     assert not any(p["spec"].get("nodeName") for p in pods_of(client, ns, "big"))
     client.delete("apps/v1", "deployments", "big", namespace=ns)
 

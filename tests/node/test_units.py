@@ -143,3 +143,21 @@ def test_labels_and_names_follow_the_contract():
     assert labels == {"reconcile.pod.uid": "u-1", "reconcile.pod.namespace": "ns", "reconcile.pod.name": "p",
                       "reconcile.container.name": "c", "reconcile.node": "n1", "reconcile.restart-count": "2"}
     assert containers.docker_name(POD, "c", 2) == "k8s_c_p_ns_u-1_2"
+
+
+def test_agent_health_reports_what_its_supervisor_finds() -> None:
+    """/readyz fails while an informer is stopped, /healthz only once it stayed stopped (liveness)."""
+    from starlette.testclient import TestClient
+
+    from reconcile.node import server
+
+    problems = {"ready": ["informer for pods stopped"], "live": []}
+    app = server.create_app(None, None, readiness=lambda: problems["ready"],  # type: ignore[arg-type]
+                            liveness=lambda: problems["live"])
+    with TestClient(app) as http:
+        assert http.get("/readyz").status_code == 503 and "informer for pods" in http.get("/readyz").text
+        assert http.get("/healthz").status_code == 200
+        problems["live"] = ["informer for pods stopped"]
+        assert http.get("/healthz").status_code == 503
+        problems["ready"], problems["live"] = [], []
+        assert http.get("/readyz").status_code == 200 and http.get("/healthz").status_code == 200
