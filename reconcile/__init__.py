@@ -1,7 +1,9 @@
 """reconcile: a Kubernetes-style control plane and operator framework.
 
 This module is the plugin SDK's public surface (`import reconcile as rc`; `@rc.on.create(...)`);
-it stays small on purpose. The names are loaded on first use, so importing any part of the
+it stays small on purpose. The public modules are `reconcile` (this), `reconcile.testing` (the test
+kit for plugin authors) and `reconcile.client` (the API client); every other package is internal and
+may change without notice. The names are loaded on first use, so importing any part of the
 project (the API server, the CLI) does not pull in the operator engine.
 """
 
@@ -31,6 +33,11 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
     "Registry": (f"{_SDK}.registry", "Registry"),
     "Patch": (f"{_SDK}.invocation", "Patch"),
     "Memo": (f"{_SDK}.invocation", "Memo"),
+    # What handlers are handed and raise: the async API client (the `client` keyword), its
+    # conflict-retry helper, and the API's errors (`rc.errors.NotFound`, `rc.errors.Conflict`, ...).
+    "AsyncClient": ("reconcile.client.aio", "AsyncClient"),
+    "retry_on_conflict": ("reconcile.client.aio", "retry_on_conflict"),
+    "errors": ("reconcile.core.errors", None),
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -1,0 +1,1 @@
+"""The API server (internal): the request pipeline, resource storage semantics, watch caches, discovery and OpenAPI."""

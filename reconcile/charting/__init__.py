@@ -1,0 +1,1 @@
+"""Charts (internal): rendering and releases of jinja2-templated packages."""

@@ -1,0 +1,1 @@
+"""The `reconcile` command (internal; its interface is the command line)."""

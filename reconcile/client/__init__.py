@@ -1,0 +1,1 @@
+"""The API client (public): sync and async clients, watches, informers and kubeconfig handling."""

@@ -1,0 +1,1 @@
+"""The built-in controllers run by `reconcile controller-manager` (internal)."""

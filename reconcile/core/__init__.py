@@ -1,0 +1,1 @@
+"""Plain data and pure logic shared by every layer (internal): selectors, patches, names, errors, decoding."""

@@ -1,0 +1,1 @@
+"""The embedded etcd member that `reconcile up`, the test kit and tests start (internal)."""

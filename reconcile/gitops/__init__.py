@@ -1,0 +1,1 @@
+"""Git repositories as the source of truth (internal)."""

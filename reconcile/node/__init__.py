@@ -1,0 +1,1 @@
+"""The node agent (internal): pods as Docker containers, probes, volumes, logs and exec."""

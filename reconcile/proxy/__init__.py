@@ -1,0 +1,1 @@
+"""The service proxy (internal): cluster IPs and node ports in the kernel."""

@@ -1,0 +1,1 @@
+"""The scheduler (internal): filters, scores and binding."""

@@ -1,0 +1,1 @@
+"""etcd as storage (internal; only `reconcile.api` uses it)."""

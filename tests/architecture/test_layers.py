@@ -67,3 +67,19 @@ def test_sdk_surface_is_small() -> None:
     """`reconcile/__init__.py` exports the plugin SDK and nothing from the server side."""
     for imported in imports.imports(PACKAGE / "__init__.py"):
         assert _package_of(imported.name) in (None, "engine", "core"), imported
+
+
+PUBLIC_MODULES = ("reconcile.testing", "reconcile.client")  # besides `reconcile` itself (the SDK)
+EXAMPLES = PACKAGE.parent / "examples"
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.rglob("*.py")), ids=lambda p: str(p.relative_to(EXAMPLES)))
+def test_examples_use_only_the_public_modules(path: Path) -> None:
+    """What the tutorial shows a plugin author is what they may rely on: `reconcile` (the SDK),
+    `reconcile.testing` and `reconcile.client`; everything else is internal."""
+    for imported in imports.imports(path):
+        name = imported.name
+        if _package_of(name) is None or name == "reconcile":
+            continue
+        assert any(name == m or name.startswith(m + ".") for m in PUBLIC_MODULES), \
+            f"{path.relative_to(EXAMPLES)}:{imported.line} imports {name}, which is internal"

@@ -11,8 +11,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import reconcile as rc
-from reconcile.client import aio
-from reconcile.core import errors
 
 GROUP, VERSION, PLURAL = "examples.reconcile.dev", "v1", "websites"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -45,7 +43,7 @@ def condition(type_: str, status: bool, reason: str, message: str) -> dict[str, 
     return {"type": type_, "status": "True" if status else "False", "reason": reason, "message": message}
 
 
-async def set_conditions(client: aio.AsyncClient, namespace: str, name: str, *new: dict[str, Any],
+async def set_conditions(client: rc.AsyncClient, namespace: str, name: str, *new: dict[str, Any],
                          **fields: Any) -> None:
     """Read-modify-write of status.conditions with the resourceVersion check of a PUT, retried on
     conflict: two writers (the handlers and the Deployment watcher) never lose each other's condition."""
@@ -66,14 +64,14 @@ async def set_conditions(client: aio.AsyncClient, namespace: str, name: str, *ne
             await client.replace(API_VERSION, PLURAL, site, namespace=namespace, subresource="status")
 
     try:
-        await aio.retry_on_conflict(attempt)
-    except errors.NotFound:
+        await rc.retry_on_conflict(attempt)
+    except rc.errors.NotFound:
         pass  # the Website is gone: nothing to report on
 
 
 @rc.on.create(GROUP, VERSION, PLURAL)
 @rc.on.update(GROUP, VERSION, PLURAL)
-async def render(body: dict, name: str, namespace: str, client: aio.AsyncClient, logger: Any, **_: Any) -> dict:
+async def render(body: dict, name: str, namespace: str, client: rc.AsyncClient, logger: Any, **_: Any) -> dict:
     """Apply the children (server-side apply: create or update in one call, idempotent)."""
     children = desired_children(body)
     for child in children:
@@ -88,7 +86,7 @@ async def render(body: dict, name: str, namespace: str, client: aio.AsyncClient,
 
 
 @rc.on.event("apps", "v1", "deployments", labels={LABEL: rc.PRESENT})
-async def deployment_changed(body: dict, type: str, namespace: str, labels: dict, client: aio.AsyncClient,
+async def deployment_changed(body: dict, type: str, namespace: str, labels: dict, client: rc.AsyncClient,
                              **_: Any) -> None:
     """Ready follows the Deployment: True once all its replicas are ready."""
     if type == "DELETED":
@@ -103,7 +101,7 @@ async def deployment_changed(body: dict, type: str, namespace: str, labels: dict
 
 
 @rc.on.delete(GROUP, VERSION, PLURAL)
-async def cleanup(body: dict, name: str, namespace: str, client: aio.AsyncClient, **_: Any) -> None:
+async def cleanup(body: dict, name: str, namespace: str, client: rc.AsyncClient, **_: Any) -> None:
     """Delete the children now (the garbage collector would too, later), then release the Website."""
     for api_version, plural in KINDS.values():
         await client.delete_collection(api_version, plural, namespace=namespace, label_selector=f"{LABEL}={name}")

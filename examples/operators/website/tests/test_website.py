@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+import reconcile as rc
 from reconcile import testing
-from reconcile.core import errors
 
 HERE = Path(__file__).resolve().parents[1]
 AV, PLURAL = "examples.reconcile.dev/v1", "websites"
@@ -75,7 +75,7 @@ def test_website_renders_children_reports_ready_and_cleans_up(reconcile_cluster:
                 try:
                     client.get(api_version, plural, name, namespace=ns)
                     return False
-                except errors.NotFound:
+                except rc.errors.NotFound:
                     continue
             return True
 
