@@ -579,12 +579,16 @@ async def reads_under_writes(url: str, names_file: Path, body: bytes) -> dict[st
 
 
 def hostile_kinds() -> dict[str, tuple[bytes, str]]:
-    """The bodies of issue 8, each under the 3 MiB cap: (body, Content-Type)."""
+    """The bodies of issue 8, each under the 3 MiB cap, and two YAML ones under the YAML cap: (body, Content-Type)."""
     flow_list = b"[" + b"0," * 1_400_000 + b"0]"  # 2.7 MiB of YAML flow sequence
     many_keys = "".join(f"k{i}: v\n" for i in range(190_000)).encode()
     deep_json = b"[" * 10_000 + b"]" * 10_000
+    # Under the 1 MiB cap on YAML that is not JSON, so they reach libyaml and the node limit:
+    block_list = b"- 0\n" * 200_000
+    fewer_keys = "".join(f"k{i}: v\n" for i in range(60_000)).encode()
     return {"yaml_1.4M_scalars": (flow_list, "application/yaml"), "yaml_190k_keys": (many_keys, "application/yaml"),
-            "json_10k_deep": (deep_json, "application/json")}
+            "json_10k_deep": (deep_json, "application/json"), "yaml_200k_scalars": (block_list, "application/yaml"),
+            "yaml_60k_keys": (fewer_keys, "application/yaml")}
 
 
 async def hostile_bodies(url: str, a_name: str) -> dict[str, Any]:

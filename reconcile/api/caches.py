@@ -1,4 +1,5 @@
-"""The set of watch caches, one per served resource type, started and stopped with the registry."""
+"""The set of watch caches, one per served resource type, started and stopped with the registry,
+all fed by one etcd watch (`watchcache.SharedFeed`)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ class CacheSet:
         self._caches: dict[tuple[str, str], watchcache.WatchCache] = {}
         self._starting: dict[tuple[str, str], asyncio.Task[watchcache.WatchCache]] = {}
         self.listeners: dict[tuple[str, str], Callable[[watchcache.CacheEvent], None]] = {}
+        self.feed = watchcache.SharedFeed(store)  # one etcd watch for every cache
 
     def peek(self, resource: registry.Resource) -> watchcache.WatchCache | None:
         """The cache for `resource` if one already runs (never starts one)."""
@@ -39,10 +41,11 @@ class CacheSet:
 
     async def _start(self, ident: tuple[str, str]) -> watchcache.WatchCache:
         try:
+            await self.feed.start()
             cache = watchcache.WatchCache(
                 self.store, keys.resource_prefix(*ident), on_event=self.listeners.get(ident)
             )
-            await cache.start()
+            await cache.start(feed=self.feed)
             self._caches[ident] = cache
             return cache
         finally:
@@ -64,6 +67,7 @@ class CacheSet:
             cache.compacted(revision)
 
     async def stop(self) -> None:
+        await self.feed.stop()
         for cache in list(self._caches.values()):
             await cache.stop()
         self._caches.clear()

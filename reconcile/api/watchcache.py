@@ -1,6 +1,7 @@
-"""The watch cache: one etcd watch per resource type, fanned out to every API watcher.
+"""The watch cache: every resource type's objects in memory, kept current by one etcd watch over the
+whole cluster (`SharedFeed`), and fanned out to every API watcher.
 
-Reads are served from memory; etcd sees writes and one watch per type. A read that must be
+Reads are served from memory; etcd sees writes and one watch. A read that must be
 consistent (no resourceVersion given) first proves the cache is current as of the etcd head
 revision (`ensure_current`), with one etcd request shared by every reader waiting at that moment.
 
@@ -31,6 +32,9 @@ from reconcile.store import etcd
 log = logging.getLogger(__name__)
 
 ADDED, MODIFIED, DELETED = "ADDED", "MODIFIED", "DELETED"
+# How long a consistent read waits for the watch to reach etcd's head before proving it by a range
+# read instead (the head was written outside this cluster's keys, so no event will bring it).
+FEED_GRACE = 0.025
 
 
 class Entry:
@@ -117,14 +121,17 @@ class Watcher:
 
 
 class WatchCache:
-    """Everything under one key prefix (one resource type), kept current from one etcd watch."""
+    """Everything under one key prefix (one resource type), kept current from the shared feed (or,
+    used on its own, from a watch of its own)."""
 
     max_history = 20_000
     max_watcher_backlog = 50_000
 
-    def __init__(self, store: etcd.EtcdStore, prefix: str, *, on_event: Callable[[CacheEvent], None] | None = None):
+    def __init__(self, store: etcd.EtcdStore, prefix: str, *, on_event: Callable[[CacheEvent], None] | None = None,
+                 feed_grace: float = FEED_GRACE):
         self.store = store
         self.prefix = prefix
+        self.feed_grace = feed_grace
         self.on_event = on_event
         self.entries: dict[str, Entry] = {}
         self.revision = 0
@@ -139,14 +146,35 @@ class WatchCache:
         # Invariant: once a check has begun (sent its etcd request) it is no longer `_next_check`.
         self._next_check: asyncio.Task[None] | None = None
         self.failed: BaseException | None = None
+        self._feed: SharedFeed | None = None
+        # While the first list of a fed cache is read: the feed's deliveries, applied after it.
+        self._pending: list[tuple[list[etcd.Event], int]] | None = None
 
     # --- life cycle ---
 
-    async def start(self) -> None:
-        await self._load()
-        self._task = asyncio.create_task(self._run(), name=f"watchcache {self.prefix}")
+    async def start(self, *, feed: SharedFeed | None = None) -> None:
+        """Load the prefix and keep it current: from `feed` (the server's one watch over every
+        resource) when given, else from a watch of this cache's own (a cache used on its own)."""
+        if feed is None:
+            await self._load()
+            self._task = asyncio.create_task(self._run(), name=f"watchcache {self.prefix}")
+            return
+        self._feed = feed
+        self._pending = []  # what the feed delivers while the first list is read
+        feed.register(self)
+        try:
+            await self._load()
+        except BaseException:
+            feed.unregister(self)
+            raise
+        pending, self._pending = self._pending, None
+        for events, revision in pending:
+            self.deliver(events, revision)
 
     async def stop(self) -> None:
+        if self._feed is not None:
+            self._feed.unregister(self)
+            self._feed = None
         if self._task:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -172,6 +200,13 @@ class WatchCache:
         self._ready.set()
         self._wake()
 
+    async def relist(self) -> None:
+        """The watch fell behind etcd's compaction point: read the prefix again; watches from
+        before now get 410 Expired and relist too."""
+        log.warning("watch cache %s: compacted, relisting", self.prefix)
+        self._expire_history()
+        await self._load()
+
     def _diff_into_history(self, fresh: dict[str, Entry], revision: int) -> None:
         for key, old in self.entries.items():
             if key not in fresh:
@@ -183,26 +218,30 @@ class WatchCache:
             elif old.mod_revision != new.mod_revision:
                 self._publish(CacheEvent(MODIFIED, new, old, revision))
 
+    def deliver(self, events: list[etcd.Event], revision: int) -> None:
+        """One watch response: `events` under this prefix, and the revision up to which every
+        change under the prefix has now been delivered (progress, even with no events)."""
+        if self._pending is not None:
+            self._pending.append((events, revision))
+            return
+        for event in events:
+            self._apply(event)
+        if revision > self.revision:
+            self.revision = revision
+            self._wake()
+
     async def _run(self) -> None:
         backoff = 0.05
         while True:
             try:
                 # The cache holds every previous value itself: etcd need not read and send them.
                 async for batch in self.store.watch(self.prefix, start_revision=self.revision + 1, prev_values=False):
-                    for event in batch.events:
-                        self._apply(event)
-                    if batch.revision > self.revision:
-                        # Progress: nothing else under the prefix changed up to batch.revision.
-                        self.revision = batch.revision
-                        self._wake()
+                    self.deliver(batch.events, batch.revision)
                     backoff = 0.05
             except asyncio.CancelledError:
                 raise
             except errors.Compacted:
-                # We fell behind the compaction point: relist, and make old watches relist too.
-                log.warning("watch cache %s: compacted, relisting", self.prefix)
-                self._expire_history()
-                await self._load()
+                await self.relist()
             except Exception as exc:  # keep serving what we have; retry the watch
                 self.failed = exc
                 log.warning("watch cache %s: watch failed (%s); retrying", self.prefix, exc)
@@ -314,6 +353,11 @@ class WatchCache:
         """
         loop = asyncio.get_running_loop()
         head = await self.store.current_revision()
+        if self.revision >= head:
+            return
+        # Usually the watch is about to bring `head` (the shared feed sees every write of the cluster).
+        if await self.wait_for_revision(head, timeout=min(self.feed_grace, max(0.0, deadline - loop.time()))):
+            return
         while self.revision < head:
             seen = self.revision
             changed, total, _, latest = await self.store.prefix_changes(self.prefix, since_revision=seen,
@@ -385,6 +429,88 @@ class WatchCache:
     @property
     def watcher_count(self) -> int:
         return len(self._watchers)
+
+
+class SharedFeed:
+    """One etcd watch over every resource of the cluster, delivered to each resource's cache.
+
+    Why one: a cache's revision advances only with what its watch tells it. With a watch per
+    resource, a write to Secrets does not move the ConfigMap cache, so a consistent ConfigMap read
+    (which must reflect etcd's head revision) could only be proven with a range read over every
+    ConfigMap key, under any steady writer anywhere. One watch over the cluster's whole prefix sees
+    every revision of that keyspace in order: after each response every cache is current up to its
+    revision, whatever was written. (Writes outside the cluster's prefix, by another cluster sharing
+    the etcd, still need the range proof; see `WatchCache._verify_once`.)
+
+    Invariant: every response with revision R is delivered to every registered cache (with the
+    events under its prefix, possibly none) before the next one, so each cache may claim R.
+    """
+
+    def __init__(self, store: etcd.EtcdStore) -> None:
+        self.store = store
+        self.revision = 0  # the last revision delivered
+        self._caches: dict[str, WatchCache] = {}  # prefix ("group/plural/") -> cache
+        self._task: asyncio.Task[None] | None = None
+        self._starting = asyncio.Lock()
+
+    async def start(self) -> None:
+        """Watch from etcd's head: every cache registered later lists at or after it."""
+        async with self._starting:
+            if self._task is None:
+                self.revision = await self.store.current_revision()
+                self._task = asyncio.create_task(self._run(), name="watchcache feed")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    def register(self, cache: WatchCache) -> None:
+        self._caches[cache.prefix] = cache
+
+    def unregister(self, cache: WatchCache) -> None:
+        if self._caches.get(cache.prefix) is cache:
+            del self._caches[cache.prefix]
+
+    async def _run(self) -> None:
+        backoff = 0.05
+        while True:
+            try:
+                async for batch in self.store.watch("", start_revision=self.revision + 1, prev_values=False):
+                    self._deliver(batch)
+                    backoff = 0.05
+            except asyncio.CancelledError:
+                raise
+            except errors.Compacted:
+                await self._relist_all()
+            except Exception as exc:  # keep serving what the caches hold; retry the watch
+                log.warning("watch cache feed: watch failed (%s); retrying", exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+
+    def _deliver(self, batch: etcd.WatchBatch) -> None:
+        by_prefix: dict[str, list[etcd.Event]] = {}
+        for event in batch.events:
+            by_prefix.setdefault(_resource_prefix(event.key), []).append(event)
+        for prefix, cache in list(self._caches.items()):
+            cache.deliver(by_prefix.get(prefix, []), batch.revision)
+        self.revision = batch.revision
+
+    async def _relist_all(self) -> None:
+        """Fallen behind the compaction point: every cache relists; the watch resumes from before."""
+        head = await self.store.current_revision()
+        for cache in list(self._caches.values()):
+            await cache.relist()
+        self.revision = head
+
+
+def _resource_prefix(key: str) -> str:
+    """`core/configmaps/default/x` -> `core/configmaps/` (the key layout of `store.keys`)."""
+    group, _, rest = key.partition("/")
+    plural = rest.partition("/")[0]
+    return f"{group}/{plural}/"
 
 
 _reported_corrupt: set[tuple[str, int]] = set()

@@ -82,3 +82,19 @@ class TestWatchCacheConformance(StorageConformance):
     async def compact_to(self, writer: etcd.EtcdStore, storage: Any, revision: int) -> None:
         await writer.compact(revision)
         storage.cache.compacted(revision)
+
+
+class TestFedWatchCacheConformance(TestWatchCacheConformance):
+    """The same suite with the cache kept current by the shared feed, as the API server runs it."""
+
+    @pytest.fixture
+    async def storage(self, writer: etcd.EtcdStore) -> AsyncIterator[Any]:
+        feed = watchcache.SharedFeed(writer)
+        await feed.start()
+        cache = watchcache.WatchCache(writer, self.RESOURCE)
+        await cache.start(feed=feed)
+        try:
+            yield CacheView(cache, writer)
+        finally:
+            await cache.stop()
+            await feed.stop()

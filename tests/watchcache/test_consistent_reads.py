@@ -92,3 +92,36 @@ async def test_a_read_sees_the_writes_acknowledged_before_it(store: CountingStor
             assert entry is not None and entry.mod_revision == revision
     finally:
         await cache.stop()
+
+
+async def test_with_the_shared_feed_writes_elsewhere_need_no_range_proof(store: CountingStore) -> None:
+    """The server's caches share one watch over the cluster's keys, so a write to Secrets moves the
+    ConfigMap cache too: consistent ConfigMap reads under a steady Secret writer read no range."""
+    feed = watchcache.SharedFeed(store)
+    await feed.start()
+    # a grace long enough that only a feed that never moved the cache could need a range proof
+    configmaps = watchcache.WatchCache(store, "core/configmaps/", feed_grace=DEADLINE)
+    secrets = watchcache.WatchCache(store, "core/secrets/")
+    await configmaps.start(feed=feed)
+    await secrets.start(feed=feed)
+    await store.create("core/secrets/busy", b"0")
+    stop = asyncio.Event()
+    acknowledged: list[int] = []
+    writers = [asyncio.create_task(_write_forever(store, "core/secrets/", stop, acknowledged))
+               for _ in range(WRITERS)]
+    try:
+        proofs = store.proofs
+        for _ in range(READS):
+            before = await store.current_revision()
+            await configmaps.ensure_current(timeout=DEADLINE)
+            assert configmaps.revision >= before
+        assert store.proofs == proofs
+        assert len(acknowledged) > READS
+    finally:
+        stop.set()
+        for writer in writers:
+            with contextlib.suppress(Exception):
+                await writer
+        await configmaps.stop()
+        await secrets.stop()
+        await feed.stop()
