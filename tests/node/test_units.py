@@ -145,19 +145,20 @@ def test_labels_and_names_follow_the_contract():
     assert containers.docker_name(POD, "c", 2) == "k8s_c_p_ns_u-1_2"
 
 
-def test_agent_health_reports_what_its_supervisor_finds() -> None:
+async def test_agent_health_reports_what_its_supervisor_finds() -> None:
     """/readyz fails while an informer is stopped, /healthz only once it stayed stopped (liveness)."""
-    from starlette.testclient import TestClient
+    import httpx
 
     from reconcile.node import server
 
-    problems = {"ready": ["informer for pods stopped"], "live": []}
+    problems: dict[str, list[str]] = {"ready": ["informer for pods stopped"], "live": []}
     app = server.create_app(None, None, readiness=lambda: problems["ready"],  # type: ignore[arg-type]
                             liveness=lambda: problems["live"])
-    with TestClient(app) as http:
-        assert http.get("/readyz").status_code == 503 and "informer for pods" in http.get("/readyz").text
-        assert http.get("/healthz").status_code == 200
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://agent") as http:
+        ready = await http.get("/readyz")
+        assert ready.status_code == 503 and "informer for pods" in ready.text
+        assert (await http.get("/healthz")).status_code == 200
         problems["live"] = ["informer for pods stopped"]
-        assert http.get("/healthz").status_code == 503
+        assert (await http.get("/healthz")).status_code == 503
         problems["ready"], problems["live"] = [], []
-        assert http.get("/readyz").status_code == 200 and http.get("/healthz").status_code == 200
+        assert (await http.get("/readyz")).status_code == 200 and (await http.get("/healthz")).status_code == 200
