@@ -15,8 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import ctypes
 import multiprocessing
 import os
+import signal
+import threading
 from typing import Any
 
 from reconcile.core import decoding, errors
@@ -131,21 +135,38 @@ class BodyDecoder:
 
     def _ensure_pool(self) -> concurrent.futures.ProcessPoolExecutor:
         if self._pool is None:
-            # forkserver: workers fork from a clean interpreter, not from this threaded, event-looped one.
-            context = multiprocessing.get_context("forkserver")
+            # spawn: workers are fresh interpreters (never forks of this threaded, event-looped one) and
+            # children of this process, so they can be tied to its life (see `_worker_start`).
+            context = multiprocessing.get_context("spawn")
             self._pool = concurrent.futures.ProcessPoolExecutor(self.workers, mp_context=context,
-                                                                initializer=_worker_start)
+                                                                initializer=_worker_start, initargs=(os.getpid(),))
         return self._pool
 
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+    async def close(self) -> None:
+        """Stop the workers and wait for them (off the loop): none may outlive the server."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
 
 
-def _worker_start() -> None:
-    """Workers yield the CPU to the server process: a flood of big bodies slows itself, not the API."""
+def _worker_start(server_pid: int) -> None:
+    """Workers yield the CPU to the server (a flood of big bodies slows itself, not the API) and die
+    with it, however it ends: a killed server leaves no decoder behind."""
     os.nice(10)
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: Linux kills us when the server exits
+    if os.getppid() != server_pid:  # it already ended before the line above took effect
+        os._exit(0)
+    threading.Thread(target=_exit_with, args=(server_pid,), daemon=True, name="decoder-watchdog").start()
+
+
+def _exit_with(server_pid: int) -> None:
+    """Where PR_SET_PDEATHSIG is missing: look every second whether the server still runs."""
+    while True:
+        threading.Event().wait(1.0)
+        if os.getppid() != server_pid:
+            os._exit(0)
 
 
 def _decode_in_worker(body: bytes, fmt: str, strict: bool, limits: decoding.Limits) -> Any:

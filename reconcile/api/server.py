@@ -95,7 +95,7 @@ class ApiServer:
 
     async def stop(self) -> None:
         self.ready = False
-        self.handlers.decoder.close()
+        await self.handlers.decoder.close()
         if self._compactor:
             self._compactor.cancel()
             with contextlib.suppress(asyncio.CancelledError):

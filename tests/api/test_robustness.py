@@ -330,3 +330,38 @@ async def test_the_server_answers_others_while_hostile_bodies_are_in_flight(api_
         await asyncio.gather(*attacks)
     assert len(probes) >= 3, "the probes did not get through while the bodies were in flight"
     assert probes[2] < max(answered)
+
+
+def _children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as listing:
+        return [int(child) for child in listing.read().split()]
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.parametrize("ending", ["SIGTERM", "SIGKILL"])
+def test_body_decoder_workers_end_with_the_server(etcd_endpoint: str, ending: str) -> None:
+    """Large bodies are decoded in worker processes; none may outlive the server however it ends
+    (they once lingered, blocked on their own queue, after every server stopped)."""
+    server = support.ApiServerProcess(etcd_endpoint, prefix=f"/test-{uuid.uuid4().hex[:12]}/registry")
+    server.start()
+    try:
+        assert server.process is not None
+        response = httpx.post(server.url + cm_path("default"), content=b"kind: ConfigMap\n", headers=YAML)
+        assert response.status_code == 422  # decoded (in a worker: YAML always is), then refused: no name
+        workers = support.wait_for(lambda: _children(server.process.pid), what="decoder workers")
+        if ending == "SIGKILL":
+            server.process.kill()
+            server.process.wait()
+        else:
+            server.stop()
+        support.wait_for(lambda: not any(_running(pid) for pid in workers), timeout=10,
+                         what="the decoder workers to exit")
+    finally:
+        server.stop()
