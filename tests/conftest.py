@@ -53,14 +53,28 @@ def key_prefix() -> str:
 
 
 @pytest.fixture(scope="module")
-def api_server(etcd_endpoint: str) -> Iterator[str]:
-    """A real API server process on a free port with its own prefix; yields its URL."""
-    server = support.ApiServerProcess(etcd_endpoint, prefix=f"/test-{uuid.uuid4().hex[:12]}/registry")
+def server_args() -> tuple[str, ...]:
+    """Extra `reconcile apiserver` flags for the module's server; a module overrides this to change them."""
+    return ()
+
+
+@pytest.fixture(scope="module")
+def server_process(etcd_endpoint: str, server_args: tuple[str, ...]) -> Iterator[support.ApiServerProcess]:
+    """A real API server process on a free port with its own etcd prefix (known to the test, which may
+    write beside the server straight into etcd)."""
+    server = support.ApiServerProcess(etcd_endpoint, prefix=f"/test-{uuid.uuid4().hex[:12]}/registry",
+                                      extra_args=server_args)
     server.start()
     try:
-        yield server.url
+        yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def api_server(server_process: support.ApiServerProcess) -> str:
+    """The module's server URL."""
+    return server_process.url
 
 
 @pytest.fixture

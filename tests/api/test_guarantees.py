@@ -8,7 +8,6 @@ import itertools
 import random
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -133,24 +132,10 @@ async def _watch(client: httpx.AsyncClient, ns: str, log: WatcherLog, stop: asyn
 
 
 @pytest.fixture(scope="module")
-def server_process(etcd_endpoint: str) -> Iterator[support.ApiServerProcess]:
-    """This module's server; the watch test needs its etcd prefix to write beside it.
-
-    Bookmarks come often, so they interleave with the write storm: a bookmark must never claim a
-    revision whose events the watcher has not been sent yet.
-    """
-    server = support.ApiServerProcess(etcd_endpoint, prefix=f"/test-{uuid.uuid4().hex[:12]}/registry",
-                                      extra_args=("--bookmark-interval", "0.2"))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def api_server(server_process: support.ApiServerProcess) -> str:
-    return server_process.url
+def server_args() -> tuple[str, ...]:
+    """Bookmarks come often, so they interleave with the write storm: a bookmark must never claim a
+    revision whose events the watcher has not been sent yet."""
+    return ("--bookmark-interval", "0.2")
 
 
 def _stored_configmap(namespace: str, name: str, value: int) -> bytes:

@@ -10,7 +10,6 @@ import asyncio
 import base64
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -24,22 +23,6 @@ from tests.api.helpers import MERGE, assert_status, cm_path, deploy_path, pod_pa
 
 YAML = {"Content-Type": "application/yaml"}
 JSON = {"Content-Type": "application/json"}
-
-
-@pytest.fixture(scope="module")
-def server_process(etcd_endpoint: str) -> Iterator[support.ApiServerProcess]:
-    """This module's server: the corrupt-object tests write beside it, straight into its etcd prefix."""
-    server = support.ApiServerProcess(etcd_endpoint, prefix=f"/test-{uuid.uuid4().hex[:12]}/registry")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def api_server(server_process: support.ApiServerProcess) -> str:
-    return server_process.url
 
 
 def secret_path(namespace: str, name: str | None = None) -> str:

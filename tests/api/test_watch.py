@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import time
-import uuid
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests import support
 from tests.api import helpers
 from tests.api.helpers import MERGE, WatchReader, cm_path
 
@@ -17,15 +14,9 @@ BOOKMARK_INTERVAL = 0.5
 
 
 @pytest.fixture(scope="module")
-def api_server(etcd_endpoint: str) -> Iterator[str]:
+def server_args() -> tuple[str, ...]:
     """This module's server sends bookmarks every half second, so the test need not wait a minute."""
-    server = support.ApiServerProcess(etcd_endpoint, prefix=f"/test-{uuid.uuid4().hex[:12]}/registry",
-                                      extra_args=("--bookmark-interval", str(BOOKMARK_INTERVAL)))
-    server.start()
-    try:
-        yield server.url
-    finally:
-        server.stop()
+    return ("--bookmark-interval", str(BOOKMARK_INTERVAL))
 
 
 def _rv(obj: dict) -> int:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -36,21 +34,6 @@ def etcd_compact(endpoint: str) -> int:
 
 
 # --- objects written straight into etcd, past the API server's validation --------------------
-
-
-@contextlib.contextmanager
-def server_on_prefix(etcd_endpoint: str, **kwargs: Any) -> Iterator[support.ApiServerProcess]:
-    """An API server whose etcd prefix the test knows, so it can write beside the server.
-
-    Use it for a module's `server_process` fixture and return its `url` from `api_server`:
-    the shared fixtures (clients, controller-manager processes) then talk to this server.
-    """
-    server = support.ApiServerProcess(etcd_endpoint, prefix=f"/test-{uuid.uuid4().hex[:12]}/registry", **kwargs)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def malformed_pod(namespace: str, name: str, **metadata: Any) -> dict[str, Any]:

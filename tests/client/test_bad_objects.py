@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,17 +16,6 @@ import pytest
 from reconcile.client import aio, informer
 from tests import support
 from tests.client import helpers
-
-
-@pytest.fixture(scope="module")
-def server_process(etcd_endpoint: str) -> Iterator[support.ApiServerProcess]:
-    with helpers.server_on_prefix(etcd_endpoint) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def api_server(server_process: support.ApiServerProcess) -> str:
-    return server_process.url
 
 
 @pytest.fixture

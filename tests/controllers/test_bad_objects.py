@@ -22,17 +22,6 @@ from tests.controllers import helpers
 
 
 @pytest.fixture(scope="module")
-def server_process(etcd_endpoint: str) -> Iterator[support.ApiServerProcess]:
-    with client_helpers.server_on_prefix(etcd_endpoint) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def api_server(server_process: support.ApiServerProcess) -> str:
-    return server_process.url
-
-
-@pytest.fixture(scope="module")
 def controller_manager(api_server: str) -> Iterator[helpers.ControllerManagerProcess]:
     port = support.free_port()
     process = helpers.ControllerManagerProcess(api_server, extra_args=("--health-port", str(port)))

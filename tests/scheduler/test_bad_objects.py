@@ -18,17 +18,6 @@ from tests.scheduler import harness, objects
 
 
 @pytest.fixture(scope="module")
-def server_process(etcd_endpoint: str) -> Iterator[support.ApiServerProcess]:
-    with client_helpers.server_on_prefix(etcd_endpoint) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def api_server(server_process: support.ApiServerProcess) -> str:
-    return server_process.url
-
-
-@pytest.fixture(scope="module")
 def client(api_server: str) -> Iterator[client_api.Client]:
     with client_api.Client(api_server) as c:
         yield c

@@ -23,13 +23,8 @@ AV, PLURAL = helpers.API_VERSION, helpers.PLURAL
 
 
 @pytest.fixture(scope="module")
-def server_process(etcd_endpoint: str) -> Iterator[support.ApiServerProcess]:
-    with client_helpers.server_on_prefix(etcd_endpoint) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def api_server(server_process: support.ApiServerProcess) -> str:
+    """This module's own server (the package's shared one hides the prefix the test writes beside)."""
     return server_process.url
 
 
