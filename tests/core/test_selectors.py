@@ -265,3 +265,11 @@ def test_field_selector_escapes_and_events() -> None:
     assert "involvedObject.uid" in supported and "metadata.name" in supported
     assert selectors.field_labels("apps", "ReplicaSet") >= {"status.replicas", "metadata.namespace"}
     assert selectors.field_labels("example.com", "Widget") == {"metadata.name", "metadata.namespace"}
+
+
+def test_an_empty_value_set_is_the_empty_string_as_upstream() -> None:
+    """apimachinery's parser reads `a in ()` as `a in ("")` (issue 8 asked for a 400; upstream, and so
+    kubectl users, get this): it selects objects whose label `a` is empty."""
+    selector = selectors.parse_labels("a in ()")
+    assert selector.matches({"a": ""}) and not selector.matches({"a": "x"}) and not selector.matches({})
+    assert selectors.parse_labels("a notin ()").matches({"a": "x"})
