@@ -113,7 +113,7 @@ class Cluster:
         if self.url:
             return self
         if self.etcd_endpoint is None:
-            self.etcd_endpoint, self._etcd_pid = embedded.start_detached(self._dir / "etcd", timeout=timeout)
+            self.etcd_endpoint, self._etcd_pid, _ = embedded.start_detached(self._dir / "etcd", timeout=timeout)
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         log = open(self._dir / "apiserver.log", "wb")  # noqa: SIM115 - owned by the child

@@ -66,7 +66,7 @@ def _etcd_start(ctx: UpContext) -> dict[str, Any]:
     data_dir = ctx.state_dir / "etcd"
     log = embedded.log_path(data_dir)
     try:
-        endpoint, pid = embedded.start_detached(data_dir)
+        endpoint, pid, _ = embedded.start_detached(data_dir)
     except (RuntimeError, OSError) as exc:
         raise StartError(f"etcd did not start: {exc}") from None
     ctx.etcd_endpoint = endpoint
