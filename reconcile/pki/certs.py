@@ -106,12 +106,14 @@ def _load_der(der: bytes) -> x509.Certificate:
 
 def _name(common_name: str, organizations: tuple[str, ...] = ()) -> x509.Name:
     attributes = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations]
-    attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
+    if common_name:  # "": a subject without a CN (which an authenticator must refuse)
+        attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
     return x509.Name(attributes)
 
 
-def _validity(builder: x509.CertificateBuilder, days: int) -> x509.CertificateBuilder:
-    start = now()
+def _validity(builder: x509.CertificateBuilder, days: int,
+              start: datetime.datetime | None = None) -> x509.CertificateBuilder:
+    start = start or now()
     return builder.not_valid_before(start - CLOCK_SKEW).not_valid_after(start + datetime.timedelta(days=days))
 
 
@@ -135,7 +137,8 @@ def new_ca(common_name: str, *, days: int = CA_DAYS) -> Issued:
 
 def _leaf_builder(ca: Issued, public: ec.EllipticCurvePublicKey, subject: x509.Name, *, server: bool,
                   client: bool, dns_names: tuple[str, ...], ip_addresses: tuple[str, ...],
-                  days: int) -> tuple[x509.CertificateBuilder, ec.EllipticCurvePrivateKey]:
+                  days: int, start: datetime.datetime | None = None,
+                  ) -> tuple[x509.CertificateBuilder, ec.EllipticCurvePrivateKey]:
     if not (server or client):
         raise CertificateError("a certificate must be for serving, for clients, or both")
     ca_cert, ca_key = _load_cert(ca.cert), _load_key(ca.key)
@@ -153,17 +156,18 @@ def _leaf_builder(ca: Issued, public: ec.EllipticCurvePublicKey, subject: x509.N
     names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ip_addresses]
     if names:
         builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-    return _validity(builder, days), ca_key
+    return _validity(builder, days, start), ca_key
 
 
 def issue(ca: Issued, *, common_name: str, organizations: tuple[str, ...] = (), server: bool = False,
           client: bool = False, dns_names: tuple[str, ...] = (), ip_addresses: tuple[str, ...] = (),
-          days: int = LEAF_DAYS) -> Issued:
-    """A new key and a certificate for it signed by `ca`: serving (with SANs), client, or both."""
+          days: int = LEAF_DAYS, start: datetime.datetime | None = None) -> Issued:
+    """A new key and a certificate for it signed by `ca`: serving (with SANs), client, or both,
+    valid `days` from `start` (default now; an earlier one makes expired certificates for tests)."""
     key_pem = new_key()
     public = _load_key(key_pem).public_key()
     builder, ca_key = _leaf_builder(ca, public, _name(common_name, organizations), server=server, client=client,
-                                    dns_names=dns_names, ip_addresses=ip_addresses, days=days)
+                                    dns_names=dns_names, ip_addresses=ip_addresses, days=days, start=start)
     return Issued(builder.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM), key_pem)
 
 
