@@ -18,6 +18,7 @@ Kubernetes `Status` in one place (`error_response`). A fast path may skip work, 
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -77,7 +78,8 @@ class Pipeline:
         await response(scope, receive, send)
 
     async def authenticate(self, request: Request, target: Target) -> authn.UserInfo:
-        user = await self.authenticator.authenticate(authn.Credentials(request.headers))
+        credentials = authn.Credentials(request.headers, peer_certificate=peer_certificate(request.scope))
+        user = await self.authenticator.authenticate(credentials)
         if user is not None:
             return user
         if target.path in PUBLIC_PATHS:
@@ -95,6 +97,14 @@ class Pipeline:
         decision = await self.authorizer.authorize(attributes)
         if not decision.allowed:
             raise forbidden(attributes, decision.reason)
+
+
+def peer_certificate(scope: Any) -> bytes | None:
+    """The TLS client certificate (DER) of the request's connection, from the ASGI TLS extension
+    `httpserver.ApiHttpProtocol` fills in (None on plain HTTP, or when the client sent none)."""
+    tls = (scope.get("extensions") or {}).get("tls")
+    chain = tls.get("client_cert_chain") if tls else None
+    return ssl.PEM_cert_to_DER_cert(chain[0]) if chain else None
 
 
 def decode(request: Request) -> Target:
