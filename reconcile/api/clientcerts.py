@@ -11,8 +11,8 @@ until it expires (bounded, oldest dropped first).
 
 from __future__ import annotations
 
-import datetime
 import logging
+import time
 from collections import OrderedDict
 
 from reconcile.api import authn
@@ -30,8 +30,8 @@ class ClientCertificates:
     def __init__(self, ca_bundle: bytes, *, cache_size: int = CACHE_SIZE) -> None:
         self._verifier = certs.ClientVerifier(ca_bundle)
         self._cache_size = cache_size
-        # DER -> (user, not valid after); an entry is used only before that instant.
-        self._cache: OrderedDict[bytes, tuple[authn.UserInfo, datetime.datetime]] = OrderedDict()
+        # DER -> (user, not valid after as a Unix time); an entry is used only before that instant.
+        self._cache: OrderedDict[bytes, tuple[authn.UserInfo, float]] = OrderedDict()
 
     @classmethod
     def from_file(cls, path: str) -> ClientCertificates:
@@ -42,12 +42,11 @@ class ClientCertificates:
         der = credentials.peer_certificate
         if not der:
             return None
-        at = certs.now()
         hit = self._cache.get(der)
-        if hit is not None and at < hit[1]:
+        if hit is not None and time.time() < hit[1]:
             return hit[0]
         try:
-            identity, not_after = self._verifier.verify(der, at=at)
+            identity, not_after = self._verifier.verify(der)
         except certs.CertificateError as exc:
             log.info("client certificate refused: %s", exc)
             raise errors.Unauthorized("Unauthorized") from None  # the reason stays in the log
@@ -56,7 +55,7 @@ class ClientCertificates:
             raise errors.Unauthorized("Unauthorized")
         groups = tuple(dict.fromkeys((*identity.groups, authn.AUTHENTICATED)))
         user = authn.UserInfo(identity.user, groups=groups)
-        self._cache[der] = (user, not_after)
+        self._cache[der] = (user, not_after.timestamp())
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
         return user

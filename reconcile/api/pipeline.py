@@ -99,12 +99,24 @@ class Pipeline:
             raise forbidden(attributes, decision.reason)
 
 
+_DER_OF_PEM: dict[str, bytes] = {}  # every request of a connection shares its PEM string: decode it once
+_DER_CACHE_SIZE = 1024
+
+
 def peer_certificate(scope: Any) -> bytes | None:
     """The TLS client certificate (DER) of the request's connection, from the ASGI TLS extension
     `httpserver.ApiHttpProtocol` fills in (None on plain HTTP, or when the client sent none)."""
     tls = (scope.get("extensions") or {}).get("tls")
     chain = tls.get("client_cert_chain") if tls else None
-    return ssl.PEM_cert_to_DER_cert(chain[0]) if chain else None
+    if not chain:
+        return None
+    pem = chain[0]
+    der = _DER_OF_PEM.get(pem)
+    if der is None:
+        if len(_DER_OF_PEM) >= _DER_CACHE_SIZE:
+            _DER_OF_PEM.clear()
+        der = _DER_OF_PEM[pem] = ssl.PEM_cert_to_DER_cert(pem)
+    return der
 
 
 def decode(request: Request) -> Target:
