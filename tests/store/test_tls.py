@@ -173,6 +173,8 @@ async def test_the_api_servers_etcd_client_certificate_works(
         revision = await store.create("k", b"v")
         kv, _ = await store.get("k")
         assert kv is not None and kv.value == b"v" and kv.mod_revision == revision
+    # every gateway request with client-certificate auth makes etcd 3.5 warn; the member logs errors only
+    assert "ignoring common name" not in member.log_path.read_text()
     wrong = etcd.TLSConfig(ca_file=str(pki.etcd_ca.cert), cert_file=str(pki.admin.cert), key_file=str(pki.admin.key))
     async with etcd.EtcdStore([member.endpoint], prefix="/pki", tls=wrong, request_timeout=5) as store:
         with pytest.raises(errors.StoreUnavailable):
