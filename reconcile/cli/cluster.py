@@ -380,9 +380,10 @@ def up(state_dir: Path | None, api_port: int | None, etcd_url: str | None, adver
         click.echo(f"{comp.name:<12} started{_describe(entry)}")
     kubeconfig = state_dir / "kubeconfig"
     identities.admin_kubeconfig(state_dir, kubeconfig, ctx.server)
-    state["server"], state["kubeconfig"] = ctx.server, str(kubeconfig)
+    ca_hash = identities.pki(state_dir).ca_hash()  # what a node joining from elsewhere pins the CA by
+    state["server"], state["kubeconfig"], state["ca_hash"] = ctx.server, str(kubeconfig), ca_hash
     save_state(state_dir, state)
-    click.echo(f"\nAPI server: {ctx.server}\n\nTo use it:\n  export KUBECONFIG={kubeconfig}\n  reconcile get ns\n"
+    click.echo(f"\nAPI server: {ctx.server}\nCluster CA: {identities.ca_file(state_dir)} ({ca_hash})\n\nTo use it:\n  export KUBECONFIG={kubeconfig}\n  reconcile get ns\n"
                f"\nStop it with: reconcile down" + ("" if state_dir == default_state_dir()
                                                     else f" --state-dir {state_dir}"))
 

@@ -65,6 +65,7 @@ def test_up_runs_a_secured_cluster(tmp_path: Path, up_env: dict[str, str]) -> No
         url = f"https://127.0.0.1:{port}"
         assert state["server"] == url and components["apiserver"]["url"] == url
         pki = pki_cluster.ClusterPki(state_dir / "pki")
+        assert state["ca_hash"] == pki.ca_hash() and f"({pki.ca_hash()})" in result.stdout
         _check_files(state_dir, pki)
         _check_etcd(components["etcd"], pki)
         _check_apiserver(components["apiserver"], pki, url)
