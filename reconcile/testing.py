@@ -9,9 +9,12 @@
             wait_for(lambda: reconcile_cluster.client.get(...)["status"].get("ready"))
 
 Everything is real (no mocks), like controller-runtime's envtest; set `RECONCILE_TEST_ETCD` to
-reuse a running etcd instead of starting one. `wait_for` (and `eventually` for async tests) poll a
-condition with a deadline instead of sleeping; `free_port` gives a loopback port for a server a test
-starts. The project's own tests use these same helpers.
+reuse a running etcd instead of starting one. `Cluster(tls=True)` starts it secured as `reconcile up`
+does (a PKI of its own, etcd on TLS with client certificates, the API server on HTTPS with the client
+CA): `.client_config` is the admin's, `.kubeconfig()` writes one for kubectl, the official client or
+kopf, and `OperatorRunner(..., server=cluster.client_config)` runs a plugin with it. `wait_for` (and
+`eventually` for async tests) poll a condition with a deadline instead of sleeping; `free_port` gives a
+loopback port for a server a test starts. The project's own tests use these same helpers.
 """
 
 from __future__ import annotations
@@ -36,10 +39,12 @@ import pytest
 import yaml
 
 from reconcile.client import aio, api
+from reconcile.client import config as config_mod
 from reconcile.core import errors
 from reconcile.engine import clock as clock_mod
 from reconcile.engine.sdk import loading, operator, registry
 from reconcile.etcdserver import embedded
+from reconcile.pki import cluster as pki_cluster
 
 T = TypeVar("T")
 
@@ -92,12 +97,15 @@ def free_port() -> int:
 
 
 class Cluster:
-    """An etcd (own or shared) plus one API server subprocess on a free port, stopped by pid."""
+    """An etcd (own or shared) plus one API server subprocess on a free port, stopped by pid; with
+    `tls=True` secured as `reconcile up` runs it (a shared `RECONCILE_TEST_ETCD` stays plain)."""
 
-    def __init__(self, *, etcd: str | None = None) -> None:
+    def __init__(self, *, etcd: str | None = None, tls: bool = False) -> None:
         self.etcd_endpoint = etcd or os.environ.get("RECONCILE_TEST_ETCD")
         self._etcd_pid: int | None = None
         self._dir = Path(tempfile.mkdtemp(prefix="reconcile-testkit-"))
+        self.tls = tls
+        self.pki: pki_cluster.ClusterPki | None = None
         self.url = ""
         self.process: subprocess.Popen | None = None
         self._client: api.Client | None = None
@@ -112,14 +120,24 @@ class Cluster:
     def start(self, *, timeout: float = 30.0) -> Cluster:
         if self.url:
             return self
+        args: list[str] = []
+        if self.tls:
+            self.pki = pki_cluster.ClusterPki(self._dir / "pki")
+            self.pki.ensure()
+            args += ["--tls-cert-file", str(self.pki.apiserver.cert), "--tls-private-key-file",
+                     str(self.pki.apiserver.key), "--client-ca-file", str(self.pki.ca.cert)]
         if self.etcd_endpoint is None:
-            self.etcd_endpoint, self._etcd_pid = embedded.start_detached(self._dir / "etcd", timeout=timeout)
+            self.etcd_endpoint, self._etcd_pid, _ = embedded.start_detached(
+                self._dir / "etcd", timeout=timeout, tls=self._etcd_tls())
+            if self.pki is not None:
+                args += ["--etcd-cacert", str(self.pki.etcd_ca.cert), "--etcd-cert",
+                         str(self.pki.apiserver_etcd_client.cert), "--etcd-key", str(self.pki.apiserver_etcd_client.key)]
         port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = f"{'https' if self.tls else 'http'}://127.0.0.1:{port}"
         log = open(self._dir / "apiserver.log", "wb")  # noqa: SIM115 - owned by the child
         self.process = subprocess.Popen(
             [sys.executable, "-m", "reconcile", "apiserver", "--etcd", self.etcd_endpoint, "--port", str(port),
-             "--etcd-prefix", f"/testkit-{uuid.uuid4().hex[:10]}/registry"],
+             "--etcd-prefix", f"/testkit-{uuid.uuid4().hex[:10]}/registry", *args],
             stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1"),
         )
         log.close()
@@ -137,6 +155,32 @@ class Cluster:
             raise
         return self
 
+    def _etcd_tls(self) -> embedded.MemberTls | None:
+        if self.pki is None:
+            return None
+        ca = self.pki.etcd_ca.cert
+        return embedded.MemberTls(trusted_ca=ca, cert=self.pki.etcd_server.cert, key=self.pki.etcd_server.key,
+                                  peer_trusted_ca=ca, peer_cert=self.pki.etcd_peer.cert, peer_key=self.pki.etcd_peer.key)
+
+    @property
+    def client_config(self) -> config_mod.ClientConfig:
+        """How to reach the server as its administrator (`kubernetes-admin`, `system:masters` with TLS)."""
+        if self.pki is None:
+            return config_mod.ClientConfig(server=self.url)
+        return config_mod.ClientConfig(server=self.url, verify=str(self.pki.ca.cert),
+                                          cert=(str(self.pki.admin.cert), str(self.pki.admin.key)))
+
+    def kubeconfig(self, path: str | Path | None = None) -> Path:
+        """Write a kubeconfig for the administrator (certificates embedded, as `reconcile up` writes it)."""
+        target = Path(path) if path else self._dir / "kubeconfig"
+        if self.pki is None:
+            config_mod.write_kubeconfig(target, self.url)
+        else:
+            admin = self.pki.admin.read()
+            config_mod.write_kubeconfig(target, self.url, ca_data=self.pki.ca.cert.read_bytes(),
+                                           cert_data=admin.cert, key_data=admin.key)
+        return target
+
     def log_tail(self) -> str:
         path = self._dir / "apiserver.log"
         return path.read_text(errors="replace")[-3000:] if path.exists() else ""
@@ -145,7 +189,7 @@ class Cluster:
     def client(self) -> api.Client:
         """A sync client for the test's own reads and writes."""
         if self._client is None:
-            self._client = api.Client(self.url)
+            self._client = api.Client(self.client_config)
         return self._client
 
     def apply(self, source: str | Path | dict[str, Any] | list[dict[str, Any]], *, namespace: str = "default") -> list[dict]:
@@ -243,7 +287,7 @@ class OperatorRunner:
         self,
         plugin: str | Path | registry.Registry,
         *,
-        server: str,
+        server: str | config_mod.ClientConfig,  # a URL, or a config with credentials (`Cluster.client_config`)
         namespaces: list[str] | None = None,
         namespace: str | None = None,
         settings: operator.Settings | None = None,

@@ -80,8 +80,7 @@ def api_server(server_process: support.ApiServerProcess) -> str:
 @pytest.fixture
 def kube_env(api_server: str, tmp_path: Path) -> dict[str, str]:
     """Environment for real clients (kubectl, the python client): a kubeconfig for the server."""
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(support.kubeconfig_text(api_server))
+    kubeconfig = support.connection(api_server).write_kubeconfig(tmp_path / "kubeconfig")
     env = dict(os.environ)
     env["KUBECONFIG"] = str(kubeconfig)
     env["KUBECACHEDIR"] = str(tmp_path / "kube-cache")
@@ -108,5 +107,5 @@ async def ac(api_server: str) -> AsyncIterator[Any]:
     """An async API client on the module's server (reconcile.client.aio.AsyncClient)."""
     from reconcile.client import aio
 
-    async with aio.AsyncClient(api_server) as client:
+    async with aio.AsyncClient(support.connection(api_server).client_config()) as client:
         yield client

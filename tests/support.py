@@ -2,23 +2,38 @@
 
 `free_port`, `wait_for` and `eventually` are the public test kit's (`reconcile.testing`), so plugin
 authors and this suite wait the same way; they are named here for the tests' convenience.
+
+`ApiServerProcess(..., tls=True)` starts the API server as `reconcile up` does: HTTPS only, the
+client CA of a fresh cluster PKI, so a request proves its user with a client certificate. What a
+test needs to talk to a server comes from `connection(url)` (a kubeconfig, a `ClientConfig`, an
+httpx client; as the admin or as any user), whichever way the server was started, so a fixture
+written with it serves a plain and a TLS server alike. `DEFAULT_TLS` is the default of every
+`ApiServerProcess`: switching the suite to TLS is that one line.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 
 from reconcile import testing
+from reconcile.client import config as client_config
+from reconcile.pki import certs
+from reconcile.pki import cluster as pki_cluster
 
 free_port = testing.free_port
 wait_for = testing.wait_for
 eventually = testing.eventually
+
+DEFAULT_TLS = False  # the suite's API servers: plain HTTP and TrustEveryone until the secured-default switch
 
 
 def kubeconfig_text(server: str, namespace: str = "default") -> str:
@@ -37,34 +52,131 @@ current-context: local
 """
 
 
-class ApiServerProcess:
-    """`python -m reconcile apiserver` as a child process, stopped by pid."""
+@dataclass
+class Connection:
+    """How to reach one API server: its URL, and with TLS its PKI (whose CA signs client certificates)."""
 
-    def __init__(self, etcd_endpoint: str, *, prefix: str, extra_args: tuple[str, ...] = ()) -> None:
+    url: str
+    pki: pki_cluster.ClusterPki | None = None
+    _users: dict[certs.Identity, pki_cluster.Pair] = field(default_factory=dict)
+
+    @property
+    def tls(self) -> bool:
+        return self.pki is not None
+
+    def user(self, name: str, *groups: str) -> pki_cluster.Pair:
+        """A client certificate for `name` in `groups`, signed by the server's client CA (made once)."""
+        assert self.pki is not None, "a plain server has no client CA"
+        identity = certs.Identity(name, tuple(groups))
+        if identity not in self._users:
+            issued = certs.issue(self.pki.ca.read(), common_name=name, organizations=tuple(groups), client=True)
+            pair = self.pki.pair(f"users/{len(self._users)}-{name.replace(':', '_')}")
+            pair.cert.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            pair.key.write_bytes(issued.key)
+            pair.key.chmod(0o600)
+            pair.cert.write_bytes(issued.cert)
+            self._users[identity] = pair
+        return self._users[identity]
+
+    def _pair(self, as_user: pki_cluster.Pair | None) -> pki_cluster.Pair | None:
+        if self.pki is None:
+            return None
+        return as_user or self.pki.admin
+
+    def client_config(self, *, as_user: pki_cluster.Pair | None = None, namespace: str = "default") -> client_config.ClientConfig:
+        """A `reconcile.client` config: the admin's certificate unless `as_user` (see `user`)."""
+        pair = self._pair(as_user)
+        if pair is None or self.pki is None:
+            return client_config.ClientConfig(server=self.url, namespace=namespace)
+        return client_config.ClientConfig(server=self.url, verify=str(self.pki.ca.cert), namespace=namespace,
+                                          cert=(str(pair.cert), str(pair.key)))
+
+    def write_kubeconfig(self, path: Path, *, namespace: str = "default",
+                         as_user: pki_cluster.Pair | None = None) -> Path:
+        """A kubeconfig for kubectl and the official client (certificates embedded, as `up` writes)."""
+        pair = self._pair(as_user)
+        if pair is None or self.pki is None:
+            path.write_text(kubeconfig_text(self.url, namespace))
+            return path
+        client_config.write_kubeconfig(path, self.url, namespace=namespace, ca_data=self.pki.ca.cert.read_bytes(),
+                                       cert_data=pair.cert.read_bytes(), key_data=pair.key.read_bytes())
+        return path
+
+    def ssl_context(self, *, as_user: pki_cluster.Pair | None = None, anonymous: bool = False) -> ssl.SSLContext | bool:
+        """What httpx takes as `verify`: the CA, and a client certificate unless `anonymous`."""
+        if self.pki is None:
+            return True
+        context = ssl.create_default_context(cafile=str(self.pki.ca.cert))
+        pair = self._pair(as_user)
+        if pair is not None and not anonymous:
+            context.load_cert_chain(str(pair.cert), str(pair.key))
+        return context
+
+    def http_client(self, *, as_user: pki_cluster.Pair | None = None, anonymous: bool = False,
+                    timeout: float = 15.0) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=timeout,
+                            verify=self.ssl_context(as_user=as_user, anonymous=anonymous))
+
+    def async_http_client(self, *, as_user: pki_cluster.Pair | None = None, anonymous: bool = False,
+                          timeout: float = 15.0) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.url, timeout=timeout,
+                                 verify=self.ssl_context(as_user=as_user, anonymous=anonymous))
+
+
+_CONNECTIONS: dict[str, Connection] = {}
+
+
+def connection(url: str) -> Connection:
+    """The connection of a server this suite started (by URL), or a plain one for any other URL."""
+    return _CONNECTIONS.get(url.rstrip("/")) or Connection(url.rstrip("/"))
+
+
+class ApiServerProcess:
+    """`python -m reconcile apiserver` as a child process, stopped by pid.
+
+    With `tls=True` it serves HTTPS with a PKI of its own (or `pki`, shared with e.g. an etcd the test
+    started): the serving certificate, and the cluster CA as client CA (x509 authentication)."""
+
+    def __init__(self, etcd_endpoint: str, *, prefix: str, extra_args: tuple[str, ...] = (),
+                 tls: bool | None = None, pki: pki_cluster.ClusterPki | None = None) -> None:
         self.etcd_endpoint = etcd_endpoint
         self.prefix = prefix
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.tls = DEFAULT_TLS if tls is None else tls
+        self.pki: pki_cluster.ClusterPki | None = None
+        if self.tls:
+            self.pki = pki or pki_cluster.ClusterPki(Path(tempfile.mkdtemp(prefix="apiserver-pki-")) / "pki")
+            self.pki.ensure()
+        self.url = f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+        self.connection = Connection(self.url, self.pki)
         self.extra_args = extra_args
         self.process: subprocess.Popen | None = None
         self.log = tempfile.NamedTemporaryFile(prefix="apiserver-", suffix=".log", delete=False)
 
+    def tls_args(self) -> list[str]:
+        if self.pki is None:
+            return []
+        return ["--tls-cert-file", str(self.pki.apiserver.cert), "--tls-private-key-file", str(self.pki.apiserver.key),
+                "--client-ca-file", str(self.pki.ca.cert)]
+
     def start(self, timeout: float = 30.0) -> None:
+        _CONNECTIONS[self.url] = self.connection
         self.process = subprocess.Popen(
             [
                 sys.executable, "-m", "reconcile", "apiserver",
                 "--etcd", self.etcd_endpoint, "--port", str(self.port), "--etcd-prefix", self.prefix,
-                *self.extra_args,
+                *self.tls_args(), *self.extra_args,
             ],
             stdout=self.log,
             stderr=subprocess.STDOUT,
             env=dict(os.environ, PYTHONUNBUFFERED="1"),
         )
+        verify = self.connection.ssl_context(anonymous=True)  # /readyz is public
 
         def ready() -> bool:
             if self.process and self.process.poll() is not None:
                 raise RuntimeError(f"apiserver exited: {open(self.log.name).read()[-3000:]}")
-            return httpx.get(self.url + "/readyz", timeout=1).status_code == 200
+            return httpx.get(self.url + "/readyz", timeout=1, verify=verify).status_code == 200
 
         try:
             wait_for(ready, timeout=timeout, interval=0.05, what="apiserver /readyz")

@@ -4,15 +4,22 @@ An `Authenticator` turns a request's credentials into a `UserInfo` (None: it rec
 them). The pipeline asks the configured authenticator on every request and refuses with 401 when
 no user comes back and anonymous requests are not allowed for the path.
 
-Until the security issue lands, the server is configured with `TrustEveryone`: every caller acts
-as a cluster administrator. Its name says what it is, so nobody mistakes it for a secured default.
+Authenticators compose in a `Chain` (upstream's union authenticator): each is asked in turn and
+the first user proven wins, so a request without a client certificate falls through to the next
+kind of credential (tokens) and, when nothing proves a user, to anonymous handling in the pipeline.
+
+A server without a client CA (and without other authenticators) is configured with
+`TrustEveryone`: every caller acts as a cluster administrator. Its name says what it is, so nobody
+mistakes it for a secured default.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
+
+from reconcile.core import errors
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,10 +45,37 @@ class Credentials:
     peer_certificate: bytes | None = None  # DER, when the client authenticated with a TLS certificate
 
 
+AUTHENTICATED = "system:authenticated"  # the group of every user an authenticator proves
+
+
 class Authenticator(Protocol):
     async def authenticate(self, credentials: Credentials) -> UserInfo | None:
-        """The user the credentials prove, or None when they carry nothing this one knows."""
+        """The user the credentials prove, or None when they carry nothing this one knows; raises
+        `errors.Unauthorized` for a credential it knows and rejects (an invalid certificate)."""
         ...
+
+
+class Chain:
+    """Asks each authenticator in order; the first user proven wins. A rejected credential fails
+    the request (401) only when no later authenticator proves a user, as upstream's union does; with
+    nothing presented at all the answer is None (anonymous, for the pipeline to allow or refuse)."""
+
+    def __init__(self, authenticators: Iterable[Authenticator]) -> None:
+        self.authenticators = tuple(authenticators)
+
+    async def authenticate(self, credentials: Credentials) -> UserInfo | None:
+        rejected: errors.Unauthorized | None = None
+        for authenticator in self.authenticators:
+            try:
+                user = await authenticator.authenticate(credentials)
+            except errors.Unauthorized as exc:
+                rejected = rejected or exc
+                continue
+            if user is not None:
+                return user
+        if rejected is not None:
+            raise rejected
+        return None
 
 
 class TrustEveryone:

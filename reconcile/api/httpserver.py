@@ -1,4 +1,5 @@
-"""uvicorn's httptools protocol, with each fixed-length response sent in one write.
+"""uvicorn's httptools protocol, with each fixed-length response sent in one write and the TLS
+client certificate in every request's scope; and the server's TLS context.
 
 uvicorn writes a response's status line and headers on `http.response.start` and its body on
 `http.response.body`: two `send()` calls and two packets for every answer. For a response with a
@@ -11,11 +12,19 @@ on `on_headers_complete` creating `self.cycle` whose `transport` the cycle write
 pyproject.toml pins uvicorn to the minor release this was checked against, and
 tests/architecture/test_library_internals.py runs a real uvicorn server with this protocol to fail
 loudly if an upgrade changes that shape.
+
+uvicorn's httptools protocol fills no ASGI TLS extension. Ours reads the peer certificate once per
+connection in `connection_made` (asyncio and uvloop call it after the handshake, so the certificate
+is known) and puts it into each request's scope in `on_message_begin`, where uvicorn builds the
+scope: `scope["extensions"]["tls"]["client_cert_chain"]` is `[PEM]` (the leaf, verified by the TLS
+layer against the client CA; the standard library does not expose the rest of the chain), or `[]`.
+tests/api/test_tls_protocol.py checks this on a real server over TLS.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -54,8 +63,56 @@ class _HeadWithBody:
         return getattr(self._transport, name)
 
 
+_TLS_VERSIONS = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}  # the ASGI extension's numbering
+
+
+def tls_extension(transport: asyncio.BaseTransport) -> dict[str, Any] | None:
+    """The ASGI TLS extension for a connection (None when it is not TLS)."""
+    ssl_object = transport.get_extra_info("ssl_object")
+    if ssl_object is None:
+        return None
+    der = ssl_object.getpeercert(binary_form=True)
+    return {
+        "server_cert": None,
+        "client_cert_chain": [ssl.DER_cert_to_PEM_cert(der)] if der else [],
+        "client_cert_name": None,
+        "client_cert_error": None,
+        "tls_version": _TLS_VERSIONS.get(ssl_object.version() or ""),
+        "cipher_suite": None,
+    }
+
+
+def server_context(*, cert_file: str, key_file: str, client_ca_file: str | None = None) -> ssl.SSLContext:
+    """The serving context: the standard library's server defaults (TLS 1.2 or later, its cipher
+    list, rather than uvicorn's `ssl_ciphers="TLSv1"`), HTTP/1.1 by ALPN, and with a client CA a
+    request for a client certificate that is verified when sent but not required, so a request
+    without one goes on to the other authenticators (tokens) or to anonymous handling."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert_file, key_file)
+    context.set_alpn_protocols(["http/1.1"])
+    if client_ca_file:
+        context.load_verify_locations(cafile=client_ca_file)
+        context.verify_mode = ssl.CERT_OPTIONAL
+    else:
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
 class ApiHttpProtocol(HttpToolsProtocol):
-    """`HttpToolsProtocol` whose request cycles write fixed-length responses in one piece."""
+    """`HttpToolsProtocol` whose request cycles write fixed-length responses in one piece and whose
+    request scopes carry the connection's TLS facts."""
+
+    _tls: dict[str, Any] | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._tls = tls_extension(transport)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._tls is not None:
+            self.scope["extensions"] = {"tls": self._tls}  # type: ignore[typeddict-unknown-key]
 
     def on_headers_complete(self) -> None:
         previous = self.cycle

@@ -18,6 +18,7 @@ Kubernetes `Status` in one place (`error_response`). A fast path may skip work, 
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -77,7 +78,8 @@ class Pipeline:
         await response(scope, receive, send)
 
     async def authenticate(self, request: Request, target: Target) -> authn.UserInfo:
-        user = await self.authenticator.authenticate(authn.Credentials(request.headers))
+        credentials = authn.Credentials(request.headers, peer_certificate=peer_certificate(request.scope))
+        user = await self.authenticator.authenticate(credentials)
         if user is not None:
             return user
         if target.path in PUBLIC_PATHS:
@@ -95,6 +97,26 @@ class Pipeline:
         decision = await self.authorizer.authorize(attributes)
         if not decision.allowed:
             raise forbidden(attributes, decision.reason)
+
+
+_DER_OF_PEM: dict[str, bytes] = {}  # every request of a connection shares its PEM string: decode it once
+_DER_CACHE_SIZE = 1024
+
+
+def peer_certificate(scope: Any) -> bytes | None:
+    """The TLS client certificate (DER) of the request's connection, from the ASGI TLS extension
+    `httpserver.ApiHttpProtocol` fills in (None on plain HTTP, or when the client sent none)."""
+    tls = (scope.get("extensions") or {}).get("tls")
+    chain = tls.get("client_cert_chain") if tls else None
+    if not chain:
+        return None
+    pem = chain[0]
+    der = _DER_OF_PEM.get(pem)
+    if der is None:
+        if len(_DER_OF_PEM) >= _DER_CACHE_SIZE:
+            _DER_OF_PEM.clear()
+        der = _DER_OF_PEM[pem] = ssl.PEM_cert_to_DER_cert(pem)
+    return der
 
 
 def decode(request: Request) -> Target:

@@ -9,6 +9,7 @@ import logging
 import platform
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -22,6 +23,7 @@ from reconcile.api import (
     authz,
     bootstrap,
     caches,
+    clientcerts,
     discovery,
     handlers,
     http,
@@ -48,9 +50,20 @@ class ApiConfig:
     etcd_cacert: str | None = None  # TLS to etcd: CA bundle
     etcd_cert: str | None = None  # TLS to etcd: client certificate
     etcd_key: str | None = None  # TLS to etcd: client key
+    tls_cert_file: str | None = None  # serving certificate (PEM); set: HTTPS only, no plain port
+    tls_private_key_file: str | None = None  # its key
+    client_ca_file: str | None = None  # CAs of client certificates: turns on the x509 authenticator
     bookmark_interval: float = 30.0  # idle watches with allowWatchBookmarks get one at least this often
     compaction_interval: float = 300.0  # etcd history kept (seconds); 0 disables compaction
     extra: dict[str, str] = field(default_factory=dict)
+
+
+def authenticator_for(config: ApiConfig) -> authn.Authenticator:
+    """With a client CA: the chain of real authenticators (client certificates; tokens join it), and
+    a request that proves nobody is anonymous. Without one: `TrustEveryone`, as before TLS."""
+    if not config.client_ca_file:
+        return authn.TrustEveryone()
+    return authn.Chain([clientcerts.ClientCertificates.from_file(config.client_ca_file)])
 
 
 class ApiServer:
@@ -79,7 +92,7 @@ class ApiServer:
         self.rest.admission = admission.Chain([admission.NamespaceLifecycle(self.rest.namespace)])
         self.caches.listeners[(crds.GROUP, "customresourcedefinitions")] = self.crds.on_cache_event
         self.handlers = handlers.ResourceHandlers(self.rest, bookmark_interval=config.bookmark_interval)
-        self.authenticator: authn.Authenticator = authn.TrustEveryone()
+        self.authenticator: authn.Authenticator = authenticator_for(config)
         self.authorizer: authz.Authorizer = authz.AlwaysAllow()
         self.ready = False
         self._compactor: asyncio.Task[None] | None = None
@@ -242,18 +255,25 @@ def _arch() -> str:
 
 
 def serve(config: ApiConfig, *, host: str = "127.0.0.1", port: int = 6443) -> None:
-    """Run the server in the foreground until interrupted."""
+    """Run the server in the foreground until interrupted: HTTPS only when a serving certificate
+    is configured (then with a client CA, client certificates are asked for and verified)."""
     import uvicorn
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Requests allocate many short-lived dicts; the default young-generation threshold (700) runs the
     # collector thousands of times a second, and each full pass walks every cached object.
     gc.set_threshold(50_000, 20, 100)
-    from reconcile.api.httpserver import ApiHttpProtocol
+    from reconcile.api import httpserver
 
+    tls: dict[str, Any] = {}
+    if config.tls_cert_file:
+        context = httpserver.server_context(cert_file=config.tls_cert_file,
+                                            key_file=config.tls_private_key_file or config.tls_cert_file,
+                                            client_ca_file=config.client_ca_file)
+        tls = {"ssl_context_factory": lambda _config, _default: context}
     # Idle keep-alive connections are kept longer than any client keeps them (httpx: 5 s, Go's
     # transport and so kubectl and client-go: 90 s): with equal timeouts the server can close a
     # connection at the instant a client reuses it, and that request fails with a read error.
     uvicorn.run(create_app(config), host=host, port=port, log_level="warning", access_log=False,
-                loop="uvloop", http=ApiHttpProtocol, proxy_headers=False, server_header=False,
-                timeout_keep_alive=KEEP_ALIVE_SECONDS, timeout_graceful_shutdown=5)
+                loop="uvloop", http=httpserver.ApiHttpProtocol, proxy_headers=False, server_header=False,
+                timeout_keep_alive=KEEP_ALIVE_SECONDS, timeout_graceful_shutdown=5, **tls)

@@ -3,6 +3,13 @@
 What runs is recorded in `state.json` in the state dir (component -> pid, port, log, ...),
 so every command finds the processes again by pid. Components are data (`COMPONENTS`):
 later issues append controller-manager, scheduler and node agent entries.
+
+The cluster is secured as kubeadm's: `up` first makes (or reuses, or renews) a PKI under the state
+dir (`identities`), then runs etcd with client and peer TLS and client-certificate authentication
+on loopback, the API server on HTTPS only with the client CA (and the only etcd client
+certificate), and every component with a kubeconfig of its own identity. The user's kubeconfig
+carries the admin certificate (`O=system:masters`). A certificate written anew restarts what runs,
+so nothing keeps serving an old one.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from typing import Any
 
 import click
 
-from reconcile.cli import common, printing, processes
+from reconcile.cli import common, identities, printing, processes
 
 DEFAULT_API_PORT = 6443
 READY_TIMEOUT = 60.0
@@ -37,7 +44,9 @@ class UpContext:
     api_port: int
     etcd_url: str | None = None  # requested external etcd (None: embedded)
     etcd_endpoint: str = ""  # the etcd actually in use
+    etcd_tls: bool = False  # the etcd in use wants the API server's etcd client certificate
     server: str = ""  # the API server URL
+    advertise: tuple[str, ...] = ()  # addresses the API server is reached at besides loopback (SANs)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -66,12 +75,13 @@ def _etcd_start(ctx: UpContext) -> dict[str, Any]:
     data_dir = ctx.state_dir / "etcd"
     log = embedded.log_path(data_dir)
     try:
-        endpoint, pid = embedded.start_detached(data_dir)
+        started = embedded.start_detached(data_dir, tls=identities.etcd_tls(ctx.state_dir))
     except (RuntimeError, OSError) as exc:
         raise StartError(f"etcd did not start: {exc}") from None
-    ctx.etcd_endpoint = endpoint
-    return {"pid": pid, "started": processes.start_time(pid), "port": int(endpoint.rsplit(":", 1)[1]),
-            "endpoint": endpoint, "log": str(log), "data_dir": str(data_dir)}
+    ctx.etcd_endpoint, ctx.etcd_tls = started.endpoint, True
+    return {"pid": started.pid, "started": processes.start_time(started.pid),
+            "port": int(started.endpoint.rsplit(":", 1)[1]), "endpoint": started.endpoint, "tls": True,
+            "health": started.health, "log": str(log), "data_dir": str(data_dir)}
 
 
 def _etcd_healthy(entry: dict[str, Any]) -> bool:
@@ -79,17 +89,17 @@ def _etcd_healthy(entry: dict[str, Any]) -> bool:
 
     if not entry.get("external") and not processes.alive(entry.get("pid"), started=entry.get("started")):
         return False
-    return embedded.healthy(entry.get("endpoint", ""))
+    return embedded.healthy(entry.get("health") or entry.get("endpoint", ""))
 
 
 def _etcd_adopt(ctx: UpContext, entry: dict[str, Any]) -> None:
-    ctx.etcd_endpoint = entry["endpoint"]
+    ctx.etcd_endpoint, ctx.etcd_tls = entry["endpoint"], bool(entry.get("tls"))
 
 
 def _etcd_matches(ctx: UpContext, entry: dict[str, Any]) -> bool:
     if ctx.etcd_url:
         return bool(entry.get("external")) and entry.get("endpoint") == ctx.etcd_url
-    return not entry.get("external")
+    return not entry.get("external") and bool(entry.get("tls"))  # one started before TLS is replaced
 
 
 # --- API server -----------------------------------------------------------------------------
@@ -100,22 +110,27 @@ def _apiserver_start(ctx: UpContext) -> dict[str, Any]:
         raise StartError(f"port {ctx.api_port} is in use; pick another with --api-port")
     log = ctx.state_dir / "apiserver.log"
     argv = [sys.executable, "-m", "reconcile", "apiserver", "--etcd", ctx.etcd_endpoint,
-            "--port", str(ctx.api_port), "--etcd-prefix", "/registry"]
+            "--port", str(ctx.api_port), "--etcd-prefix", "/registry", *identities.apiserver_tls_args(ctx.state_dir)]
+    if ctx.etcd_tls:
+        argv += identities.apiserver_etcd_args(ctx.state_dir)
+    if ctx.advertise:
+        argv += ["--host", "0.0.0.0"]  # reached at the advertised addresses too (upstream's default bind)
     pid = processes.spawn(argv, log=log)
-    url = f"http://127.0.0.1:{ctx.api_port}"
-    entry = {"pid": pid, "started": processes.start_time(pid), "port": ctx.api_port, "url": url, "log": str(log)}
-    _wait_ready(entry, url + "/readyz", what="API server")
+    url = f"https://127.0.0.1:{ctx.api_port}"
+    entry = {"pid": pid, "started": processes.start_time(pid), "port": ctx.api_port, "url": url, "log": str(log),
+             "tls": True, "ca": str(identities.ca_file(ctx.state_dir)), "advertise": list(ctx.advertise)}
+    _wait_ready(entry, url + "/readyz", what="API server", cafile=entry["ca"])
     ctx.server = url
     return entry
 
 
-def _wait_ready(entry: dict[str, Any], url: str, *, what: str) -> None:
+def _wait_ready(entry: dict[str, Any], url: str, *, what: str, cafile: str | None = None) -> None:
     """Until `url` answers 200, the process dies, or the deadline passes (then: log tail)."""
     deadline = time.monotonic() + READY_TIMEOUT
     while time.monotonic() < deadline:
         if not processes.alive(entry["pid"], started=entry.get("started")):
             raise StartError(f"{what} exited; log {entry['log']}:\n{processes.log_tail(entry['log'])}")
-        if processes.http_ok(url):
+        if processes.http_ok(url, cafile=cafile):
             return
         time.sleep(0.1)  # readiness of a foreign process: poll with a deadline
     processes.stop(entry["pid"], started=entry.get("started"))
@@ -125,7 +140,7 @@ def _wait_ready(entry: dict[str, Any], url: str, *, what: str) -> None:
 
 def _apiserver_healthy(entry: dict[str, Any]) -> bool:
     return processes.alive(entry.get("pid"), started=entry.get("started")) and \
-        processes.http_ok(entry["url"] + "/readyz")
+        processes.http_ok(entry["url"] + "/readyz", cafile=entry.get("ca"))
 
 
 def _apiserver_adopt(ctx: UpContext, entry: dict[str, Any]) -> None:
@@ -133,7 +148,8 @@ def _apiserver_adopt(ctx: UpContext, entry: dict[str, Any]) -> None:
 
 
 def _apiserver_matches(ctx: UpContext, entry: dict[str, Any]) -> bool:
-    return int(entry.get("port", 0)) == ctx.api_port
+    return (int(entry.get("port", 0)) == ctx.api_port and bool(entry.get("tls"))
+            and entry.get("advertise", []) == list(ctx.advertise))
 
 
 # --- controller-manager -----------------------------------------------------------------------
@@ -142,13 +158,19 @@ def _apiserver_matches(ctx: UpContext, entry: dict[str, Any]) -> bool:
 def _controller_manager_start(ctx: UpContext) -> dict[str, Any]:
     health_port = _free_port()
     log = ctx.state_dir / "controller-manager.log"
-    argv = [sys.executable, "-m", "reconcile", "controller-manager", "--server", ctx.server,
+    kubeconfig = identities.controller_manager_kubeconfig(ctx.state_dir, ctx.server)
+    argv = [sys.executable, "-m", "reconcile", "controller-manager", "--kubeconfig", str(kubeconfig),
             "--health-port", str(health_port)]
-    pid = processes.spawn(argv, log=log)
+    pid = processes.spawn(argv, log=log, env=OWN_IDENTITY)
     entry = {"pid": pid, "started": processes.start_time(pid), "server": ctx.server, "log": str(log),
              "url": f"http://127.0.0.1:{health_port}", "health": f"http://127.0.0.1:{health_port}/healthz"}
     _wait_ready(entry, entry["health"], what="controller-manager")
     return entry
+
+
+# A component's kubeconfig is its identity: a $RECONCILE_SERVER of the user's shell (which beats a
+# kubeconfig argument) must not send it elsewhere without credentials.
+OWN_IDENTITY = {"RECONCILE_SERVER": ""}
 
 
 def _free_port() -> int:
@@ -178,8 +200,10 @@ def _controller_manager_matches(ctx: UpContext, entry: dict[str, Any]) -> bool:
 def _scheduler_start(ctx: UpContext) -> dict[str, Any]:
     health_port = _free_port()
     log = ctx.state_dir / "scheduler.log"
-    argv = [sys.executable, "-m", "reconcile", "scheduler", "--server", ctx.server, "--health-port", str(health_port)]
-    pid = processes.spawn(argv, log=log)
+    kubeconfig = identities.scheduler_kubeconfig(ctx.state_dir, ctx.server)
+    argv = [sys.executable, "-m", "reconcile", "scheduler", "--kubeconfig", str(kubeconfig),
+            "--health-port", str(health_port)]
+    pid = processes.spawn(argv, log=log, env=OWN_IDENTITY)
     entry = {"pid": pid, "started": processes.start_time(pid), "server": ctx.server, "log": str(log),
              "url": f"http://127.0.0.1:{health_port}", "health": f"http://127.0.0.1:{health_port}/healthz"}
     _wait_ready(entry, entry["health"], what="scheduler")
@@ -244,9 +268,10 @@ def _node_start(ctx: UpContext) -> dict[str, Any]:
     name = local_node_name()
     port = _free_port()
     log = ctx.state_dir / "node.log"
+    kubeconfig = identities.node_kubeconfig(ctx.state_dir, name, ctx.server)
     argv = [sys.executable, "-m", "reconcile", "node", "join", "--name", name, "--docker-host", host,
-            "--server", ctx.server, "--state-dir", str(ctx.state_dir / "nodes" / name), "--port", str(port)]
-    pid = processes.spawn(argv, log=log)
+            "--kubeconfig", str(kubeconfig), "--state-dir", str(ctx.state_dir / "nodes" / name), "--port", str(port)]
+    pid = processes.spawn(argv, log=log, env=OWN_IDENTITY)
     entry = {"pid": pid, "started": processes.start_time(pid), "server": ctx.server, "log": str(log), "node": name,
              "docker_host": host, "url": f"http://127.0.0.1:{port}", "health": f"http://127.0.0.1:{port}/healthz"}
     _wait_ready(entry, entry["health"], what=f"node agent {name}")
@@ -314,16 +339,26 @@ def register(main: click.Group) -> None:
 @click.command()
 @_state_dir_option
 @click.option("--api-port", type=int, default=None, help=f"API server port (default {DEFAULT_API_PORT}).")
-@click.option("--etcd", "etcd_url", default=None, help="Use this etcd instead of starting an embedded one.")
+@click.option("--etcd", "etcd_url", default=None,
+              help="Use this etcd (plain HTTP) instead of starting an embedded one with TLS.")
+@click.option("--advertise-address", "advertise", multiple=True,
+              help="An address (IP or DNS name) the API server is reached at besides loopback: added to its "
+                   "certificate, and the server then listens on every interface. Repeatable; a later `up` "
+                   "without it keeps the addresses of the running one.")
 @common.handle_errors
-def up(state_dir: Path | None, api_port: int | None, etcd_url: str | None) -> None:
+def up(state_dir: Path | None, api_port: int | None, etcd_url: str | None, advertise: tuple[str, ...]) -> None:
     """Start a local control plane in the background (idempotent)."""
     state_dir = (state_dir or default_state_dir()).expanduser().resolve()
     state = load_state(state_dir)
     recorded = state["components"]
     port = api_port or int((recorded.get("apiserver") or {}).get("port") or DEFAULT_API_PORT)
-    ctx = UpContext(state_dir=state_dir, api_port=port, etcd_url=etcd_url)
-    restart = False
+    advertise = advertise or tuple((recorded.get("apiserver") or {}).get("advertise") or ())
+    ctx = UpContext(state_dir=state_dir, api_port=port, etcd_url=etcd_url, advertise=advertise)
+    written = identities.ensure(state_dir, hosts=advertise, nodes=[local_node_name()])
+    pki_dir = identities.pki(state_dir).root
+    click.echo(f"{'pki':<12} " + (f"issued {len(written)} certificates in {pki_dir}" if written
+                                  else f"reused {pki_dir}"))
+    restart = bool(written)  # whatever runs holds a certificate that was just replaced
     for comp in COMPONENTS:
         entry = recorded.get(comp.name)
         if entry and not restart and comp.matches(ctx, entry) and comp.healthy(entry):
@@ -343,13 +378,12 @@ def up(state_dir: Path | None, api_port: int | None, etcd_url: str | None) -> No
         save_state(state_dir, state)
         restart = True  # later components depend on this one's address
         click.echo(f"{comp.name:<12} started{_describe(entry)}")
-    from reconcile.client import config as client_config
-
     kubeconfig = state_dir / "kubeconfig"
-    client_config.write_kubeconfig(kubeconfig, ctx.server)
-    state["server"], state["kubeconfig"] = ctx.server, str(kubeconfig)
+    identities.admin_kubeconfig(state_dir, kubeconfig, ctx.server)
+    ca_hash = identities.pki(state_dir).ca_hash()  # what a node joining from elsewhere pins the CA by
+    state["server"], state["kubeconfig"], state["ca_hash"] = ctx.server, str(kubeconfig), ca_hash
     save_state(state_dir, state)
-    click.echo(f"\nAPI server: {ctx.server}\n\nTo use it:\n  export KUBECONFIG={kubeconfig}\n  reconcile get ns\n"
+    click.echo(f"\nAPI server: {ctx.server}\nCluster CA: {identities.ca_file(state_dir)} ({ca_hash})\n\nTo use it:\n  export KUBECONFIG={kubeconfig}\n  reconcile get ns\n"
                f"\nStop it with: reconcile down" + ("" if state_dir == default_state_dir()
                                                     else f" --state-dir {state_dir}"))
 

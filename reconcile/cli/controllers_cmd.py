@@ -15,6 +15,8 @@ def register(main: click.Group) -> None:
 
 @click.command("controller-manager")
 @click.option("--server", "server_url", default=None, help="API server URL (default: $RECONCILE_SERVER, then kubeconfig).")
+@click.option("--kubeconfig", "kubeconfig", default=None, type=click.Path(dir_okay=False),
+              help="kubeconfig with the server, its CA and this component's client certificate.")
 @click.option("--leader-elect/--no-leader-elect", default=True, show_default=True,
               help="Compete for the Lease kube-system/reconcile-controller-manager before running controllers.")
 @click.option("--health-port", type=int, default=None, help="Serve /healthz, /readyz and /metrics on this port.")
@@ -33,7 +35,7 @@ def register(main: click.Group) -> None:
 @click.option("--burst-replicas", type=click.IntRange(min=1), default=500, show_default=True,
               help="Pods one ReplicaSet sync creates or deletes at most (created in slow-start batches 1, 2, 4, ...).")
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
-def controller_manager(server_url: str | None, leader_elect: bool, health_port: int | None, workers: int,
+def controller_manager(server_url: str | None, kubeconfig: str | None, leader_elect: bool, health_port: int | None, workers: int,
                        node_monitor_grace_period: float, pod_eviction_timeout: float,
                        leader_elect_lease_duration: float, leader_elect_renew_deadline: float,
                        leader_elect_retry_period: float, burst_replicas: int, verbose: bool) -> None:
@@ -46,7 +48,7 @@ def controller_manager(server_url: str | None, leader_elect: bool, health_port: 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request drowns what controllers say
     if server_url is None:
         server_url = common.group_server()
-    options = manager.Options(server=server_url, leader_elect=leader_elect, health_port=health_port, workers=workers,
+    options = manager.Options(server=server_url, kubeconfig=kubeconfig, leader_elect=leader_elect, health_port=health_port, workers=workers,
                               node_monitor_grace_period=node_monitor_grace_period,
                               default_toleration_seconds=pod_eviction_timeout, burst_replicas=burst_replicas,
                               leader_config=leader.LeaderConfig(lease_duration=leader_elect_lease_duration,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -81,10 +82,11 @@ def _signal(pid: int, sig: int) -> None:
         pass
 
 
-def http_ok(url: str, *, timeout: float = 1.0) -> bool:
-    """GET `url` answers 200."""
+def http_ok(url: str, *, timeout: float = 1.0, cafile: str | None = None) -> bool:
+    """GET `url` answers 200 (an https URL is verified against `cafile`, else the system's CAs)."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        context = ssl.create_default_context(cafile=cafile) if url.startswith("https:") else None
+        with urllib.request.urlopen(url, timeout=timeout, context=context) as response:
             return response.status == 200
     except (OSError, urllib.error.URLError, ValueError):
         return False

@@ -8,6 +8,9 @@ callers catch one family of exceptions.
 
 from __future__ import annotations
 
+import functools
+import os
+import ssl
 import time
 from collections.abc import Callable, Generator, Iterator
 from typing import Any, TypeVar
@@ -32,10 +35,42 @@ def http_options(cfg: config_mod.ClientConfig) -> dict[str, Any]:
     return {
         "base_url": cfg.server,
         "headers": headers,
-        "verify": cfg.verify,
-        "cert": cfg.cert,
+        "verify": tls_context(cfg),
         "timeout": httpx.Timeout(DEFAULT_TIMEOUT),
     }
+
+
+def tls_context(cfg: config_mod.ClientConfig) -> ssl.SSLContext | bool:
+    """The TLS settings as one `ssl.SSLContext` (httpx 0.28 deprecates a CA path or `cert=`):
+    a CA bundle path or the default trust store, and the client certificate. Shared by every client
+    of the same files (a context is thread-safe), and made again when one of the files changes."""
+    if cfg.verify is True and cfg.cert is None:
+        return True
+    if cfg.verify is False and cfg.cert is None:
+        return False
+    files = ([cfg.verify] if isinstance(cfg.verify, str) else []) + list(cfg.cert or ())
+    return _context(cfg.verify, cfg.cert, tuple(_mtime(f) for f in files))
+
+
+@functools.lru_cache(maxsize=64)
+def _context(verify: bool | str, cert: tuple[str, str] | None, _versions: tuple[int, ...]) -> ssl.SSLContext:
+    try:
+        if isinstance(verify, str):
+            context = ssl.create_default_context(cafile=verify)
+        else:
+            context = httpx.create_ssl_context(verify=verify)
+        if cert is not None:
+            context.load_cert_chain(cert[0], cert[1])
+    except (OSError, ssl.SSLError) as exc:
+        raise config_mod.ConfigError(f"cannot load the TLS files of the kubeconfig: {exc}") from None
+    return context
+
+
+def _mtime(path: str) -> int:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return -1
 
 
 def as_config(config: config_mod.ClientConfig | str) -> config_mod.ClientConfig:

@@ -4,6 +4,11 @@ Precedence (first match wins), so a flag always beats the environment and the en
 beats files: `server` argument, `RECONCILE_SERVER`, `kubeconfig` argument, `KUBECONFIG`
 (a `:`-separated list merged like kubectl: the first file to name an entry wins), the
 kubeconfig `reconcile up` writes in the state dir, `~/.kube/config`.
+
+TLS material follows kubectl's fields: `certificate-authority(-data)`, `client-certificate(-data)`,
+`client-key(-data)`, `insecure-skip-tls-verify`. Inline data is written once to files in a private
+per-user directory (the TLS library loads keys from files), which is checked to be ours and 0700
+before anything is read from or written to it.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,14 +83,31 @@ def load_config(
 
 
 def write_kubeconfig(
-    path: Path, server: str, *, namespace: str = "default", token: str | None = None
+    path: Path, server: str, *, namespace: str = "default", token: str | None = None,
+    ca_data: bytes | None = None, cert_data: bytes | None = None, key_data: bytes | None = None,
+    ca_file: Path | None = None, cert_file: Path | None = None, key_file: Path | None = None,
 ) -> None:
-    """Write a one-context kubeconfig that kubectl, the Python client, kopf and we all read."""
+    """Write a one-context kubeconfig that kubectl, the Python client, kopf and we all read.
+
+    `*_data` (PEM) is embedded base64 as `certificate-authority-data`, `client-certificate-data`,
+    `client-key-data` (a file that stands alone: the user's kubeconfig); `*_file` is referenced by
+    absolute path (components' kubeconfigs next to the PKI, so a renewal needs no rewrite)."""
     user: dict[str, Any] = {"token": token} if token else {}
+    cluster: dict[str, Any] = {"server": server}
+    if ca_data is not None:
+        cluster["certificate-authority-data"] = base64.b64encode(ca_data).decode()
+    elif ca_file is not None:
+        cluster["certificate-authority"] = str(Path(ca_file).resolve())
+    if cert_data is not None and key_data is not None:
+        user["client-certificate-data"] = base64.b64encode(cert_data).decode()
+        user["client-key-data"] = base64.b64encode(key_data).decode()
+    elif cert_file is not None and key_file is not None:
+        user["client-certificate"] = str(Path(cert_file).resolve())
+        user["client-key"] = str(Path(key_file).resolve())
     doc = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": "reconcile", "cluster": {"server": server}}],
+        "clusters": [{"name": "reconcile", "cluster": cluster}],
         "users": [{"name": "reconcile", "user": user}],
         "contexts": [
             {
@@ -97,7 +120,9 @@ def write_kubeconfig(
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(doc, sort_keys=False))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # never readable by others, even briefly
+    with os.fdopen(fd, "w") as handle:
+        handle.write(yaml.safe_dump(doc, sort_keys=False))
     tmp.chmod(0o600)
     tmp.replace(path)  # atomic: a concurrent reader never sees half a file
 
@@ -207,13 +232,36 @@ def _resolve(base: Path, value: str) -> Path:
 
 
 def _materialize(data_b64: str, suffix: str) -> str:
-    """httpx wants file paths for PEM material; write inline data once, named by its hash."""
-    raw = base64.b64decode(data_b64)
-    folder = Path(tempfile.gettempdir()) / f"reconcile-kubeconfig-{os.getuid()}"
-    folder.mkdir(mode=0o700, exist_ok=True)
-    path = folder / f"{hashlib.sha256(raw).hexdigest()[:16]}-{suffix}"
-    if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    """The TLS library loads keys from files; write inline data once, named by its hash, into a
+    directory only we can use (another user who made it first, or a symlink, would get to plant a
+    CA or read a key: such a directory is refused)."""
+    try:
+        raw = base64.b64decode(data_b64, validate=True)
+    except ValueError as exc:
+        raise ConfigError(f"kubeconfig {suffix} data is not base64: {exc}") from None
+    folder = _private_folder()
+    path = folder / f"{hashlib.sha256(raw).hexdigest()[:32]}-{suffix}"
+    try:
+        current = path.read_bytes()
+    except FileNotFoundError:
+        current = None
+    if current != raw:
+        tmp = folder / f".{path.name}.{os.getpid()}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "wb") as handle:
             handle.write(raw)
+        tmp.replace(path)
     return str(path)
+
+
+def _private_folder() -> Path:
+    folder = Path(tempfile.gettempdir()) / f"reconcile-kubeconfig-{os.getuid()}"
+    try:
+        folder.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    info = os.lstat(folder)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise ConfigError(f"{folder} is not a private directory of this user (owner, mode 0700): "
+                          "remove it, it holds kubeconfig key material")
+    return folder

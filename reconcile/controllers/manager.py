@@ -36,6 +36,7 @@ class Options:
     """Settings of one controller-manager process."""
 
     server: str | None = None  # API server URL (None: the usual kubeconfig lookup)
+    kubeconfig: str | None = None  # a kubeconfig file (its server, CA and client certificate)
     leader_elect: bool = True  # compete for the Lease kube-system/reconcile-controller-manager
     health_port: int | None = None  # /healthz, /readyz, /metrics (None: not served)
     workers: int = 4  # workers per controller
@@ -121,7 +122,7 @@ class Controllers:
 
 async def run(options: Options) -> None:
     """Run the controller-manager until cancelled (or until it loses its lease)."""
-    cfg = config_mod.load_config(server=options.server)
+    cfg = config_mod.load_config(server=options.server, kubeconfig=options.kubeconfig)
     async with aio.AsyncClient(cfg) as client:
         metrics = metrics_mod.Metrics()
         mgr = manager_mod.Manager(

@@ -6,6 +6,12 @@ without reaching into the store (which only the API server imports).
 
 Synchronous on purpose: the CLI and pytest fixtures start it before any event loop runs.
 It is stopped by its pid only (never by name), so several can run side by side.
+
+With `MemberTls` the member speaks TLS on its client and peer ports and requires a certificate
+signed by the trusted CA on both (`--client-cert-auth`, `--peer-client-cert-auth`): a client
+without one cannot finish the handshake. Its health is then read from a separate plain metrics
+listener on loopback (`/health` and `/metrics` only, no keys), as kubeadm's probes do, so checking
+health takes no etcd credential: only the API server holds one.
 """
 
 from __future__ import annotations
@@ -20,7 +26,9 @@ import time
 import urllib.error
 import urllib.request
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 
 def etcd_binary() -> Path:
@@ -45,6 +53,26 @@ def _free_port(host: str) -> int:
         return sock.getsockname()[1]
 
 
+@dataclass(frozen=True, slots=True)
+class MemberTls:
+    """The files of a member's TLS: the client port's and the peer port's, each with its trusted CA."""
+
+    trusted_ca: Path  # CA of the certificates clients must present (--trusted-ca-file)
+    cert: Path  # serving certificate of the client port
+    key: Path
+    peer_trusted_ca: Path  # CA of the certificates peers must present
+    peer_cert: Path  # serving and client certificate of the peer port
+    peer_key: Path
+
+
+class Detached(NamedTuple):
+    """A member left running by `start_detached`."""
+
+    endpoint: str  # client URL (https:// with TLS)
+    pid: int
+    health: str  # where `healthy()` asks: the client URL, or the plain metrics URL with TLS
+
+
 class EmbeddedEtcd:
     """One etcd member on free loopback ports, data and log under `data_dir`."""
 
@@ -56,6 +84,7 @@ class EmbeddedEtcd:
         quota_backend_bytes: int = 2 * 1024**3,
         auto_compaction_retention: str | None = None,
         progress_notify_interval: str = "5s",
+        tls: MemberTls | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.host = host
@@ -64,13 +93,31 @@ class EmbeddedEtcd:
         self.auto_compaction_retention = auto_compaction_retention
         # Idle watches learn the current revision this often (bookmarks, consistent reads).
         self.progress_notify_interval = progress_notify_interval
+        self.tls = tls
         self.client_port = 0
         self.peer_port = 0
+        self.metrics_port = 0  # with TLS only: the plain /health listener
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
+    def log_level(self) -> str:
+        """`warn`; with client-certificate auth `error`: etcd 3.5 then logs a warning for every request
+        through its JSON gateway (the gateway presents the server's own certificate; "ignoring common
+        name in gRPC-gateway proxy request", several a second while idle), which would drown the log."""
+        return "error" if self.tls else "warn"
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls else "http"
+
+    @property
     def endpoint(self) -> str:
-        return f"http://{self.host}:{self.client_port}"
+        return f"{self.scheme}://{self.host}:{self.client_port}"
+
+    @property
+    def health_endpoint(self) -> str:
+        """Where `/health` answers without a client certificate."""
+        return f"http://{self.host}:{self.metrics_port}" if self.tls else self.endpoint
 
     @property
     def pid(self) -> int | None:
@@ -81,8 +128,8 @@ class EmbeddedEtcd:
         return self.data_dir / "etcd.log"
 
     def command(self) -> list[str]:
-        client = f"http://{self.host}:{self.client_port}"
-        peer = f"http://{self.host}:{self.peer_port}"
+        client = f"{self.scheme}://{self.host}:{self.client_port}"
+        peer = f"{self.scheme}://{self.host}:{self.peer_port}"
         args = [
             str(etcd_binary()),
             "--name", "reconcile",
@@ -95,8 +142,16 @@ class EmbeddedEtcd:
             "--initial-cluster-state", "new",
             "--quota-backend-bytes", str(self.quota_backend_bytes),
             "--experimental-watch-progress-notify-interval", self.progress_notify_interval,
-            "--log-level", "warn",
+            "--log-level", self.log_level,
         ]
+        if self.tls:
+            args += [
+                "--cert-file", str(self.tls.cert), "--key-file", str(self.tls.key),
+                "--trusted-ca-file", str(self.tls.trusted_ca), "--client-cert-auth",
+                "--peer-cert-file", str(self.tls.peer_cert), "--peer-key-file", str(self.tls.peer_key),
+                "--peer-trusted-ca-file", str(self.tls.peer_trusted_ca), "--peer-client-cert-auth",
+                "--listen-metrics-urls", f"http://{self.host}:{self.metrics_port}",
+            ]
         if self.auto_compaction_retention:
             args += ["--auto-compaction-mode", "revision", "--auto-compaction-retention",
                      self.auto_compaction_retention]
@@ -108,6 +163,7 @@ class EmbeddedEtcd:
         for _attempt in range(3):  # a free port can be taken between probe and bind
             self.client_port = _free_port(self.host)
             self.peer_port = _free_port(self.host)
+            self.metrics_port = _free_port(self.host) if self.tls else 0
             with open(self.log_path, "ab") as log:
                 self.process = subprocess.Popen(
                     self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -129,7 +185,10 @@ class EmbeddedEtcd:
         return False
 
     def healthy(self) -> bool:
-        """A linearizable range answers: the member has a leader and serves requests."""
+        """A linearizable range answers: the member has a leader and serves requests (with TLS:
+        `/health` on the metrics listener says so, which takes no client certificate)."""
+        if self.tls:
+            return healthy(self.health_endpoint)
         request = urllib.request.Request(
             self.endpoint + "/v3/kv/range", data=json.dumps({"key": "AA=="}).encode(), method="POST"
         )
@@ -158,23 +217,23 @@ class EmbeddedEtcd:
             return "(no log)"
 
 
-def start_detached(data_dir: Path, *, timeout: float = 30) -> tuple[str, int]:
+def start_detached(data_dir: Path, *, timeout: float = 30, tls: MemberTls | None = None) -> Detached:
     """Start etcd with data under `data_dir` and leave it running after we exit (`reconcile up`,
-    the test kit); return (client endpoint, pid) once it serves. Stop it later by that pid.
+    the test kit); return its endpoint, pid and health URL once it serves. Stop it later by that pid.
 
     `EmbeddedEtcd` already starts etcd in its own session with its log in a file, so dropping our
     handle leaves it running.
     """
-    etcd = EmbeddedEtcd(Path(data_dir))
+    etcd = EmbeddedEtcd(Path(data_dir), tls=tls)
     etcd.start(timeout=timeout)
-    endpoint, pid = etcd.endpoint, etcd.pid
+    endpoint, pid, health = etcd.endpoint, etcd.pid, etcd.health_endpoint
     assert pid is not None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResourceWarning)
         if etcd.process is not None:
             etcd.process.returncode = 0  # keep Popen.__del__ from warning about a "still running" child
         etcd.process = None
-    return endpoint, pid
+    return Detached(endpoint, pid, health)
 
 
 def log_path(data_dir: Path) -> Path:

@@ -20,6 +20,7 @@ LEASE_NAMESPACE = "kube-system"
 @dataclass
 class Options:
     server: str | None = None  # None: $RECONCILE_SERVER, then the kubeconfig
+    kubeconfig: str | None = None  # a kubeconfig file (its server, CA and client certificate)
     leader_elect: bool = True  # compete for kube-system/reconcile-scheduler first
     health_port: int | None = None  # /healthz, /readyz, /metrics
     identity: str | None = None  # leader election identity (default: host_random)
@@ -29,7 +30,7 @@ class Options:
 
 async def run(options: Options) -> None:
     """Run until cancelled (or until the lease is lost: then LeaderElectionLost is raised, as client-go exits)."""
-    cfg = config_mod.load_config(server=options.server)
+    cfg = config_mod.load_config(server=options.server, kubeconfig=options.kubeconfig)
     async with aio.AsyncClient(cfg) as client:
         mgr = manager_mod.Manager(
             client,

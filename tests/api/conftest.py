@@ -7,12 +7,13 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from tests import support
 from tests.api import helpers
 
 
 @pytest.fixture(scope="module")
 def client(api_server: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=api_server, timeout=15.0) as http_client:
+    with support.connection(api_server).http_client() as http_client:
         yield http_client
 
 

@@ -15,6 +15,7 @@ LAYERS = {
     "store": 1,
     "client": 1,
     "etcdserver": 1,
+    "pki": 1,
     "api": 2,
     "engine": 2,
     "controllers": 3,

@@ -27,7 +27,7 @@ def test_up_status_down(tmp_path: Path) -> None:
     try:
         result = reconcile("up", "--api-port", str(port), env=env)
         assert result.returncode == 0, result.stdout + result.stderr
-        assert f"http://127.0.0.1:{port}" in result.stdout
+        assert f"https://127.0.0.1:{port}" in result.stdout
         assert f"export KUBECONFIG={state_dir / 'kubeconfig'}" in result.stdout
         state = json.loads((state_dir / "state.json").read_text())
         pids = [state["components"][c]["pid"] for c in ("etcd", "apiserver")]

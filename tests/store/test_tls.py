@@ -10,6 +10,7 @@ import pytest
 
 from reconcile.core import errors
 from reconcile.etcdserver import embedded
+from reconcile.pki import cluster as pki_cluster
 from reconcile.store import etcd
 from tests import support
 from tests.store import helpers
@@ -78,5 +79,103 @@ async def test_tls_without_client_certificate_is_refused(tls_etcd: tuple[str, Pa
     url, certs = tls_etcd
     async with etcd.EtcdStore([url], prefix="/tls", tls=etcd.TLSConfig(ca_file=str(certs / "ca.crt")),
                               request_timeout=5) as store:
+        with pytest.raises(errors.StoreUnavailable):
+            await store.get("k")
+
+
+# --- the embedded member with the cluster PKI (what `reconcile up` runs) ---------------------------
+
+
+@pytest.fixture(scope="module")
+def pki_etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[embedded.EmbeddedEtcd, pki_cluster.ClusterPki]]:
+    root = tmp_path_factory.mktemp("pki-etcd")
+    pki = pki_cluster.ClusterPki(root / "pki")
+    pki.ensure()
+    member = embedded.EmbeddedEtcd(root / "etcd", tls=embedded.MemberTls(
+        trusted_ca=pki.etcd_ca.cert, cert=pki.etcd_server.cert, key=pki.etcd_server.key,
+        peer_trusted_ca=pki.etcd_ca.cert, peer_cert=pki.etcd_peer.cert, peer_key=pki.etcd_peer.key)).start()
+    try:
+        yield member, pki
+    finally:
+        member.stop()
+
+
+def _curl(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["curl", "-sS", "--max-time", "5", *args, "-X", "POST", "-d", '{"key":"AA=="}',
+                           url + "/v3/kv/range"], capture_output=True, text=True, timeout=30)
+
+
+def _handshake_refused(result: subprocess.CompletedProcess[str]) -> bool:
+    """curl's exit 35: the TLS handshake failed (etcd sent an alert), so not one byte of data came."""
+    return result.returncode == 35 and "alert" in result.stderr and not result.stdout
+
+
+def test_embedded_member_serves_tls_on_loopback_only(pki_etcd: tuple[embedded.EmbeddedEtcd, pki_cluster.ClusterPki]) -> None:
+    member, _ = pki_etcd
+    assert member.endpoint.startswith("https://127.0.0.1:")
+    assert "--client-cert-auth" in member.command() and "--peer-client-cert-auth" in member.command()
+    listening = subprocess.run(["ss", "-Htlnp"], capture_output=True, text=True).stdout
+    mine = [line.split()[3] for line in listening.splitlines() if f"pid={member.pid}," in line]
+    assert mine and all(address.startswith("127.0.0.1:") for address in mine), mine
+    assert {int(a.rsplit(":", 1)[1]) for a in mine} == {member.client_port, member.peer_port, member.metrics_port}
+
+
+def test_without_a_client_certificate_etcd_answers_nothing(
+        pki_etcd: tuple[embedded.EmbeddedEtcd, pki_cluster.ClusterPki]) -> None:
+    member, pki = pki_etcd
+    plain = _curl(member.endpoint.replace("https:", "http:"))  # plain HTTP to the TLS port
+    assert plain.returncode != 0 and "header" not in plain.stdout
+    for args in (["--cacert", str(pki.etcd_ca.cert)], ["-k"]):
+        refused = _curl(member.endpoint, *args)
+        assert _handshake_refused(refused), refused.stdout + refused.stderr
+
+
+def test_a_certificate_of_another_ca_is_refused(pki_etcd: tuple[embedded.EmbeddedEtcd, pki_cluster.ClusterPki]) -> None:
+    """The cluster CA's admin certificate is no etcd credential: etcd trusts the etcd CA only."""
+    member, pki = pki_etcd
+    for pair in (pki.admin, pki.apiserver_kubelet_client):
+        refused = _curl(member.endpoint, "--cacert", str(pki.etcd_ca.cert), "--cert", str(pair.cert),
+                        "--key", str(pair.key))
+        assert _handshake_refused(refused), refused.stdout + refused.stderr
+    accepted = _curl(member.endpoint, "--cacert", str(pki.etcd_ca.cert), "--cert", str(pki.apiserver_etcd_client.cert),
+                     "--key", str(pki.apiserver_etcd_client.key))
+    assert accepted.returncode == 0 and '"header"' in accepted.stdout, accepted.stderr
+
+
+def test_the_peer_port_wants_a_peer_certificate(pki_etcd: tuple[embedded.EmbeddedEtcd, pki_cluster.ClusterPki]) -> None:
+    member, pki = pki_etcd
+    peer = f"https://127.0.0.1:{member.peer_port}/members"
+    for args in ([], ["--cert", str(pki.admin.cert), "--key", str(pki.admin.key)]):
+        refused = subprocess.run(["curl", "-sS", "--http1.1", "--max-time", "5", "--cacert", str(pki.etcd_ca.cert),
+                                  *args, peer], capture_output=True, text=True, timeout=30)
+        assert _handshake_refused(refused), refused.stdout + refused.stderr
+    accepted = subprocess.run(["curl", "-sS", "--http1.1", "--max-time", "5", "--cacert", str(pki.etcd_ca.cert), "--cert",
+                               str(pki.etcd_peer.cert), "--key", str(pki.etcd_peer.key), peer],
+                              capture_output=True, text=True, timeout=30)
+    assert accepted.returncode == 0 and "peerURLs" in accepted.stdout, accepted.stderr
+
+
+def test_health_is_read_without_any_etcd_credential(pki_etcd: tuple[embedded.EmbeddedEtcd, pki_cluster.ClusterPki]) -> None:
+    member, _ = pki_etcd
+    assert member.health_endpoint.startswith("http://127.0.0.1:") and embedded.healthy(member.health_endpoint)
+    assert member.healthy()
+    leaked = subprocess.run(["curl", "-sS", "--max-time", "5", "-X", "POST", "-d", '{"key":"AA=="}',
+                             member.health_endpoint + "/v3/kv/range"], capture_output=True, text=True, timeout=30)
+    assert '"header"' not in leaked.stdout  # the metrics listener serves health and metrics, no keys
+
+
+async def test_the_api_servers_etcd_client_certificate_works(
+        pki_etcd: tuple[embedded.EmbeddedEtcd, pki_cluster.ClusterPki]) -> None:
+    member, pki = pki_etcd
+    tls = etcd.TLSConfig(ca_file=str(pki.etcd_ca.cert), cert_file=str(pki.apiserver_etcd_client.cert),
+                         key_file=str(pki.apiserver_etcd_client.key))
+    async with etcd.EtcdStore([member.endpoint], prefix="/pki", tls=tls) as store:
+        revision = await store.create("k", b"v")
+        kv, _ = await store.get("k")
+        assert kv is not None and kv.value == b"v" and kv.mod_revision == revision
+    # every gateway request with client-certificate auth makes etcd 3.5 warn; the member logs errors only
+    assert "ignoring common name" not in member.log_path.read_text()
+    wrong = etcd.TLSConfig(ca_file=str(pki.etcd_ca.cert), cert_file=str(pki.admin.cert), key_file=str(pki.admin.key))
+    async with etcd.EtcdStore([member.endpoint], prefix="/pki", tls=wrong, request_timeout=5) as store:
         with pytest.raises(errors.StoreUnavailable):
             await store.get("k")

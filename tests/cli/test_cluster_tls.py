@@ -1,0 +1,188 @@
+"""`reconcile up` makes a secured cluster: a PKI in the state dir, etcd on TLS with client-certificate
+auth, the API server on HTTPS with the client CA, every component with its own certificate, and a
+kubeconfig that kubectl and the official Python client use unchanged. A certificate renewed by the
+next `up` restarts what held the old one."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+
+from reconcile.cli import processes
+from reconcile.pki import certs
+from reconcile.pki import cluster as pki_cluster
+from tests import prerequisites, support
+
+NODE = "up-tls-test"  # a node name of its own: other clusters on the same Docker engine keep their containers
+
+
+def reconcile(*args: str, env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "reconcile", *args], capture_output=True, text=True, env=env,
+                          timeout=timeout)
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def _argv(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").decode().split("\0")
+
+
+def _flag(argv: list[str], name: str) -> str:
+    return argv[argv.index(name) + 1]
+
+
+@pytest.fixture
+def up_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("RECONCILE_SERVER", "KUBECONFIG")}
+    env.update(RECONCILE_STATE_DIR=str(tmp_path / "state"), HOME=str(tmp_path), RECONCILE_NODE_NAME=NODE,
+               KUBECACHEDIR=str(tmp_path / "kube-cache"))
+    return env
+
+
+def test_up_runs_a_secured_cluster(tmp_path: Path, up_env: dict[str, str]) -> None:
+    state_dir = tmp_path / "state"
+    port = support.free_port()
+    try:
+        result = reconcile("up", "--api-port", str(port), "--advertise-address", "192.0.2.44", env=up_env)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "pki          issued" in result.stdout
+        state = json.loads((state_dir / "state.json").read_text())
+        components = state["components"]
+        url = f"https://127.0.0.1:{port}"
+        assert state["server"] == url and components["apiserver"]["url"] == url
+        pki = pki_cluster.ClusterPki(state_dir / "pki")
+        assert state["ca_hash"] == pki.ca_hash() and f"({pki.ca_hash()})" in result.stdout
+        _check_files(state_dir, pki)
+        _check_etcd(components["etcd"], pki)
+        _check_apiserver(components["apiserver"], pki, url)
+        _check_identities(components, state_dir)
+        _check_clients(state_dir / "kubeconfig", up_env, pki)
+
+        status = reconcile("status", env=up_env)
+        assert status.returncode == 0, status.stdout + status.stderr
+        rows = {line.split()[0]: line.split() for line in status.stdout.splitlines()[1:]}
+        assert all(rows[name][2:4] == ["true", "true"] for name in components), status.stdout
+
+        again = reconcile("up", env=up_env)
+        assert again.returncode == 0, again.stderr
+        assert "pki          reused" in again.stdout
+        assert again.stdout.count("already running") == len(components)
+
+        # a certificate near its end: the next `up` renews it and restarts what runs
+        issued = certs.issue(pki.ca.read(), common_name="system:kube-scheduler", client=True, days=10,
+                             start=certs.now() - datetime.timedelta(days=9))
+        pki.scheduler.cert.write_bytes(issued.cert)
+        pki.scheduler.key.write_bytes(issued.key)
+        renewed = reconcile("up", env=up_env)
+        assert renewed.returncode == 0, renewed.stdout + renewed.stderr
+        assert "pki          issued 1 certificates" in renewed.stdout
+        assert "already running" not in renewed.stdout
+        after = json.loads((state_dir / "state.json").read_text())["components"]
+        assert after["scheduler"]["pid"] != components["scheduler"]["pid"]
+        assert certs.info(pki.scheduler.cert.read_bytes()).not_after > certs.now() + datetime.timedelta(days=300)
+        listed = reconcile("get", "ns", env=up_env)
+        assert listed.returncode == 0 and "default" in listed.stdout.split(), listed.stderr
+    finally:
+        down = reconcile("down", "--remove-containers", env=up_env)
+    assert down.returncode == 0, down.stderr
+
+
+def _check_files(state_dir: Path, pki: pki_cluster.ClusterPki) -> None:
+    keys = sorted(pki.root.rglob("*.key"))
+    assert {k.relative_to(pki.root).as_posix() for k in keys} >= {
+        "ca.key", "etcd/ca.key", "apiserver.key", "admin.key", "controller-manager.key", "scheduler.key",
+        "apiserver-etcd-client.key", "etcd/server.key", "etcd/peer.key", f"nodes/{NODE}.key"}
+    assert all(_mode(k) == 0o600 for k in keys)
+    for directory in (pki.root, pki.root / "etcd", pki.root / "nodes", state_dir / "kubeconfigs"):
+        assert _mode(directory) == 0o700, directory
+    assert _mode(state_dir / "kubeconfig") == 0o600
+    assert all(_mode(k) == 0o600 for k in (state_dir / "kubeconfigs").iterdir())
+    serving = certs.info(pki.apiserver.cert.read_bytes())
+    assert {"127.0.0.1", "::1", "192.0.2.44"} <= set(serving.ip_addresses) and "localhost" in serving.dns_names
+
+
+def _check_etcd(entry: dict, pki: pki_cluster.ClusterPki) -> None:
+    endpoint = entry["endpoint"]
+    assert endpoint.startswith("https://127.0.0.1:")
+    argv = _argv(entry["pid"])
+    assert "--client-cert-auth" in argv and "--peer-client-cert-auth" in argv
+    assert _flag(argv, "--trusted-ca-file") == str(pki.etcd_ca.cert)
+    plain = subprocess.run(["curl", "-sS", "--max-time", "5", "--cacert", str(pki.etcd_ca.cert), "-X", "POST",
+                            "-d", '{"key":"AA=="}', endpoint + "/v3/kv/range"], capture_output=True, text=True)
+    assert plain.returncode == 35 and not plain.stdout, plain.stdout + plain.stderr  # no certificate: no handshake
+    admin = subprocess.run(["curl", "-sS", "--max-time", "5", "--cacert", str(pki.etcd_ca.cert), "--cert",
+                            str(pki.admin.cert), "--key", str(pki.admin.key), "-X", "POST", "-d", '{"key":"AA=="}',
+                            endpoint + "/v3/kv/range"], capture_output=True, text=True)
+    assert admin.returncode == 35 and not admin.stdout  # the cluster admin is no etcd client
+
+
+def _check_apiserver(entry: dict, pki: pki_cluster.ClusterPki, url: str) -> None:
+    argv = _argv(entry["pid"])
+    assert _flag(argv, "--client-ca-file") == str(pki.ca.cert)
+    assert _flag(argv, "--etcd-cert") == str(pki.apiserver_etcd_client.cert)
+    anonymous = support.Connection(url, pki)
+    with anonymous.http_client(anonymous=True) as client:
+        assert client.get("/readyz").status_code == 200
+        assert client.get("/api/v1/namespaces").status_code == 401
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(url.replace("https:", "http:") + "/readyz", timeout=5).raise_for_status()
+
+
+def _check_identities(components: dict, state_dir: Path) -> None:
+    """Each component runs on a kubeconfig of its own identity (and no --server)."""
+    expected = {"controller-manager": "system:kube-controller-manager", "scheduler": "system:kube-scheduler",
+                "node": f"system:node:{NODE}"}
+    for name, user in expected.items():
+        argv = _argv(components[name]["pid"])
+        assert "--server" not in argv, argv
+        kubeconfig = yaml.safe_load(Path(_flag(argv, "--kubeconfig")).read_text())
+        assert Path(_flag(argv, "--kubeconfig")).parent == state_dir / "kubeconfigs"
+        entry = kubeconfig["users"][0]["user"]
+        assert certs.info(Path(entry["client-certificate"]).read_bytes()).identity.user == user
+        assert processes.alive(components[name]["pid"])
+
+
+def _check_clients(kubeconfig: Path, env: dict[str, str], pki: pki_cluster.ClusterPki) -> None:
+    doc = yaml.safe_load(kubeconfig.read_text())
+    cluster, user = doc["clusters"][0]["cluster"], doc["users"][0]["user"]
+    assert base64.b64decode(cluster["certificate-authority-data"]) == pki.ca.cert.read_bytes()
+    admin = certs.info(base64.b64decode(user["client-certificate-data"]))
+    assert admin.identity == certs.Identity("kubernetes-admin", ("system:masters",))
+    assert certs.key_matches(base64.b64decode(user["client-certificate-data"]),
+                             base64.b64decode(user["client-key-data"]))
+
+    kubectl = prerequisites.require_kubectl()
+    listed = subprocess.run([kubectl, "get", "ns"], env={**env, "KUBECONFIG": str(kubeconfig)},
+                            capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    assert "default" in listed.stdout.split()
+    nodes = subprocess.run([kubectl, "get", "nodes", "-o", "name"], env={**env, "KUBECONFIG": str(kubeconfig)},
+                           capture_output=True, text=True, timeout=60)
+    assert f"node/{NODE}" in nodes.stdout.split(), nodes.stdout + nodes.stderr  # the agent got in with its cert
+
+    configuration = k8s.Configuration()
+    k8s_config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)
+    with k8s.ApiClient(configuration) as api:
+        coordination = k8s.CoordinationV1Api(api)
+
+        def leases() -> set[str]:
+            return {lease.metadata.name for lease in coordination.list_namespaced_lease("kube-system").items}
+
+        # the controller-manager and the scheduler wrote their leader leases: they are in, as themselves
+        support.wait_for(lambda: {"reconcile-controller-manager", "reconcile-scheduler"} <= leases(), timeout=60,
+                         what="the components' leader leases")
+        assert "default" in [n.metadata.name for n in k8s.CoreV1Api(api).list_namespace().items]
