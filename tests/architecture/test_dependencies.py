@@ -42,6 +42,7 @@ SEAMS: dict[str, tuple[str, ...]] = {
     "click": ("cli/",),
     "rich": ("cli/",),
     "pytest": ("testing.py",),  # the test kit is a pytest plugin
+    "cryptography": ("store/encryption.py",),  # encryption at rest (AES-GCM, AES-CBC)
 }
 # plain data formats, used wherever data is read or written
 ANYWHERE = frozenset({"yaml", "orjson"})
