@@ -34,7 +34,7 @@ from reconcile.api import (
 )
 from reconcile.api.strategies import configdata, crds, namespaces, pods
 from reconcile.core import errors
-from reconcile.store import etcd
+from reconcile.store import encryption, etcd
 
 log = logging.getLogger("reconcile.api")
 
@@ -50,7 +50,13 @@ class ApiConfig:
     etcd_key: str | None = None  # TLS to etcd: client key
     bookmark_interval: float = 30.0  # idle watches with allowWatchBookmarks get one at least this often
     compaction_interval: float = 300.0  # etcd history kept (seconds); 0 disables compaction
+    # upstream's EncryptionConfiguration file: which resources are encrypted in etcd, with which keys
+    encryption_provider_config: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
+
+
+class StartupError(Exception):
+    """A setting cannot be used (a configuration file is missing or wrong): the server does not start."""
 
 
 class ApiServer:
@@ -61,7 +67,9 @@ class ApiServer:
         tls = None
         if config.etcd_cert or config.etcd_cacert:
             tls = etcd.TLSConfig(ca_file=config.etcd_cacert, cert_file=config.etcd_cert, key_file=config.etcd_key)
-        self.store = etcd.EtcdStore(config.etcd_endpoints, prefix=config.etcd_prefix, tls=tls)
+        self.encryption = _encryption(config.encryption_provider_config)
+        self.store = etcd.EtcdStore(config.etcd_endpoints, prefix=config.etcd_prefix, tls=tls,
+                                    transformer=self.encryption)
         self.registry = registry.Registry()
         self.caches = caches.CacheSet(self.store)
         self.rest = rest.Rest(self.store, self.registry, self.caches)
@@ -122,6 +130,15 @@ class ApiServer:
                 previous = None
             except Exception as exc:
                 log.warning("compaction failed: %s", exc)
+
+
+def _encryption(path: str | None) -> encryption.Transformers | None:
+    if not path:
+        return None
+    try:
+        return encryption.load(path)
+    except encryption.ConfigError as exc:
+        raise StartupError(f"--encryption-provider-config: {exc}") from None
 
 
 def create_app(config: ApiConfig) -> pipeline.Pipeline:

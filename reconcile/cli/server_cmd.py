@@ -15,8 +15,12 @@ import click
 @click.option("--etcd-key", default=None, help="Client key for etcd.")
 @click.option("--bookmark-interval", type=float, default=30.0, show_default=True,
               help="Seconds between BOOKMARK events on idle watches that allow them.")
+@click.option("--encryption-provider-config", default=None, type=click.Path(dir_okay=False),
+              help="An EncryptionConfiguration file (apiserver.config.k8s.io/v1): the resources encrypted in "
+                   "etcd and their providers (aesgcm, aescbc, identity). Off when not given.")
 def apiserver(etcd: str, port: int, host: str, etcd_prefix: str, etcd_cacert: str | None,
-              etcd_cert: str | None, etcd_key: str | None, bookmark_interval: float) -> None:
+              etcd_cert: str | None, etcd_key: str | None, bookmark_interval: float,
+              encryption_provider_config: str | None) -> None:
     """Serve the Kubernetes-style REST API from etcd."""
     from reconcile.api import server
 
@@ -27,5 +31,9 @@ def apiserver(etcd: str, port: int, host: str, etcd_prefix: str, etcd_cacert: st
         etcd_cert=etcd_cert,
         etcd_key=etcd_key,
         bookmark_interval=bookmark_interval,
+        encryption_provider_config=encryption_provider_config,
     )
-    server.serve(config, host=host, port=port)
+    try:
+        server.serve(config, host=host, port=port)
+    except server.StartupError as exc:
+        raise click.ClickException(str(exc)) from None
