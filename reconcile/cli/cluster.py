@@ -100,10 +100,11 @@ def _apiserver_start(ctx: UpContext) -> dict[str, Any]:
         raise StartError(f"port {ctx.api_port} is in use; pick another with --api-port")
     log = ctx.state_dir / "apiserver.log"
     argv = [sys.executable, "-m", "reconcile", "apiserver", "--etcd", ctx.etcd_endpoint,
-            "--port", str(ctx.api_port), "--etcd-prefix", "/registry"]
+            "--port", str(ctx.api_port), "--etcd-prefix", "/registry", *_apiserver_args(ctx)]
     pid = processes.spawn(argv, log=log)
     url = f"http://127.0.0.1:{ctx.api_port}"
-    entry = {"pid": pid, "started": processes.start_time(pid), "port": ctx.api_port, "url": url, "log": str(log)}
+    entry = {"pid": pid, "started": processes.start_time(pid), "port": ctx.api_port, "url": url, "log": str(log),
+             "args": _apiserver_args(ctx)}
     _wait_ready(entry, url + "/readyz", what="API server")
     ctx.server = url
     return entry
@@ -133,7 +134,17 @@ def _apiserver_adopt(ctx: UpContext, entry: dict[str, Any]) -> None:
 
 
 def _apiserver_matches(ctx: UpContext, entry: dict[str, Any]) -> bool:
-    return int(entry.get("port", 0)) == ctx.api_port
+    return int(entry.get("port", 0)) == ctx.api_port and entry.get("args", []) == _apiserver_args(ctx)
+
+
+def _apiserver_args(ctx: UpContext) -> list[str]:
+    """Audit and encryption flags (`up --audit`, `--encrypt-secrets`; see apiserver_files)."""
+    from reconcile.cli import apiserver_files
+
+    args = apiserver_files.encryption_args(ctx.state_dir, create=bool(ctx.extra.get("encrypt_secrets")))
+    if ctx.extra.get("audit"):
+        args += apiserver_files.audit_args(ctx.state_dir)
+    return args
 
 
 # --- controller-manager -----------------------------------------------------------------------
@@ -315,14 +326,22 @@ def register(main: click.Group) -> None:
 @_state_dir_option
 @click.option("--api-port", type=int, default=None, help=f"API server port (default {DEFAULT_API_PORT}).")
 @click.option("--etcd", "etcd_url", default=None, help="Use this etcd instead of starting an embedded one.")
+@click.option("--audit", is_flag=True,
+              help="Audit every request to <state dir>/audit.log (rotated) under the default policy, written "
+                   "to <state dir>/audit-policy.yaml the first time (edit it to taste).")
+@click.option("--encrypt-secrets", is_flag=True,
+              help="Encrypt Secrets in etcd with AES-GCM: the first time, a key is made into "
+                   "<state dir>/encryption-config.yaml (0600); once that file exists it is always used.")
 @common.handle_errors
-def up(state_dir: Path | None, api_port: int | None, etcd_url: str | None) -> None:
+def up(state_dir: Path | None, api_port: int | None, etcd_url: str | None, audit: bool,
+       encrypt_secrets: bool) -> None:
     """Start a local control plane in the background (idempotent)."""
     state_dir = (state_dir or default_state_dir()).expanduser().resolve()
     state = load_state(state_dir)
     recorded = state["components"]
     port = api_port or int((recorded.get("apiserver") or {}).get("port") or DEFAULT_API_PORT)
-    ctx = UpContext(state_dir=state_dir, api_port=port, etcd_url=etcd_url)
+    ctx = UpContext(state_dir=state_dir, api_port=port, etcd_url=etcd_url,
+                    extra={"audit": audit, "encrypt_secrets": encrypt_secrets})
     restart = False
     for comp in COMPONENTS:
         entry = recorded.get(comp.name)

@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from reconcile.api import audit, auditlog, auditpolicy, authn, authz, pipeline
+from reconcile.cli import apiserver_files
 from tests import support
 from tests.api import helpers
 
@@ -198,7 +199,13 @@ def _secret_traffic(url: str) -> list[str]:
 
 
 def test_the_default_policy_logs_secrets_at_metadata_only(etcd_endpoint: str, tmp_path: Path) -> None:
-    server, log = start_server(etcd_endpoint, tmp_path, auditpolicy.DEFAULT_POLICY)
+    """The API server as `reconcile up --audit --encrypt-secrets` runs it (the files it writes, its flags)."""
+    up_args = apiserver_files.audit_args(tmp_path) + apiserver_files.encryption_args(tmp_path, create=True)
+    assert (tmp_path / apiserver_files.AUDIT_POLICY).read_text() == auditpolicy.DEFAULT_POLICY
+    log = tmp_path / apiserver_files.AUDIT_LOG
+    server = support.ApiServerProcess(etcd_endpoint, prefix=f"/test-{uuid.uuid4().hex[:12]}/registry",
+                                      extra_args=(*up_args, "--insecure-identity-headers"))
+    server.start()
     try:
         ids = _secret_traffic(server.url)
         with httpx.Client(base_url=server.url, timeout=15, headers=ALICE) as client:
