@@ -1,10 +1,12 @@
 """The audit log backend: JSON lines written by a thread of their own, rotated by size.
 
-Why a thread and a bounded queue: a request must never wait on the disk. `submit` only puts a
-ready line into a `queue.Queue` (it never blocks); the writer thread takes whatever is queued,
-writes it in one go and flushes. When the queue is full the event is dropped and counted, as
-upstream's batch backend does with a full buffer, and a warning is logged (at most every few
-seconds, with the count so far).
+Why a thread and a bounded queue: a request must never wait on the disk. `submit` only appends a
+ready line to a batch; the batch goes to the writer thread at most every `FLUSH_SECONDS` (or
+when it is large), through a `queue.Queue`, and the thread writes it in one go and flushes. Handing
+over batches rather than lines matters: waking the thread for every event would make it contend
+for the GIL with the event loop on every request. At most `queue_size` events wait for the
+writer; beyond that they are dropped and counted, as upstream's batch backend does with a full
+buffer, and a warning is logged (at most every few seconds, with the count so far).
 
 Rotation follows upstream's (lumberjack's): once the file would pass `max_size_mb`, it is renamed
 to `<name>-<UTC time>.<ext>` and a new one begun; `max_backups` old files are kept (0 keeps all).
@@ -14,6 +16,7 @@ Files are created 0600: audit events name users and objects, and at the Request 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime
 import logging
@@ -28,6 +31,8 @@ from typing import BinaryIO
 log = logging.getLogger("reconcile.api.audit")
 
 DROP_WARNING_SECONDS = 10.0
+FLUSH_SECONDS = 0.02  # how long an event may wait on the loop side before the writer is handed its batch
+FLUSH_EVENTS = 1000  # a batch this large goes at once
 
 
 class LogBackend:
@@ -37,7 +42,12 @@ class LogBackend:
         self.path = path
         self.max_bytes = max_size_mb * 1024 * 1024
         self.max_backups = max_backups
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=max(1, queue_size))
+        self.queue_size = max(1, queue_size)
+        self._queue: queue.Queue[list[bytes] | None] = queue.Queue()
+        self._pending: list[bytes] = []  # lines not yet handed to the writer (event loop side)
+        self._flush_scheduled = False
+        self._queued = 0  # events handed over and not yet written; guarded by `_lock`
+        self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._file: BinaryIO | None = None
         self._size = 0
@@ -61,26 +71,53 @@ class LogBackend:
             os.close(os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600))
 
     def submit(self, line: bytes) -> None:
-        """Queue one event line (ending in a newline); never blocks."""
-        try:
-            self._queue.put_nowait(line)
-        except queue.Full:
-            self.dropped += 1
-            now = time.monotonic()
-            if now - self._warned_at > DROP_WARNING_SECONDS:
-                self._warned_at = now
-                log.warning("audit log %s cannot keep up: %d event(s) dropped so far", self.path, self.dropped)
+        """Queue one event line (ending in a newline); never blocks. Called on the event loop (or, with
+        no running loop, from anywhere: then the line is handed over at once)."""
+        self._pending.append(line)
+        if len(self._pending) >= FLUSH_EVENTS:
+            self.flush()
+            return
+        if not self._flush_scheduled:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self.flush()
+                return
+            self._flush_scheduled = True
+            loop.call_later(FLUSH_SECONDS, self.flush)
+
+    def flush(self) -> None:
+        """Hand the pending lines to the writer, dropping (and counting) what the buffer cannot take."""
+        self._flush_scheduled = False
+        batch, self._pending = self._pending, []
+        if not batch:
+            return
+        with self._lock:
+            room = self.queue_size - self._queued
+            if room < len(batch):
+                self._drop(len(batch) - max(room, 0))
+                batch = batch[:max(room, 0)]
+            self._queued += len(batch)
+        if batch:
+            self._queue.put_nowait(batch)
+
+    def _drop(self, count: int) -> None:
+        self.dropped += count
+        now = time.monotonic()
+        if now - self._warned_at > DROP_WARNING_SECONDS:
+            self._warned_at = now
+            log.warning("audit log %s cannot keep up: %d event(s) dropped so far", self.path, self.dropped)
 
     def close(self, *, timeout: float = 5.0) -> None:
         """Write what is queued, then stop the thread and close the file."""
+        self.flush()
         thread, self._thread = self._thread, None
         if thread is None:
             return
-        try:
-            self._queue.put(None, timeout=timeout)
-        except queue.Full:
-            log.warning("audit log %s: closed with events still queued", self.path)
+        self._queue.put_nowait(None)
         thread.join(timeout)
+        if thread.is_alive():
+            log.warning("audit log %s: closed with events still queued", self.path)
         if self._file is not None and self._file is not sys.stdout.buffer:
             with contextlib.suppress(OSError):
                 self._file.close()
@@ -90,16 +127,16 @@ class LogBackend:
 
     def _run(self) -> None:
         while True:
-            first = self._queue.get()
-            batch = [first]
+            batches = [self._queue.get()]
             with contextlib.suppress(queue.Empty):
-                while len(batch) < 1000:
-                    batch.append(self._queue.get_nowait())
-            stop = None in batch
-            lines = [line for line in batch if line is not None]
+                while len(batches) < 100:
+                    batches.append(self._queue.get_nowait())
+            lines = [line for batch in batches if batch is not None for line in batch]
             if lines:
                 self._write(b"".join(lines), len(lines))
-            if stop:
+                with self._lock:
+                    self._queued -= len(lines)
+            if None in batches:
                 return
 
     def _write(self, data: bytes, count: int) -> None:

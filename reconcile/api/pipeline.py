@@ -118,8 +118,7 @@ class Pipeline:
     def begin_audit(self, request: Request, attributes: authz.Attributes, tap: audit.BodyTap | None,
                     long_running: bool) -> audit.RequestAudit | None:
         assert self.auditor is not None
-        record = self.auditor.begin(attributes, scope=request.scope, headers=request.headers, tap=tap,
-                                    long_running=long_running)
+        record = self.auditor.begin(attributes, scope=request.scope, tap=tap, long_running=long_running)
         if record is not None:
             record.activate()
         return record

@@ -129,6 +129,7 @@ class ApiServer:
         await self.caches.stop()
         await self.store.close()
         if self.audit_log is not None:
+            self.audit_log.flush()  # on the loop, which owns the pending batch
             await asyncio.to_thread(self.audit_log.close)  # what is queued is written before the server exits
 
     def metrics(self) -> str:
