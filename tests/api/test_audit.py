@@ -449,3 +449,12 @@ def test_a_full_queue_drops_and_counts_instead_of_blocking(tmp_path: Path) -> No
     backend.close()
     assert [json.loads(line)["n"] for line in path.read_text().splitlines()] == [0, 1, 2, 3, 4]
     assert backend.written == 5
+
+
+def test_the_log_can_go_to_standard_output(capfd: pytest.CaptureFixture[str]) -> None:
+    backend = auditlog.LogBackend("-")
+    backend.start()
+    backend.submit(b'{"kind":"Event","auditID":"to-stdout"}\n')
+    backend.close()
+    assert json.loads(capfd.readouterr().out.strip().splitlines()[-1])["auditID"] == "to-stdout"
+    assert backend.written == 1

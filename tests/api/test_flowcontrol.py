@@ -10,6 +10,7 @@ import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -85,10 +86,14 @@ def wait_in_flight(client: httpx.Client, kind: str, count: int) -> None:
                      timeout=10, interval=0.02, what=f"{count} {kind} request(s) in flight")
 
 
-def test_a_flood_gets_429_while_system_components_keep_their_share(etcd_endpoint: str) -> None:
+def test_a_flood_gets_429_while_system_components_keep_their_share(etcd_endpoint: str, tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("apiVersion: audit.k8s.io/v1\nkind: Policy\nrules: [{level: Metadata}]\n")
+    audit_log = tmp_path / "audit.log"
     # 4 write seats, 1 of them reserved for system components
     with limited_server(etcd_endpoint, "--max-mutating-requests-inflight", "4",
-                        "--inflight-system-reserved-fraction", "0.25") as server, \
+                        "--inflight-system-reserved-fraction", "0.25", "--audit-policy-file", str(policy),
+                        "--audit-log-path", str(audit_log)) as server, \
             httpx.Client(base_url=server.url, timeout=15) as client:
         ns = helpers.make_namespace(client)
         flood = [SlowWrite(server, ns, user("alice")) for _ in range(3)]
@@ -113,6 +118,19 @@ def test_a_flood_gets_429_while_system_components_keep_their_share(etcd_endpoint
             # the admin (system:masters) is exempt, as upstream
             assert client.post(helpers.cm_path(ns), json=helpers.configmap("by-admin")).status_code == 201
             assert metrics(client)["apiserver_dropped_requests_total:mutating"] == 3
+            # a refused request is audited (the limit stage runs after the audit stage)
+            refused_id = refused[0].headers["audit-id"]
+
+            def refused_event() -> dict | None:
+                for line in audit_log.read_text().splitlines():
+                    event = json.loads(line)
+                    if event["auditID"] == refused_id and event["stage"] == "ResponseComplete":
+                        return event
+                return None
+
+            event = support.wait_for(refused_event, timeout=10, interval=0.02, what="the 429's audit event")
+            assert event["user"]["username"] == "alice" and event["responseStatus"]["code"] == 429
+            assert event["responseStatus"]["reason"] == "TooManyRequests"
         finally:
             codes = [slow.finish() for slow in flood]
         assert codes == [201, 201, 201]  # the flood's own requests were served, just not more of them
