@@ -138,8 +138,9 @@ class RequestAudit:
         self.response_body: bytes | None = None
         self.object_name = ""  # for a create: the name the server gave the object
         self._token: contextvars.Token[RequestAudit | None] | None = None
-        if tap is not None and decision.level in (auditpolicy.REQUEST, auditpolicy.REQUEST_RESPONSE):
-            tap.recording = True
+        if tap is not None and not long_running and decision.level in (auditpolicy.REQUEST,
+                                                                       auditpolicy.REQUEST_RESPONSE):
+            tap.recording = True  # a long-running request's body is a stream (exec's stdin), not an object
 
     def annotate(self, key: str, value: str) -> None:
         existing = self.annotations.get(key)
