@@ -15,6 +15,8 @@ reference, (b*), makes them through our own EtcdStore (those raw calls plus bodi
 URLs joined once, no cookie jar), so ours / (b*) is the cost of the API layer alone.
 Against noise from other work on the machine, (b) and (b*) run before and after step 1 (mean of the two), and
 the GET runs alternate ours / bare Starlette for GET_ROUNDS rounds (best round of each reported).
+`BENCH_APISERVER_ARGS` adds flags to the API server under test (shell syntax), e.g. an audit policy:
+`BENCH_APISERVER_ARGS="--audit-policy-file p.yaml --audit-log-path /tmp/audit.log" python bench/api.py`.
 Prints a table and writes bench/results/api-<date>.json. Only 127.0.0.1; every process started here
 is stopped by pid in `finally` blocks.
 """
@@ -28,6 +30,7 @@ import datetime
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -425,8 +428,10 @@ async def bench(run: Run) -> None:
     port = free_port()
     url = f"http://{HOST}:{port}"
     api_log = run.tmp / "apiserver.log"
+    extra_args = shlex.split(os.environ.get("BENCH_APISERVER_ARGS", ""))
+    r["apiserver_args"] = extra_args
     run.api = start_process([sys.executable, "-m", "reconcile", "apiserver", "--etcd", endpoint,
-                             "--port", str(port), "--etcd-prefix", "/bench"], api_log)
+                             "--port", str(port), "--etcd-prefix", "/bench", *extra_args], api_log)
     await wait_ready(url, run.api, api_log)
     pid = run.api.pid
     r["rss_idle_mb"] = round(rss_mb(pid), 1)

@@ -3,16 +3,21 @@
     decode      what is asked: a resource request (`RequestInfo` and its verb) or a non-resource path;
                 query options and bodies are decoded later, bounded, by the stage that needs them
     authenticate  who asks (`authn`); 401 when nobody is proven and the path is not public
+    audit       the policy's level for this request, and its events (`audit`), when auditing is on;
+                a request refused before this point is audited as `system:anonymous`
+    limit       a seat among the requests in flight (`flowcontrol`), when limits are on; 429 when none
+                is free. Long-running requests (watches, exec, logs) take none
     authorize   may they (`authz`); 403 when not
     admit       mutating, then validating admission plugins (`admission`), run by `rest` on each write
     validate    schema (`validation`) and per-kind rules (`strategies`), run by `rest`
     store       compare-and-swap in etcd (`rest`), reads from the watch cache
     encode      the response: JSON, a Table, a watch stream (`handlers`)
 
-The first three run here for every request, resource or not; a request for a resource then goes
+The first five run here for every request, resource or not; a request for a resource then goes
 straight to `handlers.ResourceHandlers.serve` (nearly all traffic: no router, no middleware), the
 rest (discovery, OpenAPI, health, version) to the Starlette app. Errors of any stage become a
-Kubernetes `Status` in one place (`error_response`). A fast path may skip work, never a stage.
+Kubernetes `Status` in one place (`error_response`). A fast path may skip work, never a stage: with
+auditing and limits off (their default for now) those two stages cost one attribute test each.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from typing import Any
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from reconcile.api import authn, authz, http, routing
+from reconcile.api import audit, authn, authz, flowcontrol, http, routing
 from reconcile.core import errors
 
 log = logging.getLogger("reconcile.api")
@@ -46,36 +51,114 @@ class Target:
     path: str
     verb: str
     info: routing.RequestInfo | None  # None: a non-resource path (discovery, OpenAPI, health, ...)
+    long_running: bool = False  # a watch, exec, attach, port-forward, proxy or log: held open by design
 
 
 class Pipeline:
-    """The API server's ASGI application."""
+    """The API server's ASGI application.
+
+    `auditor` (None: auditing off) and `limiter` (None: no in-flight limits) are the audit and
+    limit stages.
+    """
 
     def __init__(self, *, resources: ResourceEndpoint, others: AsgiApp,
-                 authenticator: authn.Authenticator, authorizer: authz.Authorizer) -> None:
+                 authenticator: authn.Authenticator, authorizer: authz.Authorizer,
+                 auditor: audit.Auditor | None = None, limiter: flowcontrol.Limiter | None = None) -> None:
         self.resources = resources
         self.others = others
         self.authenticator = authenticator
         self.authorizer = authorizer
+        self.auditor = auditor
+        self.limiter = limiter
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":  # lifespan
             await self.others(scope, receive, send)
             return
+        tap = None
+        if self.auditor is not None:
+            receive = tap = audit.BodyTap(receive)
         request = http.ApiRequest(scope, receive)
+        target: Target | None = None
+        audited = False  # the audit stage has run (its record is None when the policy says None)
+        record: audit.RequestAudit | None = None
+        seat: flowcontrol.Seat | None = None
         try:
-            target = decode(request)
-            user = await self.authenticate(request, target)
-            await self.authorize(user, target)
-            if target.info is None:
-                await self.others(scope, receive, send)
+            try:
+                target = decode(request)
+                user = await self.authenticate(request, target)
+                attributes = authorization_attributes(user, target)
+                if self.auditor is not None:
+                    audited = True
+                    record = self.begin_audit(request, attributes, tap, target.long_running)
+                if self.limiter is not None and not target.long_running:
+                    seat = self.limiter.acquire(user, target.verb)
+                await self.authorize(attributes, record)
+                if target.info is None:
+                    await self.serve_others(scope, receive, send, record)
+                    return
+                response = await self.resources(request, target.info, target.verb, user)
+            except ClientDisconnect:
+                if record is not None:
+                    record.responded(500, None)
+                    record.complete()
                 return
-            response = await self.resources(request, target.info, target.verb, user)
-        except ClientDisconnect:
+            except Exception as exc:  # every stage's failure is a Status, never a traceback
+                response = error_response(exc, request)
+                if self.auditor is not None and not audited:  # refused before the audit stage
+                    anonymous = authorization_attributes(authn.ANONYMOUS, target or Target(
+                        scope["path"], scope["method"].lower(), None))
+                    record = self.begin_audit(request, anonymous, tap, False)
+            await self.send_response(response, scope, receive, send, record)
+        finally:
+            if seat is not None:
+                seat.release()
+            if record is not None:
+                record.deactivate()
+
+    def begin_audit(self, request: Request, attributes: authz.Attributes, tap: audit.BodyTap | None,
+                    long_running: bool) -> audit.RequestAudit | None:
+        assert self.auditor is not None
+        record = self.auditor.begin(attributes, scope=request.scope, tap=tap, long_running=long_running)
+        if record is not None:
+            record.activate()
+        return record
+
+    async def send_response(self, response: Response, scope: Any, receive: Any, send: Any,
+                            record: audit.RequestAudit | None) -> None:
+        if record is None:
+            await response(scope, receive, send)
             return
-        except Exception as exc:  # every stage's failure is a Status, never a traceback
-            response = error_response(exc, request)
-        await response(scope, receive, send)
+        body = getattr(response, "body", None)
+        record.responded(response.status_code, body if isinstance(body, bytes) else None)
+        response.raw_headers.append((b"audit-id", record.audit_id.encode("latin-1")))
+        record.started()
+        try:
+            await response(scope, receive, send)
+        except BaseException:
+            record.complete(panic=True)
+            raise
+        record.complete()
+
+    async def serve_others(self, scope: Any, receive: Any, send: Any, record: audit.RequestAudit | None) -> None:
+        """The Starlette app's paths; audited from the status it sends."""
+        if record is None:
+            await self.others(scope, receive, send)
+            return
+        audit_id = record.audit_id.encode("latin-1")
+
+        async def sending(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                record.responded(message["status"], None)
+                message = dict(message, headers=[*message.get("headers", ()), (b"audit-id", audit_id)])
+            await send(message)
+
+        try:
+            await self.others(scope, receive, sending)
+        except BaseException:
+            record.complete(panic=True)
+            raise
+        record.complete()
 
     async def authenticate(self, request: Request, target: Target) -> authn.UserInfo:
         credentials = authn.Credentials(request.headers, peer_certificate=peer_certificate(request.scope))
@@ -86,17 +169,22 @@ class Pipeline:
             return authn.ANONYMOUS
         raise errors.Unauthorized("Unauthorized")
 
-    async def authorize(self, user: authn.UserInfo, target: Target) -> None:
-        info = target.info
-        if info is None:
-            attributes = authz.Attributes(user, target.verb, False, target.path)
-        else:
-            attributes = authz.Attributes(user, target.verb, True, target.path, info.group, info.version,
-                                          info.plural or "", info.subresource or "", info.namespace or "",
-                                          info.name or "")
+    async def authorize(self, attributes: authz.Attributes, record: audit.RequestAudit | None = None) -> None:
         decision = await self.authorizer.authorize(attributes)
+        if record is not None:  # upstream's annotations of the authorization stage
+            record.annotate("authorization.k8s.io/decision", "allow" if decision.allowed else "forbid")
+            record.annotate("authorization.k8s.io/reason", decision.reason)
         if not decision.allowed:
             raise forbidden(attributes, decision.reason)
+
+
+def authorization_attributes(user: authn.UserInfo, target: Target) -> authz.Attributes:
+    """Upstream's authorization attributes of a request: what RBAC and the audit policy both match on."""
+    info = target.info
+    if info is None:
+        return authz.Attributes(user, target.verb, False, target.path)
+    return authz.Attributes(user, target.verb, True, target.path, info.group, info.version, info.plural or "",
+                            info.subresource or "", info.namespace or "", info.name or "")
 
 
 _DER_OF_PEM: dict[str, bytes] = {}  # every request of a connection shares its PEM string: decode it once
@@ -127,7 +215,8 @@ def decode(request: Request) -> Target:
         info = routing.parse(path)  # not request.url: building a URL costs ~5% of a GET
         if info.plural is not None:
             watch = method == "GET" and info.name is None and http.query_bool(request, "watch")
-            return Target(path, authz.resource_verb(method, has_name=info.name is not None, watch=watch), info)
+            verb = authz.resource_verb(method, has_name=info.name is not None, watch=watch)
+            return Target(path, verb, info, flowcontrol.is_long_running(verb, info.subresource))
     return Target(path, method.lower(), None)
 
 

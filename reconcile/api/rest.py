@@ -87,7 +87,10 @@ def encode(obj: dict[str, Any]) -> bytes:
 
 
 def decode(kv: etcd.KeyValue) -> dict[str, Any]:
-    """A stored object; `errors.InternalError` when the stored bytes are not one (written around the API)."""
+    """A stored object; `errors.InternalError` when the stored bytes are not one (written around the API) or
+    the store could not read them back (encryption at rest: a missing or wrong key)."""
+    if kv.unreadable:
+        raise errors.InternalError(f"the stored object {kv.key} cannot be read: {kv.unreadable}")
     try:
         obj = orjson.loads(kv.value)
         obj.setdefault("metadata", {})["resourceVersion"] = str(kv.mod_revision)
@@ -387,7 +390,7 @@ class Rest:
         entry = cache.get(key) if cache is not None else None
         attempt = _UpdateAttempt(resource, key, name, mutate, subresource=subresource, precondition=precondition,
                                  dry_run=dry_run, field_validation=field_validation, user=user)
-        if entry is not None:
+        if entry is not None and entry.decodable:
             old = orjson.loads(entry.value)
             old.setdefault("metadata", {})["resourceVersion"] = str(entry.mod_revision)
             try:
@@ -405,7 +408,7 @@ class Rest:
                     return await self.create(resource, namespace, body, dry_run=dry_run,
                                              field_validation=field_validation, user=user)
                 raise errors.NotFound.for_resource(resource.plural, name, resource.group)
-            result = await self._update_once(attempt, decode(kv), kv.mod_revision, trusted=True)
+            result = await self._update_once(attempt, decode(kv), kv.mod_revision, trusted=True, stale=kv.stale)
             if result is not None:
                 return result
             await _conflict_backoff(_attempt)
@@ -413,11 +416,13 @@ class Rest:
                                            why="too many concurrent writers; please try again")
 
     async def _update_once(self, attempt: _UpdateAttempt, old: dict[str, Any], mod_revision: int, *,
-                           trusted: bool) -> WriteResult | None:
+                           trusted: bool, stale: bool = False) -> WriteResult | None:
         """One try of `guarded_update` on `old` (stored at `mod_revision`); None: try again on a fresh read.
 
         `trusted` says `old` came from etcd just now; an untrusted (cached) copy never answers a
-        precondition failure or a no-op itself.
+        precondition failure or a no-op itself. `stale` says etcd holds it under an older encryption
+        key: then even an update that changes nothing is written (re-encrypted), as upstream's
+        GuaranteedUpdate does, which is what `reconcile secrets rotate` relies on.
         """
         resource, name = attempt.resource, attempt.name
         if attempt.precondition is not None and attempt.precondition != old["metadata"]["resourceVersion"]:
@@ -425,7 +430,7 @@ class Rest:
                 return None
             raise errors.Conflict.for_resource(resource.plural, name, resource.group)
         new, warnings = await self._next_state(attempt, old, attempt.mutate(copy.deepcopy(old)))
-        if objectmeta.same_object(old, new):
+        if objectmeta.same_object(old, new) and not stale:
             return WriteResult(old, warnings) if trusted else None
         if attempt.dry_run:
             return WriteResult(new, warnings)
@@ -671,7 +676,7 @@ class _UpdateAttempt:
 
 def _entry(kv: etcd.KeyValue) -> watchcache.Entry:
     return watchcache.Entry.decode(kv.key, kv.value, kv.mod_revision, create_revision=kv.create_revision,
-                                   version=kv.version)
+                                   version=kv.version, unreadable=kv.unreadable)
 
 
 async def _conflict_backoff(attempt: int) -> None:

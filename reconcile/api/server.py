@@ -19,13 +19,18 @@ from starlette.routing import Route
 import reconcile
 from reconcile.api import (
     admission,
+    audit,
+    auditlog,
+    auditpolicy,
     authn,
     authz,
     bootstrap,
     caches,
     clientcerts,
     discovery,
+    flowcontrol,
     handlers,
+    headerauthn,
     http,
     openapi,
     pipeline,
@@ -36,7 +41,7 @@ from reconcile.api import (
 )
 from reconcile.api.strategies import configdata, crds, namespaces, pods
 from reconcile.core import errors
-from reconcile.store import etcd
+from reconcile.store import encryption, etcd
 
 log = logging.getLogger("reconcile.api")
 
@@ -55,6 +60,15 @@ class ApiConfig:
     client_ca_file: str | None = None  # CAs of client certificates: turns on the x509 authenticator
     bookmark_interval: float = 30.0  # idle watches with allowWatchBookmarks get one at least this often
     compaction_interval: float = 300.0  # etcd history kept (seconds); 0 disables compaction
+    # upstream's EncryptionConfiguration file: which resources are encrypted in etcd, with which keys
+    encryption_provider_config: str | None = None
+    audit_policy_file: str | None = None  # an audit.k8s.io/v1 Policy; auditing is off without it
+    audit_log_path: str | None = None  # where events go as JSON lines ("-": standard output)
+    audit_log_maxsize: int = 0  # megabytes before the log is rotated; 0: never
+    audit_log_maxbackup: int = 0  # rotated files kept; 0: all
+    audit_log_batch_buffer_size: int = 10_000  # events queued for the writer thread; beyond that, dropped
+    inflight: flowcontrol.Settings = field(default_factory=flowcontrol.Settings)  # max requests in flight
+    insecure_identity_headers: bool = False  # tests only: X-Remote-User/-Group name the caller (headerauthn)
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -66,6 +80,10 @@ def authenticator_for(config: ApiConfig) -> authn.Authenticator:
     return authn.Chain([clientcerts.ClientCertificates.from_file(config.client_ca_file)])
 
 
+class StartupError(Exception):
+    """A setting cannot be used (a configuration file is missing or wrong): the server does not start."""
+
+
 class ApiServer:
     """Owns the long-lived parts; the Starlette app calls into it."""
 
@@ -74,7 +92,9 @@ class ApiServer:
         tls = None
         if config.etcd_cert or config.etcd_cacert:
             tls = etcd.TLSConfig(ca_file=config.etcd_cacert, cert_file=config.etcd_cert, key_file=config.etcd_key)
-        self.store = etcd.EtcdStore(config.etcd_endpoints, prefix=config.etcd_prefix, tls=tls)
+        self.encryption = _encryption(config.encryption_provider_config)
+        self.store = etcd.EtcdStore(config.etcd_endpoints, prefix=config.etcd_prefix, tls=tls,
+                                    transformer=self.encryption)
         self.registry = registry.Registry()
         self.caches = caches.CacheSet(self.store)
         self.rest = rest.Rest(self.store, self.registry, self.caches)
@@ -93,11 +113,17 @@ class ApiServer:
         self.caches.listeners[(crds.GROUP, "customresourcedefinitions")] = self.crds.on_cache_event
         self.handlers = handlers.ResourceHandlers(self.rest, bookmark_interval=config.bookmark_interval)
         self.authenticator: authn.Authenticator = authenticator_for(config)
+        if config.insecure_identity_headers:
+            self.authenticator = headerauthn.HeaderIdentity(self.authenticator)
         self.authorizer: authz.Authorizer = authz.AlwaysAllow()
+        self.audit_log, self.auditor = _auditing(config)
+        self.limiter = flowcontrol.Limiter(config.inflight) if config.inflight.enabled else None
         self.ready = False
         self._compactor: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        if self.audit_log is not None:
+            self.audit_log.start()
         await self.store.open()
         await bootstrap.install_builtins(self.rest, self.crds)
         await asyncio.gather(*(self.caches.ensure(r) for r in self.registry.resources()))
@@ -115,6 +141,23 @@ class ApiServer:
                 await self._compactor
         await self.caches.stop()
         await self.store.close()
+        if self.audit_log is not None:
+            self.audit_log.flush()  # on the loop, which owns the pending batch
+            await asyncio.to_thread(self.audit_log.close)  # what is queued is written before the server exits
+
+    def metrics(self) -> str:
+        """Prometheus text of the in-flight and audit counters (upstream's metric names)."""
+        samples: list[tuple[str, dict[str, str], int]] = []
+        if self.limiter is not None:
+            samples += self.limiter.metrics()
+        if self.audit_log is not None:
+            samples += [("apiserver_audit_event_total", {}, self.audit_log.written),
+                        ("apiserver_audit_error_total", {"plugin": "log"}, self.audit_log.dropped + self.audit_log.errors)]
+        lines = []
+        for name, labels, value in samples:
+            label_text = ",".join(f'{key}="{val}"' for key, val in labels.items())
+            lines.append(f"{name}{{{label_text}}} {value}" if label_text else f"{name} {value}")
+        return "\n".join(lines) + "\n"
 
     async def _remove_crd_objects(self, crd: dict) -> None:
         spec = crd.get("spec") or {}
@@ -135,6 +178,35 @@ class ApiServer:
                 previous = None
             except Exception as exc:
                 log.warning("compaction failed: %s", exc)
+
+
+def _auditing(config: ApiConfig) -> tuple[auditlog.LogBackend | None, audit.Auditor | None]:
+    """The audit log and the audit stage, or (None, None) when auditing is off."""
+    if not config.audit_policy_file and not config.audit_log_path:
+        return None, None
+    if not config.audit_policy_file or not config.audit_log_path:
+        raise StartupError("auditing needs both --audit-policy-file and --audit-log-path")
+    try:
+        policy = auditpolicy.load(config.audit_policy_file)
+    except auditpolicy.PolicyError as exc:
+        raise StartupError(f"--audit-policy-file: {exc}") from None
+    backend = auditlog.LogBackend(config.audit_log_path, max_size_mb=config.audit_log_maxsize,
+                                  max_backups=config.audit_log_maxbackup,
+                                  queue_size=config.audit_log_batch_buffer_size)
+    try:
+        backend.check_writable()
+    except OSError as exc:
+        raise StartupError(f"--audit-log-path: cannot write {config.audit_log_path}: {exc.strerror or exc}") from None
+    return backend, audit.Auditor(policy, backend)
+
+
+def _encryption(path: str | None) -> encryption.Transformers | None:
+    if not path:
+        return None
+    try:
+        return encryption.load(path)
+    except encryption.ConfigError as exc:
+        raise StartupError(f"--encryption-provider-config: {exc}") from None
 
 
 def create_app(config: ApiConfig) -> pipeline.Pipeline:
@@ -192,6 +264,9 @@ def create_app(config: ApiConfig) -> pipeline.Pipeline:
             raise errors.NotFound("the server could not find the requested resource")
         return http.json_response(discovery.api_resource_list(server.registry, info.group, info.version))
 
+    async def metrics(request: Request) -> Response:
+        return PlainTextResponse(server.metrics(), media_type="text/plain; version=0.0.4")
+
     async def openapi_index(request: Request) -> Response:
         return http.json_response(openapi.openapi_index(server.registry))
 
@@ -223,11 +298,13 @@ def create_app(config: ApiConfig) -> pipeline.Pipeline:
         Route("/openapi/v3", guarded(openapi_index)),
         Route("/openapi/v3/{path:path}", guarded(openapi_document)),
         Route("/openapi/v2", guarded(not_found)),
+        Route("/metrics", guarded(metrics)),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
 
     return pipeline.Pipeline(resources=server.handlers.serve, others=app,
-                             authenticator=server.authenticator, authorizer=server.authorizer)
+                             authenticator=server.authenticator, authorizer=server.authorizer,
+                             auditor=server.auditor, limiter=server.limiter)
 
 
 def _wants_aggregated(request: Request) -> bool:

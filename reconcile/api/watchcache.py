@@ -41,21 +41,23 @@ class Entry:
     """One stored object as served: its stored bytes, decoded and re-encoded (with
     resourceVersion set) only when first needed, then kept."""
 
-    __slots__ = ("key", "value", "mod_revision", "create_revision", "version", "_obj", "_raw")
+    __slots__ = ("key", "value", "mod_revision", "create_revision", "version", "unreadable", "_obj", "_raw")
 
     def __init__(self, key: str, value: bytes, mod_revision: int, *, create_revision: int = 0, version: int = 1,
-                 obj: dict[str, Any] | None = None) -> None:
+                 obj: dict[str, Any] | None = None, unreadable: str = "") -> None:
         self.key = key
-        self.value = value  # as stored (no resourceVersion)
+        self.value = value  # as stored (no resourceVersion), decrypted by the store
         self.mod_revision = mod_revision
         self.create_revision = create_revision
         self.version = version
+        self.unreadable = unreadable  # why the store could not read the value back (decryption); "" if it could
         self._obj = obj
         self._raw: bytes | None = None
 
     @classmethod
-    def decode(cls, key: str, value: bytes, mod_revision: int, *, create_revision: int = 0, version: int = 1) -> Entry:
-        return cls(key, value, mod_revision, create_revision=create_revision, version=version)
+    def decode(cls, key: str, value: bytes, mod_revision: int, *, create_revision: int = 0, version: int = 1,
+               unreadable: str = "") -> Entry:
+        return cls(key, value, mod_revision, create_revision=create_revision, version=version, unreadable=unreadable)
 
     @property
     def obj(self) -> dict[str, Any]:
@@ -65,6 +67,8 @@ class Entry:
         (written around the API, straight into etcd): that one object is corrupt, see `decodable`.
         """
         if self._obj is None:
+            if self.unreadable:
+                raise errors.InternalError(f"the stored object {self.key} cannot be read: {self.unreadable}")
             try:
                 obj = orjson.loads(self.value)
                 obj.setdefault("metadata", {})["resourceVersion"] = str(self.mod_revision)
@@ -187,8 +191,8 @@ class WatchCache:
         result = await self.store.list(self.prefix)
         entries: dict[str, Entry] = {}
         for kv in result.items:
-            entries[kv.key] = Entry.decode(kv.key, kv.value, kv.mod_revision,
-                                           create_revision=kv.create_revision, version=kv.version)
+            entries[kv.key] = Entry.decode(kv.key, kv.value, kv.mod_revision, create_revision=kv.create_revision,
+                                           version=kv.version, unreadable=kv.unreadable)
         # A relist replaces the state: tell watchers about what vanished or changed meanwhile.
         if self.entries:
             self._diff_into_history(entries, result.revision)
@@ -256,14 +260,15 @@ class WatchCache:
         old = self.entries.get(event.key)
         if event.type == "PUT":
             new = Entry.decode(event.key, event.value, event.mod_revision, create_revision=event.create_revision,
-                               version=old.version + 1 if old is not None else 1)
+                               version=old.version + 1 if old is not None else 1, unreadable=event.unreadable)
             if old is None:
                 self._sorted_keys = None
             self.entries[event.key] = new
             cache_event = CacheEvent(ADDED if old is None else MODIFIED, new, old, event.mod_revision)
         else:
-            if old is None and event.value:
-                old = Entry.decode(event.key, event.value, event.mod_revision, create_revision=event.create_revision)
+            if old is None and (event.value or event.unreadable):
+                old = Entry.decode(event.key, event.value, event.mod_revision, create_revision=event.create_revision,
+                                   unreadable=event.unreadable)
             self.entries.pop(event.key, None)
             self._sorted_keys = None
             if old is None:
@@ -533,4 +538,5 @@ def _consume_exception(task: asyncio.Task[None]) -> None:
 
 def _deleted(entry: Entry, revision: int) -> Entry:
     """The last state of a deleted object, stamped with the deletion's revision (as upstream)."""
-    return Entry(entry.key, entry.value, revision, create_revision=entry.create_revision, version=entry.version)
+    return Entry(entry.key, entry.value, revision, create_revision=entry.create_revision, version=entry.version,
+                 unreadable=entry.unreadable)

@@ -110,7 +110,8 @@ def _apiserver_start(ctx: UpContext) -> dict[str, Any]:
         raise StartError(f"port {ctx.api_port} is in use; pick another with --api-port")
     log = ctx.state_dir / "apiserver.log"
     argv = [sys.executable, "-m", "reconcile", "apiserver", "--etcd", ctx.etcd_endpoint,
-            "--port", str(ctx.api_port), "--etcd-prefix", "/registry", *identities.apiserver_tls_args(ctx.state_dir)]
+            "--port", str(ctx.api_port), "--etcd-prefix", "/registry", *identities.apiserver_tls_args(ctx.state_dir),
+            *_apiserver_args(ctx)]
     if ctx.etcd_tls:
         argv += identities.apiserver_etcd_args(ctx.state_dir)
     if ctx.advertise:
@@ -118,7 +119,8 @@ def _apiserver_start(ctx: UpContext) -> dict[str, Any]:
     pid = processes.spawn(argv, log=log)
     url = f"https://127.0.0.1:{ctx.api_port}"
     entry = {"pid": pid, "started": processes.start_time(pid), "port": ctx.api_port, "url": url, "log": str(log),
-             "tls": True, "ca": str(identities.ca_file(ctx.state_dir)), "advertise": list(ctx.advertise)}
+             "tls": True, "ca": str(identities.ca_file(ctx.state_dir)), "advertise": list(ctx.advertise),
+             "args": _apiserver_args(ctx)}
     _wait_ready(entry, url + "/readyz", what="API server", cafile=entry["ca"])
     ctx.server = url
     return entry
@@ -149,7 +151,17 @@ def _apiserver_adopt(ctx: UpContext, entry: dict[str, Any]) -> None:
 
 def _apiserver_matches(ctx: UpContext, entry: dict[str, Any]) -> bool:
     return (int(entry.get("port", 0)) == ctx.api_port and bool(entry.get("tls"))
-            and entry.get("advertise", []) == list(ctx.advertise))
+            and entry.get("advertise", []) == list(ctx.advertise) and entry.get("args", []) == _apiserver_args(ctx))
+
+
+def _apiserver_args(ctx: UpContext) -> list[str]:
+    """Audit and encryption flags (`up --audit`, `--encrypt-secrets`; see apiserver_files)."""
+    from reconcile.cli import apiserver_files
+
+    args = apiserver_files.encryption_args(ctx.state_dir, create=bool(ctx.extra.get("encrypt_secrets")))
+    if ctx.extra.get("audit"):
+        args += apiserver_files.audit_args(ctx.state_dir)
+    return args
 
 
 # --- controller-manager -----------------------------------------------------------------------
@@ -345,15 +357,23 @@ def register(main: click.Group) -> None:
               help="An address (IP or DNS name) the API server is reached at besides loopback: added to its "
                    "certificate, and the server then listens on every interface. Repeatable; a later `up` "
                    "without it keeps the addresses of the running one.")
+@click.option("--audit", is_flag=True,
+              help="Audit every request to <state dir>/audit.log (rotated) under the default policy, written "
+                   "to <state dir>/audit-policy.yaml the first time (edit it to taste).")
+@click.option("--encrypt-secrets", is_flag=True,
+              help="Encrypt Secrets in etcd with AES-GCM: the first time, a key is made into "
+                   "<state dir>/encryption-config.yaml (0600); once that file exists it is always used.")
 @common.handle_errors
-def up(state_dir: Path | None, api_port: int | None, etcd_url: str | None, advertise: tuple[str, ...]) -> None:
+def up(state_dir: Path | None, api_port: int | None, etcd_url: str | None, advertise: tuple[str, ...],
+       audit: bool, encrypt_secrets: bool) -> None:
     """Start a local control plane in the background (idempotent)."""
     state_dir = (state_dir or default_state_dir()).expanduser().resolve()
     state = load_state(state_dir)
     recorded = state["components"]
     port = api_port or int((recorded.get("apiserver") or {}).get("port") or DEFAULT_API_PORT)
     advertise = advertise or tuple((recorded.get("apiserver") or {}).get("advertise") or ())
-    ctx = UpContext(state_dir=state_dir, api_port=port, etcd_url=etcd_url, advertise=advertise)
+    ctx = UpContext(state_dir=state_dir, api_port=port, etcd_url=etcd_url, advertise=advertise,
+                    extra={"audit": audit, "encrypt_secrets": encrypt_secrets})
     written = identities.ensure(state_dir, hosts=advertise, nodes=[local_node_name()])
     pki_dir = identities.pki(state_dir).root
     click.echo(f"{'pki':<12} " + (f"issued {len(written)} certificates in {pki_dir}" if written

@@ -4,6 +4,13 @@ from __future__ import annotations
 
 import click
 
+# small and free of heavy imports: the in-flight flags show its defaults without loading the server
+from reconcile.api import flowcontrol
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
 
 @click.command()
 @click.option("--etcd", "etcd", required=True, help="etcd endpoint(s), comma-separated (http://127.0.0.1:2379).")
@@ -22,9 +29,46 @@ import click
                    "Requests without one are anonymous (only health and version are answered).")
 @click.option("--bookmark-interval", type=float, default=30.0, show_default=True,
               help="Seconds between BOOKMARK events on idle watches that allow them.")
+@click.option("--encryption-provider-config", default=None, type=click.Path(dir_okay=False),
+              help="An EncryptionConfiguration file (apiserver.config.k8s.io/v1): the resources encrypted in "
+                   "etcd and their providers (aesgcm, aescbc, identity). Off when not given.")
+@click.option("--audit-policy-file", default=None, type=click.Path(dir_okay=False),
+              help="An audit.k8s.io/v1 Policy: which requests are audited, at which level. Auditing is off "
+                   "without it.")
+@click.option("--audit-log-path", default=None,
+              help="Where audit events go, as JSON lines ('-': standard output).")
+@click.option("--audit-log-maxsize", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Megabytes before the audit log is rotated (0: never).")
+@click.option("--audit-log-maxbackup", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Rotated audit logs kept (0: all).")
+@click.option("--audit-log-batch-buffer-size", type=click.IntRange(min=1), default=10_000, show_default=True,
+              help="Events queued for the audit writer; when it falls this far behind, events are dropped "
+                   "(counted in apiserver_audit_error_total) rather than slowing requests.")
+@click.option("--max-requests-inflight", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Reads served at once; more get 429 (0: no limit; upstream's default is 400).")
+@click.option("--max-mutating-requests-inflight", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Writes served at once; more get 429 (0: no limit; upstream's default is 200).")
+@click.option("--max-requests-inflight-per-user", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Requests one user (not a system component) may have in flight (0: no cap).")
+@click.option("--inflight-system-reserved-fraction", type=click.FloatRange(0, 0.9), default=0.25,
+              show_default=True, help="Share of each in-flight limit that only system components may use.")
+@click.option("--inflight-system-users", default=",".join(flowcontrol.DEFAULT_SYSTEM_USERS), show_default=True,
+              help="Users that are system components, comma-separated (a trailing * is a prefix).")
+@click.option("--inflight-system-groups", default=",".join(flowcontrol.DEFAULT_SYSTEM_GROUPS), show_default=True,
+              help="Groups whose members are system components, comma-separated.")
+@click.option("--inflight-exempt-groups", default=",".join(flowcontrol.DEFAULT_EXEMPT_GROUPS), show_default=True,
+              help="Groups never limited nor counted (upstream exempts system:masters); empty for none.")
+@click.option("--insecure-identity-headers", is_flag=True, hidden=True,
+              help="Tests only: X-Remote-User and X-Remote-Group headers name the caller, unverified.")
 def apiserver(etcd: str, port: int, host: str, etcd_prefix: str, etcd_cacert: str | None,
               etcd_cert: str | None, etcd_key: str | None, tls_cert_file: str | None,
-              tls_private_key_file: str | None, client_ca_file: str | None, bookmark_interval: float) -> None:
+              tls_private_key_file: str | None, client_ca_file: str | None, bookmark_interval: float,
+              encryption_provider_config: str | None, audit_policy_file: str | None, audit_log_path: str | None,
+              audit_log_maxsize: int, audit_log_maxbackup: int, audit_log_batch_buffer_size: int,
+              max_requests_inflight: int, max_mutating_requests_inflight: int,
+              max_requests_inflight_per_user: int, inflight_system_reserved_fraction: float,
+              inflight_system_users: str, inflight_system_groups: str, inflight_exempt_groups: str,
+              insecure_identity_headers: bool) -> None:
     """Serve the Kubernetes-style REST API from etcd."""
     from reconcile.api import server
 
@@ -42,5 +86,24 @@ def apiserver(etcd: str, port: int, host: str, etcd_prefix: str, etcd_cacert: st
         tls_private_key_file=tls_private_key_file,
         client_ca_file=client_ca_file,
         bookmark_interval=bookmark_interval,
+        encryption_provider_config=encryption_provider_config,
+        audit_policy_file=audit_policy_file,
+        audit_log_path=audit_log_path,
+        audit_log_maxsize=audit_log_maxsize,
+        audit_log_maxbackup=audit_log_maxbackup,
+        audit_log_batch_buffer_size=audit_log_batch_buffer_size,
+        inflight=flowcontrol.Settings(
+            max_read_only=max_requests_inflight,
+            max_mutating=max_mutating_requests_inflight,
+            max_per_user=max_requests_inflight_per_user,
+            system_reserved_fraction=inflight_system_reserved_fraction,
+            system_users=_names(inflight_system_users),
+            system_groups=_names(inflight_system_groups),
+            exempt_groups=_names(inflight_exempt_groups),
+        ),
+        insecure_identity_headers=insecure_identity_headers,
     )
-    server.serve(config, host=host, port=port)
+    try:
+        server.serve(config, host=host, port=port)
+    except server.StartupError as exc:
+        raise click.ClickException(str(exc)) from None

@@ -17,7 +17,7 @@ import contextlib
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -33,20 +33,41 @@ from reconcile.store import keys, stream
 @dataclass(frozen=True, slots=True)
 class KeyValue:
     key: str  # relative to the store's prefix
-    value: bytes
+    value: bytes  # as the transformer gave it back (plaintext); b"" when `unreadable`
     create_revision: int
     mod_revision: int  # the object's resourceVersion
     version: int
+    stale: bool = False  # the transformer would store it differently now (an older key): rewrite it
+    unreadable: str = ""  # why the transformer could not read the stored value back ("" if it could)
 
 
 @dataclass(frozen=True, slots=True)
 class Event:
     type: Literal["PUT", "DELETE"]
     key: str
-    value: bytes  # DELETE: the value before deletion (empty if etcd could not give it)
+    value: bytes  # DELETE: the value before deletion (empty if etcd could not give it, or `unreadable`)
     mod_revision: int  # the revision of this change
     create_revision: int  # DELETE: the deleted object's create revision
-    prev_value: bytes | None  # the value before this change; None for a create
+    prev_value: bytes | None  # the value before this change; None for a create (b"" if unreadable)
+    unreadable: str = ""  # why `value` could not be read back by the transformer
+
+
+class UnreadableValue(Exception):
+    """A transformer cannot turn a stored value back into the object's bytes (a missing or wrong key,
+    an altered value). The message is safe to show: it never holds the value."""
+
+
+class ValueTransformer(Protocol):
+    """Applied to every value between the store's callers and etcd (encryption at rest: see
+    `store.encryption`). Keys are relative to the store's prefix."""
+
+    def to_storage(self, key: str, value: bytes) -> bytes:
+        """What to write to etcd for `value`."""
+        ...
+
+    def from_storage(self, key: str, stored: bytes) -> tuple[bytes, bool]:
+        """(the value, stale) for what etcd holds; raises `UnreadableValue`."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,6 +271,9 @@ class EtcdStore:
 
     `endpoints` are tried in order; on a connection error we fail over to the next one.
     `stats` counts what the watch machinery absorbed: dropped duplicates, reconnects.
+    `transformer` (encryption at rest) sees every value written and read: etcd holds what it makes
+    of them, callers only ever see what it gives back (a value it cannot read back comes as
+    `unreadable`, so one bad object never fails a list or a watch).
     """
 
     def __init__(
@@ -260,6 +284,7 @@ class EtcdStore:
         tls: TLSConfig | None = None,
         request_timeout: float = 30.0,
         pool_size: int = 128,
+        transformer: ValueTransformer | None = None,
     ) -> None:
         if not endpoints:
             raise ValueError("at least one etcd endpoint is needed")
@@ -270,6 +295,7 @@ class EtcdStore:
         self._timeout = aiohttp.ClientTimeout(total=request_timeout, sock_connect=5)
         self._watch_timeout = aiohttp.ClientTimeout(total=None, sock_connect=5)
         self._pool_size = pool_size
+        self.transformer = transformer
         self._endpoints: list[_Endpoint] = []
         self._current = 0  # index of the endpoint in use
         self._known_compact = 0  # highest revision this store compacted (fallback for errors)
@@ -371,6 +397,8 @@ class EtcdStore:
 
     async def create(self, key: str, value: bytes) -> int:
         """Put `key` only if absent; the new revision. `errors.KeyExists` otherwise."""
+        if self.transformer is not None:
+            value = self.transformer.to_storage(key, value)
         full = _b64(self._full(key))
         txn = {
             "compare": [{"target": "CREATE", "key": full, "create_revision": 0, "result": "EQUAL"}],
@@ -383,6 +411,8 @@ class EtcdStore:
 
     async def update(self, key: str, value: bytes, *, expected_revision: int | None) -> int:
         """Replace the value if its mod_revision is `expected_revision` (None: any, but it must exist)."""
+        if self.transformer is not None:
+            value = self.transformer.to_storage(key, value)
         full = _b64(self._full(key))
         txn = {
             "compare": [self._guard(full, expected_revision)],
@@ -544,12 +574,19 @@ class EtcdStore:
         return self._prefix_bytes + key.encode()
 
     def _kv(self, raw: dict[str, Any]) -> KeyValue:
+        key = _unb64(raw.get("key"))[len(self._prefix_bytes):].decode()
+        value = _unb64(raw.get("value"))
+        stale, unreadable = False, ""
+        if self.transformer is not None:
+            value, stale, unreadable = self._from_storage(key, value)
         return KeyValue(
-            key=_unb64(raw.get("key"))[len(self._prefix_bytes):].decode(),
-            value=_unb64(raw.get("value")),
+            key=key,
+            value=value,
             create_revision=int(raw.get("create_revision", 0)),
             mod_revision=int(raw.get("mod_revision", 0)),
             version=int(raw.get("version", 0)),
+            stale=stale,
+            unreadable=unreadable,
         )
 
     def _event(self, raw: dict[str, Any]) -> Event:
@@ -557,11 +594,26 @@ class EtcdStore:
         prev = raw.get("prev_kv")
         prev_value = _unb64(prev.get("value")) if prev else None
         key = _unb64(kv.get("key"))[len(self._prefix_bytes):].decode()
+        prev_unreadable = ""
+        if self.transformer is not None and prev_value:
+            prev_value, _, prev_unreadable = self._from_storage(key, prev_value)
         if raw.get("type") == "DELETE":
             return Event("DELETE", key, prev_value or b"", int(kv.get("mod_revision", 0)),
-                         int(prev.get("create_revision", 0)) if prev else 0, prev_value)
-        return Event("PUT", key, _unb64(kv.get("value")), int(kv.get("mod_revision", 0)),
-                     int(kv.get("create_revision", 0)), prev_value)
+                         int(prev.get("create_revision", 0)) if prev else 0, prev_value, prev_unreadable)
+        value, unreadable = _unb64(kv.get("value")), ""
+        if self.transformer is not None:
+            value, _, unreadable = self._from_storage(key, value)
+        return Event("PUT", key, value, int(kv.get("mod_revision", 0)),
+                     int(kv.get("create_revision", 0)), prev_value, unreadable)
+
+    def _from_storage(self, key: str, stored: bytes) -> tuple[bytes, bool, str]:
+        """(value, stale, why unreadable): a value the transformer cannot read back is b"" and the reason."""
+        assert self.transformer is not None
+        try:
+            value, stale = self.transformer.from_storage(key, stored)
+        except UnreadableValue as exc:
+            return b"", False, str(exc)
+        return value, stale, ""
 
     async def _connect(self, index: int, *, for_watch: bool = False) -> _GatewayClient:
         """Read endpoint `index`'s version and make its gateway clients (once; later callers wait).

@@ -28,6 +28,12 @@ def object_key(group: str, plural: str, namespace: str | None, name: str) -> str
     return f"{resource_prefix(group, plural)}{name}"
 
 
+def resource_of(key: str) -> tuple[str, str]:
+    """(group, plural) of an object key, the inverse of `object_key` (the core group is "")."""
+    group, _, rest = key.partition("/")
+    return ("" if group == "core" else group), rest.partition("/")[0]
+
+
 def prefix_end(prefix: bytes) -> bytes:
     """The smallest key greater than every key starting with `prefix` (etcd's `range_end`)."""
     end = bytearray(prefix)

@@ -42,7 +42,8 @@ SEAMS: dict[str, tuple[str, ...]] = {
     "click": ("cli/",),
     "rich": ("cli/",),
     "pytest": ("testing.py",),  # the test kit is a pytest plugin
-    "cryptography": ("pki/certs.py",),  # keys, certificates, CSRs, client verification
+    # keys, certificates, CSRs, client verification; encryption at rest (AES-GCM, AES-CBC)
+    "cryptography": ("pki/certs.py", "store/encryption.py"),
 }
 # plain data formats, used wherever data is read or written
 ANYWHERE = frozenset({"yaml", "orjson"})
