@@ -166,8 +166,8 @@ def _merge_map(original: dict[str, Any], patch: dict[str, Any], schema: Mapping[
 
     if RETAIN_KEYS in patch:
         retain = patch.pop(RETAIN_KEYS)
-        if not isinstance(retain, list):
-            raise _bad("invalid patch format of retainKeys")
+        if not isinstance(retain, list) or not all(isinstance(key, str) for key in retain):
+            raise _bad("invalid patch format of retainKeys: it must be a list of field names")
         keep = set(retain)
         for key, value in patch.items():
             if value is not None and not key.startswith("$") and key not in keep:

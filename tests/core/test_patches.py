@@ -302,6 +302,14 @@ def test_map_and_list_directives() -> None:
         _smp(live, [1])
 
 
+@pytest.mark.parametrize("retain", [[{}], [["type"]], "type", [1, "type"], None])
+def test_retain_keys_must_be_a_list_of_names(retain: Any) -> None:
+    """Found by tests/fuzz: `$retainKeys: [{}]` was a 500 (a dict is unhashable), now a 400."""
+    live = _deployment([{"name": "a", "image": "1"}])
+    with pytest.raises(errors.BadRequest, match="retainKeys"):
+        _smp(live, {"spec": {"strategy": {"$retainKeys": retain, "type": "Recreate"}}})
+
+
 def test_rollout_restart_patch() -> None:
     live = _deployment([{"name": "a", "image": "1"}])
     stamp = "2024-01-01T00:00:00Z"
