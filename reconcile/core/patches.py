@@ -16,7 +16,7 @@ from typing import Any
 
 import jsonpatch
 
-from reconcile.core import errors
+from reconcile.core import decoding, errors
 
 DIRECTIVE = "$patch"
 RETAIN_KEYS = "$retainKeys"
@@ -78,14 +78,57 @@ def _merge_into(result: dict[str, Any], patch: Mapping[str, Any]) -> None:
 # --- RFC 6902 JSON patch ---
 
 
+# Upstream's maxJSONPatchOperations.
+MAX_JSON_PATCH_OPERATIONS = 10_000
+# What the `copy` operations of one patch may copy in all, in nodes as `decoding` counts them (the
+# most a request body may hold): each copy can double the document, so without a bound a 2 KB patch
+# of 40 copies builds 2**40 nodes on the API server's event loop. Upstream bounds the same with
+# json-patch's AccumulatedCopySizeLimit.
+MAX_COPIED_NODES = decoding.DEFAULT_LIMITS.max_nodes
+
+
+class _CopyLimit(Exception):
+    pass
+
+
 def json_patch(target: Any, ops: Any) -> Any:
-    """RFC 6902 through `jsonpatch`; any failure (a failed `test` too) is 422 as upstream."""
+    """RFC 6902 through `jsonpatch`; any failure (a failed `test` too) is 422 as upstream; more
+    operations than upstream allows, or copies of more than `MAX_COPIED_NODES`, are 413."""
+    if isinstance(ops, list) and len(ops) > MAX_JSON_PATCH_OPERATIONS:
+        raise errors.RequestEntityTooLarge(f"The allowed maximum operations in a JSON patch is "
+                                           f"{MAX_JSON_PATCH_OPERATIONS}, got {len(ops)}")
     try:
         if not isinstance(ops, list):
             raise TypeError("a JSON patch must be an array of operations")
-        return jsonpatch.JsonPatch(ops).apply(deep_copy(target), in_place=True)
+        doc = deep_copy(target)
+        copied = 0
+        for op in ops:  # one at a time, so every copy is measured against the document it copies from
+            if isinstance(op, Mapping) and op.get("op") == "copy" and isinstance(op.get("from"), str):
+                copied += _count_nodes(jsonpatch.JsonPointer(op["from"]).resolve(doc), MAX_COPIED_NODES - copied)
+                if copied > MAX_COPIED_NODES:
+                    raise _CopyLimit
+            doc = jsonpatch.JsonPatch([op]).apply(doc, in_place=True)
+        return doc
+    except _CopyLimit:
+        raise errors.RequestEntityTooLarge(f"Request entity too large: the JSON patch copies more than "
+                                           f"{MAX_COPIED_NODES} values in all") from None
     except Exception as exc:  # noqa: BLE001 - the library raises many types; all mean "bad patch"
         raise errors.Invalid(_JSON_PATCH_REJECTED, details={"causes": [{"message": str(exc)}]}) from None
+
+
+def _count_nodes(value: Any, budget: int) -> int:
+    """Nodes in `value` (the value itself, map keys and values, list items), counting stops past `budget`."""
+    count = 1
+    stack = [value]
+    while stack and count <= budget:
+        node = stack.pop()
+        if isinstance(node, dict):
+            count += 2 * len(node)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            count += len(node)
+            stack.extend(node)
+    return count
 
 
 # --- schema lookups ---

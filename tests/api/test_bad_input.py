@@ -157,6 +157,19 @@ def test_yaml_bomb_is_refused_fast(client: httpx.Client, ns: str) -> None:
     _nothing_stored(client, ns)
 
 
+def test_a_json_patch_that_doubles_itself_is_refused_fast(client: httpx.Client, ns: str) -> None:
+    """Found writing tests/fuzz: each `copy` of a map into itself doubles the object; 40 of them (2 KB)
+    froze the server (the patch ran on its event loop) instead of being refused."""
+    created = helpers.create(client, cm_path(ns), helpers.configmap("doubling"))
+    ops = [{"op": "add", "path": "/metadata/annotations", "value": {"seed": "x"}}]
+    ops += [{"op": "copy", "from": "/metadata/annotations", "path": f"/metadata/annotations/c{i}"} for i in range(40)]
+    started = time.monotonic()
+    response = client.patch(cm_path(ns, "doubling"), json=ops, headers=helpers.JSONPATCH)
+    assert time.monotonic() - started < 2.0
+    assert_status(response, 413, "RequestEntityTooLarge")
+    assert client.get(cm_path(ns, "doubling")).json() == created
+
+
 def test_protobuf_body_is_415(client: httpx.Client, ns: str) -> None:
     body = b"k8s\x00\n\x0f\n\x02v1\x12\tConfigMap\x12\x06\n\x04name"
     response = client.post(cm_path(ns), content=body, headers={"Content-Type": "application/vnd.kubernetes.protobuf"})

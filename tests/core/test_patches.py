@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import time
 from typing import Any
 
 import jsonpatch
@@ -120,6 +121,28 @@ def test_json_patch_failures_are_422(ops: Any) -> None:
         patches.json_patch({"metadata": {"resourceVersion": "104"}}, ops)
     assert info.value.code == 422
     assert info.value.message == "the server rejected our request due to an error in our request"
+
+
+def _copy_bomb(count: int) -> list[dict[str, Any]]:
+    """Each op copies the map into itself: the document doubles with every op."""
+    ops: list[dict[str, Any]] = [{"op": "add", "path": "/a", "value": {"seed": "x"}}]
+    return ops + [{"op": "copy", "from": "/a", "path": f"/a/c{i}"} for i in range(count)]
+
+
+def test_json_patch_copies_are_bounded() -> None:
+    """Found writing tests/fuzz: 40 self-doubling copies (2 KB) took the API server's loop forever (18 took 2s)."""
+    started = time.monotonic()
+    with pytest.raises(errors.RequestEntityTooLarge, match="copies more than"):
+        patches.json_patch({}, _copy_bomb(40))
+    assert time.monotonic() - started < 2.0
+    assert len(patches.json_patch({}, _copy_bomb(10))["a"]) == 11  # modest copies still work
+
+
+def test_json_patch_operations_are_bounded() -> None:
+    ops = [{"op": "add", "path": "/a", "value": 1}] * (patches.MAX_JSON_PATCH_OPERATIONS + 1)
+    with pytest.raises(errors.RequestEntityTooLarge, match="maximum operations"):
+        patches.json_patch({}, ops)
+    assert patches.json_patch({}, ops[:-1]) == {"a": 1}
 
 
 # --- strategic merge patch ---
