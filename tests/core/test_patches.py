@@ -501,6 +501,77 @@ def test_smp_without_lists_agrees_with_merge_patch(a: dict[str, Any], b: dict[st
     assert _smp(a, diff, {}) == patches.merge_patch(a, diff)
 
 
+# --- long lists: linear, and ordered as the original (quadratic) algorithm ordered them ---
+
+
+def _normalize_reference(merged: list[Any], order: list[Any], server_order: list[Any], key: str | None) -> list[Any]:
+    """normalizeElementOrder as it was written first, scanning for every item: the oracle for the
+    hash-indexed `patches._normalize`."""
+    def ident(item: Any) -> Any:
+        return item.get(key, "<missing>") if key is not None and isinstance(item, dict) else item
+
+    def index(items: list[Any], item: Any) -> int:
+        return next((i for i, other in enumerate(items) if ident(other) == ident(item)), -1)
+
+    in_order = sorted((m for m in merged if index(order, m) >= 0), key=lambda m: index(order, m))
+    server_only = sorted((m for m in merged if index(order, m) < 0),
+                         key=lambda m: i if (i := index(server_order, m)) >= 0 else len(server_order))
+    out: list[Any] = []
+    i = j = 0
+    while i < len(server_only) or j < len(in_order):
+        take_server = j >= len(in_order) or (
+            i < len(server_only) and 0 <= index(server_order, server_only[i]) < index(server_order, in_order[j]))
+        if take_server:
+            out.append(server_only[i])
+            i += 1
+        else:
+            out.append(in_order[j])
+            j += 1
+    return out
+
+
+_list_item = st.one_of(st.integers(0, 3), st.booleans(), st.sampled_from(["a", "b"]), st.lists(st.integers(0, 1), max_size=2),
+                       st.builds(lambda n, x: {"name": n, "x": x}, st.sampled_from(["a", "b", 1, None]), st.integers(0, 1)),
+                       st.builds(dict))
+_item_lists = st.lists(_list_item, max_size=6)
+
+
+@given(_item_lists, _item_lists, _item_lists, st.sampled_from([None, "name"]))
+def test_list_order_agrees_with_the_scanning_original(merged: list[Any], order: list[Any], server: list[Any],
+                                                      key: str | None) -> None:
+    assert patches._normalize(merged, order, server, key) == _normalize_reference(merged, order, server, key)
+
+
+@pytest.mark.parametrize("how", ["strategic", "apply"])
+def test_long_keyed_lists_merge_in_linear_time(how: str) -> None:
+    """Found writing tests/fuzz: a patch of 8,000 containers took 34 s (strategic merge) and 49 s
+    (apply) of the API server's event loop; every item was looked up by scanning the list."""
+    live = _deployment([{"name": f"c{i}", "image": "old"} for i in range(0, 20_000, 2)])
+    wanted = [{"name": f"c{i}", "image": "new"} for i in range(20_000)]
+    started = time.monotonic()
+    if how == "strategic":
+        out = patches.strategic_merge_patch(live, {"spec": {"template": {"spec": {"containers": wanted}}}}, DEPLOYMENT)
+    else:
+        out = patches.apply_patch(live, {"spec": {"template": {"spec": {"containers": wanted}}}}, DEPLOYMENT)
+    assert time.monotonic() - started < 3.0
+    containers = _containers(out)
+    assert len(containers) == 20_000 and all(c["image"] == "new" for c in containers)
+    if how == "strategic":
+        assert [c["name"] for c in containers] == [c["name"] for c in wanted]
+
+
+def test_long_primitive_lists_merge_in_linear_time() -> None:
+    live = {"metadata": {"finalizers": [f"f{i}" for i in range(0, 40_000, 2)]}}
+    started = time.monotonic()
+    out = patches.strategic_merge_patch(live, {"metadata": {"finalizers": [f"f{i}" for i in range(40_000)]}}, {})
+    removed = patches.strategic_merge_patch(out, {"metadata": {
+        "$deleteFromPrimitiveList/finalizers": [f"f{i}" for i in range(1, 40_000, 2)]}}, {})
+    applied = patches.apply_patch(live, {"metadata": {"finalizers": [f"f{i}" for i in range(40_000)]}}, {})
+    assert time.monotonic() - started < 3.0
+    assert len(out["metadata"]["finalizers"]) == 40_000 and len(applied["metadata"]["finalizers"]) == 40_000
+    assert removed["metadata"]["finalizers"] == live["metadata"]["finalizers"]
+
+
 # --- server-side apply ---
 
 
