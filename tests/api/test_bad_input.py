@@ -188,3 +188,33 @@ def test_protobuf_accept_still_gets_json(client: httpx.Client) -> None:
                           headers={"Accept": "application/vnd.kubernetes.protobuf,application/json"})
     assert response.status_code == 200 and response.headers["content-type"].startswith("application/json")
     assert response.json()["metadata"]["name"] == "default"
+
+
+# --- found by tests/fuzz ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("options", [
+    {"dryRun": 5}, {"dryRun": "All"}, {"dryRun": {"All": 1}}, {"dryRun": ["Nope"]}, {"dryRun": [["All"]]},
+    {"gracePeriodSeconds": "5"}, {"gracePeriodSeconds": 1.5}, {"gracePeriodSeconds": True},
+    {"gracePeriodSeconds": 2**63}, {"propagationPolicy": ["Orphan"]}, {"orphanDependents": "yes"},
+    {"preconditions": {"uid": 5}}, {"preconditions": "x"}, {"kind": "Pod"}, {"apiVersion": "x", "kind": "DeleteOptions"},
+    {"orphanDependents": True, "propagationPolicy": "Orphan"},
+])
+def test_malformed_delete_options_are_400_and_delete_nothing(client: httpx.Client, ns: str, options: dict) -> None:
+    """A `dryRun` of 5 was a 500; "All" as a string, or a map, passed for a dry run (by Python's
+    `in`) and the delete answered Success having deleted nothing: DeleteOptions are typed now."""
+    created = helpers.create(client, cm_path(ns), helpers.configmap("doomed"))
+    response = client.request("DELETE", cm_path(ns, "doomed"), json=options)
+    assert_status(response, 400, "BadRequest")
+    assert client.get(cm_path(ns, "doomed")).json() == created
+
+
+def test_a_grace_period_beyond_int64_is_400(client: httpx.Client, ns: str) -> None:
+    """On a pod bound to a node such a grace period was stored, and encoding it failed: a 500."""
+    pod = helpers.pod("bound", node="node-a")
+    created = helpers.create(client, helpers.pod_path(ns), pod)
+    response = client.delete(helpers.pod_path(ns, "bound"), params={"gracePeriodSeconds": str(2**64)})
+    assert_status(response, 400, "BadRequest")
+    assert client.get(helpers.pod_path(ns, "bound")).json() == created
+    assert client.request("DELETE", helpers.pod_path(ns, "bound"), json={"dryRun": ["All"]}).status_code == 200
+    assert client.get(helpers.pod_path(ns, "bound")).json() == created
