@@ -218,3 +218,17 @@ def test_a_grace_period_beyond_int64_is_400(client: httpx.Client, ns: str) -> No
     assert client.get(helpers.pod_path(ns, "bound")).json() == created
     assert client.request("DELETE", helpers.pod_path(ns, "bound"), json={"dryRun": ["All"]}).status_code == 200
     assert client.get(helpers.pod_path(ns, "bound")).json() == created
+
+
+@pytest.mark.parametrize("rv", [str(2**63), str(2**64), "9" * 30, "9" * 5000])
+def test_a_resource_version_beyond_int64_is_400_at_once(client: httpx.Client, ns: str, rv: str) -> None:
+    """Such a revision never comes: reads waited 3 s for it and answered 504 (5,000 digits: a 500)."""
+    helpers.create(client, cm_path(ns), helpers.configmap("there"))
+    started = time.monotonic()
+    for path, params in ((cm_path(ns, "there"), {}), (cm_path(ns), {}), (cm_path(ns), {"resourceVersionMatch": "Exact"}),
+                         (cm_path(ns), {"watch": "true"})):
+        assert_status(client.get(path, params={"resourceVersion": rv, **params}), 400, "BadRequest")
+    update = helpers.configmap("there", {"a": "b"})
+    update["metadata"]["resourceVersion"] = rv
+    assert_status(client.put(cm_path(ns, "there"), json=update), 400, "BadRequest")
+    assert time.monotonic() - started < 2.0
