@@ -249,12 +249,8 @@ class ResourceHandlers:
 def _written(result: rest.WriteResult, *, status: int = 200) -> Response:
     headers = None
     if result.warnings:
-        headers = {"Warning": ", ".join(f'299 - "{_escape(w)}"' for w in result.warnings)}
+        headers = {"Warning": http.warning_header(result.warnings)}
     return http.json_response(result.obj, status=status, headers=headers)
-
-
-def _escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def _no_subresource(info: routing.RequestInfo) -> errors.NotFound:

@@ -232,3 +232,17 @@ def test_a_resource_version_beyond_int64_is_400_at_once(client: httpx.Client, ns
     update["metadata"]["resourceVersion"] = rv
     assert_status(client.put(cm_path(ns, "there"), json=update), 400, "BadRequest")
     assert time.monotonic() - started < 2.0
+
+
+@pytest.mark.parametrize("field", ["ключ", "a\nb", "a\r\nX-Injected: 1", 'q"uo\\te', "x" * 20_000])
+def test_warnings_quote_any_unknown_field_safely(client: httpx.Client, ns: str, field: str) -> None:
+    """Under fieldValidation=Warn the warning names the unknown field: a non-latin-1 name was a 500
+    and a newline dropped the connection, both after the object was stored."""
+    body = helpers.configmap("warned", {"a": "1"})
+    body[field] = 1
+    response = client.post(cm_path(ns), json=body, params={"fieldValidation": "Warn"})
+    assert response.status_code == 201, response.text
+    warning = next(value for name, value in response.headers.raw if name.lower() == b"warning").decode()  # UTF-8
+    assert warning.startswith('299 - "unknown field') and "\n" not in warning and "\r" not in warning
+    assert "X-Injected" not in response.headers and len(warning) < 5000
+    assert client.get(cm_path(ns, "warned")).json() == response.json()
