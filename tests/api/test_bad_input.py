@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -246,3 +248,20 @@ def test_warnings_quote_any_unknown_field_safely(client: httpx.Client, ns: str, 
     assert warning.startswith('299 - "unknown field') and "\n" not in warning and "\r" not in warning
     assert "X-Injected" not in response.headers and len(warning) < 5000
     assert client.get(cm_path(ns, "warned")).json() == response.json()
+
+
+@pytest.mark.parametrize("metadata", ["str", ["a"], 5])
+def test_apply_that_creates_needs_object_metadata(client: httpx.Client, ns: str, metadata: Any) -> None:
+    """An apply to a missing name with metadata that is not an object was a 500."""
+    body = json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": {"a": "1"}})
+    response = client.patch(cm_path(ns, "applied"), content=body, params={"fieldManager": "t"}, headers=helpers.APPLY)
+    assert_status(response, 400, "BadRequest")
+    assert client.get(cm_path(ns, "applied")).status_code == 404
+
+
+def test_apply_that_creates_keeps_the_url_name(client: httpx.Client, ns: str) -> None:
+    body = json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "other"}})
+    response = client.patch(cm_path(ns, "applied"), content=body, params={"fieldManager": "t"}, headers=helpers.APPLY)
+    assert_status(response, 400, "BadRequest")
+    assert client.get(cm_path(ns, "applied")).status_code == 404 and client.get(cm_path(ns, "other")).status_code == 404
+
