@@ -606,7 +606,7 @@ class Rest:
 
         def mutate(old: dict[str, Any]) -> dict[str, Any]:
             wanted_scale = change(scale.to_scale(resource, old))
-            wanted = (wanted_scale.get("metadata") or {}).get("resourceVersion") if isinstance(wanted_scale, dict) else None
+            wanted = scale.resource_version(wanted_scale)
             if wanted and wanted != old["metadata"]["resourceVersion"]:
                 raise errors.Conflict.for_resource(resource.plural, name, resource.group)
             return scale.apply_scale(resource, old, wanted_scale)

@@ -265,3 +265,14 @@ def test_apply_that_creates_keeps_the_url_name(client: httpx.Client, ns: str) ->
     assert_status(response, 400, "BadRequest")
     assert client.get(cm_path(ns, "applied")).status_code == 404 and client.get(cm_path(ns, "other")).status_code == 404
 
+
+@pytest.mark.parametrize("metadata", ["x", ["x"], {"resourceVersion": 5}])
+def test_scale_needs_object_metadata(client: httpx.Client, ns: str, metadata: Any) -> None:
+    """A Scale whose metadata was not an object was a 500 (PUT and PATCH)."""
+    created = helpers.create(client, deploy_path(ns), helpers.deployment("scaled"))
+    scale = {"apiVersion": "autoscaling/v1", "kind": "Scale", "metadata": metadata, "spec": {"replicas": 3}}
+    assert_status(client.put(deploy_path(ns, "scaled") + "/scale", json=scale), 400, "BadRequest")
+    patched = client.patch(deploy_path(ns, "scaled") + "/scale", json={"metadata": metadata, "spec": {"replicas": 3}},
+                           headers=helpers.MERGE)
+    assert_status(patched, 400, "BadRequest")
+    assert client.get(deploy_path(ns, "scaled")).json() == created
