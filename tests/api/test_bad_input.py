@@ -276,3 +276,18 @@ def test_scale_needs_object_metadata(client: httpx.Client, ns: str, metadata: An
                            headers=helpers.MERGE)
     assert_status(patched, 400, "BadRequest")
     assert client.get(deploy_path(ns, "scaled")).json() == created
+
+
+def test_an_integral_float_in_an_integer_field_is_stored_as_an_integer(client: httpx.Client, ns: str) -> None:
+    """`replicas: 2.0` was stored (and served) as 2.0, a float a controller then counts with."""
+    body = helpers.deployment("floaty", replicas=1)
+    body["spec"]["replicas"] = 2.0
+    body["spec"]["template"]["spec"]["containers"][0]["ports"] = [{"containerPort": 80.0}]
+    created = client.post(deploy_path(ns), json=body)
+    assert created.status_code == 201, created.text
+    for answer in (created, client.get(deploy_path(ns, "floaty"))):
+        obj = json.loads(answer.content)  # the standard library keeps 2.0 a float
+        port = obj["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"]
+        assert type(obj["spec"]["replicas"]) is int and type(port) is int, answer.text
+    fraction = client.patch(deploy_path(ns, "floaty"), json={"spec": {"replicas": 2.5}}, headers=helpers.MERGE)
+    assert_status(fraction, 422, "Invalid")
