@@ -30,7 +30,7 @@ def _mutating(draw: st.DrawFn) -> bool:
 
 
 def _paths(target: targets.Target) -> list[tuple[Path, schemas.Schema]]:
-    return mutations._paths_of(target.schema)
+    return mutations.paths_of(target.schema)
 
 
 def overlay(draw: st.DrawFn, doc: dict[str, Any], target: targets.Target, *, fill: bool, most: int = 3) -> None:
@@ -113,9 +113,8 @@ def merge_patch(draw: st.DrawFn, target: targets.Target, stored: dict[str, Any])
             node = node.setdefault(part, {}) if isinstance(node.get(part, {}), dict) else {}
         node[path[-1]] = None
     if draw(st.booleans()):
-        _metadata_of(patch)["labels"] = draw(st.dictionaries(metadata.LABEL_KEYS,
-                                                                          st.one_of(metadata.LABEL_VALUES, st.none()),
-                                                                          max_size=3))
+        _metadata_of(patch)["labels"] = draw(st.dictionaries(metadata.LABEL_KEYS, st.one_of(metadata.LABEL_VALUES, st.none()),
+                                                             max_size=3))
     if schemas.one_in(draw, 4):
         _metadata_of(patch)["resourceVersion"] = resource_version(draw, stored["metadata"]["resourceVersion"])
     if schemas.one_in(draw, 30):

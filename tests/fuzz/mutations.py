@@ -24,7 +24,9 @@ HOSTILE_STRINGS = ("", " ", "\x00", "a\x00b", "\r\n", "line\nbreak", "\t", "\x7f
                    "a%2Fb", "<script>", "${HOME}", "{{ . }}", "0", "true", "null", "1e3", "\\", '"', "'", "a" * 64,
                    "a" * 254, "a" * 5000)
 HUGE_LENGTHS = (70_000, 300_000, 1_100_000)
-DEEP = (5, 60, 98, 99, 100, 101, 150, 1000)
+# Levels of nesting for `deep`, around the server's limit of 100; deeper bodies go as raw bytes
+# (bodies.py): serializing them here would exceed this process's own recursion limit.
+DEEP = (5, 60, 98, 99, 100, 101, 150)
 OTHER_TYPES = schemas.pick([0, 1, -7, 1.5, True, False, "", "x", "1", [], [1, "a"], {}, {"a": 1}, [[]], [{}]])
 
 
@@ -70,13 +72,14 @@ def drop_at(doc: Any, path: Path) -> None:
 
 
 def _schema_typed(schema: Schema, wanted: str) -> list[Path]:
-    return [p for p, sub in _paths_of(schema) if sub.get("type") == wanted and schemas.STAR not in p]
+    return [p for p, sub in paths_of(schema) if sub.get("type") == wanted and schemas.STAR not in p]
 
 
 _PATHS: dict[int, tuple[Schema, list[tuple[Path, Schema]]]] = {}  # the schema held, as in schemas._CACHE
 
 
-def _paths_of(schema: Schema) -> list[tuple[Path, Schema]]:
+def paths_of(schema: Schema) -> list[tuple[Path, Schema]]:
+    """`schemas.schema_paths` of a long-lived schema, computed once."""
     found = _PATHS.get(id(schema))
     if found is None:
         found = _PATHS[id(schema)] = (schema, schemas.schema_paths(schema))

@@ -1,7 +1,8 @@
 """The properties of a write, judged from what the server answered and what it stores afterwards.
 
 - a 2xx write that is not a dry run round-trips: a consistent GET returns exactly the object the
-  write answered with (nothing altered on the way to etcd, nothing added by the read path);
+  write answered with (nothing altered on the way to etcd, nothing added by the read path), unless
+  the write removed the last finalizer of an object being deleted, which then is gone;
 - a dry run, and every failed write, leaves the stored object as it was, resourceVersion included
   (nothing half-written), and a failed create stores nothing.
 """
@@ -38,11 +39,18 @@ def check_write(target: targets.Target, request: wire.Request, session: wire.Ses
         if dry_run:
             if after != before:
                 raise _fail("a dry run changed the stored object", request, session, response, before=before, after=after)
+        elif after is None and _finished_deletion(body):
+            return  # the write took the last finalizer off an object being deleted: it is gone, as upstream
         elif after != body:
             raise _fail("the stored object is not the one the write answered with (no round trip)", request, session,
                         response, after=after)
     elif after != before:
         raise _fail("a failed write changed the stored object", request, session, response, before=before, after=after)
+
+
+def _finished_deletion(obj: dict[str, Any]) -> bool:
+    metadata = obj.get("metadata") or {}
+    return bool(metadata.get("deletionTimestamp")) and not metadata.get("finalizers")
 
 
 def check_unchanged_list(request: wire.Request, session: wire.Session, response: httpx.Response,

@@ -28,7 +28,7 @@ def _patch(session: wire.Session, target: targets.Target, data: st.DataObject, k
     tally.TALLY.example(operation)
     content_type, build = PATCHES[kind]
     name = session.fresh_name()
-    before = session.create(target, target.base(name))
+    before = session.subject(target, name, terminating=schemas.one_in(data.draw, 6))
     patch = build(data.draw, target, before)
     body = bodies.encode(data.draw, patch, content_type=content_type)
     params, dry_run = inputs.write_params(data.draw)
@@ -69,7 +69,7 @@ def test_apply_patch(session: wire.Session, target: targets.Target, data: st.Dat
     tally.TALLY.example(operation)
     name = session.fresh_name()
     exists = not schemas.one_in(data.draw, 4)  # apply also creates
-    before = session.create(target, target.base(name)) if exists else None
+    before = session.subject(target, name, terminating=schemas.one_in(data.draw, 6)) if exists else None
     config = inputs.apply_config(data.draw, target, name)
     body = bodies.encode(data.draw, config, content_type="application/apply-patch+yaml")
     params, dry_run = inputs.write_params(data.draw, field_manager=not schemas.one_in(data.draw, 10))

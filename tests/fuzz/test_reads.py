@@ -43,9 +43,11 @@ def population(session: wire.Session) -> dict[str, dict[str, dict[str, Any]]]:
     return out
 
 
-def _revision(session: wire.Session, target: targets.Target) -> int:
-    return int(session.expect(wire.Request("GET", target.collection(session.namespace), (("limit", "1"),)), 200)
-               ["metadata"]["resourceVersion"])
+@pytest.fixture(scope="module")
+def revision(session: wire.Session, population: dict[str, Any]) -> int:
+    """The store's revision once the population is written (nothing in this module writes after)."""
+    listed = session.expect(wire.Request("GET", targets.CONFIGMAPS.collection(session.namespace)), 200)
+    return int(listed["metadata"]["resourceVersion"])
 
 
 @pytest.mark.parametrize("target", targets.ALL, ids=IDS)
@@ -121,7 +123,8 @@ def _check_items(session: wire.Session, request: wire.Request, target: targets.T
 @pytest.mark.parametrize("target", targets.ALL, ids=IDS)
 @FUZZ
 @given(data=st.data())
-def test_list(session: wire.Session, population: dict[str, Any], target: targets.Target, data: st.DataObject) -> None:
+def test_list(session: wire.Session, population: dict[str, Any], revision: int, target: targets.Target,
+              data: st.DataObject) -> None:
     operation = f"list {target.plural}"
     tally.TALLY.example(operation)
     objects = population[target.plural]
@@ -129,7 +132,7 @@ def test_list(session: wire.Session, population: dict[str, Any], target: targets
     if schemas.one_in(data.draw, 4):
         first = session.expect(wire.Request("GET", target.collection(session.namespace), (("limit", "2"),)), 200)
         token = first["metadata"].get("continue")
-    params, watching = inputs.list_params(data.draw, current=_revision(session, target),
+    params, watching = inputs.list_params(data.draw, current=revision,
                                             known=[o["metadata"].get("labels") or {} for o in objects.values()],
                                             names=sorted(objects), token=token)
     request = wire.Request("GET", target.collection(session.namespace), params, bodies.accept(data.draw))

@@ -55,7 +55,7 @@ def test_replace(session: wire.Session, target: targets.Target, data: st.DataObj
     operation = f"replace {target.plural}"
     tally.TALLY.example(operation)
     name = session.fresh_name()
-    before = session.create(target, target.base(name))
+    before = session.subject(target, name, terminating=schemas.one_in(data.draw, 6))
     doc = inputs.whole_object(data.draw, target, before, name)
     if schemas.one_in(data.draw, 4) and isinstance(doc.get("metadata"), dict):
         doc["metadata"]["resourceVersion"] = inputs.resource_version(data.draw, before["metadata"]["resourceVersion"])

@@ -168,6 +168,20 @@ class Session:
         body = bodies.Body(bodies.to_json(obj), "application/json", "setup")
         return self.expect(Request("POST", target.collection(self.namespace), body=body), 201)
 
+    def subject(self, target: targets.Target, name: str, *, terminating: bool = False) -> dict[str, Any]:
+        """A fresh object to aim writes at, as stored; `terminating`: held by a finalizer while being
+        deleted (writes to it meet the rules of deletion: no new finalizers, and it goes when the
+        last finalizer does)."""
+        obj = target.base(name)
+        if not terminating:
+            return self.create(target, obj)
+        obj["metadata"]["finalizers"] = ["example.com/hold"]
+        self.create(target, obj)
+        self.expect(Request("DELETE", target.item(self.namespace, name)), 200)
+        stored = self.stored(target, name)
+        assert stored is not None and stored["metadata"].get("deletionTimestamp"), stored
+        return stored
+
     def stored(self, target: targets.Target, name: str) -> dict[str, Any] | None:
         """The object as stored now (a consistent read), or None."""
         response, body = self.send(Request("GET", target.item(self.namespace, segment(name))))
