@@ -291,3 +291,26 @@ def test_an_integral_float_in_an_integer_field_is_stored_as_an_integer(client: h
         assert type(obj["spec"]["replicas"]) is int and type(port) is int, answer.text
     fraction = client.patch(deploy_path(ns, "floaty"), json={"spec": {"replicas": 2.5}}, headers=helpers.MERGE)
     assert_status(fraction, 422, "Invalid")
+
+
+def test_a_yaml_alias_gives_each_place_its_own_copy(client: httpx.Client, ns: str) -> None:
+    """An alias shared one Python object between places, and the server changes objects after
+    validating them: `data: *m` gave a ConfigMap an integer data value (a 500 as its size was
+    counted), `template: {metadata: *m}` stored the Deployment's uid in its pod template."""
+    configmap = b"apiVersion: v1\nkind: ConfigMap\nmetadata: &m\n  name: aliased\ndata: *m\n"
+    created = client.post(cm_path(ns), content=configmap, headers={"Content-Type": "application/yaml"})
+    assert created.status_code == 201, created.text
+    assert client.get(cm_path(ns, "aliased")).json()["data"] == {"name": "aliased"}
+    deployment = b"""apiVersion: apps/v1
+kind: Deployment
+metadata: &m {name: aliased, labels: {app: a}}
+spec:
+  selector: {matchLabels: {app: a}}
+  template:
+    metadata: *m
+    spec: {containers: [{name: c, image: x}]}
+"""
+    created = client.post(deploy_path(ns), content=deployment, headers={"Content-Type": "application/yaml"})
+    assert created.status_code == 201, created.text
+    assert created.json()["spec"]["template"]["metadata"] == {"name": "aliased", "labels": {"app": "a"}}
+    assert client.get(deploy_path(ns, "aliased")).json() == created.json()
