@@ -314,3 +314,19 @@ spec:
     assert created.status_code == 201, created.text
     assert created.json()["spec"]["template"]["metadata"] == {"name": "aliased", "labels": {"app": "a"}}
     assert client.get(deploy_path(ns, "aliased")).json() == created.json()
+
+
+@pytest.mark.parametrize("finalizers", [[{"a": 1}], [["x"]], "example.com/hold", {"a": 1}])
+def test_wrong_typed_finalizers_on_an_object_being_deleted_are_422(client: httpx.Client, ns: str,
+                                                                   finalizers: Any) -> None:
+    """The check for finalizers added during deletion put a map in a set: 500 (found by tests/fuzz)."""
+    body = helpers.configmap("held")
+    body["metadata"]["finalizers"] = ["example.com/hold"]
+    helpers.create(client, cm_path(ns), body)
+    assert client.delete(cm_path(ns, "held")).status_code == 200
+    held = client.get(cm_path(ns, "held")).json()
+    update = json.loads(json.dumps(held))
+    update["metadata"]["finalizers"] = finalizers
+    assert_status(client.put(cm_path(ns, "held"), json=update), 422, "Invalid")
+    assert client.get(cm_path(ns, "held")).json() == held
+    client.patch(cm_path(ns, "held"), json={"metadata": {"finalizers": None}}, headers=helpers.MERGE)
