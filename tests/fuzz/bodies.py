@@ -59,6 +59,20 @@ def depth(doc: Any) -> int:
     return deepest
 
 
+def shares(doc: Any) -> bool:
+    """Whether a map or list appears at two places of `doc` (YAML writes an anchor and an alias)."""
+    seen: set[int] = set()
+    stack = [doc]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict | list):
+            if id(node) in seen:
+                return True
+            seen.add(id(node))
+            stack.extend(node.values() if isinstance(node, dict) else node)
+    return False
+
+
 def to_yaml(doc: Any) -> bytes:
     """Block-style YAML; a large or deep document as JSON (which is YAML too), since even libyaml's
     dumper spends a second on a list of 60,000 items (and recurses in Python), and the server
@@ -103,10 +117,21 @@ def with_duplicate(doc: Any, draw: st.DrawFn) -> bytes:
     return dump(doc).encode()
 
 
+# YAML that JSON cannot say, appended to a document's YAML: aliases, tags, merge keys, several
+# documents, non-finite numbers, non-string and complex keys, YAML 1.1 booleans and octals.
+YAML_ODDITIES = ("extra: !!binary aGVsbG8=\n", "x: &a [1, 2]\ny: *a\n", "? [a, b]\n: c\n", "---\nother: 1\n",
+                 "z: .inf\n", "n: .nan\n", "w: !!python/object/apply:os.system [ls]\n", "<<: {merged: 1}\n",
+                 "on: yes\n1: one\nnull: ~\n", "octal: 0777\n", "t: 2001-12-14t21:59:43.10-05:00\n",
+                 "big: 123456789012345678901234567890\n", "tab:\t1\n", "dup: 1\ndup: 2\n", "s: !!set {a, b}\n",
+                 "anchored: &x {a: 1}\nmerged: {<<: *x, b: 2}\n", "- list item at the top\n", "%YAML 1.2\n---\n")
+
+
 def _broken(doc: Any, draw: st.DrawFn) -> tuple[bytes, str]:
     text = to_json(doc)
     how = draw(st.sampled_from(["truncated", "trailing-comma", "nan", "bom", "utf16", "comment", "single-quotes",
-                                "two-documents", "bad-utf8", "nul", "deep"]))
+                                "two-documents", "bad-utf8", "nul", "deep", "yaml", "yaml"]))
+    if how == "yaml":
+        return to_yaml(doc) + draw(st.sampled_from(YAML_ODDITIES)).encode(), "yaml-oddity"
     if how == "deep":  # deeper than this process could serialize: built as bytes
         levels = draw(st.sampled_from([101, 1000, 10_000]))
         return b'{"a":' * levels + text + b"}" * levels, how
@@ -135,6 +160,8 @@ def encode(draw: st.DrawFn, doc: Any, *, content_type: str, yaml_ok: bool = True
     """The body for `doc`: mostly as asked, sometimes broken, retyped or replaced by raw bytes."""
     yaml_ok = yaml_ok and content_type in ("application/json", "application/apply-patch+yaml")  # no YAML patches
     roll = draw(st.integers(0, 99))  # small draws (hypothesis' favourites) are the well-formed bodies
+    if yaml_ok and shares(doc) and roll < 76 and draw(st.booleans()):
+        roll = 80  # a shared part (mutations' alias) means something only in YAML: say it there
     if roll < 76 or (roll < 88 and not yaml_ok):
         content, how = to_json(doc, ascii_only=draw(st.booleans())), "json"
     elif roll < 88:
@@ -145,6 +172,8 @@ def encode(draw: st.DrawFn, doc: Any, *, content_type: str, yaml_ok: bool = True
         content, how = with_duplicate(doc, draw), "duplicate-key"
     elif roll < 97:
         content, how = _broken(doc, draw)
+        if how == "yaml-oddity" and yaml_ok:
+            content_type = "application/yaml" if content_type == "application/json" else content_type
     else:
         content, how = draw(st.binary(max_size=64)), "bytes"
     sent: str | None = content_type

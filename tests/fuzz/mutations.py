@@ -3,7 +3,7 @@
 Each mutation aims at one place (a path that exists in the document, or one the schema declares) and
 breaks it in one way: a wrong type, an unknown field, a null, a number out of range or a float where
 an integer goes, a deep or wide structure, an odd string (very long, control characters, unicode),
-a dropped field, or hostile metadata (`metadata.py`). One to three per document, so most of the
+a dropped field, a part shared with another place (a YAML alias), or hostile metadata (`metadata.py`). One to three per document, so most of the
 document stays valid and the broken part is judged where the server would reach it.
 """
 
@@ -174,6 +174,18 @@ def _drop(draw: st.DrawFn, doc: dict[str, Any], schema: Schema) -> None:
         drop_at(doc, path)
 
 
+def _alias(draw: st.DrawFn, doc: dict[str, Any], schema: Schema) -> None:
+    """Put one map or list of the document at a second place too (the same object: YAML writes it as
+    an anchor and an alias, JSON twice). The server must treat the two as separate."""
+    shared = [p for p in doc_paths(doc) if isinstance(get_at(doc, p), dict | list)]
+    source = ("metadata",) if "metadata" in doc and draw(st.booleans()) else (draw(st.sampled_from(shared)) if shared else None)
+    if source is None:
+        return
+    places = [p for p in doc_paths(doc) if p[: len(source)] != source and p[0] not in ("apiVersion", "kind")]
+    if places:  # never inside the source itself: that would be a cycle
+        put_at(doc, draw(st.sampled_from(places)), get_at(doc, source))
+
+
 def _metadata(draw: st.DrawFn, doc: dict[str, Any], schema: Schema) -> None:
     if not isinstance(doc.get("metadata"), dict):
         doc["metadata"] = {}
@@ -188,7 +200,7 @@ def _type_meta(draw: st.DrawFn, doc: dict[str, Any], schema: Schema) -> None:
 
 _MUTATIONS = {
     "retype": _retype, "unknown": _unknown_field, "null": _null, "number": _number, "string": _string,
-    "deep": _deep, "wide": _wide, "drop": _drop, "metadata": _metadata, "typemeta": _type_meta,
+    "deep": _deep, "wide": _wide, "drop": _drop, "metadata": _metadata, "typemeta": _type_meta, "alias": _alias,
 }
 # Drawn from with repeats as weights: metadata is where most of the server's own rules live.
 _KINDS = (*_MUTATIONS, "metadata", "retype", "unknown")
