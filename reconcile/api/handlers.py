@@ -13,7 +13,19 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from reconcile.api import authn, decoding, http, listing, podproxy, registry, rest, routing, tables, watch
+from reconcile.api import (
+    authn,
+    decoding,
+    deleteoptions,
+    http,
+    listing,
+    podproxy,
+    registry,
+    rest,
+    routing,
+    tables,
+    watch,
+)
 from reconcile.core import errors, patches, selectors
 
 PATCH_KINDS = {
@@ -197,7 +209,7 @@ class ResourceHandlers:
         assert info.name is not None
         options = await self._delete_options(request)
         result = await self.api.delete(resource, info.namespace, info.name, options=options,
-                                       dry_run=_dry_run(request) or "All" in (options.get("dryRun") or []),
+                                       dry_run=_dry_run(request) or deleteoptions.is_dry_run(options),
                                        user=user)
         if not result.deleted:
             return http.json_response(result.obj)
@@ -226,30 +238,19 @@ class ResourceHandlers:
                                   status=201)
 
     async def _delete_options(self, request: Request) -> dict[str, Any]:
-        options: dict[str, Any] = {}
         body = await http.read_body(request)
+        decoded = None
         if body.strip():
             decoded = await self.decoder.decode(body, http.media_type(request), what="DeleteOptions")
-            if not isinstance(decoded, dict):
-                raise errors.BadRequest("DeleteOptions must be an object")
-            options.update(decoded)
-        if request.query_params.get("propagationPolicy"):
-            options["propagationPolicy"] = request.query_params["propagationPolicy"]
-        grace = http.query_int(request, "gracePeriodSeconds")
-        if grace is not None:
-            options["gracePeriodSeconds"] = grace
-        return options
+        return deleteoptions.normalized(decoded, query_policy=request.query_params.get("propagationPolicy") or None,
+                                        query_grace=http.query_int(request, "gracePeriodSeconds"))
 
 
 def _written(result: rest.WriteResult, *, status: int = 200) -> Response:
     headers = None
     if result.warnings:
-        headers = {"Warning": ", ".join(f'299 - "{_escape(w)}"' for w in result.warnings)}
+        headers = {"Warning": http.warning_header(result.warnings)}
     return http.json_response(result.obj, status=status, headers=headers)
-
-
-def _escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def _no_subresource(info: routing.RequestInfo) -> errors.NotFound:

@@ -94,6 +94,33 @@ def status_response(error: errors.ApiError) -> Response:
     return json_response(error.to_status(), status=error.code, headers=headers)
 
 
+# As upstream's warning recorder (apiserver/pkg/endpoints/filters/warning.go), but in UTF-8 bytes, not
+# runes (a client's whole header block may be as small as 16 KiB): past 4 KiB in all, each warning is
+# cut to 256 characters, and those that still do not fit are dropped.
+WARNINGS_TOTAL_BYTES = 4 * 1024
+WARNING_ITEM_CHARS = 256
+_CONTROL = {code: " " for code in (*range(0x20), 0x7F)}
+
+
+def warning_header(warnings: list[str]) -> str:
+    """The `Warning` header for `warnings` (`299 - "text"` each), as a str whose latin-1 encoding is
+    the UTF-8 the header carries (what Go writes). Warnings quote what clients sent (unknown field
+    names), so control characters become spaces (a newline in a header dropped the connection, after
+    the write was stored) and the length is bounded as upstream's."""
+    texts = [w.translate(_CONTROL) for w in warnings]
+    if sum(len(t.encode()) for t in texts) > WARNINGS_TOTAL_BYTES:
+        texts = [t if len(t) <= WARNING_ITEM_CHARS else t[: WARNING_ITEM_CHARS - 3] + "..." for t in texts]
+        kept, total = [], 0
+        for text in texts:
+            total += len(text.encode())
+            if total > WARNINGS_TOTAL_BYTES:
+                break
+            kept.append(text)
+        texts = kept
+    value = ", ".join('299 - "' + text.replace("\\", "\\\\").replace('"', '\\"') + '"' for text in texts)
+    return value.encode("utf-8", "replace").decode("latin-1")
+
+
 def success_status(details: dict[str, Any]) -> dict[str, Any]:
     return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}
 

@@ -42,13 +42,20 @@ class ListOptions:
         return None
 
 
+MAX_REVISION = 2**63 - 1  # etcd revisions are int64
+
+
 def parse_resource_version(value: str | None, *, what: str = "resourceVersion") -> str | None:
-    """'' and None mean unset; otherwise a non-negative decimal integer (400 for anything else)."""
+    """'' and None mean unset; otherwise a non-negative decimal integer etcd can reach (400 for anything
+    else: a revision beyond int64 never comes, so waiting for it 3 s to answer 504 would only stall)."""
     if value is None or value == "":
         return None
     if not value.isascii() or not value.isdigit():
         raise errors.BadRequest(f'invalid {what} "{value}": must be a non-negative integer')
-    return str(int(value))
+    digits = value.lstrip("0") or "0"
+    if len(digits) > 19 or int(digits) > MAX_REVISION:  # the length first: int() refuses 4,300+ digits
+        raise errors.BadRequest(f'invalid {what} "{value[:40]}": must be at most {MAX_REVISION}')
+    return digits
 
 
 def list_options(*, resource_version: str | None, match: str | None, limit: str | None,

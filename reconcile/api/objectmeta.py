@@ -66,8 +66,11 @@ def check_finalizers_while_deleting(old: dict[str, Any], new: dict[str, Any], ki
     """Upstream refuses new finalizers on an object that is already being deleted."""
     if not old["metadata"].get("deletionTimestamp"):
         return
+    finalizers = new["metadata"].get("finalizers")
+    if not isinstance(finalizers, list):
+        return  # absent, or of a wrong type that validation reports
     before = set(old["metadata"].get("finalizers") or [])
-    added = [f for f in new["metadata"].get("finalizers") or [] if f not in before]
+    added = [f for f in finalizers if isinstance(f, str) and f not in before]  # others: validation's
     if added:
         listed = ", ".join(f'"{f}"' for f in added)
         raise errors.Invalid.for_object(

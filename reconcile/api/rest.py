@@ -403,10 +403,8 @@ class Rest:
             kv, _ = await self.store.get(key)
             if kv is None:
                 if create_if_missing is not None:
-                    body = copy.deepcopy(create_if_missing)
-                    body.setdefault("metadata", {})["name"] = name
-                    return await self.create(resource, namespace, body, dry_run=dry_run,
-                                             field_validation=field_validation, user=user)
+                    return await self.create(resource, namespace, _named(resource, create_if_missing, name),
+                                             dry_run=dry_run, field_validation=field_validation, user=user)
                 raise errors.NotFound.for_resource(resource.plural, name, resource.group)
             result = await self._update_once(attempt, decode(kv), kv.mod_revision, trusted=True, stale=kv.stale)
             if result is not None:
@@ -642,7 +640,7 @@ class Rest:
 
         def mutate(old: dict[str, Any]) -> dict[str, Any]:
             wanted_scale = change(scale.to_scale(resource, old))
-            wanted = (wanted_scale.get("metadata") or {}).get("resourceVersion") if isinstance(wanted_scale, dict) else None
+            wanted = scale.resource_version(wanted_scale)
             if wanted and wanted != old["metadata"]["resourceVersion"]:
                 raise errors.Conflict.for_resource(resource.plural, name, resource.group)
             return scale.apply_scale(resource, old, wanted_scale)
@@ -672,6 +670,22 @@ class _UpdateAttempt:
     dry_run: bool
     field_validation: str
     user: authn.UserInfo
+
+
+def _named(resource: registry.Resource, body: dict[str, Any], name: str) -> dict[str, Any]:
+    """A copy of an applied configuration to create object `name` from: its metadata an object (or
+    absent), its name the URL's (400 otherwise, as an update says)."""
+    body = copy.deepcopy(body)
+    metadata = body.get("metadata")
+    if metadata is None:
+        metadata = body["metadata"] = {}
+    if not isinstance(metadata, dict):
+        raise validation.decode_error(resource, "metadata must be an object")
+    given = metadata.get("name")
+    if given not in (None, "", name):
+        raise errors.BadRequest(f"the name of the object ({given}) does not match the name on the URL ({name})")
+    metadata["name"] = name
+    return body
 
 
 def _entry(kv: etcd.KeyValue) -> watchcache.Entry:

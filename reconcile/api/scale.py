@@ -45,6 +45,19 @@ def _scale_selector(resource: registry.Resource, obj: dict[str, Any]) -> str:
     return ""
 
 
+def resource_version(scale: Any) -> str | None:
+    """The precondition a Scale body carries (400 for metadata or a resourceVersion of a wrong type)."""
+    if not isinstance(scale, dict):
+        return None  # apply_scale refuses it
+    metadata = scale.get("metadata")
+    if metadata is None:
+        return None
+    if not isinstance(metadata, dict) or not isinstance(metadata.get("resourceVersion") or "", str):
+        raise errors.BadRequest('Scale in version "v1" cannot be handled as a Scale: metadata must be an object '
+                                "whose resourceVersion is a string")
+    return metadata.get("resourceVersion") or None
+
+
 def apply_scale(resource: registry.Resource, obj: dict[str, Any], scale: dict[str, Any]) -> dict[str, Any]:
     assert resource.scale is not None
     if not isinstance(scale, dict) or not isinstance(scale.get("spec") or {}, dict):

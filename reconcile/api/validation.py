@@ -71,6 +71,9 @@ def _walk(value: Any, schema: dict, path: str, unknown: list[str], causes: list[
                 if not sub.get("nullable"):
                     del value[key]
                 continue
+            if isinstance(child, float):
+                value[key] = _integral(child, sub)
+                continue
             _walk(child, sub, f"{path}.{key}" if path else key, unknown, causes)
         if props:
             for key, sub in props.items():
@@ -83,10 +86,28 @@ def _walk(value: Any, schema: dict, path: str, unknown: list[str], causes: list[
         items = schema.get("items")
         if isinstance(items, dict):
             for index, item in enumerate(value):
-                if item is not None:
+                if isinstance(item, float):
+                    value[index] = _integral(item, items)
+                elif item is not None:
                     _walk(item, items, f"{path}[{index}]", unknown, causes)
         if schema.get("x-kubernetes-list-type") == "map":
             _check_map_keys(value, schema.get("x-kubernetes-list-map-keys") or [], path, causes)
+
+
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def _integral(value: float, schema: dict) -> float | int:
+    """`2.0` where the schema says integer is `2`: JSON Schema counts it an integer, so it passes, and
+    stored as a float it would reach controllers that count with it (`range(2.0)`). Upstream's
+    decoding keeps a custom resource's integral float as the integer it serializes to; a fraction,
+    or a value beyond int64, stays as sent and fails the type or range check."""
+    declared = schema.get("type")
+    wants_integer = declared == "integer" or (isinstance(declared, list) and "integer" in declared) or bool(
+        schema.get("x-kubernetes-int-or-string"))
+    if wants_integer and value.is_integer() and _INT64[0] <= value <= _INT64[1]:
+        return int(value)
+    return value
 
 
 def _check_map_keys(items: list, keys: list[str], path: str, causes: list[dict[str, str]]) -> None:

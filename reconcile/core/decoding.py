@@ -8,7 +8,8 @@ encoding) take long. YAML is counted by libyaml in C before anything is built in
 As upstream: JSON is JSON only (no NaN, no Infinity, no trailing commas), with an option to refuse
 duplicate keys (the API's `fieldValidation=Strict`). YAML maps get string keys as kubectl's YAML to
 JSON conversion makes them (`on: x` is `"true": x` in YAML 1.1, `1: y` is `"1": y`), so two keys
-can never silently become one Python key; timestamps stay the strings they were written as. Numbers
+can never silently become one Python key; timestamps stay the strings they were written as; an
+alias gives each place it is used its own copy (a tree, as JSON would have made it). Numbers
 outside int64 and non-finite floats are refused: JSON cannot carry them back out unaltered.
 
 Pure: no I/O, so the API server (which runs large bodies in worker processes) and the CLI share it.
@@ -95,6 +96,21 @@ def load_yaml(data: bytes | str, *, limits: Limits = DEFAULT_LIMITS, reject_dupl
     finally:
         loader.dispose()
     check_tree(value, limits)
+    if (b"*" if isinstance(data, bytes) else "*") in data:  # an alias may have shared a subtree
+        value = _unshared(value)
+    return value
+
+
+def _unshared(value: Any) -> Any:
+    """`value` with no map or list in two places. A YAML alias (`*a`) puts the anchored object itself
+    at every place it is used, and the API server changes an object in place after validating it
+    (server-set metadata, defaults): with `data: *m` aliasing `metadata: &m`, a ConfigMap's data
+    gained an integer `generation` (a 500), a Deployment's template metadata the object's uid.
+    Recursion is bounded: `check_tree` has refused anything deeper than the limit (and cycles)."""
+    if isinstance(value, dict):
+        return {key: _unshared(child) for key, child in value.items()}
+    if isinstance(value, list):
+        return [_unshared(child) for child in value]
     return value
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -157,6 +159,19 @@ def test_yaml_bomb_is_refused_fast(client: httpx.Client, ns: str) -> None:
     _nothing_stored(client, ns)
 
 
+def test_a_json_patch_that_doubles_itself_is_refused_fast(client: httpx.Client, ns: str) -> None:
+    """Found writing tests/fuzz: each `copy` of a map into itself doubles the object; 40 of them (2 KB)
+    froze the server (the patch ran on its event loop) instead of being refused."""
+    created = helpers.create(client, cm_path(ns), helpers.configmap("doubling"))
+    ops = [{"op": "add", "path": "/metadata/annotations", "value": {"seed": "x"}}]
+    ops += [{"op": "copy", "from": "/metadata/annotations", "path": f"/metadata/annotations/c{i}"} for i in range(40)]
+    started = time.monotonic()
+    response = client.patch(cm_path(ns, "doubling"), json=ops, headers=helpers.JSONPATCH)
+    assert time.monotonic() - started < 2.0
+    assert_status(response, 413, "RequestEntityTooLarge")
+    assert client.get(cm_path(ns, "doubling")).json() == created
+
+
 def test_protobuf_body_is_415(client: httpx.Client, ns: str) -> None:
     body = b"k8s\x00\n\x0f\n\x02v1\x12\tConfigMap\x12\x06\n\x04name"
     response = client.post(cm_path(ns), content=body, headers={"Content-Type": "application/vnd.kubernetes.protobuf"})
@@ -175,3 +190,143 @@ def test_protobuf_accept_still_gets_json(client: httpx.Client) -> None:
                           headers={"Accept": "application/vnd.kubernetes.protobuf,application/json"})
     assert response.status_code == 200 and response.headers["content-type"].startswith("application/json")
     assert response.json()["metadata"]["name"] == "default"
+
+
+# --- found by tests/fuzz ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("options", [
+    {"dryRun": 5}, {"dryRun": "All"}, {"dryRun": {"All": 1}}, {"dryRun": ["Nope"]}, {"dryRun": [["All"]]},
+    {"gracePeriodSeconds": "5"}, {"gracePeriodSeconds": 1.5}, {"gracePeriodSeconds": True},
+    {"gracePeriodSeconds": 2**63}, {"propagationPolicy": ["Orphan"]}, {"orphanDependents": "yes"},
+    {"preconditions": {"uid": 5}}, {"preconditions": "x"}, {"kind": "Pod"}, {"apiVersion": "x", "kind": "DeleteOptions"},
+    {"orphanDependents": True, "propagationPolicy": "Orphan"},
+])
+def test_malformed_delete_options_are_400_and_delete_nothing(client: httpx.Client, ns: str, options: dict) -> None:
+    """A `dryRun` of 5 was a 500; "All" as a string, or a map, passed for a dry run (by Python's
+    `in`) and the delete answered Success having deleted nothing: DeleteOptions are typed now."""
+    created = helpers.create(client, cm_path(ns), helpers.configmap("doomed"))
+    response = client.request("DELETE", cm_path(ns, "doomed"), json=options)
+    assert_status(response, 400, "BadRequest")
+    assert client.get(cm_path(ns, "doomed")).json() == created
+
+
+def test_a_grace_period_beyond_int64_is_400(client: httpx.Client, ns: str) -> None:
+    """On a pod bound to a node such a grace period was stored, and encoding it failed: a 500."""
+    pod = helpers.pod("bound", node="node-a")
+    created = helpers.create(client, helpers.pod_path(ns), pod)
+    response = client.delete(helpers.pod_path(ns, "bound"), params={"gracePeriodSeconds": str(2**64)})
+    assert_status(response, 400, "BadRequest")
+    assert client.get(helpers.pod_path(ns, "bound")).json() == created
+    assert client.request("DELETE", helpers.pod_path(ns, "bound"), json={"dryRun": ["All"]}).status_code == 200
+    assert client.get(helpers.pod_path(ns, "bound")).json() == created
+
+
+@pytest.mark.parametrize("rv", [str(2**63), str(2**64), "9" * 30, "9" * 5000])
+def test_a_resource_version_beyond_int64_is_400_at_once(client: httpx.Client, ns: str, rv: str) -> None:
+    """Such a revision never comes: reads waited 3 s for it and answered 504 (5,000 digits: a 500)."""
+    helpers.create(client, cm_path(ns), helpers.configmap("there"))
+    started = time.monotonic()
+    for path, params in ((cm_path(ns, "there"), {}), (cm_path(ns), {}), (cm_path(ns), {"resourceVersionMatch": "Exact"}),
+                         (cm_path(ns), {"watch": "true"})):
+        assert_status(client.get(path, params={"resourceVersion": rv, **params}), 400, "BadRequest")
+    update = helpers.configmap("there", {"a": "b"})
+    update["metadata"]["resourceVersion"] = rv
+    assert_status(client.put(cm_path(ns, "there"), json=update), 400, "BadRequest")
+    assert time.monotonic() - started < 2.0
+
+
+@pytest.mark.parametrize("field", ["ключ", "a\nb", "a\r\nX-Injected: 1", 'q"uo\\te', "x" * 20_000])
+def test_warnings_quote_any_unknown_field_safely(client: httpx.Client, ns: str, field: str) -> None:
+    """Under fieldValidation=Warn the warning names the unknown field: a non-latin-1 name was a 500
+    and a newline dropped the connection, both after the object was stored."""
+    body = helpers.configmap("warned", {"a": "1"})
+    body[field] = 1
+    response = client.post(cm_path(ns), json=body, params={"fieldValidation": "Warn"})
+    assert response.status_code == 201, response.text
+    warning = next(value for name, value in response.headers.raw if name.lower() == b"warning").decode()  # UTF-8
+    assert warning.startswith('299 - "unknown field') and "\n" not in warning and "\r" not in warning
+    assert "X-Injected" not in response.headers and len(warning) < 5000
+    assert client.get(cm_path(ns, "warned")).json() == response.json()
+
+
+@pytest.mark.parametrize("metadata", ["str", ["a"], 5])
+def test_apply_that_creates_needs_object_metadata(client: httpx.Client, ns: str, metadata: Any) -> None:
+    """An apply to a missing name with metadata that is not an object was a 500."""
+    body = json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": {"a": "1"}})
+    response = client.patch(cm_path(ns, "applied"), content=body, params={"fieldManager": "t"}, headers=helpers.APPLY)
+    assert_status(response, 400, "BadRequest")
+    assert client.get(cm_path(ns, "applied")).status_code == 404
+
+
+def test_apply_that_creates_keeps_the_url_name(client: httpx.Client, ns: str) -> None:
+    body = json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "other"}})
+    response = client.patch(cm_path(ns, "applied"), content=body, params={"fieldManager": "t"}, headers=helpers.APPLY)
+    assert_status(response, 400, "BadRequest")
+    assert client.get(cm_path(ns, "applied")).status_code == 404 and client.get(cm_path(ns, "other")).status_code == 404
+
+
+@pytest.mark.parametrize("metadata", ["x", ["x"], {"resourceVersion": 5}])
+def test_scale_needs_object_metadata(client: httpx.Client, ns: str, metadata: Any) -> None:
+    """A Scale whose metadata was not an object was a 500 (PUT and PATCH)."""
+    created = helpers.create(client, deploy_path(ns), helpers.deployment("scaled"))
+    scale = {"apiVersion": "autoscaling/v1", "kind": "Scale", "metadata": metadata, "spec": {"replicas": 3}}
+    assert_status(client.put(deploy_path(ns, "scaled") + "/scale", json=scale), 400, "BadRequest")
+    patched = client.patch(deploy_path(ns, "scaled") + "/scale", json={"metadata": metadata, "spec": {"replicas": 3}},
+                           headers=helpers.MERGE)
+    assert_status(patched, 400, "BadRequest")
+    assert client.get(deploy_path(ns, "scaled")).json() == created
+
+
+def test_an_integral_float_in_an_integer_field_is_stored_as_an_integer(client: httpx.Client, ns: str) -> None:
+    """`replicas: 2.0` was stored (and served) as 2.0, a float a controller then counts with."""
+    body = helpers.deployment("floaty", replicas=1)
+    body["spec"]["replicas"] = 2.0
+    body["spec"]["template"]["spec"]["containers"][0]["ports"] = [{"containerPort": 80.0}]
+    created = client.post(deploy_path(ns), json=body)
+    assert created.status_code == 201, created.text
+    for answer in (created, client.get(deploy_path(ns, "floaty"))):
+        obj = json.loads(answer.content)  # the standard library keeps 2.0 a float
+        port = obj["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"]
+        assert type(obj["spec"]["replicas"]) is int and type(port) is int, answer.text
+    fraction = client.patch(deploy_path(ns, "floaty"), json={"spec": {"replicas": 2.5}}, headers=helpers.MERGE)
+    assert_status(fraction, 422, "Invalid")
+
+
+def test_a_yaml_alias_gives_each_place_its_own_copy(client: httpx.Client, ns: str) -> None:
+    """An alias shared one Python object between places, and the server changes objects after
+    validating them: `data: *m` gave a ConfigMap an integer data value (a 500 as its size was
+    counted), `template: {metadata: *m}` stored the Deployment's uid in its pod template."""
+    configmap = b"apiVersion: v1\nkind: ConfigMap\nmetadata: &m\n  name: aliased\ndata: *m\n"
+    created = client.post(cm_path(ns), content=configmap, headers={"Content-Type": "application/yaml"})
+    assert created.status_code == 201, created.text
+    assert client.get(cm_path(ns, "aliased")).json()["data"] == {"name": "aliased"}
+    deployment = b"""apiVersion: apps/v1
+kind: Deployment
+metadata: &m {name: aliased, labels: {app: a}}
+spec:
+  selector: {matchLabels: {app: a}}
+  template:
+    metadata: *m
+    spec: {containers: [{name: c, image: x}]}
+"""
+    created = client.post(deploy_path(ns), content=deployment, headers={"Content-Type": "application/yaml"})
+    assert created.status_code == 201, created.text
+    assert created.json()["spec"]["template"]["metadata"] == {"name": "aliased", "labels": {"app": "a"}}
+    assert client.get(deploy_path(ns, "aliased")).json() == created.json()
+
+
+@pytest.mark.parametrize("finalizers", [[{"a": 1}], [["x"]], "example.com/hold", {"a": 1}])
+def test_wrong_typed_finalizers_on_an_object_being_deleted_are_422(client: httpx.Client, ns: str,
+                                                                   finalizers: Any) -> None:
+    """The check for finalizers added during deletion put a map in a set: 500 (found by tests/fuzz)."""
+    body = helpers.configmap("held")
+    body["metadata"]["finalizers"] = ["example.com/hold"]
+    helpers.create(client, cm_path(ns), body)
+    assert client.delete(cm_path(ns, "held")).status_code == 200
+    held = client.get(cm_path(ns, "held")).json()
+    update = json.loads(json.dumps(held))
+    update["metadata"]["finalizers"] = finalizers
+    assert_status(client.put(cm_path(ns, "held"), json=update), 422, "Invalid")
+    assert client.get(cm_path(ns, "held")).json() == held
+    client.patch(cm_path(ns, "held"), json={"metadata": {"finalizers": None}}, headers=helpers.MERGE)
