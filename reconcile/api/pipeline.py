@@ -3,7 +3,9 @@
     decode      what is asked: a resource request (`RequestInfo` and its verb) or a non-resource path;
                 query options and bodies are decoded later, bounded, by the stage that needs them
     authenticate  who asks (`authn`); 401 when nobody is proven and the path is not public
-    authorize   may they (`authz`); 403 when not
+    impersonate   act as another user (`impersonation`), when the headers ask and `authz` allows it
+    authorize   may they (`authz`); 403 when not (401 for an anonymous caller: log in first);
+                the public paths are answered to anyone
     admit       mutating, then validating admission plugins (`admission`), run by `rest` on each write
     validate    schema (`validation`) and per-kind rules (`strategies`), run by `rest`
     store       compare-and-swap in etcd (`rest`), reads from the watch cache
@@ -25,7 +27,7 @@ from typing import Any
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from reconcile.api import authn, authz, http, routing
+from reconcile.api import authn, authz, http, impersonation, routing
 from reconcile.core import errors
 
 log = logging.getLogger("reconcile.api")
@@ -64,8 +66,9 @@ class Pipeline:
         request = http.ApiRequest(scope, receive)
         try:
             target = decode(request)
-            user = await self.authenticate(request, target)
-            await self.authorize(user, target)
+            requester = await self.authenticate(request, target)
+            user = await self.impersonate(request, requester, target)
+            await self.authorize(user, target, anonymous=requester.name == authn.ANONYMOUS.name)
             if target.info is None:
                 await self.others(scope, receive, send)
                 return
@@ -84,7 +87,16 @@ class Pipeline:
             return authn.ANONYMOUS
         raise errors.Unauthorized("Unauthorized")
 
-    async def authorize(self, user: authn.UserInfo, target: Target) -> None:
+    async def impersonate(self, request: Request, requester: authn.UserInfo, target: Target) -> authn.UserInfo:
+        headers = request.headers
+        if not impersonation.requested(headers):
+            return requester
+        try:
+            return await impersonation.impersonate(headers, requester, self.authorizer, path=target.path)
+        except impersonation.Refused as refused:
+            raise forbidden(refused.attributes, refused.reason) from None
+
+    async def authorize(self, user: authn.UserInfo, target: Target, *, anonymous: bool = False) -> None:
         info = target.info
         if info is None:
             attributes = authz.Attributes(user, target.verb, False, target.path)
@@ -94,6 +106,10 @@ class Pipeline:
                                           info.name or "")
         decision = await self.authorizer.authorize(attributes)
         if not decision.allowed:
+            if info is None and target.path in PUBLIC_PATHS:
+                return  # health and version answer anyone, whatever the policy says
+            if anonymous:
+                raise errors.Unauthorized("Unauthorized")  # says nothing of what exists or is allowed
             raise forbidden(attributes, decision.reason)
 
 
@@ -119,19 +135,27 @@ def is_resource_path(path: str) -> bool:
 
 
 def forbidden(attributes: authz.Attributes, reason: str) -> errors.Forbidden:
-    """Upstream's wording: `pods "x" is forbidden: User "u" cannot get resource "pods" ...`."""
+    """Upstream's wording (responsewriters.Forbidden + errors.NewForbidden):
+    `deployments.apps "x" is forbidden: User "u" cannot get resource "deployments" in API group "apps" ...`,
+    with details {name, group, kind: the plural}."""
     user = attributes.user.name
     if not attributes.resource_request:
         message = f'forbidden: User "{user}" cannot {attributes.verb} path "{attributes.path}"'
+        details = None
     else:
         resource = attributes.resource + (f"/{attributes.subresource}" if attributes.subresource else "")
         group = f' in API group "{attributes.api_group}"'
         scope = f' in the namespace "{attributes.namespace}"' if attributes.namespace else " at the cluster scope"
-        what = f'{attributes.resource} "{attributes.name}"' if attributes.name else attributes.resource
+        qualified = f"{attributes.resource}.{attributes.api_group}" if attributes.api_group else attributes.resource
+        what = f'{qualified} "{attributes.name}"' if attributes.name else qualified
         message = f'{what} is forbidden: User "{user}" cannot {attributes.verb} resource "{resource}"{group}{scope}'
+        details = {"name": attributes.name, "kind": attributes.resource} if attributes.name else \
+            {"kind": attributes.resource}
+        if attributes.api_group:
+            details["group"] = attributes.api_group
     if reason:
         message += f": {reason}"
-    return errors.Forbidden(message)
+    return errors.Forbidden(message, details=details)
 
 
 def error_response(exc: BaseException, request: Request) -> Response:

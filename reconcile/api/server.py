@@ -18,8 +18,9 @@ from starlette.routing import Route
 import reconcile
 from reconcile.api import (
     admission,
+    authenticators,
     authn,
-    authz,
+    authorizers,
     bootstrap,
     caches,
     discovery,
@@ -29,10 +30,16 @@ from reconcile.api import (
     pipeline,
     registry,
     rest,
+    reviews,
     routing,
     strategies,
 )
+from reconcile.api.rbac import authorizer as rbac_authorizer
+from reconcile.api.rbac import bootstrap as rbac_bootstrap
+from reconcile.api.rbac import escalation as rbac_escalation
+from reconcile.api.rbac import index as rbac_index
 from reconcile.api.strategies import configdata, crds, namespaces, pods
+from reconcile.api.strategies import rbac as rbac_strategy
 from reconcile.core import errors
 from reconcile.store import etcd
 
@@ -50,6 +57,9 @@ class ApiConfig:
     etcd_key: str | None = None  # TLS to etcd: client key
     bookmark_interval: float = 30.0  # idle watches with allowWatchBookmarks get one at least this often
     compaction_interval: float = 300.0  # etcd history kept (seconds); 0 disables compaction
+    authorization_mode: str = authorizers.ALWAYS_ALLOW  # --authorization-mode: AlwaysAllow, RBAC, or a list
+    token_auth_file: str | None = None  # --token-auth-file: static tokens (CSV); turns authentication on
+    anonymous_auth: bool = True  # --anonymous-auth: requests without credentials are system:anonymous
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -66,6 +76,7 @@ class ApiServer:
         self.caches = caches.CacheSet(self.store)
         self.rest = rest.Rest(self.store, self.registry, self.caches)
         self.crds = bootstrap.CrdSync(self.rest)
+        roles, bindings = rbac_strategy.RoleStrategy(), rbac_strategy.BindingStrategy()
         self.rest.strategies = strategies.StrategySet({
             ("", "pods"): pods.PodStrategy(),
             ("apps", "deployments"): pods.WorkloadStrategy(),
@@ -75,12 +86,27 @@ class ApiServer:
             ("", "configmaps"): configdata.ConfigMapStrategy(),
             (crds.GROUP, "customresourcedefinitions"): crds.CrdStrategy(
                 on_stored=self.crds.stored, on_removed=self.crds.removed, remove_objects=self._remove_crd_objects),
+            (rbac_index.GROUP, "roles"): roles,
+            (rbac_index.GROUP, "clusterroles"): roles,
+            (rbac_index.GROUP, "rolebindings"): bindings,
+            (rbac_index.GROUP, "clusterrolebindings"): bindings,
         })
-        self.rest.admission = admission.Chain([admission.NamespaceLifecycle(self.rest.namespace)])
         self.caches.listeners[(crds.GROUP, "customresourcedefinitions")] = self.crds.on_cache_event
+        # RBAC reads its rules from the watch caches; any change to them rebuilds its index.
+        self.rbac_index = rbac_index.RuleIndex(self._rbac_objects)
+        for plural in rbac_index.PLURALS:
+            self.caches.listeners[(rbac_index.GROUP, plural)] = self.rbac_index.changed
+        self.authorizer = authorizers.build(authorizers.parse_modes(config.authorization_mode),
+                                            rbac=rbac_authorizer.RBACAuthorizer(self.rbac_index))
+        self.authenticator: authn.Authenticator = authenticators.build(authenticators.Settings(
+            token_auth_file=config.token_auth_file, anonymous_auth=config.anonymous_auth))
+        self.rest.admission = admission.Chain([
+            admission.NamespaceLifecycle(self.rest.namespace),
+            rbac_escalation.EscalationCheck(self.authorizer, self.authorizer.rules_for, self.rbac_index.role_rules),
+        ])
+        self.reviews = reviews.Reviews(self.authorizer)
         self.handlers = handlers.ResourceHandlers(self.rest, bookmark_interval=config.bookmark_interval)
-        self.authenticator: authn.Authenticator = authn.TrustEveryone()
-        self.authorizer: authz.Authorizer = authz.AlwaysAllow()
+        self.handlers.virtual = self.reviews.handler_for
         self.ready = False
         self._compactor: asyncio.Task[None] | None = None
 
@@ -89,6 +115,7 @@ class ApiServer:
         await bootstrap.install_builtins(self.rest, self.crds)
         await asyncio.gather(*(self.caches.ensure(r) for r in self.registry.resources()))
         await bootstrap.ensure_namespaces(self.rest)
+        await self._reconcile_rbac_policy()
         if self.config.compaction_interval > 0:
             self._compactor = asyncio.create_task(self._compact_forever())
         self.ready = True
@@ -102,6 +129,23 @@ class ApiServer:
                 await self._compactor
         await self.caches.stop()
         await self.store.close()
+
+    def _rbac_objects(self, plural: str) -> list[dict] | None:
+        """What the RBAC index reads: the objects of one RBAC resource in its watch cache (None while
+        that cache is not running)."""
+        cache = self.caches.get(rbac_index.GROUP, plural)
+        if cache is None:
+            return None
+        return [entry.obj for entry in cache.list()[0] if entry.decodable]
+
+    async def _reconcile_rbac_policy(self) -> None:
+        """The default roles and bindings, then wait until the caches (so the authorizer) hold them."""
+        await rbac_bootstrap.reconcile(self.rest)
+        head = await self.store.current_revision()
+        for plural in rbac_index.PLURALS:
+            cache = self.caches.get(rbac_index.GROUP, plural)
+            if cache is not None:
+                await cache.wait_for_revision(head)
 
     async def _remove_crd_objects(self, crd: dict) -> None:
         spec = crd.get("spec") or {}
