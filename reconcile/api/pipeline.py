@@ -101,9 +101,11 @@ class Pipeline:
         if info is None:
             attributes = authz.Attributes(user, target.verb, False, target.path)
         else:
+            namespace = info.namespace or ""
+            if not namespace and info.plural == "namespaces" and not info.group and info.name:
+                namespace = info.name  # upstream's RequestInfo: a namespace is in itself
             attributes = authz.Attributes(user, target.verb, True, target.path, info.group, info.version,
-                                          info.plural or "", info.subresource or "", info.namespace or "",
-                                          info.name or "")
+                                          info.plural or "", info.subresource or "", namespace, info.name or "")
         decision = await self.authorizer.authorize(attributes)
         if not decision.allowed:
             if info is None and target.path in PUBLIC_PATHS:
