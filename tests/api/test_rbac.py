@@ -52,8 +52,9 @@ def auth(who: str) -> dict[str, str]:
 
 
 class Cluster:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, manager_log: Path) -> None:
         self.url = url
+        self.manager_log = manager_log
         self.http = httpx.Client(base_url=url, timeout=15.0)
         self.ns_a = helpers.unique("team-a")
         self.ns_b = helpers.unique("team-b")
@@ -110,7 +111,7 @@ def cluster(etcd_endpoint: str) -> Iterator[Cluster]:
     manager = subprocess.Popen([sys.executable, "-m", "reconcile", "controller-manager", "--no-leader-elect", "-v"],
                                stdout=manager_log, stderr=subprocess.STDOUT,
                                env=dict(env, KUBECONFIG=str(workdir / "kubeconfig"), PYTHONUNBUFFERED="1"))
-    c = Cluster(server.url)
+    c = Cluster(server.url, workdir / "controller-manager.log")
     try:
         for ns in (c.ns_a, c.ns_b):
             c.admin("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
@@ -487,6 +488,31 @@ def test_default_policy_exists(cluster: Cluster) -> None:
             "system:controller:replicaset-controller"} <= names
     binding = cluster.admin("GET", f"{RBAC}/clusterrolebindings/system:public-info-viewer")
     assert {s["name"] for s in binding["subjects"]} == {"system:authenticated", "system:unauthenticated"}
+
+
+# --- the controller-manager under RBAC -----------------------------------------------------------------------------
+
+
+def test_the_controller_manager_works_with_its_default_roles(cluster: Cluster) -> None:
+    """Least privilege that is still enough: the controllers run as system:kube-controller-manager with
+    only the default policy, and a Deployment, its garbage collection and a namespace deletion all work."""
+    ns = helpers.unique("cm")
+    cluster.admin("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    cluster.admin("POST", helpers.deploy_path(ns), helpers.deployment("web", replicas=2))
+
+    def pods() -> list[dict]:
+        return cluster.admin("GET", helpers.pod_path(ns))["items"]
+
+    support.wait_for(lambda: len(pods()) == 2, timeout=30, what="the ReplicaSet controller creates pods")
+    cluster.admin("DELETE", helpers.deploy_path(ns, "web"))
+    support.wait_for(lambda: not pods() and not cluster.admin(
+        "GET", f"/apis/apps/v1/namespaces/{ns}/replicasets")["items"], timeout=30, what="garbage collection")
+    cluster.admin("POST", helpers.cm_path(ns), helpers.configmap("leftover"))
+    cluster.admin("DELETE", f"/api/v1/namespaces/{ns}")
+    support.wait_for(lambda: cluster.req("admin", "GET", f"/api/v1/namespaces/{ns}").status_code == 404, timeout=30,
+                     what="the namespace controller empties and removes it")
+    log = cluster.manager_log.read_text()
+    assert "forbidden" not in log.lower(), log[-3000:]
 
 
 # --- the official Python client -------------------------------------------------------------------------------------
