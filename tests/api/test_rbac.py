@@ -388,6 +388,24 @@ def test_subject_access_review_and_rules_review(cluster: Cluster) -> None:
                           json={"spec": {"user": "eddie"}})
     assert invalid.status_code == 422
     assert "exactly one of nonResourceAttributes or resourceAttributes must be specified" in invalid.json()["message"]
+    url_review = cluster.req("admin", "POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", json={
+        "spec": {"user": "anyone", "groups": ["system:authenticated"],
+                 "nonResourceAttributes": {"verb": "get", "path": "/apis/apps"}}}).json()["status"]
+    assert url_review == {"allowed": True, "reason": 'RBAC: allowed by ClusterRoleBinding "system:discovery" of '
+                                                     'ClusterRole "system:discovery" to Group "system:authenticated"'}
+    local = f"/apis/authorization.k8s.io/v1/namespaces/{cluster.ns_a}/localsubjectaccessreviews"
+    lsar = {"spec": {"user": "vera", "resourceAttributes": {"verb": "get", "resource": "secrets",
+                                                            "namespace": cluster.ns_a}}}
+    answered = cluster.req("eddie", "POST", local, json=lsar)  # localsubjectaccessreviews are admin's, not edit's
+    assert answered.status_code == 403
+    answered = cluster.req("admin", "POST", local, json=lsar)
+    assert answered.status_code == 201 and answered.json()["status"] == {"allowed": False}
+    assert answered.json()["metadata"]["namespace"] == cluster.ns_a
+    elsewhere = dict(lsar, spec={**lsar["spec"], "resourceAttributes": {"verb": "get", "resource": "secrets",
+                                                                        "namespace": cluster.ns_b}})
+    mismatch = cluster.req("admin", "POST", local, json=elsewhere)
+    assert mismatch.status_code == 400
+    assert mismatch.json()["message"] == f"spec.resourceAttributes.namespace must match namespace: {cluster.ns_a}"
     rules_a = cluster.req("eddie", "POST", "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews",
                           json={"spec": {"namespace": cluster.ns_a}}).json()["status"]
     rules_b = cluster.req("eddie", "POST", "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews",
@@ -398,7 +416,7 @@ def test_subject_access_review_and_rules_review(cluster: Cluster) -> None:
     assert rules_a["incomplete"] is False
 
 
-USERS = ["vera", "eddie", "nora", "bill", "nobody"]
+USERS = ["vera", "eddie", "eddie", "nora", "bill", "nobody"]  # eddie twice: more answers are yes
 VERBS = ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"]
 RESOURCES = [("", "configmaps"), ("", "secrets"), ("", "pods"), ("apps", "deployments"), ("", "nodes"), (G, "roles")]
 
