@@ -32,7 +32,7 @@ class UserInfo:
     extra: dict[str, tuple[str, ...]] = field(default_factory=dict, hash=False, compare=False)
 
 
-ANONYMOUS = UserInfo("system:anonymous", groups=("system:unauthenticated",))
+ANONYMOUS = UserInfo("system:anonymous", groups=("system:unauthenticated",))  # see UNAUTHENTICATED
 # The API server's own writes (bootstrap namespaces, built-in definitions), as upstream's loopback client.
 SERVER = UserInfo("system:apiserver", groups=("system:masters", "system:authenticated"))
 
@@ -46,6 +46,7 @@ class Credentials:
 
 
 AUTHENTICATED = "system:authenticated"  # the group of every user an authenticator proves
+UNAUTHENTICATED = "system:unauthenticated"  # the group of the anonymous user
 
 
 class Authenticator(Protocol):

@@ -20,6 +20,20 @@ _SCALE_KIND = {"group": "autoscaling", "version": "v1", "kind": "Scale"}
 _EXTRA_SUBRESOURCES: dict[tuple[str, str], list[tuple[str, list[str], str]]] = {
     ("", "pods"): [("log", ["get"], "Pod"), ("binding", ["create"], "Binding")],
 }
+# Built-in kinds that are only created, never stored (the reviews, answered by `reviews`), so clients
+# that list and watch every resource (the garbage collector, the namespace controller) leave them be.
+_CREATE_ONLY = frozenset({
+    ("authorization.k8s.io", "selfsubjectaccessreviews"), ("authorization.k8s.io", "subjectaccessreviews"),
+    ("authorization.k8s.io", "localsubjectaccessreviews"), ("authorization.k8s.io", "selfsubjectrulesreviews"),
+    ("authentication.k8s.io", "selfsubjectreviews"),
+})
+
+
+def resource_verbs(res: registry.Resource) -> list[str]:
+    """The verbs a resource answers."""
+    if res.builtin and (res.group, res.plural) in _CREATE_ONLY:
+        return ["create"]
+    return VERBS
 
 
 def api_versions(*, server_address: str = "127.0.0.1:6443") -> dict[str, Any]:
@@ -88,7 +102,7 @@ def api_resource_list(reg: registry.Registry, group: str, version: str) -> dict[
             "singularName": res.singular,
             "namespaced": res.namespaced,
             "kind": res.kind,
-            "verbs": VERBS,
+            "verbs": resource_verbs(res),
         }
         if res.short_names:
             entry["shortNames"] = list(res.short_names)
@@ -111,7 +125,7 @@ def _aggregated_resource(res: registry.Resource) -> dict[str, Any]:
         "responseKind": {"group": res.group, "version": res.version, "kind": res.kind},
         "scope": "Namespaced" if res.namespaced else "Cluster",
         "singularResource": res.singular,
-        "verbs": VERBS,
+        "verbs": resource_verbs(res),
     }
     if res.short_names:
         entry["shortNames"] = list(res.short_names)

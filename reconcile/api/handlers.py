@@ -7,6 +7,7 @@ validates and stores) and encodes the answer.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -35,6 +36,9 @@ PATCH_KINDS = {
     http.APPLY_PATCH: "apply",
 }
 FIELD_VALIDATION = {"strict": "Strict", "warn": "Warn", "ignore": "Ignore"}
+# A create-only resource that is answered, never stored (the review kinds): (resource, namespace,
+# body, user) -> the object to answer with.
+VirtualCreate = Callable[[registry.Resource, str | None, dict[str, Any], authn.UserInfo], Awaitable[dict[str, Any]]]
 
 
 class ResourceHandlers:
@@ -46,6 +50,8 @@ class ResourceHandlers:
         self.registry: registry.Registry = api.registry
         self.bookmark_interval = bookmark_interval
         self.decoder = decoder or decoding.BodyDecoder()
+        # resource -> its create handler, for the virtual (never stored) kinds; None for the others
+        self.virtual: Callable[[registry.Resource], VirtualCreate | None] = lambda resource: None
 
     async def _body(self, request: Request, *, what: str = "object", strict: bool = False) -> Any:
         """The request body, read under the size cap and decoded (bounded, off the loop when large)."""
@@ -64,6 +70,9 @@ class ResourceHandlers:
         if info.name is not None and resource.namespaced and info.namespace is None:
             raise errors.NotFound("the server could not find the requested resource")
         method = request.method
+        virtual = self.virtual(resource)
+        if virtual is not None:
+            return await self._virtual_create(request, resource, info, user, virtual)
         if info.name is None:
             if method == "GET":
                 return await self._list_or_watch(request, resource, info, watching=verb == "watch")
@@ -87,6 +96,15 @@ class ResourceHandlers:
         raise errors.MethodNotAllowed(
             f"the server does not allow this method on the requested resource ({method} {resource.group_resource})"
         )
+
+    async def _virtual_create(self, request: Request, resource: registry.Resource, info: routing.RequestInfo,
+                              user: authn.UserInfo, create: VirtualCreate) -> Response:
+        if request.method != "POST" or info.name is not None:
+            raise errors.MethodNotAllowed(
+                f"the server does not allow this method on the requested resource ({request.method} "
+                f"{resource.group_resource})")
+        body = await self._body(request)
+        return http.json_response(await create(resource, info.namespace, body, user), status=201)
 
     # --- reads ---
 

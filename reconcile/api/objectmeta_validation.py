@@ -64,8 +64,22 @@ def type_errors(metadata: dict[str, Any]) -> list[structural.ValidationError]:
     return _validator().errors(metadata)
 
 
-def name_causes(value: str, field: str, kind: str) -> list[Cause]:
-    if kind == "Namespace":
+# Built-in groups whose object names are path segments (upstream's ValidateRBACName), not DNS
+# subdomains: `system:node`, `system:controller:replicaset-controller`.
+PATH_SEGMENT_GROUPS = frozenset({"rbac.authorization.k8s.io"})
+
+
+def path_segment_errors(value: str) -> list[str]:
+    """Upstream's IsValidPathSegmentName."""
+    if value in (".", ".."):
+        return [f"may not be '{value}'"]
+    return [f"may not contain '{c}'" for c in ("/", "%") if c in value]
+
+
+def name_causes(value: str, field: str, kind: str, *, path_segment: bool = False) -> list[Cause]:
+    if path_segment:
+        problems = path_segment_errors(value)
+    elif kind == "Namespace":
         problems = names.dns1123_label_errors(value)
     elif kind == "Service":
         problems = names.dns1035_label_errors(value)
@@ -138,11 +152,12 @@ def rule_causes(resource: registry.Resource, metadata: dict[str, Any]) -> list[C
     """Upstream's ObjectMeta rules, for metadata whose types are already right."""
     causes: list[Cause] = []
     name, generate = metadata.get("name"), metadata.get("generateName")
+    segment = resource.builtin and resource.group in PATH_SEGMENT_GROUPS
     if name:
-        causes += name_causes(name, "metadata.name", resource.kind)
+        causes += name_causes(name, "metadata.name", resource.kind, path_segment=segment)
     elif generate:
         masked = generate[:-1] + "a" if generate.endswith("-") else generate
-        causes += name_causes(masked, "metadata.generateName", resource.kind)
+        causes += name_causes(masked, "metadata.generateName", resource.kind, path_segment=segment)
     else:
         causes.append(errors.cause("metadata.name", "Required value: name or generateName is required",
                                    "FieldValueRequired"))

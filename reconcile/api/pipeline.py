@@ -5,9 +5,12 @@
     authenticate  who asks (`authn`); 401 when nobody is proven and the path is not public
     audit       the policy's level for this request, and its events (`audit`), when auditing is on;
                 a request refused before this point is audited as `system:anonymous`
+    impersonate   act as another user (`impersonation`), when the headers ask and `authz` allows it;
+                the audit event names both users
     limit       a seat among the requests in flight (`flowcontrol`), when limits are on; 429 when none
                 is free. Long-running requests (watches, exec, logs) take none
-    authorize   may they (`authz`); 403 when not
+    authorize   may they (`authz`); 403 when not (401 for an anonymous caller: log in first);
+                the public paths are answered to anyone
     admit       mutating, then validating admission plugins (`admission`), run by `rest` on each write
     validate    schema (`validation`) and per-kind rules (`strategies`), run by `rest`
     store       compare-and-swap in etcd (`rest`), reads from the watch cache
@@ -31,7 +34,7 @@ from typing import Any
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from reconcile.api import audit, authn, authz, flowcontrol, http, routing
+from reconcile.api import audit, authn, authz, flowcontrol, http, impersonation, routing
 from reconcile.core import errors
 
 log = logging.getLogger("reconcile.api")
@@ -86,14 +89,16 @@ class Pipeline:
         try:
             try:
                 target = decode(request)
-                user = await self.authenticate(request, target)
-                attributes = authorization_attributes(user, target)
+                requester = await self.authenticate(request, target)
                 if self.auditor is not None:
                     audited = True
-                    record = self.begin_audit(request, attributes, tap, target.long_running)
+                    record = self.begin_audit(request, authorization_attributes(requester, target), tap,
+                                              target.long_running)
+                user = await self.impersonate(request, requester, target)
+                attributes = authorization_attributes(user, target)
                 if self.limiter is not None and not target.long_running:
                     seat = self.limiter.acquire(user, target.verb)
-                await self.authorize(attributes, record)
+                await self.authorize(attributes, record, anonymous=requester.name == authn.ANONYMOUS.name)
                 if target.info is None:
                     await self.serve_others(scope, receive, send, record)
                     return
@@ -169,12 +174,28 @@ class Pipeline:
             return authn.ANONYMOUS
         raise errors.Unauthorized("Unauthorized")
 
-    async def authorize(self, attributes: authz.Attributes, record: audit.RequestAudit | None = None) -> None:
+    async def impersonate(self, request: Request, requester: authn.UserInfo, target: Target) -> authn.UserInfo:
+        headers = request.headers
+        if not impersonation.requested(headers):
+            return requester
+        try:
+            user = await impersonation.impersonate(headers, requester, self.authorizer, path=target.path)
+        except impersonation.Refused as refused:
+            raise forbidden(refused.attributes, refused.reason) from None
+        audit.set_impersonated_user(user)
+        return user
+
+    async def authorize(self, attributes: authz.Attributes, record: audit.RequestAudit | None = None, *,
+                        anonymous: bool = False) -> None:
         decision = await self.authorizer.authorize(attributes)
         if record is not None:  # upstream's annotations of the authorization stage
             record.annotate("authorization.k8s.io/decision", "allow" if decision.allowed else "forbid")
             record.annotate("authorization.k8s.io/reason", decision.reason)
         if not decision.allowed:
+            if not attributes.resource_request and attributes.path in PUBLIC_PATHS:
+                return  # health and version answer anyone, whatever the policy says
+            if anonymous:
+                raise errors.Unauthorized("Unauthorized")  # says nothing of what exists or is allowed
             raise forbidden(attributes, decision.reason)
 
 
@@ -183,8 +204,11 @@ def authorization_attributes(user: authn.UserInfo, target: Target) -> authz.Attr
     info = target.info
     if info is None:
         return authz.Attributes(user, target.verb, False, target.path)
+    namespace = info.namespace or ""
+    if not namespace and info.plural == "namespaces" and not info.group and info.name:
+        namespace = info.name  # upstream's RequestInfo: a namespace is in itself
     return authz.Attributes(user, target.verb, True, target.path, info.group, info.version, info.plural or "",
-                            info.subresource or "", info.namespace or "", info.name or "")
+                            info.subresource or "", namespace, info.name or "")
 
 
 _DER_OF_PEM: dict[str, bytes] = {}  # every request of a connection shares its PEM string: decode it once
@@ -230,19 +254,27 @@ def is_resource_path(path: str) -> bool:
 
 
 def forbidden(attributes: authz.Attributes, reason: str) -> errors.Forbidden:
-    """Upstream's wording: `pods "x" is forbidden: User "u" cannot get resource "pods" ...`."""
+    """Upstream's wording (responsewriters.Forbidden + errors.NewForbidden):
+    `deployments.apps "x" is forbidden: User "u" cannot get resource "deployments" in API group "apps" ...`,
+    with details {name, group, kind: the plural}."""
     user = attributes.user.name
     if not attributes.resource_request:
         message = f'forbidden: User "{user}" cannot {attributes.verb} path "{attributes.path}"'
+        details = None
     else:
         resource = attributes.resource + (f"/{attributes.subresource}" if attributes.subresource else "")
         group = f' in API group "{attributes.api_group}"'
         scope = f' in the namespace "{attributes.namespace}"' if attributes.namespace else " at the cluster scope"
-        what = f'{attributes.resource} "{attributes.name}"' if attributes.name else attributes.resource
+        qualified = f"{attributes.resource}.{attributes.api_group}" if attributes.api_group else attributes.resource
+        what = f'{qualified} "{attributes.name}"' if attributes.name else qualified
         message = f'{what} is forbidden: User "{user}" cannot {attributes.verb} resource "{resource}"{group}{scope}'
+        details = {"name": attributes.name, "kind": attributes.resource} if attributes.name else \
+            {"kind": attributes.resource}
+        if attributes.api_group:
+            details["group"] = attributes.api_group
     if reason:
         message += f": {reason}"
-    return errors.Forbidden(message)
+    return errors.Forbidden(message, details=details)
 
 
 def error_response(exc: BaseException, request: Request) -> Response:

@@ -22,11 +22,11 @@ from reconcile.api import (
     audit,
     auditlog,
     auditpolicy,
+    authenticators,
     authn,
-    authz,
+    authorizers,
     bootstrap,
     caches,
-    clientcerts,
     discovery,
     flowcontrol,
     handlers,
@@ -36,10 +36,16 @@ from reconcile.api import (
     pipeline,
     registry,
     rest,
+    reviews,
     routing,
     strategies,
 )
+from reconcile.api.rbac import authorizer as rbac_authorizer
+from reconcile.api.rbac import bootstrap as rbac_bootstrap
+from reconcile.api.rbac import escalation as rbac_escalation
+from reconcile.api.rbac import index as rbac_index
 from reconcile.api.strategies import configdata, crds, namespaces, pods
+from reconcile.api.strategies import rbac as rbac_strategy
 from reconcile.core import errors
 from reconcile.store import encryption, etcd
 
@@ -69,15 +75,21 @@ class ApiConfig:
     audit_log_batch_buffer_size: int = 10_000  # events queued for the writer thread; beyond that, dropped
     inflight: flowcontrol.Settings = field(default_factory=flowcontrol.Settings)  # max requests in flight
     insecure_identity_headers: bool = False  # tests only: X-Remote-User/-Group name the caller (headerauthn)
+    authorization_mode: str = authorizers.ALWAYS_ALLOW  # --authorization-mode: AlwaysAllow, RBAC, or a list
+    token_auth_file: str | None = None  # --token-auth-file: static tokens (CSV); turns authentication on
+    anonymous_auth: bool = True  # --anonymous-auth: requests without credentials are system:anonymous
     extra: dict[str, str] = field(default_factory=dict)
 
 
-def authenticator_for(config: ApiConfig) -> authn.Authenticator:
-    """With a client CA: the chain of real authenticators (client certificates; tokens join it), and
-    a request that proves nobody is anonymous. Without one: `TrustEveryone`, as before TLS."""
-    if not config.client_ca_file:
-        return authn.TrustEveryone()
-    return authn.Chain([clientcerts.ClientCertificates.from_file(config.client_ca_file)])
+def _anonymous_allowed(config: ApiConfig) -> bool:
+    """--anonymous-auth, except beside AlwaysAllow: as upstream, an anonymous caller that every
+    request is allowed to would make authentication pointless, so it is turned off (with a warning)."""
+    if config.anonymous_auth and authorizers.ALWAYS_ALLOW in authorizers.parse_modes(config.authorization_mode):
+        if config.client_ca_file or config.token_auth_file:  # else nothing authenticates anyway
+            log.warning("anonymous requests are not allowed with the AlwaysAllow authorizer: --anonymous-auth "
+                        "is reset to false (use --authorization-mode RBAC)")
+        return False
+    return config.anonymous_auth
 
 
 class StartupError(Exception):
@@ -99,6 +111,7 @@ class ApiServer:
         self.caches = caches.CacheSet(self.store)
         self.rest = rest.Rest(self.store, self.registry, self.caches)
         self.crds = bootstrap.CrdSync(self.rest)
+        roles, bindings = rbac_strategy.RoleStrategy(), rbac_strategy.BindingStrategy()
         self.rest.strategies = strategies.StrategySet({
             ("", "pods"): pods.PodStrategy(),
             ("apps", "deployments"): pods.WorkloadStrategy(),
@@ -108,14 +121,30 @@ class ApiServer:
             ("", "configmaps"): configdata.ConfigMapStrategy(),
             (crds.GROUP, "customresourcedefinitions"): crds.CrdStrategy(
                 on_stored=self.crds.stored, on_removed=self.crds.removed, remove_objects=self._remove_crd_objects),
+            (rbac_index.GROUP, "roles"): roles,
+            (rbac_index.GROUP, "clusterroles"): roles,
+            (rbac_index.GROUP, "rolebindings"): bindings,
+            (rbac_index.GROUP, "clusterrolebindings"): bindings,
         })
-        self.rest.admission = admission.Chain([admission.NamespaceLifecycle(self.rest.namespace)])
         self.caches.listeners[(crds.GROUP, "customresourcedefinitions")] = self.crds.on_cache_event
+        # RBAC reads its rules from the watch caches; any change to them rebuilds its index.
+        self.rbac_index = rbac_index.RuleIndex(self._rbac_objects)
+        for plural in rbac_index.PLURALS:
+            self.caches.listeners[(rbac_index.GROUP, plural)] = self.rbac_index.changed
+        self.authorizer = authorizers.build(authorizers.parse_modes(config.authorization_mode),
+                                            rbac=rbac_authorizer.RBACAuthorizer(self.rbac_index))
+        self.authenticator: authn.Authenticator = authenticators.build(authenticators.Settings(
+            client_ca_file=config.client_ca_file, token_auth_file=config.token_auth_file,
+            anonymous_auth=_anonymous_allowed(config)))
+        self.rest.admission = admission.Chain([
+            admission.NamespaceLifecycle(self.rest.namespace),
+            rbac_escalation.EscalationCheck(self.authorizer, self.authorizer.rules_for, self.rbac_index.role_rules),
+        ])
+        self.reviews = reviews.Reviews(self.authorizer)
         self.handlers = handlers.ResourceHandlers(self.rest, bookmark_interval=config.bookmark_interval)
-        self.authenticator: authn.Authenticator = authenticator_for(config)
+        self.handlers.virtual = self.reviews.handler_for
         if config.insecure_identity_headers:
             self.authenticator = headerauthn.HeaderIdentity(self.authenticator)
-        self.authorizer: authz.Authorizer = authz.AlwaysAllow()
         self.audit_log, self.auditor = _auditing(config)
         self.limiter = flowcontrol.Limiter(config.inflight) if config.inflight.enabled else None
         self.ready = False
@@ -128,6 +157,7 @@ class ApiServer:
         await bootstrap.install_builtins(self.rest, self.crds)
         await asyncio.gather(*(self.caches.ensure(r) for r in self.registry.resources()))
         await bootstrap.ensure_namespaces(self.rest)
+        await self._reconcile_rbac_policy()
         if self.config.compaction_interval > 0:
             self._compactor = asyncio.create_task(self._compact_forever())
         self.ready = True
@@ -158,6 +188,23 @@ class ApiServer:
             label_text = ",".join(f'{key}="{val}"' for key, val in labels.items())
             lines.append(f"{name}{{{label_text}}} {value}" if label_text else f"{name} {value}")
         return "\n".join(lines) + "\n"
+
+    def _rbac_objects(self, plural: str) -> list[dict] | None:
+        """What the RBAC index reads: the objects of one RBAC resource in its watch cache (None while
+        that cache is not running)."""
+        cache = self.caches.get(rbac_index.GROUP, plural)
+        if cache is None:
+            return None
+        return [entry.obj for entry in cache.list()[0] if entry.decodable]
+
+    async def _reconcile_rbac_policy(self) -> None:
+        """The default roles and bindings, then wait until the caches (so the authorizer) hold them."""
+        await rbac_bootstrap.reconcile(self.rest)
+        head = await self.store.current_revision()
+        for plural in rbac_index.PLURALS:
+            cache = self.caches.get(rbac_index.GROUP, plural)
+            if cache is not None:
+                await cache.wait_for_revision(head)
 
     async def _remove_crd_objects(self, crd: dict) -> None:
         spec = crd.get("spec") or {}

@@ -26,7 +26,7 @@ def _names(text: str) -> tuple[str, ...]:
               help="Private key of --tls-cert-file.")
 @click.option("--client-ca-file", default=None, type=click.Path(exists=True, dir_okay=False),
               help="CA bundle: a client certificate it signed authenticates as CN (user) and O (groups). "
-                   "Requests without one are anonymous (only health and version are answered).")
+                   "Requests without one fall through to tokens, then to --anonymous-auth.")
 @click.option("--bookmark-interval", type=float, default=30.0, show_default=True,
               help="Seconds between BOOKMARK events on idle watches that allow them.")
 @click.option("--encryption-provider-config", default=None, type=click.Path(dir_okay=False),
@@ -60,6 +60,14 @@ def _names(text: str) -> tuple[str, ...]:
               help="Groups never limited nor counted (upstream exempts system:masters); empty for none.")
 @click.option("--insecure-identity-headers", is_flag=True, hidden=True,
               help="Tests only: X-Remote-User and X-Remote-Group headers name the caller, unverified.")
+@click.option("--authorization-mode", default="AlwaysAllow", show_default=True,
+              help="Authorizers to ask, in order, comma-separated: AlwaysAllow, AlwaysDeny, RBAC "
+                   "(system:masters is always allowed).")
+@click.option("--token-auth-file", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="Static bearer tokens, CSV lines token,user,uid[,\"group1,group2\"]; turns authentication on "
+                   "(without any authenticator every caller is an administrator).")
+@click.option("--anonymous-auth", type=click.BOOL, default=True, show_default=True,
+              help="With authentication on: requests without credentials are system:anonymous (else 401).")
 def apiserver(etcd: str, port: int, host: str, etcd_prefix: str, etcd_cacert: str | None,
               etcd_cert: str | None, etcd_key: str | None, tls_cert_file: str | None,
               tls_private_key_file: str | None, client_ca_file: str | None, bookmark_interval: float,
@@ -68,9 +76,15 @@ def apiserver(etcd: str, port: int, host: str, etcd_prefix: str, etcd_cacert: st
               max_requests_inflight: int, max_mutating_requests_inflight: int,
               max_requests_inflight_per_user: int, inflight_system_reserved_fraction: float,
               inflight_system_users: str, inflight_system_groups: str, inflight_exempt_groups: str,
-              insecure_identity_headers: bool) -> None:
+              insecure_identity_headers: bool, authorization_mode: str, token_auth_file: str | None,
+              anonymous_auth: bool) -> None:
     """Serve the Kubernetes-style REST API from etcd."""
-    from reconcile.api import server
+    from reconcile.api import authorizers, server
+
+    try:
+        authorizers.parse_modes(authorization_mode)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--authorization-mode") from None
 
     if bool(tls_cert_file) != bool(tls_private_key_file):
         raise click.UsageError("--tls-cert-file and --tls-private-key-file go together")
@@ -102,6 +116,9 @@ def apiserver(etcd: str, port: int, host: str, etcd_prefix: str, etcd_cacert: st
             exempt_groups=_names(inflight_exempt_groups),
         ),
         insecure_identity_headers=insecure_identity_headers,
+        authorization_mode=authorization_mode,
+        token_auth_file=token_auth_file,
+        anonymous_auth=anonymous_auth,
     )
     try:
         server.serve(config, host=host, port=port)

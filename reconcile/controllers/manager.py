@@ -16,7 +16,15 @@ from typing import Any
 
 from reconcile.client import aio
 from reconcile.client import config as config_mod
-from reconcile.controllers import context, deployment, garbagecollector, namespace, nodelifecycle, replicaset
+from reconcile.controllers import (
+    clusterroleaggregation,
+    context,
+    deployment,
+    garbagecollector,
+    namespace,
+    nodelifecycle,
+    replicaset,
+)
 from reconcile.controllers import informers as informers_mod
 from reconcile.engine import badobjects, supervision
 from reconcile.engine import clock as clock_mod
@@ -48,7 +56,8 @@ class Options:
 
 
 class Controllers:
-    """The runnable: informers + ReplicaSet, Deployment, GC and Namespace controllers."""
+    """The runnable: informers + ReplicaSet, Deployment, GC, Namespace, node lifecycle and ClusterRole
+    aggregation controllers."""
 
     def __init__(self, read_client: aio.AsyncClient, write_client: Any, *, workers: int = 4,
                  clock: clock_mod.Clock | None = None, metrics: metrics_mod.Metrics | None = None,
@@ -95,6 +104,7 @@ class Controllers:
             gc,
             namespace.NamespaceController(ctx),
             nodelifecycle.NodeLifecycleController(ctx, settings=self.node_lifecycle),
+            clusterroleaggregation.ClusterRoleAggregationController(ctx),
         ]
         await self.informers.start()
         await self.supervisor.start()

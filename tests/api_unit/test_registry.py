@@ -25,6 +25,15 @@ EXPECTED = {
     ("apps", "replicasets"): ("ReplicaSet", True, ("rs",)),
     ("coordination.k8s.io", "leases"): ("Lease", True, ()),
     ("apiextensions.k8s.io", "customresourcedefinitions"): ("CustomResourceDefinition", False, ("crd", "crds")),
+    ("rbac.authorization.k8s.io", "roles"): ("Role", True, ()),
+    ("rbac.authorization.k8s.io", "clusterroles"): ("ClusterRole", False, ()),
+    ("rbac.authorization.k8s.io", "rolebindings"): ("RoleBinding", True, ()),
+    ("rbac.authorization.k8s.io", "clusterrolebindings"): ("ClusterRoleBinding", False, ()),
+    ("authorization.k8s.io", "selfsubjectaccessreviews"): ("SelfSubjectAccessReview", False, ()),
+    ("authorization.k8s.io", "subjectaccessreviews"): ("SubjectAccessReview", False, ()),
+    ("authorization.k8s.io", "localsubjectaccessreviews"): ("LocalSubjectAccessReview", True, ()),
+    ("authorization.k8s.io", "selfsubjectrulesreviews"): ("SelfSubjectRulesReview", False, ()),
+    ("authentication.k8s.io", "selfsubjectreviews"): ("SelfSubjectReview", False, ()),
 }
 
 
