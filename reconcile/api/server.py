@@ -27,8 +27,12 @@ from reconcile.api import (
     discovery,
     handlers,
     http,
+    limitranger,
+    lookups,
     openapi,
     pipeline,
+    podsecurity_admission,
+    quota,
     registry,
     rest,
     routing,
@@ -55,6 +59,8 @@ class ApiConfig:
     client_ca_file: str | None = None  # CAs of client certificates: turns on the x509 authenticator
     bookmark_interval: float = 30.0  # idle watches with allowWatchBookmarks get one at least this often
     compaction_interval: float = 300.0  # etcd history kept (seconds); 0 disables compaction
+    admission_config_file: str | None = None  # an AdmissionConfiguration (PodSecurity defaults, exemptions)
+    pod_security_initial_labels: bool = False  # label the initial namespaces: default baseline, kube-system privileged
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -89,7 +95,7 @@ class ApiServer:
             (crds.GROUP, "customresourcedefinitions"): crds.CrdStrategy(
                 on_stored=self.crds.stored, on_removed=self.crds.removed, remove_objects=self._remove_crd_objects),
         })
-        self.rest.admission = admission.Chain([admission.NamespaceLifecycle(self.rest.namespace)])
+        self.rest.admission = admission.Chain(admission_plugins(self.rest, config))
         self.caches.listeners[(crds.GROUP, "customresourcedefinitions")] = self.crds.on_cache_event
         self.handlers = handlers.ResourceHandlers(self.rest, bookmark_interval=config.bookmark_interval)
         self.authenticator: authn.Authenticator = authenticator_for(config)
@@ -101,7 +107,8 @@ class ApiServer:
         await self.store.open()
         await bootstrap.install_builtins(self.rest, self.crds)
         await asyncio.gather(*(self.caches.ensure(r) for r in self.registry.resources()))
-        await bootstrap.ensure_namespaces(self.rest)
+        await bootstrap.ensure_namespaces(
+            self.rest, labels=bootstrap.POD_SECURITY_LABELS if self.config.pod_security_initial_labels else None)
         if self.config.compaction_interval > 0:
             self._compactor = asyncio.create_task(self._compact_forever())
         self.ready = True
@@ -135,6 +142,35 @@ class ApiServer:
                 previous = None
             except Exception as exc:
                 log.warning("compaction failed: %s", exc)
+
+
+def admission_plugins(api: rest.Rest, config: ApiConfig) -> list[admission.Plugin]:
+    """The admission chain, in upstream's order: namespace lifecycle, limit ranges (defaults come
+    before anything judges resources), pod security, and resource quota last (it charges what the
+    others admitted)."""
+    plugin_configs = admission.load_configuration(config.admission_config_file) if config.admission_config_file else {}
+    pod_security = None
+    if "PodSecurity" in plugin_configs:
+        try:
+            pod_security = podsecurity_admission.parse_configuration(plugin_configs["PodSecurity"])
+        except ValueError as exc:
+            raise ValueError(f"{config.admission_config_file}: PodSecurity: {exc}") from None
+    pods_reader = lookups.NamespacedReader(api, "", "v1", "pods", ttl=0)
+    limit_ranges = lookups.NamespacedReader(api, "", "v1", "limitranges")
+    quotas = lookups.NamespacedReader(api, "", "v1", "resourcequotas")
+    return [
+        admission.NamespaceLifecycle(api.namespace),
+        limitranger.LimitRanger(limit_ranges.list, requalify=_requalify_pod),
+        podsecurity_admission.PodSecurity(api.namespace, pods_reader.list, configuration=pod_security),
+        quota.ResourceQuota(quota.QuotaAccess(quotas.list, quotas.list_fresh, quotas.write_status)),
+    ]
+
+
+def _requalify_pod(pod: dict) -> None:
+    """A pod's QoS class follows the resources admission defaulted (it was set before admission ran)."""
+    status = pod.get("status")
+    if isinstance(status, dict) and "qosClass" in status:
+        status["qosClass"] = pods.qos_class(pod.get("spec") or {})
 
 
 def create_app(config: ApiConfig) -> pipeline.Pipeline:

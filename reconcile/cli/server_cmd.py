@@ -22,9 +22,16 @@ import click
                    "Requests without one are anonymous (only health and version are answered).")
 @click.option("--bookmark-interval", type=float, default=30.0, show_default=True,
               help="Seconds between BOOKMARK events on idle watches that allow them.")
+@click.option("--admission-control-config-file", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="An AdmissionConfiguration file (PodSecurity defaults and exemptions).")
+@click.option("--initial-namespaces-pod-security/--no-initial-namespaces-pod-security", default=False,
+              show_default=True,
+              help="Create the initial namespaces with Pod Security labels: default enforces baseline, "
+                   "kube-system privileged.")
 def apiserver(etcd: str, port: int, host: str, etcd_prefix: str, etcd_cacert: str | None,
               etcd_cert: str | None, etcd_key: str | None, tls_cert_file: str | None,
-              tls_private_key_file: str | None, client_ca_file: str | None, bookmark_interval: float) -> None:
+              tls_private_key_file: str | None, client_ca_file: str | None, bookmark_interval: float,
+              admission_control_config_file: str | None, initial_namespaces_pod_security: bool) -> None:
     """Serve the Kubernetes-style REST API from etcd."""
     from reconcile.api import server
 
@@ -42,5 +49,7 @@ def apiserver(etcd: str, port: int, host: str, etcd_prefix: str, etcd_cacert: st
         tls_private_key_file=tls_private_key_file,
         client_ca_file=client_ca_file,
         bookmark_interval=bookmark_interval,
+        admission_config_file=admission_control_config_file,
+        pod_security_initial_labels=initial_namespaces_pod_security,
     )
     server.serve(config, host=host, port=port)
