@@ -37,7 +37,7 @@ def parse_quantity(text: str | int | float) -> decimal.Decimal:
     suffix = match["suffix"] or ""
     if suffix in _BINARY:
         return number * _BINARY[suffix]
-    if suffix[:1] in ("e", "E"):
+    if suffix[:1] in ("e", "E") and len(suffix) > 1:  # an exponent; "E" alone is exa
         return number.scaleb(int(suffix[1:]))
     return number.scaleb(_DECIMAL_EXPONENT[suffix])
 
