@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 RESYNC = 300.0  # seconds between full recounts of one quota (upstream's --resource-quota-sync-period)
 CONFLICT_RETRY = 0.2  # a status write lost to an admission charge: recount soon, from the newer quota
 SYNC_TIMEOUT = 60.0
+DISCOVERY_TTL = 30.0  # a resource a quota names but the server does not serve is looked for again after this
 
 
 class ResourceQuotaController:
@@ -43,6 +44,7 @@ class ResourceQuotaController:
                                          lookup=lambda key: self.quotas.store.get(*key))
         self.quotas.add_handler(on_add=self._quota_added, on_update=self._quota_updated)
         self._monitors: dict[tuple[str, str], informer_mod.Informer] = {}
+        self._discovered_at: float | None = None
         self._monitor(("", "pods"), ctx.informers.get("v1", "pods"))
 
     # --- what wakes a quota ---------------------------------------------------------------------
@@ -89,6 +91,11 @@ class ResourceQuotaController:
             return found
         group, plural = kind
         served = [r for r in await self.ctx.client.discover() if r.group == group and r.plural == plural]
+        now = self.ctx.clock.now()
+        if not served and (self._discovered_at is None or now - self._discovered_at > DISCOVERY_TTL):
+            self._discovered_at = now  # a CRD created since the last look: ask again, now and then
+            served = [r for r in await self.ctx.client.discover(refresh=True)
+                      if r.group == group and r.plural == plural]
         if not served:
             return None
         informer = self.ctx.informers.get(served[0].api_version, plural)
