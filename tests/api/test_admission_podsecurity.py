@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import copy
 import subprocess
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +23,7 @@ MERGE = {"Content-Type": "application/merge-patch+json"}
 
 
 @pytest.fixture(scope="module")
-def server_process(etcd_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[support.ApiServerProcess]:
+def server_args(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, ...]:
     """This module's server: the namespace `ops-tools` is exempt; initial namespaces are labelled."""
     folder = tmp_path_factory.mktemp("admission")
     (folder / "podsecurity.yaml").write_text(yaml.safe_dump({
@@ -35,19 +33,7 @@ def server_process(etcd_endpoint: str, tmp_path_factory: pytest.TempPathFactory)
     config = folder / "admission.yaml"
     config.write_text(yaml.safe_dump({"apiVersion": "apiserver.config.k8s.io/v1", "kind": "AdmissionConfiguration",
                                       "plugins": [{"name": "PodSecurity", "path": "podsecurity.yaml"}]}))
-    server = support.ApiServerProcess(etcd_endpoint, prefix=f"/test-{uuid.uuid4().hex[:12]}/registry",
-                                      extra_args=("--admission-control-config-file", str(config),
-                                                  "--initial-namespaces-pod-security"))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def api_server(server_process: support.ApiServerProcess) -> str:
-    return server_process.url
+    return ("--admission-control-config-file", str(config), "--initial-namespaces-pod-security")
 
 
 def _namespace(client: httpx.Client, **labels: str) -> str:

@@ -9,7 +9,6 @@ quota is activated as the controller would, by writing status.hard and a zero st
 from __future__ import annotations
 
 import concurrent.futures
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,28 +22,19 @@ MERGE = {"Content-Type": "application/merge-patch+json"}
 
 
 @pytest.fixture(scope="module")
-def servers(etcd_endpoint: str) -> Iterator[list[support.ApiServerProcess]]:
-    prefix = f"/test-{uuid.uuid4().hex[:12]}/registry"
-    started = []
+def second_server(server_process: support.ApiServerProcess) -> Iterator[support.ApiServerProcess]:
+    """Another API server on the module server's etcd prefix: the same cluster, a second front door."""
+    server = support.ApiServerProcess(server_process.etcd_endpoint, prefix=server_process.prefix)
+    server.start()
     try:
-        for _ in range(2):
-            server = support.ApiServerProcess(etcd_endpoint, prefix=prefix)
-            server.start()
-            started.append(server)
-        yield started
+        yield server
     finally:
-        for server in started:
-            server.stop()
+        server.stop()
 
 
 @pytest.fixture(scope="module")
-def api_server(servers: list[support.ApiServerProcess]) -> str:
-    return servers[0].url
-
-
-@pytest.fixture(scope="module")
-def other(servers: list[support.ApiServerProcess]) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=servers[1].url, timeout=15.0) as second:
+def other(second_server: support.ApiServerProcess) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=second_server.url, timeout=15.0) as second:
         yield second
 
 
