@@ -531,10 +531,13 @@ def run_as_non_root_1_35(meta: Meta, spec: Spec) -> Failure | None:
     return None if _user_namespaced(spec) else run_as_non_root_1_0(meta, spec)
 
 
+def _root(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value == 0
+
+
 def run_as_user_1_23(meta: Meta, spec: Spec) -> Failure | None:
-    pod_bad = _pod_security(spec).get("runAsUser") == 0 and _pod_security(spec).get("runAsUser") is not False
-    bad = [_name(c) for c in _containers(spec)
-           if _security(c).get("runAsUser") == 0 and _security(c).get("runAsUser") is not False]
+    pod_bad = _root(_pod_security(spec).get("runAsUser"))
+    bad = [_name(c) for c in _containers(spec) if _root(_security(c).get("runAsUser"))]
     setters = _setters(pod_bad, bad)
     if setters:
         return ("runAsUser=0", f"{' and '.join(setters)} must not set runAsUser=0")
