@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from reconcile.api import caches, objectmeta, registry, rest, watchcache
@@ -99,11 +100,24 @@ async def _store_builtin(api: rest.Rest, crd_resource: registry.Resource, doc: d
             pass
 
 
-async def ensure_namespaces(api: rest.Rest) -> None:
+# Pod Security labels for the initial namespaces when the server is asked to set them
+# (`--initial-namespaces-pod-security`): workloads in `default` run at baseline, the system's own
+# (kube-system) may be privileged. Namespaces that already exist are left as their owners made them.
+POD_SECURITY_LABELS: dict[str, dict[str, str]] = {
+    "default": {"pod-security.kubernetes.io/enforce": "baseline", "pod-security.kubernetes.io/enforce-version": "latest"},
+    "kube-system": {"pod-security.kubernetes.io/enforce": "privileged"},
+}
+
+
+async def ensure_namespaces(api: rest.Rest, *, labels: Mapping[str, Mapping[str, str]] | None = None) -> None:
+    """Create the initial namespaces that do not exist yet (with `labels[name]`, if given)."""
     namespaces = api.registry.get("", "v1", "namespaces")
     assert namespaces is not None
     for name in INITIAL_NAMESPACES:
+        metadata: dict[str, Any] = {"name": name}
+        if labels and labels.get(name):
+            metadata["labels"] = dict(labels[name])
         try:
-            await api.create(namespaces, None, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+            await api.create(namespaces, None, {"apiVersion": "v1", "kind": "Namespace", "metadata": metadata})
         except errors.AlreadyExists:
             pass

@@ -237,9 +237,11 @@ class Rest:
             strategy.normalize(resource, candidate)
             strategy.prepare_for_create(resource, candidate)
             objectmeta.assign_create_fields(candidate)
-            await self.admission.admit(admission.Attributes(
+            admitted = admission.Attributes(
                 admission.CREATE, resource, None, candidate["metadata"].get("namespace"),
-                candidate["metadata"]["name"], candidate, None, user, dry_run))
+                candidate["metadata"]["name"], candidate, None, user, dry_run)
+            await self.admission.admit(admitted)
+            warnings = warnings + admitted.warnings
             causes = strategy.validate(resource, candidate)
             if causes:
                 raise strategy_base.invalid(resource, candidate, causes)
@@ -480,13 +482,14 @@ class Rest:
         if subresource != "status":
             strategy.prepare_for_update(resource, old, new)
             objectmeta.bump_generation_if_needed(old, new)
-        await self.admission.admit(admission.Attributes(
+        admitted = admission.Attributes(
             admission.UPDATE, resource, subresource, old["metadata"].get("namespace"), attempt.name, new, old,
-            attempt.user, attempt.dry_run))
+            attempt.user, attempt.dry_run)
+        await self.admission.admit(admitted)
         causes = strategy.validate_update(resource, old, new)
         if causes:
             raise strategy_base.invalid(resource, new, causes)
-        return new, warnings
+        return new, warnings + admitted.warnings
 
     # --- delete ---
 

@@ -32,8 +32,12 @@ from reconcile.api import (
     handlers,
     headerauthn,
     http,
+    limitranger,
+    lookups,
     openapi,
     pipeline,
+    podsecurity_admission,
+    quota,
     registry,
     rest,
     reviews,
@@ -78,6 +82,8 @@ class ApiConfig:
     authorization_mode: str = authorizers.ALWAYS_ALLOW  # --authorization-mode: AlwaysAllow, RBAC, or a list
     token_auth_file: str | None = None  # --token-auth-file: static tokens (CSV); turns authentication on
     anonymous_auth: bool = True  # --anonymous-auth: requests without credentials are system:anonymous
+    admission_config_file: str | None = None  # an AdmissionConfiguration (PodSecurity defaults, exemptions)
+    pod_security_initial_labels: bool = False  # label the initial namespaces: default baseline, kube-system privileged
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -136,10 +142,9 @@ class ApiServer:
         self.authenticator: authn.Authenticator = authenticators.build(authenticators.Settings(
             client_ca_file=config.client_ca_file, token_auth_file=config.token_auth_file,
             anonymous_auth=_anonymous_allowed(config)))
-        self.rest.admission = admission.Chain([
-            admission.NamespaceLifecycle(self.rest.namespace),
-            rbac_escalation.EscalationCheck(self.authorizer, self.authorizer.rules_for, self.rbac_index.role_rules),
-        ])
+        escalation = rbac_escalation.EscalationCheck(self.authorizer, self.authorizer.rules_for,
+                                                     self.rbac_index.role_rules)
+        self.rest.admission = admission.Chain(admission_plugins(self.rest, config, escalation))
         self.reviews = reviews.Reviews(self.authorizer)
         self.handlers = handlers.ResourceHandlers(self.rest, bookmark_interval=config.bookmark_interval)
         self.handlers.virtual = self.reviews.handler_for
@@ -156,7 +161,8 @@ class ApiServer:
         await self.store.open()
         await bootstrap.install_builtins(self.rest, self.crds)
         await asyncio.gather(*(self.caches.ensure(r) for r in self.registry.resources()))
-        await bootstrap.ensure_namespaces(self.rest)
+        await bootstrap.ensure_namespaces(
+            self.rest, labels=bootstrap.POD_SECURITY_LABELS if self.config.pod_security_initial_labels else None)
         await self._reconcile_rbac_policy()
         if self.config.compaction_interval > 0:
             self._compactor = asyncio.create_task(self._compact_forever())
@@ -254,6 +260,41 @@ def _encryption(path: str | None) -> encryption.Transformers | None:
         return encryption.load(path)
     except encryption.ConfigError as exc:
         raise StartupError(f"--encryption-provider-config: {exc}") from None
+
+
+def admission_plugins(api: rest.Rest, config: ApiConfig,
+                      escalation: rbac_escalation.EscalationCheck) -> list[admission.Plugin]:
+    """The admission chain, in upstream's order: namespace lifecycle, RBAC's escalation check (a role
+    or binding grants only what its writer holds), limit ranges (defaults come before anything
+    judges resources), pod security, and resource quota last (it charges what the others admitted)."""
+    try:
+        plugin_configs = (admission.load_configuration(config.admission_config_file)
+                          if config.admission_config_file else {})
+        pod_security = None
+        if "PodSecurity" in plugin_configs:
+            try:
+                pod_security = podsecurity_admission.parse_configuration(plugin_configs["PodSecurity"])
+            except ValueError as exc:
+                raise ValueError(f"{config.admission_config_file}: PodSecurity: {exc}") from None
+    except ValueError as exc:
+        raise StartupError(f"--admission-control-config-file: {exc}") from None
+    pods_reader = lookups.NamespacedReader(api, "", "v1", "pods", ttl=0)
+    limit_ranges = lookups.NamespacedReader(api, "", "v1", "limitranges")
+    quotas = lookups.NamespacedReader(api, "", "v1", "resourcequotas")
+    return [
+        admission.NamespaceLifecycle(api.namespace),
+        escalation,
+        limitranger.LimitRanger(limit_ranges.list, requalify=_requalify_pod),
+        podsecurity_admission.PodSecurity(api.namespace, pods_reader.list, configuration=pod_security),
+        quota.ResourceQuota(quota.QuotaAccess(quotas.list, quotas.list_fresh, quotas.write_status)),
+    ]
+
+
+def _requalify_pod(pod: dict) -> None:
+    """A pod's QoS class follows the resources admission defaulted (it was set before admission ran)."""
+    status = pod.get("status")
+    if isinstance(status, dict) and "qosClass" in status:
+        status["qosClass"] = pods.qos_class(pod.get("spec") or {})
 
 
 def create_app(config: ApiConfig) -> pipeline.Pipeline:

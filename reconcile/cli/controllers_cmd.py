@@ -34,12 +34,15 @@ def register(main: click.Group) -> None:
               help="Seconds between tries to acquire or renew the Lease.")
 @click.option("--burst-replicas", type=click.IntRange(min=1), default=500, show_default=True,
               help="Pods one ReplicaSet sync creates or deletes at most (created in slow-start batches 1, 2, 4, ...).")
+@click.option("--resource-quota-sync-period", type=click.FloatRange(min=0.1), default=300.0, show_default=True,
+              help="Seconds between full recounts of each ResourceQuota's usage.")
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
 def controller_manager(server_url: str | None, kubeconfig: str | None, leader_elect: bool, health_port: int | None, workers: int,
                        node_monitor_grace_period: float, pod_eviction_timeout: float,
                        leader_elect_lease_duration: float, leader_elect_renew_deadline: float,
-                       leader_elect_retry_period: float, burst_replicas: int, verbose: bool) -> None:
-    """Run the ReplicaSet, Deployment, garbage-collector and namespace controllers."""
+                       leader_elect_retry_period: float, burst_replicas: int, resource_quota_sync_period: float,
+                       verbose: bool) -> None:
+    """Run the ReplicaSet, Deployment, garbage-collector, namespace, node-lifecycle and resource-quota controllers."""
     from reconcile.controllers import manager
     from reconcile.engine import leader
 
@@ -51,6 +54,7 @@ def controller_manager(server_url: str | None, kubeconfig: str | None, leader_el
     options = manager.Options(server=server_url, kubeconfig=kubeconfig, leader_elect=leader_elect, health_port=health_port, workers=workers,
                               node_monitor_grace_period=node_monitor_grace_period,
                               default_toleration_seconds=pod_eviction_timeout, burst_replicas=burst_replicas,
+                              quota_resync=resource_quota_sync_period,
                               leader_config=leader.LeaderConfig(lease_duration=leader_elect_lease_duration,
                                                                 renew_deadline=leader_elect_renew_deadline,
                                                                 retry_period=leader_elect_retry_period))

@@ -45,12 +45,19 @@ def node() -> None:
 @click.option("--resync-interval", type=float, default=10.0, show_default=True,
               help="Seconds between full resyncs of the pods (and orphan sweeps).")
 @click.option("--workers", type=int, default=8, show_default=True, help="Pods synced in parallel.")
+@click.option("--allowed-host-paths", default="", show_default=False,
+              help="Comma-separated host path prefixes that pods of any namespace may mount as hostPath "
+                   "(elsewhere hostPath needs a namespace that enforces Pod Security level privileged).")
+@click.option("--pod-security-default", type=click.Choice(["privileged", "baseline", "restricted"]),
+              default="privileged", show_default=True,
+              help="Pod Security level of namespaces without an enforce label, for the node's own checks.")
 @click.option("-v", "--verbose", is_flag=True, help="Log at debug level.")
 @common.connection_options
 @common.handle_errors
 def join(name: str, docker_host: str, state_dir: Path | None, port: int, address: str, pod_cidr: str | None,
          infra_image: str, templates: Path | None, reserve_cpu: str, reserve_memory: str, lease_interval: float,
-         resync_interval: float, workers: int, verbose: bool) -> None:
+         resync_interval: float, workers: int, allowed_host_paths: str, pod_security_default: str,
+         verbose: bool) -> None:
     """Register this machine's Docker engine as node NAME and run the pods bound to it."""
     from reconcile.core import quantities
     from reconcile.node import agent as agent_mod
@@ -64,6 +71,8 @@ def join(name: str, docker_host: str, state_dir: Path | None, port: int, address
         pod_cidr=pod_cidr, infra_image=infra_image, templates=templates,
         reserve_cpu=quantities.parse_cpu_millis(reserve_cpu), reserve_memory=quantities.parse_bytes(reserve_memory),
         lease_interval=lease_interval, resync_interval=resync_interval, workers=workers,
+        allowed_host_paths=tuple(p.strip() for p in allowed_host_paths.split(",") if p.strip()),
+        pod_security_default=pod_security_default,
     )
     asyncio.run(_run(agent_mod.Agent(settings)))
 

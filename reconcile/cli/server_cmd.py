@@ -68,6 +68,12 @@ def _names(text: str) -> tuple[str, ...]:
                    "(without any authenticator every caller is an administrator).")
 @click.option("--anonymous-auth", type=click.BOOL, default=True, show_default=True,
               help="With authentication on: requests without credentials are system:anonymous (else 401).")
+@click.option("--admission-control-config-file", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="An AdmissionConfiguration file (PodSecurity defaults and exemptions).")
+@click.option("--initial-namespaces-pod-security/--no-initial-namespaces-pod-security", default=False,
+              show_default=True,
+              help="Create the initial namespaces with Pod Security labels: default enforces baseline, "
+                   "kube-system privileged.")
 def apiserver(etcd: str, port: int, host: str, etcd_prefix: str, etcd_cacert: str | None,
               etcd_cert: str | None, etcd_key: str | None, tls_cert_file: str | None,
               tls_private_key_file: str | None, client_ca_file: str | None, bookmark_interval: float,
@@ -77,7 +83,8 @@ def apiserver(etcd: str, port: int, host: str, etcd_prefix: str, etcd_cacert: st
               max_requests_inflight_per_user: int, inflight_system_reserved_fraction: float,
               inflight_system_users: str, inflight_system_groups: str, inflight_exempt_groups: str,
               insecure_identity_headers: bool, authorization_mode: str, token_auth_file: str | None,
-              anonymous_auth: bool) -> None:
+              anonymous_auth: bool, admission_control_config_file: str | None,
+              initial_namespaces_pod_security: bool) -> None:
     """Serve the Kubernetes-style REST API from etcd."""
     from reconcile.api import authorizers, server
 
@@ -119,6 +126,8 @@ def apiserver(etcd: str, port: int, host: str, etcd_prefix: str, etcd_cacert: st
         authorization_mode=authorization_mode,
         token_auth_file=token_auth_file,
         anonymous_auth=anonymous_auth,
+        admission_config_file=admission_control_config_file,
+        pod_security_initial_labels=initial_namespaces_pod_security,
     )
     try:
         server.serve(config, host=host, port=port)

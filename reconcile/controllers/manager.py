@@ -24,6 +24,7 @@ from reconcile.controllers import (
     namespace,
     nodelifecycle,
     replicaset,
+    resourcequota,
 )
 from reconcile.controllers import informers as informers_mod
 from reconcile.engine import badobjects, supervision
@@ -53,17 +54,19 @@ class Options:
     default_toleration_seconds: float = 300.0  # pods without a matching toleration leave a tainted node after this
     leader_config: leader_mod.LeaderConfig | None = None  # lease timings (None: 15 s / 10 s / 2 s)
     burst_replicas: int = replicaset.BURST_REPLICAS  # pods a ReplicaSet sync creates or deletes at most
+    quota_resync: float = resourcequota.RESYNC  # seconds between full recounts of each ResourceQuota
 
 
 class Controllers:
-    """The runnable: informers + ReplicaSet, Deployment, GC, Namespace, node lifecycle and ClusterRole
-    aggregation controllers."""
+    """The runnable: informers + ReplicaSet, Deployment, GC, Namespace, node lifecycle, ClusterRole
+    aggregation and resource quota controllers."""
 
     def __init__(self, read_client: aio.AsyncClient, write_client: Any, *, workers: int = 4,
                  clock: clock_mod.Clock | None = None, metrics: metrics_mod.Metrics | None = None,
                  node_lifecycle: nodelifecycle.Settings | None = None,
-                 burst_replicas: int = replicaset.BURST_REPLICAS) -> None:
+                 burst_replicas: int = replicaset.BURST_REPLICAS, quota_resync: float = resourcequota.RESYNC) -> None:
         self.read_client = read_client
+        self.quota_resync = quota_resync
         self.node_lifecycle = node_lifecycle
         self.write_client = write_client
         self.workers = workers
@@ -105,6 +108,7 @@ class Controllers:
             namespace.NamespaceController(ctx),
             nodelifecycle.NodeLifecycleController(ctx, settings=self.node_lifecycle),
             clusterroleaggregation.ClusterRoleAggregationController(ctx),
+            resourcequota.ResourceQuotaController(ctx, resync=self.quota_resync),
         ]
         await self.informers.start()
         await self.supervisor.start()
@@ -147,7 +151,8 @@ async def run(options: Options) -> None:
         node_lifecycle = nodelifecycle.Settings(grace_period=options.node_monitor_grace_period,
                                                 default_toleration_seconds=options.default_toleration_seconds)
         controllers = Controllers(client, mgr.client, workers=options.workers, metrics=metrics,
-                                  node_lifecycle=node_lifecycle, burst_replicas=options.burst_replicas)
+                                  node_lifecycle=node_lifecycle, burst_replicas=options.burst_replicas,
+                                  quota_resync=options.quota_resync)
         mgr.add(controllers, needs_leader=True)
         mgr.add_health_check(controllers.supervisor)
         try:

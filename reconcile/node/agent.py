@@ -28,6 +28,7 @@ from reconcile.node import (
     containers,
     docker,
     environment,
+    guard,
     images,
     pods,
     probes,
@@ -60,6 +61,8 @@ class NodeSettings:
     resync_interval: float = 10.0  # every pod (and every orphan) is looked at least this often
     status_interval: float = 300.0  # Node status is rewritten at least this often
     workers: int = 8  # pods synced in parallel
+    allowed_host_paths: tuple[str, ...] = ()  # hostPath prefixes pods of non-privileged namespaces may mount
+    pod_security_default: str = guard.PRIVILEGED  # the Pod Security level of namespaces without an enforce label
 
 
 def default_pod_cidr(name: str) -> str:
@@ -122,7 +125,9 @@ class Agent:
         self.sync = pods.PodSync(pods.NodeContext(
             node=node_view, client=self.client, runtime=self.runtime, renderer=render.Renderer(s.templates),
             volumes=volumes.Volumes(self.state_dir, fetch), probes=self.probes, events=self.events,
-            store=self.informer.store, clock=self.clock))
+            store=self.informer.store, clock=self.clock,
+            guard=guard.Guard(self.client, guard.GuardSettings(allowed_host_paths=s.allowed_host_paths,
+                                                              default_level=s.pod_security_default))))
         app = server.create_app(self.runtime, self._lookup, readiness=self.supervisor.readiness,
                                 liveness=self.supervisor.liveness)
         self.http = server.AgentServer(app, host=s.address, port=s.port)

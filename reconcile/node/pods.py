@@ -20,7 +20,18 @@ from reconcile.client import informer as informer_mod
 from reconcile.core import errors, meta
 from reconcile.engine import clock as clock_mod
 from reconcile.engine import controller
-from reconcile.node import backoff, containers, docker, environment, plan, probes, render, status, volumes
+from reconcile.node import (
+    backoff,
+    containers,
+    docker,
+    environment,
+    guard,
+    plan,
+    probes,
+    render,
+    status,
+    volumes,
+)
 from reconcile.node import events as node_events
 
 log = logging.getLogger(__name__)
@@ -51,6 +62,7 @@ class NodeContext:
     events: node_events.Emitter
     store: informer_mod.Store
     clock: clock_mod.Clock
+    guard: guard.Guard | None = None  # refuses pods that need a privileged namespace (None: no check)
 
 
 class PodSync:
@@ -102,6 +114,10 @@ class PodSync:
     async def _sync_running(self, pod: dict[str, Any], decided: plan.PodPlan) -> controller.Result | None:
         """Steps that change the ground the plan stands on first (sandbox, stops), then the rest."""
         uid = pod["metadata"]["uid"]
+        if decided.sandbox is not None and self.ctx.guard is not None:
+            refusal = await self.ctx.guard.refusal(pod)
+            if refusal is not None:
+                return await self._reject(pod, decided.sandbox, refusal)
         for _ in range(MAX_ROUNDS):
             if decided.sandbox is not None:
                 try:
@@ -213,6 +229,20 @@ class PodSync:
         if infra is None or not infra.running:
             raise docker.DockerError("the infra container stopped right after it started")
         return found
+
+    async def _reject(self, pod: dict[str, Any], sandbox: plan.Sandbox, message: str) -> None:
+        """The kubelet's rejectPod: nothing of the pod runs, a Warning Event, and phase Failed."""
+        for inst in sandbox.kill:
+            await self.ctx.runtime.kill(inst.id)
+        self.ctx.events.emit(pod, guard.REASON, message, type="Warning")
+        try:
+            await self.ctx.client.patch("v1", "pods", pod["metadata"]["name"],
+                                        {"status": {"phase": "Failed", "reason": guard.REASON,
+                                                    "message": f"Pod was rejected: {message}"}},
+                                        namespace=pod["metadata"].get("namespace"), subresource="status")
+        except errors.NotFound:
+            pass
+        log.warning("pod %s/%s rejected: %s", pod["metadata"].get("namespace"), pod["metadata"]["name"], message)
 
     async def _sandbox_failed(self, pod: dict[str, Any], exc: Exception) -> controller.Result:
         message = f"Failed to create pod sandbox: {exc}"

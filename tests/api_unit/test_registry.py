@@ -21,6 +21,8 @@ EXPECTED = {
     ("", "configmaps"): ("ConfigMap", True, ("cm",)),
     ("", "secrets"): ("Secret", True, ()),
     ("", "events"): ("Event", True, ("ev",)),
+    ("", "resourcequotas"): ("ResourceQuota", True, ("quota",)),
+    ("", "limitranges"): ("LimitRange", True, ("limits",)),
     ("apps", "deployments"): ("Deployment", True, ("deploy",)),
     ("apps", "replicasets"): ("ReplicaSet", True, ("rs",)),
     ("coordination.k8s.io", "leases"): ("Lease", True, ()),
