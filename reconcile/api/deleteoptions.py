@@ -15,6 +15,8 @@ from reconcile.core import errors
 API_VERSIONS = frozenset({"v1", "meta.k8s.io/v1", "meta.k8s.io/v1beta1"})
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 DRY_RUN_ALL = "All"
+# Upstream's unsafe delete of an object the store cannot decode (1.32, alpha there; see rest.delete).
+UNSAFE_DELETE = "ignoreStoreReadErrorWithClusterBreakingPotential"
 
 
 def _type_error(field: str, value: Any, go_type: str) -> errors.BadRequest:
@@ -49,7 +51,8 @@ def normalized(body: Any, *, query_policy: str | None = None, query_grace: int |
     if grace is not None:
         options["gracePeriodSeconds"] = grace
     for field, go_type, allowed in (("propagationPolicy", "v1.DeletionPropagation", str),
-                                    ("orphanDependents", "bool", bool)):
+                                    ("orphanDependents", "bool", bool),
+                                    (UNSAFE_DELETE, "bool", bool)):
         value = body.get(field)
         if value is not None and not isinstance(value, allowed):
             raise _type_error(field, value, go_type)

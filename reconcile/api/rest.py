@@ -20,6 +20,7 @@ from reconcile.api import (
     admission,
     authn,
     caches,
+    deleteoptions,
     listing,
     objectmeta,
     registry,
@@ -34,7 +35,7 @@ from reconcile.store import etcd, keys
 
 MAX_UPDATE_ATTEMPTS = 16
 # DeleteOptions field (upstream 1.32, KEP-3926): delete an object whose stored bytes cannot be decoded.
-UNSAFE_DELETE_OPTION = "ignoreStoreReadErrorWithClusterBreakingPotential"
+UNSAFE_DELETE_OPTION = deleteoptions.UNSAFE_DELETE
 # Writes without a client precondition must not fail just because others write the same object
 # (upstream's GuaranteedUpdate retries until it wins): many attempts, with jittered backoff.
 MAX_GUARDED_ATTEMPTS = 200

@@ -10,13 +10,13 @@ round-trips; a failed or dry-run write changes nothing; `/healthz` is 200 at the
 
 Short form, part of the normal suite (50 examples per operation and resource, about two minutes):
 
-    /work/main/.venv/bin/python -m pytest tests/fuzz
+    .venv/bin/python -m pytest tests/fuzz
 
 Long form, by hand on a quiet machine (1,000 examples per operation and resource; figures printed
 at the end and written to the JSON file):
 
     RECONCILE_FUZZ_EXAMPLES=1000 RECONCILE_FUZZ_REPORT=/tmp/fuzz-long.json \\
-        /work/main/.venv/bin/python -m pytest tests/fuzz --timeout 0 -q
+        .venv/bin/python -m pytest tests/fuzz --timeout 0 -q
 
 A failure prints the request as a runnable `httpx.request(...)` call.
 """
