@@ -197,3 +197,23 @@ def test_a_non_node_never_gets_an_opinion_and_nobody_is_denied_outright(verb: st
     for user in (authn.UserInfo("alice", groups=("system:authenticated",)),
                  authn.UserInfo("system:node:n1"), authn.UserInfo("bob", groups=("system:nodes",))):
         assert authorizer.decide(attrs(verb, resource, name, sub=sub, user=user)) == authz.Decision(False, "")
+
+
+# --- the default policy: system:node is bound to nobody, and an old binding to every node is undone -------------
+
+
+def test_reconciling_the_default_policy_unbinds_every_node_from_system_node() -> None:
+    import copy
+
+    from reconcile.api.rbac import bootstrap, policy
+
+    expected = next(b for b in policy.cluster_role_bindings() if b["metadata"]["name"] == "system:node")
+    assert expected["subjects"] == [] and expected["roleRef"]["name"] == "system:node"
+    admin_added = policy.user("ops")
+    old = copy.deepcopy(expected)
+    old["subjects"] = [policy.group(policy.NODES_GROUP), admin_added]
+    assert bootstrap.reconciled_binding(old, expected)["subjects"] == [admin_added]  # type: ignore[index]
+    assert bootstrap.reconciled_binding(bootstrap.reconciled_binding(old, expected), expected) is None  # type: ignore[arg-type]
+    pinned = copy.deepcopy(old)
+    pinned["metadata"].setdefault("annotations", {})[policy.AUTOUPDATE] = "false"
+    assert bootstrap.reconciled_binding(pinned, expected) is None  # the administrator's choice stands
