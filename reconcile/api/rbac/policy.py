@@ -46,7 +46,8 @@ CONTROLLER_MANAGER_LEASE = "reconcile-controller-manager"
 SCHEDULER_LEASE = "reconcile-scheduler"
 # The built-in controllers (reconcile/controllers/manager.py) that get a role each.
 CONTROLLERS = ("replicaset-controller", "deployment-controller", "generic-garbage-collector",
-               "namespace-controller", "node-controller", "clusterrole-aggregation-controller")
+               "namespace-controller", "node-controller", "clusterrole-aggregation-controller",
+               "resourcequota-controller")
 
 
 def rule(verbs: list[str], groups: list[str] | None = None, resources: list[str] | None = None, *,
@@ -192,6 +193,11 @@ def _controller_rules() -> dict[str, list[dict[str, Any]]]:
         ],
         "clusterrole-aggregation-controller": [
             rule(["escalate", "get", "list", "patch", "update", "watch"], [GROUP], ["clusterroles"]),
+        ],
+        "resourcequota-controller": [  # upstream's: it counts anything a quota may limit
+            rule(["list", "watch"], ["*"], ["*"]),
+            rule(["update"], [""], ["resourcequotas/status"]),
+            *_events(),
         ],
     }
 
