@@ -232,3 +232,32 @@ def test_kubectl_auth_can_i_as_a_node(conn: support.Connection, admin: httpx.Cli
     assert (no.returncode, no.stdout.strip()) == (1, "no"), no.stderr
     other = _kubectl(conn, tmp_path, "auth", "can-i", *as_node, "patch", "nodes/n2", "--subresource", "status")
     assert other.stdout.strip() == "yes"  # the authorizer allows it; NodeRestriction refuses the write itself
+
+
+def test_a_node_cannot_widen_a_pinned_list(n1: httpx.Client, world: dict[str, str]) -> None:
+    """The name the authorizer reads and the selector the list applies are one: a second fieldSelector,
+    another namespace, or a watch of every namespace get the node nothing more than the one Secret."""
+    ns = world["ns"]
+    support.wait_for(lambda: n1.get(f"/api/v1/namespaces/{ns}/secrets/mine").status_code == 200, what="graph")
+    # One value of a repeated parameter is read, by both (the last); whichever it is, it is the same one.
+    for query, status in (("fieldSelector=&fieldSelector=metadata.name%3Dmine", 200),
+                          ("fieldSelector=metadata.name%3Dmine&fieldSelector=", 403),
+                          ("fieldSelector=metadata.name%3Dmine,metadata.name!%3Dx", 200)):
+        answer = n1.get(f"/api/v1/namespaces/{ns}/secrets?{query}")
+        assert answer.status_code == status, (query, answer.text)
+        if status == 200:
+            assert [i["metadata"]["name"] for i in answer.json()["items"]] == ["mine"], query
+    assert forbidden(n1.get("/api/v1/secrets", params={"fieldSelector": "metadata.name=mine"})).endswith(
+        ": can only read namespaced object of this type")
+    with n1.stream("GET", f"/api/v1/namespaces/{ns}/secrets",
+                   params={"watch": "1", "fieldSelector": "metadata.name=mine", "timeoutSeconds": "1"}) as watch:
+        assert watch.status_code == 200
+        names = [line for line in watch.iter_lines() if line]
+    assert names and all('"name":"mine"' in line for line in names)
+
+
+def test_a_node_cannot_impersonate_another_node(n1: httpx.Client, world: dict[str, str]) -> None:
+    answer = n1.get(f"/api/v1/namespaces/{world['ns']}/secrets/theirs",
+                    headers={"Impersonate-User": "system:node:n2", "Impersonate-Group": NODE_GROUP})
+    assert answer.status_code == 403
+    assert 'cannot impersonate resource "users"' in answer.json()["message"]
