@@ -145,8 +145,8 @@ class ApiServer:
         # pod event is decoded for it).
         self.node_graph = node_feed.LiveGraph(self._core_objects)
         if authorizers.NODE in modes:
-            self.caches.listeners[("", node_feed.PODS)] = self.node_graph.pod_event
-            self.caches.listeners[("", node_feed.PVS)] = self.node_graph.pv_event
+            self.caches.add_listener(("", node_feed.PODS), self.node_graph.pod_event)
+            self.caches.add_listener(("", node_feed.PVS), self.node_graph.pv_event)
         self.authorizer = authorizers.build(modes, rbac=rbac_authorizer.RBACAuthorizer(self.rbac_index),
                                             node=node_authorizer.NodeAuthorizer(self.node_graph))
         self.authenticator: authn.Authenticator = authenticators.build(authenticators.Settings(

@@ -217,3 +217,15 @@ def test_reconciling_the_default_policy_unbinds_every_node_from_system_node() ->
     pinned = copy.deepcopy(old)
     pinned["metadata"].setdefault("annotations", {})[policy.AUTOUPDATE] = "false"
     assert bootstrap.reconciled_binding(pinned, expected) is None  # the administrator's choice stands
+
+
+def test_several_listeners_follow_one_cache_in_the_order_they_were_added() -> None:
+    from reconcile.api import caches
+
+    seen: list[str] = []
+    cache_set = caches.CacheSet(None)  # type: ignore[arg-type]  # listeners need no store
+    cache_set.listeners[("", "pods")] = lambda e: seen.append("first")
+    cache_set.add_listener(("", "pods"), lambda e: seen.append("graph"))
+    cache_set.add_listener(("", "persistentvolumes"), lambda e: seen.append("pv"))
+    cache_set.listeners[("", "pods")](event(watchcache.ADDED, PODS[0]))
+    assert seen == ["first", "graph"]
