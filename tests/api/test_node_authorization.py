@@ -208,6 +208,27 @@ def test_subject_access_reviews_answer_through_the_node_authorizer(admin: httpx.
     assert denied["reason"] == "no relationship found between node 'n1' and this object"
 
 
+def test_a_review_of_a_pod_list_reads_its_field_selector(admin: httpx.Client) -> None:
+    def pods(selector: dict[str, Any] | None) -> dict[str, Any]:
+        attributes: dict[str, Any] = {"verb": "list", "resource": "pods"}
+        if selector is not None:
+            attributes["fieldSelector"] = selector
+        body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": {
+            "user": "system:node:n1", "groups": [NODE_GROUP], "resourceAttributes": attributes}}
+        response = admin.post("/apis/authorization.k8s.io/v1/subjectaccessreviews", json=body)
+        assert response.status_code == 201, response.text
+        return dict(response.json()["status"])
+
+    assert pods({"rawSelector": "spec.nodeName=n1"}).get("allowed") is True
+    assert pods({"requirements": [{"key": "spec.nodeName", "operator": "In", "values": ["n1"]}]}).get("allowed")
+    for refused in (None, {"rawSelector": "spec.nodeName=n2"}, {"rawSelector": "spec.nodeName!=n2"},
+                    {"requirements": [{"key": "spec.nodeName", "operator": "In", "values": ["n1", "n2"]}]},
+                    {"rawSelector": "spec.nodeName=n1,\\"}):
+        answer = pods(refused)
+        assert answer.get("allowed") is not True, refused
+        assert answer["reason"] == "can only list/watch pods with spec.nodeName field selector"
+
+
 def _kubectl(conn: support.Connection, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     kubeconfig = conn.write_kubeconfig(tmp_path / "kubeconfig")
     env = {k: v for k, v in os.environ.items() if k not in ("RECONCILE_SERVER", "KUBECONFIG")}
