@@ -6,9 +6,10 @@ itself out); then every configured authorizer in order, the first allow winning;
 is a deny, with the reasons given joined. Every authorizer here only allows or has no opinion
 (`allowed=False`), as RBAC and the Node authorizer do upstream.
 
-The extension point for the node authorizer: implement `authz.Authorizer` (and `RuleResolver`
-if it should answer SelfSubjectRulesReviews), add a name to `MODES` and a branch to `build`; then
-`--authorization-mode Node,RBAC` asks it first.
+The Node authorizer (`nodeauth.authorizer`) is one more mode: `--authorization-mode Node,RBAC`
+asks it first for what node agents do, and RBAC for everything it has no opinion on. Another
+authorizer implements `authz.Authorizer` (and `RuleResolver` if it should answer
+SelfSubjectRulesReviews), gets a name in `MODES` and a branch in `build`.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from reconcile.api import authn, authz
 from reconcile.api.rbac import rules as rules_mod
 
 PRIVILEGED_GROUP = "system:masters"
-ALWAYS_ALLOW, ALWAYS_DENY, RBAC = "AlwaysAllow", "AlwaysDeny", "RBAC"
-MODES = (ALWAYS_ALLOW, ALWAYS_DENY, RBAC)
+ALWAYS_ALLOW, ALWAYS_DENY, RBAC, NODE = "AlwaysAllow", "AlwaysDeny", "RBAC", "Node"
+MODES = (ALWAYS_ALLOW, ALWAYS_DENY, RBAC, NODE)  # upstream's AuthorizationModeChoices order (less ABAC, Webhook)
 
 
 @dataclass(slots=True)
@@ -105,8 +106,9 @@ def parse_modes(text: str) -> list[str]:
     return modes
 
 
-def build(modes: Sequence[str], *, rbac: authz.Authorizer | None) -> Chain:
-    """The chain for `modes`; `rbac` is the server's RBAC authorizer (needed when RBAC is listed)."""
+def build(modes: Sequence[str], *, rbac: authz.Authorizer | None, node: authz.Authorizer | None = None) -> Chain:
+    """The chain for `modes`; `rbac` and `node` are the server's RBAC and Node authorizers (each
+    needed when its mode is listed)."""
     authorizers: list[authz.Authorizer] = []
     for mode in modes:
         if mode == ALWAYS_ALLOW:
@@ -117,6 +119,10 @@ def build(modes: Sequence[str], *, rbac: authz.Authorizer | None) -> Chain:
             if rbac is None:
                 raise ValueError("RBAC mode needs the RBAC authorizer")
             authorizers.append(rbac)
+        elif mode == NODE:
+            if node is None:
+                raise ValueError("Node mode needs the Node authorizer")
+            authorizers.append(node)
         else:
             raise ValueError(f"unknown authorization mode {mode!r}")
     return Chain(authorizers)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from reconcile.api import authn
+from reconcile.core import selectors
 
 # Verbs of resource requests, as upstream's RequestInfoFactory names them.
 READ_VERBS = frozenset({"get", "list", "watch"})
@@ -28,6 +29,10 @@ class Attributes:
     subresource: str = ""
     namespace: str = ""
     name: str = ""
+    # A list's or watch's fieldSelector terms (upstream's GetFieldSelector, 1.31+): what lets the node
+    # authorizer allow `spec.nodeName=<node>` and nothing wider. Empty when none was sent or it did
+    # not parse (the handler answers that 400 later).
+    field_selector: tuple[selectors.FieldRequirement, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

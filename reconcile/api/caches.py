@@ -23,6 +23,20 @@ class CacheSet:
         self.listeners: dict[tuple[str, str], Callable[[watchcache.CacheEvent], None]] = {}
         self.feed = watchcache.SharedFeed(store)  # one etcd watch for every cache
 
+    def add_listener(self, ident: tuple[str, str], listener: Callable[[watchcache.CacheEvent], None]) -> None:
+        """Also call `listener` with every event of the (group, plural) cache, after any listener set
+        before (several parts of the server may follow one resource). Only before the cache starts."""
+        previous = self.listeners.get(ident)
+        if previous is None:
+            self.listeners[ident] = listener
+            return
+
+        def both(event: watchcache.CacheEvent) -> None:
+            previous(event)
+            listener(event)
+
+        self.listeners[ident] = both
+
     def peek(self, resource: registry.Resource) -> watchcache.WatchCache | None:
         """The cache for `resource` if one already runs (never starts one)."""
         return self._caches.get((resource.group, resource.plural))

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from reconcile.api import authn, listing, registry, rest
+from reconcile.core import errors
 
 LIVE_LOOKUP_TTL = 30.0  # seconds an empty answer of the consistent read is reused (upstream's liveTTL)
 
@@ -69,3 +70,21 @@ class NamespacedReader:
         result = await self.api.update(resource, metadata.get("namespace"), metadata["name"], copy.deepcopy(obj),
                                        subresource="status", user=authn.SERVER)
         return result.obj
+
+
+class ObjectReader:
+    """One object of a resource by name, as stored now (the cache, proven current), or None.
+    The object is the cache's own: never change it."""
+
+    def __init__(self, api: rest.Rest, group: str, version: str, plural: str) -> None:
+        self.api, self.group, self.version, self.plural = api, group, version, plural
+
+    async def get(self, namespace: str | None, name: str) -> dict[str, Any] | None:
+        resource = self.api.registry.get(self.group, self.version, self.plural)
+        if resource is None:
+            return None
+        try:
+            entry = await self.api.get(resource, namespace if resource.namespaced else None, name)
+        except errors.NotFound:
+            return None
+        return entry.obj

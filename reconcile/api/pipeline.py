@@ -35,7 +35,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from reconcile.api import audit, authn, authz, flowcontrol, http, impersonation, routing
-from reconcile.core import errors
+from reconcile.core import errors, selectors
 
 log = logging.getLogger("reconcile.api")
 
@@ -55,6 +55,10 @@ class Target:
     verb: str
     info: routing.RequestInfo | None  # None: a non-resource path (discovery, OpenAPI, health, ...)
     long_running: bool = False  # a watch, exec, attach, port-forward, proxy or log: held open by design
+    # A list or watch: its fieldSelector's terms, and the name it pins with `metadata.name=` (upstream's
+    # RequestInfo names such a request's object, so RBAC's resourceNames and the node authorizer see it).
+    field_selector: tuple[selectors.FieldRequirement, ...] = ()
+    selector_name: str = ""
 
 
 class Pipeline:
@@ -208,7 +212,8 @@ def authorization_attributes(user: authn.UserInfo, target: Target) -> authz.Attr
     if not namespace and info.plural == "namespaces" and not info.group and info.name:
         namespace = info.name  # upstream's RequestInfo: a namespace is in itself
     return authz.Attributes(user, target.verb, True, target.path, info.group, info.version, info.plural or "",
-                            info.subresource or "", namespace, info.name or "")
+                            info.subresource or "", namespace, info.name or target.selector_name,
+                            target.field_selector)
 
 
 _DER_OF_PEM: dict[str, bytes] = {}  # every request of a connection shares its PEM string: decode it once
@@ -240,8 +245,26 @@ def decode(request: Request) -> Target:
         if info.plural is not None:
             watch = method == "GET" and info.name is None and http.query_bool(request, "watch")
             verb = authz.resource_verb(method, has_name=info.name is not None, watch=watch)
-            return Target(path, verb, info, flowcontrol.is_long_running(verb, info.subresource))
+            long_running = flowcontrol.is_long_running(verb, info.subresource)
+            if verb in ("list", "watch") and "fieldSelector" in request.query_params:
+                terms, name = selector_terms(request.query_params.get("fieldSelector"))
+                return Target(path, verb, info, long_running, terms, name)
+            return Target(path, verb, info, long_running)
     return Target(path, method.lower(), None)
+
+
+def selector_terms(text: str | None) -> tuple[tuple[selectors.FieldRequirement, ...], str]:
+    """A list's fieldSelector as authorization reads it: its terms, and the name an exact
+    `metadata.name=` term pins when that is a valid path segment (upstream's RequestInfoFactory).
+    A selector that does not parse gives nothing here; the handler refuses it with a 400."""
+    try:
+        selector = selectors.parse_field_terms(text)
+    except errors.ApiError:
+        return (), ""
+    name = selector.value_for("metadata.name") or ""
+    if name in (".", "..") or "/" in name or "%" in name:
+        name = ""
+    return selector.requirements, name
 
 
 def is_resource_path(path: str) -> bool:

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from reconcile.api import authn, authorizers, authz, impersonation, registry
-from reconcile.core import errors, meta
+from reconcile.core import errors, meta, selectors
 
 AUTHORIZATION = "authorization.k8s.io"
 AUTHENTICATION = "authentication.k8s.io"
@@ -68,12 +68,36 @@ def _attributes_spec(resource: registry.Resource, spec: dict[str, Any]) -> tuple
     return res, non
 
 
+def field_requirements(selector: Any) -> tuple[selectors.FieldRequirement, ...]:
+    """`resourceAttributes.fieldSelector` (1.31+): its `rawSelector`, else its `requirements` with
+    `In`/`NotIn` of one value. What cannot be read gives no terms, as upstream's authorizers see a
+    selector that failed to parse (an authorizer that needs one then refuses)."""
+    if not isinstance(selector, dict):
+        return ()
+    raw = selector.get("rawSelector")
+    if isinstance(raw, str) and raw:
+        try:
+            return selectors.parse_field_terms(raw).requirements
+        except errors.ApiError:
+            return ()
+    found = []
+    for req in selector.get("requirements") or []:
+        if not isinstance(req, dict) or not isinstance(req.get("key"), str):
+            return ()
+        values = req.get("values")
+        if req.get("operator") not in ("In", "NotIn") or not isinstance(values, list) or len(values) != 1 \
+                or not isinstance(values[0], str):
+            return ()  # upstream: "fieldSelectors do not yet support multiple values" and the like
+        found.append(selectors.FieldRequirement(req["key"], "=" if req["operator"] == "In" else "!=", values[0]))
+    return tuple(found)
+
+
 def attributes_for(user: authn.UserInfo, res: dict[str, Any] | None, non: dict[str, Any] | None) -> authz.Attributes:
     """The attributes the pipeline would build for the request described."""
     if res is not None:
         return authz.Attributes(user, res.get("verb", ""), True, "", res.get("group", ""), res.get("version", ""),
                                 res.get("resource", ""), res.get("subresource", ""), res.get("namespace", ""),
-                                res.get("name", ""))
+                                res.get("name", ""), field_requirements(res.get("fieldSelector")))
     assert non is not None
     return authz.Attributes(user, non.get("verb", ""), False, non.get("path", ""))
 

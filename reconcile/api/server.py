@@ -44,6 +44,9 @@ from reconcile.api import (
     routing,
     strategies,
 )
+from reconcile.api.nodeauth import authorizer as node_authorizer
+from reconcile.api.nodeauth import feed as node_feed
+from reconcile.api.nodeauth import restriction as node_restriction
 from reconcile.api.rbac import authorizer as rbac_authorizer
 from reconcile.api.rbac import bootstrap as rbac_bootstrap
 from reconcile.api.rbac import escalation as rbac_escalation
@@ -137,8 +140,15 @@ class ApiServer:
         self.rbac_index = rbac_index.RuleIndex(self._rbac_objects)
         for plural in rbac_index.PLURALS:
             self.caches.listeners[(rbac_index.GROUP, plural)] = self.rbac_index.changed
-        self.authorizer = authorizers.build(authorizers.parse_modes(config.authorization_mode),
-                                            rbac=rbac_authorizer.RBACAuthorizer(self.rbac_index))
+        modes = authorizers.parse_modes(config.authorization_mode)
+        # The Node authorizer's graph follows the pod and PV caches (only when the mode is on: every
+        # pod event is decoded for it).
+        self.node_graph = node_feed.LiveGraph(self._core_objects)
+        if authorizers.NODE in modes:
+            self.caches.add_listener(("", node_feed.PODS), self.node_graph.pod_event)
+            self.caches.add_listener(("", node_feed.PVS), self.node_graph.pv_event)
+        self.authorizer = authorizers.build(modes, rbac=rbac_authorizer.RBACAuthorizer(self.rbac_index),
+                                            node=node_authorizer.NodeAuthorizer(self.node_graph))
         self.authenticator: authn.Authenticator = authenticators.build(authenticators.Settings(
             client_ca_file=config.client_ca_file, token_auth_file=config.token_auth_file,
             anonymous_auth=_anonymous_allowed(config)))
@@ -199,6 +209,14 @@ class ApiServer:
         """What the RBAC index reads: the objects of one RBAC resource in its watch cache (None while
         that cache is not running)."""
         cache = self.caches.get(rbac_index.GROUP, plural)
+        if cache is None:
+            return None
+        return [entry.obj for entry in cache.list()[0] if entry.decodable]
+
+    def _core_objects(self, plural: str) -> list[dict] | None:
+        """What the node graph reads: the objects of one core resource in its watch cache (None while
+        that cache is not running)."""
+        cache = self.caches.get("", plural)
         if cache is None:
             return None
         return [entry.obj for entry in cache.list()[0] if entry.decodable]
@@ -266,7 +284,8 @@ def admission_plugins(api: rest.Rest, config: ApiConfig,
                       escalation: rbac_escalation.EscalationCheck) -> list[admission.Plugin]:
     """The admission chain, in upstream's order: namespace lifecycle, RBAC's escalation check (a role
     or binding grants only what its writer holds), limit ranges (defaults come before anything
-    judges resources), pod security, and resource quota last (it charges what the others admitted)."""
+    judges resources), NodeRestriction (a node writes only its own objects; always on, as kubeadm
+    and kind run it), pod security, and resource quota last (it charges what the others admitted)."""
     try:
         plugin_configs = (admission.load_configuration(config.admission_config_file)
                           if config.admission_config_file else {})
@@ -281,10 +300,12 @@ def admission_plugins(api: rest.Rest, config: ApiConfig,
     pods_reader = lookups.NamespacedReader(api, "", "v1", "pods", ttl=0)
     limit_ranges = lookups.NamespacedReader(api, "", "v1", "limitranges")
     quotas = lookups.NamespacedReader(api, "", "v1", "resourcequotas")
+    pod_reader, node_reader = lookups.ObjectReader(api, "", "v1", "pods"), lookups.ObjectReader(api, "", "v1", "nodes")
     return [
         admission.NamespaceLifecycle(api.namespace),
         escalation,
         limitranger.LimitRanger(limit_ranges.list, requalify=_requalify_pod),
+        node_restriction.NodeRestriction(pod_reader.get, lambda name: node_reader.get(None, name)),
         podsecurity_admission.PodSecurity(api.namespace, pods_reader.list, configuration=pod_security),
         quota.ResourceQuota(quota.QuotaAccess(quotas.list, quotas.list_fresh, quotas.write_status)),
     ]

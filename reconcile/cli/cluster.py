@@ -154,11 +154,16 @@ def _apiserver_matches(ctx: UpContext, entry: dict[str, Any]) -> bool:
             and entry.get("advertise", []) == list(ctx.advertise) and entry.get("args", []) == _apiserver_args(ctx))
 
 
+AUTHORIZATION_MODE = "Node,RBAC"  # as kubeadm and kind: node agents by the Node authorizer, the rest by RBAC
+
+
 def _apiserver_args(ctx: UpContext) -> list[str]:
-    """Audit and encryption flags (`up --audit`, `--encrypt-secrets`; see apiserver_files)."""
+    """Authorization, audit and encryption flags (`up --audit`, `--encrypt-secrets`; see apiserver_files).
+    A running API server started with other flags is restarted with these."""
     from reconcile.cli import apiserver_files
 
-    args = apiserver_files.encryption_args(ctx.state_dir, create=bool(ctx.extra.get("encrypt_secrets")))
+    args = ["--authorization-mode", AUTHORIZATION_MODE]
+    args += apiserver_files.encryption_args(ctx.state_dir, create=bool(ctx.extra.get("encrypt_secrets")))
     if ctx.extra.get("audit"):
         args += apiserver_files.audit_args(ctx.state_dir)
     return args

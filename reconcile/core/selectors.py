@@ -502,6 +502,16 @@ def _split_terms(text: str) -> list[str]:
 
 def parse_fields(text: str | None, *, supported: frozenset[str]) -> FieldSelector:
     """fields.ParseSelector plus the per-kind label check the API server does afterwards."""
+    selector = parse_field_terms(text)
+    for req in selector.requirements:
+        if req.field not in supported:
+            raise errors.BadRequest(f"field label not supported: {req.field}")
+    return selector
+
+
+def parse_field_terms(text: str | None) -> FieldSelector:
+    """fields.ParseSelector alone: the terms, whatever fields they name (authorization reads a
+    request's selector this way, before the handler checks the labels the kind supports)."""
     if not text:
         return FieldSelector()
     reqs: list[FieldRequirement] = []
@@ -517,9 +527,6 @@ def parse_fields(text: str | None, *, supported: frozenset[str]) -> FieldSelecto
             raise errors.BadRequest(f"invalid selector: '{text}'; can't understand '{term}'")
         value = _unescape_field_value(raw)
         reqs.append(FieldRequirement(field, "!=" if op == "!=" else "=", value))
-    for req in reqs:
-        if req.field not in supported:
-            raise errors.BadRequest(f"field label not supported: {req.field}")
     return FieldSelector(tuple(reqs))
 
 

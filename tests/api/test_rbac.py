@@ -104,7 +104,7 @@ def cluster(etcd_endpoint: str) -> Iterator[Cluster]:
     workdir = Path(tempfile.mkdtemp(prefix="rbac-"))
     token_file(workdir / "tokens.csv")
     server = support.ApiServerProcess(etcd_endpoint, prefix=f"/test-{uuid.uuid4().hex[:12]}/registry", extra_args=(
-        "--authorization-mode", "RBAC", "--token-auth-file", str(workdir / "tokens.csv")))
+        "--authorization-mode", "Node,RBAC", "--token-auth-file", str(workdir / "tokens.csv")))
     server.start()
     config_mod.write_kubeconfig(workdir / "kubeconfig", server.url, token=TOKENS["cm"][0])
     env = {k: v for k, v in os.environ.items() if k != "RECONCILE_SERVER"}

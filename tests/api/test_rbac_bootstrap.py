@@ -112,4 +112,4 @@ def test_unknown_authorization_mode_is_refused_at_start(etcd_endpoint: str, pref
                              prefix, "--port", str(support.free_port()), "--authorization-mode", "RBAC,Bogus"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
-    assert "--authorization-mode: unknown mode 'Bogus' (known: AlwaysAllow, AlwaysDeny, RBAC)" in result.stderr
+    assert "--authorization-mode: unknown mode 'Bogus' (known: AlwaysAllow, AlwaysDeny, RBAC, Node)" in result.stderr

@@ -32,7 +32,7 @@ def _kubectl_present() -> None:
 @pytest.fixture(scope="module")
 def rbac_server(etcd_endpoint: str) -> Iterator[str]:
     server = support.ApiServerProcess(etcd_endpoint, prefix=f"/test-{uuid.uuid4().hex[:12]}/registry",
-                                      extra_args=("--authorization-mode", "RBAC"))
+                                      extra_args=("--authorization-mode", "Node,RBAC"))
     server.start()
     try:
         yield server.url

@@ -6,12 +6,14 @@ next `up` restarts what held the old one."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime
 import json
 import os
 import stat
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import httpx
@@ -21,6 +23,9 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
 from reconcile.cli import processes
+from reconcile.client import api as client_api
+from reconcile.client import config as client_config
+from reconcile.node import images
 from reconcile.pki import certs
 from reconcile.pki import cluster as pki_cluster
 from tests import prerequisites, support
@@ -71,6 +76,7 @@ def test_up_runs_a_secured_cluster(tmp_path: Path, up_env: dict[str, str]) -> No
         _check_apiserver(components["apiserver"], pki, url)
         _check_identities(components, state_dir)
         _check_clients(state_dir / "kubeconfig", up_env, pki)
+        _check_workload(state_dir / "kubeconfig")
 
         status = reconcile("status", env=up_env)
         assert status.returncode == 0, status.stdout + status.stderr
@@ -134,6 +140,7 @@ def _check_apiserver(entry: dict, pki: pki_cluster.ClusterPki, url: str) -> None
     argv = _argv(entry["pid"])
     assert _flag(argv, "--client-ca-file") == str(pki.ca.cert)
     assert _flag(argv, "--etcd-cert") == str(pki.apiserver_etcd_client.cert)
+    assert _flag(argv, "--authorization-mode") == "Node,RBAC"  # node agents by the Node authorizer, the rest RBAC
     anonymous = support.Connection(url, pki)
     with anonymous.http_client(anonymous=True) as client:
         assert client.get("/readyz").status_code == 200
@@ -154,6 +161,39 @@ def _check_identities(components: dict, state_dir: Path) -> None:
         entry = kubeconfig["users"][0]["user"]
         assert certs.info(Path(entry["client-certificate"]).read_bytes()).identity.user == user
         assert processes.alive(components[name]["pid"])
+
+
+def _check_workload(kubeconfig: Path) -> None:
+    """Every component under Node,RBAC with its own identity: the controllers make a Deployment's pod,
+    the scheduler binds it, the node agent reads its Secret and ConfigMap and runs it."""
+    client = client_api.Client(client_config.load_config(kubeconfig=str(kubeconfig)))
+    ns = f"up-{uuid.uuid4().hex[:6]}"
+    try:
+        client.create("v1", "namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+        client.create("v1", "secrets", {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
+                                        "data": {"k": "dg=="}}, namespace=ns)
+        client.create("v1", "configmaps", {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"},
+                                           "data": {"K": "v"}}, namespace=ns)
+        labels = {"app": "pause"}
+        container = {"name": "pause", "image": images.PAUSE_IMAGE, "envFrom": [{"configMapRef": {"name": "c"}}],
+                     "volumeMounts": [{"name": "s", "mountPath": "/etc/s"}]}
+        client.create("apps/v1", "deployments", {
+            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "pause"},
+            "spec": {"replicas": 1, "selector": {"matchLabels": labels}, "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [container], "volumes": [{"name": "s", "secret": {"secretName": "s"}}]}}}},
+            namespace=ns)
+
+        def running() -> bool:
+            pods = client.list("v1", "pods", namespace=ns)["items"]
+            return any((p.get("status") or {}).get("phase") == "Running" and p["spec"].get("nodeName") == NODE
+                       for p in pods)
+
+        support.wait_for(running, timeout=120, what="the Deployment's pod Running on the node")
+    finally:
+        with contextlib.suppress(Exception):
+            client.delete("v1", "namespaces", ns)
+        client.close()
 
 
 def _check_clients(kubeconfig: Path, env: dict[str, str], pki: pki_cluster.ClusterPki) -> None:

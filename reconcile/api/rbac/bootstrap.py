@@ -4,7 +4,8 @@ A default object that is missing is created. One that exists is left alone when 
 `rbac.authorization.kubernetes.io/autoupdate` annotation is "false"; otherwise what the default
 has and the stored one lacks is added back (rules not covered, aggregation selectors, subjects,
 labels and annotations), and nothing the stored one has is taken away, as upstream's
-`reconcile` with its default of not removing extra permissions. A binding whose roleRef differs
+`reconcile` with its default of not removing extra permissions (one exception: the subjects a
+default binding is known to have lost, `policy.RETIRED_SUBJECTS`). A binding whose roleRef differs
 is deleted and created again (roleRef is immutable). Writes are the server's own
 (`authn.SERVER`), so escalation checks do not apply; a lost race with another API server is
 retried on a fresh read.
@@ -57,12 +58,21 @@ def reconciled_binding(existing: dict[str, Any], expected: dict[str, Any]) -> di
     result = copy.deepcopy(existing)
     changed = _merge_metadata(result, expected)
     subjects = list(result.get("subjects") or [])
+    retired = policy.RETIRED_SUBJECTS.get(expected["metadata"]["name"], [])
+    kept = [s for s in subjects if not any(_same_subject(s, r) for r in retired)]
+    if len(kept) != len(subjects):
+        subjects = kept
+        changed = True
     for subject in expected.get("subjects") or []:
         if subject not in subjects:
             subjects.append(subject)
             changed = True
     result["subjects"] = subjects
     return result if changed else None
+
+
+def _same_subject(subject: Any, other: dict[str, str]) -> bool:
+    return isinstance(subject, dict) and all(subject.get(k) == other.get(k) for k in ("kind", "name"))
 
 
 def _merge_metadata(result: dict[str, Any], expected: dict[str, Any]) -> bool:

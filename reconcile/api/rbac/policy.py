@@ -13,8 +13,10 @@ Ours, from what each component calls (read off its code; least privilege):
 - `system:kube-scheduler` (user of the same name): pods, nodes, namespaces read; bindings, pod
   status, Events, its Lease;
 - `system:node`: what a node agent calls (its Node and Lease, pods bound to it and their status,
-  the Secrets/ConfigMaps/claims they use). A placeholder bound to the group `system:nodes` until the
-  node authorizer and NodeRestriction narrow it to the node's own objects.
+  the Secrets/ConfigMaps/claims they use). As upstream since 1.8, the role exists but is bound to
+  nobody: node agents are authorized by the Node authorizer (`--authorization-mode Node,RBAC`,
+  reconcile/api/nodeauth), which limits them to their own objects; NodeRestriction admission limits
+  their writes. Under `RBAC` alone a node is allowed nothing until someone binds the role.
 
 Every object carries upstream's `kubernetes.io/bootstrapping: rbac-defaults` label and the
 `rbac.authorization.kubernetes.io/autoupdate: "true"` annotation; `bootstrap.reconcile` restores
@@ -44,7 +46,8 @@ CONTROLLER_MANAGER_LEASE = "reconcile-controller-manager"
 SCHEDULER_LEASE = "reconcile-scheduler"
 # The built-in controllers (reconcile/controllers/manager.py) that get a role each.
 CONTROLLERS = ("replicaset-controller", "deployment-controller", "generic-garbage-collector",
-               "namespace-controller", "node-controller", "clusterrole-aggregation-controller")
+               "namespace-controller", "node-controller", "clusterrole-aggregation-controller",
+               "resourcequota-controller")
 
 
 def rule(verbs: list[str], groups: list[str] | None = None, resources: list[str] | None = None, *,
@@ -191,6 +194,11 @@ def _controller_rules() -> dict[str, list[dict[str, Any]]]:
         "clusterrole-aggregation-controller": [
             rule(["escalate", "get", "list", "patch", "update", "watch"], [GROUP], ["clusterroles"]),
         ],
+        "resourcequota-controller": [  # upstream's: it counts anything a quota may limit
+            rule(["list", "watch"], ["*"], ["*"]),
+            rule(["update"], [""], ["resourcequotas/status"]),
+            *_events(),
+        ],
     }
 
 
@@ -234,6 +242,12 @@ def cluster_roles() -> list[dict[str, Any]]:
     return roles
 
 
+# Subjects a default binding once had and reconciliation takes away again: before the Node authorizer,
+# `system:node` was bound to every node, which would let any node read every Secret beside the
+# authorizer. Upstream leaves the old subject in place on upgrade; we remove it (README: differences).
+RETIRED_SUBJECTS: dict[str, list[dict[str, str]]] = {"system:node": [group(NODES_GROUP)]}
+
+
 def cluster_role_bindings() -> list[dict[str, Any]]:
     bindings = [
         cluster_role_binding("cluster-admin", "cluster-admin", [group("system:masters")]),
@@ -244,7 +258,8 @@ def cluster_role_bindings() -> list[dict[str, Any]]:
         cluster_role_binding("system:monitoring", "system:monitoring", [group("system:monitoring")]),
         cluster_role_binding(CONTROLLER_MANAGER_USER, CONTROLLER_MANAGER_USER, [user(CONTROLLER_MANAGER_USER)]),
         cluster_role_binding(SCHEDULER_USER, SCHEDULER_USER, [user(SCHEDULER_USER)]),
-        cluster_role_binding("system:node", "system:node", [group(NODES_GROUP)]),
+        # Upstream keeps this binding with no subjects since 1.8 (the Node authorizer took over).
+        cluster_role_binding("system:node", "system:node", []),
     ]
     for name in CONTROLLERS:
         bindings.append(cluster_role_binding(f"system:controller:{name}", f"system:controller:{name}",
