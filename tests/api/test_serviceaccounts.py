@@ -425,3 +425,42 @@ def test_admission_refuses_a_pod_of_a_missing_account(api: Api, ns: str) -> None
         "spec": {"containers": [{"name": "c", "image": "busybox"}]}})
     assert refused.status_code == 403 and 'serviceaccount "default" not found' in refused.json()["message"]
     assert time.monotonic() - started >= 0.9  # upstream's retries for `default` (the controller may be late)
+
+
+# --- in-cluster configuration of our client ----------------------------------------------------------
+
+
+def test_in_cluster_client_follows_the_refreshed_token(api: Api, ns: str, tmp_path: Path) -> None:
+    """Our client inside a pod: the service variables and the projected files, the token re-read
+    when the node agent replaces it (here: replaced by hand, through a ..data symlink swap as the
+    agent's atomic writer does)."""
+    from reconcile.client import api as client_api
+    from reconcile.client import config as client_config
+
+    api.service_account(ns, "first")
+    api.service_account(ns, "second")
+    root = tmp_path / "serviceaccount"
+    root.mkdir()
+    (root / "ca.crt").write_bytes(api.pki.ca.cert.read_bytes())
+    (root / "namespace").write_text(ns)
+    (root / "v1").mkdir()
+    (root / "v1" / "token").write_text(api.token(ns, "first")["status"]["token"])
+    (root / "..data").symlink_to("v1")
+    (root / "token").symlink_to("..data/token")
+    port = api.server.url.rsplit(":", 1)[1]
+    cfg = client_config.in_cluster_config(root=root, environ={"KUBERNETES_SERVICE_HOST": "127.0.0.1",
+                                                              "KUBERNETES_SERVICE_PORT": port})
+    assert cfg is not None and cfg.server == f"https://127.0.0.1:{port}" and cfg.namespace == ns
+
+    def whoami(client: client_api.Client) -> str:
+        review = client.create("authentication.k8s.io/v1", "selfsubjectreviews",
+                               {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})
+        return review["status"]["userInfo"]["username"]
+
+    with client_api.Client(cfg) as client:
+        assert whoami(client) == f"system:serviceaccount:{ns}:first"
+        (root / "v2").mkdir()
+        (root / "v2" / "token").write_text(api.token(ns, "second")["status"]["token"])
+        (root / "..data_tmp").symlink_to("v2")
+        (root / "..data_tmp").replace(root / "..data")
+        assert whoami(client) == f"system:serviceaccount:{ns}:second"
