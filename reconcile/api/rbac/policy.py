@@ -242,6 +242,7 @@ def cluster_roles() -> list[dict[str, Any]]:
             rule(["get", "list", "watch", "delete"], [""], ["pods"]),
             rule(["patch", "update"], [""], ["pods/status"]),
             rule(["get"], [""], ["secrets", "configmaps", "persistentvolumeclaims", "persistentvolumes"]),
+            rule(["create"], [""], ["serviceaccounts/token"]),  # its pods' projected tokens (upstream's)
             rule(["get", "create", "update", "patch"], ["coordination.k8s.io"], ["leases"]),
             *_events(),
         ]),
