@@ -464,3 +464,29 @@ def test_in_cluster_client_follows_the_refreshed_token(api: Api, ns: str, tmp_pa
         (root / "..data_tmp").symlink_to("v2")
         (root / "..data_tmp").replace(root / "..data")
         assert whoami(client) == f"system:serviceaccount:{ns}:second"
+
+
+def test_rbac_grants_reach_a_service_account_in_its_namespace_only(api: Api, ns: str) -> None:
+    other = helpers.unique("sa-other")
+    api.ok("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": other}})
+    api.service_account(other, "default")
+    api.pod(other, "theirs", automountServiceAccountToken=False)
+    api.service_account(ns, "app")
+    api.ok("POST", f"/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/roles", {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "cm-reader"},
+        "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["list"]}]})
+    api.ok("POST", f"/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings", {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "app-reads"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "cm-reader"},
+        "subjects": [{"kind": "ServiceAccount", "name": "app", "namespace": ns}]})
+    token = api.token(ns, "app")["status"]["token"]
+    support.wait_for(lambda: api.with_token(token, "GET", f"/api/v1/namespaces/{ns}/configmaps").status_code == 200,
+                     timeout=15, what="the ServiceAccount's binding")
+    assert api.with_token(token, "GET", f"/api/v1/namespaces/{other}/configmaps").status_code == 403
+    # a token is bound only to objects of its own namespace: another namespace's pod is not found
+    theirs = api.token(ns, "app", {"boundObjectRef": {"kind": "Pod", "apiVersion": "v1", "name": "theirs"}},
+                       status=(404,))
+    assert theirs["message"] == 'pods "theirs" not found'
+    # and the account cannot mint tokens for itself or others
+    assert api.with_token(token, "POST", f"/api/v1/namespaces/{ns}/serviceaccounts/app/token",
+                          {"spec": {}}).status_code == 403
