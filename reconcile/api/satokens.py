@@ -351,7 +351,7 @@ class TokenIssuer:
         now = int(self.clock())
         expiration, warn_after = seconds, 0
         if (self.settings.extend_expiration and pod is not None and seconds == WARN_ONLY_EXPIRATION
-                and any(a in self.audiences for a in spec["audiences"])):
+                and all(a in self.audiences for a in spec["audiences"])):  # upstream's isKubeAudiences
             expiration, warn_after = EXTENDED_EXPIRATION, seconds
         found = claims(issuer=self.issuer, service_account=service_account, audiences=spec["audiences"],
                        expiration=expiration, now=now, pod=pod, node=node, secret=secret, warn_after=warn_after)
