@@ -128,3 +128,32 @@ async def test_long_lived_tokens_are_renewed_after_a_day_and_failures_are_source
         await projected.Tokens(refusing).get(POD, "v", 0, {"path": "token"})
     with pytest.raises(projected.SourceError, match="cannot request"):
         await projected.Tokens(None).get(POD, "v", 0, {"path": "token"})
+
+
+async def test_volumes_rewrite_a_due_token_in_place(tmp_path: Path) -> None:
+    """`Volumes.refresh` on a running pod: nothing until the token is due, then the new token appears
+    through the same bind-mounted directory (the API is a stand-in here: `_Server`, `fetch`)."""
+    from reconcile.node import volumes
+
+    now = [1_800_000_000.0]
+    tokens = projected.Tokens(_Server(now), clock=lambda: now[0])
+
+    async def fetch(plural: str, namespace: str, name: str) -> dict | None:
+        return {"data": {"ca.crt": "CA"}} if (plural, name) == ("configmaps", "kube-root-ca.crt") else None
+
+    pod = {**POD, "spec": {**POD["spec"], "volumes": [{"name": "kube-api-access-abcde", "projected": {
+        "defaultMode": 0o644, "sources": [{"serviceAccountToken": {"path": "token", "expirationSeconds": 3607}},
+                                          {"configMap": {"name": "kube-root-ca.crt",
+                                                         "items": [{"key": "ca.crt", "path": "ca.crt"}]}}]}}]}}
+    vols = volumes.Volumes(tmp_path, fetch, tokens=tokens)
+    paths = await vols.prepare(pod)
+    target = Path(paths["kube-api-access-abcde"])
+    inode = target.stat().st_ino
+    assert (target / "token").read_text() == "tok-1" and (target / "ca.crt").read_text() == "CA"
+    due = await vols.refresh(pod)
+    assert due == pytest.approx(now[0] + 0.8 * 3600) and (target / "token").read_text() == "tok-1"
+    now[0] = due + 1
+    assert await vols.refresh(pod) > now[0]
+    assert (target / "token").read_text() == "tok-2" and target.stat().st_ino == inode
+    vols.remove("u-1")
+    assert not target.exists() and tokens.due("u-1") is None
