@@ -46,6 +46,7 @@ from reconcile.api import (
     satokens,
     serviceaccount_admission,
     strategies,
+    tokenrequest,
 )
 from reconcile.api.rbac import authorizer as rbac_authorizer
 from reconcile.api.rbac import bootstrap as rbac_bootstrap
@@ -155,7 +156,7 @@ class ApiServer:
             anonymous_auth=_anonymous_allowed(config), service_account_tokens=sa_tokens)
         self.authenticator: authn.Authenticator = authenticators.build(authn_settings)
         # TokenRequest (serviceaccounts/token) is served only when the server can sign, as upstream's
-        self.token_issuer = satokens.TokenIssuer(signer, sa_settings, self._get_object) if signer else None
+        self.token_issuer = tokenrequest.TokenIssuer(signer, sa_settings, self._get_object) if signer else None
         escalation = rbac_escalation.EscalationCheck(self.authorizer, self.authorizer.rules_for,
                                                      self.rbac_index.role_rules)
         self.rest.admission = admission.Chain(admission_plugins(self.rest, config, escalation,

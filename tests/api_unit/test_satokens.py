@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from reconcile.api import jwts, satokens
+from reconcile.api import jwts, satokens, tokenrequest
 from reconcile.core import errors
 from reconcile.pki import certs
 
@@ -47,14 +47,14 @@ def _objects() -> dict[tuple[str, str | None, str], dict]:
             ("secrets", "team", "s"): SECRET}
 
 
-def _issuer(key: bytes, objects: dict, **settings: Any) -> satokens.TokenIssuer:
+def _issuer(key: bytes, objects: dict, **settings: Any) -> tokenrequest.TokenIssuer:
     async def get(plural: str, namespace: str | None, name: str) -> dict:
         found = objects.get((plural, namespace, name))
         if found is None:
             raise errors.NotFound.for_resource(plural, name)
         return found
 
-    return satokens.TokenIssuer(_signer(key), satokens.Settings(**settings), get, clock=lambda: NOW)
+    return tokenrequest.TokenIssuer(_signer(key), satokens.Settings(**settings), get, clock=lambda: NOW)
 
 
 async def test_pod_bound_token_carries_the_pod_and_its_node(key: bytes) -> None:
@@ -124,13 +124,13 @@ def test_leeway_issuers_and_malformed_claims(key: bytes) -> None:
 
 
 def test_request_validation() -> None:
-    assert satokens.parse_request({"spec": {}})["spec"] == {"audiences": [], "expirationSeconds": 3600}
+    assert tokenrequest.parse_request({"spec": {}})["spec"] == {"audiences": [], "expirationSeconds": 3600}
     with pytest.raises(errors.Invalid):
-        satokens.parse_request({"spec": {"expirationSeconds": -1}})
+        tokenrequest.parse_request({"spec": {"expirationSeconds": -1}})
     for bad in ({"spec": {"expirationSeconds": True}}, {"spec": {"boundObjectRef": {"name": 1}}},
                 {"metadata": "x"}, {"apiVersion": "v1", "kind": "TokenRequest"}):
         with pytest.raises(errors.BadRequest):
-            satokens.parse_request(bad)
+            tokenrequest.parse_request(bad)
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("0", 0), ("48h", 172800), ("1h30m", 5400), ("3600s", 3600),
