@@ -13,13 +13,14 @@ administrator), so nothing changes until a flag asks for authentication.
 
 `build` adds them in upstream's order: x509 client certificates (`clientcerts`, from
 `Credentials.peer_certificate`), then bearer tokens (`tokens.TokenAuthenticator`s inside
-`tokens.BearerToken`: the static token file; ServiceAccount and bootstrap tokens join there).
+`tokens.BearerToken`: the static token file, then ServiceAccount tokens (`satokens`, built by the
+server because it reads the watch caches); bootstrap tokens join there).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from reconcile.api import authn, clientcerts, tokens
 
@@ -55,16 +56,23 @@ class Settings:
     client_ca_file: str | None = None  # upstream's --client-ca-file: x509 client certificates
     token_auth_file: str | None = None  # upstream's --token-auth-file (CSV)
     anonymous_auth: bool = True  # requests without credentials are system:anonymous (else 401)
+    # ServiceAccount JWTs (satokens.ServiceAccountTokens), when the server has verification keys
+    service_account_tokens: tokens.TokenAuthenticator | None = None
+    # filled by `build`: the bearer-token authenticators in order (TokenReview asks the same ones)
+    token_authenticators: list[tokens.TokenAuthenticator] = field(default_factory=list)
 
 
 def build(settings: Settings) -> authn.Authenticator:
     """The server's authenticator: `TrustEveryone` when nothing is configured, else the chain."""
     request_authenticators: list[authn.Authenticator] = []
-    token_authenticators: list[tokens.TokenAuthenticator] = []
+    token_authenticators = settings.token_authenticators
+    token_authenticators.clear()
     if settings.client_ca_file:
         request_authenticators.append(clientcerts.ClientCertificates.from_file(settings.client_ca_file))
     if settings.token_auth_file:
         token_authenticators.append(tokens.TokenFile.load(settings.token_auth_file))
+    if settings.service_account_tokens is not None:
+        token_authenticators.append(settings.service_account_tokens)
     if token_authenticators:
         request_authenticators.append(tokens.BearerToken(token_authenticators))
     if not request_authenticators:

@@ -16,16 +16,18 @@ VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update
 SUBRESOURCE_VERBS = ["get", "patch", "update"]
 AGGREGATED_CONTENT_TYPE = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 _SCALE_KIND = {"group": "autoscaling", "version": "v1", "kind": "Scale"}
-# Subresources served by code for particular built-in kinds: (group, plural) -> [(name, verbs, kind)].
+# Subresources served by code for particular built-in kinds: (group, plural) -> [(name, verbs, kind)]
+# (kind: "Kind" in the resource's own group version, or "group/version/Kind").
 _EXTRA_SUBRESOURCES: dict[tuple[str, str], list[tuple[str, list[str], str]]] = {
     ("", "pods"): [("log", ["get"], "Pod"), ("binding", ["create"], "Binding")],
+    ("", "serviceaccounts"): [("token", ["create"], "authentication.k8s.io/v1/TokenRequest")],
 }
 # Built-in kinds that are only created, never stored (the reviews, answered by `reviews`), so clients
 # that list and watch every resource (the garbage collector, the namespace controller) leave them be.
 _CREATE_ONLY = frozenset({
     ("authorization.k8s.io", "selfsubjectaccessreviews"), ("authorization.k8s.io", "subjectaccessreviews"),
     ("authorization.k8s.io", "localsubjectaccessreviews"), ("authorization.k8s.io", "selfsubjectrulesreviews"),
-    ("authentication.k8s.io", "selfsubjectreviews"),
+    ("authentication.k8s.io", "selfsubjectreviews"), ("authentication.k8s.io", "tokenreviews"),
 })
 
 
@@ -86,7 +88,8 @@ def _subresources(res: registry.Resource) -> list[tuple[str, list[str], dict[str
         out.append(("scale", SUBRESOURCE_VERBS, _SCALE_KIND))
     if res.builtin:
         for name, verbs, kind in _EXTRA_SUBRESOURCES.get((res.group, res.plural), []):
-            out.append((name, verbs, {"group": res.group, "version": res.version, "kind": kind}))
+            group, version, kind = kind.rsplit("/", 2) if "/" in kind else (res.group, res.version, kind)
+            out.append((name, verbs, {"group": group, "version": version, "kind": kind}))
     return out
 
 

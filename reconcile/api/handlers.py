@@ -8,6 +8,7 @@ validates and stores) and encodes the answer.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -21,6 +22,7 @@ from reconcile.api import (
     http,
     listing,
     podproxy,
+    protobodies,
     registry,
     rest,
     routing,
@@ -39,6 +41,18 @@ FIELD_VALIDATION = {"strict": "Strict", "warn": "Warn", "ignore": "Ignore"}
 # A create-only resource that is answered, never stored (the review kinds): (resource, namespace,
 # body, user) -> the object to answer with.
 VirtualCreate = Callable[[registry.Resource, str | None, dict[str, Any], authn.UserInfo], Awaitable[dict[str, Any]]]
+# A POST to a subresource served by code (serviceaccounts/token): (namespace, name, body, user) ->
+# (the object to answer with, warnings).
+SubresourceCreate = Callable[[str | None, str, Any, authn.UserInfo], Awaitable[tuple[dict[str, Any], list[str]]]]
+
+
+@dataclass(frozen=True)
+class CodeSubresource:
+    """A create-only subresource of a built-in kind, and how to read its protobuf body (kubectl sends
+    some only in protobuf); None: protobuf is refused with 415 as elsewhere."""
+
+    create: SubresourceCreate
+    protobuf: Callable[[bytes], dict[str, Any]] | None = None
 
 
 class ResourceHandlers:
@@ -52,6 +66,8 @@ class ResourceHandlers:
         self.decoder = decoder or decoding.BodyDecoder()
         # resource -> its create handler, for the virtual (never stored) kinds; None for the others
         self.virtual: Callable[[registry.Resource], VirtualCreate | None] = lambda resource: None
+        # (group, plural, subresource) of a built-in kind -> its handler
+        self.code_subresources: dict[tuple[str, str, str], CodeSubresource] = {}
 
     async def _body(self, request: Request, *, what: str = "object", strict: bool = False) -> Any:
         """The request body, read under the size cap and decoded (bounded, off the loop when large)."""
@@ -83,6 +99,10 @@ class ResourceHandlers:
         else:
             if podproxy.handles(resource, info):  # pods/log, pods/exec: proxied to the pod's node agent
                 return await podproxy.handle(self.api, request, info)
+            code = self.code_subresources.get((resource.group, resource.plural, info.subresource or "")) \
+                if resource.builtin and info.subresource else None
+            if code is not None:
+                return await self._code_subresource(request, resource, info, user, code)
             if method == "GET":
                 return await self._get(request, resource, info)
             if method == "PUT":
@@ -105,6 +125,23 @@ class ResourceHandlers:
                 f"{resource.group_resource})")
         body = await self._body(request)
         return http.json_response(await create(resource, info.namespace, body, user), status=201)
+
+    async def _code_subresource(self, request: Request, resource: registry.Resource, info: routing.RequestInfo,
+                                user: authn.UserInfo, code: CodeSubresource) -> Response:
+        assert info.name is not None
+        if request.method != "POST":
+            raise errors.MethodNotAllowed(
+                f"the server does not allow this method on the requested resource ({request.method} "
+                f"{resource.group_resource}/{info.subresource})")
+        raw = await http.read_body(request)
+        media = http.media_type(request)
+        if code.protobuf is not None and protobodies.is_protobuf(raw, media):
+            body = code.protobuf(raw)
+        else:
+            body = await self.decoder.decode(raw, media, what="object")
+        obj, warnings = await code.create(info.namespace, info.name, body, user)
+        headers = {"Warning": http.warning_header(warnings)} if warnings else None
+        return http.json_response(obj, status=201, headers=headers)
 
     # --- reads ---
 

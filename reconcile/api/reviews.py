@@ -2,7 +2,8 @@
 
 `authorization.k8s.io/v1` SelfSubjectAccessReview (`kubectl auth can-i`), SubjectAccessReview,
 LocalSubjectAccessReview and SelfSubjectRulesReview (`kubectl auth can-i --list`), and
-`authentication.k8s.io/v1` SelfSubjectReview (`kubectl auth whoami`). They are create-only and
+`authentication.k8s.io/v1` SelfSubjectReview (`kubectl auth whoami`) and TokenReview (does a bearer
+token authenticate, and as whom: asked of the server's own token authenticators, audiences and all). They are create-only and
 never stored: `handlers` hands a POST of one to `Reviews.create`, which answers with the object and
 its `status` filled in (201, as any create). Who may ask is the pipeline's business (RBAC's
 `system:basic-user` lets every authenticated user ask about themselves).
@@ -17,7 +18,7 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from reconcile.api import authn, authorizers, authz, impersonation, registry
+from reconcile.api import authenticators, authn, authorizers, authz, impersonation, registry, satokens, tokens
 from reconcile.core import errors, meta, selectors
 
 AUTHORIZATION = "authorization.k8s.io"
@@ -136,14 +137,18 @@ def _subject(resource: registry.Resource, spec: dict[str, Any]) -> authn.UserInf
 class Reviews:
     """Answers the review kinds; `handlers` asks `handler_for` for each resource request."""
 
-    def __init__(self, authorizer: authorizers.Chain) -> None:
+    def __init__(self, authorizer: authorizers.Chain, *, token_authenticators: list[tokens.TokenAuthenticator] | None = None,
+                 api_audiences: tuple[str, ...] = ()) -> None:
         self.authorizer = authorizer
+        self.token_authenticators = token_authenticators if token_authenticators is not None else []
+        self.api_audiences = list(api_audiences)
         self._handlers: dict[tuple[str, str], Handler] = {
             (AUTHORIZATION, "selfsubjectaccessreviews"): self.self_subject_access_review,
             (AUTHORIZATION, "subjectaccessreviews"): self.subject_access_review,
             (AUTHORIZATION, "localsubjectaccessreviews"): self.local_subject_access_review,
             (AUTHORIZATION, "selfsubjectrulesreviews"): self.self_subject_rules_review,
             (AUTHENTICATION, "selfsubjectreviews"): self.self_subject_review,
+            (AUTHENTICATION, "tokenreviews"): self.token_review,
         }
 
     def handler_for(self, resource: registry.Resource) -> Handler | None:
@@ -202,6 +207,46 @@ class Reviews:
                                   body: dict[str, Any], user: authn.UserInfo) -> dict[str, Any]:
         _checked(resource, body)
         return _answer(resource, body, {"userInfo": impersonation.describe(user)}, stamped=True)
+
+
+    async def token_review(self, resource: registry.Resource, namespace: str | None,
+                           body: dict[str, Any], user: authn.UserInfo) -> dict[str, Any]:
+        """Upstream's TokenReview: the token as a bearer token of a request would be judged; a failure
+        says why in status.error (the one place a reason is given: the caller holds the token)."""
+        spec = _checked(resource, body).get("spec") or {}
+        if namespace:
+            raise errors.BadRequest(f"namespace is not allowed on this type: {namespace}")
+        token, audiences = spec.get("token"), spec.get("audiences") or []
+        if not isinstance(token, str) or not token:
+            raise errors.BadRequest("token is required for TokenReview in authentication")
+        if not _strings(audiences):
+            raise errors.BadRequest(f'{resource.kind} in version "{resource.version}" cannot be handled as a '
+                                    f"{resource.kind}: spec.audiences must be a list of strings")
+        status = await self._review_token(token, list(audiences))
+        return _answer(resource, body, status, stamped=True)
+
+    async def _review_token(self, token: str, audiences: list[str]) -> dict[str, Any]:
+        requested = audiences or self.api_audiences
+        for authenticator in self.token_authenticators:
+            if isinstance(authenticator, satokens.ServiceAccountTokens):
+                review = authenticator.review(token, requested or None)
+                if review is None:
+                    continue
+                if review.user is None:
+                    return {"user": {}, "error": review.error}
+                return {"authenticated": True, "audiences": review.audiences,
+                        "user": impersonation.describe(authenticators.with_authenticated(review.user))}
+            found = await authenticator.authenticate_token(token)
+            if found is not None:  # audience-agnostic (the token file): valid for the server's own audiences
+                shared = [a for a in requested if a in self.api_audiences] if self.api_audiences else requested
+                if requested and self.api_audiences and not shared:
+                    return {"user": {}, "error": "token audiences are invalid for the target audiences"}
+                status: dict[str, Any] = {"authenticated": True,
+                                          "user": impersonation.describe(authenticators.with_authenticated(found))}
+                if shared:
+                    status["audiences"] = shared
+                return status
+        return {"user": {}, "error": "invalid bearer token"}
 
 
 def _resource_rule(rule: dict[str, Any]) -> dict[str, Any]:

@@ -37,12 +37,16 @@ from reconcile.api import (
     openapi,
     pipeline,
     podsecurity_admission,
+    protobodies,
     quota,
     registry,
     rest,
     reviews,
     routing,
+    satokens,
+    serviceaccount_admission,
     strategies,
+    tokenrequest,
 )
 from reconcile.api.nodeauth import authorizer as node_authorizer
 from reconcile.api.nodeauth import feed as node_feed
@@ -54,7 +58,7 @@ from reconcile.api.rbac import index as rbac_index
 from reconcile.api.strategies import configdata, crds, namespaces, pods
 from reconcile.api.strategies import rbac as rbac_strategy
 from reconcile.core import errors
-from reconcile.store import encryption, etcd
+from reconcile.store import encryption, etcd, keys
 
 log = logging.getLogger("reconcile.api")
 
@@ -87,6 +91,8 @@ class ApiConfig:
     anonymous_auth: bool = True  # --anonymous-auth: requests without credentials are system:anonymous
     admission_config_file: str | None = None  # an AdmissionConfiguration (PodSecurity defaults, exemptions)
     pod_security_initial_labels: bool = False  # label the initial namespaces: default baseline, kube-system privileged
+    # --service-account-issuer, -key-file, -signing-key-file, --api-audiences, ...: ServiceAccount tokens
+    service_accounts: satokens.Settings = field(default_factory=satokens.Settings)
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -149,15 +155,28 @@ class ApiServer:
             self.caches.add_listener(("", node_feed.PVS), self.node_graph.pv_event)
         self.authorizer = authorizers.build(modes, rbac=rbac_authorizer.RBACAuthorizer(self.rbac_index),
                                             node=node_authorizer.NodeAuthorizer(self.node_graph))
-        self.authenticator: authn.Authenticator = authenticators.build(authenticators.Settings(
+        signer, verification_keys = _service_account_keys(config.service_accounts)
+        sa_settings = config.service_accounts
+        sa_tokens = None
+        if verification_keys:
+            sa_tokens = satokens.ServiceAccountTokens(verification_keys, issuers=sa_settings.issuer_list(),
+                                                      api_audiences=sa_settings.audiences(), lookup=self._cached)
+        authn_settings = authenticators.Settings(
             client_ca_file=config.client_ca_file, token_auth_file=config.token_auth_file,
-            anonymous_auth=_anonymous_allowed(config)))
+            anonymous_auth=_anonymous_allowed(config), service_account_tokens=sa_tokens)
+        self.authenticator: authn.Authenticator = authenticators.build(authn_settings)
+        # TokenRequest (serviceaccounts/token) is served only when the server can sign, as upstream's
+        self.token_issuer = tokenrequest.TokenIssuer(signer, sa_settings, self._get_object) if signer else None
         escalation = rbac_escalation.EscalationCheck(self.authorizer, self.authorizer.rules_for,
                                                      self.rbac_index.role_rules)
-        self.rest.admission = admission.Chain(admission_plugins(self.rest, config, escalation))
-        self.reviews = reviews.Reviews(self.authorizer)
+        self.rest.admission = admission.Chain(admission_plugins(self.rest, config, escalation,
+                                                                 mount_tokens=self.token_issuer is not None))
+        self.reviews = reviews.Reviews(self.authorizer, token_authenticators=authn_settings.token_authenticators,
+                                       api_audiences=sa_settings.audiences())
         self.handlers = handlers.ResourceHandlers(self.rest, bookmark_interval=config.bookmark_interval)
         self.handlers.virtual = self.reviews.handler_for
+        self.handlers.code_subresources[("", "serviceaccounts", "token")] = handlers.CodeSubresource(
+            create=self._create_token, protobuf=protobodies.token_request)
         if config.insecure_identity_headers:
             self.authenticator = headerauthn.HeaderIdentity(self.authenticator)
         self.audit_log, self.auditor = _auditing(config)
@@ -204,6 +223,35 @@ class ApiServer:
             label_text = ",".join(f'{key}="{val}"' for key, val in labels.items())
             lines.append(f"{name}{{{label_text}}} {value}" if label_text else f"{name} {value}")
         return "\n".join(lines) + "\n"
+
+    def _cached(self, group: str, plural: str, namespace: str | None, name: str) -> dict | None:
+        """One object as its watch cache holds it (None: absent, or no cache): what the ServiceAccount
+        token authenticator checks a token's ServiceAccount and bound pod against, as upstream reads
+        its informers, so authenticating a request costs no etcd read."""
+        cache = self.caches.get(group, plural)
+        if cache is None:
+            return None
+        entry = cache.get(keys.object_key(group, plural, namespace, name))
+        return entry.obj if entry is not None and entry.decodable else None
+
+    async def _get_object(self, plural: str, namespace: str | None, name: str) -> dict:
+        """A core object by a consistent read (NotFound as the API answers it): what TokenRequest binds to."""
+        resource = self.registry.get("", "v1", plural)
+        if resource is None:
+            raise errors.NotFound.for_resource(plural, name)
+        return (await self.rest.get(resource, namespace, name)).obj
+
+    async def _create_token(self, namespace: str | None, name: str, body: object,
+                            user: authn.UserInfo) -> tuple[dict, list[str]]:
+        if self.token_issuer is None or not namespace:
+            raise errors.NotFound("the server could not find the requested resource")
+        # Admission sees the TokenRequest as upstream's does (NodeRestriction: a node mints only tokens
+        # bound to its own pods, never an unbound credential for their accounts).
+        request = tokenrequest.parse_request(body)
+        await self.rest.admission.admit(admission.Attributes(
+            admission.CREATE, self.registry.get("", "v1", "serviceaccounts"), "token", namespace, name, request,
+            None, user, False))
+        return await self.token_issuer.create(namespace, name, body)
 
     def _rbac_objects(self, plural: str) -> list[dict] | None:
         """What the RBAC index reads: the objects of one RBAC resource in its watch cache (None while
@@ -271,6 +319,15 @@ def _auditing(config: ApiConfig) -> tuple[auditlog.LogBackend | None, audit.Audi
     return backend, audit.Auditor(policy, backend)
 
 
+def _service_account_keys(settings: satokens.Settings) -> tuple[satokens.Signer | None, list]:
+    if settings.signing_key_file and not settings.issuers:
+        log.info("--service-account-issuer not given: tokens name %s", satokens.DEFAULT_ISSUER)
+    try:
+        return satokens.load_keys(settings)
+    except satokens.KeyError_ as exc:
+        raise StartupError(f"--service-account-key-file/--service-account-signing-key-file: {exc}") from None
+
+
 def _encryption(path: str | None) -> encryption.Transformers | None:
     if not path:
         return None
@@ -281,11 +338,13 @@ def _encryption(path: str | None) -> encryption.Transformers | None:
 
 
 def admission_plugins(api: rest.Rest, config: ApiConfig,
-                      escalation: rbac_escalation.EscalationCheck) -> list[admission.Plugin]:
+                      escalation: rbac_escalation.EscalationCheck, *, mount_tokens: bool = False) -> list[admission.Plugin]:
     """The admission chain, in upstream's order: namespace lifecycle, RBAC's escalation check (a role
     or binding grants only what its writer holds), limit ranges (defaults come before anything
-    judges resources), NodeRestriction (a node writes only its own objects; always on, as kubeadm
-    and kind run it), pod security, and resource quota last (it charges what the others admitted)."""
+    judges resources), ServiceAccount (the pod's account, and its token volume when the server
+    signs tokens: `mount_tokens`), NodeRestriction (a node writes only its own objects; always on,
+    as kubeadm and kind run it), pod security, and resource quota last (it charges what the others
+    admitted)."""
     try:
         plugin_configs = (admission.load_configuration(config.admission_config_file)
                           if config.admission_config_file else {})
@@ -305,10 +364,28 @@ def admission_plugins(api: rest.Rest, config: ApiConfig,
         admission.NamespaceLifecycle(api.namespace),
         escalation,
         limitranger.LimitRanger(limit_ranges.list, requalify=_requalify_pod),
+        serviceaccount_admission.ServiceAccount(_service_account_getter(api), mount_tokens=mount_tokens),
         node_restriction.NodeRestriction(pod_reader.get, lambda name: node_reader.get(None, name)),
         podsecurity_admission.PodSecurity(api.namespace, pods_reader.list, configuration=pod_security),
         quota.ResourceQuota(quota.QuotaAccess(quotas.list, quotas.list_fresh, quotas.write_status)),
     ]
+
+
+def _service_account_getter(api: rest.Rest) -> serviceaccount_admission.Getter:
+    """A ServiceAccount by name, from the cache as it is, then by a consistent read (upstream's
+    lister, then its live GET), None when it does not exist."""
+
+    async def get(namespace: str, name: str, *, fresh: bool) -> dict | None:
+        resource = api.registry.get("", "v1", "serviceaccounts")
+        if resource is None:
+            return None
+        try:
+            entry = await api.get(resource, namespace, name, resource_version=None if fresh else "0")
+        except errors.NotFound:
+            return None
+        return entry.obj
+
+    return get
 
 
 def _requalify_pod(pod: dict) -> None:

@@ -269,6 +269,8 @@ _KINDS: dict[tuple[str, str], tuple[list[dict], Printer]] = {
                         _simple(lambda o: len(o.get("data") or {}) + len(o.get("binaryData") or {}))),
     ("", "Secret"): ([NAME, _col("Type"), _col("Data", "integer"), AGE],
                      _simple(lambda o: o.get("type", ""), lambda o: len(o.get("data") or {}))),
+    ("", "ServiceAccount"): ([NAME, _col("Secrets", "integer"), AGE],  # upstream's printer
+                             _simple(lambda o: len(o.get("secrets") or []))),
     ("", "Endpoints"): ([NAME, _col("Endpoints"), AGE], _endpoints_row),
     ("", "Event"): ([_col("Last Seen"), _col("Type"), _col("Reason"), _col("Object"), _col("Message"),
                      _col("Subobject", priority=1), _col("Source", priority=1), _col("First Seen", priority=1),

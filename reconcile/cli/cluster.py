@@ -177,7 +177,7 @@ def _controller_manager_start(ctx: UpContext) -> dict[str, Any]:
     log = ctx.state_dir / "controller-manager.log"
     kubeconfig = identities.controller_manager_kubeconfig(ctx.state_dir, ctx.server)
     argv = [sys.executable, "-m", "reconcile", "controller-manager", "--kubeconfig", str(kubeconfig),
-            "--health-port", str(health_port)]
+            "--health-port", str(health_port), *identities.controller_manager_args(ctx.state_dir)]
     pid = processes.spawn(argv, log=log, env=OWN_IDENTITY)
     entry = {"pid": pid, "started": processes.start_time(pid), "server": ctx.server, "log": str(log),
              "url": f"http://127.0.0.1:{health_port}", "health": f"http://127.0.0.1:{health_port}/healthz"}

@@ -36,12 +36,15 @@ def register(main: click.Group) -> None:
               help="Pods one ReplicaSet sync creates or deletes at most (created in slow-start batches 1, 2, 4, ...).")
 @click.option("--resource-quota-sync-period", type=click.FloatRange(min=0.1), default=300.0, show_default=True,
               help="Seconds between full recounts of each ResourceQuota's usage.")
+@click.option("--root-ca-file", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="The cluster CA bundle, published in every namespace as the ConfigMap kube-root-ca.crt "
+                   "(default: the CA of --kubeconfig).")
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
 def controller_manager(server_url: str | None, kubeconfig: str | None, leader_elect: bool, health_port: int | None, workers: int,
                        node_monitor_grace_period: float, pod_eviction_timeout: float,
                        leader_elect_lease_duration: float, leader_elect_renew_deadline: float,
                        leader_elect_retry_period: float, burst_replicas: int, resource_quota_sync_period: float,
-                       verbose: bool) -> None:
+                       root_ca_file: str | None, verbose: bool) -> None:
     """Run the ReplicaSet, Deployment, garbage-collector, namespace, node-lifecycle and resource-quota controllers."""
     from reconcile.controllers import manager
     from reconcile.engine import leader
@@ -54,7 +57,7 @@ def controller_manager(server_url: str | None, kubeconfig: str | None, leader_el
     options = manager.Options(server=server_url, kubeconfig=kubeconfig, leader_elect=leader_elect, health_port=health_port, workers=workers,
                               node_monitor_grace_period=node_monitor_grace_period,
                               default_toleration_seconds=pod_eviction_timeout, burst_replicas=burst_replicas,
-                              quota_resync=resource_quota_sync_period,
+                              quota_resync=resource_quota_sync_period, root_ca_file=root_ca_file,
                               leader_config=leader.LeaderConfig(lease_duration=leader_elect_lease_duration,
                                                                 renew_deadline=leader_elect_renew_deadline,
                                                                 retry_period=leader_elect_retry_period))

@@ -53,9 +53,16 @@ def apiserver_etcd_args(state_dir: Path) -> list[str]:
 
 
 def apiserver_tls_args(state_dir: Path) -> list[str]:
+    """Serving certificate, client CA and the ServiceAccount token keys (kubeadm's sa.key/sa.pub)."""
     p = pki(state_dir)
     return ["--tls-cert-file", str(p.apiserver.cert), "--tls-private-key-file", str(p.apiserver.key),
-            "--client-ca-file", str(p.ca.cert)]
+            "--client-ca-file", str(p.ca.cert),
+            "--service-account-key-file", str(p.sa_pub), "--service-account-signing-key-file", str(p.sa_key)]
+
+
+def controller_manager_args(state_dir: Path) -> list[str]:
+    """The cluster CA, published in every namespace as kube-root-ca.crt."""
+    return ["--root-ca-file", str(ca_file(state_dir))]
 
 
 def ca_file(state_dir: Path) -> Path:

@@ -74,6 +74,22 @@ def _names(text: str) -> tuple[str, ...]:
               show_default=True,
               help="Create the initial namespaces with Pod Security labels: default enforces baseline, "
                    "kube-system privileged.")
+@click.option("--service-account-issuer", "service_account_issuer", multiple=True,
+              help="The iss of ServiceAccount tokens (repeatable: the first signs, all are accepted). "
+                   "Default https://kubernetes.default.svc.cluster.local.")
+@click.option("--service-account-key-file", "service_account_key_file", multiple=True,
+              type=click.Path(exists=True, dir_okay=False),
+              help="PEM public keys, private keys or certificates that verify ServiceAccount tokens (repeatable; "
+                   "turns the ServiceAccount token authenticator on).")
+@click.option("--service-account-signing-key-file", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="The private key ServiceAccount tokens are signed with: serves TokenRequest "
+                   "(serviceaccounts/token) and mounts tokens into pods.")
+@click.option("--api-audiences", default="",
+              help="Audiences of the API, comma-separated: a token must name one (default: the issuers).")
+@click.option("--service-account-max-token-expiration", default="0",
+              help="The longest token a TokenRequest gets (a Go duration, e.g. 48h; 0: no limit).")
+@click.option("--service-account-extend-token-expiration", type=click.BOOL, default=True, show_default=True,
+              help="Projected tokens (3607 s, pod-bound) are valid for a year and warn after their 3607 s.")
 def apiserver(etcd: str, port: int, host: str, etcd_prefix: str, etcd_cacert: str | None,
               etcd_cert: str | None, etcd_key: str | None, tls_cert_file: str | None,
               tls_private_key_file: str | None, client_ca_file: str | None, bookmark_interval: float,
@@ -84,9 +100,12 @@ def apiserver(etcd: str, port: int, host: str, etcd_prefix: str, etcd_cacert: st
               inflight_system_users: str, inflight_system_groups: str, inflight_exempt_groups: str,
               insecure_identity_headers: bool, authorization_mode: str, token_auth_file: str | None,
               anonymous_auth: bool, admission_control_config_file: str | None,
-              initial_namespaces_pod_security: bool) -> None:
+              initial_namespaces_pod_security: bool, service_account_issuer: tuple[str, ...],
+              service_account_key_file: tuple[str, ...], service_account_signing_key_file: str | None,
+              api_audiences: str, service_account_max_token_expiration: str,
+              service_account_extend_token_expiration: bool) -> None:
     """Serve the Kubernetes-style REST API from etcd."""
-    from reconcile.api import authorizers, server
+    from reconcile.api import authorizers, satokens, server
 
     try:
         authorizers.parse_modes(authorization_mode)
@@ -97,6 +116,17 @@ def apiserver(etcd: str, port: int, host: str, etcd_prefix: str, etcd_cacert: st
         raise click.UsageError("--tls-cert-file and --tls-private-key-file go together")
     if client_ca_file and not tls_cert_file:
         raise click.UsageError("--client-ca-file needs --tls-cert-file: client certificates come over TLS")
+    try:
+        max_expiration = satokens.parse_duration(service_account_max_token_expiration)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--service-account-max-token-expiration") from None
+    if max_expiration and max_expiration < satokens.MIN_EXPIRATION:
+        raise click.BadParameter("must be at least 10m", param_hint="--service-account-max-token-expiration")
+    key_files = tuple(f for value in service_account_key_file for f in _names(value))
+    if service_account_signing_key_file and not key_files:
+        raise click.UsageError("--service-account-signing-key-file needs --service-account-key-file (the keys "
+                               "that verify tokens), as upstream")
+    issuers = tuple(i for value in service_account_issuer for i in _names(value))
     config = server.ApiConfig(
         etcd_endpoints=[e.strip() for e in etcd.split(",") if e.strip()],
         etcd_prefix=etcd_prefix,
@@ -128,6 +158,10 @@ def apiserver(etcd: str, port: int, host: str, etcd_prefix: str, etcd_cacert: st
         anonymous_auth=anonymous_auth,
         admission_config_file=admission_control_config_file,
         pod_security_initial_labels=initial_namespaces_pod_security,
+        service_accounts=satokens.Settings(
+            issuers=issuers, key_files=key_files, signing_key_file=service_account_signing_key_file,
+            api_audiences=_names(api_audiences), max_expiration=max_expiration,
+            extend_expiration=service_account_extend_token_expiration),
     )
     try:
         server.serve(config, host=host, port=port)

@@ -32,12 +32,44 @@ def http_options(cfg: config_mod.ClientConfig) -> dict[str, Any]:
     headers = {"User-Agent": "reconcile-client"}
     if cfg.token:
         headers["Authorization"] = f"Bearer {cfg.token}"
-    return {
+    options: dict[str, Any] = {
         "base_url": cfg.server,
         "headers": headers,
         "verify": tls_context(cfg),
         "timeout": httpx.Timeout(DEFAULT_TIMEOUT),
     }
+    if cfg.token_file and not cfg.token:
+        options["auth"] = TokenFileAuth(cfg.token_file)
+    return options
+
+
+class TokenFileAuth(httpx.Auth):
+    """`Authorization: Bearer <the file's content>`, read again whenever the file changes: the node
+    agent replaces a pod's ServiceAccount token before it expires, and a long-running client (an
+    operator in a pod) must pick the new one up, as the official client does."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._version: tuple[int, int] | None = None
+        self._token = ""
+
+    def current(self) -> str:
+        try:
+            found = os.stat(self.path)  # follows the ..data symlink the node agent swaps
+            version = (found.st_ino, found.st_mtime_ns)
+            if version != self._version:
+                with open(self.path, encoding="utf-8") as handle:
+                    self._token = handle.read().strip()
+                self._version = version
+        except OSError:
+            pass  # keep the last token read: the file may be mid-replacement
+        return self._token
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        token = self.current()
+        if token:
+            request.headers["Authorization"] = f"Bearer {token}"
+        yield request
 
 
 def tls_context(cfg: config_mod.ClientConfig) -> ssl.SSLContext | bool:

@@ -3,7 +3,11 @@
 Precedence (first match wins), so a flag always beats the environment and the environment
 beats files: `server` argument, `RECONCILE_SERVER`, `kubeconfig` argument, `KUBECONFIG`
 (a `:`-separated list merged like kubectl: the first file to name an entry wins), the
-kubeconfig `reconcile up` writes in the state dir, `~/.kube/config`.
+kubeconfig `reconcile up` writes in the state dir, `~/.kube/config`, and last, inside a pod, the
+in-cluster configuration (`in_cluster_config`, as the official client's `load_incluster_config`):
+`https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT`, the CA and the ServiceAccount token
+that the node agent projects into /var/run/secrets/kubernetes.io/serviceaccount/, and its
+namespace. The token file is read again whenever it changes (the node agent refreshes it).
 
 TLS material follows kubectl's fields: `certificate-authority(-data)`, `client-certificate(-data)`,
 `client-key(-data)`, `insecure-skip-tls-verify`. Inline data is written once to files in a private
@@ -18,6 +22,7 @@ import hashlib
 import os
 import stat
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +31,10 @@ import yaml
 
 STATE_DIR_ENV = "RECONCILE_STATE_DIR"
 SERVER_ENV = "RECONCILE_SERVER"
+SERVICE_HOST_ENV = "KUBERNETES_SERVICE_HOST"
+SERVICE_PORT_ENV = "KUBERNETES_SERVICE_PORT"
+# Where a pod finds its ServiceAccount token, the cluster CA and its namespace (tests pass another root).
+IN_CLUSTER_ROOT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
 
 class ConfigError(ValueError):
@@ -41,6 +50,7 @@ class ClientConfig:
     verify: bool | str = True  # TLS: False = skip verification, str = CA bundle path
     namespace: str = "default"  # default namespace for namespaced calls made by callers (CLI)
     cert: tuple[str, str] | None = None  # client certificate and key file paths
+    token_file: str | None = None  # bearer token read from this file, again whenever it changes (in-cluster)
 
     def __post_init__(self) -> None:
         self.server = self.server.rstrip("/")
@@ -75,11 +85,34 @@ def load_config(
     for path in default_kubeconfig_paths():
         if path.is_file():
             return _from_files([path], context=context, required=True)
+    in_cluster = in_cluster_config()
+    if in_cluster is not None:
+        return in_cluster
     tried = ", ".join(str(p) for p in default_kubeconfig_paths())
     raise ConfigError(
         f"no API server configured: pass --server, set {SERVER_ENV} or KUBECONFIG, or run `reconcile up` "
         f"(looked for {tried})"
     )
+
+
+def in_cluster_config(*, root: Path | None = None, environ: Mapping[str, str] | None = None) -> ClientConfig | None:
+    """The configuration of a process in a pod, or None when this is not one (the service variables
+    or the token and CA files are missing), as the official client's `load_incluster_config`."""
+    env = os.environ if environ is None else environ
+    host, port = env.get(SERVICE_HOST_ENV, ""), env.get(SERVICE_PORT_ENV, "")
+    folder = root if root is not None else IN_CLUSTER_ROOT
+    token, ca = folder / "token", folder / "ca.crt"
+    if not host or not port or not token.is_file() or not ca.is_file():
+        return None
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # an IPv6 address (Go's JoinHostPort)
+    namespace = "default"
+    try:
+        namespace = (folder / "namespace").read_text().strip() or namespace
+    except OSError:
+        pass
+    return ClientConfig(server=f"https://{host}:{port}", verify=str(ca), namespace=namespace,
+                        token_file=str(token))
 
 
 def write_kubeconfig(

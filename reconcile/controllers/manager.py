@@ -25,6 +25,8 @@ from reconcile.controllers import (
     nodelifecycle,
     replicaset,
     resourcequota,
+    rootcacert,
+    serviceaccounts,
 )
 from reconcile.controllers import informers as informers_mod
 from reconcile.engine import badobjects, supervision
@@ -55,6 +57,7 @@ class Options:
     leader_config: leader_mod.LeaderConfig | None = None  # lease timings (None: 15 s / 10 s / 2 s)
     burst_replicas: int = replicaset.BURST_REPLICAS  # pods a ReplicaSet sync creates or deletes at most
     quota_resync: float = resourcequota.RESYNC  # seconds between full recounts of each ResourceQuota
+    root_ca_file: str | None = None  # --root-ca-file: published as kube-root-ca.crt (default: the kubeconfig's CA)
 
 
 class Controllers:
@@ -64,8 +67,10 @@ class Controllers:
     def __init__(self, read_client: aio.AsyncClient, write_client: Any, *, workers: int = 4,
                  clock: clock_mod.Clock | None = None, metrics: metrics_mod.Metrics | None = None,
                  node_lifecycle: nodelifecycle.Settings | None = None,
-                 burst_replicas: int = replicaset.BURST_REPLICAS, quota_resync: float = resourcequota.RESYNC) -> None:
+                 burst_replicas: int = replicaset.BURST_REPLICAS, quota_resync: float = resourcequota.RESYNC,
+                 root_ca: str | None = None) -> None:
         self.read_client = read_client
+        self.root_ca = root_ca  # PEM for kube-root-ca.crt; None: that publisher does not run
         self.quota_resync = quota_resync
         self.node_lifecycle = node_lifecycle
         self.write_client = write_client
@@ -109,7 +114,10 @@ class Controllers:
             nodelifecycle.NodeLifecycleController(ctx, settings=self.node_lifecycle),
             clusterroleaggregation.ClusterRoleAggregationController(ctx),
             resourcequota.ResourceQuotaController(ctx, resync=self.quota_resync),
+            serviceaccounts.ServiceAccountsController(ctx),
         ]
+        if self.root_ca:
+            self.controllers.append(rootcacert.RootCACertPublisher(ctx, self.root_ca))
         await self.informers.start()
         await self.supervisor.start()
         await self.informers.wait_synced(timeout=SYNC_TIMEOUT)
@@ -152,7 +160,7 @@ async def run(options: Options) -> None:
                                                 default_toleration_seconds=options.default_toleration_seconds)
         controllers = Controllers(client, mgr.client, workers=options.workers, metrics=metrics,
                                   node_lifecycle=node_lifecycle, burst_replicas=options.burst_replicas,
-                                  quota_resync=options.quota_resync)
+                                  quota_resync=options.quota_resync, root_ca=_root_ca(options, cfg))
         mgr.add(controllers, needs_leader=True)
         mgr.add_health_check(controllers.supervisor)
         try:
@@ -161,3 +169,18 @@ async def run(options: Options) -> None:
             with contextlib.suppress(Exception):
                 await mgr.stop()
 
+
+
+def _root_ca(options: Options, cfg: config_mod.ClientConfig) -> str | None:
+    """The CA bundle to publish: --root-ca-file, else the CA this process trusts the API server by
+    (upstream falls back to its client's CA data); None when neither is a file."""
+    path = options.root_ca_file or (cfg.verify if isinstance(cfg.verify, str) else None)
+    if not path:
+        return None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except OSError as exc:
+        if options.root_ca_file:
+            raise RuntimeError(f"--root-ca-file: cannot read {path}: {exc.strerror}") from None
+        return None

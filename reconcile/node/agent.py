@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from reconcile.client import aio
+from reconcile.client import aio, wire
 from reconcile.client import config as config_mod
 from reconcile.client import informer as informer_mod
 from reconcile.core import errors
@@ -32,6 +32,7 @@ from reconcile.node import (
     images,
     pods,
     probes,
+    projected,
     registration,
     render,
     server,
@@ -106,6 +107,12 @@ class Agent:
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped = asyncio.Event()
 
+    async def _request_token(self, namespace: str, name: str, body: dict) -> dict:
+        """TokenRequest for a pod's projected volume (`projected.Tokens` binds it to the pod)."""
+        path = wire.object_path("v1", "serviceaccounts", name, namespace=namespace, subresource="token")
+        response = await self.client.request("POST", path, json=body)
+        return response.json()
+
     # --- life cycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -122,10 +129,12 @@ class Agent:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         fetch = environment.fetcher(self.client)
         node_view = render.NodeView(s.name, s.address, network_name(s.name), s.infra_image, self.pod_cidr)
+        api_host, api_port = pods.api_address(self.client.config.server)
         self.sync = pods.PodSync(pods.NodeContext(
             node=node_view, client=self.client, runtime=self.runtime, renderer=render.Renderer(s.templates),
-            volumes=volumes.Volumes(self.state_dir, fetch), probes=self.probes, events=self.events,
-            store=self.informer.store, clock=self.clock,
+            volumes=volumes.Volumes(self.state_dir, fetch, tokens=projected.Tokens(self._request_token)),
+            probes=self.probes, events=self.events, store=self.informer.store, clock=self.clock,
+            api_host=api_host, api_port=api_port,
             guard=guard.Guard(self.client, guard.GuardSettings(allowed_host_paths=s.allowed_host_paths,
                                                               default_level=s.pod_security_default))))
         app = server.create_app(self.runtime, self._lookup, readiness=self.supervisor.readiness,

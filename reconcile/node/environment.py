@@ -116,14 +116,15 @@ async def resolve(pod: dict[str, Any], container: dict[str, Any], fetch: Fetch, 
             if found is not None:
                 values[name] = found
         elif source.get("resourceFieldRef"):
-            values[name] = _resource_field(container, source["resourceFieldRef"])
+            values[name] = resource_field(container, source["resourceFieldRef"])
     env = [{"name": k, "value": v} for k, v in values.items()]
     command = [expand(str(p), values) for p in container["command"]] if container.get("command") else None
     args = [expand(str(p), values) for p in container["args"]] if container.get("args") else None
     return env, command, args
 
 
-def _resource_field(container: dict[str, Any], ref: dict[str, Any]) -> str:
+def resource_field(container: dict[str, Any], ref: dict[str, Any]) -> str:
+    """A container's request or limit (`limits.cpu`, ...) as env vars and downwardAPI files show it."""
     kind, _, resource = str(ref.get("resource") or "").partition(".")
     value = ((container.get("resources") or {}).get(kind) or {}).get(resource)
     return "0" if value is None else str(value)

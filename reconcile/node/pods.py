@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,6 +64,31 @@ class NodeContext:
     store: informer_mod.Store
     clock: clock_mod.Clock
     guard: guard.Guard | None = None  # refuses pods that need a privileged namespace (None: no check)
+    # the API server as this agent reaches it: KUBERNETES_SERVICE_HOST/PORT of every container ("": unset)
+    api_host: str = ""
+    api_port: str = ""
+
+
+def api_address(server: str) -> tuple[str, str]:
+    """(host, port) of the API server URL, as containers get them in KUBERNETES_SERVICE_HOST/PORT
+    (until the services issue points them at the `kubernetes` Service)."""
+    parts = urllib.parse.urlsplit(server)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return parts.hostname or "", str(port or (443 if parts.scheme == "https" else 80))
+
+
+def with_service_env(env: list[dict[str, str]], host: str, port: str) -> list[dict[str, str]]:
+    """The kubelet's KUBERNETES_SERVICE_HOST and _PORT first; a container's own values win."""
+    if not host:
+        return env
+    own = {item["name"] for item in env}
+    service = [{"name": name, "value": value} for name, value in (("KUBERNETES_SERVICE_HOST", host),
+                                                                    ("KUBERNETES_SERVICE_PORT", port))
+               if name not in own]
+    return [*service, *env]
 
 
 class PodSync:
@@ -193,8 +219,22 @@ class PodSync:
         self.ctx.probes.retain(uid, running)
         for inst in garbage:
             await self.ctx.runtime.remove(inst.id)
+        if running:
+            refresh = await self._refresh_volumes(pod)
+            if refresh is not None:
+                requeue.append(refresh)
         await self._write_status(pod, views, pod_ip=pod_ip)
         return controller.Result(requeue_after=min(requeue)) if requeue else None
+
+    async def _refresh_volumes(self, pod: dict[str, Any]) -> float | None:
+        """Tokens of projected volumes replaced when due; seconds until the next is (None: no tokens)."""
+        tokens = self.ctx.volumes.tokens
+        try:
+            due = await self.ctx.volumes.refresh(pod)
+        except volumes.VolumeError as exc:
+            self.ctx.events.emit(pod, "FailedMount", f"MountVolume.SetUp failed: {exc}", type="Warning")
+            return CONFIG_RETRY
+        return None if due is None else max(1.0, due - tokens.clock())
 
     def _track(self, view: status.ContainerView, uid: str, spec: dict[str, Any], inst: containers.Instance,
                pod: dict[str, Any], pod_ip: str | None) -> None:
@@ -264,6 +304,7 @@ class PodSync:
         try:
             mounts = self.ctx.volumes.mounts(spec, host_paths)
             env, command, args = await environment.resolve(pod, spec, self.fetch, host_ip=self.ctx.node.address)
+            env = with_service_env(env, self.ctx.api_host, self.ctx.api_port)
             labels = containers.labels_for(pod, spec["name"], node=self.ctx.node.name, restarts=attempt,
                                            spec_hash=containers.spec_hash(spec))
             rendered = self.ctx.renderer.container(

@@ -3,7 +3,9 @@
 Layout: `<state>/pods/<uid>/volumes/<kind>/<name>/`. ConfigMap and Secret volumes are written
 fresh each time a container is about to be created (keys, or `items` with their paths and
 modes; secrets base64-decoded); emptyDir lives as long as the pod; hostPath is the host's own
-path. The directory of a pod goes when the pod's containers are removed.
+path. Projected and downwardAPI volumes (`projected`: ServiceAccount tokens, the cluster CA, the
+namespace) are written atomically (`atomicdir`), and again by `refresh` while the pod runs, so a
+token is replaced before it expires. The directory of a pod goes when the pod's containers are removed.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import shutil
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from reconcile.node import environment
+from reconcile.node import atomicdir, environment, projected
 
 
 class VolumeError(Exception):
@@ -23,9 +25,10 @@ class VolumeError(Exception):
 class Volumes:
     """Prepares the volumes of pods on this node."""
 
-    def __init__(self, root: Path, fetch: environment.Fetch) -> None:
+    def __init__(self, root: Path, fetch: environment.Fetch, *, tokens: projected.Tokens | None = None) -> None:
         self.root = root
         self.fetch = fetch
+        self.tokens = tokens or projected.Tokens(None)
 
     def pod_dir(self, uid: str) -> Path:
         return self.root / "pods" / uid
@@ -48,6 +51,8 @@ class Volumes:
                 source = dict(volume["secret"])
                 source.setdefault("name", source.get("secretName"))
                 path = await self._projected(base / "secret" / name, "secrets", namespace, source)
+            elif "projected" in volume or "downwardAPI" in volume:
+                path = await self._atomic(pod, volume, base)
             elif "hostPath" in volume:
                 path = Path(volume["hostPath"]["path"])
                 if volume["hostPath"].get("type") in ("DirectoryOrCreate",):
@@ -60,6 +65,34 @@ class Volumes:
                 raise VolumeError(f"volume {name}: unsupported volume type {', '.join(kinds)}")
             found[name] = str(path)
         return found
+
+    async def _atomic(self, pod: dict[str, Any], volume: dict[str, Any], base: Path) -> Path:
+        kind = "projected" if "projected" in volume else "downward-api"
+        path = base / kind / volume["name"]
+        try:
+            if kind == "projected":
+                files = await projected.projected_files(pod, volume, self.fetch, self.tokens)
+            else:
+                source = volume["downwardAPI"] or {}
+                files = projected.downward_files(pod, source.get("items") or [],
+                                                 int(source.get("defaultMode", projected.DEFAULT_MODE)))
+            atomicdir.write(path, files)
+        except (projected.SourceError, atomicdir.PathError) as exc:
+            raise VolumeError(f"volume {volume['name']}: {exc}") from None
+        return path
+
+    async def refresh(self, pod: dict[str, Any]) -> float | None:
+        """Write the projected volumes of a running pod again when a token is due (a changed ConfigMap
+        or Secret in them is picked up then too); the wall-clock time of the next refresh, or None."""
+        uid = (pod.get("metadata") or {}).get("uid") or ""
+        due = self.tokens.due(uid)
+        if due is not None and due <= self.tokens.clock():
+            base = self.pod_dir(uid) / "volumes"
+            for volume in (pod.get("spec") or {}).get("volumes") or []:
+                if "projected" in volume:
+                    await self._atomic(pod, volume, base)
+            due = self.tokens.due(uid)
+        return due
 
     async def _projected(self, path: Path, plural: str, namespace: str, source: dict[str, Any]) -> Path:
         obj = await self.fetch(plural, namespace, source.get("name") or "")
@@ -105,6 +138,7 @@ class Volumes:
 
     def remove(self, uid: str) -> None:
         shutil.rmtree(self.pod_dir(uid), ignore_errors=True)
+        self.tokens.forget(uid)
 
     def known_uids(self) -> list[str]:
         pods = self.root / "pods"

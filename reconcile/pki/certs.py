@@ -12,6 +12,7 @@ CN = user name, O = groups.
 
 from __future__ import annotations
 
+import base64
 import datetime
 import hashlib
 import ipaddress
@@ -20,7 +21,8 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 from cryptography.x509 import verification
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
@@ -314,3 +316,108 @@ class ClientVerifier:
             raise CertificateError(f"certificate does not verify: {exc}") from None
         return _identity(cert.subject), cert.not_valid_after_utc
 
+
+
+# --- ServiceAccount token keys -----------------------------------------------------------------------
+# kubeadm's sa.key/sa.pub: an RSA key whose private half the API server signs ServiceAccount tokens
+# with (--service-account-signing-key-file) and whose public half verifies them
+# (--service-account-key-file). JWT signing itself is PyJWT's (api/jwts.py); these helpers only
+# read and make keys, so the cryptography types stay in this module.
+
+SA_KEY_BITS = 2048  # kubeadm's
+
+
+def new_signing_key() -> bytes:
+    """A fresh RSA-2048 private key, PKCS#8 PEM (kubeadm's `sa.key`)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=SA_KEY_BITS)
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def _public_pem(public: PublicKeyTypes) -> bytes:
+    return public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def _check_signing_type(key: PublicKeyTypes | PrivateKeyTypes) -> None:
+    if isinstance(key, rsa.RSAPublicKey | rsa.RSAPrivateKey):
+        return
+    if isinstance(key, ec.EllipticCurvePublicKey | ec.EllipticCurvePrivateKey) and key.curve.name in _EC_ALGORITHMS:
+        return
+    raise CertificateError(f"unsupported key type {type(key).__name__}: RSA or ECDSA (P-256, P-384, P-521) only")
+
+
+def signing_public_key(private_pem: bytes) -> bytes:
+    """The public half of a signing key (sa.pub from sa.key), PEM."""
+    try:
+        key = serialization.load_pem_private_key(private_pem, password=None)
+    except (ValueError, TypeError) as exc:
+        raise CertificateError(f"not a PEM private key: {exc}") from None
+    _check_signing_type(key)
+    return _public_pem(key.public_key())  # type: ignore[union-attr]
+
+
+def verification_keys(pem: bytes) -> list[bytes]:
+    """Every public key in a --service-account-key-file, as upstream reads one: PEM public keys,
+    private keys (their public half) and certificates (their key), each returned as public PEM."""
+    found: list[bytes] = []
+    for block in _pem_blocks(pem):
+        label = block.split(b"\n", 1)[0]
+        try:
+            if b"CERTIFICATE" in label:
+                public = x509.load_pem_x509_certificate(block).public_key()
+            elif b"PRIVATE KEY" in label:
+                public = serialization.load_pem_private_key(block, password=None).public_key()  # type: ignore[union-attr]
+            elif b"PUBLIC KEY" in label:
+                public = serialization.load_pem_public_key(block)
+            else:
+                continue
+        except (ValueError, TypeError) as exc:
+            raise CertificateError(f"cannot read a key: {exc}") from None
+        _check_signing_type(public)
+        found.append(_public_pem(public))
+    if not found:
+        raise CertificateError("no PEM public keys, private keys or certificates")
+    return found
+
+
+def _pem_blocks(pem: bytes) -> list[bytes]:
+    blocks: list[bytes] = []
+    current: list[bytes] | None = None
+    for line in pem.splitlines():
+        if line.startswith(b"-----BEGIN "):
+            current = [line]
+        elif current is not None:
+            current.append(line)
+            if line.startswith(b"-----END "):
+                blocks.append(b"\n".join(current) + b"\n")
+                current = None
+    return blocks
+
+
+_EC_ALGORITHMS = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}
+
+
+def jws_algorithm(pem: bytes) -> str:
+    """The JWS algorithm upstream signs with for this (public or private) key: RS256 for RSA,
+    ES256/ES384/ES512 for the ECDSA curves."""
+    try:
+        if b"PRIVATE KEY" in pem:
+            key: PublicKeyTypes | PrivateKeyTypes = serialization.load_pem_private_key(pem, password=None)
+        else:
+            key = serialization.load_pem_public_key(pem)
+    except (ValueError, TypeError) as exc:
+        raise CertificateError(f"not a PEM key: {exc}") from None
+    _check_signing_type(key)
+    if isinstance(key, rsa.RSAPublicKey | rsa.RSAPrivateKey):
+        return "RS256"
+    return _EC_ALGORITHMS[key.curve.name]  # type: ignore[union-attr]
+
+
+def key_id(public_pem: bytes) -> str:
+    """Upstream's `kid`: unpadded base64url of the SHA-256 of the key's DER SubjectPublicKeyInfo."""
+    try:
+        public = serialization.load_pem_public_key(public_pem)
+    except (ValueError, TypeError) as exc:
+        raise CertificateError(f"not a PEM public key: {exc}") from None
+    der = public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return base64.urlsafe_b64encode(hashlib.sha256(der).digest()).rstrip(b"=").decode()

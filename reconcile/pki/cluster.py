@@ -10,6 +10,9 @@
       controller-manager.*        CN=system:kube-controller-manager
       scheduler.*                 CN=system:kube-scheduler
       nodes/NAME.crt/.key         CN=system:node:NAME, O=system:nodes (until nodes bootstrap by CSR)
+      sa.key sa.pub               ServiceAccount tokens: the API server signs with sa.key and verifies
+                                  with sa.pub (kubeadm's names); made once, never renewed (a new key
+                                  would invalidate every token in use)
       apiserver-etcd-client.*     signed by the etcd CA: the one etcd client certificate
       etcd/                       0700
         ca.crt ca.key             the etcd CA, apart from the cluster CA (as kubeadm): a cluster
@@ -157,6 +160,16 @@ class ClusterPki:
     def node(self, name: str) -> Pair:
         return self.pair(f"nodes/{name}")
 
+    @property
+    def sa_key(self) -> Path:
+        """The ServiceAccount token signing key (--service-account-signing-key-file)."""
+        return self.root / "sa.key"
+
+    @property
+    def sa_pub(self) -> Path:
+        """Its public half (--service-account-key-file)."""
+        return self.root / "sa.pub"
+
     # --- what exists -------------------------------------------------------------------------
 
     def specs(self, *, hosts: Sequence[str] = (), nodes: Sequence[str] = ()) -> list[LeafSpec]:
@@ -197,8 +210,28 @@ class ClusterPki:
                                      ip_addresses=spec.ip_addresses)
                 self._write(spec.name, issued)
                 written.append(spec.name)
+        if self._ensure_signing_key():
+            written.append("sa")
         self._restrict()
         return written
+
+    def _ensure_signing_key(self) -> bool:
+        """kubeadm's sa.key/sa.pub: kept while the key reads and sa.pub is its public half; else made anew."""
+        key, pub = files.read(self.sa_key), files.read(self.sa_pub)
+        if key is not None:
+            try:
+                public = certs.signing_public_key(key)
+            except certs.CertificateError:
+                public = None
+            if public is not None:
+                if pub != public:
+                    files.write(self.sa_pub, public, mode=files.CERT_MODE)
+                    return True
+                return False
+        key = certs.new_signing_key()
+        files.write(self.sa_key, key, mode=files.KEY_MODE)
+        files.write(self.sa_pub, certs.signing_public_key(key), mode=files.CERT_MODE)
+        return True
 
     def _write(self, name: str, issued: certs.Issued) -> None:
         pair = self.pair(name)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from reconcile.pki import cluster as pki_cluster
 from tests import prerequisites, support
 from tests.api import helpers
 
@@ -24,8 +26,12 @@ NODE_GROUP = "system:nodes"
 
 @pytest.fixture(scope="module")
 def server(etcd_endpoint: str) -> Iterator[support.ApiServerProcess]:
+    pki = pki_cluster.ClusterPki(Path(tempfile.mkdtemp(prefix="nodeauth-pki-")) / "pki")
+    pki.ensure()
     process = support.ApiServerProcess(etcd_endpoint, prefix=f"/test-{uuid.uuid4().hex[:12]}/registry", tls=True,
-                                       extra_args=("--authorization-mode", "Node,RBAC"))
+                                       pki=pki, extra_args=("--authorization-mode", "Node,RBAC",
+                                                            "--service-account-key-file", str(pki.sa_pub),
+                                                            "--service-account-signing-key-file", str(pki.sa_key)))
     process.start()
     try:
         yield process
@@ -67,6 +73,8 @@ def world(admin: httpx.Client) -> dict[str, str]:
         helpers.create(admin, f"/api/v1/namespaces/{ns}/secrets",
                        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "data": {"k": "dg=="}})
     helpers.create(admin, f"/api/v1/namespaces/{ns}/configmaps", helpers.configmap("conf", {"a": "b"}))
+    helpers.create(admin, f"/api/v1/namespaces/{ns}/serviceaccounts",  # no controller-manager runs here
+                   {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}})
     helpers.create(admin, f"/api/v1/namespaces/{ns}/pods", pod("web", "n1", secret="mine", configmap="conf"))
     helpers.create(admin, f"/api/v1/namespaces/{ns}/pods", pod("db", "n2", secret="theirs"))
     helpers.create(admin, "/api/v1/nodes", {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n2"}})
@@ -282,3 +290,30 @@ def test_a_node_cannot_impersonate_another_node(n1: httpx.Client, world: dict[st
                     headers={"Impersonate-User": "system:node:n2", "Impersonate-Group": NODE_GROUP})
     assert answer.status_code == 403
     assert 'cannot impersonate resource "users"' in answer.json()["message"]
+
+
+def _token_request(bound: dict[str, str] | None = None) -> dict[str, Any]:
+    spec: dict[str, Any] = {"audiences": ["https://kubernetes.default.svc.cluster.local"]}
+    if bound is not None:
+        spec["boundObjectRef"] = bound
+    return {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec}
+
+
+def test_a_node_mints_tokens_only_bound_to_its_own_pods(admin: httpx.Client, n1: httpx.Client,
+                                                        world: dict[str, str]) -> None:
+    """The Node authorizer lets a node ask for its pods' accounts' tokens; NodeRestriction (which
+    TokenRequest runs through) keeps those tokens bound to its own pods, so a node never walks away
+    with an unbound credential of an account."""
+    ns = world["ns"]
+    path = f"/api/v1/namespaces/{ns}/serviceaccounts/default/token"
+    web = admin.get(f"/api/v1/namespaces/{ns}/pods/web").json()
+    db = admin.get(f"/api/v1/namespaces/{ns}/pods/db").json()
+    mine = {"apiVersion": "v1", "kind": "Pod", "name": "web", "uid": web["metadata"]["uid"]}
+    minted = n1.post(path, json=_token_request(mine))
+    assert minted.status_code == 201, minted.text
+    assert minted.json()["status"]["token"].count(".") == 2
+    assert forbidden(n1.post(path, json=_token_request())).endswith("node requested token not bound to a pod")
+    theirs = {"apiVersion": "v1", "kind": "Pod", "name": "db", "uid": db["metadata"]["uid"]}
+    assert "bound to a pod scheduled on a different node" in forbidden(n1.post(path, json=_token_request(theirs)))
+    assert "without a uid" in forbidden(n1.post(path, json=_token_request({"apiVersion": "v1", "kind": "Pod",
+                                                                           "name": "web"})))

@@ -23,6 +23,7 @@ EXPECTED = {
     ("", "events"): ("Event", True, ("ev",)),
     ("", "resourcequotas"): ("ResourceQuota", True, ("quota",)),
     ("", "limitranges"): ("LimitRange", True, ("limits",)),
+    ("", "serviceaccounts"): ("ServiceAccount", True, ("sa",)),
     ("apps", "deployments"): ("Deployment", True, ("deploy",)),
     ("apps", "replicasets"): ("ReplicaSet", True, ("rs",)),
     ("coordination.k8s.io", "leases"): ("Lease", True, ()),
@@ -36,6 +37,7 @@ EXPECTED = {
     ("authorization.k8s.io", "localsubjectaccessreviews"): ("LocalSubjectAccessReview", True, ()),
     ("authorization.k8s.io", "selfsubjectrulesreviews"): ("SelfSubjectRulesReview", False, ()),
     ("authentication.k8s.io", "selfsubjectreviews"): ("SelfSubjectReview", False, ()),
+    ("authentication.k8s.io", "tokenreviews"): ("TokenReview", False, ()),
 }
 
 

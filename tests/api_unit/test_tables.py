@@ -128,3 +128,12 @@ def test_json_path() -> None:
     assert tables.json_path(obj, ".metadata.labels['a.b/c']") == "x"
     assert tables.json_path(obj, "{.spec.items[0].n}") == 1
     assert tables.json_path(obj, ".spec.missing") is None
+
+
+def test_service_account_columns(builtin_registry) -> None:
+    res = builtin_registry.get("", "v1", "serviceaccounts")
+    obj = {"metadata": {"name": "default", "namespace": "x", "creationTimestamp": "2024-01-01T00:00:00Z"},
+           "secrets": [{"name": "a"}]}
+    table = tables.to_table(res, [obj], now=NOW)
+    assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "Secrets", "Age"]
+    assert table["rows"][0]["cells"][:2] == ["default", 1]

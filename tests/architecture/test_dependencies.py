@@ -44,6 +44,7 @@ SEAMS: dict[str, tuple[str, ...]] = {
     "pytest": ("testing.py",),  # the test kit is a pytest plugin
     # keys, certificates, CSRs, client verification; encryption at rest (AES-GCM, AES-CBC)
     "cryptography": ("pki/certs.py", "store/encryption.py"),
+    "jwt": ("api/jwts.py",),  # PyJWT: ServiceAccount tokens signed and verified
 }
 # plain data formats, used wherever data is read or written
 ANYWHERE = frozenset({"yaml", "orjson"})

@@ -75,6 +75,7 @@ def test_up_runs_a_secured_cluster(tmp_path: Path, up_env: dict[str, str]) -> No
         _check_etcd(components["etcd"], pki)
         _check_apiserver(components["apiserver"], pki, url)
         _check_identities(components, state_dir)
+        _check_service_accounts(components, pki, url)
         _check_clients(state_dir / "kubeconfig", up_env, pki)
         _check_workload(state_dir / "kubeconfig")
 
@@ -119,6 +120,32 @@ def _check_files(state_dir: Path, pki: pki_cluster.ClusterPki) -> None:
     assert all(_mode(k) == 0o600 for k in (state_dir / "kubeconfigs").iterdir())
     serving = certs.info(pki.apiserver.cert.read_bytes())
     assert {"127.0.0.1", "::1", "192.0.2.44"} <= set(serving.ip_addresses) and "localhost" in serving.dns_names
+
+
+def _check_service_accounts(components: dict, pki: pki_cluster.ClusterPki, url: str) -> None:
+    """The API server signs tokens with sa.key; the controller-manager gives `default` its
+    ServiceAccount and kube-root-ca.crt; a token of that account authenticates."""
+    argv = _argv(components["apiserver"]["pid"])
+    assert _flag(argv, "--service-account-signing-key-file") == str(pki.sa_key)
+    assert _flag(argv, "--service-account-key-file") == str(pki.sa_pub)
+    assert _flag(_argv(components["controller-manager"]["pid"]), "--root-ca-file") == str(pki.ca.cert)
+    connection = support.Connection(url, pki)
+    with connection.http_client() as admin:
+        def published() -> dict | None:
+            found = admin.get("/api/v1/namespaces/default/configmaps/kube-root-ca.crt")
+            return found.json() if found.status_code == 200 else None
+
+        assert support.wait_for(published, timeout=30, what="kube-root-ca.crt")["data"]["ca.crt"] == \
+            pki.ca.cert.read_text()
+        support.wait_for(lambda: admin.get("/api/v1/namespaces/default/serviceaccounts/default").status_code == 200,
+                         timeout=30, what="the default ServiceAccount")
+        minted = admin.post("/api/v1/namespaces/default/serviceaccounts/default/token", json={"spec": {}})
+        assert minted.status_code == 201, minted.text
+        token = minted.json()["status"]["token"]
+    with connection.http_client(anonymous=True) as anonymous:
+        review = anonymous.post("/apis/authentication.k8s.io/v1/selfsubjectreviews",
+                                headers={"Authorization": f"Bearer {token}"}, json={})
+        assert review.json()["status"]["userInfo"]["username"] == "system:serviceaccount:default:default"
 
 
 def _check_etcd(entry: dict, pki: pki_cluster.ClusterPki) -> None:

@@ -138,3 +138,69 @@ def test_write_kubeconfig_round_trip(tmp_path: Path) -> None:
         "t0k",
         True,
     )
+
+
+def _in_cluster_root(tmp_path: Path, *, token: bool = True, ca: bool = True, namespace: str | None = "team") -> Path:
+    root = tmp_path / "sa"
+    root.mkdir(parents=True)
+    if token:
+        (root / "token").write_text("t0ken\n")
+    if ca:
+        (root / "ca.crt").write_text("-----BEGIN CERTIFICATE-----\n")
+    if namespace is not None:
+        (root / "namespace").write_text(namespace)
+    return root
+
+
+ENV = {"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443"}
+
+
+def test_in_cluster_config_as_the_official_client(tmp_path: Path) -> None:
+    root = _in_cluster_root(tmp_path)
+    found = config.in_cluster_config(root=root, environ=ENV)
+    assert found is not None
+    assert (found.server, found.verify, found.namespace, found.token, found.token_file) == (
+        "https://10.96.0.1:443", str(root / "ca.crt"), "team", None, str(root / "token"))
+    v6 = config.in_cluster_config(root=root, environ={**ENV, "KUBERNETES_SERVICE_HOST": "fd00::1"})
+    assert v6 is not None and v6.server == "https://[fd00::1]:443"
+    no_ns = config.in_cluster_config(root=_in_cluster_root(tmp_path / "x", namespace=None), environ=ENV)
+    assert no_ns is not None and no_ns.namespace == "default"
+
+
+def test_not_in_a_cluster_without_the_variables_or_the_files(tmp_path: Path) -> None:
+    root = _in_cluster_root(tmp_path)
+    assert config.in_cluster_config(root=root, environ={}) is None
+    assert config.in_cluster_config(root=root, environ={"KUBERNETES_SERVICE_HOST": "10.96.0.1"}) is None
+    assert config.in_cluster_config(root=_in_cluster_root(tmp_path / "a", token=False), environ=ENV) is None
+    assert config.in_cluster_config(root=_in_cluster_root(tmp_path / "b", ca=False), environ=ENV) is None
+
+
+def test_load_config_falls_back_to_in_cluster_last(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = _in_cluster_root(tmp_path)
+    monkeypatch.setattr(config, "IN_CLUSTER_ROOT", root)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv(config.STATE_DIR_ENV, str(tmp_path / "state"))
+    for name in ("KUBECONFIG", config.SERVER_ENV):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    assert config.load_config().server == "https://10.96.0.1:443"
+    home_config = tmp_path / "home" / ".kube" / "config"
+    home_config.parent.mkdir(parents=True)
+    config.write_kubeconfig(home_config, "https://elsewhere:6443")
+    assert config.load_config().server == "https://elsewhere:6443"  # a kubeconfig beats in-cluster
+
+
+def test_token_file_auth_reads_the_file_again_when_it_changes(tmp_path: Path) -> None:
+    from reconcile.client import api
+
+    path = tmp_path / "token"
+    path.write_text("one\n")
+    auth = api.TokenFileAuth(str(path))
+    assert auth.current() == "one"
+    replacement = tmp_path / "new"
+    replacement.write_text("two")
+    replacement.replace(path)
+    assert auth.current() == "two"
+    path.unlink()
+    assert auth.current() == "two"  # mid-replacement: the last token read

@@ -137,3 +137,19 @@ def test_garbage_is_a_certificate_error() -> None:
                  lambda: certs.ClientVerifier(certs.new_ca("c").cert).verify(b"junk")):
         with pytest.raises(certs.CertificateError):
             call()
+
+
+def test_verification_keys_read_public_private_keys_and_certificates() -> None:
+    """A --service-account-key-file may hold PEM public keys, private keys and certificates, as upstream's."""
+    rsa_key = certs.new_signing_key()
+    ca = certs.new_ca("x")
+    bundle = certs.signing_public_key(rsa_key) + rsa_key + ca.cert
+    found = certs.verification_keys(bundle)
+    assert found[0] == found[1] == certs.signing_public_key(rsa_key)
+    assert certs.jws_algorithm(found[2]) == "ES256" and certs.jws_algorithm(found[0]) == "RS256"
+    assert certs.key_id(found[0]) != certs.key_id(found[2])
+    assert len(certs.key_id(found[0])) == 43  # unpadded base64url of SHA-256
+    with pytest.raises(certs.CertificateError):
+        certs.verification_keys(b"nothing here")
+    with pytest.raises(certs.CertificateError):
+        certs.verification_keys(b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n")

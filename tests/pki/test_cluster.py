@@ -24,7 +24,7 @@ def test_first_ensure_makes_every_certificate_and_the_second_reuses_them(pki: cl
     written = pki.ensure(nodes=["n1"])
     assert set(written) == {"ca", "etcd/ca", "apiserver", "apiserver-kubelet-client", "admin",
                             "controller-manager", "scheduler", "apiserver-etcd-client", "etcd/server",
-                            "etcd/peer", "nodes/n1"}
+                            "etcd/peer", "nodes/n1", "sa"}
     before = {p: p.read_bytes() for p in pki.root.rglob("*") if p.is_file()}
     assert pki.ensure(nodes=["n1"]) == []
     assert {p: p.read_bytes() for p in pki.root.rglob("*") if p.is_file()} == before
@@ -115,7 +115,7 @@ def test_keys_are_0600_in_0700_directories_even_after_a_careless_copy(pki: clust
     for directory in [pki.root, *(p for p in pki.root.rglob("*") if p.is_dir())]:
         assert _mode(directory) == 0o700, directory
     keys = list(pki.root.rglob("*.key"))
-    assert len(keys) == 11 and all(_mode(k) == 0o600 for k in keys)
+    assert len(keys) == 12 and all(_mode(k) == 0o600 for k in keys)  # 11 certificates and sa.key
 
 
 def test_a_key_is_never_written_wider_than_0600(tmp_path: Path) -> None:
@@ -142,3 +142,25 @@ def test_ca_hash_and_csr_signing(pki: cluster.ClusterPki) -> None:
 def test_split_hosts_dedups_and_separates() -> None:
     assert cluster.split_hosts(["localhost", "LOCALHOST", "127.0.0.1", "::1", "[::1]", "", "a.b"]) == (
         ("localhost", "a.b"), ("127.0.0.1", "::1"))
+
+
+def test_service_account_key_is_kubeadms_and_kept(pki: cluster.ClusterPki) -> None:
+    """sa.key (0600) and sa.pub (its public half): made once, kept across runs, even when the CA is made again."""
+    pki.ensure()
+    key, pub = pki.sa_key.read_bytes(), pki.sa_pub.read_bytes()
+    assert _mode(pki.sa_key) == files.KEY_MODE
+    assert certs.signing_public_key(key) == pub and certs.jws_algorithm(key) == "RS256"
+    pki.ca.key.unlink()
+    assert "sa" not in pki.ensure()
+    assert pki.sa_key.read_bytes() == key
+
+
+def test_service_account_public_key_is_repaired_and_a_broken_key_replaced(pki: cluster.ClusterPki) -> None:
+    pki.ensure()
+    key = pki.sa_key.read_bytes()
+    pki.sa_pub.write_bytes(b"garbage")
+    assert pki.ensure() == ["sa"]
+    assert pki.sa_pub.read_bytes() == certs.signing_public_key(key)
+    pki.sa_key.write_bytes(b"not a key")
+    assert pki.ensure() == ["sa"]
+    assert certs.signing_public_key(pki.sa_key.read_bytes()) == pki.sa_pub.read_bytes()

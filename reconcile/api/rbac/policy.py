@@ -47,7 +47,7 @@ SCHEDULER_LEASE = "reconcile-scheduler"
 # The built-in controllers (reconcile/controllers/manager.py) that get a role each.
 CONTROLLERS = ("replicaset-controller", "deployment-controller", "generic-garbage-collector",
                "namespace-controller", "node-controller", "clusterrole-aggregation-controller",
-               "resourcequota-controller")
+               "resourcequota-controller", "service-account-controller", "root-ca-cert-publisher")
 
 
 def rule(verbs: list[str], groups: list[str] | None = None, resources: list[str] | None = None, *,
@@ -199,6 +199,18 @@ def _controller_rules() -> dict[str, list[dict[str, Any]]]:
             rule(["update"], [""], ["resourcequotas/status"]),
             *_events(),
         ],
+        # upstream's: create serviceaccounts (+ Events); our informers list and watch what it reads
+        "service-account-controller": [
+            rule(["create"], [""], ["serviceaccounts"]),
+            rule(["list", "watch"], [""], ["namespaces", "serviceaccounts"]),
+            *_events(),
+        ],
+        # upstream's: create and update configmaps (+ Events)
+        "root-ca-cert-publisher": [
+            rule(["create", "update"], [""], ["configmaps"]),
+            rule(["list", "watch"], [""], ["namespaces", "configmaps"]),
+            *_events(),
+        ],
     }
 
 
@@ -212,6 +224,10 @@ def cluster_roles() -> list[dict[str, Any]]:
         ]),
         cluster_role("system:public-info-viewer", [rule(["get"], urls=PUBLIC_INFO_URLS)]),
         cluster_role("system:monitoring", [rule(["get"], urls=MONITORING_URLS)]),
+        cluster_role("system:auth-delegator", [  # upstream's: delegated authentication and authorization
+            rule(["create"], ["authentication.k8s.io"], ["tokenreviews"]),
+            rule(["create"], ["authorization.k8s.io"], ["subjectaccessreviews"]),
+        ]),
         cluster_role("admin", [], aggregate_from=["admin"]),
         cluster_role("edit", [], labels={AGGREGATE_TO + "admin": "true"}, aggregate_from=["edit"]),
         cluster_role("view", [], labels={AGGREGATE_TO + "edit": "true"}, aggregate_from=["view"]),
@@ -233,6 +249,7 @@ def cluster_roles() -> list[dict[str, Any]]:
             rule(["get", "list", "watch", "delete"], [""], ["pods"]),
             rule(["patch", "update"], [""], ["pods/status"]),
             rule(["get"], [""], ["secrets", "configmaps", "persistentvolumeclaims", "persistentvolumes"]),
+            rule(["create"], [""], ["serviceaccounts/token"]),  # its pods' projected tokens (upstream's)
             rule(["get", "create", "update", "patch"], ["coordination.k8s.io"], ["leases"]),
             *_events(),
         ]),
