@@ -225,7 +225,7 @@ class NodeAgentProcess:
     _counter = 0
 
     def __init__(self, daemon: DockerDaemon, server: str, *, name: str, state_dir: Path,
-                 extra_args: tuple[str, ...] = ()) -> None:
+                 extra_args: tuple[str, ...] = (), connect: tuple[str, ...] | None = None) -> None:
         assert daemon.bridge_cidr is not None
         NodeAgentProcess._counter += 1
         bridge_index = int(daemon.bridge_cidr.split(".")[2])
@@ -236,6 +236,7 @@ class NodeAgentProcess:
         # distinct per daemon (its bridge index was claimed atomically) and per agent of the session
         self.pod_cidr = f"10.232.{(bridge_index * 8 + NodeAgentProcess._counter % 8) % 256}.0/24"
         self.extra_args = extra_args
+        self.connect = ("--server", server) if connect is None else connect  # or ("--kubeconfig", path), ...
         self.process: subprocess.Popen | None = None
         self.log_path = state_dir / "agent.log"
         daemon.agent_bridges.add(agent_mod.bridge_name(name))
@@ -247,7 +248,7 @@ class NodeAgentProcess:
 
         self.process = subprocess.Popen(
             [sys.executable, "-m", "reconcile", "node", "join", "--name", self.name, "--docker-host", self.daemon.host,
-             "--server", self.server, "--state-dir", str(self.state_dir), "--port", "0",
+             *self.connect, "--state-dir", str(self.state_dir), "--port", "0",
              "--pod-cidr", self.pod_cidr, *self.extra_args],
             stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1"),
         )

@@ -52,6 +52,7 @@ class ResourceHandlers:
         self.decoder = decoder or decoding.BodyDecoder()
         # resource -> its create handler, for the virtual (never stored) kinds; None for the others
         self.virtual: Callable[[registry.Resource], VirtualCreate | None] = lambda resource: None
+        self.kubelet = podproxy.KubeletClientConfig()  # how the log/exec proxies reach node agents
 
     async def _body(self, request: Request, *, what: str = "object", strict: bool = False) -> Any:
         """The request body, read under the size cap and decoded (bounded, off the loop when large)."""
@@ -82,7 +83,7 @@ class ResourceHandlers:
                 return await self._delete_collection(request, resource, info, user)
         else:
             if podproxy.handles(resource, info):  # pods/log, pods/exec: proxied to the pod's node agent
-                return await podproxy.handle(self.api, request, info)
+                return await podproxy.handle(self.api, request, info, kubelet=self.kubelet)
             if method == "GET":
                 return await self._get(request, resource, info)
             if method == "PUT":

@@ -36,6 +36,7 @@ from reconcile.api import (
     lookups,
     openapi,
     pipeline,
+    podproxy,
     podsecurity_admission,
     quota,
     registry,
@@ -84,6 +85,9 @@ class ApiConfig:
     anonymous_auth: bool = True  # --anonymous-auth: requests without credentials are system:anonymous
     admission_config_file: str | None = None  # an AdmissionConfiguration (PodSecurity defaults, exemptions)
     pod_security_initial_labels: bool = False  # label the initial namespaces: default baseline, kube-system privileged
+    kubelet_client_certificate: str | None = None  # presented to node agents by the log/exec proxies
+    kubelet_client_key: str | None = None
+    kubelet_certificate_authority: str | None = None  # verifies node agents' serving certificates
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -148,6 +152,8 @@ class ApiServer:
         self.reviews = reviews.Reviews(self.authorizer)
         self.handlers = handlers.ResourceHandlers(self.rest, bookmark_interval=config.bookmark_interval)
         self.handlers.virtual = self.reviews.handler_for
+        self.handlers.kubelet = podproxy.KubeletClientConfig(
+            config.kubelet_client_certificate, config.kubelet_client_key, config.kubelet_certificate_authority)
         if config.insecure_identity_headers:
             self.authenticator = headerauthn.HeaderIdentity(self.authenticator)
         self.audit_log, self.auditor = _auditing(config)

@@ -278,21 +278,23 @@ def _node_start(ctx: UpContext) -> dict[str, Any]:
     host = docker_host()
     prepare_engine(host)
     name = local_node_name()
-    port = _free_port()
+    port, health_port = _free_port(), _free_port()
     log = ctx.state_dir / "node.log"
     kubeconfig = identities.node_kubeconfig(ctx.state_dir, name, ctx.server)
     argv = [sys.executable, "-m", "reconcile", "node", "join", "--name", name, "--docker-host", host,
-            "--kubeconfig", str(kubeconfig), "--state-dir", str(ctx.state_dir / "nodes" / name), "--port", str(port)]
+            "--kubeconfig", str(kubeconfig), "--state-dir", str(ctx.state_dir / "nodes" / name), "--port", str(port),
+            "--healthz-port", str(health_port), *identities.node_tls_args(ctx.state_dir, name)]
     pid = processes.spawn(argv, log=log, env=OWN_IDENTITY)
     entry = {"pid": pid, "started": processes.start_time(pid), "server": ctx.server, "log": str(log), "node": name,
-             "docker_host": host, "url": f"http://127.0.0.1:{port}", "health": f"http://127.0.0.1:{port}/healthz"}
+             "docker_host": host, "url": f"https://127.0.0.1:{port}", "tls": True,
+             "health": f"http://127.0.0.1:{health_port}/healthz"}
     _wait_ready(entry, entry["health"], what=f"node agent {name}")
     return entry
 
 
 def _node_matches(ctx: UpContext, entry: dict[str, Any]) -> bool:
     return (entry.get("server") == ctx.server and entry.get("docker_host") == docker_host()
-            and entry.get("node") == local_node_name())
+            and entry.get("node") == local_node_name() and bool(entry.get("tls")))  # a plain-HTTP agent is replaced
 
 
 COMPONENTS: list[Component] = [

@@ -55,7 +55,18 @@ def apiserver_etcd_args(state_dir: Path) -> list[str]:
 def apiserver_tls_args(state_dir: Path) -> list[str]:
     p = pki(state_dir)
     return ["--tls-cert-file", str(p.apiserver.cert), "--tls-private-key-file", str(p.apiserver.key),
-            "--client-ca-file", str(p.ca.cert)]
+            "--client-ca-file", str(p.ca.cert),
+            "--kubelet-client-certificate", str(p.apiserver_kubelet_client.cert),
+            "--kubelet-client-key", str(p.apiserver_kubelet_client.key),
+            "--kubelet-certificate-authority", str(p.ca.cert)]
+
+
+def node_tls_args(state_dir: Path, node: str) -> list[str]:
+    """The local node agent's port: a serving certificate from the cluster CA, and only clients of
+    that CA (the API server's kubelet-client certificate), authorized by SubjectAccessReview."""
+    p = pki(state_dir)
+    return ["--tls-cert-file", str(p.node_serving(node).cert), "--tls-private-key-file",
+            str(p.node_serving(node).key), "--client-ca-file", str(p.ca.cert)]
 
 
 def ca_file(state_dir: Path) -> Path:

@@ -51,13 +51,23 @@ def node() -> None:
 @click.option("--pod-security-default", type=click.Choice(["privileged", "baseline", "restricted"]),
               default="privileged", show_default=True,
               help="Pod Security level of namespaces without an enforce label, for the node's own checks.")
+@click.option("--tls-cert-file", type=click.Path(path_type=Path, dir_okay=False, exists=True), default=None,
+              help="The agent port's serving certificate (default: a self-signed one under the state dir).")
+@click.option("--tls-private-key-file", type=click.Path(path_type=Path, dir_okay=False, exists=True), default=None,
+              help="Private key of --tls-cert-file.")
+@click.option("--client-ca-file", type=click.Path(path_type=Path, dir_okay=False, exists=True), default=None,
+              help="Clients of the agent port must present a certificate this CA signed; each request is then "
+                   "authorized by a SubjectAccessReview (nodes/proxy, ...). Without it anyone may connect.")
+@click.option("--healthz-port", type=int, default=None,
+              help="Serve /healthz and /readyz over plain HTTP on 127.0.0.1 at this port (0: any free one).")
 @click.option("-v", "--verbose", is_flag=True, help="Log at debug level.")
 @common.connection_options
 @common.handle_errors
 def join(name: str, docker_host: str, state_dir: Path | None, port: int, address: str, pod_cidr: str | None,
          infra_image: str, templates: Path | None, reserve_cpu: str, reserve_memory: str, lease_interval: float,
          resync_interval: float, workers: int, allowed_host_paths: str, pod_security_default: str,
-         verbose: bool) -> None:
+         tls_cert_file: Path | None, tls_private_key_file: Path | None, client_ca_file: Path | None,
+         healthz_port: int | None, verbose: bool) -> None:
     """Register this machine's Docker engine as node NAME and run the pods bound to it."""
     from reconcile.core import quantities
     from reconcile.node import agent as agent_mod
@@ -73,6 +83,8 @@ def join(name: str, docker_host: str, state_dir: Path | None, port: int, address
         lease_interval=lease_interval, resync_interval=resync_interval, workers=workers,
         allowed_host_paths=tuple(p.strip() for p in allowed_host_paths.split(",") if p.strip()),
         pod_security_default=pod_security_default,
+        tls_cert_file=tls_cert_file, tls_private_key_file=tls_private_key_file, client_ca_file=client_ca_file,
+        healthz_port=healthz_port,
     )
     asyncio.run(_run(agent_mod.Agent(settings)))
 

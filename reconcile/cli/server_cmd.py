@@ -74,6 +74,12 @@ def _names(text: str) -> tuple[str, ...]:
               show_default=True,
               help="Create the initial namespaces with Pod Security labels: default enforces baseline, "
                    "kube-system privileged.")
+@click.option("--kubelet-client-certificate", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="Client certificate the log and exec proxies present to node agents.")
+@click.option("--kubelet-client-key", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="Private key of --kubelet-client-certificate.")
+@click.option("--kubelet-certificate-authority", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="CA bundle that node agents' serving certificates are verified with (else not verified).")
 def apiserver(etcd: str, port: int, host: str, etcd_prefix: str, etcd_cacert: str | None,
               etcd_cert: str | None, etcd_key: str | None, tls_cert_file: str | None,
               tls_private_key_file: str | None, client_ca_file: str | None, bookmark_interval: float,
@@ -84,7 +90,8 @@ def apiserver(etcd: str, port: int, host: str, etcd_prefix: str, etcd_cacert: st
               inflight_system_users: str, inflight_system_groups: str, inflight_exempt_groups: str,
               insecure_identity_headers: bool, authorization_mode: str, token_auth_file: str | None,
               anonymous_auth: bool, admission_control_config_file: str | None,
-              initial_namespaces_pod_security: bool) -> None:
+              initial_namespaces_pod_security: bool, kubelet_client_certificate: str | None,
+              kubelet_client_key: str | None, kubelet_certificate_authority: str | None) -> None:
     """Serve the Kubernetes-style REST API from etcd."""
     from reconcile.api import authorizers, server
 
@@ -128,6 +135,9 @@ def apiserver(etcd: str, port: int, host: str, etcd_prefix: str, etcd_cacert: st
         anonymous_auth=anonymous_auth,
         admission_config_file=admission_control_config_file,
         pod_security_initial_labels=initial_namespaces_pod_security,
+        kubelet_client_certificate=kubelet_client_certificate,
+        kubelet_client_key=kubelet_client_key,
+        kubelet_certificate_authority=kubelet_certificate_authority,
     )
     try:
         server.serve(config, host=host, port=port)

@@ -24,7 +24,7 @@ def test_first_ensure_makes_every_certificate_and_the_second_reuses_them(pki: cl
     written = pki.ensure(nodes=["n1"])
     assert set(written) == {"ca", "etcd/ca", "apiserver", "apiserver-kubelet-client", "admin",
                             "controller-manager", "scheduler", "apiserver-etcd-client", "etcd/server",
-                            "etcd/peer", "nodes/n1"}
+                            "etcd/peer", "nodes/n1", "nodes/n1-serving"}
     before = {p: p.read_bytes() for p in pki.root.rglob("*") if p.is_file()}
     assert pki.ensure(nodes=["n1"]) == []
     assert {p: p.read_bytes() for p in pki.root.rglob("*") if p.is_file()} == before
@@ -115,7 +115,7 @@ def test_keys_are_0600_in_0700_directories_even_after_a_careless_copy(pki: clust
     for directory in [pki.root, *(p for p in pki.root.rglob("*") if p.is_dir())]:
         assert _mode(directory) == 0o700, directory
     keys = list(pki.root.rglob("*.key"))
-    assert len(keys) == 11 and all(_mode(k) == 0o600 for k in keys)
+    assert len(keys) == 12 and all(_mode(k) == 0o600 for k in keys)
 
 
 def test_a_key_is_never_written_wider_than_0600(tmp_path: Path) -> None:
@@ -142,3 +142,12 @@ def test_ca_hash_and_csr_signing(pki: cluster.ClusterPki) -> None:
 def test_split_hosts_dedups_and_separates() -> None:
     assert cluster.split_hosts(["localhost", "LOCALHOST", "127.0.0.1", "::1", "[::1]", "", "a.b"]) == (
         ("localhost", "a.b"), ("127.0.0.1", "::1"))
+
+
+def test_a_nodes_serving_certificate_names_it_and_loopback(pki: cluster.ClusterPki) -> None:
+    """What the API server verifies the local node agent with (--kubelet-certificate-authority)."""
+    pki.ensure(nodes=["n1"])
+    found = certs.info(pki.node_serving("n1").cert.read_bytes())
+    assert found.server_auth and not found.client_auth and not found.is_ca
+    assert "n1" in found.dns_names and {"127.0.0.1", "::1"} <= set(found.ip_addresses)
+    assert certs.signed_by(pki.node_serving("n1").cert.read_bytes(), pki.ca.cert.read_bytes())

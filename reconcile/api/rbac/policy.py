@@ -226,6 +226,8 @@ def cluster_roles() -> list[dict[str, Any]]:
             rule(["patch", "update"], [""], ["pods/status"]),
             rule(["get"], [""], ["secrets", "configmaps", "persistentvolumeclaims", "persistentvolumes"]),
             rule(["get", "create", "update", "patch"], ["coordination.k8s.io"], ["leases"]),
+            # the agent port's Webhook authorization asks the API server about each caller (upstream's rule)
+            rule(["create"], ["authorization.k8s.io"], ["subjectaccessreviews"]),
             *_events(),
         ]),
     ]
