@@ -13,7 +13,8 @@ administrator), so nothing changes until a flag asks for authentication.
 
 `build` adds them in upstream's order: x509 client certificates (`clientcerts`, from
 `Credentials.peer_certificate`), then bearer tokens (`tokens.TokenAuthenticator`s inside
-`tokens.BearerToken`: the static token file; ServiceAccount and bootstrap tokens join there).
+`tokens.BearerToken`: the static token file, bootstrap tokens (`bootstraptokens`, from the
+Secrets in the watch cache); ServiceAccount tokens join there).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from reconcile.api import authn, clientcerts, tokens
+from reconcile.api import authn, bootstraptokens, clientcerts, tokens
 
 AUTHENTICATED = authn.AUTHENTICATED
 UNAUTHENTICATED = authn.UNAUTHENTICATED
@@ -55,6 +56,8 @@ class Settings:
     client_ca_file: str | None = None  # upstream's --client-ca-file: x509 client certificates
     token_auth_file: str | None = None  # upstream's --token-auth-file (CSV)
     anonymous_auth: bool = True  # requests without credentials are system:anonymous (else 401)
+    # upstream's --enable-bootstrap-token-auth: how to read kube-system's Secrets (None: off)
+    bootstrap_secrets: bootstraptokens.SecretLookup | None = None
 
 
 def build(settings: Settings) -> authn.Authenticator:
@@ -65,6 +68,8 @@ def build(settings: Settings) -> authn.Authenticator:
         request_authenticators.append(clientcerts.ClientCertificates.from_file(settings.client_ca_file))
     if settings.token_auth_file:
         token_authenticators.append(tokens.TokenFile.load(settings.token_auth_file))
+    if settings.bootstrap_secrets is not None:
+        token_authenticators.append(bootstraptokens.BootstrapTokens(settings.bootstrap_secrets))
     if token_authenticators:
         request_authenticators.append(tokens.BearerToken(token_authenticators))
     if not request_authenticators:

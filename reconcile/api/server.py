@@ -85,6 +85,7 @@ class ApiConfig:
     anonymous_auth: bool = True  # --anonymous-auth: requests without credentials are system:anonymous
     admission_config_file: str | None = None  # an AdmissionConfiguration (PodSecurity defaults, exemptions)
     pod_security_initial_labels: bool = False  # label the initial namespaces: default baseline, kube-system privileged
+    enable_bootstrap_token_auth: bool = False  # bootstrap-token-<id> Secrets in kube-system authenticate
     kubelet_client_certificate: str | None = None  # presented to node agents by the log/exec proxies
     kubelet_client_key: str | None = None
     kubelet_certificate_authority: str | None = None  # verifies node agents' serving certificates
@@ -95,7 +96,7 @@ def _anonymous_allowed(config: ApiConfig) -> bool:
     """--anonymous-auth, except beside AlwaysAllow: as upstream, an anonymous caller that every
     request is allowed to would make authentication pointless, so it is turned off (with a warning)."""
     if config.anonymous_auth and authorizers.ALWAYS_ALLOW in authorizers.parse_modes(config.authorization_mode):
-        if config.client_ca_file or config.token_auth_file:  # else nothing authenticates anyway
+        if config.client_ca_file or config.token_auth_file or config.enable_bootstrap_token_auth:
             log.warning("anonymous requests are not allowed with the AlwaysAllow authorizer: --anonymous-auth "
                         "is reset to false (use --authorization-mode RBAC)")
         return False
@@ -145,7 +146,8 @@ class ApiServer:
                                             rbac=rbac_authorizer.RBACAuthorizer(self.rbac_index))
         self.authenticator: authn.Authenticator = authenticators.build(authenticators.Settings(
             client_ca_file=config.client_ca_file, token_auth_file=config.token_auth_file,
-            anonymous_auth=_anonymous_allowed(config)))
+            anonymous_auth=_anonymous_allowed(config),
+            bootstrap_secrets=self._kube_system_secret if config.enable_bootstrap_token_auth else None))
         escalation = rbac_escalation.EscalationCheck(self.authorizer, self.authorizer.rules_for,
                                                      self.rbac_index.role_rules)
         self.rest.admission = admission.Chain(admission_plugins(self.rest, config, escalation))
@@ -200,6 +202,15 @@ class ApiServer:
             label_text = ",".join(f'{key}="{val}"' for key, val in labels.items())
             lines.append(f"{name}{{{label_text}}} {value}" if label_text else f"{name} {value}")
         return "\n".join(lines) + "\n"
+
+    def _kube_system_secret(self, name: str) -> dict | None:
+        """A Secret of kube-system from the watch cache (bootstrap tokens); None while the cache is not up."""
+        cache = self.caches.get("", "secrets")
+        resource = self.registry.get("", "v1", "secrets")
+        if cache is None or resource is None:
+            return None
+        entry = cache.get(self.rest.key(resource, "kube-system", name))
+        return entry.obj if entry is not None and entry.decodable else None
 
     def _rbac_objects(self, plural: str) -> list[dict] | None:
         """What the RBAC index reads: the objects of one RBAC resource in its watch cache (None while

@@ -58,7 +58,7 @@ def apiserver_tls_args(state_dir: Path) -> list[str]:
             "--client-ca-file", str(p.ca.cert),
             "--kubelet-client-certificate", str(p.apiserver_kubelet_client.cert),
             "--kubelet-client-key", str(p.apiserver_kubelet_client.key),
-            "--kubelet-certificate-authority", str(p.ca.cert)]
+            "--kubelet-certificate-authority", str(p.ca.cert), "--enable-bootstrap-token-auth"]
 
 
 def node_tls_args(state_dir: Path, node: str) -> list[str]:

@@ -74,6 +74,9 @@ def _names(text: str) -> tuple[str, ...]:
               show_default=True,
               help="Create the initial namespaces with Pod Security labels: default enforces baseline, "
                    "kube-system privileged.")
+@click.option("--enable-bootstrap-token-auth", is_flag=True, default=False,
+              help="Bearer tokens <id>.<secret> of bootstrap-token-<id> Secrets (type bootstrap.kubernetes.io/token) "
+                   "in kube-system authenticate as system:bootstrap:<id> (groups system:bootstrappers, ...).")
 @click.option("--kubelet-client-certificate", default=None, type=click.Path(exists=True, dir_okay=False),
               help="Client certificate the log and exec proxies present to node agents.")
 @click.option("--kubelet-client-key", default=None, type=click.Path(exists=True, dir_okay=False),
@@ -90,7 +93,7 @@ def apiserver(etcd: str, port: int, host: str, etcd_prefix: str, etcd_cacert: st
               inflight_system_users: str, inflight_system_groups: str, inflight_exempt_groups: str,
               insecure_identity_headers: bool, authorization_mode: str, token_auth_file: str | None,
               anonymous_auth: bool, admission_control_config_file: str | None,
-              initial_namespaces_pod_security: bool, kubelet_client_certificate: str | None,
+              initial_namespaces_pod_security: bool, enable_bootstrap_token_auth: bool, kubelet_client_certificate: str | None,
               kubelet_client_key: str | None, kubelet_certificate_authority: str | None) -> None:
     """Serve the Kubernetes-style REST API from etcd."""
     from reconcile.api import authorizers, server
@@ -135,6 +138,7 @@ def apiserver(etcd: str, port: int, host: str, etcd_prefix: str, etcd_cacert: st
         anonymous_auth=anonymous_auth,
         admission_config_file=admission_control_config_file,
         pod_security_initial_labels=initial_namespaces_pod_security,
+        enable_bootstrap_token_auth=enable_bootstrap_token_auth,
         kubelet_client_certificate=kubelet_client_certificate,
         kubelet_client_key=kubelet_client_key,
         kubelet_certificate_authority=kubelet_certificate_authority,

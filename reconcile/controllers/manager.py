@@ -25,6 +25,7 @@ from reconcile.controllers import (
     nodelifecycle,
     replicaset,
     resourcequota,
+    tokencleaner,
 )
 from reconcile.controllers import informers as informers_mod
 from reconcile.engine import badobjects, supervision
@@ -109,6 +110,7 @@ class Controllers:
             nodelifecycle.NodeLifecycleController(ctx, settings=self.node_lifecycle),
             clusterroleaggregation.ClusterRoleAggregationController(ctx),
             resourcequota.ResourceQuotaController(ctx, resync=self.quota_resync),
+            tokencleaner.TokenCleaner(ctx),
         ]
         await self.informers.start()
         await self.supervisor.start()

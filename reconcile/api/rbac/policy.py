@@ -44,7 +44,7 @@ CONTROLLER_MANAGER_LEASE = "reconcile-controller-manager"
 SCHEDULER_LEASE = "reconcile-scheduler"
 # The built-in controllers (reconcile/controllers/manager.py) that get a role each.
 CONTROLLERS = ("replicaset-controller", "deployment-controller", "generic-garbage-collector",
-               "namespace-controller", "node-controller", "clusterrole-aggregation-controller")
+               "namespace-controller", "node-controller", "clusterrole-aggregation-controller", "token-cleaner")
 
 
 def rule(verbs: list[str], groups: list[str] | None = None, resources: list[str] | None = None, *,
@@ -190,6 +190,11 @@ def _controller_rules() -> dict[str, list[dict[str, Any]]]:
         ],
         "clusterrole-aggregation-controller": [
             rule(["escalate", "get", "list", "patch", "update", "watch"], [GROUP], ["clusterroles"]),
+        ],
+        # upstream's is a Role in kube-system; a ClusterRole here (the default policy has no Roles yet)
+        "token-cleaner": [
+            rule(["delete", "get", "list", "watch"], [""], ["secrets"]),
+            *_events(),
         ],
     }
 
