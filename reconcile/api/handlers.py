@@ -41,6 +41,10 @@ FIELD_VALIDATION = {"strict": "Strict", "warn": "Warn", "ignore": "Ignore"}
 VirtualCreate = Callable[[registry.Resource, str | None, dict[str, Any], authn.UserInfo], Awaitable[dict[str, Any]]]
 
 
+# Resources with an `approval` subresource (upstream: CertificateSigningRequests): written like /status.
+APPROVAL_RESOURCES = frozenset({"certificatesigningrequests.certificates.k8s.io"})
+
+
 class ResourceHandlers:
     """Holds the registry and the `Rest` service; `dispatch` is the Starlette endpoint."""
 
@@ -113,9 +117,11 @@ class ResourceHandlers:
         assert info.name is not None
         if info.subresource == "scale":
             return http.json_response(await self.api.get_scale(resource, info.namespace, info.name))
-        if info.subresource not in (None, "status"):
+        if info.subresource not in (None, "status", "approval"):
             raise _no_subresource(info)
         if info.subresource == "status" and not resource.has_status:
+            raise _no_subresource(info)
+        if info.subresource == "approval" and resource.group_resource not in APPROVAL_RESOURCES:
             raise _no_subresource(info)
         entry = await self.api.get(resource, info.namespace, info.name,
                                    resource_version=request.query_params.get("resourceVersion"))
@@ -220,6 +226,8 @@ class ResourceHandlers:
         if info.subresource is None:
             return
         if info.subresource == "status" and resource.has_status:
+            return
+        if info.subresource == "approval" and resource.group_resource in APPROVAL_RESOURCES:
             return
         raise _no_subresource(info)
 

@@ -27,6 +27,7 @@ from reconcile.api import (
     authorizers,
     bootstrap,
     caches,
+    certificates_admission,
     discovery,
     flowcontrol,
     handlers,
@@ -49,7 +50,7 @@ from reconcile.api.rbac import authorizer as rbac_authorizer
 from reconcile.api.rbac import bootstrap as rbac_bootstrap
 from reconcile.api.rbac import escalation as rbac_escalation
 from reconcile.api.rbac import index as rbac_index
-from reconcile.api.strategies import configdata, crds, namespaces, pods
+from reconcile.api.strategies import certificates, configdata, crds, namespaces, pods
 from reconcile.api.strategies import rbac as rbac_strategy
 from reconcile.core import errors
 from reconcile.store import encryption, etcd
@@ -136,6 +137,8 @@ class ApiServer:
             (rbac_index.GROUP, "clusterroles"): roles,
             (rbac_index.GROUP, "rolebindings"): bindings,
             (rbac_index.GROUP, "clusterrolebindings"): bindings,
+            (certificates_admission.GROUP, certificates_admission.PLURAL):
+                certificates.CertificateSigningRequestStrategy(),
         })
         self.caches.listeners[(crds.GROUP, "customresourcedefinitions")] = self.crds.on_cache_event
         # RBAC reads its rules from the watch caches; any change to them rebuilds its index.
@@ -301,6 +304,12 @@ def admission_plugins(api: rest.Rest, config: ApiConfig,
     return [
         admission.NamespaceLifecycle(api.namespace),
         escalation,
+        # CertificateSigningRequests: the requester's identity, subresource rules, approve/sign verbs
+        certificates_admission.Requester(),
+        certificates_admission.Subresources(),
+        certificates_admission.Approval(escalation.authorizer),
+        certificates_admission.Signing(escalation.authorizer),
+        certificates_admission.SubjectRestriction(),
         limitranger.LimitRanger(limit_ranges.list, requalify=_requalify_pod),
         podsecurity_admission.PodSecurity(api.namespace, pods_reader.list, configuration=pod_security),
         quota.ResourceQuota(quota.QuotaAccess(quotas.list, quotas.list_fresh, quotas.write_status)),

@@ -36,6 +36,7 @@ EXPECTED = {
     ("authorization.k8s.io", "localsubjectaccessreviews"): ("LocalSubjectAccessReview", True, ()),
     ("authorization.k8s.io", "selfsubjectrulesreviews"): ("SelfSubjectRulesReview", False, ()),
     ("authentication.k8s.io", "selfsubjectreviews"): ("SelfSubjectReview", False, ()),
+    ("certificates.k8s.io", "certificatesigningrequests"): ("CertificateSigningRequest", False, ("csr",)),
 }
 
 
