@@ -185,9 +185,11 @@ def new_csr(key: bytes, *, common_name: str, organizations: tuple[str, ...] = ()
 def _load_csr(pem: bytes) -> x509.CertificateSigningRequest:
     try:
         csr = x509.load_pem_x509_csr(pem)
-    except ValueError as exc:
+        valid = csr.is_signature_valid  # parses the public key too: a corrupt one raises here
+        _ = csr.subject
+    except (ValueError, TypeError) as exc:
         raise CertificateError(f"not a PEM certificate request: {exc}") from None
-    if not csr.is_signature_valid:
+    if not valid:
         raise CertificateError("the certificate request's signature does not verify")
     return csr
 
@@ -214,7 +216,7 @@ def csr_info(pem: bytes) -> CsrInfo:
     signature does not verify (the requester does not hold the key)."""
     request = _load_csr(pem)
     try:
-        san = request.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        san = request.extensions.get_extension_for_class(x509.SubjectAlternativeName).value  # type: ignore[assignment]
     except x509.ExtensionNotFound:
         san = None
     except ValueError as exc:
