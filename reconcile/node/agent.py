@@ -27,6 +27,7 @@ from reconcile.engine import clock as clock_mod
 from reconcile.engine import controller, supervision
 from reconcile.node import authz as authz_mod
 from reconcile.node import (
+    bootstrap,
     containers,
     docker,
     environment,
@@ -36,6 +37,7 @@ from reconcile.node import (
     probes,
     registration,
     render,
+    rotation,
     server,
     tls,
     volumes,
@@ -70,6 +72,7 @@ class NodeSettings:
     tls_private_key_file: Path | None = None
     client_ca_file: Path | None = None  # clients must present a certificate this CA signed (then Webhook authz)
     healthz_port: int | None = None  # plain-HTTP /healthz and /readyz on 127.0.0.1 (0: a free port; None: off)
+    credentials: bootstrap.Credentials | None = None  # joined by token: its client certificate is rotated
 
 
 def default_pod_cidr(name: str) -> str:
@@ -110,6 +113,7 @@ class Agent:
                                           clock=self.clock)
         self.http: server.AgentServer | None = None
         self.health_http: server.AgentServer | None = None
+        self.rotator: rotation.Rotator | None = None
         self.sync: pods.PodSync | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped = asyncio.Event()
@@ -161,6 +165,11 @@ class Agent:
             loop.create_task(registration.run_periodically(s.lease_interval, lambda: self._refresh_status(info),
                                                            clock=self.clock), name="node-status"),
         ]
+        if s.credentials is not None:
+            server_url = s.server if isinstance(s.server, str) else s.server.server
+            self.rotator = rotation.Rotator(self.client, s.credentials, node=s.name, server=server_url,
+                                            clock=self.clock)
+            self._tasks.append(loop.create_task(self.rotator.run(), name="node-certificate-rotation"))
         await self._resync()
         log.info("node %s joined: docker %s, pods on %s, agent port %d", s.name, s.docker_host, self.pod_cidr,
                  self.http.port)
