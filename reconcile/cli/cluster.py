@@ -172,7 +172,7 @@ def _controller_manager_start(ctx: UpContext) -> dict[str, Any]:
     log = ctx.state_dir / "controller-manager.log"
     kubeconfig = identities.controller_manager_kubeconfig(ctx.state_dir, ctx.server)
     argv = [sys.executable, "-m", "reconcile", "controller-manager", "--kubeconfig", str(kubeconfig),
-            "--health-port", str(health_port)]
+            "--health-port", str(health_port), *identities.controller_manager_signing_args(ctx.state_dir)]
     pid = processes.spawn(argv, log=log, env=OWN_IDENTITY)
     entry = {"pid": pid, "started": processes.start_time(pid), "server": ctx.server, "log": str(log),
              "url": f"http://127.0.0.1:{health_port}", "health": f"http://127.0.0.1:{health_port}/healthz"}
@@ -403,11 +403,27 @@ def up(state_dir: Path | None, api_port: int | None, etcd_url: str | None, adver
     kubeconfig = state_dir / "kubeconfig"
     identities.admin_kubeconfig(state_dir, kubeconfig, ctx.server)
     ca_hash = identities.pki(state_dir).ca_hash()  # what a node joining from elsewhere pins the CA by
+    _publish_cluster_info(kubeconfig, ctx.server, identities.ca_file(state_dir).read_bytes())
     state["server"], state["kubeconfig"], state["ca_hash"] = ctx.server, str(kubeconfig), ca_hash
     save_state(state_dir, state)
     click.echo(f"\nAPI server: {ctx.server}\nCluster CA: {identities.ca_file(state_dir)} ({ca_hash})\n\nTo use it:\n  export KUBECONFIG={kubeconfig}\n  reconcile get ns\n"
                f"\nStop it with: reconcile down" + ("" if state_dir == default_state_dir()
                                                     else f" --state-dir {state_dir}"))
+
+
+def _publish_cluster_info(kubeconfig: Path, server: str, ca_pem: bytes) -> None:
+    """kube-public/cluster-info, where `node join --token --ca-hash` finds the CA (as `kubeadm init`)."""
+    from reconcile.cli import clusterinfo
+    from reconcile.client import api as client_api
+    from reconcile.client import config as client_config
+    from reconcile.core import errors
+
+    try:
+        with client_api.Client(client_config.load_config(kubeconfig=str(kubeconfig))) as client:
+            clusterinfo.publish(client, server, ca_pem)
+    except errors.ApiError as exc:
+        click.echo(f"warning: could not publish kube-public/cluster-info ({exc.message}): node join will not "
+                   "discover this cluster", err=True)
 
 
 def _describe(entry: dict[str, Any]) -> str:

@@ -61,6 +61,13 @@ def apiserver_tls_args(state_dir: Path) -> list[str]:
             "--kubelet-certificate-authority", str(p.ca.cert), "--enable-bootstrap-token-auth"]
 
 
+def controller_manager_signing_args(state_dir: Path) -> list[str]:
+    """csrsigning signs with the cluster CA (kubeadm gives kube-controller-manager the same files), so
+    nodes joining by token get their certificates."""
+    p = pki(state_dir)
+    return ["--cluster-signing-cert-file", str(p.ca.cert), "--cluster-signing-key-file", str(p.ca.key)]
+
+
 def node_tls_args(state_dir: Path, node: str) -> list[str]:
     """The local node agent's port: a serving certificate from the cluster CA, and only clients of
     that CA (the API server's kubelet-client certificate), authorized by SubjectAccessReview."""
