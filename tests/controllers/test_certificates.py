@@ -293,3 +293,41 @@ def test_nothing_is_written_for_other_signers(server, controllers, admin, tmp_pa
     _wait_issued(admin, marker["metadata"]["name"])
     assert "status" not in _get(admin, body["metadata"]["name"]) or not csr_mod.conditions(
         _get(admin, body["metadata"]["name"]))
+
+
+def test_approve_deny_with_our_cli_and_list_with_kubectl(server, controllers, admin, tmp_path: Path) -> None:
+    """`kubectl certificate approve` sends protobuf (415 here): `reconcile certificate` does the same."""
+    import os
+    import subprocess
+    import sys
+
+    from tests import prerequisites
+
+    kubectl = prerequisites.require_kubectl()
+    kubeconfig = server.connection.write_kubeconfig(tmp_path / "admin.kubeconfig")
+    first, _ = _request("someone", ("staff",), signer="example.com/by-hand")
+    second, _ = _request("someone-else", ("staff",), signer="example.com/by-hand")
+    for body in (first, second):
+        admin.create(csr_mod.API_VERSION, csr_mod.PLURAL, body)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([kubectl, "--kubeconfig", str(kubeconfig), *args], capture_output=True, text=True,
+                              timeout=60)
+
+    def ours(*args: str) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if k not in ("RECONCILE_SERVER", "KUBECONFIG")}
+        return subprocess.run([sys.executable, "-m", "reconcile", "certificate", *args, "--kubeconfig",
+                               str(kubeconfig)], capture_output=True, text=True, timeout=60, env=env)
+
+    approved = ours("approve", first["metadata"]["name"])
+    assert approved.returncode == 0, approved.stderr
+    assert approved.stdout.strip().endswith("approved")
+    denied = ours("deny", second["metadata"]["name"])
+    assert denied.returncode == 0, denied.stderr
+    assert csr_mod.has_condition(_get(admin, first["metadata"]["name"]), "Approved")
+    assert csr_mod.has_condition(_get(admin, second["metadata"]["name"]), "Denied")
+    listed = run("get", "csr", first["metadata"]["name"], second["metadata"]["name"])
+    assert listed.returncode == 0, listed.stderr
+    assert "example.com/by-hand" in listed.stdout and "kubernetes-admin" in listed.stdout
+    again = ours("approve", second["metadata"]["name"])  # Approved and Denied exclude each other
+    assert again.returncode != 0 and "mutually exclusive" in again.stderr, again.stdout + again.stderr
