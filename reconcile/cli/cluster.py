@@ -10,6 +10,14 @@ on loopback, the API server on HTTPS only with the client CA (and the only etcd 
 certificate), and every component with a kubeconfig of its own identity. The user's kubeconfig
 carries the admin certificate (`O=system:masters`). A certificate written anew restarts what runs,
 so nothing keeps serving an old one.
+
+The local node agent serves HTTPS with a serving certificate from the cluster CA and accepts only
+clients of that CA (the API server's kubelet-client certificate, `--kubelet-client-certificate`),
+each request authorized by SubjectAccessReview; its health is read on a plain loopback port
+(`--healthz-port`). Its client certificate is issued by `up` directly (renewed by the next `up`),
+not through a CSR. For nodes joining from elsewhere, `up` does what `kubeadm init` does: the API
+server authenticates bootstrap tokens, the controller-manager signs CSRs with the cluster CA, and
+`kube-public/cluster-info` carries the CA for `node join --token --ca-hash`.
 """
 
 from __future__ import annotations
