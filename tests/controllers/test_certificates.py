@@ -331,3 +331,37 @@ def test_approve_deny_with_our_cli_and_list_with_kubectl(server, controllers, ad
     assert "example.com/by-hand" in listed.stdout and "kubernetes-admin" in listed.stdout
     again = ours("approve", second["metadata"]["name"])  # Approved and Denied exclude each other
     assert again.returncode != 0 and "mutually exclusive" in again.stderr, again.stdout + again.stderr
+
+
+
+
+def test_hostile_bodies_never_500(server, admin) -> None:
+    """Random specs and statuses on create, /approval and /status: a 4xx naming the problem, never a 500."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**40, 2**40), st.text(max_size=20))
+    junk = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                         st.dictionaries(st.text(max_size=8), inner, max_size=3)),
+                        max_leaves=8)
+    base, _ = _request("system:node:fz", ("system:nodes",), signer="example.com/fuzz")
+    made = admin.create(csr_mod.API_VERSION, csr_mod.PLURAL, base)
+    name = made["metadata"]["name"]
+    fields = st.sampled_from(["request", "signerName", "usages", "expirationSeconds", "username", "groups", "extra"])
+    status_fields = st.sampled_from(["conditions", "certificate"])
+    with server.connection.http_client() as http:
+        @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+        @given(fields, junk, status_fields, junk, st.sampled_from(["", "/approval", "/status"]))
+        def probe(field: str, value: object, status_field: str, status_value: object, sub: str) -> None:
+            body, _ = _request("system:node:fz", ("system:nodes",), signer="example.com/fuzz")
+            body["spec"][field] = value
+            answer = http.post(CSRS, json=body)
+            assert answer.status_code < 500, answer.text
+            current = http.get(f"{CSRS}/{name}").json()
+            current["status"] = {status_field: status_value}
+            answer = http.put(f"{CSRS}/{name}{sub}", json=current)
+            assert answer.status_code < 500, answer.text
+            if answer.status_code >= 400:
+                assert answer.json()["kind"] == "Status"
+
+        probe()
