@@ -225,7 +225,8 @@ class NodeAgentProcess:
     _counter = 0
 
     def __init__(self, daemon: DockerDaemon, server: str, *, name: str, state_dir: Path,
-                 extra_args: tuple[str, ...] = (), kubeconfig: Path | None = None) -> None:
+                 extra_args: tuple[str, ...] = (), kubeconfig: Path | None = None,
+                 connect: tuple[str, ...] | None = None) -> None:
         assert daemon.bridge_cidr is not None
         NodeAgentProcess._counter += 1
         bridge_index = int(daemon.bridge_cidr.split(".")[2])
@@ -237,6 +238,7 @@ class NodeAgentProcess:
         self.pod_cidr = f"10.232.{(bridge_index * 8 + NodeAgentProcess._counter % 8) % 256}.0/24"
         self.extra_args = extra_args
         self.kubeconfig = kubeconfig  # given: the agent connects with it (its identity), not with --server
+        self.connect = connect  # given: how the agent connects (e.g. --server, --token, --ca-hash), as is
         self.process: subprocess.Popen | None = None
         self.log_path = state_dir / "agent.log"
         daemon.agent_bridges.add(agent_mod.bridge_name(name))
@@ -247,8 +249,8 @@ class NodeAgentProcess:
         log = open(self.log_path, "ab")
 
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        if self.kubeconfig is not None:
-            connect = ["--kubeconfig", str(self.kubeconfig)]
+        if self.connect is not None or self.kubeconfig is not None:
+            connect = list(self.connect) if self.connect is not None else ["--kubeconfig", str(self.kubeconfig)]
             env.pop("RECONCILE_SERVER", None)  # it would beat the kubeconfig
         else:
             connect = ["--server", self.server]

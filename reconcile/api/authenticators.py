@@ -13,8 +13,9 @@ administrator), so nothing changes until a flag asks for authentication.
 
 `build` adds them in upstream's order: x509 client certificates (`clientcerts`, from
 `Credentials.peer_certificate`), then bearer tokens (`tokens.TokenAuthenticator`s inside
-`tokens.BearerToken`: the static token file, then ServiceAccount tokens (`satokens`, built by the
-server because it reads the watch caches); bootstrap tokens join there).
+`tokens.BearerToken`: the static token file, ServiceAccount tokens (`satokens`, built by the
+server because it reads the watch caches), bootstrap tokens (`bootstraptokens`, from the Secrets
+in the watch cache).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from reconcile.api import authn, clientcerts, tokens
+from reconcile.api import authn, bootstraptokens, clientcerts, tokens
 
 AUTHENTICATED = authn.AUTHENTICATED
 UNAUTHENTICATED = authn.UNAUTHENTICATED
@@ -60,6 +61,8 @@ class Settings:
     service_account_tokens: tokens.TokenAuthenticator | None = None
     # filled by `build`: the bearer-token authenticators in order (TokenReview asks the same ones)
     token_authenticators: list[tokens.TokenAuthenticator] = field(default_factory=list)
+    # upstream's --enable-bootstrap-token-auth: how to read kube-system's Secrets (None: off)
+    bootstrap_secrets: bootstraptokens.SecretLookup | None = None
 
 
 def build(settings: Settings) -> authn.Authenticator:
@@ -73,6 +76,8 @@ def build(settings: Settings) -> authn.Authenticator:
         token_authenticators.append(tokens.TokenFile.load(settings.token_auth_file))
     if settings.service_account_tokens is not None:
         token_authenticators.append(settings.service_account_tokens)
+    if settings.bootstrap_secrets is not None:
+        token_authenticators.append(bootstraptokens.BootstrapTokens(settings.bootstrap_secrets))
     if token_authenticators:
         request_authenticators.append(tokens.BearerToken(token_authenticators))
     if not request_authenticators:

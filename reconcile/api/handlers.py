@@ -55,6 +55,10 @@ class CodeSubresource:
     protobuf: Callable[[bytes], dict[str, Any]] | None = None
 
 
+# Resources with an `approval` subresource (upstream: CertificateSigningRequests): written like /status.
+APPROVAL_RESOURCES = frozenset({"certificatesigningrequests.certificates.k8s.io"})
+
+
 class ResourceHandlers:
     """Holds the registry and the `Rest` service; `dispatch` is the Starlette endpoint."""
 
@@ -68,6 +72,7 @@ class ResourceHandlers:
         self.virtual: Callable[[registry.Resource], VirtualCreate | None] = lambda resource: None
         # (group, plural, subresource) of a built-in kind -> its handler
         self.code_subresources: dict[tuple[str, str, str], CodeSubresource] = {}
+        self.kubelet = podproxy.KubeletClientConfig()  # how the log/exec proxies reach node agents
 
     async def _body(self, request: Request, *, what: str = "object", strict: bool = False) -> Any:
         """The request body, read under the size cap and decoded (bounded, off the loop when large)."""
@@ -98,7 +103,7 @@ class ResourceHandlers:
                 return await self._delete_collection(request, resource, info, user)
         else:
             if podproxy.handles(resource, info):  # pods/log, pods/exec: proxied to the pod's node agent
-                return await podproxy.handle(self.api, request, info)
+                return await podproxy.handle(self.api, request, info, kubelet=self.kubelet)
             code = self.code_subresources.get((resource.group, resource.plural, info.subresource or "")) \
                 if resource.builtin and info.subresource else None
             if code is not None:
@@ -149,9 +154,11 @@ class ResourceHandlers:
         assert info.name is not None
         if info.subresource == "scale":
             return http.json_response(await self.api.get_scale(resource, info.namespace, info.name))
-        if info.subresource not in (None, "status"):
+        if info.subresource not in (None, "status", "approval"):
             raise _no_subresource(info)
         if info.subresource == "status" and not resource.has_status:
+            raise _no_subresource(info)
+        if info.subresource == "approval" and resource.group_resource not in APPROVAL_RESOURCES:
             raise _no_subresource(info)
         entry = await self.api.get(resource, info.namespace, info.name,
                                    resource_version=request.query_params.get("resourceVersion"))
@@ -256,6 +263,8 @@ class ResourceHandlers:
         if info.subresource is None:
             return
         if info.subresource == "status" and resource.has_status:
+            return
+        if info.subresource == "approval" and resource.group_resource in APPROVAL_RESOURCES:
             return
         raise _no_subresource(info)
 

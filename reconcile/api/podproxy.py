@@ -1,7 +1,11 @@
 """`pods/{name}/log` and `pods/{name}/exec`: proxied to the node agent that runs the pod.
 
 The agent is found as the kubelet is upstream: the pod's `spec.nodeName`, that Node's
-InternalIP address and `status.daemonEndpoints.kubeletEndpoint.Port`. Logs stream through
+InternalIP address and `status.daemonEndpoints.kubeletEndpoint.Port`, over HTTPS. As
+kube-apiserver, the server presents `--kubelet-client-certificate`/`--kubelet-client-key` (the
+agent accepts only clients of the cluster CA and authorizes them by SubjectAccessReview) and
+verifies the agent's serving certificate with `--kubelet-certificate-authority` when given
+(without it, as upstream, the agent's certificate is not verified). Logs stream through
 chunk by chunk (so `follow` works); the agent's errors come back as Status objects and are
 passed on unchanged. The HTTP client is `reconcile.client`'s (httpx stays behind that seam).
 
@@ -21,6 +25,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -29,9 +34,23 @@ from starlette.responses import Response, StreamingResponse
 
 from reconcile.api import http, registry, rest, routing
 from reconcile.client import aio
+from reconcile.client import config as client_config
 from reconcile.core import errors, execstream
 
 SUBRESOURCES = frozenset({"log", "exec"})
+
+
+@dataclass(frozen=True, slots=True)
+class KubeletClientConfig:
+    """kube-apiserver's `--kubelet-client-certificate`, `--kubelet-client-key`, `--kubelet-certificate-authority`."""
+
+    cert_file: str | None = None
+    key_file: str | None = None
+    ca_file: str | None = None
+
+    def client_config(self, base: str) -> client_config.ClientConfig:
+        cert = (self.cert_file, self.key_file or self.cert_file) if self.cert_file else None
+        return client_config.ClientConfig(server=base, verify=self.ca_file or False, cert=cert)
 LOG_PARAMS = ("follow", "tailLines", "sinceSeconds", "timestamps", "previous", "limitBytes")
 DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
 
@@ -40,15 +59,17 @@ def handles(resource: registry.Resource, info: routing.RequestInfo) -> bool:
     return resource.group == "" and resource.plural == "pods" and info.subresource in SUBRESOURCES
 
 
-async def handle(api: rest.Rest, request: Request, info: routing.RequestInfo) -> Response:
+async def handle(api: rest.Rest, request: Request, info: routing.RequestInfo, *,
+                 kubelet: KubeletClientConfig | None = None) -> Response:
+    kubelet = kubelet or KubeletClientConfig()
     assert info.name is not None and info.namespace is not None
     pods = api.registry.get("", "v1", "pods")
     assert pods is not None
     pod = (await api.get(pods, info.namespace, info.name)).obj
     if info.subresource == "log" and request.method == "GET":
-        return await _log(api, request, pod)
+        return await _log(api, request, pod, kubelet)
     if info.subresource == "exec" and request.method == "POST":
-        return await _exec(api, request, pod)
+        return await _exec(api, request, pod, kubelet)
     raise errors.MethodNotAllowed(
         f"the server does not allow this method on the requested resource ({request.method} pods/{info.subresource})")
 
@@ -86,7 +107,7 @@ async def _agent_url(api: rest.Rest, pod: dict[str, Any]) -> str:
     if not port or not address:
         raise errors.ServiceUnavailable(f"node {node_name} does not publish its agent's address and port")
     host = f"[{address}]" if ":" in address else address
-    return f"http://{host}:{port}"
+    return f"https://{host}:{port}"
 
 
 def _path(kind: str, pod: dict[str, Any], container: str) -> str:
@@ -94,11 +115,11 @@ def _path(kind: str, pod: dict[str, Any], container: str) -> str:
     return "/".join(["", kind, *(quote(p, safe="") for p in (metadata["namespace"], metadata["name"], container))])
 
 
-async def _log(api: rest.Rest, request: Request, pod: dict[str, Any]) -> Response:
+async def _log(api: rest.Rest, request: Request, pod: dict[str, Any], kubelet: KubeletClientConfig) -> Response:
     container = _container(pod, request.query_params.get("container"))
     base = await _agent_url(api, pod)
     params = {k: request.query_params[k] for k in LOG_PARAMS if k in request.query_params}
-    agent = aio.AsyncClient(base)
+    agent = aio.AsyncClient(kubelet.client_config(base))
     try:
         upstream = await agent.request("GET", _path("containerLogs", pod, container), params=params, stream=True)
     except errors.ApiError as exc:
@@ -116,7 +137,7 @@ async def _log(api: rest.Rest, request: Request, pod: dict[str, Any]) -> Respons
     return StreamingResponse(relay(), media_type="text/plain")
 
 
-async def _exec(api: rest.Rest, request: Request, pod: dict[str, Any]) -> Response:
+async def _exec(api: rest.Rest, request: Request, pod: dict[str, Any], kubelet: KubeletClientConfig) -> Response:
     body = http.decode_object(await http.read_body(request), http.media_type(request), what="exec request")
     if not isinstance(body, dict):
         raise errors.BadRequest('exec: the body must be {"container": name, "command": [...]}')
@@ -125,7 +146,7 @@ async def _exec(api: rest.Rest, request: Request, pod: dict[str, Any]) -> Respon
     if not isinstance(command, list) or not command or not all(isinstance(c, str) for c in command):
         raise errors.BadRequest("exec: command must be a non-empty list of strings")
     base = await _agent_url(api, pod)
-    agent = aio.AsyncClient(base)
+    agent = aio.AsyncClient(kubelet.client_config(base))
     try:
         upstream = await agent.request("POST", _path("exec", pod, container), json={"command": command},
                                        headers={"Accept": execstream.ACCEPT}, stream=True)

@@ -41,6 +41,9 @@ UNSAFE_DELETE_OPTION = deleteoptions.UNSAFE_DELETE
 MAX_GUARDED_ATTEMPTS = 200
 
 
+# Subresources that write the status alone (`approval`: certificatesigningrequests, see handlers).
+STATUS_LIKE = frozenset({"status", "approval"})
+
 @dataclass(slots=True)
 class WriteResult:
     obj: dict[str, Any]
@@ -463,7 +466,7 @@ class Rest:
         if not isinstance(new.get("metadata", {}), dict):
             raise validation.decode_error(resource, "metadata must be an object")
         new["apiVersion"], new["kind"] = resource.api_version, resource.kind
-        if subresource == "status":
+        if subresource in STATUS_LIKE:  # only the status changes (a CSR's /approval too: its conditions)
             result = copy.deepcopy(old)
             if "status" in new:
                 result["status"] = new["status"]
@@ -480,7 +483,7 @@ class Rest:
         warnings = validation.prepare(resource, new, field_validation=attempt.field_validation)
         strategy = self.strategy(resource)
         strategy.normalize(resource, new)
-        if subresource != "status":
+        if subresource not in STATUS_LIKE:
             strategy.prepare_for_update(resource, old, new)
             objectmeta.bump_generation_if_needed(old, new)
         admitted = admission.Attributes(

@@ -27,6 +27,7 @@ from reconcile.api import (
     authorizers,
     bootstrap,
     caches,
+    certificates_admission,
     discovery,
     flowcontrol,
     handlers,
@@ -36,6 +37,7 @@ from reconcile.api import (
     lookups,
     openapi,
     pipeline,
+    podproxy,
     podsecurity_admission,
     protobodies,
     quota,
@@ -55,7 +57,7 @@ from reconcile.api.rbac import authorizer as rbac_authorizer
 from reconcile.api.rbac import bootstrap as rbac_bootstrap
 from reconcile.api.rbac import escalation as rbac_escalation
 from reconcile.api.rbac import index as rbac_index
-from reconcile.api.strategies import configdata, crds, namespaces, pods
+from reconcile.api.strategies import certificates, configdata, crds, namespaces, pods
 from reconcile.api.strategies import rbac as rbac_strategy
 from reconcile.core import errors
 from reconcile.store import encryption, etcd, keys
@@ -93,6 +95,10 @@ class ApiConfig:
     pod_security_initial_labels: bool = False  # label the initial namespaces: default baseline, kube-system privileged
     # --service-account-issuer, -key-file, -signing-key-file, --api-audiences, ...: ServiceAccount tokens
     service_accounts: satokens.Settings = field(default_factory=satokens.Settings)
+    enable_bootstrap_token_auth: bool = False  # bootstrap-token-<id> Secrets in kube-system authenticate
+    kubelet_client_certificate: str | None = None  # presented to node agents by the log/exec proxies
+    kubelet_client_key: str | None = None
+    kubelet_certificate_authority: str | None = None  # verifies node agents' serving certificates
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -100,7 +106,7 @@ def _anonymous_allowed(config: ApiConfig) -> bool:
     """--anonymous-auth, except beside AlwaysAllow: as upstream, an anonymous caller that every
     request is allowed to would make authentication pointless, so it is turned off (with a warning)."""
     if config.anonymous_auth and authorizers.ALWAYS_ALLOW in authorizers.parse_modes(config.authorization_mode):
-        if config.client_ca_file or config.token_auth_file:  # else nothing authenticates anyway
+        if config.client_ca_file or config.token_auth_file or config.enable_bootstrap_token_auth:
             log.warning("anonymous requests are not allowed with the AlwaysAllow authorizer: --anonymous-auth "
                         "is reset to false (use --authorization-mode RBAC)")
         return False
@@ -140,6 +146,8 @@ class ApiServer:
             (rbac_index.GROUP, "clusterroles"): roles,
             (rbac_index.GROUP, "rolebindings"): bindings,
             (rbac_index.GROUP, "clusterrolebindings"): bindings,
+            (certificates_admission.GROUP, certificates_admission.PLURAL):
+                certificates.CertificateSigningRequestStrategy(),
         })
         self.caches.listeners[(crds.GROUP, "customresourcedefinitions")] = self.crds.on_cache_event
         # RBAC reads its rules from the watch caches; any change to them rebuilds its index.
@@ -163,7 +171,8 @@ class ApiServer:
                                                       api_audiences=sa_settings.audiences(), lookup=self._cached)
         authn_settings = authenticators.Settings(
             client_ca_file=config.client_ca_file, token_auth_file=config.token_auth_file,
-            anonymous_auth=_anonymous_allowed(config), service_account_tokens=sa_tokens)
+            anonymous_auth=_anonymous_allowed(config), service_account_tokens=sa_tokens,
+            bootstrap_secrets=self._kube_system_secret if config.enable_bootstrap_token_auth else None)
         self.authenticator: authn.Authenticator = authenticators.build(authn_settings)
         # TokenRequest (serviceaccounts/token) is served only when the server can sign, as upstream's
         self.token_issuer = tokenrequest.TokenIssuer(signer, sa_settings, self._get_object) if signer else None
@@ -177,6 +186,8 @@ class ApiServer:
         self.handlers.virtual = self.reviews.handler_for
         self.handlers.code_subresources[("", "serviceaccounts", "token")] = handlers.CodeSubresource(
             create=self._create_token, protobuf=protobodies.token_request)
+        self.handlers.kubelet = podproxy.KubeletClientConfig(
+            config.kubelet_client_certificate, config.kubelet_client_key, config.kubelet_certificate_authority)
         if config.insecure_identity_headers:
             self.authenticator = headerauthn.HeaderIdentity(self.authenticator)
         self.audit_log, self.auditor = _auditing(config)
@@ -252,6 +263,16 @@ class ApiServer:
             admission.CREATE, self.registry.get("", "v1", "serviceaccounts"), "token", namespace, name, request,
             None, user, False))
         return await self.token_issuer.create(namespace, name, body)
+
+
+    def _kube_system_secret(self, name: str) -> dict | None:
+        """A Secret of kube-system from the watch cache (bootstrap tokens); None while the cache is not up."""
+        cache = self.caches.get("", "secrets")
+        resource = self.registry.get("", "v1", "secrets")
+        if cache is None or resource is None:
+            return None
+        entry = cache.get(self.rest.key(resource, "kube-system", name))
+        return entry.obj if entry is not None and entry.decodable else None
 
     def _rbac_objects(self, plural: str) -> list[dict] | None:
         """What the RBAC index reads: the objects of one RBAC resource in its watch cache (None while
@@ -363,6 +384,12 @@ def admission_plugins(api: rest.Rest, config: ApiConfig,
     return [
         admission.NamespaceLifecycle(api.namespace),
         escalation,
+        # CertificateSigningRequests: the requester's identity, subresource rules, approve/sign verbs
+        certificates_admission.Requester(),
+        certificates_admission.Subresources(),
+        certificates_admission.Approval(escalation.authorizer),
+        certificates_admission.Signing(escalation.authorizer),
+        certificates_admission.SubjectRestriction(),
         limitranger.LimitRanger(limit_ranges.list, requalify=_requalify_pod),
         serviceaccount_admission.ServiceAccount(_service_account_getter(api), mount_tokens=mount_tokens),
         node_restriction.NodeRestriction(pod_reader.get, lambda name: node_reader.get(None, name)),

@@ -10,6 +10,14 @@ on loopback, the API server on HTTPS only with the client CA (and the only etcd 
 certificate), and every component with a kubeconfig of its own identity. The user's kubeconfig
 carries the admin certificate (`O=system:masters`). A certificate written anew restarts what runs,
 so nothing keeps serving an old one.
+
+The local node agent serves HTTPS with a serving certificate from the cluster CA and accepts only
+clients of that CA (the API server's kubelet-client certificate, `--kubelet-client-certificate`),
+each request authorized by SubjectAccessReview; its health is read on a plain loopback port
+(`--healthz-port`). Its client certificate is issued by `up` directly (renewed by the next `up`),
+not through a CSR. For nodes joining from elsewhere, `up` does what `kubeadm init` does: the API
+server authenticates bootstrap tokens, the controller-manager signs CSRs with the cluster CA, and
+`kube-public/cluster-info` carries the CA for `node join --token --ca-hash`.
 """
 
 from __future__ import annotations
@@ -177,7 +185,8 @@ def _controller_manager_start(ctx: UpContext) -> dict[str, Any]:
     log = ctx.state_dir / "controller-manager.log"
     kubeconfig = identities.controller_manager_kubeconfig(ctx.state_dir, ctx.server)
     argv = [sys.executable, "-m", "reconcile", "controller-manager", "--kubeconfig", str(kubeconfig),
-            "--health-port", str(health_port), *identities.controller_manager_args(ctx.state_dir)]
+            "--health-port", str(health_port), *identities.controller_manager_args(ctx.state_dir),
+            *identities.controller_manager_signing_args(ctx.state_dir)]
     pid = processes.spawn(argv, log=log, env=OWN_IDENTITY)
     entry = {"pid": pid, "started": processes.start_time(pid), "server": ctx.server, "log": str(log),
              "url": f"http://127.0.0.1:{health_port}", "health": f"http://127.0.0.1:{health_port}/healthz"}
@@ -283,21 +292,23 @@ def _node_start(ctx: UpContext) -> dict[str, Any]:
     host = docker_host()
     prepare_engine(host)
     name = local_node_name()
-    port = _free_port()
+    port, health_port = _free_port(), _free_port()
     log = ctx.state_dir / "node.log"
     kubeconfig = identities.node_kubeconfig(ctx.state_dir, name, ctx.server)
     argv = [sys.executable, "-m", "reconcile", "node", "join", "--name", name, "--docker-host", host,
-            "--kubeconfig", str(kubeconfig), "--state-dir", str(ctx.state_dir / "nodes" / name), "--port", str(port)]
+            "--kubeconfig", str(kubeconfig), "--state-dir", str(ctx.state_dir / "nodes" / name), "--port", str(port),
+            "--healthz-port", str(health_port), *identities.node_tls_args(ctx.state_dir, name)]
     pid = processes.spawn(argv, log=log, env=OWN_IDENTITY)
     entry = {"pid": pid, "started": processes.start_time(pid), "server": ctx.server, "log": str(log), "node": name,
-             "docker_host": host, "url": f"http://127.0.0.1:{port}", "health": f"http://127.0.0.1:{port}/healthz"}
+             "docker_host": host, "url": f"https://127.0.0.1:{port}", "tls": True,
+             "health": f"http://127.0.0.1:{health_port}/healthz"}
     _wait_ready(entry, entry["health"], what=f"node agent {name}")
     return entry
 
 
 def _node_matches(ctx: UpContext, entry: dict[str, Any]) -> bool:
     return (entry.get("server") == ctx.server and entry.get("docker_host") == docker_host()
-            and entry.get("node") == local_node_name())
+            and entry.get("node") == local_node_name() and bool(entry.get("tls")))  # a plain-HTTP agent is replaced
 
 
 COMPONENTS: list[Component] = [
@@ -406,11 +417,27 @@ def up(state_dir: Path | None, api_port: int | None, etcd_url: str | None, adver
     kubeconfig = state_dir / "kubeconfig"
     identities.admin_kubeconfig(state_dir, kubeconfig, ctx.server)
     ca_hash = identities.pki(state_dir).ca_hash()  # what a node joining from elsewhere pins the CA by
+    _publish_cluster_info(kubeconfig, ctx.server, identities.ca_file(state_dir).read_bytes())
     state["server"], state["kubeconfig"], state["ca_hash"] = ctx.server, str(kubeconfig), ca_hash
     save_state(state_dir, state)
     click.echo(f"\nAPI server: {ctx.server}\nCluster CA: {identities.ca_file(state_dir)} ({ca_hash})\n\nTo use it:\n  export KUBECONFIG={kubeconfig}\n  reconcile get ns\n"
                f"\nStop it with: reconcile down" + ("" if state_dir == default_state_dir()
                                                     else f" --state-dir {state_dir}"))
+
+
+def _publish_cluster_info(kubeconfig: Path, server: str, ca_pem: bytes) -> None:
+    """kube-public/cluster-info, where `node join --token --ca-hash` finds the CA (as `kubeadm init`)."""
+    from reconcile.cli import clusterinfo
+    from reconcile.client import api as client_api
+    from reconcile.client import config as client_config
+    from reconcile.core import errors
+
+    try:
+        with client_api.Client(client_config.load_config(kubeconfig=str(kubeconfig))) as client:
+            clusterinfo.publish(client, server, ca_pem)
+    except errors.ApiError as exc:
+        click.echo(f"warning: could not publish kube-public/cluster-info ({exc.message}): node join will not "
+                   "discover this cluster", err=True)
 
 
 def _describe(entry: dict[str, Any]) -> str:

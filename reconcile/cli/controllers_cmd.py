@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import datetime
 import logging
 
 import click
 
 from reconcile.cli import common
+
+
+def _duration(text: str) -> datetime.timedelta:
+    from reconcile.cli import token_cmd
+
+    value = token_cmd.parse_duration(text)
+    if value <= datetime.timedelta(0):
+        raise click.BadParameter("must be positive", param_hint="--cluster-signing-duration")
+    return value
 
 
 def register(main: click.Group) -> None:
@@ -39,12 +49,21 @@ def register(main: click.Group) -> None:
 @click.option("--root-ca-file", default=None, type=click.Path(exists=True, dir_okay=False),
               help="The cluster CA bundle, published in every namespace as the ConfigMap kube-root-ca.crt "
                    "(default: the CA of --kubeconfig).")
+@click.option("--cluster-signing-cert-file", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="CA certificate (PEM) that signs approved CertificateSigningRequests of the kubernetes.io "
+                   "signers (without it the csrsigning controller is off).")
+@click.option("--cluster-signing-key-file", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="Private key of --cluster-signing-cert-file.")
+@click.option("--cluster-signing-duration", default="8760h", show_default=True,
+              help="The longest certificate csrsigning issues (a duration: 8760h, 30m); a request's "
+                   "expirationSeconds may ask for less.")
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
 def controller_manager(server_url: str | None, kubeconfig: str | None, leader_elect: bool, health_port: int | None, workers: int,
                        node_monitor_grace_period: float, pod_eviction_timeout: float,
                        leader_elect_lease_duration: float, leader_elect_renew_deadline: float,
                        leader_elect_retry_period: float, burst_replicas: int, resource_quota_sync_period: float,
-                       root_ca_file: str | None, verbose: bool) -> None:
+                       root_ca_file: str | None, cluster_signing_cert_file: str | None,
+                       cluster_signing_key_file: str | None, cluster_signing_duration: str, verbose: bool) -> None:
     """Run the ReplicaSet, Deployment, garbage-collector, namespace, node-lifecycle and resource-quota controllers."""
     from reconcile.controllers import manager
     from reconcile.engine import leader
@@ -58,6 +77,9 @@ def controller_manager(server_url: str | None, kubeconfig: str | None, leader_el
                               node_monitor_grace_period=node_monitor_grace_period,
                               default_toleration_seconds=pod_eviction_timeout, burst_replicas=burst_replicas,
                               quota_resync=resource_quota_sync_period, root_ca_file=root_ca_file,
+                              cluster_signing_cert_file=cluster_signing_cert_file,
+                              cluster_signing_key_file=cluster_signing_key_file,
+                              cluster_signing_duration=_duration(cluster_signing_duration),
                               leader_config=leader.LeaderConfig(lease_duration=leader_elect_lease_duration,
                                                                 renew_deadline=leader_elect_renew_deadline,
                                                                 retry_period=leader_elect_retry_period))

@@ -57,12 +57,30 @@ def apiserver_tls_args(state_dir: Path) -> list[str]:
     p = pki(state_dir)
     return ["--tls-cert-file", str(p.apiserver.cert), "--tls-private-key-file", str(p.apiserver.key),
             "--client-ca-file", str(p.ca.cert),
-            "--service-account-key-file", str(p.sa_pub), "--service-account-signing-key-file", str(p.sa_key)]
+            "--service-account-key-file", str(p.sa_pub), "--service-account-signing-key-file", str(p.sa_key),
+            "--kubelet-client-certificate", str(p.apiserver_kubelet_client.cert),
+            "--kubelet-client-key", str(p.apiserver_kubelet_client.key),
+            "--kubelet-certificate-authority", str(p.ca.cert), "--enable-bootstrap-token-auth"]
 
 
 def controller_manager_args(state_dir: Path) -> list[str]:
     """The cluster CA, published in every namespace as kube-root-ca.crt."""
     return ["--root-ca-file", str(ca_file(state_dir))]
+
+
+def controller_manager_signing_args(state_dir: Path) -> list[str]:
+    """csrsigning signs with the cluster CA (kubeadm gives kube-controller-manager the same files), so
+    nodes joining by token get their certificates."""
+    p = pki(state_dir)
+    return ["--cluster-signing-cert-file", str(p.ca.cert), "--cluster-signing-key-file", str(p.ca.key)]
+
+
+def node_tls_args(state_dir: Path, node: str) -> list[str]:
+    """The local node agent's port: a serving certificate from the cluster CA, and only clients of
+    that CA (the API server's kubelet-client certificate), authorized by SubjectAccessReview."""
+    p = pki(state_dir)
+    return ["--tls-cert-file", str(p.node_serving(node).cert), "--tls-private-key-file",
+            str(p.node_serving(node).key), "--client-ca-file", str(p.ca.cert)]
 
 
 def ca_file(state_dir: Path) -> Path:

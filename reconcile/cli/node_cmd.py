@@ -6,6 +6,7 @@ import asyncio
 import logging
 import signal
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -51,14 +52,39 @@ def node() -> None:
 @click.option("--pod-security-default", type=click.Choice(["privileged", "baseline", "restricted"]),
               default="privileged", show_default=True,
               help="Pod Security level of namespaces without an enforce label, for the node's own checks.")
+@click.option("--tls-cert-file", type=click.Path(path_type=Path, dir_okay=False, exists=True), default=None,
+              help="The agent port's serving certificate (default: a self-signed one under the state dir).")
+@click.option("--tls-private-key-file", type=click.Path(path_type=Path, dir_okay=False, exists=True), default=None,
+              help="Private key of --tls-cert-file.")
+@click.option("--client-ca-file", type=click.Path(path_type=Path, dir_okay=False, exists=True), default=None,
+              help="Clients of the agent port must present a certificate this CA signed; each request is then "
+                   "authorized by a SubjectAccessReview (nodes/proxy, ...). Without it anyone may connect.")
+@click.option("--healthz-port", type=int, default=None,
+              help="Serve /healthz and /readyz over plain HTTP on 127.0.0.1 at this port (0: any free one).")
+@click.option("--token", default=None,
+              help="A bootstrap token <id>.<secret> (`reconcile token create`): join the cluster at --server, "
+                   "getting this node's client certificate through a CertificateSigningRequest.")
+@click.option("--ca-hash", default=None,
+              help="With --token: sha256:<hex> of the cluster CA's public key (printed by `reconcile up`); the CA "
+                   "is trusted only if it matches.")
+@click.option("--bootstrap-timeout", type=float, default=300.0, show_default=True,
+              help="With --token: seconds to wait for the certificate to be approved and signed.")
+@click.option("--rotate-certificates/--no-rotate-certificates", default=True, show_default=True,
+              help="With --token: renew the client certificate through a CSR at 70-90% of its lifetime.")
 @click.option("-v", "--verbose", is_flag=True, help="Log at debug level.")
 @common.connection_options
 @common.handle_errors
 def join(name: str, docker_host: str, state_dir: Path | None, port: int, address: str, pod_cidr: str | None,
          infra_image: str, templates: Path | None, reserve_cpu: str, reserve_memory: str, lease_interval: float,
          resync_interval: float, workers: int, allowed_host_paths: str, pod_security_default: str,
-         verbose: bool) -> None:
-    """Register this machine's Docker engine as node NAME and run the pods bound to it."""
+         tls_cert_file: Path | None, tls_private_key_file: Path | None, client_ca_file: Path | None,
+         healthz_port: int | None, token: str | None, ca_hash: str | None, bootstrap_timeout: float,
+         rotate_certificates: bool, verbose: bool) -> None:
+    """Register this machine's Docker engine as node NAME and run the pods bound to it.
+
+    With --token and --ca-hash (kubeadm's `join`): discover and pin the cluster CA at --server, get a
+    client certificate for system:node:NAME with the token, write a kubeconfig (0600) under the
+    state dir and run on it; the agent port then accepts only clients of the cluster CA."""
     from reconcile.core import quantities
     from reconcile.node import agent as agent_mod
 
@@ -66,15 +92,45 @@ def join(name: str, docker_host: str, state_dir: Path | None, port: int, address
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request drowns what matters
     session = common.Session()
+    server: Any = session.config
+    credentials = None
+    if token is not None or ca_hash is not None:
+        server, credentials = _bootstrap(session.config.server, name, token, ca_hash, state_dir,
+                                         timeout=bootstrap_timeout)
+        client_ca_file = client_ca_file or credentials.ca
+        if not rotate_certificates:
+            credentials = None
     settings = agent_mod.NodeSettings(
-        name=name, docker_host=docker_host, server=session.config, state_dir=state_dir, port=port, address=address,
+        name=name, docker_host=docker_host, server=server, state_dir=state_dir, port=port, address=address,
         pod_cidr=pod_cidr, infra_image=infra_image, templates=templates,
         reserve_cpu=quantities.parse_cpu_millis(reserve_cpu), reserve_memory=quantities.parse_bytes(reserve_memory),
         lease_interval=lease_interval, resync_interval=resync_interval, workers=workers,
         allowed_host_paths=tuple(p.strip() for p in allowed_host_paths.split(",") if p.strip()),
         pod_security_default=pod_security_default,
+        tls_cert_file=tls_cert_file, tls_private_key_file=tls_private_key_file, client_ca_file=client_ca_file,
+        healthz_port=healthz_port, credentials=credentials,
     )
     asyncio.run(_run(agent_mod.Agent(settings)))
+
+
+def _bootstrap(server: str, name: str, token: str | None, ca_hash: str | None, state_dir: Path | None, *,
+               timeout: float) -> tuple[Any, Any]:
+    from reconcile.core import bootstraptoken
+    from reconcile.node import agent as agent_mod
+    from reconcile.node import bootstrap
+
+    if not token or not ca_hash:
+        raise click.UsageError("--token and --ca-hash go together")
+    if bootstraptoken.parse(token) is None:
+        raise click.BadParameter("must be <id>.<secret>: [a-z0-9]{6}.[a-z0-9]{16}", param_hint="--token")
+    if not server.startswith("https://"):
+        raise click.BadParameter("joining needs the API server's https:// URL", param_hint="--server")
+    credentials = bootstrap.Credentials(state_dir or agent_mod.default_state_dir(name))
+    try:
+        asyncio.run(bootstrap.bootstrap(server, token, ca_hash, name, credentials, timeout=timeout))
+    except bootstrap.JoinError as exc:
+        raise click.ClickException(str(exc)) from None
+    return credentials.config(server), credentials
 
 
 async def _run(agent: object) -> None:

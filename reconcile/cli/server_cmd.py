@@ -90,6 +90,15 @@ def _names(text: str) -> tuple[str, ...]:
               help="The longest token a TokenRequest gets (a Go duration, e.g. 48h; 0: no limit).")
 @click.option("--service-account-extend-token-expiration", type=click.BOOL, default=True, show_default=True,
               help="Projected tokens (3607 s, pod-bound) are valid for a year and warn after their 3607 s.")
+@click.option("--enable-bootstrap-token-auth", is_flag=True, default=False,
+              help="Bearer tokens <id>.<secret> of bootstrap-token-<id> Secrets (type bootstrap.kubernetes.io/token) "
+                   "in kube-system authenticate as system:bootstrap:<id> (groups system:bootstrappers, ...).")
+@click.option("--kubelet-client-certificate", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="Client certificate the log and exec proxies present to node agents.")
+@click.option("--kubelet-client-key", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="Private key of --kubelet-client-certificate.")
+@click.option("--kubelet-certificate-authority", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="CA bundle that node agents' serving certificates are verified with (else not verified).")
 def apiserver(etcd: str, port: int, host: str, etcd_prefix: str, etcd_cacert: str | None,
               etcd_cert: str | None, etcd_key: str | None, tls_cert_file: str | None,
               tls_private_key_file: str | None, client_ca_file: str | None, bookmark_interval: float,
@@ -103,7 +112,9 @@ def apiserver(etcd: str, port: int, host: str, etcd_prefix: str, etcd_cacert: st
               initial_namespaces_pod_security: bool, service_account_issuer: tuple[str, ...],
               service_account_key_file: tuple[str, ...], service_account_signing_key_file: str | None,
               api_audiences: str, service_account_max_token_expiration: str,
-              service_account_extend_token_expiration: bool) -> None:
+              service_account_extend_token_expiration: bool, enable_bootstrap_token_auth: bool,
+              kubelet_client_certificate: str | None, kubelet_client_key: str | None,
+              kubelet_certificate_authority: str | None) -> None:
     """Serve the Kubernetes-style REST API from etcd."""
     from reconcile.api import authorizers, satokens, server
 
@@ -162,6 +173,10 @@ def apiserver(etcd: str, port: int, host: str, etcd_prefix: str, etcd_cacert: st
             issuers=issuers, key_files=key_files, signing_key_file=service_account_signing_key_file,
             api_audiences=_names(api_audiences), max_expiration=max_expiration,
             extend_expiration=service_account_extend_token_expiration),
+        enable_bootstrap_token_auth=enable_bootstrap_token_auth,
+        kubelet_client_certificate=kubelet_client_certificate,
+        kubelet_client_key=kubelet_client_key,
+        kubelet_certificate_authority=kubelet_certificate_authority,
     )
     try:
         server.serve(config, host=host, port=port)

@@ -45,6 +45,18 @@ class AsyncClient(verbs.Verbs):
         await self._http.aclose()
         await self._streams.aclose()
 
+    async def reconnect(self) -> None:
+        """Drop every connection (watches too: their informers reconnect) and make new ones with the
+        TLS files as they are now. A renewed client certificate is only presented by new
+        connections, and one kept alive with the old certificate would fail once it expires (the
+        kubelet closes its connections after a rotation for the same reason)."""
+        old = (self._http, self._streams)
+        self._http = httpx.AsyncClient(**{**api.http_options(self.config), "limits": POOL_LIMITS})
+        self._streams = httpx.AsyncClient(**api.http_options(self.config))
+        for client in old:
+            with contextlib.suppress(Exception):
+                await client.aclose()
+
     async def __aenter__(self) -> AsyncClient:
         return self
 

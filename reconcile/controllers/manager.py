@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,8 @@ from reconcile.client import config as config_mod
 from reconcile.controllers import (
     clusterroleaggregation,
     context,
+    csrapproving,
+    csrsigning,
     deployment,
     garbagecollector,
     namespace,
@@ -27,6 +30,7 @@ from reconcile.controllers import (
     resourcequota,
     rootcacert,
     serviceaccounts,
+    tokencleaner,
 )
 from reconcile.controllers import informers as informers_mod
 from reconcile.engine import badobjects, supervision
@@ -35,6 +39,7 @@ from reconcile.engine import events as events_mod
 from reconcile.engine import leader as leader_mod
 from reconcile.engine import manager as manager_mod
 from reconcile.engine import metrics as metrics_mod
+from reconcile.pki import certs
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +63,9 @@ class Options:
     burst_replicas: int = replicaset.BURST_REPLICAS  # pods a ReplicaSet sync creates or deletes at most
     quota_resync: float = resourcequota.RESYNC  # seconds between full recounts of each ResourceQuota
     root_ca_file: str | None = None  # --root-ca-file: published as kube-root-ca.crt (default: the kubeconfig's CA)
+    cluster_signing_cert_file: str | None = None  # the CA csrsigning signs with (none: csrsigning is off)
+    cluster_signing_key_file: str | None = None
+    cluster_signing_duration: datetime.timedelta = csrsigning.DEFAULT_DURATION  # longest certificate it issues
 
 
 class Controllers:
@@ -68,9 +76,10 @@ class Controllers:
                  clock: clock_mod.Clock | None = None, metrics: metrics_mod.Metrics | None = None,
                  node_lifecycle: nodelifecycle.Settings | None = None,
                  burst_replicas: int = replicaset.BURST_REPLICAS, quota_resync: float = resourcequota.RESYNC,
-                 root_ca: str | None = None) -> None:
+                 root_ca: str | None = None, signing: tuple[certs.Issued, datetime.timedelta] | None = None) -> None:
         self.read_client = read_client
         self.root_ca = root_ca  # PEM for kube-root-ca.crt; None: that publisher does not run
+        self.signing = signing
         self.quota_resync = quota_resync
         self.node_lifecycle = node_lifecycle
         self.write_client = write_client
@@ -115,9 +124,13 @@ class Controllers:
             clusterroleaggregation.ClusterRoleAggregationController(ctx),
             resourcequota.ResourceQuotaController(ctx, resync=self.quota_resync),
             serviceaccounts.ServiceAccountsController(ctx),
+            tokencleaner.TokenCleaner(ctx),
+            csrapproving.CsrApprovingController(ctx),
         ]
         if self.root_ca:
             self.controllers.append(rootcacert.RootCACertPublisher(ctx, self.root_ca))
+        if self.signing is not None:
+            self.controllers.append(csrsigning.CsrSigningController(ctx, self.signing[0], duration=self.signing[1]))
         await self.informers.start()
         await self.supervisor.start()
         await self.informers.wait_synced(timeout=SYNC_TIMEOUT)
@@ -142,6 +155,19 @@ class Controllers:
             await self.reporter.drain(timeout=min(timeout, 2.0))
 
 
+def signing_ca(options: Options) -> tuple[certs.Issued, datetime.timedelta] | None:
+    """The CA csrsigning signs with (read once), or None (with a warning) when no files are given."""
+    if not options.cluster_signing_cert_file:
+        log.warning("no --cluster-signing-cert-file: the csrsigning controller is off")
+        return None
+    with open(options.cluster_signing_cert_file, "rb") as cert, \
+            open(options.cluster_signing_key_file or options.cluster_signing_cert_file, "rb") as key:
+        ca = certs.Issued(cert.read(), key.read())
+    if not certs.key_matches(ca.cert, ca.key):
+        raise ValueError("--cluster-signing-key-file does not match --cluster-signing-cert-file")
+    return ca, options.cluster_signing_duration
+
+
 async def run(options: Options) -> None:
     """Run the controller-manager until cancelled (or until it loses its lease)."""
     cfg = config_mod.load_config(server=options.server, kubeconfig=options.kubeconfig)
@@ -160,7 +186,8 @@ async def run(options: Options) -> None:
                                                 default_toleration_seconds=options.default_toleration_seconds)
         controllers = Controllers(client, mgr.client, workers=options.workers, metrics=metrics,
                                   node_lifecycle=node_lifecycle, burst_replicas=options.burst_replicas,
-                                  quota_resync=options.quota_resync, root_ca=_root_ca(options, cfg))
+                                  quota_resync=options.quota_resync, root_ca=_root_ca(options, cfg),
+                                  signing=signing_ca(options))
         mgr.add(controllers, needs_leader=True)
         mgr.add_health_check(controllers.supervisor)
         try:

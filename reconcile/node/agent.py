@@ -15,6 +15,7 @@ import hashlib
 import ipaddress
 import logging
 import os
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +25,9 @@ from reconcile.client import informer as informer_mod
 from reconcile.core import errors
 from reconcile.engine import clock as clock_mod
 from reconcile.engine import controller, supervision
+from reconcile.node import authz as authz_mod
 from reconcile.node import (
+    bootstrap,
     containers,
     docker,
     environment,
@@ -35,7 +38,9 @@ from reconcile.node import (
     projected,
     registration,
     render,
+    rotation,
     server,
+    tls,
     volumes,
 )
 from reconcile.node import events as node_events
@@ -64,6 +69,11 @@ class NodeSettings:
     workers: int = 8  # pods synced in parallel
     allowed_host_paths: tuple[str, ...] = ()  # hostPath prefixes pods of non-privileged namespaces may mount
     pod_security_default: str = guard.PRIVILEGED  # the Pod Security level of namespaces without an enforce label
+    tls_cert_file: Path | None = None  # the port's serving certificate (default: self-signed under state_dir/pki)
+    tls_private_key_file: Path | None = None
+    client_ca_file: Path | None = None  # clients must present a certificate this CA signed (then Webhook authz)
+    healthz_port: int | None = None  # plain-HTTP /healthz and /readyz on 127.0.0.1 (0: a free port; None: off)
+    credentials: bootstrap.Credentials | None = None  # joined by token: its client certificate is rotated
 
 
 def default_pod_cidr(name: str) -> str:
@@ -103,6 +113,8 @@ class Agent:
                                           on_failure=self._on_probe_failure, on_unhealthy=self._on_unhealthy,
                                           clock=self.clock)
         self.http: server.AgentServer | None = None
+        self.health_http: server.AgentServer | None = None
+        self.rotator: rotation.Rotator | None = None
         self.sync: pods.PodSync | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped = asyncio.Event()
@@ -138,9 +150,15 @@ class Agent:
             guard=guard.Guard(self.client, guard.GuardSettings(allowed_host_paths=s.allowed_host_paths,
                                                               default_level=s.pod_security_default))))
         app = server.create_app(self.runtime, self._lookup, readiness=self.supervisor.readiness,
-                                liveness=self.supervisor.liveness)
-        self.http = server.AgentServer(app, host=s.address, port=s.port)
+                                liveness=self.supervisor.liveness, gate=self._gate())
+        self.http = server.AgentServer(app, host=s.address, port=s.port, ssl_context=self._serving_context())
         await self.http.start()
+        if s.healthz_port is not None:
+            self.health_http = server.AgentServer(
+                server.health_app(readiness=self.supervisor.readiness, liveness=self.supervisor.liveness),
+                host="127.0.0.1", port=s.healthz_port)
+            await self.health_http.start()
+            log.info("node %s health port %d", s.name, self.health_http.port)
         await self._register(info)
         lease = registration.LeaseKeeper(self.client, node=s.name, interval=s.lease_interval, clock=self.clock)
         self.controller.watch(self.informer)
@@ -156,6 +174,11 @@ class Agent:
             loop.create_task(registration.run_periodically(s.lease_interval, lambda: self._refresh_status(info),
                                                            clock=self.clock), name="node-status"),
         ]
+        if s.credentials is not None:
+            server_url = s.server if isinstance(s.server, str) else s.server.server
+            self.rotator = rotation.Rotator(self.client, s.credentials, node=s.name, server=server_url,
+                                            clock=self.clock)
+            self._tasks.append(loop.create_task(self.rotator.run(), name="node-certificate-rotation"))
         await self._resync()
         log.info("node %s joined: docker %s, pods on %s, agent port %d", s.name, s.docker_host, self.pod_cidr,
                  self.http.port)
@@ -186,10 +209,38 @@ class Agent:
         await self.events.close()
         if self.http is not None:
             await self.http.stop()
+        if self.health_http is not None:
+            await self.health_http.stop()
         await self.client.close()
         await self.runtime.close()
 
     # --- pieces --------------------------------------------------------------------------------
+
+    def _serving_context(self) -> ssl.SSLContext:
+        s = self.settings
+        if s.tls_cert_file is not None:
+            serving = tls.ServingFiles(s.tls_cert_file, s.tls_private_key_file or s.tls_cert_file)
+        else:
+            serving = tls.self_signed(self.state_dir / "pki", name=s.name, address=s.address)
+        return tls.server_context(serving, client_ca_file=str(s.client_ca_file) if s.client_ca_file else None)
+
+    def _gate(self) -> server.Gate | None:
+        """With a client CA: x509 authentication, then Webhook authorization of every request."""
+        if self.settings.client_ca_file is None:
+            return None
+        authenticator = authz_mod.Authenticator(Path(self.settings.client_ca_file).read_bytes())
+        authorizer = authz_mod.WebhookAuthorizer(self.settings.name, self._subject_access_review)
+
+        async def gate(method: str, path: str, peer: str | None) -> None:
+            caller = authenticator.caller(peer)
+            verb, subresource = authz_mod.attributes(method, path)
+            await authorizer.authorize(caller, verb, subresource)
+
+        return gate
+
+    async def _subject_access_review(self, review: dict) -> dict:
+        answer = await self.client.create("authorization.k8s.io/v1", "subjectaccessreviews", review)
+        return answer.get("status") or {}
 
     async def _ensure_infra_image(self) -> None:
         image = self.settings.infra_image

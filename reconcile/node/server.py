@@ -8,6 +8,12 @@ them like any API error.
 (`reconcile.core.execstream`: stdout and stderr frames as the command writes them, then a status
 frame with its exit code) for as long as the command runs: there is no time limit. When the
 caller goes before the command ends, the command is killed in the container.
+
+The port serves HTTPS (`reconcile.node.tls`). With a client CA, each request is authenticated by
+its client certificate and authorized by the API server (`reconcile.node.authz`: the kubelet's
+Webhook mode, `nodes/proxy` for exec and logs) before any route runs; a refusal is a 401 or 403
+Status. `/healthz` and `/readyz` are also served on a plain-HTTP loopback port of their own
+(`health_app`, the kubelet's `--healthz-port`), for supervisors without a client certificate.
 """
 
 from __future__ import annotations
@@ -16,8 +22,10 @@ import asyncio
 import contextlib
 import json
 import socket
+import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
@@ -25,11 +33,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from reconcile.api import httpserver
 from reconcile.core import errors, execstream
 from reconcile.node import containers, docker
 
 # (namespace, pod, container, previous) -> the container instance to read, or raise errors.*
 Lookup = Callable[[str, str, str, bool], Awaitable[containers.Instance]]
+# (method, path, the connection's client certificate PEM or None) -> None, or raise errors.* (401/403)
+Gate = Callable[[str, str, str | None], Awaitable[None]]
 
 def _status(error: errors.ApiError) -> JSONResponse:
     return JSONResponse(error.to_status(), status_code=error.code)
@@ -49,13 +60,22 @@ def _int(request: Request, name: str) -> int | None:
         raise errors.BadRequest(f"{name}: invalid integer {value!r}") from None
 
 
+def _peer_pem(request: Request) -> str | None:
+    chain = ((request.scope.get("extensions") or {}).get("tls") or {}).get("client_cert_chain") or []
+    return chain[0] if chain else None
+
+
 def create_app(runtime: docker.DockerRuntime, lookup: Lookup, *,
-               readiness: Callable[[], list[str]] = list, liveness: Callable[[], list[str]] = list) -> Starlette:
+               readiness: Callable[[], list[str]] = list, liveness: Callable[[], list[str]] = list,
+               gate: Gate | None = None) -> Starlette:
     """The agent's routes. `readiness`/`liveness` list what is wrong now (a stopped informer, ...):
-    empty means healthy; `/readyz` answers the first, `/healthz` the second."""
+    empty means healthy; `/readyz` answers the first, `/healthz` the second. `gate` (when given)
+    authenticates and authorizes every request first."""
     def guarded(endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
         async def run(request: Request) -> Response:
             try:
+                if gate is not None:
+                    await gate(request.method, request.url.path, _peer_pem(request))
                 return await endpoint(request)
             except errors.ApiError as exc:
                 return _status(exc)
@@ -101,12 +121,28 @@ def create_app(runtime: docker.DockerRuntime, lookup: Lookup, *,
         return StreamingResponse(_exec_frames(session), media_type=execstream.MEDIA_TYPE)
 
     routes = [
-        Route("/healthz", healthz),
-        Route("/readyz", readyz),
+        Route("/healthz", guarded(healthz)),
+        Route("/readyz", guarded(readyz)),
         Route("/containerLogs/{namespace}/{pod}/{container}", guarded(container_logs)),
         Route("/exec/{namespace}/{pod}/{container}", guarded(exec_command), methods=["POST"]),
     ]
     return Starlette(routes=routes)
+
+
+def health_app(*, readiness: Callable[[], list[str]] = list, liveness: Callable[[], list[str]] = list) -> Starlette:
+    """`/healthz` and `/readyz` alone, for the plain loopback health port."""
+    def health(problems: list[str]) -> Response:
+        if problems:
+            return PlainTextResponse("\n".join(problems) + "\n", status_code=503)
+        return PlainTextResponse("ok")
+
+    async def healthz(request: Request) -> Response:
+        return health(liveness())
+
+    async def readyz(request: Request) -> Response:
+        return health(readiness())
+
+    return Starlette(routes=[Route("/healthz", healthz), Route("/readyz", readyz)])
 
 
 async def _limited(stream: AsyncIterator[bytes], limit: int | None) -> AsyncIterator[bytes]:
@@ -143,17 +179,22 @@ async def _exec_frames(session: docker.ExecSession) -> AsyncIterator[bytes]:
 
 
 class AgentServer:
-    """uvicorn on a socket bound up front, so port 0 picks a free port we can publish on the Node."""
+    """uvicorn on a socket bound up front, so port 0 picks a free port we can publish on the Node.
+    With `ssl_context`, HTTPS only, and each request's scope carries the client certificate
+    (the API server's protocol, `reconcile.api.httpserver`, which fills the ASGI TLS extension)."""
 
-    def __init__(self, app: Starlette, *, host: str, port: int) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    def __init__(self, app: Starlette, *, host: str, port: int, ssl_context: ssl.SSLContext | None = None) -> None:
+        self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, port))
         self.sock.listen(128)
         self.sock.setblocking(False)
         self.port = int(self.sock.getsockname()[1])
+        tls: dict[str, Any] = {}
+        if ssl_context is not None:
+            tls = {"ssl_context_factory": lambda _config, _default: ssl_context, "http": httpserver.ApiHttpProtocol}
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
-                                timeout_graceful_shutdown=1)
+                                timeout_graceful_shutdown=1, **tls)
         self.server = uvicorn.Server(config)
         self._task: asyncio.Task[None] | None = None
 

@@ -113,10 +113,12 @@ def _name(common_name: str, organizations: tuple[str, ...] = ()) -> x509.Name:
     return x509.Name(attributes)
 
 
-def _validity(builder: x509.CertificateBuilder, days: int,
-              start: datetime.datetime | None = None) -> x509.CertificateBuilder:
+def _validity(builder: x509.CertificateBuilder, days: int, start: datetime.datetime | None = None,
+              end: datetime.datetime | None = None) -> x509.CertificateBuilder:
     start = start or now()
-    return builder.not_valid_before(start - CLOCK_SKEW).not_valid_after(start + datetime.timedelta(days=days))
+    end = end or start + datetime.timedelta(days=days)
+    backdate = min(CLOCK_SKEW, (end - start) / 10)  # a short-lived certificate is backdated a little only
+    return builder.not_valid_before(start - backdate).not_valid_after(end)
 
 
 def new_ca(common_name: str, *, days: int = CA_DAYS) -> Issued:
@@ -139,7 +141,7 @@ def new_ca(common_name: str, *, days: int = CA_DAYS) -> Issued:
 
 def _leaf_builder(ca: Issued, public: ec.EllipticCurvePublicKey, subject: x509.Name, *, server: bool,
                   client: bool, dns_names: tuple[str, ...], ip_addresses: tuple[str, ...],
-                  days: int, start: datetime.datetime | None = None,
+                  days: int, start: datetime.datetime | None = None, end: datetime.datetime | None = None,
                   ) -> tuple[x509.CertificateBuilder, ec.EllipticCurvePrivateKey]:
     if not (server or client):
         raise CertificateError("a certificate must be for serving, for clients, or both")
@@ -158,7 +160,7 @@ def _leaf_builder(ca: Issued, public: ec.EllipticCurvePublicKey, subject: x509.N
     names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ip_addresses]
     if names:
         builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-    return _validity(builder, days, start), ca_key
+    return _validity(builder, days, start, end), ca_key
 
 
 def issue(ca: Issued, *, common_name: str, organizations: tuple[str, ...] = (), server: bool = False,
@@ -185,9 +187,11 @@ def new_csr(key: bytes, *, common_name: str, organizations: tuple[str, ...] = ()
 def _load_csr(pem: bytes) -> x509.CertificateSigningRequest:
     try:
         csr = x509.load_pem_x509_csr(pem)
-    except ValueError as exc:
+        valid = csr.is_signature_valid  # parses the public key too: a corrupt one raises here
+        _ = csr.subject
+    except (ValueError, TypeError) as exc:
         raise CertificateError(f"not a PEM certificate request: {exc}") from None
-    if not csr.is_signature_valid:
+    if not valid:
         raise CertificateError("the certificate request's signature does not verify")
     return csr
 
@@ -197,16 +201,65 @@ def csr_identity(pem: bytes) -> Identity:
     return _identity(_load_csr(pem).subject)
 
 
+@dataclass(frozen=True, slots=True)
+class CsrInfo:
+    """What approvers read of a CSR (upstream's `IsKubeletClientCSR` looks at all of it)."""
+
+    identity: Identity
+    dns_names: tuple[str, ...]
+    ip_addresses: tuple[str, ...]
+    emails: tuple[str, ...]
+    uris: tuple[str, ...]
+    other_subject_fields: bool  # anything in the subject besides CN and O (OU, C, ...)
+
+
+def csr_info(pem: bytes) -> CsrInfo:
+    """A PEM CSR's subject and requested SANs; CertificateError if it does not parse or its
+    signature does not verify (the requester does not hold the key)."""
+    request = _load_csr(pem)
+    try:
+        san = request.extensions.get_extension_for_class(x509.SubjectAlternativeName).value  # type: ignore[assignment]
+    except x509.ExtensionNotFound:
+        san = None
+    except ValueError as exc:
+        raise CertificateError(f"the certificate request's extensions do not parse: {exc}") from None
+    other = any(a.oid not in (NameOID.COMMON_NAME, NameOID.ORGANIZATION_NAME) for a in request.subject)
+
+    def values(kind: type[x509.GeneralName]) -> tuple[str, ...]:
+        return tuple(str(v) for v in san.get_values_for_type(kind)) if san is not None else ()  # type: ignore[arg-type]
+
+    return CsrInfo(identity=_identity(request.subject), dns_names=values(x509.DNSName),
+                   ip_addresses=values(x509.IPAddress), emails=values(x509.RFC822Name),
+                   uris=values(x509.UniformResourceIdentifier), other_subject_fields=other)
+
+
+def new_csr_with_sans(key: bytes, *, common_name: str, organizations: tuple[str, ...] = (),
+                      dns_names: tuple[str, ...] = (), ip_addresses: tuple[str, ...] = ()) -> bytes:
+    """A PEM CSR that also asks for SANs (a serving certificate's, or a test's hostile request)."""
+    builder = x509.CertificateSigningRequestBuilder().subject_name(_name(common_name, organizations))
+    names: list[x509.GeneralName] = [x509.DNSName(d) for d in dns_names]
+    names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ip_addresses]
+    if names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    return builder.sign(_load_key(key), hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+
+
 def sign_csr(ca: Issued, csr: bytes, *, client: bool = True, server: bool = False,
-             days: int = LEAF_DAYS) -> bytes:
+             days: int = LEAF_DAYS, lifetime: datetime.timedelta | None = None,
+             dns_names: tuple[str, ...] = (), ip_addresses: tuple[str, ...] = ()) -> bytes:
     """The certificate for a CSR's key and subject; the CSR's extensions (asked-for SANs, usages) are
-    ignored: what a certificate may do is the signer's decision, not the requester's."""
+    ignored: what a certificate may do is the signer's decision, not the requester's (a signer that
+    grants the SANs asked for passes them, checked, as `dns_names`/`ip_addresses`). Valid for
+    `lifetime` (else `days`), never beyond the CA's own end (as upstream's signer caps it)."""
     request = _load_csr(csr)
     public = request.public_key()
     if not isinstance(public, ec.EllipticCurvePublicKey):
         raise CertificateError("the certificate request's key is not an ECDSA key")
-    builder, ca_key = _leaf_builder(ca, public, request.subject, server=server, client=client, dns_names=(),
-                                    ip_addresses=(), days=days)
+    start = now()
+    end = min(start + (lifetime if lifetime is not None else datetime.timedelta(days=days)),
+              _load_cert(ca.cert).not_valid_after_utc)
+    builder, ca_key = _leaf_builder(ca, public, request.subject, server=server, client=client, dns_names=dns_names,
+                                    ip_addresses=ip_addresses, days=days, start=start, end=end)
     return builder.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
 
 

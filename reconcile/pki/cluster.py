@@ -9,7 +9,10 @@
       admin.crt/.key              CN=kubernetes-admin, O=system:masters (the user's kubeconfig)
       controller-manager.*        CN=system:kube-controller-manager
       scheduler.*                 CN=system:kube-scheduler
-      nodes/NAME.crt/.key         CN=system:node:NAME, O=system:nodes (until nodes bootstrap by CSR)
+      nodes/NAME.crt/.key         CN=system:node:NAME, O=system:nodes (`up`'s own node; joined nodes get
+                                  theirs through a CertificateSigningRequest)
+      nodes/NAME-serving.*        the node agent port's serving certificate (NAME, 127.0.0.1, ::1), so the
+                                  API server verifies the agent (--kubelet-certificate-authority)
       sa.key sa.pub               ServiceAccount tokens: the API server signs with sa.key and verifies
                                   with sa.pub (kubeadm's names); made once, never renewed (a new key
                                   would invalidate every token in use)
@@ -170,6 +173,9 @@ class ClusterPki:
         """Its public half (--service-account-key-file)."""
         return self.root / "sa.pub"
 
+    def node_serving(self, name: str) -> Pair:
+        return self.pair(f"nodes/{name}-serving")
+
     # --- what exists -------------------------------------------------------------------------
 
     def specs(self, *, hosts: Sequence[str] = (), nodes: Sequence[str] = ()) -> list[LeafSpec]:
@@ -189,6 +195,10 @@ class ClusterPki:
                      dns_names=etcd_dns, ip_addresses=etcd_ips),
         ]
         specs += [LeafSpec(f"nodes/{n}", "ca", node_identity(n), client=True) for n in nodes]
+        for n in nodes:
+            node_dns, node_ips = split_hosts([n, *LOOPBACK])
+            specs.append(LeafSpec(f"nodes/{n}-serving", "ca", certs.Identity(n), server=True,
+                                  dns_names=node_dns, ip_addresses=node_ips))
         return specs
 
     def ensure(self, *, hosts: Sequence[str] = (), nodes: Sequence[str] = (),

@@ -38,6 +38,7 @@ EXPECTED = {
     ("authorization.k8s.io", "selfsubjectrulesreviews"): ("SelfSubjectRulesReview", False, ()),
     ("authentication.k8s.io", "selfsubjectreviews"): ("SelfSubjectReview", False, ()),
     ("authentication.k8s.io", "tokenreviews"): ("TokenReview", False, ()),
+    ("certificates.k8s.io", "certificatesigningrequests"): ("CertificateSigningRequest", False, ("csr",)),
 }
 
 

@@ -78,6 +78,7 @@ def test_up_runs_a_secured_cluster(tmp_path: Path, up_env: dict[str, str]) -> No
         _check_service_accounts(components, pki, url)
         _check_clients(state_dir / "kubeconfig", up_env, pki)
         _check_workload(state_dir / "kubeconfig")
+        _check_node_agent(components, pki, state_dir / "kubeconfig")
 
         status = reconcile("status", env=up_env)
         assert status.returncode == 0, status.stdout + status.stderr
@@ -174,6 +175,31 @@ def _check_apiserver(entry: dict, pki: pki_cluster.ClusterPki, url: str) -> None
         assert client.get("/api/v1/namespaces").status_code == 401
     with pytest.raises(httpx.HTTPError):
         httpx.get(url.replace("https:", "http:") + "/readyz", timeout=5).raise_for_status()
+
+
+def _check_node_agent(components: dict, pki: pki_cluster.ClusterPki, kubeconfig: Path) -> None:
+    """The agent serves HTTPS with a cluster-CA certificate and lets in only cluster-CA clients; the
+    API server holds the kubelet-client certificate; cluster-info and CSR signing are there for joins."""
+    entry = components["node"]
+    assert entry["url"].startswith("https://127.0.0.1:")
+    argv = _argv(entry["pid"])
+    assert _flag(argv, "--client-ca-file") == str(pki.ca.cert)
+    api_argv = _argv(components["apiserver"]["pid"])
+    assert _flag(api_argv, "--kubelet-client-certificate") == str(pki.apiserver_kubelet_client.cert)
+    assert "--enable-bootstrap-token-auth" in api_argv
+    assert _flag(_argv(components["controller-manager"]["pid"]), "--cluster-signing-cert-file") == str(pki.ca.cert)
+    anonymous = subprocess.run(["curl", "-sS", "--max-time", "5", "--cacert", str(pki.ca.cert), entry["url"] + "/healthz"],
+                               capture_output=True, text=True)
+    assert anonymous.returncode != 0 and "ok" not in anonymous.stdout  # no client certificate: no handshake
+    kubelet_client = subprocess.run(["curl", "-sS", "--max-time", "5", "--cacert", str(pki.ca.cert), "--cert",
+                                     str(pki.apiserver_kubelet_client.cert), "--key", str(pki.apiserver_kubelet_client.key),
+                                     entry["url"] + "/healthz"], capture_output=True, text=True)
+    assert kubelet_client.returncode == 0 and kubelet_client.stdout == "ok", kubelet_client.stderr
+    info = subprocess.run([prerequisites.require_kubectl(), "--kubeconfig", str(kubeconfig), "get", "configmap",
+                           "-n", "kube-public", "cluster-info", "-o", "jsonpath={.data.kubeconfig}"],
+                          capture_output=True, text=True, timeout=60)
+    cluster = yaml.safe_load(info.stdout)["clusters"][0]["cluster"]
+    assert base64.b64decode(cluster["certificate-authority-data"]) == pki.ca.cert.read_bytes()
 
 
 def _check_identities(components: dict, state_dir: Path) -> None:

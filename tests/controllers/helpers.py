@@ -20,8 +20,9 @@ class ControllerManagerProcess:
     """`python -m reconcile controller-manager --no-leader-elect` as a child process, by pid."""
 
     def __init__(self, server: str, *, workers: int = 4, leader_elect: bool = False,
-                 extra_args: tuple[str, ...] = ()) -> None:
+                 extra_args: tuple[str, ...] = (), connect: tuple[str, ...] | None = None) -> None:
         self.server = server
+        self.connect = ("--server", server) if connect is None else connect  # or ("--kubeconfig", path)
         self.workers = workers
         self.leader_elect = leader_elect
         self.extra_args = extra_args
@@ -30,7 +31,7 @@ class ControllerManagerProcess:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "reconcile", "controller-manager", "--server", self.server,
+            [sys.executable, "-m", "reconcile", "controller-manager", *self.connect,
              "--leader-elect" if self.leader_elect else "--no-leader-elect", "--workers", str(self.workers), "-v",
              *self.extra_args],
             stdout=self.log, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1"),

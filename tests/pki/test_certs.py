@@ -153,3 +153,21 @@ def test_verification_keys_read_public_private_keys_and_certificates() -> None:
         certs.verification_keys(b"nothing here")
     with pytest.raises(certs.CertificateError):
         certs.verification_keys(b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n")
+
+
+def test_csr_info_refuses_garbage_without_raising_anything_else() -> None:
+    """A corrupt CSR (key, signature, base64 body) is a CertificateError, never another exception:
+    the API server turned one into a 500 before (found by test_a_forged_request_signature_is_refused)."""
+    good = certs.new_csr(certs.new_key(), common_name="system:node:n1", organizations=("system:nodes",))
+    lines = good.decode().splitlines()
+    for index in range(1, len(lines) - 1):
+        for replacement in ("AAAA", "////", "BBBB"):
+            broken = list(lines)
+            broken[index] = broken[index][:-4] + replacement
+            candidate = ("\n".join(broken) + "\n").encode()
+            if candidate == good:
+                continue
+            try:
+                certs.csr_info(candidate)
+            except certs.CertificateError:
+                pass

@@ -24,7 +24,7 @@ def test_first_ensure_makes_every_certificate_and_the_second_reuses_them(pki: cl
     written = pki.ensure(nodes=["n1"])
     assert set(written) == {"ca", "etcd/ca", "apiserver", "apiserver-kubelet-client", "admin",
                             "controller-manager", "scheduler", "apiserver-etcd-client", "etcd/server",
-                            "etcd/peer", "nodes/n1", "sa"}
+                            "etcd/peer", "nodes/n1", "nodes/n1-serving", "sa"}
     before = {p: p.read_bytes() for p in pki.root.rglob("*") if p.is_file()}
     assert pki.ensure(nodes=["n1"]) == []
     assert {p: p.read_bytes() for p in pki.root.rglob("*") if p.is_file()} == before
@@ -115,7 +115,7 @@ def test_keys_are_0600_in_0700_directories_even_after_a_careless_copy(pki: clust
     for directory in [pki.root, *(p for p in pki.root.rglob("*") if p.is_dir())]:
         assert _mode(directory) == 0o700, directory
     keys = list(pki.root.rglob("*.key"))
-    assert len(keys) == 12 and all(_mode(k) == 0o600 for k in keys)  # 11 certificates and sa.key
+    assert len(keys) == 13 and all(_mode(k) == 0o600 for k in keys)  # 12 certificates and sa.key
 
 
 def test_a_key_is_never_written_wider_than_0600(tmp_path: Path) -> None:
@@ -164,3 +164,12 @@ def test_service_account_public_key_is_repaired_and_a_broken_key_replaced(pki: c
     pki.sa_key.write_bytes(b"not a key")
     assert pki.ensure() == ["sa"]
     assert certs.signing_public_key(pki.sa_key.read_bytes()) == pki.sa_pub.read_bytes()
+
+
+def test_a_nodes_serving_certificate_names_it_and_loopback(pki: cluster.ClusterPki) -> None:
+    """What the API server verifies the local node agent with (--kubelet-certificate-authority)."""
+    pki.ensure(nodes=["n1"])
+    found = certs.info(pki.node_serving("n1").cert.read_bytes())
+    assert found.server_auth and not found.client_auth and not found.is_ca
+    assert "n1" in found.dns_names and {"127.0.0.1", "::1"} <= set(found.ip_addresses)
+    assert certs.signed_by(pki.node_serving("n1").cert.read_bytes(), pki.ca.cert.read_bytes())

@@ -43,11 +43,18 @@ CONTROLLER_MANAGER_USER = "system:kube-controller-manager"
 SCHEDULER_USER = "system:kube-scheduler"
 NODES_GROUP = "system:nodes"
 CONTROLLER_MANAGER_LEASE = "reconcile-controller-manager"
+CERTIFICATES_GROUP = "certificates.k8s.io"
+KUBELET_CLIENT_SIGNER = "kubernetes.io/kube-apiserver-client-kubelet"
+LEGACY_SIGNER = "kubernetes.io/legacy-unknown"
+BOOTSTRAPPERS_GROUP = "system:bootstrappers"
+NODE_CLIENT_ROLE = "system:certificates.k8s.io:certificatesigningrequests:nodeclient"
+SELF_NODE_CLIENT_ROLE = "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient"
 SCHEDULER_LEASE = "reconcile-scheduler"
 # The built-in controllers (reconcile/controllers/manager.py) that get a role each.
 CONTROLLERS = ("replicaset-controller", "deployment-controller", "generic-garbage-collector",
                "namespace-controller", "node-controller", "clusterrole-aggregation-controller",
-               "resourcequota-controller", "service-account-controller", "root-ca-cert-publisher")
+               "resourcequota-controller", "service-account-controller", "root-ca-cert-publisher", "token-cleaner",
+               "certificate-controller")
 
 
 def rule(verbs: list[str], groups: list[str] | None = None, resources: list[str] | None = None, *,
@@ -211,6 +218,23 @@ def _controller_rules() -> dict[str, list[dict[str, Any]]]:
             rule(["list", "watch"], [""], ["namespaces", "configmaps"]),
             *_events(),
         ],
+        # csrapproving and csrsigning (upstream's certificate-controller role)
+        "certificate-controller": [
+            rule(["delete", "get", "list", "watch"], [CERTIFICATES_GROUP], ["certificatesigningrequests"]),
+            rule(["update"], [CERTIFICATES_GROUP], ["certificatesigningrequests/approval",
+                                                   "certificatesigningrequests/status"]),
+            rule(["approve"], [CERTIFICATES_GROUP], ["signers"], names=[KUBELET_CLIENT_SIGNER, LEGACY_SIGNER]),
+            rule(["sign"], [CERTIFICATES_GROUP], ["signers"], names=[
+                LEGACY_SIGNER, "kubernetes.io/kube-apiserver-client", KUBELET_CLIENT_SIGNER,
+                "kubernetes.io/kubelet-serving"]),
+            rule(["create"], ["authorization.k8s.io"], ["subjectaccessreviews"]),
+            *_events(),
+        ],
+        # upstream's is a Role in kube-system; a ClusterRole here (the default policy has no Roles yet)
+        "token-cleaner": [
+            rule(["delete", "get", "list", "watch"], [""], ["secrets"]),
+            *_events(),
+        ],
     }
 
 
@@ -251,8 +275,19 @@ def cluster_roles() -> list[dict[str, Any]]:
             rule(["get"], [""], ["secrets", "configmaps", "persistentvolumeclaims", "persistentvolumes"]),
             rule(["create"], [""], ["serviceaccounts/token"]),  # its pods' projected tokens (upstream's)
             rule(["get", "create", "update", "patch"], ["coordination.k8s.io"], ["leases"]),
+            # the agent port's Webhook authorization asks the API server about each caller (upstream's rule)
+            rule(["create"], ["authorization.k8s.io"], ["subjectaccessreviews"]),
+            # certificate rotation: the node asks for its next client certificate itself
+            rule(["create", "get", "list", "watch"], [CERTIFICATES_GROUP], ["certificatesigningrequests"]),
             *_events(),
         ]),
+        # node bootstrap (upstream's roles, kubeadm's bindings below)
+        cluster_role("system:node-bootstrapper", [
+            rule(["create", "get", "list", "watch"], [CERTIFICATES_GROUP], ["certificatesigningrequests"])]),
+        cluster_role(NODE_CLIENT_ROLE, [
+            rule(["create"], [CERTIFICATES_GROUP], ["certificatesigningrequests/nodeclient"])]),
+        cluster_role(SELF_NODE_CLIENT_ROLE, [
+            rule(["create"], [CERTIFICATES_GROUP], ["certificatesigningrequests/selfnodeclient"])]),
     ]
     for name, rules in _controller_rules().items():
         roles.append(cluster_role(f"system:controller:{name}", rules))
@@ -277,6 +312,12 @@ def cluster_role_bindings() -> list[dict[str, Any]]:
         cluster_role_binding(SCHEDULER_USER, SCHEDULER_USER, [user(SCHEDULER_USER)]),
         # Upstream keeps this binding with no subjects since 1.8 (the Node authorizer took over).
         cluster_role_binding("system:node", "system:node", []),
+        # kubeadm's (bound to every bootstrap token, not only kubeadm:default-node-token's group):
+        # tokens may ask for node client certificates, which csrapproving approves; nodes may renew theirs
+        cluster_role_binding("kubeadm:kubelet-bootstrap", "system:node-bootstrapper", [group(BOOTSTRAPPERS_GROUP)]),
+        cluster_role_binding("kubeadm:node-autoapprove-bootstrap", NODE_CLIENT_ROLE, [group(BOOTSTRAPPERS_GROUP)]),
+        cluster_role_binding("kubeadm:node-autoapprove-certificate-rotation", SELF_NODE_CLIENT_ROLE,
+                             [group(NODES_GROUP)]),
     ]
     for name in CONTROLLERS:
         bindings.append(cluster_role_binding(f"system:controller:{name}", f"system:controller:{name}",

@@ -1,0 +1,367 @@
+"""CertificateSigningRequests end to end: a real TLS API server (RBAC, bootstrap tokens) and a real
+controller-manager (csrapproving, csrsigning with the cluster CA, tokencleaner).
+
+Attacks: a bootstrap token asking for `system:masters`, a node asking for another node's name, a
+forged `spec.username`, approving without the `approve` verb, `/status` adding an Approved
+condition, a `kube-apiserver-client` request for `system:masters`, malformed requests."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from reconcile.client import api as client_api
+from reconcile.core import bootstraptoken, errors
+from reconcile.pki import certs
+from reconcile.pki import csr as csr_mod
+from tests import support
+from tests.controllers import helpers
+
+CSRS = "/apis/certificates.k8s.io/v1/certificatesigningrequests"
+
+
+@pytest.fixture(scope="module")
+def server(etcd_endpoint: str) -> Iterator[support.ApiServerProcess]:
+    process = support.ApiServerProcess(etcd_endpoint, prefix=f"/test-{uuid.uuid4().hex[:12]}/registry", tls=True,
+                                       extra_args=("--enable-bootstrap-token-auth", "--authorization-mode", "Node,RBAC"))
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="module")
+def controllers(server: support.ApiServerProcess, tmp_path_factory: pytest.TempPathFactory,
+                ) -> Iterator[helpers.ControllerManagerProcess]:
+    pki = server.pki
+    assert pki is not None
+    kubeconfig = server.connection.write_kubeconfig(tmp_path_factory.mktemp("cm") / "cm.kubeconfig",
+                                                    as_user=pki.controller_manager)
+    process = helpers.ControllerManagerProcess(server.url, connect=("--kubeconfig", str(kubeconfig)), extra_args=(
+        "--cluster-signing-cert-file", str(pki.ca.cert), "--cluster-signing-key-file", str(pki.ca.key),
+        "--cluster-signing-duration", "2h"))
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="module")
+def admin(server: support.ApiServerProcess) -> Iterator[client_api.Client]:
+    client = client_api.Client(server.connection.client_config())
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def token(admin: client_api.Client) -> str:
+    made = bootstraptoken.generate()
+    admin.create("v1", "secrets", bootstraptoken.new_secret(made, ttl=datetime.timedelta(hours=1)),
+                 namespace=bootstraptoken.NAMESPACE)
+    return str(made)
+
+
+def _bearer(server: support.ApiServerProcess, token: str) -> httpx.Client:
+    client = server.connection.http_client(anonymous=True)
+    client.headers["Authorization"] = f"Bearer {token}"
+    return client
+
+
+def _request(cn: str, subject_groups: tuple[str, ...], *, signer: str = csr_mod.KUBELET_CLIENT,
+             usages: tuple[str, ...] = ("digital signature", "client auth"), **spec: object) -> tuple[dict, bytes]:
+    key = certs.new_key()
+    body = csr_mod.new_request(f"csr-{uuid.uuid4().hex[:8]}", certs.new_csr(key, common_name=cn, organizations=subject_groups),
+                               signer=signer, usages=usages)
+    body["spec"].update(spec)
+    return body, key
+
+
+def _create(http: httpx.Client, body: dict) -> httpx.Response:
+    return http.post(CSRS, json=body)
+
+
+def _wait_issued(admin: client_api.Client, name: str) -> bytes:
+    def issued() -> bytes | None:
+        return csr_mod.issued_certificate(admin.get(csr_mod.API_VERSION, csr_mod.PLURAL, name))
+
+    return support.wait_for(issued, timeout=30, what=f"{name} signed")
+
+
+def _get(admin: client_api.Client, name: str) -> dict:
+    return admin.get(csr_mod.API_VERSION, csr_mod.PLURAL, name)
+
+
+def test_a_bootstrap_token_gets_a_node_client_certificate(server, controllers, admin, token) -> None:
+    body, key = _request("system:node:n1", ("system:nodes",), username="kubernetes-admin", groups=["system:masters"])
+    with _bearer(server, token) as http:
+        answer = _create(http, body)
+    assert answer.status_code == 201, answer.text
+    spec = answer.json()["spec"]
+    token_id = token.split(".")[0]
+    assert spec["username"] == f"system:bootstrap:{token_id}"  # the server's, not the body's
+    assert "system:masters" not in spec["groups"] and "system:bootstrappers" in spec["groups"]
+    pem = _wait_issued(admin, body["metadata"]["name"])
+    found = certs.info(pem)
+    assert found.identity == certs.Identity("system:node:n1", ("system:nodes",))
+    assert found.client_auth and not found.server_auth
+    assert certs.signed_by(pem, server.pki.ca.cert.read_bytes()) and certs.key_matches(pem, key)
+    assert found.not_after - found.not_before <= datetime.timedelta(hours=2, minutes=5)  # --cluster-signing-duration
+    approved = [c for c in csr_mod.conditions(_get(admin, body["metadata"]["name"])) if c["type"] == "Approved"]
+    assert approved and approved[0]["reason"] == "AutoApproved"
+
+
+def test_masters_or_a_bad_shape_is_not_approved_and_not_signed(server, controllers, admin, token) -> None:
+    """The approver leaves them pending; approved by hand anyway, the signer refuses (Failed)."""
+    masters, _ = _request("system:node:n2", ("system:nodes", "system:masters"))
+    root, _ = _request("root", ("system:masters",))
+    server_usage, _ = _request("system:node:n2", ("system:nodes",), usages=("digital signature", "server auth"))
+    marker, _ = _request("system:node:n3", ("system:nodes",))
+    with _bearer(server, token) as http:
+        for body in (masters, root, server_usage, marker):
+            assert _create(http, body).status_code == 201
+    _wait_issued(admin, marker["metadata"]["name"])  # the controller has looked at everything before it
+    for body in (masters, root, server_usage):
+        csr = _get(admin, body["metadata"]["name"])
+        assert not csr_mod.conditions(csr) and not csr_mod.issued_certificate(csr), csr
+        approved = {**csr, "status": {"conditions": [csr_mod.condition("Approved", "ByHand", "test")]}}
+        admin.replace(csr_mod.API_VERSION, csr_mod.PLURAL, approved, subresource="approval")
+
+    def failed(name: str) -> bool:
+        return csr_mod.has_condition(_get(admin, name), "Failed")
+
+    for body in (masters, root, server_usage):
+        support.wait_for(lambda b=body: failed(b["metadata"]["name"]), timeout=30, what="signer refuses")
+        assert csr_mod.issued_certificate(_get(admin, body["metadata"]["name"])) is None
+    message = next(c for c in csr_mod.conditions(_get(admin, masters["metadata"]["name"])) if c["type"] == "Failed")
+    assert message["reason"] == "SignerValidationFailure" and "system:nodes" in message["message"]
+
+
+def test_a_node_renews_itself_but_not_another_node(server, controllers, admin) -> None:
+    node = server.connection.user("system:node:n5", "system:nodes")
+    other, _ = _request("system:node:n6", ("system:nodes",))
+    own, _ = _request("system:node:n5", ("system:nodes",))
+    with server.connection.http_client(as_user=node) as http:
+        assert _create(http, other).status_code == 201
+        assert _create(http, own).status_code == 201
+    _wait_issued(admin, own["metadata"]["name"])
+    reason = next(c for c in csr_mod.conditions(_get(admin, own["metadata"]["name"])) if c["type"] == "Approved")
+    assert "self kubelet client" in reason["message"]
+    assert not csr_mod.conditions(_get(admin, other["metadata"]["name"]))  # pending: no nodeclient for nodes
+
+
+def test_a_user_without_nodeclient_is_not_approved(server, controllers, admin) -> None:
+    mallory = server.connection.user("mallory", "developers")
+    admin.create("rbac.authorization.k8s.io/v1", "clusterrolebindings", {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": "mallory-csr"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:node-bootstrapper"},
+        "subjects": [{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "mallory"}]})
+    hers, _ = _request("system:node:n7", ("system:nodes",))
+    marker, _ = _request("system:node:n8", ("system:nodes",))
+
+    def created() -> bool:
+        with server.connection.http_client(as_user=mallory) as http:
+            return _create(http, hers).status_code == 201
+
+    support.wait_for(created, timeout=15, what="mallory may create CSRs")
+    node = server.connection.user("system:node:n8", "system:nodes")
+    with server.connection.http_client(as_user=node) as http:
+        assert _create(http, marker).status_code == 201
+    _wait_issued(admin, marker["metadata"]["name"])
+    assert not csr_mod.conditions(_get(admin, hers["metadata"]["name"]))
+
+
+def test_approving_needs_the_approve_verb(server, controllers, admin, token) -> None:
+    clerk = server.connection.user("clerk")
+    name = "clerk-approval"
+    admin.create("rbac.authorization.k8s.io/v1", "clusterroles", {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": name},
+        "rules": [{"apiGroups": ["certificates.k8s.io"], "resources": ["certificatesigningrequests",
+                                                                       "certificatesigningrequests/approval",
+                                                                       "certificatesigningrequests/status"],
+                   "verbs": ["get", "update"]}]})
+    admin.create("rbac.authorization.k8s.io/v1", "clusterrolebindings", {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+        "subjects": [{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "clerk"}]})
+    body, _ = _request("someone", ("staff",), signer="example.com/custom")
+    admin.create(csr_mod.API_VERSION, csr_mod.PLURAL, body)
+    name_path = f"{CSRS}/{body['metadata']['name']}"
+    with server.connection.http_client(as_user=clerk) as http:
+        def attempt() -> httpx.Response:
+            csr = http.get(name_path).json()
+            csr["status"] = {"conditions": [csr_mod.condition("Approved", "Clerk", "please")]}
+            return http.put(name_path + "/approval", json=csr)
+
+        answer = support.wait_for(lambda: (r := attempt()).status_code != 403 or "signerName" in r.text and r,
+                                  timeout=15, what="RBAC lets the clerk reach admission")
+        assert answer.status_code == 403, answer.text
+        assert 'user not permitted to approve requests with signerName "example.com/custom"' in answer.json()["message"]
+        # /status may not approve either, whoever writes it
+        csr = http.get(name_path).json()
+        csr["status"] = {"conditions": [csr_mod.condition("Approved", "Sneaky", "via status")]}
+    with server.connection.http_client() as http:
+        sneaky = http.put(name_path + "/status", json=csr)
+    assert sneaky.status_code == 403 and 'may not add a condition of type "Approved"' in sneaky.json()["message"]
+
+
+def test_the_requester_fields_are_immutable(server, admin, token) -> None:
+    body, _ = _request("system:node:n9", ("system:nodes",), signer="example.com/pending")
+    made = admin.create(csr_mod.API_VERSION, csr_mod.PLURAL, body)
+    assert made["spec"]["username"] == "kubernetes-admin"
+    made["spec"]["username"] = "system:node:n9"
+    made["spec"]["signerName"] = csr_mod.KUBELET_CLIENT
+    kept = admin.replace(csr_mod.API_VERSION, csr_mod.PLURAL, made)
+    assert kept["spec"]["username"] == "kubernetes-admin" and kept["spec"]["signerName"] == "example.com/pending"
+
+
+def test_kube_apiserver_client_for_masters_is_refused_at_create(server, admin) -> None:
+    body, _ = _request("evil", ("system:masters",), signer=csr_mod.KUBE_APISERVER_CLIENT)
+    with pytest.raises(errors.Forbidden, match="use of kubernetes.io/kube-apiserver-client signer with "
+                                               "system:masters group is not allowed"):
+        admin.create(csr_mod.API_VERSION, csr_mod.PLURAL, body)
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"request": base64.b64encode(b"-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n").decode()}, "spec.request"),
+    ({"signerName": "kubernetes.io/legacy-unknown"}, "spec.signerName"),
+    ({"signerName": "no-slash"}, "spec.signerName"),
+    ({"usages": ["client auth", "fly"]}, "spec.usages[1]"),
+    ({"usages": ["client auth", "client auth"]}, "spec.usages[1]"),
+    ({"usages": []}, "spec.usages"),
+    ({"expirationSeconds": 599}, "spec.expirationSeconds"),
+])
+def test_malformed_requests_name_the_field(server, admin, change: dict, field: str) -> None:
+    body, _ = _request("x", ())
+    body["spec"].update(change)
+    with pytest.raises(errors.Invalid) as refused:
+        admin.create(csr_mod.API_VERSION, csr_mod.PLURAL, body)
+    assert field in [c["field"] for c in refused.value.causes], refused.value.message
+
+
+def test_a_forged_request_signature_is_refused(server, admin) -> None:
+    """A CSR whose signature does not verify: the requester does not hold the key it names."""
+    body, _ = _request("system:node:n1", ("system:nodes",))
+    pem = base64.b64decode(body["spec"]["request"])
+    lines = pem.decode().splitlines()
+    middle = len(lines) // 2
+    lines[middle] = lines[middle][:-4] + ("AAAA" if not lines[middle].endswith("AAAA") else "BBBB")
+    body["spec"]["request"] = base64.b64encode("\n".join(lines).encode() + b"\n").decode()
+    with pytest.raises(errors.Invalid, match="spec.request"):
+        admin.create(csr_mod.API_VERSION, csr_mod.PLURAL, body)
+
+
+def test_the_tokencleaner_deletes_expired_tokens(server, controllers, admin) -> None:
+    expired = bootstraptoken.generate()
+    admin.create("v1", "secrets", bootstraptoken.new_secret(
+        expired, ttl=datetime.timedelta(minutes=1), now=datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=1)),
+        namespace=bootstraptoken.NAMESPACE)
+    soon = bootstraptoken.generate()
+    admin.create("v1", "secrets", bootstraptoken.new_secret(soon, ttl=datetime.timedelta(seconds=3)),
+                 namespace=bootstraptoken.NAMESPACE)
+    lasting = bootstraptoken.generate()
+    admin.create("v1", "secrets", bootstraptoken.new_secret(lasting, ttl=datetime.timedelta(hours=1)),
+                 namespace=bootstraptoken.NAMESPACE)
+
+    def gone(token: bootstraptoken.Token) -> bool:
+        try:
+            admin.get("v1", "secrets", bootstraptoken.secret_name(token.id), namespace=bootstraptoken.NAMESPACE)
+        except errors.NotFound:
+            return True
+        return False
+
+    support.wait_for(lambda: gone(expired), timeout=30, what="the expired token deleted")
+    support.wait_for(lambda: gone(soon), timeout=30, what="the token deleted once it expired")
+    assert not gone(lasting)
+
+
+def test_nothing_is_written_for_other_signers(server, controllers, admin, tmp_path: Path) -> None:
+    body, _ = _request("svc", ("staff",), signer="example.com/theirs")
+    admin.create(csr_mod.API_VERSION, csr_mod.PLURAL, body)
+    marker, _ = _request("system:node:n10", ("system:nodes",))
+    node = server.connection.user("system:node:n10", "system:nodes")
+    with server.connection.http_client(as_user=node) as http:
+        assert _create(http, marker).status_code == 201
+    _wait_issued(admin, marker["metadata"]["name"])
+    assert "status" not in _get(admin, body["metadata"]["name"]) or not csr_mod.conditions(
+        _get(admin, body["metadata"]["name"]))
+
+
+def test_approve_deny_with_our_cli_and_list_with_kubectl(server, controllers, admin, tmp_path: Path) -> None:
+    """`kubectl certificate approve` sends protobuf (415 here): `reconcile certificate` does the same."""
+    import os
+    import subprocess
+    import sys
+
+    from tests import prerequisites
+
+    kubectl = prerequisites.require_kubectl()
+    kubeconfig = server.connection.write_kubeconfig(tmp_path / "admin.kubeconfig")
+    first, _ = _request("someone", ("staff",), signer="example.com/by-hand")
+    second, _ = _request("someone-else", ("staff",), signer="example.com/by-hand")
+    for body in (first, second):
+        admin.create(csr_mod.API_VERSION, csr_mod.PLURAL, body)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([kubectl, "--kubeconfig", str(kubeconfig), *args], capture_output=True, text=True,
+                              timeout=60)
+
+    def ours(*args: str) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if k not in ("RECONCILE_SERVER", "KUBECONFIG")}
+        return subprocess.run([sys.executable, "-m", "reconcile", "certificate", *args, "--kubeconfig",
+                               str(kubeconfig)], capture_output=True, text=True, timeout=60, env=env)
+
+    approved = ours("approve", first["metadata"]["name"])
+    assert approved.returncode == 0, approved.stderr
+    assert approved.stdout.strip().endswith("approved")
+    denied = ours("deny", second["metadata"]["name"])
+    assert denied.returncode == 0, denied.stderr
+    assert csr_mod.has_condition(_get(admin, first["metadata"]["name"]), "Approved")
+    assert csr_mod.has_condition(_get(admin, second["metadata"]["name"]), "Denied")
+    listed = run("get", "csr", first["metadata"]["name"], second["metadata"]["name"])
+    assert listed.returncode == 0, listed.stderr
+    assert "example.com/by-hand" in listed.stdout and "kubernetes-admin" in listed.stdout
+    again = ours("approve", second["metadata"]["name"])  # Approved and Denied exclude each other
+    assert again.returncode != 0 and "mutually exclusive" in again.stderr, again.stdout + again.stderr
+
+
+
+
+def test_hostile_bodies_never_500(server, admin) -> None:
+    """Random specs and statuses on create, /approval and /status: a 4xx naming the problem, never a 500."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**40, 2**40), st.text(max_size=20))
+    junk = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                         st.dictionaries(st.text(max_size=8), inner, max_size=3)),
+                        max_leaves=8)
+    base, _ = _request("system:node:fz", ("system:nodes",), signer="example.com/fuzz")
+    made = admin.create(csr_mod.API_VERSION, csr_mod.PLURAL, base)
+    name = made["metadata"]["name"]
+    fields = st.sampled_from(["request", "signerName", "usages", "expirationSeconds", "username", "groups", "extra"])
+    status_fields = st.sampled_from(["conditions", "certificate"])
+    with server.connection.http_client() as http:
+        @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+        @given(fields, junk, status_fields, junk, st.sampled_from(["", "/approval", "/status"]))
+        def probe(field: str, value: object, status_field: str, status_value: object, sub: str) -> None:
+            body, _ = _request("system:node:fz", ("system:nodes",), signer="example.com/fuzz")
+            body["spec"][field] = value
+            answer = http.post(CSRS, json=body)
+            assert answer.status_code < 500, answer.text
+            current = http.get(f"{CSRS}/{name}").json()
+            current["status"] = {status_field: status_value}
+            answer = http.put(f"{CSRS}/{name}{sub}", json=current)
+            assert answer.status_code < 500, answer.text
+            if answer.status_code >= 400:
+                assert answer.json()["kind"] == "Status"
+
+        probe()
