@@ -20,6 +20,7 @@ not UTF-8, an int32 out of range) raises `protowire.WireError` naming the field'
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,12 +87,25 @@ def _join(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
 
+def _fields(data: bytes, path: str) -> Iterator[tuple[int, int, int | bytes]]:
+    """The wire reader's fields, its errors naming the message they are in."""
+    fields = protowire.iter_fields(data)
+    while True:
+        try:
+            item = next(fields)
+        except StopIteration:
+            return
+        except protowire.WireError as exc:
+            raise protowire.WireError(f"{path}: {exc}" if path else str(exc)) from None
+        yield item
+
+
 def _message(message: Message, data: bytes, budget: _Budget, path: str, depth: int,
              into: dict[str, Any] | None) -> Any:
     if depth > MAX_DEPTH:
         raise protowire.WireError(f"{path}: nested more than {MAX_DEPTH} levels deep")
     obj: dict[str, Any] = into if into is not None else {}
-    for number, wire, value in protowire.iter_fields(data):
+    for number, wire, value in _fields(data, path):
         budget.spend(path)
         spec = message.field(number)
         if spec is None:
@@ -127,7 +141,7 @@ def _message(message: Message, data: bytes, budget: _Budget, path: str, depth: i
 def _entry(kind: Map, data: bytes, budget: _Budget, path: str, depth: int) -> tuple[str, Any]:
     key = ""
     item: Any = None
-    for number, wire, value in protowire.iter_fields(data):
+    for number, wire, value in _fields(data, path):
         budget.spend(path)
         if number == 1:
             key = _scalar(STRING, wire, value, path)
