@@ -80,9 +80,8 @@ class ResourceHandlers:
         raw = await http.read_body(request)
         media = http.media_type(request)
         if resource.builtin and protobodies.is_protobuf(raw, media):
-            read = protobodies.decoder_for(resource.api_version, resource.kind)
-            if read is not None:
-                return read(raw)
+            if protobodies.decoder_for(resource.api_version, resource.kind) is not None:
+                return await self.decoder.decode_protobuf(raw, resource.api_version, resource.kind)
         return await self.decoder.decode(raw, media, what="object", strict=strict)
 
     async def serve(self, request: Request, info: routing.RequestInfo, verb: str, user: authn.UserInfo) -> Response:

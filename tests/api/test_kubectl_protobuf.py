@@ -255,3 +255,21 @@ def test_hostile_protobuf_is_a_400_status(conn: support.Connection, body: bytes,
         assert needle in answer.json()["message"], answer.json()["message"]
         assert vera.post(SSAR, content=_ssar({"spec": {"nonResourceAttributes": {"path": "/version", "verb": "get"}}}),
                          headers=PROTOBUF).json()["status"]["allowed"] is True
+
+
+def test_large_protobuf_bodies_are_read_off_the_loop(conn: support.Connection, admin: httpx.Client,
+                                                    ns: str) -> None:
+    """Bodies past the inline size go to the decoder's workers (the reader is pure Python): a large
+    ConfigMap is stored whole, a large flood of fields is a 400, and the server answers meanwhile."""
+    name = helpers.unique("big")
+    data = {f"k{i}": "v" * 40 for i in range(20_000)}  # ~1 MiB
+    body = pe.body("v1", "ConfigMap", {"metadata": {"name": name}, "data": data})
+    created = admin.post(f"/api/v1/namespaces/{ns}/configmaps", content=body, headers=PROTOBUF)
+    assert created.status_code == 201, created.text[:300]
+    assert admin.get(f"/api/v1/namespaces/{ns}/configmaps/{name}").json()["data"] == data
+    flood = pe.envelope("v1", "ConfigMap", pe.length_delimited(1, (pe.tag(40, 0) + b"\x00") * 500_000))
+    refused = admin.post(f"/api/v1/namespaces/{ns}/configmaps", content=flood, headers=PROTOBUF)
+    helpers.assert_status(refused, 400, "BadRequest")
+    assert refused.json()["message"] == ("the body of the request could not be decoded as a protobuf ConfigMap: "
+                                         "metadata: more than 100000 fields")
+    assert admin.get("/readyz").status_code == 200
