@@ -273,3 +273,40 @@ def test_large_protobuf_bodies_are_read_off_the_loop(conn: support.Connection, a
     assert refused.json()["message"] == ("the body of the request could not be decoded as a protobuf ConfigMap: "
                                          "metadata: more than 100000 fields")
     assert admin.get("/readyz").status_code == 200
+
+
+@pytest.mark.parametrize("kind, path, spec", [
+    ("SubjectAccessReview", "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+     {"resourceAttributes": {"verb": "get", "resource": "pods", "namespace": "NS"}, "user": "vera",
+      "groups": ["system:authenticated"], "extra": {"scopes": ["x"]}}),
+    ("SubjectAccessReview", "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+     {"resourceAttributes": {"verb": "get", "resource": "pods"}}),  # no user or group: 422
+    ("LocalSubjectAccessReview", "/apis/authorization.k8s.io/v1/namespaces/NS/localsubjectaccessreviews",
+     {"resourceAttributes": {"verb": "create", "resource": "pods", "namespace": "NS"}, "user": "dora"}),
+    ("LocalSubjectAccessReview", "/apis/authorization.k8s.io/v1/namespaces/NS/localsubjectaccessreviews",
+     {"resourceAttributes": {"verb": "create", "resource": "pods", "namespace": "other"}, "user": "dora"}),
+    ("SelfSubjectRulesReview", "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews", {"namespace": "NS"}),
+    ("SelfSubjectRulesReview", "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews", {}),  # no namespace: 400
+])
+def test_every_review_kind_answers_protobuf_as_json(admin: httpx.Client, ns: str, kind: str, path: str,
+                                                    spec: dict[str, Any]) -> None:
+    spec = json.loads(json.dumps(spec).replace('"NS"', json.dumps(ns)))
+    obj = {"metadata": {}, "spec": spec}
+    over_json = admin.post(path.replace("NS", ns), json={"apiVersion": AUTHZ, "kind": kind, **obj})
+    over_protobuf = admin.post(path.replace("NS", ns), content=pe.body(AUTHZ, kind, obj), headers=PROTOBUF)
+    assert over_protobuf.status_code == over_json.status_code, over_protobuf.text
+    assert over_protobuf.json() == over_json.json()
+
+
+def test_token_review_and_whoami_in_protobuf(conn: support.Connection) -> None:
+    authn = "authentication.k8s.io/v1"
+    with conn.http_client(as_user=conn.user("vera", "team-a")) as vera:
+        answer = vera.post(f"/apis/{authn}/selfsubjectreviews", headers=PROTOBUF,
+                           content=pe.body(authn, "SelfSubjectReview", {"metadata": {}}))
+        assert answer.status_code == 201, answer.text
+        assert answer.json()["status"]["userInfo"]["username"] == "vera"
+    with conn.http_client() as admin:
+        review = admin.post(f"/apis/{authn}/tokenreviews", headers=PROTOBUF,
+                            content=pe.body(authn, "TokenReview", {"spec": {"token": "not-a-token"}}))
+        assert review.status_code == 201, review.text
+        assert review.json()["status"] == {"user": {}, "error": "invalid bearer token"}
