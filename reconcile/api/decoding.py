@@ -32,9 +32,7 @@ YAML_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml", "
                         "application/apply-patch+yaml"})
 PROTOBUF_TYPES = frozenset({"application/vnd.kubernetes.protobuf", "application/protobuf"})
 INLINE_JSON_BYTES = 256 * 1024  # orjson plus the tree check stay under a few ms up to here
-# The protobuf reader is pure Python: ~0.6 s per MiB of tiny fields, so beyond this (~10 ms) a body
-# goes to the workers too. Review bodies and kubectl's generator objects are a few hundred bytes.
-INLINE_PROTOBUF_BYTES = 16 * 1024
+INLINE_PROTOBUF_BYTES = protobodies.INLINE_MAX_BYTES  # larger protobuf goes to the workers too
 # YAML that is not JSON is capped lower than the 3 MiB of a request: libyaml needs ~50x orjson's
 # time per byte, and kubectl, client-go and our client all send JSON (even for apply patches), so
 # only hand-made requests send YAML, and none of them needs more than this.
