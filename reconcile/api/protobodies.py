@@ -4,7 +4,7 @@ messages of the kinds that kubectl 1.32 sends only in protobuf (it does not fall
 Those are the review kinds (`kubectl auth can-i` posts a SelfSubjectAccessReview, `--list` a
 SelfSubjectRulesReview, `auth whoami` a SelfSubjectReview), TokenRequest (`kubectl create token`)
 and the objects of `kubectl create serviceaccount|namespace|configmap|secret|role|rolebinding|
-clusterrole|clusterrolebinding`. Each kind is a table of the upstream .proto's field numbers
+clusterrole|clusterrolebinding|quota`. Each kind is a table of the upstream .proto's field numbers
 (`core.protomessages`), decoded into the JSON shape the handler validates anyway, so a protobuf
 request meets exactly the checks a JSON one does. Answers stay JSON: kubectl's Accept is
 `application/vnd.kubernetes.protobuf,application/json`. Status parts are not read: the server
@@ -38,6 +38,7 @@ OBJECT_META = Message("ObjectMeta", (
     Field(13, "ownerReferences", OWNER_REFERENCE, repeated=True), Field(14, "finalizers", STRING, repeated=True)))
 SELECTOR_REQUIREMENT = Message("SelectorRequirement", (  # Field- and LabelSelectorRequirement alike
     Field(1, "key", STRING), Field(2, "operator", STRING), Field(3, "values", STRING, repeated=True)))
+QUANTITY = Message("Quantity", (Field(1, "string", STRING),), unwrap=True)  # "500m" in JSON
 LABEL_SELECTOR = Message("LabelSelector", (
     Field(1, "matchLabels", Map(STRING)), Field(2, "matchExpressions", SELECTOR_REQUIREMENT, repeated=True)))
 
@@ -50,7 +51,7 @@ RESOURCE_ATTRIBUTES = Message("ResourceAttributes", (
     Field(5, "resource", STRING), Field(6, "subresource", STRING), Field(7, "name", STRING),
     Field(8, "fieldSelector", SELECTOR_ATTRIBUTES), Field(9, "labelSelector", SELECTOR_ATTRIBUTES)))
 NON_RESOURCE_ATTRIBUTES = Message("NonResourceAttributes", (Field(1, "path", STRING), Field(2, "verb", STRING)))
-EXTRA_VALUE = Message("ExtraValue", (Field(1, "items", STRING, repeated=True),), items=True)
+EXTRA_VALUE = Message("ExtraValue", (Field(1, "items", STRING, repeated=True),), unwrap=True)
 _ATTRIBUTES = (Field(1, "resourceAttributes", RESOURCE_ATTRIBUTES),
                Field(2, "nonResourceAttributes", NON_RESOURCE_ATTRIBUTES))
 SELF_SUBJECT_ACCESS_REVIEW_SPEC = Message("SelfSubjectAccessReviewSpec", _ATTRIBUTES)
@@ -117,6 +118,13 @@ MESSAGES: dict[tuple[str, str], Message] = {
     ("v1", "Secret"): _top(
         "Secret", Field(1, "metadata", OBJECT_META), Field(5, "immutable", BOOL, pointer=True),
         Field(2, "data", Map(BYTES)), Field(4, "stringData", Map(STRING)), Field(3, "type", STRING)),
+    ("v1", "ResourceQuota"): _top(
+        "ResourceQuota", Field(1, "metadata", OBJECT_META), Field(2, "spec", Message("ResourceQuotaSpec", (
+            Field(1, "hard", Map(QUANTITY)), Field(2, "scopes", STRING, repeated=True),
+            Field(3, "scopeSelector", Message("ScopeSelector", (Field(1, "matchExpressions", Message(
+                "ScopedResourceSelectorRequirement", (Field(1, "scopeName", STRING), Field(2, "operator", STRING),
+                                                      Field(3, "values", STRING, repeated=True))),
+                repeated=True),))))))),
     ("rbac.authorization.k8s.io/v1", "Role"): _top(
         "Role", Field(1, "metadata", OBJECT_META), Field(2, "rules", POLICY_RULE, repeated=True)),
     ("rbac.authorization.k8s.io/v1", "ClusterRole"): _top(

@@ -51,12 +51,12 @@ class Field:
 
 @dataclass(frozen=True)
 class Message:
-    """A message's fields; `items`: its JSON shape is its one repeated field (upstream's ExtraValue,
-    a `[]string` that protobuf must wrap to put in a map)."""
+    """A message's fields; `unwrap`: its JSON shape is its one field (upstream's ExtraValue, a
+    `[]string` protobuf must wrap to put in a map; resource.Quantity, a string in JSON)."""
 
     name: str
     fields: tuple[Field, ...]
-    items: bool = False
+    unwrap: bool = False
 
     def field(self, number: int) -> Field | None:
         for candidate in self.fields:
@@ -79,7 +79,7 @@ class _Budget:
 
 
 def decode(message: Message, data: bytes, *, max_fields: int = MAX_FIELDS, path: str = "") -> Any:
-    """The JSON shape of one `message` (a dict, or a list for an `items` message)."""
+    """The JSON shape of one `message` (a dict, or its one field's value for an `unwrap` message)."""
     return _message(message, data, _Budget(max_fields), path, 0, None)
 
 
@@ -119,7 +119,7 @@ def _message(message: Message, data: bytes, budget: _Budget, path: str, depth: i
             inner = _bytes(wire, value, where)
             if spec.repeated:
                 obj.setdefault(spec.name, []).append(_message(kind, inner, budget, where, depth + 1, None))
-            elif kind.items:
+            elif kind.unwrap:
                 obj[spec.name] = _message(kind, inner, budget, where, depth + 1, None)
             else:  # a message field sent twice merges, as protobuf's do
                 previous = obj.get(spec.name)
@@ -133,9 +133,17 @@ def _message(message: Message, data: bytes, budget: _Budget, path: str, depth: i
         if isinstance(spec.type, str) and not spec.repeated and not spec.pointer \
                 and spec.name in obj and obj[spec.name] == _ZERO[spec.type]:
             del obj[spec.name]
-    if message.items:
-        return obj.get(message.fields[0].name, [])
+    if message.unwrap:
+        only = message.fields[0]
+        return obj.get(only.name, _zero_of(only))
     return obj
+
+
+def _zero_of(spec: Field) -> Any:
+    """An absent field's JSON value, where one must be given (an unwrapped message, a map value)."""
+    if spec.repeated:
+        return []
+    return _ZERO[spec.type] if isinstance(spec.type, str) else {}
 
 
 def _entry(kind: Map, data: bytes, budget: _Budget, path: str, depth: int) -> tuple[str, Any]:
@@ -152,7 +160,7 @@ def _entry(kind: Map, data: bytes, budget: _Budget, path: str, depth: int) -> tu
                 item = _scalar(kind.value, wire, value, path)
     if item is None:  # an entry without a value: the value type's zero
         if isinstance(kind.value, Message):
-            item = [] if kind.value.items else {}
+            item = _zero_of(kind.value.fields[0]) if kind.value.unwrap else {}
         elif isinstance(kind.value, str):
             item = _ZERO[kind.value]
     return key, item
@@ -201,7 +209,8 @@ def check_table(message: Message) -> None:
     numbers = [f.number for f in message.fields]
     names = [f.name for f in message.fields]
     assert len(set(numbers)) == len(numbers) and len(set(names)) == len(names), message.name
-    assert not message.items or (len(message.fields) == 1 and message.fields[0].repeated), message.name
+    assert not message.unwrap or (len(message.fields) == 1 and isinstance(message.fields[0].type, str)), \
+        message.name
     for spec in message.fields:
         kind = spec.type.value if isinstance(spec.type, Map) else spec.type
         if isinstance(kind, str):

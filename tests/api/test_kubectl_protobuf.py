@@ -1,7 +1,7 @@
 """Real kubectl 1.32 against a real HTTPS + RBAC API server (client certificates from the test PKI),
 where it posts protobuf only: `auth can-i` (SelfSubjectAccessReview), `can-i --list`
 (SelfSubjectRulesReview), `--as` (impersonated), `auth whoami` (SelfSubjectReview), and the
-`create serviceaccount|namespace|configmap|secret|role|rolebinding|clusterrole|clusterrolebinding`
+`create serviceaccount|namespace|configmap|secret|role|rolebinding|clusterrole|clusterrolebinding|quota`
 generators. Answers are truthful for a `view` user and an admin; protobuf and JSON bodies meet the
 same checks; hostile protobuf over HTTPS is a 400 Status."""
 
@@ -174,6 +174,7 @@ def test_kubectl_create_generators(conn: support.Connection, admin: httpx.Client
         ("rolebinding", name, "-n", ns, f"--role={name}", "--user=vera", f"--serviceaccount={ns}:{name}"),
         ("clusterrole", name, "--verb=get", "--non-resource-url=/logs/*"),
         ("clusterrolebinding", name, f"--clusterrole={name}", "--group=team-a"),
+        ("quota", name, "-n", ns, "--hard=pods=3,requests.cpu=500m", "--scopes=NotTerminating"),
     ]
     for command in commands:
         done = kubectl(conn, tmp_path, None, "create", *command)
@@ -195,6 +196,8 @@ def test_kubectl_create_generators(conn: support.Connection, admin: httpx.Client
     assert cluster_role["rules"] == [{"verbs": ["get"], "nonResourceURLs": ["/logs/*"]}]
     crb = admin.get(f"/apis/{G}/v1/clusterrolebindings/{name}").json()
     assert crb["subjects"] == [{"kind": "Group", "apiGroup": G, "name": "team-a"}]
+    quota = admin.get(f"/api/v1/namespaces/{ns}/resourcequotas/{name}").json()
+    assert quota["spec"] == {"hard": {"pods": "3", "requests.cpu": "500m"}, "scopes": ["NotTerminating"]}
     again = kubectl(conn, tmp_path, None, "create", "serviceaccount", name, "-n", ns)
     assert again.returncode == 1
     assert again.stderr.strip() == f'error: failed to create serviceaccount: serviceaccounts "{name}" already exists'

@@ -49,7 +49,7 @@ def _value(number: int, kind: Any, value: Any) -> bytes:
 def encode(message: Message, obj: Any) -> bytes:
     """The message's bytes; fields in table order (gogo writes them in number order, which a reader
     must not rely on either way)."""
-    if message.items:
+    if message.unwrap:
         obj = {message.fields[0].name: obj}
     out = bytearray()
     for spec in message.fields:

@@ -112,8 +112,10 @@ def _of(kind: Any, depth: int = 0) -> st.SearchStrategy[Any]:
 
 
 def _object(message: Message, depth: int = 0) -> st.SearchStrategy[Any]:
-    if message.items:
-        return st.lists(_TEXT, max_size=3)
+    if message.unwrap:
+        only = message.fields[0]
+        assert isinstance(only.type, str)
+        return st.lists(_scalar(only.type), max_size=3) if only.repeated else _scalar(only.type)
     parts = {}
     for spec in message.fields:
         value = _of(spec.type, depth)
@@ -123,7 +125,7 @@ def _object(message: Message, depth: int = 0) -> st.SearchStrategy[Any]:
 
 def _normal(message: Message, obj: Any) -> Any:
     """The JSON shape after a trip: zero non-pointer scalars and empty lists and maps are absent."""
-    if message.items:
+    if message.unwrap:
         return obj
     out = {}
     for spec in message.fields:
