@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from reconcile.api import auditpolicy, authn, authz
+from reconcile.api import auditpolicy, authn, authz, protobodies
 from reconcile.core import decoding
 
 log = logging.getLogger("reconcile.api.audit")
@@ -237,6 +237,11 @@ class RequestAudit:
         if self.tap is None or not self.tap.recording or not self.tap.size:
             return None
         body = self.tap.body()
+        if body[:4] == protobodies.MAGIC:  # kubectl's protobuf bodies, recorded as the JSON they mean
+            obj = protobodies.recorded(body)
+            if obj is None:
+                return None
+            return _without_managed_fields(obj) if self.decision.omit_managed_fields else obj
         try:
             obj = decoding.load_json(body) if body.lstrip()[:1] in (b"{", b"[") else decoding.load_yaml(body)
         except decoding.DecodeError:

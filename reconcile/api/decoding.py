@@ -23,6 +23,7 @@ import signal
 import threading
 from typing import Any
 
+from reconcile.api import protobodies
 from reconcile.core import decoding, errors
 
 JSON_TYPES = frozenset({"application/json", "application/merge-patch+json", "application/json-patch+json",
@@ -31,6 +32,7 @@ YAML_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml", "
                         "application/apply-patch+yaml"})
 PROTOBUF_TYPES = frozenset({"application/vnd.kubernetes.protobuf", "application/protobuf"})
 INLINE_JSON_BYTES = 256 * 1024  # orjson plus the tree check stay under a few ms up to here
+INLINE_PROTOBUF_BYTES = protobodies.INLINE_MAX_BYTES  # larger protobuf goes to the workers too
 # YAML that is not JSON is capped lower than the 3 MiB of a request: libyaml needs ~50x orjson's
 # time per byte, and kubectl, client-go and our client all send JSON (even for apply patches), so
 # only hand-made requests send YAML, and none of them needs more than this.
@@ -113,15 +115,27 @@ class BodyDecoder:
             raise errors.BadRequest(f"the body of the request was empty; expected a {what}")
         return value
 
+    async def decode_protobuf(self, body: bytes, api_version: str, kind: str) -> dict[str, Any]:
+        """A protobuf body posted to the endpoint of this kind (which `protobodies` has a table for),
+        as its JSON shape; 400 if malformed. Large ones are read by the workers, as large JSON is."""
+        if len(body) <= INLINE_PROTOBUF_BYTES:
+            return _read_protobuf(body, api_version, kind)
+        found, problem = await self._run(_protobuf_in_worker, body, api_version, kind)
+        if problem is not None:
+            raise errors.BadRequest(problem)
+        return found
+
     async def _in_worker(self, body: bytes, fmt: str, *, strict: bool) -> Any:
+        return await self._run(_decode_in_worker, body, fmt, strict, self.limits)
+
+    async def _run(self, work: Any, *args: Any) -> Any:
         if self._queued >= MAX_QUEUED:
             raise errors.TooManyRequests("too many large request bodies are being decoded; try again later",
                                          details={"retryAfterSeconds": 1})
         self._queued += 1
         try:
             pool = self._ensure_pool()
-            future = asyncio.get_running_loop().run_in_executor(pool, _decode_in_worker, body, fmt, strict,
-                                                                self.limits)
+            future = asyncio.get_running_loop().run_in_executor(pool, work, *args)
             try:
                 return await asyncio.wait_for(future, self.deadline)
             except TimeoutError:
@@ -171,3 +185,17 @@ def _exit_with(server_pid: int) -> None:
 
 def _decode_in_worker(body: bytes, fmt: str, strict: bool, limits: decoding.Limits) -> Any:
     return decode_now(body, fmt, strict=strict, limits=limits)
+
+
+def _read_protobuf(body: bytes, api_version: str, kind: str) -> dict[str, Any]:
+    read = protobodies.decoder_for(api_version, kind)
+    assert read is not None, (api_version, kind)
+    return read(body)
+
+
+def _protobuf_in_worker(body: bytes, api_version: str, kind: str) -> tuple[dict[str, Any] | None, str | None]:
+    """(object, None) or (None, the 400's message): an ApiError is not sent back across processes."""
+    try:
+        return _read_protobuf(body, api_version, kind), None
+    except errors.BadRequest as exc:
+        return None, exc.message

@@ -79,6 +79,16 @@ class ResourceHandlers:
         return await self.decoder.decode(await http.read_body(request), http.media_type(request), what=what,
                                          strict=strict)
 
+    async def _created_body(self, request: Request, resource: registry.Resource, *, strict: bool = False) -> Any:
+        """A POSTed object: protobuf for the built-in kinds kubectl sends only so (`protobodies`), else
+        as `_body` (protobuf elsewhere is 415)."""
+        raw = await http.read_body(request)
+        media = http.media_type(request)
+        if resource.builtin and protobodies.is_protobuf(raw, media):
+            if protobodies.decoder_for(resource.api_version, resource.kind) is not None:
+                return await self.decoder.decode_protobuf(raw, resource.api_version, resource.kind)
+        return await self.decoder.decode(raw, media, what="object", strict=strict)
+
     async def serve(self, request: Request, info: routing.RequestInfo, verb: str, user: authn.UserInfo) -> Response:
         """The endpoint of every resource request (`info.plural` is set)."""
         http.check_accept(request)
@@ -128,7 +138,7 @@ class ResourceHandlers:
             raise errors.MethodNotAllowed(
                 f"the server does not allow this method on the requested resource ({request.method} "
                 f"{resource.group_resource})")
-        body = await self._body(request)
+        body = await self._created_body(request, resource)
         return http.json_response(await create(resource, info.namespace, body, user), status=201)
 
     async def _code_subresource(self, request: Request, resource: registry.Resource, info: routing.RequestInfo,
@@ -213,7 +223,7 @@ class ResourceHandlers:
     async def _create(self, request: Request, resource: registry.Resource, info: routing.RequestInfo,
                       user: authn.UserInfo) -> Response:
         field_validation = _field_validation(request)
-        body = await self._body(request, strict=field_validation == "Strict")
+        body = await self._created_body(request, resource, strict=field_validation == "Strict")
         result = await self.api.create(resource, info.namespace, body, dry_run=_dry_run(request),
                                        field_validation=field_validation, user=user)
         return _written(result, status=201)

@@ -9,6 +9,8 @@ truncated or malformed, so hostile bytes end as a 400, never as an exception els
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 VARINT, I64, LEN, I32 = 0, 1, 2, 5
 MAX_VARINT_BYTES = 10
 
@@ -30,9 +32,14 @@ def _varint(data: bytes, at: int) -> tuple[int, int]:
     raise WireError("varint longer than 10 bytes")
 
 
-def fields(data: bytes) -> list[tuple[int, int | bytes]]:
-    """The fields of one message, in wire order (repeated fields appear once per element)."""
-    found: list[tuple[int, int | bytes]] = []
+def varint(data: bytes, at: int) -> tuple[int, int]:
+    """The varint at `at` and the offset after it (a packed repeated field is a run of them)."""
+    return _varint(data, at)
+
+
+def iter_fields(data: bytes) -> Iterator[tuple[int, int, int | bytes]]:
+    """(number, wire type, value) of each field of one message, in wire order, lazily: a caller that
+    counts fields stops a message of a million tiny fields after its budget, not after the list."""
     at = 0
     while at < len(data):
         tag, at = _varint(data, at)
@@ -41,22 +48,26 @@ def fields(data: bytes) -> list[tuple[int, int | bytes]]:
             raise WireError("field number 0")
         if wire == VARINT:
             value, at = _varint(data, at)
-            found.append((number, value))
+            yield number, wire, value
         elif wire == LEN:
             size, at = _varint(data, at)
             if at + size > len(data):
                 raise WireError("truncated length-delimited field")
-            found.append((number, data[at:at + size]))
+            yield number, wire, data[at:at + size]
             at += size
         elif wire in (I64, I32):
             width = 8 if wire == I64 else 4
             if at + width > len(data):
                 raise WireError("truncated fixed-width field")
-            found.append((number, int.from_bytes(data[at:at + width], "little")))
+            yield number, wire, int.from_bytes(data[at:at + width], "little")
             at += width
         else:
             raise WireError(f"unsupported wire type {wire}")
-    return found
+
+
+def fields(data: bytes) -> list[tuple[int, int | bytes]]:
+    """The fields of one message, in wire order (repeated fields appear once per element)."""
+    return [(number, value) for number, _, value in iter_fields(data)]
 
 
 def text(value: int | bytes) -> str:

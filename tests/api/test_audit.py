@@ -20,6 +20,7 @@ from reconcile.api import audit, auditlog, auditpolicy, authn, authz, pipeline
 from reconcile.cli import apiserver_files
 from tests import support
 from tests.api import helpers
+from tests.api_unit import protoencode
 
 CANARY = "canary-91c2-audit-never-logs-me"
 CANARY_B64 = base64.b64encode(CANARY.encode()).decode()
@@ -115,6 +116,20 @@ def test_request_response_level_records_both_bodies(audited: tuple[str, Path]) -
     _, patch_event = events_for(log, patched.headers["audit-id"], count=2)
     assert patch_event["verb"] == "patch" and patch_event["requestObject"] == {"data": {"k": "w"}}
     assert patch_event["responseObject"]["data"] == {"k": "w"}
+
+
+def test_protobuf_bodies_are_recorded_as_objects(audited: tuple[str, Path]) -> None:
+    """kubectl's protobuf create bodies are recorded as the JSON they mean, not left out."""
+    url, log = audited
+    with httpx.Client(base_url=url, timeout=15, headers=ALICE) as client:
+        ns = helpers.make_namespace(client)
+        answer = client.post(helpers.cm_path(ns), content=protoencode.body(
+            "v1", "ConfigMap", {"metadata": {"name": "pb"}, "data": {"k": "v"}}),
+            headers={"Content-Type": "application/vnd.kubernetes.protobuf"})
+        assert answer.status_code == 201, answer.text
+    _, complete = events_for(log, answer.headers["audit-id"], count=2)
+    assert complete["requestObject"] == {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "pb"},
+                                         "data": {"k": "v"}}
 
 
 def test_request_level_records_the_request_only(audited: tuple[str, Path]) -> None:

@@ -172,10 +172,19 @@ def test_a_json_patch_that_doubles_itself_is_refused_fast(client: httpx.Client, 
     assert client.get(cm_path(ns, "doubling")).json() == created
 
 
-def test_protobuf_body_is_415(client: httpx.Client, ns: str) -> None:
+def test_protobuf_body_of_a_kind_without_a_table_is_415(client: httpx.Client, ns: str) -> None:
+    body = b"k8s\x00\n\x0a\n\x02v1\x12\x04Pod\x12\x06\n\x04name"
+    response = client.post(f"/api/v1/namespaces/{ns}/pods", content=body,
+                           headers={"Content-Type": "application/vnd.kubernetes.protobuf"})
+    assert_status(response, 415, "UnsupportedMediaType")
+
+
+def test_malformed_protobuf_configmap_is_400(client: httpx.Client, ns: str) -> None:
+    """ConfigMaps are read in protobuf (kubectl create configmap); bytes that are not one are a 400."""
     body = b"k8s\x00\n\x0f\n\x02v1\x12\tConfigMap\x12\x06\n\x04name"
     response = client.post(cm_path(ns), content=body, headers={"Content-Type": "application/vnd.kubernetes.protobuf"})
-    assert_status(response, 415, "UnsupportedMediaType")
+    assert_status(response, 400, "BadRequest")
+    assert "protobuf ConfigMap: metadata" in response.json()["message"]
     _nothing_stored(client, ns)
 
 

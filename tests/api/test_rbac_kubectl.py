@@ -3,8 +3,8 @@
 kubectl sends no bearer token over plain http, so these run against a server with RBAC on and no
 authenticator configured (every caller is an administrator, `system:masters`) and reach other
 users through `--as`, which kubectl does send; token tests with kubectl wait for TLS.
-`kubectl auth can-i` and `auth whoami` post their reviews as protobuf, which the server does not
-decode yet (415): the reviews are tested over JSON with httpx and the Python client (test_rbac.py).
+`kubectl auth can-i` and `auth whoami` (protobuf reviews) are tested over HTTPS with client
+certificates in test_kubectl_protobuf.py.
 """
 
 from __future__ import annotations

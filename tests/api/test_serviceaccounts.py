@@ -355,7 +355,8 @@ def _kubectl(api: Api, tmp_path: Path, *args: str) -> subprocess.CompletedProces
 
 
 def test_kubectl_create_serviceaccount_and_token(api: Api, ns: str, tmp_path: Path) -> None:
-    api.service_account(ns, "robot")  # (kubectl create serviceaccount sends protobuf, which this server does not read yet)
+    created = _kubectl(api, tmp_path, "-n", ns, "create", "serviceaccount", "robot")  # a protobuf body
+    assert (created.returncode, created.stdout.strip()) == (0, "serviceaccount/robot created"), created.stderr
     pod = api.pod(ns, "rp", serviceAccountName="robot", automountServiceAccountToken=False)
     done = _kubectl(api, tmp_path, "-n", ns, "create", "token", "robot", "--audience", "vault", "--audience",
                     ISSUER, "--duration", "20m", "--bound-object-kind", "Pod", "--bound-object-name", "rp",

@@ -1,0 +1,315 @@
+"""Real kubectl 1.32 against a real HTTPS + RBAC API server (client certificates from the test PKI),
+where it posts protobuf only: `auth can-i` (SelfSubjectAccessReview), `can-i --list`
+(SelfSubjectRulesReview), `--as` (impersonated), `auth whoami` (SelfSubjectReview), and the
+`create serviceaccount|namespace|configmap|secret|role|rolebinding|clusterrole|clusterrolebinding|quota`
+generators. Answers are truthful for a `view` user and an admin; protobuf and JSON bodies meet the
+same checks; hostile protobuf over HTTPS is a 400 Status."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from reconcile.pki import cluster as pki_cluster
+from tests import prerequisites, support
+from tests.api import helpers
+from tests.api_unit import protoencode as pe
+
+G = "rbac.authorization.k8s.io"
+AUTHZ = "authorization.k8s.io/v1"
+PROTOBUF = {"Content-Type": "application/vnd.kubernetes.protobuf",
+            "Accept": "application/vnd.kubernetes.protobuf,application/json"}
+SSAR = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _kubectl_present() -> None:
+    prerequisites.require_kubectl()
+
+
+@pytest.fixture(scope="module")
+def server(etcd_endpoint: str) -> Iterator[support.ApiServerProcess]:
+    process = support.ApiServerProcess(etcd_endpoint, prefix=f"/test-{uuid.uuid4().hex[:12]}/registry", tls=True,
+                                       extra_args=("--authorization-mode", "RBAC"))
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="module")
+def conn(server: support.ApiServerProcess) -> support.Connection:
+    return server.connection
+
+
+@pytest.fixture(scope="module")
+def admin(conn: support.Connection) -> Iterator[httpx.Client]:
+    with conn.http_client() as client:
+        yield client
+
+
+def _bind(admin: httpx.Client, ns: str | None, name: str, role: str, user: str) -> None:
+    kind, path = ("RoleBinding", f"/apis/{G}/v1/namespaces/{ns}/rolebindings") if ns else \
+        ("ClusterRoleBinding", f"/apis/{G}/v1/clusterrolebindings")
+    helpers.create(admin, path, {"apiVersion": f"{G}/v1", "kind": kind, "metadata": {"name": name},
+                                 "roleRef": {"apiGroup": G, "kind": "ClusterRole", "name": role},
+                                 "subjects": [{"kind": "User", "apiGroup": G, "name": user}]})
+
+
+@pytest.fixture(scope="module")
+def ns(admin: httpx.Client) -> str:
+    """A namespace where vera may view and dora may edit; ivan may impersonate dora (only). (The roles
+    are spelled out: upstream's `view` and `edit` are aggregated by a controller-manager, which this
+    API-only server does not run.)"""
+    name = helpers.make_namespace(admin, "kpb")
+    for role, verbs in (("viewer", ["get", "list", "watch"]),
+                        ("editor", ["get", "list", "watch", "create", "update", "patch", "delete"])):
+        helpers.create(admin, f"/apis/{G}/v1/clusterroles", {
+            "apiVersion": f"{G}/v1", "kind": "ClusterRole", "metadata": {"name": f"{role}-{name}"},
+            "rules": [{"verbs": verbs, "apiGroups": [""], "resources": ["pods", "configmaps", "serviceaccounts"]},
+                      {"verbs": verbs, "apiGroups": [G], "resources": ["rolebindings"]}]})
+    _bind(admin, name, "vera-view", f"viewer-{name}", "vera")
+    _bind(admin, name, "dora-edit", f"editor-{name}", "dora")
+    impersonator = f"impersonate-dora-{name}"
+    helpers.create(admin, f"/apis/{G}/v1/clusterroles", {
+        "apiVersion": f"{G}/v1", "kind": "ClusterRole", "metadata": {"name": impersonator},
+        "rules": [{"verbs": ["impersonate"], "apiGroups": [""], "resources": ["users"], "resourceNames": ["dora"]}]})
+    _bind(admin, None, impersonator, impersonator, "ivan")
+    return name
+
+
+def kubectl(conn: support.Connection, tmp_path: Path, user: pki_cluster.Pair | None, *args: str,
+            ) -> subprocess.CompletedProcess[str]:
+    home = tmp_path / (user.cert.stem if user else "admin")
+    home.mkdir(exist_ok=True)
+    kubeconfig = conn.write_kubeconfig(home / "kubeconfig", as_user=user)
+    env = {k: v for k, v in os.environ.items() if k not in ("RECONCILE_SERVER", "KUBECONFIG")}
+    env.update(KUBECONFIG=str(kubeconfig), HOME=str(home), KUBECACHEDIR=str(home / "cache"))
+    found = prerequisites.find_kubectl()
+    assert found is not None
+    return subprocess.run([found, *args], capture_output=True, text=True, env=env, timeout=60)
+
+
+def can_i(conn: support.Connection, tmp_path: Path, user: pki_cluster.Pair | None, *args: str) -> tuple[int, str]:
+    done = kubectl(conn, tmp_path, user, "auth", "can-i", *args)
+    assert done.returncode in (0, 1), done.stderr
+    return done.returncode, done.stdout.strip()
+
+
+YES, NO = (0, "yes"), (1, "no")
+
+
+def test_can_i_is_truthful_for_a_viewer_and_an_admin(conn: support.Connection, ns: str, tmp_path: Path) -> None:
+    vera = conn.user("vera")
+    support.wait_for(lambda: can_i(conn, tmp_path, vera, "get", "pods", "-n", ns) == YES, what="vera's binding")
+    assert can_i(conn, tmp_path, vera, "create", "pods", "-n", ns) == NO
+    assert can_i(conn, tmp_path, vera, "get", "secrets", "-n", ns) == NO
+    assert can_i(conn, tmp_path, vera, "get", "pods", "-n", "default") == NO
+    assert can_i(conn, tmp_path, vera, "list", "configmaps", "-n", ns, "--subresource", "") == YES
+    assert can_i(conn, tmp_path, None, "create", "pods", "-n", ns) == YES
+    assert can_i(conn, tmp_path, None, "delete", "nodes", "--all-namespaces") == YES
+    assert can_i(conn, tmp_path, vera, "get", "/healthz") == YES  # nonResourceAttributes
+    assert can_i(conn, tmp_path, vera, "get", "/metrics") == NO
+
+
+def test_can_i_list_shows_the_users_rules(conn: support.Connection, ns: str, tmp_path: Path) -> None:
+    vera = conn.user("vera")
+    support.wait_for(lambda: can_i(conn, tmp_path, vera, "get", "pods", "-n", ns) == YES, what="vera's binding")
+    done = kubectl(conn, tmp_path, vera, "auth", "can-i", "--list", "-n", ns)
+    assert done.returncode == 0, done.stderr
+    rows = {line.split()[0]: line for line in done.stdout.splitlines()[1:] if line.strip()}
+    assert "[get list watch]" in rows["pods"] and "[get list watch]" in rows["configmaps"]
+    assert "secrets" not in rows and "selfsubjectaccessreviews.authorization.k8s.io" in rows
+    elsewhere = kubectl(conn, tmp_path, vera, "auth", "can-i", "--list", "-n", "default")
+    assert "pods" not in {line.split()[0] for line in elsewhere.stdout.splitlines()[1:] if line.strip()}
+
+
+def test_can_i_as_needs_the_impersonate_verb(conn: support.Connection, ns: str, tmp_path: Path) -> None:
+    ivan, vera = conn.user("ivan"), conn.user("vera")
+    support.wait_for(lambda: can_i(conn, tmp_path, ivan, "--as", "dora", "create", "pods", "-n", ns) == YES,
+                     what="ivan's and dora's bindings")
+    assert can_i(conn, tmp_path, ivan, "--as", "dora", "create", "pods", "-n", "default") == NO
+    assert can_i(conn, tmp_path, ivan, "create", "pods", "-n", ns) == NO  # ivan himself may not
+    refused = kubectl(conn, tmp_path, ivan, "auth", "can-i", "--as", "vera", "get", "pods", "-n", ns)
+    assert refused.returncode == 1 and 'User "ivan" cannot impersonate resource "users"' in refused.stderr, refused
+    refused = kubectl(conn, tmp_path, vera, "auth", "can-i", "--as", "dora", "create", "pods", "-n", ns)
+    assert refused.returncode == 1 and refused.stdout.strip() != "yes"
+    assert 'users "dora" is forbidden: User "vera" cannot impersonate resource "users" in API group "" at the ' \
+           "cluster scope" in refused.stderr, refused.stderr
+
+
+def test_whoami_json(conn: support.Connection, ns: str, tmp_path: Path) -> None:
+    done = kubectl(conn, tmp_path, conn.user("vera", "team-a"), "auth", "whoami", "-o", "json")
+    assert done.returncode == 0, done.stderr
+    review = json.loads(done.stdout)
+    assert (review["apiVersion"], review["kind"]) == ("authentication.k8s.io/v1", "SelfSubjectReview")
+    assert review["status"]["userInfo"] == {"username": "vera", "groups": ["team-a", "system:authenticated"]}
+    support.wait_for(lambda: can_i(conn, tmp_path, conn.user("ivan"), "--as", "dora", "create", "pods", "-n",
+                                   ns) == YES, what="ivan's binding")
+    done = kubectl(conn, tmp_path, conn.user("ivan"), "auth", "whoami", "--as", "dora", "-o", "json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["status"]["userInfo"]["username"] == "dora"
+    admin = json.loads(kubectl(conn, tmp_path, None, "auth", "whoami", "-o", "json").stdout)
+    assert "system:masters" in admin["status"]["userInfo"]["groups"]
+
+
+def test_kubectl_create_generators(conn: support.Connection, admin: httpx.Client, ns: str, tmp_path: Path) -> None:
+    """Each posts a protobuf body; what is stored is what the flags said."""
+    name = helpers.unique("gen")
+    commands = [
+        ("serviceaccount", name, "-n", ns),
+        ("namespace", name),
+        ("configmap", name, "-n", ns, "--from-literal=a=b", "--from-literal=c=d"),
+        ("secret", "generic", name, "-n", ns, "--from-literal=password=s3cret", "--type=Opaque"),
+        ("role", name, "-n", ns, "--verb=get,list", "--resource=pods", "--resource-name=web"),
+        ("rolebinding", name, "-n", ns, f"--role={name}", "--user=vera", f"--serviceaccount={ns}:{name}"),
+        ("clusterrole", name, "--verb=get", "--non-resource-url=/logs/*"),
+        ("clusterrolebinding", name, f"--clusterrole={name}", "--group=team-a"),
+        ("quota", name, "-n", ns, "--hard=pods=3,requests.cpu=500m", "--scopes=NotTerminating"),
+    ]
+    for command in commands:
+        done = kubectl(conn, tmp_path, None, "create", *command)
+        assert done.returncode == 0 and "created" in done.stdout, (command, done.stderr)
+    sa = admin.get(f"/api/v1/namespaces/{ns}/serviceaccounts/{name}").json()
+    assert sa["metadata"]["name"] == name and sa["metadata"]["uid"]
+    assert admin.get(f"/api/v1/namespaces/{name}").status_code == 200
+    assert admin.get(f"/api/v1/namespaces/{ns}/configmaps/{name}").json()["data"] == {"a": "b", "c": "d"}
+    secret = admin.get(f"/api/v1/namespaces/{ns}/secrets/{name}").json()
+    assert (secret["type"], secret["data"]) == ("Opaque", {"password": "czNjcmV0"})
+    role = admin.get(f"/apis/{G}/v1/namespaces/{ns}/roles/{name}").json()
+    assert role["rules"] == [{"verbs": ["get", "list"], "apiGroups": [""], "resources": ["pods"],
+                              "resourceNames": ["web"]}]
+    binding = admin.get(f"/apis/{G}/v1/namespaces/{ns}/rolebindings/{name}").json()
+    assert binding["roleRef"] == {"apiGroup": G, "kind": "Role", "name": name}
+    assert {(s["kind"], s["name"], s.get("namespace")) for s in binding["subjects"]} == {
+        ("User", "vera", None), ("ServiceAccount", name, ns)}
+    cluster_role = admin.get(f"/apis/{G}/v1/clusterroles/{name}").json()
+    assert cluster_role["rules"] == [{"verbs": ["get"], "nonResourceURLs": ["/logs/*"]}]
+    crb = admin.get(f"/apis/{G}/v1/clusterrolebindings/{name}").json()
+    assert crb["subjects"] == [{"kind": "Group", "apiGroup": G, "name": "team-a"}]
+    quota = admin.get(f"/api/v1/namespaces/{ns}/resourcequotas/{name}").json()
+    assert quota["spec"] == {"hard": {"pods": "3", "requests.cpu": "500m"}, "scopes": ["NotTerminating"]}
+    again = kubectl(conn, tmp_path, None, "create", "serviceaccount", name, "-n", ns)
+    assert again.returncode == 1
+    assert again.stderr.strip() == f'error: failed to create serviceaccount: serviceaccounts "{name}" already exists'
+
+
+def test_a_viewer_cannot_create_in_protobuf_either(conn: support.Connection, ns: str, tmp_path: Path) -> None:
+    vera = conn.user("vera")
+    support.wait_for(lambda: can_i(conn, tmp_path, vera, "get", "pods", "-n", ns) == YES, what="vera's binding")
+    done = kubectl(conn, tmp_path, vera, "create", "serviceaccount", "sneaky", "-n", ns)
+    assert done.returncode == 1
+    assert done.stderr.strip() == (f'error: failed to create serviceaccount: serviceaccounts is forbidden: User '
+                                   f'"vera" cannot create resource "serviceaccounts" in API group "" in the '
+                                   f'namespace "{ns}"')
+    # escalation through a protobuf RoleBinding is judged as a JSON one is
+    done = kubectl(conn, tmp_path, conn.user("dora"), "create", "rolebinding", "grab", "-n", ns,
+                   "--clusterrole=cluster-admin", "--user=dora")
+    assert done.returncode == 1 and "forbidden" in done.stderr, done.stderr
+
+
+def _ssar(obj: dict[str, Any]) -> bytes:
+    return pe.body(AUTHZ, "SelfSubjectAccessReview", obj)
+
+
+@pytest.mark.parametrize("spec", [
+    {"resourceAttributes": {"verb": "get", "resource": "pods", "namespace": "default"}},
+    {"nonResourceAttributes": {"path": "/healthz", "verb": "get"}},
+    {},  # neither: 422 naming spec.resourceAttributes
+    {"resourceAttributes": {"verb": "get"}, "nonResourceAttributes": {"path": "/x", "verb": "get"}},
+    {"resourceAttributes": {"verb": "list", "resource": "secrets", "fieldSelector": {"rawSelector": "a=b"}}},
+])
+def test_protobuf_and_json_meet_the_same_checks(conn: support.Connection, spec: dict[str, Any]) -> None:
+    with conn.http_client(as_user=conn.user("vera")) as vera:
+        obj = {"metadata": {}, "spec": spec}
+        over_json = vera.post(SSAR, json={"apiVersion": AUTHZ, "kind": "SelfSubjectAccessReview", **obj})
+        over_protobuf = vera.post(SSAR, content=_ssar(obj), headers=PROTOBUF)
+    assert over_protobuf.status_code == over_json.status_code, over_protobuf.text
+    assert over_protobuf.headers["content-type"].startswith("application/json")
+    assert over_protobuf.json() == over_json.json()
+
+
+@pytest.mark.parametrize("body, status, needle", [
+    (_ssar({"spec": {"resourceAttributes": {"verb": "get"}}})[:-9], 400, "truncated"),
+    (pe.envelope(AUTHZ, "SelfSubjectAccessReview", b"\x12" + b"\xff" * 12), 400, "varint longer than 10 bytes"),
+    (pe.envelope(AUTHZ, "SelfSubjectAccessReview", pe.length_delimited(2, pe.tag(1, 0) + b"\x01")), 400,
+     "spec.resourceAttributes: expected a length-delimited field"),
+    (pe.envelope(AUTHZ, "SelfSubjectAccessReview", pe.length_delimited(2, pe.length_delimited(1, b"\x0f"))), 400,
+     "unsupported wire type 7"),
+    (b"k8s\x00", 400, "missing the k8s\\0 envelope"),
+    (b"{}", 400, "missing the k8s\\0 envelope"),  # a protobuf Content-Type is read as protobuf only
+    (pe.envelope("v1", "Namespace", b""), 400, "cannot be handled as a SelfSubjectAccessReview"),
+    (pe.envelope(AUTHZ, "SelfSubjectAccessReview", pe.length_delimited(2, (pe.tag(9, 0) + b"\x00") * 150_000)), 400,
+     "more than 100000 fields"),
+])
+def test_hostile_protobuf_is_a_400_status(conn: support.Connection, body: bytes, status: int, needle: str) -> None:
+    with conn.http_client(as_user=conn.user("vera")) as vera:
+        answer = vera.post(SSAR, content=body, headers=PROTOBUF)
+        helpers.assert_status(answer, status)
+        assert needle in answer.json()["message"], answer.json()["message"]
+        assert vera.post(SSAR, content=_ssar({"spec": {"nonResourceAttributes": {"path": "/version", "verb": "get"}}}),
+                         headers=PROTOBUF).json()["status"]["allowed"] is True
+
+
+def test_large_protobuf_bodies_are_read_off_the_loop(conn: support.Connection, admin: httpx.Client,
+                                                    ns: str) -> None:
+    """Bodies past the inline size go to the decoder's workers (the reader is pure Python): a large
+    ConfigMap is stored whole, a large flood of fields is a 400, and the server answers meanwhile."""
+    name = helpers.unique("big")
+    data = {f"k{i}": "v" * 40 for i in range(20_000)}  # ~1 MiB
+    body = pe.body("v1", "ConfigMap", {"metadata": {"name": name}, "data": data})
+    created = admin.post(f"/api/v1/namespaces/{ns}/configmaps", content=body, headers=PROTOBUF)
+    assert created.status_code == 201, created.text[:300]
+    assert admin.get(f"/api/v1/namespaces/{ns}/configmaps/{name}").json()["data"] == data
+    flood = pe.envelope("v1", "ConfigMap", pe.length_delimited(1, (pe.tag(40, 0) + b"\x00") * 500_000))
+    refused = admin.post(f"/api/v1/namespaces/{ns}/configmaps", content=flood, headers=PROTOBUF)
+    helpers.assert_status(refused, 400, "BadRequest")
+    assert refused.json()["message"] == ("the body of the request could not be decoded as a protobuf ConfigMap: "
+                                         "metadata: more than 100000 fields")
+    assert admin.get("/readyz").status_code == 200
+
+
+@pytest.mark.parametrize("kind, path, spec", [
+    ("SubjectAccessReview", "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+     {"resourceAttributes": {"verb": "get", "resource": "pods", "namespace": "NS"}, "user": "vera",
+      "groups": ["system:authenticated"], "extra": {"scopes": ["x"]}}),
+    ("SubjectAccessReview", "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+     {"resourceAttributes": {"verb": "get", "resource": "pods"}}),  # no user or group: 422
+    ("LocalSubjectAccessReview", "/apis/authorization.k8s.io/v1/namespaces/NS/localsubjectaccessreviews",
+     {"resourceAttributes": {"verb": "create", "resource": "pods", "namespace": "NS"}, "user": "dora"}),
+    ("LocalSubjectAccessReview", "/apis/authorization.k8s.io/v1/namespaces/NS/localsubjectaccessreviews",
+     {"resourceAttributes": {"verb": "create", "resource": "pods", "namespace": "other"}, "user": "dora"}),
+    ("SelfSubjectRulesReview", "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews", {"namespace": "NS"}),
+    ("SelfSubjectRulesReview", "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews", {}),  # no namespace: 400
+])
+def test_every_review_kind_answers_protobuf_as_json(admin: httpx.Client, ns: str, kind: str, path: str,
+                                                    spec: dict[str, Any]) -> None:
+    spec = json.loads(json.dumps(spec).replace('"NS"', json.dumps(ns)))
+    obj = {"metadata": {}, "spec": spec}
+    over_json = admin.post(path.replace("NS", ns), json={"apiVersion": AUTHZ, "kind": kind, **obj})
+    over_protobuf = admin.post(path.replace("NS", ns), content=pe.body(AUTHZ, kind, obj), headers=PROTOBUF)
+    assert over_protobuf.status_code == over_json.status_code, over_protobuf.text
+    assert over_protobuf.json() == over_json.json()
+
+
+def test_token_review_and_whoami_in_protobuf(conn: support.Connection) -> None:
+    authn = "authentication.k8s.io/v1"
+    with conn.http_client(as_user=conn.user("vera", "team-a")) as vera:
+        answer = vera.post(f"/apis/{authn}/selfsubjectreviews", headers=PROTOBUF,
+                           content=pe.body(authn, "SelfSubjectReview", {"metadata": {}}))
+        assert answer.status_code == 201, answer.text
+        assert answer.json()["status"]["userInfo"]["username"] == "vera"
+    with conn.http_client() as admin:
+        review = admin.post(f"/apis/{authn}/tokenreviews", headers=PROTOBUF,
+                            content=pe.body(authn, "TokenReview", {"spec": {"token": "not-a-token"}}))
+        assert review.status_code == 201, review.text
+        assert review.json()["status"] == {"user": {}, "error": "invalid bearer token"}
