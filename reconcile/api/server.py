@@ -30,7 +30,6 @@ from reconcile.api import (
     discovery,
     flowcontrol,
     handlers,
-    headerauthn,
     http,
     limitranger,
     lookups,
@@ -78,7 +77,6 @@ class ApiConfig:
     audit_log_maxbackup: int = 0  # rotated files kept; 0: all
     audit_log_batch_buffer_size: int = 10_000  # events queued for the writer thread; beyond that, dropped
     inflight: flowcontrol.Settings = field(default_factory=flowcontrol.Settings)  # max requests in flight
-    insecure_identity_headers: bool = False  # tests only: X-Remote-User/-Group name the caller (headerauthn)
     authorization_mode: str = authorizers.ALWAYS_ALLOW  # --authorization-mode: AlwaysAllow, RBAC, or a list
     token_auth_file: str | None = None  # --token-auth-file: static tokens (CSV); turns authentication on
     anonymous_auth: bool = True  # --anonymous-auth: requests without credentials are system:anonymous
@@ -148,8 +146,6 @@ class ApiServer:
         self.reviews = reviews.Reviews(self.authorizer)
         self.handlers = handlers.ResourceHandlers(self.rest, bookmark_interval=config.bookmark_interval)
         self.handlers.virtual = self.reviews.handler_for
-        if config.insecure_identity_headers:
-            self.authenticator = headerauthn.HeaderIdentity(self.authenticator)
         self.audit_log, self.auditor = _auditing(config)
         self.limiter = flowcontrol.Limiter(config.inflight) if config.inflight.enabled else None
         self.ready = False
