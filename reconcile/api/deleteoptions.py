@@ -49,7 +49,8 @@ def normalized(body: Any, *, query_policy: str | None = None, query_grace: int |
     if grace is not None:
         options["gracePeriodSeconds"] = grace
     for field, go_type, allowed in (("propagationPolicy", "v1.DeletionPropagation", str),
-                                    ("orphanDependents", "bool", bool)):
+                                    ("orphanDependents", "bool", bool),
+                                    ("ignoreStoreReadErrorWithClusterBreakingPotential", "bool", bool)):
         value = body.get(field)
         if value is not None and not isinstance(value, allowed):
             raise _type_error(field, value, go_type)

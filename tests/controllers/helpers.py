@@ -30,7 +30,7 @@ class ControllerManagerProcess:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "reconcile", "controller-manager", "--server", self.server,
+            [sys.executable, "-m", "reconcile", "controller-manager", *support.connection(self.server).component_args(),
              "--leader-elect" if self.leader_elect else "--no-leader-elect", "--workers", str(self.workers), "-v",
              *self.extra_args],
             stdout=self.log, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1"),
@@ -114,7 +114,7 @@ class PodWatcher:
 
     def __init__(self, server: str, namespace: str, *, ready_stand_in: bool = False,
                  check: Callable[[dict[str, dict[str, Any]]], None] | None = None) -> None:
-        self.client = api.Client(server)
+        self.client = api.Client(support.connection(server).client_config())
         self.namespace = namespace
         self.ready_stand_in = ready_stand_in
         self.check = check

@@ -225,6 +225,9 @@ def cluster_roles() -> list[dict[str, Any]]:
             rule(["get", "list", "watch", "delete"], [""], ["pods"]),
             rule(["patch", "update"], [""], ["pods/status"]),
             rule(["get"], [""], ["secrets", "configmaps", "persistentvolumeclaims", "persistentvolumes"]),
+            # the node's guard (reconcile/node/guard.py) reads a pod's namespace for its Pod Security
+            # level before it runs a pod that needs `privileged` (not in upstream's role: no kubelet does)
+            rule(["get"], [""], ["namespaces"]),
             rule(["get", "create", "update", "patch"], ["coordination.k8s.io"], ["leases"]),
             *_events(),
         ]),
