@@ -22,6 +22,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,7 +78,7 @@ class Connection:
         identity = certs.Identity(name, tuple(groups))
         if identity not in self._users:
             issued = certs.issue(self.pki.ca.read(), common_name=name, organizations=tuple(groups), client=True)
-            pair = self.pki.pair(f"users/{len(self._users)}-{name.replace(':', '_')}")
+            pair = self.pki.pair(f"users/{uuid.uuid4().hex[:8]}-{name.replace(':', '_')}")  # the PKI may be shared
             pair.cert.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             pair.key.write_bytes(issued.key)
             pair.key.chmod(0o600)
@@ -159,6 +160,21 @@ def connection(url: str) -> Connection:
     return _CONNECTIONS.get(url.rstrip("/")) or Connection(url.rstrip("/"))
 
 
+_SHARED_PKI: list[pki_cluster.ClusterPki] = []
+
+
+def shared_pki() -> pki_cluster.ClusterPki:
+    """One cluster PKI for the session's API servers (making one costs about a second under load):
+    each server still has its own etcd prefix; a test that needs a CA of its own passes `pki`."""
+    if not _SHARED_PKI:
+        folder = Path(tempfile.mkdtemp(prefix="apiserver-pki-"))
+        atexit.register(shutil.rmtree, folder, True)
+        pki = pki_cluster.ClusterPki(folder / "pki")
+        pki.ensure()
+        _SHARED_PKI.append(pki)
+    return _SHARED_PKI[0]
+
+
 class ApiServerProcess:
     """`python -m reconcile apiserver` as a child process, stopped by pid.
 
@@ -173,8 +189,7 @@ class ApiServerProcess:
         self.tls = DEFAULT_TLS if tls is None else tls
         self.pki: pki_cluster.ClusterPki | None = None
         if self.tls:
-            self.pki = pki or pki_cluster.ClusterPki(Path(tempfile.mkdtemp(prefix="apiserver-pki-")) / "pki")
-            self.pki.ensure()
+            self.pki = pki or shared_pki()
         self.url = f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
         self.connection = Connection(self.url, self.pki)
         self.extra_args = extra_args
