@@ -17,6 +17,7 @@ Figures, each for both servers (the rounds alternate insecure / secured; the bes
 wrk sends the bearer token as a header (-H); it does not check the server's certificate (loopback
 only). Only 127.0.0.1; every process started here is stopped by pid in `finally` blocks. Prints a
 table and writes bench/results/secured-<date>.json. The machine is shared: figures are noisy.
+`BENCH_SECURED_AUTHORIZATION=AlwaysAllow` keeps TLS and tokens but drops RBAC (to tell their costs apart).
 """
 
 from __future__ import annotations
@@ -138,7 +139,7 @@ async def start_servers(run: Run) -> tuple[Server, Server]:
          "--etcd-key", str(pki.apiserver_etcd_client.key),
          "--tls-cert-file", str(pki.apiserver.cert), "--tls-private-key-file", str(pki.apiserver.key),
          "--client-ca-file", str(pki.ca.cert), "--token-auth-file", str(tokens),
-         "--authorization-mode", "RBAC"], secured_log),
+         "--authorization-mode", os.environ.get("BENCH_SECURED_AUTHORIZATION", "RBAC")], secured_log),
         headers={"Authorization": f"Bearer {token}"}, admin_verify=_context(pki, pki.admin),
         load_tls=_context(pki, _client_pair(pki)))
     run.servers.append(secured)
