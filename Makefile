@@ -52,6 +52,7 @@ test: $(STAMP) ensure-docker
 bench: $(STAMP) ensure-docker
 	bash bench/setup.sh
 	$(PY) bench/api.py
+	$(PY) bench/secured.py
 	$(PY) bench/controllers.py
 	$(PY) bench/scheduler.py
 	$(PY) bench/runtime.py

@@ -2,7 +2,8 @@
 
 Run by hand: `python bench/controllers.py [--pods 1000] [--things 1000] [--parts controller,sdk]
 [--max-load 3] [--profile DIR [--profile-no-apiserver]]`.
-In one run, against a fresh embedded etcd and an API server subprocess (prefix /bench):
+In one run, against a fresh embedded etcd and an API server subprocess (prefix /bench), secured as
+`reconcile up` runs it (HTTPS, client certificates, RBAC; the components get the admin's kubeconfig):
   1. baseline: the raw create rate of N pods (the exact pod a ReplicaSet's template produces,
      namespace default, no nodeName) through `reconcile.client.aio.AsyncClient` at concurrency 32,
      timed from the first request to the N-th ADDED event on a watch (the same clock as step 2);
@@ -39,6 +40,7 @@ from typing import Any
 
 import httpx
 import yaml
+from secure_api import SecuredApi
 
 from reconcile.client import aio
 from reconcile.controllers import replicaset
@@ -118,11 +120,12 @@ async def wait_until(check: Callable[[], Any], proc: subprocess.Popen[bytes], lo
     raise RuntimeError(f"{what}: not ready after {timeout}s; log:\n{log.read_text()[-3000:]}")
 
 
-async def http_ok(url: str) -> bool:
-    async with httpx.AsyncClient(timeout=2.0) as http:
+async def http_ok(url: str, verify: Any = True) -> bool:
+    async with httpx.AsyncClient(timeout=2.0, verify=verify) as http:
         return (await http.get(url)).status_code == 200
 
 
+SECURE: SecuredApi | None = None  # the API server's PKI: it runs secured, as `reconcile up` runs it
 API_PID = 0  # set once the API server runs: phases report its CPU time
 ETCD_PID = 0
 PROFILE_API = True  # --profile-no-apiserver: leave the API server alone (py-spy costs CPU)
@@ -305,7 +308,8 @@ async def controller_phase(client: aio.AsyncClient, server: str, pods: int, work
     """Scale the ReplicaSet 0 -> N under the controller-manager subprocess."""
     health = free_port()
     log = workdir / "controller-manager.log"
-    proc = start_process([sys.executable, "-m", "reconcile", "controller-manager", "--server", server,
+    assert SECURE is not None
+    proc = start_process([sys.executable, "-m", "reconcile", "controller-manager", *SECURE.kubeconfig_args(server),
                           "--no-leader-elect", "--health-port", str(health)], log)
     try:
         await wait_until(lambda: http_ok(f"http://{HOST}:{health}/readyz"), proc, log, what="controller-manager")
@@ -392,9 +396,10 @@ async def sdk_round(client: aio.AsyncClient, count: int, mode: str, pid: int) ->
 async def sdk_phase(client: aio.AsyncClient, server: str, count: int, workdir: Path) -> dict[str, Any]:
     """The SDK plugin under `reconcile operator run --standalone`: a no-op round, then a patching round."""
     await install_crd(client)
+    assert SECURE is not None
     log = workdir / "operator.log"
     proc = start_process([sys.executable, "-m", "reconcile", "operator", "run", str(HERE / "sdk_plugin.py"),
-                          "-A", "--standalone", "--server", server], log)
+                          "-A", "--standalone", *SECURE.kubeconfig_args(server)], log)
     try:
         await wait_until(lambda: "operator started" in log.read_text(), proc, log, what="operator")
         rss_idle = rss_mb(proc.pid)
@@ -416,14 +421,16 @@ async def run(pods: int, things: int, workdir: Path, parts: set[str]) -> dict[st
     api_proc: subprocess.Popen[bytes] | None = None
     try:
         port = free_port()
-        server = f"http://{HOST}:{port}"
+        global API_PID, ETCD_PID, SECURE
+        SECURE = SecuredApi(workdir)
+        server = SECURE.url(HOST, port)
         api_proc = start_process([sys.executable, "-m", "reconcile", "apiserver", "--etcd", etcd.endpoint,
-                                  "--port", str(port), "--etcd-prefix", "/bench"], api_log)
-        await wait_until(lambda: http_ok(f"{server}/readyz"), api_proc, api_log, what="apiserver")
-        global API_PID, ETCD_PID
+                                  "--port", str(port), "--etcd-prefix", "/bench", *SECURE.apiserver_args()], api_log)
+        await wait_until(lambda: http_ok(f"{server}/readyz", SECURE.ssl_context()), api_proc, api_log,
+                         what="apiserver")
         API_PID, ETCD_PID = api_proc.pid, etcd.pid or 0
         results: dict[str, Any] = {"apiserver_pid": api_proc.pid}
-        async with aio.AsyncClient(server) as client:
+        async with aio.AsyncClient(SECURE.client_config(server)) as client:
             rs = await client.create("apps/v1", "replicasets", replicaset_body(), namespace=NAMESPACE)
             if "controller" in parts:
                 results["baseline"] = await baseline(client, rs, pods)

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from reconcile.client import api as client_api
+from reconcile.client import config as client_config
 from reconcile.core import errors
 from reconcile.node import docker as docker_mod
 from reconcile.node import images
@@ -250,7 +251,7 @@ def _ready(pod: dict[str, Any]) -> bool:
 class PodView:
     """The namespace's pods, kept current by a watch thread (no polling load on the API server)."""
 
-    def __init__(self, server: str) -> None:
+    def __init__(self, server: client_config.ClientConfig) -> None:
         self.client = client_api.Client(server)
         self.pods: dict[str, dict[str, Any]] = {}  # uid -> pod
         self.changed = threading.Condition()
@@ -321,7 +322,7 @@ def ours(replicas: int, parallel: int) -> tuple[dict[str, float], dict[str, tupl
     state = json.loads((state_dir / "state.json").read_text())
     pids = {name: int(state["components"][name]["pid"]) for name in COMPONENTS}
     node = state["components"]["node"]["node"]
-    server = state["server"]
+    server = client_config.load_config(kubeconfig=state["kubeconfig"])  # the admin's: `up` runs secured
     result: dict[str, float] = {}
     client = client_api.Client(server)
     view: PodView | None = None

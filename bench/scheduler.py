@@ -29,9 +29,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
+from secure_api import SecuredApi
 
 from reconcile.etcdserver import embedded
 
@@ -70,13 +72,13 @@ def stop(process: subprocess.Popen | None) -> None:
             process.wait()
 
 
-def wait_ready(url: str, process: subprocess.Popen, log: Path, *, timeout: float = 30.0) -> None:
+def wait_ready(url: str, process: subprocess.Popen, log: Path, *, timeout: float = 60.0, verify: Any = True) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"process exited: {log.read_text()[-3000:]}")
         with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+            if httpx.get(url + "/readyz", timeout=1, verify=verify).status_code == 200:
                 return
         time.sleep(0.05)  # polling a starting process, not synchronizing work
     raise RuntimeError(f"not ready after {timeout}s: {log.read_text()[-3000:]}")
@@ -138,8 +140,10 @@ async def watch_bound(http: httpx.AsyncClient, rv: str, names: set[str], done: a
                     return
 
 
-async def run(url: str, *, nodes: int, pods: int, scheduler_pid: int, api_pid: int, etcd_pid: int) -> dict:
-    async with httpx.AsyncClient(base_url=url, timeout=30, limits=httpx.Limits(max_connections=64)) as http:
+async def run(url: str, *, nodes: int, pods: int, scheduler_pid: int, api_pid: int, etcd_pid: int,
+              verify: Any = True) -> dict:
+    async with httpx.AsyncClient(base_url=url, timeout=30, limits=httpx.Limits(max_connections=64),
+                                 verify=verify) as http:
         async def make_node(i: int) -> None:
             name = f"node-{i:03d}"
             (await http.post("/api/v1/nodes", json=node(name))).raise_for_status()
@@ -209,16 +213,18 @@ def main() -> None:
             etcd = embedded.EmbeddedEtcd(tmp_path / "etcd")
             etcd.start()
             port = free_port()
-            url = f"http://{HOST}:{port}"
+            secure = SecuredApi(tmp_path)  # secured as `reconcile up` runs it; the scheduler on the admin's kubeconfig
+            url = secure.url(HOST, port)
             api_log = tmp_path / "apiserver.log"
-            api = start(["-m", "reconcile", "apiserver", "--etcd", etcd.endpoint, "--port", str(port)], api_log)
-            wait_ready(url, api, api_log)
+            api = start(["-m", "reconcile", "apiserver", "--etcd", etcd.endpoint, "--port", str(port),
+                         *secure.apiserver_args()], api_log)
+            wait_ready(url, api, api_log, verify=secure.ssl_context())
             health = free_port()
             sched_log = tmp_path / "scheduler.log"
             profile = os.environ.get("BENCH_PROFILE")  # a path: run the scheduler under cProfile
-            sched = start([*(["-m", "cProfile", "-o", profile] if profile else []), "-m", "reconcile", "scheduler", "--server", url, "--no-leader-elect", "--health-port", str(health), *EXTRA], sched_log)
+            sched = start([*(["-m", "cProfile", "-o", profile] if profile else []), "-m", "reconcile", "scheduler", *secure.kubeconfig_args(url), "--no-leader-elect", "--health-port", str(health), *EXTRA], sched_log)
             wait_ready(f"http://{HOST}:{health}", sched, sched_log)
-            result = asyncio.run(run(url, nodes=args.nodes, pods=args.pods, scheduler_pid=sched.pid, api_pid=api.pid, etcd_pid=etcd.pid))
+            result = asyncio.run(run(url, nodes=args.nodes, pods=args.pods, scheduler_pid=sched.pid, api_pid=api.pid, etcd_pid=etcd.pid, verify=secure.ssl_context()))
         finally:
             stop(sched)
             stop(api)

@@ -4,14 +4,14 @@
 
     def test_hello(reconcile_cluster):
         reconcile_cluster.apply("crd.yaml")
-        with OperatorRunner("handlers.py", server=reconcile_cluster.url):
+        with OperatorRunner("handlers.py", server=reconcile_cluster.client_config):
             reconcile_cluster.apply("website.yaml")
             wait_for(lambda: reconcile_cluster.client.get(...)["status"].get("ready"))
 
 Everything is real (no mocks), like controller-runtime's envtest; set `RECONCILE_TEST_ETCD` to
-reuse a running etcd instead of starting one. `Cluster(tls=True)` starts it secured as `reconcile up`
-does (a PKI of its own, etcd on TLS with client certificates, the API server on HTTPS with the client
-CA): `.client_config` is the admin's, `.kubeconfig()` writes one for kubectl, the official client or
+reuse a running etcd instead of starting one. A `Cluster` starts secured as `reconcile up` does (a
+PKI of its own, etcd on TLS with client certificates, the API server on HTTPS with the client CA and
+RBAC; `Cluster(tls=False)` for plain HTTP where every caller is trusted): `.client_config` is the admin's, `.kubeconfig()` writes one for kubectl, the official client or
 kopf, and `OperatorRunner(..., server=cluster.client_config)` runs a plugin with it. `wait_for` (and
 `eventually` for async tests) poll a condition with a deadline instead of sleeping; `free_port` gives a
 loopback port for a server a test starts. The project's own tests use these same helpers.
@@ -98,9 +98,10 @@ def free_port() -> int:
 
 class Cluster:
     """An etcd (own or shared) plus one API server subprocess on a free port, stopped by pid; with
-    `tls=True` secured as `reconcile up` runs it (a shared `RECONCILE_TEST_ETCD` stays plain)."""
+    `tls=True` (the default) secured as `reconcile up` runs it: HTTPS, client certificates, RBAC (a
+    shared `RECONCILE_TEST_ETCD` stays plain)."""
 
-    def __init__(self, *, etcd: str | None = None, tls: bool = False) -> None:
+    def __init__(self, *, etcd: str | None = None, tls: bool = True) -> None:
         self.etcd_endpoint = etcd or os.environ.get("RECONCILE_TEST_ETCD")
         self._etcd_pid: int | None = None
         self._dir = Path(tempfile.mkdtemp(prefix="reconcile-testkit-"))
@@ -109,12 +110,15 @@ class Cluster:
         self.url = ""
         self.process: subprocess.Popen | None = None
         self._client: api.Client | None = None
+        self._config: config_mod.ClientConfig | None = None
 
     @classmethod
-    def connect(cls, url: str) -> Cluster:
-        """A Cluster for an API server that is already running (nothing to start or stop)."""
-        cluster = cls(etcd="external")
+    def connect(cls, url: str, config: config_mod.ClientConfig | None = None) -> Cluster:
+        """A Cluster for an API server that is already running (nothing to start or stop); `config`
+        carries its credentials (a plain server needs none)."""
+        cluster = cls(etcd="external", tls=False)
         cluster.url = url
+        cluster._config = config
         return cluster
 
     def start(self, *, timeout: float = 30.0) -> Cluster:
@@ -125,7 +129,8 @@ class Cluster:
             self.pki = pki_cluster.ClusterPki(self._dir / "pki")
             self.pki.ensure()
             args += ["--tls-cert-file", str(self.pki.apiserver.cert), "--tls-private-key-file",
-                     str(self.pki.apiserver.key), "--client-ca-file", str(self.pki.ca.cert)]
+                     str(self.pki.apiserver.key), "--client-ca-file", str(self.pki.ca.cert),
+                     "--authorization-mode", "RBAC"]
         if self.etcd_endpoint is None:
             self.etcd_endpoint, self._etcd_pid, _ = embedded.start_detached(
                 self._dir / "etcd", timeout=timeout, tls=self._etcd_tls())
@@ -165,6 +170,8 @@ class Cluster:
     @property
     def client_config(self) -> config_mod.ClientConfig:
         """How to reach the server as its administrator (`kubernetes-admin`, `system:masters` with TLS)."""
+        if self._config is not None:
+            return self._config
         if self.pki is None:
             return config_mod.ClientConfig(server=self.url)
         return config_mod.ClientConfig(server=self.url, verify=str(self.pki.ca.cert),
@@ -173,7 +180,13 @@ class Cluster:
     def kubeconfig(self, path: str | Path | None = None) -> Path:
         """Write a kubeconfig for the administrator (certificates embedded, as `reconcile up` writes it)."""
         target = Path(path) if path else self._dir / "kubeconfig"
-        if self.pki is None:
+        if self._config is not None and self.pki is None:  # connected: the credentials it was given
+            cfg = self._config
+            cert, key = cfg.cert or (None, None)
+            config_mod.write_kubeconfig(target, self.url, token=cfg.token,
+                                        ca_file=Path(cfg.verify) if isinstance(cfg.verify, str) else None,
+                                        cert_file=Path(cert) if cert else None, key_file=Path(key) if key else None)
+        elif self.pki is None:
             config_mod.write_kubeconfig(target, self.url)
         else:
             admin = self.pki.admin.read()

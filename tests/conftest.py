@@ -90,8 +90,8 @@ def kube_env(api_server: str, tmp_path: Path) -> dict[str, str]:
 
 
 def run_cli(*args: str, server: str, stdin: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
-    """Run `python -m reconcile ARGS` against `server`."""
-    env = dict(os.environ, RECONCILE_SERVER=server)
+    """Run `python -m reconcile ARGS` against `server`, as its admin (a kubeconfig from its connection)."""
+    env = support.connection(server).env()
     return subprocess.run(
         [sys.executable, "-m", "reconcile", *args],
         input=stdin,

@@ -253,7 +253,7 @@ class NodeAgentProcess:
             connect = list(self.connect) if self.connect is not None else ["--kubeconfig", str(self.kubeconfig)]
             env.pop("RECONCILE_SERVER", None)  # it would beat the kubeconfig
         else:
-            connect = ["--server", self.server]
+            connect = self.kubeconfig_args()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "reconcile", "node", "join", "--name", self.name, "--docker-host", self.daemon.host,
              *connect, "--state-dir", str(self.state_dir), "--port", "0",
@@ -272,6 +272,12 @@ class NodeAgentProcess:
 
         support.wait_for(joined, timeout=timeout, interval=0.05, what=f"node agent {self.name} to join")
         return self
+
+    def kubeconfig_args(self) -> list[str]:
+        """The node's own identity (CN=system:node:NAME, O=system:nodes) on a secured server."""
+        connection = support.connection(self.server)
+        as_user = connection.user(f"system:node:{self.name}", "system:nodes") if connection.tls else None
+        return connection.component_args(as_user=as_user)
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

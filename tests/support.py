@@ -7,18 +7,22 @@ authors and this suite wait the same way; they are named here for the tests' con
 client CA of a fresh cluster PKI, so a request proves its user with a client certificate. What a
 test needs to talk to a server comes from `connection(url)` (a kubeconfig, a `ClientConfig`, an
 httpx client; as the admin or as any user), whichever way the server was started, so a fixture
-written with it serves a plain and a TLS server alike. `DEFAULT_TLS` is the default of every
-`ApiServerProcess`: switching the suite to TLS is that one line.
+written with it serves a plain and a TLS server alike. `DEFAULT_TLS` (True: the suite runs secured, with
+RBAC) is the default of every `ApiServerProcess`; processes a test starts take `connection.component_args()`
+(a kubeconfig) or `connection.env()` (KUBECONFIG) instead of a bare URL.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import signal
 import ssl
 import subprocess
 import sys
 import tempfile
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,7 +37,10 @@ free_port = testing.free_port
 wait_for = testing.wait_for
 eventually = testing.eventually
 
-DEFAULT_TLS = False  # the suite's API servers: plain HTTP and TrustEveryone until the secured-default switch
+# The suite runs secured, as `reconcile up` does: HTTPS with the client CA (admin requests carry the
+# system:masters certificate) and RBAC. A test about the plain mode passes `tls=False` and says why.
+DEFAULT_TLS = True
+DEFAULT_AUTHORIZATION = ("--authorization-mode", "Node,RBAC")  # unless a test passes --authorization-mode itself
 
 
 def kubeconfig_text(server: str, namespace: str = "default") -> str:
@@ -59,6 +66,7 @@ class Connection:
     url: str
     pki: pki_cluster.ClusterPki | None = None
     _users: dict[certs.Identity, pki_cluster.Pair] = field(default_factory=dict)
+    _kubeconfigs: dict[tuple[Path | None, str], Path] = field(default_factory=dict)
 
     @property
     def tls(self) -> bool:
@@ -70,7 +78,7 @@ class Connection:
         identity = certs.Identity(name, tuple(groups))
         if identity not in self._users:
             issued = certs.issue(self.pki.ca.read(), common_name=name, organizations=tuple(groups), client=True)
-            pair = self.pki.pair(f"users/{len(self._users)}-{name.replace(':', '_')}")
+            pair = self.pki.pair(f"users/{uuid.uuid4().hex[:8]}-{name.replace(':', '_')}")  # the PKI may be shared
             pair.cert.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             pair.key.write_bytes(issued.key)
             pair.key.chmod(0o600)
@@ -102,6 +110,27 @@ class Connection:
                                        cert_data=pair.cert.read_bytes(), key_data=pair.key.read_bytes())
         return path
 
+    def kubeconfig(self, *, as_user: pki_cluster.Pair | None = None, namespace: str = "default") -> Path:
+        """A kubeconfig file (made once per user and namespace) for a process the test starts: the
+        components, operators and the CLI take it as `--kubeconfig` or `KUBECONFIG`."""
+        key = (as_user.cert if as_user else None, namespace)
+        if key not in self._kubeconfigs:
+            folder = Path(tempfile.mkdtemp(prefix="kubeconfig-"))
+            folder.chmod(0o700)
+            atexit.register(shutil.rmtree, folder, True)  # it holds a copy of a key
+            self._kubeconfigs[key] = self.write_kubeconfig(folder / "kubeconfig", namespace=namespace, as_user=as_user)
+        return self._kubeconfigs[key]
+
+    def component_args(self, *, as_user: pki_cluster.Pair | None = None) -> list[str]:
+        """`--kubeconfig PATH` for `reconcile controller-manager|scheduler|node join|operator run`."""
+        return ["--kubeconfig", str(self.kubeconfig(as_user=as_user))]
+
+    def env(self, *, as_user: pki_cluster.Pair | None = None, namespace: str = "default") -> dict[str, str]:
+        """The environment for a CLI or kubectl run against this server (and no $RECONCILE_SERVER)."""
+        env = {k: v for k, v in os.environ.items() if k != "RECONCILE_SERVER"}
+        env["KUBECONFIG"] = str(self.kubeconfig(as_user=as_user, namespace=namespace))
+        return env
+
     def ssl_context(self, *, as_user: pki_cluster.Pair | None = None, anonymous: bool = False) -> ssl.SSLContext | bool:
         """What httpx takes as `verify`: the CA, and a client certificate unless `anonymous`."""
         if self.pki is None:
@@ -131,6 +160,21 @@ def connection(url: str) -> Connection:
     return _CONNECTIONS.get(url.rstrip("/")) or Connection(url.rstrip("/"))
 
 
+_SHARED_PKI: list[pki_cluster.ClusterPki] = []
+
+
+def shared_pki() -> pki_cluster.ClusterPki:
+    """One cluster PKI for the session's API servers (making one costs about a second under load):
+    each server still has its own etcd prefix; a test that needs a CA of its own passes `pki`."""
+    if not _SHARED_PKI:
+        folder = Path(tempfile.mkdtemp(prefix="apiserver-pki-"))
+        atexit.register(shutil.rmtree, folder, True)
+        pki = pki_cluster.ClusterPki(folder / "pki")
+        pki.ensure()
+        _SHARED_PKI.append(pki)
+    return _SHARED_PKI[0]
+
+
 class ApiServerProcess:
     """`python -m reconcile apiserver` as a child process, stopped by pid.
 
@@ -145,8 +189,7 @@ class ApiServerProcess:
         self.tls = DEFAULT_TLS if tls is None else tls
         self.pki: pki_cluster.ClusterPki | None = None
         if self.tls:
-            self.pki = pki or pki_cluster.ClusterPki(Path(tempfile.mkdtemp(prefix="apiserver-pki-")) / "pki")
-            self.pki.ensure()
+            self.pki = pki or shared_pki()
         self.url = f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
         self.connection = Connection(self.url, self.pki)
         self.extra_args = extra_args
@@ -154,10 +197,13 @@ class ApiServerProcess:
         self.log = tempfile.NamedTemporaryFile(prefix="apiserver-", suffix=".log", delete=False)
 
     def tls_args(self) -> list[str]:
+        """TLS and the client CA, and RBAC unless the test chose an --authorization-mode (a plain server
+        stays AlwaysAllow: nothing proves who calls it, so RBAC would see only system:anonymous)."""
         if self.pki is None:
             return []
+        authorization = [] if "--authorization-mode" in self.extra_args else [*DEFAULT_AUTHORIZATION]
         return ["--tls-cert-file", str(self.pki.apiserver.cert), "--tls-private-key-file", str(self.pki.apiserver.key),
-                "--client-ca-file", str(self.pki.ca.cert)]
+                "--client-ca-file", str(self.pki.ca.cert), *authorization]
 
     def start(self, timeout: float = 30.0) -> None:
         _CONNECTIONS[self.url] = self.connection

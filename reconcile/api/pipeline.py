@@ -185,6 +185,8 @@ class Pipeline:
         try:
             user = await impersonation.impersonate(headers, requester, self.authorizer, path=target.path)
         except impersonation.Refused as refused:
+            if requester.name == authn.ANONYMOUS.name:  # as for any request: log in first, learn nothing
+                raise errors.Unauthorized("Unauthorized") from None
             raise forbidden(refused.attributes, refused.reason) from None
         audit.set_impersonated_user(user)
         return user

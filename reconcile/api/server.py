@@ -31,7 +31,6 @@ from reconcile.api import (
     discovery,
     flowcontrol,
     handlers,
-    headerauthn,
     http,
     limitranger,
     lookups,
@@ -87,7 +86,6 @@ class ApiConfig:
     audit_log_maxbackup: int = 0  # rotated files kept; 0: all
     audit_log_batch_buffer_size: int = 10_000  # events queued for the writer thread; beyond that, dropped
     inflight: flowcontrol.Settings = field(default_factory=flowcontrol.Settings)  # max requests in flight
-    insecure_identity_headers: bool = False  # tests only: X-Remote-User/-Group name the caller (headerauthn)
     authorization_mode: str = authorizers.ALWAYS_ALLOW  # --authorization-mode: AlwaysAllow, RBAC, or a list
     token_auth_file: str | None = None  # --token-auth-file: static tokens (CSV); turns authentication on
     anonymous_auth: bool = True  # --anonymous-auth: requests without credentials are system:anonymous
@@ -188,8 +186,6 @@ class ApiServer:
             create=self._create_token, protobuf=protobodies.token_request)
         self.handlers.kubelet = podproxy.KubeletClientConfig(
             config.kubelet_client_certificate, config.kubelet_client_key, config.kubelet_certificate_authority)
-        if config.insecure_identity_headers:
-            self.authenticator = headerauthn.HeaderIdentity(self.authenticator)
         self.audit_log, self.auditor = _auditing(config)
         self.limiter = flowcontrol.Limiter(config.inflight) if config.inflight.enabled else None
         self.ready = False

@@ -162,15 +162,21 @@ def _apiserver_matches(ctx: UpContext, entry: dict[str, Any]) -> bool:
             and entry.get("advertise", []) == list(ctx.advertise) and entry.get("args", []) == _apiserver_args(ctx))
 
 
-AUTHORIZATION_MODE = "Node,RBAC"  # as kubeadm and kind: node agents by the Node authorizer, the rest by RBAC
+# The secured default, as kubeadm runs kube-apiserver: the Node authorizer for node agents, then RBAC
+# (system:masters, the admin's group, is allowed everything; each component gets what the default
+# policy grants its identity), anonymous requests are `system:anonymous` so that `system:public-info-viewer` answers /healthz,
+# /readyz, /livez and /version (anything else from an anonymous caller is 401), and the `default`
+# namespace enforces Pod Security `baseline` (kube-system `privileged`).
+SECURED_ARGS = ("--authorization-mode", "Node,RBAC", "--anonymous-auth", "true",
+                "--initial-namespaces-pod-security")
 
 
 def _apiserver_args(ctx: UpContext) -> list[str]:
-    """Authorization, audit and encryption flags (`up --audit`, `--encrypt-secrets`; see apiserver_files).
-    A running API server started with other flags is restarted with these."""
+    """The secured default, then audit and encryption flags (`up --audit`, `--encrypt-secrets`; see
+    apiserver_files). Recorded in the state, so a server started with other flags is replaced."""
     from reconcile.cli import apiserver_files
 
-    args = ["--authorization-mode", AUTHORIZATION_MODE]
+    args = [*SECURED_ARGS]
     args += apiserver_files.encryption_args(ctx.state_dir, create=bool(ctx.extra.get("encrypt_secrets")))
     if ctx.extra.get("audit"):
         args += apiserver_files.audit_args(ctx.state_dir)

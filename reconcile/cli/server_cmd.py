@@ -58,8 +58,6 @@ def _names(text: str) -> tuple[str, ...]:
               help="Groups whose members are system components, comma-separated.")
 @click.option("--inflight-exempt-groups", default=",".join(flowcontrol.DEFAULT_EXEMPT_GROUPS), show_default=True,
               help="Groups never limited nor counted (upstream exempts system:masters); empty for none.")
-@click.option("--insecure-identity-headers", is_flag=True, hidden=True,
-              help="Tests only: X-Remote-User and X-Remote-Group headers name the caller, unverified.")
 @click.option("--authorization-mode", default="AlwaysAllow", show_default=True,
               help="Authorizers to ask, in order, comma-separated: AlwaysAllow, AlwaysDeny, RBAC "
                    "(system:masters is always allowed).")
@@ -107,7 +105,7 @@ def apiserver(etcd: str, port: int, host: str, etcd_prefix: str, etcd_cacert: st
               max_requests_inflight: int, max_mutating_requests_inflight: int,
               max_requests_inflight_per_user: int, inflight_system_reserved_fraction: float,
               inflight_system_users: str, inflight_system_groups: str, inflight_exempt_groups: str,
-              insecure_identity_headers: bool, authorization_mode: str, token_auth_file: str | None,
+              authorization_mode: str, token_auth_file: str | None,
               anonymous_auth: bool, admission_control_config_file: str | None,
               initial_namespaces_pod_security: bool, service_account_issuer: tuple[str, ...],
               service_account_key_file: tuple[str, ...], service_account_signing_key_file: str | None,
@@ -163,7 +161,6 @@ def apiserver(etcd: str, port: int, host: str, etcd_prefix: str, etcd_cacert: st
             system_groups=_names(inflight_system_groups),
             exempt_groups=_names(inflight_exempt_groups),
         ),
-        insecure_identity_headers=insecure_identity_headers,
         authorization_mode=authorization_mode,
         token_auth_file=token_auth_file,
         anonymous_auth=anonymous_auth,

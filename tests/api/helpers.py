@@ -236,7 +236,8 @@ class WatchReader:
 
     async def _read(self, base_url: str, path: str, params: dict[str, Any], headers: dict[str, str],
                     read_timeout: float) -> None:
-        async with httpx.AsyncClient(base_url=base_url, timeout=httpx.Timeout(5.0, read=read_timeout)) as client:
+        async with httpx.AsyncClient(base_url=base_url, timeout=httpx.Timeout(5.0, read=read_timeout),
+                                     verify=support.connection(base_url).ssl_context()) as client:
             async with client.stream("GET", path, params=params, headers=headers) as response:
                 self.status_code = response.status_code
                 self.started.set()

@@ -24,7 +24,29 @@ from tests.api_unit import protoencode
 
 CANARY = "canary-91c2-audit-never-logs-me"
 CANARY_B64 = base64.b64encode(CANARY.encode()).decode()
-ALICE = {"X-Remote-User": "alice", "X-Remote-Group": "devs"}
+DEVS = "devs"  # alice's group, bound to cluster-admin on each audited server (RBAC is not under test here)
+DEVS_REASON = f'RBAC: allowed by ClusterRoleBinding "{DEVS}" of ClusterRole "cluster-admin" to Group "{DEVS}"'
+
+
+def as_user(url: str, name: str = "alice", *groups: str, **headers: str) -> httpx.Client:
+    """A client proving `name` with a client certificate of the server's CA (alice: group devs)."""
+    connection = support.connection(url)
+    pair = connection.user(name, *(groups or ((DEVS,) if name == "alice" else ())))
+    client = connection.http_client(as_user=pair)
+    client.headers.update(headers)
+    return client
+
+
+def allow_devs(server: support.ApiServerProcess) -> None:
+    """Bind the group devs to cluster-admin, and wait until the authorizer sees it."""
+    binding = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": DEVS},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+               "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": DEVS}]}
+    with server.connection.http_client() as admin:
+        assert admin.post("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", json=binding).status_code == 201
+    with as_user(server.url) as alice:
+        support.wait_for(lambda: alice.get("/api/v1/namespaces").status_code == 200, timeout=10,
+                         what="the devs' binding to be in effect")
 
 
 def read_events(path: Path) -> list[dict[str, Any]]:
@@ -47,8 +69,9 @@ def start_server(etcd_endpoint: str, tmp_path: Path, policy: str | dict[str, Any
     policy_file.write_text(policy if isinstance(policy, str) else yaml.safe_dump(policy))
     log = tmp_path / "audit" / "audit.log"
     server = support.ApiServerProcess(etcd_endpoint, prefix=f"/test-{uuid.uuid4().hex[:12]}/registry", extra_args=(
-        "--audit-policy-file", str(policy_file), "--audit-log-path", str(log), "--insecure-identity-headers", *extra))
+        "--audit-policy-file", str(policy_file), "--audit-log-path", str(log), *extra))
     server.start()
+    allow_devs(server)
     return server, log
 
 
@@ -76,7 +99,7 @@ def audited(etcd_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 def test_a_request_has_its_received_and_complete_events(audited: tuple[str, Path]) -> None:
     url, log = audited
-    with httpx.Client(base_url=url, timeout=15, headers={**ALICE, "User-Agent": "audit-test/1"}) as client:
+    with as_user(url, **{"User-Agent": "audit-test/1"}) as client:
         ns = helpers.make_namespace(client)
         answer = client.get(f"/apis/apps/v1/namespaces/{ns}/deployments/missing")
     assert answer.status_code == 404
@@ -95,12 +118,12 @@ def test_a_request_has_its_received_and_complete_events(audited: tuple[str, Path
     assert "responseStatus" not in received
     assert complete["responseStatus"]["code"] == 404 and complete["responseStatus"]["reason"] == "NotFound"
     assert complete["stageTimestamp"] >= complete["requestReceivedTimestamp"]
-    assert complete["annotations"] == {"authorization.k8s.io/decision": "allow", "authorization.k8s.io/reason": ""}
+    assert complete["annotations"] == {"authorization.k8s.io/decision": "allow", "authorization.k8s.io/reason": DEVS_REASON}
 
 
 def test_request_response_level_records_both_bodies(audited: tuple[str, Path]) -> None:
     url, log = audited
-    with httpx.Client(base_url=url, timeout=15, headers=ALICE) as client:
+    with as_user(url) as client:
         ns = helpers.make_namespace(client)
         answer = client.post(helpers.cm_path(ns), content=yaml.safe_dump(helpers.configmap("c", {"k": "v"})),
                              headers={"Content-Type": "application/yaml"})
@@ -121,7 +144,7 @@ def test_request_response_level_records_both_bodies(audited: tuple[str, Path]) -
 def test_protobuf_bodies_are_recorded_as_objects(audited: tuple[str, Path]) -> None:
     """kubectl's protobuf create bodies are recorded as the JSON they mean, not left out."""
     url, log = audited
-    with httpx.Client(base_url=url, timeout=15, headers=ALICE) as client:
+    with as_user(url) as client:
         ns = helpers.make_namespace(client)
         answer = client.post(helpers.cm_path(ns), content=protoencode.body(
             "v1", "ConfigMap", {"metadata": {"name": "pb"}, "data": {"k": "v"}}),
@@ -134,7 +157,7 @@ def test_protobuf_bodies_are_recorded_as_objects(audited: tuple[str, Path]) -> N
 
 def test_request_level_records_the_request_only(audited: tuple[str, Path]) -> None:
     url, log = audited
-    with httpx.Client(base_url=url, timeout=15, headers=ALICE) as client:
+    with as_user(url) as client:
         ns = helpers.make_namespace(client)
         answer = client.post(f"/apis/apps/v1/namespaces/{ns}/deployments", json=helpers.deployment("d"))
     assert answer.status_code == 201
@@ -145,7 +168,7 @@ def test_request_level_records_the_request_only(audited: tuple[str, Path]) -> No
 
 def test_watches_have_a_response_started_stage(audited: tuple[str, Path]) -> None:
     url, log = audited
-    with httpx.Client(base_url=url, timeout=15, headers=ALICE) as client:
+    with as_user(url) as client:
         ns = helpers.make_namespace(client)
         with client.stream("GET", helpers.cm_path(ns), params={"watch": "1", "timeoutSeconds": "1"}) as response:
             audit_id = response.headers["audit-id"]
@@ -159,10 +182,10 @@ def test_watches_have_a_response_started_stage(audited: tuple[str, Path]) -> Non
 
 def test_policy_none_writes_nothing(audited: tuple[str, Path]) -> None:
     url, log = audited
-    with httpx.Client(base_url=url, timeout=15) as client:
-        quiet = client.get("/api/v1/namespaces", headers={"X-Remote-User": "quiet"})
+    with as_user(url, "quiet") as quiet_client, as_user(url) as client:
+        quiet = quiet_client.get("/api/v1/namespaces")
         health = client.get("/healthz")
-        marker = client.get("/version", headers=ALICE)
+        marker = client.get("/version")
     assert "audit-id" not in quiet.headers and "audit-id" not in health.headers
     events_for(log, marker.headers["audit-id"], count=2)  # everything before it has been written
     users = {e["user"]["username"] for e in read_events(log)}
@@ -174,7 +197,7 @@ def test_policy_none_writes_nothing(audited: tuple[str, Path]) -> None:
 
 def test_a_request_refused_before_authentication_is_audited_as_anonymous(audited: tuple[str, Path]) -> None:
     url, log = audited
-    with httpx.Client(base_url=url, timeout=15, headers=ALICE) as client:
+    with as_user(url) as client:
         answer = client.get("/api/v1/configmaps", params={"watch": "maybe"})
     assert answer.status_code == 400
     events = events_for(log, answer.headers["audit-id"], count=2)
@@ -184,7 +207,7 @@ def test_a_request_refused_before_authentication_is_audited_as_anonymous(audited
 
 def test_the_client_may_name_the_audit_id(audited: tuple[str, Path]) -> None:
     url, log = audited
-    with httpx.Client(base_url=url, timeout=15, headers=ALICE) as client:
+    with as_user(url) as client:
         answer = client.get("/api/v1/namespaces/default", headers={"Audit-ID": "my-trace-1234"})
     assert answer.headers["audit-id"] == "my-trace-1234"
     assert events_for(log, "my-trace-1234", count=2)[1]["objectRef"]["name"] == "default"
@@ -196,7 +219,7 @@ def test_the_client_may_name_the_audit_id(audited: tuple[str, Path]) -> None:
 def _secret_traffic(url: str) -> list[str]:
     """Create, read, list, update, watch and delete a Secret holding the canary; the requests' audit IDs."""
     ids = []
-    with httpx.Client(base_url=url, timeout=15, headers=ALICE) as client:
+    with as_user(url) as client:
         ns = helpers.make_namespace(client)
         path = f"/api/v1/namespaces/{ns}/secrets"
         body = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "stringData": {"token": CANARY}}
@@ -219,11 +242,12 @@ def test_the_default_policy_logs_secrets_at_metadata_only(etcd_endpoint: str, tm
     assert (tmp_path / apiserver_files.AUDIT_POLICY).read_text() == auditpolicy.DEFAULT_POLICY
     log = tmp_path / apiserver_files.AUDIT_LOG
     server = support.ApiServerProcess(etcd_endpoint, prefix=f"/test-{uuid.uuid4().hex[:12]}/registry",
-                                      extra_args=(*up_args, "--insecure-identity-headers"))
+                                      extra_args=up_args)
     server.start()
+    allow_devs(server)
     try:
         ids = _secret_traffic(server.url)
-        with httpx.Client(base_url=server.url, timeout=15, headers=ALICE) as client:
+        with as_user(server.url) as client:
             ns = helpers.make_namespace(client)
             cm = client.post(helpers.cm_path(ns), json=helpers.configmap("c", {"note": CANARY}))
             pod = client.post(helpers.pod_path(ns), json=helpers.pod("p"))

@@ -99,7 +99,7 @@ def servers(etcd_endpoint: str, tmp_path: Path) -> Iterator[Servers]:
 
 def test_etcd_holds_ciphertext_clients_and_the_watch_cache_plaintext(servers: Servers, tmp_path: Path) -> None:
     server = servers.start(write_config(tmp_path / "enc.yaml", aesgcm(("key1", KEY1)), IDENTITY))
-    with httpx.Client(base_url=server.url, timeout=15) as client:
+    with server.connection.http_client() as client:
         ns = helpers.make_namespace(client)
         start = client.get(f"/api/v1/namespaces/{ns}/secrets").json()["metadata"]["resourceVersion"]
         created = helpers.create(client, f"/api/v1/namespaces/{ns}/secrets", secret("s"))
@@ -139,7 +139,7 @@ def _watch(client: httpx.Client, ns: str, start: str) -> list[dict[str, Any]]:
 
 def test_the_canary_is_in_no_log_and_no_error_message(servers: Servers, tmp_path: Path) -> None:
     server = servers.start(write_config(tmp_path / "enc.yaml", aesgcm(("key1", KEY1))))
-    with httpx.Client(base_url=server.url, timeout=15) as client:
+    with server.connection.http_client() as client:
         ns = helpers.make_namespace(client)
         path = f"/api/v1/namespaces/{ns}/secrets"
         immutable = {**helpers.create(client, path, secret("s")), "immutable": True}
@@ -164,12 +164,12 @@ def test_the_canary_is_in_no_log_and_no_error_message(servers: Servers, tmp_path
 
 def test_a_missing_key_makes_one_object_unreadable_not_the_list(servers: Servers, tmp_path: Path) -> None:
     first = servers.start(write_config(tmp_path / "one.yaml", aesgcm(("key1", KEY1))))
-    with httpx.Client(base_url=first.url, timeout=15) as client:
+    with first.connection.http_client() as client:
         ns = helpers.make_namespace(client)
         helpers.create(client, f"/api/v1/namespaces/{ns}/secrets", secret("lost"))
     first.stop()
     second = servers.start(write_config(tmp_path / "two.yaml", aesgcm(("key2", KEY2))))
-    with httpx.Client(base_url=second.url, timeout=15) as client:
+    with second.connection.http_client() as client:
         path = f"/api/v1/namespaces/{ns}/secrets"
         helpers.create(client, path, secret("kept", "readable"))
         answer = client.get(f"{path}/lost")
@@ -199,7 +199,7 @@ def test_a_missing_key_makes_one_object_unreadable_not_the_list(servers: Servers
 def test_rotation_keeps_every_secret_readable(servers: Servers, tmp_path: Path) -> None:
     # before encryption: plaintext in etcd
     plain = servers.start(None)
-    with httpx.Client(base_url=plain.url, timeout=15) as client:
+    with plain.connection.http_client() as client:
         ns = helpers.make_namespace(client)
         path = f"/api/v1/namespaces/{ns}/secrets"
         expected = {f"s{i}": f"{CANARY}-{i}" for i in range(12)}
@@ -211,7 +211,7 @@ def test_rotation_keeps_every_secret_readable(servers: Servers, tmp_path: Path) 
 
     # encryption on, identity kept for reads: old plaintext readable, new writes under key1
     one = servers.start(write_config(tmp_path / "one.yaml", aesgcm(("key1", KEY1)), IDENTITY))
-    with httpx.Client(base_url=one.url, timeout=15) as client:
+    with one.connection.http_client() as client:
         for name in list(expected)[6:]:
             helpers.create(client, path, secret(name, expected[name]))
         assert {i["metadata"]["name"]: password(i) for i in client.get(path).json()["items"]} == expected
@@ -229,7 +229,7 @@ def test_rotation_keeps_every_secret_readable(servers: Servers, tmp_path: Path) 
 
     def reader() -> None:
         nonlocal reads
-        with httpx.Client(base_url=two.url, timeout=15) as client:
+        with two.connection.http_client() as client:
             while not done.is_set() or reads == 0:
                 listed = client.get(path)
                 got = {i["metadata"]["name"]: password(i) for i in listed.json().get("items", [])}
@@ -258,7 +258,7 @@ def test_rotation_keeps_every_secret_readable(servers: Servers, tmp_path: Path) 
 
     # the old key removed: nothing needed it any more
     three = servers.start(write_config(tmp_path / "three.yaml", aesgcm(("key2", KEY2))))
-    with httpx.Client(base_url=three.url, timeout=15) as client:
+    with three.connection.http_client() as client:
         assert {i["metadata"]["name"]: password(i) for i in client.get(path).json()["items"]} == expected
     for value in servers.raw(ns).values():
         assert CANARY.encode() not in value

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import socket
+import ssl
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,29 +23,68 @@ from reconcile.core import errors
 from tests import support
 from tests.api import helpers
 
-ADMIN: dict[str, str] = {}  # no identity headers: the server's admin (system:masters, exempt from the limits)
+# Real credentials: static bearer tokens (--token-auth-file), one per user, over the suite's TLS.
+# Every user but the admin is bound to cluster-admin through the group `flow-testers`: the limits
+# are what is under test, not RBAC, and only `system:masters` is exempt from them.
+TESTERS = "flow-testers"
+USERS: dict[str, tuple[str, ...]] = {
+    "admin": ("system:masters",),
+    "alice": (TESTERS,),
+    "bob": ("devs", TESTERS),
+    "system:node:n1": ("system:nodes", TESTERS),
+    "system:kube-controller-manager": (TESTERS,),
+}
 
 
-def user(name: str, *groups: str) -> dict[str, str]:
-    headers = {"X-Remote-User": name}
-    if groups:
-        headers["X-Remote-Group"] = groups[0]  # httpx sends one header per key; one group is enough here
-    return headers
+def token_of(name: str) -> str:
+    return "token-" + name.replace(":", "-")
 
 
-NODE = user("system:node:n1", "system:nodes")
+def user(name: str) -> dict[str, str]:
+    """The headers that authenticate a request as `name` (one of USERS)."""
+    assert name in USERS, name
+    return {"Authorization": f"Bearer {token_of(name)}"}
+
+
+ADMIN = user("admin")  # system:masters: exempt from the limits, as upstream
+NODE = user("system:node:n1")
 CONTROLLER_MANAGER = user("system:kube-controller-manager")
+
+
+def write_token_file(folder: Path) -> Path:
+    path = folder / "tokens.csv"
+    path.write_text("".join(f'{token_of(name)},{name},uid-{i},"{",".join(groups)}"\n'
+                            for i, (name, groups) in enumerate(USERS.items())))
+    return path
 
 
 @contextmanager
 def limited_server(etcd_endpoint: str, *args: str) -> Iterator[support.ApiServerProcess]:
+    folder = Path(tempfile.mkdtemp(prefix="flowcontrol-"))
     server = support.ApiServerProcess(etcd_endpoint, prefix=f"/test-{uuid.uuid4().hex[:12]}/registry",
-                                      extra_args=("--insecure-identity-headers", *args))
+                                      extra_args=("--token-auth-file", str(write_token_file(folder)), *args))
     server.start()
     try:
+        with server_client(server) as client:
+            binding = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                       "metadata": {"name": TESTERS},
+                       "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+                       "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": TESTERS}]}
+            assert client.post("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", json=binding).status_code == 201
+            # the authorizer reads bindings from its watch cache: wait until it allows the testers
+            support.wait_for(lambda: client.get("/api/v1/namespaces", headers=user("alice")).status_code == 200,
+                             timeout=10, what="the testers' binding to be in effect")
         yield server
     finally:
         server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def server_client(server: support.ApiServerProcess) -> httpx.Client:
+    """A client with no certificate (tokens say who calls), as the admin unless a request says otherwise."""
+    client = server.connection.http_client(anonymous=True)
+    client.headers.update(ADMIN)
+    return client
 
 
 def metrics(client: httpx.Client) -> dict[str, int]:
@@ -60,7 +102,10 @@ class SlowWrite:
 
     def __init__(self, server: support.ApiServerProcess, namespace: str, headers: dict[str, str]) -> None:
         self.body = json.dumps(helpers.configmap(helpers.unique("slow"))).encode()
-        self.sock = socket.create_connection(("127.0.0.1", server.port), timeout=15)
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=15)
+        context = server.connection.ssl_context(anonymous=True)
+        self.sock = context.wrap_socket(sock, server_hostname="127.0.0.1") \
+            if isinstance(context, ssl.SSLContext) else sock
         lines = [f"POST {helpers.cm_path(namespace)} HTTP/1.1", "Host: 127.0.0.1", "Content-Type: application/json",
                  f"Content-Length: {len(self.body)}", *(f"{k}: {v}" for k, v in headers.items()), "", ""]
         self.sock.sendall("\r\n".join(lines).encode())
@@ -94,13 +139,13 @@ def test_a_flood_gets_429_while_system_components_keep_their_share(etcd_endpoint
     with limited_server(etcd_endpoint, "--max-mutating-requests-inflight", "4",
                         "--inflight-system-reserved-fraction", "0.25", "--audit-policy-file", str(policy),
                         "--audit-log-path", str(audit_log)) as server, \
-            httpx.Client(base_url=server.url, timeout=15) as client:
+            server_client(server) as client:
         ns = helpers.make_namespace(client)
         flood = [SlowWrite(server, ns, user("alice")) for _ in range(3)]
         try:
             wait_in_flight(client, "mutating", 3)
             refused = [client.post(helpers.cm_path(ns), json=helpers.configmap(helpers.unique()), headers=who)
-                       for who in (user("alice"), user("alice"), user("bob", "devs"))]
+                       for who in (user("alice"), user("alice"), user("bob"))]
             for answer in refused:
                 assert answer.status_code == 429
                 assert answer.headers["retry-after"] == "1"
@@ -148,7 +193,7 @@ def test_system_components_may_use_every_seat_others_only_the_shared_ones(etcd_e
     """System components may use every seat; the others only the shared ones."""
     with limited_server(etcd_endpoint, "--max-mutating-requests-inflight", "2",
                         "--inflight-system-reserved-fraction", "0.5") as server, \
-            httpx.Client(base_url=server.url, timeout=15) as client:
+            server_client(server) as client:
         ns = helpers.make_namespace(client)
         first = SlowWrite(server, ns, user("alice"))
         try:
@@ -165,7 +210,7 @@ def test_system_components_may_use_every_seat_others_only_the_shared_ones(etcd_e
 
 def test_the_per_user_cap(etcd_endpoint: str) -> None:
     with limited_server(etcd_endpoint, "--max-requests-inflight-per-user", "2") as server, \
-            httpx.Client(base_url=server.url, timeout=15) as client:
+            server_client(server) as client:
         ns = helpers.make_namespace(client)
         slow = [SlowWrite(server, ns, user("alice")) for _ in range(2)]
         try:
@@ -184,7 +229,7 @@ def test_the_per_user_cap(etcd_endpoint: str) -> None:
 
 def test_long_running_requests_take_no_seat(etcd_endpoint: str) -> None:
     with limited_server(etcd_endpoint, "--max-requests-inflight", "2", "--max-requests-inflight-per-user", "1") \
-            as server, httpx.Client(base_url=server.url, timeout=15) as client:
+            as server, server_client(server) as client:
         ns = helpers.make_namespace(client)
         watches = [client.stream("GET", helpers.cm_path(ns), params={"watch": "1", "timeoutSeconds": "30"},
                                  headers=user("alice")) for _ in range(3)]
@@ -202,7 +247,7 @@ def test_long_running_requests_take_no_seat(etcd_endpoint: str) -> None:
 def test_seats_come_back_after_errors_and_disconnects(etcd_endpoint: str) -> None:
     with limited_server(etcd_endpoint, "--max-requests-inflight", "3", "--max-mutating-requests-inflight", "3",
                         "--max-requests-inflight-per-user", "2") as server, \
-            httpx.Client(base_url=server.url, timeout=15) as client:
+            server_client(server) as client:
         ns = helpers.make_namespace(client)
         alice = user("alice")
         for _ in range(10):  # failures of every stage after the seat was taken

@@ -29,7 +29,7 @@ WATCHERS = 5
 
 
 def _async_client(base_url: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=base_url, timeout=30.0,
+    return httpx.AsyncClient(base_url=base_url, timeout=30.0, verify=support.connection(base_url).ssl_context(),
                              limits=httpx.Limits(max_connections=64, max_keepalive_connections=64))
 
 

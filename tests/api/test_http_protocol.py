@@ -8,19 +8,24 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import time
 import uuid
 from urllib.parse import urlsplit
 
-import httpx
+from tests import support
 
 CONFIGMAPS = "/api/v1/namespaces/default/configmaps"
 
 
 def _connect(url: str) -> socket.socket:
+    """A raw connection as the admin (over TLS with the admin's certificate on a secured server)."""
     parts = urlsplit(url)
     sock = socket.create_connection((parts.hostname, parts.port), timeout=10)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    context = support.connection(url).ssl_context()
+    if isinstance(context, ssl.SSLContext):
+        return context.wrap_socket(sock, server_hostname=parts.hostname)
     return sock
 
 
@@ -60,7 +65,8 @@ def _split(response: bytes) -> tuple[str, dict[str, str], bytes]:
 
 def _create_configmap(url: str, name: str) -> None:
     body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"k": "v" * 3000}}
-    httpx.post(url + CONFIGMAPS, json=body, timeout=10).raise_for_status()
+    with support.connection(url).http_client(timeout=10) as client:
+        client.post(CONFIGMAPS, json=body).raise_for_status()
 
 
 def test_a_fixed_length_answer_arrives_in_one_piece(api_server: str) -> None:
@@ -92,7 +98,7 @@ def test_keep_alive_answers_stay_framed(api_server: str) -> None:
 
 
 def test_a_watch_sends_its_headers_before_any_event(api_server: str) -> None:
-    with httpx.Client(base_url=api_server, timeout=10) as client:
+    with support.connection(api_server).http_client(timeout=10) as client:
         revision = client.get(CONFIGMAPS).json()["metadata"]["resourceVersion"]
     with _connect(api_server) as sock:
         sock.sendall(f"GET {CONFIGMAPS}?watch=true&resourceVersion={revision}&labelSelector=none%3Dnone "

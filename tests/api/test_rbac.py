@@ -56,7 +56,7 @@ class Cluster:
     def __init__(self, url: str, manager_log: Path) -> None:
         self.url = url
         self.manager_log = manager_log
-        self.http = httpx.Client(base_url=url, timeout=15.0)
+        self.http = support.connection(url).http_client(anonymous=True)  # tokens say who calls
         self.ns_a = helpers.unique("team-a")
         self.ns_b = helpers.unique("team-b")
 
@@ -106,7 +106,8 @@ def cluster(etcd_endpoint: str) -> Iterator[Cluster]:
     server = support.ApiServerProcess(etcd_endpoint, prefix=f"/test-{uuid.uuid4().hex[:12]}/registry", extra_args=(
         "--authorization-mode", "Node,RBAC", "--token-auth-file", str(workdir / "tokens.csv")))
     server.start()
-    config_mod.write_kubeconfig(workdir / "kubeconfig", server.url, token=TOKENS["cm"][0])
+    config_mod.write_kubeconfig(workdir / "kubeconfig", server.url, token=TOKENS["cm"][0],
+                                ca_data=server.pki.ca.cert.read_bytes() if server.pki else None)
     env = {k: v for k, v in os.environ.items() if k != "RECONCILE_SERVER"}
     manager_log = open(workdir / "controller-manager.log", "w")  # noqa: SIM115 - closed below
     manager = subprocess.Popen([sys.executable, "-m", "reconcile", "controller-manager", "--no-leader-elect", "-v"],
@@ -544,6 +545,9 @@ def test_python_client_with_a_token(cluster: Cluster) -> None:
 
     configuration = k8s.Configuration()
     configuration.host = cluster.url
+    pki = support.connection(cluster.url).pki
+    if pki is not None:
+        configuration.ssl_ca_cert = str(pki.ca.cert)
     configuration.api_key = {"authorization": TOKENS["vera"][0]}
     configuration.api_key_prefix = {"authorization": "Bearer"}
     with k8s.ApiClient(configuration) as api_client:

@@ -9,7 +9,6 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests import support
@@ -39,9 +38,9 @@ def prefix() -> Iterator[str]:
 
 
 def test_defaults_are_restored_at_start_unless_autoupdate_is_false(etcd_endpoint: str, prefix: str) -> None:
-    server = _server(etcd_endpoint, prefix)  # the default server: no authentication, AlwaysAllow
+    server = _server(etcd_endpoint, prefix)  # the suite's default server: the admin's certificate
     try:
-        with httpx.Client(base_url=server.url, timeout=15) as http:
+        with server.connection.http_client() as http:
             discovery = http.get(f"{RBAC}/clusterroles/system:discovery").json()
             assert discovery["metadata"]["labels"]["kubernetes.io/bootstrapping"] == "rbac-defaults"
             full = discovery["rules"]
@@ -59,7 +58,7 @@ def test_defaults_are_restored_at_start_unless_autoupdate_is_false(etcd_endpoint
         server.stop()
     server = _server(etcd_endpoint, prefix)  # a restart on the same storage
     try:
-        with httpx.Client(base_url=server.url, timeout=15) as http:
+        with server.connection.http_client() as http:
             restored = http.get(f"{RBAC}/clusterroles/system:discovery").json()["rules"]
             assert {"verbs": ["get"], "nonResourceURLs": ["/version"]} in restored
             for rule in full:
@@ -75,9 +74,10 @@ def test_defaults_are_restored_at_start_unless_autoupdate_is_false(etcd_endpoint
 
 def test_anonymous_auth_false_refuses_every_request_without_credentials(etcd_endpoint: str, prefix: str,
                                                                         tokens: Path) -> None:
-    server = _server(etcd_endpoint, prefix, "--token-auth-file", str(tokens), "--anonymous-auth=false")
+    server = _server(etcd_endpoint, prefix, "--token-auth-file", str(tokens), "--anonymous-auth=false",
+                     "--authorization-mode", "AlwaysAllow")  # what authentication alone does
     try:
-        with httpx.Client(base_url=server.url, timeout=15) as http:
+        with server.connection.http_client(anonymous=True) as http:  # tokens say who calls
             response = http.get("/api/v1/namespaces")
             assert response.status_code == 401 and response.json() == UNAUTHORIZED
             assert http.get("/healthz").status_code == 200  # the public paths stay public
@@ -94,9 +94,9 @@ def test_anonymous_auth_false_refuses_every_request_without_credentials(etcd_end
 def test_always_allow_turns_anonymous_requests_off(etcd_endpoint: str, prefix: str, tokens: Path) -> None:
     """Authentication without RBAC: as upstream, --anonymous-auth (true by default) is reset to false
     beside AlwaysAllow, which would otherwise let an anonymous caller do anything."""
-    server = _server(etcd_endpoint, prefix, "--token-auth-file", str(tokens))
+    server = _server(etcd_endpoint, prefix, "--token-auth-file", str(tokens), "--authorization-mode", "AlwaysAllow")
     try:
-        with httpx.Client(base_url=server.url, timeout=15) as http:
+        with server.connection.http_client(anonymous=True) as http:  # tokens say who calls
             refused = http.post("/apis/authentication.k8s.io/v1/selfsubjectreviews", json={})
             assert refused.status_code == 401 and refused.json() == UNAUTHORIZED
             assert http.get("/api/v1/namespaces").status_code == 401

@@ -15,7 +15,6 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests import prerequisites, support
@@ -44,7 +43,7 @@ def rbac_server(etcd_endpoint: str) -> Iterator[str]:
 def setup(rbac_server: str) -> Iterator[str]:
     """A namespace where `dora` may manage configmaps; returns its name."""
     ns = helpers.unique("kc")
-    with httpx.Client(base_url=rbac_server, timeout=15) as http:
+    with support.connection(rbac_server).http_client() as http:
         helpers.create(http, "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
         helpers.create(http, f"/apis/{G}/v1/namespaces/{ns}/roles", {
             "apiVersion": f"{G}/v1", "kind": "Role", "metadata": {"name": "cm"},
@@ -59,7 +58,7 @@ def setup(rbac_server: str) -> Iterator[str]:
 def kubectl(server: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     kubeconfig = tmp_path / "kubeconfig"
     if not kubeconfig.exists():
-        kubeconfig.write_text(support.kubeconfig_text(server))
+        support.connection(server).write_kubeconfig(kubeconfig)  # the admin, who may impersonate
     env = dict(os.environ, KUBECONFIG=str(kubeconfig), KUBECACHEDIR=str(tmp_path / "cache"), HOME=str(tmp_path))
     found = prerequisites.find_kubectl()
     assert found is not None

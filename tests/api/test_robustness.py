@@ -292,9 +292,10 @@ async def test_the_server_answers_others_while_hostile_bodies_are_in_flight(api_
     processes), not after it: every probe answered before the last hostile body did."""
     kinds = [HOSTILE["yaml block list of 200k scalars"], HOSTILE["yaml document of 60k keys"],
              HOSTILE["json list of 1.4M scalars"]]
-    async with httpx.AsyncClient(base_url=api_server, timeout=60.0,
+    verify = support.connection(api_server).ssl_context()
+    async with httpx.AsyncClient(base_url=api_server, timeout=60.0, verify=verify,
                                  limits=httpx.Limits(max_connections=40)) as attacker, \
-            httpx.AsyncClient(base_url=api_server, timeout=60.0) as prober:
+            httpx.AsyncClient(base_url=api_server, timeout=60.0, verify=verify) as prober:
         helpers_cm = await prober.post(cm_path(ns), json=helpers.configmap("probe"))
         assert helpers_cm.status_code == 201
         answered: list[float] = []
@@ -336,7 +337,8 @@ def test_body_decoder_workers_end_with_the_server(etcd_endpoint: str, ending: st
     server.start()
     try:
         assert server.process is not None
-        response = httpx.post(server.url + cm_path("default"), content=b"kind: ConfigMap\n", headers=YAML)
+        with server.connection.http_client() as client:
+            response = client.post(cm_path("default"), content=b"kind: ConfigMap\n", headers=YAML)
         assert response.status_code == 422  # decoded (in a worker: YAML always is), then refused: no name
         workers = support.wait_for(lambda: _children(server.process.pid), what="decoder workers")
         if ending == "SIGKILL":

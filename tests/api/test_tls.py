@@ -91,6 +91,10 @@ def test_anonymous_gets_health_and_version_and_401_elsewhere(server: support.Api
             refused = anonymous.get(path)
             assert refused.status_code == 401, path
             assert refused.json()["reason"] == "Unauthorized" and refused.json()["message"] == "Unauthorized"
+        # impersonation headers without credentials: 401 as well, not a 403 that names the verb
+        impersonating = anonymous.get("/api/v1/namespaces", headers={"Impersonate-User": "kubernetes-admin",
+                                                                     "Impersonate-Group": "system:masters"})
+        assert impersonating.status_code == 401 and impersonating.json()["message"] == "Unauthorized"
         created = anonymous.post("/api/v1/namespaces/default/configmaps",
                                  json={"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "anon"}})
         assert created.status_code == 401
@@ -107,7 +111,12 @@ def test_a_token_alone_proves_nothing_yet(server: support.ApiServerProcess) -> N
 def test_any_user_with_a_certificate_of_the_client_ca_is_authenticated(server: support.ApiServerProcess) -> None:
     viewer = server.connection.user("jane", "viewers")
     with server.connection.http_client(as_user=viewer) as client:
-        assert client.get("/api/v1/namespaces").status_code == 200  # authorization is not this branch's
+        who = client.post("/apis/authentication.k8s.io/v1/selfsubjectreviews", json={})
+        assert who.status_code == 201, who.text
+        assert who.json()["status"]["userInfo"] == {"username": "jane", "groups": ["viewers", "system:authenticated"]}
+        # known, but RBAC grants jane nothing: 403 naming her (not the anonymous 401)
+        refused = client.get("/api/v1/namespaces")
+        assert refused.status_code == 403 and 'User "jane" cannot list resource "namespaces"' in refused.json()["message"]
 
 
 def test_kubectl_with_the_kubeconfig(kubeconfig: Path, tmp_path: Path, server: support.ApiServerProcess) -> None:

@@ -10,6 +10,7 @@ import contextlib
 import datetime
 import json
 import os
+import ssl
 import stat
 import subprocess
 import sys
@@ -33,9 +34,10 @@ from tests import prerequisites, support
 NODE = "up-tls-test"  # a node name of its own: other clusters on the same Docker engine keep their containers
 
 
-def reconcile(*args: str, env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess[str]:
+def reconcile(*args: str, env: dict[str, str], timeout: float = 180,
+              input: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "reconcile", *args], capture_output=True, text=True, env=env,
-                          timeout=timeout)
+                          timeout=timeout, input=input)
 
 
 def _mode(path: Path) -> int:
@@ -79,6 +81,7 @@ def test_up_runs_a_secured_cluster(tmp_path: Path, up_env: dict[str, str]) -> No
         _check_clients(state_dir / "kubeconfig", up_env, pki)
         _check_workload(state_dir / "kubeconfig")
         _check_node_agent(components, pki, state_dir / "kubeconfig")
+        _check_secured_default(components["apiserver"], state_dir / "kubeconfig", up_env, url)
 
         status = reconcile("status", env=up_env)
         assert status.returncode == 0, status.stdout + status.stderr
@@ -279,3 +282,67 @@ def _check_clients(kubeconfig: Path, env: dict[str, str], pki: pki_cluster.Clust
         support.wait_for(lambda: {"reconcile-controller-manager", "reconcile-scheduler"} <= leases(), timeout=60,
                          what="the components' leader leases")
         assert "default" in [n.metadata.name for n in k8s.CoreV1Api(api).list_namespace().items]
+
+
+PRIVILEGED_POD = """apiVersion: v1
+kind: Pod
+metadata: {name: privileged}
+spec:
+  containers:
+  - {name: c, image: reconcile-pause:1.0, securityContext: {privileged: true}}
+"""
+
+WORKLOAD = """apiVersion: apps/v1
+kind: Deployment
+metadata: {name: secured}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: secured}}
+  template:
+    metadata: {labels: {app: secured}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - {name: c, image: reconcile-hello:1.0, command: [sh, -c, "trap 'exit 0' TERM; sleep 3600 & wait"]}
+"""
+
+
+def _check_secured_default(entry: dict, kubeconfig: Path, env: dict[str, str], url: str) -> None:
+    """RBAC with anonymous requests (public paths only), Pod Security baseline in `default`, and every
+    component working with just the default policy's roles for its identity."""
+    argv = _argv(entry["pid"])
+    assert _flag(argv, "--authorization-mode") == "Node,RBAC" and "--initial-namespaces-pod-security" in argv
+    ca = str(Path(entry["ca"]))
+    with httpx.Client(base_url=url, verify=ssl.create_default_context(cafile=ca), timeout=15) as anonymous:
+        for path in ("/healthz", "/readyz", "/livez", "/version"):
+            assert anonymous.get(path).status_code == 200, path  # system:public-info-viewer
+        refused = anonymous.get("/api/v1/namespaces")
+        assert refused.status_code == 401 and refused.json()["reason"] == "Unauthorized"
+        assert "namespaces" not in refused.text  # a 401 says nothing of what exists
+        bogus = anonymous.get("/api/v1/namespaces", headers={"Authorization": "Bearer not-a-token"})
+        assert bogus.status_code == 401
+    kubectl = prerequisites.require_kubectl()
+    kenv = {**env, "KUBECONFIG": str(kubeconfig)}
+    labels = subprocess.run([kubectl, "get", "ns", "default", "-o", "jsonpath={.metadata.labels}"], env=kenv,
+                            capture_output=True, text=True, timeout=60)
+    assert json.loads(labels.stdout)["pod-security.kubernetes.io/enforce"] == "baseline", labels.stderr
+    privileged = subprocess.run([kubectl, "apply", "-f", "-"], input=PRIVILEGED_POD, env=kenv, capture_output=True,
+                                text=True, timeout=60)
+    assert privileged.returncode == 1
+    assert ('pods "privileged" is forbidden: violates PodSecurity "baseline:latest": privileged (container "c" '
+            'must not set securityContext.privileged=true)') in privileged.stderr, privileged.stderr
+    # a Deployment runs: the controller-manager (deployment, replicaset), the scheduler and the node
+    # agent each did their part as themselves, under the default policy
+    applied = reconcile("apply", "-f", "-", env=env, input=WORKLOAD)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+
+    def running() -> bool:
+        pods = subprocess.run([kubectl, "get", "pods", "-l", "app=secured", "-o", "json"], env=kenv,
+                              capture_output=True, text=True, timeout=60)
+        items = json.loads(pods.stdout)["items"]
+        return bool(items) and items[0]["spec"].get("nodeName") == NODE and \
+            items[0].get("status", {}).get("phase") == "Running"
+
+    support.wait_for(running, timeout=90, interval=0.5, what="the Deployment's pod Running on the node")
+    deleted = reconcile("delete", "deployment", "secured", env=env)
+    assert deleted.returncode == 0, deleted.stdout + deleted.stderr

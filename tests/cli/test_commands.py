@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -15,6 +16,12 @@ import yaml
 
 from tests import support
 from tests.conftest import run_cli
+
+
+@functools.cache
+def _admin(api_server: str) -> httpx.Client:
+    """Raw requests beside the CLI, as the server's admin (one client per server)."""
+    return support.connection(api_server).http_client()
 
 
 def unique(prefix: str) -> str:
@@ -208,7 +215,7 @@ def test_get_wide_uses_priority_columns(api_server: str, ns: str, tmp_path: Path
     narrow, _ = table(ok(run_cli("get", "deploy", dep, "-n", ns, server=api_server)))
     wide, rows = table(ok(run_cli("get", "deployments.apps", dep, "-n", ns, "-o", "wide", server=api_server)))
     assert narrow[0] == "NAME" and len(wide) >= len(narrow)
-    server_table = httpx.get(f"{api_server}/apis/apps/v1/namespaces/{ns}/deployments/{dep}",
+    server_table = _admin(api_server).get(f"{api_server}/apis/apps/v1/namespaces/{ns}/deployments/{dep}",
                              headers={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"}).json()
     expected = [c["name"].upper() for c in server_table["columnDefinitions"] if c.get("priority", 0) == 0]
     assert " ".join(narrow) == " ".join(expected)
@@ -236,7 +243,7 @@ def test_describe_shows_events(api_server: str, ns: str, tmp_path: Path) -> None
         "count": 1, "firstTimestamp": live["metadata"]["creationTimestamp"],
         "lastTimestamp": live["metadata"]["creationTimestamp"],
     }
-    response = httpx.post(f"{api_server}/api/v1/namespaces/{ns}/events", json=event)
+    response = _admin(api_server).post(f"{api_server}/api/v1/namespaces/{ns}/events", json=event)
     assert response.status_code == 201, response.text
     out = ok(run_cli("describe", "configmap", cm, "-n", ns, server=api_server))
     assert f"Name:         {cm}" in out and f"Namespace:    {ns}" in out and "Labels:       app=d" in out
@@ -251,17 +258,17 @@ def test_delete_waits_until_gone(api_server: str, ns: str, tmp_path: Path) -> No
     obj["metadata"]["finalizers"] = ["example.com/hold"]
     ok(run_cli("apply", "-f", str(write_docs(tmp_path / "c.yaml", obj)), "-n", ns, server=api_server))
     proc = subprocess.Popen([sys.executable, "-m", "reconcile", "delete", "cm", cm, "-n", ns, "--wait",
-                             "--server", api_server], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             *support.connection(api_server).component_args()], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     url = f"{api_server}/api/v1/namespaces/{ns}/configmaps/{cm}"
-    support.wait_for(lambda: httpx.get(url).json().get("metadata", {}).get("deletionTimestamp"), timeout=20,
+    support.wait_for(lambda: _admin(api_server).get(url).json().get("metadata", {}).get("deletionTimestamp"), timeout=20,
                      what="deletionTimestamp set")
     assert proc.poll() is None  # still waiting: the finalizer holds the object
-    httpx.patch(url, json={"metadata": {"finalizers": None}},
+    _admin(api_server).patch(url, json={"metadata": {"finalizers": None}},
                 headers={"Content-Type": "application/merge-patch+json"}).raise_for_status()
     stdout, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 0, stderr
     assert stdout.strip() == f'configmap "{cm}" deleted'
-    assert httpx.get(url).status_code == 404
+    assert _admin(api_server).get(url).status_code == 404
 
 
 def test_delete_from_file_and_not_found(api_server: str, ns: str, tmp_path: Path) -> None:
@@ -311,7 +318,7 @@ def test_create_namespace(api_server: str) -> None:
 
 
 def test_get_watch_streams_rows(api_server: str, ns: str) -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "reconcile", "get", "cm", "-n", ns, "-w", "--server", api_server],
+    proc = subprocess.Popen([sys.executable, "-m", "reconcile", "get", "cm", "-n", ns, "-w", *support.connection(api_server).component_args()],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)
@@ -319,7 +326,7 @@ def test_get_watch_streams_rows(api_server: str, ns: str) -> None:
     try:
         support.wait_for(lambda: lines and lines[0].split()[0] == "NAME", timeout=20, what="watch header")
         cm = unique("watched")
-        httpx.post(f"{api_server}/api/v1/namespaces/{ns}/configmaps",
+        _admin(api_server).post(f"{api_server}/api/v1/namespaces/{ns}/configmaps",
                    json=configmap(cm, {"k": "v"})).raise_for_status()
         support.wait_for(lambda: any(line.split()[:1] == [cm] for line in lines), timeout=20, what="watch row")
         row = next(line.split() for line in lines if line.split()[:1] == [cm])
@@ -329,9 +336,10 @@ def test_get_watch_streams_rows(api_server: str, ns: str) -> None:
         proc.wait(timeout=10)
 
 
-def test_server_flag_on_group_beats_environment(api_server: str) -> None:
-    # run_cli points RECONCILE_SERVER at a dead address; the flag wins
-    out = ok(run_cli("--server", api_server, "get", "ns", "default", "-o", "name", server="http://127.0.0.1:1"))
+def test_kubeconfig_flag_on_group_beats_environment(api_server: str) -> None:
+    # run_cli points KUBECONFIG at a dead address; the flag (a kubeconfig with the admin's certificate) wins
+    flag = support.connection(api_server).component_args()
+    out = ok(run_cli(*flag, "get", "ns", "default", "-o", "name", server="http://127.0.0.1:1"))
     assert out.strip() == "namespace/default"
     result = run_cli("get", "ns", server="http://127.0.0.1:1")
     assert result.returncode == 1 and result.stderr.startswith("error: cannot reach the API server")

@@ -45,9 +45,9 @@ class Process:
 @pytest.fixture(scope="module")
 def control_plane(api_server: str) -> Iterator[None]:
     """Controller-manager (node grace long enough that these object-only nodes stay Ready) and scheduler."""
-    procs = [Process("controller-manager", "--server", api_server, "--no-leader-elect",
+    procs = [Process("controller-manager", *support.connection(api_server).component_args(), "--no-leader-elect",
                      "--node-monitor-grace-period", "600"),
-             Process("scheduler", "--server", api_server, "--no-leader-elect")]
+             Process("scheduler", *support.connection(api_server).component_args(), "--no-leader-elect")]
     try:
         yield
     finally:
@@ -57,7 +57,7 @@ def control_plane(api_server: str) -> Iterator[None]:
 
 @pytest.fixture
 def client(api_server: str) -> Iterator[api.Client]:
-    with api.Client(api_server) as c:
+    with api.Client(support.connection(api_server).client_config()) as c:
         yield c
 
 
@@ -94,7 +94,7 @@ class StandInAgent:
     """Finishes the graceful deletion of pods on `node` (delete with grace 0), as the node's agent would."""
 
     def __init__(self, server: str, node: str) -> None:
-        self.client = api.Client(server)
+        self.client = api.Client(support.connection(server).client_config())
         self.node = node
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)

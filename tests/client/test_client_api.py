@@ -12,12 +12,13 @@ import pytest
 
 from reconcile.client import aio, api
 from reconcile.core import errors
+from tests import support
 from tests.client import helpers
 
 
 @pytest.fixture(scope="module")
 def client(api_server: str) -> Iterator[api.Client]:
-    with api.Client(api_server) as c:
+    with api.Client(support.connection(api_server).client_config()) as c:
         yield c
 
 
@@ -282,7 +283,7 @@ def test_discovery(client: api.Client) -> None:
 
 
 async def test_async_client(api_server: str, client: api.Client, ns: str) -> None:
-    async with aio.AsyncClient(api_server) as ac:
+    async with aio.AsyncClient(support.connection(api_server).client_config()) as ac:
         created = await ac.create("v1", "configmaps", helpers.cm("a1", data={"n": "0"}), namespace=ns)
         got = await ac.get("v1", "configmaps", "a1", namespace=ns)
         assert got["metadata"]["uid"] == created["metadata"]["uid"]

@@ -157,11 +157,11 @@ async def test_informer_survives_server_restart(etcd_endpoint: str) -> None:
     from tests import support
 
     first = support.ApiServerProcess(etcd_endpoint, prefix=f"/test-{uuid.uuid4().hex[:12]}/registry")
-    second = support.ApiServerProcess(etcd_endpoint, prefix=first.prefix)
-    second.port, second.url = first.port, first.url
+    second = support.ApiServerProcess(etcd_endpoint, prefix=first.prefix, pki=first.pki)  # the same CA
+    second.port, second.url, second.connection = first.port, first.url, first.connection
     await asyncio.to_thread(first.start)
     try:
-        async with aio.AsyncClient(first.url) as client:
+        async with aio.AsyncClient(support.connection(first.url).client_config()) as client:
             inf = informer.Informer(
                 client,
                 "v1",

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from reconcile.client import api
+from tests import support
 from tests.controllers import helpers
 
 
@@ -23,7 +24,7 @@ def controller_manager(api_server: str) -> Iterator[helpers.ControllerManagerPro
 
 @pytest.fixture
 def client(api_server: str) -> Iterator[api.Client]:
-    with api.Client(api_server) as c:
+    with api.Client(support.connection(api_server).client_config()) as c:
         yield c
 
 

@@ -22,7 +22,7 @@ class ControllerManagerProcess:
     def __init__(self, server: str, *, workers: int = 4, leader_elect: bool = False,
                  extra_args: tuple[str, ...] = (), connect: tuple[str, ...] | None = None) -> None:
         self.server = server
-        self.connect = ("--server", server) if connect is None else connect  # or ("--kubeconfig", path)
+        self.connect = connect  # None: the suite's admin kubeconfig of `server`; or ("--kubeconfig", path)
         self.workers = workers
         self.leader_elect = leader_elect
         self.extra_args = extra_args
@@ -31,7 +31,8 @@ class ControllerManagerProcess:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "reconcile", "controller-manager", *self.connect,
+            [sys.executable, "-m", "reconcile", "controller-manager",
+             *(self.connect or support.connection(self.server).component_args()),
              "--leader-elect" if self.leader_elect else "--no-leader-elect", "--workers", str(self.workers), "-v",
              *self.extra_args],
             stdout=self.log, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1"),
@@ -115,7 +116,7 @@ class PodWatcher:
 
     def __init__(self, server: str, namespace: str, *, ready_stand_in: bool = False,
                  check: Callable[[dict[str, dict[str, Any]]], None] | None = None) -> None:
-        self.client = api.Client(server)
+        self.client = api.Client(support.connection(server).client_config())
         self.namespace = namespace
         self.ready_stand_in = ready_stand_in
         self.check = check

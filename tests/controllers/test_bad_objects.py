@@ -146,7 +146,7 @@ async def test_readyz_fails_while_a_controller_manager_informer_is_stopped_until
     from reconcile.controllers import manager as cm
     from reconcile.engine import manager as manager_mod
 
-    async with aio.AsyncClient(api_server) as ac:
+    async with aio.AsyncClient(support.connection(api_server).client_config()) as ac:
         mgr = manager_mod.Manager(ac, name="cm-under-test", leader_election=False, health_port=0)
         controllers = cm.Controllers(ac, ac, workers=2, metrics=mgr.metrics)
         mgr.add(controllers, needs_leader=True)

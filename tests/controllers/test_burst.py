@@ -26,7 +26,7 @@ class CountingClient(aio.AsyncClient):
     """The real async client; pod creates that overlap in time are counted as one batch."""
 
     def __init__(self, url: str) -> None:
-        super().__init__(url)
+        super().__init__(support.connection(url).client_config())
         self.in_flight = 0
         self.batches: list[int] = []
         self.seen_at_batch_start: list[int] = []  # pods of the ReplicaSet in the informer when a batch began

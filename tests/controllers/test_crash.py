@@ -38,7 +38,7 @@ def _items(client: api.Client, api_version: str, plural: str, ns: str) -> list[d
 
 def test_rollout_survives_kill_9(manager_process: helpers.ControllerManagerProcess, api_server: str) -> None:
     rng = random.Random(int(uuid.uuid4().int % 1000))
-    client = api.Client(api_server)
+    client = api.Client(support.connection(api_server).client_config())
     ns = f"crash-{uuid.uuid4().hex[:6]}"
     client.create("v1", "namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
     over: list[str] = []
@@ -95,7 +95,7 @@ def test_rollout_survives_kill_9(manager_process: helpers.ControllerManagerProce
 
 def test_leader_election_hands_over_after_kill_9(api_server: str) -> None:
     """Two elected controller-managers: one leads (Lease holder); kill -9 it, the other leads within 20 s."""
-    client = api.Client(api_server)
+    client = api.Client(support.connection(api_server).client_config())
     first = helpers.ControllerManagerProcess(api_server, leader_elect=True)
     second = helpers.ControllerManagerProcess(api_server, leader_elect=True)
     ns = f"lead-{uuid.uuid4().hex[:6]}"
@@ -130,7 +130,7 @@ def test_leader_election_hands_over_after_kill_9(api_server: str) -> None:
 
 def test_paused_leader_writes_nothing_after_its_lease_expired(api_server: str) -> None:
     """SIGSTOP the leader until a standby takes over, then SIGCONT it: it stops (fenced), writing nothing."""
-    client = api.Client(api_server)
+    client = api.Client(support.connection(api_server).client_config())
     fast = ("--leader-elect-lease-duration", "3", "--leader-elect-renew-deadline", "2",
             "--leader-elect-retry-period", "0.3")
     first = helpers.ControllerManagerProcess(api_server, leader_elect=True, extra_args=fast)

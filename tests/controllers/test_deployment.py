@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from typing import Any
@@ -103,7 +102,7 @@ def test_rolling_update_keeps_availability_and_surge(controller_manager, client:
 
 
 def support_cli(*args: str, server: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    env = dict(os.environ, RECONCILE_SERVER=server)
+    env = support.connection(server).env()
     return subprocess.run([sys.executable, "-m", "reconcile", *args], capture_output=True, text=True, env=env,
                           timeout=timeout)
 

@@ -35,7 +35,7 @@ class LifecycleManagerProcess(helpers.ControllerManagerProcess):
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "reconcile", "controller-manager", "--server", self.server, "--no-leader-elect",
+            [sys.executable, "-m", "reconcile", "controller-manager", *support.connection(self.server).component_args(), "--no-leader-elect",
              "--workers", "2", "-v", "--node-monitor-grace-period", str(GRACE),
              "--pod-eviction-timeout", str(DEFAULT_TOLERATION)],
             stdout=self.log, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1"),
@@ -46,7 +46,7 @@ class FakeAgents:
     """Stands in for node agents: renews the Lease of every node in `alive` every 0.2 s."""
 
     def __init__(self, server: str) -> None:
-        self.client = api.Client(server)
+        self.client = api.Client(support.connection(server).client_config())
         self.alive: set[str] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)

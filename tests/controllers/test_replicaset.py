@@ -52,7 +52,7 @@ def test_scale_up_and_down_under_concurrent_deletions(controller_manager, client
 
     def delete_randomly() -> None:
         rng = random.Random(7)
-        with api.Client(api_server) as c:
+        with api.Client(support.connection(api_server).client_config()) as c:
             while not stop.is_set():
                 pods = _pods(c, ns)
                 if pods:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from reconcile.client import api as client_api
-from tests import docker_support
+from tests import docker_support, support
 
 NODES = 3
 GRACE = 4.0  # --node-monitor-grace-period
@@ -93,8 +93,8 @@ def cluster(api_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         if failures:
             raise failures[0]  # type: ignore[misc]
         result.components = [
-            Component("scheduler", "scheduler", "--server", api_server, "--no-leader-elect"),
-            Component("controller-manager", "controller-manager", "--server", api_server, "--no-leader-elect",
+            Component("scheduler", "scheduler", *support.connection(api_server).component_args(), "--no-leader-elect"),
+            Component("controller-manager", "controller-manager", *support.connection(api_server).component_args(), "--no-leader-elect",
                       "-v", "--node-monitor-grace-period", str(GRACE), "--pod-eviction-timeout", str(TOLERATION)),
         ]
         for name, daemon in result.daemons.items():
@@ -116,7 +116,7 @@ def cluster(api_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 @pytest.fixture
 def client(api_server: str) -> Iterator[client_api.Client]:
-    c = client_api.Client(api_server)
+    c = client_api.Client(support.connection(api_server).client_config())
     try:
         yield c
     finally:

@@ -92,7 +92,7 @@ def exec_in(client: client_api.Client, ns: str, pod: str, command: list[str]) ->
 @pytest.fixture(scope="module")
 def web(cluster: e2e.Cluster, api_server: str) -> str:
     """Namespace of the `web` Deployment (3 replicas) the tests below share."""
-    with client_api.Client(api_server) as client:
+    with client_api.Client(support.connection(api_server).client_config()) as client:
         ns = "e2e-web"
         client.create("v1", "namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
         client.create("apps/v1", "deployments", deployment("web", 3), namespace=ns)

@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 import httpx
 
+from tests import support
 from tests.fuzz import bodies, tally, targets
 
 TRACE = os.environ.get("RECONCILE_FUZZ_TRACE")  # a file to append every fuzzed request and its answer to
@@ -106,7 +107,7 @@ class Session:
     def __init__(self, base_url: str, namespace: str) -> None:
         self.base_url = base_url
         self.namespace = namespace
-        self.client = httpx.Client(base_url=base_url, timeout=httpx.Timeout(30.0))
+        self.client = support.connection(base_url).http_client(timeout=30.0)  # the admin, over TLS
         self._names = itertools.count()
 
     def close(self) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from reconcile.client import api as client_api
-from tests import docker_support
+from tests import docker_support, support
 
 
 @pytest.fixture(scope="session")
@@ -46,7 +46,7 @@ def node_agent(docker_node: docker_support.DockerDaemon, api_server: str, agent_
 
 @pytest.fixture
 def client(api_server: str) -> Iterator[client_api.Client]:
-    c = client_api.Client(api_server)
+    c = client_api.Client(support.connection(api_server).client_config())
     try:
         yield c
     finally:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import uuid
@@ -29,7 +29,7 @@ def printer(api_server, node_agent):
     """A pod whose container printed five lines, plus a deployment whose pod ticks forever."""
     from reconcile.client import api as client_api
 
-    client = client_api.Client(api_server)
+    client = client_api.Client(support.connection(api_server).client_config())
     ns = "logs"
     client.create("v1", "namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
     client.create("v1", "pods", helpers.pod("printer", node_agent.name, helpers.container(command=PRINTER)),
@@ -172,7 +172,7 @@ def test_reconcile_exec_prints_as_it_goes_and_exits_with_the_code(api_server, cl
     marker = uuid.uuid4().hex[:8]
     container = _app_container(client, docker_node, printer)
     cli = subprocess.Popen([sys.executable, "-m", "reconcile", "exec", "printer", "-n", printer, "--",
-                            *_gated(marker)], env=dict(os.environ, RECONCILE_SERVER=api_server),
+                            *_gated(marker)], env=support.connection(api_server).env(),
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         assert cli.stdout is not None and cli.stdout.readline() == b"first\n"
@@ -195,7 +195,7 @@ def test_exec_relays_large_output_in_frames(api_server, printer):
     size = 3_000_000  # many Docker reads, frames cut across HTTP chunks
     result = subprocess.run([sys.executable, "-m", "reconcile", "exec", "printer", "-n", printer, "--", "sh", "-c",
                              f"head -c {size} /dev/zero | tr '\\0' x; echo done >&2"],
-                            env=dict(os.environ, RECONCILE_SERVER=api_server), capture_output=True, timeout=60)
+                            env=support.connection(api_server).env(), capture_output=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout == b"x" * size and result.stderr == b"done\n"
 
@@ -232,7 +232,7 @@ def test_killing_reconcile_exec_kills_the_command(api_server, client, printer, d
     marker = _numeric_marker()
     container = _app_container(client, docker_node, printer)
     cli = subprocess.Popen([sys.executable, "-m", "reconcile", "exec", "printer", "-n", printer, "--",
-                            *_sleeper(marker)], env=dict(os.environ, RECONCILE_SERVER=api_server),
+                            *_sleeper(marker)], env=support.connection(api_server).env(),
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         assert cli.stdout is not None and cli.stdout.readline() == b"started\n"
@@ -248,7 +248,10 @@ def test_a_buffered_client_that_leaves_kills_the_command(api_server, client, pri
     container = _app_container(client, docker_node, printer)
     body = json.dumps({"command": _sleeper(marker)}).encode()
     url = urlsplit(api_server)
-    with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
+    context = support.connection(api_server).ssl_context()  # the admin's certificate on a secured server
+    with socket.create_connection((url.hostname, url.port), timeout=10) as raw, \
+            (context.wrap_socket(raw, server_hostname=url.hostname) if isinstance(context, ssl.SSLContext)
+             else raw) as sock:
         sock.sendall(f"POST {_exec_path(printer)} HTTP/1.1\r\nHost: {url.netloc}\r\nContent-Type: application/json"
                      f"\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
         support.wait_for(lambda: f"sleep 86{marker}" in _processes(docker_node, container), timeout=15,

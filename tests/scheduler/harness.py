@@ -54,7 +54,7 @@ class SchedulerThread:
             self._ready.set()
 
     async def _run(self) -> None:
-        async with aio.AsyncClient(self.url) as client:
+        async with aio.AsyncClient(support.connection(self.url).client_config()) as client:
             self._loop = asyncio.get_running_loop()
             self._stop = asyncio.Event()
             sched = self.scheduler = scheduler_mod.Scheduler(client, **self.kwargs)

@@ -19,7 +19,7 @@ from tests.scheduler import harness, objects
 
 @pytest.fixture(scope="module")
 def client(api_server: str) -> Iterator[client_api.Client]:
-    with client_api.Client(api_server) as c:
+    with client_api.Client(support.connection(api_server).client_config()) as c:
         yield c
 
 

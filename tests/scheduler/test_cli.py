@@ -15,7 +15,7 @@ from tests.scheduler import objects
 
 
 def test_scheduler_command_leads_and_binds(api_server: str) -> None:
-    client = client_api.Client(api_server)
+    client = client_api.Client(support.connection(api_server).client_config())
     tag = uuid.uuid4().hex[:6]
     namespace, node = f"cli-{tag}", f"{tag}-node"
     client.create("v1", "namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
@@ -26,7 +26,7 @@ def test_scheduler_command_leads_and_binds(api_server: str) -> None:
     health = support.free_port()
     log = tempfile.NamedTemporaryFile(prefix="scheduler-", suffix=".log", delete=False)
     process = subprocess.Popen(
-        [sys.executable, "-m", "reconcile", "scheduler", "--server", api_server, "--health-port", str(health)],
+        [sys.executable, "-m", "reconcile", "scheduler", *support.connection(api_server).component_args(), "--health-port", str(health)],
         stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1"),
     )
     try:

@@ -27,14 +27,14 @@ def api_server(etcd_endpoint: str) -> Iterator[str]:
 @pytest.fixture(scope="package")
 def reconcile_cluster(api_server: str) -> Iterator[testing.Cluster]:
     """The test kit's fixture, pointed at the shared server (the example operator's tests use it)."""
-    cluster = testing.Cluster.connect(api_server)
+    cluster = testing.Cluster.connect(api_server, support.connection(api_server).client_config())
     yield cluster
     cluster.stop()
 
 
 @pytest.fixture(scope="package")
 def sync_client(api_server: str) -> Iterator[api.Client]:
-    client = api.Client(api_server)
+    client = api.Client(support.connection(api_server).client_config())
     helpers.install_crd(client, helpers.crd())
     helpers.install_crd(client, helpers.crd(plural="gadgets", kind="Gadget", status=False))
     yield client
@@ -48,5 +48,5 @@ def namespace(sync_client: api.Client) -> str:
 
 @pytest.fixture
 async def async_client(api_server: str) -> AsyncIterator[aio.AsyncClient]:
-    async with aio.AsyncClient(api_server) as client:
+    async with aio.AsyncClient(support.connection(api_server).client_config()) as client:
         yield client

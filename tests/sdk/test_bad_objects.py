@@ -30,7 +30,7 @@ def api_server(server_process: support.ApiServerProcess) -> str:
 
 @pytest.fixture(scope="module")
 def sync_client(api_server: str) -> Iterator[api.Client]:
-    client = api.Client(api_server)
+    client = api.Client(support.connection(api_server).client_config())
     helpers.install_crd(client, helpers.crd())
     yield client
     client.close()

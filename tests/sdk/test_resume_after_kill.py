@@ -12,6 +12,7 @@ from pathlib import Path
 
 from reconcile.client import api
 from reconcile.engine.sdk import state
+from tests import support
 from tests.sdk import helpers
 
 PLUGIN = textwrap.dedent(
@@ -42,7 +43,7 @@ def _operator(plugin: Path, server: str, namespace: str, marks: Path, log: Path,
     with open(log, "ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "reconcile", "operator", "run", str(plugin), "-n", namespace,
-             *(["--standalone"] if standalone else []), "--server", server],
+             *(["--standalone"] if standalone else []), *support.connection(server).component_args()],
             stdout=out, stderr=subprocess.STDOUT, env=env,
         )
 

@@ -10,6 +10,7 @@ import pytest
 import reconcile as rc
 from reconcile import testing
 from reconcile.client import api
+from tests import support
 from tests.sdk import helpers
 
 AV, PLURAL = helpers.API_VERSION, helpers.PLURAL
@@ -22,7 +23,8 @@ def test_runner_runs_a_registry_in_a_thread(api_server: str, sync_client: api.Cl
     def hello(name: str, **_: Any) -> str:
         return f"hello {name}"
 
-    with testing.OperatorRunner(reg, server=api_server, namespace=namespace) as runner:
+    admin = support.connection(api_server).client_config()
+    with testing.OperatorRunner(reg, server=admin, namespace=namespace) as runner:
         assert runner.operator is not None and runner.operator.started
         sync_client.create(AV, PLURAL, helpers.widget("kit"), namespace=namespace)
         testing.wait_for(lambda: sync_client.get(AV, PLURAL, "kit", namespace=namespace)
@@ -37,7 +39,8 @@ def test_runner_raises_what_broke_the_operator(api_server: str) -> None:
     def broken(**_: Any) -> None:
         raise RuntimeError("cannot start")
 
-    with pytest.raises(RuntimeError, match="cannot start"), testing.OperatorRunner(reg, server=api_server):
+    admin = support.connection(api_server).client_config()
+    with pytest.raises(RuntimeError, match="cannot start"), testing.OperatorRunner(reg, server=admin):
         pass
 
 
@@ -54,7 +57,7 @@ def test_cluster_starts_a_real_api_server_and_applies_files(etcd_endpoint: str, 
     crd["spec"]["group"] = "kit.reconcile.dev"
     with testing.Cluster(etcd=etcd_endpoint) as cluster:
         cluster.apply(crd)
-        with testing.OperatorRunner(plugin, server=cluster.url, namespace="default"):
+        with testing.OperatorRunner(plugin, server=cluster.client_config, namespace="default"):
             cluster.apply("apiVersion: kit.reconcile.dev/v1\nkind: Thing\nmetadata: {name: t}\nspec: {n: 21}\n")
             testing.wait_for(lambda: cluster.client.get("kit.reconcile.dev/v1", "things", "t", namespace="default")
                              .get("status", {}).get("made") == 42)

@@ -274,6 +274,9 @@ def cluster_roles() -> list[dict[str, Any]]:
             rule(["patch", "update"], [""], ["pods/status"]),
             rule(["get"], [""], ["secrets", "configmaps", "persistentvolumeclaims", "persistentvolumes"]),
             rule(["create"], [""], ["serviceaccounts/token"]),  # its pods' projected tokens (upstream's)
+            # the node's guard (reconcile/node/guard.py) reads a pod's namespace for its Pod Security
+            # level before it runs a pod that needs `privileged` (not in upstream's role: no kubelet does)
+            rule(["get"], [""], ["namespaces"]),
             rule(["get", "create", "update", "patch"], ["coordination.k8s.io"], ["leases"]),
             # the agent port's Webhook authorization asks the API server about each caller (upstream's rule)
             rule(["create"], ["authorization.k8s.io"], ["subjectaccessreviews"]),

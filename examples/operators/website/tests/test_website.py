@@ -23,7 +23,7 @@ def test_website_renders_children_reports_ready_and_cleans_up(reconcile_cluster:
     ns = f"web-{uuid.uuid4().hex[:6]}"
     cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
 
-    with testing.OperatorRunner(HERE / "handlers.py", server=cluster.url, namespace=ns):
+    with testing.OperatorRunner(HERE / "handlers.py", server=cluster.client_config, namespace=ns):
         cluster.apply(HERE / "website.yaml", namespace=ns)
 
         def rendered() -> dict | None:
