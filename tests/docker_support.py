@@ -234,8 +234,10 @@ class NodeAgentProcess:
         self.server = server
         self.name = name
         self.state_dir = state_dir
-        # distinct per daemon (its bridge index was claimed atomically) and per agent of the session
-        self.pod_cidr = f"10.232.{(bridge_index * 8 + NodeAgentProcess._counter % 8) % 256}.0/24"
+        # distinct per daemon (its bridge index was claimed atomically: the second octet) and per agent
+        # of the session (the third): an agent's network outlives it on a session-wide daemon, so a
+        # reused range would overlap ("Pool overlaps"). 256 agents per daemon, 16 daemons.
+        self.pod_cidr = f"10.{232 + bridge_index % 16}.{NodeAgentProcess._counter % 256}.0/24"
         self.extra_args = extra_args
         self.kubeconfig = kubeconfig  # given: the agent connects with it (its identity), not with --server
         self.connect = connect  # given: how the agent connects (e.g. --server, --token, --ca-hash), as is

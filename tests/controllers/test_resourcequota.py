@@ -29,6 +29,14 @@ def _wait_used(client: api.Client, ns: str, name: str, used: dict[str, str], *, 
                      what=f"status.used == {used} (now {_status(client, ns, name).get('used')})")
 
 
+def _with_root_ca(client: api.Client, ns: str) -> None:
+    """Wait for the root-ca-cert-publisher's kube-root-ca.crt: it counts against a configmaps quota,
+    as upstream's does, so the counts below include it."""
+    support.wait_for(lambda: any(item["metadata"]["name"] == "kube-root-ca.crt"
+                                 for item in client.list("v1", "configmaps", namespace=ns)["items"]),
+                     timeout=20, what=f"kube-root-ca.crt in {ns}")
+
+
 def _configmap(name: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {}}
 
@@ -40,27 +48,29 @@ def _pod(name: str, cpu: str | None = None) -> dict[str, Any]:
 
 
 def test_status_is_filled_in_and_then_enforced(client: api.Client, ns: str, controller_manager: Any) -> None:
+    _with_root_ca(client, ns)
     for name in ("a", "b"):
         client.create("v1", "configmaps", _configmap(name), namespace=ns)
-    client.create("v1", "resourcequotas", _quota("objects", {"configmaps": "3", "count/secrets": "5"}), namespace=ns)
-    _wait_used(client, ns, "objects", {"configmaps": "2", "count/secrets": "0"})
-    assert _status(client, ns, "objects")["hard"] == {"configmaps": "3", "count/secrets": "5"}
+    client.create("v1", "resourcequotas", _quota("objects", {"configmaps": "4", "count/secrets": "5"}), namespace=ns)
+    _wait_used(client, ns, "objects", {"configmaps": "3", "count/secrets": "0"})  # a, b and kube-root-ca.crt
+    assert _status(client, ns, "objects")["hard"] == {"configmaps": "4", "count/secrets": "5"}
     client.create("v1", "configmaps", _configmap("c"), namespace=ns)
-    assert _status(client, ns, "objects")["used"]["configmaps"] == "3"  # charged by admission, at once
+    assert _status(client, ns, "objects")["used"]["configmaps"] == "4"  # charged by admission, at once
     with pytest.raises(errors.Forbidden) as caught:
         client.create("v1", "configmaps", _configmap("d"), namespace=ns)
     assert caught.value.message == ('configmaps "d" is forbidden: exceeded quota: objects, requested: configmaps=1, '
-                                    "used: configmaps=3, limited: configmaps=3")
+                                    "used: configmaps=4, limited: configmaps=4")
 
 
 def test_deleting_releases_usage(client: api.Client, ns: str, controller_manager: Any) -> None:
-    client.create("v1", "resourcequotas", _quota("one", {"configmaps": "1"}), namespace=ns)
-    _wait_used(client, ns, "one", {"configmaps": "0"})
+    _with_root_ca(client, ns)
+    client.create("v1", "resourcequotas", _quota("one", {"configmaps": "2"}), namespace=ns)
+    _wait_used(client, ns, "one", {"configmaps": "1"})  # kube-root-ca.crt
     client.create("v1", "configmaps", _configmap("first"), namespace=ns)
     with pytest.raises(errors.Forbidden):
         client.create("v1", "configmaps", _configmap("second"), namespace=ns)
     client.delete("v1", "configmaps", "first", namespace=ns)
-    _wait_used(client, ns, "one", {"configmaps": "0"})
+    _wait_used(client, ns, "one", {"configmaps": "1"})
     client.create("v1", "configmaps", _configmap("second"), namespace=ns)
 
 
