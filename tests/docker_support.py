@@ -225,8 +225,7 @@ class NodeAgentProcess:
     _counter = 0
 
     def __init__(self, daemon: DockerDaemon, server: str, *, name: str, state_dir: Path,
-                 extra_args: tuple[str, ...] = (), kubeconfig: Path | None = None,
-                 connect: tuple[str, ...] | None = None) -> None:
+                 extra_args: tuple[str, ...] = (), connect: tuple[str, ...] | None = None) -> None:
         assert daemon.bridge_cidr is not None
         NodeAgentProcess._counter += 1
         bridge_index = int(daemon.bridge_cidr.split(".")[2])
@@ -239,8 +238,9 @@ class NodeAgentProcess:
         # reused range would overlap ("Pool overlaps"). 256 agents per daemon, 16 daemons.
         self.pod_cidr = f"10.{232 + bridge_index % 16}.{NodeAgentProcess._counter % 256}.0/24"
         self.extra_args = extra_args
-        self.kubeconfig = kubeconfig  # given: the agent connects with it (its identity), not with --server
-        self.connect = connect  # given: how the agent connects (e.g. --server, --token, --ca-hash), as is
+        # how the agent connects, as is (e.g. --server, --token, --ca-hash); None: its own identity
+        # (system:node:NAME) on the suite's connection to `server`
+        self.connect = connect
         self.process: subprocess.Popen | None = None
         self.log_path = state_dir / "agent.log"
         daemon.agent_bridges.add(agent_mod.bridge_name(name))
@@ -251,11 +251,8 @@ class NodeAgentProcess:
         log = open(self.log_path, "ab")
 
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        if self.connect is not None or self.kubeconfig is not None:
-            connect = list(self.connect) if self.connect is not None else ["--kubeconfig", str(self.kubeconfig)]
-            env.pop("RECONCILE_SERVER", None)  # it would beat the kubeconfig
-        else:
-            connect = self.kubeconfig_args()
+        env.pop("RECONCILE_SERVER", None)  # it would beat the kubeconfig or --server given here
+        connect = list(self.connect) if self.connect is not None else self.kubeconfig_args()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "reconcile", "node", "join", "--name", self.name, "--docker-host", self.daemon.host,
              *connect, "--state-dir", str(self.state_dir), "--port", "0",
@@ -280,6 +277,12 @@ class NodeAgentProcess:
         connection = support.connection(self.server)
         as_user = connection.user(f"system:node:{self.name}", "system:nodes") if connection.tls else None
         return connection.component_args(as_user=as_user)
+
+    def remove_containers(self) -> None:
+        """Remove every container this node's agent made (teardown: the agent leaves pods running)."""
+        ids = self.daemon.container_ids(f"label=reconcile.node={self.name}")
+        if ids:
+            self.daemon.docker("rm", "-f", *ids, check=False)
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

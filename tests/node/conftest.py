@@ -39,9 +39,7 @@ def node_agent(docker_node: docker_support.DockerDaemon, api_server: str, agent_
         yield agent
     finally:
         agent.stop()
-        ids = docker_node.container_ids(f"label=reconcile.node={name}")
-        if ids:
-            docker_node.docker("rm", "-f", *ids, check=False)
+        agent.remove_containers()
 
 
 @pytest.fixture

@@ -59,9 +59,7 @@ def agent(docker_node: docker_support.DockerDaemon, secured: support.ApiServerPr
         yield process
     finally:
         process.stop()
-        ids = docker_node.container_ids(f"label=reconcile.node={NODE}")
-        if ids:
-            docker_node.docker("rm", "-f", *ids, check=False)
+        process.remove_containers()
 
 
 @pytest.fixture(scope="module")

@@ -98,9 +98,7 @@ def joined(docker_node: docker_support.DockerDaemon, server: support.ApiServerPr
         yield process
     finally:
         process.stop()
-        ids = docker_node.container_ids(f"label=reconcile.node={NODE}")
-        if ids:
-            docker_node.docker("rm", "-f", *ids, check=False)
+        process.remove_containers()
 
 
 def _join(server: support.ApiServerProcess, state: Path, *args: str) -> subprocess.CompletedProcess[str]:

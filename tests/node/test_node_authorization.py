@@ -43,20 +43,15 @@ def client(server_process: support.ApiServerProcess) -> Iterator[client_api.Clie
 def node_agent(docker_node: docker_support.DockerDaemon, server_process: support.ApiServerProcess,
                tmp_path_factory: pytest.TempPathFactory) -> Iterator[docker_support.NodeAgentProcess]:
     name = f"node-{uuid.uuid4().hex[:6]}"
-    conn = server_process.connection
     state_dir = Path(tmp_path_factory.mktemp("agent"))
-    kubeconfig = conn.write_kubeconfig(state_dir / "node.kubeconfig",
-                                       as_user=conn.user(f"system:node:{name}", "system:nodes"))
     agent = docker_support.NodeAgentProcess(docker_node, server_process.url, name=name, state_dir=state_dir,
-                                            extra_args=("--lease-interval", "2"), kubeconfig=kubeconfig)
+                                            extra_args=("--lease-interval", "2"))
     agent.start()
     try:
         yield agent
     finally:
         agent.stop()
-        ids = docker_node.container_ids(f"label=reconcile.node={name}")
-        if ids:
-            docker_node.docker("rm", "-f", *ids, check=False)
+        agent.remove_containers()
 
 
 def test_a_node_agent_runs_a_pod_with_a_secret_and_a_configmap_under_node_authorization(

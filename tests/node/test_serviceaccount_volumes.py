@@ -42,19 +42,14 @@ def node_agent(docker_node: docker_support.DockerDaemon, server_process: support
                tmp_path_factory: pytest.TempPathFactory) -> Iterator[docker_support.NodeAgentProcess]:
     name = f"node-{uuid.uuid4().hex[:6]}"
     state = Path(tmp_path_factory.mktemp("agent"))
-    connection = server_process.connection
-    kubeconfig = connection.write_kubeconfig(state.parent / f"{name}.kubeconfig",
-                                             as_user=connection.user(f"system:node:{name}", "system:nodes"))
     agent = docker_support.NodeAgentProcess(docker_node, server_process.url, name=name, state_dir=state,
-                                            extra_args=("--lease-interval", "2"), kubeconfig=kubeconfig)
+                                            extra_args=("--lease-interval", "2"))
     agent.start()
     try:
         yield agent
     finally:
         agent.stop()
-        ids = docker_node.container_ids(f"label=reconcile.node={name}")
-        if ids:
-            docker_node.docker("rm", "-f", *ids, check=False)
+        agent.remove_containers()
 
 
 @pytest.fixture
