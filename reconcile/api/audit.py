@@ -80,17 +80,6 @@ def _timestamp(moment: float) -> str:
     return f"{_second_text[1]}.{int((moment - second) * 1_000_000):06d}Z"
 
 
-def _user(user: authn.UserInfo) -> dict[str, Any]:
-    out: dict[str, Any] = {"username": user.name}
-    if user.uid:
-        out["uid"] = user.uid
-    if user.groups:
-        out["groups"] = list(user.groups)
-    if user.extra:
-        out["extra"] = {key: list(values) for key, values in user.extra.items()}
-    return out
-
-
 class BodyTap:
     """The request's `receive`, keeping a copy of the body once `recording` is set (Request levels)."""
 
@@ -191,10 +180,10 @@ class RequestAudit:
         event: dict[str, Any] = {
             "kind": "Event", "apiVersion": API_VERSION, "level": self.decision.level, "auditID": self.audit_id,
             "stage": stage, "requestURI": self.request_uri, "verb": attributes.verb,
-            "user": _user(attributes.user),
+            "user": authn.describe(attributes.user),
         }
         if self.impersonated is not None:
-            event["impersonatedUser"] = _user(self.impersonated)
+            event["impersonatedUser"] = authn.describe(self.impersonated)
         event["sourceIPs"] = self.source_ips
         if self.user_agent:
             event["userAgent"] = self.user_agent

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from reconcile.core import errors
 
@@ -47,6 +47,18 @@ class Credentials:
 
 AUTHENTICATED = "system:authenticated"  # the group of every user an authenticator proves
 UNAUTHENTICATED = "system:unauthenticated"  # the group of the anonymous user
+
+
+def describe(user: UserInfo) -> dict[str, Any]:
+    """A user as `authentication.k8s.io/v1` `UserInfo`: what reviews answer and audit events record."""
+    info: dict[str, Any] = {"username": user.name}
+    if user.uid:
+        info["uid"] = user.uid
+    if user.groups:
+        info["groups"] = list(user.groups)
+    if user.extra:
+        info["extra"] = {k: list(v) for k, v in user.extra.items()}
+    return info
 
 
 class Authenticator(Protocol):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import urllib.parse
 from collections.abc import Mapping
-from typing import Any
 
 from reconcile.api import authn, authz
 from reconcile.core import errors
@@ -117,15 +116,3 @@ async def impersonate(headers: Mapping[str, str], requester: authn.UserInfo,
     elif UNAUTHENTICATED not in groups:
         groups.append(UNAUTHENTICATED)
     return authn.UserInfo(username, uid, tuple(groups), {k: tuple(v) for k, v in extra.items()})
-
-
-def describe(user: authn.UserInfo) -> dict[str, Any]:
-    """A user as `authentication.k8s.io/v1` `UserInfo` (reviews and audit print it)."""
-    info: dict[str, Any] = {"username": user.name}
-    if user.uid:
-        info["uid"] = user.uid
-    if user.groups:
-        info["groups"] = list(user.groups)
-    if user.extra:
-        info["extra"] = {k: list(v) for k, v in user.extra.items()}
-    return info

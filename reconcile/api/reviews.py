@@ -18,7 +18,7 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from reconcile.api import authenticators, authn, authorizers, authz, impersonation, registry, satokens, tokens
+from reconcile.api import authenticators, authn, authorizers, authz, registry, satokens, tokens
 from reconcile.core import errors, meta, selectors
 
 AUTHORIZATION = "authorization.k8s.io"
@@ -206,7 +206,7 @@ class Reviews:
     async def self_subject_review(self, resource: registry.Resource, namespace: str | None,
                                   body: dict[str, Any], user: authn.UserInfo) -> dict[str, Any]:
         _checked(resource, body)
-        return _answer(resource, body, {"userInfo": impersonation.describe(user)}, stamped=True)
+        return _answer(resource, body, {"userInfo": authn.describe(user)}, stamped=True)
 
 
     async def token_review(self, resource: registry.Resource, namespace: str | None,
@@ -235,14 +235,14 @@ class Reviews:
                 if review.user is None:
                     return {"user": {}, "error": review.error}
                 return {"authenticated": True, "audiences": review.audiences,
-                        "user": impersonation.describe(authenticators.with_authenticated(review.user))}
+                        "user": authn.describe(authenticators.with_authenticated(review.user))}
             found = await authenticator.authenticate_token(token)
             if found is not None:  # audience-agnostic (the token file): valid for the server's own audiences
                 shared = [a for a in requested if a in self.api_audiences] if self.api_audiences else requested
                 if requested and self.api_audiences and not shared:
                     return {"user": {}, "error": "token audiences are invalid for the target audiences"}
                 status: dict[str, Any] = {"authenticated": True,
-                                          "user": impersonation.describe(authenticators.with_authenticated(found))}
+                                          "user": authn.describe(authenticators.with_authenticated(found))}
                 if shared:
                     status["audiences"] = shared
                 return status
