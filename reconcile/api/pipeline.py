@@ -94,12 +94,13 @@ class Pipeline:
             try:
                 target = decode(request)
                 requester = await self.authenticate(request, target)
+                attributes = authorization_attributes(requester, target)
                 if self.auditor is not None:
                     audited = True
-                    record = self.begin_audit(request, authorization_attributes(requester, target), tap,
-                                              target.long_running)
+                    record = self.begin_audit(request, attributes, tap, target.long_running)
                 user = await self.impersonate(request, requester, target)
-                attributes = authorization_attributes(user, target)
+                if user is not requester:  # the audit event keeps the requester; the rest acts as the user
+                    attributes = authorization_attributes(user, target)
                 if self.limiter is not None and not target.long_running:
                     seat = self.limiter.acquire(user, target.verb)
                 await self.authorize(attributes, record, anonymous=requester.name == authn.ANONYMOUS.name)
