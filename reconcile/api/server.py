@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import platform
@@ -149,13 +150,13 @@ class ApiServer:
         })
         self.caches.listeners[(crds.GROUP, "customresourcedefinitions")] = self.crds.on_cache_event
         # RBAC reads its rules from the watch caches; any change to them rebuilds its index.
-        self.rbac_index = rbac_index.RuleIndex(self._rbac_objects)
+        self.rbac_index = rbac_index.RuleIndex(functools.partial(self._objects, rbac_index.GROUP))
         for plural in rbac_index.PLURALS:
             self.caches.listeners[(rbac_index.GROUP, plural)] = self.rbac_index.changed
         modes = authorizers.parse_modes(config.authorization_mode)
         # The Node authorizer's graph follows the pod and PV caches (only when the mode is on: every
         # pod event is decoded for it).
-        self.node_graph = node_feed.LiveGraph(self._core_objects)
+        self.node_graph = node_feed.LiveGraph(functools.partial(self._objects, ""))
         if authorizers.NODE in modes:
             self.caches.add_listener(("", node_feed.PODS), self.node_graph.pod_event)
             self.caches.add_listener(("", node_feed.PVS), self.node_graph.pv_event)
@@ -270,18 +271,10 @@ class ApiServer:
         entry = cache.get(self.rest.key(resource, "kube-system", name))
         return entry.obj if entry is not None and entry.decodable else None
 
-    def _rbac_objects(self, plural: str) -> list[dict] | None:
-        """What the RBAC index reads: the objects of one RBAC resource in its watch cache (None while
-        that cache is not running)."""
-        cache = self.caches.get(rbac_index.GROUP, plural)
-        if cache is None:
-            return None
-        return [entry.obj for entry in cache.list()[0] if entry.decodable]
-
-    def _core_objects(self, plural: str) -> list[dict] | None:
-        """What the node graph reads: the objects of one core resource in its watch cache (None while
-        that cache is not running)."""
-        cache = self.caches.get("", plural)
+    def _objects(self, group: str, plural: str) -> list[dict] | None:
+        """The decodable objects of one resource's watch cache (None while that cache is not running):
+        what the RBAC index and the node graph read."""
+        cache = self.caches.get(group, plural)
         if cache is None:
             return None
         return [entry.obj for entry in cache.list()[0] if entry.decodable]
