@@ -171,7 +171,8 @@ class ApiServer:
         authn_settings = authenticators.Settings(
             client_ca_file=config.client_ca_file, token_auth_file=config.token_auth_file,
             anonymous_auth=_anonymous_allowed(config), service_account_tokens=sa_tokens,
-            bootstrap_secrets=self._kube_system_secret if config.enable_bootstrap_token_auth else None)
+            bootstrap_secrets=functools.partial(self._cached, "", "secrets", "kube-system")  # bootstrap tokens
+            if config.enable_bootstrap_token_auth else None)
         self.authenticator: authn.Authenticator = authenticators.build(authn_settings)
         # TokenRequest (serviceaccounts/token) is served only when the server can sign, as upstream's
         self.token_issuer = tokenrequest.TokenIssuer(signer, sa_settings, self._get_object) if signer else None
@@ -234,8 +235,8 @@ class ApiServer:
 
     def _cached(self, group: str, plural: str, namespace: str | None, name: str) -> dict | None:
         """One object as its watch cache holds it (None: absent, or no cache): what the ServiceAccount
-        token authenticator checks a token's ServiceAccount and bound pod against, as upstream reads
-        its informers, so authenticating a request costs no etcd read."""
+        and bootstrap-token authenticators check a token against, as upstream reads its informers, so
+        authenticating a request costs no etcd read."""
         cache = self.caches.get(group, plural)
         if cache is None:
             return None
@@ -261,15 +262,6 @@ class ApiServer:
             None, user, False))
         return await self.token_issuer.create(namespace, name, body)
 
-
-    def _kube_system_secret(self, name: str) -> dict | None:
-        """A Secret of kube-system from the watch cache (bootstrap tokens); None while the cache is not up."""
-        cache = self.caches.get("", "secrets")
-        resource = self.registry.get("", "v1", "secrets")
-        if cache is None or resource is None:
-            return None
-        entry = cache.get(self.rest.key(resource, "kube-system", name))
-        return entry.obj if entry is not None and entry.decodable else None
 
     def _objects(self, group: str, plural: str) -> list[dict] | None:
         """The decodable objects of one resource's watch cache (None while that cache is not running):
