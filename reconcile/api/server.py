@@ -36,6 +36,7 @@ from reconcile.api import (
     limitranger,
     lookups,
     openapi,
+    openapiv2,
     pipeline,
     podproxy,
     podsecurity_admission,
@@ -470,8 +471,10 @@ def create_app(config: ApiConfig) -> pipeline.Pipeline:
             raise errors.NotFound("the server could not find the requested resource")
         return http.json_response(openapi.openapi_document(server.registry, group, version))
 
-    async def not_found(request: Request) -> Response:
-        raise errors.NotFound("the server could not find the requested resource")
+    async def openapi_v2(request: Request) -> Response:
+        if openapiv2.wants_protobuf(request.headers.get("accept", "")):
+            return Response(openapiv2.protobuf_document(), media_type=openapiv2.PROTOBUF_CONTENT_TYPE)
+        return http.json_response(openapiv2.document(server.registry))
 
     # Resource requests never get here (the pipeline serves them); these are the non-resource paths.
     # Starlette tries routes in order; /apis/{group} comes before the group-version catch-all.
@@ -491,7 +494,7 @@ def create_app(config: ApiConfig) -> pipeline.Pipeline:
         Route("/livez", health),
         Route("/openapi/v3", guarded(openapi_index)),
         Route("/openapi/v3/{path:path}", guarded(openapi_document)),
-        Route("/openapi/v2", guarded(not_found)),
+        Route("/openapi/v2", guarded(openapi_v2)),
         Route("/metrics", guarded(metrics)),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)

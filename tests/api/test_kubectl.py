@@ -129,6 +129,21 @@ def test_apply_client_side(kubectl: Kubectl, client: httpx.Client, ns: str) -> N
     assert client.get(deploy_path(ns, "web")).json()["metadata"]["resourceVersion"] == second["metadata"]["resourceVersion"]
 
 
+def test_apply_a_saved_list_with_default_validation(kubectl: Kubectl, client: httpx.Client, ns: str) -> None:
+    """`kubectl get -o yaml` output is a `kind: List`; kubectl validates those through /openapi/v2, and a
+    404 there made `apply -f` fail unless --validate=false."""
+    helpers.create(client, helpers.cm_path(ns), helpers.configmap("saved", {"k": "v"}))
+    saved = yaml.safe_load(kubectl.run("get", "cm", "saved", "-n", ns, "-o", "yaml").stdout)
+    listed = {"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "one", "namespace": ns}, "data": {"a": "1"}},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "two", "namespace": ns}, "data": {"b": "2"}}]}
+    path = kubectl.write("list.yaml", [listed])
+    out = kubectl.run("apply", "-f", path).stdout.split("\n")
+    assert "configmap/one created" in out and "configmap/two created" in out
+    assert client.get(helpers.cm_path(ns) + "/two").json()["data"] == {"b": "2"}
+    assert saved["metadata"]["name"] == "saved"
+
+
 def test_apply_custom_resource(kubectl: Kubectl, client: httpx.Client, ns: str) -> None:
     group = f"{helpers.unique('kc')}.example.com"
     helpers.install_crd(client, helpers.widget_crd(group))

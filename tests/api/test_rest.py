@@ -442,7 +442,16 @@ def test_openapi_v3(client: httpx.Client) -> None:
     assert "fieldValidation" in params
     assert any(s.get("x-kubernetes-group-version-kind") for s in document["components"]["schemas"].values())
     assert client.get("/openapi/v3/apis/nope.example.com/v1").status_code == 404
-    assert client.get("/openapi/v2").status_code == 404
+    v2 = client.get("/openapi/v2")
+    assert v2.status_code == 200 and v2.json()["swagger"] == "2.0"
+    definitions = v2.json()["definitions"]
+    assert definitions.keys() >= document["components"]["schemas"].keys()
+    assert "#/components/" not in v2.text, "references point into the v2 document"
+    put = v2.json()["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["put"]
+    assert put["parameters"][0]["in"] == "body" and put["responses"]["200"]["schema"]["$ref"].startswith("#/definitions/")
+    proto = client.get("/openapi/v2", headers={"Accept": "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"})
+    assert proto.status_code == 200 and proto.headers["content-type"].endswith(".v2.v1.0+protobuf")
+    assert proto.content.startswith(b"\x0a\x032.0")
 
 
 def test_version_and_health(client: httpx.Client) -> None:
