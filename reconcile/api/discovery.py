@@ -31,10 +31,16 @@ _CREATE_ONLY = frozenset({
 })
 
 
+# Built-in kinds that are only read, never stored (NodeMetrics, PodMetrics, answered by `resourcemetrics`).
+_READ_ONLY = frozenset({("metrics.k8s.io", "nodes"), ("metrics.k8s.io", "pods")})
+
+
 def resource_verbs(res: registry.Resource) -> list[str]:
     """The verbs a resource answers."""
     if res.builtin and (res.group, res.plural) in _CREATE_ONLY:
         return ["create"]
+    if res.builtin and (res.group, res.plural) in _READ_ONLY:
+        return ["get", "list"]
     return VERBS
 
 

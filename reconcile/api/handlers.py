@@ -24,6 +24,7 @@ from reconcile.api import (
     podproxy,
     protobodies,
     registry,
+    resourcemetrics,
     rest,
     routing,
     tables,
@@ -73,6 +74,7 @@ class ResourceHandlers:
         # (group, plural, subresource) of a built-in kind -> its handler
         self.code_subresources: dict[tuple[str, str, str], CodeSubresource] = {}
         self.kubelet = podproxy.KubeletClientConfig()  # how the log/exec proxies reach node agents
+        self.metrics = resourcemetrics.ResourceMetrics(api, lambda base: self.kubelet.client_config(base))
 
     async def _body(self, request: Request, *, what: str = "object", strict: bool = False) -> Any:
         """The request body, read under the size cap and decoded (bounded, off the loop when large)."""
@@ -101,6 +103,10 @@ class ResourceHandlers:
         if info.name is not None and resource.namespaced and info.namespace is None:
             raise errors.NotFound("the server could not find the requested resource")
         method = request.method
+        if resourcemetrics.serves(resource):  # NodeMetrics, PodMetrics: read from the node agents
+            return http.json_response(await self.metrics.serve(
+                resource, verb=verb, namespace=info.namespace, name=info.name,
+                selection=_selection(request, resource, info.namespace)))
         virtual = self.virtual(resource)
         if virtual is not None:
             return await self._virtual_create(request, resource, info, user, virtual)

@@ -45,6 +45,8 @@ def node() -> None:
 @click.option("--lease-interval", type=float, default=10.0, show_default=True, help="Seconds between Lease renewals.")
 @click.option("--resync-interval", type=float, default=10.0, show_default=True,
               help="Seconds between full resyncs of the pods (and orphan sweeps).")
+@click.option("--stats-interval", type=float, default=15.0, show_default=True,
+              help="Seconds between samples of the containers' CPU and memory (what `kubectl top` shows).")
 @click.option("--workers", type=int, default=8, show_default=True, help="Pods synced in parallel.")
 @click.option("--allowed-host-paths", default="", show_default=False,
               help="Comma-separated host path prefixes that pods of any namespace may mount as hostPath "
@@ -76,7 +78,7 @@ def node() -> None:
 @common.handle_errors
 def join(name: str, docker_host: str, state_dir: Path | None, port: int, address: str, pod_cidr: str | None,
          infra_image: str, templates: Path | None, reserve_cpu: str, reserve_memory: str, lease_interval: float,
-         resync_interval: float, workers: int, allowed_host_paths: str, pod_security_default: str,
+         resync_interval: float, stats_interval: float, workers: int, allowed_host_paths: str, pod_security_default: str,
          tls_cert_file: Path | None, tls_private_key_file: Path | None, client_ca_file: Path | None,
          healthz_port: int | None, token: str | None, ca_hash: str | None, bootstrap_timeout: float,
          rotate_certificates: bool, verbose: bool) -> None:
@@ -104,7 +106,8 @@ def join(name: str, docker_host: str, state_dir: Path | None, port: int, address
         name=name, docker_host=docker_host, server=server, state_dir=state_dir, port=port, address=address,
         pod_cidr=pod_cidr, infra_image=infra_image, templates=templates,
         reserve_cpu=quantities.parse_cpu_millis(reserve_cpu), reserve_memory=quantities.parse_bytes(reserve_memory),
-        lease_interval=lease_interval, resync_interval=resync_interval, workers=workers,
+        lease_interval=lease_interval, resync_interval=resync_interval, stats_interval=stats_interval,
+        workers=workers,
         allowed_host_paths=tuple(p.strip() for p in allowed_host_paths.split(",") if p.strip()),
         pod_security_default=pod_security_default,
         tls_cert_file=tls_cert_file, tls_private_key_file=tls_private_key_file, client_ca_file=client_ca_file,

@@ -40,6 +40,7 @@ from reconcile.node import (
     render,
     rotation,
     server,
+    stats,
     tls,
     volumes,
 )
@@ -66,6 +67,7 @@ class NodeSettings:
     lease_interval: float = 10.0
     resync_interval: float = 10.0  # every pod (and every orphan) is looked at least this often
     status_interval: float = 300.0  # Node status is rewritten at least this often
+    stats_interval: float = stats.INTERVAL_SECONDS  # containers' CPU and memory sampled this often (`kubectl top`)
     workers: int = 8  # pods synced in parallel
     allowed_host_paths: tuple[str, ...] = ()  # hostPath prefixes pods of non-privileged namespaces may mount
     pod_security_default: str = guard.PRIVILEGED  # the Pod Security level of namespaces without an enforce label
@@ -149,8 +151,9 @@ class Agent:
             api_host=api_host, api_port=api_port,
             guard=guard.Guard(self.client, guard.GuardSettings(allowed_host_paths=s.allowed_host_paths,
                                                               default_level=s.pod_security_default))))
+        self.stats = stats.Sampler(self.runtime, s.name, interval=s.stats_interval)
         app = server.create_app(self.runtime, self._lookup, readiness=self.supervisor.readiness,
-                                liveness=self.supervisor.liveness, gate=self._gate())
+                                liveness=self.supervisor.liveness, gate=self._gate(), stats=self.stats.summary)
         self.http = server.AgentServer(app, host=s.address, port=s.port, ssl_context=self._serving_context())
         await self.http.start()
         if s.healthz_port is not None:
@@ -171,6 +174,7 @@ class Agent:
             loop.create_task(self.controller.run(), name="node-pods"),
             loop.create_task(self._docker_events(), name="node-docker-events"),
             loop.create_task(self._resync_forever(), name="node-resync"),
+            loop.create_task(self.stats.run(), name="node-stats"),
             loop.create_task(registration.run_periodically(s.lease_interval, lambda: self._refresh_status(info),
                                                            clock=self.clock), name="node-status"),
         ]

@@ -182,6 +182,14 @@ class DockerRuntime:
 
         return await self._run(list_inspected)
 
+    async def stats(self, container_id: str) -> dict | None:
+        """One snapshot of a container's counters (`one_shot`: no second sample taken by the engine,
+        so it answers at once; rates are computed by the caller from its own samples). None if gone."""
+        try:
+            return await self._run(self._api.stats, container_id, stream=False, one_shot=True)
+        except ContainerMissing:
+            return None
+
     async def stop(self, container_id: str, *, timeout: int) -> None:
         """SIGTERM (the image's stop signal), then SIGKILL after `timeout` seconds."""
         with contextlib.suppress(ContainerMissing):

@@ -67,10 +67,11 @@ def _peer_pem(request: Request) -> str | None:
 
 def create_app(runtime: docker.DockerRuntime, lookup: Lookup, *,
                readiness: Callable[[], list[str]] = list, liveness: Callable[[], list[str]] = list,
-               gate: Gate | None = None) -> Starlette:
+               gate: Gate | None = None, stats: Callable[[], dict[str, Any]] | None = None) -> Starlette:
     """The agent's routes. `readiness`/`liveness` list what is wrong now (a stopped informer, ...):
     empty means healthy; `/readyz` answers the first, `/healthz` the second. `gate` (when given)
-    authenticates and authorizes every request first."""
+    authenticates and authorizes every request first. `stats` answers `/stats/summary` (the
+    kubelet's Summary API, authorized as `nodes/stats`), which the API server's metrics read."""
     def guarded(endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
         async def run(request: Request) -> Response:
             try:
@@ -120,8 +121,14 @@ def create_app(runtime: docker.DockerRuntime, lookup: Lookup, *,
         session = await runtime.exec_stream(inst.id, command)
         return StreamingResponse(_exec_frames(session), media_type=execstream.MEDIA_TYPE)
 
+    async def stats_summary(request: Request) -> Response:
+        if stats is None:
+            raise errors.NotFound("this agent samples no stats")
+        return JSONResponse(stats())
+
     routes = [
         Route("/healthz", guarded(healthz)),
+        Route("/stats/summary", guarded(stats_summary)),
         Route("/readyz", guarded(readyz)),
         Route("/containerLogs/{namespace}/{pod}/{container}", guarded(container_logs)),
         Route("/exec/{namespace}/{pod}/{container}", guarded(exec_command), methods=["POST"]),

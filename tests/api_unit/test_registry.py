@@ -40,11 +40,16 @@ EXPECTED = {
     ("authentication.k8s.io", "tokenreviews"): ("TokenReview", False, ()),
     ("certificates.k8s.io", "certificatesigningrequests"): ("CertificateSigningRequest", False, ("csr",)),
 }
+# Built-in kinds whose one version is not v1: (group, version, plural) -> (kind, namespaced)
+EXPECTED_OTHER_VERSIONS = {
+    ("metrics.k8s.io", "v1beta1", "nodes"): ("NodeMetrics", False),
+    ("metrics.k8s.io", "v1beta1", "pods"): ("PodMetrics", True),
+}
 
 
 def test_every_builtin_crd_loads(builtin_registry: registry.Registry) -> None:
     docs = registry.builtin_crds()
-    assert len(docs) == len(EXPECTED)
+    assert len(docs) == len(EXPECTED) + len(EXPECTED_OTHER_VERSIONS)
     for doc in docs:
         registry.validate_crd(doc)
     for (group, plural), (kind, namespaced, shorts) in EXPECTED.items():
@@ -54,6 +59,9 @@ def test_every_builtin_crd_loads(builtin_registry: registry.Registry) -> None:
         assert res.builtin
         assert res.list_kind == kind + "List"
         assert builtin_registry.by_kind(res.api_version, kind) is res
+    for (group, version, plural), (kind, namespaced) in EXPECTED_OTHER_VERSIONS.items():
+        res = builtin_registry.get(group, version, plural)
+        assert res is not None and res.builtin and (res.kind, res.namespaced) == (kind, namespaced)
 
 
 def test_names_and_properties(builtin_registry: registry.Registry) -> None:

@@ -258,6 +258,11 @@ def cluster_roles() -> list[dict[str, Any]]:
         cluster_role("system:aggregate-to-admin", _aggregate_to_admin(), labels={AGGREGATE_TO + "admin": "true"}),
         cluster_role("system:aggregate-to-edit", _aggregate_to_edit(), labels={AGGREGATE_TO + "edit": "true"}),
         cluster_role("system:aggregate-to-view", _aggregate_to_view(), labels={AGGREGATE_TO + "view": "true"}),
+        # metrics-server's role (its chart installs it): `kubectl top` for whoever may view
+        cluster_role("system:aggregated-metrics-reader",
+                     [rule(["get", "list", "watch"], ["metrics.k8s.io"], ["pods", "nodes"])],
+                     labels={AGGREGATE_TO + "view": "true", AGGREGATE_TO + "edit": "true",
+                             AGGREGATE_TO + "admin": "true"}),
         cluster_role(CONTROLLER_MANAGER_USER, [*_lease(CONTROLLER_MANAGER_LEASE), *_events(),
                                                rule(["get", "list", "watch"], ["apiextensions.k8s.io"],
                                                     ["customresourcedefinitions"])]),
