@@ -1,0 +1,161 @@
+"""DNS messages in and out: dnspython's seam (the only module that imports it).
+
+`respond` takes a query as bytes, asks the record index, and returns the response as bytes: the
+wire format is dnspython's, never ours. Names outside the cluster domain go to the upstream
+resolver when one is configured (CoreDNS's `forward . /etc/resolv.conf`), else are REFUSED, as
+CoreDNS answers a name no server block serves.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import dns.asyncquery
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.opcode
+import dns.rcode
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+
+from reconcile.dns import records
+
+log = logging.getLogger(__name__)
+
+UDP_DEFAULT_SIZE = 512  # without EDNS (RFC 1035)
+UDP_MAX_SIZE = 4096  # what we honour of a client's EDNS buffer size
+TCP_MAX_SIZE = 65535
+FORWARD_TIMEOUT = 2.0
+
+_RCODES = {records.NOERROR: dns.rcode.NOERROR, records.NXDOMAIN: dns.rcode.NXDOMAIN,
+           records.SERVFAIL: dns.rcode.SERVFAIL, records.REFUSED: dns.rcode.REFUSED}
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """Where names outside the cluster domain are forwarded."""
+
+    host: str
+    port: int = 53
+    timeout: float = FORWARD_TIMEOUT
+
+
+def _rdata_text(record: records.Record) -> str:
+    data = record.data
+    if record.type == "SRV":
+        return "{} {} {} {}".format(*data)
+    if record.type == "SOA":
+        return "{} {} {} {} {} {} {}".format(*data)
+    if record.type == "TXT":
+        return '"' + str(data).replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return str(data)
+
+
+def _section(found: tuple[records.Record, ...]) -> list[dns.rrset.RRset]:
+    """Records -> RRsets, one per (name, type), in the order first seen."""
+    sets: dict[tuple[str, str], dns.rrset.RRset] = {}
+    for record in found:
+        key = (record.name.lower(), record.type)
+        rrset = sets.get(key)
+        if rrset is None:
+            rrset = sets[key] = dns.rrset.RRset(dns.name.from_text(record.name), dns.rdataclass.IN,
+                                                dns.rdatatype.from_text(record.type))
+        rrset.add(dns.rdata.from_text(dns.rdataclass.IN, rrset.rdtype, _rdata_text(record)), record.ttl)
+    return list(sets.values())
+
+
+def _error(data: bytes, rcode: dns.rcode.Rcode) -> bytes | None:
+    """A bare response with `rcode` to a message dnspython cannot read; None when even the header is short."""
+    if len(data) < 12:
+        return None
+    reply = dns.message.Message(id=int.from_bytes(data[:2], "big"))
+    reply.flags = dns.flags.QR
+    reply.set_rcode(rcode)
+    return reply.to_wire()
+
+
+def _max_size(query: dns.message.Message, udp: bool) -> int:
+    if not udp:
+        return TCP_MAX_SIZE
+    if query.edns >= 0:
+        return max(UDP_DEFAULT_SIZE, min(query.payload, UDP_MAX_SIZE))
+    return UDP_DEFAULT_SIZE
+
+
+def _to_wire(query: dns.message.Message, reply: dns.message.Message, udp: bool) -> bytes:
+    limit = _max_size(query, udp)
+    try:
+        return reply.to_wire(max_size=limit)
+    except dns.exception.TooBig:  # UDP: the question alone with TC set, so the client asks over TCP
+        short = dns.message.make_response(query)
+        short.flags |= dns.flags.TC | (reply.flags & dns.flags.AA)
+        short.set_rcode(reply.rcode())
+        return short.to_wire(max_size=limit)
+
+
+def answer_query(index: records.Index, query: dns.message.Message) -> tuple[dns.message.Message, bool]:
+    """The response to a parsed query, and whether it is outside the zone (to forward)."""
+    reply = dns.message.make_response(query)
+    if query.opcode() != dns.opcode.QUERY:
+        reply.set_rcode(dns.rcode.NOTIMP)
+        return reply, False
+    if len(query.question) != 1:
+        reply.set_rcode(dns.rcode.FORMERR)
+        return reply, False
+    question = query.question[0]
+    if question.rdclass not in (dns.rdataclass.IN, dns.rdataclass.ANY):
+        reply.set_rcode(dns.rcode.REFUSED)
+        return reply, False
+    found = index.answer(question.name.to_text(), dns.rdatatype.to_text(question.rdtype))
+    if found.outside:
+        reply.set_rcode(dns.rcode.REFUSED)
+        return reply, True
+    try:
+        reply.answer.extend(_section(found.answer))
+        reply.authority.extend(_section(found.authority))
+        reply.additional.extend(_section(found.additional))
+    except (dns.exception.DNSException, ValueError) as exc:  # a name from an object that is no DNS name
+        log.warning("cannot answer %s %s: %s", question.name, dns.rdatatype.to_text(question.rdtype), exc)
+        reply = dns.message.make_response(query)
+        reply.set_rcode(dns.rcode.SERVFAIL)
+        return reply, False
+    if found.authoritative:
+        reply.flags |= dns.flags.AA
+    reply.set_rcode(_RCODES[found.rcode])
+    return reply, False
+
+
+async def respond(index: records.Index, data: bytes, *, udp: bool, upstream: Upstream | None = None) -> bytes | None:
+    """The response bytes to one query's bytes; None to stay silent (not a query, or no header)."""
+    try:
+        query = dns.message.from_wire(data)
+    except dns.message.ShortHeader:
+        return None
+    except dns.exception.DNSException:
+        return _error(data, dns.rcode.FORMERR)
+    if query.flags & dns.flags.QR:
+        return None  # a response sent to us: answering it could loop two servers
+    reply, outside = answer_query(index, query)
+    if outside and upstream is not None:
+        forwarded = await _forward(query, upstream)
+        if forwarded is not None:
+            return forwarded
+        reply.set_rcode(dns.rcode.SERVFAIL)
+    return _to_wire(query, reply, udp)
+
+
+async def _forward(query: dns.message.Message, upstream: Upstream) -> bytes | None:
+    try:
+        response = await dns.asyncquery.udp(query, upstream.host, timeout=upstream.timeout, port=upstream.port)
+        if response.flags & dns.flags.TC:
+            response = await dns.asyncquery.tcp(query, upstream.host, timeout=upstream.timeout, port=upstream.port)
+    except (dns.exception.DNSException, OSError) as exc:
+        log.warning("forwarding %s to %s:%d failed: %s", query.question[0].name if query.question else "?",
+                    upstream.host, upstream.port, exc)
+        return None
+    return response.to_wire()
