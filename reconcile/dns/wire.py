@@ -130,8 +130,18 @@ def answer_query(index: records.Index, query: dns.message.Message) -> tuple[dns.
     return reply, False
 
 
-async def respond(index: records.Index, data: bytes, *, udp: bool, upstream: Upstream | None = None) -> bytes | None:
-    """The response bytes to one query's bytes; None to stay silent (not a query, or no header)."""
+@dataclass(frozen=True)
+class Pending:
+    """A query for a name outside the cluster domain: forward it, or send `fallback` (REFUSED)."""
+
+    query: dns.message.Message
+    fallback: bytes
+    udp: bool
+
+
+def respond_local(index: records.Index, data: bytes, *, udp: bool) -> bytes | Pending | None:
+    """The response bytes to one query's bytes, without waiting for anything; `Pending` for a name to
+    forward; None to stay silent (a response, or not even a header)."""
     try:
         query = dns.message.from_wire(data)
     except dns.message.ShortHeader:
@@ -141,21 +151,31 @@ async def respond(index: records.Index, data: bytes, *, udp: bool, upstream: Ups
     if query.flags & dns.flags.QR:
         return None  # a response sent to us: answering it could loop two servers
     reply, outside = answer_query(index, query)
-    if outside and upstream is not None:
-        forwarded = await _forward(query, upstream)
-        if forwarded is not None:
-            return forwarded
-        reply.set_rcode(dns.rcode.SERVFAIL)
-    return _to_wire(query, reply, udp)
+    wire_reply = _to_wire(query, reply, udp)
+    return Pending(query, wire_reply, udp) if outside else wire_reply
 
 
-async def _forward(query: dns.message.Message, upstream: Upstream) -> bytes | None:
+async def forward(pending: Pending, upstream: Upstream | None) -> bytes:
+    """The upstream's response to a pending query; its fallback without an upstream, SERVFAIL on failure."""
+    if upstream is None:
+        return pending.fallback
     try:
-        response = await dns.asyncquery.udp(query, upstream.host, timeout=upstream.timeout, port=upstream.port)
-        if response.flags & dns.flags.TC:
-            response = await dns.asyncquery.tcp(query, upstream.host, timeout=upstream.timeout, port=upstream.port)
+        response = await dns.asyncquery.udp(pending.query, upstream.host, timeout=upstream.timeout, port=upstream.port)
+        if response.flags & dns.flags.TC and not pending.udp:
+            response = await dns.asyncquery.tcp(pending.query, upstream.host, timeout=upstream.timeout,
+                                                port=upstream.port)
     except (dns.exception.DNSException, OSError) as exc:
-        log.warning("forwarding %s to %s:%d failed: %s", query.question[0].name if query.question else "?",
-                    upstream.host, upstream.port, exc)
-        return None
+        log.warning("forwarding %s to %s:%d failed: %s", pending.query.question[0].name if pending.query.question
+                    else "?", upstream.host, upstream.port, exc)
+        failed = dns.message.make_response(pending.query)
+        failed.set_rcode(dns.rcode.SERVFAIL)
+        return _to_wire(pending.query, failed, pending.udp)
     return response.to_wire()
+
+
+async def respond(index: records.Index, data: bytes, *, udp: bool, upstream: Upstream | None = None) -> bytes | None:
+    """`respond_local`, forwarding what it leaves pending."""
+    found = respond_local(index, data, udp=udp)
+    if isinstance(found, Pending):
+        return await forward(found, upstream)
+    return found
