@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
-import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -25,45 +22,12 @@ import pytest
 
 from reconcile.client import api
 from reconcile.pki import cluster as pki_cluster
-from reconcile.testing import free_port, wait_for
+from reconcile.testing import wait_for
 from tests import support
 from tests.dns import fixtures as f
+from tests.dns.helpers import DnsProcess, ask
 
 Z = "cluster.local"
-
-
-class DnsProcess:
-    """`python -m reconcile dns` as a child process, stopped by pid."""
-
-    def __init__(self, server: str, *args: str, as_coredns: bool = True) -> None:
-        self.port = free_port()
-        conn = support.connection(server)
-        pair = conn.user(pki_cluster.COREDNS.user, *pki_cluster.COREDNS.groups) if as_coredns else None
-        self.log = tempfile.NamedTemporaryFile(prefix="dns-", suffix=".log", delete=False)
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "reconcile", "dns", "--kubeconfig", str(conn.kubeconfig(as_user=pair)),
-             "--listen", f"127.0.0.1:{self.port}", "-v", *args],
-            stdout=self.log, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1"))
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    def tail(self) -> str:
-        with open(self.log.name) as handle:
-            return handle.read()[-3000:]
-
-
-def ask(port: int, name: str, qtype: str = "A", *, tcp: bool = False) -> dns.message.Message:
-    query = dns.message.make_query(name, qtype)
-    if tcp:
-        return dns.query.tcp(query, "127.0.0.1", port=port, timeout=2)
-    return dns.query.udp(query, "127.0.0.1", port=port, timeout=2)
 
 
 @pytest.fixture(scope="module")
