@@ -17,6 +17,7 @@ import dns.flags
 import dns.message
 import dns.name
 import dns.opcode
+import dns.query
 import dns.rcode
 import dns.rdata
 import dns.rdataclass
@@ -179,3 +180,14 @@ async def respond(index: records.Index, data: bytes, *, udp: bool, upstream: Ups
     if isinstance(found, Pending):
         return await forward(found, upstream)
     return found
+
+
+def ready(host: str, port: int, zone: str = records.DEFAULT_ZONE, *, timeout: float = 1.0) -> bool:
+    """Whether a server there answers from synced informers (CoreDNS's `ready`): `kube-system.svc.<zone>`
+    is NOERROR once the namespaces are listed, SERVFAIL before. For `reconcile up` and `status`."""
+    query = dns.message.make_query(f"kube-system.svc.{zone.strip('.')}.", "A")
+    try:
+        reply = dns.query.udp(query, host, port=port, timeout=timeout)
+    except (dns.exception.DNSException, OSError):
+        return False
+    return reply.rcode() == dns.rcode.NOERROR
