@@ -184,6 +184,8 @@ class Index:
     _pod_ips_of: dict[Key, list[str]] = field(default_factory=dict)
     synced: bool = False  # every informer listed: before that, NXDOMAIN is SERVFAIL
     serial: int = 0  # the SOA serial: the last change, in Unix seconds
+    # Invariant: changes whenever any answer may have changed (answers cached under it stay exact)
+    generation: int = 0
 
     def __post_init__(self) -> None:
         self.zone = self.zone.strip(".").lower()
@@ -200,6 +202,7 @@ class Index:
 
     def _changed(self) -> None:
         self.serial = max(self.serial, int(self.clock()))
+        self.generation += 1
 
     def put_service(self, svc: dict[str, Any]) -> None:
         self.services[_key(svc)] = svc
@@ -245,6 +248,7 @@ class Index:
         if not ips and status.get("podIP"):
             ips = [status["podIP"]]
         key = _key(pod)
+        self.generation += 1
         found = [str(ipaddress.ip_address(ip)) for ip in ips if isinstance(ip, str) and _ip_version(ip)]
         if found:
             self._pod_ips_of[key] = found
@@ -253,6 +257,7 @@ class Index:
 
     def remove_pod(self, pod: dict[str, Any]) -> None:
         key = _key(pod)
+        self.generation += 1
         for ip in self._pod_ips_of.pop(key, []):
             left = self.pod_ips.get((key[0], ip), 0) - 1
             if left > 0:

@@ -42,7 +42,7 @@ class _Udp(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: tuple) -> None:
         self.server.stats.udp_queries += 1
         try:
-            found = wire.respond_local(self.server.index, data, udp=True)
+            found = self.server.responder.respond(data, udp=True)
         except Exception:  # a bug answering one query must not stop the server
             log.exception("answering a UDP query from %s failed", addr)
             return
@@ -74,6 +74,7 @@ class DnsServer:
     stats: Stats = field(default_factory=Stats)
 
     def __post_init__(self) -> None:
+        self.responder = wire.Responder(self.index)
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp: asyncio.base_events.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
@@ -132,7 +133,7 @@ class DnsServer:
                 except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
                     return
                 self.stats.tcp_queries += 1
-                found = wire.respond_local(self.index, data, udp=False)
+                found = self.responder.respond(data, udp=False)
                 if isinstance(found, wire.Pending):
                     found = await wire.forward(found, self.upstream)
                 if found is None:

@@ -156,6 +156,54 @@ def respond_local(index: records.Index, data: bytes, *, udp: bool) -> bytes | Pe
     return Pending(query, wire_reply, udp) if outside else wire_reply
 
 
+class Responder:
+    """`respond_local` with the responses of the index's current generation remembered.
+
+    Keyed by the query's bytes after its ID (flags, question as spelled, EDNS) and the transport, a
+    response is the same for the same key until the index changes; the index's `generation` (and
+    `synced`) is part of the key's validity, so an answer is never older than the informers. A hit
+    costs a dictionary lookup and copying the query's ID into the remembered response; dnspython
+    built every byte of it. At most `max_entries` and `max_bytes` are kept (all dropped when full: the
+    names asked in one generation of a cluster are few, and a client spelling names in random case
+    or asking for huge answers over TCP only empties the cache, it cannot grow it)."""
+
+    def __init__(self, index: records.Index, *, max_entries: int = 10000, max_bytes: int = 16 << 20) -> None:
+        self.index = index
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self._bytes = 0
+        self._cache: dict[tuple[bytes, bool], bytes] = {}
+        self._state: tuple[int, bool] = (index.generation, index.synced)
+        self.hits = self.misses = 0
+
+    def respond(self, data: bytes, *, udp: bool) -> bytes | Pending | None:
+        state = (self.index.generation, self.index.synced)
+        if state != self._state:
+            self._clear()
+            self._state = state
+        key = (data[2:], udp)
+        cached = self._cache.get(key)
+        if cached is not None and len(data) >= 12:
+            self.hits += 1
+            return data[:2] + cached[2:]
+        self.misses += 1
+        found = respond_local(self.index, data, udp=udp)
+        if isinstance(found, bytes) and len(data) >= 12:
+            size = len(data) + len(found)
+            if len(self._cache) >= self.max_entries or self._bytes + size > self.max_bytes:
+                self._clear()
+            self._cache[key] = found
+            self._bytes += size
+        return found
+
+    def _clear(self) -> None:
+        self._cache.clear()
+        self._bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+
 async def forward(pending: Pending, upstream: Upstream | None) -> bytes:
     """The upstream's response to a pending query; its fallback without an upstream, SERVFAIL on failure."""
     if upstream is None:

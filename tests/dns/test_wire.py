@@ -108,3 +108,30 @@ def test_garbage_gets_formerr_or_silence(data: bytes) -> None:
     if out is not None:
         reply = dns.message.from_wire(out)
         assert reply.flags & dns.flags.QR
+
+
+def test_the_responder_answers_as_respond_local_and_forgets_on_every_change(idx: records.Index) -> None:
+    responder = wire.Responder(idx)
+    query = dns.message.make_query(f"web.default.svc.{Z}", "A")
+    first = responder.respond(query.to_wire(), udp=True)
+    again = dns.message.make_query(f"web.default.svc.{Z}", "A")  # another ID, same question
+    second = responder.respond(again.to_wire(), udp=True)
+    assert responder.hits == 1 and dns.message.from_wire(second).id == again.id
+    assert second[2:] == first[2:] == wire.respond_local(idx, again.to_wire(), udp=True)[2:]
+    idx.put_service(f.service("web", cluster_ip="10.96.0.99"))  # the answer changes: nothing stale is served
+    changed = dns.message.from_wire(responder.respond(again.to_wire(), udp=True))
+    assert [rd.address for rd in changed.answer[0]] == ["10.96.0.99"]
+    idx.synced = False
+    assert dns.message.from_wire(responder.respond(
+        dns.message.make_query(f"nope.default.svc.{Z}", "A").to_wire(), udp=True)).rcode() == dns.rcode.SERVFAIL
+
+
+def test_the_responder_cache_stays_bounded(idx: records.Index) -> None:
+    responder = wire.Responder(idx, max_entries=50, max_bytes=20_000)
+    for i in range(500):  # distinct spellings, as a client randomising case would send
+        name = "".join(c.upper() if (i >> n) & 1 else c for n, c in enumerate("web.default"))
+        responder.respond(dns.message.make_query(f"{name}.svc.{Z}", "A").to_wire(), udp=False)
+        assert len(responder) <= 50 and responder._bytes <= 20_000
+    big = dns.message.make_query(f"db.default.svc.{Z}", "A").to_wire()  # 300 addresses over TCP
+    responder.respond(big, udp=False)
+    assert responder._bytes <= 20_000 or len(responder) == 1
