@@ -34,6 +34,7 @@ SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 DNS_SCHEMA_VERSION = "1.1.0"  # dns-version.<zone> TXT (kubernetes/dns specification)
 DNS_VERSION_TTL = 28800
 POD_MODES = ("disabled", "insecure", "verified")
+MAX_CNAME_DEPTH = 7  # ExternalName CNAMEs followed inside the zone (a loop of them ends here)
 
 NOERROR, NXDOMAIN, SERVFAIL, REFUSED = "NOERROR", "NXDOMAIN", "SERVFAIL", "REFUSED"
 ADDRESS_TYPES = ("A", "AAAA")
@@ -281,8 +282,9 @@ class Index:
         labels = name.strip(".").lower().split(".")
         return labels[-len(self._zone_labels):] == self._zone_labels
 
-    def answer(self, qname: str, qtype: str) -> Answer:
-        """The answer to one question (`qtype` as its mnemonic: A, AAAA, SRV, ...)."""
+    def answer(self, qname: str, qtype: str, *, depth: int = 0) -> Answer:
+        """The answer to one question (`qtype` as its mnemonic: A, AAAA, SRV, ...); `depth` counts the
+        ExternalName CNAMEs followed inside the zone, so two that point at each other end."""
         name = qname if qname.endswith(".") else qname + "."
         labels = name[:-1].lower().split(".") if name != "." else []
         if labels[-len(self._zone_labels):] != self._zone_labels or not labels:
@@ -311,7 +313,7 @@ class Index:
             return self._pod(name, qtype, request)
         if not request.service:
             return self._negative(NOERROR if request.namespace in self.namespaces else NXDOMAIN)
-        return self._service(name, qtype, request)
+        return self._service(name, qtype, request, depth)
 
     def _apex(self, name: str, qtype: str) -> Answer:
         if qtype == "SOA":
@@ -381,15 +383,15 @@ class Index:
             found = [_Target(ip, None, base) for ip in _cluster_ips(spec)]
         return found, svc
 
-    def _service(self, name: str, qtype: str, request: _Request) -> Answer:
+    def _service(self, name: str, qtype: str, request: _Request, depth: int) -> Answer:
         targets, _ = self._targets(request)
         if not targets:
             return self._negative(NXDOMAIN)
         if qtype == "SRV":
             return self._srv(name, targets)
-        return self._addresses(name, qtype, targets)
+        return self._addresses(name, qtype, targets, depth)
 
-    def _addresses(self, name: str, qtype: str, targets: list[_Target]) -> Answer:
+    def _addresses(self, name: str, qtype: str, targets: list[_Target], depth: int = 0) -> Answer:
         """A/AAAA (and CNAME for an ExternalName) for a name that exists; NODATA for other types."""
         answer: list[Record] = []
         seen: set[str] = set()
@@ -397,8 +399,8 @@ class Index:
             version = _ip_version(target.host)
             if version is None:  # ExternalName: the CNAME answers every type, its target chased in the zone
                 answer = [Record(name, "CNAME", self.ttl, target.host)]
-                if qtype != "CNAME" and self.in_zone(target.host):
-                    answer.extend(self.answer(target.host, qtype).answer)
+                if qtype != "CNAME" and self.in_zone(target.host) and depth < MAX_CNAME_DEPTH:
+                    answer.extend(self.answer(target.host, qtype, depth=depth + 1).answer)
                 return Answer(NOERROR, tuple(answer))
             rtype = "A" if version == 4 else "AAAA"
             if rtype == qtype and target.host not in seen:

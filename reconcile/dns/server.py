@@ -133,7 +133,11 @@ class DnsServer:
                 except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
                     return
                 self.stats.tcp_queries += 1
-                found = self.responder.respond(data, udp=False)
+                try:
+                    found = self.responder.respond(data, udp=False)
+                except Exception:  # a bug answering one query ends that connection, not the server
+                    log.exception("answering a TCP query failed")
+                    return
                 if isinstance(found, wire.Pending):
                     found = await wire.forward(found, self.upstream)
                 if found is None:

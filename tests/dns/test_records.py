@@ -321,3 +321,14 @@ def test_any_name_gets_an_answer_not_an_exception(prefix: str, qtype: str) -> No
     idx.put_slice(f.endpoint_slice("a", [f.endpoint("10.0.0.1")]))
     found = idx.answer(f"{prefix}.svc.{Z}." if prefix else f"svc.{Z}.", qtype)
     assert found.rcode in ("NOERROR", "NXDOMAIN", "REFUSED")
+
+
+def test_external_names_pointing_at_each_other_end() -> None:
+    idx = index()
+    idx.put_service(f.service("a", cluster_ip=None, type="ExternalName", externalName=f"b.default.svc.{Z}"))
+    idx.put_service(f.service("b", cluster_ip=None, type="ExternalName", externalName=f"a.default.svc.{Z}"))
+    idx.put_service(f.service("self", cluster_ip=None, type="ExternalName", externalName=f"self.default.svc.{Z}"))
+    loop = idx.answer(f"a.default.svc.{Z}.", "A")
+    assert loop.rcode == "NOERROR" and 1 < len(loop.answer) <= records.MAX_CNAME_DEPTH + 1
+    assert all(r.type == "CNAME" for r in loop.answer)
+    assert len(idx.answer(f"self.default.svc.{Z}.", "A").answer) <= records.MAX_CNAME_DEPTH + 1
