@@ -144,3 +144,25 @@ def test_the_coredns_identity_may_read_no_secrets(api_server: str) -> None:
             dns_client.list("v1", "secrets", namespace="kube-system")
         with pytest.raises(Exception, match="(?i)forbidden"):
             dns_client.create("v1", "services", f.service("evil", "default"), namespace="default")
+
+
+def test_bad_dns_config_is_422_naming_the_field(client: api.Client, ns: str) -> None:
+    from reconcile.core import errors
+
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+           "spec": {"containers": [{"name": "a", "image": "x:1"}], "dnsPolicy": "None",
+                    "dnsConfig": {"nameservers": ["not-an-ip"]}}}
+    with pytest.raises(errors.Invalid) as caught:
+        client.create("v1", "pods", pod, namespace=ns)
+    assert [c["field"] for c in caught.value.causes] == ["spec.dnsConfig.nameservers[0]"]
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+                  "spec": {"selector": {"matchLabels": {"a": "b"}},
+                           "template": {"metadata": {"labels": {"a": "b"}},
+                                        "spec": {"containers": [{"name": "a", "image": "x:1"}], "dnsPolicy": "None"}}}}
+    with pytest.raises(errors.Invalid) as caught:
+        client.create("apps/v1", "deployments", deployment, namespace=ns)
+    assert [c["field"] for c in caught.value.causes] == ["spec.template.spec.dnsConfig"]
+    deployment["spec"]["template"]["spec"]["dnsConfig"] = {"nameservers": ["192.0.2.1"],
+                                                          "options": [{"name": "ndots", "value": "2"}]}
+    created = client.create("apps/v1", "deployments", deployment, namespace=ns)
+    assert created["spec"]["template"]["spec"]["dnsConfig"]["options"] == [{"name": "ndots", "value": "2"}]

@@ -71,6 +71,11 @@ class WorkloadStrategy(base.BuiltinStrategy):
         if isinstance(template, dict):
             default_pod_spec(template.get("spec"))
 
+    def validate(self, resource: registry.Resource, obj: dict[str, Any]) -> list[base.Cause]:
+        template = (obj.get("spec") or {}).get("template")
+        spec = template.get("spec") if isinstance(template, dict) else None
+        return dns_config_causes(spec, "spec.template.spec") if isinstance(spec, dict) else []
+
 
 MAX_DNS_NAMESERVERS, MAX_DNS_SEARCHES, MAX_DNS_SEARCH_CHARS = 3, 32, 2048
 _SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
