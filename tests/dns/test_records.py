@@ -332,3 +332,14 @@ def test_external_names_pointing_at_each_other_end() -> None:
     assert loop.rcode == "NOERROR" and 1 < len(loop.answer) <= records.MAX_CNAME_DEPTH + 1
     assert all(r.type == "CNAME" for r in loop.answer)
     assert len(idx.answer(f"self.default.svc.{Z}.", "A").answer) <= records.MAX_CNAME_DEPTH + 1
+
+
+def test_dual_stack_service_answers_a_and_aaaa() -> None:
+    idx = index()
+    svc = f.service("web")
+    svc["spec"]["clusterIPs"] = ["10.96.0.20", "fd00::20"]
+    idx.put_service(svc)
+    assert data(idx.answer(f"web.default.svc.{Z}.", "A")) == ["10.96.0.20"]
+    assert data(idx.answer(f"web.default.svc.{Z}.", "AAAA")) == ["fd00::20"]
+    srv = idx.answer(f"_http._tcp.web.default.svc.{Z}.", "SRV")
+    assert len(srv.answer) == 2 and {r.type for r in srv.additional} == {"A", "AAAA"}
