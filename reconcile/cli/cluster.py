@@ -294,6 +294,22 @@ def prepare_engine(host: str) -> None:
         raise StartError(f"cannot build the local images: {exc}") from None
 
 
+def cluster_dns_address(node: str) -> str:
+    """Where `up`'s cluster DNS listens and what its node agent gives pods as nameserver: the node's
+    pod bridge gateway (the first address of its pod CIDR), an address of this host that every pod on
+    the node reaches. Upstream gives the DNS Service the cluster IP 10.96.0.10; until the service
+    proxy translates cluster IPs, pods ask the server at this address directly."""
+    import ipaddress
+
+    from reconcile.node import agent as agent_mod
+
+    return str(next(ipaddress.ip_network(agent_mod.default_pod_cidr(node)).hosts()))
+
+
+def _node_dns_args(ctx: UpContext, name: str) -> list[str]:
+    return ["--cluster-dns", cluster_dns_address(name)] if ctx.extra.get("cluster_dns", True) else []
+
+
 def _node_start(ctx: UpContext) -> dict[str, Any]:
     host = docker_host()
     prepare_engine(host)
@@ -303,10 +319,12 @@ def _node_start(ctx: UpContext) -> dict[str, Any]:
     kubeconfig = identities.node_kubeconfig(ctx.state_dir, name, ctx.server)
     argv = [sys.executable, "-m", "reconcile", "node", "join", "--name", name, "--docker-host", host,
             "--kubeconfig", str(kubeconfig), "--state-dir", str(ctx.state_dir / "nodes" / name), "--port", str(port),
-            "--healthz-port", str(health_port), *identities.node_tls_args(ctx.state_dir, name)]
+            "--healthz-port", str(health_port), *identities.node_tls_args(ctx.state_dir, name),
+            *_node_dns_args(ctx, name)]
     pid = processes.spawn(argv, log=log, env=OWN_IDENTITY)
     entry = {"pid": pid, "started": processes.start_time(pid), "server": ctx.server, "log": str(log), "node": name,
              "docker_host": host, "url": f"https://127.0.0.1:{port}", "tls": True,
+             "dns_args": _node_dns_args(ctx, name),
              "health": f"http://127.0.0.1:{health_port}/healthz"}
     _wait_ready(entry, entry["health"], what=f"node agent {name}")
     return entry
@@ -314,7 +332,53 @@ def _node_start(ctx: UpContext) -> dict[str, Any]:
 
 def _node_matches(ctx: UpContext, entry: dict[str, Any]) -> bool:
     return (entry.get("server") == ctx.server and entry.get("docker_host") == docker_host()
-            and entry.get("node") == local_node_name() and bool(entry.get("tls")))  # a plain-HTTP agent is replaced
+            and entry.get("node") == local_node_name() and bool(entry.get("tls"))  # a plain-HTTP agent is replaced
+            and entry.get("dns_args", []) == _node_dns_args(ctx, local_node_name()))
+
+
+# --- cluster DNS --------------------------------------------------------------------------------
+
+DNS_PORT = 53  # resolv.conf names no port
+
+
+def _dns_start(ctx: UpContext) -> dict[str, Any]:
+    if not ctx.extra.get("cluster_dns", True):
+        return {"disabled": True}
+    address = cluster_dns_address(local_node_name())
+    log = ctx.state_dir / "dns.log"
+    kubeconfig = identities.dns_kubeconfig(ctx.state_dir, ctx.server)
+    argv = [sys.executable, "-m", "reconcile", "dns", "--kubeconfig", str(kubeconfig),
+            "--listen", f"{address}:{DNS_PORT}"]
+    pid = processes.spawn(argv, log=log, env=OWN_IDENTITY)
+    entry = {"pid": pid, "started": processes.start_time(pid), "server": ctx.server, "log": str(log),
+             "address": address, "port": DNS_PORT, "url": f"dns://{address}:{DNS_PORT}"}
+    deadline = time.monotonic() + READY_TIMEOUT
+    while not _dns_healthy(entry):
+        if not processes.alive(pid, started=entry["started"]):
+            raise StartError(f"cluster DNS exited (it binds port {DNS_PORT} on {address}: root, or "
+                             f"CAP_NET_BIND_SERVICE, is needed; `up --no-cluster-dns` goes without); "
+                             f"log {log}:\n{processes.log_tail(str(log))}")
+        if time.monotonic() > deadline:
+            processes.stop(pid, started=entry["started"])
+            raise StartError(f"cluster DNS not ready after {READY_TIMEOUT:.0f}s; log {log}:\n"
+                             f"{processes.log_tail(str(log))}")
+        time.sleep(0.1)  # readiness of a foreign process: poll with a deadline
+    return entry
+
+
+def _dns_healthy(entry: dict[str, Any]) -> bool:
+    if entry.get("disabled"):
+        return True
+    from reconcile.dns import wire
+
+    return processes.alive(entry.get("pid"), started=entry.get("started")) and \
+        wire.ready(entry["address"], int(entry["port"]))
+
+
+def _dns_matches(ctx: UpContext, entry: dict[str, Any]) -> bool:
+    if not ctx.extra.get("cluster_dns", True):
+        return bool(entry.get("disabled"))
+    return entry.get("server") == ctx.server and entry.get("address") == cluster_dns_address(local_node_name())
 
 
 COMPONENTS: list[Component] = [
@@ -325,6 +389,7 @@ COMPONENTS: list[Component] = [
     Component("scheduler", _scheduler_start, _controller_manager_healthy, _controller_manager_adopt,
               _controller_manager_matches),
     Component("node", _node_start, _controller_manager_healthy, _controller_manager_adopt, _node_matches),
+    Component("dns", _dns_start, _dns_healthy, _controller_manager_adopt, _dns_matches),
 ]
 
 
@@ -385,9 +450,12 @@ def register(main: click.Group) -> None:
 @click.option("--encrypt-secrets", is_flag=True,
               help="Encrypt Secrets in etcd with AES-GCM: the first time, a key is made into "
                    "<state dir>/encryption-config.yaml (0600); once that file exists it is always used.")
+@click.option("--cluster-dns/--no-cluster-dns", "cluster_dns", default=True, show_default=True,
+              help="Run `reconcile dns` on the node's pod bridge gateway, port 53 (root or CAP_NET_BIND_SERVICE), "
+                   "and give pods that nameserver (the node agent's --cluster-dns).")
 @common.handle_errors
 def up(state_dir: Path | None, api_port: int | None, etcd_url: str | None, advertise: tuple[str, ...],
-       audit: bool, encrypt_secrets: bool) -> None:
+       audit: bool, encrypt_secrets: bool, cluster_dns: bool) -> None:
     """Start a local control plane in the background (idempotent)."""
     state_dir = (state_dir or default_state_dir()).expanduser().resolve()
     state = load_state(state_dir)
@@ -395,7 +463,7 @@ def up(state_dir: Path | None, api_port: int | None, etcd_url: str | None, adver
     port = api_port or int((recorded.get("apiserver") or {}).get("port") or DEFAULT_API_PORT)
     advertise = advertise or tuple((recorded.get("apiserver") or {}).get("advertise") or ())
     ctx = UpContext(state_dir=state_dir, api_port=port, etcd_url=etcd_url, advertise=advertise,
-                    extra={"audit": audit, "encrypt_secrets": encrypt_secrets})
+                    extra={"audit": audit, "encrypt_secrets": encrypt_secrets, "cluster_dns": cluster_dns})
     written = identities.ensure(state_dir, hosts=advertise, nodes=[local_node_name()])
     pki_dir = identities.pki(state_dir).root
     click.echo(f"{'pki':<12} " + (f"issued {len(written)} certificates in {pki_dir}" if written

@@ -73,6 +73,13 @@ def node() -> None:
               help="With --token: seconds to wait for the certificate to be approved and signed.")
 @click.option("--rotate-certificates/--no-rotate-certificates", default=True, show_default=True,
               help="With --token: renew the client certificate through a CSR at 70-90% of its lifetime.")
+@click.option("--cluster-dns", default="",
+              help="Comma-separated IP addresses of the cluster DNS server (the kubelet's flag): the nameservers of "
+                   "dnsPolicy ClusterFirst pods. `reconcile up` passes the address its `reconcile dns` listens on.")
+@click.option("--cluster-domain", default="cluster.local", show_default=True,
+              help="The cluster's DNS domain: pods search <ns>.svc.DOMAIN svc.DOMAIN DOMAIN.")
+@click.option("--resolv-conf", default="/etc/resolv.conf", show_default=True,
+              help="The resolver configuration dnsPolicy Default pods get (\"\": nameserver 127.0.0.1).")
 @click.option("-v", "--verbose", is_flag=True, help="Log at debug level.")
 @common.connection_options
 @common.handle_errors
@@ -81,7 +88,7 @@ def join(name: str, docker_host: str, state_dir: Path | None, port: int, address
          resync_interval: float, stats_interval: float, workers: int, allowed_host_paths: str, pod_security_default: str,
          tls_cert_file: Path | None, tls_private_key_file: Path | None, client_ca_file: Path | None,
          healthz_port: int | None, token: str | None, ca_hash: str | None, bootstrap_timeout: float,
-         rotate_certificates: bool, verbose: bool) -> None:
+         rotate_certificates: bool, cluster_dns: str, cluster_domain: str, resolv_conf: str, verbose: bool) -> None:
     """Register this machine's Docker engine as node NAME and run the pods bound to it.
 
     With --token and --ca-hash (kubeadm's `join`): discover and pin the cluster CA at --server, get a
@@ -112,8 +119,23 @@ def join(name: str, docker_host: str, state_dir: Path | None, port: int, address
         pod_security_default=pod_security_default,
         tls_cert_file=tls_cert_file, tls_private_key_file=tls_private_key_file, client_ca_file=client_ca_file,
         healthz_port=healthz_port, credentials=credentials,
+        cluster_dns=_cluster_dns(cluster_dns), cluster_domain=cluster_domain.strip("."), resolv_conf=resolv_conf,
     )
     asyncio.run(_run(agent_mod.Agent(settings)))
+
+
+def _cluster_dns(value: str) -> tuple[str, ...]:
+    import ipaddress
+
+    found = []
+    for item in (part.strip() for part in value.split(",")):
+        if not item:
+            continue
+        try:
+            found.append(str(ipaddress.ip_address(item)))
+        except ValueError:
+            raise click.BadParameter(f"{item!r} is not an IP address", param_hint="--cluster-dns") from None
+    return tuple(found)
 
 
 def _bootstrap(server: str, name: str, token: str | None, ca_hash: str | None, state_dir: Path | None, *,

@@ -76,6 +76,9 @@ class NodeSettings:
     client_ca_file: Path | None = None  # clients must present a certificate this CA signed (then Webhook authz)
     healthz_port: int | None = None  # plain-HTTP /healthz and /readyz on 127.0.0.1 (0: a free port; None: off)
     credentials: bootstrap.Credentials | None = None  # joined by token: its client certificate is rotated
+    cluster_dns: tuple[str, ...] = ()  # the kubelet's --cluster-dns: ClusterFirst pods' nameservers
+    cluster_domain: str = "cluster.local"  # the kubelet's --cluster-domain
+    resolv_conf: str = "/etc/resolv.conf"  # the kubelet's --resolv-conf: what dnsPolicy Default pods get
 
 
 def default_pod_cidr(name: str) -> str:
@@ -149,6 +152,8 @@ class Agent:
             volumes=volumes.Volumes(self.state_dir, fetch, tokens=projected.Tokens(self._request_token)),
             probes=self.probes, events=self.events, store=self.informer.store, clock=self.clock,
             api_host=api_host, api_port=api_port,
+            dns=pods.DnsSettings(cluster_dns=s.cluster_dns, cluster_domain=s.cluster_domain,
+                                 resolv_conf=s.resolv_conf),
             guard=guard.Guard(self.client, guard.GuardSettings(allowed_host_paths=s.allowed_host_paths,
                                                               default_level=s.pod_security_default))))
         self.stats = stats.Sampler(self.runtime, s.name, interval=s.stats_interval)

@@ -24,6 +24,7 @@ from reconcile.engine import controller
 from reconcile.node import (
     backoff,
     containers,
+    dnsconfig,
     docker,
     environment,
     guard,
@@ -67,6 +68,27 @@ class NodeContext:
     # the API server as this agent reaches it: KUBERNETES_SERVICE_HOST/PORT of every container ("": unset)
     api_host: str = ""
     api_port: str = ""
+    dns: DnsSettings | None = None  # pods' /etc/resolv.conf (None: Docker's own, as before cluster DNS)
+
+
+@dataclass(frozen=True)
+class DnsSettings:
+    """The kubelet's --cluster-dns, --cluster-domain and --resolv-conf."""
+
+    cluster_dns: tuple[str, ...] = ()
+    cluster_domain: str = "cluster.local"
+    resolv_conf: str = "/etc/resolv.conf"  # "": none (nameserver 127.0.0.1, search .)
+
+    def host(self) -> dnsconfig.ResolvConf | None:
+        """The node's resolv.conf, read each time a pod's file is formed (the kubelet reads it per pod)."""
+        if not self.resolv_conf:
+            return None
+        try:
+            with open(self.resolv_conf) as handle:
+                return dnsconfig.parse(handle.read())
+        except OSError as exc:
+            log.warning("cannot read --resolv-conf %s: %s", self.resolv_conf, exc)
+            return dnsconfig.ResolvConf()
 
 
 def api_address(server: str) -> tuple[str, str]:
@@ -303,6 +325,9 @@ class PodSync:
             return None, wait
         try:
             mounts = self.ctx.volumes.mounts(spec, host_paths)
+            resolv = self._resolv_conf(pod)
+            if resolv is not None:
+                mounts = [*mounts, f"{resolv}:/etc/resolv.conf:ro"]
             env, command, args = await environment.resolve(pod, spec, self.fetch, host_ip=self.ctx.node.address)
             env = with_service_env(env, self.ctx.api_host, self.ctx.api_port)
             labels = containers.labels_for(pod, spec["name"], node=self.ctx.node.name, restarts=attempt,
@@ -332,6 +357,31 @@ class PodSync:
             self.ctx.events.emit(pod, "Started", f"Started container {spec['name']}")
         data = await self.ctx.runtime.inspect(container_id)
         return (containers.from_inspect(data) if data else None), None
+
+    def _resolv_conf(self, pod: dict[str, Any]) -> str | None:
+        """Write the pod's resolv.conf (dnsPolicy, dnsConfig) and return its path; None leaves Docker's.
+
+        A ClusterFirst pod on an agent without --cluster-dns keeps Docker's resolver, where the kubelet
+        would fall back to the node's resolv.conf (MissingClusterDNS): the same servers, reached the
+        way Docker reaches them from a container (README: differences)."""
+        settings = self.ctx.dns
+        if settings is None:
+            return None
+        kind, _ = dnsconfig.pod_dns_type(pod, settings.cluster_dns)
+        policy = (pod.get("spec") or {}).get("dnsPolicy") or dnsconfig.CLUSTER_FIRST
+        if kind == "host" and policy in (dnsconfig.CLUSTER_FIRST, dnsconfig.WITH_HOST_NET):
+            return None
+        formed = dnsconfig.form(pod, cluster_dns=settings.cluster_dns, cluster_domain=settings.cluster_domain,
+                                host=settings.host())
+        for reason, message in formed.warnings:
+            self.ctx.events.emit(pod, reason, message, type="Warning")
+        path = self.ctx.volumes.pod_dir(pod["metadata"]["uid"]) / "resolv.conf"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(formed.conf.render())
+        temporary.chmod(0o644)
+        temporary.replace(path)
+        return str(path)
 
     async def _ensure_image(self, pod: dict[str, Any], spec: dict[str, Any],
                             view: status.ContainerView) -> tuple[bool, float | None]:

@@ -9,6 +9,7 @@
       admin.crt/.key              CN=kubernetes-admin, O=system:masters (the user's kubeconfig)
       controller-manager.*        CN=system:kube-controller-manager
       scheduler.*                 CN=system:kube-scheduler
+      coredns.*                   CN=system:serviceaccount:kube-system:coredns (cluster DNS)
       nodes/NAME.crt/.key         CN=system:node:NAME, O=system:nodes (`up`'s own node; joined nodes get
                                   theirs through a CertificateSigningRequest)
       nodes/NAME-serving.*        the node agent port's serving certificate (NAME, 127.0.0.1, ::1), so the
@@ -48,6 +49,10 @@ ETCD_CA_NAME = "reconcile-etcd-ca"
 ADMIN = certs.Identity("kubernetes-admin", ("system:masters",))
 CONTROLLER_MANAGER = certs.Identity("system:kube-controller-manager")
 SCHEDULER = certs.Identity("system:kube-scheduler")
+# Cluster DNS runs as CoreDNS's ServiceAccount (kube-system/coredns), whose RBAC binding kubeadm makes;
+# a certificate for that user (and the ServiceAccount groups) instead of a token: it renews like the rest
+COREDNS = certs.Identity("system:serviceaccount:kube-system:coredns",
+                         ("system:serviceaccounts", "system:serviceaccounts:kube-system"))
 APISERVER_KUBELET_CLIENT = certs.Identity("kube-apiserver-kubelet-client", ("system:masters",))
 APISERVER_ETCD_CLIENT = certs.Identity("kube-apiserver-etcd-client")
 NODES_GROUP = "system:nodes"
@@ -153,6 +158,10 @@ class ClusterPki:
         return self.pair("scheduler")
 
     @property
+    def coredns(self) -> Pair:
+        return self.pair("coredns")
+
+    @property
     def etcd_server(self) -> Pair:
         return self.pair("etcd/server")
 
@@ -188,6 +197,7 @@ class ClusterPki:
             LeafSpec("admin", "ca", ADMIN, client=True),
             LeafSpec("controller-manager", "ca", CONTROLLER_MANAGER, client=True),
             LeafSpec("scheduler", "ca", SCHEDULER, client=True),
+            LeafSpec("coredns", "ca", COREDNS, client=True),
             LeafSpec("apiserver-etcd-client", "etcd/ca", APISERVER_ETCD_CLIENT, client=True),
             LeafSpec("etcd/server", "etcd/ca", certs.Identity(host_name() or "etcd"), server=True, client=True,
                      dns_names=etcd_dns, ip_addresses=etcd_ips),

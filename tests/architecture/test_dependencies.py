@@ -45,6 +45,7 @@ SEAMS: dict[str, tuple[str, ...]] = {
     # keys, certificates, CSRs, client verification; encryption at rest (AES-GCM, AES-CBC)
     "cryptography": ("pki/certs.py", "store/encryption.py"),
     "jwt": ("api/jwts.py",),  # PyJWT: ServiceAccount tokens signed and verified
+    "dns": ("dns/wire.py",),  # dnspython: cluster DNS messages parsed, built and forwarded
 }
 # plain data formats, used wherever data is read or written
 ANYWHERE = frozenset({"yaml", "orjson"})

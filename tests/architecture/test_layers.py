@@ -22,6 +22,7 @@ LAYERS = {
     "scheduler": 3,
     "node": 3,
     "proxy": 3,
+    "dns": 3,
     "gitops": 3,
     "charting": 3,
     "cli": 4,

@@ -26,6 +26,7 @@ from kubernetes import config as k8s_config
 from reconcile.cli import processes
 from reconcile.client import api as client_api
 from reconcile.client import config as client_config
+from reconcile.dns import wire
 from reconcile.node import images
 from reconcile.pki import certs
 from reconcile.pki import cluster as pki_cluster
@@ -60,6 +61,7 @@ def up_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
+@pytest.mark.timeout(300)  # three `up`s of six components each, on a loaded 2-core machine
 def test_up_runs_a_secured_cluster(tmp_path: Path, up_env: dict[str, str]) -> None:
     state_dir = tmp_path / "state"
     port = support.free_port()
@@ -203,12 +205,17 @@ def _check_node_agent(components: dict, pki: pki_cluster.ClusterPki, kubeconfig:
                           capture_output=True, text=True, timeout=60)
     cluster = yaml.safe_load(info.stdout)["clusters"][0]["cluster"]
     assert base64.b64decode(cluster["certificate-authority-data"]) == pki.ca.cert.read_bytes()
+    # cluster DNS listens on the node's pod bridge gateway, the nameserver the agent gives pods
+    dns_entry = components["dns"]
+    assert _flag(argv, "--cluster-dns") == dns_entry["address"]
+    assert _flag(_argv(dns_entry["pid"]), "--listen") == f"{dns_entry['address']}:53"
+    assert wire.ready(dns_entry["address"], 53)
 
 
 def _check_identities(components: dict, state_dir: Path) -> None:
     """Each component runs on a kubeconfig of its own identity (and no --server)."""
     expected = {"controller-manager": "system:kube-controller-manager", "scheduler": "system:kube-scheduler",
-                "node": f"system:node:{NODE}"}
+                "node": f"system:node:{NODE}", "dns": "system:serviceaccount:kube-system:coredns"}
     for name, user in expected.items():
         argv = _argv(components[name]["pid"])
         assert "--server" not in argv, argv

@@ -12,6 +12,9 @@ Ours, from what each component calls (read off its code; least privilege):
   binding per controller, so per-controller identities later only change the subjects);
 - `system:kube-scheduler` (user of the same name): pods, nodes, namespaces read; bindings, pod
   status, Events, its Lease;
+- `system:coredns` (kubeadm's CoreDNS addon role, bound to ServiceAccount kube-system/coredns, the
+  user `system:serviceaccount:kube-system:coredns` that `reconcile dns` runs as): list and watch
+  endpoints, services, pods, namespaces and endpointslices, nothing else;
 - `system:node`: what a node agent calls (its Node and Lease, pods bound to it and their status,
   the Secrets/ConfigMaps/claims they use). As upstream since 1.8, the role exists but is bound to
   nobody: node agents are authorized by the Node authorizer (`--authorization-mode Node,RBAC`,
@@ -41,6 +44,9 @@ READ_WRITE = ["get", "list", "watch", "create", "update", "patch", "delete", "de
 MONITORING_URLS = ["/healthz", "/healthz/*", "/livez", "/livez/*", "/readyz", "/readyz/*", "/metrics", "/metrics/slis"]
 CONTROLLER_MANAGER_USER = "system:kube-controller-manager"
 SCHEDULER_USER = "system:kube-scheduler"
+# Cluster DNS (`reconcile dns`): kubeadm's CoreDNS addon role, bound to its ServiceAccount's user
+COREDNS_ROLE = "system:coredns"
+COREDNS_NAMESPACE, COREDNS_SERVICE_ACCOUNT = "kube-system", "coredns"
 NODES_GROUP = "system:nodes"
 CONTROLLER_MANAGER_LEASE = "reconcile-controller-manager"
 CERTIFICATES_GROUP = "certificates.k8s.io"
@@ -272,6 +278,10 @@ def cluster_roles() -> list[dict[str, Any]]:
             rule(["create"], [""], ["pods/binding", "bindings"]),
             rule(["patch", "update"], [""], ["pods/status"]),
         ]),
+        cluster_role(COREDNS_ROLE, [  # kubeadm's (cmd/kubeadm/app/phases/addons/dns/manifests.go)
+            rule(["list", "watch"], [""], ["endpoints", "services", "pods", "namespaces"]),
+            rule(["list", "watch"], ["discovery.k8s.io"], ["endpointslices"]),
+        ]),
         cluster_role("system:node", [
             rule(["get", "list", "watch", "create", "patch", "update"], [""], ["nodes"]),
             rule(["patch", "update"], [""], ["nodes/status"]),
@@ -318,6 +328,8 @@ def cluster_role_bindings() -> list[dict[str, Any]]:
         cluster_role_binding("system:monitoring", "system:monitoring", [group("system:monitoring")]),
         cluster_role_binding(CONTROLLER_MANAGER_USER, CONTROLLER_MANAGER_USER, [user(CONTROLLER_MANAGER_USER)]),
         cluster_role_binding(SCHEDULER_USER, SCHEDULER_USER, [user(SCHEDULER_USER)]),
+        cluster_role_binding(COREDNS_ROLE, COREDNS_ROLE, [{"kind": "ServiceAccount", "name": COREDNS_SERVICE_ACCOUNT,
+                                                          "namespace": COREDNS_NAMESPACE}]),
         # Upstream keeps this binding with no subjects since 1.8 (the Node authorizer took over).
         cluster_role_binding("system:node", "system:node", []),
         # kubeadm's (bound to every bootstrap token, not only kubeadm:default-node-token's group):

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import copy
+import ipaddress
+import json
+import re
 from typing import Any
 
 from reconcile.api import registry
@@ -17,6 +20,9 @@ class PodStrategy(base.Strategy):
 
     def normalize(self, resource: registry.Resource, obj: dict[str, Any]) -> None:
         default_pod_spec(obj.get("spec"))
+
+    def validate(self, resource: registry.Resource, obj: dict[str, Any]) -> list[base.Cause]:
+        return dns_config_causes(obj.get("spec") or {})
 
     def prepare_for_create(self, resource: registry.Resource, obj: dict[str, Any]) -> None:
         obj["status"] = {"phase": "Pending", "qosClass": qos_class(obj.get("spec") or {})}
@@ -64,6 +70,59 @@ class WorkloadStrategy(base.BuiltinStrategy):
         template = (obj.get("spec") or {}).get("template")
         if isinstance(template, dict):
             default_pod_spec(template.get("spec"))
+
+    def validate(self, resource: registry.Resource, obj: dict[str, Any]) -> list[base.Cause]:
+        template = (obj.get("spec") or {}).get("template")
+        spec = template.get("spec") if isinstance(template, dict) else None
+        return dns_config_causes(spec, "spec.template.spec") if isinstance(spec, dict) else []
+
+
+MAX_DNS_NAMESERVERS, MAX_DNS_SEARCHES, MAX_DNS_SEARCH_CHARS = 3, 32, 2048
+_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def dns_config_causes(spec: dict[str, Any], path: str = "spec") -> list[base.Cause]:
+    """Upstream's validateDNSConfig / validateDNSPolicy: what the kubelet could not turn into a resolv.conf."""
+    config = spec.get("dnsConfig")
+    field = f"{path}.dnsConfig"
+    if spec.get("dnsPolicy") == "None":
+        if not isinstance(config, dict):
+            return [errors.cause(field, "Required value: must provide `dnsConfig` when dnsPolicy is None",
+                                 "FieldValueRequired")]
+        if not config.get("nameservers"):
+            return [errors.cause(f"{field}.nameservers", "Required value: must provide at least one DNS nameserver "
+                                 "when dnsPolicy is None", "FieldValueRequired")]
+    if not isinstance(config, dict):
+        return []
+    causes: list[base.Cause] = []
+    nameservers = config.get("nameservers") or []
+    if len(nameservers) > MAX_DNS_NAMESERVERS:
+        causes.append(errors.cause(f"{field}.nameservers", f"Invalid value: {json.dumps(nameservers)}: must not have "
+                                   f"more than {MAX_DNS_NAMESERVERS} nameservers"))
+    for i, server in enumerate(nameservers):
+        try:
+            ipaddress.ip_address(server)
+        except ValueError:
+            causes.append(errors.cause(f"{field}.nameservers[{i}]",
+                                       f"Invalid value: {json.dumps(server)}: must be a valid IP address"))
+    searches = config.get("searches") or []
+    if len(searches) > MAX_DNS_SEARCHES:
+        causes.append(errors.cause(f"{field}.searches", f"Invalid value: {json.dumps(searches)}: must not have more "
+                                   f"than {MAX_DNS_SEARCHES} search paths"))
+    if len(" ".join(searches)) > MAX_DNS_SEARCH_CHARS:
+        causes.append(errors.cause(f"{field}.searches", f"Invalid value: {json.dumps(searches)}: must not have more "
+                                   f"than {MAX_DNS_SEARCH_CHARS} characters (including spaces) in the search list"))
+    for i, search in enumerate(searches):
+        name = search[:-1] if search.endswith(".") else search
+        if len(name) > 253 or not _SUBDOMAIN.match(name):
+            causes.append(errors.cause(f"{field}.searches[{i}]", f"Invalid value: {json.dumps(search)}: a lowercase "
+                                       "RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or "
+                                       "'.', and must start and end with an alphanumeric character"))
+    for i, option in enumerate(config.get("options") or []):
+        if not option.get("name"):
+            causes.append(errors.cause(f"{field}.options[{i}]", "Required value: Option.Name must not be empty",
+                                       "FieldValueRequired"))
+    return causes
 
 
 def default_pod_spec(spec: Any) -> None:

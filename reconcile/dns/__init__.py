@@ -1,0 +1,1 @@
+"""Cluster DNS: the records CoreDNS's kubernetes plugin serves, answered from informers."""
