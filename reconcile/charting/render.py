@@ -184,7 +184,7 @@ def _render_chart(chart: chart_mod.Chart, merged: dict[str, Any], release: Relea
     if chart.schema is not None:
         schema.validate(chart.schema, merged, path)
     for source, text in chart.crds().items():
-        for index, obj in enumerate(_parse(text, f"{path}/{source}")):
+        for index, obj in _parse(text, f"{path}/{source}"):
             out.crds.append(Document(f"{path}/{source}", index, obj))
     _, enabled = values.coalesce(chart, {k: v for k, v in merged.items()}) if chart.dependencies else ({}, [])
     for dep, sub, sub_values in enabled:
@@ -221,7 +221,7 @@ def _render_chart(chart: chart_mod.Chart, merged: dict[str, Any], release: Relea
         text = _render_one(env, name, where, sources, {**base, "template": {"name": where,
                                                                                "base_path": f"{path}/templates"}})
         budget.spend(text, where)
-        for index, obj in enumerate(_parse(text, where)):
+        for index, obj in _parse(text, where):
             doc = Document(where, index, obj)
             _check_object(doc)
             (out.hooks if doc.hook_events else out.documents).append(doc)
@@ -242,7 +242,8 @@ def _render_one(env: templating.BoundedTemplates, name: str, where: str, sources
         raise RenderError(f"{place}: {kind}{exc.message or exc}") from None
 
 
-def _parse(text: str, where: str) -> list[dict[str, Any]]:
+def _parse(text: str, where: str) -> list[tuple[int, dict[str, Any]]]:
+    """(position in the YAML stream, object) of each non-empty document."""
     try:
         loaded = list(yaml.safe_load_all(text))
     except yaml.YAMLError as exc:
@@ -253,7 +254,7 @@ def _parse(text: str, where: str) -> list[dict[str, Any]]:
             continue
         if not isinstance(obj, dict):
             raise RenderError(f"{where} (document {index + 1}): a document must be a mapping (an object)")
-        out.append(obj)
+        out.append((index, obj))
     return out
 
 
