@@ -89,10 +89,24 @@ class Rendered:
         return to_manifest(self.documents)
 
 
+class _ManifestDumper(yaml.SafeDumper):
+    """Multi-line strings (scripts, config files) as `|` blocks, so a manifest reads like its source."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    if "\n" in value and not any(line != line.rstrip() for line in value.split("\n")):
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|")
+    return dumper.represent_str(value)
+
+
+_ManifestDumper.add_representer(str, _str)
+
+
 def to_manifest(docs: list[Document]) -> str:
     parts = []
     for doc in docs:
-        parts.append(f"---\n# Source: {doc.template}\n" + yaml.safe_dump(doc.obj, sort_keys=False))
+        body = yaml.dump(doc.obj, Dumper=_ManifestDumper, sort_keys=False, allow_unicode=True)
+        parts.append(f"---\n# Source: {doc.template}\n" + body)
     return "".join(parts)
 
 
