@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 from dataclasses import dataclass
 from typing import Any
@@ -70,6 +71,11 @@ def owned(obj: dict[str, Any], release: str, namespace: str, *, resource_namespa
         meta.pop("namespace", None)
     meta["labels"] = {**(meta.get("labels") or {}), MANAGED_BY: "reconcile"}
     meta["annotations"] = {**(meta.get("annotations") or {}), RELEASE_NAME: release, RELEASE_NAMESPACE: namespace}
+    if out.get("kind") == "Secret" and out.get("apiVersion") == "v1" and isinstance(out.get("stringData"), dict):
+        # the server folds stringData into data and never returns it: folded here too, so the three-way
+        # merge compares like with like and a no-op upgrade does not rewrite every Secret
+        folded = {k: base64.b64encode(str(v).encode()).decode() for k, v in out.pop("stringData").items()}
+        out["data"] = {**(out.get("data") or {}), **folded}
     return out
 
 

@@ -347,3 +347,17 @@ def test_two_upgrades_at_once_one_wins(client: Any, ns: str, app: chart.Chart, a
         latest.phase = "pending-upgrade"
         store.update(latest)
         ops(client).upgrade(name, ns, app, {"replicas": 5})
+
+
+def test_a_no_op_upgrade_writes_no_object(client: Any, ns: str, app: chart.Chart) -> None:
+    name = unique("noop")
+    ops(client).install(name, ns, app, {"extra": True})
+    before = {plural: get(client, v, plural, f"{name}-{suffix}", ns)["metadata"]["resourceVersion"]
+              for v, plural, suffix in (("apps/v1", "deployments", "web"), ("v1", "configmaps", "extra"))}
+    lines: list[str] = []
+    operations = actions.Operations(client, report=lines.append)
+    record = operations.upgrade(name, ns, app, {"extra": True})
+    assert record.revision == 2 and operations.writes == 0, lines
+    after = {plural: get(client, v, plural, f"{name}-{suffix}", ns)["metadata"]["resourceVersion"]
+             for v, plural, suffix in (("apps/v1", "deployments", "web"), ("v1", "configmaps", "extra"))}
+    assert after == before
