@@ -22,6 +22,8 @@ from reconcile.core import errors, threeway
 
 FIELD_MANAGER = "reconcile-chart"
 POLL_SECONDS = 0.25
+VALIDATE_CONCURRENCY = 8  # dry runs in flight at once (the sync client is thread-safe)
+_UNREAD: Any = object()
 
 Report = Callable[[str], None]
 WaitReport = Callable[[list[tuple[str, bool, str]]], None]
@@ -107,7 +109,7 @@ class Operations:
             self._install_crds(rendered.crds)
         targets = self._resolve(rendered.documents, name, namespace)
         hooks = self._resolve(rendered.hooks, name, namespace)
-        self._validate(targets, {}, name, namespace)
+        live = self._validate(targets, {}, name, namespace)
         record = releases.Release(name=name, namespace=namespace, revision=revision, chart=_chart_ref(chart),
                                   values=user_values, manifest=rendered.manifest(),
                                   hooks=render.to_manifest(rendered.hooks), notes=rendered.notes,
@@ -119,8 +121,9 @@ class Operations:
         record.description = "Initial install underway"
         self.store.create(record)
         try:
-            self._run_hooks(hooks, "pre-install", options, name, namespace)
-            self._apply_all(targets, {}, name, namespace)
+            if self._run_hooks(hooks, "pre-install", options, name, namespace):
+                live = {}  # a hook may have changed what exists
+            self._apply_all(targets, {}, name, namespace, live)
             self._wait(targets, options)
             self._run_hooks(hooks, "post-install", options, name, namespace)
         except (ChartOperationError, errors.ApiError) as exc:
@@ -197,12 +200,13 @@ class Operations:
         targets = self._resolve(docs, name, namespace)
         hooks = self._resolve(hook_docs, name, namespace)
         previous = self._previous(current, name, namespace)
-        self._validate(targets, previous, name, namespace)
+        live = self._validate(targets, previous, name, namespace)
         record.last_deployed = releases.now()
         self.store.create(record)  # the race for this revision's name decides concurrent upgrades
         try:
-            self._run_hooks(hooks, f"pre-{verb}", options, name, namespace)
-            self._apply_all(targets, previous, name, namespace)
+            if self._run_hooks(hooks, f"pre-{verb}", options, name, namespace):
+                live = {}  # a hook may have changed what exists
+            self._apply_all(targets, previous, name, namespace, live)
             keep = {t.key for t in targets}
             self._delete_targets([t for k, t in previous.items() if k not in keep], name, namespace)
             self._wait(targets, options)
@@ -361,24 +365,33 @@ class Operations:
         except errors.NotFound:
             return None
 
-    def _validate(self, targets: list[Target], previous: dict[tuple, Target], release: str, namespace: str) -> None:
-        """Ownership and a server-side dry run of every object; all problems reported together."""
-        problems = []
-        for target in targets:
-            original = previous.get(target.key)
+    def _validate(self, targets: list[Target], previous: dict[tuple, Target], release: str,
+                  namespace: str) -> dict[tuple, dict[str, Any] | None]:
+        """Ownership and a server-side dry run of every object (concurrently: they are independent), all
+        problems reported together; returns the live objects read, for the apply that follows."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        def check(target: Target) -> tuple[dict[str, Any] | None, str | None]:
+            live = self._get(target)
             try:
-                self._apply_one(target, original, release, namespace, dry_run=True)
+                self._apply_one(target, previous.get(target.key), release, namespace, dry_run=True, live=live)
             except ValidationFailed as exc:
-                problems.append(str(exc))
+                return live, str(exc)
             except errors.ApiError as exc:
-                problems.append(f"{target.doc.where}: {target.ref}: {_message(exc)}")
+                return live, f"{target.doc.where}: {target.ref}: {_message(exc)}"
+            return live, None
+
+        with ThreadPoolExecutor(max_workers=VALIDATE_CONCURRENCY) as pool:
+            results = list(pool.map(check, targets))
+        problems = [problem for _, problem in results if problem]
         if problems:
             raise ValidationFailed("the rendered objects were rejected, nothing was applied:\n"
                                    + "\n".join(f"- {p}" for p in problems))
+        return {t.key: live for t, (live, _) in zip(targets, results, strict=True)}
 
     def _apply_one(self, target: Target, original: Target | None, release: str, namespace: str, *,
-                   dry_run: bool, live: dict[str, Any] | None = None) -> dict[str, Any]:
-        live = live if live is not None else self._get(target)
+                   dry_run: bool, live: Any = _UNREAD) -> dict[str, Any]:
+        live = self._get(target) if live is _UNREAD else live
         api_version, plural = target.api_version, target.resource.plural
         if live is None:
             created = self.client.create(api_version, plural, target.obj, namespace=target.namespace,
@@ -403,10 +416,14 @@ class Operations:
             self.report(f"{target.ref} configured")
         return patched
 
-    def _apply_all(self, targets: list[Target], previous: dict[tuple, Target], release: str, namespace: str) -> None:
+    def _apply_all(self, targets: list[Target], previous: dict[tuple, Target], release: str, namespace: str,
+                   live: dict[tuple, dict[str, Any] | None] | None = None) -> None:
+        """Apply in install order; `live` is what validation read (re-read where a hook ran since)."""
+        live = live or {}
         for target in targets:
             try:
-                self._apply_one(target, previous.get(target.key), release, namespace, dry_run=False)
+                self._apply_one(target, previous.get(target.key), release, namespace, dry_run=False,
+                                live=live.get(target.key, _UNREAD))
             except errors.ApiError as exc:
                 raise ChartOperationError(f"{target.doc.where}: {target.ref}: {_message(exc)}") from None
 
