@@ -29,9 +29,12 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else ("" if value is None else str(value))
 
 
+_Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml's emitter when available
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def to_yaml(value: Any) -> str:
-    return yaml.safe_dump(value, default_flow_style=False, sort_keys=False).rstrip("\n") \
-        if value not in ({}, []) else yaml.safe_dump(value, default_flow_style=True).rstrip("\n")
+    return yaml.dump(value, Dumper=_Dumper, default_flow_style=False, sort_keys=False).rstrip("\n")
 
 
 def to_json(value: Any) -> str:
@@ -40,7 +43,7 @@ def to_json(value: Any) -> str:
 
 def from_yaml(value: Any) -> Any:
     try:
-        return yaml.safe_load(_text(value))
+        return yaml.load(_text(value), Loader=_Loader)
     except yaml.YAMLError as exc:
         raise templating.TemplateError(f"fromyaml: {exc}") from None
 

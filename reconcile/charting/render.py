@@ -89,11 +89,16 @@ class Rendered:
         return to_manifest(self.documents)
 
 
-class _ManifestDumper(yaml.SafeDumper):
+# libyaml's parser and emitter when PyYAML was built with it (5-10x faster than the pure-Python ones)
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+class _ManifestDumper(_Dumper):  # type: ignore[misc, valid-type]
     """Multi-line strings (scripts, config files) as `|` blocks, so a manifest reads like its source."""
 
 
-def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+def _str(dumper: Any, value: str) -> yaml.Node:
     if "\n" in value and not any(line != line.rstrip() for line in value.split("\n")):
         return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|")
     return dumper.represent_str(value)
@@ -121,7 +126,7 @@ def from_manifest(text: str) -> list[Document]:
         first, _, rest = chunk.partition("\n")
         if first.startswith("# Source: "):
             source = first.removeprefix("# Source: ").strip()
-        obj = yaml.safe_load(chunk)
+        obj = yaml.load(chunk, Loader=_Loader)
         if isinstance(obj, dict):
             index = counts.get(source, 0)
             counts[source] = index + 1
@@ -259,7 +264,7 @@ def _render_one(env: templating.BoundedTemplates, name: str, where: str, sources
 def _parse(text: str, where: str) -> list[tuple[int, dict[str, Any]]]:
     """(position in the YAML stream, object) of each non-empty document."""
     try:
-        loaded = list(yaml.safe_load_all(text))
+        loaded = list(yaml.load_all(text, Loader=_Loader))
     except yaml.YAMLError as exc:
         raise RenderError(f"{where}: the rendered output is not YAML: {exc}") from None
     out = []

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -139,13 +140,9 @@ class _BoundedEnvironment(jinja2.sandbox.SandboxedEnvironment):
         self.globals["range"] = self._range
 
     def start(self) -> None:
-        import time
-
         self.deadline = time.monotonic() + self.max_seconds
 
     def check(self, value: Any = None) -> Any:
-        import time
-
         if time.monotonic() > self.deadline:
             raise LimitExceeded(f"rendering took longer than {self.max_seconds:g}s (a loop that never ends?)")
         if isinstance(value, str | bytes | list | tuple | dict) and len(value) > self.max_chars:
