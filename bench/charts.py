@@ -145,7 +145,7 @@ def main() -> None:
                 record = operations.upgrade("bench", "bench-chart", chart.load(folder), {})
                 elapsed = time.perf_counter() - started
                 print(f"no-op upgrade: {operations.writes} objects written (target 0), revision {record.revision} "
-                      f"recorded (2 release-record writes), {elapsed:.2f} s")
+                      f"recorded (3 release-record writes: the new revision, its status, the superseded one), {elapsed:.2f} s")
                 if operations.writes:
                     raise SystemExit("a no-op upgrade wrote objects")
         finally:

@@ -10,6 +10,7 @@ edits to fields the chart never set survive and fields the chart dropped are rem
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from reconcile.core import errors, threeway
 
 FIELD_MANAGER = "reconcile-chart"
 POLL_SECONDS = 0.25
-VALIDATE_CONCURRENCY = 8  # dry runs in flight at once (the sync client is thread-safe)
+VALIDATE_CONCURRENCY = 8  # dry runs / writes of one kind in flight at once (the sync client is thread-safe)
 _UNREAD: Any = object()
 
 Report = Callable[[str], None]
@@ -65,6 +66,7 @@ class Operations:
         self.report = report or (lambda line: None)
         self.on_wait = on_wait or (lambda statuses: None)
         self.writes = 0  # creates, patches and deletes of release objects (not records): the bench reads it
+        self._lock = threading.Lock()
 
     # --- what templates see -------------------------------------------------------------------
 
@@ -397,8 +399,7 @@ class Operations:
             created = self.client.create(api_version, plural, target.obj, namespace=target.namespace,
                                          dry_run=dry_run, field_manager=FIELD_MANAGER)
             if not dry_run:
-                self.writes += 1
-                self.report(f"{target.ref} created")
+                self._wrote(f"{target.ref} created")
             return created
         problem = objects.ownership_problem(live, release, namespace)
         if problem:
@@ -412,20 +413,33 @@ class Operations:
         patched = self.client.patch(api_version, plural, target.name, patch, namespace=target.namespace,
                                     patch_type="merge", field_manager=FIELD_MANAGER, dry_run=dry_run)
         if not dry_run:
-            self.writes += 1
-            self.report(f"{target.ref} configured")
+            self._wrote(f"{target.ref} configured")
         return patched
+
+    def _wrote(self, line: str) -> None:
+        with self._lock:
+            self.writes += 1
+            self.report(line)
 
     def _apply_all(self, targets: list[Target], previous: dict[tuple, Target], release: str, namespace: str,
                    live: dict[tuple, dict[str, Any] | None] | None = None) -> None:
-        """Apply in install order; `live` is what validation read (re-read where a hook ran since)."""
+        """Apply kind by kind in install order (a kind's objects concurrently: they do not depend on each
+        other); `live` is what validation read (re-read where a hook ran since)."""
+        from concurrent.futures import ThreadPoolExecutor
+        from itertools import groupby
+
         live = live or {}
-        for target in targets:
+
+        def apply(target: Target) -> None:
             try:
                 self._apply_one(target, previous.get(target.key), release, namespace, dry_run=False,
                                 live=live.get(target.key, _UNREAD))
             except errors.ApiError as exc:
                 raise ChartOperationError(f"{target.doc.where}: {target.ref}: {_message(exc)}") from None
+
+        with ThreadPoolExecutor(max_workers=VALIDATE_CONCURRENCY) as pool:
+            for _, group in groupby(targets, key=lambda t: objects.kind_rank(t.obj["kind"])):
+                list(pool.map(apply, list(group)))  # the first failure propagates; the next kind waits
 
     def _delete_targets(self, targets: list[Target], release: str, namespace: str) -> list[str]:
         """Delete in reverse install order; objects marked keep (in the manifest or live) and objects
