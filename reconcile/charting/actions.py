@@ -374,8 +374,9 @@ class Operations:
         from concurrent.futures import ThreadPoolExecutor
 
         def check(target: Target) -> tuple[dict[str, Any] | None, str | None]:
-            live = self._get(target)
+            live = None
             try:
+                live = self._get(target)
                 self._apply_one(target, previous.get(target.key), release, namespace, dry_run=True, live=live)
             except ValidationFailed as exc:
                 return live, str(exc)

@@ -361,3 +361,41 @@ def test_a_no_op_upgrade_writes_no_object(client: Any, ns: str, app: chart.Chart
     after = {plural: get(client, v, plural, f"{name}-{suffix}", ns)["metadata"]["resourceVersion"]
              for v, plural, suffix in (("apps/v1", "deployments", "web"), ("v1", "configmaps", "extra"))}
     assert after == before
+
+
+def test_a_user_installs_only_what_rbac_lets_them(client: Any, ns: str, api_server: str, tmp_path: Path) -> None:
+    """The CLI acts as the user: a chart that reaches into a namespace the user may not write is refused
+    at the dry run, before anything (not even the user's own namespace's objects) is applied."""
+    user = unique("alice")
+    client.create("rbac.authorization.k8s.io/v1", "roles", {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": user},
+        "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["*"]},
+                  {"apiGroups": ["charts.reconcile.dev"], "resources": ["releases"], "verbs": ["*"]}]}, namespace=ns)
+    client.create("rbac.authorization.k8s.io/v1", "rolebindings", {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": user},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": user},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}]}, namespace=ns)
+    connection = support.connection(api_server)
+    hostile = chart.load(write_chart(tmp_path, "hostile", templates={
+        "mine.yaml.j2": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: '{{ release.name }}'}\n",
+        "theirs.yaml.j2": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: '{{ release.name }}', namespace: kube-system}\n"}))
+    name = unique("rbac")
+    with client_api.Client(connection.client_config(as_user=connection.user(user))) as as_user:
+        support.wait_for(lambda: _can_list(as_user, ns), timeout=15, what="the RoleBinding to take effect")
+        with pytest.raises(actions.ValidationFailed) as caught:
+            actions.Operations(as_user).install(name, ns, hostile, {})
+        assert "hostile/templates/theirs.yaml.j2 (document 1): ConfigMap/kube-system/" in str(caught.value)
+        assert "forbidden" in str(caught.value)
+        assert get(client, "v1", "configmaps", name, ns) is None
+        assert phases(client, name, ns) == []
+        hostile.files.pop("templates/theirs.yaml.j2")
+        actions.Operations(as_user).install(name, ns, hostile, {})
+        assert get(client, "v1", "configmaps", name, ns) is not None
+
+
+def _can_list(client: Any, ns: str) -> bool:
+    try:
+        client.list(releases.API_VERSION, "releases", namespace=ns)
+    except errors.Forbidden:
+        return False
+    return True
