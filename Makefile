@@ -57,6 +57,7 @@ bench: $(STAMP) ensure-docker
 	$(PY) bench/scheduler.py
 	$(PY) bench/runtime.py
 	$(PY) bench/cluster_dns.py
+	$(PY) bench/charts.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check reconcile tests bench

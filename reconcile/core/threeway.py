@@ -1,4 +1,5 @@
-"""The three-way JSON merge patch of client-side apply.
+"""The three-way JSON merge patch of client-side apply and of chart upgrades (in core: both `cli/apply`
+and `charting` use it).
 
 Inputs: what was applied last time (`original`, from the annotation), what the file says
 now (`modified`) and what the server holds (`current`). The patch deletes what the user

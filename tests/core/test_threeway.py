@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reconcile.cli import threeway
+from reconcile.core import threeway
 
 
 def test_unchanged_when_server_only_added_defaults() -> None:
