@@ -28,6 +28,7 @@ import ssl
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 _RESPONSE_HEAD = b"HTTP/1.1 "
 _INTERIM = b"HTTP/1.1 1"  # 1xx: the client waits for it before sending the body
@@ -120,3 +121,23 @@ class ApiHttpProtocol(HttpToolsProtocol):
         cycle = self.cycle
         if cycle is not None and cycle is not previous and cycle.scope["method"] != "HEAD":
             cycle.transport = _HeadWithBody(cycle.transport)  # type: ignore[assignment]
+
+
+class ApiWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's WebSocket protocol (the `websockets` sans-I/O one) whose scopes carry the TLS facts,
+    as `ApiHttpProtocol`'s do: exec, attach and port-forward are authenticated by client
+    certificate like any request. `handle_connect` builds `self.scope` and only schedules the ASGI
+    task, so the extension added right after it is there when the application runs (checked by
+    tests/architecture/test_library_internals.py)."""
+
+    _tls: dict[str, Any] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._tls = tls_extension(transport)
+
+    def handle_connect(self, event: Any) -> None:
+        super().handle_connect(event)
+        scope = getattr(self, "scope", None)
+        if scope is not None and self._tls is not None:
+            scope.setdefault("extensions", {})["tls"] = self._tls

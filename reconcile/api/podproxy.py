@@ -31,13 +31,15 @@ from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
+from starlette.websockets import WebSocket
 
 from reconcile.api import http, registry, rest, routing
-from reconcile.client import aio
+from reconcile.client import aio, websocket
 from reconcile.client import config as client_config
-from reconcile.core import errors, execstream
+from reconcile.core import errors, execstream, remotecommand
 
-SUBRESOURCES = frozenset({"log", "exec"})
+SUBRESOURCES = frozenset({"log", "exec", "attach"})
+UPGRADES = frozenset({"exec", "attach"})  # served as WebSockets (`upgrade`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,10 +70,109 @@ async def handle(api: rest.Rest, request: Request, info: routing.RequestInfo, *,
     pod = (await api.get(pods, info.namespace, info.name)).obj
     if info.subresource == "log" and request.method == "GET":
         return await _log(api, request, pod, kubelet)
+    if info.subresource in UPGRADES and request.headers.get("upgrade", "").lower().startswith("spdy/"):
+        # kubectl's fallback after a refused WebSocket upgrade: say why with the same checks' error
+        _stream_target(pod, info.subresource, request.query_params)
+        await _agent_url(api, pod)
+        raise errors.BadRequest(f"{info.subresource} over SPDY is not supported by this server: use WebSockets "
+                                f"({remotecommand.V5}; kubectl 1.30 or later does by default)")
     if info.subresource == "exec" and request.method == "POST":
         return await _exec(api, request, pod, kubelet)
+    if info.subresource in UPGRADES:
+        raise errors.BadRequest("Upgrade request required")
     raise errors.MethodNotAllowed(
         f"the server does not allow this method on the requested resource ({request.method} pods/{info.subresource})")
+
+
+def handles_upgrade(resource: registry.Resource, info: routing.RequestInfo) -> bool:
+    return resource.group == "" and resource.plural == "pods" and info.subresource in UPGRADES
+
+
+def _stream_target(pod: dict[str, Any], kind: str, query: Any) -> tuple[str, remotecommand.Options]:
+    """The container and options of an exec or attach, checked as kube-apiserver does."""
+    container = _container(pod, query.get("container"))
+    try:
+        options = remotecommand.Options.parse(query, exec=kind == "exec")
+    except ValueError as exc:
+        raise errors.BadRequest(str(exc)) from None
+    phase = (pod.get("status") or {}).get("phase")
+    if phase in ("Succeeded", "Failed"):
+        raise errors.BadRequest(f"cannot {kind} into a container in a completed pod; current phase is {phase}")
+    return container, options
+
+
+async def upgrade(api: rest.Rest, scope: Any, receive: Any, send: Any, info: routing.RequestInfo, *,
+                  kubelet: KubeletClientConfig | None = None) -> None:
+    """`pods/{name}/exec` and `/attach` as WebSockets: checked here, then relayed message by message
+    to the node agent's endpoint of the same protocol (`reconcile.core.remotecommand`), so output
+    flows as it is written and stdin as it is typed; nothing is buffered whole. Errors before the
+    handshake are HTTP Status answers (kubectl then tries SPDY, which `handle` refuses with the
+    same message); after it, a Failure on the error channel and Close 1000."""
+    kubelet = kubelet or KubeletClientConfig()
+    client = WebSocket(scope, receive, send)
+    assert info.name is not None and info.namespace is not None and info.subresource is not None
+    # Until the handshake, errors are raised: the pipeline answers them as HTTP Status responses.
+    pods = api.registry.get("", "v1", "pods")
+    assert pods is not None
+    pod = (await api.get(pods, info.namespace, info.name)).obj
+    container, options = _stream_target(pod, info.subresource, client.query_params)
+    protocol = remotecommand.negotiate(scope.get("subprotocols") or [])
+    if protocol is None:
+        raise errors.BadRequest(f"unable to upgrade connection: none of the offered subprotocols is "
+                                f"supported (this server speaks {', '.join(remotecommand.SUPPORTED)})")
+    base = await _agent_url(api, pod)
+    url = "wss" + base[len("https"):] + _path(info.subresource, pod, container) + "?" + \
+        "&".join(f"{k}={quote(v, safe='')}" for k, v in options.query())
+    try:
+        agent = await websocket.connect(url, kubelet.client_config(base), subprotocols=[remotecommand.V5])
+    except errors.ApiError as exc:
+        raise _from_agent(exc, pod, base) from None
+    node = (pod.get("spec") or {}).get("nodeName") or ""
+    try:
+        await client.accept(subprotocol=protocol)
+        await _relay_websockets(client, agent, node=node)
+    finally:
+        await _close_detached(agent.close)
+
+
+async def _relay_websockets(client: WebSocket, agent: websocket.Connection, *, node: str) -> None:
+    """Messages both ways until one side closes. kubectl accepts binary messages only: the Python
+    client's text writes are passed on as bytes. When the agent goes without its status, the client
+    gets a Failure status; it always gets Close 1000 (kubectl reports any other code as an error)."""
+    async def inbound() -> None:
+        while True:
+            message = await client.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            data = message.get("bytes")
+            if data is None:
+                data = (message.get("text") or "").encode()
+            await agent.send(data)
+
+    async def outbound() -> None:
+        ended = False
+        try:
+            while True:
+                data = await agent.recv()
+                raw = data.encode() if isinstance(data, str) else data
+                ended = ended or raw[:1] == bytes([remotecommand.ERROR])
+                await client.send_bytes(raw)
+        except websocket.Closed as closed:
+            if not ended and closed.code != remotecommand.NORMAL_CLOSURE:
+                await client.send_bytes(remotecommand.status_message(errors.ServiceUnavailable(
+                    f"lost the node agent of node {node} (close code {closed.code})").to_status()))
+        await client.close(remotecommand.NORMAL_CLOSURE)
+
+    reader = asyncio.ensure_future(inbound())
+    writer = asyncio.ensure_future(outbound())
+    try:
+        await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (reader, writer):
+            task.cancel()
+        for task in (reader, writer):
+            with contextlib.suppress(BaseException):
+                await task
 
 
 def _container(pod: dict[str, Any], requested: str | None) -> str:

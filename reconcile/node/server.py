@@ -29,12 +29,13 @@ from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from reconcile.api import httpserver
-from reconcile.core import errors, execstream
+from reconcile.core import errors, execstream, remotecommand
 from reconcile.node import containers, docker
 
 # (namespace, pod, container, previous) -> the container instance to read, or raise errors.*
@@ -60,7 +61,7 @@ def _int(request: Request, name: str) -> int | None:
         raise errors.BadRequest(f"{name}: invalid integer {value!r}") from None
 
 
-def _peer_pem(request: Request) -> str | None:
+def _peer_pem(request: HTTPConnection) -> str | None:
     chain = ((request.scope.get("extensions") or {}).get("tls") or {}).get("client_cert_chain") or []
     return chain[0] if chain else None
 
@@ -120,7 +121,44 @@ def create_app(runtime: docker.DockerRuntime, lookup: Lookup, *,
         session = await runtime.exec_stream(inst.id, command)
         return StreamingResponse(_exec_frames(session), media_type=execstream.MEDIA_TYPE)
 
+    async def stream(websocket: WebSocket) -> None:
+        """`/exec/...` and `/attach/...` as WebSockets (the channel protocol, `remotecommand`)."""
+        p = websocket.path_params
+        kind = websocket.url.path.split("/")[1]
+        try:
+            if gate is not None:  # authorized as `create`, whatever the method (exec runs code)
+                await gate("POST", websocket.url.path, _peer_pem(websocket))
+            protocol = remotecommand.negotiate(websocket.scope.get("subprotocols") or [])
+            if protocol is None:
+                raise errors.BadRequest(f"the subprotocols offered are not supported: use {remotecommand.V5}")
+            try:
+                options = remotecommand.Options.parse(websocket.query_params, exec=kind == "exec")
+            except ValueError as exc:
+                raise errors.BadRequest(str(exc)) from None
+            inst = await lookup(p["namespace"], p["pod"], p["container"], False)
+            if not inst.running:
+                raise errors.BadRequest(f'container not found ("{p["container"]}")')
+            if kind == "exec":
+                session = await runtime.exec_raw(inst.id, list(options.command), stdin=options.stdin,
+                                                 stdout=options.stdout, stderr=options.stderr, tty=options.tty)
+            else:
+                session = await runtime.attach_raw(inst.id, stdin=options.stdin, stdout=options.stdout,
+                                                   stderr=options.stderr)
+        except errors.ApiError as exc:
+            await websocket.send_denial_response(_status(exc))
+            return
+        except docker.DockerError as exc:
+            await websocket.send_denial_response(_status(errors.InternalError(f"{kind}: {exc}")))
+            return
+        try:
+            await websocket.accept(subprotocol=protocol)
+            await _pump(websocket, session, options)
+        finally:
+            session.abort()
+
     routes = [
+        WebSocketRoute("/exec/{namespace}/{pod}/{container}", stream),
+        WebSocketRoute("/attach/{namespace}/{pod}/{container}", stream),
         Route("/healthz", guarded(healthz)),
         Route("/readyz", guarded(readyz)),
         Route("/containerLogs/{namespace}/{pod}/{container}", guarded(container_logs)),
@@ -178,6 +216,81 @@ async def _exec_frames(session: docker.ExecSession) -> AsyncIterator[bytes]:
         session.abort()
 
 
+# What Docker writes on an exec's stream when the runtime could not start the command (a missing
+# executable, a bad working directory): not the command's output.
+START_FAILED = b"OCI runtime exec failed"
+
+
+async def _pump(websocket: WebSocket, session: docker.RawSession, options: remotecommand.Options) -> None:
+    """Bytes both ways until the command's output ends (then its exit status and Close 1000) or the
+    caller goes (then `abort` kills the command)."""
+    async def inbound() -> None:
+        resizes = remotecommand.ResizeDecoder()
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                raise WebSocketDisconnect(message.get("code", 1000))
+            data = message.get("bytes")
+            parts = remotecommand.split(data if data is not None else message.get("text") or b"")
+            if parts is None:
+                continue
+            channel, payload = parts
+            if channel == remotecommand.STDIN and options.stdin and payload:
+                await session.write(payload)
+            elif channel == remotecommand.RESIZE and options.tty:
+                for width, height in resizes.feed(payload):
+                    await session.resize(width, height)
+            elif channel == remotecommand.CLOSE and payload[:1] == bytes([remotecommand.STDIN]):
+                session.close_stdin()
+
+    async def outbound() -> None:
+        demux = None if session.tty else remotecommand.DockerDemuxer()
+        first = remotecommand.STDOUT if options.stdout else remotecommand.STDERR if options.stderr else \
+            remotecommand.ERROR
+        await websocket.send_bytes(remotecommand.message(first))  # ready, as kube-apiserver's translator says
+        held: bytes | None = None  # Docker's own "cannot start" message, held until the exit code says so
+        started = False
+        while data := await session.read():
+            chunks = [(remotecommand.STDOUT, data)] if demux is None else demux.feed(data)
+            for channel, payload in chunks:
+                if not started and held is None and payload.startswith(START_FAILED):
+                    held = payload
+                    continue
+                started = True
+                if held is not None:
+                    await websocket.send_bytes(remotecommand.message(remotecommand.STDOUT, held))
+                    held = None
+                await websocket.send_bytes(remotecommand.message(channel, payload))
+        code = await session.exit_code()
+        if held is not None and code in (126, 127):
+            # The command never ran: an error of the runtime, as containerd's kubelet reports it
+            status = errors.InternalError("Internal error occurred: error executing command in container: "
+                                          f"failed to exec in container: {held.decode('utf-8', 'replace').strip()}"
+                                          ).to_status()
+        elif held is not None:
+            await websocket.send_bytes(remotecommand.message(remotecommand.STDOUT, held))
+            status = remotecommand.exit_status(code or 0)
+        else:
+            status = remotecommand.exit_status(code) if code is not None else {"metadata": {}, "status": "Success"}
+        await websocket.send_bytes(remotecommand.status_message(status))
+        await websocket.close(remotecommand.NORMAL_CLOSURE)
+
+    reader = asyncio.ensure_future(inbound())
+    writer = asyncio.ensure_future(outbound())
+    try:
+        done, _ = await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
+        if writer in done:
+            writer.result()
+    except (WebSocketDisconnect, OSError, RuntimeError):
+        pass  # the caller went: the session's abort ends the command
+    finally:
+        for task in (reader, writer):
+            task.cancel()
+        for task in (reader, writer):
+            with contextlib.suppress(BaseException):
+                await task
+
+
 class AgentServer:
     """uvicorn on a socket bound up front, so port 0 picks a free port we can publish on the Node.
     With `ssl_context`, HTTPS only, and each request's scope carries the client certificate
@@ -192,7 +305,8 @@ class AgentServer:
         self.port = int(self.sock.getsockname()[1])
         tls: dict[str, Any] = {}
         if ssl_context is not None:
-            tls = {"ssl_context_factory": lambda _config, _default: ssl_context, "http": httpserver.ApiHttpProtocol}
+            tls = {"ssl_context_factory": lambda _config, _default: ssl_context, "http": httpserver.ApiHttpProtocol,
+                   "ws": httpserver.ApiWebSocketProtocol}
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
                                 timeout_graceful_shutdown=1, **tls)
         self.server = uvicorn.Server(config)
