@@ -124,3 +124,47 @@ def test_python_client_stream(module_env, workload):
     text = stream(api.connect_get_namespaced_pod_exec, "web", workload, command=["echo", "hello"],
                   stderr=True, stdin=False, stdout=True, tty=False)
     assert text == "hello\n"
+
+
+def test_exec_needs_create_on_pods_exec(module_env, workload, admin):
+    """The WebSocket GET is authorized as `get` and as `create` (kube-apiserver 1.35's check): a role
+    with only `get` on pods/exec, which kubectl 1.30-1.34 clusters let exec, is refused here."""
+    rbac = "rbac.authorization.k8s.io/v1"
+    for name, verbs in (("exec-get", ["get"]), ("exec-create", ["get", "create"])):
+        admin.create(rbac, "roles", {"apiVersion": rbac, "kind": "Role", "metadata": {"name": name},
+                                     "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]},
+                                               {"apiGroups": [""], "resources": ["pods/exec"], "verbs": verbs}]},
+                     namespace=workload)
+        admin.create(rbac, "rolebindings", {
+            "apiVersion": rbac, "kind": "RoleBinding", "metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": name}]},
+            namespace=workload)
+
+    def allowed() -> bool:
+        result = kubectl(module_env, "--as=exec-create", "exec", "-n", workload, "web", "--", "true")
+        return result.returncode == 0
+
+    from tests import support
+    support.wait_for(allowed, timeout=15, what="the exec-create binding to take effect")
+    result = kubectl(module_env, "--as=exec-get", "exec", "-n", workload, "web", "--", "true")
+    assert result.returncode == 1
+    assert b'cannot create resource "pods/exec"' in result.stderr, result.stderr
+
+
+def test_exec_into_pods_that_do_not_run(module_env, workload, admin, node_agent):
+    from tests.node import helpers
+
+    done = helpers.pod("done", node_agent.name, helpers.container(command=["true"]), restartPolicy="Never")
+    admin.create("v1", "pods", done, namespace=workload)
+    unscheduled = helpers.pod("nowhere", "", helpers.container())
+    del unscheduled["spec"]["nodeName"]
+    admin.create("v1", "pods", unscheduled, namespace=workload)
+    helpers.wait_pod(admin, workload, "done", lambda p: p["status"].get("phase") == "Succeeded",
+                     what="done Succeeded")
+    result = kubectl(module_env, "exec", "-n", workload, "done", "--", "true", timeout=30)
+    assert result.returncode == 1
+    assert b"cannot exec into a container in a completed pod; current phase is Succeeded" in result.stderr
+    result = kubectl(module_env, "exec", "-n", workload, "nowhere", "--", "true", timeout=30)
+    assert result.returncode == 1
+    assert b"pod nowhere does not have a host assigned" in result.stderr, result.stderr
