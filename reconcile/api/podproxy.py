@@ -38,8 +38,10 @@ from reconcile.client import aio, websocket
 from reconcile.client import config as client_config
 from reconcile.core import errors, execstream, remotecommand
 
-SUBRESOURCES = frozenset({"log", "exec", "attach"})
-UPGRADES = frozenset({"exec", "attach"})  # served as WebSockets (`upgrade`)
+SUBRESOURCES = frozenset({"log", "exec", "attach", "portforward"})
+UPGRADES = frozenset({"exec", "attach", "portforward"})  # served as WebSockets (`upgrade`)
+PORT_FORWARD_PROTOCOL = "SPDY/3.1+portforward.k8s.io"  # kubectl 1.31+: SPDY tunnelled in a WebSocket
+AGENT_PORT_FORWARD_PROTOCOL = "portforward.k8s.io"  # the same to the agent, as a token websockets accepts
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +74,10 @@ async def handle(api: rest.Rest, request: Request, info: routing.RequestInfo, *,
         return await _log(api, request, pod, kubelet)
     if info.subresource in UPGRADES and request.headers.get("upgrade", "").lower().startswith("spdy/"):
         # kubectl's fallback after a refused WebSocket upgrade: say why with the same checks' error
-        _stream_target(pod, info.subresource, request.query_params)
+        if info.subresource == "portforward":
+            _forward_target(pod)
+        else:
+            _stream_target(pod, info.subresource, request.query_params)
         await _agent_url(api, pod)
         raise errors.BadRequest(f"{info.subresource} over SPDY is not supported by this server: use WebSockets "
                                 f"({remotecommand.V5}; kubectl 1.30 or later does by default)")
@@ -115,30 +120,51 @@ async def upgrade(api: rest.Rest, scope: Any, receive: Any, send: Any, info: rou
     pods = api.registry.get("", "v1", "pods")
     assert pods is not None
     pod = (await api.get(pods, info.namespace, info.name)).obj
-    container, options = _stream_target(pod, info.subresource, client.query_params)
-    protocol = remotecommand.negotiate(scope.get("subprotocols") or [])
-    if protocol is None:
-        raise errors.BadRequest(f"unable to upgrade connection: none of the offered subprotocols is "
-                                f"supported (this server speaks {', '.join(remotecommand.SUPPORTED)})")
+    offered = scope.get("subprotocols") or []
+    if info.subresource == "portforward":
+        _forward_target(pod)
+        if PORT_FORWARD_PROTOCOL not in offered:
+            raise errors.BadRequest(f"unable to upgrade connection: port-forward is served as "
+                                    f"{PORT_FORWARD_PROTOCOL} (kubectl 1.31 or later)")
+        protocol, agent_protocol = PORT_FORWARD_PROTOCOL, AGENT_PORT_FORWARD_PROTOCOL
+        metadata = pod["metadata"]
+        path = "/".join(["", "portForward", *(quote(v, safe="") for v in (metadata["namespace"], metadata["name"]))])
+    else:
+        container, options = _stream_target(pod, info.subresource, client.query_params)
+        negotiated = remotecommand.negotiate(offered)
+        if negotiated is None:
+            raise errors.BadRequest(f"unable to upgrade connection: none of the offered subprotocols is "
+                                    f"supported (this server speaks {', '.join(remotecommand.SUPPORTED)})")
+        protocol, agent_protocol = negotiated, remotecommand.V5
+        path = _path(info.subresource, pod, container) + "?" + \
+            "&".join(f"{k}={quote(v, safe='')}" for k, v in options.query())
     base = await _agent_url(api, pod)
-    url = "wss" + base[len("https"):] + _path(info.subresource, pod, container) + "?" + \
-        "&".join(f"{k}={quote(v, safe='')}" for k, v in options.query())
     try:
-        agent = await websocket.connect(url, kubelet.client_config(base), subprotocols=[remotecommand.V5])
+        agent = await websocket.connect("wss" + base[len("https"):] + path, kubelet.client_config(base),
+                                        subprotocols=[agent_protocol])
     except errors.ApiError as exc:
         raise _from_agent(exc, pod, base) from None
     node = (pod.get("spec") or {}).get("nodeName") or ""
     try:
         await client.accept(subprotocol=protocol)
-        await _relay_websockets(client, agent, node=node)
+        await _relay_websockets(client, agent, node=node, channels=info.subresource != "portforward")
     finally:
         await _close_detached(agent.close)
 
 
-async def _relay_websockets(client: WebSocket, agent: websocket.Connection, *, node: str) -> None:
+def _forward_target(pod: dict[str, Any]) -> None:
+    phase = (pod.get("status") or {}).get("phase")
+    if phase != "Running":
+        raise errors.BadRequest(f"unable to forward port because pod is not running. Current status={phase}")
+
+
+async def _relay_websockets(client: WebSocket, agent: websocket.Connection, *, node: str,
+                            channels: bool = True) -> None:
     """Messages both ways until one side closes. kubectl accepts binary messages only: the Python
-    client's text writes are passed on as bytes. When the agent goes without its status, the client
-    gets a Failure status; it always gets Close 1000 (kubectl reports any other code as an error)."""
+    client's text writes are passed on as bytes. With `channels` (exec, attach), when the agent goes
+    without its status, the client gets a Failure status; it always gets Close 1000 (kubectl
+    reports any other code as an error). Port-forward's messages are slices of a SPDY byte stream,
+    passed on unchanged."""
     async def inbound() -> None:
         while True:
             message = await client.receive()
@@ -155,10 +181,10 @@ async def _relay_websockets(client: WebSocket, agent: websocket.Connection, *, n
             while True:
                 data = await agent.recv()
                 raw = data.encode() if isinstance(data, str) else data
-                ended = ended or raw[:1] == bytes([remotecommand.ERROR])
+                ended = ended or (channels and raw[:1] == bytes([remotecommand.ERROR]))
                 await client.send_bytes(raw)
         except websocket.Closed as closed:
-            if not ended and closed.code != remotecommand.NORMAL_CLOSURE:
+            if channels and not ended and closed.code != remotecommand.NORMAL_CLOSURE:
                 await client.send_bytes(remotecommand.status_message(errors.ServiceUnavailable(
                     f"lost the node agent of node {node} (close code {closed.code})").to_status()))
         await client.close(remotecommand.NORMAL_CLOSURE)

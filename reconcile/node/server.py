@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import socket
 import ssl
 import time
@@ -36,10 +37,12 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from reconcile.api import httpserver
 from reconcile.core import errors, execstream, remotecommand
-from reconcile.node import containers, docker
+from reconcile.node import containers, docker, portforward
 
 # (namespace, pod, container, previous) -> the container instance to read, or raise errors.*
 Lookup = Callable[[str, str, str, bool], Awaitable[containers.Instance]]
+# (namespace, pod) -> (the pod's IP, its uid) for port-forward, or raise errors.*
+PodAddress = Callable[[str, str], Awaitable[tuple[str, str]]]
 # (method, path, the connection's client certificate PEM or None) -> None, or raise errors.* (401/403)
 Gate = Callable[[str, str, str | None], Awaitable[None]]
 
@@ -68,7 +71,7 @@ def _peer_pem(request: HTTPConnection) -> str | None:
 
 def create_app(runtime: docker.DockerRuntime, lookup: Lookup, *,
                readiness: Callable[[], list[str]] = list, liveness: Callable[[], list[str]] = list,
-               gate: Gate | None = None) -> Starlette:
+               gate: Gate | None = None, pod_address: PodAddress | None = None) -> Starlette:
     """The agent's routes. `readiness`/`liveness` list what is wrong now (a stopped informer, ...):
     empty means healthy; `/readyz` answers the first, `/healthz` the second. `gate` (when given)
     authenticates and authorizes every request first."""
@@ -156,7 +159,42 @@ def create_app(runtime: docker.DockerRuntime, lookup: Lookup, *,
         finally:
             session.abort()
 
+    async def port_forward(websocket: WebSocket) -> None:
+        """`/portForward/{namespace}/{pod}`: SPDY/3.1 port-forward streams tunnelled in a WebSocket
+        (`portforward`); the WebSocket's binary messages are slices of the SPDY byte stream."""
+        p = websocket.path_params
+        try:
+            if gate is not None:
+                await gate("POST", websocket.url.path, _peer_pem(websocket))
+            offered = websocket.scope.get("subprotocols") or []
+            protocol = next((p for p in offered if p in (portforward.SUBPROTOCOL, portforward.AGENT_SUBPROTOCOL)), None)
+            if protocol is None:
+                raise errors.BadRequest(f"port-forward needs the subprotocol {portforward.SUBPROTOCOL}")
+            if pod_address is None:
+                raise errors.ServiceUnavailable("this agent does not forward ports")
+            ip, uid = await pod_address(p["namespace"], p["pod"])
+        except errors.ApiError as exc:
+            await websocket.send_denial_response(_status(exc))
+            return
+        await websocket.accept(subprotocol=protocol)
+        session = portforward.Session(websocket.send_bytes, pod_ip=ip, pod_name=p["pod"], uid=uid)
+        try:
+            while not session.ended:
+                message = await websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                data = message.get("bytes")
+                if data:
+                    await session.feed(data)
+        except (ValueError, OSError, RuntimeError, WebSocketDisconnect) as exc:  # spdy.ProtocolError is a ValueError
+            logging.getLogger(__name__).info("port-forward to %s/%s ended: %s", p["namespace"], p["pod"], exc)
+        finally:
+            await session.close()
+            with contextlib.suppress(Exception):
+                await websocket.close(remotecommand.NORMAL_CLOSURE)
+
     routes = [
+        WebSocketRoute("/portForward/{namespace}/{pod}", port_forward),
         WebSocketRoute("/exec/{namespace}/{pod}/{container}", stream),
         WebSocketRoute("/attach/{namespace}/{pod}/{container}", stream),
         Route("/healthz", guarded(healthz)),
