@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import json
 import logging
 import socket
@@ -64,6 +65,18 @@ def _int(request: Request, name: str) -> int | None:
         raise errors.BadRequest(f"{name}: invalid integer {value!r}") from None
 
 
+def _time(request: Request, name: str) -> float | None:
+    """An RFC 3339 query parameter (`sinceTime`) as epoch seconds."""
+    value = request.query_params.get(name)
+    if not value:
+        return None
+    try:
+        return datetime.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise errors.BadRequest(f'{name}: invalid time {value!r}: expected RFC 3339, e.g. "2026-12-01T10:00:00Z"') \
+            from None
+
+
 def _peer_pem(request: HTTPConnection) -> str | None:
     chain = ((request.scope.get("extensions") or {}).get("tls") or {}).get("client_cert_chain") or []
     return chain[0] if chain else None
@@ -103,10 +116,14 @@ def create_app(runtime: docker.DockerRuntime, lookup: Lookup, *,
         p = request.path_params
         inst = await lookup(p["namespace"], p["pod"], p["container"], _flag(request, "previous"))
         since = _int(request, "sinceSeconds")
+        since_time = _time(request, "sinceTime")
+        if since is not None and since_time is not None:
+            raise errors.BadRequest("at most one of sinceTime or sinceSeconds may be specified")
         tail = _int(request, "tailLines")
         limit = _int(request, "limitBytes")
         stream = runtime.logs(inst.id, follow=_flag(request, "follow") and inst.running, tail=tail,
-                              since=(time.time() - since) if since else None, timestamps=_flag(request, "timestamps"))
+                              since=(time.time() - since) if since else since_time,
+                              timestamps=_flag(request, "timestamps"))
         return StreamingResponse(_limited(stream, limit), media_type="text/plain")
 
     async def exec_command(request: Request) -> Response:
