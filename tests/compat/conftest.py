@@ -1,7 +1,9 @@
 """The kubectl compatibility suite: the real kubectl 1.32 (and the official Python client) against
 one API server and one node agent on a private dockerd, shared by each module.
 
-The node fixtures are tests/node's (one dockerd per session, one agent per module)."""
+Secured as `reconcile up` runs them: the API server presents its kubelet-client certificate and
+verifies the agent's serving certificate; the agent serves HTTPS, accepts only clients of the
+cluster CA and authorizes each by SubjectAccessReview. The dockerd is tests/node's (one per session)."""
 
 from __future__ import annotations
 
@@ -9,16 +11,44 @@ import os
 import subprocess
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from reconcile.client import api as client_api
-from tests import support
+from tests import docker_support, support
 from tests.node import helpers
-from tests.node.conftest import agent_args, docker_node, node_agent  # noqa: F401  (fixtures)
+from tests.node.conftest import docker_node  # noqa: F401  (fixture)
 
 KUBECTL_TIMEOUT = 60
 SLEEPER = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 3600 & wait; done"]
+
+
+@pytest.fixture(scope="module")
+def server_args() -> tuple[str, ...]:
+    pki = support.shared_pki()
+    return ("--kubelet-client-certificate", str(pki.apiserver_kubelet_client.cert),
+            "--kubelet-client-key", str(pki.apiserver_kubelet_client.key),
+            "--kubelet-certificate-authority", str(pki.ca.cert))
+
+
+@pytest.fixture(scope="module")
+def node_agent(docker_node: docker_support.DockerDaemon, api_server: str,  # noqa: F811
+               tmp_path_factory: pytest.TempPathFactory) -> Iterator[docker_support.NodeAgentProcess]:
+    name = f"compat-{uuid.uuid4().hex[:6]}"
+    pki = support.shared_pki()
+    pki.ensure(nodes=[name])  # the agent's serving certificate, from the cluster CA the API server trusts
+    serving = pki.node_serving(name)
+    agent = docker_support.NodeAgentProcess(
+        docker_node, api_server, name=name, state_dir=Path(tmp_path_factory.mktemp("agent")),
+        extra_args=("--tls-cert-file", str(serving.cert), "--tls-private-key-file", str(serving.key),
+                    "--client-ca-file", str(pki.ca.cert), "--lease-interval", "2"))
+    agent.start()
+    try:
+        yield agent
+    finally:
+        agent.stop()
+        agent.remove_containers()
 
 
 @pytest.fixture(scope="module")
