@@ -21,7 +21,8 @@ def _free_port() -> int:
 
 
 @contextmanager
-def forwarding(env: dict[str, str], ns: str, target: str, remote: int) -> Iterator[tuple[int, subprocess.Popen]]:
+def forwarding(env: dict[str, str], ns: str, target: str, remote: int,
+               expect_remote: int | None = None) -> Iterator[tuple[int, subprocess.Popen]]:
     local = _free_port()
     process = subprocess.Popen(["kubectl", "port-forward", "-n", ns, target, f"{local}:{remote}"], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -31,7 +32,7 @@ def forwarding(env: dict[str, str], ns: str, target: str, remote: int) -> Iterat
         reader = threading.Thread(target=lambda: ready.append(process.stdout.readline()), daemon=True)
         reader.start()
         reader.join(30)
-        if not (ready and re.match(rb"Forwarding from 127\.0\.0\.1:%d -> %d" % (local, remote), ready[0])):
+        if not (ready and re.match(rb"Forwarding from 127\.0\.0\.1:%d -> %d" % (local, expect_remote or remote), ready[0])):
             process.kill()
             raise AssertionError(f"kubectl port-forward did not start: {ready} {process.communicate()}")
         yield local, process
@@ -66,6 +67,15 @@ def test_port_forward_to_a_deployment(module_env, workload, admin):
                                                                  "command": SLEEPER}]}}}}
     admin.create("apps/v1", "deployments", deployment, namespace=workload)
     with forwarding(module_env, workload, "deploy/web", 8080) as (local, _):
+        assert _get(local) == b"hello\n"
+
+
+def test_port_forward_to_a_service(module_env, workload, admin):
+    """kubectl resolves svc/NAME to a pod by its selector and the service port to the target port."""
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+               "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}}
+    admin.create("v1", "services", service, namespace=workload)
+    with forwarding(module_env, workload, "svc/web", 80, expect_remote=8080) as (local, _):
         assert _get(local) == b"hello\n"
 
 
