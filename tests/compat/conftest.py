@@ -7,6 +7,7 @@ cluster CA and authorizes each by SubjectAccessReview. The dockerd is tests/node
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import uuid
@@ -16,12 +17,23 @@ from pathlib import Path
 import pytest
 
 from reconcile.client import api as client_api
-from tests import docker_support, support
+from tests import docker_support, prerequisites, support
 from tests.node import helpers
 from tests.node.conftest import docker_node  # noqa: F401  (fixture)
 
 KUBECTL_TIMEOUT = 60
 SLEEPER = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 3600 & wait; done"]
+
+
+@functools.cache
+def kubectl_binary() -> str:
+    """The kubectl 1.32 to run (skips, or fails under CI, saying how to get one)."""
+    return prerequisites.require_kubectl()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _kubectl_present() -> None:
+    kubectl_binary()
 
 
 @pytest.fixture(scope="module")
@@ -89,4 +101,4 @@ def workload(admin: client_api.Client, node_agent) -> str:  # noqa: F811
 
 def kubectl(env: dict[str, str], *args: str, input: bytes | None = None,
             timeout: float = KUBECTL_TIMEOUT) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(["kubectl", *args], env=env, input=input, capture_output=True, timeout=timeout)
+    return subprocess.run([kubectl_binary(), *args], env=env, input=input, capture_output=True, timeout=timeout)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pty
 import select
+import struct
 import subprocess
+import termios
 import time
 
-from tests.compat.conftest import kubectl
+from tests.compat.conftest import kubectl, kubectl_binary
 
 
 def test_exec_prints_and_exits_zero(module_env, workload):
@@ -74,11 +77,8 @@ def test_exec_interactive_tty(module_env, workload):
     """`kubectl exec -it POD -- sh` under a pty: typed input runs, the terminal size arrives, exit ends it."""
     leader, follower = pty.openpty()
     os.set_blocking(leader, True)
-    import fcntl
-    import struct
-    import termios
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 101, 0, 0))
-    process = subprocess.Popen(["kubectl", "exec", "-it", "-n", workload, "web", "--", "sh"], env=module_env,
+    process = subprocess.Popen([kubectl_binary(), "exec", "-it", "-n", workload, "web", "--", "sh"], env=module_env,
                                stdin=follower, stdout=follower, stderr=follower, close_fds=True)
     os.close(follower)
     try:
@@ -97,7 +97,7 @@ def test_exec_interactive_tty(module_env, workload):
 
 def test_attach_with_stdin_and_tty(module_env, workload):
     leader, follower = pty.openpty()
-    process = subprocess.Popen(["kubectl", "attach", "-it", "-n", workload, "tty"], env=module_env,
+    process = subprocess.Popen([kubectl_binary(), "attach", "-it", "-n", workload, "tty"], env=module_env,
                                stdin=follower, stdout=follower, stderr=follower, close_fds=True)
     os.close(follower)
     try:

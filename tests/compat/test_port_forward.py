@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from concurrent import futures
 from contextlib import contextmanager
 
-from tests.compat.conftest import SLEEPER
+from tests.compat.conftest import SLEEPER, kubectl_binary
 
 
 def _free_port() -> int:
@@ -24,7 +24,7 @@ def _free_port() -> int:
 def forwarding(env: dict[str, str], ns: str, target: str, remote: int,
                expect_remote: int | None = None) -> Iterator[tuple[int, subprocess.Popen]]:
     local = _free_port()
-    process = subprocess.Popen(["kubectl", "port-forward", "-n", ns, target, f"{local}:{remote}"], env=env,
+    process = subprocess.Popen([kubectl_binary(), "port-forward", "-n", ns, target, f"{local}:{remote}"], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         assert process.stdout is not None
