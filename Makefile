@@ -58,6 +58,7 @@ bench: $(STAMP) ensure-docker
 	$(PY) bench/runtime.py
 	$(PY) bench/cluster_dns.py
 	$(PY) bench/charts.py
+	$(PY) bench/streaming.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check reconcile tests bench

@@ -91,6 +91,17 @@ class ResourceHandlers:
                 return await self.decoder.decode_protobuf(raw, resource.api_version, resource.kind)
         return await self.decoder.decode(raw, media, what="object", strict=strict)
 
+    async def upgrade(self, scope: Any, receive: Any, send: Any, info: routing.RequestInfo,
+                      user: authn.UserInfo) -> None:
+        """A WebSocket upgrade of a resource: pods/exec, pods/attach (proxied to the node agent)."""
+        assert info.plural is not None
+        resource = self.registry.get(info.group, info.version, info.plural)
+        if resource is None or info.name is None or info.namespace is None:
+            raise errors.NotFound("the server could not find the requested resource")
+        if not podproxy.handles_upgrade(resource, info):
+            raise errors.BadRequest("this resource does not upgrade to a WebSocket")
+        await podproxy.upgrade(self.api, scope, receive, send, info, kubelet=self.kubelet)
+
     async def serve(self, request: Request, info: routing.RequestInfo, verb: str, user: authn.UserInfo) -> Response:
         """The endpoint of every resource request (`info.plural` is set)."""
         http.check_accept(request)

@@ -28,6 +28,7 @@ import ssl
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 _RESPONSE_HEAD = b"HTTP/1.1 "
 _INTERIM = b"HTTP/1.1 1"  # 1xx: the client waits for it before sending the body
@@ -120,3 +121,43 @@ class ApiHttpProtocol(HttpToolsProtocol):
         cycle = self.cycle
         if cycle is not None and cycle is not previous and cycle.scope["method"] != "HEAD":
             cycle.transport = _HeadWithBody(cycle.transport)  # type: ignore[assignment]
+
+
+class ApiWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's WebSocket protocol (the `websockets` sans-I/O one) whose scopes carry the TLS facts,
+    as `ApiHttpProtocol`'s do: exec, attach and port-forward are authenticated by client
+    certificate like any request. `handle_connect` builds `self.scope` and only schedules the ASGI
+    task, so the extension added right after it is there when the application runs (checked by
+    tests/architecture/test_library_internals.py)."""
+
+    _tls: dict[str, Any] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._tls = tls_extension(transport)
+
+    def handle_connect(self, event: Any) -> None:
+        # kubectl's port-forward subprotocol `SPDY/3.1+portforward.k8s.io` is not an RFC 7230 token
+        # (the "/"), and `websockets` refuses the whole handshake over it (400). The header is
+        # taken out before the library parses it and given to the application as sent.
+        offered = [token.strip() for value in event.headers.get_all("Sec-WebSocket-Protocol")
+                   for token in value.split(",") if token.strip()]
+        raw = [(k, v) for k, v in event.headers.raw_items() if k.lower() == "sec-websocket-protocol"]
+        if any(not _is_token(token) for token in offered):
+            del event.headers["Sec-WebSocket-Protocol"]
+        super().handle_connect(event)
+        scope = getattr(self, "scope", None)
+        if scope is None:
+            return
+        if self._tls is not None:
+            scope.setdefault("extensions", {})["tls"] = self._tls
+        scope["subprotocols"] = offered
+        if raw and not any(k == b"sec-websocket-protocol" for k, _ in scope["headers"]):
+            scope["headers"] = [*scope["headers"], *((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in raw)]
+
+
+_TOKEN_CHARACTERS = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def _is_token(text: str) -> bool:
+    return bool(text) and all(c in _TOKEN_CHARACTERS for c in text)

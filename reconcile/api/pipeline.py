@@ -45,6 +45,12 @@ PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/livez", "/version", "/version
 
 ResourceEndpoint = Callable[[Request, routing.RequestInfo, str, authn.UserInfo], Awaitable[Response]]
 AsgiApp = Callable[[Any, Any, Any], Awaitable[None]]
+# a WebSocket upgrade of a resource (pods/exec, attach, portforward): (scope, receive, send, info, user)
+UpgradeEndpoint = Callable[[Any, Any, Any, routing.RequestInfo, authn.UserInfo], Awaitable[None]]
+# Subresources that run code or reach into a pod: a WebSocket GET to them is also authorized as
+# `create`, as kube-apiserver does since 1.35 (AuthorizePodWebsocketUpgradeCreatePermission): before,
+# `get` on pods/exec let a "read-only" role exec through the WebSocket endpoint.
+CREATE_ON_UPGRADE = frozenset({"exec", "attach", "portforward"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +76,10 @@ class Pipeline:
 
     def __init__(self, *, resources: ResourceEndpoint, others: AsgiApp,
                  authenticator: authn.Authenticator, authorizer: authz.Authorizer,
-                 auditor: audit.Auditor | None = None, limiter: flowcontrol.Limiter | None = None) -> None:
+                 auditor: audit.Auditor | None = None, limiter: flowcontrol.Limiter | None = None,
+                 upgrades: UpgradeEndpoint | None = None) -> None:
         self.resources = resources
+        self.upgrades = upgrades
         self.others = others
         self.authenticator = authenticator
         self.authorizer = authorizer
@@ -79,6 +87,9 @@ class Pipeline:
         self.limiter = limiter
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "websocket":
+            await self.serve_websocket(scope, receive, send)
+            return
         if scope["type"] != "http":  # lifespan
             await self.others(scope, receive, send)
             return
@@ -125,6 +136,29 @@ class Pipeline:
                 seat.release()
             if record is not None:
                 record.deactivate()
+
+    async def serve_websocket(self, scope: Any, receive: Any, send: Any) -> None:
+        """A WebSocket upgrade (a GET): the decode, authenticate, impersonate and authorize stages as
+        for any request, then the upgrade endpoint. A refusal is answered before the handshake as
+        an HTTP Status response (the ASGI denial-response extension), so clients see the 401/403/404
+        they would for a plain GET. Not audited yet, and holding no seat (long-running). The endpoint raises only
+        before it accepts the upgrade; after that it reports errors on the stream itself."""
+        request = http.ApiRequest(dict(scope, type="http", method="GET"), receive)
+        try:
+            target = decode(request)
+            if target.info is None or target.info.plural is None or self.upgrades is None:
+                raise errors.NotFound("the server could not find the requested resource")
+            requester = await self.authenticate(request, target)
+            user = await self.impersonate(request, requester, target)
+            anonymous = requester.name == authn.ANONYMOUS.name
+            attributes = authorization_attributes(user, target)
+            await self.authorize(attributes, anonymous=anonymous)
+            if target.info.subresource in CREATE_ON_UPGRADE:
+                await self.authorize(authorization_attributes(user, Target(
+                    target.path, "create", target.info, True)), anonymous=anonymous)
+            await self.upgrades(scope, receive, send, target.info, user)  # raises only before its handshake
+        except Exception as exc:
+            await deny_websocket(error_response(exc, request), scope, receive, send)
 
     def begin_audit(self, request: Request, attributes: authz.Attributes, tap: audit.BodyTap | None,
                     long_running: bool) -> audit.RequestAudit | None:
@@ -317,3 +351,13 @@ def error_response(exc: BaseException, request: Request) -> Response:
     log.error("internal error serving %s %s", request.method, request.scope.get("path"), exc_info=exc)
     return http.status_response(errors.InternalError(f"Internal error occurred: {exc}",
                                                      details={"causes": [{"message": str(exc)}]}))
+
+
+async def deny_websocket(response: Response, scope: Any, receive: Any, send: Any) -> None:
+    """Answer a WebSocket upgrade with a plain HTTP response (ASGI `websocket.http.response`)."""
+    if "websocket.http.response" not in (scope.get("extensions") or {}):
+        await send({"type": "websocket.close", "code": 1008})  # a server without it: a bare 403
+        return
+    await send({"type": "websocket.http.response.start", "status": response.status_code,
+                "headers": response.raw_headers})
+    await send({"type": "websocket.http.response.body", "body": bytes(response.body)})

@@ -31,13 +31,17 @@ from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
+from starlette.websockets import WebSocket
 
-from reconcile.api import http, registry, rest, routing
-from reconcile.client import aio
+from reconcile.api import http, nodeagents, registry, rest, routing
+from reconcile.client import aio, websocket
 from reconcile.client import config as client_config
-from reconcile.core import errors, execstream
+from reconcile.core import errors, execstream, remotecommand
 
-SUBRESOURCES = frozenset({"log", "exec"})
+SUBRESOURCES = frozenset({"log", "exec", "attach", "portforward"})
+UPGRADES = frozenset({"exec", "attach", "portforward"})  # served as WebSockets (`upgrade`)
+PORT_FORWARD_PROTOCOL = "SPDY/3.1+portforward.k8s.io"  # kubectl 1.31+: SPDY tunnelled in a WebSocket
+AGENT_PORT_FORWARD_PROTOCOL = "portforward.k8s.io"  # the same to the agent, as a token websockets accepts
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +55,7 @@ class KubeletClientConfig:
     def client_config(self, base: str) -> client_config.ClientConfig:
         cert = (self.cert_file, self.key_file or self.cert_file) if self.cert_file else None
         return client_config.ClientConfig(server=base, verify=self.ca_file or False, cert=cert)
-LOG_PARAMS = ("follow", "tailLines", "sinceSeconds", "timestamps", "previous", "limitBytes")
+LOG_PARAMS = ("follow", "tailLines", "sinceSeconds", "sinceTime", "timestamps", "previous", "limitBytes")
 DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
 
 
@@ -68,10 +72,133 @@ async def handle(api: rest.Rest, request: Request, info: routing.RequestInfo, *,
     pod = (await api.get(pods, info.namespace, info.name)).obj
     if info.subresource == "log" and request.method == "GET":
         return await _log(api, request, pod, kubelet)
+    if info.subresource in UPGRADES and request.headers.get("upgrade", "").lower().startswith("spdy/"):
+        # kubectl's fallback after a refused WebSocket upgrade: say why with the same checks' error
+        if info.subresource == "portforward":
+            _forward_target(pod)
+        else:
+            _stream_target(pod, info.subresource, request.query_params)
+        await _agent_url(api, pod)
+        raise errors.BadRequest(f"{info.subresource} over SPDY is not supported by this server: use WebSockets "
+                                f"({remotecommand.V5}; kubectl 1.30 or later does by default)")
     if info.subresource == "exec" and request.method == "POST":
         return await _exec(api, request, pod, kubelet)
+    if info.subresource in UPGRADES:
+        raise errors.BadRequest("Upgrade request required")
     raise errors.MethodNotAllowed(
         f"the server does not allow this method on the requested resource ({request.method} pods/{info.subresource})")
+
+
+def handles_upgrade(resource: registry.Resource, info: routing.RequestInfo) -> bool:
+    return resource.group == "" and resource.plural == "pods" and info.subresource in UPGRADES
+
+
+def _stream_target(pod: dict[str, Any], kind: str, query: Any) -> tuple[str, remotecommand.Options]:
+    """The container and options of an exec or attach, checked as kube-apiserver does."""
+    container = _container(pod, query.get("container"))
+    try:
+        options = remotecommand.Options.parse(query, exec=kind == "exec")
+    except ValueError as exc:
+        raise errors.BadRequest(str(exc)) from None
+    phase = (pod.get("status") or {}).get("phase")
+    if phase in ("Succeeded", "Failed"):
+        raise errors.BadRequest(f"cannot {kind} into a container in a completed pod; current phase is {phase}")
+    return container, options
+
+
+async def upgrade(api: rest.Rest, scope: Any, receive: Any, send: Any, info: routing.RequestInfo, *,
+                  kubelet: KubeletClientConfig | None = None) -> None:
+    """`pods/{name}/exec` and `/attach` as WebSockets: checked here, then relayed message by message
+    to the node agent's endpoint of the same protocol (`reconcile.core.remotecommand`), so output
+    flows as it is written and stdin as it is typed; nothing is buffered whole. Errors before the
+    handshake are HTTP Status answers (kubectl then tries SPDY, which `handle` refuses with the
+    same message); after it, a Failure on the error channel and Close 1000."""
+    kubelet = kubelet or KubeletClientConfig()
+    client = WebSocket(scope, receive, send)
+    assert info.name is not None and info.namespace is not None and info.subresource is not None
+    # Until the handshake, errors are raised: the pipeline answers them as HTTP Status responses.
+    pods = api.registry.get("", "v1", "pods")
+    assert pods is not None
+    pod = (await api.get(pods, info.namespace, info.name)).obj
+    offered = scope.get("subprotocols") or []
+    if info.subresource == "portforward":
+        _forward_target(pod)
+        if PORT_FORWARD_PROTOCOL not in offered:
+            raise errors.BadRequest(f"unable to upgrade connection: port-forward is served as "
+                                    f"{PORT_FORWARD_PROTOCOL} (kubectl 1.31 or later)")
+        protocol, agent_protocol = PORT_FORWARD_PROTOCOL, AGENT_PORT_FORWARD_PROTOCOL
+        metadata = pod["metadata"]
+        path = "/".join(["", "portForward", *(quote(v, safe="") for v in (metadata["namespace"], metadata["name"]))])
+    else:
+        container, options = _stream_target(pod, info.subresource, client.query_params)
+        negotiated = remotecommand.negotiate(offered)
+        if negotiated is None:
+            raise errors.BadRequest(f"unable to upgrade connection: none of the offered subprotocols is "
+                                    f"supported (this server speaks {', '.join(remotecommand.SUPPORTED)})")
+        protocol, agent_protocol = negotiated, remotecommand.V5
+        path = _path(info.subresource, pod, container) + "?" + \
+            "&".join(f"{k}={quote(v, safe='')}" for k, v in options.query())
+    base = await _agent_url(api, pod)
+    try:
+        agent = await websocket.connect("wss" + base[len("https"):] + path, kubelet.client_config(base),
+                                        subprotocols=[agent_protocol])
+    except errors.ApiError as exc:
+        raise _from_agent(exc, pod, base) from None
+    node = (pod.get("spec") or {}).get("nodeName") or ""
+    try:
+        await client.accept(subprotocol=protocol)
+        await _relay_websockets(client, agent, node=node, channels=info.subresource != "portforward")
+    finally:
+        await _close_detached(agent.close)
+
+
+def _forward_target(pod: dict[str, Any]) -> None:
+    phase = (pod.get("status") or {}).get("phase")
+    if phase != "Running":
+        raise errors.BadRequest(f"unable to forward port because pod is not running. Current status={phase}")
+
+
+async def _relay_websockets(client: WebSocket, agent: websocket.Connection, *, node: str,
+                            channels: bool = True) -> None:
+    """Messages both ways until one side closes. kubectl accepts binary messages only: the Python
+    client's text writes are passed on as bytes. With `channels` (exec, attach), when the agent goes
+    without its status, the client gets a Failure status; it always gets Close 1000 (kubectl
+    reports any other code as an error). Port-forward's messages are slices of a SPDY byte stream,
+    passed on unchanged."""
+    async def inbound() -> None:
+        while True:
+            message = await client.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            data = message.get("bytes")
+            if data is None:
+                data = (message.get("text") or "").encode()
+            await agent.send(data)
+
+    async def outbound() -> None:
+        ended = False
+        try:
+            while True:
+                data = await agent.recv()
+                raw = data.encode() if isinstance(data, str) else data
+                ended = ended or (channels and raw[:1] == bytes([remotecommand.ERROR]))
+                await client.send_bytes(raw)
+        except websocket.Closed as closed:
+            if channels and not ended and closed.code != remotecommand.NORMAL_CLOSURE:
+                await client.send_bytes(remotecommand.status_message(errors.ServiceUnavailable(
+                    f"lost the node agent of node {node} (close code {closed.code})").to_status()))
+        await client.close(remotecommand.NORMAL_CLOSURE)
+
+    reader = asyncio.ensure_future(inbound())
+    writer = asyncio.ensure_future(outbound())
+    try:
+        await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (reader, writer):
+            task.cancel()
+        for task in (reader, writer):
+            with contextlib.suppress(BaseException):
+                await task
 
 
 def _container(pod: dict[str, Any], requested: str | None) -> str:
@@ -100,14 +227,10 @@ async def _agent_url(api: rest.Rest, pod: dict[str, Any]) -> str:
         node = (await api.get(nodes, None, node_name)).obj
     except errors.NotFound:
         raise errors.NotFound(f'nodes "{node_name}" not found') from None
-    status = node.get("status") or {}
-    port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port")
-    addresses = {a.get("type"): a.get("address") for a in status.get("addresses") or []}
-    address = addresses.get("InternalIP") or addresses.get("Hostname")
-    if not port or not address:
+    url = nodeagents.agent_url(node)
+    if url is None:
         raise errors.ServiceUnavailable(f"node {node_name} does not publish its agent's address and port")
-    host = f"[{address}]" if ":" in address else address
-    return f"https://{host}:{port}"
+    return url
 
 
 def _path(kind: str, pod: dict[str, Any], container: str) -> str:

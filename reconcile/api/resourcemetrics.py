@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from reconcile.api import registry, rest
+from reconcile.api import nodeagents, registry, rest
 from reconcile.client import aio
 from reconcile.client import config as client_config
 from reconcile.core import errors
@@ -77,18 +77,6 @@ def pod_metrics(pod: dict[str, Any], figures: dict[str, Any]) -> dict[str, Any]:
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-def agent_url(node: dict[str, Any]) -> str | None:
-    """The node agent's HTTPS base URL as its Node publishes it (None if it publishes none)."""
-    status = node.get("status") or {}
-    port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port")
-    addresses = {a.get("type"): a.get("address") for a in status.get("addresses") or []}
-    address = addresses.get("InternalIP") or addresses.get("Hostname")
-    if not port or not address:
-        return None
-    host = f"[{address}]" if ":" in address else address
-    return f"https://{host}:{port}"
 
 
 def _ready(node: dict[str, Any]) -> bool:
@@ -162,7 +150,7 @@ class ResourceMetrics:
         return summary
 
     async def _fetch(self, node: dict[str, Any]) -> dict[str, Any] | None:
-        base = agent_url(node)
+        base = nodeagents.agent_url(node)
         if base is None:
             return None
         agent = aio.AsyncClient(self.agent_config(base))

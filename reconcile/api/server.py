@@ -499,7 +499,7 @@ def create_app(config: ApiConfig) -> pipeline.Pipeline:
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
 
-    return pipeline.Pipeline(resources=server.handlers.serve, others=app,
+    return pipeline.Pipeline(resources=server.handlers.serve, others=app, upgrades=server.handlers.upgrade,
                              authenticator=server.authenticator, authorizer=server.authorizer,
                              auditor=server.auditor, limiter=server.limiter)
 
@@ -549,5 +549,6 @@ def serve(config: ApiConfig, *, host: str = "127.0.0.1", port: int = 6443) -> No
     # transport and so kubectl and client-go: 90 s): with equal timeouts the server can close a
     # connection at the instant a client reuses it, and that request fails with a read error.
     uvicorn.run(create_app(config), host=host, port=port, log_level="warning", access_log=False,
-                loop="uvloop", http=httpserver.ApiHttpProtocol, proxy_headers=False, server_header=False,
+                loop="uvloop", http=httpserver.ApiHttpProtocol, ws=httpserver.ApiWebSocketProtocol,
+                proxy_headers=False, server_header=False,
                 timeout_keep_alive=KEEP_ALIVE_SECONDS, timeout_graceful_shutdown=5, **tls)

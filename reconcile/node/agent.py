@@ -158,7 +158,8 @@ class Agent:
                                                               default_level=s.pod_security_default))))
         self.stats = stats.Sampler(self.runtime, s.name, interval=s.stats_interval)
         app = server.create_app(self.runtime, self._lookup, readiness=self.supervisor.readiness,
-                                liveness=self.supervisor.liveness, gate=self._gate(), stats=self.stats.summary)
+                                liveness=self.supervisor.liveness, gate=self._gate(), stats=self.stats.summary,
+                                pod_address=self._pod_address)
         self.http = server.AgentServer(app, host=s.address, port=s.port, ssl_context=self._serving_context())
         await self.http.start()
         if s.healthz_port is not None:
@@ -359,6 +360,18 @@ class Agent:
         self.controller.enqueue((pod["metadata"].get("namespace") or "", pod["metadata"]["name"]))
 
     # --- logs and exec lookups -------------------------------------------------------------------
+
+    async def _pod_address(self, namespace: str, pod_name: str) -> tuple[str, str]:
+        """(IP, uid) of a running pod of this node, for port-forward: its address on the node's
+        bridge network, reachable from this host."""
+        pod = self.informer.store.get(namespace, pod_name)
+        if pod is None:
+            raise errors.NotFound.for_resource("pods", pod_name)
+        status = pod.get("status") or {}
+        if status.get("phase") != "Running" or not status.get("podIP"):
+            raise errors.BadRequest(f"unable to forward port because pod is not running. Current status="
+                                    f"{status.get('phase') or 'Pending'}")
+        return str(status["podIP"]), str(pod["metadata"].get("uid") or "")
 
     async def _lookup(self, namespace: str, pod_name: str, container: str, previous: bool) -> containers.Instance:
         pod = self.informer.store.get(namespace, pod_name)

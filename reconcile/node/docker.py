@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import logging
 import threading
 import time
@@ -218,6 +219,75 @@ class DockerRuntime:
         created = await self._run(self._api.exec_create, container_id, command, stdout=True, stderr=True)
         return ExecSession(self, container_id, str(created["Id"]))
 
+    async def exec_raw(self, container_id: str, command: list[str], *, stdin: bool, stdout: bool, stderr: bool,
+                       tty: bool) -> RawSession:
+        """Start `command` with its stdio on a hijacked connection (`kubectl exec`'s needs: stdin
+        in, output out as written, a TTY that can be resized)."""
+        created = await self._run(self._api.exec_create, container_id, command, stdin=stdin, stdout=stdout,
+                                  stderr=stderr, tty=tty)
+        exec_id = str(created["Id"])
+        reader, writer = await self._hijack(f"/exec/{exec_id}/start", json.dumps({"Detach": False, "Tty": tty}))
+        return RawSession(self, container_id, reader, writer, tty=tty, exec_id=exec_id)
+
+    async def attach_raw(self, container_id: str, *, stdin: bool, stdout: bool, stderr: bool) -> RawSession:
+        """The container's own stdio on a hijacked connection (`kubectl attach`)."""
+        info = await self.inspect(container_id)
+        if info is None:
+            raise ContainerMissing(f"No such container: {container_id}")
+        tty = bool((info.get("Config") or {}).get("Tty"))
+        query = "&".join(f"{k}={int(v)}" for k, v in (("stdin", stdin), ("stdout", stdout), ("stderr", stderr)))
+        reader, writer = await self._hijack(f"/containers/{container_id}/attach?stream=1&{query}", "")
+        return RawSession(self, container_id, reader, writer, tty=tty, exec_id=None)
+
+    async def _hijack(self, path: str, body: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """POST `path` asking Docker to upgrade the connection to a raw stream (as the docker CLI
+        does: `Upgrade: tcp`). Done with asyncio on our own connection rather than the SDK's socket:
+        bytes Docker sends right after its headers stay in our reader's buffer instead of being lost
+        in a buffered file object the SDK keeps."""
+        url = self.base_url
+        try:
+            if url.startswith("unix://"):
+                reader, writer = await asyncio.open_unix_connection(url[len("unix://"):])
+            elif url.startswith(("tcp://", "http://")):
+                host, _, port = url.split("://", 1)[1].rstrip("/").rpartition(":")
+                reader, writer = await asyncio.open_connection(host or "127.0.0.1", int(port))
+            else:
+                raise DockerError(f"streaming exec and attach need a unix:// or tcp:// engine, not {url}")
+        except OSError as exc:
+            raise DockerError(f"cannot reach the Docker engine: {exc}") from exc
+        payload = body.encode()
+        head = (f"POST /v{self._api.api_version}{path} HTTP/1.1\r\nHost: docker\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
+                "Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n").encode()
+        try:
+            writer.write(head + payload)
+            await writer.drain()
+            header = await reader.readuntil(b"\r\n\r\n")
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
+            writer.close()
+            raise DockerError(f"the Docker engine broke the connection: {exc}") from exc
+        status_line, *lines = header.decode("latin-1").split("\r\n")
+        parts = status_line.split(" ", 2)
+        code = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+        if code in (101, 200):
+            return reader, writer
+        length = 0
+        for line in lines:
+            name, _, value = line.partition(":")
+            if name.strip().lower() == "content-length" and value.strip().isdigit():
+                length = int(value.strip())
+        try:
+            text = (await asyncio.wait_for(reader.readexactly(min(length, 65536)), 5)).decode("utf-8", "replace")
+        except (OSError, asyncio.IncompleteReadError, TimeoutError):
+            text = ""
+        finally:
+            writer.close()
+        with contextlib.suppress(ValueError, AttributeError):
+            text = json.loads(text).get("message") or text
+        if code == 404:
+            raise ContainerMissing(text.strip() or "not found")
+        raise DockerError(text.strip() or status_line)
+
     async def exec(self, container_id: str, command: list[str], *, timeout: float = 30) -> tuple[int, bytes]:
         """Run `command` to its end; (exit code, stdout+stderr). After `timeout` the command is killed
         and TimeoutError raised (probes: a hung check must not pile up processes in the container)."""
@@ -323,29 +393,103 @@ class ExecSession:
                 self._runtime._slow.submit(self._kill)
 
     def _kill(self) -> None:
-        api = self._runtime._api
         try:
-            info: dict[str, Any] = {}
-            for _ in range(50):  # Docker marks an exec running a moment before it records its pid
-                info = api.exec_inspect(self.exec_id)
-                if not info.get("Running") or info.get("Pid"):
-                    break
-                time.sleep(0.02)
-            if not info.get("Running"):
-                return
-            target = procfs.locate(int(info.get("Pid") or 0), self.container_id)
-            if target is None:
-                log.warning("exec %s in container %s: cannot find its process from this host (a remote "
-                            "engine?); it runs on", self.exec_id[:12], self.container_id[:12])
-                return
-            killer = api.exec_create(self.container_id, target.kill_command(), stdout=True, stderr=True)
-            api.exec_start(killer["Id"])
-        except Exception as exc:  # a thread of its own: nobody else would hear of it
-            log.warning("exec %s in container %s: could not kill it: %s", self.exec_id[:12], self.container_id[:12],
-                        _translate(exc) if not isinstance(exc, DockerError) else exc)
+            kill_exec(self._runtime, self.container_id, self.exec_id)
         finally:
             with contextlib.suppress(Exception):
                 self._stream.close()  # the reader thread ends now even if something still holds the pipe
+
+
+class RawSession:
+    """One exec or attach on a hijacked Docker connection: bytes both ways as they come.
+
+    Without a TTY Docker multiplexes stdout and stderr (`remotecommand.DockerDemuxer` splits them);
+    with one the output is the terminal's, raw. `abort` kills an exec's command if it still runs
+    (Docker lets it run on when the connection goes); an attach only lets go of the container.
+    """
+
+    def __init__(self, runtime: DockerRuntime, container_id: str, reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter, *, tty: bool, exec_id: str | None) -> None:
+        self._runtime = runtime
+        self.container_id = container_id
+        self.exec_id = exec_id
+        self.tty = tty
+        self._reader = reader
+        self._writer = writer
+        self._ended = False
+
+    async def read(self) -> bytes:
+        """The next bytes of output; b"" once the command (or the container) is done."""
+        try:
+            data = await self._reader.read(65536)
+        except OSError:
+            data = b""
+        if not data:
+            self._ended = True
+        return data
+
+    async def write(self, data: bytes) -> None:
+        if self._writer.is_closing():
+            return
+        self._writer.write(data)
+        with contextlib.suppress(OSError):
+            await self._writer.drain()
+
+    def close_stdin(self) -> None:
+        """Half-close: the command reads EOF on its stdin, its output still comes."""
+        with contextlib.suppress(OSError, RuntimeError):
+            if self._writer.can_write_eof() and not self._writer.is_closing():
+                self._writer.write_eof()
+
+    async def resize(self, width: int, height: int) -> None:
+        api = self._runtime._api
+        try:
+            if self.exec_id is not None:
+                await self._runtime._run(api.exec_resize, self.exec_id, height=height, width=width)
+            else:
+                await self._runtime._run(api.resize, self.container_id, height, width)
+        except DockerError as exc:  # the command may have ended meanwhile: a resize is advisory
+            log.debug("resize of %s: %s", self.container_id[:12], exc)
+
+    async def exit_code(self) -> int | None:
+        """An exec's exit code once its output ended (None for an attach, -1 when Docker does not know)."""
+        if self.exec_id is None:
+            return None
+        info = await self._runtime._run(self._runtime._api.exec_inspect, self.exec_id)
+        code = info.get("ExitCode")
+        return int(code) if code is not None else -1
+
+    def abort(self) -> None:
+        """Close the connection and, for an exec that has not ended, kill its command. Never awaits."""
+        self._writer.close()
+        if self.exec_id is not None and not self._ended:
+            with contextlib.suppress(RuntimeError):  # the pool is shut down: the agent is stopping
+                self._runtime._slow.submit(kill_exec, self._runtime, self.container_id, self.exec_id)
+
+
+def kill_exec(runtime: DockerRuntime, container_id: str, exec_id: str) -> None:
+    """Kill what an exec still runs (its process group), from a thread: Docker cannot signal an
+    exec'd process, so a second exec in the container does it (see `procfs`)."""
+    api = runtime._api
+    try:
+        info: dict[str, Any] = {}
+        for _ in range(50):  # Docker marks an exec running a moment before it records its pid
+            info = api.exec_inspect(exec_id)
+            if not info.get("Running") or info.get("Pid"):
+                break
+            time.sleep(0.02)
+        if not info.get("Running"):
+            return
+        target = procfs.locate(int(info.get("Pid") or 0), container_id)
+        if target is None:
+            log.warning("exec %s in container %s: cannot find its process from this host (a remote "
+                        "engine?); it runs on", exec_id[:12], container_id[:12])
+            return
+        killer = api.exec_create(container_id, target.kill_command(), stdout=True, stderr=True)
+        api.exec_start(killer["Id"])
+    except Exception as exc:  # a thread of its own: nobody else would hear of it
+        log.warning("exec %s in container %s: could not kill it: %s", exec_id[:12], container_id[:12],
+                    _translate(exc) if not isinstance(exc, DockerError) else exc)
 
 
 async def _threaded_stream(open_stream: Callable[[], Iterable[Any]]) -> AsyncIterator[Any]:

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import json
+import logging
 import socket
 import ssl
 import time
@@ -29,16 +31,19 @@ from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from reconcile.api import httpserver
-from reconcile.core import errors, execstream
-from reconcile.node import containers, docker
+from reconcile.core import errors, execstream, remotecommand
+from reconcile.node import containers, docker, portforward
 
 # (namespace, pod, container, previous) -> the container instance to read, or raise errors.*
 Lookup = Callable[[str, str, str, bool], Awaitable[containers.Instance]]
+# (namespace, pod) -> (the pod's IP, its uid) for port-forward, or raise errors.*
+PodAddress = Callable[[str, str], Awaitable[tuple[str, str]]]
 # (method, path, the connection's client certificate PEM or None) -> None, or raise errors.* (401/403)
 Gate = Callable[[str, str, str | None], Awaitable[None]]
 
@@ -60,14 +65,27 @@ def _int(request: Request, name: str) -> int | None:
         raise errors.BadRequest(f"{name}: invalid integer {value!r}") from None
 
 
-def _peer_pem(request: Request) -> str | None:
+def _time(request: Request, name: str) -> float | None:
+    """An RFC 3339 query parameter (`sinceTime`) as epoch seconds."""
+    value = request.query_params.get(name)
+    if not value:
+        return None
+    try:
+        return datetime.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise errors.BadRequest(f'{name}: invalid time {value!r}: expected RFC 3339, e.g. "2026-12-01T10:00:00Z"') \
+            from None
+
+
+def _peer_pem(request: HTTPConnection) -> str | None:
     chain = ((request.scope.get("extensions") or {}).get("tls") or {}).get("client_cert_chain") or []
     return chain[0] if chain else None
 
 
 def create_app(runtime: docker.DockerRuntime, lookup: Lookup, *,
                readiness: Callable[[], list[str]] = list, liveness: Callable[[], list[str]] = list,
-               gate: Gate | None = None, stats: Callable[[], dict[str, Any]] | None = None) -> Starlette:
+               gate: Gate | None = None, stats: Callable[[], dict[str, Any]] | None = None,
+               pod_address: PodAddress | None = None) -> Starlette:
     """The agent's routes. `readiness`/`liveness` list what is wrong now (a stopped informer, ...):
     empty means healthy; `/readyz` answers the first, `/healthz` the second. `gate` (when given)
     authenticates and authorizes every request first. `stats` answers `/stats/summary` (the
@@ -100,10 +118,14 @@ def create_app(runtime: docker.DockerRuntime, lookup: Lookup, *,
         p = request.path_params
         inst = await lookup(p["namespace"], p["pod"], p["container"], _flag(request, "previous"))
         since = _int(request, "sinceSeconds")
+        since_time = _time(request, "sinceTime")
+        if since is not None and since_time is not None:
+            raise errors.BadRequest("at most one of sinceTime or sinceSeconds may be specified")
         tail = _int(request, "tailLines")
         limit = _int(request, "limitBytes")
         stream = runtime.logs(inst.id, follow=_flag(request, "follow") and inst.running, tail=tail,
-                              since=(time.time() - since) if since else None, timestamps=_flag(request, "timestamps"))
+                              since=(time.time() - since) if since else since_time,
+                              timestamps=_flag(request, "timestamps"))
         return StreamingResponse(_limited(stream, limit), media_type="text/plain")
 
     async def exec_command(request: Request) -> Response:
@@ -125,8 +147,79 @@ def create_app(runtime: docker.DockerRuntime, lookup: Lookup, *,
         if stats is None:
             raise errors.NotFound("this agent samples no stats")
         return JSONResponse(stats())
+    async def stream(websocket: WebSocket) -> None:
+        """`/exec/...` and `/attach/...` as WebSockets (the channel protocol, `remotecommand`)."""
+        p = websocket.path_params
+        kind = websocket.url.path.split("/")[1]
+        try:
+            if gate is not None:  # authorized as `create`, whatever the method (exec runs code)
+                await gate("POST", websocket.url.path, _peer_pem(websocket))
+            protocol = remotecommand.negotiate(websocket.scope.get("subprotocols") or [])
+            if protocol is None:
+                raise errors.BadRequest(f"the subprotocols offered are not supported: use {remotecommand.V5}")
+            try:
+                options = remotecommand.Options.parse(websocket.query_params, exec=kind == "exec")
+            except ValueError as exc:
+                raise errors.BadRequest(str(exc)) from None
+            inst = await lookup(p["namespace"], p["pod"], p["container"], False)
+            if not inst.running:
+                raise errors.BadRequest(f'container not found ("{p["container"]}")')
+            if kind == "exec":
+                session = await runtime.exec_raw(inst.id, list(options.command), stdin=options.stdin,
+                                                 stdout=options.stdout, stderr=options.stderr, tty=options.tty)
+            else:
+                session = await runtime.attach_raw(inst.id, stdin=options.stdin, stdout=options.stdout,
+                                                   stderr=options.stderr)
+        except errors.ApiError as exc:
+            await websocket.send_denial_response(_status(exc))
+            return
+        except docker.DockerError as exc:
+            await websocket.send_denial_response(_status(errors.InternalError(f"{kind}: {exc}")))
+            return
+        try:
+            await websocket.accept(subprotocol=protocol)
+            await _pump(websocket, session, options)
+        finally:
+            session.abort()
+
+    async def port_forward(websocket: WebSocket) -> None:
+        """`/portForward/{namespace}/{pod}`: SPDY/3.1 port-forward streams tunnelled in a WebSocket
+        (`portforward`); the WebSocket's binary messages are slices of the SPDY byte stream."""
+        p = websocket.path_params
+        try:
+            if gate is not None:
+                await gate("POST", websocket.url.path, _peer_pem(websocket))
+            offered = websocket.scope.get("subprotocols") or []
+            protocol = next((p for p in offered if p in (portforward.SUBPROTOCOL, portforward.AGENT_SUBPROTOCOL)), None)
+            if protocol is None:
+                raise errors.BadRequest(f"port-forward needs the subprotocol {portforward.SUBPROTOCOL}")
+            if pod_address is None:
+                raise errors.ServiceUnavailable("this agent does not forward ports")
+            ip, uid = await pod_address(p["namespace"], p["pod"])
+        except errors.ApiError as exc:
+            await websocket.send_denial_response(_status(exc))
+            return
+        await websocket.accept(subprotocol=protocol)
+        session = portforward.Session(websocket.send_bytes, pod_ip=ip, pod_name=p["pod"], uid=uid)
+        try:
+            while not session.ended:
+                message = await websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                data = message.get("bytes")
+                if data:
+                    await session.feed(data)
+        except (ValueError, OSError, RuntimeError, WebSocketDisconnect) as exc:  # spdy.ProtocolError is a ValueError
+            logging.getLogger(__name__).info("port-forward to %s/%s ended: %s", p["namespace"], p["pod"], exc)
+        finally:
+            await session.close()
+            with contextlib.suppress(Exception):
+                await websocket.close(remotecommand.NORMAL_CLOSURE)
 
     routes = [
+        WebSocketRoute("/portForward/{namespace}/{pod}", port_forward),
+        WebSocketRoute("/exec/{namespace}/{pod}/{container}", stream),
+        WebSocketRoute("/attach/{namespace}/{pod}/{container}", stream),
         Route("/healthz", guarded(healthz)),
         Route("/stats/summary", guarded(stats_summary)),
         Route("/readyz", guarded(readyz)),
@@ -185,6 +278,81 @@ async def _exec_frames(session: docker.ExecSession) -> AsyncIterator[bytes]:
         session.abort()
 
 
+# What Docker writes on an exec's stream when the runtime could not start the command (a missing
+# executable, a bad working directory): not the command's output.
+START_FAILED = b"OCI runtime exec failed"
+
+
+async def _pump(websocket: WebSocket, session: docker.RawSession, options: remotecommand.Options) -> None:
+    """Bytes both ways until the command's output ends (then its exit status and Close 1000) or the
+    caller goes (then `abort` kills the command)."""
+    async def inbound() -> None:
+        resizes = remotecommand.ResizeDecoder()
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                raise WebSocketDisconnect(message.get("code", 1000))
+            data = message.get("bytes")
+            parts = remotecommand.split(data if data is not None else message.get("text") or b"")
+            if parts is None:
+                continue
+            channel, payload = parts
+            if channel == remotecommand.STDIN and options.stdin and payload:
+                await session.write(payload)
+            elif channel == remotecommand.RESIZE and options.tty:
+                for width, height in resizes.feed(payload):
+                    await session.resize(width, height)
+            elif channel == remotecommand.CLOSE and payload[:1] == bytes([remotecommand.STDIN]):
+                session.close_stdin()
+
+    async def outbound() -> None:
+        demux = None if session.tty else remotecommand.DockerDemuxer()
+        first = remotecommand.STDOUT if options.stdout else remotecommand.STDERR if options.stderr else \
+            remotecommand.ERROR
+        await websocket.send_bytes(remotecommand.message(first))  # ready, as kube-apiserver's translator says
+        held: bytes | None = None  # Docker's own "cannot start" message, held until the exit code says so
+        started = False
+        while data := await session.read():
+            chunks = [(remotecommand.STDOUT, data)] if demux is None else demux.feed(data)
+            for channel, payload in chunks:
+                if not started and held is None and payload.startswith(START_FAILED):
+                    held = payload
+                    continue
+                started = True
+                if held is not None:
+                    await websocket.send_bytes(remotecommand.message(remotecommand.STDOUT, held))
+                    held = None
+                await websocket.send_bytes(remotecommand.message(channel, payload))
+        code = await session.exit_code()
+        if held is not None and code in (126, 127):
+            # The command never ran: an error of the runtime, as containerd's kubelet reports it
+            status = errors.InternalError("Internal error occurred: error executing command in container: "
+                                          f"failed to exec in container: {held.decode('utf-8', 'replace').strip()}"
+                                          ).to_status()
+        elif held is not None:
+            await websocket.send_bytes(remotecommand.message(remotecommand.STDOUT, held))
+            status = remotecommand.exit_status(code or 0)
+        else:
+            status = remotecommand.exit_status(code) if code is not None else {"metadata": {}, "status": "Success"}
+        await websocket.send_bytes(remotecommand.status_message(status))
+        await websocket.close(remotecommand.NORMAL_CLOSURE)
+
+    reader = asyncio.ensure_future(inbound())
+    writer = asyncio.ensure_future(outbound())
+    try:
+        done, _ = await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
+        if writer in done:
+            writer.result()
+    except (WebSocketDisconnect, OSError, RuntimeError):
+        pass  # the caller went: the session's abort ends the command
+    finally:
+        for task in (reader, writer):
+            task.cancel()
+        for task in (reader, writer):
+            with contextlib.suppress(BaseException):
+                await task
+
+
 class AgentServer:
     """uvicorn on a socket bound up front, so port 0 picks a free port we can publish on the Node.
     With `ssl_context`, HTTPS only, and each request's scope carries the client certificate
@@ -199,7 +367,8 @@ class AgentServer:
         self.port = int(self.sock.getsockname()[1])
         tls: dict[str, Any] = {}
         if ssl_context is not None:
-            tls = {"ssl_context_factory": lambda _config, _default: ssl_context, "http": httpserver.ApiHttpProtocol}
+            tls = {"ssl_context_factory": lambda _config, _default: ssl_context, "http": httpserver.ApiHttpProtocol,
+                   "ws": httpserver.ApiWebSocketProtocol}
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
                                 timeout_graceful_shutdown=1, **tls)
         self.server = uvicorn.Server(config)

@@ -31,6 +31,7 @@ SEAMS: dict[str, tuple[str, ...]] = {
     "docker": ("node/docker.py",),
     "requests": ("node/docker.py",),  # the docker SDK's transport errors
     "httpx": ("client/",),
+    "websockets": ("client/websocket.py",),
     "jinja2": ("core/templating.py",),
     # the API server's HTTP layer (pipeline.py: the request pipeline's HTTP entry), and the node agent's server
     "starlette": ("api/http.py", "api/handlers.py", "api/pipeline.py", "api/server.py", "api/podproxy.py",

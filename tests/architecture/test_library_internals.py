@@ -92,6 +92,20 @@ def test_uvicorn_protocol_hook_exists() -> None:
     assert "scope" in cycle_parameters and "transport" in cycle_parameters, cycle_parameters
 
 
+def test_uvicorn_websocket_hook_exists() -> None:
+    """ApiWebSocketProtocol adds the TLS extension to the scope `handle_connect` built, before the
+    ASGI task it schedules runs: the scope must be built first and the app only scheduled."""
+    import inspect
+
+    from uvicorn.protocols.websockets import websockets_sansio_impl as sansio
+
+    assert issubclass(httpserver.ApiWebSocketProtocol, sansio.WebSocketsSansIOProtocol)
+    source = inspect.getsource(sansio.WebSocketsSansIOProtocol.handle_connect)
+    assert source.index("self.scope") < source.index("create_task(self.run_asgi())")
+    assert '"extensions": {"websocket.http.response": {}}' in source  # denial responses are offered
+    assert _parameters(sansio.WebSocketsSansIOProtocol.connection_made) == ["self", "transport"]
+
+
 async def test_uvicorn_cycle_writes_through_the_transport_we_wrap() -> None:
     """A real uvicorn server with our protocol: `on_headers_complete` still makes `self.cycle`
     (with `scope` and `transport`), our wrapper replaces its transport, and the response it writes
