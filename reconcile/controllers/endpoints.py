@@ -151,6 +151,8 @@ class EndpointsController:
         except (errors.Conflict, errors.AlreadyExists):
             return controller_mod.Result(requeue_after=0.05)  # someone wrote it meanwhile: read again
         except errors.ApiError as exc:
+            if servicepods.namespace_terminating(exc):
+                return None
             reason = "FailedToCreateEndpoint" if current is None else "FailedToUpdateEndpoint"
             if not isinstance(exc, errors.NotFound):
                 verb = "create" if current is None else "update"

@@ -152,6 +152,10 @@ class EndpointSliceController:
             await self._sync(key, svc, desired, existing)
         except errors.Conflict:
             return controller_mod.Result(requeue_after=0.05)  # a slice changed meanwhile: read again
+        except errors.Forbidden as exc:
+            if servicepods.namespace_terminating(exc):
+                return None
+            raise
         return None
 
     async def _sync(self, key: Key, svc: dict[str, Any], desired: dict[tuple, Group],

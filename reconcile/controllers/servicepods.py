@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from reconcile.controllers import podutil
+from reconcile.core import errors
 from reconcile.engine import controller as controller_mod
 
 Key = controller_mod.Key
@@ -135,6 +136,12 @@ def service_labels(svc: dict[str, Any]) -> dict[str, str]:
     if is_headless(svc):
         labels[HEADLESS_LABEL] = ""
     return labels
+
+
+def namespace_terminating(error: BaseException) -> bool:
+    """A write refused because the namespace is going away: upstream's controllers drop the key."""
+    causes = ((getattr(error, "details", None) or {}).get("causes")) or []
+    return isinstance(error, errors.Forbidden) and any(c.get("reason") == "NamespaceTerminating" for c in causes)
 
 
 class PodToServices:

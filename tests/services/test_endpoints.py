@@ -5,6 +5,7 @@ Pods are written by hand with the status a node agent would report (no Docker ne
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 
 from reconcile.client import api
 from reconcile.core import meta
-from tests import support
+from tests import prerequisites, support
 from tests.controllers import helpers
 from tests.services.conftest import service
 
@@ -222,3 +223,46 @@ def test_service_delete_removes_endpoints_and_slices(controller_manager, client:
     client.delete("v1", "services", "bye", namespace=ns)
     support.wait_for(lambda: endpoints_of(client, ns, "bye") is None and not slices(client, ns, "bye"),
                      timeout=15, what="endpoints and slices gone")
+
+
+def test_kubectl_get_and_describe(controller_manager, client: api.Client, ns: str, kube_env: dict[str, str]) -> None:
+    """The real kubectl 1.32: `get svc,endpoints,endpointslices` columns and `describe svc` as upstream prints them."""
+    prerequisites.require_kubectl()
+    svc = client.create("v1", "services", service("shop", kind="NodePort", sessionAffinity="ClientIP",
+                                                  ports=[{"name": "http", "port": 80, "targetPort": 8080}]),
+                        namespace=ns)
+    ip, node_port = svc["spec"]["clusterIP"], svc["spec"]["ports"][0]["nodePort"]
+    run_pod(client, ns, "shop-1", "10.6.0.1", {"app": "shop"})
+    support.wait_for(lambda: all_endpoints(slices(client, ns, "shop")) and
+                     (endpoints_of(client, ns, "shop") or {}).get("subsets"), timeout=10, what="shop endpoints")
+
+    def kubectl(*args: str) -> str:
+        result = subprocess.run([prerequisites.find_kubectl(), *args, "-n", ns], capture_output=True, text=True,
+                                env=kube_env, timeout=60)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    out = kubectl("get", "svc,endpoints,endpointslices")
+    lines = [line.split() for line in out.splitlines() if line.strip()]
+    assert ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"] in lines
+    assert any(row[:5] == ["service/shop", "NodePort", ip, "<none>", f"80:{node_port}/TCP"] for row in lines)
+    assert ["NAME", "ENDPOINTS", "AGE"] in lines
+    assert any(row[:2] == ["endpoints/shop", "10.6.0.1:8080"] for row in lines)
+    assert ["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"] in lines
+    assert any(row[0].startswith("endpointslice.discovery.k8s.io/shop-") and row[1:4] == ["IPv4", "8080", "10.6.0.1"]
+               for row in lines)
+    described = kubectl("describe", "svc", "shop")
+    fields = {}
+    for line in described.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and not line.startswith(" "):
+            fields[key.strip()] = value.strip()
+    assert fields["Name"] == "shop" and fields["Namespace"] == ns
+    assert fields["Selector"] == "app=shop" and fields["Type"] == "NodePort"
+    assert fields["IP Family Policy"] == "SingleStack" and fields["IP Families"] == "IPv4"
+    assert fields["IP"] == ip and fields["IPs"] == ip
+    assert fields["Port"] == "http  80/TCP" and fields["TargetPort"] == "8080/TCP"
+    assert fields["NodePort"] == f"http  {node_port}/TCP"
+    assert fields["Endpoints"] == "10.6.0.1:8080"
+    assert fields["Session Affinity"] == "ClientIP" and fields["External Traffic Policy"] == "Cluster"
+    assert fields["Internal Traffic Policy"] == "Cluster"
