@@ -231,3 +231,62 @@ def test_two_servers_never_double_allocate_and_restart_keeps(server_process: sup
             error = _invalid(lambda port=port: c.create("v1", "services", service(
                 "y", kind="NodePort", ports=[{"port": 80, "nodePort": port}]), namespace=ns))
             assert error.causes[0]["message"] == f"Invalid value: {port}: provided port is already allocated"
+
+
+def test_official_client_service_lifecycle(ns: str, kube_env: dict[str, str]) -> None:
+    """kubernetes' Python client: create, list and delete_namespaced_service (which parses the deleted
+    Service upstream answers with) and the EndpointSlice API."""
+    from kubernetes import client as k8s
+    from kubernetes import config
+
+    api_client = config.new_client_from_config(config_file=kube_env["KUBECONFIG"])
+    try:
+        core = k8s.CoreV1Api(api_client)
+        body = k8s.V1Service(metadata=k8s.V1ObjectMeta(name="official"), spec=k8s.V1ServiceSpec(
+            selector={"app": "x"}, ports=[k8s.V1ServicePort(port=80, target_port="http", name="web")]))
+        created = core.create_namespaced_service(ns, body)
+        assert created.spec.cluster_ip and created.spec.ports[0].target_port == "http"
+        deleted = core.delete_namespaced_service("official", ns)
+        assert isinstance(deleted, k8s.V1Service) and deleted.metadata.uid == created.metadata.uid
+        discovery = k8s.DiscoveryV1Api(api_client)
+        made = discovery.create_namespaced_endpoint_slice(ns, k8s.V1EndpointSlice(
+            metadata=k8s.V1ObjectMeta(name="hand"), address_type="IPv4",
+            endpoints=[k8s.V1Endpoint(addresses=["192.0.2.1"], conditions=k8s.V1EndpointConditions(ready=True))],
+            ports=[k8s.DiscoveryV1EndpointPort(port=80, name="web")]))
+        assert made.endpoints[0].addresses == ["192.0.2.1"]
+        assert [s.metadata.name for s in discovery.list_namespaced_endpoint_slice(ns).items] == ["hand"]
+    finally:
+        api_client.close()
+
+
+HOSTILE = [
+    {"type": "ClusterIP", "clusterIPs": ["None", "10.96.0.40"], "ports": [{"port": 80}]},
+    {"type": "ClusterIP", "clusterIP": "10.96.0.41", "clusterIPs": ["10.96.0.42"], "ports": [{"port": 80}]},
+    {"type": "ClusterIP", "clusterIP": "fd00::1", "ports": [{"port": 80}]},
+    {"type": "ClusterIP", "clusterIP": "10.96.0.0", "ports": [{"port": 80}]},  # the network address
+    {"type": "ClusterIP", "clusterIP": "10.96.3.255", "ports": [{"port": 80}]},  # the broadcast address
+    {"type": "ClusterIP", "ports": [{"port": 80, "targetPort": -1}]},  # (0 defaults to port, as upstream)
+    {"type": "ClusterIP", "ports": [{"port": 80, "targetPort": 70000}]},
+    {"type": "ClusterIP", "ports": [{"port": 80, "targetPort": "x" * 40}]},
+    {"type": "ClusterIP", "ports": [{"name": "a", "port": 80}, {"name": "a", "port": 81}]},
+    {"type": "ClusterIP", "ports": [{"name": "a", "port": 80}, {"name": "b", "port": 80}]},
+    {"type": "NodePort", "ports": [{"name": "a", "port": 80, "nodePort": 30050},
+                                   {"name": "b", "port": 81, "nodePort": 30050}]},
+    {"type": "NodePort", "ports": [{"port": 80, "nodePort": 65535}]},
+    {"type": "ExternalName", "externalName": "bad_name!", "ports": []},
+    {"type": "ExternalName", "externalName": "ok.example.com", "clusterIP": "10.96.0.43"},
+    {"type": "ClusterIP", "sessionAffinity": "None", "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 5}},
+     "ports": [{"port": 80}]},
+    {"type": "ClusterIP", "ipFamilyPolicy": "RequireDualStack", "ports": [{"port": 80}]},
+    {"type": "ClusterIP", "selector": {"app": "x"}, "ports": "nope"},
+    {"type": "Weird", "ports": [{"port": 80}]},
+]
+
+
+@pytest.mark.parametrize("spec", HOSTILE, ids=range(len(HOSTILE)))
+def test_hostile_specs_get_a_clear_4xx_and_hold_nothing(client: api.Client, ns: str, spec: dict) -> None:
+    body = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "hostile"}, "spec": spec}
+    with pytest.raises(errors.ApiError) as caught:
+        client.create("v1", "services", body, namespace=ns)
+    assert caught.value.code in (400, 422), caught.value
+    assert client.list("v1", "services", namespace=ns)["items"] == []
