@@ -26,6 +26,7 @@ def controller_manager(api_server: str) -> Iterator[helpers.ControllerManagerPro
     process = helpers.ControllerManagerProcess(api_server)
     process.start()
     try:
+        support.wait_for(lambda: process.starts() >= 1, timeout=60, what="the controllers started")
         yield process
     finally:
         process.stop()
@@ -81,7 +82,7 @@ def test_slices_and_endpoints_follow_readiness(controller_manager, client: api.C
     def two() -> bool:
         return set(all_endpoints(slices(client, ns, "web"))) == {"10.1.0.1", "10.1.0.2"}
 
-    support.wait_for(two, timeout=10, what="both pods in the slice")
+    support.wait_for(two, timeout=20, what="both pods in the slice")
     [found] = slices(client, ns, "web")
     assert found["addressType"] == "IPv4" and found["ports"] == [{"name": "http", "port": 8080, "protocol": "TCP"}]
     labels = found["metadata"]["labels"]
@@ -100,9 +101,9 @@ def test_slices_and_endpoints_follow_readiness(controller_manager, client: api.C
     assert [a["ip"] for a in subset["notReadyAddresses"]] == ["10.1.0.2"]
     assert subset["ports"] == [{"name": "http", "port": 8080, "protocol": "TCP"}]
     # readiness flips: both objects follow within a second
-    started = time.monotonic()
     set_status(client, ns, "web-b", "10.1.0.2", ready=True)
     set_status(client, ns, "web-a", "10.1.0.1", ready=False)
+    started = time.monotonic()
 
     def flipped() -> bool:
         points = all_endpoints(slices(client, ns, "web"))
