@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from reconcile.controllers import context, ownership, servicepods
@@ -54,8 +55,13 @@ def _endpoint_id(endpoint: dict[str, Any]) -> str:
 Group = tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]  # (resolved ports, endpoint id -> endpoint)
 
 
-def desired_endpoints(svc: dict[str, Any], pods: list[dict[str, Any]]) -> dict[tuple, Group]:
-    """Port list key -> (ports, endpoints by id), for the Service over the pods of its namespace."""
+ZONE_LABEL = "topology.kubernetes.io/zone"
+
+
+def desired_endpoints(svc: dict[str, Any], pods: list[dict[str, Any]],
+                      zone_of: Callable[[str], str | None] = lambda _node: None) -> dict[tuple, Group]:
+    """Port list key -> (ports, endpoints by id), for the Service over the pods of its namespace;
+    `zone_of(node)` is the node's `topology.kubernetes.io/zone` label, when it has one."""
     publish = servicepods.publish_not_ready(svc)
     groups: dict[tuple, Group] = {}
     for pod in servicepods.candidates(svc, pods):
@@ -72,6 +78,9 @@ def desired_endpoints(svc: dict[str, Any], pods: list[dict[str, Any]]) -> dict[t
         node = (pod.get("spec") or {}).get("nodeName")
         if node:
             endpoint["nodeName"] = node
+            zone = zone_of(str(node))
+            if zone:
+                endpoint["zone"] = zone
         ports = servicepods.endpoint_ports(svc, pod)
         groups.setdefault(_port_key(ports), (ports, {}))[1][_endpoint_id(endpoint)] = endpoint
     return groups
@@ -86,6 +95,7 @@ class EndpointSliceController:
         self.services = ctx.informers.get("v1", "services")
         self.pods = ctx.informers.get("v1", "pods")
         self.slices = ctx.informers.get(API_VERSION, PLURAL)
+        self.nodes = ctx.informers.get("v1", "nodes")  # shared with node lifecycle: zones only
         self.controller = ctx.controller("endpointslice", self.reconcile,
                                          lookup=lambda key: self.services.store.get(*key))
         self.controller.watch(self.services)
@@ -100,6 +110,11 @@ class EndpointSliceController:
         if labels.get(MANAGED_BY_LABEL) != CONTROLLER_NAME or not labels.get(servicepods.SERVICE_NAME_LABEL):
             return []
         return [((obj.get("metadata") or {}).get("namespace") or "", labels[servicepods.SERVICE_NAME_LABEL])]
+
+    def _zone(self, node: str) -> str | None:
+        labels = ((self.nodes.store.get(None, node) or {}).get("metadata") or {}).get("labels") or {}
+        zone = labels.get(ZONE_LABEL) if isinstance(labels, dict) else None
+        return zone if isinstance(zone, str) and zone else None
 
     # --- the cache must show our own writes -------------------------------------------------------
 
@@ -147,7 +162,7 @@ class EndpointSliceController:
             for old in existing:
                 await self._delete(key, old)
             return None
-        desired = desired_endpoints(svc, self.pods.store.by_index("namespace", namespace))
+        desired = desired_endpoints(svc, self.pods.store.by_index("namespace", namespace), self._zone)
         try:
             await self._sync(key, svc, desired, existing)
         except errors.Conflict:

@@ -59,3 +59,12 @@ def test_candidates_skip_finished_ipless_and_other_namespaces() -> None:
     assert not servicepods.serving(odd)
     assert not servicepods.managed({"spec": {"type": "ExternalName", "selector": {}}})
     assert not servicepods.managed({"spec": {}}) and servicepods.managed({"spec": {"selector": {}}})
+
+
+def test_zone_from_the_node() -> None:
+    placed = _pod(0, nodeName="n1")
+    unplaced = _pod(1)
+    [(_, points)] = [g for g in endpointslice.desired_endpoints(
+        SVC, [placed, unplaced], {"n1": "zone-a"}.get).values()]
+    assert points["u0"]["zone"] == "zone-a" and points["u0"]["nodeName"] == "n1"
+    assert "zone" not in points["u1"] and "nodeName" not in points["u1"]
