@@ -290,3 +290,19 @@ def test_hostile_specs_get_a_clear_4xx_and_hold_nothing(client: api.Client, ns: 
         client.create("v1", "services", body, namespace=ns)
     assert caught.value.code in (400, 422), caught.value
     assert client.list("v1", "services", namespace=ns)["items"] == []
+
+
+def test_delete_collection_frees_addresses(client: api.Client, ns: str, api_server: str) -> None:
+    client.create("v1", "services", service("c1", kind="NodePort", clusterIP="10.96.0.50",
+                                            ports=[{"port": 80, "nodePort": 30060}]), namespace=ns)
+    http = support.connection(api_server).http_client()
+    assert http.delete(f"{api_server}/api/v1/namespaces/{ns}/services").status_code == 200
+    again = client.create("v1", "services", service("c2", kind="NodePort", clusterIP="10.96.0.50",
+                                                    ports=[{"port": 80, "nodePort": 30060}]), namespace=ns)
+    assert again["spec"]["clusterIP"] == "10.96.0.50" and again["spec"]["ports"][0]["nodePort"] == 30060
+
+
+def test_dry_run_holds_nothing(client: api.Client, ns: str) -> None:
+    client.create("v1", "services", service("dry", clusterIP="10.96.0.51"), namespace=ns, dry_run=True)
+    real = client.create("v1", "services", service("real", clusterIP="10.96.0.51"), namespace=ns)
+    assert real["spec"]["clusterIP"] == "10.96.0.51"
