@@ -252,14 +252,21 @@ class Rest:
             if dry_run:
                 return WriteResult(candidate, warnings, created=True)
             key = self.key(resource, namespace, candidate["metadata"]["name"])
+            reservation = await strategy.reserve(resource, None, candidate)
             try:
                 revision = await self.store.create(key, encode(candidate))
             except errors.KeyExists:
+                await reservation.revert()
                 if generate:
                     continue
                 raise errors.AlreadyExists.for_resource(resource.plural, candidate["metadata"]["name"], resource.group) from None
             except errors.ValueTooLarge:
+                await reservation.revert()
                 raise errors.RequestEntityTooLarge("Request entity too large: the object is larger than storage allows") from None
+            except BaseException:
+                await reservation.revert()
+                raise
+            await reservation.commit()
             candidate["metadata"]["resourceVersion"] = str(revision)
             await strategy.after_write(candidate)
             return WriteResult(candidate, warnings, created=True)
@@ -446,13 +453,25 @@ class Rest:
                 new["metadata"]["resourceVersion"] = str(revision)
                 await strategy.after_removal(new)
                 return WriteResult(new, warnings, deleted=True)
-            revision = await self.store.update(attempt.key, encode(new), expected_revision=mod_revision)
+            reservation = await strategy.reserve(resource, old, new)
         except (errors.RevisionConflict, errors.KeyMissing):
             if attempt.precondition is not None and trusted:
                 raise errors.Conflict.for_resource(resource.plural, name, resource.group) from None
             return None
+        try:
+            revision = await self.store.update(attempt.key, encode(new), expected_revision=mod_revision)
+        except (errors.RevisionConflict, errors.KeyMissing):
+            await reservation.revert()
+            if attempt.precondition is not None and trusted:
+                raise errors.Conflict.for_resource(resource.plural, name, resource.group) from None
+            return None
         except errors.ValueTooLarge:
+            await reservation.revert()
             raise errors.RequestEntityTooLarge("Request entity too large: the object is larger than storage allows") from None
+        except BaseException:
+            await reservation.revert()
+            raise
+        await reservation.commit()
         new["metadata"]["resourceVersion"] = str(revision)
         await strategy.after_write(new)
         return WriteResult(new, warnings)

@@ -20,6 +20,7 @@ from starlette.routing import Route
 import reconcile
 from reconcile.api import (
     admission,
+    allocators,
     audit,
     auditlog,
     auditpolicy,
@@ -48,6 +49,7 @@ from reconcile.api import (
     routing,
     satokens,
     serviceaccount_admission,
+    servicerepair,
     strategies,
     tokenrequest,
 )
@@ -58,7 +60,7 @@ from reconcile.api.rbac import authorizer as rbac_authorizer
 from reconcile.api.rbac import bootstrap as rbac_bootstrap
 from reconcile.api.rbac import escalation as rbac_escalation
 from reconcile.api.rbac import index as rbac_index
-from reconcile.api.strategies import certificates, configdata, crds, namespaces, pods
+from reconcile.api.strategies import certificates, configdata, crds, namespaces, pods, services
 from reconcile.api.strategies import rbac as rbac_strategy
 from reconcile.core import errors
 from reconcile.store import encryption, etcd, keys
@@ -99,6 +101,10 @@ class ApiConfig:
     kubelet_client_certificate: str | None = None  # presented to node agents by the log/exec proxies
     kubelet_client_key: str | None = None
     kubelet_certificate_authority: str | None = None  # verifies node agents' serving certificates
+    service_cluster_ip_range: str = allocators.DEFAULT_SERVICE_CIDR  # --service-cluster-ip-range
+    service_node_port_range: str = allocators.DEFAULT_NODE_PORT_RANGE  # --service-node-port-range
+    advertise_address: str = "127.0.0.1"  # --advertise-address: this server in default/kubernetes' endpoints
+    secure_port: int = 6443  # the port default/kubernetes' endpoints name (the one the server listens on)
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -133,8 +139,14 @@ class ApiServer:
         self.rest = rest.Rest(self.store, self.registry, self.caches)
         self.crds = bootstrap.CrdSync(self.rest)
         roles, bindings = rbac_strategy.RoleStrategy(), rbac_strategy.BindingStrategy()
+        try:
+            self.cluster_ips = allocators.ClusterIPRange(self.store, config.service_cluster_ip_range)
+            self.node_ports = allocators.NodePortRange(self.store, config.service_node_port_range)
+        except ValueError as exc:
+            raise StartupError(f"--service-cluster-ip-range/--service-node-port-range: {exc}") from None
         self.rest.strategies = strategies.StrategySet({
             ("", "pods"): pods.PodStrategy(),
+            ("", "services"): services.ServiceStrategy(self.cluster_ips, self.node_ports),
             ("apps", "deployments"): pods.WorkloadStrategy(),
             ("apps", "replicasets"): pods.WorkloadStrategy(),
             ("", "namespaces"): namespaces.NamespaceStrategy(self.rest.namespace_has_content),
@@ -193,6 +205,7 @@ class ApiServer:
         self.limiter = flowcontrol.Limiter(config.inflight) if config.inflight.enabled else None
         self.ready = False
         self._compactor: asyncio.Task[None] | None = None
+        self._repairer: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         if self.audit_log is not None:
@@ -203,6 +216,10 @@ class ApiServer:
         await bootstrap.ensure_namespaces(
             self.rest, labels=bootstrap.POD_SECURITY_LABELS if self.config.pod_security_initial_labels else None)
         await self._reconcile_rbac_policy()
+        await servicerepair.ensure_kubernetes_service(self.rest, self.cluster_ips, self.config.advertise_address,
+                                                      self.config.secure_port)
+        self._repairer = asyncio.create_task(servicerepair.repair_forever(self.rest, self.cluster_ips,
+                                                                          self.node_ports))
         if self.config.compaction_interval > 0:
             self._compactor = asyncio.create_task(self._compact_forever())
         self.ready = True
@@ -210,10 +227,11 @@ class ApiServer:
     async def stop(self) -> None:
         self.ready = False
         await self.handlers.decoder.close()
-        if self._compactor:
-            self._compactor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._compactor
+        for task in (self._compactor, self._repairer):
+            if task:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.caches.stop()
         await self.store.close()
         if self.audit_log is not None:

@@ -97,6 +97,14 @@ def _names(text: str) -> tuple[str, ...]:
               help="Private key of --kubelet-client-certificate.")
 @click.option("--kubelet-certificate-authority", default=None, type=click.Path(exists=True, dir_okay=False),
               help="CA bundle that node agents' serving certificates are verified with (else not verified).")
+@click.option("--service-cluster-ip-range", default="10.96.0.0/12", show_default=True,
+              help="CIDR that Services' cluster IPs come from (IPv4, at least 8 addresses); its first address "
+                   "is the kubernetes Service's.")
+@click.option("--service-node-port-range", default="30000-32767", show_default=True,
+              help="Ports NodePort and LoadBalancer Services get node ports from (both ends included).")
+@click.option("--advertise-address", default=None,
+              help="This server's address in default/kubernetes' endpoints (default: --host, or 127.0.0.1 "
+                   "when --host is a wildcard).")
 def apiserver(etcd: str, port: int, host: str, etcd_prefix: str, etcd_cacert: str | None,
               etcd_cert: str | None, etcd_key: str | None, tls_cert_file: str | None,
               tls_private_key_file: str | None, client_ca_file: str | None, bookmark_interval: float,
@@ -112,7 +120,8 @@ def apiserver(etcd: str, port: int, host: str, etcd_prefix: str, etcd_cacert: st
               api_audiences: str, service_account_max_token_expiration: str,
               service_account_extend_token_expiration: bool, enable_bootstrap_token_auth: bool,
               kubelet_client_certificate: str | None, kubelet_client_key: str | None,
-              kubelet_certificate_authority: str | None) -> None:
+              kubelet_certificate_authority: str | None, service_cluster_ip_range: str,
+              service_node_port_range: str, advertise_address: str | None) -> None:
     """Serve the Kubernetes-style REST API from etcd."""
     from reconcile.api import authorizers, satokens, server
 
@@ -174,6 +183,10 @@ def apiserver(etcd: str, port: int, host: str, etcd_prefix: str, etcd_cacert: st
         kubelet_client_certificate=kubelet_client_certificate,
         kubelet_client_key=kubelet_client_key,
         kubelet_certificate_authority=kubelet_certificate_authority,
+        service_cluster_ip_range=service_cluster_ip_range,
+        service_node_port_range=service_node_port_range,
+        advertise_address=advertise_address or (host if host not in ("0.0.0.0", "::", "") else "127.0.0.1"),
+        secure_port=port,
     )
     try:
         server.serve(config, host=host, port=port)

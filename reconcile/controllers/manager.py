@@ -23,6 +23,8 @@ from reconcile.controllers import (
     csrapproving,
     csrsigning,
     deployment,
+    endpoints,
+    endpointslice,
     garbagecollector,
     namespace,
     nodelifecycle,
@@ -126,6 +128,8 @@ class Controllers:
             serviceaccounts.ServiceAccountsController(ctx),
             tokencleaner.TokenCleaner(ctx),
             csrapproving.CsrApprovingController(ctx),
+            endpoints.EndpointsController(ctx),
+            endpointslice.EndpointSliceController(ctx),
         ]
         if self.root_ca:
             self.controllers.append(rootcacert.RootCACertPublisher(ctx, self.root_ca))

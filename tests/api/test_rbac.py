@@ -525,6 +525,19 @@ def test_the_controller_manager_works_with_its_default_roles(cluster: Cluster) -
         return cluster.admin("GET", helpers.pod_path(ns))["items"]
 
     support.wait_for(lambda: len(pods()) == 2, timeout=30, what="the ReplicaSet controller creates pods")
+    # the endpoint and endpointslice controllers: a Service over one of the pods, given an IP by hand
+    cluster.admin("POST", f"/api/v1/namespaces/{ns}/services", {
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}})
+    first = pods()[0]["metadata"]["name"]
+    response = cluster.req("admin", "PATCH", f"{helpers.pod_path(ns)}/{first}/status",
+                           json={"status": {"podIP": "10.9.0.1"}},
+                           headers={"Content-Type": "application/merge-patch+json"})
+    assert response.status_code == 200, response.text
+    support.wait_for(lambda: any(e["addresses"] == ["10.9.0.1"] for s in cluster.admin(
+        "GET", f"/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices")["items"] for e in s.get("endpoints") or [])
+        and cluster.req("admin", "GET", f"/api/v1/namespaces/{ns}/endpoints/web").status_code == 200,
+        timeout=30, what="the Service's EndpointSlice and Endpoints")
     cluster.admin("DELETE", helpers.deploy_path(ns, "web"))
     support.wait_for(lambda: not pods() and not cluster.admin(
         "GET", f"/apis/apps/v1/namespaces/{ns}/replicasets")["items"], timeout=30, what="garbage collection")

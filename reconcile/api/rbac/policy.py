@@ -60,7 +60,7 @@ SCHEDULER_LEASE = "reconcile-scheduler"
 CONTROLLERS = ("replicaset-controller", "deployment-controller", "generic-garbage-collector",
                "namespace-controller", "node-controller", "clusterrole-aggregation-controller",
                "resourcequota-controller", "service-account-controller", "root-ca-cert-publisher", "token-cleaner",
-               "certificate-controller")
+               "certificate-controller", "endpoint-controller", "endpointslice-controller")
 
 
 def rule(verbs: list[str], groups: list[str] | None = None, resources: list[str] | None = None, *,
@@ -234,6 +234,19 @@ def _controller_rules() -> dict[str, list[dict[str, Any]]]:
                 LEGACY_SIGNER, "kubernetes.io/kube-apiserver-client", KUBELET_CLIENT_SIGNER,
                 "kubernetes.io/kubelet-serving"]),
             rule(["create"], ["authorization.k8s.io"], ["subjectaccessreviews"]),
+            *_events(),
+        ],
+        # upstream's rules; plus watch on what it writes, which our informers read with this role
+        "endpoint-controller": [
+            rule(["get", "list", "watch"], [""], ["services", "pods"]),
+            rule(["get", "list", "watch", "create", "update", "delete"], [""], ["endpoints"]),
+            rule(["create"], [""], ["endpoints/restricted"]),
+            *_events(),
+        ],
+        "endpointslice-controller": [
+            rule(["get", "list", "watch"], [""], ["services", "pods", "nodes"]),
+            rule(["update"], [""], ["services/finalizers"]),
+            rule(["get", "list", "watch", "create", "update", "delete"], ["discovery.k8s.io"], ["endpointslices"]),
             *_events(),
         ],
         # upstream's is a Role in kube-system; a ClusterRole here (the default policy has no Roles yet)

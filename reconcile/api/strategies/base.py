@@ -16,6 +16,20 @@ from reconcile.core import errors
 Cause = dict[str, str]
 
 
+class Reservation:
+    """What a write claimed outside its own key (a Service's cluster IP and node ports): `revert` when
+    the write is not stored, `commit` (free what the old object held and the new one does not) when it is."""
+
+    async def revert(self) -> None:
+        """Give back what this write claimed."""
+
+    async def commit(self) -> None:
+        """Free what the write let go."""
+
+
+NO_RESERVATION = Reservation()
+
+
 class Strategy:
     """Defaults for every resource; each hook is a no-op unless a kind needs more."""
 
@@ -59,6 +73,12 @@ class Strategy:
 
     async def before_delete(self, obj: dict[str, Any]) -> None:
         """Runs just before the object is removed from storage (may refuse with an ApiError)."""
+
+    async def reserve(self, resource: registry.Resource, old: dict[str, Any] | None,
+                      new: dict[str, Any]) -> Reservation:
+        """Claims a write needs besides its own key, made after validation and before the store write
+        (not on dry runs); `old` is None on a create. May fill `new` (an allocated address)."""
+        return NO_RESERVATION
 
     async def after_write(self, obj: dict[str, Any]) -> None:
         """Runs after the object was created or changed in storage (not on dry runs)."""
