@@ -234,6 +234,21 @@ def _endpoints_row(obj: dict, now: datetime) -> Row:
     return [_meta(obj).get("name", ""), text or "<none>", _age(obj, now)]
 
 
+def _more(items: list[str], count: int, limit: int = 3) -> str:
+    """printers.go listWithMoreString: the first three, "+ N more...", "<unset>" when empty."""
+    if count > limit:
+        return f"{','.join(items[:limit])} + {count - limit} more..."
+    return ",".join(items) or "<unset>"
+
+
+def _endpointslice_row(obj: dict, now: datetime) -> Row:
+    """printEndpointSlice: formatDiscoveryPorts (number, else name, else "*") and formatDiscoveryEndpoints."""
+    ports = [str(p.get("port") or p.get("name") or "*") for p in obj.get("ports") or [] if isinstance(p, dict)]
+    addresses = [str(a) for e in obj.get("endpoints") or [] if isinstance(e, dict) for a in e.get("addresses") or []]
+    return [_meta(obj).get("name", ""), obj.get("addressType", ""), _more(ports, len(ports)),
+            _more(addresses, len(addresses)), _age(obj, now)]
+
+
 def _event_row(obj: dict, now: datetime) -> Row:
     involved = obj.get("involvedObject") or {}
     last = obj.get("lastTimestamp") or obj.get("eventTime") or _get(obj, "series", "lastObservedTime")
@@ -272,6 +287,8 @@ _KINDS: dict[tuple[str, str], tuple[list[dict], Printer]] = {
     ("", "ServiceAccount"): ([NAME, _col("Secrets", "integer"), AGE],  # upstream's printer
                              _simple(lambda o: len(o.get("secrets") or []))),
     ("", "Endpoints"): ([NAME, _col("Endpoints"), AGE], _endpoints_row),
+    ("discovery.k8s.io", "EndpointSlice"): ([NAME, _col("AddressType"), _col("Ports"), _col("Endpoints"), AGE],
+                                            _endpointslice_row),
     ("", "Event"): ([_col("Last Seen"), _col("Type"), _col("Reason"), _col("Object"), _col("Message"),
                      _col("Subobject", priority=1), _col("Source", priority=1), _col("First Seen", priority=1),
                      _col("Count", "integer", priority=1), _col("Name", priority=1)], _event_row),

@@ -39,6 +39,7 @@ EXPECTED = {
     ("authentication.k8s.io", "selfsubjectreviews"): ("SelfSubjectReview", False, ()),
     ("authentication.k8s.io", "tokenreviews"): ("TokenReview", False, ()),
     ("certificates.k8s.io", "certificatesigningrequests"): ("CertificateSigningRequest", False, ("csr",)),
+    ("discovery.k8s.io", "endpointslices"): ("EndpointSlice", True, ()),
 }
 
 

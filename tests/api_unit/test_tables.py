@@ -137,3 +137,16 @@ def test_service_account_columns(builtin_registry) -> None:
     table = tables.to_table(res, [obj], now=NOW)
     assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "Secrets", "Age"]
     assert table["rows"][0]["cells"][:2] == ["default", 1]
+
+
+def test_endpointslice_rows_follow_print_endpoint_slice(builtin_registry) -> None:
+    """printEndpointSlice: three ports/addresses then "+ N more...", "<unset>" when there are none."""
+    resource = builtin_registry.get("discovery.k8s.io", "v1", "endpointslices")
+    full = {"metadata": {"name": "web-abc"}, "addressType": "IPv4",
+            "ports": [{"name": "http", "port": 80}, {"name": "named"}],
+            "endpoints": [{"addresses": [f"10.0.0.{i}"]} for i in range(1, 6)]}
+    empty = {"metadata": {"name": "web-empty"}, "addressType": "IPv4", "endpoints": []}
+    table = tables.to_table(resource, [full, empty])
+    assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "AddressType", "Ports", "Endpoints", "Age"]
+    assert table["rows"][0]["cells"][:4] == ["web-abc", "IPv4", "80,named", "10.0.0.1,10.0.0.2,10.0.0.3 + 2 more..."]
+    assert table["rows"][1]["cells"][:4] == ["web-empty", "IPv4", "<unset>", "<unset>"]
