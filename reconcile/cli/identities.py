@@ -7,6 +7,7 @@ kubeconfig per identity.
       kubeconfigs/                 0700, one per component, referencing files under pki/
         controller-manager.kubeconfig   CN=system:kube-controller-manager
         scheduler.kubeconfig            CN=system:kube-scheduler
+        kube-proxy.kubeconfig           CN=system:kube-proxy (every local node's service proxy)
         node-NAME.kubeconfig            CN=system:node:NAME, O=system:nodes
 
 Components' kubeconfigs reference the PKI's files by path instead of embedding them, so a renewed
@@ -102,6 +103,10 @@ def controller_manager_kubeconfig(state_dir: Path, server: str) -> Path:
 
 def scheduler_kubeconfig(state_dir: Path, server: str) -> Path:
     return component_kubeconfig(state_dir, "scheduler", pki(state_dir).scheduler, server)
+
+
+def proxy_kubeconfig(state_dir: Path, server: str) -> Path:
+    return component_kubeconfig(state_dir, "kube-proxy", pki(state_dir).kube_proxy, server)
 
 
 def node_kubeconfig(state_dir: Path, node: str, server: str) -> Path:

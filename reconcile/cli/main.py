@@ -22,7 +22,7 @@ def _register_optional() -> None:
     """Attach command modules that exist (they are added as the project grows)."""
     import importlib
 
-    for module_name in ("cluster", "resources", "apply", "operator_cmd", "controllers_cmd", "workloads_cmd", "scheduler_cmd", "node_cmd", "pods_cmd", "nodes_cmd", "secrets_cmd", "token_cmd", "certificate_cmd"):
+    for module_name in ("cluster", "resources", "apply", "operator_cmd", "controllers_cmd", "workloads_cmd", "scheduler_cmd", "proxy_cmd", "node_cmd", "pods_cmd", "nodes_cmd", "secrets_cmd", "token_cmd", "certificate_cmd"):
         try:
             module = importlib.import_module(f"reconcile.cli.{module_name}")
         except ModuleNotFoundError as exc:

@@ -9,6 +9,7 @@
       admin.crt/.key              CN=kubernetes-admin, O=system:masters (the user's kubeconfig)
       controller-manager.*        CN=system:kube-controller-manager
       scheduler.*                 CN=system:kube-scheduler
+      kube-proxy.*                CN=system:kube-proxy (the service proxies)
       nodes/NAME.crt/.key         CN=system:node:NAME, O=system:nodes (`up`'s own node; joined nodes get
                                   theirs through a CertificateSigningRequest)
       nodes/NAME-serving.*        the node agent port's serving certificate (NAME, 127.0.0.1, ::1), so the
@@ -48,6 +49,7 @@ ETCD_CA_NAME = "reconcile-etcd-ca"
 ADMIN = certs.Identity("kubernetes-admin", ("system:masters",))
 CONTROLLER_MANAGER = certs.Identity("system:kube-controller-manager")
 SCHEDULER = certs.Identity("system:kube-scheduler")
+KUBE_PROXY = certs.Identity("system:kube-proxy")  # every node's service proxy (bound to system:node-proxier)
 APISERVER_KUBELET_CLIENT = certs.Identity("kube-apiserver-kubelet-client", ("system:masters",))
 APISERVER_ETCD_CLIENT = certs.Identity("kube-apiserver-etcd-client")
 NODES_GROUP = "system:nodes"
@@ -153,6 +155,10 @@ class ClusterPki:
         return self.pair("scheduler")
 
     @property
+    def kube_proxy(self) -> Pair:
+        return self.pair("kube-proxy")
+
+    @property
     def etcd_server(self) -> Pair:
         return self.pair("etcd/server")
 
@@ -188,6 +194,7 @@ class ClusterPki:
             LeafSpec("admin", "ca", ADMIN, client=True),
             LeafSpec("controller-manager", "ca", CONTROLLER_MANAGER, client=True),
             LeafSpec("scheduler", "ca", SCHEDULER, client=True),
+            LeafSpec("kube-proxy", "ca", KUBE_PROXY, client=True),
             LeafSpec("apiserver-etcd-client", "etcd/ca", APISERVER_ETCD_CLIENT, client=True),
             LeafSpec("etcd/server", "etcd/ca", certs.Identity(host_name() or "etcd"), server=True, client=True,
                      dns_names=etcd_dns, ip_addresses=etcd_ips),

@@ -12,6 +12,8 @@ Ours, from what each component calls (read off its code; least privilege):
   binding per controller, so per-controller identities later only change the subjects);
 - `system:kube-scheduler` (user of the same name): pods, nodes, namespaces read; bindings, pod
   status, Events, its Lease;
+- `system:node-proxier` (upstream's role, bound to the user `system:kube-proxy`): Services,
+  Endpoints, EndpointSlices and Nodes read, Events; what every node's service proxy needs;
 - `system:node`: what a node agent calls (its Node and Lease, pods bound to it and their status,
   the Secrets/ConfigMaps/claims they use). As upstream since 1.8, the role exists but is bound to
   nobody: node agents are authorized by the Node authorizer (`--authorization-mode Node,RBAC`,
@@ -41,6 +43,8 @@ READ_WRITE = ["get", "list", "watch", "create", "update", "patch", "delete", "de
 MONITORING_URLS = ["/healthz", "/healthz/*", "/livez", "/livez/*", "/readyz", "/readyz/*", "/metrics", "/metrics/slis"]
 CONTROLLER_MANAGER_USER = "system:kube-controller-manager"
 SCHEDULER_USER = "system:kube-scheduler"
+PROXY_USER = "system:kube-proxy"
+PROXY_ROLE = "system:node-proxier"
 NODES_GROUP = "system:nodes"
 CONTROLLER_MANAGER_LEASE = "reconcile-controller-manager"
 CERTIFICATES_GROUP = "certificates.k8s.io"
@@ -267,6 +271,12 @@ def cluster_roles() -> list[dict[str, Any]]:
             rule(["create"], [""], ["pods/binding", "bindings"]),
             rule(["patch", "update"], [""], ["pods/status"]),
         ]),
+        cluster_role(PROXY_ROLE, [  # upstream's, word for word (the service proxy, reconcile/proxy)
+            rule(["list", "watch"], [""], ["services", "endpoints"]),
+            rule(["get", "list", "watch"], [""], ["nodes"]),
+            *_events(),
+            rule(["list", "watch"], ["discovery.k8s.io"], ["endpointslices"]),
+        ]),
         cluster_role("system:node", [
             rule(["get", "list", "watch", "create", "patch", "update"], [""], ["nodes"]),
             rule(["patch", "update"], [""], ["nodes/status"]),
@@ -313,6 +323,7 @@ def cluster_role_bindings() -> list[dict[str, Any]]:
         cluster_role_binding("system:monitoring", "system:monitoring", [group("system:monitoring")]),
         cluster_role_binding(CONTROLLER_MANAGER_USER, CONTROLLER_MANAGER_USER, [user(CONTROLLER_MANAGER_USER)]),
         cluster_role_binding(SCHEDULER_USER, SCHEDULER_USER, [user(SCHEDULER_USER)]),
+        cluster_role_binding(PROXY_ROLE, PROXY_ROLE, [user(PROXY_USER)]),
         # Upstream keeps this binding with no subjects since 1.8 (the Node authorizer took over).
         cluster_role_binding("system:node", "system:node", []),
         # kubeadm's (bound to every bootstrap token, not only kubeadm:default-node-token's group):
