@@ -582,7 +582,7 @@ def status(state_dir: Path | None) -> None:
         entry = recorded.get(comp.name)
         if entry is None:
             rows.append([comp.name, "", "false", "false", "", ""])
-            all_ok = False
+            all_ok = all_ok and comp.optional  # an optional component `up` could not start is no failure
             continue
         is_alive = bool(entry.get("external")) or processes.alive(entry.get("pid"), started=entry.get("started"))
         healthy = is_alive and comp.healthy(entry)

@@ -22,7 +22,7 @@ iptables mode does, its nftables mode does not), which needs route_localnet on t
 
 from __future__ import annotations
 
-import base64
+import functools
 import hashlib
 import re
 from collections.abc import Iterable, Sequence
@@ -56,12 +56,16 @@ def table_name(node: str) -> str:
     return name
 
 
+_B32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"  # RFC 4648's base32 alphabet, as base64.b32encode
 _UNSAFE = re.compile(r"[^A-Za-z0-9/._-]")
 
 
+@functools.lru_cache(maxsize=65536)
 def hashed(prefix: str, name: str) -> str:
     """kube-proxy's chain names: prefix + first 8 base32 chars of sha256(name) + "-" + name, cut at 240."""
-    digest = base64.b32encode(hashlib.sha256(name.encode()).digest()).decode()[:8]
+    # the first 40 bits give exactly the first 8 base32 characters of the whole digest's encoding
+    bits = int.from_bytes(hashlib.sha256(name.encode()).digest()[:5], "big")
+    digest = "".join(_B32[(bits >> (35 - 5 * i)) & 31] for i in range(8))
     # names come from the API (validated there); whatever else they hold never reaches nft's parser
     full = f"{prefix}{digest}-{_UNSAFE.sub('_', name)}"
     return full if len(full) <= NAME_LIMIT else full[: NAME_LIMIT - 3] + "..."

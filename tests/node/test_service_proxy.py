@@ -198,19 +198,28 @@ def test_refuses_a_service_cidr_the_host_routes(api_server, node_agent):
 
 @pytest.fixture(scope="module")
 def second_node(api_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[docker_support.NodeAgentProcess]:
-    """Node B: its own dockerd, bridge and pod CIDR on this host."""
+    """Node B: its own dockerd, bridge and pod CIDR on this host, and its service proxy run by
+    `node join --proxy-kubeconfig` in the agent's process."""
+    connection = support.connection(api_server)
+    proxy_kubeconfig = connection.kubeconfig(as_user=connection.user("system:kube-proxy") if connection.tls else None)
+    name = f"node-b-{uuid.uuid4().hex[:4]}"
     with docker_support.running_daemon() as daemon:
-        agent = docker_support.NodeAgentProcess(daemon, api_server, name=f"node-b-{uuid.uuid4().hex[:4]}",
+        agent = docker_support.NodeAgentProcess(daemon, api_server, name=name,
                                                 state_dir=Path(tmp_path_factory.mktemp("agent-b")),
-                                                extra_args=("--lease-interval", "2"))
-        agent.start()
+                                                extra_args=("--lease-interval", "2", "--proxy-kubeconfig",
+                                                            str(proxy_kubeconfig), "--service-cluster-ip-range",
+                                                            SERVICE_CIDR))
         try:
+            agent.start()
             yield agent
         finally:
             agent.stop()
             agent.remove_containers()
+            subprocess.run([sys.executable, "-m", "reconcile", "proxy", "--cleanup", "--node", name],
+                           capture_output=True, timeout=60)
 
 
+@pytest.mark.timeout(300)  # a second dockerd (with the test images built) on a loaded machine
 def test_pods_on_two_nodes_reach_each_other_by_pod_ip_and_service_with_the_source_kept(
         client, namespace, proxy, node_agent, second_node, docker_node):
     client.create("v1", "pods", helpers.pod("a", node_agent.name, web("a")), namespace=namespace)
@@ -235,3 +244,8 @@ def test_pods_on_two_nodes_reach_each_other_by_pod_ip_and_service_with_the_sourc
     support.wait_for(lambda: f"{ip} . tcp . 80 : goto service-" in nft_table(node_agent.name), timeout=10,
                      what="remote service programmed")
     assert fetch(docker_node, a_box, f"http://{ip}/cgi-bin/who") == f"{a_ip} b"
+    # node B's proxy (in its agent's process) programs its own table; A's is its own proxy's
+    support.wait_for(lambda: f"{ip} . tcp . 80 : goto service-" in nft_table(second_node.name), timeout=10,
+                     what="node B's proxy programmed")
+    assert fetch(second_node.daemon, b_box, f"http://{ip}/cgi-bin/who").endswith(" b")  # hairpin on B
+    assert render.table_name(second_node.name) not in nft_table(node_agent.name)
