@@ -56,6 +56,7 @@ bench: $(STAMP) ensure-docker
 	$(PY) bench/controllers.py
 	$(PY) bench/scheduler.py
 	$(PY) bench/runtime.py
+	$(PY) bench/services.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check reconcile tests bench

@@ -41,7 +41,7 @@ class NetfilterError(Exception):
 
 def _run(args: Sequence[str], *, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
     try:
-        done = subprocess.run(list(args), input=stdin, capture_output=True, text=True, timeout=60)
+        done = subprocess.run(list(args), input=stdin, capture_output=True, text=True, timeout=300)
     except FileNotFoundError as exc:
         raise NetfilterError(f"{args[0]} is not installed (Debian: apt-get install nftables iproute2)") from exc
     if check and done.returncode != 0:

@@ -73,8 +73,15 @@ class Proxier:
         return render.NodeInfo(name=self.options.node, service_cidr=self.options.service_cidr,
                                pod_cidrs=tuple(model.node_pod_cidrs(self.nodes.store.list())))
 
-    def _sync_now(self) -> None:
-        """Blocking (run in a thread): check the host, guard the CIDR, render, apply."""
+    def _sync_now(self, full: bool) -> None:
+        """Blocking (run in a thread): check the host, guard the CIDR, render, apply.
+
+        A render identical to the last applied one is not applied again unless `full` (the
+        periodic resync, which repairs a table changed by hand): Node heartbeats wake the proxy
+        every few seconds, and re-applying thousands of chains for nothing would cost seconds.
+        The live table is listed (for stale chains) only on a full sync; otherwise what the last
+        applied text declared is what the table holds.
+        """
         node = self.node_info()
         if self._guarded_cidrs != tuple(node.pod_cidrs):
             netfilter.check_overlaps(node.service_cidr, node.pod_cidrs)
@@ -82,9 +89,18 @@ class Proxier:
             netfilter.allow_pod_forwarding(self.options.node)
             self._guarded_cidrs = tuple(node.pod_cidrs)
         ports = model.service_ports(self.services.store.list(), self.slices.store.list())
-        chains, sets = netfilter.table_contents(self.table)
+        if full or not self.last_text:
+            chains, sets = netfilter.table_contents(self.table)
+        else:
+            chains, sets = render.declared(self.last_text)
         text = render.render(ports, node, existing_chains=chains, existing_sets=sets)
-        netfilter.apply(text)
+        if not full and text == self.last_text:
+            return
+        try:
+            netfilter.apply(text)
+        except netfilter.NetfilterError:
+            self.last_text = ""  # the next sync lists the live table again
+            raise
         devices = netfilter.pod_devices(node.pod_cidrs)
         netfilter.enable_hairpin(devices)
         if any(sp.node_port for sp in ports):
@@ -92,9 +108,9 @@ class Proxier:
         self.last_text = text
         self.syncs += 1
 
-    async def sync(self) -> None:
+    async def sync(self, *, full: bool = True) -> None:
         started = time.monotonic()
-        await asyncio.to_thread(self._sync_now)
+        await asyncio.to_thread(self._sync_now, full)
         self._last_sync = time.monotonic()
         log.info("proxy %s: synced %s in %.3fs", self.options.node, self.table, self._last_sync - started)
         if self.syncs == 1:
@@ -105,10 +121,11 @@ class Proxier:
         retry = False
         while not self._stopping:
             wait = self.options.min_sync_period if retry else self.options.sync_period
+            full = retry
             try:
                 await asyncio.wait_for(self._dirty.wait(), timeout=wait)
             except TimeoutError:
-                pass
+                full = True
             if self._stopping:
                 return
             gap = self.options.min_sync_period - (time.monotonic() - self._last_sync)
@@ -116,7 +133,7 @@ class Proxier:
                 await asyncio.sleep(gap)  # rate limit: coalesce a burst of changes into one sync
             try:
                 self._dirty.clear()
-                await self.sync()
+                await self.sync(full=full)
                 retry = False
             except netfilter.NetfilterError as exc:
                 log.error("proxy %s: sync failed (retrying): %s", self.options.node, exc)

@@ -248,6 +248,19 @@ def _helpers(node: NodeInfo) -> dict[str, list[str]]:
     }
 
 
+_DECLARED = re.compile(r"^\t(chain|set|map) (\S+) \{", re.M)
+
+
+def declared(text: str) -> tuple[set[str], set[str]]:
+    """(chains, sets and maps) a rendered text leaves in the table: the next render's `existing_*`
+    without asking nft to list a table of thousands of chains."""
+    chains: set[str] = set()
+    sets: set[str] = set()
+    for kind, name in _DECLARED.findall(text):
+        (chains if kind == "chain" else sets).add(name)
+    return chains, sets
+
+
 def delete(node: str) -> str:
     """`nft -f` input that removes this node's table (and is harmless when there is none)."""
     table = table_name(node)

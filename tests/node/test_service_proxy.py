@@ -175,6 +175,14 @@ def test_a_service_without_a_slice_refuses_and_unallocated_addresses_stay_on_the
     route = subprocess.run(["ip", "route", "get", "10.230.123.123"], capture_output=True, text=True).stdout
     assert "dev rcsvc0" in route and "eth0" not in route and "via" not in route
 
+    # a proxy that stops leaves its rules serving; started again it adopts them (one atomic replace)
+    proxy.stop()
+    assert f"{EMPTY_IP} . tcp . 80 : goto reject-chain" in nft_table(node_agent.name)
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((EMPTY_IP, 80), timeout=3).close()
+    proxy.start()
+    assert f"{EMPTY_IP} . tcp . 80 : goto reject-chain" in nft_table(node_agent.name)
+
 
 def test_refuses_a_service_cidr_the_host_routes(api_server, node_agent):
     connection = support.connection(api_server)

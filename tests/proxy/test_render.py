@@ -219,3 +219,19 @@ def test_generated_rule_sets_are_valid_nft_transactions(ports: list[model.Servic
     text = "\n".join(line for line in text.splitlines() if not line.startswith("delete ")) + "\n"
     done = subprocess.run(["nft", "-c", "-f", "-"], input=text, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+@given(service_ports(), service_ports())
+@settings(max_examples=100, deadline=None)
+def test_a_render_from_the_last_texts_names_deletes_exactly_what_is_gone(before: list[model.ServicePort],
+                                                                          after: list[model.ServicePort]) -> None:
+    first = render.render(before, NODE)
+    chains, sets = render.declared(first)
+    assert {"services", "filter-input", "masquerading"} <= chains and {"service-ips", "pod-cidrs"} <= sets
+    second = render.render(after, NODE, existing_chains=chains, existing_sets=sets)
+    now_chains, now_sets = render.declared(second)
+    table = render.table_name("node-a")
+    deleted_chains = {line.split()[-1] for line in second.splitlines() if line.startswith(f"delete chain ip {table} ")}
+    deleted_sets = {line.split()[-1] for line in second.splitlines() if line.startswith(f"delete set ip {table} ")}
+    assert deleted_chains == chains - now_chains
+    assert deleted_sets == sets - now_sets
