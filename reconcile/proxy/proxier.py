@@ -83,7 +83,7 @@ class Proxier:
         applied text declared is what the table holds.
         """
         node = self.node_info()
-        if self._guarded_cidrs != tuple(node.pod_cidrs):
+        if full or self._guarded_cidrs != tuple(node.pod_cidrs):  # full: repair a route or rule someone removed
             netfilter.check_overlaps(node.service_cidr, node.pod_cidrs)
             netfilter.guard_service_cidr(node.service_cidr)
             netfilter.allow_pod_forwarding(self.options.node)
