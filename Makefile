@@ -59,6 +59,7 @@ bench: $(STAMP) ensure-docker
 	$(PY) bench/cluster_dns.py
 	$(PY) bench/charts.py
 	$(PY) bench/streaming.py
+	$(PY) bench/services.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check reconcile tests bench

@@ -301,3 +301,54 @@ class NodeAgentProcess:
         if self.process and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+
+
+class ProxyProcess:
+    """`python -m reconcile proxy --node NAME` as the system:kube-proxy identity, stopped by pid; its
+    nft table, route and iptables rule are removed at `cleanup()` (`reconcile proxy --cleanup`)."""
+
+    def __init__(self, server: str, *, node: str, log_path: Path, extra_args: tuple[str, ...] = ()) -> None:
+        self.server = server
+        self.node = node
+        self.log_path = log_path
+        self.extra_args = extra_args
+        self.process: subprocess.Popen | None = None
+
+    def start(self, *, timeout: float = 30.0) -> ProxyProcess:
+        connection = support.connection(self.server)
+        as_user = connection.user("system:kube-proxy") if connection.tls else None
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env.pop("RECONCILE_SERVER", None)
+        start_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "reconcile", "proxy", "--node", self.node,
+                 *connection.component_args(as_user=as_user), "--min-sync-period", "0.1", "-v", *self.extra_args],
+                stdout=log, stderr=subprocess.STDOUT, env=env)
+        marker = f"proxy for node {self.node} programmed"
+
+        def programmed() -> bool:
+            if self.process and self.process.poll() is not None:
+                raise RuntimeError(f"proxy exited: {self.log_text()[-3000:]}")
+            with open(self.log_path, "rb") as f:
+                f.seek(start_offset)
+                return marker in f.read().decode("utf-8", "replace")
+
+        support.wait_for(programmed, timeout=timeout, interval=0.05, what=f"proxy {self.node} to program")
+        return self
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self, *, timeout: float = 15.0) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def cleanup(self) -> None:
+        subprocess.run([sys.executable, "-m", "reconcile", "proxy", "--cleanup", "--node", self.node],
+                       capture_output=True, text=True, check=False, timeout=60)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -67,6 +68,7 @@ class Component:
     healthy: Callable[[dict[str, Any]], bool]
     adopt: Callable[[UpContext, dict[str, Any]], None]  # feed a running entry's facts into the context
     matches: Callable[[UpContext, dict[str, Any]], bool]  # does the running entry fit what was asked?
+    optional: bool = False  # a start that fails is a warning, and `up` goes on without it
 
 
 # --- etcd -----------------------------------------------------------------------------------
@@ -381,6 +383,45 @@ def _dns_matches(ctx: UpContext, entry: dict[str, Any]) -> bool:
     return entry.get("server") == ctx.server and entry.get("address") == cluster_dns_address(local_node_name())
 
 
+# --- service proxy of the local node ----------------------------------------------------------
+
+SERVICE_CIDR = "10.96.0.0/12"  # the proxy's --service-cluster-ip-range (upstream's kube-apiserver default)
+
+
+def _proxy_start(ctx: UpContext) -> dict[str, Any]:
+    """`reconcile proxy` for the local node as system:kube-proxy. It programs the host's netfilter,
+    so it needs root and Debian's nftables; without them `up` goes on without Services' cluster IPs."""
+    if os.geteuid() != 0 or shutil.which("nft") is None:
+        raise StartError("not started: the service proxy needs root and `nft` (apt-get install nftables); "
+                         "cluster IPs and node ports will not answer on this host")
+    name = local_node_name()
+    health_port = _free_port()
+    log = ctx.state_dir / "proxy.log"
+    kubeconfig = identities.proxy_kubeconfig(ctx.state_dir, ctx.server)
+    argv = [sys.executable, "-m", "reconcile", "proxy", "--kubeconfig", str(kubeconfig), "--node", name,
+            "--service-cluster-ip-range", SERVICE_CIDR, "--health-port", str(health_port)]
+    pid = processes.spawn(argv, log=log, env=OWN_IDENTITY)
+    entry = {"pid": pid, "started": processes.start_time(pid), "server": ctx.server, "log": str(log), "node": name,
+             "url": f"http://127.0.0.1:{health_port}", "health": f"http://127.0.0.1:{health_port}/healthz"}
+    _wait_ready(entry, entry["health"], what=f"service proxy of {name}")
+    return entry
+
+
+def _proxy_matches(ctx: UpContext, entry: dict[str, Any]) -> bool:
+    return entry.get("server") == ctx.server and entry.get("node") == local_node_name()
+
+
+def remove_proxy_rules(node: str) -> list[str]:
+    """The local node's nft table, its iptables accept rule, and the service route once no table is left."""
+    from reconcile.proxy import netfilter
+
+    try:
+        return netfilter.cleanup(node)
+    except netfilter.NetfilterError as exc:
+        click.echo(f"warning: {exc}", err=True)
+        return []
+
+
 COMPONENTS: list[Component] = [
     Component("etcd", _etcd_start, _etcd_healthy, _etcd_adopt, _etcd_matches),
     Component("apiserver", _apiserver_start, _apiserver_healthy, _apiserver_adopt, _apiserver_matches),
@@ -390,6 +431,8 @@ COMPONENTS: list[Component] = [
               _controller_manager_matches),
     Component("node", _node_start, _controller_manager_healthy, _controller_manager_adopt, _node_matches),
     Component("dns", _dns_start, _dns_healthy, _controller_manager_adopt, _dns_matches),
+    Component("proxy", _proxy_start, _controller_manager_healthy, _controller_manager_adopt, _proxy_matches,
+              optional=True),
 ]
 
 
@@ -482,6 +525,9 @@ def up(state_dir: Path | None, api_port: int | None, etcd_url: str | None, adver
         try:
             entry = comp.start(ctx)
         except StartError as exc:
+            if comp.optional:
+                click.echo(f"{comp.name:<12} {exc}", err=True)
+                continue
             common.fail(str(exc))
             return
         recorded[comp.name] = entry
@@ -559,6 +605,9 @@ def down(state_dir: Path | None, remove_containers: bool) -> None:
         if remove_containers:
             count = _remove_node_containers(node_entry.get("docker_host") or docker_host(), node_entry["node"])
             click.echo(f"{'containers':<12} removed {count} of node {node_entry['node']}")
+            if os.geteuid() == 0 and shutil.which("nft"):
+                removed = remove_proxy_rules(node_entry["node"])
+                click.echo(f"{'proxy rules':<12} removed {', '.join(removed) or 'nothing left'}")
         else:
             click.echo("pod containers keep running; `reconcile up` adopts them, "
                        "`reconcile down --remove-containers` removes them")
@@ -601,7 +650,7 @@ def status(state_dir: Path | None) -> None:
         entry = recorded.get(comp.name)
         if entry is None:
             rows.append([comp.name, "", "false", "false", "", ""])
-            all_ok = False
+            all_ok = all_ok and comp.optional  # an optional component `up` could not start is no failure
             continue
         is_alive = bool(entry.get("external")) or processes.alive(entry.get("pid"), started=entry.get("started"))
         healthy = is_alive and comp.healthy(entry)

@@ -8,6 +8,7 @@ kubeconfig per identity.
         controller-manager.kubeconfig   CN=system:kube-controller-manager
         scheduler.kubeconfig            CN=system:kube-scheduler
         coredns.kubeconfig              CN=system:serviceaccount:kube-system:coredns (cluster DNS)
+        kube-proxy.kubeconfig           CN=system:kube-proxy (every local node's service proxy)
         node-NAME.kubeconfig            CN=system:node:NAME, O=system:nodes
 
 Components' kubeconfigs reference the PKI's files by path instead of embedding them, so a renewed
@@ -107,6 +108,8 @@ def scheduler_kubeconfig(state_dir: Path, server: str) -> Path:
 
 def dns_kubeconfig(state_dir: Path, server: str) -> Path:
     return component_kubeconfig(state_dir, "coredns", pki(state_dir).coredns, server)
+def proxy_kubeconfig(state_dir: Path, server: str) -> Path:
+    return component_kubeconfig(state_dir, "kube-proxy", pki(state_dir).kube_proxy, server)
 
 
 def node_kubeconfig(state_dir: Path, node: str, server: str) -> Path:

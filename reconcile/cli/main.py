@@ -38,6 +38,7 @@ def _register_optional() -> None:
         "certificate_cmd",
         "dns_cmd",
         "chart_cmd",
+        "proxy_cmd",
     ):
         try:
             module = importlib.import_module(f"reconcile.cli.{module_name}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from pathlib import Path
@@ -80,6 +81,11 @@ def node() -> None:
               help="The cluster's DNS domain: pods search <ns>.svc.DOMAIN svc.DOMAIN DOMAIN.")
 @click.option("--resolv-conf", default="/etc/resolv.conf", show_default=True,
               help="The resolver configuration dnsPolicy Default pods get (\"\": nameserver 127.0.0.1).")
+@click.option("--proxy-kubeconfig", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="Also run this node's service proxy (`reconcile proxy`) in this process, as the identity of "
+                   "this kubeconfig (system:kube-proxy); needs root and nft.")
+@click.option("--service-cluster-ip-range", "service_cidr", default="10.96.0.0/12", show_default=True,
+              help="The service CIDR the proxy guards (with --proxy-kubeconfig).")
 @click.option("-v", "--verbose", is_flag=True, help="Log at debug level.")
 @common.connection_options
 @common.handle_errors
@@ -88,7 +94,8 @@ def join(name: str, docker_host: str, state_dir: Path | None, port: int, address
          resync_interval: float, stats_interval: float, workers: int, allowed_host_paths: str, pod_security_default: str,
          tls_cert_file: Path | None, tls_private_key_file: Path | None, client_ca_file: Path | None,
          healthz_port: int | None, token: str | None, ca_hash: str | None, bootstrap_timeout: float,
-         rotate_certificates: bool, cluster_dns: str, cluster_domain: str, resolv_conf: str, verbose: bool) -> None:
+         rotate_certificates: bool, cluster_dns: str, cluster_domain: str, resolv_conf: str,
+         proxy_kubeconfig: str | None, service_cidr: str, verbose: bool) -> None:
     """Register this machine's Docker engine as node NAME and run the pods bound to it.
 
     With --token and --ca-hash (kubeadm's `join`): discover and pin the cluster CA at --server, get a
@@ -121,7 +128,12 @@ def join(name: str, docker_host: str, state_dir: Path | None, port: int, address
         healthz_port=healthz_port, credentials=credentials,
         cluster_dns=_cluster_dns(cluster_dns), cluster_domain=cluster_domain.strip("."), resolv_conf=resolv_conf,
     )
-    asyncio.run(_run(agent_mod.Agent(settings)))
+    proxy_options = None
+    if proxy_kubeconfig:
+        from reconcile.proxy import proxier
+
+        proxy_options = proxier.Options(node=name, kubeconfig=proxy_kubeconfig, service_cidr=service_cidr)
+    asyncio.run(_run(agent_mod.Agent(settings), proxy_options))
 
 
 def _cluster_dns(value: str) -> tuple[str, ...]:
@@ -158,8 +170,27 @@ def _bootstrap(server: str, name: str, token: str | None, ca_hash: str | None, s
     return credentials.config(server), credentials
 
 
-async def _run(agent: object) -> None:
+async def _run(agent: object, proxy_options: object | None = None) -> None:
+    """The agent until a signal; with `proxy_options`, the node's service proxy beside it (a proxy
+    that fails, e.g. on a host that routes the service CIDR, is logged and the agent goes on)."""
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, agent.request_stop)  # type: ignore[attr-defined]
-    await agent.run()  # type: ignore[attr-defined]
+    proxy_task = None
+    if proxy_options is not None:
+        from reconcile.proxy import proxier
+
+        proxy_task = loop.create_task(proxier.run(proxy_options), name="service-proxy")  # type: ignore[arg-type]
+        proxy_task.add_done_callback(_report_proxy_end)
+    try:
+        await agent.run()  # type: ignore[attr-defined]
+    finally:
+        if proxy_task is not None:
+            proxy_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await proxy_task
+
+
+def _report_proxy_end(task: asyncio.Task) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logging.getLogger(__name__).error("service proxy stopped: %s", task.exception())

@@ -82,9 +82,10 @@ class NodeSettings:
 
 
 def default_pod_cidr(name: str) -> str:
-    """A /24 in 10.64.0.0/10 picked from the node name, so nodes get distinct subnets by default."""
+    """A /24 in 10.128.0.0/10 picked from the node name, so nodes get distinct subnets by default
+    (clear of the default service CIDR 10.96.0.0/12: the proxy refuses pod CIDRs that overlap it)."""
     digest = hashlib.sha256(name.encode()).digest()
-    return f"10.{64 + digest[0] % 64}.{digest[1]}.0/24"
+    return f"10.{128 + digest[0] % 64}.{digest[1]}.0/24"
 
 
 def default_state_dir(name: str) -> Path:

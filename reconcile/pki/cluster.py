@@ -10,6 +10,7 @@
       controller-manager.*        CN=system:kube-controller-manager
       scheduler.*                 CN=system:kube-scheduler
       coredns.*                   CN=system:serviceaccount:kube-system:coredns (cluster DNS)
+      kube-proxy.*                CN=system:kube-proxy (the service proxies)
       nodes/NAME.crt/.key         CN=system:node:NAME, O=system:nodes (`up`'s own node; joined nodes get
                                   theirs through a CertificateSigningRequest)
       nodes/NAME-serving.*        the node agent port's serving certificate (NAME, 127.0.0.1, ::1), so the
@@ -53,6 +54,7 @@ SCHEDULER = certs.Identity("system:kube-scheduler")
 # a certificate for that user (and the ServiceAccount groups) instead of a token: it renews like the rest
 COREDNS = certs.Identity("system:serviceaccount:kube-system:coredns",
                          ("system:serviceaccounts", "system:serviceaccounts:kube-system"))
+KUBE_PROXY = certs.Identity("system:kube-proxy")  # every node's service proxy (bound to system:node-proxier)
 APISERVER_KUBELET_CLIENT = certs.Identity("kube-apiserver-kubelet-client", ("system:masters",))
 APISERVER_ETCD_CLIENT = certs.Identity("kube-apiserver-etcd-client")
 NODES_GROUP = "system:nodes"
@@ -160,6 +162,8 @@ class ClusterPki:
     @property
     def coredns(self) -> Pair:
         return self.pair("coredns")
+    def kube_proxy(self) -> Pair:
+        return self.pair("kube-proxy")
 
     @property
     def etcd_server(self) -> Pair:
@@ -198,6 +202,7 @@ class ClusterPki:
             LeafSpec("controller-manager", "ca", CONTROLLER_MANAGER, client=True),
             LeafSpec("scheduler", "ca", SCHEDULER, client=True),
             LeafSpec("coredns", "ca", COREDNS, client=True),
+            LeafSpec("kube-proxy", "ca", KUBE_PROXY, client=True),
             LeafSpec("apiserver-etcd-client", "etcd/ca", APISERVER_ETCD_CLIENT, client=True),
             LeafSpec("etcd/server", "etcd/ca", certs.Identity(host_name() or "etcd"), server=True, client=True,
                      dns_names=etcd_dns, ip_addresses=etcd_ips),

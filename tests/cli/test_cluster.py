@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -56,6 +57,10 @@ def test_up_status_down(tmp_path: Path) -> None:
     # the node's pod network went with its containers
     leftover = subprocess.run(["docker", "network", "inspect", "reconcile-up-test"], capture_output=True)
     assert leftover.returncode != 0
+    # and so did the node's service proxy rules (when `up` could run the proxy: root and nft)
+    tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, check=False) \
+        if shutil.which("nft") else None
+    assert tables is None or "reconcile-proxy-up-test" not in tables.stdout
     assert not any(processes.alive(pid) for pid in pids)
     status = reconcile("status", env=env)
     assert "nothing is running" in status.stdout

@@ -216,6 +216,8 @@ def _check_identities(components: dict, state_dir: Path) -> None:
     """Each component runs on a kubeconfig of its own identity (and no --server)."""
     expected = {"controller-manager": "system:kube-controller-manager", "scheduler": "system:kube-scheduler",
                 "node": f"system:node:{NODE}", "dns": "system:serviceaccount:kube-system:coredns"}
+    if "proxy" in components:  # started when `up` runs as root with nft
+        expected["proxy"] = "system:kube-proxy"
     for name, user in expected.items():
         argv = _argv(components[name]["pid"])
         assert "--server" not in argv, argv

@@ -15,6 +15,8 @@ Ours, from what each component calls (read off its code; least privilege):
 - `system:coredns` (kubeadm's CoreDNS addon role, bound to ServiceAccount kube-system/coredns, the
   user `system:serviceaccount:kube-system:coredns` that `reconcile dns` runs as): list and watch
   endpoints, services, pods, namespaces and endpointslices, nothing else;
+- `system:node-proxier` (upstream's role, bound to the user `system:kube-proxy`): Services,
+  Endpoints, EndpointSlices and Nodes read, Events; what every node's service proxy needs;
 - `system:node`: what a node agent calls (its Node and Lease, pods bound to it and their status,
   the Secrets/ConfigMaps/claims they use). As upstream since 1.8, the role exists but is bound to
   nobody: node agents are authorized by the Node authorizer (`--authorization-mode Node,RBAC`,
@@ -47,6 +49,8 @@ SCHEDULER_USER = "system:kube-scheduler"
 # Cluster DNS (`reconcile dns`): kubeadm's CoreDNS addon role, bound to its ServiceAccount's user
 COREDNS_ROLE = "system:coredns"
 COREDNS_NAMESPACE, COREDNS_SERVICE_ACCOUNT = "kube-system", "coredns"
+PROXY_USER = "system:kube-proxy"
+PROXY_ROLE = "system:node-proxier"
 NODES_GROUP = "system:nodes"
 CONTROLLER_MANAGER_LEASE = "reconcile-controller-manager"
 CERTIFICATES_GROUP = "certificates.k8s.io"
@@ -295,6 +299,12 @@ def cluster_roles() -> list[dict[str, Any]]:
             rule(["list", "watch"], [""], ["endpoints", "services", "pods", "namespaces"]),
             rule(["list", "watch"], ["discovery.k8s.io"], ["endpointslices"]),
         ]),
+        cluster_role(PROXY_ROLE, [  # upstream's, word for word (the service proxy, reconcile/proxy)
+            rule(["list", "watch"], [""], ["services", "endpoints"]),
+            rule(["get", "list", "watch"], [""], ["nodes"]),
+            *_events(),
+            rule(["list", "watch"], ["discovery.k8s.io"], ["endpointslices"]),
+        ]),
         cluster_role("system:node", [
             rule(["get", "list", "watch", "create", "patch", "update"], [""], ["nodes"]),
             rule(["patch", "update"], [""], ["nodes/status"]),
@@ -343,6 +353,7 @@ def cluster_role_bindings() -> list[dict[str, Any]]:
         cluster_role_binding(SCHEDULER_USER, SCHEDULER_USER, [user(SCHEDULER_USER)]),
         cluster_role_binding(COREDNS_ROLE, COREDNS_ROLE, [{"kind": "ServiceAccount", "name": COREDNS_SERVICE_ACCOUNT,
                                                           "namespace": COREDNS_NAMESPACE}]),
+        cluster_role_binding(PROXY_ROLE, PROXY_ROLE, [user(PROXY_USER)]),
         # Upstream keeps this binding with no subjects since 1.8 (the Node authorizer took over).
         cluster_role_binding("system:node", "system:node", []),
         # kubeadm's (bound to every bootstrap token, not only kubeadm:default-node-token's group):

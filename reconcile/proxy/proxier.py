@@ -1,0 +1,196 @@
+"""The service proxy's loop: informers on Services, EndpointSlices and Nodes feed one sync.
+
+Level-triggered, as kube-proxy: any event marks the state dirty; a sync renders the WHOLE table
+from the informers' caches and applies it in one `nft -f` transaction. Rate: a sync runs at once
+when the previous one is at least `min_sync_period` old (so an isolated readiness change reaches
+the kernel in milliseconds), otherwise when that period is over (bursts coalesce); a full resync
+also runs every `sync_period` (it repairs a table someone changed by hand) and after a failure.
+Nothing is written before all three informers have synced, and before the service CIDR is
+guarded (netfilter.guard_service_cidr). The table is left in place when the proxy stops: a
+restarted proxy adopts it (the next apply replaces it atomically) and live traffic never sees an
+empty table. `cleanup` (`reconcile proxy --cleanup`, `reconcile down --remove-containers`)
+removes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+from reconcile.client import aio
+from reconcile.client import config as config_mod
+from reconcile.client import informer as informer_mod
+from reconcile.engine import manager as manager_mod
+from reconcile.proxy import model, netfilter, render
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Options:
+    """One line per flag of `reconcile proxy`."""
+
+    node: str  # --hostname-override: the Node this proxy serves (its table is named after it)
+    server: str | None = None  # None: $RECONCILE_SERVER, then the kubeconfig
+    kubeconfig: str | None = None
+    service_cidr: str = "10.96.0.0/12"  # --service-cluster-ip-range (as the API server's)
+    min_sync_period: float = 1.0  # upstream's --iptables-min-sync-period / nftables default
+    sync_period: float = 30.0  # upstream's --iptables-sync-period
+    health_port: int | None = None  # /healthz, /readyz, /metrics on 127.0.0.1 (upstream: :10256)
+
+
+class Proxier:
+    """Owns one node's table; `sync()` is the whole act step (render from caches, apply)."""
+
+    def __init__(self, client: aio.AsyncClient, options: Options) -> None:
+        self.client = client
+        self.options = options
+        self.table = render.table_name(options.node)
+        self.services = informer_mod.Informer(client, "v1", "services")
+        self.slices = informer_mod.Informer(client, "discovery.k8s.io/v1", "endpointslices")
+        self.nodes = informer_mod.Informer(client, "v1", "nodes")
+        self._dirty = asyncio.Event()
+        self._last_sync = 0.0
+        self._guarded_cidrs: tuple[str, ...] | None = None
+        self.syncs = 0  # successful applies (tests and metrics read it)
+        self.failures = 0
+        self._stopping = False
+        self.last_text = ""
+
+    def _changed(self, *_args: object) -> None:
+        self._dirty.set()
+
+    async def start(self) -> None:
+        for inf in (self.services, self.slices, self.nodes):
+            inf.add_handler(on_add=self._changed, on_update=self._changed, on_delete=self._changed)
+            await inf.start()
+        for inf in (self.services, self.slices, self.nodes):
+            await inf.wait_synced()
+
+    def node_info(self) -> render.NodeInfo:
+        return render.NodeInfo(name=self.options.node, service_cidr=self.options.service_cidr,
+                               pod_cidrs=tuple(model.node_pod_cidrs(self.nodes.store.list())))
+
+    def _sync_now(self, full: bool) -> None:
+        """Blocking (run in a thread): check the host, guard the CIDR, render, apply.
+
+        A render identical to the last applied one is not applied again unless `full` (the
+        periodic resync, which repairs a table changed by hand): Node heartbeats wake the proxy
+        every few seconds, and re-applying thousands of chains for nothing would cost seconds.
+        The live table is listed (for stale chains) only on a full sync; otherwise what the last
+        applied text declared is what the table holds.
+        """
+        node = self.node_info()
+        if full or self._guarded_cidrs != tuple(node.pod_cidrs):  # full: repair a route or rule someone removed
+            netfilter.check_overlaps(node.service_cidr, node.pod_cidrs)
+            netfilter.guard_service_cidr(node.service_cidr)
+            netfilter.allow_pod_forwarding(self.options.node)
+            self._guarded_cidrs = tuple(node.pod_cidrs)
+        ports = model.service_ports(self.services.store.list(), self.slices.store.list())
+        if full or not self.last_text:
+            chains, sets = netfilter.table_contents(self.table)
+        else:
+            chains, sets = render.declared(self.last_text)
+        text = render.render(ports, node, existing_chains=chains, existing_sets=sets)
+        if not full and text == self.last_text:
+            return
+        try:
+            netfilter.apply(text)
+        except netfilter.NetfilterError:
+            self.last_text = ""  # the next sync lists the live table again
+            raise
+        devices = netfilter.pod_devices(node.pod_cidrs)
+        netfilter.enable_hairpin(devices)
+        if any(sp.node_port for sp in ports):
+            netfilter.enable_route_localnet(devices)
+        self.last_text = text
+        self.syncs += 1
+
+    async def sync(self, *, full: bool = True) -> None:
+        started = time.monotonic()
+        await asyncio.to_thread(self._sync_now, full)
+        self._last_sync = time.monotonic()
+        log.info("proxy %s: synced %s in %.3fs", self.options.node, self.table, self._last_sync - started)
+        if self.syncs == 1:
+            print(f"proxy for node {self.options.node} programmed {self.table}", flush=True)
+
+    async def run(self) -> None:
+        """After the first sync: sync on every change (rate-limited) and every sync_period, until stop()."""
+        retry = False
+        while not self._stopping:
+            wait = self.options.min_sync_period if retry else self.options.sync_period
+            full = retry
+            try:
+                await asyncio.wait_for(self._dirty.wait(), timeout=wait)
+            except TimeoutError:
+                full = True
+            if self._stopping:
+                return
+            gap = self.options.min_sync_period - (time.monotonic() - self._last_sync)
+            if gap > 0:
+                await asyncio.sleep(gap)  # rate limit: coalesce a burst of changes into one sync
+            try:
+                self._dirty.clear()
+                await self.sync(full=full)
+                retry = False
+            except netfilter.NetfilterError as exc:
+                log.error("proxy %s: sync failed (retrying): %s", self.options.node, exc)
+                self.failures += 1
+                retry = True
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._dirty.set()
+        for inf in (self.services, self.slices, self.nodes):
+            await inf.stop()
+
+    # --- health (engine.manager serves it) -------------------------------------------------------
+
+    def readiness(self) -> list[str]:
+        return [] if self.syncs else ["no rule set programmed yet"]
+
+    def liveness(self) -> list[str]:
+        """kube-proxy's /healthz: programming progressed within 2 x syncPeriod."""
+        age = time.monotonic() - self._last_sync
+        if self.syncs and age > 2 * self.options.sync_period + self.options.min_sync_period:
+            return [f"last successful sync {age:.0f}s ago"]
+        return []
+
+
+@dataclass
+class _Loop:
+    """The proxier as the manager's run()-style runnable (it is started already)."""
+
+    proxier: Proxier
+
+    async def run(self) -> None:
+        await self.proxier.run()
+
+    async def stop(self) -> None:
+        await self.proxier.stop()
+
+
+async def run(options: Options) -> None:
+    """`reconcile proxy`: the first sync (a host that routes our ranges fails it: NetfilterError),
+    then serve until cancelled; the table stays (a restart adopts it)."""
+    cfg = config_mod.load_config(server=options.server, kubeconfig=options.kubeconfig)
+    async with aio.AsyncClient(cfg) as client:
+        proxier = Proxier(client, options)
+        await proxier.start()
+        try:
+            await proxier.sync()
+        except BaseException:
+            await proxier.stop()
+            raise
+        mgr = manager_mod.Manager(client, name="reconcile-proxy", leader_election=False,
+                                  health_port=options.health_port)
+        mgr.add(_Loop(proxier), needs_leader=False)
+        mgr.add_health_check(proxier)
+        await mgr.run()
+
+
+def cleanup(node: str | None) -> list[str]:
+    """Remove one node's (or every node's) rules and, when none are left, the service route."""
+    return netfilter.cleanup(node)

@@ -1,0 +1,267 @@
+"""Render the whole nftables rule set of one proxy instance: a pure function of its inputs.
+
+The shape is kube-proxy's nftables mode (pkg/proxy/nftables/proxier.go), in a table of our own
+per node (`ip reconcile-proxy-<node>`), so several node agents' proxies on one host never touch
+each other's rules. The text starts with `table ... {}` + `flush table ...` and then the full
+contents, so `nft -f` replaces the table in ONE transaction: a restarted proxy adopts its table
+and live traffic never sees a half-written or empty rule set.
+
+Chains (priorities relative to dstnat -100 / srcnat 100, as upstream):
+- `filter-input`/`filter-output`/`filter-forward` (dstnat-10): `ct state new` jumps to the
+  "no endpoints" checks (so the service IP is still visible), and on input the drop of
+  non-loopback traffic to 127.0.0.0/8 that kube-proxy's iptables mode adds with route_localnet;
+- `filter-output-post-dnat` (dstnat+10) and `filter-forward`: `cluster-ips-check`, after DNAT:
+  a packet still addressed to a cluster IP hit no service port (rejected), anything else in the
+  service CIDR is unallocated (dropped) — it never follows the default route;
+- `nat-prerouting`/`nat-output` (dstnat) -> `services`; `nat-postrouting` (srcnat) -> `masquerading`.
+
+Differences from upstream, on purpose: node ports are also served on 127.0.0.1 (upstream's
+iptables mode does, its nftables mode does not), which needs route_localnet on the pod bridges
+(netfilter.py) and the loopback firewall rule below.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from reconcile.proxy import model
+
+TABLE_PREFIX = "reconcile-proxy-"
+MASQ_MARK = 0x4000  # 1 << masqueradeBit (14), upstream's default
+# Set on forwarded pod-to-pod packets and on both directions of connections we DNATed to a pod;
+# netfilter.allow_pod_forwarding accepts it in iptables' filter table (Docker's FORWARD DROP).
+POD_TRAFFIC_MARK = 0x20000
+NAME_LIMIT = 240
+DSTNAT, SRCNAT = -100, 100
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """What the rules need to know of the node and the cluster."""
+
+    name: str
+    service_cidr: str = "10.96.0.0/12"
+    pod_cidrs: Sequence[str] = field(default_factory=tuple)  # every node's pod CIDR (the local-traffic detector)
+
+
+def table_name(node: str) -> str:
+    """`reconcile-proxy-<node>` (a hash when the node name is too long for an nft name)."""
+    name = TABLE_PREFIX + node
+    if len(name) > 200:
+        name = TABLE_PREFIX + hashlib.sha256(node.encode()).hexdigest()[:16]
+    return name
+
+
+_B32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"  # RFC 4648's base32 alphabet, as base64.b32encode
+_UNSAFE = re.compile(r"[^A-Za-z0-9/._-]")
+
+
+@functools.lru_cache(maxsize=65536)
+def hashed(prefix: str, name: str) -> str:
+    """kube-proxy's chain names: prefix + first 8 base32 chars of sha256(name) + "-" + name, cut at 240."""
+    # the first 40 bits give exactly the first 8 base32 characters of the whole digest's encoding
+    bits = int.from_bytes(hashlib.sha256(name.encode()).digest()[:5], "big")
+    digest = "".join(_B32[(bits >> (35 - 5 * i)) & 31] for i in range(8))
+    # names come from the API (validated there); whatever else they hold never reaches nft's parser
+    full = f"{prefix}{digest}-{_UNSAFE.sub('_', name)}"
+    return full if len(full) <= NAME_LIMIT else full[: NAME_LIMIT - 3] + "..."
+
+
+def _endpoint_name(sp: model.ServicePort, ep: model.Endpoint) -> str:
+    return f"{sp.id}__{ep.ip}/{ep.port}"
+
+
+@dataclass
+class _Builder:
+    sets: list[str] = field(default_factory=list)
+    set_names: set[str] = field(default_factory=set)
+    chains: dict[str, list[str]] = field(default_factory=dict)
+    service_ips: list[str] = field(default_factory=list)
+    service_nodeports: list[str] = field(default_factory=list)
+    no_endpoint_services: list[str] = field(default_factory=list)
+    no_endpoint_nodeports: list[str] = field(default_factory=list)
+    cluster_ips: set[str] = field(default_factory=set)
+
+
+def _balance(b: _Builder, chain: str, sp: model.ServicePort, endpoints: list[model.Endpoint], *,
+             cluster_ip_masq: bool) -> None:
+    rules: list[str] = []
+    if cluster_ip_masq:
+        rules.append(f"ip daddr {sp.cluster_ip} {sp.protocol} dport {sp.port} ip saddr != @pod-cidrs "
+                     "jump mark-for-masquerade")
+    if sp.affinity_seconds:
+        for ep in endpoints:
+            rules.append(f"ip saddr @{hashed('affinity-', _endpoint_name(sp, ep))} "
+                         f"goto {hashed('endpoint-', _endpoint_name(sp, ep))}")
+    choices = ", ".join(f"{i} : goto {hashed('endpoint-', _endpoint_name(sp, ep))}"
+                        for i, ep in enumerate(endpoints))
+    rules.append(f"numgen random mod {len(endpoints)} vmap {{ {choices} }}")
+    b.chains[chain] = rules
+
+
+def _endpoint_chain(b: _Builder, sp: model.ServicePort, ep: model.Endpoint) -> None:
+    name = hashed("endpoint-", _endpoint_name(sp, ep))
+    if name in b.chains:
+        return
+    rules = [f"ip saddr {ep.ip} jump mark-for-masquerade"]  # hairpin: a pod reaching itself
+    if sp.affinity_seconds:
+        affinity = hashed("affinity-", _endpoint_name(sp, ep))
+        b.set_names.add(affinity)
+        b.sets.append(f"set {affinity} {{ type ipv4_addr; flags dynamic,timeout; "
+                      f"timeout {sp.affinity_seconds}s; }}")
+        rules.append(f"update @{affinity} {{ ip saddr }}")
+    rules.append(f"meta l4proto {sp.protocol} dnat to {ep.ip}:{ep.port}")
+    b.chains[name] = rules
+
+
+def _service(b: _Builder, sp: model.ServicePort, node: str) -> None:
+    cluster = model.cluster_endpoints(sp)
+    local = model.local_endpoints(sp, node)
+    ip_key = f"{sp.cluster_ip} . {sp.protocol} . {sp.port}"
+    port_key = f"{sp.protocol} . {sp.node_port}"
+    b.cluster_ips.add(sp.cluster_ip)
+    service_chain = hashed("service-", sp.id)
+    local_chain = hashed("local-", sp.id)
+    external_chain = hashed("external-", sp.id)
+    if not cluster:  # no usable endpoint anywhere: every key rejects at once, no nat chains
+        b.no_endpoint_services.append(f"{ip_key} : goto reject-chain")
+        if sp.node_port:
+            b.no_endpoint_nodeports.append(f"{port_key} : goto reject-chain")
+        return
+    _balance(b, service_chain, sp, cluster, cluster_ip_masq=True)
+    for ep in cluster:
+        _endpoint_chain(b, sp, ep)
+    if local and (sp.internal_local or sp.external_local):
+        _balance(b, local_chain, sp, local, cluster_ip_masq=sp.internal_local)
+        for ep in local:
+            _endpoint_chain(b, sp, ep)
+    if not sp.internal_local:
+        b.service_ips.append(f"{ip_key} : goto {service_chain}")
+    elif local:
+        b.service_ips.append(f"{ip_key} : goto {local_chain}")
+    else:
+        b.no_endpoint_services.append(f"{ip_key} : drop")
+    if not sp.node_port:
+        return
+    if sp.external_local and not local:
+        b.no_endpoint_nodeports.append(f"{port_key} : drop")
+        return
+    if sp.external_local:
+        b.chains[external_chain] = [
+            f"ip saddr @pod-cidrs goto {service_chain}",  # local pods: policy ignored (LB hairpin)
+            "fib saddr type local jump mark-for-masquerade",  # the host itself: masqueraded to any endpoint
+            f"fib saddr type local goto {service_chain}",
+            f"goto {local_chain}",  # everyone else: node-local endpoints, client IP kept
+        ]
+    else:
+        b.chains[external_chain] = ["jump mark-for-masquerade", f"goto {service_chain}"]
+    b.service_nodeports.append(f"{port_key} : goto {external_chain}")
+
+
+MAPS = ("service-ips", "service-nodeports", "no-endpoint-services", "no-endpoint-nodeports")
+SETS = ("pod-cidrs", "cluster-ips")
+
+
+def render(ports: Iterable[model.ServicePort], node: NodeInfo, *, existing_chains: Iterable[str] = (),
+           existing_sets: Iterable[str] = ()) -> str:
+    """The complete `nft -f` input that turns this node's table into the rules for `ports`.
+
+    One transaction: create the table if missing, flush every rule, (re)declare sets, maps and
+    chains, flush the sets' and maps' elements and add the new ones, then delete the chains and
+    affinity sets of the live table (`existing_*`, as the act step listed them) that are gone.
+    Affinity sets that stay keep their members (a sync does not reset session affinity).
+    """
+    b = _Builder()
+    for sp in ports:
+        _service(b, sp, node.name)
+    table = table_name(node.name)
+    out = [f"table ip {table} {{}}", f"flush table ip {table}", f"table ip {table} {{"]
+    out.append("\tset pod-cidrs { type ipv4_addr; flags interval; }")
+    out.append("\tset cluster-ips { type ipv4_addr; }")
+    out.append("\tmap service-ips { type ipv4_addr . inet_proto . inet_service : verdict; }")
+    out.append("\tmap service-nodeports { type inet_proto . inet_service : verdict; }")
+    out.append("\tmap no-endpoint-services { type ipv4_addr . inet_proto . inet_service : verdict; }")
+    out.append("\tmap no-endpoint-nodeports { type inet_proto . inet_service : verdict; }")
+    out.extend(f"\t{s}" for s in b.sets)
+    chains: dict[str, list[str]] = {}
+    for name, (hook, rules) in _BASE_CHAINS.items():
+        chains[name] = [hook, *rules]
+    chains.update(_helpers(node))
+    chains.update(sorted(b.chains.items()))
+    for name, rules in chains.items():
+        out.append(f"\tchain {name} {{")
+        out.extend(f"\t\t{r}" for r in rules)
+        out.append("\t}")
+    out.append("}")
+    out.extend(f"flush set ip {table} {name}" for name in SETS)
+    out.extend(f"flush map ip {table} {name}" for name in MAPS)
+    elements = {"pod-cidrs": list(node.pod_cidrs), "cluster-ips": sorted(b.cluster_ips),
+                "service-ips": b.service_ips, "service-nodeports": b.service_nodeports,
+                "no-endpoint-services": b.no_endpoint_services, "no-endpoint-nodeports": b.no_endpoint_nodeports}
+    for name, items in elements.items():
+        if items:
+            out.append(f"add element ip {table} {name} {{ {', '.join(items)} }}")
+    out.extend(f"delete chain ip {table} {name}" for name in sorted(set(existing_chains) - set(chains)))
+    wanted_sets = {*SETS, *MAPS, *b.set_names}
+    out.extend(f"delete set ip {table} {name}" for name in sorted(set(existing_sets) - wanted_sets))
+    return "\n".join(out) + "\n"
+
+
+_BASE_CHAINS = {
+    "filter-input": (f"type filter hook input priority {DSTNAT - 10}; policy accept;", [
+        "ct state new jump nodeport-endpoints-check",
+        "ct state new jump service-endpoints-check",
+        # route_localnet is on for the pod bridges (127.0.0.1 node ports): nothing from off the
+        # host may reach a loopback address through them (kube-proxy's KUBE-FIREWALL rule)
+        'iifname != "lo" ip daddr 127.0.0.0/8 ct state != { established, related } ct status & dnat == 0 drop',
+    ]),
+    "filter-forward": (f"type filter hook forward priority {DSTNAT - 10}; policy accept;", [
+        "ct state new jump service-endpoints-check", "ct state new jump cluster-ips-check",
+        f"ip saddr @pod-cidrs ip daddr @pod-cidrs meta mark set meta mark or {POD_TRAFFIC_MARK:#x}",
+        f"ct status dnat ip daddr @pod-cidrs meta mark set meta mark or {POD_TRAFFIC_MARK:#x}",
+        f"ct status dnat ip saddr @pod-cidrs meta mark set meta mark or {POD_TRAFFIC_MARK:#x}"]),
+    "filter-output": (f"type filter hook output priority {DSTNAT - 10}; policy accept;", [
+        "ct state new jump service-endpoints-check"]),
+    "filter-output-post-dnat": (f"type filter hook output priority {DSTNAT + 10}; policy accept;", [
+        "ct state new jump cluster-ips-check"]),
+    "nat-prerouting": (f"type nat hook prerouting priority {DSTNAT}; policy accept;", ["jump services"]),
+    "nat-output": (f"type nat hook output priority {DSTNAT}; policy accept;", ["jump services"]),
+    "nat-postrouting": (f"type nat hook postrouting priority {SRCNAT}; policy accept;", ["jump masquerading"]),
+}
+
+
+def _helpers(node: NodeInfo) -> dict[str, list[str]]:
+    return {
+        "mark-for-masquerade": [f"meta mark set meta mark or {MASQ_MARK:#x}"],
+        "masquerading": [f"meta mark & {MASQ_MARK:#x} == 0 return",
+                         f"meta mark set meta mark xor {MASQ_MARK:#x}", "masquerade fully-random"],
+        "services": ["ip daddr . meta l4proto . th dport vmap @service-ips",
+                     "fib daddr type local meta l4proto . th dport vmap @service-nodeports"],
+        "service-endpoints-check": ["ip daddr . meta l4proto . th dport vmap @no-endpoint-services"],
+        "nodeport-endpoints-check": ["fib daddr type local meta l4proto . th dport vmap @no-endpoint-nodeports"],
+        "reject-chain": ["reject"],
+        "cluster-ips-check": ["ip daddr @cluster-ips reject", f"ip daddr {node.service_cidr} drop"],
+    }
+
+
+_DECLARED = re.compile(r"^\t(chain|set|map) (\S+) \{", re.M)
+
+
+def declared(text: str) -> tuple[set[str], set[str]]:
+    """(chains, sets and maps) a rendered text leaves in the table: the next render's `existing_*`
+    without asking nft to list a table of thousands of chains."""
+    chains: set[str] = set()
+    sets: set[str] = set()
+    for kind, name in _DECLARED.findall(text):
+        (chains if kind == "chain" else sets).add(name)
+    return chains, sets
+
+
+def delete(node: str) -> str:
+    """`nft -f` input that removes this node's table (and is harmless when there is none)."""
+    table = table_name(node)
+    return f"table ip {table} {{}}\ndelete table ip {table}\n"
