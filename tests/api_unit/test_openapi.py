@@ -15,7 +15,8 @@ def test_index(reg) -> None:
     assert set(index) == {"api/v1", "apis/apps/v1", "apis/coordination.k8s.io/v1",
                           "apis/apiextensions.k8s.io/v1", "apis/example.com/v1",
                           "apis/rbac.authorization.k8s.io/v1", "apis/authorization.k8s.io/v1",
-                          "apis/authentication.k8s.io/v1", "apis/certificates.k8s.io/v1"}
+                          "apis/authentication.k8s.io/v1", "apis/certificates.k8s.io/v1",
+                          "apis/storage.k8s.io/v1"}
     url = index["apis/apps/v1"]["serverRelativeURL"]
     assert url.startswith("/openapi/v3/apis/apps/v1?hash=")
     assert url.endswith(openapi.document_hash(reg, "apps", "v1"))

@@ -39,6 +39,7 @@ EXPECTED = {
     ("authentication.k8s.io", "selfsubjectreviews"): ("SelfSubjectReview", False, ()),
     ("authentication.k8s.io", "tokenreviews"): ("TokenReview", False, ()),
     ("certificates.k8s.io", "certificatesigningrequests"): ("CertificateSigningRequest", False, ("csr",)),
+    ("storage.k8s.io", "storageclasses"): ("StorageClass", False, ("sc",)),
 }
 
 
