@@ -26,10 +26,12 @@ from reconcile.controllers import (
     garbagecollector,
     namespace,
     nodelifecycle,
+    pvbinder,
     replicaset,
     resourcequota,
     rootcacert,
     serviceaccounts,
+    storageprotection,
     tokencleaner,
 )
 from reconcile.controllers import informers as informers_mod
@@ -126,6 +128,9 @@ class Controllers:
             serviceaccounts.ServiceAccountsController(ctx),
             tokencleaner.TokenCleaner(ctx),
             csrapproving.CsrApprovingController(ctx),
+            pvbinder.PersistentVolumeBinder(ctx),
+            storageprotection.PvcProtectionController(ctx),
+            storageprotection.PvProtectionController(ctx),
         ]
         if self.root_ca:
             self.controllers.append(rootcacert.RootCACertPublisher(ctx, self.root_ca))

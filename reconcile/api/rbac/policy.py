@@ -54,7 +54,8 @@ SCHEDULER_LEASE = "reconcile-scheduler"
 CONTROLLERS = ("replicaset-controller", "deployment-controller", "generic-garbage-collector",
                "namespace-controller", "node-controller", "clusterrole-aggregation-controller",
                "resourcequota-controller", "service-account-controller", "root-ca-cert-publisher", "token-cleaner",
-               "certificate-controller")
+               "certificate-controller", "persistent-volume-binder", "pvc-protection-controller",
+               "pv-protection-controller")
 
 
 def rule(verbs: list[str], groups: list[str] | None = None, resources: list[str] | None = None, *,
@@ -228,6 +229,26 @@ def _controller_rules() -> dict[str, list[dict[str, Any]]]:
                 LEGACY_SIGNER, "kubernetes.io/kube-apiserver-client", KUBELET_CLIENT_SIGNER,
                 "kubernetes.io/kubelet-serving"]),
             rule(["create"], ["authorization.k8s.io"], ["subjectaccessreviews"]),
+            *_events(),
+        ],
+        # upstream's (the glusterfs endpoints and secrets rules of in-tree plugins left out)
+        "persistent-volume-binder": [
+            rule(["create", "delete", "get", "list", "update", "watch"], [""], ["persistentvolumes"]),
+            rule(["update"], [""], ["persistentvolumes/status"]),
+            rule(["get", "list", "update", "watch"], [""], ["persistentvolumeclaims"]),
+            rule(["update"], [""], ["persistentvolumeclaims/status"]),
+            rule(["get", "list", "watch"], [""], ["pods"]),
+            rule(["get", "list"], [""], ["nodes"]),
+            rule(["get", "list", "watch"], ["storage.k8s.io"], ["storageclasses"]),
+            *_events(),
+        ],
+        "pvc-protection-controller": [  # upstream's
+            rule(["get", "list", "watch", "update", "patch"], [""], ["persistentvolumeclaims"]),
+            rule(["get", "list", "watch"], [""], ["pods"]),
+            *_events(),
+        ],
+        "pv-protection-controller": [  # upstream's
+            rule(["get", "list", "watch", "update", "patch"], [""], ["persistentvolumes"]),
             *_events(),
         ],
         # upstream's is a Role in kube-system; a ClusterRole here (the default policy has no Roles yet)
