@@ -47,6 +47,13 @@ def _phase(obj: dict[str, Any]) -> str:
     return (obj.get("status") or {}).get("phase") or ""
 
 
+def _node_ready(node: dict[str, Any]) -> bool:
+    if (node.get("spec") or {}).get("unschedulable"):
+        return False
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in (node.get("status") or {}).get("conditions") or [])
+
+
 class PersistentVolumeBinder:
     """Owns the `persistentvolume-binder` engine controller."""
 
@@ -56,6 +63,7 @@ class PersistentVolumeBinder:
         self.volumes = ctx.informers.get("v1", "persistentvolumes")
         self.claims = ctx.informers.get("v1", "persistentvolumeclaims")
         self.classes = ctx.informers.get("storage.k8s.io/v1", "storageclasses")
+        self.nodes = ctx.informers.get("v1", "nodes")
         self.controller = ctx.controller(NAME, self.reconcile, lookup=self._lookup)
         self.controller.watch(self.volumes, to_keys=self._volume_keys)
         self.controller.watch(self.claims, to_keys=self._claim_keys)
@@ -118,15 +126,74 @@ class PersistentVolumeBinder:
             return None  # the scheduler's selected-node (or a pre-bound volume) wakes the claim
         if storage_class is not None:
             provisioner = storage_class.get("provisioner") or ""
-            if provisioner != volumes.DOCKER_VOLUME_DRIVER:
-                await self.ctx.event(claim, reason="ExternalProvisioning", message=(
-                    "Waiting for a volume to be created either by the external provisioner "
-                    f"'{provisioner}' or manually by the system administrator. If volume creation is delayed, "
-                    "please verify that the provisioner is running and correctly registered."))
-            return controller_mod.Result(requeue_after=self.resync)  # our provisioner runs on its own
+            if provisioner == volumes.DOCKER_VOLUME_DRIVER:
+                return await self._provision(claim, storage_class)
+            await self.ctx.event(claim, reason="ExternalProvisioning", message=(
+                "Waiting for a volume to be created either by the external provisioner "
+                f"'{provisioner}' or manually by the system administrator. If volume creation is delayed, "
+                "please verify that the provisioner is running and correctly registered."))
+            return controller_mod.Result(requeue_after=self.resync)
         await self.ctx.event(claim, reason="FailedBinding",
                              message="no persistent volumes available for this claim and no storage class is set")
         return controller_mod.Result(requeue_after=self.resync)
+
+    # --- provisioning -------------------------------------------------------------------------
+
+    def _pick_node(self) -> str | None:
+        """For Immediate classes: a Ready, schedulable node (the fewest provisioned volumes first)."""
+        counts: dict[str, int] = {}
+        for volume in self.volumes.store.list():
+            for node in volumes.affinity_nodes(volume):
+                counts[node] = counts.get(node, 0) + 1
+        ready = [n for n in self.nodes.store.list() if _node_ready(n)]
+        if not ready:
+            return None
+        names = sorted(_md(n)["name"] for n in ready)
+        return min(names, key=lambda name: counts.get(name, 0))
+
+    async def _provision(self, claim: dict[str, Any], storage_class: dict[str, Any]) -> controller_mod.Result | None:
+        """A Docker named volume on one node: the PersistentVolume `pvc-<claim uid>`, already bound
+        to the claim, with nodeAffinity to the node (`volume.kubernetes.io/selected-node`: the
+        scheduler's choice under WaitForFirstConsumer, ours under Immediate). The node agent creates
+        the Docker volume when the first pod mounts it, and removes it when the volume is deleted."""
+        md = _md(claim)
+        node = _annotations(claim).get(volumes.SELECTED_NODE)
+        if not node:
+            node = self._pick_node()
+            if node is None:
+                await self.ctx.event(claim, reason="ProvisioningFailed", type="Warning",
+                                     message="no Ready node to provision the volume on")
+                return controller_mod.Result(requeue_after=self.resync)
+            md.setdefault("annotations", {})[volumes.SELECTED_NODE] = node
+            claim = await self._replace_claim(claim)
+            md = _md(claim)
+        name = f"pvc-{md['uid']}"
+        existing = self.volumes.store.get(None, name) or await self._live_volume(name)
+        if existing is None:
+            requests = (claim.get("spec") or {}).get("resources", {}).get("requests", {})
+            body = {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {
+                "name": name, "annotations": {volumes.PROVISIONED_BY: volumes.DOCKER_VOLUME_DRIVER,
+                                              volumes.BOUND_BY_CONTROLLER: "yes"}},
+                "spec": {"capacity": {"storage": requests.get("storage")},
+                         "accessModes": list((claim.get("spec") or {}).get("accessModes") or []),
+                         "persistentVolumeReclaimPolicy": storage_class.get("reclaimPolicy") or "Delete",
+                         "storageClassName": _md(storage_class)["name"], "volumeMode": "Filesystem",
+                         "csi": {"driver": volumes.DOCKER_VOLUME_DRIVER, "volumeHandle": name},
+                         "nodeAffinity": volumes.node_affinity(node),
+                         "claimRef": {"kind": "PersistentVolumeClaim", "apiVersion": "v1", "namespace": md["namespace"],
+                                      "name": md["name"], "uid": md["uid"]}}}
+            if storage_class.get("mountOptions"):
+                body["spec"]["mountOptions"] = list(storage_class["mountOptions"])
+            try:
+                existing = await self.ctx.client.create("v1", "persistentvolumes", body)
+            except errors.AlreadyExists:
+                existing = await self._live_volume(name)
+                if existing is None:
+                    return controller_mod.Result(requeue_after=0.1)
+            await self.ctx.event(claim, reason="ProvisioningSucceeded",
+                                 message=f"Successfully provisioned volume {name} on node {node}")
+        await self._bind(copy.deepcopy(existing), claim)
+        return None
 
     async def _sync_prebound_claim(self, claim: dict[str, Any], volume_name: str) -> controller_mod.Result | None:
         """A claim naming its volume (by the user, or step 3 done without bind-completed)."""

@@ -229,6 +229,17 @@ def affinity_terms(volume: Mapping[str, Any]) -> list[Mapping[str, Any]] | None:
     return list(required.get("nodeSelectorTerms") or [])
 
 
+def affinity_nodes(volume: Mapping[str, Any]) -> list[str]:
+    """The node names a volume's affinity pins it to by `kubernetes.io/hostname In` (what
+    `node_affinity` writes); [] for volumes reachable from anywhere or pinned otherwise."""
+    names: list[str] = []
+    for term in affinity_terms(volume) or ():
+        for expression in term.get("matchExpressions") or ():
+            if expression.get("key") == HOSTNAME_LABEL and expression.get("operator") == "In":
+                names += [str(v) for v in expression.get("values") or ()]
+    return names
+
+
 def node_affinity(node_name: str) -> dict[str, Any]:
     """The nodeAffinity a volume living on one node carries (what provisioners of local storage write)."""
     return {"required": {"nodeSelectorTerms": [{"matchExpressions": [

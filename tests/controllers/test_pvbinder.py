@@ -198,3 +198,48 @@ def test_bound_volume_is_protected(controller_manager: helpers.ControllerManager
     client.delete("v1", "persistentvolumeclaims", "holder", namespace=ns)  # Released, then the volume goes
     support.wait_for(lambda: gone(client, "persistentvolumes", name), timeout=30,
                      what=f"released volume deleted; log:\n{controller_manager.log_tail()}")
+
+
+def ready_node(client: api.Client, name: str) -> None:
+    client.create("v1", "nodes", {"apiVersion": "v1", "kind": "Node",
+                                  "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}}})
+    now = "2026-01-01T00:00:00Z"
+    client.patch("v1", "nodes", name, {"status": {"conditions": [
+        {"type": "Ready", "status": "True", "reason": "KubeletReady", "lastHeartbeatTime": now,
+         "lastTransitionTime": now}]}}, subresource="status")
+
+
+def test_dynamic_provisioning(controller_manager: helpers.ControllerManagerProcess,
+                              client: api.Client, ns: str) -> None:
+    node = unique("node")
+    ready_node(client, node)
+    immediate = unique("now")
+    client.create("storage.k8s.io/v1", "storageclasses", {
+        "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": immediate},
+        "provisioner": "reconcile.dev/docker-volume", "reclaimPolicy": "Retain", "mountOptions": ["nosuid"]})
+    created = client.create("v1", "persistentvolumeclaims", claim("dyn", size="3Gi", cls=immediate), namespace=ns)
+    bound = wait_bound(client, ns, "dyn")
+    name = f"pvc-{created['metadata']['uid']}"
+    assert bound["spec"]["volumeName"] == name
+    assert bound["metadata"]["annotations"]["volume.kubernetes.io/selected-node"] == node
+    pv = client.get("v1", "persistentvolumes", name)
+    assert pv["spec"]["csi"] == {"driver": "reconcile.dev/docker-volume", "volumeHandle": name}
+    assert pv["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"][0]["matchExpressions"] == [
+        {"key": "kubernetes.io/hostname", "operator": "In", "values": [node]}]
+    assert pv["spec"]["persistentVolumeReclaimPolicy"] == "Retain"
+    assert pv["spec"]["mountOptions"] == ["nosuid"]
+    assert pv["spec"]["capacity"] == {"storage": "3Gi"}
+    assert pv["metadata"]["annotations"]["pv.kubernetes.io/provisioned-by"] == "reconcile.dev/docker-volume"
+    # WaitForFirstConsumer (the default class `local`): nothing until the scheduler picks a node
+    client.create("v1", "persistentvolumeclaims", {**claim("later"), "spec": {
+        "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}, namespace=ns)
+    support.wait_for(lambda: any(e["reason"] == "WaitForFirstConsumer" for e in events_for(client, ns, "later")),
+                     timeout=20, what="WaitForFirstConsumer event")
+    later = client.get("v1", "persistentvolumeclaims", "later", namespace=ns)
+    assert later["spec"]["storageClassName"] == "local" and later["status"]["phase"] == "Pending"
+    client.patch("v1", "persistentvolumeclaims", "later",
+                 {"metadata": {"annotations": {"volume.kubernetes.io/selected-node": node}}}, namespace=ns)
+    provisioned = wait_bound(client, ns, "later")
+    pv = client.get("v1", "persistentvolumes", provisioned["spec"]["volumeName"])
+    assert pv["spec"]["persistentVolumeReclaimPolicy"] == "Delete"
+    assert pv["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"][0]["matchExpressions"][0]["values"] == [node]

@@ -238,7 +238,7 @@ def _controller_rules() -> dict[str, list[dict[str, Any]]]:
             rule(["get", "list", "update", "watch"], [""], ["persistentvolumeclaims"]),
             rule(["update"], [""], ["persistentvolumeclaims/status"]),
             rule(["get", "list", "watch"], [""], ["pods"]),
-            rule(["get", "list"], [""], ["nodes"]),
+            rule(["get", "list", "watch"], [""], ["nodes"]),  # upstream: get, list (our informer watches)
             rule(["get", "list", "watch"], ["storage.k8s.io"], ["storageclasses"]),
             *_events(),
         ],
