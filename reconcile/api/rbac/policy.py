@@ -287,6 +287,10 @@ def cluster_roles() -> list[dict[str, Any]]:
             rule(["get", "list", "watch"], [""], ["pods", "nodes", "namespaces"]),
             rule(["create"], [""], ["pods/binding", "bindings"]),
             rule(["patch", "update"], [""], ["pods/status"]),
+            # VolumeBinding (upstream's rules): claims, volumes and classes read; selected-node written
+            rule(["get", "list", "patch", "update", "watch"], [""], ["persistentvolumeclaims"]),
+            rule(["get", "list", "patch", "update", "watch"], [""], ["persistentvolumes"]),
+            rule(["get", "list", "watch"], ["storage.k8s.io"], ["storageclasses"]),
         ]),
         cluster_role("system:node", [
             rule(["get", "list", "watch", "create", "patch", "update"], [""], ["nodes"]),
