@@ -199,6 +199,8 @@ class PodSync:
                         host_paths = await self.ctx.volumes.prepare(pod)
                     except volumes.VolumeError as exc:
                         view.waiting = ("CreateContainerConfigError", str(exc))
+                        self.ctx.events.emit(pod, "FailedMount", f"MountVolume.SetUp failed for {exc}",
+                                             type="Warning")
                         requeue.append(CONFIG_RETRY)
                         continue
                 started, wait = await self._start(context_pod, step.spec, view, infra, step.attempt, host_paths)
@@ -302,9 +304,9 @@ class PodSync:
         if not ready:
             return None, wait
         try:
-            mounts = self.ctx.volumes.mounts(spec, host_paths)
             env, command, args = await environment.resolve(pod, spec, self.fetch, host_ip=self.ctx.node.address)
             env = with_service_env(env, self.ctx.api_host, self.ctx.api_port)
+            mounts = self.ctx.volumes.mounts(spec, host_paths, pod=pod, env=env)
             labels = containers.labels_for(pod, spec["name"], node=self.ctx.node.name, restarts=attempt,
                                            spec_hash=containers.spec_hash(spec))
             rendered = self.ctx.renderer.container(
