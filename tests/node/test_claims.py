@@ -11,11 +11,22 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from reconcile.core import volumes
-from tests import support
+from reconcile.node import safepath
+from tests import docker_support, support
 from tests.node import helpers
 
 WRITER = ["sh", "-c", "echo \"$(POD_NAME)\" > /data/out; trap 'exit 0' TERM; while :; do sleep 3600 & wait; done"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _unmount_left_over(node_agent: docker_support.NodeAgentProcess):
+    """Pods still on the node when the module ends keep their subPath mounts (a restarted agent
+    adopts them); the test's state dir goes, so its mounts go first."""
+    yield
+    safepath.unmount_all(node_agent.state_dir)
 
 
 def bind(client: Any, namespace: str, claim: str, *, source: dict[str, Any], node: str | None = None) -> str:
@@ -117,3 +128,31 @@ def test_refusals_name_the_volume(client, namespace, node_agent, tmp_path: Path)
         assert pod["status"].get("phase") != "Running"
         assert helpers.container_status(pod, "app")["state"]["waiting"]["reason"] == "CreateContainerConfigError"
     assert not (Path("/etc") / "out").exists()  # nothing was written through the link
+
+
+def test_init_containers_prepare_the_volume_in_order(client, namespace, node_agent, docker_node) -> None:
+    def init(name: str) -> dict[str, Any]:
+        return helpers.container(name, command=["sh", "-c", f"echo {name} >> /work/order"],
+                                 volumeMounts=[{"name": "work", "mountPath": "/work"}])
+    app = helpers.container(command=["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 3600 & wait; done"],
+                            volumeMounts=[{"name": "work", "mountPath": "/work"}])
+    body = helpers.pod("prepared", node_agent.name, app, initContainers=[init("first"), init("second")],
+                       volumes=[{"name": "work", "emptyDir": {}}])
+    client.create("v1", "pods", body, namespace=namespace)
+    obj = helpers.wait_pod(client, namespace, "prepared", helpers.running_ready, timeout=60, what="prepared Running")
+    inits = obj["status"]["initContainerStatuses"]
+    assert [(s["name"], s["state"]["terminated"]["reason"]) for s in inits] == [("first", "Completed"),
+                                                                               ("second", "Completed")]
+    assert helpers.condition(obj, "Initialized") == "True"
+    running = helpers.app_containers(docker_node, obj["metadata"]["uid"], "app")[0]
+    assert docker_node.docker("exec", running["Id"], "cat", "/work/order").stdout == "first\nsecond\n"
+    # a failing init container under restartPolicy Never fails the pod; the app never starts
+    bad = helpers.pod("broken", node_agent.name, helpers.container(), restartPolicy="Never",
+                      initContainers=[helpers.container("fails", command=["sh", "-c", "exit 3"])])
+    client.create("v1", "pods", bad, namespace=namespace)
+    failed = helpers.wait_pod(client, namespace, "broken", lambda o: o["status"].get("phase") == "Failed",
+                              timeout=60, what="broken Failed")
+    assert helpers.condition(failed, "Initialized") == "False"
+    assert failed["status"]["initContainerStatuses"][0]["state"]["terminated"]["exitCode"] == 3
+    assert helpers.container_status(failed, "app")["state"]["waiting"]["reason"] == "PodInitializing"
+    assert not helpers.app_containers(docker_node, failed["metadata"]["uid"], "app", running=False)
