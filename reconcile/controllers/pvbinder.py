@@ -235,8 +235,24 @@ class PersistentVolumeBinder:
             await self._claim_lost(claim, "ClaimMisbound", "Two claims are bound to the same volume, "
                                                           "this one is bound incorrectly")
             return None
+        volume = await self._expand(claim, volume)
         await self._claim_status(claim, volume)
         return None
+
+    async def _expand(self, claim: dict[str, Any], volume: dict[str, Any]) -> dict[str, Any]:
+        """A bound claim asking for more than its volume holds (admission let it: the class allows
+        expansion) grows the volume's recorded capacity; the claim's status.capacity follows.
+        (A Docker named volume has no size to grow: the record is the whole of it.)"""
+        wanted = ((claim.get("spec") or {}).get("resources") or {}).get("requests", {}).get("storage")
+        if wanted is None or volumes.requested(claim) <= volumes.capacity(volume):
+            return volume
+        storage_class = self._storage_class(volumes.claim_class(claim))
+        if not storage_class or not storage_class.get("allowVolumeExpansion"):
+            return volume
+        volume.setdefault("spec", {}).setdefault("capacity", {})["storage"] = wanted
+        volume = await self.ctx.client.replace("v1", "persistentvolumes", volume)
+        log.info("volume %s expanded to %s for claim %s", _md(volume)["name"], wanted, volumes.claim_key(claim))
+        return volume
 
     async def _claim_lost(self, claim: dict[str, Any], reason: str, message: str) -> None:
         if _phase(claim) != volumes.LOST:

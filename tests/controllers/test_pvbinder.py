@@ -243,3 +243,20 @@ def test_dynamic_provisioning(controller_manager: helpers.ControllerManagerProce
     pv = client.get("v1", "persistentvolumes", provisioned["spec"]["volumeName"])
     assert pv["spec"]["persistentVolumeReclaimPolicy"] == "Delete"
     assert pv["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"][0]["matchExpressions"][0]["values"] == [node]
+
+
+def test_expansion_grows_the_recorded_capacity(controller_manager: helpers.ControllerManagerProcess,
+                                               client: api.Client, ns: str) -> None:
+    node = unique("grow-node")
+    ready_node(client, node)
+    growable = unique("grow")
+    client.create("storage.k8s.io/v1", "storageclasses", {
+        "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": growable},
+        "provisioner": "reconcile.dev/docker-volume", "allowVolumeExpansion": True})
+    client.create("v1", "persistentvolumeclaims", claim("grows", size="1Gi", cls=growable), namespace=ns)
+    bound = wait_bound(client, ns, "grows")
+    client.patch("v1", "persistentvolumeclaims", "grows", {"spec": {"resources": {"requests": {"storage": "5Gi"}}}},
+                 namespace=ns)
+    support.wait_for(lambda: client.get("v1", "persistentvolumeclaims", "grows", namespace=ns)["status"]["capacity"]
+                     == {"storage": "5Gi"}, timeout=20, what="claim capacity grown")
+    assert client.get("v1", "persistentvolumes", bound["spec"]["volumeName"])["spec"]["capacity"] == {"storage": "5Gi"}
