@@ -140,3 +140,16 @@ def test_storage_class_rules(client: httpx.Client) -> None:
     assert missing.status_code == 422
     assert "provisioner" in missing.text
     client.delete(f"{CLASSES}/{name}")
+
+
+def test_pod_sub_paths_are_validated(client: httpx.Client, ns: str) -> None:
+    for sub_path, message in (("../..", "must not contain '..'"), ("/etc", "must be a relative path"),
+                              ("a/../../b", "must not contain '..'")):
+        body = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {
+            "containers": [{"name": "c", "image": "x:1", "volumeMounts": [
+                {"name": "v", "mountPath": "/m", "subPath": sub_path}]}],
+            "volumes": [{"name": "v", "emptyDir": {}}]}}
+        response = client.post(f"/api/v1/namespaces/{ns}/pods", json=body)
+        assert response.status_code == 422, response.text
+        assert (("spec.containers[0].volumeMounts[0].subPath", f'Invalid value: "{sub_path}": {message}')
+                in _causes(response))
