@@ -218,7 +218,8 @@ class Scheduler:
         self.attempts += 1
         info = podinfo.from_pod(pod)
         volume_state = volumebinding.prefilter(pod, self.claims.store.get, lambda name: self.volumes.store.get(None, name),
-                                               lambda name: self.classes.store.get(None, name))
+                                               lambda name: self.classes.store.get(None, name),
+                                               in_use=lambda ns, claim: self._claim_in_use(key, ns, claim))
         decision = framework.schedule(info, self.snapshot, rng=self.rng, volume_state=volume_state)
         if decision.node is None:
             self.unschedulable_attempts += 1
@@ -228,6 +229,16 @@ class Scheduler:
         self.snapshot.assume(info, decision.node)
         self._spawn(self._bind(pod, decision.node, provision=volume_state.to_provision if volume_state else []))
         return True
+
+    def _claim_in_use(self, key: podinfo.Key, namespace: str, claim: str) -> bool:
+        """Another pod, scheduled or assumed and not finished, names the claim."""
+        for other in self.pods.store.by_index("namespace", namespace):
+            other_key = _key(other)
+            if other_key == key or _terminal(other):
+                continue
+            if (_assigned(other) or other_key in self.snapshot.assumed) and claim in volumebinding.volumes.claim_names(other):
+                return True
+        return False
 
     async def _select_node(self, namespace: str, claims: list[str], node: str) -> None:
         """VolumeBinding's PreBind: the claims to provision learn the node (the binder provisions there)."""

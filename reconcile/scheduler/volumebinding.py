@@ -25,6 +25,7 @@ REASON_AFFINITY = "node(s) had volume node affinity conflict"
 REASON_NO_VOLUMES = "node(s) didn't find available persistent volumes to bind"
 REASON_MISSING_PV = "node(s) unavailable due to one or more pvc(s) bound to non-existent pv(s)"
 UNBOUND_IMMEDIATE = "pod has unbound immediate PersistentVolumeClaims"
+RWOP_CONFLICT = "node has pod using PersistentVolumeClaim with the same name and ReadWriteOncePod access mode"
 
 Getter = Callable[..., Mapping[str, Any] | None]
 
@@ -45,9 +46,11 @@ class State:
         return not (self.affinities or self.missing_volume or self.unprovisionable or self.pinned)
 
 
-def prefilter(pod: Mapping[str, Any], claims: Getter, pvs: Getter, classes: Getter) -> State | None:
+def prefilter(pod: Mapping[str, Any], claims: Getter, pvs: Getter, classes: Getter, *,
+              in_use: Callable[[str, str], bool] = lambda _ns, _claim: False) -> State | None:
     """None when the pod names no claims. `claims(namespace, name)`, `pvs(name)`, `classes(name)`
-    read the scheduler's caches."""
+    read the scheduler's caches; `in_use(namespace, claim)`: another scheduled (or assumed) pod uses
+    the claim (VolumeRestrictions: a ReadWriteOncePod claim serves one pod in the whole cluster)."""
     names = volumes.claim_names(pod)
     if not names:
         return None
@@ -59,6 +62,8 @@ def prefilter(pod: Mapping[str, Any], claims: Getter, pvs: Getter, classes: Gett
             return State(error=f'persistentvolumeclaim "{name}" not found')
         if (claim.get("metadata") or {}).get("deletionTimestamp"):
             return State(error=f'persistentvolumeclaim "{name}" is being deleted')
+        if volumes.RWOP in volumes.access_modes(claim) and in_use(namespace, name):
+            return State(error=RWOP_CONFLICT)
         volume_name = (claim.get("spec") or {}).get("volumeName")
         if volume_name:
             volume = pvs(volume_name)

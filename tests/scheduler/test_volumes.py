@@ -112,3 +112,25 @@ def _cleanup_volumes(client: client_api.Client) -> Iterator[None]:
             client.delete("v1", "persistentvolumes", pv["metadata"]["name"])
         except errors.NotFound:
             pass
+
+
+def test_read_write_once_pod_serves_one_pod(cluster: harness.Cluster, scheduler: scheduler_mod.Scheduler) -> None:
+    node = cluster.node("rwop")
+    pv = f"{cluster.tag}-solo"
+    cluster.client.create("v1", "persistentvolumes", {
+        "apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": pv},
+        "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOncePod"], "storageClassName": "",
+                 "hostPath": {"path": "/tmp/solo"}}})
+    cluster.client.create("v1", "persistentvolumeclaims", {
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "solo"},
+        "spec": {"accessModes": ["ReadWriteOncePod"], "resources": {"requests": {"storage": "1Gi"}},
+                 "storageClassName": "", "volumeName": pv}}, namespace=cluster.namespace)
+    claim_pod(cluster, "one", "solo")
+    claim_pod(cluster, "two", "solo")
+    placed = support.wait_for(lambda: [n for n in ("one", "two") if cluster.node_of(n)], timeout=15,
+                              what="one of the two bound")
+    waiting = "two" if placed == ["one"] else "one"
+    cluster.wait_unschedulable(waiting, f"0/{len(cluster.nodes)} nodes are available: node has pod using "
+                                        "PersistentVolumeClaim with the same name and ReadWriteOncePod access mode.")
+    assert len(placed) == 1 and cluster.node_of(placed[0]) == node
+    assert cluster.node_of(waiting) is None
