@@ -153,3 +153,15 @@ def test_pod_sub_paths_are_validated(client: httpx.Client, ns: str) -> None:
         assert response.status_code == 422, response.text
         assert (("spec.containers[0].volumeMounts[0].subPath", f'Invalid value: "{sub_path}": {message}')
                 in _causes(response))
+
+
+def test_kubectl_get_storageclass(kube_env: dict[str, str]) -> None:
+    import subprocess
+    out = subprocess.run(["kubectl", "get", "storageclass"], env=kube_env, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    header, *rows = out.stdout.splitlines()
+    assert header.split() == ["NAME", "PROVISIONER", "RECLAIMPOLICY", "VOLUMEBINDINGMODE", "ALLOWVOLUMEEXPANSION",
+                              "AGE"]
+    assert any(r.split()[:6] == ["local", "(default)", "reconcile.dev/docker-volume", "Delete",
+                                 "WaitForFirstConsumer", "true"] for r in rows), out.stdout
