@@ -121,3 +121,27 @@ async def ensure_namespaces(api: rest.Rest, *, labels: Mapping[str, Mapping[str,
             await api.create(namespaces, None, {"apiVersion": "v1", "kind": "Namespace", "metadata": metadata})
         except errors.AlreadyExists:
             pass
+
+
+DEFAULT_STORAGE_CLASS = "local"
+
+
+def default_storage_class() -> dict[str, Any]:
+    """The class `reconcile up` clusters start with: Docker named volumes on the node the pod is
+    scheduled to (WaitForFirstConsumer, as kind's `standard` class), deleted with their claim."""
+    return {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+            "metadata": {"name": DEFAULT_STORAGE_CLASS, "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+            "provisioner": "reconcile.dev/docker-volume", "reclaimPolicy": "Delete",
+            "volumeBindingMode": "WaitForFirstConsumer", "allowVolumeExpansion": True}
+
+
+async def ensure_storage_class(api: rest.Rest) -> None:
+    """Create the default StorageClass when it does not exist (the addon manager's EnsureExists:
+    an administrator's changes to it are kept; deleted, it comes back at the next start)."""
+    resource = api.registry.get("storage.k8s.io", "v1", "storageclasses")
+    if resource is None:
+        return
+    try:
+        await api.create(resource, None, default_storage_class())
+    except errors.AlreadyExists:
+        pass

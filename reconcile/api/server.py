@@ -50,6 +50,7 @@ from reconcile.api import (
     satokens,
     serviceaccount_admission,
     servicerepair,
+    storage_admission,
     strategies,
     tokenrequest,
 )
@@ -62,6 +63,7 @@ from reconcile.api.rbac import escalation as rbac_escalation
 from reconcile.api.rbac import index as rbac_index
 from reconcile.api.strategies import certificates, configdata, crds, namespaces, pods, services
 from reconcile.api.strategies import rbac as rbac_strategy
+from reconcile.api.strategies import storage as storage_strategy
 from reconcile.core import errors
 from reconcile.store import encryption, etcd, keys
 
@@ -160,6 +162,9 @@ class ApiServer:
             (rbac_index.GROUP, "clusterrolebindings"): bindings,
             (certificates_admission.GROUP, certificates_admission.PLURAL):
                 certificates.CertificateSigningRequestStrategy(),
+            ("", "persistentvolumes"): storage_strategy.PersistentVolumeStrategy(),
+            ("", "persistentvolumeclaims"): storage_strategy.PersistentVolumeClaimStrategy(),
+            ("storage.k8s.io", "storageclasses"): storage_strategy.StorageClassStrategy(),
         })
         self.caches.listeners[(crds.GROUP, "customresourcedefinitions")] = self.crds.on_cache_event
         # RBAC reads its rules from the watch caches; any change to them rebuilds its index.
@@ -215,6 +220,7 @@ class ApiServer:
         await asyncio.gather(*(self.caches.ensure(r) for r in self.registry.resources()))
         await bootstrap.ensure_namespaces(
             self.rest, labels=bootstrap.POD_SECURITY_LABELS if self.config.pod_security_initial_labels else None)
+        await bootstrap.ensure_storage_class(self.rest)
         await self._reconcile_rbac_policy()
         await servicerepair.ensure_kubernetes_service(self.rest, self.cluster_ips, self.config.advertise_address,
                                                       self.config.secure_port)
@@ -394,6 +400,7 @@ def admission_plugins(api: rest.Rest, config: ApiConfig,
         serviceaccount_admission.ServiceAccount(_service_account_getter(api), mount_tokens=mount_tokens),
         node_restriction.NodeRestriction(pod_reader.get, lambda name: node_reader.get(None, name)),
         podsecurity_admission.PodSecurity(api.namespace, pods_reader.list, configuration=pod_security),
+        *storage_admission.plugins(api),  # DefaultStorageClass, StorageObjectInUseProtection, PVC resize
         quota.ResourceQuota(quota.QuotaAccess(quotas.list, quotas.list_fresh, quotas.write_status)),
     ]
 

@@ -224,6 +224,16 @@ def _pvc_row(obj: dict, now: datetime) -> Row:
             _get(obj, "spec", "volumeMode", default="")]
 
 
+def _storage_class_row(obj: dict, now: datetime) -> Row:
+    """Upstream's printer: the default class's name carries ` (default)`."""
+    annotations = _meta(obj).get("annotations") or {}
+    default = "true" in (annotations.get("storageclass.kubernetes.io/is-default-class"),
+                         annotations.get("storageclass.beta.kubernetes.io/is-default-class"))
+    name = _meta(obj).get("name", "") + (" (default)" if default else "")
+    return [name, obj.get("provisioner", ""), obj.get("reclaimPolicy") or "Delete",
+            obj.get("volumeBindingMode") or "Immediate", bool(obj.get("allowVolumeExpansion")), _age(obj, now)]
+
+
 def _endpoints_row(obj: dict, now: datetime) -> Row:
     pairs = []
     for subset in obj.get("subsets") or []:
@@ -297,6 +307,9 @@ _KINDS: dict[tuple[str, str], tuple[list[dict], Printer]] = {
                                 _col("VolumeMode", priority=1)], _pv_row),
     ("", "PersistentVolumeClaim"): ([NAME, _col("Status"), _col("Volume"), _col("Capacity"), _col("Access Modes"),
                                      _col("StorageClass"), AGE, _col("VolumeMode", priority=1)], _pvc_row),
+    ("storage.k8s.io", "StorageClass"): ([NAME, _col("Provisioner"), _col("ReclaimPolicy"),
+                                          _col("VolumeBindingMode"), _col("AllowVolumeExpansion"), AGE],
+                                         _storage_class_row),
     ("coordination.k8s.io", "Lease"): ([NAME, _col("Holder"), AGE],
                                        _simple(lambda o: _get(o, "spec", "holderIdentity", default=""))),
     ("apiextensions.k8s.io", "CustomResourceDefinition"): (

@@ -28,10 +28,12 @@ from reconcile.controllers import (
     garbagecollector,
     namespace,
     nodelifecycle,
+    pvbinder,
     replicaset,
     resourcequota,
     rootcacert,
     serviceaccounts,
+    storageprotection,
     tokencleaner,
 )
 from reconcile.controllers import informers as informers_mod
@@ -130,6 +132,9 @@ class Controllers:
             csrapproving.CsrApprovingController(ctx),
             endpoints.EndpointsController(ctx),
             endpointslice.EndpointSliceController(ctx),
+            pvbinder.PersistentVolumeBinder(ctx),
+            storageprotection.PvcProtectionController(ctx),
+            storageprotection.PvProtectionController(ctx),
         ]
         if self.root_ca:
             self.controllers.append(rootcacert.RootCACertPublisher(ctx, self.root_ca))

@@ -150,7 +150,8 @@ class Agent:
         api_host, api_port = pods.api_address(self.client.config.server)
         self.sync = pods.PodSync(pods.NodeContext(
             node=node_view, client=self.client, runtime=self.runtime, renderer=render.Renderer(s.templates),
-            volumes=volumes.Volumes(self.state_dir, fetch, tokens=projected.Tokens(self._request_token)),
+            volumes=volumes.Volumes(self.state_dir, fetch, tokens=projected.Tokens(self._request_token),
+                                    node_name=s.name, runtime=self.runtime),
             probes=self.probes, events=self.events, store=self.informer.store, clock=self.clock,
             api_host=api_host, api_port=api_port,
             dns=pods.DnsSettings(cluster_dns=s.cluster_dns, cluster_domain=s.cluster_domain,

@@ -111,6 +111,26 @@ class DockerRuntime:
         )
         return str(created["Id"])
 
+    async def ensure_volume(self, name: str, *, labels: dict[str, str] | None = None) -> str:
+        """The host directory of named volume `name` (local driver), created when missing."""
+        def ensure() -> str:
+            try:
+                found = self._api.inspect_volume(name)
+            except docker.errors.NotFound:
+                found = self._api.create_volume(name=name, driver="local", labels=labels or {})
+            return str(found["Mountpoint"])
+        return await self._run(ensure)
+
+    async def remove_volume(self, name: str) -> bool:
+        """Remove named volume `name`; False when it was not there."""
+        def remove() -> bool:
+            try:
+                self._api.remove_volume(name)
+            except docker.errors.NotFound:
+                return False
+            return True
+        return await self._run(remove)
+
     async def remove_network(self, name: str) -> None:
         with contextlib.suppress(ContainerMissing):
             await self._run(self._api.remove_network, name)

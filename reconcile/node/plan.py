@@ -82,7 +82,9 @@ class PodPlan:
     live: bool = False  # the pod should run here: its status is to be written
     sandbox: Sandbox | None = None  # when set, nothing else of the pod is planned until it runs
     infra: containers.Instance | None = None  # the running sandbox the containers were planned in
-    containers: tuple[ContainerPlan, ...] = ()  # one per container of the spec, in spec order
+    containers: tuple[ContainerPlan, ...] = ()  # one per container of the spec, in spec order (once initialized)
+    init: tuple[ContainerPlan, ...] = ()  # the init containers planned so far, in order (done ones, then the current)
+    initialized: bool = True  # every init container exited 0: the app containers are planned
     garbage: tuple[containers.Instance, ...] = ()  # dead attempts beyond current + previous, old sandboxes
     requeue_after: float | None = None  # look again after this (a crash backoff ends)
 
@@ -109,7 +111,13 @@ class PodPlan:
     def settled(self) -> bool:
         """Nothing to do but keep what runs (and leave what is done)."""
         return (not self.remove and not self.terminate and not self.stop_sandbox and self.sandbox is None
-                and not self.garbage and all(c.action in (Action.RUNNING, Action.DONE) for c in self.containers))
+                and not self.garbage
+                and all(c.action in (Action.RUNNING, Action.DONE) for c in (*self.init, *self.containers)))
+
+    @property
+    def init_failed(self) -> bool:
+        """An init container failed and will not be restarted (restartPolicy Never): the pod fails."""
+        return any(c.action is Action.DONE and c.latest is not None and c.latest.exit_code != 0 for c in self.init)
 
 
 def compute(pod: dict[str, Any] | None, instances: Sequence[containers.Instance], *,
@@ -139,13 +147,28 @@ def compute(pod: dict[str, Any] | None, instances: Sequence[containers.Instance]
         return PodPlan(remove=strangers, live=True, sandbox=Sandbox(attempt, kill, tuple(sandboxes)))
     spec = pod.get("spec") or {}
     policy = spec.get("restartPolicy") or "Always"
-    plans = tuple(
-        _container(c, grouped.get(c["name"]) or [], policy=policy, streak=streaks.get(c["name"]) or backoff.Streak(),
-                   pod=pod, now=now, wall=wall)
-        for c in spec.get("containers") or [])
-    waits = [c.wait for c in plans if c.action is Action.BACK_OFF]
-    return PodPlan(remove=strangers, live=True, infra=infra, containers=plans,
-                   garbage=_garbage(grouped, plans, infra), requeue_after=min(waits) if waits else None)
+    # initContainers run one at a time, in order, each to a zero exit before the next (and before
+    # any app container); a failed one is restarted unless the pod's restartPolicy is Never
+    init_policy = "Never" if policy == "Never" else "OnFailure"
+    init: list[ContainerPlan] = []
+    initialized = True
+    for c in spec.get("initContainers") or []:
+        step = _container(c, grouped.get(c["name"]) or [], policy=init_policy,
+                          streak=streaks.get(c["name"]) or backoff.Streak(), pod=pod, now=now, wall=wall)
+        init.append(step)
+        if not (step.action is Action.DONE and step.latest is not None and step.latest.exit_code == 0):
+            initialized = False
+            break
+    plans: tuple[ContainerPlan, ...] = ()
+    if initialized:
+        plans = tuple(
+            _container(c, grouped.get(c["name"]) or [], policy=policy,
+                       streak=streaks.get(c["name"]) or backoff.Streak(), pod=pod, now=now, wall=wall)
+            for c in spec.get("containers") or [])
+    waits = [c.wait for c in (*init, *plans) if c.action is Action.BACK_OFF]
+    return PodPlan(remove=strangers, live=True, infra=infra, containers=plans, init=tuple(init),
+                   initialized=initialized, garbage=_garbage(grouped, (*init, *plans), infra),
+                   requeue_after=min(waits) if waits else None)
 
 
 def _container(spec: dict[str, Any], attempts: list[containers.Instance], *, policy: str,

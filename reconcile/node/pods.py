@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 CONFIG_RETRY = 5.0  # CreateContainerConfigError: look for the ConfigMap/Secret again after this
 DIED_AT_ONCE_RETRY = 0.05  # a new attempt died at once: look again (its die event may be gone)
+INIT_POLL = 1.0  # an init container runs: look again (besides its die event) so the next one starts promptly
 # A new sandbox or a stopped container changes what the next decision depends on, so the
 # plan is made again after them; bounded so a container that will not stop cannot spin a sync.
 MAX_ROUNDS = 3
@@ -194,10 +195,12 @@ class PodSync:
         host_paths: dict[str, str] | None = None
         running: dict[str, str] = {}
         views: list[status.ContainerView] = []
+        init_views: list[status.ContainerView] = []
         garbage = list(decided.garbage)
-        for step in decided.containers:
+        init_count = len(decided.init)
+        for position, step in enumerate((*decided.init, *decided.containers)):
             view = status.ContainerView(step.spec, step.latest, step.previous)
-            views.append(view)
+            (init_views if position < init_count else views).append(view)
             if step.action is plan.Action.RUNNING:
                 assert step.latest is not None
                 self._track(view, uid, step.spec, step.latest, pod, pod_ip)
@@ -221,6 +224,8 @@ class PodSync:
                         host_paths = await self.ctx.volumes.prepare(pod)
                     except volumes.VolumeError as exc:
                         view.waiting = ("CreateContainerConfigError", str(exc))
+                        self.ctx.events.emit(pod, "FailedMount", f"MountVolume.SetUp failed for {exc}",
+                                             type="Warning")
                         requeue.append(CONFIG_RETRY)
                         continue
                 started, wait = await self._start(context_pod, step.spec, view, infra, step.attempt, host_paths)
@@ -245,7 +250,16 @@ class PodSync:
             refresh = await self._refresh_volumes(pod)
             if refresh is not None:
                 requeue.append(refresh)
-        await self._write_status(pod, views, pod_ip=pod_ip)
+        spec = pod.get("spec") or {}
+        for later in (spec.get("initContainers") or [])[init_count:]:  # not reached yet
+            init_views.append(status.ContainerView(later, None, None, waiting=("PodInitializing", "")))
+        if not decided.initialized:
+            views = [status.ContainerView(c, None, None, waiting=("PodInitializing", ""))
+                     for c in spec.get("containers") or []]
+            if init_count and decided.init[-1].action is not plan.Action.DONE:
+                requeue.append(INIT_POLL)  # an init container runs: look again when it may have exited
+        await self._write_status(pod, views, pod_ip=pod_ip, init_views=init_views,
+                                 init_failed=decided.init_failed)
         return controller.Result(requeue_after=min(requeue)) if requeue else None
 
     async def _refresh_volumes(self, pod: dict[str, Any]) -> float | None:
@@ -324,12 +338,12 @@ class PodSync:
         if not ready:
             return None, wait
         try:
-            mounts = self.ctx.volumes.mounts(spec, host_paths)
+            env, command, args = await environment.resolve(pod, spec, self.fetch, host_ip=self.ctx.node.address)
+            env = with_service_env(env, self.ctx.api_host, self.ctx.api_port)
+            mounts = self.ctx.volumes.mounts(spec, host_paths, pod=pod, env=env)
             resolv = self._resolv_conf(pod)
             if resolv is not None:
                 mounts = [*mounts, f"{resolv}:/etc/resolv.conf:ro"]
-            env, command, args = await environment.resolve(pod, spec, self.fetch, host_ip=self.ctx.node.address)
-            env = with_service_env(env, self.ctx.api_host, self.ctx.api_port)
             labels = containers.labels_for(pod, spec["name"], node=self.ctx.node.name, restarts=attempt,
                                            spec_hash=containers.spec_hash(spec))
             rendered = self.ctx.renderer.container(
@@ -483,10 +497,12 @@ class PodSync:
     # --- status --------------------------------------------------------------------------------
 
     async def _write_status(self, pod: dict[str, Any], views: list[status.ContainerView], *,
-                            pod_ip: str | None) -> None:
+                            pod_ip: str | None, init_views: list[status.ContainerView] | None = None,
+                            init_failed: bool = False) -> None:
         uid = pod["metadata"]["uid"]
         new = status.pod_status(pod, views, pod_ip=pod_ip, host_ip=self.ctx.node.address,
-                                now=meta.format_time(self.ctx.clock.wall()))
+                                now=meta.format_time(self.ctx.clock.wall()), init_views=init_views,
+                                init_failed=init_failed)
         current = pod.get("status") or {}
         written, written_rv = self._written.get(uid, ({}, 0))
         baseline = current if _rv(pod) >= written_rv else written

@@ -120,12 +120,19 @@ def _condition(kind: str, ok: bool, *, reason: str = "", message: str = "") -> d
 
 
 def pod_status(pod: dict[str, Any], views: list[ContainerView], *, pod_ip: str | None, host_ip: str,
-               now: str) -> dict[str, Any]:
-    """The whole new `status` (fields the agent does not own, such as qosClass, are kept)."""
+               now: str, init_views: list[ContainerView] | None = None, init_failed: bool = False) -> dict[str, Any]:
+    """The whole new `status` (fields the agent does not own, such as qosClass, are kept).
+    `init_views`: the init containers; until each exited 0 the pod is Pending (Initialized False),
+    and Failed when one failed under restartPolicy Never (`init_failed`)."""
     current = pod.get("status") or {}
     spec = pod.get("spec") or {}
     statuses = [container_status(v) for v in views]
+    init_statuses = [container_status(v) for v in init_views or []]
+    incomplete = [s["name"] for s in init_statuses
+                  if ((s.get("state") or {}).get("terminated") or {}).get("exitCode", -1) != 0]
     new_phase = phase(statuses, spec.get("restartPolicy") or "Always", previous=current.get("phase"))
+    if incomplete and current.get("phase") not in TERMINAL:
+        new_phase = "Failed" if init_failed else "Pending"
     unready = [s["name"] for s in statuses if not s["ready"]]
     if new_phase in TERMINAL:
         unready = [s["name"] for s in statuses]
@@ -134,7 +141,8 @@ def pod_status(pod: dict[str, Any], views: list[ContainerView], *, pod_ip: str |
     message = f"containers with unready status: [{' '.join(unready)}]" if unready else ""
     reason = "PodCompleted" if new_phase in TERMINAL else "ContainersNotReady"
     conditions = [
-        _condition("Initialized", True),
+        _condition("Initialized", not incomplete, reason="ContainersNotInitialized",
+                   message=f"containers with incomplete status: [{' '.join(incomplete)}]"),
         _condition("Ready", not unready, reason=reason, message=message),
         _condition("ContainersReady", not unready, reason=reason, message=message),
         _condition("PodScheduled", True),
@@ -151,6 +159,7 @@ def pod_status(pod: dict[str, Any], views: list[ContainerView], *, pod_ip: str |
         "phase": new_phase,
         "conditions": conditions,
         "containerStatuses": statuses,
+        **({"initContainerStatuses": init_statuses} if init_statuses else {}),
         "hostIP": host_ip,
         "hostIPs": [{"ip": host_ip}],
         "startTime": current.get("startTime") or now,

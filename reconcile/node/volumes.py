@@ -10,12 +10,18 @@ token is replaced before it expires. The directory of a pod goes when the pod's 
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import shutil
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from reconcile.node import atomicdir, environment, projected
+from reconcile.core import volumes as pv_helpers
+from reconcile.node import atomicdir, environment, projected, safepath
+
+log = logging.getLogger(__name__)
+VOLUME_LABEL = "reconcile.dev/persistent-volume"  # on the Docker volumes the agent makes for claims
 
 
 class VolumeError(Exception):
@@ -25,10 +31,13 @@ class VolumeError(Exception):
 class Volumes:
     """Prepares the volumes of pods on this node."""
 
-    def __init__(self, root: Path, fetch: environment.Fetch, *, tokens: projected.Tokens | None = None) -> None:
+    def __init__(self, root: Path, fetch: environment.Fetch, *, tokens: projected.Tokens | None = None,
+                 node_name: str = "", runtime: Any = None) -> None:
         self.root = root
         self.fetch = fetch
         self.tokens = tokens or projected.Tokens(None)
+        self.node_name = node_name  # claims whose volume lives on another node are refused
+        self.runtime = runtime  # docker.DockerRuntime: the named volumes of `reconcile.dev/docker-volume`
 
     def pod_dir(self, uid: str) -> Path:
         return self.root / "pods" / uid
@@ -53,6 +62,8 @@ class Volumes:
                 path = await self._projected(base / "secret" / name, "secrets", namespace, source)
             elif "projected" in volume or "downwardAPI" in volume:
                 path = await self._atomic(pod, volume, base)
+            elif "persistentVolumeClaim" in volume:
+                path = Path(await self._claim(namespace, volume))
             elif "hostPath" in volume:
                 path = Path(volume["hostPath"]["path"])
                 if volume["hostPath"].get("type") in ("DirectoryOrCreate",):
@@ -65,6 +76,39 @@ class Volumes:
                 raise VolumeError(f"volume {name}: unsupported volume type {', '.join(kinds)}")
             found[name] = str(path)
         return found
+
+    async def _claim(self, namespace: str, volume: dict[str, Any]) -> str:
+        """The host directory behind a persistentVolumeClaim volume: the claim must be Bound and not
+        being deleted, its volume must live on this node; a Docker volume is created on first use."""
+        name, claim_name = volume["name"], (volume["persistentVolumeClaim"] or {}).get("claimName") or ""
+        claim = await self.fetch("persistentvolumeclaims", namespace, claim_name)
+        if claim is None:
+            raise VolumeError(f'volume {name}: persistentvolumeclaim "{claim_name}" not found')
+        if (claim.get("metadata") or {}).get("deletionTimestamp"):
+            raise VolumeError(f'volume {name}: persistentvolumeclaim "{claim_name}" is being deleted')
+        volume_name = (claim.get("spec") or {}).get("volumeName")
+        if not volume_name or (claim.get("status") or {}).get("phase") != pv_helpers.BOUND:
+            raise VolumeError(f'volume {name}: persistentvolumeclaim "{claim_name}" is not bound')
+        pv = await self.fetch("persistentvolumes", "", volume_name)
+        if pv is None:
+            raise VolumeError(f'volume {name}: persistentvolume "{volume_name}" not found')
+        nodes = pv_helpers.affinity_nodes(pv)
+        if nodes and self.node_name and self.node_name not in nodes:
+            raise VolumeError(f'volume {name}: persistentvolume "{volume_name}" of claim "{claim_name}" lives on '
+                              f"node {', '.join(nodes)}, not on this node ({self.node_name})")
+        spec = pv.get("spec") or {}
+        if spec.get("hostPath") or spec.get("local"):
+            source = spec.get("hostPath") or spec.get("local")
+            path = Path(source["path"])
+            if (spec.get("hostPath") or {}).get("type") == "DirectoryOrCreate":
+                path.mkdir(parents=True, exist_ok=True)
+            if not path.is_dir():
+                raise VolumeError(f'volume {name}: path "{path}" of persistentvolume "{volume_name}" does not exist')
+            return str(path)
+        csi = spec.get("csi") or {}
+        if csi.get("driver") == pv_helpers.DOCKER_VOLUME_DRIVER and self.runtime is not None:
+            return await self.runtime.ensure_volume(csi["volumeHandle"], labels={VOLUME_LABEL: volume_name})
+        raise VolumeError(f'volume {name}: persistentvolume "{volume_name}" has no source this node can mount')
 
     async def _atomic(self, pod: dict[str, Any], volume: dict[str, Any], base: Path) -> Path:
         kind = "projected" if "projected" in volume else "downward-api"
@@ -123,26 +167,61 @@ class Volumes:
             os.chmod(target, file_mode)
         return path
 
-    def mounts(self, container: dict[str, Any], host_paths: dict[str, str]) -> list[str]:
-        """Docker bind specs `host:container:mode` for the container's volumeMounts."""
+    def mounts(self, container: dict[str, Any], host_paths: dict[str, str], *, pod: dict[str, Any] | None = None,
+               env: list[dict[str, str]] | None = None) -> list[str]:
+        """Docker bind specs `host:container:mode` for the container's volumeMounts. A `subPath`
+        (or `subPathExpr`, expanded from the container's environment) is opened safely inside the
+        volume and bind-mounted under the pod's directory (safepath); read-only claims mount ro."""
         binds = []
-        for mount in container.get("volumeMounts") or []:
+        read_only = _read_only_claims(pod)
+        for position, mount in enumerate(container.get("volumeMounts") or []):
             host = host_paths.get(mount["name"])
             if host is None:
                 raise VolumeError(f'volumeMount "{mount["name"]}" names no volume of the pod')
-            if mount.get("subPath"):
-                host = str(_inside(Path(host), mount["subPath"]))
-            mode = "ro" if mount.get("readOnly") else "rw"
+            sub_path = mount.get("subPath") or ""
+            if mount.get("subPathExpr"):
+                if sub_path:
+                    raise VolumeError(f'volumeMount "{mount["name"]}": subPath and subPathExpr are mutually exclusive')
+                sub_path = _expand(mount["subPathExpr"], env or [])
+            if sub_path:
+                uid = ((pod or {}).get("metadata") or {}).get("uid") or "unknown"
+                container_name = str(container.get("name") or "")
+                target = self.pod_dir(uid) / "volume-subpaths" / mount["name"] / container_name / str(position)
+                try:
+                    host = safepath.prepare(host, sub_path, target)
+                except safepath.SubPathError as exc:
+                    raise VolumeError(f'failed to prepare subPath for volumeMount "{mount["name"]}" of container '
+                                      f'"{container_name}": {exc}') from None
+            mode = "ro" if mount.get("readOnly") or mount["name"] in read_only else "rw"
             binds.append(f"{host}:{mount['mountPath']}:{mode}")
         return binds
 
     def remove(self, uid: str) -> None:
+        """The pod's directory goes, after every subPath mount in it is gone: deleting through a live
+        bind mount would delete the volume's data."""
+        if not safepath.unmount_all(self.pod_dir(uid)):
+            log.warning("pod %s: subPath mounts remain under %s; its directory is kept", uid, self.pod_dir(uid))
+            return
         shutil.rmtree(self.pod_dir(uid), ignore_errors=True)
         self.tokens.forget(uid)
 
     def known_uids(self) -> list[str]:
         pods = self.root / "pods"
         return [p.name for p in pods.iterdir()] if pods.is_dir() else []
+
+
+def _read_only_claims(pod: dict[str, Any] | None) -> set[str]:
+    return {v["name"] for v in ((pod or {}).get("spec") or {}).get("volumes") or []
+            if (v.get("persistentVolumeClaim") or {}).get("readOnly")}
+
+
+_REFERENCE = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
+
+
+def _expand(expression: str, env: list[dict[str, str]]) -> str:
+    """subPathExpr: `$(VAR)` from the container's resolved environment (unknown names stay as written)."""
+    values = {e.get("name"): e.get("value", "") for e in env}
+    return _REFERENCE.sub(lambda m: values.get(m.group(1), m.group(0)), expression)
 
 
 def _inside(base: Path, relative: str) -> Path:

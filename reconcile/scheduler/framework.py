@@ -10,7 +10,7 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field
 
-from reconcile.scheduler import filters, interpod, nodeinfo, podinfo, scores
+from reconcile.scheduler import filters, interpod, nodeinfo, podinfo, scores, volumebinding
 
 NO_NODES = "no nodes available to schedule pods"  # upstream's ErrNoNodesAvailable
 
@@ -33,11 +33,17 @@ def fit_error(num_nodes: int, reasons: Counter[str]) -> str:
 
 
 def schedule(
-    pod: podinfo.PodInfo, snapshot: nodeinfo.Snapshot, *, rng: random.Random | None = None
+    pod: podinfo.PodInfo, snapshot: nodeinfo.Snapshot, *, rng: random.Random | None = None,
+    volume_state: volumebinding.State | None = None,
 ) -> Decision:
+    """`volume_state`: the VolumeBinding PreFilter's answer for the pod (None: it names no claims)."""
     nodes = snapshot.node_list()
     if not nodes:
         return Decision(None, NO_NODES)
+    if volume_state is not None and volume_state.error:
+        return Decision(None, f"0/{len(nodes)} nodes are available: {volume_state.error}.", {volumebinding.NAME})
+    if volume_state is not None and volume_state.idle:
+        volume_state = None
     affinity_state: interpod.FilterState | None = interpod.prefilter(pod, snapshot)
     if affinity_state is not None and affinity_state.idle and not pod.affinity:
         affinity_state = None  # nothing to check on any node
@@ -46,6 +52,9 @@ def schedule(
     failed: set[str] = set()
     for node in nodes:
         verdict = filters.run(pod, node, affinity_state)
+        if verdict is None and volume_state is not None:
+            volume_reasons = volumebinding.filter_node(volume_state, node)
+            verdict = (volumebinding.NAME, volume_reasons) if volume_reasons else None
         if verdict is None:
             feasible.append(node)
         else:

@@ -22,7 +22,7 @@ from reconcile.core import errors, meta
 from reconcile.engine import badobjects, events, supervision, workqueue
 from reconcile.engine import clock as clock_mod
 from reconcile.engine import metrics as metrics_mod
-from reconcile.scheduler import eventqueue, filters, framework, nodeinfo, podinfo
+from reconcile.scheduler import eventqueue, filters, framework, nodeinfo, podinfo, volumebinding
 from reconcile.scheduler import queue as queue_mod
 
 log = logging.getLogger(__name__)
@@ -87,12 +87,19 @@ class Scheduler:
         self.pods = informer_mod.Informer(client, "v1", "pods", check=decoding.checked(podinfo.from_pod))
         self.nodes = informer_mod.Informer(client, "v1", "nodes", check=decoding.checked(nodeinfo.parse_node))
         self.namespaces = informer_mod.Informer(client, "v1", "namespaces")
-        for informer in (self.pods, self.nodes, self.namespaces):
+        # VolumeBinding reads claims, volumes and classes; any change may help a pod waiting on them
+        self.claims = informer_mod.Informer(client, "v1", "persistentvolumeclaims")
+        self.volumes = informer_mod.Informer(client, "v1", "persistentvolumes")
+        self.classes = informer_mod.Informer(client, "storage.k8s.io/v1", "storageclasses")
+        for informer in (self.pods, self.nodes, self.namespaces, self.claims, self.volumes, self.classes):
             self.reporter.watch(informer)
+        for informer in (self.claims, self.volumes, self.classes):
+            informer.add_handler(on_add=self._volumes_changed, on_update=lambda _old, new: self._volumes_changed(new),
+                                 on_delete=self._volumes_changed)
         # Restarts an informer whose task ended; /readyz and /healthz report through it. On real time,
         # as the informers' own reconnect backoff (the scheduler's clock drives its queue only).
         self.supervisor = supervision.InformerSupervisor(
-            lambda: (self.namespaces, self.nodes, self.pods), name="scheduler", metrics=metrics)
+            lambda: self._informers(), name="scheduler", metrics=metrics)
         self.pods.add_handler(on_add=self._pod_added, on_update=self._pod_updated, on_delete=self._pod_deleted)
         self.nodes.add_handler(on_add=self._node_added, on_update=self._node_updated, on_delete=self._node_deleted)
         self.namespaces.add_handler(
@@ -113,19 +120,22 @@ class Scheduler:
 
     # --- lifecycle --------------------------------------------------------------------------------
 
+    def _informers(self) -> tuple[informer_mod.Informer, ...]:
+        return (self.namespaces, self.nodes, self.classes, self.volumes, self.claims, self.pods)
+
     async def start_informers(self) -> None:
-        for informer in (self.namespaces, self.nodes, self.pods):
+        for informer in self._informers():
             await informer.start()
         await self.supervisor.start()
 
     async def stop_informers(self) -> None:
         await self.supervisor.stop()
-        for informer in (self.pods, self.nodes, self.namespaces):
+        for informer in reversed(self._informers()):
             await informer.stop()
         await self.reporter.drain(timeout=2.0)
 
     async def wait_synced(self, *, timeout: float | None = None) -> None:
-        for informer in (self.namespaces, self.nodes, self.pods):
+        for informer in self._informers():
             await informer.wait_synced(timeout=timeout)
 
     async def run(self) -> None:
@@ -207,17 +217,36 @@ class Scheduler:
             return False  # our binding of it is in flight
         self.attempts += 1
         info = podinfo.from_pod(pod)
-        decision = framework.schedule(info, self.snapshot, rng=self.rng)
+        volume_state = volumebinding.prefilter(pod, self.claims.store.get, lambda name: self.volumes.store.get(None, name),
+                                               lambda name: self.classes.store.get(None, name),
+                                               in_use=lambda ns, claim: self._claim_in_use(key, ns, claim))
+        decision = framework.schedule(info, self.snapshot, rng=self.rng, volume_state=volume_state)
         if decision.node is None:
             self.unschedulable_attempts += 1
             self.queue.mark_unschedulable(key, decision.failed_plugins)
             self._spawn(self._report_unschedulable(pod, decision.message))
             return True
         self.snapshot.assume(info, decision.node)
-        self._spawn(self._bind(pod, decision.node))
+        self._spawn(self._bind(pod, decision.node, provision=volume_state.to_provision if volume_state else []))
         return True
 
-    async def _bind(self, pod: dict[str, Any], node: str) -> None:
+    def _claim_in_use(self, key: podinfo.Key, namespace: str, claim: str) -> bool:
+        """Another pod, scheduled or assumed and not finished, names the claim."""
+        for other in self.pods.store.by_index("namespace", namespace):
+            other_key = _key(other)
+            if other_key == key or _terminal(other):
+                continue
+            if (_assigned(other) or other_key in self.snapshot.assumed) and claim in volumebinding.volumes.claim_names(other):
+                return True
+        return False
+
+    async def _select_node(self, namespace: str, claims: list[str], node: str) -> None:
+        """VolumeBinding's PreBind: the claims to provision learn the node (the binder provisions there)."""
+        for claim in claims:
+            await self.writer.patch("v1", "persistentvolumeclaims", claim, {"metadata": {"annotations": {
+                volumebinding.volumes.SELECTED_NODE: node}}}, namespace=namespace)
+
+    async def _bind(self, pod: dict[str, Any], node: str, *, provision: list[str] | None = None) -> None:
         key = _key(pod)
         namespace, name = key
         body = {
@@ -227,6 +256,8 @@ class Scheduler:
             "target": {"apiVersion": "v1", "kind": "Node", "name": node},
         }
         try:
+            if provision:
+                await self._select_node(namespace, provision, node)
             await self.writer.request("POST", f"/api/v1/namespaces/{namespace}/pods/{name}/binding", json=body)
         except (errors.Conflict, errors.NotFound) as exc:
             # Bound by someone else (or by an earlier attempt of ours), or gone: the watch tells the truth.
@@ -351,6 +382,9 @@ class Scheduler:
         if self.snapshot.namespace_labels.get(metadata.get("name") or "") != labels:
             self.snapshot.namespace_labels[metadata.get("name") or ""] = labels
             self.queue.move(filters.INTER_POD_AFFINITY)
+
+    def _volumes_changed(self, _obj: dict[str, Any]) -> None:
+        self.queue.move(volumebinding.NAME)
 
     def _namespace_deleted(self, namespace: dict[str, Any]) -> None:
         self.snapshot.namespace_labels.pop((namespace.get("metadata") or {}).get("name") or "", None)

@@ -383,3 +383,34 @@ def test_once_the_outcome_is_applied_planning_again_asks_for_nothing(world):
         assert step.latest is not None
         if policy == "Always":
             assert step.action is A.RUNNING and step.latest.spec_hash == containers.spec_hash(step.spec)
+
+
+# --- initContainers ------------------------------------------------------------------------------
+
+def _with_init(*names: str, policy: str | None = None) -> dict[str, Any]:
+    body = pod(policy=policy)
+    body["spec"]["initContainers"] = [spec(n) for n in names]
+    return body
+
+
+def test_init_containers_run_in_order_before_the_app():
+    p = compute(_with_init("first", "second"), [INFRA])
+    assert not p.initialized and p.containers == ()
+    assert [(c.name, c.action) for c in p.init] == [("first", A.START)]
+    running = compute(_with_init("first", "second"), [INFRA, instance("first")])
+    assert [(c.name, c.action) for c in running.init] == [("first", A.RUNNING)] and running.containers == ()
+    first_done = instance("first", state="exited", exit_code=0)
+    after = compute(_with_init("first", "second"), [INFRA, first_done])
+    assert [(c.name, c.action) for c in after.init] == [("first", A.DONE), ("second", A.START)]
+    both = [INFRA, first_done, instance("second", state="exited", exit_code=0)]
+    ready = compute(_with_init("first", "second"), both)
+    assert ready.initialized and [c.action for c in ready.containers] == [A.START]
+    assert not ids(ready.garbage) & ids(both)  # finished init containers are kept, not collected
+
+
+def test_failed_init_container_restarts_unless_never():
+    failed = [INFRA, instance("first", state="exited", exit_code=1, finished_ago=600)]
+    again = compute(_with_init("first"), failed)
+    assert [c.action for c in again.init] == [A.START] and not again.init_failed
+    never = compute(_with_init("first", policy="Never"), failed)
+    assert [c.action for c in never.init] == [A.DONE] and never.init_failed and never.containers == ()

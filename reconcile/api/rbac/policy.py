@@ -64,7 +64,8 @@ SCHEDULER_LEASE = "reconcile-scheduler"
 CONTROLLERS = ("replicaset-controller", "deployment-controller", "generic-garbage-collector",
                "namespace-controller", "node-controller", "clusterrole-aggregation-controller",
                "resourcequota-controller", "service-account-controller", "root-ca-cert-publisher", "token-cleaner",
-               "certificate-controller", "endpoint-controller", "endpointslice-controller")
+               "certificate-controller", "endpoint-controller", "endpointslice-controller",
+               "persistent-volume-binder", "pvc-protection-controller", "pv-protection-controller")
 
 
 def rule(verbs: list[str], groups: list[str] | None = None, resources: list[str] | None = None, *,
@@ -253,6 +254,26 @@ def _controller_rules() -> dict[str, list[dict[str, Any]]]:
             rule(["get", "list", "watch", "create", "update", "delete"], ["discovery.k8s.io"], ["endpointslices"]),
             *_events(),
         ],
+        # upstream's (the glusterfs endpoints and secrets rules of in-tree plugins left out)
+        "persistent-volume-binder": [
+            rule(["create", "delete", "get", "list", "update", "watch"], [""], ["persistentvolumes"]),
+            rule(["update"], [""], ["persistentvolumes/status"]),
+            rule(["get", "list", "update", "watch"], [""], ["persistentvolumeclaims"]),
+            rule(["update"], [""], ["persistentvolumeclaims/status"]),
+            rule(["get", "list", "watch"], [""], ["pods"]),
+            rule(["get", "list", "watch"], [""], ["nodes"]),  # upstream: get, list (our informer watches)
+            rule(["get", "list", "watch"], ["storage.k8s.io"], ["storageclasses"]),
+            *_events(),
+        ],
+        "pvc-protection-controller": [  # upstream's
+            rule(["get", "list", "watch", "update", "patch"], [""], ["persistentvolumeclaims"]),
+            rule(["get", "list", "watch"], [""], ["pods"]),
+            *_events(),
+        ],
+        "pv-protection-controller": [  # upstream's
+            rule(["get", "list", "watch", "update", "patch"], [""], ["persistentvolumes"]),
+            *_events(),
+        ],
         # upstream's is a Role in kube-system; a ClusterRole here (the default policy has no Roles yet)
         "token-cleaner": [
             rule(["delete", "get", "list", "watch"], [""], ["secrets"]),
@@ -294,6 +315,10 @@ def cluster_roles() -> list[dict[str, Any]]:
             rule(["get", "list", "watch"], [""], ["pods", "nodes", "namespaces"]),
             rule(["create"], [""], ["pods/binding", "bindings"]),
             rule(["patch", "update"], [""], ["pods/status"]),
+            # VolumeBinding (upstream's rules): claims, volumes and classes read; selected-node written
+            rule(["get", "list", "patch", "update", "watch"], [""], ["persistentvolumeclaims"]),
+            rule(["get", "list", "patch", "update", "watch"], [""], ["persistentvolumes"]),
+            rule(["get", "list", "watch"], ["storage.k8s.io"], ["storageclasses"]),
         ]),
         cluster_role(COREDNS_ROLE, [  # kubeadm's (cmd/kubeadm/app/phases/addons/dns/manifests.go)
             rule(["list", "watch"], [""], ["endpoints", "services", "pods", "namespaces"]),

@@ -22,7 +22,8 @@ class PodStrategy(base.Strategy):
         default_pod_spec(obj.get("spec"))
 
     def validate(self, resource: registry.Resource, obj: dict[str, Any]) -> list[base.Cause]:
-        return dns_config_causes(obj.get("spec") or {})
+        spec = obj.get("spec") or {}
+        return [*dns_config_causes(spec), *volume_mount_causes(spec)]
 
     def prepare_for_create(self, resource: registry.Resource, obj: dict[str, Any]) -> None:
         obj["status"] = {"phase": "Pending", "qosClass": qos_class(obj.get("spec") or {})}
@@ -162,3 +163,29 @@ def qos_class(spec: dict[str, Any]) -> str:
         for res in ("cpu", "memory")
     )
     return "Guaranteed" if guaranteed else "Burstable"
+
+
+def _descending_path_causes(value: Any, field: str) -> list[dict[str, str]]:
+    """upstream's validateLocalDescendingPath: relative, and no `..` element."""
+    if not isinstance(value, str) or not value:
+        return []
+    if value.startswith("/"):
+        return [errors.cause(field, f'Invalid value: "{value}": must be a relative path')]
+    if ".." in value.replace("\\", "/").split("/"):
+        return [errors.cause(field, f'Invalid value: "{value}": must not contain \'..\'')]
+    return []
+
+
+def volume_mount_causes(spec: dict[str, Any]) -> list[dict[str, str]]:
+    """subPath / subPathExpr of every container's volumeMounts (the node checks again, safely)."""
+    causes: list[dict[str, str]] = []
+    for key in ("initContainers", "containers"):
+        for i, container in enumerate(spec.get(key) or []):
+            for j, mount in enumerate((container or {}).get("volumeMounts") or []):
+                path = f"spec.{key}[{i}].volumeMounts[{j}]"
+                causes += _descending_path_causes(mount.get("subPath"), f"{path}.subPath")
+                causes += _descending_path_causes(mount.get("subPathExpr"), f"{path}.subPathExpr")
+                if mount.get("subPath") and mount.get("subPathExpr"):
+                    causes.append(errors.cause(f"{path}.subPathExpr", f'Invalid value: "{mount["subPathExpr"]}": '
+                                                                      "subPathExpr and subPath are mutually exclusive"))
+    return causes

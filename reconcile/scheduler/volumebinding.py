@@ -1,0 +1,100 @@
+"""The VolumeBinding plugin (pure): where a pod's PersistentVolumeClaims let it run.
+
+Upstream's (pkg/scheduler/framework/plugins/volumebinding), reduced to what this project provisions:
+- PreFilter: every claim must exist and not be being deleted; an unbound claim of an `Immediate`
+  class means "pod has unbound immediate PersistentVolumeClaims" (the binder binds it first).
+- Filter: a bound claim's volume must have node affinity matching the node ("node(s) had volume node
+  affinity conflict"); a claim whose volume is gone blocks every node; an unbound
+  WaitForFirstConsumer claim fits where its class can provision (ours: any node), or only on the
+  node of its `volume.kubernetes.io/selected-node`.
+- PreBind (the scheduler's `_bind`): the claims to provision get `selected-node` = the chosen node,
+  which the binder's provisioner acts on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconcile.core import volumes
+from reconcile.scheduler import nodeaffinity, nodeinfo
+
+NAME = "VolumeBinding"
+REASON_AFFINITY = "node(s) had volume node affinity conflict"
+REASON_NO_VOLUMES = "node(s) didn't find available persistent volumes to bind"
+REASON_MISSING_PV = "node(s) unavailable due to one or more pvc(s) bound to non-existent pv(s)"
+UNBOUND_IMMEDIATE = "pod has unbound immediate PersistentVolumeClaims"
+RWOP_CONFLICT = "node has pod using PersistentVolumeClaim with the same name and ReadWriteOncePod access mode"
+
+Getter = Callable[..., Mapping[str, Any] | None]
+
+
+@dataclass
+class State:
+    """What PreFilter learnt about one pod's claims."""
+
+    error: str | None = None  # the pod fits no node at all (PreFilter's message)
+    affinities: list[tuple[str, list[Mapping[str, Any]]]] = field(default_factory=list)  # (volume, terms)
+    missing_volume: bool = False
+    unprovisionable: bool = False
+    pinned: set[str] = field(default_factory=set)  # nodes named by claims' selected-node
+    to_provision: list[str] = field(default_factory=list)  # claim names that get selected-node at PreBind
+
+    @property
+    def idle(self) -> bool:
+        return not (self.affinities or self.missing_volume or self.unprovisionable or self.pinned)
+
+
+def prefilter(pod: Mapping[str, Any], claims: Getter, pvs: Getter, classes: Getter, *,
+              in_use: Callable[[str, str], bool] = lambda _ns, _claim: False) -> State | None:
+    """None when the pod names no claims. `claims(namespace, name)`, `pvs(name)`, `classes(name)`
+    read the scheduler's caches; `in_use(namespace, claim)`: another scheduled (or assumed) pod uses
+    the claim (VolumeRestrictions: a ReadWriteOncePod claim serves one pod in the whole cluster)."""
+    names = volumes.claim_names(pod)
+    if not names:
+        return None
+    namespace = (pod.get("metadata") or {}).get("namespace") or ""
+    state = State()
+    for name in names:
+        claim = claims(namespace, name)
+        if claim is None:
+            return State(error=f'persistentvolumeclaim "{name}" not found')
+        if (claim.get("metadata") or {}).get("deletionTimestamp"):
+            return State(error=f'persistentvolumeclaim "{name}" is being deleted')
+        if volumes.RWOP in volumes.access_modes(claim) and in_use(namespace, name):
+            return State(error=RWOP_CONFLICT)
+        volume_name = (claim.get("spec") or {}).get("volumeName")
+        if volume_name:
+            volume = pvs(volume_name)
+            if volume is None:
+                state.missing_volume = True
+                continue
+            terms = volumes.affinity_terms(volume)
+            if terms is not None:
+                state.affinities.append((volume_name, terms))
+            continue
+        storage_class = classes(volumes.claim_class(claim)) if volumes.claim_class(claim) else None
+        if storage_class is None or storage_class.get("volumeBindingMode") != volumes.WAIT_FOR_FIRST_CONSUMER:
+            return State(error=UNBOUND_IMMEDIATE)
+        selected = ((claim.get("metadata") or {}).get("annotations") or {}).get(volumes.SELECTED_NODE)
+        if selected:
+            state.pinned.add(selected)
+        elif storage_class.get("provisioner") == volumes.DOCKER_VOLUME_DRIVER:
+            state.to_provision.append(name)
+        else:
+            state.unprovisionable = True  # static volumes for delayed binding: not matched by this scheduler
+    return state
+
+
+def filter_node(state: State, node: nodeinfo.NodeInfo) -> list[str]:
+    if state.missing_volume:
+        return [REASON_MISSING_PV]
+    for _volume, terms in state.affinities:
+        if not nodeaffinity.match_terms(terms, node.labels, node.name):
+            return [REASON_AFFINITY]
+    if state.pinned and (len(state.pinned) > 1 or node.name not in state.pinned):
+        return [REASON_AFFINITY]
+    if state.unprovisionable:
+        return [REASON_NO_VOLUMES]
+    return []

@@ -1,0 +1,158 @@
+"""persistentVolumeClaim volumes on a real node agent and dockerd: hostPath and Docker named volumes,
+subPath / subPathExpr / readOnly, data that outlives the pod, and the refusals (a claim whose volume
+lives on another node; a subPath symlink to /etc) each with an Event naming the volume.
+
+Claims and volumes are written here as the binder leaves them (no controller-manager in this module).
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconcile.core import volumes
+from reconcile.node import safepath
+from tests import docker_support, support
+from tests.node import helpers
+
+WRITER = ["sh", "-c", "echo \"$(POD_NAME)\" > /data/out; trap 'exit 0' TERM; while :; do sleep 3600 & wait; done"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _unmount_left_over(node_agent: docker_support.NodeAgentProcess):
+    """Pods still on the node when the module ends keep their subPath mounts (a restarted agent
+    adopts them); the test's state dir goes, so its mounts go first."""
+    yield
+    safepath.unmount_all(node_agent.state_dir)
+
+
+def bind(client: Any, namespace: str, claim: str, *, source: dict[str, Any], node: str | None = None) -> str:
+    """A PersistentVolume and a claim bound to each other (both sides, phases Bound)."""
+    pv = f"pv-{uuid.uuid4().hex[:8]}"
+    spec: dict[str, Any] = {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                            "storageClassName": "", **source}
+    if node:
+        spec["nodeAffinity"] = volumes.node_affinity(node)
+    created = client.create("v1", "persistentvolumeclaims", {
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": claim},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}},
+                 "storageClassName": "", "volumeName": pv}}, namespace=namespace)
+    spec["claimRef"] = {"kind": "PersistentVolumeClaim", "namespace": namespace, "name": claim,
+                        "uid": created["metadata"]["uid"]}
+    client.create("v1", "persistentvolumes", {"apiVersion": "v1", "kind": "PersistentVolume",
+                                              "metadata": {"name": pv}, "spec": spec})
+    client.patch("v1", "persistentvolumes", pv, {"status": {"phase": "Bound"}}, subresource="status")
+    client.patch("v1", "persistentvolumeclaims", claim, {"status": {"phase": "Bound"}}, namespace=namespace,
+                 subresource="status")
+    return pv
+
+
+def claim_pod(name: str, node: str, claim: str, mount: dict[str, Any], *, read_only: bool = False) -> dict:
+    env = [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]
+    container = helpers.container(command=WRITER, env=env, volumeMounts=[{"name": "data", "mountPath": "/data",
+                                                                          **mount}])
+    source: dict[str, Any] = {"claimName": claim}
+    if read_only:
+        source["readOnly"] = True
+    return helpers.pod(name, node, container, volumes=[{"name": "data", "persistentVolumeClaim": source}])
+
+
+def warnings(client: Any, namespace: str, pod: str) -> list[str]:
+    return [e["message"] for e in client.list("v1", "events", namespace=namespace)["items"]
+            if e["involvedObject"]["name"] == pod and e.get("type") == "Warning"]
+
+
+def test_host_path_claim_with_sub_path_expr(client, namespace, node_agent, tmp_path: Path) -> None:
+    data = tmp_path / "disk"
+    data.mkdir()
+    bind(client, namespace, "disk", source={"hostPath": {"path": str(data)}}, node=node_agent.name)
+    client.create("v1", "pods", claim_pod("writer", node_agent.name, "disk", {"subPathExpr": "pods/$(POD_NAME)"}),
+                  namespace=namespace)
+    helpers.wait_pod(client, namespace, "writer", helpers.running_ready, what="writer Running")
+    written = data / "pods" / "writer" / "out"
+    support.wait_for(written.exists, timeout=10, what="file written through the subPath")
+    assert written.read_text() == "writer\n"
+
+
+def test_docker_volume_outlives_its_pod_and_read_only(client, namespace, node_agent, docker_node) -> None:
+    handle = f"pvc-{uuid.uuid4().hex[:8]}"
+    bind(client, namespace, "named", source={"csi": {"driver": volumes.DOCKER_VOLUME_DRIVER, "volumeHandle": handle}},
+         node=node_agent.name)
+    try:
+        client.create("v1", "pods", claim_pod("first", node_agent.name, "named", {}), namespace=namespace)
+        obj = helpers.wait_pod(client, namespace, "first", helpers.running_ready, what="first Running")
+        assert docker_node.docker("volume", "inspect", handle).returncode == 0
+        app = helpers.app_containers(docker_node, obj["metadata"]["uid"], "app")[0]
+        support.wait_for(lambda: docker_node.docker("exec", app["Id"], "cat", "/data/out", check=False).stdout
+                         == "first\n", timeout=10, what="first wrote its file")
+        client.delete("v1", "pods", "first", namespace=namespace, grace_period_seconds=0)
+        support.wait_for(lambda: not helpers.app_containers(docker_node, obj["metadata"]["uid"], "app"),
+                         timeout=30, what="first gone")
+        reader = claim_pod("second", node_agent.name, "named", {}, read_only=True)
+        reader["spec"]["containers"][0]["command"] = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 3600 & wait; done"]
+        client.create("v1", "pods", reader, namespace=namespace)
+        obj = helpers.wait_pod(client, namespace, "second", helpers.running_ready, what="second Running")
+        app = helpers.app_containers(docker_node, obj["metadata"]["uid"], "app")[0]
+        assert docker_node.docker("exec", app["Id"], "cat", "/data/out").stdout == "first\n"  # the data stayed
+        assert [m["RW"] for m in app["Mounts"] if m["Destination"] == "/data"] == [False]
+        assert docker_node.docker("exec", app["Id"], "sh", "-c", "echo x > /data/out", check=False).returncode != 0
+        client.delete("v1", "pods", "second", namespace=namespace, grace_period_seconds=0)
+        support.wait_for(lambda: not helpers.app_containers(docker_node, obj["metadata"]["uid"], "app"),
+                         timeout=30, what="second gone")
+    finally:
+        support.wait_for(lambda: docker_node.docker("volume", "rm", handle, check=False).returncode == 0
+                         or "no such volume" in docker_node.docker("volume", "rm", handle, check=False).stderr.lower(),
+                         timeout=30, what="test volume removed")
+
+
+def test_refusals_name_the_volume(client, namespace, node_agent, tmp_path: Path) -> None:
+    data = tmp_path / "evil"
+    data.mkdir()
+    (data / "escape").symlink_to("/etc")
+    bind(client, namespace, "trap", source={"hostPath": {"path": str(data)}}, node=node_agent.name)
+    client.create("v1", "pods", claim_pod("attacker", node_agent.name, "trap", {"subPath": "escape"}),
+                  namespace=namespace)
+    bind(client, namespace, "far", source={"hostPath": {"path": str(tmp_path)}}, node="some-other-node")
+    client.create("v1", "pods", claim_pod("misplaced", node_agent.name, "far", {}), namespace=namespace)
+    support.wait_for(lambda: any('volumeMount "data"' in m and "unexpected symlink" in m
+                                 for m in warnings(client, namespace, "attacker")),
+                     timeout=30, what="subPath symlink refused with an Event")
+    support.wait_for(lambda: any("volume data" in m and "lives on node some-other-node" in m
+                                 for m in warnings(client, namespace, "misplaced")),
+                     timeout=30, what="claim on another node refused with an Event")
+    for name in ("attacker", "misplaced"):
+        pod = helpers.get_pod(client, namespace, name)
+        assert pod["status"].get("phase") != "Running"
+        assert helpers.container_status(pod, "app")["state"]["waiting"]["reason"] == "CreateContainerConfigError"
+    assert not (Path("/etc") / "out").exists()  # nothing was written through the link
+
+
+def test_init_containers_prepare_the_volume_in_order(client, namespace, node_agent, docker_node) -> None:
+    def init(name: str) -> dict[str, Any]:
+        return helpers.container(name, command=["sh", "-c", f"echo {name} >> /work/order"],
+                                 volumeMounts=[{"name": "work", "mountPath": "/work"}])
+    app = helpers.container(command=["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 3600 & wait; done"],
+                            volumeMounts=[{"name": "work", "mountPath": "/work"}])
+    body = helpers.pod("prepared", node_agent.name, app, initContainers=[init("first"), init("second")],
+                       volumes=[{"name": "work", "emptyDir": {}}])
+    client.create("v1", "pods", body, namespace=namespace)
+    obj = helpers.wait_pod(client, namespace, "prepared", helpers.running_ready, timeout=60, what="prepared Running")
+    inits = obj["status"]["initContainerStatuses"]
+    assert [(s["name"], s["state"]["terminated"]["reason"]) for s in inits] == [("first", "Completed"),
+                                                                               ("second", "Completed")]
+    assert helpers.condition(obj, "Initialized") == "True"
+    running = helpers.app_containers(docker_node, obj["metadata"]["uid"], "app")[0]
+    assert docker_node.docker("exec", running["Id"], "cat", "/work/order").stdout == "first\nsecond\n"
+    # a failing init container under restartPolicy Never fails the pod; the app never starts
+    bad = helpers.pod("broken", node_agent.name, helpers.container(), restartPolicy="Never",
+                      initContainers=[helpers.container("fails", command=["sh", "-c", "exit 3"])])
+    client.create("v1", "pods", bad, namespace=namespace)
+    failed = helpers.wait_pod(client, namespace, "broken", lambda o: o["status"].get("phase") == "Failed",
+                              timeout=60, what="broken Failed")
+    assert helpers.condition(failed, "Initialized") == "False"
+    assert failed["status"]["initContainerStatuses"][0]["state"]["terminated"]["exitCode"] == 3
+    assert helpers.container_status(failed, "app")["state"]["waiting"]["reason"] == "PodInitializing"
+    assert not helpers.app_containers(docker_node, failed["metadata"]["uid"], "app", running=False)
