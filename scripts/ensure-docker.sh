@@ -15,6 +15,13 @@ WAIT_SECONDS="${RECONCILE_DOCKER_WAIT:-60}"
 
 answers() { docker info >/dev/null 2>&1; }
 
+# The service proxy programs the kernel with nft (Debian's nftables); its tests need it too.
+if ! command -v nft >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "ensure-docker: installing nftables (the service proxy's nft)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nftables \
+        || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nftables; }
+fi
+
 if command -v docker >/dev/null 2>&1 && answers; then
     echo "ensure-docker: a Docker engine answers ($(docker version --format '{{.Server.Version}}' 2>/dev/null || echo '?'))"
     exit 0

@@ -101,3 +101,9 @@ def require_kubectl() -> str:
     if found is None:
         missing(f"kubectl 1.{KUBECTL_MINOR}", install=KUBECTL_INSTALL)
     return found
+
+
+def require_nft() -> None:
+    """Debian's `nft` (the service proxy's tool), or skip/fail saying how to get it."""
+    if shutil.which("nft") is None:
+        missing("nft", install="apt-get install nftables (scripts/ensure-docker.sh does, as root)")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import shutil
 import socket
 import subprocess
 import sys
@@ -22,10 +21,13 @@ from pathlib import Path
 import pytest
 
 from reconcile.proxy import render
-from tests import docker_support, support
+from tests import docker_support, prerequisites, support
 from tests.node import helpers
 
-pytestmark = pytest.mark.skipif(shutil.which("nft") is None, reason="needs nft (Debian: apt-get install nftables)")
+
+@pytest.fixture(scope="module", autouse=True)
+def _nft_present() -> None:
+    prerequisites.require_nft()  # skips, or fails under CI / make test, saying what to install
 
 # Outside 10.64.0.0/10, where node agents' default pod CIDRs used to fall (other suites' leftover
 # bridges there would make the proxy refuse the upstream default 10.96.0.0/12, rightly).

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reconcile.proxy import model, netfilter, render
+from tests import prerequisites
 
 NODE = render.NodeInfo("node-a", pod_cidrs=("10.232.1.0/24", "10.232.2.0/24"))
 
@@ -209,10 +210,10 @@ def test_overlap_check_refuses_ranges_the_host_routes_and_allows_our_own_routes(
     assert netfilter.pod_devices(["10.232.1.0/24", "10.9.0.0/24"], host_routes=ROUTES) == ["rcn-abc"]
 
 
-@pytest.mark.skipif(shutil.which("nft") is None, reason="needs nft (Debian: apt-get install nftables)")
 @given(service_ports())
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_generated_rule_sets_are_valid_nft_transactions(ports: list[model.ServicePort]) -> None:
+    prerequisites.require_nft()
     text = render.render(ports, NODE, existing_chains=["endpoint-GONE"], existing_sets=["affinity-GONE"])
     # check mode: the kernel validates the whole transaction and applies nothing; the deletes of
     # chains that do not exist are dropped (they would fail the check on a host without the table)
