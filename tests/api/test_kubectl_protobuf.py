@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from reconcile.api import protometa, protoworkloads
 from reconcile.pki import cluster as pki_cluster
 from tests import prerequisites, support
 from tests.api import helpers
@@ -313,3 +314,103 @@ def test_token_review_and_whoami_in_protobuf(conn: support.Connection) -> None:
                             content=pe.body(authn, "TokenReview", {"spec": {"token": "not-a-token"}}))
         assert review.status_code == 201, review.text
         assert review.json()["status"] == {"user": {}, "error": "invalid bearer token"}
+
+
+# --- the workload generators: the oracle is `--dry-run=client -o json` -----------------------------
+
+SERVER_SET = ("uid", "resourceVersion", "creationTimestamp", "managedFields", "generation")
+
+
+def _as_stored(obj: dict[str, Any]) -> dict[str, Any]:
+    """An object without what the server sets itself (and, for Services, the cluster IPs it
+    allocates, which another part of the server owns)."""
+    found = json.loads(json.dumps(obj))
+    for key in SERVER_SET:
+        found["metadata"].pop(key, None)
+    found.pop("status", None)
+    spec = found.get("spec", {})
+    if found["kind"] == "Service":
+        spec.pop("clusterIP", None)
+        spec.pop("clusterIPs", None)
+        for port in spec.get("ports", []):
+            if found.get("spec", {}).get("type") == "LoadBalancer":
+                port.pop("nodePort", None)  # allocated, as the cluster IP is
+    return found
+
+
+@pytest.mark.parametrize("command, plural", [
+    (("deployment", "NAME", "--image=busybox:1.36", "--replicas=3", "--port=8080", "--", "sleep", "3600"),
+     "deployments"),
+    (("deployment", "NAME", "--image=busybox:1.36", "--image=nginx:1.25"), "deployments"),
+    (("service", "clusterip", "NAME", "--tcp=80:8080", "--tcp=443:https"), "services"),
+    (("service", "nodeport", "NAME", "--tcp=80:8080", "--node-port=NODEPORT"), "services"),
+    (("service", "loadbalancer", "NAME", "--tcp=5678:8080"), "services"),
+    (("service", "externalname", "NAME", "--external-name=db.example.com"), "services"),
+    (("service", "clusterip", "NAME", "--clusterip=None"), "services"),
+], ids=["deployment-replicas-port-command", "deployment-two-images", "service-clusterip", "service-nodeport",
+        "service-loadbalancer", "service-externalname", "service-headless"])
+def test_kubectl_create_workloads_store_what_dry_run_prints(conn: support.Connection, admin: httpx.Client, ns: str,
+                                                             tmp_path: Path, command: tuple[str, ...],
+                                                             plural: str) -> None:
+    """kubectl posts these in protobuf only. What it prints for `--dry-run=client -o json`, posted
+    as JSON (server dry run: same defaults), is exactly what the protobuf request stored."""
+    name = helpers.unique("wl")
+    nodeport = str(30000 + uuid.uuid4().int % 2700)
+    args = [a.replace("NAME", name).replace("NODEPORT", nodeport) for a in command]
+    dash = args.index("--") if "--" in args else len(args)
+    head, tail = args[:dash], args[dash:]
+    printed = kubectl(conn, tmp_path, None, "create", *head, "-n", ns, "--dry-run=client", "-o", "json", *tail)
+    assert printed.returncode == 0, printed.stderr
+    sent = json.loads(printed.stdout)
+    base = "/apis/apps/v1" if plural == "deployments" else "/api/v1"
+    collection = f"{base}/namespaces/{ns}/{plural}"
+    as_json = admin.post(collection, json=sent, params={"dryRun": "All"})
+    assert as_json.status_code == 201, as_json.text
+    done = kubectl(conn, tmp_path, None, "create", *head, "-n", ns, *tail)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"{'deployment.apps' if plural == 'deployments' else 'service'}/{name} created"
+    stored = admin.get(f"{collection}/{name}").json()
+    assert _as_stored(stored) == _as_stored(as_json.json())
+    managers = {entry.get("manager") for entry in stored["metadata"].get("managedFields", [])}
+    assert managers <= {"kubectl-create"}
+    # what the client sent is there as sent
+    spec, printed_spec = stored["spec"], sent["spec"]
+    if plural == "deployments":
+        assert spec["replicas"] == printed_spec.get("replicas", 1)
+        assert spec["template"]["spec"]["containers"][0]["image"] == "busybox:1.36"
+        if "--port=8080" in args:
+            container = spec["template"]["spec"]["containers"][0]
+            assert (container["command"], container["ports"]) == (
+                ["sleep", "3600"], [{"containerPort": 8080, "protocol": "TCP"}])
+        else:
+            assert [c["name"] for c in spec["template"]["spec"]["containers"]] == ["busybox", "nginx"]
+    else:
+        assert spec["type"] == printed_spec["type"]
+        assert spec.get("selector") == printed_spec.get("selector")
+        for port, want in zip(spec.get("ports", []), printed_spec.get("ports", []), strict=True):
+            assert {k: port.get(k) for k in want} == want
+        if "--node-port=" + nodeport in args:
+            assert spec["ports"][0]["nodePort"] == int(nodeport)
+        if printed_spec["type"] == "ExternalName":
+            assert spec["externalName"] == "db.example.com"
+        if "--clusterip=None" in args:
+            assert spec["clusterIP"] == "None"
+
+
+def test_a_deployment_with_parts_the_server_does_not_read_in_protobuf_is_refused(admin: httpx.Client,
+                                                                                  ns: str) -> None:
+    """A liveness probe in protobuf (Container field 10) is a 400 naming it; nothing is stored."""
+    name = helpers.unique("probe")
+    probe = pe.length_delimited(10, pe.tag(4, 0) + b"\x05")  # livenessProbe {periodSeconds 5}
+    container = pe.encode(protoworkloads.CONTAINER, {"name": "c", "image": "busybox"}) + probe
+    labels = {"matchLabels": {"app": name}}
+    template = pe.length_delimited(1, pe.encode(protometa.OBJECT_META, {"labels": labels["matchLabels"]})) \
+        + pe.length_delimited(2, pe.length_delimited(2, container))
+    spec = pe.length_delimited(2, pe.encode(protometa.LABEL_SELECTOR, labels)) + pe.length_delimited(3, template)
+    raw = pe.length_delimited(1, pe.encode(protometa.OBJECT_META, {"name": name})) + pe.length_delimited(2, spec)
+    refused = admin.post(f"/apis/apps/v1/namespaces/{ns}/deployments", headers=PROTOBUF,
+                         content=pe.envelope("apps/v1", "Deployment", raw))
+    helpers.assert_status(refused, 400, "BadRequest")
+    assert refused.json()["message"].endswith(
+        "spec.template.spec.containers[0]: field 10 of Container is not read from protobuf by this server; send JSON")
+    assert admin.get(f"/apis/apps/v1/namespaces/{ns}/deployments/{name}").status_code == 404

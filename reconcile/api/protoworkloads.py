@@ -1,0 +1,133 @@
+"""Protobuf tables of the workload kinds this server serves (core/v1 Pod and Service, apps/v1
+Deployment and ReplicaSet): what `kubectl create deployment|service` and client-go's typed clients
+post. Field numbers are upstream's k8s.io/api core/v1 and apps/v1 generated.proto (wire notes §3.4).
+
+The pod spec is large upstream; PodSpec and Container read what kubectl's generators and everyday
+manifests carry and name every number upstream defines (`upstream`), so a part they do not read
+(volumes, probes, security contexts, affinity...) is a 400 that says to send JSON, never dropped.
+The smaller messages are complete. Statuses are not read: the server fills them.
+"""
+
+from __future__ import annotations
+
+from reconcile.api.protometa import (
+    INT_OR_STRING_MESSAGE,
+    LABEL_SELECTOR,
+    LOCAL_OBJECT_REFERENCE,
+    OBJECT_META,
+    QUANTITY,
+    TIME_MESSAGE,
+)
+from reconcile.core.protomessages import BOOL, INT32, INT64, STRING, Field, Map, Message
+
+# --- core/v1: containers ---------------------------------------------------------------------------
+
+CONTAINER_PORT = Message("ContainerPort", (
+    Field(1, "name", STRING), Field(2, "hostPort", INT32), Field(3, "containerPort", INT32),
+    Field(4, "protocol", STRING), Field(5, "hostIP", STRING)))
+_KEY_SELECTOR = (Field(1, "localObjectReference", LOCAL_OBJECT_REFERENCE, inline=True), Field(2, "key", STRING),
+                 Field(3, "optional", BOOL, pointer=True))
+ENV_VAR_SOURCE = Message("EnvVarSource", (
+    Field(1, "fieldRef", Message("ObjectFieldSelector", (Field(1, "apiVersion", STRING), Field(2, "fieldPath", STRING)))),
+    Field(2, "resourceFieldRef", Message("ResourceFieldSelector", (
+        Field(1, "containerName", STRING), Field(2, "resource", STRING), Field(3, "divisor", QUANTITY)))),
+    Field(3, "configMapKeyRef", Message("ConfigMapKeySelector", _KEY_SELECTOR)),
+    Field(4, "secretKeyRef", Message("SecretKeySelector", _KEY_SELECTOR))))
+ENV_VAR = Message("EnvVar", (Field(1, "name", STRING), Field(2, "value", STRING), Field(3, "valueFrom", ENV_VAR_SOURCE)))
+_ENV_SOURCE = (Field(1, "localObjectReference", LOCAL_OBJECT_REFERENCE, inline=True),
+               Field(2, "optional", BOOL, pointer=True))
+ENV_FROM_SOURCE = Message("EnvFromSource", (
+    Field(1, "prefix", STRING), Field(2, "configMapRef", Message("ConfigMapEnvSource", _ENV_SOURCE)),
+    Field(3, "secretRef", Message("SecretEnvSource", _ENV_SOURCE))))
+RESOURCE_REQUIREMENTS = Message("ResourceRequirements", (
+    Field(1, "limits", Map(QUANTITY)), Field(2, "requests", Map(QUANTITY)),
+    Field(3, "claims", Message("ResourceClaim", (Field(1, "name", STRING), Field(2, "request", STRING))),
+          repeated=True)))
+VOLUME_MOUNT = Message("VolumeMount", (
+    Field(1, "name", STRING), Field(2, "readOnly", BOOL), Field(7, "recursiveReadOnly", STRING, pointer=True),
+    Field(3, "mountPath", STRING), Field(4, "subPath", STRING), Field(5, "mountPropagation", STRING, pointer=True),
+    Field(6, "subPathExpr", STRING)))
+# Not read: livenessProbe 10, readinessProbe 11, lifecycle 12, securityContext 15, volumeDevices 21,
+# startupProbe 22, resizePolicy 23.
+CONTAINER = Message("Container", (
+    Field(1, "name", STRING), Field(2, "image", STRING), Field(3, "command", STRING, repeated=True),
+    Field(4, "args", STRING, repeated=True), Field(5, "workingDir", STRING),
+    Field(6, "ports", CONTAINER_PORT, repeated=True), Field(19, "envFrom", ENV_FROM_SOURCE, repeated=True),
+    Field(7, "env", ENV_VAR, repeated=True), Field(8, "resources", RESOURCE_REQUIREMENTS),
+    Field(24, "restartPolicy", STRING, pointer=True), Field(9, "volumeMounts", VOLUME_MOUNT, repeated=True),
+    Field(13, "terminationMessagePath", STRING), Field(20, "terminationMessagePolicy", STRING),
+    Field(14, "imagePullPolicy", STRING), Field(16, "stdin", BOOL), Field(17, "stdinOnce", BOOL),
+    Field(18, "tty", BOOL)), upstream=frozenset(range(1, 25)))
+
+# --- core/v1: pods --------------------------------------------------------------------------------
+
+TOLERATION = Message("Toleration", (
+    Field(1, "key", STRING), Field(2, "operator", STRING), Field(3, "value", STRING), Field(4, "effect", STRING),
+    Field(5, "tolerationSeconds", INT64, pointer=True)))
+HOST_ALIAS = Message("HostAlias", (Field(1, "ip", STRING), Field(2, "hostnames", STRING, repeated=True)))
+# Not read: volumes 1, securityContext 14, affinity 18, dnsConfig 26, topologySpreadConstraints 33,
+# ephemeralContainers 34, resourceClaims 39, resources 40.
+POD_SPEC = Message("PodSpec", (
+    Field(20, "initContainers", CONTAINER, repeated=True), Field(2, "containers", CONTAINER, repeated=True),
+    Field(3, "restartPolicy", STRING), Field(4, "terminationGracePeriodSeconds", INT64, pointer=True),
+    Field(5, "activeDeadlineSeconds", INT64, pointer=True), Field(6, "dnsPolicy", STRING),
+    Field(7, "nodeSelector", Map(STRING)), Field(8, "serviceAccountName", STRING),
+    Field(9, "serviceAccount", STRING), Field(21, "automountServiceAccountToken", BOOL, pointer=True),
+    Field(10, "nodeName", STRING), Field(11, "hostNetwork", BOOL), Field(12, "hostPID", BOOL),
+    Field(13, "hostIPC", BOOL), Field(27, "shareProcessNamespace", BOOL, pointer=True),
+    Field(15, "imagePullSecrets", LOCAL_OBJECT_REFERENCE, repeated=True), Field(16, "hostname", STRING),
+    Field(17, "subdomain", STRING), Field(19, "schedulerName", STRING),
+    Field(22, "tolerations", TOLERATION, repeated=True), Field(23, "hostAliases", HOST_ALIAS, repeated=True),
+    Field(24, "priorityClassName", STRING), Field(25, "priority", INT32, pointer=True),
+    Field(28, "readinessGates", Message("PodReadinessGate", (Field(1, "conditionType", STRING),)), repeated=True),
+    Field(29, "runtimeClassName", STRING, pointer=True), Field(30, "enableServiceLinks", BOOL, pointer=True),
+    Field(31, "preemptionPolicy", STRING, pointer=True), Field(32, "overhead", Map(QUANTITY)),
+    Field(35, "setHostnameAsFQDN", BOOL, pointer=True),
+    Field(36, "os", Message("PodOS", (Field(1, "name", STRING),))), Field(37, "hostUsers", BOOL, pointer=True),
+    Field(38, "schedulingGates", Message("PodSchedulingGate", (Field(1, "name", STRING),)), repeated=True)),
+    upstream=frozenset(range(1, 41)))
+# A template's metadata keeps creationTimestamp: clients send the zero time, which JSON writes as
+# null and the server stores so (at the top level the server sets its own).
+TEMPLATE_META = Message("ObjectMeta", (*OBJECT_META.fields, Field(8, "creationTimestamp", TIME_MESSAGE)))
+POD_TEMPLATE_SPEC = Message("PodTemplateSpec", (Field(1, "metadata", TEMPLATE_META), Field(2, "spec", POD_SPEC)))
+
+# --- core/v1: services ----------------------------------------------------------------------------
+
+SERVICE_PORT = Message("ServicePort", (
+    Field(1, "name", STRING), Field(2, "protocol", STRING), Field(6, "appProtocol", STRING, pointer=True),
+    Field(3, "port", INT32), Field(4, "targetPort", INT_OR_STRING_MESSAGE), Field(5, "nodePort", INT32)))
+SERVICE_SPEC = Message("ServiceSpec", (
+    Field(1, "ports", SERVICE_PORT, repeated=True), Field(2, "selector", Map(STRING)), Field(3, "clusterIP", STRING),
+    Field(18, "clusterIPs", STRING, repeated=True), Field(4, "type", STRING),
+    Field(5, "externalIPs", STRING, repeated=True), Field(7, "sessionAffinity", STRING),
+    Field(8, "loadBalancerIP", STRING), Field(9, "loadBalancerSourceRanges", STRING, repeated=True),
+    Field(10, "externalName", STRING), Field(11, "externalTrafficPolicy", STRING),
+    Field(12, "healthCheckNodePort", INT32), Field(13, "publishNotReadyAddresses", BOOL),
+    Field(14, "sessionAffinityConfig", Message("SessionAffinityConfig", (
+        Field(1, "clientIP", Message("ClientIPConfig", (Field(1, "timeoutSeconds", INT32, pointer=True),))),))),
+    Field(19, "ipFamilies", STRING, repeated=True), Field(17, "ipFamilyPolicy", STRING, pointer=True),
+    Field(20, "allocateLoadBalancerNodePorts", BOOL, pointer=True), Field(21, "loadBalancerClass", STRING, pointer=True),
+    Field(22, "internalTrafficPolicy", STRING, pointer=True), Field(23, "trafficDistribution", STRING, pointer=True)))
+
+# --- apps/v1 --------------------------------------------------------------------------------------
+
+DEPLOYMENT_SPEC = Message("DeploymentSpec", (
+    Field(1, "replicas", INT32, pointer=True), Field(2, "selector", LABEL_SELECTOR),
+    Field(3, "template", POD_TEMPLATE_SPEC),
+    Field(4, "strategy", Message("DeploymentStrategy", (
+        Field(1, "type", STRING), Field(2, "rollingUpdate", Message("RollingUpdateDeployment", (
+            Field(1, "maxUnavailable", INT_OR_STRING_MESSAGE), Field(2, "maxSurge", INT_OR_STRING_MESSAGE))))))),
+    Field(5, "minReadySeconds", INT32), Field(6, "revisionHistoryLimit", INT32, pointer=True),
+    Field(7, "paused", BOOL), Field(9, "progressDeadlineSeconds", INT32, pointer=True)))
+REPLICA_SET_SPEC = Message("ReplicaSetSpec", (
+    Field(1, "replicas", INT32, pointer=True), Field(4, "minReadySeconds", INT32),
+    Field(2, "selector", LABEL_SELECTOR), Field(3, "template", POD_TEMPLATE_SPEC)))
+
+MESSAGES: dict[tuple[str, str], Message] = {
+    ("v1", "Pod"): Message("Pod", (Field(1, "metadata", OBJECT_META), Field(2, "spec", POD_SPEC))),
+    ("v1", "Service"): Message("Service", (Field(1, "metadata", OBJECT_META), Field(2, "spec", SERVICE_SPEC))),
+    ("apps/v1", "Deployment"): Message("Deployment", (
+        Field(1, "metadata", OBJECT_META), Field(2, "spec", DEPLOYMENT_SPEC))),
+    ("apps/v1", "ReplicaSet"): Message("ReplicaSet", (
+        Field(1, "metadata", OBJECT_META), Field(2, "spec", REPLICA_SET_SPEC))),
+}
