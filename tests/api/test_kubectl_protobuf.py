@@ -414,3 +414,45 @@ def test_a_deployment_with_parts_the_server_does_not_read_in_protobuf_is_refused
     assert refused.json()["message"].endswith(
         "spec.template.spec.containers[0]: field 10 of Container is not read from protobuf by this server; send JSON")
     assert admin.get(f"/apis/apps/v1/namespaces/{ns}/deployments/{name}").status_code == 404
+
+
+def test_kubectl_drain_deletes_the_nodes_pods(conn: support.Connection, admin: httpx.Client, ns: str,
+                                              tmp_path: Path) -> None:
+    """`kubectl drain` cordons the node, then (eviction is not served here) DELETEs each pod with a
+    protobuf DeleteOptions body and waits for it to go. Pods elsewhere stay. (API-only server: the
+    pods are bound to the node by hand and no node agent confirms their end.)"""
+    node = helpers.unique("node")
+    helpers.create(admin, "/api/v1/nodes", {"apiVersion": "v1", "kind": "Node", "metadata": {"name": node}})
+    for name, on in (("a", node), ("b", node), ("elsewhere", "other-node")):
+        helpers.create(admin, helpers.pod_path(ns), helpers.pod(f"{name}-{node}", node=on))
+    done = kubectl(conn, tmp_path, None, "drain", node, "--force", "--grace-period=0", "--timeout=60s")
+    assert done.returncode == 0, done.stderr
+    assert f"node/{node} drained" in done.stdout, done.stdout
+    assert admin.get(f"/api/v1/nodes/{node}").json()["spec"]["unschedulable"] is True
+    left = {p["metadata"]["name"] for p in admin.get(helpers.pod_path(ns)).json()["items"]
+            if not p["metadata"].get("deletionTimestamp")}
+    assert f"a-{node}" not in left and f"b-{node}" not in left and f"elsewhere-{node}" in left
+    done = kubectl(conn, tmp_path, None, "uncordon", node)
+    assert done.returncode == 0 and "uncordoned" in done.stdout, done.stderr
+
+
+def test_a_protobuf_delete_options_body_is_read(admin: httpx.Client, ns: str) -> None:
+    """client-go's typed Delete: preconditions in protobuf are honoured, a malformed body is a 400."""
+    name = helpers.unique("del")
+    created = helpers.create(admin, helpers.cm_path(ns), helpers.configmap(name))
+    path = helpers.cm_path(ns, name)
+    wrong = pe.envelope("v1", "DeleteOptions", pe.encode(protometa.DELETE_OPTIONS, {"preconditions": {"uid": "x"}}))
+    conflict = admin.request("DELETE", path, content=wrong, headers=PROTOBUF)
+    helpers.assert_status(conflict, 409, "Conflict")
+    bad = admin.request("DELETE", path, content=pe.envelope("v1", "DeleteOptions", pe.length_delimited(1, b"")),
+                        headers=PROTOBUF)
+    helpers.assert_status(bad, 400, "BadRequest")
+    assert bad.json()["message"] == ("the body of the request could not be decoded as a protobuf DeleteOptions: "
+                                     "gracePeriodSeconds: expected a varint, got wire type 2")
+    right = pe.envelope("v1", "DeleteOptions", pe.encode(protometa.DELETE_OPTIONS, {
+        "preconditions": {"uid": created["metadata"]["uid"]}, "dryRun": ["All"]}))
+    assert admin.request("DELETE", path, content=right, headers=PROTOBUF).status_code == 200
+    assert admin.get(path).status_code == 200  # a dry run
+    gone = admin.request("DELETE", path, content=pe.envelope("v1", "DeleteOptions", b""), headers=PROTOBUF)
+    assert gone.status_code == 200, gone.text
+    assert admin.get(path).status_code == 404
