@@ -181,7 +181,7 @@ def recorded(body: bytes) -> dict[str, Any] | None:
         return None
     try:
         api_version, kind, _ = envelope(body)
-        read = decoder_for(api_version, kind)
+        read = delete_options if kind == "DeleteOptions" else decoder_for(api_version, kind)
         return read(body) if read is not None else None
     except errors.BadRequest:
         return None

@@ -1,6 +1,7 @@
-"""Protobuf tables of the workload kinds this server serves (core/v1 Pod and Service, apps/v1
-Deployment and ReplicaSet): what `kubectl create deployment|service` and client-go's typed clients
-post. Field numbers are upstream's k8s.io/api core/v1 and apps/v1 generated.proto (wire notes §3.4).
+"""Protobuf tables of the workload kinds (core/v1 Pod and Service, apps/v1 Deployment and ReplicaSet,
+which this server serves; batch/v1 Job and CronJob, PodDisruptionBudget, PriorityClass, which it does
+not yet): what `kubectl create deployment|service|job|cronjob|pdb|priorityclass` and client-go's typed
+clients post. Field numbers are upstream's k8s.io/api core/v1 and apps/v1 generated.proto (wire notes §3.4).
 
 The pod spec is large upstream; PodSpec and Container read what kubectl's generators and everyday
 manifests carry and name every number upstream defines (`upstream`), so a part they do not read
@@ -123,6 +124,30 @@ REPLICA_SET_SPEC = Message("ReplicaSetSpec", (
     Field(1, "replicas", INT32, pointer=True), Field(4, "minReadySeconds", INT32),
     Field(2, "selector", LABEL_SELECTOR), Field(3, "template", POD_TEMPLATE_SPEC)))
 
+# --- batch/v1, policy/v1, scheduling.k8s.io/v1: what `kubectl create job|cronjob|pdb|priorityclass`
+# send. Tables kept for when these kinds are served; today their endpoints are a 404 before any body
+# is read.
+
+# Not read: podFailurePolicy 11, successPolicy 16, scheduling 17 (newer than 1.32).
+JOB_SPEC = Message("JobSpec", (
+    Field(1, "parallelism", INT32, pointer=True), Field(2, "completions", INT32, pointer=True),
+    Field(3, "activeDeadlineSeconds", INT64, pointer=True), Field(7, "backoffLimit", INT32, pointer=True),
+    Field(12, "backoffLimitPerIndex", INT32, pointer=True), Field(13, "maxFailedIndexes", INT32, pointer=True),
+    Field(4, "selector", LABEL_SELECTOR), Field(5, "manualSelector", BOOL, pointer=True),
+    Field(6, "template", POD_TEMPLATE_SPEC), Field(8, "ttlSecondsAfterFinished", INT32, pointer=True),
+    Field(9, "completionMode", STRING, pointer=True), Field(10, "suspend", BOOL, pointer=True),
+    Field(14, "podReplacementPolicy", STRING, pointer=True), Field(15, "managedBy", STRING, pointer=True)),
+    upstream=frozenset(range(1, 18)))
+CRON_JOB_SPEC = Message("CronJobSpec", (
+    Field(1, "schedule", STRING), Field(8, "timeZone", STRING, pointer=True),
+    Field(2, "startingDeadlineSeconds", INT64, pointer=True), Field(3, "concurrencyPolicy", STRING),
+    Field(4, "suspend", BOOL, pointer=True),
+    Field(5, "jobTemplate", Message("JobTemplateSpec", (Field(1, "metadata", TEMPLATE_META), Field(2, "spec", JOB_SPEC)))),
+    Field(6, "successfulJobsHistoryLimit", INT32, pointer=True), Field(7, "failedJobsHistoryLimit", INT32, pointer=True)))
+POD_DISRUPTION_BUDGET_SPEC = Message("PodDisruptionBudgetSpec", (
+    Field(1, "minAvailable", INT_OR_STRING_MESSAGE), Field(2, "selector", LABEL_SELECTOR),
+    Field(3, "maxUnavailable", INT_OR_STRING_MESSAGE), Field(4, "unhealthyPodEvictionPolicy", STRING, pointer=True)))
+
 MESSAGES: dict[tuple[str, str], Message] = {
     ("v1", "Pod"): Message("Pod", (Field(1, "metadata", OBJECT_META), Field(2, "spec", POD_SPEC))),
     ("v1", "Service"): Message("Service", (Field(1, "metadata", OBJECT_META), Field(2, "spec", SERVICE_SPEC))),
@@ -130,4 +155,11 @@ MESSAGES: dict[tuple[str, str], Message] = {
         Field(1, "metadata", OBJECT_META), Field(2, "spec", DEPLOYMENT_SPEC))),
     ("apps/v1", "ReplicaSet"): Message("ReplicaSet", (
         Field(1, "metadata", OBJECT_META), Field(2, "spec", REPLICA_SET_SPEC))),
+    ("batch/v1", "Job"): Message("Job", (Field(1, "metadata", OBJECT_META), Field(2, "spec", JOB_SPEC))),
+    ("batch/v1", "CronJob"): Message("CronJob", (Field(1, "metadata", OBJECT_META), Field(2, "spec", CRON_JOB_SPEC))),
+    ("policy/v1", "PodDisruptionBudget"): Message("PodDisruptionBudget", (
+        Field(1, "metadata", OBJECT_META), Field(2, "spec", POD_DISRUPTION_BUDGET_SPEC))),
+    ("scheduling.k8s.io/v1", "PriorityClass"): Message("PriorityClass", (
+        Field(1, "metadata", OBJECT_META), Field(2, "value", INT32), Field(3, "globalDefault", BOOL),
+        Field(4, "description", STRING), Field(5, "preemptionPolicy", STRING, pointer=True))),
 }

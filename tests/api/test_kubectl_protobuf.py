@@ -384,6 +384,9 @@ def test_kubectl_create_workloads_store_what_dry_run_prints(conn: support.Connec
                 ["sleep", "3600"], [{"containerPort": 8080, "protocol": "TCP"}])
         else:
             assert [c["name"] for c in spec["template"]["spec"]["containers"]] == ["busybox", "nginx"]
+        scaled = kubectl(conn, tmp_path, None, "scale", "deployment", name, "-n", ns, "--replicas=5")  # merge patch
+        assert scaled.returncode == 0 and f"deployment.apps/{name} scaled" in scaled.stdout, scaled.stderr
+        assert admin.get(f"{collection}/{name}").json()["spec"]["replicas"] == 5
     else:
         assert spec["type"] == printed_spec["type"]
         assert spec.get("selector") == printed_spec.get("selector")
@@ -414,6 +417,28 @@ def test_a_deployment_with_parts_the_server_does_not_read_in_protobuf_is_refused
     assert refused.json()["message"].endswith(
         "spec.template.spec.containers[0]: field 10 of Container is not read from protobuf by this server; send JSON")
     assert admin.get(f"/apis/apps/v1/namespaces/{ns}/deployments/{name}").status_code == 404
+
+
+def _deployment_body(raw_spec: bytes) -> bytes:
+    return pe.envelope("apps/v1", "Deployment", pe.length_delimited(
+        1, pe.encode(protometa.OBJECT_META, {"name": helpers.unique("hostile")})) + pe.length_delimited(2, raw_spec))
+
+
+@pytest.mark.parametrize("body, needle", [
+    (_deployment_body(pe.length_delimited(1, b"\x03")), "spec.replicas: expected a varint, got wire type 2"),
+    (_deployment_body(pe.length_delimited(3, pe.length_delimited(2, pe.length_delimited(2, b"\x0a\x20c"))))[:-3],
+     "truncated"),
+    (_deployment_body(pe.length_delimited(3, pe.length_delimited(2, pe.length_delimited(2, b"") * 110_000))),
+     "spec.template.spec: more than 100000 fields"),
+    (_deployment_body(pe.length_delimited(3, pe.length_delimited(2, pe.length_delimited(
+        2, pe.length_delimited(6, pe.tag(3, 0) + pe.varint(1 << 33)))))),
+     "spec.template.spec.containers[0].ports[0].containerPort: 8589934592 is out of range for an int32"),
+])
+def test_hostile_protobuf_deployments_are_a_400(admin: httpx.Client, ns: str, body: bytes, needle: str) -> None:
+    answer = admin.post(f"/apis/apps/v1/namespaces/{ns}/deployments", headers=PROTOBUF, content=body)
+    helpers.assert_status(answer, 400, "BadRequest")
+    assert needle in answer.json()["message"], answer.json()["message"]
+    assert admin.get("/readyz").status_code == 200
 
 
 def test_kubectl_drain_deletes_the_nodes_pods(conn: support.Connection, admin: httpx.Client, ns: str,
