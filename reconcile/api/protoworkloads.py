@@ -48,8 +48,22 @@ VOLUME_MOUNT = Message("VolumeMount", (
     Field(1, "name", STRING), Field(2, "readOnly", BOOL), Field(7, "recursiveReadOnly", STRING, pointer=True),
     Field(3, "mountPath", STRING), Field(4, "subPath", STRING), Field(5, "mountPropagation", STRING, pointer=True),
     Field(6, "subPathExpr", STRING)))
-# Not read: livenessProbe 10, readinessProbe 11, lifecycle 12, securityContext 15, volumeDevices 21,
-# startupProbe 22, resizePolicy 23.
+HTTP_GET_ACTION = Message("HTTPGetAction", (
+    Field(1, "path", STRING), Field(2, "port", INT_OR_STRING_MESSAGE), Field(3, "host", STRING),
+    Field(4, "scheme", STRING),
+    Field(5, "httpHeaders", Message("HTTPHeader", (Field(1, "name", STRING), Field(2, "value", STRING))),
+          repeated=True)))
+PROBE_HANDLER = Message("ProbeHandler", (
+    Field(1, "exec", Message("ExecAction", (Field(1, "command", STRING, repeated=True),))),
+    Field(2, "httpGet", HTTP_GET_ACTION),
+    Field(3, "tcpSocket", Message("TCPSocketAction", (
+        Field(1, "port", INT_OR_STRING_MESSAGE), Field(2, "host", STRING)))),
+    Field(4, "grpc", Message("GRPCAction", (Field(1, "port", INT32), Field(2, "service", STRING, pointer=True))))))
+PROBE = Message("Probe", (
+    Field(1, "handler", PROBE_HANDLER, inline=True), Field(2, "initialDelaySeconds", INT32),
+    Field(3, "timeoutSeconds", INT32), Field(4, "periodSeconds", INT32), Field(5, "successThreshold", INT32),
+    Field(6, "failureThreshold", INT32), Field(7, "terminationGracePeriodSeconds", INT64, pointer=True)))
+# Not read: lifecycle 12, securityContext 15, volumeDevices 21, resizePolicy 23.
 CONTAINER = Message("Container", (
     Field(1, "name", STRING), Field(2, "image", STRING), Field(3, "command", STRING, repeated=True),
     Field(4, "args", STRING, repeated=True), Field(5, "workingDir", STRING),
@@ -57,6 +71,7 @@ CONTAINER = Message("Container", (
     Field(7, "env", ENV_VAR, repeated=True), Field(8, "resources", RESOURCE_REQUIREMENTS),
     Field(24, "restartPolicy", STRING, pointer=True), Field(9, "volumeMounts", VOLUME_MOUNT, repeated=True),
     Field(13, "terminationMessagePath", STRING), Field(20, "terminationMessagePolicy", STRING),
+    Field(10, "livenessProbe", PROBE), Field(11, "readinessProbe", PROBE), Field(22, "startupProbe", PROBE),
     Field(14, "imagePullPolicy", STRING), Field(16, "stdin", BOOL), Field(17, "stdinOnce", BOOL),
     Field(18, "tty", BOOL)), upstream=frozenset(range(1, 25)))
 
@@ -66,10 +81,29 @@ TOLERATION = Message("Toleration", (
     Field(1, "key", STRING), Field(2, "operator", STRING), Field(3, "value", STRING), Field(4, "effect", STRING),
     Field(5, "tolerationSeconds", INT64, pointer=True)))
 HOST_ALIAS = Message("HostAlias", (Field(1, "ip", STRING), Field(2, "hostnames", STRING, repeated=True)))
-# Not read: volumes 1, securityContext 14, affinity 18, dnsConfig 26, topologySpreadConstraints 33,
+KEY_TO_PATH = Message("KeyToPath", (
+    Field(1, "key", STRING), Field(2, "path", STRING), Field(3, "mode", INT32, pointer=True)))
+# Not read: the network, cloud, CSI, projected, downward API, ephemeral and image volume kinds (every
+# number but these five); a pod using one is refused, not stored without it.
+VOLUME_SOURCE = Message("VolumeSource", (
+    Field(1, "hostPath", Message("HostPathVolumeSource", (
+        Field(1, "path", STRING), Field(2, "type", STRING, pointer=True)))),
+    Field(2, "emptyDir", Message("EmptyDirVolumeSource", (Field(1, "medium", STRING), Field(2, "sizeLimit", QUANTITY)))),
+    Field(6, "secret", Message("SecretVolumeSource", (
+        Field(1, "secretName", STRING), Field(2, "items", KEY_TO_PATH, repeated=True),
+        Field(3, "defaultMode", INT32, pointer=True), Field(4, "optional", BOOL, pointer=True)))),
+    Field(10, "persistentVolumeClaim", Message("PersistentVolumeClaimVolumeSource", (
+        Field(1, "claimName", STRING), Field(2, "readOnly", BOOL)))),
+    Field(19, "configMap", Message("ConfigMapVolumeSource", (
+        Field(1, "localObjectReference", LOCAL_OBJECT_REFERENCE, inline=True),
+        Field(2, "items", KEY_TO_PATH, repeated=True), Field(3, "defaultMode", INT32, pointer=True),
+        Field(4, "optional", BOOL, pointer=True))))),
+    upstream=frozenset(range(1, 31)))
+VOLUME = Message("Volume", (Field(1, "name", STRING), Field(2, "volumeSource", VOLUME_SOURCE, inline=True)))
+# Not read: securityContext 14, affinity 18, dnsConfig 26, topologySpreadConstraints 33,
 # ephemeralContainers 34, resourceClaims 39, resources 40.
 POD_SPEC = Message("PodSpec", (
-    Field(20, "initContainers", CONTAINER, repeated=True), Field(2, "containers", CONTAINER, repeated=True),
+    Field(1, "volumes", VOLUME, repeated=True), Field(20, "initContainers", CONTAINER, repeated=True), Field(2, "containers", CONTAINER, repeated=True),
     Field(3, "restartPolicy", STRING), Field(4, "terminationGracePeriodSeconds", INT64, pointer=True),
     Field(5, "activeDeadlineSeconds", INT64, pointer=True), Field(6, "dnsPolicy", STRING),
     Field(7, "nodeSelector", Map(STRING)), Field(8, "serviceAccountName", STRING),

@@ -402,10 +402,10 @@ def test_kubectl_create_workloads_store_what_dry_run_prints(conn: support.Connec
 
 def test_a_deployment_with_parts_the_server_does_not_read_in_protobuf_is_refused(admin: httpx.Client,
                                                                                   ns: str) -> None:
-    """A liveness probe in protobuf (Container field 10) is a 400 naming it; nothing is stored."""
+    """A security context in protobuf (Container field 15) is a 400 naming it; nothing is stored."""
     name = helpers.unique("probe")
-    probe = pe.length_delimited(10, pe.tag(4, 0) + b"\x05")  # livenessProbe {periodSeconds 5}
-    container = pe.encode(protoworkloads.CONTAINER, {"name": "c", "image": "busybox"}) + probe
+    context = pe.length_delimited(15, pe.tag(8, 0) + b"\x01")  # securityContext {runAsNonRoot true}
+    container = pe.encode(protoworkloads.CONTAINER, {"name": "c", "image": "busybox"}) + context
     labels = {"matchLabels": {"app": name}}
     template = pe.length_delimited(1, pe.encode(protometa.OBJECT_META, {"labels": labels["matchLabels"]})) \
         + pe.length_delimited(2, pe.length_delimited(2, container))
@@ -415,7 +415,7 @@ def test_a_deployment_with_parts_the_server_does_not_read_in_protobuf_is_refused
                          content=pe.envelope("apps/v1", "Deployment", raw))
     helpers.assert_status(refused, 400, "BadRequest")
     assert refused.json()["message"].endswith(
-        "spec.template.spec.containers[0]: field 10 of Container is not read from protobuf by this server; send JSON")
+        "spec.template.spec.containers[0]: field 15 of Container is not read from protobuf by this server; send JSON")
     assert admin.get(f"/apis/apps/v1/namespaces/{ns}/deployments/{name}").status_code == 404
 
 

@@ -108,19 +108,40 @@ def _pod_with_container(extra: bytes, index: int = 0) -> bytes:
 
 
 def test_a_partial_table_refuses_what_it_does_not_read() -> None:
-    """A liveness probe (Container field 10) is upstream's, not read here: a 400 naming where it
+    """A security context (Container field 15) is upstream's, not read here: a 400 naming where it
     was, never a silent drop. A number upstream does not define stays skipped, as gogo skips it."""
-    probe = pe.length_delimited(10, pe.tag(4, 0) + b"\x05")
+    context = pe.length_delimited(15, pe.tag(8, 0) + b"\x01")
     with pytest.raises(errors.BadRequest) as refused:
-        _read("apps/v1", "Deployment", _pod_with_container(probe, index=1))
+        _read("apps/v1", "Deployment", _pod_with_container(context, index=1))
     assert str(refused.value.message) == (
         "the body of the request could not be decoded as a protobuf Deployment: spec.template.spec.containers[1]: "
-        "field 10 of Container is not read from protobuf by this server; send JSON")
-    volumes = pe.envelope("v1", "Pod", pe.length_delimited(2, pe.length_delimited(1, pe.length_delimited(1, b"v"))))
-    with pytest.raises(errors.BadRequest, match=r"spec: field 1 of PodSpec is not read from protobuf"):
-        _read("v1", "Pod", volumes)
+        "field 15 of Container is not read from protobuf by this server; send JSON")
+    nfs = pe.length_delimited(1, pe.length_delimited(1, b"v") + pe.length_delimited(2, pe.length_delimited(
+        7, pe.length_delimited(1, b"server"))))
+    with pytest.raises(errors.BadRequest, match=r"spec.volumes\[0\]: field 7 of VolumeSource is not read from"):
+        _read("v1", "Pod", pe.envelope("v1", "Pod", pe.length_delimited(2, nfs)))
+    affinity = pe.envelope("v1", "Pod", pe.length_delimited(2, pe.length_delimited(18, b"")))
+    with pytest.raises(errors.BadRequest, match=r"spec: field 18 of PodSpec is not read from protobuf"):
+        _read("v1", "Pod", affinity)
     skipped = _read("apps/v1", "Deployment", _pod_with_container(pe.length_delimited(99, b"future")))
     assert skipped["spec"]["template"]["spec"]["containers"] == [{"name": "c", "image": "busybox"}]
+
+
+def test_probes_and_volumes_take_their_json_shapes() -> None:
+    """Probe embeds its handler and Volume its source: their fields sit in the parent in JSON."""
+    pod = {"metadata": {"name": "p"}, "spec": {
+        "volumes": [{"name": "cfg", "configMap": {"name": "settings", "items": [{"key": "a", "path": "a.conf"}],
+                                                  "defaultMode": 420}},
+                    {"name": "scratch", "emptyDir": {"sizeLimit": "1Gi"}},
+                    {"name": "data", "persistentVolumeClaim": {"claimName": "pvc"}},
+                    {"name": "token", "secret": {"secretName": "s", "optional": False}}],
+        "containers": [{"name": "c", "image": "nginx",
+                        "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http", "scheme": "HTTP"},
+                                          "periodSeconds": 5},
+                        "readinessProbe": {"tcpSocket": {"port": 80}, "initialDelaySeconds": 1},
+                        "startupProbe": {"exec": {"command": ["true"]}, "failureThreshold": 30},
+                        "volumeMounts": [{"name": "cfg", "mountPath": "/etc/app"}]}]}}
+    assert _read("v1", "Pod", pe.body("v1", "Pod", pod)) == {"apiVersion": "v1", "kind": "Pod", **pod}
 
 
 def test_partial_tables_name_only_upstream_numbers() -> None:
