@@ -63,7 +63,25 @@ PROBE = Message("Probe", (
     Field(1, "handler", PROBE_HANDLER, inline=True), Field(2, "initialDelaySeconds", INT32),
     Field(3, "timeoutSeconds", INT32), Field(4, "periodSeconds", INT32), Field(5, "successThreshold", INT32),
     Field(6, "failureThreshold", INT32), Field(7, "terminationGracePeriodSeconds", INT64, pointer=True)))
-# Not read: lifecycle 12, securityContext 15, volumeDevices 21, resizePolicy 23.
+SECCOMP_PROFILE = Message("SeccompProfile", (
+    Field(1, "type", STRING), Field(2, "localhostProfile", STRING, pointer=True)))
+# Not read: seLinuxOptions 3, procMount 9, windowsOptions 10, appArmorProfile 12.
+SECURITY_CONTEXT = Message("SecurityContext", (
+    Field(1, "capabilities", Message("Capabilities", (
+        Field(1, "add", STRING, repeated=True), Field(2, "drop", STRING, repeated=True)))),
+    Field(2, "privileged", BOOL, pointer=True), Field(4, "runAsUser", INT64, pointer=True),
+    Field(8, "runAsGroup", INT64, pointer=True), Field(5, "runAsNonRoot", BOOL, pointer=True),
+    Field(6, "readOnlyRootFilesystem", BOOL, pointer=True), Field(7, "allowPrivilegeEscalation", BOOL, pointer=True),
+    Field(11, "seccompProfile", SECCOMP_PROFILE)), upstream=frozenset(range(1, 13)))
+# Not read: seLinuxOptions 1, windowsOptions 8, appArmorProfile 11, seLinuxChangePolicy 13.
+POD_SECURITY_CONTEXT = Message("PodSecurityContext", (
+    Field(2, "runAsUser", INT64, pointer=True), Field(6, "runAsGroup", INT64, pointer=True),
+    Field(3, "runAsNonRoot", BOOL, pointer=True), Field(4, "supplementalGroups", INT64, repeated=True),
+    Field(12, "supplementalGroupsPolicy", STRING, pointer=True), Field(5, "fsGroup", INT64, pointer=True),
+    Field(7, "sysctls", Message("Sysctl", (Field(1, "name", STRING), Field(2, "value", STRING))), repeated=True),
+    Field(9, "fsGroupChangePolicy", STRING, pointer=True), Field(10, "seccompProfile", SECCOMP_PROFILE)),
+    upstream=frozenset(range(1, 14)))
+# Not read: lifecycle 12, volumeDevices 21, resizePolicy 23.
 CONTAINER = Message("Container", (
     Field(1, "name", STRING), Field(2, "image", STRING), Field(3, "command", STRING, repeated=True),
     Field(4, "args", STRING, repeated=True), Field(5, "workingDir", STRING),
@@ -71,7 +89,7 @@ CONTAINER = Message("Container", (
     Field(7, "env", ENV_VAR, repeated=True), Field(8, "resources", RESOURCE_REQUIREMENTS),
     Field(24, "restartPolicy", STRING, pointer=True), Field(9, "volumeMounts", VOLUME_MOUNT, repeated=True),
     Field(13, "terminationMessagePath", STRING), Field(20, "terminationMessagePolicy", STRING),
-    Field(10, "livenessProbe", PROBE), Field(11, "readinessProbe", PROBE), Field(22, "startupProbe", PROBE),
+    Field(15, "securityContext", SECURITY_CONTEXT), Field(10, "livenessProbe", PROBE), Field(11, "readinessProbe", PROBE), Field(22, "startupProbe", PROBE),
     Field(14, "imagePullPolicy", STRING), Field(16, "stdin", BOOL), Field(17, "stdinOnce", BOOL),
     Field(18, "tty", BOOL)), upstream=frozenset(range(1, 25)))
 
@@ -100,7 +118,7 @@ VOLUME_SOURCE = Message("VolumeSource", (
         Field(4, "optional", BOOL, pointer=True))))),
     upstream=frozenset(range(1, 31)))
 VOLUME = Message("Volume", (Field(1, "name", STRING), Field(2, "volumeSource", VOLUME_SOURCE, inline=True)))
-# Not read: securityContext 14, affinity 18, dnsConfig 26, topologySpreadConstraints 33,
+# Not read: affinity 18, dnsConfig 26, topologySpreadConstraints 33,
 # ephemeralContainers 34, resourceClaims 39, resources 40.
 POD_SPEC = Message("PodSpec", (
     Field(1, "volumes", VOLUME, repeated=True), Field(20, "initContainers", CONTAINER, repeated=True), Field(2, "containers", CONTAINER, repeated=True),
@@ -109,7 +127,7 @@ POD_SPEC = Message("PodSpec", (
     Field(7, "nodeSelector", Map(STRING)), Field(8, "serviceAccountName", STRING),
     Field(9, "serviceAccount", STRING), Field(21, "automountServiceAccountToken", BOOL, pointer=True),
     Field(10, "nodeName", STRING), Field(11, "hostNetwork", BOOL), Field(12, "hostPID", BOOL),
-    Field(13, "hostIPC", BOOL), Field(27, "shareProcessNamespace", BOOL, pointer=True),
+    Field(13, "hostIPC", BOOL), Field(14, "securityContext", POD_SECURITY_CONTEXT), Field(27, "shareProcessNamespace", BOOL, pointer=True),
     Field(15, "imagePullSecrets", LOCAL_OBJECT_REFERENCE, repeated=True), Field(16, "hostname", STRING),
     Field(17, "subdomain", STRING), Field(19, "schedulerName", STRING),
     Field(22, "tolerations", TOLERATION, repeated=True), Field(23, "hostAliases", HOST_ALIAS, repeated=True),

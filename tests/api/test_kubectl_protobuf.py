@@ -402,9 +402,9 @@ def test_kubectl_create_workloads_store_what_dry_run_prints(conn: support.Connec
 
 def test_a_deployment_with_parts_the_server_does_not_read_in_protobuf_is_refused(admin: httpx.Client,
                                                                                   ns: str) -> None:
-    """A security context in protobuf (Container field 15) is a 400 naming it; nothing is stored."""
+    """A lifecycle hook in protobuf (Container field 12) is a 400 naming it; nothing is stored."""
     name = helpers.unique("probe")
-    context = pe.length_delimited(15, pe.tag(8, 0) + b"\x01")  # securityContext {runAsNonRoot true}
+    context = pe.length_delimited(12, pe.length_delimited(1, b""))  # lifecycle {postStart {}}
     container = pe.encode(protoworkloads.CONTAINER, {"name": "c", "image": "busybox"}) + context
     labels = {"matchLabels": {"app": name}}
     template = pe.length_delimited(1, pe.encode(protometa.OBJECT_META, {"labels": labels["matchLabels"]})) \
@@ -415,7 +415,7 @@ def test_a_deployment_with_parts_the_server_does_not_read_in_protobuf_is_refused
                          content=pe.envelope("apps/v1", "Deployment", raw))
     helpers.assert_status(refused, 400, "BadRequest")
     assert refused.json()["message"].endswith(
-        "spec.template.spec.containers[0]: field 15 of Container is not read from protobuf by this server; send JSON")
+        "spec.template.spec.containers[0]: field 12 of Container is not read from protobuf by this server; send JSON")
     assert admin.get(f"/apis/apps/v1/namespaces/{ns}/deployments/{name}").status_code == 404
 
 
@@ -481,3 +481,25 @@ def test_a_protobuf_delete_options_body_is_read(admin: httpx.Client, ns: str) ->
     gone = admin.request("DELETE", path, content=pe.envelope("v1", "DeleteOptions", b""), headers=PROTOBUF)
     assert gone.status_code == 200, gone.text
     assert admin.get(path).status_code == 404
+
+
+def test_pod_security_judges_a_protobuf_pod_as_a_json_one(admin: httpx.Client) -> None:
+    """An attacker's privileged pod in protobuf meets the namespace's `restricted` level as JSON does:
+    the security context is read, not skipped (and parts not read are refused, not hidden)."""
+    name = helpers.unique("pss")
+    helpers.create(admin, "/api/v1/namespaces", {"metadata": {"name": name, "labels": {
+        "pod-security.kubernetes.io/enforce": "restricted"}}})
+    privileged = {"metadata": {"name": "evil"}, "spec": {"containers": [
+        {"name": "c", "image": "busybox:1.36", "securityContext": {"privileged": True}}], "hostPID": True}}
+    over_json = admin.post(f"/api/v1/namespaces/{name}/pods", json={"apiVersion": "v1", "kind": "Pod", **privileged})
+    over_protobuf = admin.post(f"/api/v1/namespaces/{name}/pods", headers=PROTOBUF,
+                               content=pe.body("v1", "Pod", privileged))
+    assert over_json.status_code == 403, over_json.text
+    assert (over_protobuf.status_code, over_protobuf.json()) == (over_json.status_code, over_json.json())
+    restricted = {"metadata": {"name": "fine"}, "spec": {"containers": [{
+        "name": "c", "image": "busybox:1.36", "securityContext": {
+            "allowPrivilegeEscalation": False, "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"}}}]}}
+    created = admin.post(f"/api/v1/namespaces/{name}/pods", headers=PROTOBUF, content=pe.body("v1", "Pod", restricted))
+    assert created.status_code == 201, created.text
+    assert created.json()["spec"]["containers"][0]["securityContext"]["capabilities"] == {"drop": ["ALL"]}

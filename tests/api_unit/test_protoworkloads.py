@@ -108,14 +108,17 @@ def _pod_with_container(extra: bytes, index: int = 0) -> bytes:
 
 
 def test_a_partial_table_refuses_what_it_does_not_read() -> None:
-    """A security context (Container field 15) is upstream's, not read here: a 400 naming where it
+    """A lifecycle hook (Container field 12) is upstream's, not read here: a 400 naming where it
     was, never a silent drop. A number upstream does not define stays skipped, as gogo skips it."""
-    context = pe.length_delimited(15, pe.tag(8, 0) + b"\x01")
+    context = pe.length_delimited(12, pe.length_delimited(1, b""))
     with pytest.raises(errors.BadRequest) as refused:
         _read("apps/v1", "Deployment", _pod_with_container(context, index=1))
     assert str(refused.value.message) == (
         "the body of the request could not be decoded as a protobuf Deployment: spec.template.spec.containers[1]: "
-        "field 15 of Container is not read from protobuf by this server; send JSON")
+        "field 12 of Container is not read from protobuf by this server; send JSON")
+    selinux = pe.length_delimited(15, pe.length_delimited(3, pe.length_delimited(1, b"user")))
+    with pytest.raises(errors.BadRequest, match=r"containers\[0\].securityContext: field 3 of SecurityContext is not"):
+        _read("apps/v1", "Deployment", _pod_with_container(selinux))
     nfs = pe.length_delimited(1, pe.length_delimited(1, b"v") + pe.length_delimited(2, pe.length_delimited(
         7, pe.length_delimited(1, b"server"))))
     with pytest.raises(errors.BadRequest, match=r"spec.volumes\[0\]: field 7 of VolumeSource is not read from"):
@@ -140,7 +143,12 @@ def test_probes_and_volumes_take_their_json_shapes() -> None:
                                           "periodSeconds": 5},
                         "readinessProbe": {"tcpSocket": {"port": 80}, "initialDelaySeconds": 1},
                         "startupProbe": {"exec": {"command": ["true"]}, "failureThreshold": 30},
-                        "volumeMounts": [{"name": "cfg", "mountPath": "/etc/app"}]}]}}
+                        "volumeMounts": [{"name": "cfg", "mountPath": "/etc/app"}],
+                        "securityContext": {"capabilities": {"drop": ["ALL"]}, "privileged": False,
+                                            "runAsNonRoot": True, "allowPrivilegeEscalation": False,
+                                            "seccompProfile": {"type": "RuntimeDefault"}}}],
+        "securityContext": {"runAsUser": 1000, "fsGroup": 2000, "supplementalGroups": [3000, 4000],
+                            "sysctls": [{"name": "net.ipv4.ip_unprivileged_port_start", "value": "0"}]}}}
     assert _read("v1", "Pod", pe.body("v1", "Pod", pod)) == {"apiVersion": "v1", "kind": "Pod", **pod}
 
 
