@@ -17,6 +17,7 @@ from reconcile.api.protometa import (
     LOCAL_OBJECT_REFERENCE,
     OBJECT_META,
     QUANTITY,
+    SELECTOR_REQUIREMENT,
     TIME_MESSAGE,
 )
 from reconcile.core.protomessages import BOOL, INT32, INT64, STRING, Field, Map, Message
@@ -118,7 +119,31 @@ VOLUME_SOURCE = Message("VolumeSource", (
         Field(4, "optional", BOOL, pointer=True))))),
     upstream=frozenset(range(1, 31)))
 VOLUME = Message("Volume", (Field(1, "name", STRING), Field(2, "volumeSource", VOLUME_SOURCE, inline=True)))
-# Not read: affinity 18, dnsConfig 26, topologySpreadConstraints 33,
+NODE_SELECTOR_TERM = Message("NodeSelectorTerm", (
+    Field(1, "matchExpressions", SELECTOR_REQUIREMENT, repeated=True),
+    Field(2, "matchFields", SELECTOR_REQUIREMENT, repeated=True)))
+POD_AFFINITY_TERM = Message("PodAffinityTerm", (
+    Field(1, "labelSelector", LABEL_SELECTOR), Field(2, "namespaces", STRING, repeated=True),
+    Field(3, "topologyKey", STRING), Field(4, "namespaceSelector", LABEL_SELECTOR),
+    Field(5, "matchLabelKeys", STRING, repeated=True), Field(6, "mismatchLabelKeys", STRING, repeated=True)))
+_POD_AFFINITY = (
+    Field(1, "requiredDuringSchedulingIgnoredDuringExecution", POD_AFFINITY_TERM, repeated=True),
+    Field(2, "preferredDuringSchedulingIgnoredDuringExecution", Message("WeightedPodAffinityTerm", (
+        Field(1, "weight", INT32), Field(2, "podAffinityTerm", POD_AFFINITY_TERM))), repeated=True))
+AFFINITY = Message("Affinity", (
+    Field(1, "nodeAffinity", Message("NodeAffinity", (
+        Field(1, "requiredDuringSchedulingIgnoredDuringExecution", Message("NodeSelector", (
+            Field(1, "nodeSelectorTerms", NODE_SELECTOR_TERM, repeated=True),))),
+        Field(2, "preferredDuringSchedulingIgnoredDuringExecution", Message("PreferredSchedulingTerm", (
+            Field(1, "weight", INT32), Field(2, "preference", NODE_SELECTOR_TERM))), repeated=True)))),
+    Field(2, "podAffinity", Message("PodAffinity", _POD_AFFINITY)),
+    Field(3, "podAntiAffinity", Message("PodAntiAffinity", _POD_AFFINITY))))
+TOPOLOGY_SPREAD_CONSTRAINT = Message("TopologySpreadConstraint", (
+    Field(1, "maxSkew", INT32), Field(2, "topologyKey", STRING), Field(3, "whenUnsatisfiable", STRING),
+    Field(4, "labelSelector", LABEL_SELECTOR), Field(5, "minDomains", INT32, pointer=True),
+    Field(6, "nodeAffinityPolicy", STRING, pointer=True), Field(7, "nodeTaintsPolicy", STRING, pointer=True),
+    Field(8, "matchLabelKeys", STRING, repeated=True)))
+# Not read: dnsConfig 26,
 # ephemeralContainers 34, resourceClaims 39, resources 40.
 POD_SPEC = Message("PodSpec", (
     Field(1, "volumes", VOLUME, repeated=True), Field(20, "initContainers", CONTAINER, repeated=True), Field(2, "containers", CONTAINER, repeated=True),
@@ -129,12 +154,13 @@ POD_SPEC = Message("PodSpec", (
     Field(10, "nodeName", STRING), Field(11, "hostNetwork", BOOL), Field(12, "hostPID", BOOL),
     Field(13, "hostIPC", BOOL), Field(14, "securityContext", POD_SECURITY_CONTEXT), Field(27, "shareProcessNamespace", BOOL, pointer=True),
     Field(15, "imagePullSecrets", LOCAL_OBJECT_REFERENCE, repeated=True), Field(16, "hostname", STRING),
-    Field(17, "subdomain", STRING), Field(19, "schedulerName", STRING),
+    Field(17, "subdomain", STRING), Field(18, "affinity", AFFINITY), Field(19, "schedulerName", STRING),
     Field(22, "tolerations", TOLERATION, repeated=True), Field(23, "hostAliases", HOST_ALIAS, repeated=True),
     Field(24, "priorityClassName", STRING), Field(25, "priority", INT32, pointer=True),
     Field(28, "readinessGates", Message("PodReadinessGate", (Field(1, "conditionType", STRING),)), repeated=True),
     Field(29, "runtimeClassName", STRING, pointer=True), Field(30, "enableServiceLinks", BOOL, pointer=True),
     Field(31, "preemptionPolicy", STRING, pointer=True), Field(32, "overhead", Map(QUANTITY)),
+    Field(33, "topologySpreadConstraints", TOPOLOGY_SPREAD_CONSTRAINT, repeated=True),
     Field(35, "setHostnameAsFQDN", BOOL, pointer=True),
     Field(36, "os", Message("PodOS", (Field(1, "name", STRING),))), Field(37, "hostUsers", BOOL, pointer=True),
     Field(38, "schedulingGates", Message("PodSchedulingGate", (Field(1, "name", STRING),)), repeated=True)),

@@ -123,9 +123,9 @@ def test_a_partial_table_refuses_what_it_does_not_read() -> None:
         7, pe.length_delimited(1, b"server"))))
     with pytest.raises(errors.BadRequest, match=r"spec.volumes\[0\]: field 7 of VolumeSource is not read from"):
         _read("v1", "Pod", pe.envelope("v1", "Pod", pe.length_delimited(2, nfs)))
-    affinity = pe.envelope("v1", "Pod", pe.length_delimited(2, pe.length_delimited(18, b"")))
-    with pytest.raises(errors.BadRequest, match=r"spec: field 18 of PodSpec is not read from protobuf"):
-        _read("v1", "Pod", affinity)
+    dns = pe.envelope("v1", "Pod", pe.length_delimited(2, pe.length_delimited(26, b"")))
+    with pytest.raises(errors.BadRequest, match=r"spec: field 26 of PodSpec is not read from protobuf"):
+        _read("v1", "Pod", dns)
     skipped = _read("apps/v1", "Deployment", _pod_with_container(pe.length_delimited(99, b"future")))
     assert skipped["spec"]["template"]["spec"]["containers"] == [{"name": "c", "image": "busybox"}]
 
@@ -147,6 +147,12 @@ def test_probes_and_volumes_take_their_json_shapes() -> None:
                         "securityContext": {"capabilities": {"drop": ["ALL"]}, "privileged": False,
                                             "runAsNonRoot": True, "allowPrivilegeEscalation": False,
                                             "seccompProfile": {"type": "RuntimeDefault"}}}],
+        "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]}]}},
+            "podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 100, "podAffinityTerm": {
+                "labelSelector": {"matchLabels": {"app": "web"}}, "topologyKey": "kubernetes.io/hostname"}}]}},
+        "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule",
+                                       "labelSelector": {"matchLabels": {"app": "web"}}}],
         "securityContext": {"runAsUser": 1000, "fsGroup": 2000, "supplementalGroups": [3000, 4000],
                             "sysctls": [{"name": "net.ipv4.ip_unprivileged_port_start", "value": "0"}]}}}
     assert _read("v1", "Pod", pe.body("v1", "Pod", pod)) == {"apiVersion": "v1", "kind": "Pod", **pod}
