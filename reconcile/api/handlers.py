@@ -331,8 +331,11 @@ class ResourceHandlers:
     async def _delete_options(self, request: Request) -> dict[str, Any]:
         body = await http.read_body(request)
         decoded = None
-        if body.strip():
-            decoded = await self.decoder.decode(body, http.media_type(request), what="DeleteOptions")
+        media = http.media_type(request)
+        if body and protobodies.is_protobuf(body, media):  # client-go's typed Delete (kubectl drain's)
+            decoded = protobodies.delete_options(body)
+        elif body.strip():
+            decoded = await self.decoder.decode(body, media, what="DeleteOptions")
         return deleteoptions.normalized(decoded, query_policy=request.query_params.get("propagationPolicy") or None,
                                         query_grace=http.query_int(request, "gracePeriodSeconds"))
 

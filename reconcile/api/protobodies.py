@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from reconcile.api import protometa, protoworkloads
 from reconcile.core import errors, protowire
 from reconcile.core.protomessages import BOOL, BYTES, INT64, STRING, Field, Map, Message, decode
 
@@ -25,22 +26,11 @@ MEDIA_TYPES = frozenset({"application/vnd.kubernetes.protobuf", "application/pro
 # the event loop. Review bodies and kubectl's generator objects are a few hundred bytes.
 INLINE_MAX_BYTES = 16 * 1024
 
-# --- meta/v1 -------------------------------------------------------------------------------------
+# --- meta/v1 (shared with the workload tables) ----------------------------------------------------
 
-OWNER_REFERENCE = Message("OwnerReference", (
-    Field(5, "apiVersion", STRING), Field(1, "kind", STRING), Field(3, "name", STRING), Field(4, "uid", STRING),
-    Field(6, "controller", BOOL, pointer=True), Field(7, "blockOwnerDeletion", BOOL, pointer=True)))
-# What a client may set on a new object; the timestamps, selfLink and managedFields are the server's.
-OBJECT_META = Message("ObjectMeta", (
-    Field(1, "name", STRING), Field(2, "generateName", STRING), Field(3, "namespace", STRING),
-    Field(5, "uid", STRING), Field(6, "resourceVersion", STRING), Field(7, "generation", INT64),
-    Field(11, "labels", Map(STRING)), Field(12, "annotations", Map(STRING)),
-    Field(13, "ownerReferences", OWNER_REFERENCE, repeated=True), Field(14, "finalizers", STRING, repeated=True)))
-SELECTOR_REQUIREMENT = Message("SelectorRequirement", (  # Field- and LabelSelectorRequirement alike
-    Field(1, "key", STRING), Field(2, "operator", STRING), Field(3, "values", STRING, repeated=True)))
-QUANTITY = Message("Quantity", (Field(1, "string", STRING),), unwrap=True)  # "500m" in JSON
-LABEL_SELECTOR = Message("LabelSelector", (
-    Field(1, "matchLabels", Map(STRING)), Field(2, "matchExpressions", SELECTOR_REQUIREMENT, repeated=True)))
+OWNER_REFERENCE, OBJECT_META, SELECTOR_REQUIREMENT = protometa.OWNER_REFERENCE, protometa.OBJECT_META, \
+    protometa.SELECTOR_REQUIREMENT
+QUANTITY, LABEL_SELECTOR = protometa.QUANTITY, protometa.LABEL_SELECTOR
 
 # --- authorization.k8s.io/v1 ---------------------------------------------------------------------
 
@@ -71,10 +61,7 @@ TOKEN_REVIEW_SPEC = Message("TokenReviewSpec", (Field(1, "token", STRING), Field
 
 # --- core/v1 and rbac.authorization.k8s.io/v1 (what `kubectl create <generator>` sends) ------------
 
-OBJECT_REFERENCE = Message("ObjectReference", (
-    Field(1, "kind", STRING), Field(2, "namespace", STRING), Field(3, "name", STRING), Field(4, "uid", STRING),
-    Field(5, "apiVersion", STRING), Field(6, "resourceVersion", STRING), Field(7, "fieldPath", STRING)))
-LOCAL_OBJECT_REFERENCE = Message("LocalObjectReference", (Field(1, "name", STRING),))
+OBJECT_REFERENCE, LOCAL_OBJECT_REFERENCE = protometa.OBJECT_REFERENCE, protometa.LOCAL_OBJECT_REFERENCE
 POLICY_RULE = Message("PolicyRule", (
     Field(1, "verbs", STRING, repeated=True), Field(2, "apiGroups", STRING, repeated=True),
     Field(3, "resources", STRING, repeated=True), Field(4, "resourceNames", STRING, repeated=True),
@@ -133,6 +120,7 @@ MESSAGES: dict[tuple[str, str], Message] = {
             Field(1, "clusterRoleSelectors", LABEL_SELECTOR, repeated=True),)))),
     ("rbac.authorization.k8s.io/v1", "RoleBinding"): _top("RoleBinding", *_BINDING),
     ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): _top("ClusterRoleBinding", *_BINDING),
+    **protoworkloads.MESSAGES,
 }
 
 
@@ -193,10 +181,16 @@ def recorded(body: bytes) -> dict[str, Any] | None:
         return None
     try:
         api_version, kind, _ = envelope(body)
-        read = decoder_for(api_version, kind)
+        read = delete_options if kind == "DeleteOptions" else decoder_for(api_version, kind)
         return read(body) if read is not None else None
     except errors.BadRequest:
         return None
+
+
+def delete_options(body: bytes) -> dict[str, Any]:
+    """A protobuf meta/v1 DeleteOptions (drain's pod DELETE where eviction is not served, client-go's
+    typed Delete) as its JSON shape, for `deleteoptions.normalized` to check as it checks JSON."""
+    return decode_object(body, protometa.DELETE_OPTIONS)
 
 
 def token_request(body: bytes) -> dict[str, Any]:

@@ -20,6 +20,7 @@ not UTF-8, an int32 out of range) raises `protowire.WireError` naming the field'
 from __future__ import annotations
 
 import base64
+import datetime
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +48,7 @@ class Field:
     type: FieldType
     repeated: bool = False
     pointer: bool = False  # a Go pointer: kept in the JSON shape even when zero
+    inline: bool = False  # a Go embedded struct: its fields are the parent's in JSON
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,10 @@ class Message:
     name: str
     fields: tuple[Field, ...]
     unwrap: bool = False
+    # the numbers upstream's message defines, for a table that reads only some of them: each other
+    # one is refused (empty: the table is complete, or skips what it lacks as gogo does)
+    upstream: frozenset[int] = frozenset()
+    shape: str = ""  # "" (an object), INT_OR_STRING or TIME: see `_shaped`
 
     def field(self, number: int) -> Field | None:
         for candidate in self.fields:
@@ -66,6 +72,11 @@ class Message:
 
 
 FieldType = str | Message | Map
+INT_OR_STRING, TIME = "IntOrString", "Time"
+
+
+class NotRead(protowire.WireError):
+    """A field upstream defines that this server's partial table does not read (a 400, not a skip)."""
 
 
 class _Budget:
@@ -109,6 +120,9 @@ def _message(message: Message, data: bytes, budget: _Budget, path: str, depth: i
         budget.spend(path)
         spec = message.field(number)
         if spec is None:
+            if number in message.upstream:
+                raise NotRead(f"{path or 'the object'}: field {number} of {message.name} is not read from "
+                              "protobuf by this server; send JSON")
             continue  # unknown to this table: skipped, as gogo skips unknown fields
         where = _join(path, spec.name)
         kind = spec.type
@@ -117,9 +131,12 @@ def _message(message: Message, data: bytes, budget: _Budget, path: str, depth: i
             obj.setdefault(spec.name, {})[key] = item
         elif isinstance(kind, Message):
             inner = _bytes(wire, value, where)
-            if spec.repeated:
-                obj.setdefault(spec.name, []).append(_message(kind, inner, budget, where, depth + 1, None))
-            elif kind.unwrap:
+            if spec.inline:  # an embedded struct: its fields merge into this object
+                _message(kind, inner, budget, path, depth + 1, obj)
+            elif spec.repeated:
+                items = obj.setdefault(spec.name, [])
+                items.append(_message(kind, inner, budget, f"{where}[{len(items)}]", depth + 1, None))
+            elif kind.unwrap or kind.shape:
                 obj[spec.name] = _message(kind, inner, budget, where, depth + 1, None)
             else:  # a message field sent twice merges, as protobuf's do
                 previous = obj.get(spec.name)
@@ -136,7 +153,28 @@ def _message(message: Message, data: bytes, budget: _Budget, path: str, depth: i
     if message.unwrap:
         only = message.fields[0]
         return obj.get(only.name, _zero_of(only))
+    if message.shape:
+        return _shaped(message.shape, obj, path)
     return obj
+
+
+def _shaped(shape: str, obj: dict[str, Any], path: str) -> Any:
+    """IntOrString {type 1, intVal 2, strVal 3}: its int or its string, as its JSON marshaller
+    writes it; Time {seconds 1, nanos 2}: RFC 3339 seconds, the zero time (an empty message) null."""
+    if shape == INT_OR_STRING:
+        kind = obj.get("type", 0)
+        if kind not in (0, 1):
+            raise protowire.WireError(f"{path}: IntOrString type {kind} is neither 0 (int) nor 1 (string)")
+        return obj.get("strVal", "") if kind == 1 else obj.get("intVal", 0)
+    assert shape == TIME, shape
+    seconds = obj.get("seconds", 0)
+    if not seconds:
+        return None
+    try:
+        moment = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
+    except (OverflowError, OSError, ValueError):
+        raise protowire.WireError(f"{path}: {seconds} is not a time this server can represent") from None
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _zero_of(spec: Field) -> Any:
@@ -160,7 +198,8 @@ def _entry(kind: Map, data: bytes, budget: _Budget, path: str, depth: int) -> tu
                 item = _scalar(kind.value, wire, value, path)
     if item is None:  # an entry without a value: the value type's zero
         if isinstance(kind.value, Message):
-            item = _zero_of(kind.value.fields[0]) if kind.value.unwrap else {}
+            item = _zero_of(kind.value.fields[0]) if kind.value.unwrap else \
+                _message(kind.value, b"", budget, path, depth + 1, None)
         elif isinstance(kind.value, str):
             item = _ZERO[kind.value]
     return key, item
@@ -211,6 +250,8 @@ def check_table(message: Message) -> None:
     assert len(set(numbers)) == len(numbers) and len(set(names)) == len(names), message.name
     assert not message.unwrap or (len(message.fields) == 1 and isinstance(message.fields[0].type, str)), \
         message.name
+    assert not message.upstream or set(numbers) <= message.upstream, message.name
+    assert message.shape in ("", INT_OR_STRING, TIME), message.name
     for spec in message.fields:
         kind = spec.type.value if isinstance(spec.type, Map) else spec.type
         if isinstance(kind, str):

@@ -16,7 +16,7 @@ import httpx
 import pytest
 import yaml
 
-from reconcile.api import audit, auditlog, auditpolicy, authn, authz, pipeline
+from reconcile.api import audit, auditlog, auditpolicy, authn, authz, pipeline, protometa
 from reconcile.cli import apiserver_files
 from tests import support
 from tests.api import helpers
@@ -497,3 +497,18 @@ def test_the_log_can_go_to_standard_output(capfd: pytest.CaptureFixture[str]) ->
     backend.close()
     assert json.loads(capfd.readouterr().out.strip().splitlines()[-1])["auditID"] == "to-stdout"
     assert backend.written == 1
+
+
+def test_protobuf_delete_options_are_recorded_as_objects(audited: tuple[str, Path]) -> None:
+    """`kubectl drain`'s pod DELETEs carry protobuf DeleteOptions: recorded as the JSON they mean."""
+    url, log = audited
+    with as_user(url) as client:
+        ns = helpers.make_namespace(client)
+        helpers.create(client, helpers.cm_path(ns), helpers.configmap("gone"))
+        body = protoencode.envelope("v1", "DeleteOptions", protoencode.encode(
+            protometa.DELETE_OPTIONS, {"gracePeriodSeconds": 0}))
+        answer = client.request("DELETE", helpers.cm_path(ns, "gone"), content=body,
+                                headers={"Content-Type": "application/vnd.kubernetes.protobuf"})
+        assert answer.status_code == 200, answer.text
+    _, complete = events_for(log, answer.headers["audit-id"], count=2)
+    assert complete["requestObject"] == {"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 0}

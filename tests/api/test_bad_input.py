@@ -173,10 +173,19 @@ def test_a_json_patch_that_doubles_itself_is_refused_fast(client: httpx.Client, 
 
 
 def test_protobuf_body_of_a_kind_without_a_table_is_415(client: httpx.Client, ns: str) -> None:
-    body = b"k8s\x00\n\x0a\n\x02v1\x12\x04Pod\x12\x06\n\x04name"
-    response = client.post(f"/api/v1/namespaces/{ns}/pods", content=body,
+    body = b"k8s\x00\n\x0b\n\x02v1\x12\x05Event\x12\x06\n\x04name"
+    response = client.post(f"/api/v1/namespaces/{ns}/events", content=body,
                            headers={"Content-Type": "application/vnd.kubernetes.protobuf"})
     assert_status(response, 415, "UnsupportedMediaType")
+
+
+def test_malformed_protobuf_pod_is_400(client: httpx.Client, ns: str) -> None:
+    """Pods are read in protobuf (client-go's typed create); a metadata that is not a message is a 400."""
+    body = b"k8s\x00\n\x09\n\x02v1\x12\x03Pod\x12\x06\n\x04name"
+    response = client.post(f"/api/v1/namespaces/{ns}/pods", content=body,
+                           headers={"Content-Type": "application/vnd.kubernetes.protobuf"})
+    assert_status(response, 400, "BadRequest")
+    assert "protobuf Pod: metadata" in response.json()["message"]
 
 
 def test_malformed_protobuf_configmap_is_400(client: httpx.Client, ns: str) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from reconcile.api import protometa, protoworkloads
 from reconcile.pki import cluster as pki_cluster
 from tests import prerequisites, support
 from tests.api import helpers
@@ -313,3 +314,192 @@ def test_token_review_and_whoami_in_protobuf(conn: support.Connection) -> None:
                             content=pe.body(authn, "TokenReview", {"spec": {"token": "not-a-token"}}))
         assert review.status_code == 201, review.text
         assert review.json()["status"] == {"user": {}, "error": "invalid bearer token"}
+
+
+# --- the workload generators: the oracle is `--dry-run=client -o json` -----------------------------
+
+SERVER_SET = ("uid", "resourceVersion", "creationTimestamp", "managedFields", "generation")
+
+
+def _as_stored(obj: dict[str, Any]) -> dict[str, Any]:
+    """An object without what the server sets itself (and, for Services, the cluster IPs it
+    allocates, which another part of the server owns)."""
+    found = json.loads(json.dumps(obj))
+    for key in SERVER_SET:
+        found["metadata"].pop(key, None)
+    found.pop("status", None)
+    spec = found.get("spec", {})
+    if found["kind"] == "Service":
+        spec.pop("clusterIP", None)
+        spec.pop("clusterIPs", None)
+        for port in spec.get("ports", []):
+            if found.get("spec", {}).get("type") == "LoadBalancer":
+                port.pop("nodePort", None)  # allocated, as the cluster IP is
+    return found
+
+
+@pytest.mark.parametrize("command, plural", [
+    (("deployment", "NAME", "--image=busybox:1.36", "--replicas=3", "--port=8080", "--", "sleep", "3600"),
+     "deployments"),
+    (("deployment", "NAME", "--image=busybox:1.36", "--image=nginx:1.25"), "deployments"),
+    (("service", "clusterip", "NAME", "--tcp=80:8080", "--tcp=443:https"), "services"),
+    (("service", "nodeport", "NAME", "--tcp=80:8080", "--node-port=NODEPORT"), "services"),
+    (("service", "loadbalancer", "NAME", "--tcp=5678:8080"), "services"),
+    (("service", "externalname", "NAME", "--external-name=db.example.com"), "services"),
+    (("service", "clusterip", "NAME", "--clusterip=None"), "services"),
+], ids=["deployment-replicas-port-command", "deployment-two-images", "service-clusterip", "service-nodeport",
+        "service-loadbalancer", "service-externalname", "service-headless"])
+def test_kubectl_create_workloads_store_what_dry_run_prints(conn: support.Connection, admin: httpx.Client, ns: str,
+                                                             tmp_path: Path, command: tuple[str, ...],
+                                                             plural: str) -> None:
+    """kubectl posts these in protobuf only. What it prints for `--dry-run=client -o json`, posted
+    as JSON (server dry run: same defaults), is exactly what the protobuf request stored."""
+    name = helpers.unique("wl")
+    nodeport = str(30000 + uuid.uuid4().int % 2700)
+    args = [a.replace("NAME", name).replace("NODEPORT", nodeport) for a in command]
+    dash = args.index("--") if "--" in args else len(args)
+    head, tail = args[:dash], args[dash:]
+    printed = kubectl(conn, tmp_path, None, "create", *head, "-n", ns, "--dry-run=client", "-o", "json", *tail)
+    assert printed.returncode == 0, printed.stderr
+    sent = json.loads(printed.stdout)
+    base = "/apis/apps/v1" if plural == "deployments" else "/api/v1"
+    collection = f"{base}/namespaces/{ns}/{plural}"
+    as_json = admin.post(collection, json=sent, params={"dryRun": "All"})
+    assert as_json.status_code == 201, as_json.text
+    done = kubectl(conn, tmp_path, None, "create", *head, "-n", ns, *tail)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"{'deployment.apps' if plural == 'deployments' else 'service'}/{name} created"
+    stored = admin.get(f"{collection}/{name}").json()
+    assert _as_stored(stored) == _as_stored(as_json.json())
+    managers = {entry.get("manager") for entry in stored["metadata"].get("managedFields", [])}
+    assert managers <= {"kubectl-create"}
+    # what the client sent is there as sent
+    spec, printed_spec = stored["spec"], sent["spec"]
+    if plural == "deployments":
+        assert spec["replicas"] == printed_spec.get("replicas", 1)
+        assert spec["template"]["spec"]["containers"][0]["image"] == "busybox:1.36"
+        if "--port=8080" in args:
+            container = spec["template"]["spec"]["containers"][0]
+            assert (container["command"], container["ports"]) == (
+                ["sleep", "3600"], [{"containerPort": 8080, "protocol": "TCP"}])
+        else:
+            assert [c["name"] for c in spec["template"]["spec"]["containers"]] == ["busybox", "nginx"]
+        scaled = kubectl(conn, tmp_path, None, "scale", "deployment", name, "-n", ns, "--replicas=5")  # merge patch
+        assert scaled.returncode == 0 and f"deployment.apps/{name} scaled" in scaled.stdout, scaled.stderr
+        assert admin.get(f"{collection}/{name}").json()["spec"]["replicas"] == 5
+    else:
+        assert spec["type"] == printed_spec["type"]
+        assert spec.get("selector") == printed_spec.get("selector")
+        for port, want in zip(spec.get("ports", []), printed_spec.get("ports", []), strict=True):
+            assert {k: port.get(k) for k in want} == want
+        if "--node-port=" + nodeport in args:
+            assert spec["ports"][0]["nodePort"] == int(nodeport)
+        if printed_spec["type"] == "ExternalName":
+            assert spec["externalName"] == "db.example.com"
+        if "--clusterip=None" in args:
+            assert spec["clusterIP"] == "None"
+
+
+def test_a_deployment_with_parts_the_server_does_not_read_in_protobuf_is_refused(admin: httpx.Client,
+                                                                                  ns: str) -> None:
+    """A lifecycle hook in protobuf (Container field 12) is a 400 naming it; nothing is stored."""
+    name = helpers.unique("probe")
+    context = pe.length_delimited(12, pe.length_delimited(1, b""))  # lifecycle {postStart {}}
+    container = pe.encode(protoworkloads.CONTAINER, {"name": "c", "image": "busybox"}) + context
+    labels = {"matchLabels": {"app": name}}
+    template = pe.length_delimited(1, pe.encode(protometa.OBJECT_META, {"labels": labels["matchLabels"]})) \
+        + pe.length_delimited(2, pe.length_delimited(2, container))
+    spec = pe.length_delimited(2, pe.encode(protometa.LABEL_SELECTOR, labels)) + pe.length_delimited(3, template)
+    raw = pe.length_delimited(1, pe.encode(protometa.OBJECT_META, {"name": name})) + pe.length_delimited(2, spec)
+    refused = admin.post(f"/apis/apps/v1/namespaces/{ns}/deployments", headers=PROTOBUF,
+                         content=pe.envelope("apps/v1", "Deployment", raw))
+    helpers.assert_status(refused, 400, "BadRequest")
+    assert refused.json()["message"].endswith(
+        "spec.template.spec.containers[0]: field 12 of Container is not read from protobuf by this server; send JSON")
+    assert admin.get(f"/apis/apps/v1/namespaces/{ns}/deployments/{name}").status_code == 404
+
+
+def _deployment_body(raw_spec: bytes) -> bytes:
+    return pe.envelope("apps/v1", "Deployment", pe.length_delimited(
+        1, pe.encode(protometa.OBJECT_META, {"name": helpers.unique("hostile")})) + pe.length_delimited(2, raw_spec))
+
+
+@pytest.mark.parametrize("body, needle", [
+    (_deployment_body(pe.length_delimited(1, b"\x03")), "spec.replicas: expected a varint, got wire type 2"),
+    (_deployment_body(pe.length_delimited(3, pe.length_delimited(2, pe.length_delimited(2, b"\x0a\x20c"))))[:-3],
+     "truncated"),
+    (_deployment_body(pe.length_delimited(3, pe.length_delimited(2, pe.length_delimited(2, b"") * 110_000))),
+     "spec.template.spec: more than 100000 fields"),
+    (_deployment_body(pe.length_delimited(3, pe.length_delimited(2, pe.length_delimited(
+        2, pe.length_delimited(6, pe.tag(3, 0) + pe.varint(1 << 33)))))),
+     "spec.template.spec.containers[0].ports[0].containerPort: 8589934592 is out of range for an int32"),
+])
+def test_hostile_protobuf_deployments_are_a_400(admin: httpx.Client, ns: str, body: bytes, needle: str) -> None:
+    answer = admin.post(f"/apis/apps/v1/namespaces/{ns}/deployments", headers=PROTOBUF, content=body)
+    helpers.assert_status(answer, 400, "BadRequest")
+    assert needle in answer.json()["message"], answer.json()["message"]
+    assert admin.get("/readyz").status_code == 200
+
+
+def test_kubectl_drain_deletes_the_nodes_pods(conn: support.Connection, admin: httpx.Client, ns: str,
+                                              tmp_path: Path) -> None:
+    """`kubectl drain` cordons the node, then (eviction is not served here) DELETEs each pod with a
+    protobuf DeleteOptions body and waits for it to go. Pods elsewhere stay. (API-only server: the
+    pods are bound to the node by hand and no node agent confirms their end.)"""
+    node = helpers.unique("node")
+    helpers.create(admin, "/api/v1/nodes", {"apiVersion": "v1", "kind": "Node", "metadata": {"name": node}})
+    for name, on in (("a", node), ("b", node), ("elsewhere", "other-node")):
+        helpers.create(admin, helpers.pod_path(ns), helpers.pod(f"{name}-{node}", node=on))
+    done = kubectl(conn, tmp_path, None, "drain", node, "--force", "--grace-period=0", "--timeout=60s")
+    assert done.returncode == 0, done.stderr
+    assert f"node/{node} drained" in done.stdout, done.stdout
+    assert admin.get(f"/api/v1/nodes/{node}").json()["spec"]["unschedulable"] is True
+    left = {p["metadata"]["name"] for p in admin.get(helpers.pod_path(ns)).json()["items"]
+            if not p["metadata"].get("deletionTimestamp")}
+    assert f"a-{node}" not in left and f"b-{node}" not in left and f"elsewhere-{node}" in left
+    done = kubectl(conn, tmp_path, None, "uncordon", node)
+    assert done.returncode == 0 and "uncordoned" in done.stdout, done.stderr
+
+
+def test_a_protobuf_delete_options_body_is_read(admin: httpx.Client, ns: str) -> None:
+    """client-go's typed Delete: preconditions in protobuf are honoured, a malformed body is a 400."""
+    name = helpers.unique("del")
+    created = helpers.create(admin, helpers.cm_path(ns), helpers.configmap(name))
+    path = helpers.cm_path(ns, name)
+    wrong = pe.envelope("v1", "DeleteOptions", pe.encode(protometa.DELETE_OPTIONS, {"preconditions": {"uid": "x"}}))
+    conflict = admin.request("DELETE", path, content=wrong, headers=PROTOBUF)
+    helpers.assert_status(conflict, 409, "Conflict")
+    bad = admin.request("DELETE", path, content=pe.envelope("v1", "DeleteOptions", pe.length_delimited(1, b"")),
+                        headers=PROTOBUF)
+    helpers.assert_status(bad, 400, "BadRequest")
+    assert bad.json()["message"] == ("the body of the request could not be decoded as a protobuf DeleteOptions: "
+                                     "gracePeriodSeconds: expected a varint, got wire type 2")
+    right = pe.envelope("v1", "DeleteOptions", pe.encode(protometa.DELETE_OPTIONS, {
+        "preconditions": {"uid": created["metadata"]["uid"]}, "dryRun": ["All"]}))
+    assert admin.request("DELETE", path, content=right, headers=PROTOBUF).status_code == 200
+    assert admin.get(path).status_code == 200  # a dry run
+    gone = admin.request("DELETE", path, content=pe.envelope("v1", "DeleteOptions", b""), headers=PROTOBUF)
+    assert gone.status_code == 200, gone.text
+    assert admin.get(path).status_code == 404
+
+
+def test_pod_security_judges_a_protobuf_pod_as_a_json_one(admin: httpx.Client) -> None:
+    """An attacker's privileged pod in protobuf meets the namespace's `restricted` level as JSON does:
+    the security context is read, not skipped (and parts not read are refused, not hidden)."""
+    name = helpers.unique("pss")
+    helpers.create(admin, "/api/v1/namespaces", {"metadata": {"name": name, "labels": {
+        "pod-security.kubernetes.io/enforce": "restricted"}}})
+    privileged = {"metadata": {"name": "evil"}, "spec": {"containers": [
+        {"name": "c", "image": "busybox:1.36", "securityContext": {"privileged": True}}], "hostPID": True}}
+    over_json = admin.post(f"/api/v1/namespaces/{name}/pods", json={"apiVersion": "v1", "kind": "Pod", **privileged})
+    over_protobuf = admin.post(f"/api/v1/namespaces/{name}/pods", headers=PROTOBUF,
+                               content=pe.body("v1", "Pod", privileged))
+    assert over_json.status_code == 403, over_json.text
+    assert (over_protobuf.status_code, over_protobuf.json()) == (over_json.status_code, over_json.json())
+    restricted = {"metadata": {"name": "fine"}, "spec": {"containers": [{
+        "name": "c", "image": "busybox:1.36", "securityContext": {
+            "allowPrivilegeEscalation": False, "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"}}}]}}
+    created = admin.post(f"/api/v1/namespaces/{name}/pods", headers=PROTOBUF, content=pe.body("v1", "Pod", restricted))
+    assert created.status_code == 201, created.text
+    assert created.json()["spec"]["containers"][0]["securityContext"]["capabilities"] == {"drop": ["ALL"]}

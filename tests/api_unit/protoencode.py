@@ -5,10 +5,22 @@ server never writes protobuf (its answers are JSON), so this lives with the test
 from __future__ import annotations
 
 import base64
+import datetime
 from typing import Any
 
 from reconcile.api import protobodies
-from reconcile.core.protomessages import BOOL, BYTES, INT32, INT64, STRING, Field, Map, Message
+from reconcile.core.protomessages import (
+    BOOL,
+    BYTES,
+    INT32,
+    INT64,
+    INT_OR_STRING,
+    STRING,
+    TIME,
+    Field,
+    Map,
+    Message,
+)
 
 
 def varint(n: int) -> bytes:
@@ -51,8 +63,15 @@ def encode(message: Message, obj: Any) -> bytes:
     must not rely on either way)."""
     if message.unwrap:
         obj = {message.fields[0].name: obj}
+    elif message.shape:
+        obj = _unshaped(message.shape, obj)
     out = bytearray()
     for spec in message.fields:
+        if spec.inline:  # an embedded struct: written when any of its fields is in the object
+            assert isinstance(spec.type, Message)
+            if any(inner.name in obj for inner in spec.type.fields):
+                out += length_delimited(spec.number, encode(spec.type, obj))
+            continue
         if spec.name not in obj:
             continue
         value = obj[spec.name]
@@ -65,6 +84,19 @@ def encode(message: Message, obj: Any) -> bytes:
         else:
             out += _value(spec.number, spec.type, value)
     return bytes(out)
+
+
+def _unshaped(shape: str, value: Any) -> dict[str, Any]:
+    """The message behind a JSON value: IntOrString's {type, intVal, strVal} (gogo sends all three),
+    Time's {seconds} (the zero time, JSON null, is an empty message)."""
+    if shape == INT_OR_STRING:
+        return {"type": 1, "intVal": 0, "strVal": value} if isinstance(value, str) else \
+            {"type": 0, "intVal": value, "strVal": ""}
+    assert shape == TIME
+    if value is None:
+        return {}
+    moment = datetime.datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)
+    return {"seconds": int(moment.timestamp())}
 
 
 def envelope(api_version: str, kind: str, raw: bytes) -> bytes:

@@ -5,6 +5,7 @@ fields) end as a 400 naming the part, never another exception."""
 
 from __future__ import annotations
 
+import datetime
 import time
 from typing import Any
 
@@ -71,8 +72,8 @@ def test_the_envelope_kind_is_kept_for_the_handler_to_check() -> None:
 
 
 def test_kinds_without_a_table_are_not_read() -> None:
-    assert protobodies.decoder_for("apps/v1", "Deployment") is None
-    assert protobodies.decoder_for("v1", "Pod") is None
+    assert protobodies.decoder_for("networking.k8s.io/v1", "Ingress") is None
+    assert protobodies.decoder_for("v1", "Node") is None
 
 
 @pytest.mark.parametrize("kind", KINDS, ids=lambda k: k[1])
@@ -111,24 +112,44 @@ def _of(kind: Any, depth: int = 0) -> st.SearchStrategy[Any]:
     return _scalar(kind)
 
 
+_SECONDS = st.integers(1, 4_000_000_000).map(
+    lambda s: datetime.datetime.fromtimestamp(s, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+
 def _object(message: Message, depth: int = 0) -> st.SearchStrategy[Any]:
+    if message.shape == protomessages.INT_OR_STRING:
+        return st.one_of(_scalar(INT32), _TEXT)
+    if message.shape == protomessages.TIME:
+        return st.one_of(st.none(), _SECONDS)
     if message.unwrap:
         only = message.fields[0]
         assert isinstance(only.type, str)
         return st.lists(_scalar(only.type), max_size=3) if only.repeated else _scalar(only.type)
     parts = {}
+    inlined = []
     for spec in message.fields:
+        if spec.inline:
+            assert isinstance(spec.type, Message)
+            inlined.append(_object(spec.type, depth + 1))
+            continue
         value = _of(spec.type, depth)
         parts[spec.name] = st.lists(value, max_size=2) if spec.repeated else value
-    return st.fixed_dictionaries({}, optional=parts)
+    own = st.fixed_dictionaries({}, optional=parts)
+    if not inlined:
+        return own
+    return st.tuples(own, *inlined).map(lambda found: {k: v for part in found for k, v in part.items()})
 
 
 def _normal(message: Message, obj: Any) -> Any:
     """The JSON shape after a trip: zero non-pointer scalars and empty lists and maps are absent."""
-    if message.unwrap:
+    if message.unwrap or message.shape:
         return obj
     out = {}
     for spec in message.fields:
+        if spec.inline:
+            assert isinstance(spec.type, Message)
+            out.update(_normal(spec.type, obj))
+            continue
         if spec.name not in obj:
             continue
         value, kind = obj[spec.name], spec.type
