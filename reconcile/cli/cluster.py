@@ -173,12 +173,15 @@ SECURED_ARGS = ("--authorization-mode", "Node,RBAC", "--anonymous-auth", "true",
                 "--initial-namespaces-pod-security")
 
 
+SERVICE_CIDR = "10.96.0.0/12"  # --service-cluster-ip-range of the API server and the proxies (upstream's default)
+
+
 def _apiserver_args(ctx: UpContext) -> list[str]:
     """The secured default, then audit and encryption flags (`up --audit`, `--encrypt-secrets`; see
     apiserver_files). Recorded in the state, so a server started with other flags is replaced."""
     from reconcile.cli import apiserver_files
 
-    args = [*SECURED_ARGS]
+    args = [*SECURED_ARGS, "--service-cluster-ip-range", SERVICE_CIDR]  # the range the proxies guard
     args += apiserver_files.encryption_args(ctx.state_dir, create=bool(ctx.extra.get("encrypt_secrets")))
     if ctx.extra.get("audit"):
         args += apiserver_files.audit_args(ctx.state_dir)
@@ -385,7 +388,6 @@ def _dns_matches(ctx: UpContext, entry: dict[str, Any]) -> bool:
 
 # --- service proxy of the local node ----------------------------------------------------------
 
-SERVICE_CIDR = "10.96.0.0/12"  # the proxy's --service-cluster-ip-range (upstream's kube-apiserver default)
 
 
 def _proxy_start(ctx: UpContext) -> dict[str, Any]:
