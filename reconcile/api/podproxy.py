@@ -55,6 +55,8 @@ class KubeletClientConfig:
     def client_config(self, base: str) -> client_config.ClientConfig:
         cert = (self.cert_file, self.key_file or self.cert_file) if self.cert_file else None
         return client_config.ClientConfig(server=base, verify=self.ca_file or False, cert=cert)
+
+
 LOG_PARAMS = ("follow", "tailLines", "sinceSeconds", "sinceTime", "timestamps", "previous", "limitBytes")
 DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
 

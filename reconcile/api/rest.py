@@ -44,6 +44,7 @@ MAX_GUARDED_ATTEMPTS = 200
 # Subresources that write the status alone (`approval`: certificatesigningrequests, see handlers).
 STATUS_LIKE = frozenset({"status", "approval"})
 
+
 @dataclass(slots=True)
 class WriteResult:
     obj: dict[str, Any]

@@ -208,7 +208,6 @@ class Reviews:
         _checked(resource, body)
         return _answer(resource, body, {"userInfo": authn.describe(user)}, stamped=True)
 
-
     async def token_review(self, resource: registry.Resource, namespace: str | None,
                            body: dict[str, Any], user: authn.UserInfo) -> dict[str, Any]:
         """Upstream's TokenReview: the token as a bearer token of a request would be judged; a failure

@@ -287,7 +287,6 @@ class ApiServer:
             None, user, False))
         return await self.token_issuer.create(namespace, name, body)
 
-
     def _objects(self, group: str, plural: str) -> list[dict] | None:
         """The decodable objects of one resource's watch cache (None while that cache is not running):
         what the RBAC index and the node graph read."""

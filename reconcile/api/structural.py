@@ -62,6 +62,7 @@ def schema_problem(schema: dict[str, Any]) -> str | None:
         return exc.message
     return None
 
+
 INTEGER_FORMATS = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
 
 

@@ -389,7 +389,6 @@ def _dns_matches(ctx: UpContext, entry: dict[str, Any]) -> bool:
 # --- service proxy of the local node ----------------------------------------------------------
 
 
-
 def _proxy_start(ctx: UpContext) -> dict[str, Any]:
     """`reconcile proxy` for the local node as system:kube-proxy. It programs the host's netfilter,
     so it needs root and Debian's nftables; without them `up` goes on without Services' cluster IPs."""

@@ -108,6 +108,8 @@ def scheduler_kubeconfig(state_dir: Path, server: str) -> Path:
 
 def dns_kubeconfig(state_dir: Path, server: str) -> Path:
     return component_kubeconfig(state_dir, "coredns", pki(state_dir).coredns, server)
+
+
 def proxy_kubeconfig(state_dir: Path, server: str) -> Path:
     return component_kubeconfig(state_dir, "kube-proxy", pki(state_dir).kube_proxy, server)
 

@@ -28,7 +28,6 @@ PATCH_CONTENT_TYPES: dict[str, str] = {
 JSON = "application/json"
 
 
-
 @dataclass
 class RequestSpec:
     """One HTTP request, described but not sent."""

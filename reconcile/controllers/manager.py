@@ -206,7 +206,6 @@ async def run(options: Options) -> None:
                 await mgr.stop()
 
 
-
 def _root_ca(options: Options, cfg: config_mod.ClientConfig) -> str | None:
     """The CA bundle to publish: --root-ca-file, else the CA this process trusts the API server by
     (upstream falls back to its client's CA data); None when neither is a file."""

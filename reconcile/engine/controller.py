@@ -187,7 +187,6 @@ class Controller:
             if self.metrics is not None:
                 self.metrics.observe(self.name, self.clock.now() - started, error=error)
 
-
     def _object(self, key: Key) -> dict[str, Any] | None:
         if self.lookup is None:
             return None

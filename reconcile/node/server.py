@@ -47,6 +47,7 @@ PodAddress = Callable[[str, str], Awaitable[tuple[str, str]]]
 # (method, path, the connection's client certificate PEM or None) -> None, or raise errors.* (401/403)
 Gate = Callable[[str, str, str | None], Awaitable[None]]
 
+
 def _status(error: errors.ApiError) -> JSONResponse:
     return JSONResponse(error.to_status(), status_code=error.code)
 
@@ -147,6 +148,7 @@ def create_app(runtime: docker.DockerRuntime, lookup: Lookup, *,
         if stats is None:
             raise errors.NotFound("this agent samples no stats")
         return JSONResponse(stats())
+
     async def stream(websocket: WebSocket) -> None:
         """`/exec/...` and `/attach/...` as WebSockets (the channel protocol, `remotecommand`)."""
         p = websocket.path_params

@@ -370,7 +370,6 @@ class ClientVerifier:
         return _identity(cert.subject), cert.not_valid_after_utc
 
 
-
 # --- ServiceAccount token keys -----------------------------------------------------------------------
 # kubeadm's sa.key/sa.pub: an RSA key whose private half the API server signs ServiceAccount tokens
 # with (--service-account-signing-key-file) and whose public half verifies them

@@ -162,6 +162,8 @@ class ClusterPki:
     @property
     def coredns(self) -> Pair:
         return self.pair("coredns")
+
+    @property
     def kube_proxy(self) -> Pair:
         return self.pair("kube-proxy")
 

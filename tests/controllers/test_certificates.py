@@ -333,8 +333,6 @@ def test_approve_deny_with_our_cli_and_list_with_kubectl(server, controllers, ad
     assert again.returncode != 0 and "mutually exclusive" in again.stderr, again.stdout + again.stderr
 
 
-
-
 def test_hostile_bodies_never_500(server, admin) -> None:
     """Random specs and statuses on create, /approval and /status: a 4xx naming the problem, never a 500."""
     from hypothesis import HealthCheck, given, settings

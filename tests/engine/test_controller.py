@@ -21,8 +21,6 @@ def cm(name: str, data: dict[str, str] | None = None, *, owner: dict[str, Any] |
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": data or {}}
 
 
-
-
 @pytest.fixture
 async def ns(ac: aio.AsyncClient) -> str:
     name = f"ctl-{uuid.uuid4().hex[:10]}"

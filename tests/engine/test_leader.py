@@ -19,10 +19,6 @@ FAST = dict(lease_duration=2.0, renew_deadline=1.5, retry_period=0.2)
 MICRO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 
 
-
-
-
-
 @pytest.fixture
 async def ns(ac: aio.AsyncClient) -> str:
     name = f"le-{uuid.uuid4().hex[:10]}"

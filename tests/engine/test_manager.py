@@ -18,10 +18,6 @@ from tests import support
 FAST = leader.LeaderConfig(lease_duration=2.0, renew_deadline=1.5, retry_period=0.2)
 
 
-
-
-
-
 @pytest.fixture
 async def ns(ac: aio.AsyncClient) -> str:
     name = f"mgr-{uuid.uuid4().hex[:10]}"

@@ -40,6 +40,8 @@ def one_in(draw: st.DrawFn, chances: int) -> bool:
 
 def fresh_empty() -> st.SearchStrategy[dict[str, Any]]:
     return st.builds(dict)
+
+
 # A path into a document: dict keys, 0 for "an item of this list", STAR for "a key of this map".
 STAR = "*"
 Path = tuple[str | int, ...]

@@ -29,6 +29,7 @@ from tests.node import helpers
 def _nft_present() -> None:
     prerequisites.require_nft()  # skips, or fails under CI / make test, saying what to install
 
+
 # Outside 10.64.0.0/10, where node agents' default pod CIDRs used to fall (other suites' leftover
 # bridges there would make the proxy refuse the upstream default 10.96.0.0/12, rightly).
 SERVICE_CIDR = "10.230.0.0/16"
