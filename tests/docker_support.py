@@ -219,7 +219,38 @@ def require_docker() -> None:
     prerequisites.require_docker()
 
 
-class NodeAgentProcess:
+class _LoggedChild:
+    """A `python -m reconcile ...` child writing to `log_path`: what the agent and proxy wrappers share
+    (waiting for the line that says it is up, its log, a graceful stop by pid)."""
+
+    log_path: Path
+    process: subprocess.Popen | None
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def _wait_for_line(self, marker: str, start_offset: int, *, timeout: float, what: str) -> None:
+        """Until `marker` appears in the log after `start_offset`; the log's tail if the child exits first."""
+        def logged() -> bool:
+            if self.process and self.process.poll() is not None:
+                raise RuntimeError(f"{what} exited: {self.log_text()[-3000:]}")
+            with open(self.log_path, "rb") as f:
+                f.seek(start_offset)
+                return marker in f.read().decode("utf-8", "replace")
+
+        support.wait_for(logged, timeout=timeout, interval=0.05, what=what)
+
+    def stop(self, *, timeout: float = 15.0) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+class NodeAgentProcess(_LoggedChild):
     """`python -m reconcile node join` as a child process against one daemon, stopped (or killed) by pid."""
 
     _counter = 0
@@ -260,16 +291,8 @@ class NodeAgentProcess:
             stdout=log, stderr=subprocess.STDOUT, env=env,
         )
         log.close()
-        marker = f"node {self.name} joined"
-
-        def joined() -> bool:
-            if self.process and self.process.poll() is not None:
-                raise RuntimeError(f"node agent exited: {self.log_text()[-3000:]}")
-            with open(self.log_path, "rb") as f:
-                f.seek(start_offset)
-                return marker in f.read().decode("utf-8", "replace")
-
-        support.wait_for(joined, timeout=timeout, interval=0.05, what=f"node agent {self.name} to join")
+        self._wait_for_line(f"node {self.name} joined", start_offset, timeout=timeout,
+                            what=f"node agent {self.name}")
         return self
 
     def kubeconfig_args(self) -> list[str]:
@@ -284,18 +307,6 @@ class NodeAgentProcess:
         if ids:
             self.daemon.docker("rm", "-f", *ids, check=False)
 
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def stop(self, *, timeout: float = 15.0) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
     def kill(self) -> None:
         """SIGKILL: the agent gets no chance to clean up (its containers keep running)."""
         if self.process and self.process.poll() is None:
@@ -303,7 +314,7 @@ class NodeAgentProcess:
             self.process.wait()
 
 
-class ProxyProcess:
+class ProxyProcess(_LoggedChild):
     """`python -m reconcile proxy --node NAME` as the system:kube-proxy identity, stopped by pid; its
     nft table, route and iptables rule are removed at `cleanup()` (`reconcile proxy --cleanup`)."""
 
@@ -325,29 +336,9 @@ class ProxyProcess:
                 [sys.executable, "-m", "reconcile", "proxy", "--node", self.node,
                  *connection.component_args(as_user=as_user), "--min-sync-period", "0.1", "-v", *self.extra_args],
                 stdout=log, stderr=subprocess.STDOUT, env=env)
-        marker = f"proxy for node {self.node} programmed"
-
-        def programmed() -> bool:
-            if self.process and self.process.poll() is not None:
-                raise RuntimeError(f"proxy exited: {self.log_text()[-3000:]}")
-            with open(self.log_path, "rb") as f:
-                f.seek(start_offset)
-                return marker in f.read().decode("utf-8", "replace")
-
-        support.wait_for(programmed, timeout=timeout, interval=0.05, what=f"proxy {self.node} to program")
+        self._wait_for_line(f"proxy for node {self.node} programmed", start_offset, timeout=timeout,
+                            what=f"proxy {self.node}")
         return self
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def stop(self, *, timeout: float = 15.0) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
 
     def cleanup(self) -> None:
         subprocess.run([sys.executable, "-m", "reconcile", "proxy", "--cleanup", "--node", self.node],
