@@ -24,10 +24,9 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import time
 from typing import Any
 
-from reconcile.controllers import context, ownership, servicepods
+from reconcile.controllers import context, ownership, servicepods, slicetracker
 from reconcile.core import errors
 from reconcile.engine import controller as controller_mod
 
@@ -42,7 +41,6 @@ LEADER_ANNOTATION = "control-plane.alpha.kubernetes.io/leader"
 TRIGGER_TIME_ANNOTATION = "endpoints.kubernetes.io/last-change-trigger-time"
 MAX_MIRRORED = 1000  # addresses of one Endpoints that are mirrored
 MAX_ENDPOINTS_PER_SLICE = 100
-TRACK_SECONDS = 10.0
 
 Key = controller_mod.Key
 GroupKey = tuple[tuple, str]  # (ports, address type)
@@ -129,7 +127,7 @@ class EndpointSliceMirroringController:
         self.controller.watch(self.services)
         self.controller.watch(self.endpoints)
         self.controller.watch(self.slices, to_keys=self._slice_key)
-        self._written: dict[Key, dict[str, tuple[str | None, float]]] = {}
+        self._tracker = slicetracker.SliceTracker(self.slices.store)
 
     @staticmethod
     def _slice_key(obj: dict[str, Any]) -> list[Key]:
@@ -138,22 +136,6 @@ class EndpointSliceMirroringController:
             return []
         return [(_dict(obj.get("metadata")).get("namespace") or "", labels[servicepods.SERVICE_NAME_LABEL])]
 
-    def _cache_current(self, key: Key) -> bool:
-        written = self._written.get(key)
-        if not written:
-            return True
-        now = time.monotonic()
-        for name, (version, when) in list(written.items()):
-            cached = self.slices.store.get(key[0], name)
-            seen = (cached is None) if version is None else (
-                cached is not None and int(_dict(cached.get("metadata")).get("resourceVersion") or 0) >= int(version))
-            if seen or now - when > TRACK_SECONDS:
-                del written[name]
-        if written:
-            return False
-        self._written.pop(key, None)
-        return True
-
     def _mirrored(self, namespace: str, name: str) -> list[dict[str, Any]]:
         return [s for s in self.slices.store.by_index("namespace", namespace)
                 if _dict(_dict(s.get("metadata")).get("labels")).get(servicepods.SERVICE_NAME_LABEL) == name
@@ -161,7 +143,7 @@ class EndpointSliceMirroringController:
 
     async def reconcile(self, key: Key) -> controller_mod.Result | None:
         namespace, name = key
-        if not self._cache_current(key):
+        if not self._tracker.current(key, namespace):
             return controller_mod.Result(requeue_after=0.02)
         svc = self.services.store.get(namespace, name)
         endpoints = self.endpoints.store.get(namespace, name)
@@ -173,7 +155,7 @@ class EndpointSliceMirroringController:
                 for old in existing:
                     await self._delete(key, old)
                 if svc is None or endpoints is None:
-                    self._written.pop(key, None)
+                    self._tracker.forget(key)
                 return None
             uid = _dict(endpoints.get("metadata")).get("uid")
             for stale in [s for s in existing if not ownership.owned_by(s, uid)]:  # of an earlier Endpoints
@@ -234,8 +216,7 @@ class EndpointSliceMirroringController:
             body["metadata"]["name"] = current["metadata"]["name"]
             body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
             written = await self.ctx.client.replace(API_VERSION, PLURAL, body, namespace=key[0])
-        self._written.setdefault(key, {})[written["metadata"]["name"]] = (
-            written["metadata"]["resourceVersion"], time.monotonic())
+        self._tracker.written(key, written["metadata"]["name"], written["metadata"]["resourceVersion"])
 
     async def _delete(self, key: Key, slice_: dict[str, Any]) -> None:
         name = slice_["metadata"]["name"]
@@ -243,4 +224,4 @@ class EndpointSliceMirroringController:
             await self.ctx.client.delete(API_VERSION, PLURAL, name, namespace=key[0])
         except errors.NotFound:
             pass
-        self._written.setdefault(key, {})[name] = (None, time.monotonic())
+        self._tracker.written(key, name, None)
