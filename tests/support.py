@@ -15,6 +15,7 @@ RBAC) is the default of every `ApiServerProcess`; processes a test starts take `
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import shutil
 import signal
@@ -22,6 +23,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import typing
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -175,6 +177,20 @@ def shared_pki() -> pki_cluster.ClusterPki:
     return _SHARED_PKI[0]
 
 
+def process_log(prefix: str) -> typing.IO[bytes]:
+    """A log file for a child process, kept until the session ends (a failing test's message and a
+    test reading the log after stopping the child still find it), then removed: a full run starts
+    thousands of children, and their logs must not pile up in /tmp."""
+    log = tempfile.NamedTemporaryFile(prefix=prefix, suffix=".log", delete=False)
+    atexit.register(_remove_quietly, log.name)
+    return log
+
+
+def _remove_quietly(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
 class ApiServerProcess:
     """`python -m reconcile apiserver` as a child process, stopped by pid.
 
@@ -194,7 +210,7 @@ class ApiServerProcess:
         self.connection = Connection(self.url, self.pki)
         self.extra_args = extra_args
         self.process: subprocess.Popen | None = None
-        self.log = tempfile.NamedTemporaryFile(prefix="apiserver-", suffix=".log", delete=False)
+        self.log = process_log("apiserver-")
 
     def tls_args(self) -> list[str]:
         """TLS and the client CA, and RBAC unless the test chose an --authorization-mode (a plain server

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -27,7 +26,7 @@ class ControllerManagerProcess:
         self.leader_elect = leader_elect
         self.extra_args = extra_args
         self.process: subprocess.Popen | None = None
-        self.log = tempfile.NamedTemporaryFile(prefix="controller-manager-", suffix=".log", delete=False)
+        self.log = support.process_log("controller-manager-")
 
     def start(self) -> None:
         self.process = subprocess.Popen(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tempfile
 
 import dns.message
 import dns.query
@@ -23,7 +22,7 @@ class DnsProcess:
         self.host, self.port = host, port if port is not None else free_port()
         conn = support.connection(server)
         pair = conn.user(pki_cluster.COREDNS.user, *pki_cluster.COREDNS.groups) if as_coredns else None
-        self.log = tempfile.NamedTemporaryFile(prefix="dns-", suffix=".log", delete=False)
+        self.log = support.process_log("dns-")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "reconcile", "dns", "--kubeconfig", str(conn.kubeconfig(as_user=pair)),
              "--listen", f"{host}:{self.port}", "-v", *args],

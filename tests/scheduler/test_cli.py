@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import uuid
 
 from reconcile.client import api as client_api
@@ -24,7 +23,7 @@ def test_scheduler_command_leads_and_binds(api_server: str) -> None:
     client.create("v1", "nodes", obj)
     client.patch("v1", "nodes", node, {"status": status}, subresource="status")
     health = support.free_port()
-    log = tempfile.NamedTemporaryFile(prefix="scheduler-", suffix=".log", delete=False)
+    log = support.process_log("scheduler-")
     process = subprocess.Popen(
         [sys.executable, "-m", "reconcile", "scheduler", *support.connection(api_server).component_args(), "--health-port", str(health)],
         stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1"),
