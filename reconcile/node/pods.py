@@ -26,6 +26,7 @@ from reconcile.node import (
     containers,
     dnsconfig,
     docker,
+    emptydir,
     environment,
     guard,
     plan,
@@ -126,6 +127,9 @@ class PodSync:
         # uid -> (last status written, resourceVersion it got): compared instead of the cached pod
         # while the informer has not caught up with our own write
         self._written: dict[str, tuple[dict[str, Any], int]] = {}
+        # uids this agent evicted: nothing of them starts again while the informer still shows the
+        # pod before its Failed status (its killed containers would look like ones to restart)
+        self._evicted: set[str] = set()
 
     # --- entry point ---------------------------------------------------------------------
 
@@ -143,7 +147,7 @@ class PodSync:
             return None
         for inst in decided.stop_sandbox:
             await self.ctx.runtime.stop(inst.id, timeout=1)
-        if pod is None or not decided.live:
+        if pod is None or not decided.live or pod["metadata"].get("uid") in self._evicted:
             return None
         return await self._sync_running(pod, decided)
 
@@ -250,6 +254,12 @@ class PodSync:
             refresh = await self._refresh_volumes(pod)
             if refresh is not None:
                 requeue.append(refresh)
+            if emptydir.limited(pod):
+                message = self.ctx.volumes.over_size_limit(pod)
+                if message is not None:
+                    await self._evict(pod, message)
+                    return None
+                requeue.append(emptydir.HOUSEKEEPING_INTERVAL)  # measured again as the eviction manager does
         spec = pod.get("spec") or {}
         for later in (spec.get("initContainers") or [])[init_count:]:  # not reached yet
             init_views.append(status.ContainerView(later, None, None, waiting=("PodInitializing", "")))
@@ -319,6 +329,22 @@ class PodSync:
         except errors.NotFound:
             pass
         log.warning("pod %s/%s rejected: %s", pod["metadata"].get("namespace"), pod["metadata"]["name"], message)
+
+    async def _evict(self, pod: dict[str, Any], message: str) -> None:
+        """The eviction manager's local-storage eviction: every container killed at once (grace 0,
+        as upstream's localStorageEviction), a Warning Event and phase Failed, reason Evicted."""
+        self._evicted.add(pod["metadata"]["uid"])
+        for inst in await self._list_pod(pod["metadata"]["uid"]):
+            if inst.running:
+                await self.ctx.runtime.kill(inst.id)
+        self.ctx.events.emit(pod, emptydir.EVICTED, message, type="Warning")
+        try:
+            await self.ctx.client.patch("v1", "pods", pod["metadata"]["name"],
+                                        {"status": {"phase": "Failed", "reason": emptydir.EVICTED, "message": message}},
+                                        namespace=pod["metadata"].get("namespace"), subresource="status")
+        except errors.NotFound:
+            pass
+        log.warning("pod %s/%s evicted: %s", pod["metadata"].get("namespace"), pod["metadata"]["name"], message)
 
     async def _sandbox_failed(self, pod: dict[str, Any], exc: Exception) -> controller.Result:
         message = f"Failed to create pod sandbox: {exc}"
@@ -448,6 +474,7 @@ class PodSync:
 
     def _forget(self, uid: str) -> None:
         self._written.pop(uid, None)
+        self._evicted.discard(uid)
         self.crashes.forget(uid)
         self.pulls.forget(uid)
 

@@ -2,7 +2,8 @@
 
 Layout: `<state>/pods/<uid>/volumes/<kind>/<name>/`. ConfigMap and Secret volumes are written
 fresh each time a container is about to be created (keys, or `items` with their paths and
-modes; secrets base64-decoded); emptyDir lives as long as the pod; hostPath is the host's own
+modes; secrets base64-decoded); emptyDir lives as long as the pod (`emptydir`: a tmpfs for
+`medium: Memory`, sizeLimit measured for eviction); hostPath is the host's own
 path. Projected and downwardAPI volumes (`projected`: ServiceAccount tokens, the cluster CA, the
 namespace) are written atomically (`atomicdir`), and again by `refresh` while the pod runs, so a
 token is replaced before it expires. The directory of a pod goes when the pod's containers are removed.
@@ -18,7 +19,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from reconcile.core import volumes as pv_helpers
-from reconcile.node import atomicdir, environment, projected, safepath
+from reconcile.node import atomicdir, emptydir, environment, projected, safepath
 
 log = logging.getLogger(__name__)
 VOLUME_LABEL = "reconcile.dev/persistent-volume"  # on the Docker volumes the agent makes for claims
@@ -42,6 +43,14 @@ class Volumes:
     def pod_dir(self, uid: str) -> Path:
         return self.root / "pods" / uid
 
+    def empty_dir(self, uid: str, name: str) -> Path:
+        return self.pod_dir(uid) / "volumes" / "empty-dir" / name
+
+    def over_size_limit(self, pod: dict[str, Any]) -> str | None:
+        """The eviction message when a disk-backed emptyDir holds more than its sizeLimit."""
+        uid = (pod.get("metadata") or {}).get("uid") or ""
+        return emptydir.exceeded(pod, lambda name: self.empty_dir(uid, name))
+
     async def prepare(self, pod: dict[str, Any]) -> dict[str, str]:
         """Volume name -> host path, with every file in place."""
         metadata = pod.get("metadata") or {}
@@ -51,9 +60,11 @@ class Volumes:
             name = volume["name"]
             base = self.pod_dir(uid) / "volumes"
             if "emptyDir" in volume:
-                path = base / "empty-dir" / name
-                path.mkdir(parents=True, exist_ok=True)
-                path.chmod(0o777)
+                path = self.empty_dir(uid, name)
+                try:
+                    emptydir.prepare(path, pod, volume)
+                except emptydir.EmptyDirError as exc:
+                    raise VolumeError(str(exc)) from None
             elif "configMap" in volume:
                 path = await self._projected(base / "configmap" / name, "configmaps", namespace, volume["configMap"])
             elif "secret" in volume:

@@ -1,6 +1,8 @@
-"""persistentVolumeClaim volumes on a real node agent and dockerd: hostPath and Docker named volumes,
+"""Pod volumes on a real node agent and dockerd: persistentVolumeClaims (hostPath and Docker named volumes,
 subPath / subPathExpr / readOnly, data that outlives the pod, and the refusals (a claim whose volume
-lives on another node; a subPath symlink to /etc) each with an Event naming the volume.
+lives on another node; a subPath symlink to /etc) each with an Event naming the volume); init
+containers preparing a volume; emptyDir `medium: Memory` (a shared tmpfs of the pod's size) and a
+disk emptyDir's `sizeLimit` (the pod is evicted past it).
 
 Claims and volumes are written here as the binder leaves them (no controller-manager in this module).
 """
@@ -156,3 +158,55 @@ def test_init_containers_prepare_the_volume_in_order(client, namespace, node_age
     assert failed["status"]["initContainerStatuses"][0]["state"]["terminated"]["exitCode"] == 3
     assert helpers.container_status(failed, "app")["state"]["waiting"]["reason"] == "PodInitializing"
     assert not helpers.app_containers(docker_node, failed["metadata"]["uid"], "app", running=False)
+
+
+SLEEPER = "trap 'exit 0' TERM; while :; do sleep 3600 & wait; done"
+
+
+def test_memory_empty_dir_is_a_shared_tmpfs_of_its_size_limit(client, namespace, node_agent, docker_node) -> None:
+    mount = [{"name": "cache", "mountPath": "/cache"}]
+    writer = helpers.container("writer", command=["sh", "-c", f"echo shared > /cache/note; {SLEEPER}"],
+                               volumeMounts=mount)
+    reader = helpers.container("reader", command=["sh", "-c", SLEEPER], volumeMounts=mount)
+    body = helpers.pod("ram", node_agent.name, writer, reader,
+                       volumes=[{"name": "cache", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}}])
+    client.create("v1", "pods", body, namespace=namespace)
+    obj = helpers.wait_pod(client, namespace, "ram", helpers.running_ready, timeout=60, what="ram Running")
+    uid = obj["metadata"]["uid"]
+    host_dir = node_agent.state_dir / "pods" / uid / "volumes" / "empty-dir" / "cache"
+    assert host_dir.is_mount()
+    reader_id = helpers.app_containers(docker_node, uid, "reader")[0]["Id"]
+    assert docker_node.docker("exec", reader_id, "cat", "/cache/note").stdout == "shared\n"
+    df = docker_node.docker("exec", reader_id, "df", "-k", "/cache").stdout.splitlines()[-1].split()
+    assert df[0] == "tmpfs" and int(df[1]) == 1024  # 1Mi, in 1K blocks
+    # the kernel holds the limit: 2 MiB do not fit
+    too_big = docker_node.docker("exec", reader_id, "dd", "if=/dev/zero", "of=/cache/big", "bs=1024", "count=2048",
+                                 check=False)
+    assert too_big.returncode != 0 and "No space left" in too_big.stderr
+    client.delete("v1", "pods", "ram", namespace=namespace, grace_period_seconds=0)
+    support.wait_for(lambda: not host_dir.exists(), timeout=30, what="tmpfs unmounted and removed with the pod")
+    assert not safepath.mounts_under(node_agent.state_dir / "pods" / uid)
+
+
+def test_disk_empty_dir_over_its_size_limit_evicts_the_pod(client, namespace, node_agent, docker_node) -> None:
+    fill = "dd if=/dev/zero of=/scratch/fill bs=1024 count=2048; " + SLEEPER
+    body = helpers.pod("greedy", node_agent.name,
+                       helpers.container(command=["sh", "-c", fill],
+                                         volumeMounts=[{"name": "scratch", "mountPath": "/scratch"}]),
+                       volumes=[{"name": "scratch", "emptyDir": {"sizeLimit": "1Mi"}}])
+    client.create("v1", "pods", body, namespace=namespace)
+    failed = helpers.wait_pod(client, namespace, "greedy", lambda o: o["status"].get("phase") == "Failed",
+                              timeout=60, what="greedy evicted")
+    message = 'Usage of EmptyDir volume "scratch" exceeds the limit "1Mi". '
+    assert (failed["status"]["reason"], failed["status"]["message"]) == ("Evicted", message)
+    assert message in warnings(client, namespace, "greedy")
+    support.wait_for(lambda: not helpers.app_containers(docker_node, failed["metadata"]["uid"], "app"),
+                     timeout=30, what="the evicted pod's container stopped")
+    # within its limit, a pod with a sizeLimit keeps running
+    body = helpers.pod("modest", node_agent.name,
+                       helpers.container(command=["sh", "-c", "echo small > /scratch/f; " + SLEEPER],
+                                         volumeMounts=[{"name": "scratch", "mountPath": "/scratch"}]),
+                       volumes=[{"name": "scratch", "emptyDir": {"sizeLimit": "1Mi"}}])
+    client.create("v1", "pods", body, namespace=namespace)
+    helpers.wait_pod(client, namespace, "modest", helpers.running_ready, timeout=60, what="modest Running")
+    assert helpers.get_pod(client, namespace, "modest")["status"]["phase"] == "Running"
