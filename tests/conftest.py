@@ -34,6 +34,26 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
+_MODULE_SECONDS: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Setup, call and teardown time summed per test file, for the summary below."""
+    path = report.nodeid.split("::", 1)[0]
+    _MODULE_SECONDS[path] = _MODULE_SECONDS.get(path, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The slowest test files (fixtures included): where the suite's 30-minute budget goes. Printed
+    before pytest's summary line, which stays last."""
+    if len(_MODULE_SECONDS) < 20:
+        return  # a focused run: the per-test durations say enough
+    total = sum(_MODULE_SECONDS.values())
+    terminalreporter.write_sep("=", f"slowest 20 test files of {len(_MODULE_SECONDS)} ({total:.0f} s in all)")
+    for path, seconds in sorted(_MODULE_SECONDS.items(), key=lambda item: -item[1])[:20]:
+        terminalreporter.write_line(f"{seconds:8.1f}s  {path}")
+
+
 @pytest.fixture(scope="session")
 def etcd_endpoint() -> Iterator[str]:
     from reconcile.etcdserver import embedded
