@@ -155,7 +155,8 @@ class PersistentVolumeBinder:
         """A Docker named volume on one node: the PersistentVolume `pvc-<claim uid>`, already bound
         to the claim, with nodeAffinity to the node (`volume.kubernetes.io/selected-node`: the
         scheduler's choice under WaitForFirstConsumer, ours under Immediate). The node agent creates
-        the Docker volume when the first pod mounts it, and removes it when the volume is deleted."""
+        the Docker volume when the first pod mounts it, and removes it when the PV is deleted
+        (`_delete_volume`, under reclaim Delete)."""
         md = _md(claim)
         node = _annotations(claim).get(volumes.SELECTED_NODE)
         if not node:
@@ -361,7 +362,7 @@ class PersistentVolumeBinder:
             return None
         if policy == "Delete":
             if (volume.get("spec") or {}).get("csi", {}).get("driver") == volumes.DOCKER_VOLUME_DRIVER:
-                return None  # the node agent that holds the Docker volume removes it, then the object
+                return await self._delete_volume(volume)
             await self._set_phase(volume, volumes.FAILED, reason="VolumeFailedDelete",
                                   message=f'error getting deleter volume plugin for volume "{_md(volume)["name"]}": '
                                           "no deletable volume plugin matched")
@@ -370,6 +371,20 @@ class PersistentVolumeBinder:
             return None
         await self._set_phase(volume, volumes.FAILED, reason="VolumeFailedRecycle",
                               message="Volume has unrecognized PersistentVolumeReclaimPolicy")
+        return None
+
+    async def _delete_volume(self, volume: dict[str, Any]) -> controller_mod.Result | None:
+        """Reclaim Delete of a Docker volume, as upstream's external provisioner does it: the PV
+        object is deleted; if a node agent made the Docker volume, its finalizer keeps the object
+        until the agent has removed the volume (reconcile/node/reclaim.py)."""
+        md = _md(volume)
+        if md.get("deletionTimestamp"):
+            return None
+        try:
+            await self.ctx.client.delete("v1", "persistentvolumes", md["name"],
+                                         preconditions={"uid": md["uid"]})
+        except (errors.NotFound, errors.Conflict):
+            return None  # gone already, or a new volume of the same name: not ours to delete
         return None
 
     async def _set_phase(self, volume: dict[str, Any], phase: str, *, reason: str = "",

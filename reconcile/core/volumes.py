@@ -31,6 +31,10 @@ PV_PROTECTION = "kubernetes.io/pv-protection"
 
 # the driver of Docker named volumes (csi.volumeHandle = the volume's name on the node's engine)
 DOCKER_VOLUME_DRIVER = "reconcile.dev/docker-volume"
+# What a node agent puts on a Docker-volume PV once it made the Docker volume, and takes off once
+# the volume is gone (reconcile/node/reclaim.py): a PV deleted under reclaim Delete is not gone
+# before its data is.
+DOCKER_VOLUME_FINALIZER = "volume.reconcile.dev/docker-volume-cleanup"
 HOSTNAME_LABEL = "kubernetes.io/hostname"
 
 # phases

@@ -36,6 +36,7 @@ from reconcile.node import (
     pods,
     probes,
     projected,
+    reclaim,
     registration,
     render,
     rotation,
@@ -110,6 +111,7 @@ class Agent:
         self.state_dir = settings.state_dir or default_state_dir(settings.name)
         self.runtime = docker.DockerRuntime(settings.docker_host, max_workers=max(8, settings.workers * 2))
         self.client = aio.AsyncClient(settings.server)
+        self.reclaimer = reclaim.Reclaimer(self.client, self.runtime)  # reclaim Delete of its Docker volumes
         self.informer = informer_mod.Informer(self.client, "v1", "pods", field_selector=f"spec.nodeName={settings.name}")
         # A pod informer that stops would freeze the node's view of its pods: restart it, report it.
         self.supervisor = supervision.InformerSupervisor(lambda: [self.informer], name=f"node {settings.name}")
@@ -151,7 +153,7 @@ class Agent:
         self.sync = pods.PodSync(pods.NodeContext(
             node=node_view, client=self.client, runtime=self.runtime, renderer=render.Renderer(s.templates),
             volumes=volumes.Volumes(self.state_dir, fetch, tokens=projected.Tokens(self._request_token),
-                                    node_name=s.name, runtime=self.runtime),
+                                    node_name=s.name, runtime=self.runtime, reclaimer=self.reclaimer),
             probes=self.probes, events=self.events, store=self.informer.store, clock=self.clock,
             api_host=api_host, api_port=api_port,
             dns=pods.DnsSettings(cluster_dns=s.cluster_dns, cluster_domain=s.cluster_domain,
@@ -301,6 +303,10 @@ class Agent:
         for uid in self.sync.ctx.volumes.known_uids():
             if uid not in live and uid not in with_containers:
                 self.sync.ctx.volumes.remove(uid)
+        try:
+            await self.reclaimer.sweep()
+        except errors.ApiError as exc:
+            log.warning("volume reclaim: %s", exc)
 
     async def _resync_forever(self) -> None:
         while True:

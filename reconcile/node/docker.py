@@ -121,6 +121,13 @@ class DockerRuntime:
             return str(found["Mountpoint"])
         return await self._run(ensure)
 
+    async def labelled_volumes(self, key: str) -> list[tuple[str, str]]:
+        """(name, value of label `key`) of every volume carrying that label."""
+        def listed() -> list[tuple[str, str]]:
+            found = self._api.volumes(filters={"label": key}).get("Volumes") or []
+            return [(str(v["Name"]), str((v.get("Labels") or {}).get(key, ""))) for v in found]
+        return await self._run(listed)
+
     async def remove_volume(self, name: str) -> bool:
         """Remove named volume `name`; False when it was not there."""
         def remove() -> bool:

@@ -18,11 +18,11 @@ import shutil
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from reconcile.core import errors
 from reconcile.core import volumes as pv_helpers
-from reconcile.node import atomicdir, emptydir, environment, projected, safepath
+from reconcile.node import atomicdir, emptydir, environment, projected, reclaim, safepath
 
 log = logging.getLogger(__name__)
-VOLUME_LABEL = "reconcile.dev/persistent-volume"  # on the Docker volumes the agent makes for claims
 
 
 class VolumeError(Exception):
@@ -33,12 +33,13 @@ class Volumes:
     """Prepares the volumes of pods on this node."""
 
     def __init__(self, root: Path, fetch: environment.Fetch, *, tokens: projected.Tokens | None = None,
-                 node_name: str = "", runtime: Any = None) -> None:
+                 node_name: str = "", runtime: Any = None, reclaimer: reclaim.Reclaimer | None = None) -> None:
         self.root = root
         self.fetch = fetch
         self.tokens = tokens or projected.Tokens(None)
         self.node_name = node_name  # claims whose volume lives on another node are refused
         self.runtime = runtime  # docker.DockerRuntime: the named volumes of `reconcile.dev/docker-volume`
+        self.reclaimer = reclaimer  # marks the PV of each Docker volume made, for reclaim Delete
 
     def pod_dir(self, uid: str) -> Path:
         return self.root / "pods" / uid
@@ -118,7 +119,14 @@ class Volumes:
             return str(path)
         csi = spec.get("csi") or {}
         if csi.get("driver") == pv_helpers.DOCKER_VOLUME_DRIVER and self.runtime is not None:
-            return await self.runtime.ensure_volume(csi["volumeHandle"], labels={VOLUME_LABEL: volume_name})
+            host = await self.runtime.ensure_volume(csi["volumeHandle"], labels={reclaim.VOLUME_LABEL: volume_name})
+            if self.reclaimer is not None:
+                try:
+                    await self.reclaimer.hold(pv)
+                except errors.ApiError as exc:
+                    raise VolumeError(f'volume {name}: cannot mark persistentvolume "{volume_name}" as held by '
+                                      f"this node: {exc}") from None
+            return host
         raise VolumeError(f'volume {name}: persistentvolume "{volume_name}" has no source this node can mount')
 
     async def _atomic(self, pod: dict[str, Any], volume: dict[str, Any], base: Path) -> Path:

@@ -32,6 +32,13 @@ PODS = [
 PVS = [{"metadata": {"name": "vol"}, "spec": {"claimRef": {"namespace": "ns", "name": "claim"}}}]
 
 
+def docker_pv(name: str, *nodes: str, driver: str = "reconcile.dev/docker-volume") -> dict[str, Any]:
+    """A Docker-volume PV as the provisioner writes it (no claim: Released and deleted ones have none in use)."""
+    return {"metadata": {"name": name}, "spec": {"csi": {"driver": driver, "volumeHandle": name}, "nodeAffinity": {
+        "required": {"nodeSelectorTerms": [{"matchExpressions": [
+            {"key": "kubernetes.io/hostname", "operator": "In", "values": list(nodes)}]}]}}}}
+
+
 def live(pods: list[dict] | None = None, pvs: list[dict] | None = None) -> feed.LiveGraph:
     store = {"pods": list(PODS if pods is None else pods), "persistentvolumes": list(PVS if pvs is None else pvs)}
     return feed.LiveGraph(lambda plural: store[plural])
@@ -118,6 +125,28 @@ def test_non_nodes_get_no_opinion_and_a_nameless_node_a_reason() -> None:
 ])
 def test_decisions(a: authz.Attributes, allowed: bool, reason: str) -> None:
     assert decide(a) == authz.Decision(allowed, reason)
+
+
+@pytest.mark.parametrize(("a", "allowed", "reason"), [
+    (attrs("get", "persistentvolumes", "home", namespace=""), True, ""),
+    (attrs("patch", "persistentvolumes", "home", namespace=""), True, ""),  # NodeRestriction: the finalizer only
+    (attrs("update", "persistentvolumes", "home", namespace=""), True, ""),
+    (attrs("delete", "persistentvolumes", "home", namespace=""), False, "can only get individual resources of this type"),
+    (attrs("list", "persistentvolumes", namespace=""), False, "can only get individual resources of this type"),
+    (attrs("patch", "persistentvolumes", "home", namespace="", sub="status"), False,
+     "can only get individual resources of this type"),
+    (attrs("get", "persistentvolumes", "away", namespace=""), False,
+     "no relationship found between node 'n1' and this object"),
+    (attrs("patch", "persistentvolumes", "shared", namespace=""), False,
+     "can only get individual resources of this type"),
+    (attrs("get", "persistentvolumes", "hostpath", namespace=""), False,
+     "no relationship found between node 'n1' and this object"),
+])
+def test_a_node_reads_and_marks_only_the_docker_volumes_pinned_to_it(a: authz.Attributes, allowed: bool,
+                                                                      reason: str) -> None:
+    pvs = [*PVS, docker_pv("home", "n1"), docker_pv("away", "n2"), docker_pv("shared", "n1", "n2"),
+           docker_pv("hostpath", "n1", driver="hostpath.csi.k8s.io")]
+    assert decide(a, live(pvs=pvs)) == authz.Decision(allowed, reason)
 
 
 def test_rules_review_of_a_node_is_incomplete() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from typing import Any
 
@@ -9,7 +10,7 @@ import pytest
 
 from reconcile.api import admission, authn, registry
 from reconcile.api.nodeauth import restriction
-from reconcile.core import errors
+from reconcile.core import errors, volumes
 
 REGISTRY = registry.with_builtins()
 NODE1 = authn.UserInfo("system:node:n1", groups=("system:nodes", "system:authenticated"))
@@ -213,3 +214,25 @@ async def test_connect_and_everything_else_pass() -> None:
     await PLUGIN.validate(attributes(admission.CONNECT, "pods", "db", None, pod("db", "n2"), sub="exec"))
     await PLUGIN.validate(attributes(admission.CREATE, "events", "e", {"metadata": {"name": "e"}}))
     await PLUGIN.validate(attributes(admission.CREATE, "secrets", "s", {"metadata": {"name": "s"}}))
+
+
+async def test_a_node_changes_nothing_of_a_volume_but_its_cleanup_finalizer() -> None:
+    old = {"metadata": {"name": "pv", "resourceVersion": "4", "finalizers": ["kubernetes.io/pv-protection"]},
+           "spec": {"persistentVolumeReclaimPolicy": "Delete"}}
+    held = copy.deepcopy(old)
+    held["metadata"]["finalizers"].append(volumes.DOCKER_VOLUME_FINALIZER)
+    held["metadata"]["resourceVersion"] = "5"
+    await PLUGIN.validate(attributes(admission.UPDATE, "persistentvolumes", "pv", held, old, namespace=None))
+    await PLUGIN.validate(attributes(admission.UPDATE, "persistentvolumes", "pv", old, held, namespace=None))
+    retained = copy.deepcopy(held)
+    retained["spec"]["persistentVolumeReclaimPolicy"] = "Retain"
+    assert "other than adding or removing the volume.reconcile.dev/docker-volume-cleanup finalizer" in \
+        await refused(attributes(admission.UPDATE, "persistentvolumes", "pv", retained, held, namespace=None))
+    stripped = copy.deepcopy(held)
+    stripped["metadata"]["finalizers"] = [volumes.DOCKER_VOLUME_FINALIZER]  # pv-protection taken off too
+    assert "other than adding or removing" in \
+        await refused(attributes(admission.UPDATE, "persistentvolumes", "pv", stripped, held, namespace=None))
+    assert "may only update the finalizers" in \
+        await refused(attributes(admission.DELETE, "persistentvolumes", "pv", None, held, namespace=None))
+    assert "may only update the finalizers" in \
+        await refused(attributes(admission.UPDATE, "persistentvolumes", "pv", held, old, namespace=None, sub="status"))

@@ -261,3 +261,33 @@ def test_expansion_grows_the_recorded_capacity(controller_manager: helpers.Contr
     support.wait_for(lambda: client.get("v1", "persistentvolumeclaims", "grows", namespace=ns)["status"]["capacity"]
                      == {"storage": "5Gi"}, timeout=20, what="claim capacity grown")
     assert client.get("v1", "persistentvolumes", bound["spec"]["volumeName"])["spec"]["capacity"] == {"storage": "5Gi"}
+
+
+def test_reclaim_delete_of_a_docker_volume_waits_for_its_node(controller_manager: helpers.ControllerManagerProcess,
+                                                              client: api.Client, ns: str) -> None:
+    """Released under reclaim Delete, a Docker-volume PV is deleted; the finalizer of the node agent
+    that made the Docker volume keeps it Terminating until that agent has removed the data."""
+    node = unique("node")
+    ready_node(client, node)
+    cls = unique("dv")
+    client.create("storage.k8s.io/v1", "storageclasses", {
+        "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": cls},
+        "provisioner": "reconcile.dev/docker-volume", "reclaimPolicy": "Delete"})
+    names = {}
+    for claim_name in ("unused", "used"):
+        created = client.create("v1", "persistentvolumeclaims", claim(claim_name, cls=cls), namespace=ns)
+        names[claim_name] = wait_bound(client, ns, claim_name)["spec"]["volumeName"]
+        assert names[claim_name] == f"pvc-{created['metadata']['uid']}"
+    client.patch("v1", "persistentvolumes", names["used"], {"metadata": {"finalizers": [
+        *client.get("v1", "persistentvolumes", names["used"])["metadata"].get("finalizers", []),
+        "volume.reconcile.dev/docker-volume-cleanup"]}})  # as the agent does when it makes the volume
+    for claim_name in names:
+        client.delete("v1", "persistentvolumeclaims", claim_name, namespace=ns)
+    support.wait_for(lambda: gone(client, "persistentvolumes", names["unused"]), timeout=30,
+                     what=f"the never-mounted volume deleted; log:\n{controller_manager.log_tail()}")
+    held = support.wait_for(lambda: (lambda pv: pv if pv["metadata"].get("deletionTimestamp") else None)(
+        client.get("v1", "persistentvolumes", names["used"])), timeout=30, what="the held volume deleted")
+    assert held["metadata"]["finalizers"] == ["volume.reconcile.dev/docker-volume-cleanup"]
+    assert phase(held) == "Released"
+    client.patch("v1", "persistentvolumes", names["used"], {"metadata": {"finalizers": None}})  # the agent's part
+    support.wait_for(lambda: gone(client, "persistentvolumes", names["used"]), timeout=30, what="held volume gone")

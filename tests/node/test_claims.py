@@ -9,13 +9,14 @@ Claims and volumes are written here as the binder leaves them (no controller-man
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from reconcile.core import volumes
+from reconcile.core import errors, volumes
 from reconcile.node import safepath
 from tests import docker_support, support
 from tests.node import helpers
@@ -210,3 +211,33 @@ def test_disk_empty_dir_over_its_size_limit_evicts_the_pod(client, namespace, no
     client.create("v1", "pods", body, namespace=namespace)
     helpers.wait_pod(client, namespace, "modest", helpers.running_ready, timeout=60, what="modest Running")
     assert helpers.get_pod(client, namespace, "modest")["status"]["phase"] == "Running"
+
+
+@pytest.mark.parametrize("policy", ["Delete", "Retain"])
+def test_a_deleted_docker_volume_pv_is_reclaimed_by_its_node(client, namespace, node_agent, docker_node,
+                                                             policy: str) -> None:
+    """The agent marks the PV when it makes the Docker volume; once the PV is deleted (the binder
+    does it under reclaim Delete) the agent removes the volume under Delete, keeps it under Retain,
+    and takes its finalizer off either way (through the Node authorizer and NodeRestriction)."""
+    handle = f"reclaim-{uuid.uuid4().hex[:8]}"
+    pv = bind(client, namespace, "reclaimed", node=node_agent.name,
+              source={"csi": {"driver": volumes.DOCKER_VOLUME_DRIVER, "volumeHandle": handle},
+                      "persistentVolumeReclaimPolicy": policy})
+    try:
+        client.create("v1", "pods", claim_pod("user", node_agent.name, "reclaimed", {}), namespace=namespace)
+        obj = helpers.wait_pod(client, namespace, "user", helpers.running_ready, what="user Running")
+        assert volumes.DOCKER_VOLUME_FINALIZER in client.get("v1", "persistentvolumes", pv)["metadata"]["finalizers"]
+        client.delete("v1", "pods", "user", namespace=namespace, grace_period_seconds=0)
+        support.wait_for(lambda: not helpers.app_containers(docker_node, obj["metadata"]["uid"], "app", running=False),
+                         timeout=30, what="user's containers gone")
+        client.delete("v1", "persistentvolumes", pv)
+        # pv-protection stays: no controller-manager runs in this module to take it off
+        support.wait_for(lambda: client.get("v1", "persistentvolumes", pv)["metadata"]["finalizers"]
+                         == ["kubernetes.io/pv-protection"], timeout=40,
+                         what=f"the agent's finalizer removed; agent log:\n{node_agent.log_text()[-2000:]}")
+        exists = docker_node.docker("volume", "inspect", handle, check=False).returncode == 0
+        assert exists is (policy == "Retain")
+    finally:
+        docker_node.docker("volume", "rm", handle, check=False)
+        with contextlib.suppress(errors.NotFound):
+            client.patch("v1", "persistentvolumes", pv, {"metadata": {"finalizers": None}})

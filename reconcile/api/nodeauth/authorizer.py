@@ -5,7 +5,10 @@ for a user `system:node:<name>` in `system:nodes`,
 - Secrets and ConfigMaps: get/list/watch of one named object (a list or watch names it with
   `fieldSelector=metadata.name=`) that a pod bound to the node references;
 - PersistentVolumeClaims (get; update/patch of `status`), PersistentVolumes (get): those reachable
-  from the node's pods (`graph`);
+  from the node's pods (`graph`); ours besides: a `reconcile.dev/docker-volume` PV pinned to the
+  node may be read and updated/patched by it (its agent's reclaim finalizer; NodeRestriction allows
+  nothing else), since that node's Docker engine holds the volume (upstream has no node-local
+  provisioner in the kubelet);
 - ServiceAccounts: only `create serviceaccounts/token` for the account of a pod bound to the node;
 - Pods: get a pod bound to the node; list/watch with `fieldSelector=spec.nodeName=<node>` (or of one
   named pod bound to it); create/delete (mirror pods), status update/patch and eviction, which
@@ -85,7 +88,7 @@ class NodeAuthorizer:
                         return self._status_update(node, PVC, a)
                     return self._get(node, PVC, a)
                 if resource == "persistentvolumes":
-                    return self._get(node, PV, a)
+                    return self._persistent_volume(node, a)
                 if resource == "serviceaccounts":
                     return self._create_token(node, a)
                 if resource == "nodes":
@@ -119,6 +122,12 @@ class NodeAuthorizer:
         if a.subresource:
             return _deny("cannot get subresource")
         return self._related(node, kind, a)
+
+    def _persistent_volume(self, node: str, a: authz.Attributes) -> authz.Decision:
+        home = self.live.graph().pv_home(a.name) if a.name and not a.subresource else None
+        if home == node and a.verb in ("get", "update", "patch"):
+            return ALLOW
+        return self._get(node, PV, a)
 
     def _read_namespaced(self, node: str, kind: str, a: authz.Attributes) -> authz.Decision:
         if a.verb not in ("get", "list", "watch"):

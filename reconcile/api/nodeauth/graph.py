@@ -6,6 +6,8 @@ Upstream's plugin/pkg/auth/authorizer/node graph, with its edges kept as indexes
     node <- pod <- secret | configmap | pvc | serviceaccount   what the pod references
     node <- pod <- pvc <- pv           a PV whose claimRef is a claim a pod on the node uses
     node <- pod <- pvc <- pv <- secret the secrets a kubelet reads to mount that PV
+    node <- pv                         ours: a `reconcile.dev/docker-volume` PV pinned to the node,
+                                       whose Docker volume that node's agent holds and reclaims
 
 `reachable(node, kind, namespace, name)` is the question the authorizer asks. The graph is updated
 one object at a time (`set_pod`, `remove_pod`, `set_pv`, `remove_pv`) from the API server's watch
@@ -17,7 +19,9 @@ Invariants (kept by the four update methods, the only writers):
 - `_holders[ref][node]` is the number of pods in `_pods` on `node` whose refs contain `ref`
   (entries at zero are removed);
 - `_pv_claims[pv]` / `_pv_secrets[pv]` hold what `references.pv_references` found for each PV,
-  and `_pvs_by_claim` / `_pvs_by_secret` are their exact inverses.
+  and `_pvs_by_claim` / `_pvs_by_secret` are their exact inverses;
+- `_pv_homes[pv]` is the node a Docker-volume PV lives on (`references.pv_home`), whether or not
+  it has a claim (a Released volume has none a pod uses, and its node still reclaims it).
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ class Graph:
         self._pv_secrets: dict[str, frozenset[Ref]] = {}
         self._pvs_by_claim: dict[tuple[str, str], set[str]] = {}
         self._pvs_by_secret: dict[Ref, set[str]] = {}
+        self._pv_homes: dict[str, str] = {}
 
     # --- updates ---
 
@@ -80,6 +85,9 @@ class Graph:
         metadata = pv.get("metadata") if isinstance(pv.get("metadata"), dict) else {}
         name = str(metadata.get("name") or "")
         self.remove_pv(name)
+        home = references.pv_home(pv)
+        if name and home:
+            self._pv_homes[name] = home
         claim, secrets = references.pv_references(pv)
         if not name or claim is None:
             return
@@ -90,6 +98,7 @@ class Graph:
             self._pvs_by_secret.setdefault(secret, set()).add(name)
 
     def remove_pv(self, name: str) -> None:
+        self._pv_homes.pop(name, None)
         claim = self._pv_claims.pop(name, None)
         if claim is not None:
             _discard(self._pvs_by_claim, claim, name)
@@ -125,6 +134,10 @@ class Graph:
     def _pv_reachable(self, node: str, pv: str) -> bool:
         claim = self._pv_claims.get(pv)
         return claim is not None and node in self._holders.get((PVC, *claim), ())
+
+    def pv_home(self, name: str) -> str | None:
+        """The node a Docker-volume PV lives on, or None."""
+        return self._pv_homes.get(name)
 
     def pod_node(self, namespace: str, name: str) -> str | None:
         bound = self._pods.get((namespace, name))

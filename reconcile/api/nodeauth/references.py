@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from reconcile.core import volumes
+
 SECRET, CONFIGMAP, PVC, PV, SERVICEACCOUNT, POD = "secret", "configmap", "pvc", "pv", "serviceaccount", "pod"
 
 # (namespace, name) of the objects a pod references, by kind.
@@ -130,3 +132,26 @@ def pv_references(pv: dict[str, Any]) -> tuple[tuple[str, str] | None, frozenset
     for field in ("nodePublishSecretRef", "nodeStageSecretRef", "nodeExpandSecretRef"):
         add(csi.get(field))
     return (claim_namespace, claim_name), frozenset(found)
+
+
+
+def pv_home(pv: dict[str, Any]) -> str:
+    """The one node a `reconcile.dev/docker-volume` PV is pinned to by `kubernetes.io/hostname In
+    [node]` (what the provisioner writes), or "" for any other PV: its agent may read it and
+    release it (reconcile/node/reclaim.py) after its claim is gone."""
+    spec = _dict(pv.get("spec"))
+    if _dict(spec.get("csi")).get("driver") != volumes.DOCKER_VOLUME_DRIVER:
+        return ""
+    required = _dict(_dict(spec.get("nodeAffinity")).get("required"))
+    terms = list(_dicts(required.get("nodeSelectorTerms")))
+    if len(terms) != 1:
+        return ""
+    expressions = list(_dicts(terms[0].get("matchExpressions")))
+    if len(expressions) != 1:
+        return ""
+    only = expressions[0]
+    values = only.get("values")
+    if only.get("key") != volumes.HOSTNAME_LABEL or only.get("operator") != "In" or not isinstance(values, list) \
+            or len(values) != 1 or not isinstance(values[0], str):
+        return ""
+    return values[0]

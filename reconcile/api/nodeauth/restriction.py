@@ -10,6 +10,8 @@ Upstream's plugin/pkg/admission/noderestriction, for a user `system:node:<name>`
   `configSource`, nor of labels outside what a kubelet may set (`node-restriction.kubernetes.io/`
   and unknown `kubernetes.io` / `k8s.io` labels are refused);
 - persistentvolumeclaims: only `status` (capacity, conditions, allocated resources);
+- persistentvolumes (ours; the authorizer lets a node write only the Docker-volume PVs pinned to
+  it): only adding or removing the `volume.reconcile.dev/docker-volume-cleanup` finalizer;
 - serviceaccounts/token: only tokens bound to a pod (by name and uid) that runs on this node;
 - leases: only its own, in `kube-node-lease`.
 The messages are upstream's, word for word (`pods "x" is forbidden: node "n1" can only ...`).
@@ -27,7 +29,7 @@ from typing import Any
 from reconcile.api import admission
 from reconcile.api.nodeauth import identity, references
 from reconcile.api.nodeauth.authorizer import NODE_LEASE_NAMESPACE
-from reconcile.core import errors
+from reconcile.core import errors, volumes
 
 MIRROR_POD_ANNOTATION = "kubernetes.io/config.mirror"
 NODE_RESTRICTION_LABEL_NAMESPACE = "node-restriction.kubernetes.io"
@@ -124,6 +126,8 @@ class NodeRestriction(admission.Plugin):
             if a.subresource != "status":
                 raise admission.forbidden(a, "may only update PVC status")
             self._pvc_status(node, a)
+        elif group == "" and plural == "persistentvolumes":
+            self._pv_finalizer(node, a)
         elif group == "" and plural == "serviceaccounts":
             await self._service_account(node, a)
         elif group == "coordination.k8s.io" and plural == "leases":
@@ -244,6 +248,13 @@ class NodeRestriction(admission.Plugin):
             raise admission.forbidden(a, f'node "{node}" is not allowed to update fields other than '
                                          f'status.capacity and status.conditions: {", ".join(changed)}')
 
+    def _pv_finalizer(self, node: str, a: admission.Attributes) -> None:
+        if a.operation != admission.UPDATE or a.subresource:
+            raise admission.forbidden(a, f'node "{node}" may only update the finalizers of a persistentvolume')
+        if _without_volume_finalizer(a.old) != _without_volume_finalizer(a.obj):
+            raise admission.forbidden(a, f'node "{node}" is not allowed to change a persistentvolume other than '
+                                         f'adding or removing the {volumes.DOCKER_VOLUME_FINALIZER} finalizer')
+
     async def _service_account(self, node: str, a: admission.Attributes) -> None:
         if a.operation != admission.CREATE or a.subresource != "token":
             return
@@ -273,6 +284,18 @@ class NodeRestriction(admission.Plugin):
 def _labels(obj: dict[str, Any] | None) -> dict[str, str]:
     labels = _meta(obj).get("labels")
     return labels if isinstance(labels, dict) else {}
+
+
+def _without_volume_finalizer(obj: dict[str, Any] | None) -> dict[str, Any]:
+    """A PV but for the agent's finalizer and what changes on every write."""
+    volume = copy.deepcopy(obj or {})
+    metadata = _dict(volume.get("metadata"))
+    for field in ("resourceVersion", "managedFields", "generation"):
+        metadata.pop(field, None)
+    finalizers = [f for f in metadata.pop("finalizers", None) or [] if f != volumes.DOCKER_VOLUME_FINALIZER]
+    if finalizers:
+        metadata["finalizers"] = finalizers
+    return volume
 
 
 def _comparable_claim(obj: dict[str, Any] | None) -> dict[str, Any]:
