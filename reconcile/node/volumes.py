@@ -1,12 +1,13 @@
 """Pod volumes as directories under the agent's state dir, bind-mounted into containers.
 
-Layout: `<state>/pods/<uid>/volumes/<kind>/<name>/`. ConfigMap and Secret volumes are written
-fresh each time a container is about to be created (keys, or `items` with their paths and
-modes; secrets base64-decoded); emptyDir lives as long as the pod (`emptydir`: a tmpfs for
-`medium: Memory`, sizeLimit measured for eviction); hostPath is the host's own
-path. Projected and downwardAPI volumes (`projected`: ServiceAccount tokens, the cluster CA, the
-namespace) are written atomically (`atomicdir`), and again by `refresh` while the pod runs, so a
-token is replaced before it expires. The directory of a pod goes when the pod's containers are removed.
+Layout: `<state>/pods/<uid>/volumes/<kind>/<name>/`. ConfigMap and Secret volumes (keys, or
+`items` with their paths and modes; secrets base64-decoded), projected volumes (`projected`:
+ServiceAccount tokens, the cluster CA, the namespace) and downwardAPI volumes are written
+atomically (`atomicdir`, the kubelet's `..data` swap) before a container is created, and again by
+`refresh` while the pod runs (every CONTENT_PERIOD, and when a token is due), so a changed object
+shows in running containers and a token is replaced before it expires. emptyDir lives as long as
+the pod (`emptydir`: a tmpfs for `medium: Memory`, sizeLimit measured for eviction); hostPath is
+the host's own path. The directory of a pod goes when the pod's containers are removed.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import logging
 import os
 import re
 import shutil
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from reconcile.core import errors
@@ -23,6 +24,7 @@ from reconcile.core import volumes as pv_helpers
 from reconcile.node import atomicdir, emptydir, environment, projected, reclaim, safepath
 
 log = logging.getLogger(__name__)
+CONTENT_PERIOD = 10.0  # seconds between rewrites of a running pod's ConfigMap/Secret/projected volumes
 
 
 class VolumeError(Exception):
@@ -40,6 +42,7 @@ class Volumes:
         self.node_name = node_name  # claims whose volume lives on another node are refused
         self.runtime = runtime  # docker.DockerRuntime: the named volumes of `reconcile.dev/docker-volume`
         self.reclaimer = reclaimer  # marks the PV of each Docker volume made, for reclaim Delete
+        self._refreshed: dict[str, float] = {}  # pod uid -> when its volumes' contents were last written
 
     def pod_dir(self, uid: str) -> Path:
         return self.root / "pods" / uid
@@ -145,45 +148,54 @@ class Volumes:
         return path
 
     async def refresh(self, pod: dict[str, Any]) -> float | None:
-        """Write the projected volumes of a running pod again when a token is due (a changed ConfigMap
-        or Secret in them is picked up then too); the wall-clock time of the next refresh, or None."""
+        """Write the ConfigMap, Secret, projected and downwardAPI volumes of a running pod again, at
+        most every CONTENT_PERIOD seconds (the kubelet's periodic sync: a changed object shows in
+        the running containers, atomically) and whenever a token is due; the wall-clock time of
+        the next token refresh, or None."""
         uid = (pod.get("metadata") or {}).get("uid") or ""
+        now = self.tokens.clock()
         due = self.tokens.due(uid)
-        if due is not None and due <= self.tokens.clock():
+        token_due = due is not None and due <= now
+        if token_due or now - self._refreshed.get(uid, 0.0) >= CONTENT_PERIOD:
+            self._refreshed[uid] = now
             base = self.pod_dir(uid) / "volumes"
+            namespace = (pod.get("metadata") or {}).get("namespace") or "default"
             for volume in (pod.get("spec") or {}).get("volumes") or []:
-                if "projected" in volume:
+                if "projected" in volume or "downwardAPI" in volume:
                     await self._atomic(pod, volume, base)
+                elif "configMap" in volume:
+                    await self._projected(base / "configmap" / volume["name"], "configmaps", namespace,
+                                          volume["configMap"])
+                elif "secret" in volume:
+                    source = dict(volume["secret"])
+                    source.setdefault("name", source.get("secretName"))
+                    await self._projected(base / "secret" / volume["name"], "secrets", namespace, source)
             due = self.tokens.due(uid)
         return due
 
     async def _projected(self, path: Path, plural: str, namespace: str, source: dict[str, Any]) -> Path:
+        """A ConfigMap or Secret volume, written atomically (`atomicdir`: the kubelet's `..data`
+        swap), so `refresh` can update it under running containers without a torn read."""
         obj = await self.fetch(plural, namespace, source.get("name") or "")
         kind = "configmap" if plural == "configmaps" else "secret"
         if obj is None and not source.get("optional"):
             raise VolumeError(f'{kind} "{source.get("name")}" not found')
         data = environment.decoded_data(obj, plural) if obj is not None else {}
         mode = int(source.get("defaultMode", 0o644))
+        files: atomicdir.Files = {}
         if source.get("items"):
-            files = []
             for item in source["items"]:
                 if item["key"] not in data:
                     if source.get("optional"):
                         continue
                     raise VolumeError(f"configmap or secret {source.get('name')}: no key {item['key']}")
-                files.append((item["path"], data[item["key"]], int(item.get("mode", mode))))
+                files[item["path"]] = (data[item["key"]], int(item.get("mode", mode)))
         else:
-            files = [(key, value, mode) for key, value in data.items()]
-        path.mkdir(parents=True, exist_ok=True)  # kept, not recreated: running containers bind this inode
-        wanted = {_inside(path, relative) for relative, _, _ in files}
-        for old in sorted(path.rglob("*"), reverse=True):  # keys removed from the object disappear
-            if old.is_file() and old not in wanted:
-                old.unlink()
-        for relative, content, file_mode in files:
-            target = _inside(path, relative)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(content)
-            os.chmod(target, file_mode)
+            files = {key: (value, mode) for key, value in data.items()}
+        try:
+            atomicdir.write(path, files)
+        except atomicdir.PathError as exc:
+            raise VolumeError(f"{kind} {source.get('name')}: {exc}") from None
         return path
 
     def mounts(self, container: dict[str, Any], host_paths: dict[str, str], *, pod: dict[str, Any] | None = None,
@@ -203,6 +215,7 @@ class Volumes:
                     raise VolumeError(f'volumeMount "{mount["name"]}": subPath and subPathExpr are mutually exclusive')
                 sub_path = _expand(mount["subPathExpr"], env or [])
             if sub_path:
+                sub_path = _through_current_version(host, sub_path)
                 uid = ((pod or {}).get("metadata") or {}).get("uid") or "unknown"
                 container_name = str(container.get("name") or "")
                 target = self.pod_dir(uid) / "volume-subpaths" / mount["name"] / container_name / str(position)
@@ -223,10 +236,25 @@ class Volumes:
             return
         shutil.rmtree(self.pod_dir(uid), ignore_errors=True)
         self.tokens.forget(uid)
+        self._refreshed.pop(uid, None)
 
     def known_uids(self) -> list[str]:
         pods = self.root / "pods"
         return [p.name for p in pods.iterdir()] if pods.is_dir() else []
+
+
+def _through_current_version(host: str, sub_path: str) -> str:
+    """A subPath of an atomically written volume names a file through `..data`, a symlink the safe
+    open refuses: it goes through the version directory `..data` points at instead (as upstream,
+    which resolves links inside the volume), so such a subPath mount keeps the content it was
+    mounted with, as upstream's does (only whole-volume mounts see updates)."""
+    data = Path(host) / atomicdir.DATA
+    if not data.is_symlink():
+        return sub_path
+    version = os.readlink(data)
+    if "/" in version or not version.startswith(".."):
+        return sub_path  # not a link atomicdir made: left to the safe open to judge
+    return f"{version}/{sub_path}"
 
 
 def _read_only_claims(pod: dict[str, Any] | None) -> set[str]:
@@ -242,10 +270,3 @@ def _expand(expression: str, env: list[dict[str, str]]) -> str:
     values = {e.get("name"): e.get("value", "") for e in env}
     return _REFERENCE.sub(lambda m: values.get(m.group(1), m.group(0)), expression)
 
-
-def _inside(base: Path, relative: str) -> Path:
-    """`base/relative`, refusing absolute paths and `..` (a key or subPath must not escape the volume)."""
-    parts = PurePosixPath(relative).parts
-    if not parts or PurePosixPath(relative).is_absolute() or ".." in parts:
-        raise VolumeError(f"invalid path {relative!r}: must be relative and must not contain '..'")
-    return base.joinpath(*parts)

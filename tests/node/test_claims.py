@@ -241,3 +241,31 @@ def test_a_deleted_docker_volume_pv_is_reclaimed_by_its_node(client, namespace, 
         docker_node.docker("volume", "rm", handle, check=False)
         with contextlib.suppress(errors.NotFound):
             client.patch("v1", "persistentvolumes", pv, {"metadata": {"finalizers": None}})
+
+
+def test_config_map_volume_updates_in_place_and_a_sub_path_keeps_its_version(client, namespace, node_agent,
+                                                                            docker_node) -> None:
+    client.create("v1", "configmaps", {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"},
+                                       "data": {"mode": "one", "gone-later": "x"}}, namespace=namespace)
+    app = helpers.container(command=["sh", "-c", SLEEPER], volumeMounts=[
+        {"name": "settings", "mountPath": "/config"},
+        {"name": "settings", "mountPath": "/pinned/mode", "subPath": "mode"}])
+    client.create("v1", "pods", helpers.pod("configured", node_agent.name, app,
+                                            volumes=[{"name": "settings", "configMap": {"name": "settings"}}]),
+                  namespace=namespace)
+    obj = helpers.wait_pod(client, namespace, "configured", helpers.running_ready, timeout=60, what="configured")
+    container = helpers.app_containers(docker_node, obj["metadata"]["uid"], "app")[0]["Id"]
+
+    def read(path: str) -> str:
+        return docker_node.docker("exec", container, "cat", path, check=False).stdout
+
+    assert (read("/config/mode"), read("/pinned/mode")) == ("one", "one")
+    client.replace("v1", "configmaps", {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
+        "name": "settings", "resourceVersion": client.get("v1", "configmaps", "settings", namespace=namespace)[
+            "metadata"]["resourceVersion"]}, "data": {"mode": "two", "added": "y"}}, namespace=namespace)
+    support.wait_for(lambda: read("/config/mode") == "two", timeout=40,
+                     what=f"the new value in the running container; agent log:\n{node_agent.log_text()[-2000:]}")
+    listing = docker_node.docker("exec", container, "ls", "-A", "/config").stdout.split()
+    assert "added" in listing and "gone-later" not in listing and "..data" in listing
+    assert read("/config/added") == "y"
+    assert read("/pinned/mode") == "one"  # a subPath mount keeps the version it was mounted with (upstream's)
