@@ -12,8 +12,11 @@ be reverted at each interval (then it is applied again, which puts hand edits ba
 
 `dependsOn` is Flux's: a Sync whose dependencies are not all Ready (for their current generation)
 is Ready=False/DependencyNotReady and tried again after `dependency_requeue` or as soon as one of
-them changes. With `impersonate`, a Sync naming `spec.serviceAccountName` is applied as that
-ServiceAccount of its own namespace (Impersonate-User), so it can do only what the account may.
+them changes. With `impersonate`, a Sync naming `spec.serviceAccountName` (or, without one, the
+`default_service_account`, Flux's --default-service-account) is applied as that ServiceAccount of
+its own namespace (Impersonate-User), so it can do only what the account may; the controller's
+own identity (system:gitops-controller) may only read Syncs and sources, write their status and
+impersonate ServiceAccounts.
 """
 
 from __future__ import annotations
@@ -76,12 +79,16 @@ class SyncController:
 
     def __init__(self, client: aio.AsyncClient, store: artifacts.ArtifactStore, *,
                  renderer: render.ChartRenderer | None = None, workers: int = 2, impersonate: bool = True,
-                 dependency_requeue: float = DEPENDENCY_REQUEUE) -> None:
+                 dependency_requeue: float = DEPENDENCY_REQUEUE, default_service_account: str | None = None
+                 ) -> None:
         self.client = client
         self.store = store
         self.renderer = renderer
         self.impersonate = impersonate
         self.dependency_requeue = dependency_requeue
+        # Flux's --default-service-account: the account a Sync without spec.serviceAccountName is
+        # applied as (in its own namespace); None applies those as this controller's own identity.
+        self.default_service_account = default_service_account
         self.syncs = informer.Informer(client, syncs.API_VERSION, syncs.SYNCS)
         self.sources = informer.Informer(client, syncs.API_VERSION, syncs.GIT_REPOSITORIES)
         self.controller = controller_mod.Controller(NAME, self.reconcile, workers=workers,
@@ -154,6 +161,7 @@ class SyncController:
 
     def apply_client(self, namespace: str, service_account: str | None) -> aio.AsyncClient:
         """The controller's client, or one impersonating `system:serviceaccount:NS:SA`."""
+        service_account = service_account or self.default_service_account
         if not service_account or not self.impersonate:
             return self.client
         key = (namespace, service_account)
