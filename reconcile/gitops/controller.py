@@ -79,8 +79,8 @@ class SyncController:
 
     def __init__(self, client: aio.AsyncClient, store: artifacts.ArtifactStore, *,
                  renderer: render.ChartRenderer | None = None, workers: int = 2, impersonate: bool = True,
-                 dependency_requeue: float = DEPENDENCY_REQUEUE, default_service_account: str | None = None
-                 ) -> None:
+                 dependency_requeue: float = DEPENDENCY_REQUEUE, default_service_account: str | None = None,
+                 cross_namespace_refs: bool = False) -> None:
         self.client = client
         self.store = store
         self.renderer = renderer
@@ -89,6 +89,7 @@ class SyncController:
         # Flux's --default-service-account: the account a Sync without spec.serviceAccountName is
         # applied as (in its own namespace); None applies those as this controller's own identity.
         self.default_service_account = default_service_account
+        self.cross_namespace_refs = cross_namespace_refs  # Flux's --no-cross-namespace-refs, inverted
         self.syncs = informer.Informer(client, syncs.API_VERSION, syncs.SYNCS)
         self.sources = informer.Informer(client, syncs.API_VERSION, syncs.GIT_REPOSITORIES)
         self.controller = controller_mod.Controller(NAME, self.reconcile, workers=workers,
@@ -216,7 +217,7 @@ class SyncController:
             return None
         outcome = await syncs.sync_once(self.client, self.store, sync,
                                         apply_client=self.apply_client(settings.namespace, settings.service_account),
-                                        renderer=self.renderer)
+                                        renderer=self.renderer, cross_namespace_refs=self.cross_namespace_refs)
         requested = _requested_at(sync)
         if requested is not None and requested != (sync.get("status") or {}).get("lastHandledRequestedAt"):
             await syncs.write_status(self.client, settings, {"lastHandledRequestedAt": requested})

@@ -182,10 +182,15 @@ async def write_status(client: Any, settings: Settings, status: dict[str, Any]) 
 # --- stage 1: the artifact -------------------------------------------------------------------
 
 
-async def load_artifact(client: Any, store: artifacts.ArtifactStore, settings: Settings
-                        ) -> tuple[artifacts.Artifact, Path]:
+async def load_artifact(client: Any, store: artifacts.ArtifactStore, settings: Settings, *,
+                        cross_namespace_refs: bool = False) -> tuple[artifacts.Artifact, Path]:
+    """The source's artifact. A source in another namespace is refused unless allowed (Flux's
+    --no-cross-namespace-refs, on by default here): one tenant must not apply another's repository."""
     source_ns, source_name = settings.source
     where = f"GitRepository/{source_ns}/{source_name}"
+    if source_ns != settings.namespace and not cross_namespace_refs:
+        raise SyncFailed(ARTIFACT_FAILED, f"spec.sourceRef.namespace: cannot access {where}: "
+                         "cross-namespace references are not allowed", stalled=True)
     try:
         source = await client.get(API_VERSION, GIT_REPOSITORIES, source_name, namespace=source_ns)
     except errors.NotFound:
@@ -460,7 +465,7 @@ async def wait_healthy(apply_client: Any, targets: list[Target], deadline: float
 
 async def sync_once(client: Any, store: artifacts.ArtifactStore, sync: dict[str, Any], *,
                     apply_client: Any = None, renderer: render.ChartRenderer | None = None,
-                    clock: Callable[[], float] = time.monotonic) -> Outcome:
+                    cross_namespace_refs: bool = False, clock: Callable[[], float] = time.monotonic) -> Outcome:
     """Apply `sync`'s source revision once and write its status.
 
     `client` reads the source and writes the Sync's status (the controller's own identity);
@@ -477,7 +482,7 @@ async def sync_once(client: Any, store: artifacts.ArtifactStore, sync: dict[str,
     revision: str | None = None
     old = plan.inventory_of(old_status)
     try:
-        artifact, folder = await load_artifact(client, store, settings)
+        artifact, folder = await load_artifact(client, store, settings, cross_namespace_refs=cross_namespace_refs)
         revision = artifact.revision
         targets = await build(applier, folder, settings, renderer=renderer, sync=sync)
         await validate(applier, targets, settings)

@@ -124,6 +124,31 @@ async def test_a_missing_source_or_artifact_is_artifact_failed_and_not_stalled(
     assert "not in the store" in (await _run(ac, store, ns)).message
 
 
+async def test_a_source_in_another_namespace_is_refused_unless_allowed(ac: Any, store: artifacts.ArtifactStore) -> None:
+    other = await s.namespace(ac, "src")
+    await s.git_repository(ac, other, "repo", s.publish(store, other, "repo", {"a.yaml": s.configmap("a", {"k": "1"})}))
+    ns = await s.namespace(ac)
+    await ac.create(syncs.API_VERSION, "syncs", {"apiVersion": syncs.API_VERSION, "kind": "Sync", "metadata": {
+        "name": "app"}, "spec": {"sourceRef": {"kind": "GitRepository", "name": "repo", "namespace": other}}},
+        namespace=ns)
+    outcome = await _run(ac, store, ns)
+    assert outcome.reason == "ArtifactFailed" and "cross-namespace references are not allowed" in outcome.message
+    assert "spec.sourceRef.namespace" in outcome.message
+    with pytest.raises(errors.NotFound):
+        await ac.get("v1", "configmaps", "a", namespace=ns)
+    assert (await _run(ac, store, ns, cross_namespace_refs=True)).ready
+    await ac.get("v1", "configmaps", "a", namespace=ns)
+
+
+async def test_a_path_outside_the_artifact_is_refused(ac: Any, store: artifacts.ArtifactStore) -> None:
+    ns, _ = await _setup(ac, store, {"a.yaml": s.configmap("a", {"k": "1"})}, path="../../")
+    outcome = await _run(ac, store, ns)
+    assert outcome.reason == "BuildFailed" and "spec.path" in outcome.message and "leaves the artifact" in outcome.message
+    await s.update_spec(ac, ns, "app", path="/etc")
+    outcome = await _run(ac, store, ns)
+    assert outcome.reason == "BuildFailed" and "spec.path" in outcome.message
+
+
 async def test_prune_removes_what_left_the_tree_but_honours_opt_outs(ac: Any, store: artifacts.ArtifactStore) -> None:
     keep = {plan.PRUNE: "disabled"}
     ns, _ = await _setup(ac, store, {"a.yaml": s.configmap("a", {"k": "1"}), "b.yaml": s.configmap("b", {"k": "1"}),
