@@ -31,6 +31,7 @@ from typing import Any
 from reconcile.client import aio, informer
 from reconcile.core import errors
 from reconcile.engine import controller as controller_mod
+from reconcile.engine import events
 from reconcile.gitops import artifacts, plan, render, syncs
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,7 @@ class SyncController:
         # (namespace, service account) -> a client that impersonates it; closed by stop().
         self._clients: dict[tuple[str, str], aio.AsyncClient] = {}
         self._task: asyncio.Task[None] | None = None
+        self.recorder = events.EventRecorder(client, component="gitops-controller")
         # key -> sync_once calls made (what a test of "nothing changed, nothing done" counts)
         self.runs: collections.Counter[tuple[str, str]] = collections.Counter()
 
@@ -189,6 +191,17 @@ class SyncController:
                 return f"dependency '{namespace}/{name}' is not ready"
         return None
 
+    async def _record(self, sync: dict[str, Any], outcome: syncs.Outcome) -> None:
+        """An Event when something happened, as Flux's: a new revision applied, objects pruned, a
+        failure (Warning; aggregated by the recorder, so a retried failure bumps one Event's count)."""
+        if not outcome.ready:
+            await self.recorder.record(sync, reason=outcome.reason, message=outcome.message, type="Warning")
+            return
+        previous = (sync.get("status") or {}).get("lastAppliedRevision")
+        if outcome.revision != previous or outcome.pruned:
+            lines = [outcome.message, *(f"{entry.ref()} pruned" for entry in outcome.pruned)]
+            await self.recorder.record(sync, reason=outcome.reason, message="\n".join(lines))
+
     async def reconcile(self, key: controller_mod.Key) -> controller_mod.Result | None:
         sync = self.syncs.store.get(*key)
         if sync is None:
@@ -218,6 +231,7 @@ class SyncController:
         outcome = await syncs.sync_once(self.client, self.store, sync,
                                         apply_client=self.apply_client(settings.namespace, settings.service_account),
                                         renderer=self.renderer, cross_namespace_refs=self.cross_namespace_refs)
+        await self._record(sync, outcome)
         requested = _requested_at(sync)
         if requested is not None and requested != (sync.get("status") or {}).get("lastHandledRequestedAt"):
             await syncs.write_status(self.client, settings, {"lastHandledRequestedAt": requested})

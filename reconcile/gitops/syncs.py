@@ -45,6 +45,9 @@ FIELD_MANAGER = "gitops-controller"  # one fixed manager, as Flux's "kustomize-c
 DEFAULT_INTERVAL = 300.0  # Flux's recommended 5m when spec.interval is unset
 POLL_SECONDS = 0.5  # how often health and CRD establishment are looked at (Flux: 2 s)
 CRD_SERVED_TIMEOUT = 30.0
+# Namespaces never pruned even when a Sync adopted them (applied over the existing ones): deleting
+# one would take the cluster's own objects with it.
+PROTECTED_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
 
 # Ready=False reasons, Flux's names.
 ARTIFACT_FAILED = "ArtifactFailed"
@@ -405,6 +408,8 @@ async def prune(apply_client: Any, old: list[plan.Entry], new: list[plan.Entry],
     live: dict[tuple[str, str, str, str], dict[str, Any]] = {}
     resources = {}
     for entry in plan.prune_set(old, new):
+        if entry.kind == "Namespace" and not entry.group and entry.name in PROTECTED_NAMESPACES:
+            continue
         try:
             resource = await apply_client.resource_for(_api_version(entry), entry.kind)
             obj = await apply_client.get(resource.api_version, resource.plural, entry.name,

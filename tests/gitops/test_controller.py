@@ -64,6 +64,13 @@ async def test_a_new_revision_is_applied_through_the_source_watch_and_nothing_is
 
     await eventually(applied, what="second revision applied (well within the 10m interval)")
     assert await _data(ac, ns, "a") == {"k": "2"}
+
+    async def event_posted() -> bool:
+        listed = await ac.list("v1", "events", namespace=ns, field_selector="involvedObject.name=app")
+        return any(e["reason"] == "ReconciliationSucceeded" and e["message"] == f"Applied revision: {second.revision}"
+                   for e in listed["items"])
+
+    await eventually(event_posted, what="an Event for the new revision")
     runs = running.runs[(ns, "app")]
     assert runs >= 2  # (more only if a request failed under load and was retried after 1s)
     # a barrier: another Sync made and applied after; the first still ran only twice

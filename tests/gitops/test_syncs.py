@@ -173,6 +173,26 @@ async def test_prune_removes_what_left_the_tree_but_honours_opt_outs(ac: Any, st
     await ac.get("v1", "configmaps", "a", namespace=ns)
 
 
+async def test_adopted_system_namespaces_are_never_pruned(ac: Any, store: artifacts.ArtifactStore) -> None:
+    made = (await s.namespace(ac, "tmp")) + "-made"
+    namespaces = {"ns.yaml": f"apiVersion: v1\nkind: Namespace\nmetadata: {{name: {made}}}\n---\n"
+                             "apiVersion: v1\nkind: Namespace\nmetadata: {name: default}\n"}
+    ns, _ = await _setup(ac, store, namespaces)
+    try:
+        assert (await _run(ac, store, ns)).ready
+        await _revise(ac, store, ns, {"a.yaml": s.configmap("a", {"k": "1"})})
+        outcome = await _run(ac, store, ns)
+        assert outcome.ready and [e.name for e in outcome.pruned] == [made]
+        assert not (await ac.get("v1", "namespaces", "default"))["metadata"].get("deletionTimestamp")
+        try:
+            assert (await ac.get("v1", "namespaces", made))["metadata"].get("deletionTimestamp")
+        except errors.NotFound:
+            pass
+    finally:
+        await ac.patch("v1", "namespaces", "default",
+                       {"metadata": {"labels": {plan.OWNER_NAME: None, plan.OWNER_NAMESPACE: None}}})
+
+
 async def test_prune_never_deletes_an_entry_whose_object_is_not_ours(ac: Any, store: artifacts.ArtifactStore) -> None:
     """A forged inventory (status written by someone else) cannot make the Sync delete other objects."""
     ns, _ = await _setup(ac, store, {"a.yaml": s.configmap("a", {"k": "1"})})
