@@ -37,6 +37,7 @@ from reconcile.gitops import artifacts, plan, render, syncs
 log = logging.getLogger(__name__)
 
 NAME = "gitops-sync"
+FINALIZER = "finalizers.gitops.reconcile.dev"  # Flux's finalizers.fluxcd.io
 REQUESTED_AT = f"{plan.GROUP}/requestedAt"
 DEPENDENCY_REQUEUE = 30.0  # Flux's --requeue-dependency default
 
@@ -122,7 +123,8 @@ class SyncController:
 
     def _sync_updated(self, old: dict[str, Any], new: dict[str, Any]) -> None:
         key = controller_mod.own_key(new)
-        if _meta(old).get("generation") != _meta(new).get("generation") or _requested_at(old) != _requested_at(new):
+        if (_meta(old).get("generation") != _meta(new).get("generation") or _requested_at(old) != _requested_at(new)
+                or _meta(old).get("deletionTimestamp") != _meta(new).get("deletionTimestamp")):
             self._enqueue(key)
         if _ready(old) != _ready(new):
             for dependent in self._dependents(key):
@@ -191,6 +193,38 @@ class SyncController:
                 return f"dependency '{namespace}/{name}' is not ready"
         return None
 
+    async def _set_finalizers(self, sync: dict[str, Any], finalizers: list[str]) -> None:
+        """Merge-patch the finalizer list, guarded by resourceVersion (a concurrent edit: retried)."""
+        meta = _meta(sync)
+        await self.client.patch(syncs.API_VERSION, syncs.SYNCS, meta["name"], {"metadata": {
+            "finalizers": finalizers, "resourceVersion": meta.get("resourceVersion")}}, namespace=meta["namespace"])
+
+    async def _finalize(self, sync: dict[str, Any], settings: syncs.Settings) -> None:
+        """A deleted Sync prunes its inventory (with `prune`, unless suspended), as Flux's
+        finalizer does, then lets go. A failed prune (e.g. its ServiceAccount is gone with the
+        namespace) is reported and the finalizer removed anyway: garbage collection is skipped
+        rather than the namespace's deletion blocked forever (Flux does the same)."""
+        try:  # the inventory as stored now (see reconcile)
+            sync = await self.client.get(syncs.API_VERSION, syncs.SYNCS, settings.name, namespace=settings.namespace)
+        except errors.NotFound:
+            return
+        finalizers = _meta(sync).get("finalizers") or []
+        if FINALIZER not in finalizers:
+            return
+        if settings.prune and not settings.suspend:
+            inventory = plan.inventory_of(sync.get("status") or {})
+            try:
+                pruned = await syncs.prune(self.apply_client(settings.namespace, settings.service_account),
+                                           inventory, [], settings)
+                log.info("sync %s/%s deleted: pruned %d objects", settings.namespace, settings.name, len(pruned))
+            except syncs.SyncFailed as failure:
+                log.warning("sync %s/%s deleted: garbage collection skipped: %s", settings.namespace,
+                            settings.name, failure.message)
+                await self.recorder.record(sync, reason=failure.reason, type="Warning",
+                                           message=f"garbage collection skipped: {failure.message}")
+        with contextlib.suppress(errors.NotFound):
+            await self._set_finalizers(sync, [f for f in finalizers if f != FINALIZER])
+
     async def _record(self, sync: dict[str, Any], outcome: syncs.Outcome) -> None:
         """An Event when something happened, as Flux's: a new revision applied, objects pruned, a
         failure (Warning; aggregated by the recorder, so a retried failure bumps one Event's count)."""
@@ -207,8 +241,13 @@ class SyncController:
         if sync is None:
             return None
         settings = syncs.Settings.of(sync)
+        if _meta(sync).get("deletionTimestamp"):
+            await self._finalize(sync, settings)
+            return None
         if settings.suspend:
             return None
+        if FINALIZER not in (_meta(sync).get("finalizers") or []):
+            await self._set_finalizers(sync, [*(_meta(sync).get("finalizers") or []), FINALIZER])
         if self._unchanged(sync, settings):
             return controller_mod.Result(requeue_after=settings.interval)
         waiting = await self._wait_for_dependencies(sync, settings)

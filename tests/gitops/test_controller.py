@@ -140,3 +140,29 @@ async def test_suspended_syncs_are_left_alone(
     assert running.runs[(ns, "paused")] == 0 and await _data(ac, ns, "a") is None
     await s.update_spec(ac, ns, "paused", suspend=False)
     await eventually(lambda: _ready(ac, ns, "paused"), what="resumed")
+
+
+async def test_a_deleted_sync_prunes_its_objects_unless_prune_is_false(
+        ac: Any, store: artifacts.ArtifactStore, running: controller.SyncController) -> None:
+    ns = await s.namespace(ac)
+    await s.git_repository(ac, ns, "repo", s.publish(store, ns, "repo", {"a.yaml": s.configmap("a", {"k": "1"})}))
+    await s.git_repository(ac, ns, "kept", s.publish(store, ns, "kept", {"b.yaml": s.configmap("b", {"k": "1"})}))
+    await s.sync(ac, ns, "app", "repo", interval="10m")
+    await s.sync(ac, ns, "keep", "kept", interval="10m", prune=False)
+    for name in ("app", "keep"):
+        await eventually(lambda name=name: _ready(ac, ns, name), what=f"{name} applied")
+        assert controller.FINALIZER in (await s.get_sync(ac, ns, name))["metadata"]["finalizers"]
+    for name in ("app", "keep"):
+        await ac.delete(syncs.API_VERSION, "syncs", name, namespace=ns)
+
+    async def gone(name: str) -> bool:
+        try:
+            await s.get_sync(ac, ns, name)
+        except Exception:  # noqa: BLE001 - NotFound: the finalizer let go
+            return True
+        return False
+
+    for name in ("app", "keep"):
+        await eventually(lambda name=name: gone(name), what=f"{name} finalized")
+    assert await _data(ac, ns, "a") is None  # pruned with its Sync
+    assert await _data(ac, ns, "b") == {"k": "1"}  # prune: false keeps it

@@ -63,7 +63,9 @@ async def test_the_controller_identity_cannot_write_objects_or_read_secrets(gito
     with pytest.raises(errors.Forbidden):
         await gitops_client.list("v1", "secrets", namespace="kube-system")
     with pytest.raises(errors.Forbidden):
-        await gitops_client.patch(syncs.API_VERSION, "syncs", "any", {"spec": {"suspend": True}}, namespace="default")
+        await gitops_client.create(syncs.API_VERSION, "syncs", {"apiVersion": syncs.API_VERSION, "kind": "Sync",
+                                   "metadata": {"name": "x"}, "spec": {"sourceRef": {"kind": "GitRepository",
+                                                                                     "name": "x"}}}, namespace="default")
     await gitops_client.list(syncs.API_VERSION, "syncs")
     await gitops_client.list(syncs.API_VERSION, "gitrepositories")
 

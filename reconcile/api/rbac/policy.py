@@ -18,7 +18,7 @@ Ours, from what each component calls (read off its code; least privilege):
 - `system:node-proxier` (upstream's role, bound to the user `system:kube-proxy`): Services,
   Endpoints, EndpointSlices and Nodes read, Events; what every node's service proxy needs;
 - `system:gitops-controller` (user of the same name, the Sync controller of reconcile/gitops):
-  Syncs and GitRepositories read, Syncs' status written, and `impersonate` on ServiceAccounts
+  Syncs and GitRepositories read, Syncs' status and finalizer written, `impersonate` on ServiceAccounts
   only: it applies a Sync's objects as the Sync's `spec.serviceAccountName` (Flux's multi-tenant
   lockdown), so it can create nothing itself; a cluster that wants Syncs without a service
   account binds that user a broader role (Flux's default is cluster-admin);
@@ -347,7 +347,7 @@ def cluster_roles() -> list[dict[str, Any]]:
         ]),
         cluster_role(GITOPS_USER, [
             rule(["get", "list", "watch"], [GITOPS_GROUP], ["syncs", "gitrepositories"]),
-            rule(["patch", "update"], [GITOPS_GROUP], ["syncs/status"]),
+            rule(["patch", "update"], [GITOPS_GROUP], ["syncs", "syncs/status"]),  # syncs: its finalizer
             rule(["impersonate"], [""], ["serviceaccounts"]),
             *_events(),
         ]),
