@@ -28,6 +28,7 @@ again after a kill converges with no duplicates and no lost object.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime
 import time
@@ -92,6 +93,7 @@ class Target:
     obj: dict[str, Any]
     resource: Any  # discovery.ApiResource, or None while its kind is a CRD of this render not yet served
     deferred: bool = False  # judged by dry run only after the first stage (its Namespace/CRD is new)
+    recreate: bool = False  # `force` and the dry run said an immutable field changes: delete, then create
 
     @property
     def entry(self) -> plan.Entry:
@@ -121,6 +123,7 @@ class Settings:
     retry_interval: float
     timeout: float
     service_account: str | None
+    force: bool = False
 
     @classmethod
     def of(cls, sync: dict[str, Any]) -> Settings:
@@ -136,7 +139,7 @@ class Settings:
             target_namespace=spec.get("targetNamespace") or None, interval=interval,
             retry_interval=durations.parse_or(spec.get("retryInterval"), interval),
             timeout=durations.parse_or(spec.get("timeout"), interval),
-            service_account=spec.get("serviceAccountName") or None,
+            service_account=spec.get("serviceAccountName") or None, force=spec.get("force") is True,
         )
 
     @property
@@ -328,6 +331,12 @@ async def validate(apply_client: Any, targets: list[Target], settings: Settings,
             await apply_client.patch(target.resource.api_version, target.resource.plural, meta["name"], target.obj,
                                      namespace=meta.get("namespace"), patch_type="apply",
                                      field_manager=FIELD_MANAGER, force=True, dry_run=True)
+        except errors.Invalid as exc:
+            if settings.force and "immutable" in exc.message:
+                target.recreate = True  # Flux's force: an immutable change is a delete and create
+                continue
+            raise SyncFailed(RECONCILIATION_FAILED, f"{target.where}: {target.ref} dry-run failed: {exc.message}",
+                             stalled=True) from None
         except errors.ApiError as exc:
             stalled = not isinstance(exc, (errors.Forbidden, errors.ServiceUnavailable, errors.Timeout,
                                            errors.TooManyRequests, errors.InternalError, errors.Conflict))
@@ -361,8 +370,24 @@ async def _await_served(apply_client: Any, targets: list[Target], timeout: float
                 await asyncio.sleep(POLL_SECONDS)  # waiting on the server's discovery, with a deadline
 
 
+async def _recreate(apply_client: Any, target: Target, timeout: float = CRD_SERVED_TIMEOUT) -> None:
+    """Delete the live object and wait (with a deadline) until it is gone, so the apply creates it."""
+    meta = target.obj["metadata"]
+    args = (target.resource.api_version, target.resource.plural, meta["name"])
+    with contextlib.suppress(errors.NotFound):
+        await apply_client.delete(*args, namespace=meta.get("namespace"), propagation_policy="Background")
+    deadline = time.monotonic() + timeout
+    while await _live(apply_client, target) is not None:
+        if time.monotonic() > deadline:
+            raise SyncFailed(RECONCILIATION_FAILED, f"{target.where}: {target.ref} was not deleted within "
+                             f"{timeout:g}s to be recreated (force)")
+        await asyncio.sleep(POLL_SECONDS)  # waiting on its finalizers, with a deadline
+
+
 async def apply_one(apply_client: Any, target: Target) -> None:
     meta = target.obj["metadata"]
+    if target.recreate:
+        await _recreate(apply_client, target)
     try:
         await apply_client.patch(target.resource.api_version, target.resource.plural, meta["name"], target.obj,
                                  namespace=meta.get("namespace"), patch_type="apply", field_manager=FIELD_MANAGER,

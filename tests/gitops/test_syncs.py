@@ -367,3 +367,23 @@ async def test_killed_half_way_then_run_again_converges_without_duplicates(
     # and a run killed after applying everything but before its final status converges the same
     again = await _run(ac, store, ns)
     assert again.ready and again.pruned == []
+
+
+async def test_an_immutable_change_fails_naming_the_field_and_force_recreates(
+        ac: Any, store: artifacts.ArtifactStore) -> None:
+    def frozen(value: str) -> str:
+        return s.configmap("frozen", {"k": value}) + "immutable: true\n"
+
+    ns, _ = await _setup(ac, store, {"a.yaml": frozen("1")})
+    assert (await _run(ac, store, ns)).ready
+    first_uid = (await ac.get("v1", "configmaps", "frozen", namespace=ns))["metadata"]["uid"]
+    await _revise(ac, store, ns, {"a.yaml": frozen("2")})
+    outcome = await _run(ac, store, ns)
+    assert not outcome.ready and "a.yaml (document 1)" in outcome.message and "immutable" in outcome.message
+    assert "data" in outcome.message
+    assert s.condition(await s.get_sync(ac, ns, "app"), "Stalled") is not None
+    await s.update_spec(ac, ns, "app", force=True)
+    outcome = await _run(ac, store, ns)
+    assert outcome.ready, outcome.message
+    live = await ac.get("v1", "configmaps", "frozen", namespace=ns)
+    assert live["data"] == {"k": "2"} and live["metadata"]["uid"] != first_uid
