@@ -16,9 +16,10 @@ and stop, as a process killed mid-apply would:
 5. `apply`: server-side apply (create or update, a fixed field manager), Namespaces and CRDs first
    (waiting until a new CRD is served), then by sync wave; with `wait`, each wave is healthy
    before the next starts.
-6. The inventory becomes exactly what was applied, then `prune` deletes what left the render: only
-   inventory entries whose live object still carries this Sync's owner labels, never one marked
-   `gitops.reconcile.dev/prune: disabled`, in reverse order.
+6. `prune` deletes what left the render: only inventory entries whose live object still carries
+   this Sync's owner labels, never one marked `gitops.reconcile.dev/prune: disabled`, in reverse
+   order; then the inventory becomes exactly what was applied (so an object a failed prune left
+   stays listed, and is pruned by a later run).
 7. `wait_healthy` (with `spec.wait`): kstatus health of every applied object within `spec.timeout`.
 
 Every stage is idempotent (apply by name, delete of the absent is a no-op), so running the whole
@@ -524,8 +525,8 @@ async def sync_once(client: Any, store: artifacts.ArtifactStore, sync: dict[str,
                                {"lastAttemptedRevision": revision, "conditions": progressing})
         deadline = clock() + settings.timeout
         await apply(applier, targets, settings, deadline=deadline)
-        await record_inventory(client, settings, new)
         pruned = await prune(applier, old, new, settings) if settings.prune else []
+        await record_inventory(client, settings, new)  # after pruning: an object a prune failed on stays listed
         if settings.wait:
             await wait_healthy(applier, targets, deadline)
     except SyncFailed as failure:

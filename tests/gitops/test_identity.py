@@ -131,3 +131,38 @@ async def test_impersonation_is_of_the_syncs_own_namespace_only(
     assert not outcome.ready and f"system:serviceaccount:{ns}:deployer" in outcome.message
     with pytest.raises(errors.NotFound):
         await ac.get("v1", "configmaps", "a", namespace=other)
+
+
+async def test_a_prune_the_account_may_not_do_fails_and_keeps_the_object_listed_until_it_can(
+        ac: Any, gitops_client: aio.AsyncClient, store: artifacts.ArtifactStore) -> None:
+    ns = await s.namespace(ac)
+    await ac.create("v1", "serviceaccounts", {"apiVersion": "v1", "kind": "ServiceAccount",
+                                              "metadata": {"name": "writer"}}, namespace=ns)
+    await ac.create(policy.API_VERSION, "roles", {
+        "apiVersion": policy.API_VERSION, "kind": "Role", "metadata": {"name": "no-delete"},
+        "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "create", "patch"]}]},
+        namespace=ns)
+    await ac.create(policy.API_VERSION, "rolebindings", {
+        "apiVersion": policy.API_VERSION, "kind": "RoleBinding", "metadata": {"name": "writer"},
+        "roleRef": {"apiGroup": policy.GROUP, "kind": "Role", "name": "no-delete"},
+        "subjects": [{"kind": "ServiceAccount", "name": "writer", "namespace": ns}]}, namespace=ns)
+    files = {"a.yaml": s.configmap("a", {"k": "1"}), "b.yaml": s.configmap("b", {"k": "1"})}
+    await s.git_repository(ac, ns, "repo", s.publish(store, ns, "repo", files))
+    await s.sync(ac, ns, "app", "repo", serviceAccountName="writer")
+    ctl = controller.SyncController(gitops_client, store)
+    applier = ctl.apply_client(ns, "writer")
+    try:
+        assert (await syncs.sync_once(gitops_client, store, await s.get_sync(ac, ns, "app"),
+                                      apply_client=applier)).ready
+        await s.git_repository(ac, ns, "repo", s.publish(store, ns, "repo", {"a.yaml": files["a.yaml"]}))
+        outcome = await syncs.sync_once(gitops_client, store, await s.get_sync(ac, ns, "app"), apply_client=applier)
+        assert outcome.reason == "PruneFailed" and f"ConfigMap/{ns}/b" in outcome.message
+        assert ("ConfigMap", ns, "b") in s.inventory(await s.get_sync(ac, ns, "app"))
+        await ac.patch(policy.API_VERSION, "roles", "no-delete", {"rules": [
+            {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "create", "patch", "delete"]}]},
+            namespace=ns)
+        outcome = await syncs.sync_once(gitops_client, store, await s.get_sync(ac, ns, "app"), apply_client=applier)
+        assert outcome.ready and [e.name for e in outcome.pruned] == ["b"]
+        assert s.inventory(await s.get_sync(ac, ns, "app")) == {("ConfigMap", ns, "a")}
+    finally:
+        await ctl.stop()
