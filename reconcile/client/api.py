@@ -32,6 +32,8 @@ def http_options(cfg: config_mod.ClientConfig) -> dict[str, Any]:
     headers = {"User-Agent": "reconcile-client"}
     if cfg.token:
         headers["Authorization"] = f"Bearer {cfg.token}"
+    if cfg.impersonate:
+        headers["Impersonate-User"] = cfg.impersonate
     options: dict[str, Any] = {
         "base_url": cfg.server,
         "headers": headers,

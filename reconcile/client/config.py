@@ -51,6 +51,7 @@ class ClientConfig:
     namespace: str = "default"  # default namespace for namespaced calls made by callers (CLI)
     cert: tuple[str, str] | None = None  # client certificate and key file paths
     token_file: str | None = None  # bearer token read from this file, again whenever it changes (in-cluster)
+    impersonate: str | None = None  # Impersonate-User on every request (client-go's rest.Config.Impersonate)
 
     def __post_init__(self) -> None:
         self.server = self.server.rstrip("/")

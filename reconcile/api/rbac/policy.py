@@ -17,6 +17,11 @@ Ours, from what each component calls (read off its code; least privilege):
   endpoints, services, pods, namespaces and endpointslices, nothing else;
 - `system:node-proxier` (upstream's role, bound to the user `system:kube-proxy`): Services,
   Endpoints, EndpointSlices and Nodes read, Events; what every node's service proxy needs;
+- `system:gitops-controller` (user of the same name, the Sync controller of reconcile/gitops):
+  Syncs and GitRepositories read, Syncs' status and finalizer written, `impersonate` on ServiceAccounts
+  only: it applies a Sync's objects as the Sync's `spec.serviceAccountName` (Flux's multi-tenant
+  lockdown), so it can create nothing itself; a cluster that wants Syncs without a service
+  account binds that user a broader role (Flux's default is cluster-admin);
 - `system:node`: what a node agent calls (its Node and Lease, pods bound to it and their status,
   the Secrets/ConfigMaps/claims they use). As upstream since 1.8, the role exists but is bound to
   nobody: node agents are authorized by the Node authorizer (`--authorization-mode Node,RBAC`,
@@ -49,6 +54,8 @@ SCHEDULER_USER = "system:kube-scheduler"
 # Cluster DNS (`reconcile dns`): kubeadm's CoreDNS addon role, bound to its ServiceAccount's user
 COREDNS_ROLE = "system:coredns"
 COREDNS_NAMESPACE, COREDNS_SERVICE_ACCOUNT = "kube-system", "coredns"
+GITOPS_USER = "system:gitops-controller"
+GITOPS_GROUP = "gitops.reconcile.dev"
 PROXY_USER = "system:kube-proxy"
 PROXY_ROLE = "system:node-proxier"
 NODES_GROUP = "system:nodes"
@@ -338,6 +345,12 @@ def cluster_roles() -> list[dict[str, Any]]:
             *_events(),
             rule(["list", "watch"], ["discovery.k8s.io"], ["endpointslices"]),
         ]),
+        cluster_role(GITOPS_USER, [
+            rule(["get", "list", "watch"], [GITOPS_GROUP], ["syncs", "gitrepositories"]),
+            rule(["patch", "update"], [GITOPS_GROUP], ["syncs", "syncs/status"]),  # syncs: its finalizer
+            rule(["impersonate"], [""], ["serviceaccounts"]),
+            *_events(),
+        ]),
         cluster_role("system:node", [
             rule(["get", "list", "watch", "create", "patch", "update"], [""], ["nodes"]),
             rule(["patch", "update"], [""], ["nodes/status"]),
@@ -387,6 +400,7 @@ def cluster_role_bindings() -> list[dict[str, Any]]:
         cluster_role_binding(COREDNS_ROLE, COREDNS_ROLE, [{"kind": "ServiceAccount", "name": COREDNS_SERVICE_ACCOUNT,
                                                           "namespace": COREDNS_NAMESPACE}]),
         cluster_role_binding(PROXY_ROLE, PROXY_ROLE, [user(PROXY_USER)]),
+        cluster_role_binding(GITOPS_USER, GITOPS_USER, [user(GITOPS_USER)]),
         # Upstream keeps this binding with no subjects since 1.8 (the Node authorizer took over).
         cluster_role_binding("system:node", "system:node", []),
         # kubeadm's (bound to every bootstrap token, not only kubeadm:default-node-token's group):
