@@ -158,3 +158,61 @@ def test_install_conflicts_and_bad_input_are_clear(api_server: str, ns: str) -> 
                                                        server=api_server))
     out = ok(run_cli("chart", "upgrade", "--install", unique("fresh"), WEBAPP, "-n", ns, server=api_server))
     assert "REVISION: 1" in out
+
+
+BAD_DEPLOYMENT = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: "{{ release.name }}-web"}
+spec:
+  replicas: {{ values.replicas | tojson }}
+  replicaz: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: web
+        image: reconcile-hello:1.0
+        imagePullPolcy: Never
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: "{{ release.name }}-cm"}
+data: {ok: "yes"}
+"""
+
+
+def test_lint_checks_rendered_objects_against_the_servers_openapi(api_server: str, ns: str, tmp_path: Path) -> None:
+    from tests.charts.chartkit import write_chart
+
+    bad = write_chart(tmp_path, "bad", values={"replicas": "two"}, templates={"web.yaml.j2": BAD_DEPLOYMENT})
+    result = run_cli("chart", "lint", str(bad), "-n", ns, server=api_server)
+    assert result.returncode == 1, result
+    errors = [line for line in result.stdout.splitlines() if line.startswith("[ERROR]")]
+    where = "[ERROR] bad/templates/web.yaml.j2 (document 1): Deployment/release-name-web: "
+    assert errors == [
+        where + 'spec.replicas: Invalid value: "string": spec.replicas in body must be of type integer: "string"',
+        where + 'unknown field "spec.replicaz"',
+        where + 'unknown field "spec.template.spec.containers[0].imagePullPolcy"',
+    ], result.stdout
+    assert "1 chart(s) linted, 1 chart(s) failed" in result.stdout
+    # the bundled charts (every optional object on) have no field the server does not know
+    for chart_path, extra in ((WEBAPP, ["--set", "persistence.enabled=true", "--set", "config.a=b",
+                                        "--set", "secret.t=s", "--set", "resources.limits.cpu=100m",
+                                        "--set", "env.MODE=x"]),
+                              (GUESTBOOK, [])):
+        out = ok(run_cli("chart", "lint", chart_path, "-n", ns, *extra, server=api_server))
+        assert "[ERROR]" not in out and "0 chart(s) failed" in out, out
+
+
+def test_lint_without_a_server_still_checks_schema_and_templates(tmp_path: Path) -> None:
+    from tests import support
+
+    dead = f"http://127.0.0.1:{support.free_port()}"  # nothing listens: lint says so and checks the rest
+    good = run_cli("chart", "lint", WEBAPP, server=dead)
+    assert good.returncode == 0, good
+    assert "[INFO] no API server reachable" in good.stdout
+    assert "1 chart(s) linted, 0 chart(s) failed" in good.stdout
+    bad = run_cli("chart", "lint", WEBAPP, "--set", "replicaCount=-1", server=dead)
+    assert bad.returncode == 1 and "replicaCount: -1 is less than the minimum of 0" in bad.stdout, bad
