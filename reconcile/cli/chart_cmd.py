@@ -600,7 +600,7 @@ def diff_upgrade(name: str, chart_path: str, value_files: tuple[str, ...], set_v
         old = yaml.safe_dump(before, sort_keys=True).splitlines(keepends=True) if before else []
         new = yaml.safe_dump(after, sort_keys=True).splitlines(keepends=True) if after else []
         for line in difflib.unified_diff(old, new, fromfile=f"{ref} (live)", tofile=f"{ref} (upgrade)"):
-            click.echo(_colour(line.rstrip("\n"), coloured))
+            click.echo(_colour(line.rstrip("\n"), coloured), color=coloured)  # click strips styles off a pipe
     if changes:
         raise click.exceptions.Exit(1)  # as `diff` and `kubectl diff`: 1 when there are differences
 

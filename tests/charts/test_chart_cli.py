@@ -106,6 +106,9 @@ def test_release_lifecycle_through_the_cli(api_server: str, ns: str, tmp_path: P
     assert "-  replicas: 1" in diff.stdout and "+  replicas: 2" in diff.stdout
     assert f"Secret/{ns}/{name}-webapp (upgrade)" in diff.stdout
     assert f"ConfigMap/{ns}/{name}-webapp (live)" in diff.stdout  # dropped by the new values: deleted
+    coloured = run_cli("chart", "diff", "upgrade", name, WEBAPP, "-n", ns, "-f", str(values_file), "--color",
+                       server=api_server)
+    assert "\x1b[31m-  replicas: 1\x1b[0m" in coloured.stdout and "\x1b[32m+  replicas: 2\x1b[0m" in coloured.stdout
     out = ok(run_cli("chart", "upgrade", name, WEBAPP, "-n", ns, "-f", str(values_file), server=api_server))
     assert f'Release "{name}" has been upgraded.' in out and "REVISION: 2" in out
     assert fails(run_cli("get", "configmap", f"{name}-webapp", "-n", ns, server=api_server))
