@@ -108,14 +108,19 @@ class Schemas:
         self._index: dict[str, Any] | None = None
         self._documents: dict[str, dict[str, Any] | None] = {}
 
+    def index(self) -> dict[str, Any]:
+        """`/openapi/v3`'s group/version entries (fetched on first use; raises what `fetch` raises)."""
+        if self._index is None:
+            self._index = self._fetch("/openapi/v3", {}).get("paths") or {}
+        return self._index
+
     def lookup(self, api_version: str, kind: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
         """(schema of the kind, the document's components), or None when the server publishes none."""
         group, _, version = api_version.rpartition("/")
         key = f"apis/{group}/{version}" if group else f"api/{version}"
-        if self._index is None:
-            self._index = (self._fetch("/openapi/v3", {}).get("paths") or {})
+        entries = self.index()
         if key not in self._documents:
-            entry = self._index.get(key)
+            entry = entries.get(key)
             if not isinstance(entry, dict):
                 self._documents[key] = None
             else:
