@@ -106,11 +106,9 @@ def test_release_lifecycle_through_the_cli(api_server: str, ns: str, tmp_path: P
     assert "-  replicas: 1" in diff.stdout and "+  replicas: 2" in diff.stdout
     assert f"Secret/{ns}/{name}-webapp (upgrade)" in diff.stdout
     assert f"ConfigMap/{ns}/{name}-webapp (live)" in diff.stdout  # dropped by the new values: deleted
-    coloured = run_cli("chart", "diff", "upgrade", name, WEBAPP, "-n", ns, "-f", str(values_file), "--color",
-                       server=api_server)
-    assert "\x1b[31m-  replicas: 1\x1b[0m" in coloured.stdout and "\x1b[32m+  replicas: 2\x1b[0m" in coloured.stdout
     out = ok(run_cli("chart", "upgrade", name, WEBAPP, "-n", ns, "-f", str(values_file), server=api_server))
     assert f'Release "{name}" has been upgraded.' in out and "REVISION: 2" in out
+    assert f"is upgraded as release {name} (revision 2)" in out  # NOTES after an upgrade too
     assert fails(run_cli("get", "configmap", f"{name}-webapp", "-n", ns, server=api_server))
     nochange = run_cli("chart", "diff", "upgrade", name, WEBAPP, "-n", ns, server=api_server)
     assert nochange.returncode == 0 and nochange.stdout == "", nochange
@@ -133,6 +131,17 @@ def test_release_lifecycle_through_the_cli(api_server: str, ns: str, tmp_path: P
     assert out.strip() == f'release "{name}" uninstalled'
     assert fails(run_cli("get", "deployment", f"{name}-webapp", "-n", ns, server=api_server))
     assert "release: not found" in fails(run_cli("chart", "status", name, "-n", ns, server=api_server))
+
+
+def test_diff_is_coloured_on_request_and_plain_when_piped(api_server: str, ns: str) -> None:
+    name = unique("colour")
+    ok(run_cli("chart", "install", name, WEBAPP, "-n", ns, server=api_server))
+    coloured = run_cli("chart", "diff", "upgrade", name, WEBAPP, "-n", ns, "--set", "replicaCount=2", "--color",
+                       server=api_server)
+    assert coloured.returncode == 1, coloured
+    assert "\x1b[31m-  replicas: 1\x1b[0m" in coloured.stdout and "\x1b[32m+  replicas: 2\x1b[0m" in coloured.stdout
+    plain = run_cli("chart", "diff", "upgrade", name, WEBAPP, "-n", ns, "--set", "replicaCount=2", server=api_server)
+    assert "+  replicas: 2" in plain.stdout and "\x1b[" not in plain.stdout
 
 
 def test_guestbook_with_its_dependency_installs(api_server: str, ns: str) -> None:

@@ -1,7 +1,8 @@
 """charts/webapp on a real node: `chart install --wait`, `--atomic` after an image that cannot start,
 and `chart test`, whose hook Pod calls the release's Service by name.
 
-One cluster for the module: a private dockerd (tests/docker_support.py), the module's API server,
+It lives with the node tests to share their session's private dockerd (tests/node/conftest.py: the
+test images are built once). One cluster for the module: that dockerd, the module's API server,
 scheduler and controller-manager (Deployments, ReplicaSets, EndpointSlices), one node agent whose
 pods resolve names through `reconcile dns` on the pod bridge's gateway, and `reconcile proxy` for
 the Service's cluster IP. The chart's own values are used except the test image (the node has only
@@ -61,39 +62,38 @@ def server_args() -> tuple[str, ...]:
 
 
 @pytest.fixture(scope="module")
-def node(api_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def node(docker_node: docker_support.DockerDaemon, api_server: str,
+         tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The whole cluster; yields the node's name."""
-    docker_support.require_docker()  # skips, or fails under CI / make test, saying what to install
-    prerequisites.require_nft()
+    prerequisites.require_nft()  # skips, or fails under CI / make test, saying what to install
     args = support.connection(api_server).component_args()
     started: list[Any] = []
-    with docker_support.running_daemon() as daemon:
-        state = Path(tmp_path_factory.mktemp("chart-node"))
-        agent = docker_support.NodeAgentProcess(daemon, api_server, name=f"chartnode-{uuid.uuid4().hex[:6]}",
-                                                state_dir=state / "node")
-        gateway = str(next(ipaddress.ip_network(agent.pod_cidr).hosts()))
-        resolv = state / "host-resolv.conf"
-        resolv.write_text("nameserver 192.0.2.53\noptions timeout:1\n")  # nothing outside the cluster resolves
-        agent.extra_args = ("--lease-interval", "2", "--cluster-dns", gateway, "--resolv-conf", str(resolv))
-        proxy = docker_support.ProxyProcess(api_server, node=agent.name, log_path=state / "proxy.log",
-                                            extra_args=("--service-cluster-ip-range", SERVICE_CIDR))
-        try:
-            started += [Component("scheduler", "scheduler", *args, "--no-leader-elect"),
-                        Component("controller-manager", "controller-manager", *args, "--no-leader-elect")]
-            started.append(agent)
-            agent.start()
-            dns_server = DnsProcess(api_server, host=gateway, port=53)  # the bridge exists once the agent joined
-            started.append(dns_server)
-            started.append(proxy)
-            proxy.start()
-            support.wait_for(lambda: ask(53, "svc.cluster.local", host=gateway).rcode() == dns.rcode.NOERROR,
-                             timeout=30, what="cluster DNS on the bridge gateway")
-            yield agent.name
-        finally:
-            for part in reversed(started):
-                part.stop()
-            proxy.cleanup()
-            agent.remove_containers()
+    state = Path(tmp_path_factory.mktemp("chart-node"))
+    agent = docker_support.NodeAgentProcess(docker_node, api_server, name=f"chartnode-{uuid.uuid4().hex[:6]}",
+                                            state_dir=state / "node")
+    gateway = str(next(ipaddress.ip_network(agent.pod_cidr).hosts()))
+    resolv = state / "host-resolv.conf"
+    resolv.write_text("nameserver 192.0.2.53\noptions timeout:1\n")  # nothing outside the cluster resolves
+    agent.extra_args = ("--lease-interval", "2", "--cluster-dns", gateway, "--resolv-conf", str(resolv))
+    proxy = docker_support.ProxyProcess(api_server, node=agent.name, log_path=state / "proxy.log",
+                                        extra_args=("--service-cluster-ip-range", SERVICE_CIDR))
+    try:
+        started += [Component("scheduler", "scheduler", *args, "--no-leader-elect"),
+                    Component("controller-manager", "controller-manager", *args, "--no-leader-elect")]
+        started.append(agent)
+        agent.start()
+        dns_server = DnsProcess(api_server, host=gateway, port=53)  # the bridge exists once the agent joined
+        started.append(dns_server)
+        started.append(proxy)
+        proxy.start()
+        support.wait_for(lambda: ask(53, "svc.cluster.local", host=gateway).rcode() == dns.rcode.NOERROR,
+                         timeout=30, what="cluster DNS on the bridge gateway")
+        yield agent.name
+    finally:
+        for part in reversed(started):
+            part.stop()
+        proxy.cleanup()
+        agent.remove_containers()
 
 
 @pytest.fixture(scope="module")
