@@ -12,6 +12,7 @@ the proxy's rules and the node's containers are removed at teardown.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import os
@@ -67,7 +68,6 @@ def node(docker_node: docker_support.DockerDaemon, api_server: str,
     """The whole cluster; yields the node's name."""
     prerequisites.require_nft()  # skips, or fails under CI / make test, saying what to install
     args = support.connection(api_server).component_args()
-    started: list[Any] = []
     state = Path(tmp_path_factory.mktemp("chart-node"))
     agent = docker_support.NodeAgentProcess(docker_node, api_server, name=f"chartnode-{uuid.uuid4().hex[:6]}",
                                             state_dir=state / "node")
@@ -77,23 +77,20 @@ def node(docker_node: docker_support.DockerDaemon, api_server: str,
     agent.extra_args = ("--lease-interval", "2", "--cluster-dns", gateway, "--resolv-conf", str(resolv))
     proxy = docker_support.ProxyProcess(api_server, node=agent.name, log_path=state / "proxy.log",
                                         extra_args=("--service-cluster-ip-range", SERVICE_CIDR))
-    try:
-        started += [Component("scheduler", "scheduler", *args, "--no-leader-elect"),
-                    Component("controller-manager", "controller-manager", *args, "--no-leader-elect")]
-        started.append(agent)
+    # every stop runs even when one before it fails (or a timeout interrupts it): nothing is orphaned
+    with contextlib.ExitStack() as stack:
+        stack.callback(agent.remove_containers)
+        stack.callback(proxy.cleanup)
+        for name in ("scheduler", "controller-manager"):
+            stack.callback(Component(name, name, *args, "--no-leader-elect").stop)
+        stack.callback(agent.stop)
         agent.start()
-        dns_server = DnsProcess(api_server, host=gateway, port=53)  # the bridge exists once the agent joined
-        started.append(dns_server)
-        started.append(proxy)
+        stack.callback(DnsProcess(api_server, host=gateway, port=53).stop)  # the bridge exists once the agent joined
+        stack.callback(proxy.stop)
         proxy.start()
         support.wait_for(lambda: ask(53, "svc.cluster.local", host=gateway).rcode() == dns.rcode.NOERROR,
                          timeout=30, what="cluster DNS on the bridge gateway")
         yield agent.name
-    finally:
-        for part in reversed(started):
-            part.stop()
-        proxy.cleanup()
-        agent.remove_containers()
 
 
 @pytest.fixture(scope="module")
