@@ -29,9 +29,20 @@ def ready(obj: dict[str, Any]) -> tuple[bool, str]:
         want = _int(spec.get("replicas"), 1)
         if _int(status.get("observedGeneration"), 0) < generation:
             return False, "waiting for the rollout to be observed"
+        # kubectl rollout status's checks, in its order: an old pod still available (the rolling
+        # update keeps it while a new one cannot start) must not count as the new revision being ready
         updated, available = _int(status.get("updatedReplicas")), _int(status.get("availableReplicas"))
-        if updated < want or available < want:
-            return False, f"{available}/{want} replicas available ({updated} updated)"
+        total = _int(status.get("replicas"))
+        for condition in status.get("conditions") or []:
+            if isinstance(condition, dict) and condition.get("type") == "Progressing" \
+                    and condition.get("reason") == "ProgressDeadlineExceeded":
+                return False, f"exceeded its progress deadline: {condition.get('message', '')}".rstrip(": ")
+        if updated < want:
+            return False, f"{updated} out of {want} new replicas have been updated"
+        if total > updated:
+            return False, f"{total - updated} old replicas are pending termination"
+        if available < updated:
+            return False, f"{available} of {updated} updated replicas are available"
         return True, f"{available}/{want} replicas available"
     if kind == "StatefulSet":
         want = _int(spec.get("replicas"), 1)

@@ -200,7 +200,8 @@ def create(name: str, directory: str) -> None:
 def lint(chart_path: str, value_files: tuple[str, ...], set_values: tuple[str, ...], set_string: tuple[str, ...],
          set_json: tuple[str, ...], strict: bool, namespace: str | None) -> None:
     """Check a chart: Chart.yaml, values against its schema, templates, and (when a server answers) every
-    rendered object with a server-side dry run."""
+    rendered object against the server's OpenAPI v3 schemas (unknown fields, wrong types) and with a
+    server-side dry run."""
     from reconcile.charting import chart, render, schema, values
 
     click.echo(f"==> Linting {chart_path}")
@@ -226,7 +227,8 @@ def lint(chart_path: str, value_files: tuple[str, ...], set_values: tuple[str, .
 
 
 def _server_lint(rendered: Any, namespace: str | None, warnings: list[str]) -> list[str]:
-    """Each rendered object dry-run-created on the server (schema and admission), if one is reachable."""
+    """Each rendered object checked against the server's OpenAPI, then dry-run-created (validation and
+    admission), if a server is reachable."""
     from reconcile.core import errors
 
     try:
@@ -238,7 +240,12 @@ def _server_lint(rendered: Any, namespace: str | None, warnings: list[str]) -> l
         return []
     ns = namespace or session.namespace
     problems = []
+    schemas = _openapi_schemas(session, warnings)
     for doc in rendered.documents + rendered.hooks:
+        found = _openapi_problems(schemas, doc, warnings)
+        if found:
+            problems.extend(found)
+            continue  # the dry run would only repeat (or silently prune) what the schema already names
         try:
             res = session.client.resource_for(doc.obj["apiVersion"], doc.obj["kind"])
             session.client.create(res.api_version, res.plural, doc.obj, namespace=ns if res.namespaced else None,
@@ -253,6 +260,44 @@ def _server_lint(rendered: Any, namespace: str | None, warnings: list[str]) -> l
         except errors.ApiError as exc:
             problems.append(f"[ERROR] {doc.where}: {common.format_api_error(exc)}")
     return problems
+
+
+def _openapi_schemas(session: common.Session, warnings: list[str]) -> Any:
+    """The server's /openapi/v3 schemas, or None (with an [INFO] line) when it serves none."""
+    from reconcile.charting import openapicheck
+    from reconcile.core import errors
+
+    def fetch(path: str, params: dict[str, str]) -> dict[str, Any]:
+        return session.client.request("GET", path, params=params, headers={"Accept": "application/json"}).json()
+
+    schemas = openapicheck.Schemas(fetch)
+    try:
+        schemas.index()
+    except (errors.ApiError, ValueError) as exc:
+        warnings.append(f"[INFO] the server serves no OpenAPI v3 ({getattr(exc, 'message', exc)}): "
+                        "objects checked by dry run only")
+        return None
+    return schemas
+
+
+def _openapi_problems(schemas: Any, doc: Any, warnings: list[str]) -> list[str]:
+    """`[ERROR] TEMPLATE (document N): Kind/name: unknown field "spec.x"` per problem the schema finds."""
+    from reconcile.charting import openapicheck
+    from reconcile.core import errors
+
+    if schemas is None:
+        return []
+    obj = doc.obj
+    ref = f"{obj.get('kind')}/{(obj.get('metadata') or {}).get('name', '')}"
+    try:
+        found = schemas.lookup(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
+    except (errors.ApiError, ValueError) as exc:
+        warnings.append(f"[INFO] {doc.where}: {ref}: OpenAPI schema unavailable ({getattr(exc, 'message', exc)})")
+        return []
+    if found is None:
+        return []  # a kind the server does not publish: the dry run says "no matches for kind"
+    schema, components = found
+    return [f"[ERROR] {doc.where}: {ref}: {problem}" for problem in openapicheck.check(obj, schema, components)]
 
 
 @chart_group.command()
@@ -555,7 +600,7 @@ def diff_upgrade(name: str, chart_path: str, value_files: tuple[str, ...], set_v
         old = yaml.safe_dump(before, sort_keys=True).splitlines(keepends=True) if before else []
         new = yaml.safe_dump(after, sort_keys=True).splitlines(keepends=True) if after else []
         for line in difflib.unified_diff(old, new, fromfile=f"{ref} (live)", tofile=f"{ref} (upgrade)"):
-            click.echo(_colour(line.rstrip("\n"), coloured))
+            click.echo(_colour(line.rstrip("\n"), coloured), color=coloured)  # click strips styles off a pipe
     if changes:
         raise click.exceptions.Exit(1)  # as `diff` and `kubectl diff`: 1 when there are differences
 

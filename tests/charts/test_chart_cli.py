@@ -108,6 +108,7 @@ def test_release_lifecycle_through_the_cli(api_server: str, ns: str, tmp_path: P
     assert f"ConfigMap/{ns}/{name}-webapp (live)" in diff.stdout  # dropped by the new values: deleted
     out = ok(run_cli("chart", "upgrade", name, WEBAPP, "-n", ns, "-f", str(values_file), server=api_server))
     assert f'Release "{name}" has been upgraded.' in out and "REVISION: 2" in out
+    assert f"is upgraded as release {name} (revision 2)" in out  # NOTES after an upgrade too
     assert fails(run_cli("get", "configmap", f"{name}-webapp", "-n", ns, server=api_server))
     nochange = run_cli("chart", "diff", "upgrade", name, WEBAPP, "-n", ns, server=api_server)
     assert nochange.returncode == 0 and nochange.stdout == "", nochange
@@ -130,6 +131,17 @@ def test_release_lifecycle_through_the_cli(api_server: str, ns: str, tmp_path: P
     assert out.strip() == f'release "{name}" uninstalled'
     assert fails(run_cli("get", "deployment", f"{name}-webapp", "-n", ns, server=api_server))
     assert "release: not found" in fails(run_cli("chart", "status", name, "-n", ns, server=api_server))
+
+
+def test_diff_is_coloured_on_request_and_plain_when_piped(api_server: str, ns: str) -> None:
+    name = unique("colour")
+    ok(run_cli("chart", "install", name, WEBAPP, "-n", ns, server=api_server))
+    coloured = run_cli("chart", "diff", "upgrade", name, WEBAPP, "-n", ns, "--set", "replicaCount=2", "--color",
+                       server=api_server)
+    assert coloured.returncode == 1, coloured
+    assert "\x1b[31m-  replicas: 1\x1b[0m" in coloured.stdout and "\x1b[32m+  replicas: 2\x1b[0m" in coloured.stdout
+    plain = run_cli("chart", "diff", "upgrade", name, WEBAPP, "-n", ns, "--set", "replicaCount=2", server=api_server)
+    assert "+  replicas: 2" in plain.stdout and "\x1b[" not in plain.stdout
 
 
 def test_guestbook_with_its_dependency_installs(api_server: str, ns: str) -> None:
@@ -158,3 +170,61 @@ def test_install_conflicts_and_bad_input_are_clear(api_server: str, ns: str) -> 
                                                        server=api_server))
     out = ok(run_cli("chart", "upgrade", "--install", unique("fresh"), WEBAPP, "-n", ns, server=api_server))
     assert "REVISION: 1" in out
+
+
+BAD_DEPLOYMENT = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: "{{ release.name }}-web"}
+spec:
+  replicas: {{ values.replicas | tojson }}
+  replicaz: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: web
+        image: reconcile-hello:1.0
+        imagePullPolcy: Never
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: "{{ release.name }}-cm"}
+data: {ok: "yes"}
+"""
+
+
+def test_lint_checks_rendered_objects_against_the_servers_openapi(api_server: str, ns: str, tmp_path: Path) -> None:
+    from tests.charts.chartkit import write_chart
+
+    bad = write_chart(tmp_path, "bad", values={"replicas": "two"}, templates={"web.yaml.j2": BAD_DEPLOYMENT})
+    result = run_cli("chart", "lint", str(bad), "-n", ns, server=api_server)
+    assert result.returncode == 1, result
+    errors = [line for line in result.stdout.splitlines() if line.startswith("[ERROR]")]
+    where = "[ERROR] bad/templates/web.yaml.j2 (document 1): Deployment/release-name-web: "
+    assert errors == [
+        where + 'spec.replicas: Invalid value: "string": spec.replicas in body must be of type integer: "string"',
+        where + 'unknown field "spec.replicaz"',
+        where + 'unknown field "spec.template.spec.containers[0].imagePullPolcy"',
+    ], result.stdout
+    assert "1 chart(s) linted, 1 chart(s) failed" in result.stdout
+    # the bundled charts (every optional object on) have no field the server does not know
+    for chart_path, extra in ((WEBAPP, ["--set", "persistence.enabled=true", "--set", "config.a=b",
+                                        "--set", "secret.t=s", "--set", "resources.limits.cpu=100m",
+                                        "--set", "env.MODE=x"]),
+                              (GUESTBOOK, [])):
+        out = ok(run_cli("chart", "lint", chart_path, "-n", ns, *extra, server=api_server))
+        assert "[ERROR]" not in out and "0 chart(s) failed" in out, out
+
+
+def test_lint_without_a_server_still_checks_schema_and_templates(tmp_path: Path) -> None:
+    from tests import support
+
+    dead = f"http://127.0.0.1:{support.free_port()}"  # nothing listens: lint says so and checks the rest
+    good = run_cli("chart", "lint", WEBAPP, server=dead)
+    assert good.returncode == 0, good
+    assert "[INFO] no API server reachable" in good.stdout
+    assert "1 chart(s) linted, 0 chart(s) failed" in good.stdout
+    bad = run_cli("chart", "lint", WEBAPP, "--set", "replicaCount=-1", server=dead)
+    assert bad.returncode == 1 and "replicaCount: -1 is less than the minimum of 0" in bad.stdout, bad

@@ -14,6 +14,12 @@ from reconcile.charting import readiness
       "status": {"observedGeneration": 1, "updatedReplicas": 2, "availableReplicas": 2}}, False),
     ({"kind": "Deployment", "metadata": {"generation": 1}, "spec": {"replicas": 2},
       "status": {"observedGeneration": 1, "updatedReplicas": 2, "availableReplicas": 1}}, False),
+    # a rolling update whose new pod cannot start: the old one is still available, the new revision is not
+    ({"kind": "Deployment", "metadata": {"generation": 2}, "spec": {"replicas": 1},
+      "status": {"observedGeneration": 2, "replicas": 2, "updatedReplicas": 1, "availableReplicas": 1}}, False),
+    ({"kind": "Deployment", "metadata": {"generation": 2}, "spec": {"replicas": 1},
+      "status": {"observedGeneration": 2, "replicas": 1, "updatedReplicas": 1, "availableReplicas": 1,
+                 "conditions": [{"type": "Progressing", "reason": "ProgressDeadlineExceeded"}]}}, False),
     ({"kind": "StatefulSet", "metadata": {"generation": 1}, "spec": {"replicas": 1},
       "status": {"observedGeneration": 1, "readyReplicas": 1, "currentRevision": "a", "updateRevision": "a"}}, True),
     ({"kind": "StatefulSet", "metadata": {"generation": 1}, "spec": {"replicas": 1},

@@ -399,3 +399,86 @@ def _can_list(client: Any, ns: str) -> bool:
     except errors.Forbidden:
         return False
     return True
+
+
+EVENT_HOOKS = """\
+{% for event, weight, label in [("pre-install", "5", "b"), ("pre-install", "-5", "z"), ("pre-install", "0", "a"),
+                                ("post-install", "0", "a"), ("pre-upgrade", "0", "a"), ("post-upgrade", "0", "a"),
+                                ("pre-rollback", "0", "a"), ("post-rollback", "0", "a"), ("pre-delete", "0", "a"),
+                                ("post-delete", "0", "a")] %}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ release.name }}-{{ event }}-{{ label }}
+  annotations:
+    charts.reconcile.dev/hook: {{ event }}
+    charts.reconcile.dev/hook-weight: "{{ weight }}"
+data: {revision: "{{ release.revision }}"}
+{% endfor %}
+"""
+
+
+def test_hooks_run_at_each_event_in_weight_order_around_the_release(client: Any, ns: str, tmp_path: Path) -> None:
+    """ConfigMap hooks (done once created): the etcd revision each got says when it was written."""
+    name = unique("events")
+    hooked = chart.load(write_chart(tmp_path, "events", templates={
+        "hooks.yaml.j2": EVENT_HOOKS,
+        "cm.yaml.j2": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: '{{ release.name }}'}\n"
+                      "data: {revision: '{{ release.revision }}'}\n"}))
+
+    def written(suffix: str) -> int:
+        obj = get(client, "v1", "configmaps", f"{name}{suffix}", ns)
+        assert obj is not None, f"{name}{suffix} was never created"
+        return int(obj["metadata"]["resourceVersion"])
+
+    ops(client).install(name, ns, hooked, {})
+    assert written("-pre-install-z") < written("-pre-install-a") < written("-pre-install-b") < written("") \
+        < written("-post-install-a")  # by weight (-5, 0, 5), all before the release's objects, post after
+    assert get(client, "v1", "configmaps", f"{name}-pre-upgrade-a", ns) is None  # other events' hooks: not run
+    ops(client).upgrade(name, ns, hooked, {"x": 1})
+    assert written("-pre-upgrade-a") < written("") < written("-post-upgrade-a")
+    assert get(client, "v1", "configmaps", f"{name}-pre-upgrade-a", ns)["data"] == {"revision": "2"}
+    ops(client).rollback(name, ns, 1)
+    assert written("-pre-rollback-a") < written("") < written("-post-rollback-a")
+    main = written("")
+    ops(client).uninstall(name, ns)
+    assert main < written("-pre-delete-a") < written("-post-delete-a")
+    assert get(client, "v1", "configmaps", name, ns) is None  # the release's own object is gone
+
+
+def test_a_failing_hook_with_the_hook_failed_policy_is_deleted(client: Any, ns: str, tmp_path: Path) -> None:
+    name = unique("hookfail")
+    agent = play_node_agent(client, ns, f"{name}-pre", "Failed")
+    with pytest.raises(actions.HookFailed, match="failed: Pod phase Failed"):
+        ops(client).install(name, ns, hooked_chart(tmp_path, "hook-failed"), {}, actions.Options(timeout=15))
+    agent.join()
+    support.wait_for(lambda: get(client, "v1", "pods", f"{name}-pre", ns) is None, timeout=15,
+                     what="the failed hook deleted")
+    assert get(client, "v1", "configmaps", name, ns) is None
+    assert phases(client, name, ns) == [(1, "failed")]
+
+
+def test_a_hook_left_from_a_run_without_before_hook_creation_stops_the_next(client: Any, ns: str,
+                                                                           tmp_path: Path) -> None:
+    name = unique("hookleft")
+    agent = play_node_agent(client, ns, f"{name}-pre", "Succeeded")
+    ops(client).install(name, ns, hooked_chart(tmp_path, "hook-failed"), {}, actions.Options(timeout=15))
+    agent.join()  # succeeded and kept: its policy deletes only failed runs
+    assert get(client, "v1", "pods", f"{name}-pre", ns) is not None
+    with pytest.raises(actions.HookFailed, match=f"test hook Pod/{ns}/{name}-pre already exists "
+                                                 r"\(no before-hook-creation policy\)"):
+        ops(client).run_tests(name, ns, timeout=15)
+
+
+def test_lookup_reads_a_live_object_during_install(client: Any, ns: str, tmp_path: Path) -> None:
+    name = unique("lookup")
+    client.create("v1", "configmaps", {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"{name}-src"},
+                                       "data": {"colour": "teal"}}, namespace=ns)
+    reader = chart.load(write_chart(tmp_path, "reader", templates={"cm.yaml.j2": (
+        "{% set src = lookup('v1', 'ConfigMap', release.namespace, release.name ~ '-src') %}"
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: '{{ release.name }}'}\n"
+        "data: {colour: {{ src.data.colour | default('none') | quote }},"
+        " missing: {{ lookup('v1', 'ConfigMap', release.namespace, 'absent') | length | string | quote }}}\n")}))
+    ops(client).install(name, ns, reader, {})
+    assert get(client, "v1", "configmaps", name, ns)["data"] == {"colour": "teal", "missing": "0"}
