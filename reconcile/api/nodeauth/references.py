@@ -134,7 +134,6 @@ def pv_references(pv: dict[str, Any]) -> tuple[tuple[str, str] | None, frozenset
     return (claim_namespace, claim_name), frozenset(found)
 
 
-
 def pv_home(pv: dict[str, Any]) -> str:
     """The one node a `reconcile.dev/docker-volume` PV is pinned to by `kubernetes.io/hostname In
     [node]` (what the provisioner writes), or "" for any other PV: its agent may read it and
