@@ -32,6 +32,10 @@ MAX_IN_FLIGHT = 8  # bindings and status writes at once (more only adds idle con
 TERMINAL_PHASES = ("Succeeded", "Failed")
 
 
+class VolumeTaken(Exception):
+    """A static volume the plan chose was bound to another claim meanwhile: the pod is tried again."""
+
+
 def _key(obj: dict[str, Any]) -> podinfo.Key:
     metadata = obj.get("metadata") or {}
     return (metadata.get("namespace") or "", metadata.get("name") or "")
@@ -219,7 +223,8 @@ class Scheduler:
         info = podinfo.from_pod(pod)
         volume_state = volumebinding.prefilter(pod, self.claims.store.get, lambda name: self.volumes.store.get(None, name),
                                                lambda name: self.classes.store.get(None, name),
-                                               in_use=lambda ns, claim: self._claim_in_use(key, ns, claim))
+                                               in_use=lambda ns, claim: self._claim_in_use(key, ns, claim),
+                                               all_volumes=self.volumes.store.list)
         decision = framework.schedule(info, self.snapshot, rng=self.rng, volume_state=volume_state)
         if decision.node is None:
             self.unschedulable_attempts += 1
@@ -227,7 +232,10 @@ class Scheduler:
             self._spawn(self._report_unschedulable(pod, decision.message))
             return True
         self.snapshot.assume(info, decision.node)
-        self._spawn(self._bind(pod, decision.node, provision=volume_state.to_provision if volume_state else []))
+        plan = None
+        if volume_state is not None and volume_state.delayed:
+            plan = volumebinding.plan_for(volume_state, self.snapshot.nodes[decision.node])
+        self._spawn(self._bind(pod, decision.node, volume_plan=plan))
         return True
 
     def _claim_in_use(self, key: podinfo.Key, namespace: str, claim: str) -> bool:
@@ -240,13 +248,31 @@ class Scheduler:
                 return True
         return False
 
-    async def _select_node(self, namespace: str, claims: list[str], node: str) -> None:
-        """VolumeBinding's PreBind: the claims to provision learn the node (the binder provisions there)."""
-        for claim in claims:
-            await self.writer.patch("v1", "persistentvolumeclaims", claim, {"metadata": {"annotations": {
+    async def _bind_volumes(self, namespace: str, plan: volumebinding.Plan, node: str) -> None:
+        """VolumeBinding's PreBind: a matched static volume gets the claim's claimRef, as upstream's
+        BindPodVolumes (only while it is still free: its resourceVersion from the cache, so a volume
+        another pod's claim took meanwhile fails this binding, which is retried); the claims to
+        provision learn the node (the binder provisions there)."""
+        for claim_name, volume_name in plan.static:
+            claim = self.claims.store.get(namespace, claim_name)
+            volume = self.volumes.store.get(None, volume_name)
+            if claim is None or volume is None or (volume.get("spec") or {}).get("claimRef"):
+                raise VolumeTaken(f'persistentvolume "{volume_name}" is no longer available')
+            md = claim.get("metadata") or {}
+            try:
+                await self.writer.patch("v1", "persistentvolumes", volume_name, {
+                    "metadata": {"resourceVersion": (volume.get("metadata") or {}).get("resourceVersion"),
+                                 "annotations": {volumebinding.volumes.BOUND_BY_CONTROLLER: "yes"}},
+                    "spec": {"claimRef": {"kind": "PersistentVolumeClaim", "apiVersion": "v1",
+                                          "namespace": namespace, "name": claim_name, "uid": md.get("uid"),
+                                          "resourceVersion": md.get("resourceVersion")}}})
+            except (errors.Conflict, errors.NotFound) as exc:  # not "the pod is bound": try the pod again
+                raise VolumeTaken(f'persistentvolume "{volume_name}" changed: {exc}') from None
+        for claim_name in plan.provision:
+            await self.writer.patch("v1", "persistentvolumeclaims", claim_name, {"metadata": {"annotations": {
                 volumebinding.volumes.SELECTED_NODE: node}}}, namespace=namespace)
 
-    async def _bind(self, pod: dict[str, Any], node: str, *, provision: list[str] | None = None) -> None:
+    async def _bind(self, pod: dict[str, Any], node: str, *, volume_plan: volumebinding.Plan | None = None) -> None:
         key = _key(pod)
         namespace, name = key
         body = {
@@ -256,8 +282,8 @@ class Scheduler:
             "target": {"apiVersion": "v1", "kind": "Node", "name": node},
         }
         try:
-            if provision:
-                await self._select_node(namespace, provision, node)
+            if volume_plan is not None:
+                await self._bind_volumes(namespace, volume_plan, node)
             await self.writer.request("POST", f"/api/v1/namespaces/{namespace}/pods/{name}/binding", json=body)
         except (errors.Conflict, errors.NotFound) as exc:
             # Bound by someone else (or by an earlier attempt of ours), or gone: the watch tells the truth.

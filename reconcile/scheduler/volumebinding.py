@@ -5,15 +5,19 @@ Upstream's (pkg/scheduler/framework/plugins/volumebinding), reduced to what this
   class means "pod has unbound immediate PersistentVolumeClaims" (the binder binds it first).
 - Filter: a bound claim's volume must have node affinity matching the node ("node(s) had volume node
   affinity conflict"); a claim whose volume is gone blocks every node; an unbound
-  WaitForFirstConsumer claim fits where its class can provision (ours: any node), or only on the
-  node of its `volume.kubernetes.io/selected-node`.
-- PreBind (the scheduler's `_bind`): the claims to provision get `selected-node` = the chosen node,
-  which the binder's provisioner acts on.
+  WaitForFirstConsumer claim fits a node where an Available static volume matches it (class,
+  modes, size, selector, and the volume's node affinity; the smallest, as the binder's matching)
+  or, failing that, where its class can provision (ours: any node), or only on the node of its
+  `volume.kubernetes.io/selected-node`.
+- PreBind (the scheduler's `_bind`, from `plan_for` the chosen node): a matched static volume gets
+  the claim's claimRef (the binder then completes the binding, as upstream's BindPodVolumes), and
+  the claims to provision get `selected-node` = the chosen node, which the binder's provisioner
+  acts on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,20 +41,31 @@ class State:
     error: str | None = None  # the pod fits no node at all (PreFilter's message)
     affinities: list[tuple[str, list[Mapping[str, Any]]]] = field(default_factory=list)  # (volume, terms)
     missing_volume: bool = False
-    unprovisionable: bool = False
     pinned: set[str] = field(default_factory=set)  # nodes named by claims' selected-node
-    to_provision: list[str] = field(default_factory=list)  # claim names that get selected-node at PreBind
+    # unbound WaitForFirstConsumer claims without a selected node, each with whether its class provisions
+    delayed: list[tuple[Mapping[str, Any], bool]] = field(default_factory=list)
+    candidates: list[Mapping[str, Any]] = field(default_factory=list)  # the PVs those may bind to
 
     @property
     def idle(self) -> bool:
-        return not (self.affinities or self.missing_volume or self.unprovisionable or self.pinned)
+        return not (self.affinities or self.missing_volume or self.delayed or self.pinned)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What PreBind writes for the chosen node."""
+
+    static: tuple[tuple[str, str], ...] = ()  # (claim, volume): the volume gets the claim's claimRef
+    provision: tuple[str, ...] = ()  # claims that get selected-node
 
 
 def prefilter(pod: Mapping[str, Any], claims: Getter, pvs: Getter, classes: Getter, *,
-              in_use: Callable[[str, str], bool] = lambda _ns, _claim: False) -> State | None:
+              in_use: Callable[[str, str], bool] = lambda _ns, _claim: False,
+              all_volumes: Callable[[], Iterable[Mapping[str, Any]]] = lambda: ()) -> State | None:
     """None when the pod names no claims. `claims(namespace, name)`, `pvs(name)`, `classes(name)`
-    read the scheduler's caches; `in_use(namespace, claim)`: another scheduled (or assumed) pod uses
-    the claim (VolumeRestrictions: a ReadWriteOncePod claim serves one pod in the whole cluster)."""
+    read the scheduler's caches, `all_volumes()` every PV it holds; `in_use(namespace, claim)`:
+    another scheduled (or assumed) pod uses the claim (VolumeRestrictions: a ReadWriteOncePod claim
+    serves one pod in the whole cluster)."""
     names = volumes.claim_names(pod)
     if not names:
         return None
@@ -80,11 +95,39 @@ def prefilter(pod: Mapping[str, Any], claims: Getter, pvs: Getter, classes: Gett
         selected = ((claim.get("metadata") or {}).get("annotations") or {}).get(volumes.SELECTED_NODE)
         if selected:
             state.pinned.add(selected)
-        elif storage_class.get("provisioner") == volumes.DOCKER_VOLUME_DRIVER:
-            state.to_provision.append(name)
         else:
-            state.unprovisionable = True  # static volumes for delayed binding: not matched by this scheduler
+            state.delayed.append((claim, storage_class.get("provisioner") == volumes.DOCKER_VOLUME_DRIVER))
+    if state.delayed:
+        state.candidates = [v for v in all_volumes() if not (v.get("spec") or {}).get("claimRef")
+                            and ((v.get("status") or {}).get("phase") or volumes.AVAILABLE) == volumes.AVAILABLE]
     return state
+
+
+def plan_for(state: State, node: nodeinfo.NodeInfo) -> Plan | None:
+    """The delayed claims' bindings on `node`: a matching static volume for each that has one (no
+    volume promised twice), provisioning for the rest whose class provisions; None when some claim
+    can have neither there."""
+    taken: set[str] = set()
+    static: list[tuple[str, str]] = []
+    provision: list[str] = []
+    for claim, provisions in state.delayed:
+        here = [v for v in state.candidates if _fits(v, node)]
+        found = volumes.find_matching_volume(claim, here, excluded=frozenset(taken))
+        claim_name = str((claim.get("metadata") or {}).get("name") or "")
+        if found is not None:
+            volume_name = str((found.get("metadata") or {}).get("name") or "")
+            taken.add(volume_name)
+            static.append((claim_name, volume_name))
+        elif provisions:
+            provision.append(claim_name)
+        else:
+            return None
+    return Plan(tuple(static), tuple(provision))
+
+
+def _fits(volume: Mapping[str, Any], node: nodeinfo.NodeInfo) -> bool:
+    terms = volumes.affinity_terms(volume)
+    return terms is None or nodeaffinity.match_terms(terms, node.labels, node.name)
 
 
 def filter_node(state: State, node: nodeinfo.NodeInfo) -> list[str]:
@@ -95,6 +138,6 @@ def filter_node(state: State, node: nodeinfo.NodeInfo) -> list[str]:
             return [REASON_AFFINITY]
     if state.pinned and (len(state.pinned) > 1 or node.name not in state.pinned):
         return [REASON_AFFINITY]
-    if state.unprovisionable:
+    if state.delayed and plan_for(state, node) is None:
         return [REASON_NO_VOLUMES]
     return []

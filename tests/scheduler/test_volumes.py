@@ -1,6 +1,7 @@
 """VolumeBinding against a real API server: a pod whose volume lives on node B never lands on A;
-a WaitForFirstConsumer claim gets `selected-node` = the node chosen; unbound Immediate claims and
-missing claims keep a pod Pending with upstream's message."""
+a WaitForFirstConsumer claim gets `selected-node` = the node chosen, or the static volume that fits
+it on that node; unbound Immediate claims and missing claims keep a pod Pending with upstream's
+message."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 
 from reconcile.client import api as client_api
 from reconcile.core import errors, volumes
+from reconcile.scheduler import nodeinfo, volumebinding
 from reconcile.scheduler import scheduler as scheduler_mod
 from tests import support
 from tests.scheduler import harness, objects
@@ -134,3 +136,68 @@ def test_read_write_once_pod_serves_one_pod(cluster: harness.Cluster, scheduler:
                                         "PersistentVolumeClaim with the same name and ReadWriteOncePod access mode.")
     assert len(placed) == 1 and cluster.node_of(placed[0]) == node
     assert cluster.node_of(waiting) is None
+
+
+def local_volume(cluster: harness.Cluster, name: str, node: str, size: str, cls: str) -> str:
+    pv = f"{cluster.tag}-{name}"
+    cluster.client.create("v1", "persistentvolumes", {
+        "apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": pv},
+        "spec": {"capacity": {"storage": size}, "accessModes": ["ReadWriteOnce"], "storageClassName": cls,
+                 "local": {"path": "/mnt/disk"}, "nodeAffinity": volumes.node_affinity(node)}})
+    # as the binder leaves a new volume (no controller-manager runs in this module)
+    cluster.client.patch("v1", "persistentvolumes", pv, {"status": {"phase": "Available"}}, subresource="status")
+    return pv
+
+
+def delayed_claim(cluster: harness.Cluster, name: str, size: str, cls: str) -> dict[str, Any]:
+    return cluster.client.create("v1", "persistentvolumeclaims", {
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": name},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}},
+                 "storageClassName": cls}}, namespace=cluster.namespace)
+
+
+def test_wait_for_first_consumer_binds_a_static_volume_on_the_node_it_picks(
+        cluster: harness.Cluster, scheduler: scheduler_mod.Scheduler) -> None:
+    """Local static volumes under a WaitForFirstConsumer class that cannot provision (upstream's
+    `kubernetes.io/no-provisioner`): the pod goes where a volume fits the claim, and that volume
+    gets the claim's claimRef at PreBind (the binder completes the binding)."""
+    cls = f"{cluster.tag}-local"
+    cluster.client.create("storage.k8s.io/v1", "storageclasses", {
+        "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": cls},
+        "provisioner": "kubernetes.io/no-provisioner", "volumeBindingMode": "WaitForFirstConsumer"})
+    try:
+        small_node = cluster.node("small", cpu="64", memory="256Gi")  # roomier: resources alone would pick it
+        big_node = cluster.node("big", cpu="1", memory="1Gi")
+        local_volume(cluster, "small", small_node, "1Gi", cls)
+        big = local_volume(cluster, "big", big_node, "5Gi", cls)
+        claim = delayed_claim(cluster, "data", "2Gi", cls)
+        claim_pod(cluster, "needs-2gi", "data")
+        assert cluster.wait_bound("needs-2gi") == {"needs-2gi": big_node}
+        ref = cluster.client.get("v1", "persistentvolumes", big)["spec"]["claimRef"]
+        assert (ref["namespace"], ref["name"], ref["uid"]) == (cluster.namespace, "data", claim["metadata"]["uid"])
+        # the big volume is promised now: a second 2Gi claim fits nowhere, and says so
+        delayed_claim(cluster, "more", "2Gi", cls)
+        claim_pod(cluster, "needs-more", "more")
+        cluster.wait_unschedulable("needs-more", "0/2 nodes are available: 2 node(s) didn't find available "
+                                                 "persistent volumes to bind.")
+    finally:
+        cluster.client.delete("storage.k8s.io/v1", "storageclasses", cls)
+
+
+def _node(name: str) -> nodeinfo.NodeInfo:
+    return nodeinfo.NodeInfo(name, labels={"kubernetes.io/hostname": name})
+
+
+def test_plan_for_never_promises_one_volume_twice_and_falls_back_to_provisioning() -> None:
+    def claim(name: str) -> dict[str, Any]:
+        return {"metadata": {"name": name, "namespace": "ns", "uid": name},
+                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}},
+                         "storageClassName": "c"}}
+
+    volume = {"metadata": {"name": "only"}, "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                                                     "storageClassName": "c", "nodeAffinity": volumes.node_affinity("a")}}
+    static_only = volumebinding.State(delayed=[(claim("x"), False), (claim("y"), False)], candidates=[volume])
+    assert volumebinding.plan_for(static_only, _node("a")) is None  # two claims, one volume
+    mixed = volumebinding.State(delayed=[(claim("x"), False), (claim("y"), True)], candidates=[volume])
+    assert volumebinding.plan_for(mixed, _node("a")) == volumebinding.Plan((("x", "only"),), ("y",))
+    assert volumebinding.plan_for(mixed, _node("b")) is None  # the volume lives on a; x cannot provision
