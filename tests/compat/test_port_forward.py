@@ -204,6 +204,16 @@ def test_reconcile_port_forward_errors_as_kubectl_words_them(module_env, workloa
     admin.create("v1", "services", {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "port80"},
                                     "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}},
                  namespace=workload)
+    pending = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "pending", "labels": {"app": "pending"}},
+               "spec": {"nodeName": "no-such-node", "containers": [{"name": "c", "image": "unused"}]}}
+    admin.create("v1", "pods", pending, namespace=workload)
+    admin.create("v1", "services", {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "pending"},
+                                    "spec": {"selector": {"app": "pending"}, "ports": [{"port": 80}]}},
+                 namespace=workload)
+    # the only pod is not running: kubectl picks it anyway and refuses
+    result = _reconcile(module_env, "port-forward", "-n", workload, "svc/pending", "80")
+    assert (result.returncode, result.stderr) == (
+        1, b"error: unable to forward port because pod is not running. Current status=Pending\n")
     # no pod behind the selector: kubectl waits --pod-running-timeout for one, then gives up
     result = _reconcile(module_env, "port-forward", "-n", workload, "svc/nobody", "80", "--pod-running-timeout=1s")
     assert (result.returncode, result.stderr) == (1, b"error: timed out waiting for the condition\n")
