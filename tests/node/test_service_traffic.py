@@ -1,18 +1,19 @@
-"""A Deployment behind a ClusterIP Service on a real node, with the controllers that run it:
-requests are spread over its pods, a pod made not-ready gets none, and a rolling update under
-load loses none.
+"""A Deployment behind a NodePort Service on a real node, with the controllers that run it:
+requests to its cluster IP (from a pod) and node port (from the host, on 127.0.0.1) are spread
+over its pods, a pod made not-ready gets none, and a rolling update under load loses none.
 
 One cluster for the module: the module's API server (allocating cluster IPs from SERVICE_CIDR),
 a controller-manager (Deployment, ReplicaSet, EndpointSlice controllers), the session's private
 dockerd with one node agent, and `reconcile proxy` for that node. Pods are bound to the node by
 their template's nodeName (no scheduler needed). Requests go only from a client pod made here to
-the Service's cluster IP, which translates to the pods made here; the proxy's rules and the
-node's containers are removed at teardown. Every wait is a condition with a deadline.
+the Service's cluster IP and from this host to 127.0.0.1, which translate to the pods made here;
+the proxy's rules and the node's containers are removed at teardown. Every wait is a condition with a deadline.
 """
 
 from __future__ import annotations
 
 import collections
+import http.client
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -53,27 +54,13 @@ def admin(api_server: str) -> Iterator[client_api.Client]:
 
 @pytest.fixture(scope="module")
 def controllers(api_server: str) -> Iterator[controller_helpers.ControllerManagerProcess]:
+    """Started, not waited for: it comes up while the node agent does (the pods' readiness is the wait)."""
     process = controller_helpers.ControllerManagerProcess(api_server)
     process.start()
     try:
-        support.wait_for(lambda: process.starts() >= 1, timeout=60, what="the controllers started")
         yield process
     finally:
         process.stop()
-
-
-@pytest.fixture(scope="module")
-def proxy(api_server: str, node_agent: docker_support.NodeAgentProcess,
-          tmp_path_factory: pytest.TempPathFactory) -> Iterator[docker_support.ProxyProcess]:
-    p = docker_support.ProxyProcess(api_server, node=node_agent.name,
-                                    log_path=Path(tmp_path_factory.mktemp("proxy")) / "proxy.log",
-                                    extra_args=("--service-cluster-ip-range", SERVICE_CIDR))
-    try:
-        p.start()
-        yield p
-    finally:
-        p.stop()
-        p.cleanup()
 
 
 def web_template(node: str, version: str) -> dict[str, Any]:
@@ -103,9 +90,11 @@ def nft_table(node: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def web(admin: client_api.Client, node_agent: docker_support.NodeAgentProcess, controllers, proxy,
-        docker_node: docker_support.DockerDaemon) -> Iterator[dict[str, Any]]:
-    """The namespace, its 3-replica Deployment behind Service `web`, and a client pod's container."""
+def web(controllers, admin: client_api.Client, node_agent: docker_support.NodeAgentProcess,
+        docker_node: docker_support.DockerDaemon, api_server: str,
+        tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """The namespace, its 3-replica Deployment behind Service `web`, a client pod's container, and
+    the node's proxy (started while the pods start)."""
     namespace = f"traffic-{uuid.uuid4().hex[:6]}"
     admin.create("v1", "namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
     deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
@@ -116,10 +105,24 @@ def web(admin: client_api.Client, node_agent: docker_support.NodeAgentProcess, c
     admin.create("apps/v1", "deployments", deployment, namespace=namespace)
     service = admin.create("v1", "services", {
         "apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
-        "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}},
+        "spec": {"type": "NodePort", "selector": {"app": "web"},
+                 "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}},
         namespace=namespace)
     admin.create("v1", "pods", helpers.pod("client", node_agent.name, helpers.container("client", command=SLEEPER)),
                  namespace=namespace)
+    proxy = docker_support.ProxyProcess(api_server, node=node_agent.name,
+                                        log_path=Path(tmp_path_factory.mktemp("proxy")) / "proxy.log",
+                                        extra_args=("--service-cluster-ip-range", SERVICE_CIDR))
+    try:
+        proxy.start()
+        yield from _serving(admin, namespace, service, docker_node, node_agent)
+    finally:
+        proxy.stop()
+        proxy.cleanup()
+
+
+def _serving(admin: client_api.Client, namespace: str, service: dict[str, Any], docker_node: docker_support.DockerDaemon,
+             node_agent: docker_support.NodeAgentProcess) -> Iterator[dict[str, Any]]:
     client_pod = helpers.wait_pod(admin, namespace, "client", helpers.running_ready, timeout=60)
     box = helpers.app_containers(docker_node, client_pod["metadata"]["uid"], "client")[0]["Id"]
     ip = service["spec"]["clusterIP"]
@@ -132,7 +135,8 @@ def web(admin: client_api.Client, node_agent: docker_support.NodeAgentProcess, c
         return None
 
     support.wait_for(all_serving, timeout=60, interval=0.2, what="3 ready pods programmed behind the cluster IP")
-    yield {"namespace": namespace, "ip": ip, "box": box, "daemon": docker_node, "node": node_agent.name}
+    yield {"namespace": namespace, "ip": ip, "box": box, "daemon": docker_node, "node": node_agent.name,
+           "node_port": service["spec"]["ports"][0]["nodePort"]}
 
 
 def requests(web: dict[str, Any], count: int) -> list[str]:
@@ -152,12 +156,22 @@ def answers_of(out: str) -> list[str]:
     return lines
 
 
+def from_host(port: int) -> str:
+    """One request on a new connection from this host to 127.0.0.1:`port` (the Service's node port)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", "/cgi-bin/who", headers={"Connection": "close"})
+        return conn.getresponse().read().decode().strip()
+    finally:
+        conn.close()
+
+
 def test_requests_are_spread_over_all_pods(web, admin):
     names = {p["metadata"]["name"] for p in pods_of(admin, web["namespace"])}
-    answers = requests(web, 300)
-    counts = collections.Counter(answers)
-    assert len(answers) == 300 and set(counts) == names, counts
-    assert min(counts.values()) >= 30, counts  # each pod at least 10%
+    for answers in (requests(web, 300), [from_host(web["node_port"]) for _ in range(300)]):
+        counts = collections.Counter(answers)  # from a client pod to the cluster IP, from the host to the node port
+        assert len(answers) == 300 and set(counts) == names, counts
+        assert min(counts.values()) >= 30, counts  # each pod at least 10%
 
 
 def test_a_pod_made_not_ready_gets_no_requests(web, admin):
@@ -211,7 +225,7 @@ def test_a_rolling_update_under_load_fails_no_request(web, admin):
         support.wait_for(rolled_out, timeout=90, interval=0.2, what="the rollout to finish")
         after = {p["metadata"]["name"] for p in pods_of(admin, namespace)}
         # a few requests on the new pods, then stop the loop
-        support.wait_for(lambda: after <= set(requests(web, 30)), timeout=20, what="the new pods answer")
+        support.wait_for(lambda: after <= set(requests(web, 12)), timeout=20, what="the new pods answer")
     finally:
         web["daemon"].docker("exec", web["box"], "touch", "/tmp/stop", check=False)
         try:
