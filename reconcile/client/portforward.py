@@ -127,9 +127,13 @@ class Tunnel:
         the error stream raises ForwardError (after the local connection is closed)."""
         request = str(next(self._request_ids))
         headers = {"streamtype": "error", "port": str(port), "requestid": request}
-        error_id, error = await self._open(headers)
-        await self._send(lambda e: e.data(error_id, b"", fin=True))  # we only read the error stream
-        data_id, data = await self._open({**headers, "streamtype": "data"})
+        try:
+            error_id, error = await self._open(headers)
+            await self._send(lambda e: e.data(error_id, b"", fin=True))  # we only read the error stream
+            data_id, data = await self._open({**headers, "streamtype": "data"})
+        except BaseException:
+            writer.close()  # the streams never opened: the local connection ends at once
+            raise
 
         async def upstream() -> None:
             while chunk := await reader.read(CHUNK):

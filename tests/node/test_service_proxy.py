@@ -299,6 +299,14 @@ class _UdpNamer:
         self.sock.close()
 
 
+def proxy_tables() -> list[str]:
+    """The text of every `reconcile-proxy-*` table on this host."""
+    names = [line.split()[-1] for line in subprocess.run(["nft", "list", "tables"], capture_output=True,
+                                                         text=True).stdout.splitlines()
+             if line.startswith("table ip reconcile-proxy-")]
+    return [subprocess.run(["nft", "list", "table", "ip", n], capture_output=True, text=True).stdout for n in names]
+
+
 def udp_flows(ip: str) -> str:
     return subprocess.run(["conntrack", "-L", "-p", "udp", "--orig-dst", ip], capture_output=True, text=True).stdout
 
@@ -335,10 +343,12 @@ def test_udp_flows_leave_removed_endpoints_and_find_new_ones(client, proxy, web_
             client.replace("discovery.k8s.io/v1", "endpointslices", current, **ns)
 
         def programmed(*ips: str) -> None:
+            """In every proxy table on this host that serves the address (node B's proxy of this
+            module too, when it runs: its rules see this host's own packets as well)."""
             def done() -> bool:
-                table = nft_table(node_agent.name)
-                return all((f"{a}:{port}" in table) == (a in ips) for a in addresses) and (
-                    bool(ips) or f"{ip} . udp . 53 : goto reject-chain" in table)
+                tables = [nft_table(node_agent.name)] + [t for t in proxy_tables() if f"{ip} . udp . 53" in t]
+                return all(all((f"{a}:{port}" in table) == (a in ips) for a in addresses)
+                           and (f"{ip} . udp . 53 : goto reject-chain" in table) == (not ips) for table in tables)
             support.wait_for(done, timeout=10, interval=0.05, what=f"udp endpoints {ips} programmed")
 
         set_endpoints(*addresses)
