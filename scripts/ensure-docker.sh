@@ -21,6 +21,12 @@ if ! command -v nft >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ] && command -v apt-ge
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nftables \
         || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nftables; }
 fi
+# ... and clears stale UDP flows with conntrack (Debian's conntrack, conntrack-tools).
+if ! command -v conntrack >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "ensure-docker: installing conntrack (the service proxy's UDP flow cleanup)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends conntrack \
+        || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends conntrack; }
+fi
 
 if command -v docker >/dev/null 2>&1 && answers; then
     echo "ensure-docker: a Docker engine answers ($(docker version --format '{{.Server.Version}}' 2>/dev/null || echo '?'))"

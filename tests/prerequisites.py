@@ -107,3 +107,9 @@ def require_nft() -> None:
     """Debian's `nft` (the service proxy's tool), or skip/fail saying how to get it."""
     if shutil.which("nft") is None:
         missing("nft", install="apt-get install nftables (scripts/ensure-docker.sh does, as root)")
+
+
+def require_conntrack() -> None:
+    """Debian's `conntrack` (the service proxy's UDP flow cleanup), or skip/fail saying how to get it."""
+    if shutil.which("conntrack") is None:
+        missing("conntrack", install="apt-get install conntrack (scripts/ensure-docker.sh does, as root)")

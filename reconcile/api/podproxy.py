@@ -125,10 +125,13 @@ async def upgrade(api: rest.Rest, scope: Any, receive: Any, send: Any, info: rou
     offered = scope.get("subprotocols") or []
     if info.subresource == "portforward":
         _forward_target(pod)
-        if PORT_FORWARD_PROTOCOL not in offered:
+        # kubectl's name, else its RFC 7230 token spelling (`reconcile port-forward`, whose WebSocket
+        # library can offer tokens only); the bytes are the same SPDY stream either way
+        protocol = next((p for p in (PORT_FORWARD_PROTOCOL, AGENT_PORT_FORWARD_PROTOCOL) if p in offered), None)
+        if protocol is None:
             raise errors.BadRequest(f"unable to upgrade connection: port-forward is served as "
                                     f"{PORT_FORWARD_PROTOCOL} (kubectl 1.31 or later)")
-        protocol, agent_protocol = PORT_FORWARD_PROTOCOL, AGENT_PORT_FORWARD_PROTOCOL
+        agent_protocol = AGENT_PORT_FORWARD_PROTOCOL
         metadata = pod["metadata"]
         path = "/".join(["", "portForward", *(quote(v, safe="") for v in (metadata["namespace"], metadata["name"]))])
     else:

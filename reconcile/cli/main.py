@@ -39,6 +39,7 @@ def _register_optional() -> None:
         "dns_cmd",
         "chart_cmd",
         "proxy_cmd",
+        "portforward_cmd",
     ):
         try:
             module = importlib.import_module(f"reconcile.cli.{module_name}")

@@ -69,19 +69,35 @@ class Connection:
 
 
 async def connect(url: str, config: client_config.ClientConfig, *, subprotocols: Sequence[str],
-                  timeout: float = 10) -> Connection:
-    """Open `url` (wss://...) with `config`'s TLS material. The peer's pings are answered by the
-    library; we send none (the API server's own client side pings kubectl)."""
+                  timeout: float = 10, user_agent: str = "reconcile-apiserver") -> Connection:
+    """Open `url` (wss://...) with `config`'s TLS material and bearer token (or token file). The
+    peer's pings are answered by the library; we send none (the API server's own client side
+    pings kubectl)."""
+    headers = {}
+    token = config.token or _read_token(config.token_file)
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
     try:
         conn = await websockets.asyncio.client.connect(
             url, ssl=ssl_context(config) if url.startswith("wss://") else None,
             subprotocols=[websockets.Subprotocol(p) for p in subprotocols], compression=None, proxy=None,
-            open_timeout=timeout, ping_interval=None, max_size=None, user_agent_header="reconcile-apiserver")
+            open_timeout=timeout, ping_interval=None, max_size=None, user_agent_header=user_agent,
+            additional_headers=headers)
     except websockets.exceptions.InvalidStatus as exc:
         raise _refusal(exc.response.status_code, bytes(exc.response.body or b"")) from None
     except (OSError, TimeoutError, websockets.exceptions.InvalidHandshake) as exc:
         raise errors.ServiceUnavailable(f"cannot reach {url.split('?')[0]}: {exc}") from None
     return Connection(conn)
+
+
+def _read_token(path: str | None) -> str:
+    if not path:
+        return ""
+    try:
+        with open(path) as handle:
+            return handle.read().strip()
+    except OSError:
+        return ""
 
 
 def _refusal(code: int, body: bytes) -> errors.ApiError:

@@ -9,13 +9,15 @@ Nothing is written before all three informers have synced, and before the servic
 guarded (netfilter.guard_service_cidr). The table is left in place when the proxy stops: a
 restarted proxy adopts it (the next apply replaces it atomically) and live traffic never sees an
 empty table. `cleanup` (`reconcile proxy --cleanup`, `reconcile down --remove-containers`)
-removes it.
+removes it. After a sync that changed the rules, UDP conntrack entries still bound to endpoints
+that are no longer serving are deleted (conntrack.py), as kube-proxy does.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import subprocess
 import time
 from dataclasses import dataclass
 
@@ -23,7 +25,7 @@ from reconcile.client import aio
 from reconcile.client import config as config_mod
 from reconcile.client import informer as informer_mod
 from reconcile.engine import manager as manager_mod
-from reconcile.proxy import model, netfilter, render
+from reconcile.proxy import conntrack, model, netfilter, render
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,7 @@ class Proxier:
         self._guarded_cidrs: tuple[str, ...] | None = None
         self.syncs = 0  # successful applies (tests and metrics read it)
         self.failures = 0
+        self.conntrack_flushes = 0  # stale UDP flow groups deleted (conntrack.flush)
         self._stopping = False
         self.last_text = ""
 
@@ -107,6 +110,10 @@ class Proxier:
             netfilter.enable_route_localnet(devices)
         self.last_text = text
         self.syncs += 1
+        try:  # after the rules changed: UDP flows still NATed to endpoints that are gone
+            self.conntrack_flushes += conntrack.flush(ports, node.pod_cidrs)
+        except (OSError, subprocess.SubprocessError) as exc:
+            log.warning("proxy %s: UDP conntrack cleanup failed: %s", self.options.node, exc)
 
     async def sync(self, *, full: bool = True) -> None:
         started = time.monotonic()

@@ -84,11 +84,13 @@ def module_env(api_server: str, tmp_path_factory: pytest.TempPathFactory) -> dic
 
 @pytest.fixture(scope="module")
 def workload(admin: client_api.Client, node_agent) -> str:  # noqa: F811
-    """A namespace with Running pods: `web` (busybox httpd on 8080, two containers: `web`, `side`)
+    """A namespace with Running pods: `web` (busybox httpd on 8080, the port named `http`; two containers: `web`, `side`)
     and `tty` (stdin + tty, a shell as PID 1, for attach)."""
     ns = f"compat-{uuid.uuid4().hex[:6]}"
     admin.create("v1", "namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
-    web = helpers.pod("web", node_agent.name, helpers.container("web"), helpers.container("side", command=SLEEPER))
+    web = helpers.pod("web", node_agent.name,
+                      helpers.container("web", ports=[{"name": "http", "containerPort": 8080}]),
+                      helpers.container("side", command=SLEEPER))
     web["metadata"]["labels"] = {"app": "web"}
     web["metadata"]["annotations"] = {"kubectl.kubernetes.io/default-container": "web"}
     admin.create("v1", "pods", web, namespace=ns)

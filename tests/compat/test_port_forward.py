@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import re
+import signal
 import socket
 import subprocess
+import sys
 import threading
 import urllib.request
 from collections.abc import Iterator
 from concurrent import futures
 from contextlib import contextmanager
+from dataclasses import dataclass
+
+import pytest
 
 from tests.compat.conftest import SLEEPER, kubectl_binary
 
@@ -95,3 +100,165 @@ def test_port_forward_needs_create(module_env, workload):
                      timeout=30)
     assert result.returncode == 1
     assert b"forbidden" in result.stderr.lower()
+
+
+# --- `reconcile port-forward`: the same forwards through the project's own client -------------------
+
+@contextmanager
+def reconcile_forwarding(env: dict[str, str], ns: str, target: str, *ports: str,
+                         expect: list[bytes] | None = None) -> Iterator[tuple[list[int], subprocess.Popen]]:
+    """`reconcile port-forward` running; yields the local ports it announced (127.0.0.1 only)."""
+    process = subprocess.Popen([sys.executable, "-m", "reconcile", "port-forward", "-n", ns, target, *ports,
+                                "--address", "127.0.0.1"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert process.stdout is not None
+        lines: list[bytes] = []
+
+        def read() -> None:
+            for _ in ports:
+                lines.append(process.stdout.readline())
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        reader.join(30)
+        found = [re.match(rb"Forwarding from 127\.0\.0\.1:(\d+) -> (\d+)\n", line) for line in lines]
+        if len(found) != len(ports) or not all(found):
+            process.kill()
+            raise AssertionError(f"reconcile port-forward did not start: {lines} {process.communicate()}")
+        if expect is not None:
+            assert [m.group(2) for m in found if m] == expect
+        yield [int(m.group(1)) for m in found if m], process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+
+
+def _stop(process: subprocess.Popen) -> tuple[int, bytes]:
+    """Ctrl-C, as a user ends a forward: kubectl exits 0."""
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=30)
+    return process.returncode, err
+
+
+def test_reconcile_port_forward_to_a_pod_by_number_and_by_port_name(module_env, workload):
+    """A bare name is a pod; a named remote port is looked up in its containers; connections run
+    concurrently; Ctrl-C ends the forward with exit 0 and closes its listeners."""
+    with reconcile_forwarding(module_env, workload, "web", ":8080", ":http", expect=[b"8080", b"8080"]) as (
+            locals_, process):
+        with futures.ThreadPoolExecutor(10) as pool:
+            assert list(pool.map(lambda i: _get(locals_[i % 2]), range(20))) == [b"hello\n"] * 20
+        code, err = _stop(process)
+        assert code == 0, err
+    for local in locals_:
+        with pytest.raises(OSError):  # the listeners are gone with the process
+            socket.create_connection(("127.0.0.1", local), timeout=5).close()
+
+
+def test_reconcile_port_forward_to_a_service_by_named_target_port(module_env, workload, admin):
+    """svc/NAME: a ready pod behind its selector; the service port (by number or by name) becomes
+    the pod's container port named by `targetPort`, as kubectl translates it."""
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "named"},
+               "spec": {"selector": {"app": "web"}, "ports": [{"name": "web", "port": 80, "targetPort": "http"}]}}
+    admin.create("v1", "services", service, namespace=workload)
+    with reconcile_forwarding(module_env, workload, "svc/named", ":80", ":web", expect=[b"8080", b"8080"]) as (
+            locals_, process):
+        assert [_get(p) for p in locals_] == [b"hello\n", b"hello\n"]
+        assert _stop(process)[0] == 0
+
+
+def test_reconcile_port_forward_to_a_deployment(module_env, workload, admin):
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "fwd"},
+                  "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "web"}},
+                           "template": {"metadata": {"labels": {"app": "web"}},
+                                        "spec": {"containers": [{"name": "web", "image": "unused",
+                                                                 "command": SLEEPER}]}}}}
+    admin.create("apps/v1", "deployments", deployment, namespace=workload)
+    with reconcile_forwarding(module_env, workload, "deploy/fwd", ":8080") as ([local], process):
+        assert _get(local) == b"hello\n"
+        assert _stop(process)[0] == 0
+
+
+@dataclass
+class _Result:
+    returncode: int
+    stderr: bytes
+
+
+def _reconcile(env: dict[str, str], *args: str) -> _Result:
+    """The CLI in this process (its start-up costs seconds per run on a loaded machine)."""
+    from click.testing import CliRunner
+
+    from reconcile.cli.main import main
+
+    result = CliRunner().invoke(main, list(args), env={k: env.get(k) for k in ("KUBECONFIG", "HOME")})
+    return _Result(result.exit_code, result.stderr_bytes or b"")
+
+
+def test_reconcile_port_forward_errors_as_kubectl_words_them(module_env, workload, admin):
+    admin.create("v1", "services", {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "nobody"},
+                                    "spec": {"selector": {"app": "nothing"}, "ports": [{"port": 80}]}},
+                 namespace=workload)
+    admin.create("v1", "services", {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "manual"},
+                                    "spec": {"ports": [{"port": 80}]}}, namespace=workload)
+    admin.create("v1", "services", {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "port80"},
+                                    "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}},
+                 namespace=workload)
+    pending = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "pending", "labels": {"app": "pending"}},
+               "spec": {"nodeName": "no-such-node", "containers": [{"name": "c", "image": "unused"}]}}
+    admin.create("v1", "pods", pending, namespace=workload)
+    admin.create("v1", "services", {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "pending"},
+                                    "spec": {"selector": {"app": "pending"}, "ports": [{"port": 80}]}},
+                 namespace=workload)
+    # the only pod is not running: kubectl picks it anyway and refuses
+    result = _reconcile(module_env, "port-forward", "-n", workload, "svc/pending", "80")
+    assert (result.returncode, result.stderr) == (
+        1, b"error: unable to forward port because pod is not running. Current status=Pending\n")
+    # no pod behind the selector: kubectl waits --pod-running-timeout for one, then gives up
+    result = _reconcile(module_env, "port-forward", "-n", workload, "svc/nobody", "80", "--pod-running-timeout=1s")
+    assert (result.returncode, result.stderr) == (1, b"error: timed out waiting for the condition\n")
+    result = _reconcile(module_env, "port-forward", "-n", workload, "svc/manual", "80")
+    assert (result.returncode, result.stderr) == (1, b"error: cannot attach to *v1.Service: invalid service "
+                                                     b"'manual': Service is defined without a selector\n")
+    result = _reconcile(module_env, "port-forward", "-n", workload, "svc/port80", "81")
+    assert (result.returncode, result.stderr) == (1, b"error: service port80 does not have a service port 81\n")
+    result = _reconcile(module_env, "port-forward", "-n", workload, "pod/web", "nope")
+    assert (result.returncode, result.stderr) == (1, b"error: pod 'web' does not have a named port 'nope'\n")
+    result = _reconcile(module_env, "port-forward", "-n", workload, "pod/missing", "80")
+    assert result.returncode == 1 and b'pods "missing" not found' in result.stderr, result.stderr
+    result = _reconcile(module_env, "port-forward", "-n", workload, "pod/web", "70000")
+    assert result.returncode == 1 and b"Error parsing remote port '70000'" in result.stderr, result.stderr
+
+
+def test_reconcile_port_forward_to_a_closed_port_ends_the_forward(module_env, workload):
+    with reconcile_forwarding(module_env, workload, "pod/web", ":9") as ([local], process):
+        with socket.create_connection(("127.0.0.1", local), timeout=20) as conn:
+            conn.settimeout(20)
+            assert conn.recv(100) == b""  # closed, not hung
+        _, err = process.communicate(timeout=30)
+        assert process.returncode == 1
+        assert b"an error occurred forwarding %d -> 9: error forwarding port 9 to pod web" % local in err, err
+        assert b"connection refused" in err and err.endswith(b"error: lost connection to pod\n"), err
+
+
+def test_reconcile_port_forward_needs_create_on_portforward(api_server, workload, admin, tmp_path):
+    """A user who may read the pod but not create pods/portforward gets kubectl's refusal; no port opens."""
+    from tests import support
+
+    rbac = "rbac.authorization.k8s.io/v1"
+    admin.create(rbac, "roles", {"apiVersion": rbac, "kind": "Role", "metadata": {"name": "pod-reader"},
+                                 "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]},
+                 namespace=workload)
+    admin.create(rbac, "rolebindings", {
+        "apiVersion": rbac, "kind": "RoleBinding", "metadata": {"name": "pod-reader"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pod-reader"},
+        "subjects": [{"kind": "User", "name": "pf-reader", "apiGroup": "rbac.authorization.k8s.io"}]},
+        namespace=workload)
+    connection = support.connection(api_server)
+    kubeconfig = connection.write_kubeconfig(tmp_path / "kubeconfig", as_user=connection.user("pf-reader"))
+    result = _reconcile({"KUBECONFIG": str(kubeconfig), "HOME": str(tmp_path)}, "port-forward", "-n", workload,
+                        "pod/web", "8080")
+    assert result.returncode == 1
+    # the upgrade is authorized as get and create on the subresource (README: kube-apiserver 1.35's check)
+    assert re.match(rb'error: error upgrading connection: pods "web" is forbidden: User "pf-reader" '
+                    rb'cannot (get|create) resource "pods/portforward"', result.stderr), result.stderr

@@ -9,10 +9,12 @@ at teardown (`reconcile proxy --cleanup`).
 from __future__ import annotations
 
 import http.client
+import ipaddress
 import json
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from reconcile.core import errors
 from reconcile.proxy import render
 from tests import docker_support, prerequisites, support
 from tests.node import helpers
@@ -266,3 +269,120 @@ def test_pods_on_two_nodes_reach_each_other_by_pod_ip_and_service_with_the_sourc
                      what="node B's proxy programmed")
     assert fetch(second_node.daemon, b_box, f"http://{ip}/cgi-bin/who").endswith(" b")  # hairpin on B
     assert render.table_name(second_node.name) not in nft_table(node_agent.name)
+
+
+class _UdpNamer:
+    """A UDP server on one of this host's addresses that answers every datagram with its name."""
+
+    def __init__(self, address: str, port: int, name: str) -> None:
+        self.name = name
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((address, port))
+        self.sock.settimeout(0.2)
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                _, peer = self.sock.recvfrom(100)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.sock.sendto(self.name.encode(), peer)
+
+    def close(self) -> None:
+        self.stopped.set()
+        self.thread.join(5)
+        self.sock.close()
+
+
+def proxy_tables() -> list[str]:
+    """The text of every `reconcile-proxy-*` table on this host."""
+    names = [line.split()[-1] for line in subprocess.run(["nft", "list", "tables"], capture_output=True,
+                                                         text=True).stdout.splitlines()
+             if line.startswith("table ip reconcile-proxy-")]
+    return [subprocess.run(["nft", "list", "table", "ip", n], capture_output=True, text=True).stdout for n in names]
+
+
+def udp_flows(ip: str) -> str:
+    return subprocess.run(["conntrack", "-L", "-p", "udp", "--orig-dst", ip], capture_output=True, text=True).stdout
+
+
+def test_udp_flows_leave_removed_endpoints_and_find_new_ones(client, proxy, web_pods, node_agent, docker_node):
+    """One client socket (one source port, as a resolver keeps) through a UDP cluster IP: its flow
+    moves off an endpoint that is removed, and off the un-NATed entry it made while the Service had
+    no endpoint, because the proxy deletes those conntrack entries (kube-proxy's UDP cleanup).
+    The endpoints are two addresses of this host the suite made (the node's pod bridge gateway
+    and its dockerd's bridge)."""
+    prerequisites.require_conntrack()
+    namespace, _ = web_pods
+    ns = {"namespace": namespace}
+    ip, port = "10.230.200.30", 9053
+    addresses = [str(next(ipaddress.ip_network(node_agent.pod_cidr).hosts())), docker_node.bridge_cidr.split("/")[0]]
+    servers = {a: _UdpNamer(a, port, f"udp-{i}") for i, a in enumerate(addresses)}
+    names = {s.name: a for a, s in servers.items()}
+    try:
+        client.create("v1", "services", {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "udp"},
+                                         "spec": {"clusterIP": ip, "ports": [{"name": "dns", "protocol": "UDP",
+                                                                              "port": 53, "targetPort": port}]}}, **ns)
+
+        def set_endpoints(*ips: str) -> None:
+            body = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                    "metadata": {"name": "udp-1", "labels": {"kubernetes.io/service-name": "udp"}},
+                    "addressType": "IPv4", "ports": [{"name": "dns", "protocol": "UDP", "port": port}],
+                    "endpoints": [{"addresses": [a], "conditions": {"ready": True}} for a in ips]}
+            try:
+                current = client.get("discovery.k8s.io/v1", "endpointslices", "udp-1", **ns)
+            except errors.NotFound:
+                client.create("discovery.k8s.io/v1", "endpointslices", body, **ns)
+                return
+            current["endpoints"] = body["endpoints"]
+            client.replace("discovery.k8s.io/v1", "endpointslices", current, **ns)
+
+        def programmed(*ips: str) -> None:
+            """In every proxy table on this host that serves the address (node B's proxy of this
+            module too, when it runs: its rules see this host's own packets as well)."""
+            def done() -> bool:
+                tables = [nft_table(node_agent.name)] + [t for t in proxy_tables() if f"{ip} . udp . 53" in t]
+                return all(all((f"{a}:{port}" in table) == (a in ips) for a in addresses)
+                           and (f"{ip} . udp . 53 : goto reject-chain" in table) == (not ips) for table in tables)
+            support.wait_for(done, timeout=10, interval=0.05, what=f"udp endpoints {ips} programmed")
+
+        set_endpoints(*addresses)
+        programmed(*addresses)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(2)
+            sock.connect((ip, 53))
+
+            def ask() -> str:
+                sock.send(b"?")
+                return sock.recv(100).decode()
+
+            first = ask()
+            assert {ask() for _ in range(5)} == {first}  # one flow, one endpoint
+            other = next(a for a in addresses if a != names[first])
+            set_endpoints(other)
+            programmed(other)
+            support.wait_for(lambda: f"src={names[first]} " not in udp_flows(ip), timeout=5, interval=0.05,
+                             what="the flow to the removed endpoint deleted")
+            assert ask() == servers[other].name  # the same source port, now on the endpoint left
+
+            # no endpoint: refused; the flow made then is not NATed, and must not outlive it
+            set_endpoints()
+            programmed()
+            support.wait_for(lambda: f"src={other} " not in udp_flows(ip), timeout=5, interval=0.05,
+                             what="the flow to the last endpoint deleted")
+            with pytest.raises(PermissionError):  # rejected in this host's own output path: EPERM
+                ask()
+            sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)  # the reject's ICMP, pending on the socket
+            set_endpoints(other)
+            programmed(other)
+            support.wait_for(lambda: f"src={ip} " not in udp_flows(ip), timeout=5, interval=0.05,
+                             what="the un-NATed flow deleted")
+            assert ask() == servers[other].name
+    finally:
+        for server in servers.values():
+            server.close()

@@ -1,0 +1,238 @@
+"""A Deployment behind a NodePort Service on a real node, with the controllers that run it:
+requests to its cluster IP (from a pod) and node port (from the host, on 127.0.0.1) are spread
+over its pods, a pod made not-ready gets none, and a rolling update under load loses none.
+
+One cluster for the module: the module's API server (allocating cluster IPs from SERVICE_CIDR),
+a controller-manager (Deployment, ReplicaSet, EndpointSlice controllers), the session's private
+dockerd with one node agent, and `reconcile proxy` for that node. Pods are bound to the node by
+their template's nodeName (no scheduler needed). Requests go only from a client pod made here to
+the Service's cluster IP and from this host to 127.0.0.1, which translate to the pods made here;
+the proxy's rules and the node's containers are removed at teardown. Every wait is a condition with a deadline.
+"""
+
+from __future__ import annotations
+
+import collections
+import http.client
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconcile.client import api as client_api
+from reconcile.proxy import render
+from tests import docker_support, prerequisites, support
+from tests.controllers import helpers as controller_helpers
+from tests.node import helpers
+
+SERVICE_CIDR = "10.226.0.0/16"  # the proxy guards it; away from other suites' ranges, bridges and pod CIDRs
+REPLICAS = 3
+SLEEPER = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 3600 & wait; done"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _nft_present() -> None:
+    prerequisites.require_nft()  # skips, or fails under CI / make test, saying what to install
+
+
+@pytest.fixture(scope="module")
+def server_args() -> tuple[str, ...]:
+    return ("--service-cluster-ip-range", SERVICE_CIDR)
+
+
+@pytest.fixture(scope="module")
+def admin(api_server: str) -> Iterator[client_api.Client]:
+    c = client_api.Client(support.connection(api_server).client_config())
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+@pytest.fixture(scope="module")
+def controllers(api_server: str) -> Iterator[controller_helpers.ControllerManagerProcess]:
+    """Started, not waited for: it comes up while the node agent does (the pods' readiness is the wait)."""
+    process = controller_helpers.ControllerManagerProcess(api_server)
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def web_template(node: str, version: str) -> dict[str, Any]:
+    """busybox httpd whose /cgi-bin/who answers the pod's name; Ready while /tmp/ready exists
+    (made once httpd runs); on SIGTERM it keeps serving 3 s (the graceful part of a rollout)."""
+    script = "#!/bin/sh\\necho Content-Type: text/plain\\necho\\necho %s\\n"
+    command = ["sh", "-c", f"mkdir -p /www/cgi-bin && printf '{script}' \"$POD_NAME\" > /www/cgi-bin/who && "
+               "chmod +x /www/cgi-bin/who && trap 'sleep 3; exit 0' TERM; "
+               "httpd -f -p 8080 -h /www & touch /tmp/ready; wait"]
+    container = helpers.container(
+        "web", command=command, ports=[{"name": "http", "containerPort": 8080}],
+        env=[{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+             {"name": "VERSION", "value": version}],
+        readinessProbe={"exec": {"command": ["test", "-f", "/tmp/ready"]}, "periodSeconds": 1,
+                        "failureThreshold": 1, "successThreshold": 1})
+    return {"metadata": {"labels": {"app": "web"}},
+            "spec": {"nodeName": node, "terminationGracePeriodSeconds": 10, "containers": [container]}}
+
+
+def pods_of(client: client_api.Client, namespace: str) -> list[dict[str, Any]]:
+    return client.list("v1", "pods", namespace=namespace, label_selector="app=web").get("items") or []
+
+
+def nft_table(node: str) -> str:
+    return subprocess.run(["nft", "list", "table", "ip", render.table_name(node)], capture_output=True,
+                          text=True).stdout
+
+
+@pytest.fixture(scope="module")
+def web(controllers, admin: client_api.Client, node_agent: docker_support.NodeAgentProcess,
+        docker_node: docker_support.DockerDaemon, api_server: str,
+        tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """The namespace, its 3-replica Deployment behind Service `web`, a client pod's container, and
+    the node's proxy (started while the pods start)."""
+    namespace = f"traffic-{uuid.uuid4().hex[:6]}"
+    admin.create("v1", "namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+                  "spec": {"replicas": REPLICAS, "selector": {"matchLabels": {"app": "web"}},
+                           "strategy": {"type": "RollingUpdate",
+                                        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+                           "template": web_template(node_agent.name, "1")}}
+    admin.create("apps/v1", "deployments", deployment, namespace=namespace)
+    service = admin.create("v1", "services", {
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+        "spec": {"type": "NodePort", "selector": {"app": "web"},
+                 "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}},
+        namespace=namespace)
+    admin.create("v1", "pods", helpers.pod("client", node_agent.name, helpers.container("client", command=SLEEPER)),
+                 namespace=namespace)
+    proxy = docker_support.ProxyProcess(api_server, node=node_agent.name,
+                                        log_path=Path(tmp_path_factory.mktemp("proxy")) / "proxy.log",
+                                        extra_args=("--service-cluster-ip-range", SERVICE_CIDR))
+    try:
+        proxy.start()
+        yield from _serving(admin, namespace, service, docker_node, node_agent)
+    finally:
+        proxy.stop()
+        proxy.cleanup()
+
+
+def _serving(admin: client_api.Client, namespace: str, service: dict[str, Any], docker_node: docker_support.DockerDaemon,
+             node_agent: docker_support.NodeAgentProcess) -> Iterator[dict[str, Any]]:
+    client_pod = helpers.wait_pod(admin, namespace, "client", helpers.running_ready, timeout=60)
+    box = helpers.app_containers(docker_node, client_pod["metadata"]["uid"], "client")[0]["Id"]
+    ip = service["spec"]["clusterIP"]
+
+    def all_serving() -> list[dict[str, Any]] | None:
+        pods = [p for p in pods_of(admin, namespace) if helpers.running_ready(p)]
+        table = nft_table(node_agent.name)
+        if len(pods) == REPLICAS and all(f"{p['status']['podIP']}:8080" in table for p in pods):
+            return pods
+        return None
+
+    support.wait_for(all_serving, timeout=60, interval=0.2, what="3 ready pods programmed behind the cluster IP")
+    yield {"namespace": namespace, "ip": ip, "box": box, "daemon": docker_node, "node": node_agent.name,
+           "node_port": service["spec"]["ports"][0]["nodePort"]}
+
+
+def requests(web: dict[str, Any], count: int) -> list[str]:
+    """`count` sequential requests, each a new connection, from the client pod: the answers in order
+    (a failed one fails the test)."""
+    loop = (f"i=0; while [ $i -lt {count} ]; do i=$((i+1)); "
+            f"timeout 3 wget -q -O- http://{web['ip']}/cgi-bin/who 2>/tmp/err$$ || echo FAIL $(cat /tmp/err$$); done")
+    out = web["daemon"].docker("exec", web["box"], "sh", "-c", loop, timeout=120).stdout
+    return answers_of(out)
+
+
+def answers_of(out: str) -> list[str]:
+    """The answering pods' names, in order; any `FAIL <error>` line fails the test, naming the error."""
+    lines = [line.strip() for line in out.splitlines() if line.strip()]
+    failures = [line for line in lines if line.startswith("FAIL")]
+    assert not failures, failures[:5]
+    return lines
+
+
+def from_host(port: int) -> str:
+    """One request on a new connection from this host to 127.0.0.1:`port` (the Service's node port)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", "/cgi-bin/who", headers={"Connection": "close"})
+        return conn.getresponse().read().decode().strip()
+    finally:
+        conn.close()
+
+
+def test_requests_are_spread_over_all_pods(web, admin):
+    names = {p["metadata"]["name"] for p in pods_of(admin, web["namespace"])}
+    for answers in (requests(web, 300), [from_host(web["node_port"]) for _ in range(300)]):
+        counts = collections.Counter(answers)  # from a client pod to the cluster IP, from the host to the node port
+        assert len(answers) == 300 and set(counts) == names, counts
+        assert min(counts.values()) >= 30, counts  # each pod at least 10%
+
+
+def test_a_pod_made_not_ready_gets_no_requests(web, admin):
+    namespace = web["namespace"]
+    pod = sorted(pods_of(admin, namespace), key=lambda p: p["metadata"]["name"])[0]
+    name, address = pod["metadata"]["name"], pod["status"]["podIP"]
+    path = f"/api/v1/namespaces/{namespace}/pods/{name}/exec"
+    done = admin.request("POST", path, json={"command": ["rm", "/tmp/ready"]}).json()
+    assert done["exitCode"] == 0, done
+
+    def out_of_rotation() -> bool:
+        slices = admin.list("discovery.k8s.io/v1", "endpointslices", namespace=namespace,
+                            label_selector="kubernetes.io/service-name=web")["items"]
+        endpoint = [e for s in slices for e in s.get("endpoints") or [] if e["addresses"] == [address]]
+        return bool(endpoint) and endpoint[0]["conditions"]["ready"] is False and \
+            f"{address}:8080" not in nft_table(web["node"])
+
+    support.wait_for(out_of_rotation, timeout=10, interval=0.1, what=f"{name} not ready and out of the rules")
+    answers = requests(web, 60)
+    assert len(answers) == 60 and name not in answers, collections.Counter(answers)
+    assert len(set(answers)) == REPLICAS - 1
+
+    done = admin.request("POST", path, json={"command": ["touch", "/tmp/ready"]}).json()
+    assert done["exitCode"] == 0, done
+    support.wait_for(lambda: f"{address}:8080" in nft_table(web["node"]), timeout=10, interval=0.1,
+                     what=f"{name} back in the rules")
+
+
+def test_a_rolling_update_under_load_fails_no_request(web, admin):
+    namespace = web["namespace"]
+    before = {p["metadata"]["name"] for p in pods_of(admin, namespace)}
+    # the client loop: at most 3000 requests, ended early by the file /tmp/stop in the client pod
+    loop = (f"rm -f /tmp/stop; i=0; while [ $i -lt 3000 ] && [ ! -f /tmp/stop ]; do i=$((i+1)); "
+            f"timeout 3 wget -q -O- http://{web['ip']}/cgi-bin/who 2>/tmp/err$$ || echo FAIL $(cat /tmp/err$$); done")
+    client = subprocess.Popen(["docker", "--host", web["daemon"].host, "exec", web["box"], "sh", "-c", loop],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deployment = admin.get("apps/v1", "deployments", "web", namespace=namespace)
+        deployment["spec"]["template"] = web_template(web["node"], "2")
+        generation = admin.replace("apps/v1", "deployments", deployment, namespace=namespace)["metadata"]["generation"]
+
+        def rolled_out() -> bool:
+            d = admin.get("apps/v1", "deployments", "web", namespace=namespace)
+            status = d.get("status") or {}
+            pods = pods_of(admin, namespace)
+            return (status.get("observedGeneration", 0) >= generation and status.get("updatedReplicas") == REPLICAS
+                    and status.get("availableReplicas") == REPLICAS and status.get("replicas") == REPLICAS
+                    and len(pods) == REPLICAS and not {p["metadata"]["name"] for p in pods} & before
+                    and all(helpers.running_ready(p) for p in pods))
+
+        support.wait_for(rolled_out, timeout=90, interval=0.2, what="the rollout to finish")
+        after = {p["metadata"]["name"] for p in pods_of(admin, namespace)}
+        # a few requests on the new pods, then stop the loop
+        support.wait_for(lambda: after <= set(requests(web, 12)), timeout=20, what="the new pods answer")
+    finally:
+        web["daemon"].docker("exec", web["box"], "touch", "/tmp/stop", check=False)
+        try:
+            out, err = client.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            client.kill()
+            out, err = client.communicate()
+    assert client.returncode == 0, err
+    counts = collections.Counter(answers_of(out))  # zero failed requests
+    assert set(counts) & before and set(counts) & after, counts  # the loop ran across the update
