@@ -41,6 +41,7 @@ EXPECTED = {
     ("certificates.k8s.io", "certificatesigningrequests"): ("CertificateSigningRequest", False, ("csr",)),
     ("discovery.k8s.io", "endpointslices"): ("EndpointSlice", True, ()),
     ("charts.reconcile.dev", "releases"): ("Release", True, ()),
+    ("gitops.reconcile.dev", "gitrepositories"): ("GitRepository", True, ("gitrepo",)),
     ("storage.k8s.io", "storageclasses"): ("StorageClass", False, ("sc",)),
 }
 # Built-in kinds whose one version is not v1: (group, version, plural) -> (kind, namespaced)
