@@ -7,18 +7,12 @@ naming the repository and the path, and leave the staging folder empty.
 
 from __future__ import annotations
 
-import base64
 import os
-import threading
-from collections.abc import Iterator
 from pathlib import Path
-from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import pytest
 from dulwich.objects import Tree
 from dulwich.repo import Repo
-from dulwich.server import DictBackend
-from dulwich.web import make_wsgi_chain
 
 from reconcile.gitops import git
 from tests.gitops import gitrepos
@@ -152,35 +146,6 @@ def test_credentials_in_a_url_never_reach_a_message(cache: Path) -> None:
     assert "s3cr3t-pw" not in text and "t0ken" not in text and "alice" not in text
     assert text.startswith("https://127.0.0.1:1/repo.git: fetch failed")
     assert git.redact(url) == "https://127.0.0.1:1/repo.git"
-
-
-class _Quiet(WSGIRequestHandler):
-    def log_message(self, *args) -> None:  # the test's output stays readable
-        pass
-
-
-@pytest.fixture
-def http_repo(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """dulwich's smart-HTTP server on 127.0.0.1 behind basic auth (alice / pw) or a bearer token."""
-    src = gitrepos.init(tmp_path / "served", {"app/cm.yaml": CM.format("served")})
-    app = make_wsgi_chain(DictBackend({"/": Repo(str(src))}))
-    accepted = {"Basic " + base64.b64encode(b"alice:pw").decode(), "Bearer tok-123"}
-
-    def guarded(environ, start_response):
-        if environ.get("HTTP_AUTHORIZATION") not in accepted:
-            start_response("401 Unauthorized", [("WWW-Authenticate", 'Basic realm="git"')])
-            return [b"denied"]
-        return app(environ, start_response)
-
-    server = make_server("127.0.0.1", 0, guarded, handler_class=_Quiet)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/", src
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 def test_http_basic_auth_bearer_token_and_refusal(http_repo: tuple[str, Path], tmp_path: Path, cache: Path) -> None:

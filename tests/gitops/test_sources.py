@@ -1,0 +1,213 @@
+"""The GitRepository reconciler against a real API server, with repositories made in the test.
+
+Each test drives `reconcile(key)` directly (the loop that calls it is the gitops process's) and
+reads back what a user would: the object's status, and the artifact store's folders.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconcile.core import errors
+from reconcile.engine import clock as clock_mod
+from reconcile.gitops import git, sources
+from reconcile.gitops.artifacts import Artifact, ArtifactStore
+from tests.gitops import gitrepos
+from tests.gitops.gitrepos import LINK, Builder
+
+CM = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {}\n"
+
+
+@pytest.fixture
+async def ns(ac: Any) -> str:
+    name = f"gitsrc-{uuid.uuid4().hex[:8]}"
+    await ac.create("v1", "namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    return name
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> ArtifactStore:
+    return ArtifactStore(tmp_path / "artifacts")
+
+
+def _repo_object(name: str, url: str, **spec: Any) -> dict:
+    return {"apiVersion": sources.API_VERSION, "kind": sources.KIND, "metadata": {"name": name},
+            "spec": {"url": url, "interval": "1h", "ref": {"branch": "main"}, **spec}}
+
+
+async def _create(ac: Any, ns: str, obj: dict) -> dict:
+    return await ac.create(sources.API_VERSION, sources.PLURAL, obj, namespace=ns)
+
+
+async def _get(ac: Any, ns: str, name: str) -> dict:
+    return await ac.get(sources.API_VERSION, sources.PLURAL, name, namespace=ns)
+
+
+def _condition(obj: dict, type_: str) -> dict | None:
+    return next((c for c in (obj.get("status") or {}).get("conditions") or [] if c["type"] == type_), None)
+
+
+async def _request(ac: Any, ns: str, name: str, value: str) -> None:
+    await ac.patch(sources.API_VERSION, sources.PLURAL, name,
+                   {"metadata": {"annotations": {sources.REQUESTED_AT: value}}}, namespace=ns)
+
+
+async def test_a_new_commit_becomes_a_new_artifact(ac: Any, ns: str, store: ArtifactStore, tmp_path: Path) -> None:
+    src = gitrepos.init(tmp_path / "src", {"app/cm.yaml": CM.format("one")})
+    first = gitrepos.git(src, "rev-parse", "HEAD")
+    await _create(ac, ns, _repo_object("app", f"file://{src}"))
+    clock = clock_mod.FakeClock()
+    reconciler = sources.GitRepositoryReconciler(ac, store, tmp_path / "cache", clock=clock)
+    result = await reconciler.reconcile((ns, "app"))
+    assert result is not None and result.requeue_after == 3600
+    obj = await _get(ac, ns, "app")
+    ready = _condition(obj, "Ready")
+    assert ready["status"] == "True" and ready["reason"] == "Succeeded"
+    assert ready["message"] == f"stored artifact for revision 'main@sha1:{first}'"
+    assert _condition(obj, "Reconciling") is None and obj["status"]["observedGeneration"] == 1
+    artifact = Artifact.from_status(obj["status"])
+    assert artifact.revision == f"main@sha1:{first}" and artifact.digest.startswith("sha256:")
+    tree = store.directory(artifact)
+    assert (tree / "app" / "cm.yaml").read_text() == CM.format("one")
+
+    # within the interval nothing happens; the same commit after it: a fetch, but no write
+    rv = obj["metadata"]["resourceVersion"]
+    assert (await reconciler.reconcile((ns, "app"))).requeue_after == 3600
+    clock.advance(3601)
+    gitrepos.git(src, "commit", "-q", "--allow-empty", "-m", "nothing")  # a new revision, the same tree
+    await reconciler.reconcile((ns, "app"))
+    after_empty = await _get(ac, ns, "app")
+    assert Artifact.from_status(after_empty["status"]).digest == artifact.digest  # same tree, same digest
+    clock.advance(3601)
+    await reconciler.reconcile((ns, "app"))
+    assert (await _get(ac, ns, "app"))["metadata"]["resourceVersion"] == after_empty["metadata"]["resourceVersion"]
+    assert rv != after_empty["metadata"]["resourceVersion"]
+
+    # a new commit, picked up at once on the requestedAt annotation
+    second = gitrepos.commit_files(src, {"app/cm.yaml": CM.format("two")})
+    await _request(ac, ns, "app", "2026-01-01T00:00:00Z")
+    await reconciler.reconcile((ns, "app"))
+    obj = await _get(ac, ns, "app")
+    new = Artifact.from_status(obj["status"])
+    assert new.revision == f"main@sha1:{second}" and new.digest != artifact.digest
+    assert obj["status"]["lastHandledReconcileAt"] == "2026-01-01T00:00:00Z"
+    assert (store.directory(new) / "app" / "cm.yaml").read_text() == CM.format("two")
+    assert store.directory(artifact) is not None  # the previous tree stays for a Sync still reading it
+    third = gitrepos.commit_files(src, {"app/cm.yaml": CM.format("three")})
+    await _request(ac, ns, "app", "2026-01-01T00:00:01Z")
+    await reconciler.reconcile((ns, "app"))
+    latest = Artifact.from_status((await _get(ac, ns, "app"))["status"])
+    assert latest.revision == f"main@sha1:{third}"
+    assert store.directory(artifact) is None and store.directory(new) is not None  # two kept
+    assert not list((store.root / ".staging").iterdir())
+
+    # deleted: its trees and its cache go
+    await ac.delete(sources.API_VERSION, sources.PLURAL, "app", namespace=ns)
+    assert await reconciler.reconcile((ns, "app")) is None
+    assert store.directory(latest) is None and not (tmp_path / "cache" / ns / "app").exists()
+
+
+async def test_a_bad_ref_is_reported_and_the_last_artifact_kept(ac: Any, ns: str, store: ArtifactStore,
+                                                                 tmp_path: Path) -> None:
+    src = gitrepos.init(tmp_path / "src", {"a.yaml": CM.format("a")})
+    await _create(ac, ns, _repo_object("ref", f"file://{src}"))
+    reconciler = sources.GitRepositoryReconciler(ac, store, tmp_path / "cache")
+    await reconciler.reconcile((ns, "ref"))
+    good = Artifact.from_status((await _get(ac, ns, "ref"))["status"])
+    await ac.patch(sources.API_VERSION, sources.PLURAL, "ref", {"spec": {"ref": {"branch": "nope"}}}, namespace=ns)
+    assert (await reconciler.reconcile((ns, "ref"))).requeue_after == 3600
+    obj = await _get(ac, ns, "ref")
+    ready, failed = _condition(obj, "Ready"), _condition(obj, "FetchFailed")
+    assert ready["status"] == "False" and ready["reason"] == "GitOperationFailed"
+    assert 'couldn\'t find remote ref "refs/heads/nope"' in ready["message"] and failed["status"] == "True"
+    assert obj["status"]["observedGeneration"] == 2
+    assert Artifact.from_status(obj["status"]) == good and store.directory(good) is not None
+    # fixed: Ready again, FetchFailed gone
+    await ac.patch(sources.API_VERSION, sources.PLURAL, "ref", {"spec": {"ref": {"branch": "main"}}}, namespace=ns)
+    await reconciler.reconcile((ns, "ref"))
+    obj = await _get(ac, ns, "ref")
+    assert _condition(obj, "Ready")["status"] == "True" and _condition(obj, "FetchFailed") is None
+
+
+async def test_a_malicious_repository_never_publishes(ac: Any, ns: str, store: ArtifactStore, tmp_path: Path) -> None:
+    b = Builder(tmp_path / "src")
+    b.commit(b.files({"ok.yaml": CM.format("ok").encode(), "passwd": (LINK, b"../../../../etc/passwd")}))
+    await _create(ac, ns, _repo_object("evil", f"file://{b.path}"))
+    reconciler = sources.GitRepositoryReconciler(ac, store, tmp_path / "cache")
+    assert (await reconciler.reconcile((ns, "evil"))).requeue_after == 3600
+    obj = await _get(ac, ns, "evil")
+    stalled = _condition(obj, "Stalled")
+    assert stalled["status"] == "True" and stalled["reason"] == "UnsafeTree"
+    assert "'passwd': the symbolic link '../../../../etc/passwd' resolves outside" in stalled["message"]
+    assert _condition(obj, "Ready")["status"] == "False" and "artifact" not in obj["status"]
+    assert not (store.root / "gitrepository" / ns / "evil").exists()
+    assert not list((store.root / ".staging").iterdir())
+
+
+async def test_suspend_is_honoured(ac: Any, ns: str, store: ArtifactStore, tmp_path: Path) -> None:
+    src = gitrepos.init(tmp_path / "src", {"a.yaml": "1"})
+    await _create(ac, ns, _repo_object("sus", f"file://{src}", suspend=True))
+    reconciler = sources.GitRepositoryReconciler(ac, store, tmp_path / "cache")
+    assert await reconciler.reconcile((ns, "sus")) is None
+    assert "status" not in await _get(ac, ns, "sus") or not (await _get(ac, ns, "sus"))["status"]
+    await ac.patch(sources.API_VERSION, sources.PLURAL, "sus", {"spec": {"suspend": False}}, namespace=ns)
+    await reconciler.reconcile((ns, "sus"))
+    assert _condition(await _get(ac, ns, "sus"), "Ready")["status"] == "True"
+
+
+async def test_schema_refuses_bad_specs_naming_the_field(ac: Any, ns: str) -> None:
+    for spec, field in (({"url": "file:///x", "interval": "soon"}, "spec.interval"),
+                        ({"url": "ext::sh -c id", "interval": "1m"}, "spec.url"),
+                        ({"url": "file:///x"}, "spec.interval"),
+                        ({"url": "file:///x", "interval": "1m", "ref": {"commit": "abc"}}, "spec.ref.commit")):
+        with pytest.raises(errors.ApiError) as caught:
+            await _create(ac, ns, {"apiVersion": sources.API_VERSION, "kind": sources.KIND,
+                                   "metadata": {"name": "bad"}, "spec": spec})
+        assert caught.value.code == 422 and field in str(caught.value), (spec, str(caught.value))
+
+
+async def test_credentials_never_reach_status(ac: Any, ns: str, store: ArtifactStore, tmp_path: Path) -> None:
+    await _create(ac, ns, _repo_object("creds", "https://alice:hunter2-secret@127.0.0.1:1/repo.git"))
+    reconciler = sources.GitRepositoryReconciler(ac, store, tmp_path / "cache")
+    await reconciler.reconcile((ns, "creds"))
+    obj = await _get(ac, ns, "creds")
+    assert _condition(obj, "Ready")["reason"] == "GitOperationFailed"
+    assert "hunter2" not in str(obj["status"]) and "https://127.0.0.1:1/repo.git" in str(obj["status"])
+
+
+async def test_secret_ref_basic_auth_over_http(ac: Any, ns: str, store: ArtifactStore, tmp_path: Path,
+                                              http_repo: tuple[str, Path]) -> None:
+    url, _src = http_repo
+    await _create(ac, ns, _repo_object("auth", url, secretRef={"name": "git-creds"}))
+    reconciler = sources.GitRepositoryReconciler(ac, store, tmp_path / "cache")
+    await reconciler.reconcile((ns, "auth"))
+    ready = _condition(await _get(ac, ns, "auth"), "Ready")
+    assert ready["reason"] == "AuthenticationFailed" and 'secrets "git-creds" not found' in ready["message"]
+    b64 = lambda s: base64.b64encode(s.encode()).decode()  # noqa: E731
+    await ac.create("v1", "secrets", {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "git-creds"},
+                                      "data": {"username": b64("alice"), "password": b64("wrong-secret-pw")}},
+                    namespace=ns)
+    await _request(ac, ns, "auth", "1")
+    await reconciler.reconcile((ns, "auth"))
+    obj = await _get(ac, ns, "auth")
+    assert _condition(obj, "Ready")["reason"] == "GitOperationFailed" and "wrong-secret-pw" not in str(obj)
+    await ac.patch("v1", "secrets", "git-creds", {"data": {"password": b64("pw")}}, namespace=ns)
+    await _request(ac, ns, "auth", "2")
+    await reconciler.reconcile((ns, "auth"))
+    obj = await _get(ac, ns, "auth")
+    assert _condition(obj, "Ready")["status"] == "True"
+    assert (store.directory(Artifact.from_status(obj["status"])) / "app" / "cm.yaml").exists()
+
+
+def test_durations() -> None:
+    assert sources.parse_duration("1m30s", "f") == 90 and sources.parse_duration("500ms", "f") == 0.5
+    assert sources.parse_duration("1h", "f") == 3600
+    for bad in ("", "1", "1d", "soon", "0s", None):
+        with pytest.raises(ValueError, match="f: "):
+            sources.parse_duration(bad, "f")
+    assert git.Ref.from_spec(None) == git.Ref()
