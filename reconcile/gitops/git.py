@@ -238,9 +238,16 @@ class _BoundedWriter:
 
 
 def fetch(url: str, ref: Ref, cache_root: Path, *, credentials: Credentials | None = None,
-          limits: Limits = Limits(), timeout: float | None = 60.0) -> Fetched:
-    """Fetch the commit `ref` names from `url` into the URL's cache; shallow unless a commit is pinned."""
+          limits: Limits = Limits(), timeout: float | None = 60.0, allow_local: bool = False) -> Fetched:
+    """Fetch the commit `ref` names from `url` into the URL's cache; shallow unless a commit is pinned.
+
+    `allow_local` admits file:// URLs and local paths: off unless the operator asks, since with it
+    anyone who may create a GitRepository could read any repository on the controller's host.
+    """
     location, url_user, url_password = parse_url(url)
+    if location.startswith("/") and not allow_local:
+        raise InvalidURL("spec.url: file:// URLs and local paths are disabled on this controller "
+                         "(only http://, https:// and git:// are served)")
     credentials = credentials or Credentials()
     username = credentials.username or url_user
     password = credentials.password or url_password
@@ -420,9 +427,9 @@ def checkout(fetched: Fetched, dest: Path, *, ignore: str | None = None, limits:
     except GitError as exc:
         _empty(dest)
         raise type(exc)(f"{fetched.url}: {exc}") from None
-    except OSError as exc:
+    except (OSError, KeyError, ValueError) as exc:  # the OS's, and dulwich's on a malformed object
         _empty(dest)
-        raise GitError(f"{fetched.url}: checkout failed: {exc}") from None
+        raise GitError(f"{fetched.url}: checkout failed: {type(exc).__name__}: {exc}") from None
 
 
 def _empty(dest: Path) -> None:
@@ -469,7 +476,10 @@ def _object_size(repo: Repo, sha: bytes, cache: dict[bytes, int | None] | None =
             continue
         with open(pack.data.path, "rb") as handle:
             handle.seek(offset)
-            return _pack_object_size(handle.read(8192))
+            try:
+                return _pack_object_size(handle.read(8192))
+            except (IndexError, zlib.error):
+                return None  # unreadable here: the full read (bounded by the fetch limit) decides
     return None
 
 

@@ -93,13 +93,14 @@ class GitRepositoryReconciler:
 
     def __init__(self, client: aio.AsyncClient, store: ArtifactStore, cache_root: str | Path, *,
                  limits: git.Limits = git.Limits(), clock: clock_mod.Clock | None = None,
-                 recorder: events_mod.EventRecorder | None = None) -> None:
+                 recorder: events_mod.EventRecorder | None = None, allow_local: bool = False) -> None:
         self.client = client
         self.store = store
         self.cache_root = Path(cache_root)
         self.limits = limits
         self.clock: clock_mod.Clock = clock or clock_mod.RealClock()
         self.recorder = recorder
+        self.allow_local = allow_local  # file:// and local paths: for tests and single-user setups only
         self._seen: dict[controller_mod.Key, _Seen] = {}
 
     # --- the reconcile ----------------------------------------------------------------------------
@@ -122,7 +123,9 @@ class GitRepositoryReconciler:
             interval = parse_duration(spec.get("interval"), "spec.interval")
             timeout = parse_duration(spec["timeout"], "spec.timeout") if spec.get("timeout") else DEFAULT_TIMEOUT
             ref = git.Ref.from_spec(spec.get("ref"))
-            git.parse_url(spec.get("url"))
+            location = git.parse_url(spec.get("url"))[0]
+            if location.startswith("/") and not self.allow_local:
+                raise git.InvalidURL("spec.url: file:// URLs and local paths are disabled on this controller")
         except (ValueError, git.GitError) as exc:
             await self._write(obj, failure=(STALLED, INVALID_URL if isinstance(exc, git.InvalidURL) else
                                             "InvalidSpec", str(exc)))
@@ -184,7 +187,7 @@ class GitRepositoryReconciler:
 
         def work() -> tuple[Artifact, bool]:
             fetched = git.fetch(spec["url"], ref, self._cache_for(key), credentials=credentials,
-                                limits=self.limits, timeout=timeout)
+                                limits=self.limits, timeout=timeout, allow_local=self.allow_local)
             if (current is not None and current.revision == fetched.revision
                     and self.store.directory(current) is not None and built_at == generation):
                 return current, False

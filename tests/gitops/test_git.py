@@ -7,6 +7,7 @@ naming the repository and the path, and leave the staging folder empty.
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from reconcile.gitops import git
 from tests.gitops import gitrepos
 from tests.gitops.gitrepos import EXEC, FILE, GITLINK, LINK, TREE, Builder
 
+# these tests fetch local repositories: the operator's opt-in, given here
+fetch = functools.partial(git.fetch, allow_local=True)
 CM = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {}\n"
 
 
@@ -50,15 +53,15 @@ def test_branch_tag_semver_and_commit_resolve_as_flux_writes_them(tmp_path: Path
     gitrepos.git(src, "tag", "-a", "v1.2.0", "-m", "annotated")
     gitrepos.git(src, "tag", "v2.0.0-rc.1")
     url = f"file://{src}"
-    assert git.fetch(url, git.Ref(branch="main"), cache).revision == f"main@sha1:{second}"
-    assert git.fetch(url, git.Ref(tag="v1.0.0"), cache).revision == f"v1.0.0@sha1:{first}"
-    assert git.fetch(url, git.Ref(tag="v1.2.0"), cache).revision == f"v1.2.0@sha1:{second}"  # peeled
+    assert fetch(url, git.Ref(branch="main"), cache).revision == f"main@sha1:{second}"
+    assert fetch(url, git.Ref(tag="v1.0.0"), cache).revision == f"v1.0.0@sha1:{first}"
+    assert fetch(url, git.Ref(tag="v1.2.0"), cache).revision == f"v1.2.0@sha1:{second}"  # peeled
     # the highest tag in range; a pre-release only when the range asks for one
-    assert git.fetch(url, git.Ref(semver=">=1.0.0"), cache).revision == f"v1.2.0@sha1:{second}"
-    assert git.fetch(url, git.Ref(semver="~1.0"), cache).revision == f"v1.0.0@sha1:{first}"
-    assert git.fetch(url, git.Ref(commit=first), cache).revision == f"sha1:{first}"
-    assert git.fetch(url, git.Ref(branch="main", commit=first), cache).revision == f"main@sha1:{first}"
-    fetched = git.fetch(str(src), git.Ref(branch="main"), cache)  # a plain absolute path too
+    assert fetch(url, git.Ref(semver=">=1.0.0"), cache).revision == f"v1.2.0@sha1:{second}"
+    assert fetch(url, git.Ref(semver="~1.0"), cache).revision == f"v1.0.0@sha1:{first}"
+    assert fetch(url, git.Ref(commit=first), cache).revision == f"sha1:{first}"
+    assert fetch(url, git.Ref(branch="main", commit=first), cache).revision == f"main@sha1:{first}"
+    fetched = fetch(str(src), git.Ref(branch="main"), cache)  # a plain absolute path too
     out, _ = _checkout(fetched, tmp_path)
     assert (out / "app" / "cm.yaml").read_text() == CM.format("two")
 
@@ -67,7 +70,7 @@ def test_branch_fetches_are_shallow(tmp_path: Path, cache: Path) -> None:
     src = gitrepos.init(tmp_path / "src", {"a.yaml": "1"})
     for i in range(3):
         gitrepos.commit_files(src, {"a.yaml": str(i)})
-    fetched = git.fetch(f"file://{src}", git.Ref(branch="main"), cache)
+    fetched = fetch(f"file://{src}", git.Ref(branch="main"), cache)
     with Repo(str(fetched.cache_dir)) as repo:
         assert repo.get_shallow() == {fetched.commit.encode()}
         head = repo.object_store[fetched.commit.encode()]
@@ -78,17 +81,17 @@ def test_unknown_refs_are_reported(tmp_path: Path, cache: Path) -> None:
     src = gitrepos.init(tmp_path / "src", {"a.yaml": "1"})
     url = f"file://{src}"
     with pytest.raises(git.RefNotFound, match=r'src: couldn\'t find remote ref "refs/heads/nope"'):
-        git.fetch(url, git.Ref(branch="nope"), cache)
+        fetch(url, git.Ref(branch="nope"), cache)
     with pytest.raises(git.RefNotFound, match='refs/tags/v9'):
-        git.fetch(url, git.Ref(tag="v9"), cache)
+        fetch(url, git.Ref(tag="v9"), cache)
     with pytest.raises(git.RefNotFound, match="no tag matches the SemVer range '>=1.0.0'"):
-        git.fetch(url, git.Ref(semver=">=1.0.0"), cache)
+        fetch(url, git.Ref(semver=">=1.0.0"), cache)
     with pytest.raises(git.GitError, match="invalid SemVer range"):
-        git.fetch(url, git.Ref(semver="not a range!"), cache)
+        fetch(url, git.Ref(semver="not a range!"), cache)
     with pytest.raises(git.RefNotFound, match="not found in the repository"):
-        git.fetch(url, git.Ref(commit="0" * 40), cache)
+        fetch(url, git.Ref(commit="0" * 40), cache)
     with pytest.raises(git.RefNotFound, match='refs/heads/master'):  # Flux's default branch
-        git.fetch(url, git.Ref(), cache)
+        fetch(url, git.Ref(), cache)
     with pytest.raises(git.GitError, match="spec.ref.commit: must be a full 40-character"):
         git.Ref.from_spec({"commit": "abc"})
 
@@ -96,10 +99,10 @@ def test_unknown_refs_are_reported(tmp_path: Path, cache: Path) -> None:
 def test_force_push_gives_the_new_commit(tmp_path: Path, cache: Path) -> None:
     src = gitrepos.init(tmp_path / "src", {"a.yaml": "one"})
     gitrepos.commit_files(src, {"a.yaml": "two"})
-    before = git.fetch(f"file://{src}", git.Ref(branch="main"), cache)
+    before = fetch(f"file://{src}", git.Ref(branch="main"), cache)
     gitrepos.git(src, "reset", "-q", "--hard", "HEAD~1")
     rewritten = gitrepos.commit_files(src, {"a.yaml": "rewritten"})  # not a descendant of `before`
-    after = git.fetch(f"file://{src}", git.Ref(branch="main"), cache)
+    after = fetch(f"file://{src}", git.Ref(branch="main"), cache)
     assert after.commit == rewritten != before.commit
     out, _ = _checkout(after, tmp_path)
     assert (out / "a.yaml").read_text() == "rewritten"
@@ -111,7 +114,7 @@ def test_tag_pointing_at_a_tree_is_refused(tmp_path: Path, cache: Path) -> None:
     b.commit(tree)
     b.tag("v1.0.0", tree, Tree)
     with pytest.raises(git.GitError, match=r"src: v1.0.0: points to a tree, not a commit"):
-        git.fetch(f"file://{b.path}", git.Ref(tag="v1.0.0"), cache)
+        fetch(f"file://{b.path}", git.Ref(tag="v1.0.0"), cache)
 
 
 # --- URLs and credentials ------------------------------------------------------------------------
@@ -134,14 +137,22 @@ def test_tag_pointing_at_a_tree_is_refused(tmp_path: Path, cache: Path) -> None:
 ])
 def test_hostile_urls_are_refused_before_any_transport(url: str, message: str, cache: Path) -> None:
     with pytest.raises(git.InvalidURL, match=message):
-        git.fetch(url, git.Ref(branch="main"), cache)
+        fetch(url, git.Ref(branch="main"), cache)
+    assert not cache.exists()
+
+
+def test_local_sources_need_the_operators_opt_in(tmp_path: Path, cache: Path) -> None:
+    src = gitrepos.init(tmp_path / "src", {"a.yaml": "1"})
+    for url in (f"file://{src}", str(src)):
+        with pytest.raises(git.InvalidURL, match="file:// URLs and local paths are disabled"):
+            git.fetch(url, git.Ref(branch="main"), cache)
     assert not cache.exists()
 
 
 def test_credentials_in_a_url_never_reach_a_message(cache: Path) -> None:
     url = "https://alice:s3cr3t-pw@127.0.0.1:1/repo.git?token=t0ken"
     with pytest.raises(git.GitError) as caught:
-        git.fetch(url, git.Ref(branch="main"), cache, timeout=5)
+        fetch(url, git.Ref(branch="main"), cache, timeout=5)
     text = str(caught.value)
     assert "s3cr3t-pw" not in text and "t0ken" not in text and "alice" not in text
     assert text.startswith("https://127.0.0.1:1/repo.git: fetch failed")
@@ -151,21 +162,21 @@ def test_credentials_in_a_url_never_reach_a_message(cache: Path) -> None:
 def test_http_basic_auth_bearer_token_and_refusal(http_repo: tuple[str, Path], tmp_path: Path, cache: Path) -> None:
     url, src = http_repo
     head = gitrepos.git(src, "rev-parse", "HEAD")
-    fetched = git.fetch(url, git.Ref(branch="main"), cache, credentials=git.Credentials("alice", "pw"))
+    fetched = fetch(url, git.Ref(branch="main"), cache, credentials=git.Credentials("alice", "pw"))
     assert fetched.revision == f"main@sha1:{head}"
     out, _ = _checkout(fetched, tmp_path)
     assert (out / "app" / "cm.yaml").read_text() == CM.format("served")
-    assert git.fetch(url, git.Ref(branch="main"), tmp_path / "c2",
+    assert fetch(url, git.Ref(branch="main"), tmp_path / "c2",
                      credentials=git.Credentials(bearer_token="tok-123")).commit == head
     with pytest.raises(git.GitError) as caught:
-        git.fetch(url, git.Ref(branch="main"), tmp_path / "c3", credentials=git.Credentials("alice", "wrong-pw"))
+        fetch(url, git.Ref(branch="main"), tmp_path / "c3", credentials=git.Credentials("alice", "wrong-pw"))
     assert "wrong-pw" not in str(caught.value) and str(caught.value).startswith(url.rstrip("/"))
     with pytest.raises(git.GitError) as caught:
-        git.fetch(url, git.Ref(branch="main"), tmp_path / "c4", credentials=git.Credentials(bearer_token="bad-tok"))
+        fetch(url, git.Ref(branch="main"), tmp_path / "c4", credentials=git.Credentials(bearer_token="bad-tok"))
     assert "bad-tok" not in str(caught.value)
     # credentials written into the URL are used, and not shown
     userinfo = url.replace("http://", "http://alice:pw@")
-    assert git.fetch(userinfo, git.Ref(branch="main"), tmp_path / "c5").url == url
+    assert fetch(userinfo, git.Ref(branch="main"), tmp_path / "c5").url == url
 
 
 # --- the checkout: what is written, and the digest -------------------------------------------------
@@ -178,7 +189,7 @@ def test_modes_links_ignore_and_digest(tmp_path: Path, cache: Path) -> None:
                 "legacy": (0o100664, b"x"), "here": (LINK, b"cm.yaml"), "up": (LINK, b"../README.md")},
         "README.md": b"readme", ".github": {"workflows": {"ci.yaml": b"x"}}, "logo.png": b"png",
         ".sourceignore": b"secret/\n", "secret": {"key": b"k"}}))
-    fetched = git.fetch(f"file://{b.path}", git.Ref(branch="main"), cache)
+    fetched = fetch(f"file://{b.path}", git.Ref(branch="main"), cache)
     out, digest = _checkout(fetched, tmp_path)
     assert _listing(out) == [".sourceignore", "README.md", "app", "app/cm.yaml", "app/here", "app/legacy",
                              "app/run.sh", "app/up"]
@@ -223,7 +234,7 @@ def test_hooks_and_config_of_the_source_never_run(tmp_path: Path, cache: Path) -
     gitrepos.git(src, "config", "filter.evil.smudge", f"touch {marker}")
     gitrepos.commit_files(src, {"b.yaml": "2"})
     marker.unlink(missing_ok=True)  # the commit above ran the repository's own hooks: start clean
-    fetched = git.fetch(f"file://{src}", git.Ref(branch="main"), cache)
+    fetched = fetch(f"file://{src}", git.Ref(branch="main"), cache)
     out, _ = _checkout(fetched, tmp_path)
     assert not marker.exists()
     assert (out / "b.yaml").read_text() == "2" and not (out / ".git").exists()
@@ -266,7 +277,7 @@ def test_hostile_trees_are_refused_and_nothing_is_written(case: str, tmp_path: P
     tree, message = HOSTILE[case]
     b = Builder(tmp_path / "src")
     b.commit(b.files({"ok.yaml": b"fine", **tree}))
-    fetched = git.fetch(f"file://{b.path}", git.Ref(branch="main"), cache)
+    fetched = fetch(f"file://{b.path}", git.Ref(branch="main"), cache)
     dest = tmp_path / "out"
     dest.mkdir()
     with pytest.raises(git.UnsafeTree, match=message) as caught:
@@ -282,7 +293,7 @@ def test_duplicate_entries_are_refused(tmp_path: Path, cache: Path) -> None:
     inner = b.tree([("x", FILE, blob)])
     # "d" twice: a link out and a folder; written naively, "d/x" would land in /etc
     b.commit(b.tree([("d", LINK, link), ("d", TREE, inner)]))
-    fetched = git.fetch(f"file://{b.path}", git.Ref(branch="main"), cache)
+    fetched = fetch(f"file://{b.path}", git.Ref(branch="main"), cache)
     with pytest.raises(git.UnsafeTree, match=r"'d': collides with 'd'"):
         _checkout(fetched, tmp_path)
 
@@ -290,7 +301,7 @@ def test_duplicate_entries_are_refused(tmp_path: Path, cache: Path) -> None:
 def test_a_gitlink_can_be_ignored(tmp_path: Path, cache: Path) -> None:
     b = Builder(tmp_path / "src")
     b.commit(b.files({"a.yaml": b"a", "vendor": (GITLINK, b"1" * 40)}))
-    out, _ = _checkout(git.fetch(f"file://{b.path}", git.Ref(branch="main"), cache), tmp_path, ignore="vendor\n")
+    out, _ = _checkout(fetch(f"file://{b.path}", git.Ref(branch="main"), cache), tmp_path, ignore="vendor\n")
     assert _listing(out) == ["a.yaml"]
 
 
@@ -307,7 +318,7 @@ def test_many_files_deep_nesting_and_long_paths_are_bounded(tmp_path: Path, cach
              "long": (long_name, r"the path is longer than the limit of 1024 bytes")}
     for branch, (tree, message) in cases.items():
         b.commit(tree, branch=branch)
-        fetched = git.fetch(f"file://{b.path}", git.Ref(branch=branch), cache)
+        fetched = fetch(f"file://{b.path}", git.Ref(branch=branch), cache)
         dest = tmp_path / branch
         dest.mkdir()
         with pytest.raises(git.UnsafeTree, match=message):
@@ -318,7 +329,7 @@ def test_many_files_deep_nesting_and_long_paths_are_bounded(tmp_path: Path, cach
 def test_sizes_are_bounded(tmp_path: Path, cache: Path) -> None:
     b = Builder(tmp_path / "src")
     b.commit(b.files({"big": b"\0" * (8 * 1024 * 1024), "small": b"s"}))
-    fetched = git.fetch(f"file://{b.path}", git.Ref(branch="main"), cache)
+    fetched = fetch(f"file://{b.path}", git.Ref(branch="main"), cache)
     limits = git.Limits(max_file_bytes=1024 * 1024)
     with pytest.raises(git.UnsafeTree, match=r"'big': 8388608 bytes, larger than the limit of 1048576"):
         _checkout(fetched, tmp_path, limits=limits)
@@ -326,7 +337,7 @@ def test_sizes_are_bounded(tmp_path: Path, cache: Path) -> None:
         _checkout(fetched, tmp_path, limits=git.Limits(max_total_bytes=1000))
     # the pack itself is bounded while it arrives
     with pytest.raises(git.GitError, match="the fetched pack is larger than the limit of 100 bytes"):
-        git.fetch(f"file://{b.path}", git.Ref(branch="main"), tmp_path / "c2", limits=git.Limits(max_fetch_bytes=100))
+        fetch(f"file://{b.path}", git.Ref(branch="main"), tmp_path / "c2", limits=git.Limits(max_fetch_bytes=100))
 
 
 def test_a_huge_declared_size_is_refused_from_the_header(tmp_path: Path) -> None:

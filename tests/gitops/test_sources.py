@@ -15,6 +15,7 @@ import pytest
 
 from reconcile.core import errors
 from reconcile.engine import clock as clock_mod
+from reconcile.engine import events
 from reconcile.gitops import git, sources
 from reconcile.gitops.artifacts import Artifact, ArtifactStore
 from tests.gitops import gitrepos
@@ -62,7 +63,7 @@ async def test_a_new_commit_becomes_a_new_artifact(ac: Any, ns: str, store: Arti
     first = gitrepos.git(src, "rev-parse", "HEAD")
     await _create(ac, ns, _repo_object("app", f"file://{src}"))
     clock = clock_mod.FakeClock()
-    reconciler = sources.GitRepositoryReconciler(ac, store, tmp_path / "cache", clock=clock)
+    reconciler = sources.GitRepositoryReconciler(ac, store, tmp_path / "cache", clock=clock, allow_local=True)
     result = await reconciler.reconcile((ns, "app"))
     assert result is not None and result.requeue_after == 3600
     obj = await _get(ac, ns, "app")
@@ -116,7 +117,8 @@ async def test_a_bad_ref_is_reported_and_the_last_artifact_kept(ac: Any, ns: str
                                                                  tmp_path: Path) -> None:
     src = gitrepos.init(tmp_path / "src", {"a.yaml": CM.format("a")})
     await _create(ac, ns, _repo_object("ref", f"file://{src}"))
-    reconciler = sources.GitRepositoryReconciler(ac, store, tmp_path / "cache")
+    recorder = events.EventRecorder(ac, component="gitrepository-test")
+    reconciler = sources.GitRepositoryReconciler(ac, store, tmp_path / "cache", allow_local=True, recorder=recorder)
     await reconciler.reconcile((ns, "ref"))
     good = Artifact.from_status((await _get(ac, ns, "ref"))["status"])
     await ac.patch(sources.API_VERSION, sources.PLURAL, "ref", {"spec": {"ref": {"branch": "nope"}}}, namespace=ns)
@@ -127,6 +129,9 @@ async def test_a_bad_ref_is_reported_and_the_last_artifact_kept(ac: Any, ns: str
     assert 'couldn\'t find remote ref "refs/heads/nope"' in ready["message"] and failed["status"] == "True"
     assert obj["status"]["observedGeneration"] == 2
     assert Artifact.from_status(obj["status"]) == good and store.directory(good) is not None
+    listed = (await ac.list("v1", "events", namespace=ns))["items"]
+    reasons = {(e["reason"], e["type"]) for e in listed if e["involvedObject"]["name"] == "ref"}
+    assert {("NewArtifact", "Normal"), ("GitOperationFailed", "Warning")} <= reasons
     # fixed: Ready again, FetchFailed gone
     await ac.patch(sources.API_VERSION, sources.PLURAL, "ref", {"spec": {"ref": {"branch": "main"}}}, namespace=ns)
     await reconciler.reconcile((ns, "ref"))
@@ -138,7 +143,7 @@ async def test_a_malicious_repository_never_publishes(ac: Any, ns: str, store: A
     b = Builder(tmp_path / "src")
     b.commit(b.files({"ok.yaml": CM.format("ok").encode(), "passwd": (LINK, b"../../../../etc/passwd")}))
     await _create(ac, ns, _repo_object("evil", f"file://{b.path}"))
-    reconciler = sources.GitRepositoryReconciler(ac, store, tmp_path / "cache")
+    reconciler = sources.GitRepositoryReconciler(ac, store, tmp_path / "cache", allow_local=True)
     assert (await reconciler.reconcile((ns, "evil"))).requeue_after == 3600
     obj = await _get(ac, ns, "evil")
     stalled = _condition(obj, "Stalled")
@@ -152,7 +157,7 @@ async def test_a_malicious_repository_never_publishes(ac: Any, ns: str, store: A
 async def test_suspend_is_honoured(ac: Any, ns: str, store: ArtifactStore, tmp_path: Path) -> None:
     src = gitrepos.init(tmp_path / "src", {"a.yaml": "1"})
     await _create(ac, ns, _repo_object("sus", f"file://{src}", suspend=True))
-    reconciler = sources.GitRepositoryReconciler(ac, store, tmp_path / "cache")
+    reconciler = sources.GitRepositoryReconciler(ac, store, tmp_path / "cache", allow_local=True)
     assert await reconciler.reconcile((ns, "sus")) is None
     assert "status" not in await _get(ac, ns, "sus") or not (await _get(ac, ns, "sus"))["status"]
     await ac.patch(sources.API_VERSION, sources.PLURAL, "sus", {"spec": {"suspend": False}}, namespace=ns)
@@ -202,6 +207,17 @@ async def test_secret_ref_basic_auth_over_http(ac: Any, ns: str, store: Artifact
     obj = await _get(ac, ns, "auth")
     assert _condition(obj, "Ready")["status"] == "True"
     assert (store.directory(Artifact.from_status(obj["status"])) / "app" / "cm.yaml").exists()
+
+
+async def test_local_urls_are_refused_unless_the_operator_allows_them(ac: Any, ns: str, store: ArtifactStore,
+                                                                       tmp_path: Path) -> None:
+    src = gitrepos.init(tmp_path / "src", {"a.yaml": "1"})
+    await _create(ac, ns, _repo_object("local", f"file://{src}"))
+    reconciler = sources.GitRepositoryReconciler(ac, store, tmp_path / "cache")
+    assert await reconciler.reconcile((ns, "local")) is None  # nothing to retry until the spec changes
+    stalled = _condition(await _get(ac, ns, "local"), "Stalled")
+    assert stalled["reason"] == "URLInvalid" and "local paths are disabled" in stalled["message"]
+    assert not (tmp_path / "cache").exists()
 
 
 def test_durations() -> None:
