@@ -8,6 +8,7 @@ naming the repository and the path, and leave the staging folder empty.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from pathlib import Path
 
@@ -149,7 +150,8 @@ def test_local_sources_need_the_operators_opt_in(tmp_path: Path, cache: Path) ->
     assert not cache.exists()
 
 
-def test_credentials_in_a_url_never_reach_a_message(cache: Path) -> None:
+def test_credentials_in_a_url_never_reach_a_message(cache: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
     url = "https://alice:s3cr3t-pw@127.0.0.1:1/repo.git?token=t0ken"
     with pytest.raises(git.GitError) as caught:
         fetch(url, git.Ref(branch="main"), cache, timeout=5)
@@ -157,9 +159,12 @@ def test_credentials_in_a_url_never_reach_a_message(cache: Path) -> None:
     assert "s3cr3t-pw" not in text and "t0ken" not in text and "alice" not in text
     assert text.startswith("https://127.0.0.1:1/repo.git: fetch failed")
     assert git.redact(url) == "https://127.0.0.1:1/repo.git"
+    assert "s3cr3t-pw" not in caplog.text  # nor in dulwich's or urllib3's logs
 
 
-def test_http_basic_auth_bearer_token_and_refusal(http_repo: tuple[str, Path], tmp_path: Path, cache: Path) -> None:
+def test_http_basic_auth_bearer_token_and_refusal(http_repo: tuple[str, Path], tmp_path: Path, cache: Path,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
     url, src = http_repo
     head = gitrepos.git(src, "rev-parse", "HEAD")
     fetched = fetch(url, git.Ref(branch="main"), cache, credentials=git.Credentials("alice", "pw"))
@@ -177,6 +182,8 @@ def test_http_basic_auth_bearer_token_and_refusal(http_repo: tuple[str, Path], t
     # credentials written into the URL are used, and not shown
     userinfo = url.replace("http://", "http://alice:pw@")
     assert fetch(userinfo, git.Ref(branch="main"), tmp_path / "c5").url == url
+    assert "wrong-pw" not in caplog.text and "bad-tok" not in caplog.text and "tok-123" not in caplog.text
+    assert "alice:pw" not in caplog.text
 
 
 # --- the checkout: what is written, and the digest -------------------------------------------------
