@@ -7,6 +7,7 @@ reads back what a user would: the object's status, and the artifact store's fold
 from __future__ import annotations
 
 import base64
+import subprocess
 import uuid
 from pathlib import Path
 from typing import Any
@@ -152,6 +153,20 @@ async def test_a_malicious_repository_never_publishes(ac: Any, ns: str, store: A
     assert _condition(obj, "Ready")["status"] == "False" and "artifact" not in obj["status"]
     assert not (store.root / "gitrepository" / ns / "evil").exists()
     assert not list((store.root / ".staging").iterdir())
+
+
+async def test_kubectl_shows_url_ready_and_status(ac: Any, ns: str, store: ArtifactStore, tmp_path: Path,
+                                                  kube_env: dict[str, str]) -> None:
+    src = gitrepos.init(tmp_path / "src", {"a.yaml": "1"})
+    head = gitrepos.git(src, "rev-parse", "HEAD")
+    await _create(ac, ns, _repo_object("shown", f"file://{src}"))
+    await sources.GitRepositoryReconciler(ac, store, tmp_path / "cache", allow_local=True).reconcile((ns, "shown"))
+    out = subprocess.run(["kubectl", "get", "gitrepo", "-n", ns], env=kube_env, capture_output=True, text=True,
+                         timeout=60, check=True).stdout
+    header, row = out.splitlines()[:2]
+    assert header.split() == ["NAME", "URL", "AGE", "READY", "STATUS"]
+    assert row.split()[:2] == ["shown", f"file://{src}"] and row.split()[3] == "True"
+    assert f"stored artifact for revision 'main@sha1:{head}'" in row
 
 
 async def test_suspend_is_honoured(ac: Any, ns: str, store: ArtifactStore, tmp_path: Path) -> None:
