@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import base64
+import socket
+import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from wsgiref.simple_server import WSGIRequestHandler, make_server
@@ -45,3 +48,34 @@ def http_repo(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def git_daemon(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """The real `git daemon` serving a folder of repositories over git:// on 127.0.0.1 (stopped by pid)."""
+    base = tmp_path / "daemon"
+    base.mkdir()
+    port = _free_port()
+    process = subprocess.Popen(["git", "daemon", "--reuseaddr", "--export-all", f"--base-path={base}",
+                                "--listen=127.0.0.1", f"--port={port}", str(base)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError("git daemon did not start listening") from None
+                time.sleep(0.05)  # polling a condition (the port answering) with a deadline
+        yield f"git://127.0.0.1:{port}", base
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -345,6 +346,29 @@ def test_sizes_are_bounded(tmp_path: Path, cache: Path) -> None:
     # the pack itself is bounded while it arrives
     with pytest.raises(git.GitError, match="the fetched pack is larger than the limit of 100 bytes"):
         fetch(f"file://{b.path}", git.Ref(branch="main"), tmp_path / "c2", limits=git.Limits(max_fetch_bytes=100))
+
+
+def test_a_big_blob_over_git_protocol_is_refused_without_inflating_it(git_daemon: tuple[str, Path],
+                                                                      tmp_path: Path) -> None:
+    """Real `git daemon`, git://, a 20 MiB blob (a few KiB compressed): refused from its pack header."""
+    base_url, base = git_daemon
+    src = gitrepos.init(base / "big", {"small.yaml": "x"})
+    (src / "big.bin").write_bytes(b"\0" * (20 * 1024 * 1024))
+    gitrepos.commit_files(src, {}, "big")
+    fetched = git.fetch(f"{base_url}/big", git.Ref(branch="main"), tmp_path / "cache")
+    dest = tmp_path / "out"
+    dest.mkdir()
+    tracemalloc.start()
+    try:
+        with pytest.raises(git.UnsafeTree, match=r"git://127\.0\.0\.1:\d+/big: 'big.bin': 20971520 bytes, larger"):
+            git.checkout(fetched, dest, limits=git.Limits(max_file_bytes=1024 * 1024))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 1024 * 1024, peak  # the 20 MiB were never inflated
+    assert list(dest.iterdir()) == []
+    with pytest.raises(git.RefNotFound, match="refs/heads/nope"):
+        git.fetch(f"{base_url}/big", git.Ref(branch="nope"), tmp_path / "cache")
 
 
 def test_a_huge_declared_size_is_refused_from_the_header(tmp_path: Path) -> None:
