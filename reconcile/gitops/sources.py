@@ -26,10 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from reconcile.client import aio
+from reconcile.client import informer as informer_mod
 from reconcile.core import errors
 from reconcile.engine import clock as clock_mod
 from reconcile.engine import controller as controller_mod
 from reconcile.engine import events as events_mod
+from reconcile.engine import metrics as metrics_mod
 from reconcile.gitops import git
 from reconcile.gitops.artifacts import Artifact, ArtifactStore
 
@@ -298,6 +300,17 @@ class GitRepositoryReconciler:
     async def _event(self, obj: dict, reason: str, message: str, type_: str) -> None:
         if self.recorder is not None:
             await self.recorder.record(obj, reason=reason, message=message, type=type_)
+
+
+def controller(reconciler: GitRepositoryReconciler, informer: informer_mod.Informer, *, workers: int = 2,
+               metrics: metrics_mod.Metrics | None = None) -> controller_mod.Controller:
+    """The engine Controller that runs `reconciler` for every GitRepository `informer` (on
+    gitrepositories) sees; the gitops process starts the informer and `run()`s this."""
+    running = controller_mod.Controller("gitrepository-controller", reconciler.reconcile, workers=workers,
+                                        clock=reconciler.clock, metrics=metrics,
+                                        lookup=lambda key: informer.store.get(key[0], key[1]))
+    running.watch(informer)
+    return running
 
 
 class _AuthError(Exception):

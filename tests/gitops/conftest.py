@@ -16,6 +16,7 @@ from dulwich.repo import Repo
 from dulwich.server import DictBackend
 from dulwich.web import make_wsgi_chain
 
+from reconcile import testing
 from tests.gitops import gitrepos
 
 CM = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {}\n"
@@ -50,18 +51,12 @@ def http_repo(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         thread.join(timeout=10)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
 def git_daemon(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """The real `git daemon` serving a folder of repositories over git:// on 127.0.0.1 (stopped by pid)."""
     base = tmp_path / "daemon"
     base.mkdir()
-    port = _free_port()
+    port = testing.free_port()
     process = subprocess.Popen(["git", "daemon", "--reuseaddr", "--export-all", f"--base-path={base}",
                                 "--listen=127.0.0.1", f"--port={port}", str(base)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

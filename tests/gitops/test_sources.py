@@ -6,6 +6,7 @@ reads back what a user would: the object's status, and the artifact store's fold
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import subprocess
 import uuid
@@ -14,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from reconcile import testing
+from reconcile.client import informer as informer_mod
 from reconcile.core import errors
 from reconcile.engine import clock as clock_mod
 from reconcile.engine import events
@@ -167,6 +170,56 @@ async def test_kubectl_shows_url_ready_and_status(ac: Any, ns: str, store: Artif
     assert header.split() == ["NAME", "URL", "AGE", "READY", "STATUS"]
     assert row.split()[:2] == ["shown", f"file://{src}"] and row.split()[3] == "True"
     assert f"stored artifact for revision 'main@sha1:{head}'" in row
+
+
+async def test_a_folder_swapped_for_an_escaping_link_keeps_the_last_good_tree(ac: Any, ns: str, store: ArtifactStore,
+                                                                               tmp_path: Path) -> None:
+    src = gitrepos.init(tmp_path / "src", {"conf/app.yaml": CM.format("app")})
+    await _create(ac, ns, _repo_object("swap", f"file://{src}"))
+    reconciler = sources.GitRepositoryReconciler(ac, store, tmp_path / "cache", allow_local=True)
+    await reconciler.reconcile((ns, "swap"))
+    good = Artifact.from_status((await _get(ac, ns, "swap"))["status"])
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "app.yaml").write_text(CM.format("stolen"))
+    gitrepos.git(src, "rm", "-q", "-r", "conf")
+    (src / "conf").symlink_to("../../outside")  # the same path, now a link out of the tree
+    gitrepos.commit_files(src, {}, "swap")
+    await _request(ac, ns, "swap", "now")
+    await reconciler.reconcile((ns, "swap"))
+    obj = await _get(ac, ns, "swap")
+    assert _condition(obj, "Stalled")["reason"] == "UnsafeTree" and "'conf'" in _condition(obj, "Stalled")["message"]
+    assert Artifact.from_status(obj["status"]) == good
+    assert (store.directory(good) / "conf" / "app.yaml").read_text() == CM.format("app")
+    assert len(list((store.root / "gitrepository" / ns / "swap").iterdir())) == 1
+
+
+async def test_the_controller_loop_fetches_each_interval(ac: Any, ns: str, store: ArtifactStore,
+                                                         tmp_path: Path) -> None:
+    src = gitrepos.init(tmp_path / "src", {"a.yaml": CM.format("one")})
+    await _create(ac, ns, _repo_object("loop", f"file://{src}", interval="1s"))
+    reconciler = sources.GitRepositoryReconciler(ac, store, tmp_path / "cache", allow_local=True)
+    gitrepositories = informer_mod.Informer(ac, sources.API_VERSION, sources.PLURAL, namespace=ns)
+    running = sources.controller(reconciler, gitrepositories)
+    await gitrepositories.start()
+    task = asyncio.create_task(running.run())
+    try:
+        async def revision() -> str | None:
+            artifact = Artifact.from_status((await _get(ac, ns, "loop")).get("status") or {})
+            return artifact.revision if artifact else None
+
+        first = gitrepos.git(src, "rev-parse", "HEAD")
+        await testing.eventually(lambda: _is(revision(), f"main@sha1:{first}"), what="the first artifact")
+        second = gitrepos.commit_files(src, {"a.yaml": CM.format("two")})
+        await testing.eventually(lambda: _is(revision(), f"main@sha1:{second}"), timeout=15,
+                                 what="the new commit, within an interval")
+    finally:
+        await running.stop()
+        task.cancel()
+        await gitrepositories.stop()
+
+
+async def _is(value: Any, expected: Any) -> bool:
+    return (await value) == expected
 
 
 async def test_suspend_is_honoured(ac: Any, ns: str, store: ArtifactStore, tmp_path: Path) -> None:
