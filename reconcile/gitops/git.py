@@ -257,7 +257,7 @@ def fetch(url: str, ref: Ref, cache_root: Path, *, credentials: Credentials | No
     if credentials.bearer_token:
         config.set((b"http",), b"extraHeader", f"Authorization: Bearer {credentials.bearer_token}".encode())
     if timeout:
-        config.set((b"http",), b"timeout", str(int(timeout)).encode())
+        config.set((b"http",), b"timeout", str(max(1, int(timeout))).encode())
     cache = cache_dir_for(cache_root, location)
     resolved: dict[str, object] = {}
 

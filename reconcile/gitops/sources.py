@@ -22,6 +22,7 @@ import dataclasses
 import logging
 import re
 import shutil
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +105,7 @@ class GitRepositoryReconciler:
         self.recorder = recorder
         self.allow_local = allow_local  # file:// and local paths: for tests and single-user setups only
         self._seen: dict[controller_mod.Key, _Seen] = {}
+        self._running: dict[controller_mod.Key, asyncio.Future] = {}  # fetch threads, by GitRepository
 
     # --- the reconcile ----------------------------------------------------------------------------
 
@@ -167,6 +169,7 @@ class GitRepositoryReconciler:
     def forget(self, key: controller_mod.Key) -> None:
         """A deleted GitRepository: its artifacts and its cache go."""
         self._seen.pop(key, None)
+        self._running.pop(key, None)
         self.store.garbage_collect(KIND, key[0], key[1], keep=set())
         shutil.rmtree(self._cache_for(key), ignore_errors=True)
 
@@ -182,6 +185,7 @@ class GitRepositoryReconciler:
         key = (metadata["namespace"], metadata["name"])
         ignore = spec.get("ignore") if isinstance(spec.get("ignore"), str) else None
         staging: list[Path] = []
+        abandoned = threading.Event()
         generation = int(metadata.get("generation") or 0)
         # the generation the current artifact was built for (a spec.ignore change bumps the generation)
         built_at = next((c.get("observedGeneration") for c in (obj.get("status") or {}).get("conditions") or []
@@ -196,6 +200,8 @@ class GitRepositoryReconciler:
             folder = self.store.staging_dir()
             staging.append(folder)
             digest = git.checkout(fetched, folder, ignore=ignore, limits=self.limits)
+            if abandoned.is_set():  # timed out meanwhile: the caller reported a failure, so publish nothing
+                raise git.GitError("abandoned after the timeout")
             artifact = self.store.publish(folder, kind=KIND, namespace=key[0], name=key[1],
                                           revision=fetched.revision, digest=digest)
             keep = {artifact.digest} | ({current.digest} if current else set())  # KEEP_ARTIFACTS: 2
@@ -203,13 +209,26 @@ class GitRepositoryReconciler:
             return artifact, current is None or current.digest != artifact.digest or \
                 current.revision != artifact.revision
 
+        previous = self._running.get(key)
+        if previous is not None and not previous.done():
+            # a fetch that outlived its timeout still runs (a thread cannot be stopped): never a second
+            raise git.GitError(f"{git.redact(spec['url'])}: the previous fetch, past its timeout, is still running")
         task = asyncio.ensure_future(asyncio.to_thread(work))
+        self._running[key] = task
         try:
             return await asyncio.wait_for(asyncio.shield(task), timeout)
         except TimeoutError:
-            # the thread cannot be stopped; what it leaves in staging is removed when it ends
-            task.add_done_callback(lambda _t: [shutil.rmtree(p, ignore_errors=True) for p in staging
-                                               if p.exists() and p.parent.name == ".staging"])
+            # the thread cannot be stopped; it publishes nothing now, and its staging goes when it ends
+            abandoned.set()
+
+            def ended(done: asyncio.Future) -> None:
+                if not done.cancelled():
+                    done.exception()  # retrieved: no "exception was never retrieved" report from a finalizer
+                for folder in staging:
+                    if folder.exists() and folder.parent.name == ".staging":
+                        shutil.rmtree(folder, ignore_errors=True)
+
+            task.add_done_callback(ended)
             raise git.GitError(f"{git.redact(spec['url'])}: the fetch did not finish within the timeout of "
                                f"{timeout:g}s") from None
         finally:

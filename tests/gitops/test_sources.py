@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import socket
 import subprocess
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -220,6 +222,34 @@ async def test_the_controller_loop_fetches_each_interval(ac: Any, ns: str, store
 
 async def _is(value: Any, expected: Any) -> bool:
     return (await value) == expected
+
+
+async def test_a_fetch_past_its_timeout_is_reported_and_never_doubled(ac: Any, ns: str, store: ArtifactStore,
+                                                                         tmp_path: Path) -> None:
+    """A git:// server on 127.0.0.1 that accepts and never answers (a tarpit)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    accepting = threading.Thread(target=lambda: held.append(listener.accept()[0]), daemon=True)
+    accepting.start()
+    port = listener.getsockname()[1]
+    await _create(ac, ns, _repo_object("slow", f"git://127.0.0.1:{port}/repo", timeout="1s"))
+    reconciler = sources.GitRepositoryReconciler(ac, store, tmp_path / "cache")
+    try:
+        assert (await reconciler.reconcile((ns, "slow"))).requeue_after == 3600
+        ready = _condition(await _get(ac, ns, "slow"), "Ready")
+        assert ready["reason"] == "GitOperationFailed"
+        assert ready["message"] == f"git://127.0.0.1:{port}/repo: the fetch did not finish within the timeout of 1s"
+        await _request(ac, ns, "slow", "again")
+        await reconciler.reconcile((ns, "slow"))
+        assert "the previous fetch, past its timeout, is still running" in _condition(
+            await _get(ac, ns, "slow"), "Ready")["message"]
+    finally:
+        accepting.join(timeout=10)
+        for connection in held:
+            connection.close()  # the stuck fetch ends (the server hung up)
+        listener.close()
+    await testing.eventually(lambda: reconciler._running[(ns, "slow")].done(), what="the stuck fetch to end")
+    assert not list((store.root / ".staging").iterdir()) if (store.root / ".staging").exists() else True
 
 
 async def test_suspend_is_honoured(ac: Any, ns: str, store: ArtifactStore, tmp_path: Path) -> None:
