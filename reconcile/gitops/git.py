@@ -237,6 +237,31 @@ class _BoundedWriter:
         return self._write(data)
 
 
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urllib.parse.urlsplit(url)
+    return parts.scheme.lower(), (parts.hostname or "").lower(), parts.port
+
+
+class _BearerScoped:
+    """dulwich's HTTP pool manager, adding `Authorization: Bearer` only to requests for one origin.
+
+    A server may redirect the fetch to another origin, and dulwich then sends the rest of the fetch
+    there: a header set for every request would follow (http.extraHeader does); this one does not.
+    """
+
+    def __init__(self, pool: object, url: str, token: str) -> None:
+        self._pool, self._origin, self._value = pool, _origin(url), f"Bearer {token}"
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._pool, name)
+
+    def request(self, method: str, url: str, *args: object, **kwargs: object) -> object:
+        headers = {k: v for k, v in dict(kwargs.pop("headers", None) or {}).items() if k.lower() != "authorization"}
+        if _origin(url) == self._origin:
+            headers["Authorization"] = self._value
+        return self._pool.request(method, url, *args, headers=headers, **kwargs)
+
+
 def fetch(url: str, ref: Ref, cache_root: Path, *, credentials: Credentials | None = None,
           limits: Limits = Limits(), timeout: float | None = 60.0, allow_local: bool = False) -> Fetched:
     """Fetch the commit `ref` names from `url` into the URL's cache; shallow unless a commit is pinned.
@@ -254,8 +279,6 @@ def fetch(url: str, ref: Ref, cache_root: Path, *, credentials: Credentials | No
     secrets = [password, credentials.bearer_token, url_password]
     shown = redact(url)
     config = ConfigDict()  # ours, empty: no ~/.gitconfig, no repository config, no insteadOf rewriting
-    if credentials.bearer_token:
-        config.set((b"http",), b"extraHeader", f"Authorization: Bearer {credentials.bearer_token}".encode())
     if timeout:
         config.set((b"http",), b"timeout", str(max(1, int(timeout))).encode())
     cache = cache_dir_for(cache_root, location)
@@ -277,7 +300,12 @@ def fetch(url: str, ref: Ref, cache_root: Path, *, credentials: Credentials | No
         return [w for w in wanted if w not in target.object_store]
 
     try:
-        kwargs = {"username": username, "password": password} if location.startswith("http") else {}
+        kwargs: dict[str, object] = {}
+        if location.startswith("http"):
+            kwargs.update(username=username, password=password)  # dulwich scopes these to the URL's origin
+            if credentials.bearer_token:
+                kwargs["pool_manager"] = _BearerScoped(dulwich_client.default_urllib3_manager(config),
+                                                       location, credentials.bearer_token)
         client, path = dulwich_client.get_transport_and_path(location, config=config, quiet=True, **kwargs)
         target = _open_cache(cache)
         with target:

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import pytest
@@ -74,3 +75,44 @@ def git_daemon(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def _serve(app) -> tuple[Any, threading.Thread]:
+    server = make_server("127.0.0.1", 0, app, handler_class=_Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    return server, thread
+
+
+@pytest.fixture
+def redirecting(tmp_path: Path) -> Iterator[tuple[str, list[str | None]]]:
+    """Two origins on 127.0.0.1: the one a user names redirects every request to another, which serves
+    a repository and records the Authorization header of each request it gets.
+
+    Yields (the URL the user writes, the Authorization headers the other origin received)."""
+    src = gitrepos.init(tmp_path / "elsewhere", {"app/cm.yaml": CM.format("elsewhere")})
+    app = make_wsgi_chain(DictBackend({"/": Repo(str(src))}))
+    seen: list[str | None] = []
+
+    def recording(environ, start_response):
+        seen.append(environ.get("HTTP_AUTHORIZATION"))
+        return app(environ, start_response)
+
+    other, other_thread = _serve(recording)
+    target = f"http://127.0.0.1:{other.server_port}"
+
+    def redirect(environ, start_response):
+        location = target + environ.get("PATH_INFO", "/")
+        if environ.get("QUERY_STRING"):
+            location += "?" + environ["QUERY_STRING"]
+        start_response("307 Temporary Redirect", [("Location", location)])
+        return [b""]
+
+    named, named_thread = _serve(redirect)
+    try:
+        yield f"http://127.0.0.1:{named.server_port}/", seen
+    finally:
+        for server, thread in ((named, named_thread), (other, other_thread)):
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=10)

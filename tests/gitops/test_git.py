@@ -187,6 +187,17 @@ def test_http_basic_auth_bearer_token_and_refusal(http_repo: tuple[str, Path], t
     assert "alice:pw" not in caplog.text
 
 
+def test_credentials_never_follow_a_redirect_to_another_origin(redirecting: tuple[str, list], tmp_path: Path) -> None:
+    url, seen = redirecting
+    for i, credentials in enumerate((git.Credentials(bearer_token="tok-123"), git.Credentials("alice", "pw"))):
+        try:
+            fetch(url, git.Ref(branch="main"), tmp_path / f"c{i}", credentials=credentials)
+        except git.GitError:
+            pass  # refusing the redirect is fine too; sending the secret elsewhere is not
+    assert seen, "the redirect was never followed: the test proves nothing"
+    assert not any(seen), seen
+
+
 # --- the checkout: what is written, and the digest -------------------------------------------------
 
 
