@@ -217,7 +217,14 @@ def cache_dir_for(cache_root: Path, location: str) -> Path:
     return Path(cache_root) / hashlib.sha256(location.encode()).hexdigest()[:32]
 
 
+MAX_CACHED_PACKS = 16  # each fetch adds a pack; past this the cache starts again (shallow: cheap)
+
+
 def _open_cache(path: Path) -> Repo:
+    """The cache's bare repository, new when absent or when fetches have piled up too many packs."""
+    packs = path / "objects" / "pack"
+    if packs.is_dir() and len(list(packs.glob("*.pack"))) > MAX_CACHED_PACKS:
+        shutil.rmtree(path, ignore_errors=True)
     if (path / "objects").is_dir():
         return Repo(str(path))
     path.mkdir(parents=True, exist_ok=True)

@@ -79,6 +79,29 @@ def test_branch_fetches_are_shallow(tmp_path: Path, cache: Path) -> None:
         assert head.parents and head.parents[0] not in repo.object_store  # history was not fetched
 
 
+def test_the_cache_stays_bounded(tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(git, "MAX_CACHED_PACKS", 3)
+    src = gitrepos.init(tmp_path / "src", {"a.yaml": "0"})
+    for i in range(1, 8):
+        head = gitrepos.commit_files(src, {"a.yaml": str(i)})
+        fetched = fetch(f"file://{src}", git.Ref(branch="main"), cache)
+        assert fetched.commit == head
+        assert len(list((fetched.cache_dir / "objects" / "pack").glob("*.pack"))) <= 4
+    out, _ = _checkout(fetched, tmp_path)
+    assert (out / "a.yaml").read_text() == "7"
+
+
+def test_a_gitmodules_pointing_elsewhere_is_not_followed(tmp_path: Path, cache: Path) -> None:
+    b = Builder(tmp_path / "src")
+    modules = b'[submodule "x"]\n\tpath = x\n\turl = file:///etc\n'
+    b.commit(b.files({".gitmodules": modules, "x": (GITLINK, b"2" * 40), "a.yaml": b"a"}))
+    fetched = fetch(f"file://{b.path}", git.Ref(branch="main"), cache)
+    with pytest.raises(git.UnsafeTree, match=r"'x': is a submodule"):
+        _checkout(fetched, tmp_path)
+    out, _ = _checkout(fetched, tmp_path, ignore=".gitmodules\nx\n")
+    assert _listing(out) == ["a.yaml"]
+
+
 def test_unknown_refs_are_reported(tmp_path: Path, cache: Path) -> None:
     src = gitrepos.init(tmp_path / "src", {"a.yaml": "1"})
     url = f"file://{src}"
