@@ -426,12 +426,12 @@ class _Walk:
 
     limits: Limits
     ignore: IgnoreFilter
+    sizes: _Sizes
     files: int = 0
     total: int = 0
     dirs: list[str] = dataclasses.field(default_factory=list)
     blobs: list[tuple[str, bytes, int]] = dataclasses.field(default_factory=list)  # path, sha, mode
     links: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # path, target
-    sizes: dict[bytes, int | None] = dataclasses.field(default_factory=dict)  # declared, by blob id
 
 
 def _ignore_filter(patterns: Iterable[str]) -> IgnoreFilter:
@@ -451,13 +451,17 @@ def checkout(fetched: Fetched, dest: Path, *, ignore: str | None = None, limits:
             if not isinstance(commit, Commit):
                 raise GitError(f"{fetched.commit}: not a commit")
             patterns = list(DEFAULT_IGNORE) if ignore is None else ignore.splitlines()
-            root_entries = _entries(repo, commit.tree, "")
-            for name, mode, sha in root_entries:
-                if name == SOURCEIGNORE.encode() and mode in _REGULAR_MODES:
-                    patterns += _read_blob(repo, sha, SOURCEIGNORE, limits).decode(errors="replace").splitlines()
-            walk = _Walk(limits, _ignore_filter(patterns))
-            _check_tree(repo, commit.tree, "", 0, walk)
-            _write(repo, dest, walk)
+            sizes = _Sizes(repo)
+            try:
+                for name, mode, sha in _entries(repo, commit.tree, ""):
+                    if name == SOURCEIGNORE.encode() and mode in _REGULAR_MODES:
+                        text = _read_blob(repo, sha, SOURCEIGNORE, limits, sizes).decode(errors="replace")
+                        patterns += text.splitlines()
+                walk = _Walk(limits, _ignore_filter(patterns), sizes)
+                _check_tree(repo, commit.tree, "", 0, walk)
+                _write(repo, dest, walk)
+            finally:
+                sizes.close()
             return tree_digest(dest)
     except GitError as exc:
         _empty(dest)
@@ -488,34 +492,51 @@ def _entries(repo: Repo, tree_sha: bytes, where: str) -> list[tuple[bytes, int, 
         raise UnsafeTree(f"{where or '/'}: malformed tree: {exc}") from None
 
 
-def _object_size(repo: Repo, sha: bytes, cache: dict[bytes, int | None] | None = None) -> int | None:
-    """The size an object's header declares, read without inflating the object (None: unknown)."""
-    if cache is not None:
-        if sha not in cache:
-            cache[sha] = _object_size(repo, sha)
-        return cache[sha]
-    store = repo.object_store
-    loose = os.path.join(store.path, sha[:2].decode(), sha[2:].decode())
-    try:
-        with open(loose, "rb") as handle:
-            head = zlib.decompressobj().decompress(handle.read(4096), 64)
-        return int(head.split(b"\0", 1)[0].split(b" ", 1)[1])
-    except FileNotFoundError:
-        pass
-    except (ValueError, IndexError, zlib.error):
-        return None
-    for pack in store.packs:
+class _Sizes:
+    """Declared object sizes, by id, for one checkout (each pack file opened once)."""
+
+    def __init__(self, repo: Repo) -> None:
+        self._repo = repo
+        self._known: dict[bytes, int | None] = {}
+        self._packs = list(repo.object_store.packs)
+        self._files: dict[str, object] = {}
+
+    def close(self) -> None:
+        for handle in self._files.values():
+            handle.close()  # type: ignore[attr-defined]
+        self._files.clear()
+
+    def get(self, sha: bytes) -> int | None:
+        if sha not in self._known:
+            self._known[sha] = self._read(sha)
+        return self._known[sha]
+
+    def _read(self, sha: bytes) -> int | None:
+        """The size an object's header declares, read without inflating the object (None: unknown)."""
+        loose = os.path.join(self._repo.object_store.path, sha[:2].decode(), sha[2:].decode())
         try:
-            offset = pack.index.object_offset(sha)
-        except KeyError:
-            continue
-        with open(pack.data.path, "rb") as handle:
-            handle.seek(offset)
+            with open(loose, "rb") as handle:
+                head = zlib.decompressobj().decompress(handle.read(4096), 64)
+            return int(head.split(b"\0", 1)[0].split(b" ", 1)[1])
+        except FileNotFoundError:
+            pass
+        except (ValueError, IndexError, zlib.error):
+            return None
+        for pack in self._packs:
             try:
-                return _pack_object_size(handle.read(8192))
+                offset = pack.index.object_offset(sha)
+            except KeyError:
+                continue
+            path = os.fspath(pack.data.path)
+            handle = self._files.get(path)
+            if handle is None:
+                handle = self._files[path] = open(path, "rb")  # noqa: SIM115 (closed by close())
+            handle.seek(offset)  # type: ignore[attr-defined]
+            try:
+                return _pack_object_size(handle.read(8192))  # type: ignore[attr-defined]
             except (IndexError, zlib.error):
                 return None  # unreadable here: the full read (bounded by the fetch limit) decides
-    return None
+        return None
 
 
 def _pack_object_size(data: bytes) -> int | None:
@@ -552,8 +573,8 @@ def _pack_object_size(data: bytes) -> int | None:
     return values[1]
 
 
-def _read_blob(repo: Repo, sha: bytes, where: str, limits: Limits) -> bytes:
-    declared = _object_size(repo, sha)
+def _read_blob(repo: Repo, sha: bytes, where: str, limits: Limits, sizes: _Sizes) -> bytes:
+    declared = sizes.get(sha)
     if declared is not None and declared > limits.max_file_bytes:
         raise UnsafeTree(f"{where!r}: {declared} bytes, larger than the limit of {limits.max_file_bytes} bytes "
                          "for one file")
@@ -599,14 +620,14 @@ def _check_tree(repo: Repo, tree_sha: bytes, where: str, depth: int, walk: _Walk
             walk.dirs.append(path)
             _check_tree(repo, sha, path + "/", depth + 1, walk)
         elif mode in _REGULAR_MODES:
-            declared = _object_size(repo, sha, walk.sizes)
+            declared = walk.sizes.get(sha)
             if declared is not None:
                 _check_size(path, declared, walk)
             walk.blobs.append((path, sha, 0o755 if mode & 0o111 else 0o644))
         elif mode == _MODE_LINK:
             if folded == ".gitmodules":
                 raise UnsafeTree(f"{path!r}: .gitmodules must not be a symbolic link")
-            raw_target = _read_blob(repo, sha, path, limits)
+            raw_target = _read_blob(repo, sha, path, limits, walk.sizes)
             try:
                 link = raw_target.decode("utf-8")
             except UnicodeDecodeError:
@@ -642,7 +663,7 @@ def _write(repo: Repo, dest: Path, walk: _Walk) -> None:
         os.chmod(dest / path, 0o755)
     total = 0
     for path, sha, mode in walk.blobs:
-        data = _read_blob(repo, sha, path, walk.limits)
+        data = _read_blob(repo, sha, path, walk.limits, walk.sizes)
         total += len(data)
         if total > walk.limits.max_total_bytes:
             raise UnsafeTree(f"{path!r}: the tree is larger than the limit of {walk.limits.max_total_bytes} bytes")
