@@ -106,6 +106,10 @@ class GitRepositoryReconciler:
         self.allow_local = allow_local  # file:// and local paths: for tests and single-user setups only
         self._seen: dict[controller_mod.Key, _Seen] = {}
         self._running: dict[controller_mod.Key, asyncio.Future] = {}  # fetch threads, by GitRepository
+        # this reconciler is the store's only writer: what a crash left half-written in staging goes now
+        staging = self.store.root / ".staging"
+        for leftover in staging.iterdir() if staging.is_dir() else ():
+            shutil.rmtree(leftover, ignore_errors=True)
 
     # --- the reconcile ----------------------------------------------------------------------------
 

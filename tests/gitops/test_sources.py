@@ -318,6 +318,13 @@ async def test_local_urls_are_refused_unless_the_operator_allows_them(ac: Any, n
     assert not (tmp_path / "cache").exists()
 
 
+def test_a_crash_left_staging_is_cleared_at_start(store: ArtifactStore, tmp_path: Path) -> None:
+    half = store.staging_dir()
+    (half / "partial.yaml").write_text("half a revi")
+    sources.GitRepositoryReconciler(None, store, tmp_path / "cache")  # type: ignore[arg-type]
+    assert not half.exists() and (store.root / ".staging").is_dir()
+
+
 def test_durations() -> None:
     assert sources.parse_duration("1m30s", "f") == 90 and sources.parse_duration("500ms", "f") == 0.5
     assert sources.parse_duration("1h", "f") == 3600
