@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 from dulwich.objects import Tree
 from dulwich.repo import Repo
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from reconcile.gitops import git
 from tests.gitops import gitrepos
@@ -427,3 +429,34 @@ def test_pack_header_sizes_of_deltas_are_read() -> None:
     delta = bytes([10, 0x80 | (5000 & 0x7F), 5000 >> 7]) + b"ops"
     entry = bytes([(6 << 4) | len(delta), 0x05]) + zlib.compress(delta)
     assert git._pack_object_size(entry) == 5000
+
+
+_PARTS = st.sampled_from(["..", ".", "a", "b", "l1", "l2", "sub"])
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(links=st.lists(st.tuples(st.sampled_from(["l1", "l2", "sub/l1", "sub/l2"]),
+                                st.lists(_PARTS, min_size=1, max_size=5)), min_size=1, max_size=4,
+                      unique_by=lambda item: item[0]))
+def test_any_accepted_link_resolves_inside(links: list, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Random links (through each other, up and down): whatever is accepted resolves inside the tree."""
+    root = tmp_path_factory.mktemp("prop")
+    b = Builder(root / "src")
+    top = {"a": {"f": b"x"}, "sub": {}}
+    for path, parts in links:
+        folder = top["sub"] if path.startswith("sub/") else top
+        folder[path.rsplit("/", 1)[-1]] = (LINK, "/".join(parts).encode())
+    commit = b.commit(b.files(top))
+    fetched = git.Fetched(commit.decode(), "main@sha1:" + commit.decode(), b.path, "file:///prop")
+    dest = root / "out"
+    dest.mkdir()
+    try:
+        git.checkout(fetched, dest, ignore="")
+    except git.UnsafeTree as exc:
+        assert "resolves outside" in str(exc) or "is a loop" in str(exc), exc
+        assert list(dest.iterdir()) == []
+        return
+    inside = os.path.realpath(dest)
+    for path, _parts in links:
+        resolved = os.path.realpath(dest / path)
+        assert os.path.commonpath([inside, resolved]) == inside, (path, resolved)
