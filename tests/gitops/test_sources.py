@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
+import hmac
 import socket
 import subprocess
 import threading
@@ -22,7 +24,7 @@ from reconcile.client import informer as informer_mod
 from reconcile.core import errors
 from reconcile.engine import clock as clock_mod
 from reconcile.engine import events
-from reconcile.gitops import git, sources
+from reconcile.gitops import git, receiver, sources
 from reconcile.gitops.artifacts import Artifact, ArtifactStore
 from tests.gitops import gitrepos
 from tests.gitops.gitrepos import LINK, Builder
@@ -316,6 +318,36 @@ async def test_local_urls_are_refused_unless_the_operator_allows_them(ac: Any, n
     stalled = _condition(await _get(ac, ns, "local"), "Stalled")
     assert stalled["reason"] == "URLInvalid" and "local paths are disabled" in stalled["message"]
     assert not (tmp_path / "cache").exists()
+
+
+async def test_a_signed_webhook_brings_the_new_commit_at_once_and_a_forged_one_nothing(
+        ac: Any, ns: str, store: ArtifactStore, tmp_path: Path) -> None:
+    src = gitrepos.init(tmp_path / "src", {"a.yaml": CM.format("one")})
+    await _create(ac, ns, _repo_object("hooked", f"file://{src}"))
+    reconciler = sources.GitRepositoryReconciler(ac, store, tmp_path / "cache", allow_local=True)
+    await reconciler.reconcile((ns, "hooked"))
+    second = gitrepos.commit_files(src, {"a.yaml": CM.format("two")})
+    hook = receiver.Receiver(ns, "push", "generic-hmac", b"hook-token", targets=((ns, "hooked"),))
+    body = b'{"ref": "refs/heads/main"}'
+
+    async def deliver(signature: str) -> receiver.Decision:
+        decision = receiver.handle("POST", {"X-Signature": signature}, body, hook)
+        for namespace, name in decision.targets if decision.trigger else ():
+            await ac.patch(sources.API_VERSION, sources.PLURAL, name, receiver.request_patch("2026-12-02T14:00:00Z"),
+                           namespace=namespace)
+        await reconciler.reconcile((ns, "hooked"))  # the loop runs either way (woken by anything)
+        return decision
+
+    forged = await deliver("sha256=" + hmac.new(b"guess", body, hashlib.sha256).hexdigest())
+    assert forged.status == 401
+    obj = await _get(ac, ns, "hooked")
+    assert sources.REQUESTED_AT not in (obj["metadata"].get("annotations") or {})
+    assert Artifact.from_status(obj["status"]).revision != f"main@sha1:{second}"  # the interval (1h) not due
+    signed = await deliver("sha256=" + hmac.new(b"hook-token", body, hashlib.sha256).hexdigest())
+    assert signed.status == 200
+    obj = await _get(ac, ns, "hooked")
+    assert Artifact.from_status(obj["status"]).revision == f"main@sha1:{second}"
+    assert obj["status"]["lastHandledReconcileAt"] == "2026-12-02T14:00:00Z"
 
 
 def test_a_crash_left_staging_is_cleared_at_start(store: ArtifactStore, tmp_path: Path) -> None:
