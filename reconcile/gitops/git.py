@@ -56,21 +56,17 @@ _HFS_IGNORABLE = dict.fromkeys([*range(0x200C, 0x2010), *range(0x202A, 0x202F), 
 class GitError(Exception):
     """A fetch or checkout failed. The message names the repository (without credentials)."""
 
-    reason = "GitOperationFailed"
-
 
 class RefNotFound(GitError):
-    reason = "GitOperationFailed"
+    """The ref (branch, tag, SemVer range, commit) names nothing in the remote repository."""
 
 
 class UnsafeTree(GitError):
     """The tree holds something that must not be written (the message names the path)."""
 
-    reason = "UnsafeTree"
-
 
 class InvalidURL(GitError):
-    reason = "InvalidURL"
+    """spec.url is refused before any transport is opened."""
 
 
 @dataclasses.dataclass(frozen=True)
