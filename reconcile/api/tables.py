@@ -325,11 +325,14 @@ def _created_at(value: Any) -> str:
 
 # --- CRD additionalPrinterColumns ---------------------------------------------------------------------------------
 
-_TOKEN = re.compile(r"\.([A-Za-z0-9_$-]+)|\[(\d+)\]|\['([^']*)'\]|\[\"([^\"]*)\"\]")
+_TOKEN = re.compile(r"\.([A-Za-z0-9_$-]+)|\[(\d+)\]|\['([^']*)'\]|\[\"([^\"]*)\"\]"
+                    r"|\[\?\(@\.([A-Za-z0-9_$-]+)\s*==\s*(?:\"([^\"]*)\"|'([^']*)')\)\]")
 
 
 def json_path(obj: Any, expression: str) -> Any:
-    """The subset of JSONPath CRD columns use: `.spec.a`, `.a[0].b`, `.metadata.labels['x.y/z']`, `{...}` wrap."""
+    """The subset of JSONPath CRD columns use: `.spec.a`, `.a[0].b`, `.metadata.labels['x.y/z']`, `{...}` wrap,
+    and the equality filter Flux's and others' columns use: `.status.conditions[?(@.type=="Ready")].status`
+    (the first matching item, as kubectl prints a one-item result)."""
     expr = expression.strip()
     if expr.startswith("{") and expr.endswith("}"):
         expr = expr[1:-1].strip()
@@ -339,7 +342,14 @@ def json_path(obj: Any, expression: str) -> Any:
         if not match:
             return None
         position = match.end()
-        name, index, quoted, dquoted = match.groups()
+        name, index, quoted, dquoted, field, wanted, swanted = match.groups()
+        if field is not None:
+            expected = wanted if wanted is not None else swanted
+            items = value if isinstance(value, list) else []
+            value = next((i for i in items if isinstance(i, dict) and i.get(field) == expected), None)
+            if value is None:
+                return None
+            continue
         key: str | int = int(index) if index is not None else (name or quoted or dquoted or "")
         if isinstance(key, int):
             value = value[key] if isinstance(value, list) and len(value) > key else None

@@ -41,9 +41,9 @@ EXPECTED = {
     ("certificates.k8s.io", "certificatesigningrequests"): ("CertificateSigningRequest", False, ("csr",)),
     ("discovery.k8s.io", "endpointslices"): ("EndpointSlice", True, ()),
     ("charts.reconcile.dev", "releases"): ("Release", True, ()),
+    ("gitops.reconcile.dev", "gitrepositories"): ("GitRepository", True, ("gitrepo",)),
     ("storage.k8s.io", "storageclasses"): ("StorageClass", False, ("sc",)),
     ("gitops.reconcile.dev", "syncs"): ("Sync", True, ()),
-    ("gitops.reconcile.dev", "gitrepositories"): ("GitRepository", True, ()),
 }
 # Built-in kinds whose one version is not v1: (group, version, plural) -> (kind, namespaced)
 EXPECTED_OTHER_VERSIONS = {

