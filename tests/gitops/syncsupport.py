@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from reconcile.core import errors
 from reconcile.gitops import artifacts, syncs
 
 
@@ -35,10 +36,10 @@ async def namespace(client: Any, prefix: str = "gs") -> str:
 async def git_repository(client: Any, namespace: str, name: str, artifact: artifacts.Artifact | None) -> None:
     """Create (or update the artifact of) a GitRepository."""
     body = {"apiVersion": syncs.API_VERSION, "kind": "GitRepository", "metadata": {"name": name},
-            "spec": {"url": f"file:///repos/{name}"}}
+            "spec": {"url": f"file:///repos/{name}", "interval": "1m"}}
     try:
         await client.create(syncs.API_VERSION, syncs.GIT_REPOSITORIES, body, namespace=namespace)
-    except Exception:  # noqa: BLE001 - already there: only the artifact changes
+    except errors.AlreadyExists:  # already there: only the artifact changes
         pass
     if artifact is not None:
         await client.patch(syncs.API_VERSION, syncs.GIT_REPOSITORIES, name, {"status": {"artifact": artifact.to_status()}},
