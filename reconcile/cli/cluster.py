@@ -247,6 +247,20 @@ def _scheduler_start(ctx: UpContext) -> dict[str, Any]:
     return entry
 
 
+def _gitops_start(ctx: UpContext) -> dict[str, Any]:
+    """`reconcile gitops` (GitRepositories fetched, Syncs applied) as system:gitops-controller."""
+    health_port = _free_port()
+    log = ctx.state_dir / "gitops.log"
+    kubeconfig = identities.gitops_kubeconfig(ctx.state_dir, ctx.server)
+    argv = [sys.executable, "-m", "reconcile", "gitops", "--kubeconfig", str(kubeconfig),
+            "--state-dir", str(ctx.state_dir / "gitops"), "--health-port", str(health_port)]
+    pid = processes.spawn(argv, log=log, env=OWN_IDENTITY)
+    entry = {"pid": pid, "started": processes.start_time(pid), "server": ctx.server, "log": str(log),
+             "url": f"http://127.0.0.1:{health_port}", "health": f"http://127.0.0.1:{health_port}/healthz"}
+    _wait_ready(entry, entry["health"], what="gitops controllers")
+    return entry
+
+
 # --- node agent on the local Docker engine -----------------------------------------------------
 
 NO_DOCKER_HELP = ("Start one, then run `reconcile up` again:\n"
@@ -442,6 +456,8 @@ COMPONENTS: list[Component] = [
     Component("controller-manager", _controller_manager_start, _controller_manager_healthy,
               _controller_manager_adopt, _controller_manager_matches),
     Component("scheduler", _scheduler_start, _controller_manager_healthy, _controller_manager_adopt,
+              _controller_manager_matches),
+    Component("gitops", _gitops_start, _controller_manager_healthy, _controller_manager_adopt,
               _controller_manager_matches),
     # the proxy before the node agent: whether it runs decides the agent's --cluster-dns
     Component("proxy", _proxy_start, _controller_manager_healthy, _proxy_adopt, _proxy_matches,

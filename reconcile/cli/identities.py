@@ -9,6 +9,7 @@ kubeconfig per identity.
         scheduler.kubeconfig            CN=system:kube-scheduler
         coredns.kubeconfig              CN=system:serviceaccount:kube-system:coredns (cluster DNS)
         kube-proxy.kubeconfig           CN=system:kube-proxy (every local node's service proxy)
+        gitops-controller.kubeconfig    CN=system:gitops-controller (`reconcile gitops`)
         node-NAME.kubeconfig            CN=system:node:NAME, O=system:nodes
 
 Components' kubeconfigs reference the PKI's files by path instead of embedding them, so a renewed
@@ -112,6 +113,10 @@ def dns_kubeconfig(state_dir: Path, server: str) -> Path:
 
 def proxy_kubeconfig(state_dir: Path, server: str) -> Path:
     return component_kubeconfig(state_dir, "kube-proxy", pki(state_dir).kube_proxy, server)
+
+
+def gitops_kubeconfig(state_dir: Path, server: str) -> Path:
+    return component_kubeconfig(state_dir, "gitops-controller", pki(state_dir).gitops_controller, server)
 
 
 def node_kubeconfig(state_dir: Path, node: str, server: str) -> Path:

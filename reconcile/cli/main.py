@@ -40,6 +40,7 @@ def _register_optional() -> None:
         "chart_cmd",
         "proxy_cmd",
         "portforward_cmd",
+        "gitops_cmd",
     ):
         try:
             module = importlib.import_module(f"reconcile.cli.{module_name}")

@@ -11,6 +11,7 @@
       scheduler.*                 CN=system:kube-scheduler
       coredns.*                   CN=system:serviceaccount:kube-system:coredns (cluster DNS)
       kube-proxy.*                CN=system:kube-proxy (the service proxies)
+      gitops-controller.*         CN=system:gitops-controller (`reconcile gitops`)
       nodes/NAME.crt/.key         CN=system:node:NAME, O=system:nodes (`up`'s own node; joined nodes get
                                   theirs through a CertificateSigningRequest)
       nodes/NAME-serving.*        the node agent port's serving certificate (NAME, 127.0.0.1, ::1), so the
@@ -54,6 +55,7 @@ SCHEDULER = certs.Identity("system:kube-scheduler")
 # a certificate for that user (and the ServiceAccount groups) instead of a token: it renews like the rest
 COREDNS = certs.Identity("system:serviceaccount:kube-system:coredns",
                          ("system:serviceaccounts", "system:serviceaccounts:kube-system"))
+GITOPS_CONTROLLER = certs.Identity("system:gitops-controller")  # `reconcile gitops` (sources and Syncs)
 KUBE_PROXY = certs.Identity("system:kube-proxy")  # every node's service proxy (bound to system:node-proxier)
 APISERVER_KUBELET_CLIENT = certs.Identity("kube-apiserver-kubelet-client", ("system:masters",))
 APISERVER_ETCD_CLIENT = certs.Identity("kube-apiserver-etcd-client")
@@ -168,6 +170,10 @@ class ClusterPki:
         return self.pair("kube-proxy")
 
     @property
+    def gitops_controller(self) -> Pair:
+        return self.pair("gitops-controller")
+
+    @property
     def etcd_server(self) -> Pair:
         return self.pair("etcd/server")
 
@@ -205,6 +211,7 @@ class ClusterPki:
             LeafSpec("scheduler", "ca", SCHEDULER, client=True),
             LeafSpec("coredns", "ca", COREDNS, client=True),
             LeafSpec("kube-proxy", "ca", KUBE_PROXY, client=True),
+            LeafSpec("gitops-controller", "ca", GITOPS_CONTROLLER, client=True),
             LeafSpec("apiserver-etcd-client", "etcd/ca", APISERVER_ETCD_CLIENT, client=True),
             LeafSpec("etcd/server", "etcd/ca", certs.Identity(host_name() or "etcd"), server=True, client=True,
                      dns_names=etcd_dns, ip_addresses=etcd_ips),

@@ -119,7 +119,7 @@ def _check_files(state_dir: Path, pki: pki_cluster.ClusterPki) -> None:
     keys = sorted(pki.root.rglob("*.key"))
     assert {k.relative_to(pki.root).as_posix() for k in keys} >= {
         "ca.key", "etcd/ca.key", "apiserver.key", "admin.key", "controller-manager.key", "scheduler.key",
-        "apiserver-etcd-client.key", "etcd/server.key", "etcd/peer.key", f"nodes/{NODE}.key"}
+        "gitops-controller.key", "apiserver-etcd-client.key", "etcd/server.key", "etcd/peer.key", f"nodes/{NODE}.key"}
     assert all(_mode(k) == 0o600 for k in keys)
     for directory in (pki.root, pki.root / "etcd", pki.root / "nodes", state_dir / "kubeconfigs"):
         assert _mode(directory) == 0o700, directory
@@ -219,7 +219,8 @@ def _check_node_agent(components: dict, pki: pki_cluster.ClusterPki, kubeconfig:
 def _check_identities(components: dict, state_dir: Path) -> None:
     """Each component runs on a kubeconfig of its own identity (and no --server)."""
     expected = {"controller-manager": "system:kube-controller-manager", "scheduler": "system:kube-scheduler",
-                "node": f"system:node:{NODE}", "dns": "system:serviceaccount:kube-system:coredns"}
+                "node": f"system:node:{NODE}", "dns": "system:serviceaccount:kube-system:coredns",
+                "gitops": "system:gitops-controller"}
     if "proxy" in components:  # started when `up` runs as root with nft
         expected["proxy"] = "system:kube-proxy"
     for name, user in expected.items():
@@ -291,8 +292,9 @@ def _check_clients(kubeconfig: Path, env: dict[str, str], pki: pki_cluster.Clust
         def leases() -> set[str]:
             return {lease.metadata.name for lease in coordination.list_namespaced_lease("kube-system").items}
 
-        # the controller-manager and the scheduler wrote their leader leases: they are in, as themselves
-        support.wait_for(lambda: {"reconcile-controller-manager", "reconcile-scheduler"} <= leases(), timeout=60,
+        # the controller-manager, the scheduler and gitops wrote their leader leases: they are in, as themselves
+        support.wait_for(lambda: {"reconcile-controller-manager", "reconcile-scheduler", "reconcile-gitops"} <= leases(),
+                         timeout=60,
                          what="the components' leader leases")
         assert "default" in [n.metadata.name for n in k8s.CoreV1Api(api).list_namespace().items]
 

@@ -1,5 +1,6 @@
-"""`python -m tests.gitops.controller_process KUBECONFIG ARTIFACTS`: the Sync controller as a process
-of its own, for the test that kills it mid-apply (no `reconcile gitops` command exists yet)."""
+"""`python -m tests.gitops.controller_process KUBECONFIG ARTIFACTS`: the Sync controller alone as a
+process, for the test that kills it mid-apply and publishes the trees itself (`reconcile gitops`
+runs the source side too, which would fetch instead)."""
 
 from __future__ import annotations
 

@@ -23,7 +23,7 @@ def _mode(path: Path) -> int:
 def test_first_ensure_makes_every_certificate_and_the_second_reuses_them(pki: cluster.ClusterPki) -> None:
     written = pki.ensure(nodes=["n1"])
     assert set(written) == {"ca", "etcd/ca", "apiserver", "apiserver-kubelet-client", "admin",
-                            "controller-manager", "scheduler", "coredns", "kube-proxy", "apiserver-etcd-client",
+                            "controller-manager", "scheduler", "coredns", "kube-proxy", "gitops-controller", "apiserver-etcd-client",
                             "etcd/server", "etcd/peer", "nodes/n1", "nodes/n1-serving", "sa"}
     before = {p: p.read_bytes() for p in pki.root.rglob("*") if p.is_file()}
     assert pki.ensure(nodes=["n1"]) == []
@@ -117,7 +117,7 @@ def test_keys_are_0600_in_0700_directories_even_after_a_careless_copy(pki: clust
     for directory in [pki.root, *(p for p in pki.root.rglob("*") if p.is_dir())]:
         assert _mode(directory) == 0o700, directory
     keys = list(pki.root.rglob("*.key"))
-    assert len(keys) == 15 and all(_mode(k) == 0o600 for k in keys)  # 14 certificates and sa.key
+    assert len(keys) == 16 and all(_mode(k) == 0o600 for k in keys)  # 15 certificates and sa.key
 
 
 def test_a_key_is_never_written_wider_than_0600(tmp_path: Path) -> None:

@@ -17,9 +17,10 @@ Ours, from what each component calls (read off its code; least privilege):
   endpoints, services, pods, namespaces and endpointslices, nothing else;
 - `system:node-proxier` (upstream's role, bound to the user `system:kube-proxy`): Services,
   Endpoints, EndpointSlices and Nodes read, Events; what every node's service proxy needs;
-- `system:gitops-controller` (user of the same name, the Sync controller of reconcile/gitops):
-  Syncs and GitRepositories read, Syncs' status and finalizer written, `impersonate` on ServiceAccounts
-  only: it applies a Sync's objects as the Sync's `spec.serviceAccountName` (Flux's multi-tenant
+- `system:gitops-controller` (user of the same name, `reconcile gitops`: the GitRepository and Sync
+  controllers of reconcile/gitops): its Lease, Syncs and GitRepositories read, their status and
+  Syncs' finalizer written, Secrets `get` by name (a GitRepository's secretRef, as Flux's
+  source-controller), `impersonate` on ServiceAccounts only: it applies a Sync's objects as the Sync's `spec.serviceAccountName` (Flux's multi-tenant
   lockdown), so it can create nothing itself; a cluster that wants Syncs without a service
   account binds that user a broader role (Flux's default is cluster-admin);
 - `system:node`: what a node agent calls (its Node and Lease, pods bound to it and their status,
@@ -56,6 +57,7 @@ COREDNS_ROLE = "system:coredns"
 COREDNS_NAMESPACE, COREDNS_SERVICE_ACCOUNT = "kube-system", "coredns"
 GITOPS_USER = "system:gitops-controller"
 GITOPS_GROUP = "gitops.reconcile.dev"
+GITOPS_LEASE = "reconcile-gitops"
 PROXY_USER = "system:kube-proxy"
 PROXY_ROLE = "system:node-proxier"
 NODES_GROUP = "system:nodes"
@@ -346,8 +348,12 @@ def cluster_roles() -> list[dict[str, Any]]:
             rule(["list", "watch"], ["discovery.k8s.io"], ["endpointslices"]),
         ]),
         cluster_role(GITOPS_USER, [
+            *_lease(GITOPS_LEASE),
             rule(["get", "list", "watch"], [GITOPS_GROUP], ["syncs", "gitrepositories"]),
             rule(["patch", "update"], [GITOPS_GROUP], ["syncs", "syncs/status"]),  # syncs: its finalizer
+            rule(["patch", "update"], [GITOPS_GROUP], ["gitrepositories/status"]),
+            # a GitRepository's spec.secretRef (Flux's source-controller reads Secrets cluster-wide too)
+            rule(["get"], [""], ["secrets"]),
             rule(["impersonate"], [""], ["serviceaccounts"]),
             *_events(),
         ]),

@@ -1,0 +1,120 @@
+"""`reconcile gitops` as a process, as its own identity (system:gitops-controller, leader election
+included) against a secured API server: a Git repository served over git:// on 127.0.0.1 becomes a
+published artifact, its Sync applies it as the Sync's ServiceAccount, and a new commit reaches the
+cluster without anyone touching the GitRepository or the Sync."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from reconcile.api.rbac import policy
+from reconcile.client import api as client_api
+from reconcile.core import errors
+from reconcile.testing import free_port
+from tests import support
+from tests.gitops import gitrepos, syncsupport
+
+API = "gitops.reconcile.dev/v1"
+
+
+@pytest.fixture
+def client(api_server: str) -> Iterator[client_api.Client]:
+    c = client_api.Client(support.connection(api_server).client_config())
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def gitops_process(api_server: str, tmp_path: Path) -> Iterator[tuple[subprocess.Popen, Path]]:
+    connection = support.connection(api_server)
+    kubeconfig = connection.kubeconfig(as_user=connection.user(policy.GITOPS_USER))
+    health = free_port()
+    log = support.process_log("gitops-")
+    process = subprocess.Popen([sys.executable, "-m", "reconcile", "gitops", "--kubeconfig", str(kubeconfig),
+                                "--state-dir", str(tmp_path / "gitops"), "--health-port", str(health), "-v"],
+                               stdout=log, stderr=subprocess.STDOUT)
+    try:
+        support.wait_for(lambda: _ready(health), timeout=60,
+                         what=f"gitops /readyz; log:\n{Path(log.name).read_text()[-3000:]}")
+        yield process, Path(log.name)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _ready(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _tenant(client: client_api.Client) -> str:
+    """A namespace whose ServiceAccount `deployer` may manage ConfigMaps there, and nothing else."""
+    ns = f"gp-{uuid.uuid4().hex[:6]}"
+    client.create("v1", "namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    client.create("v1", "serviceaccounts", {"apiVersion": "v1", "kind": "ServiceAccount",
+                                            "metadata": {"name": "deployer"}}, namespace=ns)
+    rbac = "rbac.authorization.k8s.io/v1"
+    client.create(rbac, "roles", {"apiVersion": rbac, "kind": "Role", "metadata": {"name": "configmaps"}, "rules": [
+        {"apiGroups": [""], "resources": ["configmaps"],
+         "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]}]}, namespace=ns)
+    client.create(rbac, "rolebindings", {"apiVersion": rbac, "kind": "RoleBinding", "metadata": {"name": "deployer"},
+                                         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                                     "name": "configmaps"},
+                                         "subjects": [{"kind": "ServiceAccount", "name": "deployer",
+                                                       "namespace": ns}]}, namespace=ns)
+    return ns
+
+
+def _value(client: client_api.Client, ns: str) -> str | None:
+    try:
+        return client.get("v1", "configmaps", "settings", namespace=ns)["data"]["mode"]
+    except errors.NotFound:
+        return None
+
+
+def test_a_commit_reaches_the_cluster_through_the_gitops_process(
+        client: client_api.Client, gitops_process: tuple[subprocess.Popen, Path],
+        git_daemon: tuple[str, Path]) -> None:
+    process, log = gitops_process
+    base_url, base = git_daemon
+    repo = gitrepos.init(base / "app", {"settings.yaml": syncsupport.configmap("settings", {"mode": "one"})})
+    first = gitrepos.git(repo, "rev-parse", "HEAD")
+    ns = _tenant(client)
+    client.create(API, "gitrepositories", {"apiVersion": API, "kind": "GitRepository", "metadata": {"name": "app"},
+                                           "spec": {"url": f"{base_url}/app", "interval": "1s",
+                                                    "ref": {"branch": "main"}}}, namespace=ns)
+    client.create(API, "syncs", {"apiVersion": API, "kind": "Sync", "metadata": {"name": "app"},
+                                 "spec": {"sourceRef": {"kind": "GitRepository", "name": "app"}, "path": ".",
+                                          "interval": "1m", "serviceAccountName": "deployer"}}, namespace=ns)
+
+    def tail() -> str:
+        return log.read_text(errors="replace")[-3000:]
+
+    def applied() -> str | None:
+        return (client.get(API, "syncs", "app", namespace=ns).get("status") or {}).get("lastAppliedRevision")
+
+    support.wait_for(lambda: applied() == f"main@sha1:{first}", timeout=60,
+                     what=f"the first commit applied; log:\n{tail()}")
+    assert _value(client, ns) == "one"
+    source = client.get(API, "gitrepositories", "app", namespace=ns)
+    assert source["status"]["artifact"]["revision"] == f"main@sha1:{first}"
+    second = gitrepos.commit_files(repo, {"settings.yaml": syncsupport.configmap("settings", {"mode": "two"})})
+    support.wait_for(lambda: applied() == f"main@sha1:{second}", timeout=60,
+                     what=f"the new commit applied; log:\n{tail()}")
+    assert _value(client, ns) == "two"
+    assert process.poll() is None
+    lease = client.get("coordination.k8s.io/v1", "leases", "reconcile-gitops", namespace="kube-system")
+    assert lease["spec"]["holderIdentity"]
