@@ -44,10 +44,12 @@ def render_chart(folder: Path, values: dict[str, Any], release: str, namespace: 
               help="Apply Syncs without spec.serviceAccountName as this account of their namespace (Flux's flag).")
 @click.option("--allow-cross-namespace-refs", is_flag=True,
               help="Let a Sync use a GitRepository of another namespace (Flux's --no-cross-namespace-refs=false).")
+@click.option("--receiver-address", default=None, metavar="HOST:PORT",
+              help="Serve the Receivers' webhooks (POST /hooks/gitops/<digest>) here; off unless given.")
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
 def gitops(server_url: str | None, kubeconfig: str | None, state_dir: Path, leader_elect: bool,
            health_port: int | None, workers: int, allow_local_sources: bool, default_service_account: str | None,
-           allow_cross_namespace_refs: bool, verbose: bool) -> None:
+           allow_cross_namespace_refs: bool, receiver_address: str | None, verbose: bool) -> None:
     """Fetch GitRepositories and apply Syncs of their published trees."""
     from reconcile.gitops import app
 
@@ -57,8 +59,14 @@ def gitops(server_url: str | None, kubeconfig: str | None, state_dir: Path, lead
         server_url = common.group_server()
     if workers < 1:
         raise click.BadParameter("must be at least 1", param_hint="--workers")
+    address = None
+    if receiver_address is not None:
+        host, sep, port = receiver_address.rpartition(":")
+        if not sep or not host or not port.isascii() or not port.isdigit() or int(port) > 65535:
+            raise click.BadParameter(f"{receiver_address!r} is not HOST:PORT", param_hint="--receiver-address")
+        address = (host.strip("[]"), int(port))
     options = app.Options(state_dir=state_dir, server=server_url, kubeconfig=kubeconfig, leader_elect=leader_elect,
                           health_port=health_port, workers=workers, allow_local_sources=allow_local_sources,
                           default_service_account=default_service_account,
-                          cross_namespace_refs=allow_cross_namespace_refs)
+                          cross_namespace_refs=allow_cross_namespace_refs, receiver_address=address)
     common.run_component(lambda: app.run(options, renderer=render_chart))

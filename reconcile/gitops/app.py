@@ -1,6 +1,7 @@
 """The gitops process (`reconcile gitops`): the GitRepository and Sync controllers, one artifact store.
 
-Both controllers run in one Manager, while it leads (Lease kube-system/reconcile-gitops): the source
+Both controllers (and, with `receiver_address`, the Receivers' webhook server) run in one Manager,
+while it leads (Lease kube-system/reconcile-gitops): the source
 side fetches each GitRepository and publishes its tree into the store; the Sync side applies what
 the store holds. They share one GitRepository informer, so a new artifact wakes its Syncs at once.
 Charts in a repository are rendered by the `renderer` the caller injects (charting is a sibling
@@ -17,7 +18,7 @@ from pathlib import Path
 from reconcile.client import aio
 from reconcile.client import config as config_mod
 from reconcile.engine import manager as manager_mod
-from reconcile.gitops import artifacts, controller, render, sources
+from reconcile.gitops import artifacts, controller, render, sources, webhooks
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ class Options:
     allow_local_sources: bool = False  # file:// and local paths as GitRepository URLs (Flux has none)
     default_service_account: str | None = None  # Flux's --default-service-account
     cross_namespace_refs: bool = False  # Flux's --no-cross-namespace-refs=false
+    receiver_address: tuple[str, int] | None = None  # (host, port) to serve Receivers' webhooks on
 
 
 class _Runnable:
@@ -68,6 +70,11 @@ async def run(options: Options, *, renderer: render.ChartRenderer | None = None)
         fetcher = sources.controller(reconciler, syncer.sources, workers=options.workers, metrics=mgr.metrics)
         mgr.add(syncer, needs_leader=True)
         mgr.add(_Runnable(fetcher), needs_leader=True)
+        if options.receiver_address is not None:
+            receivers = webhooks.Receivers(client)
+            host, port = options.receiver_address
+            mgr.add(receivers, needs_leader=True)
+            mgr.add(webhooks.WebhookServer(webhooks.app(receivers, client), host, port), needs_leader=True)
         try:
             await mgr.run()
         finally:

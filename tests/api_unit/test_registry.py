@@ -44,6 +44,7 @@ EXPECTED = {
     ("gitops.reconcile.dev", "gitrepositories"): ("GitRepository", True, ("gitrepo",)),
     ("storage.k8s.io", "storageclasses"): ("StorageClass", False, ("sc",)),
     ("gitops.reconcile.dev", "syncs"): ("Sync", True, ()),
+    ("gitops.reconcile.dev", "receivers"): ("Receiver", True, ()),
 }
 # Built-in kinds whose one version is not v1: (group, version, plural) -> (kind, namespaced)
 EXPECTED_OTHER_VERSIONS = {

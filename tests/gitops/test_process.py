@@ -1,15 +1,20 @@
 """`reconcile gitops` as a process, as its own identity (system:gitops-controller, leader election
 included) against a secured API server: a Git repository served over git:// on 127.0.0.1 becomes a
 published artifact, its Sync applies it as the Sync's ServiceAccount, and a new commit reaches the
-cluster without anyone touching the GitRepository or the Sync."""
+cluster without anyone touching the GitRepository or the Sync; a Receiver's signed push fetches at
+once, a forged one changes nothing."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -17,6 +22,7 @@ import pytest
 from reconcile.api.rbac import policy
 from reconcile.client import api as client_api
 from reconcile.core import errors
+from reconcile.gitops import receiver
 from reconcile.testing import free_port
 from tests import support
 from tests.gitops import gitrepos, syncsupport
@@ -31,14 +37,19 @@ def client(api_server: str) -> Iterator[client_api.Client]:
     c.close()
 
 
+RECEIVER_PORT: list[int] = []
+
+
 @pytest.fixture
 def gitops_process(api_server: str, tmp_path: Path) -> Iterator[tuple[subprocess.Popen, Path]]:
     connection = support.connection(api_server)
     kubeconfig = connection.kubeconfig(as_user=connection.user(policy.GITOPS_USER))
-    health = free_port()
+    health, receivers = free_port(), free_port()
+    RECEIVER_PORT[:] = [receivers]
     log = support.process_log("gitops-")
     process = subprocess.Popen([sys.executable, "-m", "reconcile", "gitops", "--kubeconfig", str(kubeconfig),
-                                "--state-dir", str(tmp_path / "gitops"), "--health-port", str(health), "-v"],
+                                "--state-dir", str(tmp_path / "gitops"), "--health-port", str(health),
+                                "--receiver-address", f"127.0.0.1:{receivers}", "-v"],
                                stdout=log, stderr=subprocess.STDOUT)
     try:
         support.wait_for(lambda: _ready(health), timeout=60,
@@ -118,3 +129,37 @@ def test_a_commit_reaches_the_cluster_through_the_gitops_process(
     assert process.poll() is None
     lease = client.get("coordination.k8s.io/v1", "leases", "reconcile-gitops", namespace="kube-system")
     assert lease["spec"]["holderIdentity"]
+    _a_signed_push_fetches_at_once(client, ns, repo, applied, tail)
+
+
+def _a_signed_push_fetches_at_once(client: client_api.Client, ns: str, repo: Path, applied: Any, tail: Any) -> None:
+    """A Receiver (generic-hmac): a forged or unsigned push changes nothing; a signed one makes the
+    GitRepository fetch now (its interval is an hour here), and the commit is applied."""
+    client.patch(API, "gitrepositories", "app", {"spec": {"interval": "1h"}}, namespace=ns)
+    token = b"s3cret-token"
+    client.create("v1", "secrets", {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "hook"},
+                                    "data": {"token": base64.b64encode(token).decode()}}, namespace=ns)
+    client.create(API, "receivers", {"apiVersion": API, "kind": "Receiver", "metadata": {"name": "push"},
+                                     "spec": {"type": "generic-hmac", "secretRef": {"name": "hook"},
+                                              "resources": [{"kind": "GitRepository", "name": "app"}]}}, namespace=ns)
+
+    def path() -> str | None:
+        return (client.get(API, "receivers", "push", namespace=ns).get("status") or {}).get("webhookPath")
+
+    hook = support.wait_for(path, timeout=30, what=f"the Receiver's webhookPath; log:\n{tail()}")
+    assert hook == receiver.webhook_path(token, "push", ns)
+    url = f"http://127.0.0.1:{RECEIVER_PORT[0]}{hook}"
+    third = gitrepos.commit_files(repo, {"settings.yaml": syncsupport.configmap("settings", {"mode": "three"})})
+    body = b'{"ref": "refs/heads/main"}'
+    forged = hmac.new(b"guess", body, hashlib.sha256).hexdigest()
+    assert httpx.post(url, content=body, headers={"X-Signature": f"sha256={forged}"}).status_code == 401
+    assert httpx.post(url, content=body).status_code == 401
+    assert httpx.post(f"http://127.0.0.1:{RECEIVER_PORT[0]}/hooks/gitops/{'0' * 64}", content=body).status_code == 404
+    annotations = client.get(API, "gitrepositories", "app", namespace=ns)["metadata"].get("annotations") or {}
+    assert "gitops.reconcile.dev/requestedAt" not in annotations
+    signed = hmac.new(token, body, hashlib.sha256).hexdigest()
+    answer = httpx.post(url, content=body, headers={"X-Signature": f"sha256={signed}"})
+    assert answer.status_code == 200, answer.text
+    support.wait_for(lambda: applied() == f"main@sha1:{third}", timeout=60,
+                     what=f"the pushed commit applied; log:\n{tail()}")
+    assert _value(client, ns) == "three"

@@ -349,9 +349,11 @@ def cluster_roles() -> list[dict[str, Any]]:
         ]),
         cluster_role(GITOPS_USER, [
             *_lease(GITOPS_LEASE),
-            rule(["get", "list", "watch"], [GITOPS_GROUP], ["syncs", "gitrepositories"]),
+            rule(["get", "list", "watch"], [GITOPS_GROUP], ["syncs", "gitrepositories", "receivers"]),
             rule(["patch", "update"], [GITOPS_GROUP], ["syncs", "syncs/status"]),  # syncs: its finalizer
-            rule(["patch", "update"], [GITOPS_GROUP], ["gitrepositories/status"]),
+            # gitrepositories: a Receiver's requestedAt annotation
+            rule(["patch", "update"], [GITOPS_GROUP], ["gitrepositories", "gitrepositories/status",
+                                                      "receivers/status"]),
             # a GitRepository's spec.secretRef (Flux's source-controller reads Secrets cluster-wide too)
             rule(["get"], [""], ["secrets"]),
             rule(["impersonate"], [""], ["serviceaccounts"]),
