@@ -312,7 +312,15 @@ def cluster_dns_address(node: str) -> str:
 
 
 def _node_dns_args(ctx: UpContext, name: str) -> list[str]:
-    return ["--cluster-dns", cluster_dns_address(name)] if ctx.extra.get("cluster_dns", True) else []
+    """The kube-dns Service's cluster IP once a service proxy runs here to translate it (pods then
+    find DNS as on upstream clusters); without one, the DNS server's own address."""
+    if not ctx.extra.get("cluster_dns", True):
+        return []
+    if ctx.extra.get("proxy"):
+        from reconcile.cli import dnsservice
+
+        return ["--cluster-dns", dnsservice.cluster_ip(SERVICE_CIDR)]
+    return ["--cluster-dns", cluster_dns_address(name)]
 
 
 def _node_start(ctx: UpContext) -> dict[str, Any]:
@@ -405,7 +413,12 @@ def _proxy_start(ctx: UpContext) -> dict[str, Any]:
     entry = {"pid": pid, "started": processes.start_time(pid), "server": ctx.server, "log": str(log), "node": name,
              "url": f"http://127.0.0.1:{health_port}", "health": f"http://127.0.0.1:{health_port}/healthz"}
     _wait_ready(entry, entry["health"], what=f"service proxy of {name}")
+    ctx.extra["proxy"] = True
     return entry
+
+
+def _proxy_adopt(ctx: UpContext, entry: dict[str, Any]) -> None:
+    ctx.extra["proxy"] = True
 
 
 def _proxy_matches(ctx: UpContext, entry: dict[str, Any]) -> bool:
@@ -430,10 +443,11 @@ COMPONENTS: list[Component] = [
               _controller_manager_adopt, _controller_manager_matches),
     Component("scheduler", _scheduler_start, _controller_manager_healthy, _controller_manager_adopt,
               _controller_manager_matches),
+    # the proxy before the node agent: whether it runs decides the agent's --cluster-dns
+    Component("proxy", _proxy_start, _controller_manager_healthy, _proxy_adopt, _proxy_matches,
+              optional=True),
     Component("node", _node_start, _controller_manager_healthy, _controller_manager_adopt, _node_matches),
     Component("dns", _dns_start, _dns_healthy, _controller_manager_adopt, _dns_matches),
-    Component("proxy", _proxy_start, _controller_manager_healthy, _controller_manager_adopt, _proxy_matches,
-              optional=True),
 ]
 
 
@@ -539,6 +553,8 @@ def up(state_dir: Path | None, api_port: int | None, etcd_url: str | None, adver
     identities.admin_kubeconfig(state_dir, kubeconfig, ctx.server)
     ca_hash = identities.pki(state_dir).ca_hash()  # what a node joining from elsewhere pins the CA by
     _publish_cluster_info(kubeconfig, ctx.server, identities.ca_file(state_dir).read_bytes())
+    if cluster_dns:
+        _publish_dns_service(kubeconfig, proxied=bool(ctx.extra.get("proxy")))
     state["server"], state["kubeconfig"], state["ca_hash"] = ctx.server, str(kubeconfig), ca_hash
     save_state(state_dir, state)
     click.echo(f"\nAPI server: {ctx.server}\nCluster CA: {identities.ca_file(state_dir)} ({ca_hash})\n\nTo use it:\n  export KUBECONFIG={kubeconfig}\n  reconcile get ns\n"
@@ -559,6 +575,33 @@ def _publish_cluster_info(kubeconfig: Path, server: str, ca_pem: bytes) -> None:
     except errors.ApiError as exc:
         click.echo(f"warning: could not publish kube-public/cluster-info ({exc.message}): node join will not "
                    "discover this cluster", err=True)
+
+
+def _publish_dns_service(kubeconfig: Path, *, proxied: bool) -> None:
+    """kube-system/kube-dns with Endpoints to the DNS server; with a proxy, wait until its cluster IP answers."""
+    from reconcile.cli import dnsservice
+    from reconcile.client import api as client_api
+    from reconcile.client import config as client_config
+    from reconcile.core import errors
+    from reconcile.dns import wire
+
+    ip = dnsservice.cluster_ip(SERVICE_CIDR)
+    try:
+        with client_api.Client(client_config.load_config(kubeconfig=str(kubeconfig))) as client:
+            dnsservice.publish(client, ip, cluster_dns_address(local_node_name()))
+    except errors.ApiError as exc:
+        click.echo(f"warning: could not write {dnsservice.NAMESPACE}/{dnsservice.NAME} ({exc.message})", err=True)
+        return
+    if not proxied:
+        return
+    deadline = time.monotonic() + READY_TIMEOUT / 2
+    while not wire.ready(ip, DNS_PORT):
+        if time.monotonic() > deadline:
+            click.echo(f"warning: cluster DNS does not answer at {ip} (the kube-dns Service) yet; "
+                       "see proxy.log and controller-manager.log", err=True)
+            return
+        time.sleep(0.2)  # the mirroring controller and the proxy are other processes: poll with a deadline
+    click.echo(f"{'kube-dns':<12} {dnsservice.NAMESPACE}/{dnsservice.NAME} answers at {ip}")
 
 
 def _describe(entry: dict[str, Any]) -> str:

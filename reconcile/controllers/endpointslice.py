@@ -22,11 +22,10 @@ cache instead (upstream's endpointSliceTracker), which is what keeps it from cre
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
-from reconcile.controllers import context, ownership, servicepods
+from reconcile.controllers import context, ownership, servicepods, slicetracker
 from reconcile.core import errors
 from reconcile.engine import controller as controller_mod
 
@@ -37,7 +36,6 @@ PLURAL = "endpointslices"
 MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
 CONTROLLER_NAME = "endpointslice-controller.k8s.io"
 MAX_ENDPOINTS_PER_SLICE = 100
-TRACK_SECONDS = 10.0  # a write the cache has not shown after this long is no longer waited for
 
 Key = controller_mod.Key
 
@@ -102,7 +100,7 @@ class EndpointSliceController:
         self.controller.watch(self.slices, to_keys=self._slice_service)
         servicepods.PodToServices(self.services, self.controller.enqueue).register(self.pods)
         # service key -> slice name -> (resourceVersion written, or None: deleted; when)
-        self._written: dict[Key, dict[str, tuple[str | None, float]]] = {}
+        self._tracker = slicetracker.SliceTracker(self.slices.store)
 
     @staticmethod
     def _slice_service(obj: dict[str, Any]) -> list[Key]:
@@ -116,27 +114,6 @@ class EndpointSliceController:
         zone = labels.get(ZONE_LABEL) if isinstance(labels, dict) else None
         return zone if isinstance(zone, str) and zone else None
 
-    # --- the cache must show our own writes -------------------------------------------------------
-
-    def _cache_current(self, key: Key) -> bool:
-        written = self._written.get(key)
-        if not written:
-            return True
-        now = time.monotonic()
-        for name, (version, when) in list(written.items()):
-            cached = self.slices.store.get(key[0], name)
-            seen = (cached is None) if version is None else (
-                cached is not None and int((cached.get("metadata") or {}).get("resourceVersion") or 0) >= int(version))
-            if seen or now - when > TRACK_SECONDS:
-                del written[name]
-        if not written:
-            self._written.pop(key, None)
-            return True
-        return False
-
-    def _track(self, key: Key, name: str, version: str | None) -> None:
-        self._written.setdefault(key, {})[name] = (version, time.monotonic())
-
     # --- reconcile --------------------------------------------------------------------------------
 
     def _managed_slices(self, namespace: str, name: str) -> list[dict[str, Any]]:
@@ -146,11 +123,11 @@ class EndpointSliceController:
 
     async def reconcile(self, key: Key) -> controller_mod.Result | None:
         namespace, name = key
-        if not self._cache_current(key):
+        if not self._tracker.current(key, namespace):
             return controller_mod.Result(requeue_after=0.02)
         svc = self.services.store.get(namespace, name)
         if svc is None:
-            self._written.pop(key, None)
+            self._tracker.forget(key)
             return None  # its slices go with it (ownerReference, garbage collector)
         existing = self._managed_slices(namespace, name)
         uid = svc["metadata"].get("uid")
@@ -234,7 +211,7 @@ class EndpointSliceController:
             body["metadata"]["name"] = current["metadata"]["name"]
             body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
             written = await self.ctx.client.replace(API_VERSION, PLURAL, body, namespace=key[0])
-        self._track(key, written["metadata"]["name"], written["metadata"]["resourceVersion"])
+        self._tracker.written(key, written["metadata"]["name"], written["metadata"]["resourceVersion"])
 
     async def _delete(self, key: Key, slice_: dict[str, Any]) -> None:
         name = slice_["metadata"]["name"]
@@ -242,4 +219,4 @@ class EndpointSliceController:
             await self.ctx.client.delete(API_VERSION, PLURAL, name, namespace=key[0])
         except errors.NotFound:
             pass
-        self._track(key, name, None)
+        self._tracker.written(key, name, None)

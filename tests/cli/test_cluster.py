@@ -45,6 +45,26 @@ def test_up_status_down(tmp_path: Path) -> None:
         assert again.stdout.count("already running") == len(state["components"])  # every component adopted
         assert json.loads((state_dir / "state.json").read_text())["components"]["apiserver"]["pid"] == pids[1]
 
+        # cluster DNS behind kube-system/kube-dns (10.96.0.10): its Endpoints name the DNS server, the
+        # mirroring controller made its slice, and with a proxy the node agent gives pods the cluster IP
+        svc = json.loads(reconcile("get", "svc", "kube-dns", "-n", "kube-system", "-o", "json", env=env).stdout)
+        assert svc["spec"]["clusterIP"] == "10.96.0.10" and "selector" not in svc["spec"]
+        assert [(p["name"], p["protocol"]) for p in svc["spec"]["ports"]] == [("dns", "UDP"), ("dns-tcp", "TCP")]
+        dns_entry = state["components"]["dns"]
+
+        def mirrored() -> list[dict]:
+            out = reconcile("get", "endpointslices", "-n", "kube-system", "-l", "kubernetes.io/service-name=kube-dns",
+                            "-o", "json", env=env)
+            return json.loads(out.stdout)["items"] if out.returncode == 0 else []
+
+        support.wait_for(lambda: [e["addresses"] for s in mirrored() for e in s["endpoints"]]
+                         == [[dns_entry["address"]]], timeout=15, what="the kube-dns slice mirrored")
+        if "proxy" in state["components"]:
+            from reconcile.dns import wire
+
+            assert state["components"]["node"]["dns_args"] == ["--cluster-dns", "10.96.0.10"]
+            assert "answers at 10.96.0.10" in result.stdout
+            assert wire.ready("10.96.0.10", 53)  # the host reaches it through the proxy's rules
         # the kubeconfig `up` wrote is found through the state dir with no flags
         listed = reconcile("get", "ns", env=env)
         assert listed.returncode == 0, listed.stderr

@@ -23,7 +23,8 @@ import yaml
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
-from reconcile.cli import processes
+from reconcile.cli import cluster as cli_cluster
+from reconcile.cli import dnsservice, processes
 from reconcile.client import api as client_api
 from reconcile.client import config as client_config
 from reconcile.dns import wire
@@ -205,9 +206,12 @@ def _check_node_agent(components: dict, pki: pki_cluster.ClusterPki, kubeconfig:
                           capture_output=True, text=True, timeout=60)
     cluster = yaml.safe_load(info.stdout)["clusters"][0]["cluster"]
     assert base64.b64decode(cluster["certificate-authority-data"]) == pki.ca.cert.read_bytes()
-    # cluster DNS listens on the node's pod bridge gateway, the nameserver the agent gives pods
+    # cluster DNS listens on the node's pod bridge gateway; pods are told the kube-dns Service's IP
+    # when a service proxy runs to translate it, else the gateway itself
     dns_entry = components["dns"]
-    assert _flag(argv, "--cluster-dns") == dns_entry["address"]
+    expected_nameserver = dnsservice.cluster_ip(cli_cluster.SERVICE_CIDR) if "proxy" in components \
+        else dns_entry["address"]
+    assert _flag(argv, "--cluster-dns") == expected_nameserver
     assert _flag(_argv(dns_entry["pid"]), "--listen") == f"{dns_entry['address']}:53"
     assert wire.ready(dns_entry["address"], 53)
 

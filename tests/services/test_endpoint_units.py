@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from reconcile.controllers import endpoints, endpointslice, servicepods
+from reconcile.controllers import endpointslicemirroring as mirroring
 
 
 def _pod(i: int, *, ready: bool = True, labels: dict[str, str] | None = None, **spec: Any) -> dict[str, Any]:
@@ -68,3 +69,18 @@ def test_zone_from_the_node() -> None:
         SVC, [placed, unplaced], {"n1": "zone-a"}.get).values()]
     assert points["u0"]["zone"] == "zone-a" and points["u0"]["nodeName"] == "n1"
     assert "zone" not in points["u1"] and "nodeName" not in points["u1"]
+
+
+def test_mirroring_groups_by_ports_and_family_caps_at_1000() -> None:
+    subsets = [{"addresses": [{"ip": f"10.0.{i // 250}.{i % 250}"} for i in range(900)],
+                "ports": [{"port": 80}]},
+               {"addresses": [{"ip": "fd00::1"}, {"ip": "10.0.0.1"}],  # a duplicate is mirrored once
+                "notReadyAddresses": [{"ip": f"10.9.0.{i}"} for i in range(200)], "ports": [{"port": 80}]}]
+    groups = mirroring.desired_groups({"subsets": subsets})
+    assert sum(len(eps) for _ports, eps in groups.values()) == mirroring.MAX_MIRRORED
+    families = {family for (_key, family) in groups}
+    assert families == {"IPv4", "IPv6"}
+    assert all(ports == [{"name": "", "port": 80, "protocol": "TCP"}] for ports, _ in groups.values())
+    assert mirroring.should_mirror({"metadata": {}})
+    assert not mirroring.should_mirror({"metadata": {"labels": {mirroring.SKIP_MIRROR_LABEL: "true"}}})
+    assert not mirroring.should_mirror({"metadata": {"annotations": {mirroring.LEADER_ANNOTATION: "{}"}}})

@@ -198,22 +198,76 @@ def test_at_most_100_per_slice_and_placeholder(controller_manager, client: api.C
                      and endpoints_of(client, ns, "none") is not None, timeout=10, what="empty Endpoints")
 
 
-def test_selectorless_service_is_left_alone(controller_manager, client: api.Client, ns: str) -> None:
-    body = service("manual")
+MIRROR = "endpointslicemirroring-controller.k8s.io"
+
+
+def managed_by(found: list[dict[str, Any]], who: str) -> list[dict[str, Any]]:
+    return [s for s in found if s["metadata"].get("labels", {}).get("endpointslice.kubernetes.io/managed-by") == who]
+
+
+def selectorless(client: api.Client, ns: str, name: str, subsets: list[dict], **labels: str) -> None:
+    body = service(name)
     del body["spec"]["selector"]
     client.create("v1", "services", body, namespace=ns)
-    client.create("v1", "endpoints", {"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "manual"},
-                                      "subsets": [{"addresses": [{"ip": "192.0.2.10"}], "ports": [{"port": 80}]}]},
+    client.create("v1", "endpoints", {"apiVersion": "v1", "kind": "Endpoints",
+                                      "metadata": {"name": name, "labels": labels}, "subsets": subsets},
                   namespace=ns)
+
+
+def test_selectorless_service_is_mirrored_and_hand_written_parts_left_alone(controller_manager, client: api.Client,
+                                                                           ns: str) -> None:
+    selectorless(client, ns, "manual", [{"addresses": [{"ip": "192.0.2.10", "nodeName": "n1"}],
+                                         "notReadyAddresses": [{"ip": "192.0.2.11"}, {"ip": "not-an-ip"}],
+                                         "ports": [{"name": "http", "port": 80}]}], team="a")
     client.create(SLICES, "endpointslices", {
         "apiVersion": SLICES, "kind": "EndpointSlice", "addressType": "IPv4",
         "metadata": {"name": "manual-1", "labels": {"kubernetes.io/service-name": "manual"}},
         "endpoints": [{"addresses": ["192.0.2.10"]}], "ports": [{"port": 80}]}, namespace=ns)
-    # a selecting Service in the same namespace is reconciled: once it is, the manual one has been seen too
-    client.create("v1", "services", service("marker"), namespace=ns)
-    support.wait_for(lambda: slices(client, ns, "marker"), timeout=10, what="marker slice")
-    assert endpoints_of(client, ns, "manual")["subsets"][0]["addresses"] == [{"ip": "192.0.2.10"}]
-    assert [s["metadata"]["name"] for s in slices(client, ns, "manual")] == ["manual-1"]
+    support.wait_for(lambda: managed_by(slices(client, ns, "manual"), MIRROR), timeout=10, what="mirrored slice")
+    [mirrored] = managed_by(slices(client, ns, "manual"), MIRROR)
+    assert mirrored["metadata"]["labels"]["team"] == "a"
+    assert mirrored["metadata"]["ownerReferences"][0]["kind"] == "Endpoints"
+    assert mirrored["ports"] == [{"name": "http", "port": 80, "protocol": "TCP"}]
+    assert {e["addresses"][0]: e["conditions"]["ready"] for e in mirrored["endpoints"]} == \
+        {"192.0.2.10": True, "192.0.2.11": False}
+    assert [e.get("nodeName") for e in mirrored["endpoints"]] == ["n1", None]
+    # the Endpoints controller never touches a selector-less Service's Endpoints; the hand-written slice stays
+    assert endpoints_of(client, ns, "manual")["subsets"][0]["addresses"] == [{"ip": "192.0.2.10", "nodeName": "n1"}]
+    assert "manual-1" in [s["metadata"]["name"] for s in slices(client, ns, "manual")]
+    # an edit of the Endpoints is mirrored; a forged edit of the mirrored slice is put right
+    current = endpoints_of(client, ns, "manual")
+    current["subsets"][0]["addresses"].append({"ip": "192.0.2.12"})
+    client.replace("v1", "endpoints", current, namespace=ns)
+
+    def mirrored_ips() -> set[str]:
+        return {e["addresses"][0] for s in managed_by(slices(client, ns, "manual"), MIRROR) for e in s["endpoints"]}
+
+    support.wait_for(lambda: mirrored_ips() == {"192.0.2.10", "192.0.2.11", "192.0.2.12"}, timeout=10,
+                     what="the edit mirrored")
+    [mirrored] = managed_by(slices(client, ns, "manual"), MIRROR)
+    mirrored["endpoints"] = [{"addresses": ["203.0.113.66"], "conditions": {"ready": True}}]
+    client.replace(SLICES, "endpointslices", mirrored, namespace=ns)
+    support.wait_for(lambda: mirrored_ips() == {"192.0.2.10", "192.0.2.11", "192.0.2.12"}, timeout=10,
+                     what="the forged slice restored")
+    client.delete("v1", "endpoints", "manual", namespace=ns)
+    support.wait_for(lambda: not managed_by(slices(client, ns, "manual"), MIRROR), timeout=15,
+                     what="mirrored slice gone with the Endpoints")
+
+
+def test_mirroring_skips_selectors_and_opted_out(controller_manager, client: api.Client, ns: str) -> None:
+    selectorless(client, ns, "optout", [{"addresses": [{"ip": "192.0.2.20"}], "ports": [{"port": 80}]}],
+                 **{"endpointslice.kubernetes.io/skip-mirror": "true"})
+    # a selecting Service with a hand-written Endpoints of its name: the EndpointSlice controller's, never mirrored
+    client.create("v1", "services", service("selected"), namespace=ns)
+    selectorless(client, ns, "marker", [{"addresses": [{"ip": "192.0.2.21"}], "ports": [{"port": 80}]}])
+    support.wait_for(lambda: managed_by(slices(client, ns, "marker"), MIRROR), timeout=10, what="marker mirrored")
+    support.wait_for(lambda: slices(client, ns, "selected"), timeout=10, what="selected placeholder")
+    assert not managed_by(slices(client, ns, "optout"), MIRROR)
+    assert not managed_by(slices(client, ns, "selected"), MIRROR)
+    # a selector added later: the mirrored slices go
+    client.patch("v1", "services", "marker", {"spec": {"selector": {"app": "marker"}}}, namespace=ns)
+    support.wait_for(lambda: not managed_by(slices(client, ns, "marker"), MIRROR), timeout=10,
+                     what="mirrored slice removed once the Service has a selector")
 
 
 def test_service_delete_removes_endpoints_and_slices(controller_manager, client: api.Client, ns: str) -> None:

@@ -65,8 +65,9 @@ CONTROLLERS = ("replicaset-controller", "deployment-controller", "generic-garbag
                "namespace-controller", "node-controller", "clusterrole-aggregation-controller",
                "resourcequota-controller", "service-account-controller", "root-ca-cert-publisher", "token-cleaner",
                "certificate-controller", "endpoint-controller", "endpointslice-controller",
-               "persistent-volume-binder", "pvc-protection-controller", "pv-protection-controller",
-               "statefulset-controller")
+                "endpointslicemirroring-controller",
+                "persistent-volume-binder", "pvc-protection-controller", "pv-protection-controller",
+                "statefulset-controller")
 
 
 def rule(verbs: list[str], groups: list[str] | None = None, resources: list[str] | None = None, *,
@@ -252,6 +253,13 @@ def _controller_rules() -> dict[str, list[dict[str, Any]]]:
         "endpointslice-controller": [
             rule(["get", "list", "watch"], [""], ["services", "pods", "nodes"]),
             rule(["update"], [""], ["services/finalizers"]),
+            rule(["get", "list", "watch", "create", "update", "delete"], ["discovery.k8s.io"], ["endpointslices"]),
+            *_events(),
+        ],
+        "endpointslicemirroring-controller": [
+            rule(["get", "list", "watch"], [""], ["services", "endpoints"]),
+            rule(["update"], [""], ["services/finalizers"]),
+            rule(["update"], [""], ["endpoints/finalizers"]),
             rule(["get", "list", "watch", "create", "update", "delete"], ["discovery.k8s.io"], ["endpointslices"]),
             *_events(),
         ],
