@@ -10,6 +10,7 @@ update highest first within `partition` and `maxUnavailable`) can be property-te
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -225,3 +226,59 @@ def owner_refs(current: list[dict[str, Any]], wanted_refs: list[dict[str, Any]],
     kept = [r for r in current if r.get("uid") not in unwanted_uids]
     have = {r.get("uid") for r in kept}
     return kept + [r for r in wanted_refs if r["uid"] not in have]
+
+
+# --- revisions ----------------------------------------------------------------------------------
+
+HASH_LABEL = "controller.kubernetes.io/hash"  # on ControllerRevisions: the bare hash
+_ALPHANUMS = "bcdfghjklmnpqrstvwxz2456789"  # upstream rand.SafeEncodeString's alphabet
+
+
+def revision_data(template: dict[str, Any]) -> dict[str, Any]:
+    """A ControllerRevision's data (upstream getPatch): a strategic-merge patch that replaces the
+    whole pod template, so `kubectl rollout undo` can send it back as it is."""
+    return {"spec": {"template": {**copy.deepcopy(template), "$patch": "replace"}}}
+
+
+def template_of(data: dict[str, Any]) -> dict[str, Any]:
+    """The pod template a revision's data holds (its `$patch` directive dropped)."""
+    template = dict(((data or {}).get("spec") or {}).get("template") or {})
+    template.pop("$patch", None)
+    return template
+
+
+def _fnv1_32(data: bytes) -> int:
+    value = 0x811C9DC5
+    for byte in data:
+        value = (value * 0x01000193) & 0xFFFFFFFF
+        value ^= byte
+    return value
+
+
+def revision_hash(data: dict[str, Any], collision_count: int | None = None) -> str:
+    """Upstream HashControllerRevision: fnv-32 (not 32a) of the data's JSON (Go's: sorted keys,
+    compact) then of the decimal collision count, safe-encoded."""
+    raw = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    if collision_count is not None:
+        raw += str(int(collision_count)).encode()
+    return "".join(_ALPHANUMS[b % len(_ALPHANUMS)] for b in str(_fnv1_32(raw)).encode())
+
+
+def revision_name(set_name: str, hash_: str) -> str:
+    """`<set>-<hash>` (upstream ControllerRevisionName: the set's name cut to 223 characters)."""
+    return f"{set_name[:223]}-{hash_}"
+
+
+def history_to_trim(revisions: list[tuple[str, int]], keep: set[str], limit: int) -> list[str]:
+    """Names of revisions to delete (upstream truncateHistory): oldest first, beyond `limit`
+    non-live ones; `keep` (current, update, and those live pods use) are never deleted.
+    `revisions` are (name, revision number)."""
+    dead = sorted((r for r in revisions if r[0] not in keep), key=lambda r: (r[1], r[0]))
+    excess = len(dead) - max(0, limit)
+    return [name for name, _ in dead[:excess]] if excess > 0 else []
+
+
+def rollout_complete(status: dict[str, int], replicas: int) -> bool:
+    """updated = ready = replicas = spec.replicas: the update revision becomes the current one
+    (upstream completeRollingUpdate)."""
+    return status.get("updatedReplicas") == status.get("readyReplicas") == status.get("replicas") == replicas
