@@ -162,6 +162,7 @@ class _Sync:
             max_unavailable=plan.resolve_max_unavailable(rolling_update.get("maxUnavailable"), replicas),
             current_revision=current,
             update_revision=update,
+            burst=self.ctx.burst_replicas,
         )
 
     # --- revisions ----------------------------------------------------------------------------------

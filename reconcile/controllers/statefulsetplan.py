@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +42,7 @@ class Settings:
     max_unavailable: int = 1
     current_revision: str = ""
     update_revision: str = ""
+    burst: int = 500  # Parallel: creates per plan at most (replicas may be 2**31-1; the next sync goes on)
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,8 @@ def plan(settings: Settings, pods: dict[int, PodView]) -> list[Action]:
     actions: list[Action] = []
     ordered = settings.ordered
     want = wanted(settings)
-    for ordinal in want:
+    creates = [0]
+    for ordinal in _walk(want, pods, settings.burst, creates):
         pod = pods.get(ordinal)
         if pod is not None and pod.finished and not pod.terminating:
             actions.append(Action("delete", ordinal, reason="finished"))
@@ -81,6 +84,7 @@ def plan(settings: Settings, pods: dict[int, PodView]) -> list[Action]:
             continue
         if pod is None:
             actions.append(Action("create", ordinal, revision=revision_for(settings, ordinal)))
+            creates[0] += 1
             if ordered:
                 return actions
             continue
@@ -102,16 +106,28 @@ def plan(settings: Settings, pods: dict[int, PodView]) -> list[Action]:
             return actions
     if not settings.rolling:
         return actions
-    unavailable = sum(1 for o in want if o not in pods or not pods[o].available or pods[o].terminating)
+    present = [o for o in pods if o in want]
+    missing = len(want) - len(present)
+    unavailable = missing + sum(1 for o in present if not pods[o].available or pods[o].terminating)
     budget = settings.max_unavailable - unavailable
-    for ordinal in reversed(want):
+    for ordinal in sorted(present, reverse=True):  # missing ordinals have nothing to update
         if budget <= 0 or ordinal < settings.start + settings.partition:
             break
-        pod = pods.get(ordinal)
-        if pod is not None and pod.revision != settings.update_revision and not pod.terminating:
+        pod = pods[ordinal]
+        if pod.revision != settings.update_revision and not pod.terminating:
             actions.append(Action("delete", ordinal, reason="update"))
             budget -= 1
     return actions
+
+
+def _walk(want: range, pods: dict[int, PodView], burst: int, creates: list[int]) -> Iterator[int]:
+    """The wanted ordinals ascending until `burst` creates are planned, then only those with a pod:
+    at most len(pods) + burst steps, however large replicas is (up to 2**31-1)."""
+    for ordinal in want:
+        if creates[0] >= burst:
+            yield from sorted(o for o in pods if o in want and o >= ordinal)
+            return
+        yield ordinal
 
 
 def resolve_max_unavailable(value: Any, replicas: int) -> int:

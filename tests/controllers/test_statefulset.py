@@ -223,6 +223,26 @@ def test_a_foreign_claim_is_not_taken_over(controller_manager, client: api.Clien
     assert [r["uid"] for r in claim["metadata"]["ownerReferences"]] == [owner["metadata"]["uid"]]
 
 
+def test_huge_parallel_set_under_quota_does_not_stall_the_controller(controller_manager, client: api.Client,
+                                                                     ns: str) -> None:
+    """replicas 2**31-1 is valid (int32): the controller plans a burst per sync, the quota refuses
+    past 2 pods, and a set in another namespace is still served."""
+    client.create("v1", "resourcequotas", {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "q"},
+                                           "spec": {"hard": {"pods": "2"}}}, namespace=ns)
+    client.create("apps/v1", "statefulsets", _sts("huge", 2**31 - 1, claims=False, podManagementPolicy="Parallel"),
+                  namespace=ns)
+    support.wait_for(lambda: len(_pods(client, ns)) == 2, timeout=30, what="2 pods under the quota")
+    support.wait_for(lambda: any(e.get("reason") == "FailedCreate" and "exceeded quota" in e.get("message", "")
+                                 for e in client.list("v1", "events", namespace=ns)["items"]),
+                     timeout=30, what="FailedCreate event")
+    other = f"{ns}-b"
+    client.create("v1", "namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": other}})
+    client.create("apps/v1", "statefulsets", _sts("small", 1, claims=False), namespace=other)
+    support.wait_for(lambda: "small-0" in _pods(client, other), timeout=20, what="the other set served")
+    assert len(_pods(client, ns)) == 2
+    client.delete("v1", "namespaces", other)
+
+
 @pytest.mark.parametrize(("patch", "field"), [
     ({"replicas": -1}, "spec.replicas"),
     ({"replicas": 2**31}, "spec.replicas"),

@@ -95,6 +95,22 @@ def test_parallel_scale_down_deletes_all_condemned_at_once() -> None:
     assert plan.plan(_set(1, ordered=False), pods) == [Action("delete", o, reason="scale-down") for o in (3, 2, 1)]
 
 
+def test_huge_replicas_plan_in_bounded_steps() -> None:
+    """replicas 2**31-1 is valid: Parallel plans `burst` creates per sync, rolling updates walk only
+    existing pods, OrderedReady stops at the first missing one; none walks the whole range."""
+    huge = 2**31 - 1
+    actions = plan.plan(_set(huge, ordered=False, burst=5), {})
+    assert actions == [Action("create", o, revision=NEW) for o in range(5)]
+    pods = {0: PodView(0, NEW, finished=True), 7: PodView(7, NEW, finished=True), 10**9: _healthy(10**9, OLD)}
+    actions = plan.plan(_set(huge, ordered=False, burst=3), pods)
+    assert [a for a in actions if a.verb == "delete"] == [Action("delete", 0, reason="finished"),
+                                                          Action("delete", 7, reason="finished")]
+    assert [a.ordinal for a in actions if a.verb == "create"] == [1, 2, 3]
+    assert plan.plan(_set(huge), {0: _healthy(0)}) == [Action("create", 1, revision=NEW)]
+    # everything missing counts as unavailable: no rolling deletions
+    assert plan.plan(_set(huge, ordered=False, burst=0, max_unavailable=3), {5: _healthy(5, OLD)}) == []
+
+
 def test_negative_replicas_want_nothing() -> None:
     assert list(plan.wanted(_set(-3))) == []
 
