@@ -112,6 +112,20 @@ def test_ordered_ready_creates_one_at_a_time_with_identity_and_claims(controller
     assert _claims(client, ns) == {"data-web-0", "data-web-1", "data-web-2"}
 
 
+def test_finished_pods_are_replaced_under_the_same_name(controller_manager, client: api.Client, ns: str) -> None:
+    """A pod that Succeeded (restartPolicy Never, exit 0) or Failed is deleted and made again."""
+    body = _sts("job", 2, claims=False)
+    body["spec"]["template"]["spec"]["restartPolicy"] = "Never"
+    client.create("apps/v1", "statefulsets", body, namespace=ns)
+    _bring_up(client, ns, "job", 2)
+    for name, phase in (("job-0", "Succeeded"), ("job-1", "Failed")):
+        uid = _pods(client, ns)[name]["metadata"]["uid"]
+        client.patch("v1", "pods", name, {"status": {"phase": phase}}, namespace=ns, subresource="status")
+        support.wait_for(lambda n=name, u=uid: (_live(client, ns).get(n) or {}).get("metadata", {}).get("uid")
+                         not in (None, u), timeout=20, what=f"{name} replaced after {phase}")
+        _ready(client, ns, name)
+
+
 def test_scale_down_goes_from_the_highest_ordinal_and_keeps_claims(controller_manager, client: api.Client,
                                                                     ns: str, api_server: str) -> None:
     client.create("apps/v1", "statefulsets", _sts("db", 3), namespace=ns)
