@@ -8,11 +8,13 @@ garbage-collected per the retention policy, and hostile specs refused with 422.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
 
 from reconcile.client import api
+from reconcile.controllers import statefulsetplan as plan
 from reconcile.core import errors
 from tests import support
 from tests.controllers import helpers
@@ -189,6 +191,33 @@ def test_rolling_update_from_the_top_within_the_partition(controller_manager, cl
     support.wait_for(lambda: _status(client, ns, "ru").get("currentRevision") == new, timeout=20,
                      what="rollout complete")
     assert len(client.list("apps/v1", "controllerrevisions", namespace=ns)["items"]) == 2
+
+
+def test_a_squatted_revision_name_is_a_collision_not_a_takeover(controller_manager, client: api.Client,
+                                                                 ns: str) -> None:
+    """Someone creates, ahead of the controller, the ControllerRevision the next template hashes to,
+    holding another template: the controller counts a collision and names its own revision anew."""
+    client.create("apps/v1", "statefulsets", _sts("sq", 1, claims=False), namespace=ns)
+    _bring_up(client, ns, "sq", 1)
+    stored = client.get("apps/v1", "statefulsets", "sq", namespace=ns)
+    template = copy.deepcopy(stored["spec"]["template"])
+    template["spec"]["containers"][0]["image"] = "nginx:2"
+    squatted = plan.revision_name("sq", plan.revision_hash(plan.revision_data(template), 0))
+    evil = copy.deepcopy(template)
+    evil["spec"]["containers"][0]["image"] = "evil:1"
+    client.create("apps/v1", "controllerrevisions", {
+        "apiVersion": "apps/v1", "kind": "ControllerRevision",
+        "metadata": {"name": squatted, "labels": {"app": "sq"}}, "data": plan.revision_data(evil), "revision": 99},
+        namespace=ns)
+    client.patch("apps/v1", "statefulsets", "sq", {"spec": {"template": template}}, namespace=ns)
+    support.wait_for(lambda: _status(client, ns, "sq").get("collisionCount") == 1, timeout=20, what="a collision")
+    status = _status(client, ns, "sq")
+    assert status["updateRevision"] not in (squatted, stored["status"]["updateRevision"])
+    support.wait_for(lambda: (_live(client, ns).get("sq-0") or {}).get("metadata", {}).get("labels", {}).get(
+        REVISION) == status["updateRevision"], timeout=20, what="sq-0 at the controller's own revision")
+    assert _live(client, ns)["sq-0"]["spec"]["containers"][0]["image"] == "nginx:2"
+    rogue = client.get("apps/v1", "controllerrevisions", squatted, namespace=ns)
+    assert not rogue["metadata"].get("ownerReferences")  # not adopted either
 
 
 def test_retention_policy_deletes_scaled_down_claims_only(controller_manager, client: api.Client, ns: str) -> None:
