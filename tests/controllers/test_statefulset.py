@@ -13,10 +13,12 @@ from typing import Any
 
 import pytest
 
+from reconcile.cli import workloads_cmd
 from reconcile.client import api
 from reconcile.controllers import statefulsetplan as plan
 from reconcile.core import errors
 from tests import support
+from tests.conftest import run_cli
 from tests.controllers import helpers
 
 REVISION = "controller-revision-hash"
@@ -140,7 +142,8 @@ def test_scale_down_goes_from_the_highest_ordinal_and_keeps_claims(controller_ma
                 order.append(name)
 
     with helpers.PodWatcher(api_server, ns, check=check):
-        client.patch("apps/v1", "statefulsets", "db", {"spec": {"replicas": 1}}, namespace=ns, subresource="scale")
+        done = run_cli("scale", "statefulset", "db", "--replicas", "1", "-n", ns, server=api_server)
+        assert done.returncode == 0 and done.stdout.strip() == "statefulset.apps/db scaled", done.stderr
         support.wait_for(lambda: set(_pods(client, ns)) == {"db-0"}, timeout=30, what="scaled to 1")
     assert order == ["db-2", "db-1"]
     assert _claims(client, ns) == {"data-db-0", "data-db-1", "data-db-2"}  # whenScaled: Retain
@@ -150,7 +153,8 @@ def test_scale_down_goes_from_the_highest_ordinal_and_keeps_claims(controller_ma
                                         subresource="scale")["status"]["replicas"] == 1, timeout=20, what="scale status")
 
 
-def test_rolling_update_from_the_top_within_the_partition(controller_manager, client: api.Client, ns: str) -> None:
+def test_rolling_update_from_the_top_within_the_partition(controller_manager, client: api.Client, ns: str,
+                                                           api_server: str) -> None:
     client.create("apps/v1", "statefulsets", _sts("ru", 3, claims=False), namespace=ns)
     _bring_up(client, ns, "ru", 3)
     old = _status(client, ns, "ru")["updateRevision"]
@@ -190,6 +194,9 @@ def test_rolling_update_from_the_top_within_the_partition(controller_manager, cl
     _ready(client, ns, "ru-0")
     support.wait_for(lambda: _status(client, ns, "ru").get("currentRevision") == new, timeout=20,
                      what="rollout complete")
+    done = run_cli("rollout", "status", "sts/ru", "-n", ns, "--timeout", "20", server=api_server)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "partitioned roll out complete: 3 new pods have been updated..."
     assert len(client.list("apps/v1", "controllerrevisions", namespace=ns)["items"]) == 2
 
 
@@ -284,6 +291,27 @@ def test_huge_parallel_set_under_quota_does_not_stall_the_controller(controller_
     support.wait_for(lambda: "small-0" in _pods(client, other), timeout=20, what="the other set served")
     assert len(_pods(client, ns)) == 2
     client.delete("v1", "namespaces", other)
+
+
+def test_rollout_status_messages_are_kubectls() -> None:
+    def sts(status: dict, **strategy: Any) -> dict:
+        spec = {"replicas": 3, "updateStrategy": {"type": "RollingUpdate", **strategy}}
+        return {"metadata": {"name": "s", "generation": 2}, "spec": spec,
+                "status": {"observedGeneration": 2, "readyReplicas": 3, **status}}
+
+    state = workloads_cmd.statefulset_rollout_state
+    assert state(sts({"observedGeneration": 1})) == (False, "Waiting for statefulset spec update to be observed...")
+    assert state(sts({"readyReplicas": 1})) == (False, "Waiting for 2 pods to be ready...")
+    assert state(sts({"updatedReplicas": 1}, rollingUpdate={"partition": 1})) == (
+        False, "Waiting for partitioned roll out to finish: 1 out of 2 new pods have been updated...")
+    assert state(sts({"updatedReplicas": 2}, rollingUpdate={"partition": 1})) == (
+        True, "partitioned roll out complete: 2 new pods have been updated...")
+    assert state(sts({"updatedReplicas": 1, "updateRevision": "b", "currentRevision": "a"})) == (
+        False, "waiting for statefulset rolling update to complete 1 pods at revision b...")
+    assert state(sts({"currentReplicas": 3, "updateRevision": "b", "currentRevision": "b"})) == (
+        True, "statefulset rolling update complete 3 pods at revision b...")
+    with pytest.raises(Exception, match="only available for RollingUpdate"):
+        state({"metadata": {"name": "s"}, "spec": {"updateStrategy": {"type": "OnDelete"}}})
 
 
 @pytest.mark.parametrize(("patch", "field"), [
