@@ -129,3 +129,5 @@ def test_kubectl_get_scale_rollout_status_history_undo_statefulset(controller_ma
         assert sts["status"]["currentRevision"] == sts["status"]["updateRevision"] == first[1]
         pods = _pods(client, ns)
         assert {p["metadata"]["labels"]["controller-revision-hash"] for p in pods} == {first[1]}
+    described = kubectl(kube_env, "describe", "sts", "web", "-n", ns).stdout
+    assert "Pods Status:" in described and "SuccessfulCreate" in described

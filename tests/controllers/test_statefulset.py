@@ -16,7 +16,7 @@ import pytest
 from reconcile.cli import workloads_cmd
 from reconcile.client import api
 from reconcile.controllers import statefulsetplan as plan
-from reconcile.core import errors
+from reconcile.core import errors, meta
 from tests import support
 from tests.conftest import run_cli
 from tests.controllers import helpers
@@ -128,6 +128,19 @@ def test_finished_pods_are_replaced_under_the_same_name(controller_manager, clie
         support.wait_for(lambda n=name, u=uid: (_live(client, ns).get(n) or {}).get("metadata", {}).get("uid")
                          not in (None, u), timeout=20, what=f"{name} replaced after {phase}")
         _ready(client, ns, name)
+
+
+def test_ordered_ready_waits_min_ready_seconds(controller_manager, client: api.Client, ns: str) -> None:
+    client.create("apps/v1", "statefulsets", _sts("slow", 2, claims=False, minReadySeconds=2), namespace=ns)
+    support.wait_for(lambda: "slow-0" in _live(client, ns), timeout=20, what="slow-0")
+    _ready(client, ns, "slow-0")
+    ready_at = meta.parse_time(next(c["lastTransitionTime"] for c in _pods(client, ns)["slow-0"]["status"]["conditions"]
+                                    if c["type"] == "Ready"))
+    support.wait_for(lambda: "slow-1" in _live(client, ns), timeout=20, what="slow-1")
+    created = meta.parse_time(_pods(client, ns)["slow-1"]["metadata"]["creationTimestamp"])
+    assert (created - ready_at).total_seconds() >= 2  # the controller waits from the (truncated) Ready stamp
+    support.wait_for(lambda: _status(client, ns, "slow").get("availableReplicas") == 1, timeout=10,
+                     what="slow-0 counted available")
 
 
 def test_scale_down_goes_from_the_highest_ordinal_and_keeps_claims(controller_manager, client: api.Client,
