@@ -26,6 +26,7 @@ API_VERSION = "apps/v1"
 KIND = "StatefulSet"
 Key = controller_mod.Key
 RETRY_SOON = controller_mod.Result(requeue_after=0.05)
+CLAIM_RECHECK = 1.0  # seconds: look again at a claim being deleted that holds a pod back
 
 
 def _owner_key(obj: dict[str, Any]) -> Key | None:
@@ -131,11 +132,12 @@ class _Sync:
         views = {o: pod_view(p, o, min_ready, self.now) for o, p in by_ordinal.items() if o is not None}
         settings = self.settings(current["metadata"]["name"], update["metadata"]["name"])
         error: BaseException | None = None
+        blocked = False
         if not self.md.get("deletionTimestamp"):
             templates = {current["metadata"]["name"]: plan.template_of(current.get("data") or {}),
                          update["metadata"]["name"]: plan.template_of(update.get("data") or {})}
             try:
-                await self.manage(settings, views, by_ordinal, templates)
+                blocked = await self.manage(settings, views, by_ordinal, templates)
             except errors.ApiError as exc:
                 error = exc
         await self.trim_history(revisions, current, update, by_ordinal.values())
@@ -144,6 +146,8 @@ class _Sync:
             raise error
         if raced:
             return RETRY_SOON
+        if blocked:  # a claim being deleted holds a pod back; claim events do not map to sets
+            return controller_mod.Result(requeue_after=CLAIM_RECHECK)
         waits = [podutil.available_in(p, min_ready, self.now) for p in by_ordinal.values()]
         pending = [w for w in waits if w is not None and w > 0]
         return controller_mod.Result(requeue_after=min(pending) + 0.05) if pending else None
@@ -233,8 +237,10 @@ class _Sync:
     # --- pods and claims ----------------------------------------------------------------------------
 
     async def manage(self, settings: plan.Settings, views: dict[int, plan.PodView],
-                     pods: dict[int | None, dict[str, Any]], templates: dict[str, dict[str, Any]]) -> None:
+                     pods: dict[int | None, dict[str, Any]], templates: dict[str, dict[str, Any]]) -> bool:
+        """Carry out the plan; True when a pod had to wait for a claim being deleted."""
         want = plan.wanted(settings)
+        blocked = False
         for ordinal, pod in pods.items():
             if ordinal is not None and ordinal in want and (pod.get("status") or {}).get("phase") == "Pending":
                 await self.ensure_claims(ordinal)
@@ -242,10 +248,12 @@ class _Sync:
         for action in plan.plan(settings, views):
             if action.verb == "create":
                 if not await self.ensure_claims(action.ordinal):
+                    blocked = True
                     continue
                 await self.create_pod(action.ordinal, action.revision, templates[action.revision])
             else:
                 await self.delete_pod(pods[action.ordinal], action.reason)
+        return blocked
 
     async def ensure_claims(self, ordinal: int) -> bool:
         """Create the ordinal's missing claims; False when one is being deleted (the pod must wait)."""

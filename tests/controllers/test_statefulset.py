@@ -267,6 +267,24 @@ def test_when_deleted_delete_hands_claims_to_the_set(controller_manager, client:
     support.wait_for(lambda: not _claims(client, ns), timeout=40, what="claims collected with the set")
 
 
+def test_a_claim_being_deleted_holds_its_pod_back(controller_manager, client: api.Client, ns: str) -> None:
+    client.create("v1", "persistentvolumeclaims", {
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "data-hb-0", "finalizers": ["example.com/hold"]},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}, namespace=ns)
+    client.delete("v1", "persistentvolumeclaims", "data-hb-0", namespace=ns)
+    old_uid = client.get("v1", "persistentvolumeclaims", "data-hb-0", namespace=ns)["metadata"]["uid"]
+    client.create("apps/v1", "statefulsets", _sts("hb", 1), namespace=ns)
+    support.wait_for(lambda: any(e.get("reason") == "FailedCreate" and "pvc data-hb-0 is being deleted" in
+                                 e.get("message", "") for e in client.list("v1", "events", namespace=ns)["items"]),
+                     timeout=20, what="the FailedCreate event")
+    assert "hb-0" not in _pods(client, ns)
+    client.patch("v1", "persistentvolumeclaims", "data-hb-0", {"metadata": {"finalizers": None}}, namespace=ns)
+    support.wait_for(lambda: "hb-0" in _pods(client, ns), timeout=20, what="hb-0 once the claim is gone")
+    claim = client.get("v1", "persistentvolumeclaims", "data-hb-0", namespace=ns)
+    assert claim["metadata"]["uid"] != old_uid and not claim["metadata"].get("deletionTimestamp")
+
+
 def test_a_foreign_claim_is_not_taken_over(controller_manager, client: api.Client, ns: str) -> None:
     """A claim of the right name owned by someone else's controller keeps its owner."""
     owner = client.create("v1", "configmaps", {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "mine"}},
