@@ -124,6 +124,8 @@ class _Sync:
         pods, raced = await ownership.claim(self.ctx.client, "v1", "pods", self.sts, selector, candidates)
         revisions = [r for r in self.owner.revisions.store.by_index("namespace", self.namespace)
                      if ownership.owned_by(r, self.md["uid"])]
+        if await self.revisions_lag(revisions):
+            return RETRY_SOON
         current, update, collisions = await self.resolve_revisions(revisions)
         if current is None or update is None:
             return RETRY_SOON
@@ -170,6 +172,18 @@ class _Sync:
         )
 
     # --- revisions ----------------------------------------------------------------------------------
+
+    async def revisions_lag(self, revisions: list[dict[str, Any]]) -> bool:
+        """True when the status names an update revision the revision informer has not shown yet
+        (the status event outran it): numbering from that cache would reuse a revision number."""
+        name = (self.sts.get("status") or {}).get("updateRevision")
+        if not name or any(r["metadata"]["name"] == name for r in revisions):
+            return False
+        try:
+            await self.ctx.client.get(API_VERSION, "controllerrevisions", name, namespace=self.namespace)
+        except errors.NotFound:
+            return False  # deleted meanwhile: nothing to wait for
+        return True
 
     async def resolve_revisions(self, revisions: list[dict[str, Any]]
                                 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None, int]:

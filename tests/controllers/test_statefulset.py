@@ -240,6 +240,26 @@ def test_a_squatted_revision_name_is_a_collision_not_a_takeover(controller_manag
     assert not rogue["metadata"].get("ownerReferences")  # not adopted either
 
 
+def test_revision_history_is_trimmed_to_the_limit(controller_manager, client: api.Client, ns: str) -> None:
+    client.create("apps/v1", "statefulsets", _sts("hist", 0, claims=False, revisionHistoryLimit=1), namespace=ns)
+    seen = [support.wait_for(lambda: _status(client, ns, "hist").get("updateRevision"), timeout=20, what="rev 1")]
+    for tag in (2, 3, 4):
+        client.patch("apps/v1", "statefulsets", "hist", {"spec": {"template": helpers.pod_template(
+            {"app": "hist"}, image=f"nginx:{tag}")}}, namespace=ns)
+        seen.append(support.wait_for(lambda: (r := _status(client, ns, "hist").get("updateRevision")) not in seen
+                                     and r, timeout=20, what=f"the revision of nginx:{tag}"))
+
+    def revisions() -> dict[int, str]:
+        return {r["revision"]: r["metadata"]["name"]
+                for r in client.list("apps/v1", "controllerrevisions", namespace=ns)["items"]}
+
+    try:
+        support.wait_for(lambda: sorted(revisions()) == [3, 4], timeout=20, what="history trimmed to 1 + the current")
+    except AssertionError:
+        raise AssertionError(f"{revisions()} {_status(client, ns, 'hist')}") from None
+    assert _status(client, ns, "hist")["updateRevision"] == revisions()[4]
+
+
 def test_retention_policy_deletes_scaled_down_claims_only(controller_manager, client: api.Client, ns: str) -> None:
     policy = {"whenScaled": "Delete", "whenDeleted": "Retain"}
     client.create("apps/v1", "statefulsets", _sts("pg", 3, persistentVolumeClaimRetentionPolicy=policy), namespace=ns)
