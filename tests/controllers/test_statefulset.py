@@ -365,6 +365,23 @@ def test_rollout_status_messages_are_kubectls() -> None:
         state({"metadata": {"name": "s"}, "spec": {"updateStrategy": {"type": "OnDelete"}}})
 
 
+def test_only_upstreams_mutable_fields_may_change(client: api.Client, ns: str) -> None:
+    client.create("apps/v1", "statefulsets", _sts("fixed", 0), namespace=ns)
+    for change in ({"serviceName": "other"}, {"podManagementPolicy": "Parallel"},
+                   {"volumeClaimTemplates": []}, {"selector": {"matchExpressions": [{"key": "app", "operator": "Exists"}]}}):
+        with pytest.raises(errors.ApiError) as caught:
+            client.patch("apps/v1", "statefulsets", "fixed", {"spec": change}, namespace=ns)
+        assert caught.value.code == 422, change
+        causes = (caught.value.details or {}).get("causes") or []
+        assert any(c.get("field") == "spec" and "updates to statefulset spec for fields other than" in c["message"]
+                   for c in causes), causes
+    changed = client.patch("apps/v1", "statefulsets", "fixed", {"spec": {
+        "replicas": 0, "minReadySeconds": 3, "revisionHistoryLimit": 2, "ordinals": {"start": 1},
+        "persistentVolumeClaimRetentionPolicy": {"whenScaled": "Delete"},
+        "updateStrategy": {"type": "OnDelete", "rollingUpdate": None}}}, namespace=ns)
+    assert changed["spec"]["minReadySeconds"] == 3 and changed["spec"]["updateStrategy"]["type"] == "OnDelete"
+
+
 @pytest.mark.parametrize(("patch", "field"), [
     ({"replicas": -1}, "spec.replicas"),
     ({"replicas": 2**31}, "spec.replicas"),
