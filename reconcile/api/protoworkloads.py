@@ -1,5 +1,5 @@
-"""Protobuf tables of the workload kinds (core/v1 Pod and Service, apps/v1 Deployment and ReplicaSet,
-which this server serves; batch/v1 Job and CronJob, PodDisruptionBudget, PriorityClass, which it does
+"""Protobuf tables of the workload kinds (core/v1 Pod and Service, apps/v1 Deployment, ReplicaSet and
+StatefulSet, which this server serves; batch/v1 Job and CronJob, PodDisruptionBudget, PriorityClass, which it does
 not yet): what `kubectl create deployment|service|job|cronjob|pdb|priorityclass` and client-go's typed
 clients post. Field numbers are upstream's k8s.io/api core/v1 and apps/v1 generated.proto (wire notes §3.4).
 
@@ -202,6 +202,30 @@ REPLICA_SET_SPEC = Message("ReplicaSetSpec", (
     Field(1, "replicas", INT32, pointer=True), Field(4, "minReadySeconds", INT32),
     Field(2, "selector", LABEL_SELECTOR), Field(3, "template", POD_TEMPLATE_SPEC)))
 
+# PersistentVolumeClaim as a StatefulSet's volumeClaimTemplates hold it (k8s.io/api core/v1): the
+# data sources (7, 8) and volumeAttributesClassName (9) are not read.
+PERSISTENT_VOLUME_CLAIM_SPEC = Message("PersistentVolumeClaimSpec", (
+    Field(1, "accessModes", STRING, repeated=True),
+    Field(2, "resources", Message("VolumeResourceRequirements", (
+        Field(1, "limits", Map(QUANTITY)), Field(2, "requests", Map(QUANTITY))))),
+    Field(3, "volumeName", STRING), Field(4, "selector", LABEL_SELECTOR),
+    Field(5, "storageClassName", STRING, pointer=True), Field(6, "volumeMode", STRING, pointer=True)),
+    upstream=frozenset(range(1, 10)))
+PERSISTENT_VOLUME_CLAIM_TEMPLATE = Message("PersistentVolumeClaim", (
+    Field(1, "metadata", TEMPLATE_META), Field(2, "spec", PERSISTENT_VOLUME_CLAIM_SPEC)))
+STATEFUL_SET_SPEC = Message("StatefulSetSpec", (
+    Field(1, "replicas", INT32, pointer=True), Field(2, "selector", LABEL_SELECTOR),
+    Field(3, "template", POD_TEMPLATE_SPEC),
+    Field(4, "volumeClaimTemplates", PERSISTENT_VOLUME_CLAIM_TEMPLATE, repeated=True),
+    Field(5, "serviceName", STRING), Field(6, "podManagementPolicy", STRING),
+    Field(7, "updateStrategy", Message("StatefulSetUpdateStrategy", (
+        Field(1, "type", STRING), Field(2, "rollingUpdate", Message("RollingUpdateStatefulSetStrategy", (
+            Field(1, "partition", INT32, pointer=True), Field(2, "maxUnavailable", INT_OR_STRING_MESSAGE))))))),
+    Field(8, "revisionHistoryLimit", INT32, pointer=True), Field(9, "minReadySeconds", INT32),
+    Field(10, "persistentVolumeClaimRetentionPolicy", Message("StatefulSetPersistentVolumeClaimRetentionPolicy", (
+        Field(1, "whenDeleted", STRING), Field(2, "whenScaled", STRING)))),
+    Field(11, "ordinals", Message("StatefulSetOrdinals", (Field(1, "start", INT32),)))))
+
 # --- batch/v1, policy/v1, scheduling.k8s.io/v1: what `kubectl create job|cronjob|pdb|priorityclass`
 # send. Tables kept for when these kinds are served; today their endpoints are a 404 before any body
 # is read.
@@ -233,6 +257,8 @@ MESSAGES: dict[tuple[str, str], Message] = {
         Field(1, "metadata", OBJECT_META), Field(2, "spec", DEPLOYMENT_SPEC))),
     ("apps/v1", "ReplicaSet"): Message("ReplicaSet", (
         Field(1, "metadata", OBJECT_META), Field(2, "spec", REPLICA_SET_SPEC))),
+    ("apps/v1", "StatefulSet"): Message("StatefulSet", (
+        Field(1, "metadata", OBJECT_META), Field(2, "spec", STATEFUL_SET_SPEC))),
     ("batch/v1", "Job"): Message("Job", (Field(1, "metadata", OBJECT_META), Field(2, "spec", JOB_SPEC))),
     ("batch/v1", "CronJob"): Message("CronJob", (Field(1, "metadata", OBJECT_META), Field(2, "spec", CRON_JOB_SPEC))),
     ("policy/v1", "PodDisruptionBudget"): Message("PodDisruptionBudget", (

@@ -151,6 +151,7 @@ class ApiServer:
             ("", "services"): services.ServiceStrategy(self.cluster_ips, self.node_ports),
             ("apps", "deployments"): pods.WorkloadStrategy(),
             ("apps", "replicasets"): pods.WorkloadStrategy(),
+            ("apps", "statefulsets"): pods.StatefulSetStrategy(),
             ("", "namespaces"): namespaces.NamespaceStrategy(self.rest.namespace_has_content),
             ("", "secrets"): configdata.SecretStrategy(),
             ("", "configmaps"): configdata.ConfigMapStrategy(),

@@ -161,6 +161,23 @@ def _replicaset_row(obj: dict, now: datetime) -> Row:
             status.get("readyReplicas", 0), _age(obj, now), names, images, _selector_string(_get(obj, "spec", "selector"))]
 
 
+def _statefulset_row(obj: dict, now: datetime) -> Row:
+    names, images = _containers(obj, "spec", "template", "spec")
+    ready = f"{_get(obj, 'status', 'readyReplicas', default=0)}/{_get(obj, 'spec', 'replicas', default=0)}"
+    return [_meta(obj).get("name", ""), ready, _age(obj, now), names, images]
+
+
+def _controller_revision_row(obj: dict, now: datetime) -> Row:
+    """Upstream printControllerRevision: the controller as `<kind>.<group>/<name>` in lower case."""
+    controller = "<none>"
+    ref = meta.controller_owner(obj)
+    if ref is not None:
+        group = str(ref.get("apiVersion") or "").rpartition("/")[0]
+        kind = f"{ref.get('kind', '')}.{group}" if group else str(ref.get("kind", ""))
+        controller = f"{kind.lower()}/{ref.get('name', '')}"
+    return [_meta(obj).get("name", ""), controller, obj.get("revision", 0), _age(obj, now)]
+
+
 def _service_row(obj: dict, now: datetime) -> Row:
     spec = obj.get("spec") or {}
     kind = spec.get("type") or "ClusterIP"
@@ -284,6 +301,10 @@ _KINDS: dict[tuple[str, str], tuple[list[dict], Printer]] = {
     ("apps", "ReplicaSet"): ([NAME, _col("Desired", "integer"), _col("Current", "integer"), _col("Ready", "integer"),
                               AGE, _col("Containers", priority=1), _col("Images", priority=1),
                               _col("Selector", priority=1)], _replicaset_row),
+    ("apps", "StatefulSet"): ([NAME, _col("Ready"), AGE, _col("Containers", priority=1), _col("Images", priority=1)],
+                              _statefulset_row),
+    ("apps", "ControllerRevision"): ([NAME, _col("Controller"), _col("Revision", "integer"), AGE],
+                                     _controller_revision_row),
     ("", "Service"): ([NAME, _col("Type"), _col("Cluster-IP"), _col("External-IP"), _col("Port(s)"), AGE,
                        _col("Selector", priority=1)], _service_row),
     ("", "Node"): ([NAME, _col("Status"), _col("Roles"), AGE, _col("Version"), _col("Internal-IP", priority=1),

@@ -246,15 +246,15 @@ def _selector_matches(selector: dict, labels: dict) -> bool:
     return True
 
 
-def _workload_causes(obj: dict) -> list[dict[str, str]]:
-    """Deployments and ReplicaSets: a non-empty selector that selects the pod template's labels."""
+def _workload_causes(obj: dict, kind: str = "deployment") -> list[dict[str, str]]:
+    """Deployments, ReplicaSets and StatefulSets: a non-empty selector that selects the pod template's labels."""
     spec = obj.get("spec")
     if not isinstance(spec, dict) or not isinstance(spec.get("selector"), dict):
         return []
     causes: list[dict[str, str]] = []
     selector = spec["selector"]
     if not selector.get("matchLabels") and not selector.get("matchExpressions"):
-        causes.append(errors.cause("spec.selector", "Invalid value: {}: empty selector is invalid for deployment"))
+        causes.append(errors.cause("spec.selector", f"Invalid value: {{}}: empty selector is invalid for {kind}"))
     template_meta = (spec.get("template") or {}).get("metadata") or {}
     labels = template_meta.get("labels") or {}
     if isinstance(labels, dict) and all(isinstance(v, str) for v in labels.values()):
@@ -268,7 +268,8 @@ def _workload_causes(obj: dict) -> list[dict[str, str]]:
     return causes
 
 
-_KIND_CHECKS = {("apps", "Deployment"): _workload_causes, ("apps", "ReplicaSet"): _workload_causes}
+_KIND_CHECKS = {("apps", "Deployment"): _workload_causes, ("apps", "ReplicaSet"): _workload_causes,
+                ("apps", "StatefulSet"): lambda obj: _workload_causes(obj, "statefulset")}
 
 
 # --- entry point -------------------------------------------------------------------------------------------------------

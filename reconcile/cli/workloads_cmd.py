@@ -67,12 +67,40 @@ def rollout() -> None:
     """Manage the rollout of a Deployment: status, history, undo, pause, resume, restart."""
 
 
-def _deployment(session: common.Session, target: str, name: str | None, namespace: str | None
-                ) -> tuple[Any, str, str]:
+def _deployment(session: common.Session, target: str, name: str | None, namespace: str | None, *,
+                kinds: tuple[str, ...] = ("Deployment",)) -> tuple[Any, str, str]:
     res, name = _target(session, target, name)
-    if res.kind != "Deployment":
-        common.fail(f"no rollout support for {common.kind_ref(res)}: only deployments")
+    if res.kind not in kinds:
+        only = " and ".join(f"{k.lower()}s" for k in kinds)
+        common.fail(f"no rollout support for {common.kind_ref(res)}: only {only}")
     return res, name, namespace or session.namespace
+
+
+def statefulset_rollout_state(sts: dict[str, Any]) -> tuple[bool, str]:
+    """(done, message) by kubectl's StatefulSetStatusViewer; raises ClickException for OnDelete."""
+    spec, status = sts.get("spec") or {}, sts.get("status") or {}
+    strategy = spec.get("updateStrategy") or {}
+    if strategy.get("type", "RollingUpdate") != "RollingUpdate":
+        raise click.ClickException("rollout status is only available for RollingUpdate strategy type")
+    observed = int(status.get("observedGeneration") or 0)
+    if observed == 0 or int(sts["metadata"].get("generation") or 0) > observed:
+        return False, "Waiting for statefulset spec update to be observed..."
+    want = int(spec.get("replicas", 1))
+    ready, updated = int(status.get("readyReplicas") or 0), int(status.get("updatedReplicas") or 0)
+    if ready < want:
+        return False, f"Waiting for {want - ready} pods to be ready..."
+    rolling = strategy.get("rollingUpdate")
+    if isinstance(rolling, dict) and rolling.get("partition") is not None:
+        partition = int(rolling["partition"])
+        if updated < want - partition:
+            return False, (f"Waiting for partitioned roll out to finish: {updated} out of {want - partition} "
+                           "new pods have been updated...")
+        return True, f"partitioned roll out complete: {updated} new pods have been updated..."
+    if status.get("updateRevision") != status.get("currentRevision"):
+        return False, (f"waiting for statefulset rolling update to complete {updated} pods at revision "
+                       f"{status.get('updateRevision')}...")
+    return True, (f"statefulset rolling update complete {int(status.get('currentReplicas') or 0)} pods at revision "
+                  f"{status.get('currentRevision')}...")
 
 
 def rollout_state(d: dict[str, Any]) -> tuple[bool, str]:
@@ -109,9 +137,11 @@ def rollout_state(d: dict[str, Any]) -> tuple[bool, str]:
 @common.connection_options
 @common.handle_errors
 def rollout_status(target: str, name: str | None, namespace: str | None, watch: bool, timeout: float) -> None:
-    """Follow a Deployment's rollout until it completes (exit 0) or exceeds its deadline (exit 1)."""
+    """Follow a Deployment's or StatefulSet's rollout until it completes (exit 0) or a Deployment exceeds
+    its deadline (exit 1)."""
     session = common.Session()
-    res, name, ns = _deployment(session, target, name, namespace)
+    res, name, ns = _deployment(session, target, name, namespace, kinds=("Deployment", "StatefulSet"))
+    state = statefulset_rollout_state if res.kind == "StatefulSet" else rollout_state
     api_version = common.api_version_of(res)
     deadline = time.monotonic() + timeout if timeout > 0 else None
     live = sys.stdout.isatty()
@@ -122,7 +152,7 @@ def rollout_status(target: str, name: str | None, namespace: str | None, watch: 
     try:
         while True:
             d = session.client.get(api_version, res.plural, name, namespace=ns)
-            done, message = rollout_state(d)
+            done, message = state(d)
             if done or not watch:
                 if spinner is not None:
                     spinner.stop()

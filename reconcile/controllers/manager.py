@@ -34,6 +34,7 @@ from reconcile.controllers import (
     resourcequota,
     rootcacert,
     serviceaccounts,
+    statefulset,
     storageprotection,
     tokencleaner,
 )
@@ -137,6 +138,7 @@ class Controllers:
             pvbinder.PersistentVolumeBinder(ctx),
             storageprotection.PvcProtectionController(ctx),
             storageprotection.PvProtectionController(ctx),
+            statefulset.StatefulSetController(ctx),
         ]
         if self.root_ca:
             self.controllers.append(rootcacert.RootCACertPublisher(ctx, self.root_ca))

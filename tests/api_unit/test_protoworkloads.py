@@ -64,6 +64,28 @@ def test_the_encoder_writes_what_the_decoder_reads() -> None:
                                                     **DRY_RUN_DEPLOYMENT}
 
 
+def test_a_statefulset_with_claim_templates_reads_back() -> None:
+    obj = {"metadata": {"name": "web"}, "spec": {
+        "replicas": 2, "selector": {"matchLabels": {"app": "web"}}, "serviceName": "web",
+        "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "x"}]}},
+        "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {
+            "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}},
+            "storageClassName": "local"}}],
+        "podManagementPolicy": "Parallel",
+        "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 1, "maxUnavailable": "50%"}},
+        "revisionHistoryLimit": 3, "minReadySeconds": 5,
+        "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Delete", "whenScaled": "Retain"},
+        "ordinals": {"start": 1}}}
+    assert _read("apps/v1", "StatefulSet", pe.body("apps/v1", "StatefulSet", obj)) == {
+        "apiVersion": "apps/v1", "kind": "StatefulSet", **obj}
+    # a claim's dataSource (field 7) is not read: refused, never dropped
+    spec = pe.length_delimited(7, pe.length_delimited(2, b"Snap"))
+    claim = pe.length_delimited(2, spec)
+    with pytest.raises(errors.BadRequest):
+        _read("apps/v1", "StatefulSet", pe.envelope("apps/v1", "StatefulSet", pe.length_delimited(
+            2, pe.length_delimited(4, claim))))
+
+
 def test_a_service_port_target_is_an_int_or_a_string() -> None:
     """`--tcp=80:8080` sends targetPort {type 0, intVal 8080, strVal ""} (`08 00 10 90 3f 1a 00`)."""
     captured = pe.tag(1, 0) + b"\x00" + pe.tag(2, 0) + pe.varint(8080) + pe.length_delimited(3, b"")

@@ -26,6 +26,8 @@ EXPECTED = {
     ("", "serviceaccounts"): ("ServiceAccount", True, ("sa",)),
     ("apps", "deployments"): ("Deployment", True, ("deploy",)),
     ("apps", "replicasets"): ("ReplicaSet", True, ("rs",)),
+    ("apps", "statefulsets"): ("StatefulSet", True, ("sts",)),
+    ("apps", "controllerrevisions"): ("ControllerRevision", True, ()),
     ("coordination.k8s.io", "leases"): ("Lease", True, ()),
     ("apiextensions.k8s.io", "customresourcedefinitions"): ("CustomResourceDefinition", False, ("crd", "crds")),
     ("rbac.authorization.k8s.io", "roles"): ("Role", True, ()),

@@ -62,6 +62,24 @@ def test_deployment_columns(builtin_registry) -> None:
     assert table["rows"][0]["cells"] == ["web", "2/3", 3, 2, "3h", "nginx", "nginx:1.25", "app=web"]
 
 
+def test_statefulset_and_controllerrevision_columns(builtin_registry) -> None:
+    res = builtin_registry.get("apps", "v1", "statefulsets")
+    obj = {"metadata": {"name": "web", "creationTimestamp": "2026-01-01T09:00:00Z"},
+           "spec": {"replicas": 3, "template": {"spec": {"containers": [{"name": "nginx", "image": "nginx:1.25"}]}}},
+           "status": {"readyReplicas": 2}}
+    table = tables.to_table(res, [obj], now=NOW)
+    assert _names(table) == ["Name", "Ready", "Age", "Containers", "Images"]
+    assert table["rows"][0]["cells"] == ["web", "2/3", "3h", "nginx", "nginx:1.25"]
+    res = builtin_registry.get("apps", "v1", "controllerrevisions")
+    rev = {"metadata": {"name": "web-7b9c", "creationTimestamp": "2026-01-01T11:00:00Z", "ownerReferences": [
+        {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "web", "uid": "u", "controller": True}]},
+        "revision": 2}
+    table = tables.to_table(res, [rev, {"metadata": {"name": "loose"}, "revision": 1}], now=NOW)
+    assert _names(table) == ["Name", "Controller", "Revision", "Age"]
+    assert table["rows"][0]["cells"] == ["web-7b9c", "statefulset.apps/web", 2, "60m"]
+    assert table["rows"][1]["cells"][1] == "<none>"
+
+
 def test_custom_resource_columns(reg) -> None:
     res = reg.get("example.com", "v1", "widgets")
     obj = {"metadata": {"name": "w1", "creationTimestamp": "2026-01-01T11:59:30Z"},

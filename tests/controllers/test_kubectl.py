@@ -79,3 +79,55 @@ def test_kubectl_rollout_status_fails_past_deadline(controller_manager, client: 
     result = kubectl(kube_env, "rollout", "status", "deployment/late", "-n", ns, "--timeout=60s", check=False)
     assert result.returncode != 0
     assert 'deployment "late" exceeded its progress deadline' in result.stderr
+
+
+def _statefulset(name: str, replicas: int, image: str = "nginx:1") -> dict[str, Any]:
+    labels = {"app": name}
+    return {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": name},
+            "spec": {"replicas": replicas, "serviceName": name, "selector": {"matchLabels": labels},
+                     "template": helpers.pod_template(labels, image=image)}}
+
+
+def _images(client: api.Client, ns: str) -> dict[str, str]:
+    return {p["metadata"]["name"]: p["spec"]["containers"][0]["image"] for p in _pods(client, ns)
+            if not p["metadata"].get("deletionTimestamp")}
+
+
+def test_kubectl_get_scale_rollout_status_history_undo_statefulset(controller_manager, client: api.Client, ns: str,
+                                                                   api_server: str, kube_env: dict[str, str]) -> None:
+    client.create("apps/v1", "statefulsets", _statefulset("web", 2), namespace=ns)
+    with helpers.PodWatcher(api_server, ns, ready_stand_in=True):
+        out = kubectl(kube_env, "rollout", "status", "sts/web", "-n", ns, "--timeout=60s").stdout
+        assert "partitioned roll out complete: 2 new pods have been updated..." in out
+        table = kubectl(kube_env, "get", "sts", "-n", ns).stdout.splitlines()
+        assert table[0].split() == ["NAME", "READY", "AGE"] and table[1].split()[:2] == ["web", "2/2"]
+        assert kubectl(kube_env, "scale", "sts", "web", "--replicas=3", "-n", ns).stdout.strip() == \
+            "statefulset.apps/web scaled"
+        support.wait_for(lambda: set(_images(client, ns)) == {"web-0", "web-1", "web-2"}, timeout=30, what="web-2")
+        kubectl(kube_env, "rollout", "status", "sts/web", "-n", ns, "--timeout=60s")
+        kubectl(kube_env, "set", "image", "sts/web", "main=nginx:2", "-n", ns)
+        kubectl(kube_env, "rollout", "status", "sts/web", "-n", ns, "--timeout=60s")
+        support.wait_for(lambda: set(_images(client, ns).values()) == {"nginx:2"}
+                         and len(_images(client, ns)) == 3, timeout=30, what="nginx:2 everywhere")
+        history = kubectl(kube_env, "rollout", "history", "sts/web", "-n", ns).stdout
+        assert [line.split()[0] for line in history.splitlines()[2:] if line.strip()] == ["1", "2"]
+        revisions = kubectl(kube_env, "get", "controllerrevisions", "-n", ns).stdout.splitlines()
+        assert revisions[0].split() == ["NAME", "CONTROLLER", "REVISION", "AGE"]
+        assert {line.split()[1] for line in revisions[1:]} == {"statefulset.apps/web"}
+        first = {r["revision"]: r["metadata"]["name"] for r in client.list("apps/v1", "controllerrevisions",
+                                                                           namespace=ns)["items"]}
+        assert "rolled back" in kubectl(kube_env, "rollout", "undo", "sts/web", "-n", ns).stdout
+        kubectl(kube_env, "rollout", "status", "sts/web", "-n", ns, "--timeout=60s")
+        support.wait_for(lambda: set(_images(client, ns).values()) == {"nginx:1"}
+                         and len(_images(client, ns)) == 3, timeout=30, what="nginx:1 again")
+        # revision 1's ControllerRevision is reused as revision 3, no third one is made
+        after = {r["revision"]: r["metadata"]["name"] for r in client.list("apps/v1", "controllerrevisions",
+                                                                           namespace=ns)["items"]}
+        assert after == {3: first[1], 2: first[2]}
+        sts = client.get("apps/v1", "statefulsets", "web", namespace=ns)
+        assert "$patch" not in sts["spec"]["template"]
+        assert sts["status"]["currentRevision"] == sts["status"]["updateRevision"] == first[1]
+        pods = _pods(client, ns)
+        assert {p["metadata"]["labels"]["controller-revision-hash"] for p in pods} == {first[1]}
+    described = kubectl(kube_env, "describe", "sts", "web", "-n", ns).stdout
+    assert "Pods Status:" in described and "SuccessfulCreate" in described

@@ -74,8 +74,9 @@ CONTROLLERS = ("replicaset-controller", "deployment-controller", "generic-garbag
                "namespace-controller", "node-controller", "clusterrole-aggregation-controller",
                "resourcequota-controller", "service-account-controller", "root-ca-cert-publisher", "token-cleaner",
                "certificate-controller", "endpoint-controller", "endpointslice-controller",
-               "endpointslicemirroring-controller",
-               "persistent-volume-binder", "pvc-protection-controller", "pv-protection-controller")
+                "endpointslicemirroring-controller",
+                "persistent-volume-binder", "pvc-protection-controller", "pv-protection-controller",
+                "statefulset-controller")
 
 
 def rule(verbs: list[str], groups: list[str] | None = None, resources: list[str] | None = None, *,
@@ -289,6 +290,18 @@ def _controller_rules() -> dict[str, list[dict[str, Any]]]:
         ],
         "pv-protection-controller": [  # upstream's
             rule(["get", "list", "watch", "update", "patch"], [""], ["persistentvolumes"]),
+            *_events(),
+        ],
+        # upstream's; plus patch on what it writes (our client patches) and list/watch on claims,
+        # which our informers read with this role
+        "statefulset-controller": [
+            rule(["list", "watch"], [""], ["pods"]),
+            rule(["list", "watch"], ["apps"], ["statefulsets"]),
+            rule(["update", "patch"], ["apps"], ["statefulsets/status"]),
+            rule(["update"], ["apps"], ["statefulsets/finalizers"]),
+            rule(["get", "create", "delete", "update", "patch"], [""], ["pods"]),
+            rule(["get", "create", "delete", "update", "patch", "list", "watch"], ["apps"], ["controllerrevisions"]),
+            rule(["get", "create", "delete", "update", "patch", "list", "watch"], [""], ["persistentvolumeclaims"]),
             *_events(),
         ],
         # upstream's is a Role in kube-system; a ClusterRole here (the default policy has no Roles yet)

@@ -78,6 +78,28 @@ class WorkloadStrategy(base.BuiltinStrategy):
         return dns_config_causes(spec, "spec.template.spec") if isinstance(spec, dict) else []
 
 
+class StatefulSetStrategy(WorkloadStrategy):
+    """StatefulSets: a workload whose identity-shaping fields are fixed once created (upstream
+    ValidateStatefulSetUpdate): only these may change."""
+
+    MUTABLE = ("replicas", "ordinals", "template", "updateStrategy", "revisionHistoryLimit",
+               "persistentVolumeClaimRetentionPolicy", "minReadySeconds")
+
+    def validate_update(self, resource: registry.Resource, old: dict[str, Any], new: dict[str, Any]) -> list[base.Cause]:
+        causes = super().validate_update(resource, old, new)
+
+        def fixed(obj: dict[str, Any]) -> dict[str, Any]:
+            spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
+            return {k: v for k, v in spec.items() if k not in self.MUTABLE}
+
+        if fixed(old) != fixed(new):
+            causes.append(errors.cause("spec", "Forbidden: updates to statefulset spec for fields other than "
+                                       "'replicas', 'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', "
+                                       "'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden",
+                                       "FieldValueForbidden"))
+        return causes
+
+
 MAX_DNS_NAMESERVERS, MAX_DNS_SEARCHES, MAX_DNS_SEARCH_CHARS = 3, 32, 2048
 _SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
