@@ -245,6 +245,11 @@ def atomic_map(schema: Mapping[str, Any]) -> bool:
     return schema.get("x-kubernetes-map-type") == "atomic"
 
 
+def is_map(schema: Mapping[str, Any]) -> bool:
+    """A map (`additionalProperties`, no named properties) rather than a struct."""
+    return isinstance(schema.get("additionalProperties"), Mapping) and not schema.get("properties")
+
+
 def item_key(item: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, Any] | None:
     """The key fields an associative-list item has (None when it has none of them)."""
     found = {name: item[name] for name in keys if name in item and item[name] is not None}
@@ -257,7 +262,8 @@ def item_key(item: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, Any] |
 def flatten(obj: Any, schema: Mapping[str, Any] | None) -> dict[Path, Any]:
     """Every path of `obj` under `schema`, with its value: scalars, atomic lists and maps and empty
     maps are leaves (their value); set items are leaves (True); associative-list items are
-    `ITEM_NODE`s and granular maps with entries `MAP_NODE`s, with their contents as paths below them.
+    `ITEM_NODE`s and granular maps (`additionalProperties`) with entries `MAP_NODE`s, with their
+    contents as paths below them; a struct with fields is only its fields, as in upstream's sets.
     `null`s are left out, as an applied `null` sets nothing."""
     out: dict[Path, Any] = {}
     if isinstance(obj, Mapping):
@@ -270,7 +276,8 @@ def _walk(item: Any, schema: Mapping[str, Any], path: Path, out: dict[Path, Any]
         if atomic_map(schema) or not item:
             out[path] = item
             return
-        out[path] = MAP_NODE
+        if is_map(schema):  # a map's presence is tracked; a struct's only through its fields (as upstream)
+            out[path] = MAP_NODE
         _walk_map(item, schema, path, out)
     elif isinstance(item, list):
         _walk_list(item, schema, path, out)
