@@ -8,6 +8,7 @@ options' validation, client-supplied managedFields (used when they differ from t
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -164,22 +165,61 @@ def check_applied(resource: registry.Resource, config: Mapping[str, Any]) -> Non
         raise errors.BadRequest("metadata.managedFields must be nil")
 
 
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+KUBECTL = "kubectl"
+
+
+def _last_applied(resource: registry.Resource, live: Mapping[str, Any]) -> dict[str, Any] | None:
+    """kubectl's client-side last-applied configuration on `live`, when it is one of this version."""
+    annotations = (live.get("metadata") or {}).get("annotations") or {}
+    text = annotations.get(LAST_APPLIED) if isinstance(annotations, Mapping) else None
+    if not isinstance(text, str):
+        return None
+    try:
+        previous = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(previous, dict) or previous.get("apiVersion") != resource.api_version:
+        return None
+    return previous
+
+
 def apply(resource: registry.Resource, live: dict[str, Any], config: Mapping[str, Any], manager: str, *,
           force: bool, subresource: str | None) -> dict[str, Any]:
-    """The object after `manager` applies `config` to `live`, its managedFields set; 409 on conflicts."""
+    """The object after `manager` applies `config` to `live`, its managedFields set; 409 on conflicts.
+
+    As upstream, an apply by `kubectl` onto an object kubectl applied client-side before takes over
+    the fields its last-applied annotation still holds, and keeps that annotation current."""
     stored = live["metadata"].get("managedFields")
     entries = _stored_entries(stored)
+    ignored = ignored_paths(resource, subresource, live, config)
+    previous = _last_applied(resource, live) if manager == KUBECTL and subresource is None else None
+    forgiven = applymerge.unchanged_fields(previous, live, resource.schema, ignored) if previous else frozenset()
     result = applymerge.apply(_without_managed(live), config, entries, manager=manager,
                               api_version=resource.api_version, schema=resource.schema, now=meta.now_rfc3339(),
-                              force=force, subresource=subresource or "",
-                              ignored=ignored_paths(resource, subresource, live, config))
+                              force=force, subresource=subresource or "", ignored=ignored, forgiven=forgiven)
     obj = result.obj
     obj.setdefault("metadata", {})
+    if previous is not None:
+        annotations = obj["metadata"].setdefault("annotations", {})
+        if isinstance(annotations, dict):
+            annotations[LAST_APPLIED] = _last_applied_text(config)
     if result.entries == entries and stored is not None:
         obj["metadata"]["managedFields"] = stored
     else:
         _store(obj, result.entries)
     return obj
+
+
+def _last_applied_text(config: Mapping[str, Any]) -> str:
+    """The configuration as kubectl's annotation holds it: without the annotation itself, compact JSON."""
+    copy = json.loads(json.dumps(config))
+    annotations = (copy.get("metadata") or {}).get("annotations")
+    if isinstance(annotations, dict):
+        annotations.pop(LAST_APPLIED, None)
+        if not annotations:
+            copy["metadata"].pop("annotations")
+    return json.dumps(copy, separators=(",", ":"), sort_keys=True) + "\n"
 
 
 ABSENT = _ABSENT

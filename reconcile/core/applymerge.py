@@ -247,11 +247,13 @@ class Applied:
 
 def apply(live: Any, config: Mapping[str, Any], entries: Sequence[Entry], *, manager: str, api_version: str,
           schema: Mapping[str, Any] | None, now: str, force: bool = False, subresource: str = "",
-          ignored: Sequence[Path] = ()) -> Applied:
+          ignored: Sequence[Path] = (), forgiven: FieldSet = frozenset()) -> Applied:
     """Apply `config` as `manager` onto `live` (None: the object does not exist yet).
 
     `errors.Conflict` (upstream's message and FieldManagerConflict causes) when another manager owns
-    a field the configuration changes and `force` is not set."""
+    a field the configuration changes and `force` is not set. When every conflict is on a `forgiven`
+    path (what kubectl's last client-side apply set), the apply is forced; otherwise only the other
+    conflicts are reported (upstream's lastAppliedManager)."""
     root = with_object_meta(schema)
     live = live if isinstance(live, dict) else {}
     config_fields = fields_of(config, schema, ignored)
@@ -270,7 +272,9 @@ def apply(live: Any, config: Mapping[str, Any], entries: Sequence[Entry], *, man
             others.append(entry)
     conflicts = [(entry, entry.fields & changed) for entry in others if entry.fields & changed]
     if conflicts and not force:
-        raise conflict_error(conflicts)
+        unforgiven = [(entry, paths - forgiven) for entry, paths in conflicts if paths - forgiven]
+        if unforgiven:
+            raise conflict_error(unforgiven)
     if conflicts:
         taken = frozenset().union(*(paths for _, paths in conflicts))
         others = [replace(e, fields=e.fields - taken) for e in others]
@@ -290,6 +294,16 @@ def apply(live: Any, config: Mapping[str, Any], entries: Sequence[Entry], *, man
         return Applied(live, list(entries))  # a no-op apply touches nothing, not even a timestamp
     out = [replace(e, fields=e.fields - removed) for e in others]
     return Applied(merged, [e for e in out if e.fields] + [applier])
+
+
+def unchanged_fields(previous: Any, live: Any, schema: Mapping[str, Any] | None,
+                     ignored: Sequence[Path] = ()) -> FieldSet:
+    """The fields `previous` (a configuration applied before) sets that `live` still has, with the
+    same value: what upstream's lastAppliedManager lets a `kubectl` apply take over."""
+    root = with_object_meta(schema)
+    before, now = fieldsets.flatten(previous, root), fieldsets.flatten(live, root)
+    return frozenset(p for p in fields_of(previous, schema, ignored) if p in now and fieldsets.compare(
+        {p: before[p]}, {p: now[p]}).empty)
 
 
 def conflict_error(conflicts: Sequence[tuple[Entry, FieldSet]]) -> errors.Conflict:

@@ -124,6 +124,21 @@ def test_an_update_then_reapply_conflicts_on_replicas_as_kubectl_scale_does() ->
     assert _owner(same.entries, REPLICAS) == {"kubectl", "kubectl-scale"}
 
 
+def test_forgiven_conflicts_are_taken_over_and_the_rest_reported() -> None:
+    first = am.update(None, _deploy(replicas=1, paused=False), [], manager="kubectl-client-side-apply",
+                      api_version="apps/v1", schema=SCHEMA, now=T1)
+    live = _deploy(replicas=1, paused=False)
+    forgiven = am.unchanged_fields(_deploy(replicas=1), live, SCHEMA)
+    assert forgiven == {REPLICAS}
+    taken = am.apply(live, _deploy(replicas=2), first, manager="kubectl", api_version="apps/v1", schema=SCHEMA,
+                     now=T2, forgiven=forgiven)
+    assert taken.obj["spec"]["replicas"] == 2 and _owner(taken.entries, REPLICAS) == {"kubectl"}
+    with pytest.raises(errors.Conflict) as caught:
+        am.apply(live, _deploy(replicas=2, paused=True), first, manager="kubectl", api_version="apps/v1",
+                 schema=SCHEMA, now=T2, forgiven=forgiven)
+    assert [c["field"] for c in caught.value.details["causes"]] == [".spec.paused"]
+
+
 def test_many_conflicts_are_listed_by_manager() -> None:
     first = _apply(None, _deploy(replicas=1, paused=False), [], "a")
     second = _apply(first.obj, _deploy(args=["x"]), first.entries, "c")
