@@ -212,15 +212,15 @@ def child_schema(schema: Mapping[str, Any] | None, name: str) -> Mapping[str, An
     if not schema:
         return {}
     props = schema.get("properties")
-    if isinstance(props, Mapping) and isinstance(props.get(name), Mapping):
+    if isinstance(props, dict) and isinstance(props.get(name), dict):
         return props[name]
     extra = schema.get("additionalProperties")
-    return extra if isinstance(extra, Mapping) else {}
+    return extra if isinstance(extra, dict) else {}
 
 
 def items_schema(schema: Mapping[str, Any] | None) -> Mapping[str, Any]:
     items = (schema or {}).get("items")
-    return items if isinstance(items, Mapping) else {}
+    return items if isinstance(items, dict) else {}
 
 
 def list_kind(schema: Mapping[str, Any]) -> ListKind:
@@ -247,7 +247,7 @@ def atomic_map(schema: Mapping[str, Any]) -> bool:
 
 def is_map(schema: Mapping[str, Any]) -> bool:
     """A map (`additionalProperties`, no named properties) rather than a struct."""
-    return isinstance(schema.get("additionalProperties"), Mapping) and not schema.get("properties")
+    return isinstance(schema.get("additionalProperties"), dict) and not schema.get("properties")
 
 
 def item_key(item: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, Any] | None:
@@ -265,14 +265,14 @@ def flatten(obj: Any, schema: Mapping[str, Any] | None) -> dict[Path, Any]:
     `ITEM_NODE`s and granular maps (`additionalProperties`) with entries `MAP_NODE`s, with their
     contents as paths below them; a struct with fields is only its fields, as in upstream's sets.
     `null`s are left out, as an applied `null` sets nothing."""
-    out: dict[Path, Any] = {}
-    if isinstance(obj, Mapping):
+    out: dict[Path, Any] = {}  # JSON documents: plain dicts and lists (isinstance of dict is the fast check)
+    if isinstance(obj, dict):
         _walk_map(obj, schema or {}, (), out)
     return out
 
 
 def _walk(item: Any, schema: Mapping[str, Any], path: Path, out: dict[Path, Any]) -> None:
-    if isinstance(item, Mapping):
+    if isinstance(item, dict):
         if atomic_map(schema) or not item:
             out[path] = item
             return
@@ -293,11 +293,11 @@ def _walk_map(item: Mapping[str, Any], schema: Mapping[str, Any], path: Path, ou
 
 def _walk_list(items: list[Any], schema: Mapping[str, Any], path: Path, out: dict[Path, Any]) -> None:
     kinds = list_kind(schema)
-    if kinds.kind == "set" and not any(isinstance(v, Mapping | list) for v in items):
+    if kinds.kind == "set" and not any(isinstance(v, dict | list) for v in items):
         for item in items:
             out.setdefault(path + (value(item),), True)
         return
-    if kinds.kind == "map" and items and all(isinstance(v, Mapping) for v in items):
+    if kinds.kind == "map" and items and all(isinstance(v, dict) for v in items):
         found = [item_key(v, kinds.keys) for v in items]
         if all(k is not None for k in found):
             sub = items_schema(schema)
