@@ -358,16 +358,16 @@ def _merge_list(live: list[Any], config: list[Any], schema: Mapping[str, Any]) -
                 seen.add(fieldsets.value(item))
                 out.append(item)
         return out
-    if kind.kind == "map" and all(isinstance(v, Mapping) and fieldsets.item_key(v, kind.keys) for v in config):
+    if kind.kind == "map" and all(isinstance(v, Mapping) and fieldsets.item_key(v, kind.keys, sub) for v in config):
         out = list(live)
         where: dict[str, int] = {}
         for at, item in enumerate(out):
             if isinstance(item, Mapping):
-                found = fieldsets.item_key(item, kind.keys)
+                found = fieldsets.item_key(item, kind.keys, sub)
                 if found is not None:
                     where.setdefault(fieldsets.key(found), at)
         for item in config:
-            ident = fieldsets.key(fieldsets.item_key(item, kind.keys) or {})
+            ident = fieldsets.key(fieldsets.item_key(item, kind.keys, sub) or {})
             if ident in where:
                 out[where[ident]] = merge(out[where[ident]], item, sub)
             else:
@@ -417,9 +417,10 @@ def _find(node: Any, element: str, schema: Mapping[str, Any]) -> Any:
                 return at
         return None
     keys = fieldsets.list_kind(schema).keys
+    sub = fieldsets.items_schema(schema)
     for at, item in enumerate(node):
         if isinstance(item, Mapping):
-            found = fieldsets.item_key(item, keys)
+            found = fieldsets.item_key(item, keys, sub)
             if found is not None and fieldsets.key(found) == element:
                 return at
     return None

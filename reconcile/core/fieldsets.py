@@ -250,10 +250,22 @@ def is_map(schema: Mapping[str, Any]) -> bool:
     return isinstance(schema.get("additionalProperties"), dict) and not schema.get("properties")
 
 
-def item_key(item: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, Any] | None:
-    """The key fields an associative-list item has (None when it has none of them)."""
-    found = {name: item[name] for name in keys if name in item and item[name] is not None}
-    return found or None
+def item_key(item: Mapping[str, Any], keys: tuple[str, ...],
+             item_schema: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+    """The key fields an associative-list item has (None when it has none of them). A key field the
+    item leaves out takes its schema default, as upstream defaults an applied configuration first
+    (a container port without `protocol` is `{"containerPort":80,"protocol":"TCP"}`)."""
+    if not any(item.get(name) is not None for name in keys):
+        return None
+    found: dict[str, Any] = {}
+    for name in keys:
+        if item.get(name) is not None:
+            found[name] = item[name]
+        elif item_schema:
+            default = child_schema(item_schema, name).get("default")
+            if default is not None:
+                found[name] = default
+    return found
 
 
 # --- objects to paths ---
@@ -298,9 +310,9 @@ def _walk_list(items: list[Any], schema: Mapping[str, Any], path: Path, out: dic
             out.setdefault(path + (value(item),), True)
         return
     if kinds.kind == "map" and items and all(isinstance(v, dict) for v in items):
-        found = [item_key(v, kinds.keys) for v in items]
+        sub = items_schema(schema)
+        found = [item_key(v, kinds.keys, sub) for v in items]
         if all(k is not None for k in found):
-            sub = items_schema(schema)
             for item, fields in zip(items, found, strict=True):
                 at = path + (key(fields or {}),)
                 if at in out:  # a duplicate key: the first item is the one tracked

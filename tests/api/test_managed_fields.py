@@ -190,3 +190,20 @@ def test_two_appliers_share_a_list_by_merge_key(client: httpx.Client, ns: str) -
     config["spec"]["template"]["spec"]["containers"].pop()
     pruned = _apply(client, path, config, "a")
     assert [c["name"] for c in pruned.json()["spec"]["template"]["spec"]["containers"]] == ["main", "extra"]
+
+
+def test_reapplying_a_port_without_protocol_keeps_one_port(client: httpx.Client, ns: str) -> None:
+    """The defaulted `protocol` is part of the port's key: a re-apply matches the stored port
+    instead of adding a second one (upstream defaults the applied configuration first)."""
+    path = deploy_path(ns, "ports")
+    config = helpers.deployment("ports")
+    config["spec"]["template"]["spec"]["containers"][0]["ports"] = [{"containerPort": 80}]
+    created = _apply(client, path, config)
+    assert created.status_code == 201, created.text
+    config["spec"]["template"]["spec"]["containers"][0]["image"] = "nginx:1.26"
+    again = _apply(client, path, config)
+    assert again.status_code == 200, again.text
+    main = again.json()["spec"]["template"]["spec"]["containers"][0]
+    assert main["ports"] == [{"containerPort": 80, "protocol": "TCP"}] and main["image"] == "nginx:1.26"
+    ports = _fields(again.json(), "mgr")["f:spec"]["f:template"]["f:spec"]["f:containers"]['k:{"name":"main"}']["f:ports"]
+    assert list(ports) == ['k:{"containerPort":80,"protocol":"TCP"}']

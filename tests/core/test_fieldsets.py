@@ -113,6 +113,17 @@ def test_path_strings_as_upstream_prints_them() -> None:
     assert fs.path_string(("f:args", "i:3")) == ".args[3]"
 
 
+def test_a_key_field_left_out_takes_its_schema_default() -> None:
+    ports = {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["containerPort", "protocol"],
+             "items": {"type": "object", "properties": {"containerPort": {"type": "integer"},
+                                                        "protocol": {"type": "string", "default": "TCP"}}}}
+    schema = {"type": "object", "properties": {"ports": ports}}
+    fields = fs.object_fields(fs.flatten({"ports": [{"containerPort": 80}]}, schema))
+    assert ("f:ports", 'k:{"containerPort":80,"protocol":"TCP"}') in fields
+    # an item with none of its key fields is not keyed by defaults alone: the list is atomic then
+    assert fs.flatten({"ports": [{"name": "x"}]}, schema)[("f:ports",)] == [{"name": "x"}]
+
+
 def test_lists_without_markers_are_atomic_and_keyless_items_fall_back_to_atomic() -> None:
     flat = fs.flatten({"spec": {"containers": [{"image": "x"}], "other": [1, 2]}}, SCHEMA)
     assert flat[("f:spec", "f:containers")] == [{"image": "x"}]
