@@ -207,3 +207,22 @@ def test_reapplying_a_port_without_protocol_keeps_one_port(client: httpx.Client,
     assert main["ports"] == [{"containerPort": 80, "protocol": "TCP"}] and main["image"] == "nginx:1.26"
     ports = _fields(again.json(), "mgr")["f:spec"]["f:template"]["f:spec"]["f:containers"]['k:{"name":"main"}']["f:ports"]
     assert list(ports) == ['k:{"containerPort":80,"protocol":"TCP"}']
+
+
+def test_reapplying_a_service_keeps_what_the_server_allocated(client: httpx.Client, ns: str) -> None:
+    path = f"/api/v1/namespaces/{ns}/services/svc"
+    config = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "svc"},
+              "spec": {"selector": {"app": "x"}, "ports": [{"port": 80, "targetPort": 8080}]}}
+    created = _apply(client, path, config)
+    assert created.status_code == 201, created.text
+    ip = created.json()["spec"]["clusterIP"]
+    config["spec"]["ports"].append({"name": "b", "port": 81})
+    config["spec"]["ports"][0]["name"] = "a"
+    again = _apply(client, path, config)
+    assert again.status_code == 200, again.text
+    assert again.json()["spec"]["clusterIP"] == ip
+    assert [(p["port"], p.get("protocol")) for p in again.json()["spec"]["ports"]] == [(80, "TCP"), (81, "TCP")]
+    config["spec"]["ports"].pop()
+    pruned = _apply(client, path, config)
+    assert pruned.status_code == 200, pruned.text
+    assert [p["port"] for p in pruned.json()["spec"]["ports"]] == [80]
