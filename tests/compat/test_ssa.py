@@ -194,3 +194,15 @@ def test_a_huge_applied_configuration_is_bounded(http: httpx.Client, ns: str, tm
     response = http.patch(f"/api/v1/namespaces/{ns}/configmaps/big", content=json.dumps(fits), headers=APPLY,
                           params={"fieldManager": "h"})
     assert response.status_code == 201, response.text
+
+
+def test_diff_server_side_shows_what_an_apply_would_change(module_env: dict[str, str], http: httpx.Client,
+                                                           ns: str) -> None:
+    _ok(_run(module_env, "apply", "--server-side", "-n", ns, "-f", "-", manifest=_cm("c4", {"a": "1", "b": "2"})))
+    same = _run(module_env, "diff", "--server-side", "-n", ns, "-f", "-", manifest=_cm("c4", {"a": "1", "b": "2"}))
+    assert same.returncode == 0 and same.stdout == b"", same.stderr.decode()
+    changed = _run(module_env, "diff", "--server-side", "-n", ns, "-f", "-", manifest=_cm("c4", {"a": "9"}))
+    assert changed.returncode == 1, changed.stderr.decode()
+    text = changed.stdout.decode()
+    assert "-  a: \"1\"" in text and "+  a: \"9\"" in text and "-  b: \"2\"" in text, text
+    assert _get(http, f"/api/v1/namespaces/{ns}/configmaps/c4")["data"] == {"a": "1", "b": "2"}  # a dry run
