@@ -60,6 +60,7 @@ bench: $(STAMP) ensure-docker
 	$(PY) bench/charts.py
 	$(PY) bench/streaming.py
 	$(PY) bench/services.py
+	$(PY) bench/ssa.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check reconcile tests bench

@@ -19,6 +19,7 @@ from reconcile.api import (
     authn,
     decoding,
     deleteoptions,
+    fieldmanager,
     http,
     listing,
     podproxy,
@@ -242,7 +243,8 @@ class ResourceHandlers:
         field_validation = _field_validation(request)
         body = await self._created_body(request, resource, strict=field_validation == "Strict")
         result = await self.api.create(resource, info.namespace, body, dry_run=_dry_run(request),
-                                       field_validation=field_validation, user=user)
+                                       field_validation=field_validation, user=user,
+                                       field_manager=_field_manager(request, "CreateOptions"))
         return _written(result, status=201)
 
     async def _update(self, request: Request, resource: registry.Resource, info: routing.RequestInfo,
@@ -250,14 +252,15 @@ class ResourceHandlers:
         assert info.name is not None
         field_validation = _field_validation(request)
         body = await self._body(request, strict=field_validation == "Strict")
+        manager = _field_manager(request, "UpdateOptions")
         if info.subresource == "scale":
             scale = await self.api.write_scale(resource, info.namespace, info.name, lambda _: body,
-                                               dry_run=_dry_run(request), user=user)
+                                               dry_run=_dry_run(request), user=user, field_manager=manager)
             return http.json_response(scale)
         self._check_write_subresource(resource, info)
         result = await self.api.update(resource, info.namespace, info.name, body, subresource=info.subresource,
                                        dry_run=_dry_run(request), field_validation=field_validation,
-                                       user=user)
+                                       user=user, field_manager=manager)
         return _written(result)
 
     async def _patch(self, request: Request, resource: registry.Resource, info: routing.RequestInfo,
@@ -271,18 +274,22 @@ class ResourceHandlers:
                 f"{', '.join(http.PATCH_TYPES)}"
             )
         field_validation = _field_validation(request)
+        force = http.query_bool(request, "force") if "force" in request.query_params else None
+        given = request.query_params.get("fieldManager")
+        # an apply names its manager; other writes default to the User-Agent's, as upstream
+        manager = given if patch_kind == "apply" else _field_manager(request, "PatchOptions")
+        fieldmanager.validate_options("PatchOptions", manager, apply=patch_kind == "apply", force=force, patch=True)
         patch = await self._body(request, what="patch", strict=field_validation == "Strict")
         if info.subresource == "scale":
             scale = await self.api.write_scale(resource, info.namespace, info.name,
                                                lambda current: _patch_scale(current, patch_kind, patch),
-                                               dry_run=_dry_run(request), user=user)
+                                               dry_run=_dry_run(request), user=user, field_manager=manager)
             return http.json_response(scale)
         self._check_write_subresource(resource, info)
         result = await self.api.patch(
             resource, info.namespace, info.name, patch_kind, patch, subresource=info.subresource,
             dry_run=_dry_run(request), field_validation=field_validation,
-            field_manager=request.query_params.get("fieldManager"), force=http.query_bool(request, "force"),
-            user=user,
+            field_manager=manager, force=force, user=user,
         )
         return _written(result, status=201 if result.created else 200)
 
@@ -345,6 +352,13 @@ def _written(result: rest.WriteResult, *, status: int = 200) -> Response:
     if result.warnings:
         headers = {"Warning": http.warning_header(result.warnings)}
     return http.json_response(result.obj, status=status, headers=headers)
+
+
+def _field_manager(request: Request, options_kind: str) -> str:
+    """Who a write is by: `fieldManager` (validated, 422 as upstream), else the User-Agent's first part."""
+    given = request.query_params.get("fieldManager")
+    fieldmanager.validate_options(options_kind, given)
+    return fieldmanager.manager_name(given, request.headers.get("user-agent"))
 
 
 def _no_subresource(info: routing.RequestInfo) -> errors.NotFound:

@@ -46,8 +46,7 @@ def carry_server_fields(old: dict[str, Any], new: dict[str, Any]) -> None:
             new_meta[owned] = old_meta[owned]
         else:
             new_meta.pop(owned, None)
-    new_meta.pop("managedFields", None)
-    new_meta.pop("selfLink", None)
+    new_meta.pop("selfLink", None)  # managedFields: the field manager's (reconcile.api.fieldmanager)
 
 
 def content_changed(old: dict[str, Any], new: dict[str, Any]) -> bool:

@@ -21,6 +21,7 @@ from reconcile.api import (
     authn,
     caches,
     deleteoptions,
+    fieldmanager,
     listing,
     objectmeta,
     registry,
@@ -30,7 +31,7 @@ from reconcile.api import (
 )
 from reconcile.api import strategies as strategies_mod
 from reconcile.api.strategies import base as strategy_base
-from reconcile.core import errors, meta, patches, selectors
+from reconcile.core import applymerge, errors, meta, patches, selectors
 from reconcile.store import etcd, keys
 
 MAX_UPDATE_ATTEMPTS = 16
@@ -225,7 +226,10 @@ class Rest:
 
     async def create(self, resource: registry.Resource, namespace: str | None, body: Any, *,
                      dry_run: bool = False, field_validation: str = "Strict",
-                     user: authn.UserInfo = authn.SERVER) -> WriteResult:
+                     user: authn.UserInfo = authn.SERVER, field_manager: str | None = None,
+                     applied: dict[str, Any] | None = None) -> WriteResult:
+        """Create `body`; `field_manager` gets an Update entry for its fields (an Apply entry for the
+        fields of `applied` when an apply creates the object)."""
         obj = self._checked_object(resource, body, namespace)
         metadata = obj["metadata"]
         if metadata.get("resourceVersion"):
@@ -241,12 +245,14 @@ class Rest:
             warnings = validation.prepare(resource, candidate, field_validation=field_validation)
             strategy.normalize(resource, candidate)
             strategy.prepare_for_create(resource, candidate)
+            supplied = candidate["metadata"].get("managedFields")
             objectmeta.assign_create_fields(candidate)
             admitted = admission.Attributes(
                 admission.CREATE, resource, None, candidate["metadata"].get("namespace"),
                 candidate["metadata"]["name"], candidate, None, user, dry_run)
             await self.admission.admit(admitted)
             warnings = warnings + admitted.warnings
+            fieldmanager.on_create(resource, candidate, supplied, field_manager, applied=applied)
             causes = strategy.validate(resource, candidate)
             if causes:
                 raise strategy_base.invalid(resource, candidate, causes)
@@ -329,7 +335,8 @@ class Rest:
 
     async def update(self, resource: registry.Resource, namespace: str | None, name: str, body: Any, *,
                      subresource: str | None = None, dry_run: bool = False,
-                     field_validation: str = "Strict", user: authn.UserInfo = authn.SERVER) -> WriteResult:
+                     field_validation: str = "Strict", user: authn.UserInfo = authn.SERVER,
+                     field_manager: str | None = None) -> WriteResult:
         obj = self._checked_object(resource, body, namespace)
         given_name = obj["metadata"].get("name")
         if given_name and given_name != name:
@@ -344,20 +351,20 @@ class Rest:
 
         return await self.guarded_update(resource, namespace, name, replace, subresource=subresource,
                                          precondition=precondition, dry_run=dry_run,
-                                         field_validation=field_validation, user=user)
+                                         field_validation=field_validation, user=user,
+                                         field_manager=field_manager)
 
     async def patch(self, resource: registry.Resource, namespace: str | None, name: str, patch_type: str,
                     patch: Any, *, subresource: str | None = None, dry_run: bool = False,
                     field_validation: str = "Strict", field_manager: str | None = None,
-                    force: bool = False, user: authn.UserInfo = authn.SERVER) -> WriteResult:
+                    force: bool | None = None, user: authn.UserInfo = authn.SERVER) -> WriteResult:
         if patch_type == "strategic" and not resource.builtin:
             raise errors.UnsupportedMediaType(
                 "the body of the request was in an unknown format - accepted media types include: "
                 "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
             )
-        if patch_type == "apply" and not field_manager:
-            raise errors.BadRequest("PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: "
-                                    "is required for apply patch")
+        applying = patch_type == "apply"
+        fieldmanager.validate_options("PatchOptions", field_manager, apply=applying, force=force, patch=True)
         if patch_type == "json":
             if not isinstance(patch, list):
                 raise errors.BadRequest("json patch must be a list of operations")
@@ -370,6 +377,9 @@ class Rest:
             if precondition is not None and not isinstance(precondition, str):
                 raise errors.BadRequest("metadata.resourceVersion must be a string")
 
+        if applying:
+            fieldmanager.check_applied(resource, patch)
+
         def apply(old: dict[str, Any]) -> dict[str, Any]:
             if patch_type == "merge":
                 return patches.merge_patch(old, patch)
@@ -377,33 +387,42 @@ class Rest:
                 return patches.json_patch(old, patch)
             if patch_type == "strategic":
                 return patches.strategic_merge_patch(old, patch, resource.schema)
-            return patches.apply_patch(old, patch, resource.schema)
+            assert field_manager is not None
+            return fieldmanager.apply(resource, old, patch, field_manager, force=bool(force), subresource=subresource)
 
         create_if_missing = None
-        if patch_type == "apply" and subresource is None:
+        if applying and subresource is None:
             create_if_missing = patch
         return await self.guarded_update(resource, namespace, name, apply, subresource=subresource,
                                          precondition=precondition, dry_run=dry_run,
                                          field_validation=field_validation, create_if_missing=create_if_missing,
-                                         user=user)
+                                         user=user, field_manager=field_manager,
+                                         operation=applymerge.APPLY if applying else applymerge.UPDATE)
 
     async def guarded_update(self, resource: registry.Resource, namespace: str | None, name: str,
                              mutate: Callable[[dict[str, Any]], dict[str, Any]], *, subresource: str | None = None,
                              precondition: str | None = None, dry_run: bool = False,
                              field_validation: str = "Strict", create_if_missing: Any = None,
-                             user: authn.UserInfo = authn.SERVER) -> WriteResult:
+                             user: authn.UserInfo = authn.SERVER, field_manager: str | None = None,
+                             operation: str = applymerge.UPDATE, managed_subresource: str | None = None) -> WriteResult:
         """Read, mutate, compare-and-swap; retry on conflict unless the client gave a resourceVersion.
 
         The first try starts from the watch cache's copy, as kube-apiserver's GuaranteedUpdate does
         with its cached object: the compare-and-swap on its mod_revision proves it current, so the
         common write costs no etcd read. Whatever goes wrong on that copy (a lost swap, a failed
         precondition or validation, a no-op) is judged again on a fresh read from etcd.
+
+        `field_manager` is who writes (its managedFields entry; None: an internal write that leaves
+        them as they are); `operation` Apply means `mutate` set them itself; `managed_subresource`
+        names the entry's subresource when it is not `subresource` (a write through /scale).
         """
         key = self.key(resource, namespace, name)
         cache = None if dry_run else self.caches.peek(resource)
         entry = cache.get(key) if cache is not None else None
         attempt = _UpdateAttempt(resource, key, name, mutate, subresource=subresource, precondition=precondition,
-                                 dry_run=dry_run, field_validation=field_validation, user=user)
+                                 dry_run=dry_run, field_validation=field_validation, user=user,
+                                 field_manager=field_manager, operation=operation,
+                                 managed_subresource=managed_subresource or subresource)
         if entry is not None and entry.decodable:
             old = orjson.loads(entry.value)
             old.setdefault("metadata", {})["resourceVersion"] = str(entry.mod_revision)
@@ -418,7 +437,8 @@ class Rest:
             if kv is None:
                 if create_if_missing is not None:
                     return await self.create(resource, namespace, _named(resource, create_if_missing, name),
-                                             dry_run=dry_run, field_validation=field_validation, user=user)
+                                             dry_run=dry_run, field_validation=field_validation, user=user,
+                                             field_manager=field_manager, applied=create_if_missing)
                 raise errors.NotFound.for_resource(resource.plural, name, resource.group)
             result = await self._update_once(attempt, decode(kv), kv.mod_revision, trusted=True, stale=kv.stale)
             if result is not None:
@@ -486,6 +506,7 @@ class Rest:
         if not isinstance(new.get("metadata", {}), dict):
             raise validation.decode_error(resource, "metadata must be an object")
         new["apiVersion"], new["kind"] = resource.api_version, resource.kind
+        supplied = new.get("metadata", {}).get("managedFields", fieldmanager.ABSENT)
         if subresource in STATUS_LIKE:  # only the status changes (a CSR's /approval too: its conditions)
             result = copy.deepcopy(old)
             if "status" in new:
@@ -510,6 +531,10 @@ class Rest:
             admission.UPDATE, resource, subresource, old["metadata"].get("namespace"), attempt.name, new, old,
             attempt.user, attempt.dry_run)
         await self.admission.admit(admitted)
+        if attempt.operation == applymerge.APPLY and attempt.field_manager is not None:
+            new["metadata"]["managedFields"] = supplied  # the apply's own
+        else:
+            fieldmanager.on_update(resource, old, new, supplied, attempt.field_manager, attempt.managed_subresource)
         causes = strategy.validate_update(resource, old, new)
         if causes:
             raise strategy_base.invalid(resource, new, causes)
@@ -660,7 +685,7 @@ class Rest:
 
     async def write_scale(self, resource: registry.Resource, namespace: str | None, name: str,
                           change: Callable[[dict[str, Any]], Any], *, dry_run: bool = False,
-                          user: authn.UserInfo = authn.SERVER) -> dict[str, Any]:
+                          user: authn.UserInfo = authn.SERVER, field_manager: str | None = None) -> dict[str, Any]:
         """PUT or PATCH of /scale: the change is applied to the Scale view, then to spec.replicas."""
         if resource.scale is None:
             raise errors.NotFound("the server could not find the requested resource")
@@ -672,7 +697,8 @@ class Rest:
                 raise errors.Conflict.for_resource(resource.plural, name, resource.group)
             return scale.apply_scale(resource, old, wanted_scale)
 
-        result = await self.guarded_update(resource, namespace, name, mutate, dry_run=dry_run, user=user)
+        result = await self.guarded_update(resource, namespace, name, mutate, dry_run=dry_run, user=user,
+                                           field_manager=field_manager, managed_subresource="scale")
         return scale.to_scale(resource, result.obj)
 
     async def bind(self, resource: registry.Resource, namespace: str | None, name: str, binding: Any, *,
@@ -697,6 +723,9 @@ class _UpdateAttempt:
     dry_run: bool
     field_validation: str
     user: authn.UserInfo
+    field_manager: str | None = None
+    operation: str = applymerge.UPDATE
+    managed_subresource: str | None = None
 
 
 def _named(resource: registry.Resource, body: dict[str, Any], name: str) -> dict[str, Any]:

@@ -260,7 +260,7 @@ def test_strategic_merge_patch_containers_by_name(client: httpx.Client, ns: str)
 def test_apply_patch(client: httpx.Client, ns: str) -> None:
     body = helpers.configmap("applied", {"a": "1"})
     missing_manager = client.patch(cm_path(ns, "applied"), json=body, headers=APPLY)
-    assert_status(missing_manager, 400, "BadRequest")
+    assert_status(missing_manager, 422, "Invalid")  # upstream: PatchOptions is invalid
     assert "fieldManager" in missing_manager.json()["message"]
     assert client.get(cm_path(ns, "applied")).status_code == 404
     created = client.patch(cm_path(ns, "applied"), json=body, headers=APPLY, params={"fieldManager": "test"})
