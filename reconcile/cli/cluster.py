@@ -248,11 +248,11 @@ def _scheduler_start(ctx: UpContext) -> dict[str, Any]:
 
 
 def _gitops_start(ctx: UpContext) -> dict[str, Any]:
-    """`reconcile gitops` (GitRepositories fetched, Syncs applied) as system:gitops-controller."""
+    """`reconcile gitops controller` (GitRepositories fetched, Syncs applied) as system:gitops-controller."""
     health_port = _free_port()
     log = ctx.state_dir / "gitops.log"
     kubeconfig = identities.gitops_kubeconfig(ctx.state_dir, ctx.server)
-    argv = [sys.executable, "-m", "reconcile", "gitops", "--kubeconfig", str(kubeconfig),
+    argv = [sys.executable, "-m", "reconcile", "gitops", "controller", "--kubeconfig", str(kubeconfig),
             "--state-dir", str(ctx.state_dir / "gitops"), "--health-port", str(health_port)]
     pid = processes.spawn(argv, log=log, env=OWN_IDENTITY)
     entry = {"pid": pid, "started": processes.start_time(pid), "server": ctx.server, "log": str(log),

@@ -9,7 +9,7 @@ kubeconfig per identity.
         scheduler.kubeconfig            CN=system:kube-scheduler
         coredns.kubeconfig              CN=system:serviceaccount:kube-system:coredns (cluster DNS)
         kube-proxy.kubeconfig           CN=system:kube-proxy (every local node's service proxy)
-        gitops-controller.kubeconfig    CN=system:gitops-controller (`reconcile gitops`)
+        gitops-controller.kubeconfig    CN=system:gitops-controller (`reconcile gitops controller`)
         node-NAME.kubeconfig            CN=system:node:NAME, O=system:nodes
 
 Components' kubeconfigs reference the PKI's files by path instead of embedding them, so a renewed

@@ -1,4 +1,4 @@
-"""The gitops process (`reconcile gitops`): the GitRepository and Sync controllers, one artifact store.
+"""The gitops process (`reconcile gitops controller`): the GitRepository and Sync controllers, one artifact store.
 
 Both controllers (and, with `receiver_address`, the Receivers' webhook server) run in one Manager,
 while it leads (Lease kube-system/reconcile-gitops): the source

@@ -1,4 +1,4 @@
-"""Receivers served over HTTP: `reconcile gitops --receiver-address` answers each Receiver's path.
+"""Receivers served over HTTP: `reconcile gitops controller --receiver-address` answers each Receiver's path.
 
 `Receivers` keeps the Receivers of the cluster by webhook path (from an informer; each one's token
 read from its Secret, key `token`) and writes each one's status (`webhookPath`, `Ready`) as Flux's

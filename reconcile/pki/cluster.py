@@ -11,7 +11,7 @@
       scheduler.*                 CN=system:kube-scheduler
       coredns.*                   CN=system:serviceaccount:kube-system:coredns (cluster DNS)
       kube-proxy.*                CN=system:kube-proxy (the service proxies)
-      gitops-controller.*         CN=system:gitops-controller (`reconcile gitops`)
+      gitops-controller.*         CN=system:gitops-controller (`reconcile gitops controller`)
       nodes/NAME.crt/.key         CN=system:node:NAME, O=system:nodes (`up`'s own node; joined nodes get
                                   theirs through a CertificateSigningRequest)
       nodes/NAME-serving.*        the node agent port's serving certificate (NAME, 127.0.0.1, ::1), so the
@@ -55,7 +55,7 @@ SCHEDULER = certs.Identity("system:kube-scheduler")
 # a certificate for that user (and the ServiceAccount groups) instead of a token: it renews like the rest
 COREDNS = certs.Identity("system:serviceaccount:kube-system:coredns",
                          ("system:serviceaccounts", "system:serviceaccounts:kube-system"))
-GITOPS_CONTROLLER = certs.Identity("system:gitops-controller")  # `reconcile gitops` (sources and Syncs)
+GITOPS_CONTROLLER = certs.Identity("system:gitops-controller")  # `reconcile gitops controller`
 KUBE_PROXY = certs.Identity("system:kube-proxy")  # every node's service proxy (bound to system:node-proxier)
 APISERVER_KUBELET_CLIENT = certs.Identity("kube-apiserver-kubelet-client", ("system:masters",))
 APISERVER_ETCD_CLIENT = certs.Identity("kube-apiserver-etcd-client")

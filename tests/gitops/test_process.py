@@ -47,7 +47,7 @@ def gitops_process(api_server: str, tmp_path: Path) -> Iterator[tuple[subprocess
     health, receivers = free_port(), free_port()
     RECEIVER_PORT[:] = [receivers]
     log = support.process_log("gitops-")
-    process = subprocess.Popen([sys.executable, "-m", "reconcile", "gitops", "--kubeconfig", str(kubeconfig),
+    process = subprocess.Popen([sys.executable, "-m", "reconcile", "gitops", "controller", "--kubeconfig", str(kubeconfig),
                                 "--state-dir", str(tmp_path / "gitops"), "--health-port", str(health),
                                 "--receiver-address", f"127.0.0.1:{receivers}", "-v"],
                                stdout=log, stderr=subprocess.STDOUT)
@@ -97,19 +97,24 @@ def _value(client: client_api.Client, ns: str) -> str | None:
 
 
 def test_a_commit_reaches_the_cluster_through_the_gitops_process(
-        client: client_api.Client, gitops_process: tuple[subprocess.Popen, Path],
+        client: client_api.Client, api_server: str, gitops_process: tuple[subprocess.Popen, Path],
         git_daemon: tuple[str, Path]) -> None:
     process, log = gitops_process
     base_url, base = git_daemon
     repo = gitrepos.init(base / "app", {"settings.yaml": syncsupport.configmap("settings", {"mode": "one"})})
     first = gitrepos.git(repo, "rev-parse", "HEAD")
     ns = _tenant(client)
-    client.create(API, "gitrepositories", {"apiVersion": API, "kind": "GitRepository", "metadata": {"name": "app"},
-                                           "spec": {"url": f"{base_url}/app", "interval": "1s",
-                                                    "ref": {"branch": "main"}}}, namespace=ns)
-    client.create(API, "syncs", {"apiVersion": API, "kind": "Sync", "metadata": {"name": "app"},
-                                 "spec": {"sourceRef": {"kind": "GitRepository", "name": "app"}, "path": ".",
-                                          "interval": "1m", "serviceAccountName": "deployer"}}, namespace=ns)
+    admin = support.connection(api_server).kubeconfig()
+
+    def cli(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "reconcile", "gitops", *args, "--kubeconfig", str(admin),
+                               "-n", ns], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, (args, done.stdout, done.stderr)
+        return done.stdout
+
+    assert "sync.gitops.reconcile.dev/app created" in cli(
+        "add", "app", "--url", f"{base_url}/app", "--ref", "main", "--interval", "1s",
+        "--service-account", "deployer")
 
     def tail() -> str:
         return log.read_text(errors="replace")[-3000:]
@@ -126,10 +131,20 @@ def test_a_commit_reaches_the_cluster_through_the_gitops_process(
     support.wait_for(lambda: applied() == f"main@sha1:{second}", timeout=60,
                      what=f"the new commit applied; log:\n{tail()}")
     assert _value(client, ns) == "two"
+    listed = cli("list")
+    assert "app" in listed and f"main@sha1:{second}" in listed and "True" in listed
+    shown = cli("status", "app")
+    assert f"applied revision:    main@sha1:{second}" in shown and f"ConfigMap {ns}/settings" in shown
     assert process.poll() is None
     lease = client.get("coordination.k8s.io/v1", "leases", "reconcile-gitops", namespace="kube-system")
     assert lease["spec"]["holderIdentity"]
     _a_signed_push_fetches_at_once(client, ns, repo, applied, tail)
+    # an hour's interval now: `gitops sync --wait` fetches and applies at once; a suspended Sync applies nothing
+    assert "suspended" in cli("suspend", "app")
+    fourth = gitrepos.commit_files(repo, {"settings.yaml": syncsupport.configmap("settings", {"mode": "four"})})
+    assert cli("resume", "app").strip().endswith("resumed")
+    assert cli("sync", "app", "--wait", "--timeout", "60").splitlines()[-1].startswith("True")
+    assert applied() == f"main@sha1:{fourth}" and _value(client, ns) == "four"
 
 
 def _a_signed_push_fetches_at_once(client: client_api.Client, ns: str, repo: Path, applied: Any, tail: Any) -> None:

@@ -17,7 +17,7 @@ Ours, from what each component calls (read off its code; least privilege):
   endpoints, services, pods, namespaces and endpointslices, nothing else;
 - `system:node-proxier` (upstream's role, bound to the user `system:kube-proxy`): Services,
   Endpoints, EndpointSlices and Nodes read, Events; what every node's service proxy needs;
-- `system:gitops-controller` (user of the same name, `reconcile gitops`: the GitRepository and Sync
+- `system:gitops-controller` (user of the same name, `reconcile gitops controller`: the GitRepository and Sync
   controllers of reconcile/gitops): its Lease, Syncs and GitRepositories read, their status and
   Syncs' finalizer written, Secrets `get` by name (a GitRepository's secretRef, as Flux's
   source-controller), `impersonate` on ServiceAccounts only: it applies a Sync's objects as the Sync's `spec.serviceAccountName` (Flux's multi-tenant
