@@ -275,3 +275,34 @@ def suspend(name: str, namespace: str | None) -> None:
 def resume(name: str, namespace: str | None) -> None:
     """Apply the Sync again."""
     _set_suspend(name, namespace, False)
+
+
+@gitops.command("tree")
+@click.argument("name")
+@click.option("-n", "--namespace", default=None, help="Namespace (default: the context's).")
+@common.connection_options
+@common.handle_errors
+def tree(name: str, namespace: str | None) -> None:
+    """The Sync's inventory as a tree, each object with its health (kstatus: Current, InProgress,
+    Failed; NotFound when it is gone), as `flux tree kustomization`."""
+    from reconcile.gitops import plan
+
+    session = common.Session()
+    ns = namespace or session.namespace
+    sync = session.client.get(API_VERSION, "syncs", name, namespace=ns)
+    ready = _ready(sync)
+    click.echo(f"Sync/{ns}/{name} ({ready.get('status', 'Unknown')}: {ready.get('message', '')})")
+    entries = [e for e in (plan.Entry.from_status(raw) for raw in
+                           ((sync.get("status") or {}).get("inventory") or {}).get("entries") or []) if e]
+    for position, entry in enumerate(entries):
+        branch = "└──" if position == len(entries) - 1 else "├──"
+        api_version = f"{entry.group}/{entry.version}" if entry.group else entry.version or "v1"
+        try:
+            resource = session.client.resource_for(api_version, entry.kind)
+            live = session.client.get(api_version, resource.plural, entry.name,
+                                      namespace=entry.namespace or None)
+            state, why = plan.health(live)
+        except errors.NotFound:
+            state, why = "NotFound", ""
+        where = f"{entry.namespace}/" if entry.namespace else ""
+        click.echo(f"{branch} {entry.kind}/{where}{entry.name}  {state}" + (f": {why}" if why else ""))

@@ -135,6 +135,7 @@ def test_a_commit_reaches_the_cluster_through_the_gitops_process(
     assert "app" in listed and f"main@sha1:{second}" in listed and "True" in listed
     shown = cli("status", "app")
     assert f"applied revision:    main@sha1:{second}" in shown and f"ConfigMap {ns}/settings" in shown
+    assert cli("tree", "app").splitlines()[1:] == [f"└── ConfigMap/{ns}/settings  Current: no health to check"]
     assert process.poll() is None
     lease = client.get("coordination.k8s.io/v1", "leases", "reconcile-gitops", namespace="kube-system")
     assert lease["spec"]["holderIdentity"]
