@@ -8,7 +8,6 @@ diff). It acts with the user's own kubeconfig: no identity of its own.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import re
 import sys
@@ -16,9 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import click
-import yaml
 
-from reconcile.cli import common, printing
+from reconcile.cli import common, diffs, printing
 
 _DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?(?:(\d+)ms)?$")
 
@@ -597,24 +595,9 @@ def diff_upgrade(name: str, chart_path: str, value_files: tuple[str, ...], set_v
                        _user_values(value_files, set_values, set_string, set_json), reuse_values=reuse_values)
     coloured = sys.stdout.isatty() if color is None else color
     for ref, before, after in changes:
-        old = yaml.safe_dump(before, sort_keys=True).splitlines(keepends=True) if before else []
-        new = yaml.safe_dump(after, sort_keys=True).splitlines(keepends=True) if after else []
-        for line in difflib.unified_diff(old, new, fromfile=f"{ref} (live)", tofile=f"{ref} (upgrade)"):
-            click.echo(_colour(line.rstrip("\n"), coloured), color=coloured)  # click strips styles off a pipe
+        diffs.echo_object_diff(ref, before, after, after_label="upgrade", coloured=coloured)
     if changes:
         raise click.exceptions.Exit(1)  # as `diff` and `kubectl diff`: 1 when there are differences
-
-
-def _colour(line: str, on: bool) -> str:
-    if not on:
-        return line
-    if line.startswith("+") and not line.startswith("+++"):
-        return click.style(line, fg="green")
-    if line.startswith("-") and not line.startswith("---"):
-        return click.style(line, fg="red")
-    if line.startswith("@@"):
-        return click.style(line, fg="cyan")
-    return line
 
 
 def _check_release_name(name: str) -> None:

@@ -306,3 +306,43 @@ def tree(name: str, namespace: str | None) -> None:
             state, why = "NotFound", ""
         where = f"{entry.namespace}/" if entry.namespace else ""
         click.echo(f"{branch} {entry.kind}/{where}{entry.name}  {state}" + (f": {why}" if why else ""))
+
+
+@gitops.command("diff")
+@click.argument("name")
+@click.option("--path", "local_path", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="A local checkout of the Sync's repository (its root: the Sync's spec.path is applied inside).")
+@click.option("-n", "--namespace", default=None, help="Namespace (default: the context's).")
+@click.option("--color/--no-color", default=None, help="Colour the diff (default: on a terminal).")
+@common.connection_options
+@common.handle_errors
+def diff(name: str, local_path: Path, namespace: str | None, color: bool | None) -> None:
+    """What syncing LOCAL PATH would change, as `flux diff kustomization --path`: a unified diff of
+    each live object against its server-side dry run, and what would be pruned; exit 1 when
+    something would change (as `kubectl diff`)."""
+    import asyncio
+    import sys
+
+    from reconcile.cli import diffs
+    from reconcile.client import aio
+    from reconcile.gitops import diff as gitops_diff
+    from reconcile.gitops import syncs
+
+    session = common.Session()
+    ns = namespace or session.namespace
+    sync = session.client.get(API_VERSION, "syncs", name, namespace=ns)
+
+    async def compute() -> list[gitops_diff.Change]:
+        async with aio.AsyncClient(session.config) as client:
+            return await gitops_diff.changes(client, local_path.resolve(), sync, renderer=render_chart)
+
+    try:
+        found = asyncio.run(compute())
+    except syncs.SyncFailed as exc:
+        common.fail(str(exc))
+    coloured = sys.stdout.isatty() if color is None else color
+    for change in found:
+        label = "pruned" if change.after is None else "sync"
+        diffs.echo_object_diff(change.ref, change.live, change.after, after_label=label, coloured=coloured)
+    if found:
+        raise click.exceptions.Exit(1)

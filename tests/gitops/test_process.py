@@ -9,8 +9,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -136,6 +138,7 @@ def test_a_commit_reaches_the_cluster_through_the_gitops_process(
     shown = cli("status", "app")
     assert f"applied revision:    main@sha1:{second}" in shown and f"ConfigMap {ns}/settings" in shown
     assert cli("tree", "app").splitlines()[1:] == [f"└── ConfigMap/{ns}/settings  Current: no health to check"]
+    _diff_shows_the_next_sync(repo, ns, admin)
     assert process.poll() is None
     lease = client.get("coordination.k8s.io/v1", "leases", "reconcile-gitops", namespace="kube-system")
     assert lease["spec"]["holderIdentity"]
@@ -179,3 +182,31 @@ def _a_signed_push_fetches_at_once(client: client_api.Client, ns: str, repo: Pat
     support.wait_for(lambda: applied() == f"main@sha1:{third}", timeout=60,
                      what=f"the pushed commit applied; log:\n{tail()}")
     assert _value(client, ns) == "three"
+
+
+def _diff_shows_the_next_sync(repo: Path, ns: str, admin: Path) -> None:
+    """`gitops diff --path` of a changed checkout: the changed value and an added object, exit 1;
+    of the synced checkout: nothing, exit 0; a broken file is named."""
+    def diff(folder: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "reconcile", "gitops", "diff", "app", "--path", str(folder),
+                               "--no-color", "--kubeconfig", str(admin), "-n", ns],
+                              capture_output=True, text=True, timeout=120)
+
+    with tempfile.TemporaryDirectory(prefix="gitops-diff-") as scratch:
+        local = Path(scratch) / "checkout"
+        shutil.copytree(repo, local, ignore=shutil.ignore_patterns(".git"))
+        same = diff(local)
+        assert (same.returncode, same.stdout) == (0, ""), (same.stdout, same.stderr)
+        (local / "settings.yaml").write_text(syncsupport.configmap("settings", {"mode": "changed"}))
+        (local / "extra.yaml").write_text(syncsupport.configmap("extra", {"k": "v"}))
+        changed = diff(local)
+        assert changed.returncode == 1, changed.stderr
+        assert "-  mode: two" in changed.stdout and "+  mode: changed" in changed.stdout
+        assert f"+++ ConfigMap/{ns}/extra (sync)" in changed.stdout
+        (local / "extra.yaml").unlink()
+        (local / "settings.yaml").unlink()
+        pruned = diff(local)
+        assert pruned.returncode == 1 and f"+++ ConfigMap/{ns}/settings (pruned)" in pruned.stdout
+        (local / "bad.yaml").write_text("kind: [unclosed\n")
+        broken = diff(local)
+        assert broken.returncode != 0 and "bad.yaml" in broken.stderr
