@@ -61,6 +61,7 @@ bench: $(STAMP) ensure-docker
 	$(PY) bench/streaming.py
 	$(PY) bench/services.py
 	$(PY) bench/ssa.py
+	$(PY) bench/gitops.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check reconcile tests bench
