@@ -62,6 +62,7 @@ bench: $(STAMP) ensure-docker
 	$(PY) bench/services.py
 	$(PY) bench/ssa.py
 	$(PY) bench/gitops.py
+	$(PY) bench/storage.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check reconcile tests bench
