@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from reconcile.api import registry
+from reconcile.api import registry, structural
 from reconcile.core import errors
 from tests.api_unit import samples
 
@@ -60,6 +60,9 @@ def test_every_builtin_crd_loads(builtin_registry: registry.Registry) -> None:
     assert len(docs) == len(EXPECTED) + len(EXPECTED_OTHER_VERSIONS)
     for doc in docs:
         registry.validate_crd(doc)
+        for version in doc["spec"]["versions"]:  # what serving them skips (registry.shipped_schemas)
+            assert structural.schema_problem(version["schema"]["openAPIV3Schema"]) is None, doc["metadata"]["name"]
+
     for (group, plural), (kind, namespaced, shorts) in EXPECTED.items():
         res = builtin_registry.get(group, "v1", plural)
         assert res is not None, plural
@@ -70,6 +73,13 @@ def test_every_builtin_crd_loads(builtin_registry: registry.Registry) -> None:
     for (group, version, plural), (kind, namespaced) in EXPECTED_OTHER_VERSIONS.items():
         res = builtin_registry.get(group, version, plural)
         assert res is not None and res.builtin and (res.kind, res.namespaced) == (kind, namespaced)
+
+
+def test_a_changed_shipped_schema_is_checked_again() -> None:
+    doc = next(d for d in registry.builtin_crds() if d["metadata"]["name"] == "gitrepositories.gitops.reconcile.dev")
+    doc["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["type"] = "no-such-type"
+    with pytest.raises(errors.ApiError, match="openAPIV3Schema"):
+        registry.validate_crd(doc)
 
 
 def test_names_and_properties(builtin_registry: registry.Registry) -> None:
