@@ -24,6 +24,12 @@ from tests.node import helpers
 WRITER = ["sh", "-c", "echo \"$(POD_NAME)\" > /data/out; trap 'exit 0' TERM; while :; do sleep 3600 & wait; done"]
 
 
+@pytest.fixture(scope="module")
+def agent_args() -> tuple[str, ...]:
+    """A 2 s resync: the volume reclaim sweep and ConfigMap rewrites ride on it (default 10 s)."""
+    return ("--lease-interval", "2", "--resync-interval", "2")
+
+
 @pytest.fixture(scope="module", autouse=True)
 def _unmount_left_over(node_agent: docker_support.NodeAgentProcess):
     """Pods still on the node when the module ends keep their subPath mounts (a restarted agent
