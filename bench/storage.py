@@ -23,17 +23,16 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from runtime import APP_IMAGE, ensure_images
+from runtime import APP_IMAGE, docker, ensure_images, poll
+from scheduler import free_port
 
 from reconcile.client import api as client_api
 from reconcile.client import config as client_config
@@ -42,35 +41,12 @@ from reconcile.core import errors
 IMAGE = APP_IMAGE  # built locally (busybox httpd; ensure_images); never pulled
 
 
-def docker(*args: str, check: bool = True) -> str:
-    done = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=300)
-    if check and done.returncode != 0:
-        raise RuntimeError(f"docker {' '.join(args)}: {done.stderr}")
-    return done.stdout
-
-
 def reconcile(*args: str, env: dict[str, str]) -> str:
     done = subprocess.run([sys.executable, "-m", "reconcile", *args], capture_output=True, text=True, env=env,
                           timeout=600)
     if done.returncode != 0:
         raise RuntimeError(f"reconcile {' '.join(args)}: {done.stdout}{done.stderr}")
     return done.stdout
-
-
-def poll(check: Callable[[], Any], *, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.05)  # polling the API for the state being timed, with a deadline
-    raise RuntimeError(f"timed out after {timeout}s waiting for {what}")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def floor(count: int) -> float:
@@ -186,7 +162,7 @@ def main() -> None:
 
         try:
             poll(lambda: not containers(), timeout=180, what="the benchmark's containers removed")
-        except RuntimeError as exc:
+        except TimeoutError as exc:
             print(f"cleanup: {exc}", file=sys.stderr)
         client.close()
         try:

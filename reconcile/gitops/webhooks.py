@@ -14,7 +14,6 @@ import asyncio
 import base64
 import binascii
 import contextlib
-import datetime
 import logging
 import socket
 from typing import Any
@@ -30,7 +29,7 @@ from reconcile.client import informer as informer_mod
 from reconcile.core import errors
 from reconcile.engine import controller as controller_mod
 from reconcile.gitops import receiver as receiver_mod
-from reconcile.gitops import sources
+from reconcile.gitops import sources, syncs
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +37,6 @@ API_VERSION = sources.API_VERSION
 PLURAL = "receivers"
 TOKEN_KEY = "token"
 TOKEN_RECHECK = 60.0  # seconds: a rotated token takes effect within this (Flux watches the Secret)
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Receivers:
@@ -115,7 +110,7 @@ class Receivers:
             return
         condition = {"type": "Ready", "status": status, "reason": reason, "message": message,
                      "observedGeneration": generation,
-                     "lastTransitionTime": ready.get("lastTransitionTime") if ready.get("status") == status else _now()}
+                     "lastTransitionTime": ready.get("lastTransitionTime") if ready.get("status") == status else syncs.now()}
         with contextlib.suppress(errors.NotFound, errors.Conflict):
             await self.client.patch(API_VERSION, PLURAL, md["name"], {"status": {
                 "webhookPath": path, "observedGeneration": generation, "conditions": [condition]}},
@@ -144,7 +139,7 @@ def app(receivers: Receivers, client: aio.AsyncClient) -> Starlette:
         decision = receiver_mod.handle(request.method, dict(request.headers), bytes(body),
                                        receivers.find(request.url.path))
         if decision.trigger:
-            patch = receiver_mod.request_patch(_now())
+            patch = receiver_mod.request_patch(syncs.now())
             for namespace, name in decision.targets:
                 try:
                     await client.patch(API_VERSION, sources.PLURAL, name, patch, namespace=namespace)
