@@ -7,7 +7,6 @@ in the foreground (`reconcile up` starts it); `add`, `list`, `status`, `sync`, `
 
 from __future__ import annotations
 
-import datetime
 import logging
 import time
 from pathlib import Path
@@ -17,9 +16,10 @@ import click
 
 from reconcile.cli import common
 from reconcile.core import errors
+from reconcile.gitops import sources, syncs
 
-API_VERSION = "gitops.reconcile.dev/v1"
-REQUESTED_AT = "gitops.reconcile.dev/requestedAt"
+API_VERSION = syncs.API_VERSION
+REQUESTED_AT = sources.REQUESTED_AT
 
 
 def register(main: click.Group) -> None:
@@ -86,10 +86,6 @@ def controller(server_url: str | None, kubeconfig: str | None, state_dir: Path, 
                           default_service_account=default_service_account,
                           cross_namespace_refs=allow_cross_namespace_refs, receiver_address=address)
     common.run_component(lambda: app.run(options, renderer=render_chart))
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _ref(value: str) -> dict[str, str]:
@@ -219,7 +215,7 @@ def sync_now(name: str, namespace: str | None, wait: bool, timeout: float) -> No
     sync = session.client.get(API_VERSION, "syncs", name, namespace=ns)
     ref = (sync.get("spec") or {}).get("sourceRef") or {}
     source_ns = ref.get("namespace") or ns
-    requested = _now()
+    requested = syncs.now()
     patch = {"metadata": {"annotations": {REQUESTED_AT: requested}}}
     deadline = time.monotonic() + timeout
     session.client.patch(API_VERSION, "gitrepositories", ref.get("name", ""), patch, namespace=source_ns)
@@ -326,8 +322,6 @@ def diff(name: str, local_path: Path, namespace: str | None, color: bool | None)
     from reconcile.cli import diffs
     from reconcile.client import aio
     from reconcile.gitops import diff as gitops_diff
-    from reconcile.gitops import syncs
-
     session = common.Session()
     ns = namespace or session.namespace
     sync = session.client.get(API_VERSION, "syncs", name, namespace=ns)
