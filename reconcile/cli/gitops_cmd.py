@@ -16,10 +16,11 @@ import click
 
 from reconcile.cli import common
 from reconcile.core import errors
-from reconcile.gitops import sources, syncs
+from reconcile.gitops import plan
 
-API_VERSION = syncs.API_VERSION
-REQUESTED_AT = sources.REQUESTED_AT
+# from plan (light): the CLI's every command imports this module, and sources/syncs pull in dulwich
+API_VERSION = f"{plan.GROUP}/v1"
+REQUESTED_AT = f"{plan.GROUP}/requestedAt"
 
 
 def register(main: click.Group) -> None:
@@ -215,6 +216,8 @@ def sync_now(name: str, namespace: str | None, wait: bool, timeout: float) -> No
     sync = session.client.get(API_VERSION, "syncs", name, namespace=ns)
     ref = (sync.get("spec") or {}).get("sourceRef") or {}
     source_ns = ref.get("namespace") or ns
+    from reconcile.gitops import syncs
+
     requested = syncs.now()
     patch = {"metadata": {"annotations": {REQUESTED_AT: requested}}}
     deadline = time.monotonic() + timeout
@@ -281,8 +284,6 @@ def resume(name: str, namespace: str | None) -> None:
 def tree(name: str, namespace: str | None) -> None:
     """The Sync's inventory as a tree, each object with its health (kstatus: Current, InProgress,
     Failed; NotFound when it is gone), as `flux tree kustomization`."""
-    from reconcile.gitops import plan
-
     session = common.Session()
     ns = namespace or session.namespace
     sync = session.client.get(API_VERSION, "syncs", name, namespace=ns)
@@ -322,6 +323,7 @@ def diff(name: str, local_path: Path, namespace: str | None, color: bool | None)
     from reconcile.cli import diffs
     from reconcile.client import aio
     from reconcile.gitops import diff as gitops_diff
+    from reconcile.gitops import syncs
     session = common.Session()
     ns = namespace or session.namespace
     sync = session.client.get(API_VERSION, "syncs", name, namespace=ns)
