@@ -8,7 +8,7 @@ patches, get, list and watch with random query parameters, delete with random De
 `oracle.py`): never a 5xx; every error a well-formed `Status` with a matching code; a 2xx write
 round-trips; a failed or dry-run write changes nothing; `/healthz` is 200 at the end.
 
-Short form, part of the normal suite (30 examples per operation and resource, about 90 s):
+Short form, part of the normal suite (50 examples per operation and resource, about two minutes):
 
     .venv/bin/python -m pytest tests/fuzz
 
