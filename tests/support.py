@@ -222,6 +222,12 @@ class ApiServerProcess:
                 "--client-ca-file", str(self.pki.ca.cert), *authorization]
 
     def start(self, timeout: float = 30.0) -> None:
+        self.launch()
+        self.wait_ready(timeout)
+
+    def launch(self) -> None:
+        """Start the process without waiting for it (`wait_ready` waits): the suite launches the next
+        module's server while the current module runs."""
         _CONNECTIONS[self.url] = self.connection
         self.process = subprocess.Popen(
             [
@@ -233,6 +239,9 @@ class ApiServerProcess:
             stderr=subprocess.STDOUT,
             env=dict(os.environ, PYTHONUNBUFFERED="1"),
         )
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Wait until the launched server answers /readyz (stopped, with its log in the error, if not)."""
         verify = self.connection.ssl_context(anonymous=True)  # /readyz is public
 
         def ready() -> bool:
