@@ -21,9 +21,9 @@ from tests.api import helpers
 from tests.api.helpers import MERGE, cm_path
 
 CLIENTS = 16
-INCREMENTS = 2_000
+INCREMENTS = 1_000
 KEYS = 50
-WRITES = 10_000
+WRITES = 5_000
 WRITERS = 24
 WATCHERS = 5
 
@@ -153,7 +153,7 @@ async def test_watchers_see_every_write_once_in_order_under_compaction(server_pr
                                                                        etcd_endpoint: str, ns: str) -> None:
     """Every 10th write goes through the API; the rest go straight to etcd, as a second API server's would.
 
-    That keeps 10,000 writes affordable on a small machine while the watch path under test (etcd watch ->
+    That keeps 5,000 writes affordable on a small machine while the watch path under test (etcd watch ->
     watch cache -> fan-out -> HTTP stream) sees exactly what it would see from API writes.
     """
     store = etcd.EtcdStore([etcd_endpoint], prefix=server_process.prefix)
