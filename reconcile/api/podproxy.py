@@ -36,7 +36,7 @@ from starlette.websockets import WebSocket
 from reconcile.api import http, nodeagents, registry, rest, routing
 from reconcile.client import aio, websocket
 from reconcile.client import config as client_config
-from reconcile.core import errors, execstream, remotecommand
+from reconcile.core import errors, execstream, portforward_channels, remotecommand
 
 SUBRESOURCES = frozenset({"log", "exec", "attach", "portforward"})
 UPGRADES = frozenset({"exec", "attach", "portforward"})  # served as WebSockets (`upgrade`)
@@ -110,8 +110,10 @@ def _stream_target(pod: dict[str, Any], kind: str, query: Any) -> tuple[str, rem
 
 async def upgrade(api: rest.Rest, scope: Any, receive: Any, send: Any, info: routing.RequestInfo, *,
                   kubelet: KubeletClientConfig | None = None) -> None:
-    """`pods/{name}/exec` and `/attach` as WebSockets: checked here, then relayed message by message
-    to the node agent's endpoint of the same protocol (`reconcile.core.remotecommand`), so output
+    """`pods/{name}/exec`, `/attach` and `/portforward` as WebSockets: checked here, then relayed
+    message by message to the node agent's endpoint of the same protocol (exec and attach:
+    `reconcile.core.remotecommand`; port-forward: kubectl's SPDY tunnel, or the Python client's
+    channel protocol, `reconcile.core.portforward_channels`, whose `ports` go on as `port`), so output
     flows as it is written and stdin as it is typed; nothing is buffered whole. Errors before the
     handshake are HTTP Status answers (kubectl then tries SPDY, which `handle` refuses with the
     same message); after it, a Failure on the error channel and Close 1000."""
@@ -128,12 +130,12 @@ async def upgrade(api: rest.Rest, scope: Any, receive: Any, send: Any, info: rou
         # kubectl's name, else its RFC 7230 token spelling (`reconcile port-forward`, whose WebSocket
         # library can offer tokens only); the bytes are the same SPDY stream either way
         protocol = next((p for p in (PORT_FORWARD_PROTOCOL, AGENT_PORT_FORWARD_PROTOCOL) if p in offered), None)
-        if protocol is None:
-            raise errors.BadRequest(f"unable to upgrade connection: port-forward is served as "
-                                    f"{PORT_FORWARD_PROTOCOL} (kubectl 1.31 or later)")
         agent_protocol = AGENT_PORT_FORWARD_PROTOCOL
         metadata = pod["metadata"]
         path = "/".join(["", "portForward", *(quote(v, safe="") for v in (metadata["namespace"], metadata["name"]))])
+        if protocol is None:  # the Python client's channel protocol, the ports in the query
+            protocol, agent_protocol, query = _channel_forward(offered, client.query_params)
+            path += "?" + query
     else:
         container, options = _stream_target(pod, info.subresource, client.query_params)
         negotiated = remotecommand.negotiate(offered)
@@ -151,10 +153,29 @@ async def upgrade(api: rest.Rest, scope: Any, receive: Any, send: Any, info: rou
         raise _from_agent(exc, pod, base) from None
     node = (pod.get("spec") or {}).get("nodeName") or ""
     try:
-        await client.accept(subprotocol=protocol)
+        await client.accept(subprotocol=protocol or None)
         await _relay_websockets(client, agent, node=node, channels=info.subresource != "portforward")
     finally:
         await _close_detached(agent.close)
+
+
+def _channel_forward(offered: list[str], query: Any) -> tuple[str, str, str]:
+    """The subprotocol to answer, the agent's and its query for a channel-protocol port-forward:
+    `ports` converted as kube-apiserver converts it and passed on as the kubelet's `port`, whose
+    checks (a port is required, and > 0) are made here so the refusal comes before the handshake."""
+    protocol = portforward_channels.negotiate(offered)
+    if protocol is None:
+        raise errors.BadRequest(portforward_channels.unsupported(offered))
+    try:
+        ports = portforward_channels.api_ports(query.getlist(portforward_channels.API_PARAMETER))
+    except ValueError as exc:
+        raise errors.BadRequest(str(exc)) from None
+    joined = ",".join(str(p) for p in ports)
+    try:
+        portforward_channels.agent_ports([joined] if ports else [])
+    except ValueError as exc:
+        raise errors.BadRequest(str(exc)) from None
+    return protocol, portforward_channels.V4, f"{portforward_channels.AGENT_PARAMETER}={quote(joined, safe='')}"
 
 
 def _forward_target(pod: dict[str, Any]) -> None:

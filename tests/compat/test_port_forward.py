@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from concurrent import futures
@@ -262,3 +263,97 @@ def test_reconcile_port_forward_needs_create_on_portforward(api_server, workload
     # the upgrade is authorized as get and create on the subresource (README: kube-apiserver 1.35's check)
     assert re.match(rb'error: error upgrading connection: pods "web" is forbidden: User "pf-reader" '
                     rb'cannot (get|create) resource "pods/portforward"', result.stderr), result.stderr
+
+
+# --- the official Python client: `kubernetes.stream.portforward` (the v4 channel protocol) ----------
+
+PF_DEADLINE = 20.0
+
+
+def _python_forward(env: dict[str, str], ns: str, ports: str):
+    from kubernetes import client, config
+    from kubernetes.stream import portforward
+
+    api = client.CoreV1Api(config.new_client_from_config(env["KUBECONFIG"]))
+    return portforward(api.connect_get_namespaced_pod_portforward, "web", ns, ports=ports)
+
+
+def _http_over(sock, path: str = "/") -> bytes:
+    """One HTTP/1.0 request on a forwarded socket; the answer's body, read to the server's close."""
+    sock.settimeout(PF_DEADLINE)
+    sock.sendall(b"GET %s HTTP/1.0\r\nHost: web\r\n\r\n" % path.encode())
+    answer = b""
+    while chunk := sock.recv(65536):
+        answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.") and b" 200 " in head.split(b"\r\n")[0], head
+    return body
+
+
+def test_python_client_port_forward(module_env, workload):
+    """`pf.socket(port)` carries an HTTP exchange through the API server and the node agent; the
+    forward ends (the WebSocket closes) once the pod has closed its connection."""
+    pf = _python_forward(module_env, workload, "8080")
+    try:
+        assert _http_over(pf.socket(8080)) == b"hello\n"
+        assert pf.error(8080) is None
+        deadline = time.monotonic() + PF_DEADLINE
+        while pf.connected and time.monotonic() < deadline:  # the server's Close, not a hang
+            time.sleep(0.05)
+        assert not pf.connected
+    finally:
+        pf.close()
+
+
+def test_python_client_port_forward_several_ports_and_a_closed_one(module_env, workload, admin):
+    """Three ports on one WebSocket: two listeners (the `side` container serves a second page on
+    8081) and a closed port, which gets the kubelet's error on its error channel (the client
+    keeps it and closes that socket) while the others go on forwarding."""
+    from tests.compat.conftest import kubectl
+    result = kubectl(module_env, "exec", "-n", workload, "web", "-c", "side", "--", "sh", "-c",
+                     "mkdir -p /w2 && echo two > /w2/index.html && httpd -p 8081 -h /w2")
+    assert result.returncode == 0, result.stderr
+    pf = _python_forward(module_env, workload, "8080,9,8081")
+    try:
+        closed = pf.socket(9)
+        closed.settimeout(PF_DEADLINE)
+        assert closed.recv(100) == b""  # closed, not hung
+        uid = admin.get("v1", "pods", "web", namespace=workload)["metadata"]["uid"]
+        error = pf.error(9)
+        assert error is not None and error.startswith(f"error forwarding port 9 to pod web, uid {uid}: dial tcp "), error
+        assert error.endswith(":9: connect: connection refused"), error
+        with futures.ThreadPoolExecutor(2) as pool:  # both at once
+            answers = list(pool.map(lambda port: _http_over(pf.socket(port)), (8080, 8081)))
+        assert answers == [b"hello\n", b"two\n"]
+        assert pf.error(8080) is None and pf.error(8081) is None
+    finally:
+        pf.close()
+
+
+def test_python_client_port_forward_refusals(module_env, workload):
+    """Refused before the handshake with a 400 Status, in upstream's words (the API server's
+    conversion of `ports`, the kubelet's checks and wsstream's): no port, a port that is no number,
+    port 0, and only subprotocols the server does not speak. The Python client checks ports itself,
+    so these are sent with its WebSocket helper."""
+    import json
+
+    import websocket
+    from kubernetes import config
+    from kubernetes.stream.ws_client import create_websocket
+
+    configuration = config.new_client_from_config(module_env["KUBECONFIG"]).configuration
+    base = configuration.host.replace("https://", "wss://") + f"/api/v1/namespaces/{workload}/pods/web/portforward"
+    cases = [("", None, 'query parameter "port" is required'),
+             ("?ports=http", None, 'cannot convert to []int32: strconv.ParseUint: parsing "http": invalid syntax'),
+             ("?ports=80,70000", None,
+              'cannot convert to []int32: strconv.ParseUint: parsing "70000": value out of range'),
+             ("?ports=0", None, 'port "0" must be > 0'),
+             ("?ports=80", "v4.base64.channel.k8s.io", "unable to upgrade websocket connection: requested "
+              "protocol(s) are not supported: [v4.base64.channel.k8s.io]; supports [ v4.channel.k8s.io]")]
+    for query, protocol, message in cases:
+        headers = {"sec-websocket-protocol": protocol} if protocol else None
+        with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+            create_websocket(configuration, base + query, headers).close()
+        assert refused.value.status_code == 400, query
+        status = json.loads(refused.value.resp_body)
+        assert (status["kind"], status["reason"], status["message"]) == ("Status", "BadRequest", message), query
