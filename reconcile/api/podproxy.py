@@ -33,7 +33,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.websockets import WebSocket
 
-from reconcile.api import http, nodeagents, registry, rest, routing
+from reconcile.api import http, nodeagents, registry, rest, routing, spdyforward
 from reconcile.client import aio, websocket
 from reconcile.client import config as client_config
 from reconcile.core import errors, execstream, portforward_channels, remotecommand
@@ -78,6 +78,9 @@ async def handle(api: rest.Rest, request: Request, info: routing.RequestInfo, *,
         # kubectl's fallback after a refused WebSocket upgrade: say why with the same checks' error
         if info.subresource == "portforward":
             _forward_target(pod)
+            raw = spdyforward.raw_upgrade(request.scope)
+            if raw is not None:
+                return await _spdy_forward(api, request, pod, raw, kubelet)
         else:
             _stream_target(pod, info.subresource, request.query_params)
         await _agent_url(api, pod)
@@ -176,6 +179,21 @@ def _channel_forward(offered: list[str], query: Any) -> tuple[str, str, str]:
     except ValueError as exc:
         raise errors.BadRequest(str(exc)) from None
     return protocol, portforward_channels.V4, f"{portforward_channels.AGENT_PARAMETER}={quote(joined, safe='')}"
+
+
+async def _spdy_forward(api: rest.Rest, request: Request, pod: dict[str, Any], raw: Any,
+                        kubelet: KubeletClientConfig) -> Response:
+    """kubectl's plain SPDY port-forward, relayed to the agent's SPDY-in-WebSocket endpoint."""
+    spdyforward.negotiate(request.headers.getlist(spdyforward.VERSION_HEADER))
+    base = await _agent_url(api, pod)
+    metadata = pod["metadata"]
+    path = "/".join(["", "portForward", *(quote(v, safe="") for v in (metadata["namespace"], metadata["name"]))])
+    try:
+        agent = await websocket.connect("wss" + base[len("https"):] + path, kubelet.client_config(base),
+                                        subprotocols=[AGENT_PORT_FORWARD_PROTOCOL])
+    except errors.ApiError as exc:
+        raise _from_agent(exc, pod, base) from None
+    return spdyforward.SpdyRelay(raw, agent)
 
 
 def _forward_target(pod: dict[str, Any]) -> None:

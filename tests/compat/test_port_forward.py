@@ -28,9 +28,10 @@ def _free_port() -> int:
 
 @contextmanager
 def forwarding(env: dict[str, str], ns: str, target: str, remote: int,
-               expect_remote: int | None = None) -> Iterator[tuple[int, subprocess.Popen]]:
+               expect_remote: int | None = None, verbose: bool = False) -> Iterator[tuple[int, subprocess.Popen]]:
     local = _free_port()
-    process = subprocess.Popen([kubectl_binary(), "port-forward", "-n", ns, target, f"{local}:{remote}"], env=env,
+    process = subprocess.Popen([kubectl_binary(), "port-forward", "-n", ns, target, f"{local}:{remote}",
+                                *(["-v=6"] if verbose else [])], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         assert process.stdout is not None
@@ -101,6 +102,57 @@ def test_port_forward_needs_create(module_env, workload):
                      timeout=30)
     assert result.returncode == 1
     assert b"forbidden" in result.stderr.lower()
+
+
+def test_port_forward_over_plain_spdy(module_env, workload):
+    """kubectl's fallback, forced with KUBECTL_PORT_FORWARD_WEBSOCKETS=false: POST + `Upgrade:
+    SPDY/3.1`, answered 101; parallel connections and the closed-port error work as tunnelled."""
+    env = dict(module_env, KUBECTL_PORT_FORWARD_WEBSOCKETS="false")
+    with forwarding(env, workload, "pod/web", 8080, verbose=True) as (local, process):
+        with futures.ThreadPoolExecutor(8) as pool:
+            assert list(pool.map(lambda i: _get(local), range(16))) == [b"hello\n"] * 16
+        process.kill()
+        _, err = process.communicate(timeout=30)
+    assert re.search(rb"POST https://\S+/pods/web/portforward 101 Switching Protocols", err), err[-3000:]
+    with forwarding(env, workload, "pod/web", 9) as (local, process):
+        with socket.create_connection(("127.0.0.1", local), timeout=20) as conn:
+            conn.settimeout(20)
+            assert conn.recv(100) == b""
+        _, err = process.communicate(timeout=30)
+        assert b"error forwarding port 9 to pod web" in err and b"connection refused" in err, err
+
+
+def test_plain_spdy_exec_is_refused_in_words_and_port_forward_versions_are_negotiated(module_env, workload):
+    """exec over plain SPDY (KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false) is not served: kubectl prints
+    the server's reason and exits 1 instead of hanging. A SPDY port-forward offering no version we
+    speak gets upstream's 403."""
+    from tests.compat.conftest import kubectl
+    env = dict(module_env, KUBECTL_REMOTE_COMMAND_WEBSOCKETS="false")
+    result = kubectl(env, "exec", "-n", workload, "web", "--", "true", timeout=30)
+    assert result.returncode == 1
+    assert b"exec over SPDY is not supported by this server: use WebSockets" in result.stderr, result.stderr
+    import http.client
+    import json
+    import ssl
+    from urllib.parse import urlparse
+
+    from kubernetes import config
+    configuration = config.new_client_from_config(module_env["KUBECONFIG"]).configuration
+    context = ssl.create_default_context(cafile=configuration.ssl_ca_cert)
+    context.load_cert_chain(configuration.cert_file, configuration.key_file)
+    url = urlparse(configuration.host)
+    conn = http.client.HTTPSConnection(url.hostname, url.port, context=context, timeout=30)
+    try:
+        conn.request("POST", f"/api/v1/namespaces/{workload}/pods/web/portforward", headers={
+            "Connection": "Upgrade", "Upgrade": "SPDY/3.1", "X-Stream-Protocol-Version": "v9.portforward.k8s.io",
+            "Content-Length": "0"})
+        answer = conn.getresponse()
+        status = json.loads(answer.read())
+    finally:
+        conn.close()
+    assert (answer.status, status["reason"], status["message"]) == (
+        403, "Forbidden", "unable to upgrade: unable to negotiate protocol: client supports "
+                          "[v9.portforward.k8s.io], server accepts [portforward.k8s.io]")
 
 
 # --- `reconcile port-forward`: the same forwards through the project's own client -------------------
