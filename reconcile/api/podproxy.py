@@ -33,7 +33,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.websockets import WebSocket
 
-from reconcile.api import http, nodeagents, registry, rest, routing, spdyforward
+from reconcile.api import http, nodeagents, registry, rest, routing, spdyexec, spdyforward
 from reconcile.client import aio, websocket
 from reconcile.client import config as client_config
 from reconcile.core import errors, execstream, portforward_channels, remotecommand
@@ -82,7 +82,10 @@ async def handle(api: rest.Rest, request: Request, info: routing.RequestInfo, *,
             if raw is not None:
                 return await _spdy_forward(api, request, pod, raw, kubelet)
         else:
-            _stream_target(pod, info.subresource, request.query_params)
+            container, options = _stream_target(pod, info.subresource, request.query_params)
+            raw = spdyforward.raw_upgrade(request.scope)
+            if raw is not None:
+                return await _spdy_exec(api, request, pod, raw, kubelet, info.subresource, container, options)
         await _agent_url(api, pod)
         raise errors.BadRequest(f"{info.subresource} over SPDY is not supported by this server: use WebSockets "
                                 f"({remotecommand.V5}; kubectl 1.30 or later does by default)")
@@ -194,6 +197,20 @@ async def _spdy_forward(api: rest.Rest, request: Request, pod: dict[str, Any], r
     except errors.ApiError as exc:
         raise _from_agent(exc, pod, base) from None
     return spdyforward.SpdyRelay(raw, agent)
+
+
+async def _spdy_exec(api: rest.Rest, request: Request, pod: dict[str, Any], raw: Any, kubelet: KubeletClientConfig,
+                     kind: str, container: str, options: remotecommand.Options) -> Response:
+    """kubectl's plain SPDY exec or attach, translated to the agent's channel protocol."""
+    spdyexec.negotiate(request.headers.getlist(spdyforward.VERSION_HEADER))
+    base = await _agent_url(api, pod)
+    path = _path(kind, pod, container) + "?" + "&".join(f"{k}={quote(v, safe='')}" for k, v in options.query())
+    try:
+        agent = await websocket.connect("wss" + base[len("https"):] + path, kubelet.client_config(base),
+                                        subprotocols=[remotecommand.V5])
+    except errors.ApiError as exc:
+        raise _from_agent(exc, pod, base) from None
+    return spdyexec.SpdyExec(raw, agent, options, node=(pod.get("spec") or {}).get("nodeName") or "")
 
 
 def _forward_target(pod: dict[str, Any]) -> None:

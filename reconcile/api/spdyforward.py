@@ -30,13 +30,26 @@ def raw_upgrade(scope: Any) -> httpserver.RawUpgrade | None:
     return raw if isinstance(raw, httpserver.RawUpgrade) else None
 
 
-def negotiate(offered: list[str]) -> None:
-    """Upstream's httpstream.Handshake for port-forward: the client's versions must include ours
-    (none offered is the legacy client, accepted); else 403 in its words."""
+def negotiate(offered: list[str], accepted: tuple[str, ...] = (PROTOCOL,), *, legacy: str | None = PROTOCOL) -> str:
+    """Upstream's httpstream.Handshake: the first of the client's versions (in its order) that
+    the server accepts; none offered is the legacy client (`legacy`, when that is allowed); else
+    403 in upstream's words."""
     versions = [v.strip() for value in offered for v in value.split(",") if v.strip()]
-    if versions and PROTOCOL not in versions:
+    if not versions and legacy is not None:
+        return legacy
+    chosen = next((v for v in versions if v in accepted), None)
+    if chosen is None:
         raise errors.Forbidden(f"unable to upgrade: unable to negotiate protocol: client supports "
-                               f"[{' '.join(versions)}], server accepts [{PROTOCOL}]")
+                               f"[{' '.join(versions)}], server accepts [{' '.join(accepted)}]")
+    return chosen
+
+
+def switching(version: str, extra: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+    """The 101 head (`content-length: 0` keeps uvicorn from adding chunked framing)."""
+    extra = [(k, v) for k, v in extra if k not in (b"content-length", b"content-type")]
+    return {"type": "http.response.start", "status": 101, "headers": [
+        (b"connection", b"Upgrade"), (b"upgrade", b"SPDY/3.1"), (VERSION_HEADER.encode(), version.encode()),
+        (b"content-length", b"0"), *extra]}
 
 
 class SpdyRelay(Response):
@@ -49,10 +62,7 @@ class SpdyRelay(Response):
         self.agent = agent
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        headers = [(k, v) for k, v in self.raw_headers if k not in (b"content-length", b"content-type")]
-        await send({"type": "http.response.start", "status": 101, "headers": [
-            (b"connection", b"Upgrade"), (b"upgrade", b"SPDY/3.1"), (VERSION_HEADER.encode(), PROTOCOL.encode()),
-            (b"content-length", b"0"), *headers]})
+        await send(switching(PROTOCOL, self.raw_headers))
         self.raw.take()
 
         async def inbound() -> None:

@@ -122,15 +122,27 @@ def test_port_forward_over_plain_spdy(module_env, workload):
         assert b"error forwarding port 9 to pod web" in err and b"connection refused" in err, err
 
 
-def test_plain_spdy_exec_is_refused_in_words_and_port_forward_versions_are_negotiated(module_env, workload):
-    """exec over plain SPDY (KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false) is not served: kubectl prints
-    the server's reason and exits 1 instead of hanging. A SPDY port-forward offering no version we
-    speak gets upstream's 403."""
+def test_exec_over_plain_spdy_and_port_forward_version_negotiation(module_env, workload, tmp_path):
+    """exec over plain SPDY (KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false): output on both streams, the
+    exit code, piped stdin to its end, and cp (tar through exec). A SPDY port-forward offering no
+    version we speak gets upstream's 403."""
     from tests.compat.conftest import kubectl
     env = dict(module_env, KUBECTL_REMOTE_COMMAND_WEBSOCKETS="false")
-    result = kubectl(env, "exec", "-n", workload, "web", "--", "true", timeout=30)
-    assert result.returncode == 1
-    assert b"exec over SPDY is not supported by this server: use WebSockets" in result.stderr, result.stderr
+    result = kubectl(env, "exec", "-n", workload, "web", "-v=6", "--", "sh", "-c", "echo out; echo err >&2; exit 3",
+                     timeout=30)
+    assert (result.returncode, result.stdout) == (3, b"out\n"), result.stderr[-2000:]
+    assert re.search(rb"POST https://\S+/pods/web/exec\S* 101 Switching Protocols", result.stderr), result.stderr[-2000:]
+    assert b"err\n" in result.stderr and b"command terminated with exit code 3" in result.stderr
+    data = bytes(range(256)) * 4000
+    result = kubectl(env, "exec", "-i", "-n", workload, "web", "--", "sh", "-c", "wc -c", input=data, timeout=30)
+    assert (result.returncode, result.stdout.strip()) == (0, str(len(data)).encode()), result.stderr
+    source = tmp_path / "up.bin"
+    source.write_bytes(data)
+    result = kubectl(env, "cp", str(source), f"{workload}/web:/tmp/up.bin", "-c", "web", timeout=60)
+    assert result.returncode == 0, result.stderr
+    result = kubectl(env, "cp", f"{workload}/web:/tmp/up.bin", str(tmp_path / "down.bin"), "-c", "web", timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "down.bin").read_bytes() == data
     import http.client
     import json
     import ssl
