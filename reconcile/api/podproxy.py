@@ -196,7 +196,7 @@ async def _spdy_forward(api: rest.Rest, request: Request, pod: dict[str, Any], r
                                         subprotocols=[AGENT_PORT_FORWARD_PROTOCOL])
     except errors.ApiError as exc:
         raise _from_agent(exc, pod, base) from None
-    return spdyforward.SpdyRelay(raw, agent)
+    return Upgraded(spdyforward.SpdyRelay(raw, agent))
 
 
 async def _spdy_exec(api: rest.Rest, request: Request, pod: dict[str, Any], raw: Any, kubelet: KubeletClientConfig,
@@ -210,7 +210,19 @@ async def _spdy_exec(api: rest.Rest, request: Request, pod: dict[str, Any], raw:
                                         subprotocols=[remotecommand.V5])
     except errors.ApiError as exc:
         raise _from_agent(exc, pod, base) from None
-    return spdyexec.SpdyExec(raw, agent, options, node=(pod.get("spec") or {}).get("nodeName") or "")
+    return Upgraded(spdyexec.SpdyExec(raw, agent, options, node=(pod.get("spec") or {}).get("nodeName") or ""))
+
+
+class Upgraded(Response):
+    """A 101 after which `serve` owns the connection (the SPDY upgrades, `spdyforward`, `spdyexec`):
+    a Response so the pipeline audits it as any answer; its headers (Audit-Id) go on the 101."""
+
+    def __init__(self, serve: Callable[[list[tuple[bytes, bytes]], Any], Awaitable[None]]) -> None:
+        super().__init__(status_code=101)
+        self.serve = serve
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.serve(self.raw_headers, send)
 
 
 def _forward_target(pod: dict[str, Any]) -> None:

@@ -26,8 +26,6 @@ import json
 import logging
 from typing import Any
 
-from starlette.responses import Response
-
 from reconcile.api import httpserver, spdyforward
 from reconcile.client import websocket
 from reconcile.core import errors, remotecommand, spdy
@@ -44,13 +42,12 @@ def negotiate(offered: list[str]) -> str:
     return spdyforward.negotiate(offered, ACCEPTED, legacy=None)
 
 
-class SpdyExec(Response):
+class SpdyExec:
     """The 101, then the translation until the command's Status has been delivered or either
     side has gone."""
 
     def __init__(self, raw: httpserver.RawUpgrade, agent: websocket.Connection, options: remotecommand.Options,
                  *, node: str) -> None:
-        super().__init__(status_code=101)
         self.raw = raw
         self.agent = agent
         self.options = options
@@ -66,8 +63,9 @@ class SpdyExec(Response):
         async with self._lock:
             await self.raw.write(data)
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        await send(spdyforward.switching(V4, self.raw_headers))
+    async def __call__(self, extra_headers: list[tuple[bytes, bytes]], send: Any) -> None:
+        """Serve the connection: `extra_headers` go on the 101, `send` is the ASGI send."""
+        await send(spdyforward.switching(V4, extra_headers))
         self.raw.take()
         inbound = asyncio.ensure_future(self._inbound())
         outbound = asyncio.ensure_future(self._outbound())

@@ -14,8 +14,6 @@ import asyncio
 import contextlib
 from typing import Any
 
-from starlette.responses import Response
-
 from reconcile.api import httpserver
 from reconcile.client import websocket
 from reconcile.core import errors
@@ -52,17 +50,17 @@ def switching(version: str, extra: list[tuple[bytes, bytes]]) -> dict[str, Any]:
         (b"content-length", b"0"), *extra]}
 
 
-class SpdyRelay(Response):
+class SpdyRelay:
     """The 101, then bytes both ways until either side ends; the agent's WebSocket is closed and
     the client's connection closed at the end."""
 
     def __init__(self, raw: httpserver.RawUpgrade, agent: websocket.Connection) -> None:
-        super().__init__(status_code=101)
         self.raw = raw
         self.agent = agent
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        await send(switching(PROTOCOL, self.raw_headers))
+    async def __call__(self, extra_headers: list[tuple[bytes, bytes]], send: Any) -> None:
+        """Serve the connection: `extra_headers` go on the 101, `send` is the ASGI send."""
+        await send(switching(PROTOCOL, extra_headers))
         self.raw.take()
 
         async def inbound() -> None:
