@@ -75,7 +75,9 @@ async def handle(api: rest.Rest, request: Request, info: routing.RequestInfo, *,
     if info.subresource == "log" and request.method == "GET":
         return await _log(api, request, pod, kubelet)
     if info.subresource in UPGRADES and request.headers.get("upgrade", "").lower().startswith("spdy/"):
-        # kubectl's fallback after a refused WebSocket upgrade: say why with the same checks' error
+        # kubectl's fallback after a refused WebSocket upgrade (or with KUBECTL_*_WEBSOCKETS=false):
+        # served when the HTTP layer hands over the connection (httpserver.ApiHttpProtocol), refused
+        # with the same checks' error otherwise
         if info.subresource == "portforward":
             _forward_target(pod)
             raw = spdyforward.raw_upgrade(request.scope)
@@ -121,8 +123,8 @@ async def upgrade(api: rest.Rest, scope: Any, receive: Any, send: Any, info: rou
     `reconcile.core.remotecommand`; port-forward: kubectl's SPDY tunnel, or the Python client's
     channel protocol, `reconcile.core.portforward_channels`, whose `ports` go on as `port`), so output
     flows as it is written and stdin as it is typed; nothing is buffered whole. Errors before the
-    handshake are HTTP Status answers (kubectl then tries SPDY, which `handle` refuses with the
-    same message); after it, a Failure on the error channel and Close 1000."""
+    handshake are HTTP Status answers (kubectl then tries plain SPDY, which `handle` serves and
+    where the same checks refuse it the same way); after it, a Failure on the error channel and Close 1000."""
     kubelet = kubelet or KubeletClientConfig()
     client = WebSocket(scope, receive, send)
     assert info.name is not None and info.namespace is not None and info.subresource is not None
