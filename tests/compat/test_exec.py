@@ -45,14 +45,16 @@ def test_exec_other_container(module_env, workload):
     assert result.stdout.strip() == b"web"
 
 
-def test_exec_errors(module_env, workload):
-    result = kubectl(module_env, "exec", "-n", workload, "web", "-c", "nope", "--", "true", timeout=30)
+@pytest.mark.parametrize("websockets", ["true", "false"], ids=["websocket", "plain-spdy"])
+def test_exec_errors(module_env, workload, websockets):
+    env = dict(module_env, KUBECTL_REMOTE_COMMAND_WEBSOCKETS=websockets)
+    result = kubectl(env, "exec", "-n", workload, "web", "-c", "nope", "--", "true", timeout=30)
     assert result.returncode == 1
     assert b"container nope is not valid for pod web" in result.stderr
-    result = kubectl(module_env, "exec", "-n", workload, "missing", "--", "true", timeout=30)
+    result = kubectl(env, "exec", "-n", workload, "missing", "--", "true", timeout=30)
     assert result.returncode == 1
     assert b'pods "missing" not found' in result.stderr
-    result = kubectl(module_env, "exec", "-n", workload, "web", "--", "no-such-command", timeout=30)
+    result = kubectl(env, "exec", "-n", workload, "web", "--", "no-such-command", timeout=30)
     assert result.returncode == 1, result
     assert result.stderr.startswith(b"error: Internal error occurred: error executing command in container")
     assert b'"no-such-command": executable file not found' in result.stderr
