@@ -100,11 +100,89 @@ def server_context(*, cert_file: str, key_file: str, client_ca_file: str | None 
     return context
 
 
+RAW_UPGRADE = "reconcile.raw_upgrade"  # the scope extension of an `Upgrade: SPDY/3.1` request
+_HIGH_WATER = 1 << 20  # raw bytes held for the application before reading is paused
+
+
+class RawUpgrade:
+    """The connection of an HTTP/1.1 `Upgrade: SPDY/...` request, after its 101: ASGI knows only
+    WebSocket upgrades, so the application gets the bytes that follow from this object (the scope's
+    `RAW_UPGRADE` extension). Until `take` is called the connection is uvicorn's: a refusal is an
+    ordinary response. The application sends the 101 head through ASGI (`http.response.start`
+    with `content-length: 0`, so uvicorn adds no chunked framing; a 1xx has no body for the
+    client anyway), calls `take`, then reads and writes here; closing ends the connection."""
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self._chunks: asyncio.Queue[bytes] = asyncio.Queue()
+        self._held = 0
+        self._paused = False
+        self._writable = asyncio.Event()
+        self._writable.set()
+        self.taken = False
+
+    def take(self) -> None:
+        self.taken = True
+
+    # the protocol's side
+    def feed(self, data: bytes) -> None:
+        self._chunks.put_nowait(data)
+        self._held += len(data)
+        if self._held > _HIGH_WATER and not self._paused:
+            self._paused = True
+            self._transport.pause_reading()
+
+    def feed_eof(self) -> None:
+        self._chunks.put_nowait(b"")
+        self._writable.set()
+
+    def pause_writing(self) -> None:
+        self._writable.clear()
+
+    def resume_writing(self) -> None:
+        self._writable.set()
+
+    # the application's side
+    async def read(self) -> bytes:
+        """The next bytes from the client; b"" once it has gone."""
+        data = await self._chunks.get()
+        if not data:
+            self._chunks.put_nowait(b"")  # EOF stays EOF
+        self._held -= len(data)
+        if self._paused and self._held <= _HIGH_WATER // 2:
+            self._paused = False
+            self._transport.resume_reading()
+        return data
+
+    async def write(self, data: bytes) -> None:
+        if self._transport.is_closing():
+            raise ConnectionResetError("the client has gone")
+        self._transport.write(data)
+        await self._writable.wait()
+
+    def close(self) -> None:
+        self._transport.close()
+
+
+def _upgrade_token(headers: list[tuple[bytes, bytes]]) -> bytes:
+    """The `Upgrade` value of a request whose `Connection` says upgrade (else b"")."""
+    connection = b",".join(v for k, v in headers if k == b"connection").lower()
+    if b"upgrade" not in [token.strip() for token in connection.split(b",")]:
+        return b""
+    return next((v.lower() for k, v in headers if k == b"upgrade"), b"")
+
+
 class ApiHttpProtocol(HttpToolsProtocol):
-    """`HttpToolsProtocol` whose request cycles write fixed-length responses in one piece and whose
-    request scopes carry the connection's TLS facts."""
+    """`HttpToolsProtocol` whose request cycles write fixed-length responses in one piece, whose
+    request scopes carry the connection's TLS facts, and which hands a `SPDY/3.1` upgrade's
+    connection to the application (`RawUpgrade`): kubectl's fallback when WebSockets fail or are
+    turned off. uvicorn itself upgrades only to WebSockets: it logs "Unsupported upgrade request."
+    for the SPDY request (its parser stops there) and would drop every byte after it; once the
+    application has taken the connection, `data_received` hands those bytes over instead of
+    feeding them to uvicorn's parser."""
 
     _tls: dict[str, Any] | None = None
+    _raw: RawUpgrade | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -117,10 +195,34 @@ class ApiHttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         previous = self.cycle
+        if _upgrade_token(self.headers).startswith(b"spdy/"):
+            self._raw = RawUpgrade(self.transport)
+            self.scope.setdefault("extensions", {})[RAW_UPGRADE] = self._raw  # type: ignore[typeddict-item]
         super().on_headers_complete()
         cycle = self.cycle
         if cycle is not None and cycle is not previous and cycle.scope["method"] != "HEAD":
             cycle.transport = _HeadWithBody(cycle.transport)  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        if self._raw is not None and self._raw.taken:
+            self._raw.feed(data)
+            return
+        super().data_received(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._raw is not None:
+            self._raw.feed_eof()
+        super().connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._raw is not None:
+            self._raw.pause_writing()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self._raw is not None:
+            self._raw.resume_writing()
 
 
 class ApiWebSocketProtocol(WebSocketsSansIOProtocol):

@@ -33,10 +33,10 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.websockets import WebSocket
 
-from reconcile.api import http, nodeagents, registry, rest, routing
+from reconcile.api import http, nodeagents, registry, rest, routing, spdyexec, spdyforward
 from reconcile.client import aio, websocket
 from reconcile.client import config as client_config
-from reconcile.core import errors, execstream, remotecommand
+from reconcile.core import errors, execstream, portforward_channels, remotecommand
 
 SUBRESOURCES = frozenset({"log", "exec", "attach", "portforward"})
 UPGRADES = frozenset({"exec", "attach", "portforward"})  # served as WebSockets (`upgrade`)
@@ -75,11 +75,19 @@ async def handle(api: rest.Rest, request: Request, info: routing.RequestInfo, *,
     if info.subresource == "log" and request.method == "GET":
         return await _log(api, request, pod, kubelet)
     if info.subresource in UPGRADES and request.headers.get("upgrade", "").lower().startswith("spdy/"):
-        # kubectl's fallback after a refused WebSocket upgrade: say why with the same checks' error
+        # kubectl's fallback after a refused WebSocket upgrade (or with KUBECTL_*_WEBSOCKETS=false):
+        # served when the HTTP layer hands over the connection (httpserver.ApiHttpProtocol), refused
+        # with the same checks' error otherwise
         if info.subresource == "portforward":
             _forward_target(pod)
+            raw = spdyforward.raw_upgrade(request.scope)
+            if raw is not None:
+                return await _spdy_forward(api, request, pod, raw, kubelet)
         else:
-            _stream_target(pod, info.subresource, request.query_params)
+            container, options = _stream_target(pod, info.subresource, request.query_params)
+            raw = spdyforward.raw_upgrade(request.scope)
+            if raw is not None:
+                return await _spdy_exec(api, request, pod, raw, kubelet, info.subresource, container, options)
         await _agent_url(api, pod)
         raise errors.BadRequest(f"{info.subresource} over SPDY is not supported by this server: use WebSockets "
                                 f"({remotecommand.V5}; kubectl 1.30 or later does by default)")
@@ -110,11 +118,13 @@ def _stream_target(pod: dict[str, Any], kind: str, query: Any) -> tuple[str, rem
 
 async def upgrade(api: rest.Rest, scope: Any, receive: Any, send: Any, info: routing.RequestInfo, *,
                   kubelet: KubeletClientConfig | None = None) -> None:
-    """`pods/{name}/exec` and `/attach` as WebSockets: checked here, then relayed message by message
-    to the node agent's endpoint of the same protocol (`reconcile.core.remotecommand`), so output
+    """`pods/{name}/exec`, `/attach` and `/portforward` as WebSockets: checked here, then relayed
+    message by message to the node agent's endpoint of the same protocol (exec and attach:
+    `reconcile.core.remotecommand`; port-forward: kubectl's SPDY tunnel, or the Python client's
+    channel protocol, `reconcile.core.portforward_channels`, whose `ports` go on as `port`), so output
     flows as it is written and stdin as it is typed; nothing is buffered whole. Errors before the
-    handshake are HTTP Status answers (kubectl then tries SPDY, which `handle` refuses with the
-    same message); after it, a Failure on the error channel and Close 1000."""
+    handshake are HTTP Status answers (kubectl then tries plain SPDY, which `handle` serves and
+    where the same checks refuse it the same way); after it, a Failure on the error channel and Close 1000."""
     kubelet = kubelet or KubeletClientConfig()
     client = WebSocket(scope, receive, send)
     assert info.name is not None and info.namespace is not None and info.subresource is not None
@@ -128,12 +138,12 @@ async def upgrade(api: rest.Rest, scope: Any, receive: Any, send: Any, info: rou
         # kubectl's name, else its RFC 7230 token spelling (`reconcile port-forward`, whose WebSocket
         # library can offer tokens only); the bytes are the same SPDY stream either way
         protocol = next((p for p in (PORT_FORWARD_PROTOCOL, AGENT_PORT_FORWARD_PROTOCOL) if p in offered), None)
-        if protocol is None:
-            raise errors.BadRequest(f"unable to upgrade connection: port-forward is served as "
-                                    f"{PORT_FORWARD_PROTOCOL} (kubectl 1.31 or later)")
         agent_protocol = AGENT_PORT_FORWARD_PROTOCOL
         metadata = pod["metadata"]
         path = "/".join(["", "portForward", *(quote(v, safe="") for v in (metadata["namespace"], metadata["name"]))])
+        if protocol is None:  # the Python client's channel protocol, the ports in the query
+            protocol, agent_protocol, query = _channel_forward(offered, client.query_params)
+            path += "?" + query
     else:
         container, options = _stream_target(pod, info.subresource, client.query_params)
         negotiated = remotecommand.negotiate(offered)
@@ -151,10 +161,70 @@ async def upgrade(api: rest.Rest, scope: Any, receive: Any, send: Any, info: rou
         raise _from_agent(exc, pod, base) from None
     node = (pod.get("spec") or {}).get("nodeName") or ""
     try:
-        await client.accept(subprotocol=protocol)
+        await client.accept(subprotocol=protocol or None)
         await _relay_websockets(client, agent, node=node, channels=info.subresource != "portforward")
     finally:
         await _close_detached(agent.close)
+
+
+def _channel_forward(offered: list[str], query: Any) -> tuple[str, str, str]:
+    """The subprotocol to answer, the agent's and its query for a channel-protocol port-forward:
+    `ports` converted as kube-apiserver converts it and passed on as the kubelet's `port`, whose
+    checks (a port is required, and > 0) are made here so the refusal comes before the handshake."""
+    protocol = portforward_channels.negotiate(offered)
+    if protocol is None:
+        raise errors.BadRequest(portforward_channels.unsupported(offered))
+    try:
+        ports = portforward_channels.api_ports(query.getlist(portforward_channels.API_PARAMETER))
+    except ValueError as exc:
+        raise errors.BadRequest(str(exc)) from None
+    joined = ",".join(str(p) for p in ports)
+    try:
+        portforward_channels.agent_ports([joined] if ports else [])
+    except ValueError as exc:
+        raise errors.BadRequest(str(exc)) from None
+    return protocol, portforward_channels.V4, f"{portforward_channels.AGENT_PARAMETER}={quote(joined, safe='')}"
+
+
+async def _spdy_forward(api: rest.Rest, request: Request, pod: dict[str, Any], raw: Any,
+                        kubelet: KubeletClientConfig) -> Response:
+    """kubectl's plain SPDY port-forward, relayed to the agent's SPDY-in-WebSocket endpoint."""
+    spdyforward.negotiate(request.headers.getlist(spdyforward.VERSION_HEADER))
+    base = await _agent_url(api, pod)
+    metadata = pod["metadata"]
+    path = "/".join(["", "portForward", *(quote(v, safe="") for v in (metadata["namespace"], metadata["name"]))])
+    try:
+        agent = await websocket.connect("wss" + base[len("https"):] + path, kubelet.client_config(base),
+                                        subprotocols=[AGENT_PORT_FORWARD_PROTOCOL])
+    except errors.ApiError as exc:
+        raise _from_agent(exc, pod, base) from None
+    return Upgraded(spdyforward.SpdyRelay(raw, agent))
+
+
+async def _spdy_exec(api: rest.Rest, request: Request, pod: dict[str, Any], raw: Any, kubelet: KubeletClientConfig,
+                     kind: str, container: str, options: remotecommand.Options) -> Response:
+    """kubectl's plain SPDY exec or attach, translated to the agent's channel protocol."""
+    spdyexec.negotiate(request.headers.getlist(spdyforward.VERSION_HEADER))
+    base = await _agent_url(api, pod)
+    path = _path(kind, pod, container) + "?" + "&".join(f"{k}={quote(v, safe='')}" for k, v in options.query())
+    try:
+        agent = await websocket.connect("wss" + base[len("https"):] + path, kubelet.client_config(base),
+                                        subprotocols=[remotecommand.V5])
+    except errors.ApiError as exc:
+        raise _from_agent(exc, pod, base) from None
+    return Upgraded(spdyexec.SpdyExec(raw, agent, options, node=(pod.get("spec") or {}).get("nodeName") or ""))
+
+
+class Upgraded(Response):
+    """A 101 after which `serve` owns the connection (the SPDY upgrades, `spdyforward`, `spdyexec`):
+    a Response so the pipeline audits it as any answer; its headers (Audit-Id) go on the 101."""
+
+    def __init__(self, serve: Callable[[list[tuple[bytes, bytes]], Any], Awaitable[None]]) -> None:
+        super().__init__(status_code=101)
+        self.serve = serve
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.serve(self.raw_headers, send)
 
 
 def _forward_target(pod: dict[str, Any]) -> None:

@@ -7,7 +7,7 @@ Wire notes (captured from kubectl v1.32.5 and kubernetes 37.0.2, see
 - kubectl sends `GET .../pods/P/exec?command=..&container=..&stdin=true&stdout=true&tty=true` with
   `Upgrade: websocket` and `Sec-WebSocket-Protocol: v5.channel.k8s.io` only; the Python client offers
   `v5.channel.k8s.io,v4.channel.k8s.io`. The 101 must name the chosen subprotocol, or kubectl falls
-  back to SPDY (`POST` + `Upgrade: SPDY/3.1`), which this server answers with an error Status.
+  back to SPDY (`POST` + `Upgrade: SPDY/3.1`), which `reconcile.api.spdyexec` translates.
 - Each data message is one channel byte + payload: 0 stdin, 1 stdout, 2 stderr, 3 the final Status
   (JSON), 4 resize (`{"Width":w,"Height":h}` JSON stream), and in v5 255 = CLOSE (payload: the
   channel half-closed; kubectl sends `FF 00` at stdin EOF). kubectl sends binary frames only and

@@ -39,8 +39,14 @@ CONNECT_TIMEOUT = 10.0
 Connect = Callable[[str, int], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
 
 
-async def _open(host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+async def open_connection(host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     return await asyncio.open_connection(host, port)
+
+
+def dial_error(host: str, port: int, exc: OSError | TimeoutError) -> str:
+    """A failed connect as Go's net.Dial words it (asyncio's text is "Connect call failed (...)")."""
+    reason = os.strerror(exc.errno) if isinstance(exc, OSError) and exc.errno else str(exc) or "i/o timeout"
+    return f"dial tcp {host}:{port}: connect: {reason.lower()}"
 
 
 @dataclass
@@ -60,7 +66,7 @@ class Session:
     """One SPDY connection from the API server (relaying kubectl's)."""
 
     def __init__(self, send: Callable[[bytes], Awaitable[None]], *, pod_ip: str, pod_name: str, uid: str,
-                 connect: Connect = _open) -> None:
+                 connect: Connect = open_connection) -> None:
         self._send_bytes = send
         self._pod_ip = pod_ip
         self._pod_name = pod_name
@@ -134,16 +140,14 @@ class Session:
         if frame.fin:
             pair.client_done = True
             if pair.writer is not None:
-                _half_close(pair.writer)
+                half_close(pair.writer)
 
     async def _forward(self, request: str, pair: _Pair) -> None:
         try:
             reader, writer = await asyncio.wait_for(self._connect(self._pod_ip, pair.port), CONNECT_TIMEOUT)
         except (OSError, TimeoutError) as exc:
-            # asyncio's OSError carries "Connect call failed (...)" as its text; say what Go says
-            reason = os.strerror(exc.errno) if isinstance(exc, OSError) and exc.errno else str(exc) or "i/o timeout"
             await self._fail(pair, f"error forwarding port {pair.port} to pod {self._pod_name}, uid {self._uid}: "
-                                   f"dial tcp {self._pod_ip}:{pair.port}: connect: {reason.lower()}")
+                                   f"{dial_error(self._pod_ip, pair.port, exc)}")
             return
         pair.writer = writer
         try:
@@ -152,7 +156,7 @@ class Session:
             pair.pending.clear()
             await writer.drain()
             if pair.client_done:
-                _half_close(writer)
+                half_close(writer)
             while chunk := await reader.read(CHUNK):
                 await self.send(lambda e: e.data(pair.data_id, chunk))
         except OSError as exc:
@@ -191,7 +195,7 @@ class Session:
                 await task
 
 
-def _half_close(writer: asyncio.StreamWriter) -> None:
+def half_close(writer: asyncio.StreamWriter) -> None:
     with contextlib.suppress(OSError, RuntimeError):
         if writer.can_write_eof() and not writer.is_closing():
             writer.write_eof()

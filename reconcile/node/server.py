@@ -38,7 +38,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from reconcile.api import httpserver
 from reconcile.core import errors, execstream, remotecommand
-from reconcile.node import containers, docker, portforward
+from reconcile.core import portforward_channels as channel_protocol
+from reconcile.node import containers, docker, portforward, portforward_channels
 
 # (namespace, pod, container, previous) -> the container instance to read, or raise errors.*
 Lookup = Callable[[str, str, str, bool], Awaitable[containers.Instance]]
@@ -185,38 +186,38 @@ def create_app(runtime: docker.DockerRuntime, lookup: Lookup, *,
             session.abort()
 
     async def port_forward(websocket: WebSocket) -> None:
-        """`/portForward/{namespace}/{pod}`: SPDY/3.1 port-forward streams tunnelled in a WebSocket
-        (`portforward`); the WebSocket's binary messages are slices of the SPDY byte stream."""
+        """`/portForward/{namespace}/{pod}`: kubectl's SPDY/3.1 port-forward streams tunnelled in a
+        WebSocket (`portforward`; the binary messages are slices of the SPDY byte stream), or the
+        channel protocol with the ports in `?port=` (`portforward_channels`, the Python client's)."""
         p = websocket.path_params
+        offered = websocket.scope.get("subprotocols") or []
+        ports: list[int] = []
         try:
             if gate is not None:
                 await gate("POST", websocket.url.path, _peer_pem(websocket))
-            offered = websocket.scope.get("subprotocols") or []
             protocol = next((p for p in offered if p in (portforward.SUBPROTOCOL, portforward.AGENT_SUBPROTOCOL)), None)
-            if protocol is None:
-                raise errors.BadRequest(f"port-forward needs the subprotocol {portforward.SUBPROTOCOL}")
+            spdy = protocol is not None
+            if not spdy:
+                protocol = channel_protocol.negotiate(offered)
+                if protocol is None:
+                    raise errors.BadRequest(channel_protocol.unsupported(offered))
+                try:
+                    ports = channel_protocol.agent_ports(websocket.query_params.getlist(channel_protocol.AGENT_PARAMETER))
+                except ValueError as exc:
+                    raise errors.BadRequest(str(exc)) from None
             if pod_address is None:
                 raise errors.ServiceUnavailable("this agent does not forward ports")
             ip, uid = await pod_address(p["namespace"], p["pod"])
         except errors.ApiError as exc:
             await websocket.send_denial_response(_status(exc))
             return
-        await websocket.accept(subprotocol=protocol)
-        session = portforward.Session(websocket.send_bytes, pod_ip=ip, pod_name=p["pod"], uid=uid)
-        try:
-            while not session.ended:
-                message = await websocket.receive()
-                if message["type"] == "websocket.disconnect":
-                    break
-                data = message.get("bytes")
-                if data:
-                    await session.feed(data)
-        except (ValueError, OSError, RuntimeError, WebSocketDisconnect) as exc:  # spdy.ProtocolError is a ValueError
-            logging.getLogger(__name__).info("port-forward to %s/%s ended: %s", p["namespace"], p["pod"], exc)
-        finally:
-            await session.close()
-            with contextlib.suppress(Exception):
-                await websocket.close(remotecommand.NORMAL_CLOSURE)
+        await websocket.accept(subprotocol=protocol or None)
+        if spdy:
+            await _forward_spdy(websocket, portforward.Session(websocket.send_bytes, pod_ip=ip, pod_name=p["pod"],
+                                                               uid=uid))
+        else:
+            await _forward_channels(websocket, portforward_channels.ChannelSession(
+                websocket.send_bytes, ports, pod_ip=ip, pod_name=p["pod"], uid=uid))
 
     routes = [
         WebSocketRoute("/portForward/{namespace}/{pod}", port_forward),
@@ -353,6 +354,55 @@ async def _pump(websocket: WebSocket, session: docker.RawSession, options: remot
         for task in (reader, writer):
             with contextlib.suppress(BaseException):
                 await task
+
+
+async def _forward_spdy(websocket: WebSocket, session: portforward.Session) -> None:
+    """The SPDY session until the client's GOAWAY or the WebSocket's end."""
+    try:
+        while not session.ended:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                break
+            data = message.get("bytes")
+            if data:
+                await session.feed(data)
+    except (ValueError, OSError, RuntimeError, WebSocketDisconnect) as exc:  # spdy.ProtocolError is a ValueError
+        logging.getLogger(__name__).info("port-forward (SPDY) ended: %s", exc)
+    finally:
+        await session.close()
+        with contextlib.suppress(Exception):
+            await websocket.close(remotecommand.NORMAL_CLOSURE)
+
+
+async def _forward_channels(websocket: WebSocket, session: portforward_channels.ChannelSession) -> None:
+    """The channel session until every port is done (then Close 1000, as the kubelet closes) or
+    the client goes (then the pod connections are closed)."""
+    async def inbound() -> None:
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            data = message.get("bytes")
+            await session.feed(data if data is not None else (message.get("text") or "").encode())
+
+    reader: asyncio.Future[None] | None = None
+    try:
+        await session.start()
+        reader = asyncio.ensure_future(inbound())
+        finished = asyncio.ensure_future(session.wait())
+        done, _ = await asyncio.wait({reader, finished}, return_when=asyncio.FIRST_COMPLETED)
+        finished.cancel()
+        if finished in done:
+            with contextlib.suppress(Exception):
+                await websocket.close(remotecommand.NORMAL_CLOSURE)
+    except (OSError, RuntimeError, WebSocketDisconnect) as exc:
+        logging.getLogger(__name__).info("port-forward (channels) ended: %s", exc)
+    finally:
+        if reader is not None:
+            reader.cancel()
+            with contextlib.suppress(BaseException):
+                await reader
+        await session.close()
 
 
 class AgentServer:

@@ -148,3 +148,50 @@ async def test_uvicorn_cycle_writes_through_the_transport_we_wrap() -> None:
     assert f"content-length: {len(body)}".encode() in head
     assert answer == body
     assert wrapped == [httpserver._HeadWithBody]
+
+
+async def test_uvicorn_hands_a_spdy_upgrade_to_the_application() -> None:
+    """`Upgrade: SPDY/3.1` (kubectl's fallback): uvicorn still runs the request as an HTTP cycle
+    (its parser stops at the upgrade), sends the 101 head the application gives through ASGI
+    without chunked framing, and, once the application takes the connection, our
+    `data_received` and `connection_lost` overrides hand it the bytes that follow and their end."""
+    import uvicorn
+
+    seen: list[bytes] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        raw = scope["extensions"][httpserver.RAW_UPGRADE]
+        await send({"type": "http.response.start", "status": 101, "headers": [
+            (b"connection", b"Upgrade"), (b"upgrade", b"SPDY/3.1"), (b"content-length", b"0")]})
+        raw.take()
+        while data := await raw.read():
+            seen.append(data)
+            await raw.write(data.upper())
+        seen.append(b"<eof>")
+        raw.close()
+        await send({"type": "http.response.body", "body": b""})
+
+    port = support.free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, http=httpserver.ApiHttpProtocol,
+                                           loop="asyncio", lifespan="off", log_level="error"))
+    serving = asyncio.create_task(server.serve())
+    try:
+        await support.eventually(lambda: server.started or serving.done(), what="uvicorn to start")
+        assert not serving.done(), serving
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: Upgrade\r\n"
+                     b"Upgrade: SPDY/3.1\r\n\r\n")
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        writer.write(b"\x80\x03\x00\x06frames")
+        echoed = await asyncio.wait_for(reader.readexactly(10), 10)
+        writer.write_eof()
+        rest = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+    finally:
+        server.should_exit = True
+        await serving
+    assert head.startswith(b"HTTP/1.1 101 Switching Protocols\r\n") and b"transfer-encoding" not in head, head
+    assert echoed == b"\x80\x03\x00\x06FRAMES" and rest == b""
+    assert seen == [b"\x80\x03\x00\x06frames", b"<eof>"]

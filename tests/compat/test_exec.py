@@ -1,4 +1,5 @@
-"""`kubectl exec` / `attach` over WebSockets (v5.channel.k8s.io), and the Python client's stream()."""
+"""`kubectl exec` / `attach` over WebSockets (v5.channel.k8s.io) and, for the TTY, kubectl's plain SPDY fallback;
+and the Python client's stream()."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import struct
 import subprocess
 import termios
 import time
+
+import pytest
 
 from tests.compat.conftest import kubectl, kubectl_binary
 
@@ -42,14 +45,16 @@ def test_exec_other_container(module_env, workload):
     assert result.stdout.strip() == b"web"
 
 
-def test_exec_errors(module_env, workload):
-    result = kubectl(module_env, "exec", "-n", workload, "web", "-c", "nope", "--", "true", timeout=30)
+@pytest.mark.parametrize("websockets", ["true", "false"], ids=["websocket", "plain-spdy"])
+def test_exec_errors(module_env, workload, websockets):
+    env = dict(module_env, KUBECTL_REMOTE_COMMAND_WEBSOCKETS=websockets)
+    result = kubectl(env, "exec", "-n", workload, "web", "-c", "nope", "--", "true", timeout=30)
     assert result.returncode == 1
     assert b"container nope is not valid for pod web" in result.stderr
-    result = kubectl(module_env, "exec", "-n", workload, "missing", "--", "true", timeout=30)
+    result = kubectl(env, "exec", "-n", workload, "missing", "--", "true", timeout=30)
     assert result.returncode == 1
     assert b'pods "missing" not found' in result.stderr
-    result = kubectl(module_env, "exec", "-n", workload, "web", "--", "no-such-command", timeout=30)
+    result = kubectl(env, "exec", "-n", workload, "web", "--", "no-such-command", timeout=30)
     assert result.returncode == 1, result
     assert result.stderr.startswith(b"error: Internal error occurred: error executing command in container")
     assert b'"no-such-command": executable file not found' in result.stderr
@@ -73,12 +78,15 @@ def _read_until(fd: int, needle: bytes, deadline: float) -> bytes:
     return seen
 
 
-def test_exec_interactive_tty(module_env, workload):
-    """`kubectl exec -it POD -- sh` under a pty: typed input runs, the terminal size arrives, exit ends it."""
+@pytest.mark.parametrize("websockets", ["true", "false"], ids=["websocket", "plain-spdy"])
+def test_exec_interactive_tty(module_env, workload, websockets):
+    """`kubectl exec -it POD -- sh` under a pty: typed input runs, the terminal size arrives, exit ends it;
+    over WebSockets and over kubectl's plain SPDY fallback (KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false)."""
     leader, follower = pty.openpty()
     os.set_blocking(leader, True)
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 101, 0, 0))
-    process = subprocess.Popen([kubectl_binary(), "exec", "-it", "-n", workload, "web", "--", "sh"], env=module_env,
+    env = dict(module_env, KUBECTL_REMOTE_COMMAND_WEBSOCKETS=websockets)
+    process = subprocess.Popen([kubectl_binary(), "exec", "-it", "-n", workload, "web", "--", "sh"], env=env,
                                stdin=follower, stdout=follower, stderr=follower, close_fds=True)
     os.close(follower)
     try:

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from concurrent import futures
@@ -27,9 +28,10 @@ def _free_port() -> int:
 
 @contextmanager
 def forwarding(env: dict[str, str], ns: str, target: str, remote: int,
-               expect_remote: int | None = None) -> Iterator[tuple[int, subprocess.Popen]]:
+               expect_remote: int | None = None, verbose: bool = False) -> Iterator[tuple[int, subprocess.Popen]]:
     local = _free_port()
-    process = subprocess.Popen([kubectl_binary(), "port-forward", "-n", ns, target, f"{local}:{remote}"], env=env,
+    process = subprocess.Popen([kubectl_binary(), "port-forward", "-n", ns, target, f"{local}:{remote}",
+                                *(["-v=6"] if verbose else [])], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         assert process.stdout is not None
@@ -100,6 +102,69 @@ def test_port_forward_needs_create(module_env, workload):
                      timeout=30)
     assert result.returncode == 1
     assert b"forbidden" in result.stderr.lower()
+
+
+def test_port_forward_over_plain_spdy(module_env, workload):
+    """kubectl's fallback, forced with KUBECTL_PORT_FORWARD_WEBSOCKETS=false: POST + `Upgrade:
+    SPDY/3.1`, answered 101; parallel connections and the closed-port error work as tunnelled."""
+    env = dict(module_env, KUBECTL_PORT_FORWARD_WEBSOCKETS="false")
+    with forwarding(env, workload, "pod/web", 8080, verbose=True) as (local, process):
+        with futures.ThreadPoolExecutor(8) as pool:
+            assert list(pool.map(lambda i: _get(local), range(16))) == [b"hello\n"] * 16
+        process.kill()
+        _, err = process.communicate(timeout=30)
+    assert re.search(rb"POST https://\S+/pods/web/portforward 101 Switching Protocols", err), err[-3000:]
+    with forwarding(env, workload, "pod/web", 9) as (local, process):
+        with socket.create_connection(("127.0.0.1", local), timeout=20) as conn:
+            conn.settimeout(20)
+            assert conn.recv(100) == b""
+        _, err = process.communicate(timeout=30)
+        assert b"error forwarding port 9 to pod web" in err and b"connection refused" in err, err
+
+
+def test_exec_over_plain_spdy_and_port_forward_version_negotiation(module_env, workload, tmp_path):
+    """exec over plain SPDY (KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false): output on both streams, the
+    exit code, piped stdin to its end, and cp (tar through exec). A SPDY port-forward offering no
+    version we speak gets upstream's 403."""
+    from tests.compat.conftest import kubectl
+    env = dict(module_env, KUBECTL_REMOTE_COMMAND_WEBSOCKETS="false")
+    result = kubectl(env, "exec", "-n", workload, "web", "-v=6", "--", "sh", "-c", "echo out; echo err >&2; exit 3",
+                     timeout=30)
+    assert (result.returncode, result.stdout) == (3, b"out\n"), result.stderr[-2000:]
+    assert re.search(rb"POST https://\S+/pods/web/exec\S* 101 Switching Protocols", result.stderr), result.stderr[-2000:]
+    assert b"err\n" in result.stderr and b"command terminated with exit code 3" in result.stderr
+    data = bytes(range(256)) * 4000
+    result = kubectl(env, "exec", "-i", "-n", workload, "web", "--", "sh", "-c", "wc -c", input=data, timeout=30)
+    assert (result.returncode, result.stdout.strip()) == (0, str(len(data)).encode()), result.stderr
+    source = tmp_path / "up.bin"
+    source.write_bytes(data)
+    result = kubectl(env, "cp", str(source), f"{workload}/web:/tmp/up.bin", "-c", "web", timeout=60)
+    assert result.returncode == 0, result.stderr
+    result = kubectl(env, "cp", f"{workload}/web:/tmp/up.bin", str(tmp_path / "down.bin"), "-c", "web", timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "down.bin").read_bytes() == data
+    import http.client
+    import json
+    import ssl
+    from urllib.parse import urlparse
+
+    from kubernetes import config
+    configuration = config.new_client_from_config(module_env["KUBECONFIG"]).configuration
+    context = ssl.create_default_context(cafile=configuration.ssl_ca_cert)
+    context.load_cert_chain(configuration.cert_file, configuration.key_file)
+    url = urlparse(configuration.host)
+    conn = http.client.HTTPSConnection(url.hostname, url.port, context=context, timeout=30)
+    try:
+        conn.request("POST", f"/api/v1/namespaces/{workload}/pods/web/portforward", headers={
+            "Connection": "Upgrade", "Upgrade": "SPDY/3.1", "X-Stream-Protocol-Version": "v9.portforward.k8s.io",
+            "Content-Length": "0"})
+        answer = conn.getresponse()
+        status = json.loads(answer.read())
+    finally:
+        conn.close()
+    assert (answer.status, status["reason"], status["message"]) == (
+        403, "Forbidden", "unable to upgrade: unable to negotiate protocol: client supports "
+                          "[v9.portforward.k8s.io], server accepts [portforward.k8s.io]")
 
 
 # --- `reconcile port-forward`: the same forwards through the project's own client -------------------
@@ -262,3 +327,97 @@ def test_reconcile_port_forward_needs_create_on_portforward(api_server, workload
     # the upgrade is authorized as get and create on the subresource (README: kube-apiserver 1.35's check)
     assert re.match(rb'error: error upgrading connection: pods "web" is forbidden: User "pf-reader" '
                     rb'cannot (get|create) resource "pods/portforward"', result.stderr), result.stderr
+
+
+# --- the official Python client: `kubernetes.stream.portforward` (the v4 channel protocol) ----------
+
+PF_DEADLINE = 20.0
+
+
+def _python_forward(env: dict[str, str], ns: str, ports: str):
+    from kubernetes import client, config
+    from kubernetes.stream import portforward
+
+    api = client.CoreV1Api(config.new_client_from_config(env["KUBECONFIG"]))
+    return portforward(api.connect_get_namespaced_pod_portforward, "web", ns, ports=ports)
+
+
+def _http_over(sock, path: str = "/") -> bytes:
+    """One HTTP/1.0 request on a forwarded socket; the answer's body, read to the server's close."""
+    sock.settimeout(PF_DEADLINE)
+    sock.sendall(b"GET %s HTTP/1.0\r\nHost: web\r\n\r\n" % path.encode())
+    answer = b""
+    while chunk := sock.recv(65536):
+        answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.") and b" 200 " in head.split(b"\r\n")[0], head
+    return body
+
+
+def test_python_client_port_forward(module_env, workload):
+    """`pf.socket(port)` carries an HTTP exchange through the API server and the node agent; the
+    forward ends (the WebSocket closes) once the pod has closed its connection."""
+    pf = _python_forward(module_env, workload, "8080")
+    try:
+        assert _http_over(pf.socket(8080)) == b"hello\n"
+        assert pf.error(8080) is None
+        deadline = time.monotonic() + PF_DEADLINE
+        while pf.connected and time.monotonic() < deadline:  # the server's Close, not a hang
+            time.sleep(0.05)
+        assert not pf.connected
+    finally:
+        pf.close()
+
+
+def test_python_client_port_forward_several_ports_and_a_closed_one(module_env, workload, admin):
+    """Three ports on one WebSocket: two listeners (the `side` container serves a second page on
+    8081) and a closed port, which gets the kubelet's error on its error channel (the client
+    keeps it and closes that socket) while the others go on forwarding."""
+    from tests.compat.conftest import kubectl
+    result = kubectl(module_env, "exec", "-n", workload, "web", "-c", "side", "--", "sh", "-c",
+                     "mkdir -p /w2 && echo two > /w2/index.html && httpd -p 8081 -h /w2")
+    assert result.returncode == 0, result.stderr
+    pf = _python_forward(module_env, workload, "8080,9,8081")
+    try:
+        closed = pf.socket(9)
+        closed.settimeout(PF_DEADLINE)
+        assert closed.recv(100) == b""  # closed, not hung
+        uid = admin.get("v1", "pods", "web", namespace=workload)["metadata"]["uid"]
+        error = pf.error(9)
+        assert error is not None and error.startswith(f"error forwarding port 9 to pod web, uid {uid}: dial tcp "), error
+        assert error.endswith(":9: connect: connection refused"), error
+        with futures.ThreadPoolExecutor(2) as pool:  # both at once
+            answers = list(pool.map(lambda port: _http_over(pf.socket(port)), (8080, 8081)))
+        assert answers == [b"hello\n", b"two\n"]
+        assert pf.error(8080) is None and pf.error(8081) is None
+    finally:
+        pf.close()
+
+
+def test_python_client_port_forward_refusals(module_env, workload):
+    """Refused before the handshake with a 400 Status, in upstream's words (the API server's
+    conversion of `ports`, the kubelet's checks and wsstream's): no port, a port that is no number,
+    port 0, and only subprotocols the server does not speak. The Python client checks ports itself,
+    so these are sent with its WebSocket helper."""
+    import json
+
+    import websocket
+    from kubernetes import config
+    from kubernetes.stream.ws_client import create_websocket
+
+    configuration = config.new_client_from_config(module_env["KUBECONFIG"]).configuration
+    base = configuration.host.replace("https://", "wss://") + f"/api/v1/namespaces/{workload}/pods/web/portforward"
+    cases = [("", None, 'query parameter "port" is required'),
+             ("?ports=http", None, 'cannot convert to []int32: strconv.ParseUint: parsing "http": invalid syntax'),
+             ("?ports=80,70000", None,
+              'cannot convert to []int32: strconv.ParseUint: parsing "70000": value out of range'),
+             ("?ports=0", None, 'port "0" must be > 0'),
+             ("?ports=80", "v4.base64.channel.k8s.io", "unable to upgrade websocket connection: requested "
+              "protocol(s) are not supported: [v4.base64.channel.k8s.io]; supports [ v4.channel.k8s.io]")]
+    for query, protocol, message in cases:
+        headers = {"sec-websocket-protocol": protocol} if protocol else None
+        with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+            create_websocket(configuration, base + query, headers).close()
+        assert refused.value.status_code == 400, query
+        status = json.loads(refused.value.resp_body)
+        assert (status["kind"], status["reason"], status["message"]) == ("Status", "BadRequest", message), query
