@@ -74,6 +74,10 @@ def node() -> None:
               help="With --token: seconds to wait for the certificate to be approved and signed.")
 @click.option("--rotate-certificates/--no-rotate-certificates", default=True, show_default=True,
               help="With --token: renew the client certificate through a CSR at 70-90% of its lifetime.")
+@click.option("--rotate-server-certificates/--no-rotate-server-certificates", default=True, show_default=True,
+              help="With --token and no --tls-cert-file: get the agent port's serving certificate through a "
+                   "kubernetes.io/kubelet-serving CSR (the port serves nothing until it is signed) and renew it "
+                   "at 70-90% of its lifetime; off: a self-signed certificate.")
 @click.option("--cluster-dns", default="",
               help="Comma-separated IP addresses of the cluster DNS server (the kubelet's flag): the nameservers of "
                    "dnsPolicy ClusterFirst pods. `reconcile up` passes the address its `reconcile dns` listens on.")
@@ -94,7 +98,7 @@ def join(name: str, docker_host: str, state_dir: Path | None, port: int, address
          resync_interval: float, stats_interval: float, workers: int, allowed_host_paths: str, pod_security_default: str,
          tls_cert_file: Path | None, tls_private_key_file: Path | None, client_ca_file: Path | None,
          healthz_port: int | None, token: str | None, ca_hash: str | None, bootstrap_timeout: float,
-         rotate_certificates: bool, cluster_dns: str, cluster_domain: str, resolv_conf: str,
+         rotate_certificates: bool, rotate_server_certificates: bool, cluster_dns: str, cluster_domain: str, resolv_conf: str,
          proxy_kubeconfig: str | None, service_cidr: str, verbose: bool) -> None:
     """Register this machine's Docker engine as node NAME and run the pods bound to it.
 
@@ -114,7 +118,7 @@ def join(name: str, docker_host: str, state_dir: Path | None, port: int, address
         server, credentials = _bootstrap(session.config.server, name, token, ca_hash, state_dir,
                                          timeout=bootstrap_timeout)
         client_ca_file = client_ca_file or credentials.ca
-        if not rotate_certificates:
+        if not rotate_certificates and not rotate_server_certificates:
             credentials = None
     settings = agent_mod.NodeSettings(
         name=name, docker_host=docker_host, server=server, state_dir=state_dir, port=port, address=address,
@@ -125,7 +129,9 @@ def join(name: str, docker_host: str, state_dir: Path | None, port: int, address
         allowed_host_paths=tuple(p.strip() for p in allowed_host_paths.split(",") if p.strip()),
         pod_security_default=pod_security_default,
         tls_cert_file=tls_cert_file, tls_private_key_file=tls_private_key_file, client_ca_file=client_ca_file,
-        healthz_port=healthz_port, credentials=credentials,
+        healthz_port=healthz_port, credentials=credentials, rotate_certificates=rotate_certificates,
+        rotate_server_certificates=rotate_server_certificates,
+        bootstrap_timeout=bootstrap_timeout,
         cluster_dns=_cluster_dns(cluster_dns), cluster_domain=cluster_domain.strip("."), resolv_conf=resolv_conf,
     )
     proxy_options = None

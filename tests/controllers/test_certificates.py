@@ -179,6 +179,96 @@ def test_a_user_without_nodeclient_is_not_approved(server, controllers, admin) -
     assert not csr_mod.conditions(_get(admin, hers["metadata"]["name"]))
 
 
+SERVING_USAGES = ("digital signature", "server auth")
+
+
+def _serving_request(cn: str, *, dns: tuple[str, ...], ips: tuple[str, ...]) -> dict:
+    request = certs.new_csr_with_sans(certs.new_key(), common_name=cn, organizations=("system:nodes",),
+                                      dns_names=dns, ip_addresses=ips)
+    return csr_mod.new_request(f"csr-{uuid.uuid4().hex[:8]}", request, signer=csr_mod.KUBELET_SERVING,
+                               usages=SERVING_USAGES)
+
+
+def _node_with_addresses(admin: client_api.Client, name: str, ip: str) -> None:
+    admin.create("v1", "nodes", {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}})
+    node = admin.get("v1", "nodes", name)
+    node["status"] = {"addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": name}]}
+    admin.replace("v1", "nodes", node, subresource="status")
+
+
+def _left_pending(controllers: helpers.ControllerManagerProcess, name: str) -> str:
+    def logged() -> str | None:
+        with open(controllers.log.name) as handle:
+            return next((line for line in handle if f"leaving certificatesigningrequest {name} pending" in line), None)
+
+    return support.wait_for(logged, timeout=30, what=f"csrapproving looked at {name}")
+
+
+def test_a_node_gets_a_serving_certificate_for_its_own_addresses_only(server, controllers, admin, token) -> None:
+    """Approved when the requester is the node and every SAN is one of its Node's addresses (upstream
+    approves none); a foreign SAN, a missing Node, another node's name or a token stay pending."""
+    _node_with_addresses(admin, "s1", "10.1.2.3")
+    _node_with_addresses(admin, "s2", "10.1.2.4")
+    node = server.connection.user("system:node:s1", "system:nodes")
+    own = _serving_request("system:node:s1", dns=("s1",), ips=("10.1.2.3",))
+    foreign_san = _serving_request("system:node:s1", dns=("s1", "api.example.com"), ips=("10.1.2.3",))
+    other_ip = _serving_request("system:node:s1", dns=("s1",), ips=("10.1.2.4",))
+    other_node = _serving_request("system:node:s2", dns=("s2",), ips=("10.1.2.4",))
+    with server.connection.http_client(as_user=node) as http:
+        for body in (foreign_san, other_ip, other_node, own):
+            assert _create(http, body).status_code == 201
+    no_node = _serving_request("system:node:s9", dns=("s9",), ips=("10.1.2.9",))
+    with server.connection.http_client(as_user=server.connection.user("system:node:s9", "system:nodes")) as http:
+        assert _create(http, no_node).status_code == 201
+    by_token = _serving_request("system:node:s1", dns=("s1",), ips=("10.1.2.3",))
+    with _bearer(server, token) as http:
+        assert _create(http, by_token).status_code == 201
+    pem = _wait_issued(admin, own["metadata"]["name"])
+    found = certs.info(pem)
+    assert found.server_auth and not found.client_auth
+    assert found.dns_names == ("s1",) and found.ip_addresses == ("10.1.2.3",)
+    assert certs.signed_by(pem, server.pki.ca.cert.read_bytes())
+    approved = next(c for c in csr_mod.conditions(_get(admin, own["metadata"]["name"])) if c["type"] == "Approved")
+    assert approved["reason"] == "AutoApproved" and "serving certificate" in approved["message"]
+    assert "api.example.com is not an address" in _left_pending(controllers, foreign_san["metadata"]["name"])
+    assert "10.1.2.4 is not an address" in _left_pending(controllers, other_ip["metadata"]["name"])
+    assert "no Node s9" in _left_pending(controllers, no_node["metadata"]["name"])
+    for body in (foreign_san, other_ip, no_node, other_node, by_token):  # not self: never even looked at Nodes
+        csr = _get(admin, body["metadata"]["name"])
+        assert not csr_mod.conditions(csr) and not csr_mod.issued_certificate(csr), csr
+
+
+def test_serving_approval_follows_rbac(server, controllers, admin) -> None:
+    """Without the default `reconcile:node-autoapprove-serving` binding, serving CSRs wait for a human."""
+    _node_with_addresses(admin, "s3", "10.1.2.5")
+    binding = admin.get("rbac.authorization.k8s.io/v1", "clusterrolebindings", "reconcile:node-autoapprove-serving")
+    assert binding["roleRef"]["name"] == "system:certificates.k8s.io:certificatesigningrequests:selfnodeserver"
+    admin.delete("rbac.authorization.k8s.io/v1", "clusterrolebindings", "reconcile:node-autoapprove-serving")
+    try:
+        node = server.connection.user("system:node:s3", "system:nodes")
+
+        def refused() -> bool:
+            review = admin.create("authorization.k8s.io/v1", "subjectaccessreviews", {
+                "apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": {
+                    "user": "system:node:s3", "groups": ["system:nodes"], "resourceAttributes": {
+                        "group": "certificates.k8s.io", "resource": "certificatesigningrequests", "verb": "create",
+                        "subresource": "selfnodeserver"}}})
+            return not review["status"].get("allowed")
+
+        support.wait_for(refused, timeout=15, what="RBAC no longer allows selfnodeserver")
+        body = _serving_request("system:node:s3", dns=("s3",), ips=("10.1.2.5",))
+        with server.connection.http_client(as_user=node) as http:
+            assert _create(http, body).status_code == 201
+        assert "may not create certificatesigningrequests/selfnodeserver" in _left_pending(
+            controllers, body["metadata"]["name"])
+        assert not csr_mod.conditions(_get(admin, body["metadata"]["name"]))
+    finally:
+        binding.pop("status", None)
+        binding["metadata"] = {"name": binding["metadata"]["name"], "labels": binding["metadata"].get("labels"),
+                               "annotations": binding["metadata"].get("annotations")}
+        admin.create("rbac.authorization.k8s.io/v1", "clusterrolebindings", binding)
+
+
 def test_approving_needs_the_approve_verb(server, controllers, admin, token) -> None:
     clerk = server.connection.user("clerk")
     name = "clerk-approval"

@@ -40,7 +40,9 @@ def server(etcd_endpoint: str) -> Iterator[support.ApiServerProcess]:
         etcd_endpoint, prefix=f"/test-{uuid.uuid4().hex[:12]}/registry", tls=True, pki=pki,
         extra_args=("--enable-bootstrap-token-auth", "--authorization-mode", "Node,RBAC",
                     "--kubelet-client-certificate", str(pki.apiserver_kubelet_client.cert),
-                    "--kubelet-client-key", str(pki.apiserver_kubelet_client.key)))
+                    "--kubelet-client-key", str(pki.apiserver_kubelet_client.key),
+                    # the joined agent's serving certificate comes from a kubelet-serving CSR: verified by the CA
+                    "--kubelet-certificate-authority", str(pki.ca.cert)))
     process.start()
     try:
         yield process
