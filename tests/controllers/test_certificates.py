@@ -386,7 +386,7 @@ def test_nothing_is_written_for_other_signers(server, controllers, admin, tmp_pa
 
 
 def test_approve_deny_with_our_cli_and_list_with_kubectl(server, controllers, admin, tmp_path: Path) -> None:
-    """`kubectl certificate approve` sends protobuf (415 here): `reconcile certificate` does the same."""
+    """`reconcile certificate approve|deny` (JSON) does what `kubectl certificate` does (protobuf, below)."""
     import os
     import subprocess
     import sys
@@ -421,6 +421,102 @@ def test_approve_deny_with_our_cli_and_list_with_kubectl(server, controllers, ad
     assert "example.com/by-hand" in listed.stdout and "kubernetes-admin" in listed.stdout
     again = ours("approve", second["metadata"]["name"])  # Approved and Denied exclude each other
     assert again.returncode != 0 and "mutually exclusive" in again.stderr, again.stdout + again.stderr
+
+
+def test_kubectl_certificate_approve_and_deny(server, controllers, admin, tmp_path: Path) -> None:
+    """kubectl 1.32 PUTs the CSR to /approval in protobuf: read into the JSON shape, same checks;
+    a node serving request waiting for a human is signed once kubectl approves it."""
+    import subprocess
+
+    from tests import prerequisites
+
+    kubectl = prerequisites.require_kubectl()
+    kubeconfig = server.connection.write_kubeconfig(tmp_path / "admin.kubeconfig")
+    by_hand, _ = _request("someone", ("staff",), signer="example.com/by-hand")
+    refused, _ = _request("someone-else", ("staff",), signer="example.com/by-hand")
+    serving = _serving_request("system:node:s4", dns=("s4",), ips=("10.1.2.6",))  # no Node s4: left pending
+    for body in (by_hand, refused):
+        admin.create(csr_mod.API_VERSION, csr_mod.PLURAL, body)
+    with server.connection.http_client(as_user=server.connection.user("system:node:s4", "system:nodes")) as http:
+        assert _create(http, serving).status_code == 201
+    _left_pending(controllers, serving["metadata"]["name"])
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([kubectl, "--kubeconfig", str(kubeconfig), *args], capture_output=True, text=True,
+                              timeout=60)
+
+    approved = run("certificate", "approve", by_hand["metadata"]["name"], serving["metadata"]["name"])
+    assert approved.returncode == 0, approved.stderr
+    assert f"certificatesigningrequest.certificates.k8s.io/{by_hand['metadata']['name']} approved" in approved.stdout
+    denied = run("certificate", "deny", refused["metadata"]["name"])
+    assert denied.returncode == 0, denied.stderr
+    first = _get(admin, by_hand["metadata"]["name"])
+    condition = next(c for c in csr_mod.conditions(first) if c["type"] == "Approved")
+    assert condition["reason"] == "KubectlApprove" and condition["status"] == "True"
+    assert condition["lastUpdateTime"].endswith("Z")
+    assert first["spec"]["signerName"] == "example.com/by-hand" and first["spec"]["username"] == "kubernetes-admin"
+    assert first["metadata"].get("creationTimestamp")  # kept from the stored object
+    assert csr_mod.has_condition(_get(admin, refused["metadata"]["name"]), "Denied")
+    pem = _wait_issued(admin, serving["metadata"]["name"])  # approved by a human, then signed
+    assert certs.info(pem).server_auth and certs.info(pem).ip_addresses == ("10.1.2.6",)
+    again = run("certificate", "approve", refused["metadata"]["name"])  # kubectl itself refuses this one
+    assert again.returncode != 0 and "already Denied" in again.stderr, again.stdout + again.stderr
+    unchanged = run("certificate", "approve", by_hand["metadata"]["name"])  # already approved: no write
+    assert unchanged.returncode == 0, unchanged.stderr
+    # a user without `approve` on the signer is refused by admission, in protobuf as in JSON
+    clerk = server.connection.write_kubeconfig(tmp_path / "clerk.kubeconfig",
+                                               as_user=server.connection.user("protobuf-clerk"))
+    admin.create("rbac.authorization.k8s.io/v1", "clusterroles", {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "protobuf-clerk"},
+        "rules": [{"apiGroups": ["certificates.k8s.io"], "resources": ["certificatesigningrequests",
+                                                                       "certificatesigningrequests/approval"],
+                   "verbs": ["get", "update"]}]})
+    admin.create("rbac.authorization.k8s.io/v1", "clusterrolebindings", {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": "protobuf-clerk"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "protobuf-clerk"},
+        "subjects": [{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "protobuf-clerk"}]})
+    pending, _ = _request("third", ("staff",), signer="example.com/by-hand")
+    admin.create(csr_mod.API_VERSION, csr_mod.PLURAL, pending)
+
+    def attempt() -> subprocess.CompletedProcess[str] | None:
+        answer = subprocess.run([kubectl, "--kubeconfig", str(clerk), "certificate", "approve",
+                                 pending["metadata"]["name"]], capture_output=True, text=True, timeout=60)
+        return answer if "signerName" in answer.stderr else None
+
+    answer = support.wait_for(attempt, timeout=20, what="RBAC lets the clerk reach admission")
+    assert answer.returncode != 0
+    assert 'user not permitted to approve requests with signerName "example.com/by-hand"' in answer.stderr
+    assert not csr_mod.conditions(_get(admin, pending["metadata"]["name"]))
+
+
+def test_protobuf_approval_meets_the_json_checks(server, admin) -> None:
+    """Approved and Denied together, or a malformed condition, in protobuf: refused as in JSON; a
+    protobuf PUT of another kind is still 415 (its table would drop fields on an update)."""
+    from tests.api_unit import protoencode as pe
+
+    body, _ = _request("proto", ("staff",), signer="example.com/by-hand")
+    created = admin.create(csr_mod.API_VERSION, csr_mod.PLURAL, body)
+    name = created["metadata"]["name"]
+    both = {**created, "status": {"conditions": [csr_mod.condition("Approved", "A", "yes"),
+                                                 csr_mod.condition("Denied", "D", "no")]}}
+    both.pop("apiVersion")
+    both.pop("kind")
+    both["metadata"] = {k: v for k, v in created["metadata"].items() if k in ("name", "uid", "resourceVersion")}
+    headers = {"Content-Type": "application/vnd.kubernetes.protobuf"}
+    with server.connection.http_client() as http:
+        answer = http.put(f"{CSRS}/{name}/approval", headers=headers,
+                          content=pe.body(csr_mod.API_VERSION, "CertificateSigningRequest", both))
+        assert answer.status_code == 422 and "mutually exclusive" in answer.json()["message"], answer.text
+        broken = pe.envelope(csr_mod.API_VERSION, "CertificateSigningRequest", pe.length_delimited(3, b"\xff"))
+        answer = http.put(f"{CSRS}/{name}/approval", headers=headers, content=broken)
+        assert answer.status_code == 400 and "protobuf CertificateSigningRequest: status" in answer.json()["message"]
+        admin.create("v1", "configmaps", {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "proto"}},
+                     namespace="default")
+        answer = http.put("/api/v1/namespaces/default/configmaps/proto", headers=headers,
+                          content=pe.body("v1", "ConfigMap", {"metadata": {"name": "proto"}, "data": {"a": "b"}}))
+        assert answer.status_code == 415, answer.text
+    assert not csr_mod.conditions(_get(admin, name))
 
 
 def test_hostile_bodies_never_500(server, admin) -> None:
