@@ -56,7 +56,8 @@ def node() -> None:
               default="privileged", show_default=True,
               help="Pod Security level of namespaces without an enforce label, for the node's own checks.")
 @click.option("--tls-cert-file", type=click.Path(path_type=Path, dir_okay=False, exists=True), default=None,
-              help="The agent port's serving certificate (default: a self-signed one under the state dir).")
+              help="The agent port's serving certificate (default: with --token, one from a kubelet-serving CSR; "
+                   "else a self-signed one under the state dir).")
 @click.option("--tls-private-key-file", type=click.Path(path_type=Path, dir_okay=False, exists=True), default=None,
               help="Private key of --tls-cert-file.")
 @click.option("--client-ca-file", type=click.Path(path_type=Path, dir_okay=False, exists=True), default=None,
@@ -104,7 +105,9 @@ def join(name: str, docker_host: str, state_dir: Path | None, port: int, address
 
     With --token and --ca-hash (kubeadm's `join`): discover and pin the cluster CA at --server, get a
     client certificate for system:node:NAME with the token, write a kubeconfig (0600) under the
-    state dir and run on it; the agent port then accepts only clients of the cluster CA."""
+    state dir and run on it; the agent port then accepts only clients of the cluster CA and serves a
+    certificate of that CA (a kubernetes.io/kubelet-serving CSR). Both certificates rotate at 70-90%
+    of their lifetime without a restart."""
     from reconcile.core import quantities
     from reconcile.node import agent as agent_mod
 

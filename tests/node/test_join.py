@@ -1,7 +1,10 @@
 """`reconcile node join --token --ca-hash`: kubeadm's discovery and the kubelet's TLS bootstrap
 against a real TLS API server (RBAC, bootstrap tokens) and controller-manager (csrapproving,
 csrsigning with a short --cluster-signing-duration), then logs and exec through the API server to
-the joined agent's HTTPS port, and certificate rotation without a restart.
+the joined agent's HTTPS port, whose serving certificate came through a kubernetes.io/kubelet-serving
+CSR and which the API server verifies by the cluster CA (--kubelet-certificate-authority), and the
+rotation of both certificates without a restart (the 24 s --cluster-signing-duration is test-only:
+CSRs' own spec.expirationSeconds may not go below 600).
 
 Attacks: a wrong token secret, an expired token, a CA hash of another cluster: each refused before
 any agent runs, with nothing written that would let the node in."""
