@@ -4,7 +4,9 @@ messages of the kinds that kubectl 1.32 sends only in protobuf (it does not fall
 Those are the review kinds (`kubectl auth can-i` posts a SelfSubjectAccessReview, `--list` a
 SelfSubjectRulesReview, `auth whoami` a SelfSubjectReview), TokenRequest (`kubectl create token`)
 and the objects of `kubectl create serviceaccount|namespace|configmap|secret|role|rolebinding|
-clusterrole|clusterrolebinding|quota`. Each kind is a table of the upstream .proto's field numbers
+clusterrole|clusterrolebinding|quota`, and CertificateSigningRequest, which `kubectl certificate
+approve|deny` PUTs to `/approval` (the one kind whose protobuf *update* is read: `UPDATABLE`; its
+status conditions are read too, since that is what an approval writes). Each kind is a table of the upstream .proto's field numbers
 (`core.protomessages`), decoded into the JSON shape the handler validates anyway, so a protobuf
 request meets exactly the checks a JSON one does. Answers stay JSON: kubectl's Accept is
 `application/vnd.kubernetes.protobuf,application/json`. Status parts are not read: the server
@@ -18,7 +20,7 @@ from typing import Any
 
 from reconcile.api import protometa, protoworkloads
 from reconcile.core import errors, protowire
-from reconcile.core.protomessages import BOOL, BYTES, INT64, STRING, Field, Map, Message, decode
+from reconcile.core.protomessages import BOOL, BYTES, INT32, INT64, STRING, Field, Map, Message, decode
 
 MAGIC = b"k8s\x00"
 MEDIA_TYPES = frozenset({"application/vnd.kubernetes.protobuf", "application/protobuf"})
@@ -77,6 +79,19 @@ def _top(kind: str, *fields: Field) -> Message:
     return Message(kind, fields)
 
 
+# --- certificates.k8s.io/v1 (`kubectl certificate approve|deny`: a PUT to /approval) ---------------
+
+CSR_CONDITION = Message("CertificateSigningRequestCondition", (
+    Field(1, "type", STRING), Field(6, "status", STRING), Field(2, "reason", STRING), Field(3, "message", STRING),
+    Field(4, "lastUpdateTime", protometa.TIME_MESSAGE), Field(5, "lastTransitionTime", protometa.TIME_MESSAGE)))
+CSR_SPEC = Message("CertificateSigningRequestSpec", (
+    Field(1, "request", BYTES), Field(7, "signerName", STRING), Field(8, "expirationSeconds", INT32, pointer=True),
+    Field(5, "usages", STRING, repeated=True), Field(2, "username", STRING), Field(3, "uid", STRING),
+    Field(4, "groups", STRING, repeated=True), Field(6, "extra", Map(EXTRA_VALUE))))
+CSR_STATUS = Message("CertificateSigningRequestStatus", (
+    Field(1, "conditions", CSR_CONDITION, repeated=True), Field(2, "certificate", BYTES)))
+CERTIFICATE_SIGNING_REQUEST = ("certificates.k8s.io/v1", "CertificateSigningRequest")
+
 # (apiVersion, kind) of the endpoint -> its message, without TypeMeta (the envelope carries that)
 MESSAGES: dict[tuple[str, str], Message] = {
     ("authorization.k8s.io/v1", "SelfSubjectAccessReview"): _top(
@@ -120,8 +135,16 @@ MESSAGES: dict[tuple[str, str], Message] = {
             Field(1, "clusterRoleSelectors", LABEL_SELECTOR, repeated=True),)))),
     ("rbac.authorization.k8s.io/v1", "RoleBinding"): _top("RoleBinding", *_BINDING),
     ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): _top("ClusterRoleBinding", *_BINDING),
+    CERTIFICATE_SIGNING_REQUEST: _top(
+        "CertificateSigningRequest", Field(1, "metadata", OBJECT_META), Field(2, "spec", CSR_SPEC),
+        Field(3, "status", CSR_STATUS)),
     **protoworkloads.MESSAGES,
 }
+# Kinds whose protobuf PUT is read too. Only where the table reads every field an update may change:
+# a CSR's spec is immutable and its status comes from the old object except what /approval or
+# /status writes (conditions, certificate), all in the table; elsewhere a partial table would drop
+# fields on an update, so those stay 415.
+UPDATABLE: frozenset[tuple[str, str]] = frozenset({CERTIFICATE_SIGNING_REQUEST})
 
 
 def is_protobuf(body: bytes, media_type: str) -> bool:

@@ -56,7 +56,8 @@ def node() -> None:
               default="privileged", show_default=True,
               help="Pod Security level of namespaces without an enforce label, for the node's own checks.")
 @click.option("--tls-cert-file", type=click.Path(path_type=Path, dir_okay=False, exists=True), default=None,
-              help="The agent port's serving certificate (default: a self-signed one under the state dir).")
+              help="The agent port's serving certificate (default: with --token, one from a kubelet-serving CSR; "
+                   "else a self-signed one under the state dir).")
 @click.option("--tls-private-key-file", type=click.Path(path_type=Path, dir_okay=False, exists=True), default=None,
               help="Private key of --tls-cert-file.")
 @click.option("--client-ca-file", type=click.Path(path_type=Path, dir_okay=False, exists=True), default=None,
@@ -74,6 +75,10 @@ def node() -> None:
               help="With --token: seconds to wait for the certificate to be approved and signed.")
 @click.option("--rotate-certificates/--no-rotate-certificates", default=True, show_default=True,
               help="With --token: renew the client certificate through a CSR at 70-90% of its lifetime.")
+@click.option("--rotate-server-certificates/--no-rotate-server-certificates", default=True, show_default=True,
+              help="With --token and no --tls-cert-file: get the agent port's serving certificate through a "
+                   "kubernetes.io/kubelet-serving CSR (the port serves nothing until it is signed) and renew it "
+                   "at 70-90% of its lifetime; off: a self-signed certificate.")
 @click.option("--cluster-dns", default="",
               help="Comma-separated IP addresses of the cluster DNS server (the kubelet's flag): the nameservers of "
                    "dnsPolicy ClusterFirst pods. `reconcile up` passes the address its `reconcile dns` listens on.")
@@ -94,13 +99,15 @@ def join(name: str, docker_host: str, state_dir: Path | None, port: int, address
          resync_interval: float, stats_interval: float, workers: int, allowed_host_paths: str, pod_security_default: str,
          tls_cert_file: Path | None, tls_private_key_file: Path | None, client_ca_file: Path | None,
          healthz_port: int | None, token: str | None, ca_hash: str | None, bootstrap_timeout: float,
-         rotate_certificates: bool, cluster_dns: str, cluster_domain: str, resolv_conf: str,
+         rotate_certificates: bool, rotate_server_certificates: bool, cluster_dns: str, cluster_domain: str, resolv_conf: str,
          proxy_kubeconfig: str | None, service_cidr: str, verbose: bool) -> None:
     """Register this machine's Docker engine as node NAME and run the pods bound to it.
 
     With --token and --ca-hash (kubeadm's `join`): discover and pin the cluster CA at --server, get a
     client certificate for system:node:NAME with the token, write a kubeconfig (0600) under the
-    state dir and run on it; the agent port then accepts only clients of the cluster CA."""
+    state dir and run on it; the agent port then accepts only clients of the cluster CA and serves a
+    certificate of that CA (a kubernetes.io/kubelet-serving CSR). Both certificates rotate at 70-90%
+    of their lifetime without a restart."""
     from reconcile.core import quantities
     from reconcile.node import agent as agent_mod
 
@@ -114,7 +121,7 @@ def join(name: str, docker_host: str, state_dir: Path | None, port: int, address
         server, credentials = _bootstrap(session.config.server, name, token, ca_hash, state_dir,
                                          timeout=bootstrap_timeout)
         client_ca_file = client_ca_file or credentials.ca
-        if not rotate_certificates:
+        if not rotate_certificates and not rotate_server_certificates:
             credentials = None
     settings = agent_mod.NodeSettings(
         name=name, docker_host=docker_host, server=server, state_dir=state_dir, port=port, address=address,
@@ -125,7 +132,9 @@ def join(name: str, docker_host: str, state_dir: Path | None, port: int, address
         allowed_host_paths=tuple(p.strip() for p in allowed_host_paths.split(",") if p.strip()),
         pod_security_default=pod_security_default,
         tls_cert_file=tls_cert_file, tls_private_key_file=tls_private_key_file, client_ca_file=client_ca_file,
-        healthz_port=healthz_port, credentials=credentials,
+        healthz_port=healthz_port, credentials=credentials, rotate_certificates=rotate_certificates,
+        rotate_server_certificates=rotate_server_certificates,
+        bootstrap_timeout=bootstrap_timeout,
         cluster_dns=_cluster_dns(cluster_dns), cluster_domain=cluster_domain.strip("."), resolv_conf=resolv_conf,
     )
     proxy_options = None

@@ -13,10 +13,24 @@ SubjectAccessReview:
 Allowed: an Approved condition (reason AutoApproved) through /approval. Anything else stays pending
 for a human (`kubectl certificate approve`): a request for `system:masters`, for another node's name
 by a node, by a user without either permission.
+
+Node serving certificates (`kubernetes.io/kubelet-serving`, what a joined agent asks for: the
+kubelet's serverTLSBootstrap) are approved too, which upstream stopped doing in 1.11 (its alpha
+`selfnodeserver` approval was removed; clusters run an external approver or approve by hand): only
+when the request has the serving shape (`csr.kubelet_serving_problems`), its CN is the requester's
+own name (a node asking for itself, in group system:nodes), every DNS SAN is a Hostname/InternalDNS/
+ExternalDNS and every IP SAN an InternalIP/ExternalIP address of that node's Node object as the API
+server has it now, and a SubjectAccessReview allows the requester `create
+certificatesigningrequests/selfnodeserver` (bound to system:nodes by default: delete the
+`reconcile:node-autoapprove-serving` binding to approve serving certificates by hand). A node can
+write its own addresses, so this trusts a node about where it is, not more: it cannot get a
+certificate for another node's name or for a name no Node of its own publishes.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import logging
 from typing import Any
 
@@ -29,15 +43,57 @@ from reconcile.pki import csr as csr_mod
 log = logging.getLogger(__name__)
 
 
+SERVING_MESSAGE = "Auto approving self kubelet serving certificate after SubjectAccessReview and Node address check."
+DNS_ADDRESS_TYPES = frozenset({"Hostname", "InternalDNS", "ExternalDNS"})
+IP_ADDRESS_TYPES = frozenset({"InternalIP", "ExternalIP"})
+
+
+def _info(csr: dict[str, Any]) -> certs.CsrInfo | None:
+    try:
+        return certs.csr_info(csr_mod.request_pem(csr))
+    except certs.CertificateError:
+        return None
+
+
+def self_serving(csr: dict[str, Any]) -> certs.CsrInfo | None:
+    """The CSR's contents when it is a node's serving certificate request for itself, else None."""
+    spec = csr.get("spec") or {}
+    if spec.get("signerName") != csr_mod.KUBELET_SERVING:
+        return None
+    info = _info(csr)
+    if info is None or csr_mod.kubelet_serving_problems(info, spec.get("usages") or []):
+        return None
+    if (info.identity.user != spec.get("username") or info.identity.user == csr_mod.NODE_USER_PREFIX
+            or csr_mod.NODES_GROUP not in (spec.get("groups") or [])):
+        return None
+    return info
+
+
+def san_problems(info: certs.CsrInfo, node: dict[str, Any] | None) -> list[str]:
+    """Why the SANs asked for are not all the node's own addresses (empty: they are)."""
+    if node is None:
+        return [f"no Node {info.identity.user.removeprefix(csr_mod.NODE_USER_PREFIX)}"]
+    addresses = [a for a in (node.get("status") or {}).get("addresses") or [] if isinstance(a, dict)]
+    dns = {a.get("address") for a in addresses if a.get("type") in DNS_ADDRESS_TYPES}
+    ips = set()
+    for a in addresses:
+        if a.get("type") in IP_ADDRESS_TYPES:
+            with contextlib.suppress(ValueError, TypeError):
+                ips.add(ipaddress.ip_address(a.get("address")))
+    problems = [f"DNS name {d} is not an address of the Node" for d in info.dns_names if d not in dns]
+    problems += [f"IP address {ip} is not an address of the Node" for ip in info.ip_addresses
+                 if ipaddress.ip_address(ip) not in ips]
+    return problems
+
+
 def recognized(csr: dict[str, Any]) -> list[tuple[str, str]]:
     """The (subresource, approval message) permissions that would approve `csr`, most specific first;
-    empty when it is not a node client certificate request."""
+    empty when it is not a node client certificate request (serving ones: `self_serving`)."""
     spec = csr.get("spec") or {}
     if spec.get("signerName") != csr_mod.KUBELET_CLIENT:
         return []
-    try:
-        info = certs.csr_info(csr_mod.request_pem(csr))
-    except certs.CertificateError:
+    info = _info(csr)
+    if info is None:
         return []
     if csr_mod.kubelet_client_problems(info, spec.get("usages") or []):
         return []
@@ -66,7 +122,27 @@ class CsrApprovingController:
             if await self._allowed(csr, subresource):
                 await self._approve(csr, message)
                 return None
+        serving = self_serving(csr)
+        if serving is not None:
+            await self._serving(csr, serving)
         return None
+
+    async def _serving(self, csr: dict[str, Any], info: certs.CsrInfo) -> None:
+        """A node's own serving certificate: its SANs checked against its Node as stored now."""
+        name = info.identity.user.removeprefix(csr_mod.NODE_USER_PREFIX)
+        try:
+            node: dict[str, Any] | None = await self.ctx.client.get("v1", "nodes", name)
+        except errors.NotFound:
+            node = None
+        problems = san_problems(info, node)
+        if problems:
+            log.info("leaving certificatesigningrequest %s pending: %s", csr["metadata"]["name"], "; ".join(problems))
+            return
+        if not await self._allowed(csr, "selfnodeserver"):
+            log.info("leaving certificatesigningrequest %s pending: %s may not create "
+                     "certificatesigningrequests/selfnodeserver", csr["metadata"]["name"], info.identity.user)
+            return
+        await self._approve(csr, SERVING_MESSAGE)
 
     async def _allowed(self, csr: dict[str, Any], subresource: str) -> bool:
         spec = csr.get("spec") or {}

@@ -41,6 +41,7 @@ from reconcile.node import (
     render,
     rotation,
     server,
+    serving,
     stats,
     tls,
     volumes,
@@ -77,6 +78,12 @@ class NodeSettings:
     client_ca_file: Path | None = None  # clients must present a certificate this CA signed (then Webhook authz)
     healthz_port: int | None = None  # plain-HTTP /healthz and /readyz on 127.0.0.1 (0: a free port; None: off)
     credentials: bootstrap.Credentials | None = None  # joined by token: its client certificate is rotated
+    # with credentials and no tls_cert_file: the serving certificate through a kubelet-serving CSR, rotated
+    # (the kubelet's serverTLSBootstrap / --rotate-server-certificates)
+    rotate_certificates: bool = True  # with credentials: the client certificate is renewed (--rotate-certificates)
+    rotate_server_certificates: bool = False
+    serving_wait: float = 30.0  # start() waits this long for that certificate, then goes on without it
+    bootstrap_timeout: float = 300.0  # how long one CSR may wait for approval and signing
     cluster_dns: tuple[str, ...] = ()  # the kubelet's --cluster-dns: ClusterFirst pods' nameservers
     cluster_domain: str = "cluster.local"  # the kubelet's --cluster-domain
     resolv_conf: str = "/etc/resolv.conf"  # the kubelet's --resolv-conf: what dnsPolicy Default pods get
@@ -122,7 +129,9 @@ class Agent:
                                           clock=self.clock)
         self.http: server.AgentServer | None = None
         self.health_http: server.AgentServer | None = None
-        self.rotator: rotation.Rotator | None = None
+        self.rotator: rotation.Rotator | None = None  # the client certificate's
+        self.serving_rotator: rotation.Rotator | None = None
+        self.serving_context: tls.ServingContext | None = None
         self.sync: pods.PodSync | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped = asyncio.Event()
@@ -188,11 +197,15 @@ class Agent:
             loop.create_task(registration.run_periodically(s.lease_interval, lambda: self._refresh_status(info),
                                                            clock=self.clock), name="node-status"),
         ]
-        if s.credentials is not None:
+        if s.credentials is not None and s.rotate_certificates:
             server_url = s.server if isinstance(s.server, str) else s.server.server
-            self.rotator = rotation.Rotator(self.client, s.credentials, node=s.name, server=server_url,
-                                            clock=self.clock)
+            client_cert = rotation.ClientCertificate(self.client, s.credentials, node=s.name, server=server_url,
+                                                     timeout=s.bootstrap_timeout)
+            self.rotator = rotation.Rotator(what="client", node=s.name, current=client_cert.current,
+                                            renew=client_cert.renew, clock=self.clock)
             self._tasks.append(loop.create_task(self.rotator.run(), name="node-certificate-rotation"))
+        if self._serves_by_csr():
+            await self._start_serving_rotation(loop)
         await self._resync()
         log.info("node %s joined: docker %s, pods on %s, agent port %d", s.name, s.docker_host, self.pod_cidr,
                  self.http.port)
@@ -230,13 +243,38 @@ class Agent:
 
     # --- pieces --------------------------------------------------------------------------------
 
-    def _serving_context(self) -> ssl.SSLContext:
+    def _serves_by_csr(self) -> bool:
         s = self.settings
+        return s.credentials is not None and s.rotate_server_certificates and s.tls_cert_file is None
+
+    def _serving_context(self) -> ssl.SSLContext:
+        """The port's context: with --tls-cert-file or a self-signed certificate it serves at once; by
+        CSR it refuses handshakes until `_start_serving_rotation` installs the first certificate."""
+        s = self.settings
+        self.serving_context = tls.ServingContext(client_ca_file=str(s.client_ca_file) if s.client_ca_file else None)
         if s.tls_cert_file is not None:
-            serving = tls.ServingFiles(s.tls_cert_file, s.tls_private_key_file or s.tls_cert_file)
-        else:
-            serving = tls.self_signed(self.state_dir / "pki", name=s.name, address=s.address)
-        return tls.server_context(serving, client_ca_file=str(s.client_ca_file) if s.client_ca_file else None)
+            self.serving_context.install(tls.ServingFiles(s.tls_cert_file, s.tls_private_key_file or s.tls_cert_file))
+        elif not self._serves_by_csr():
+            self.serving_context.install(tls.self_signed(self.state_dir / "pki", name=s.name, address=s.address))
+        return self.serving_context.context
+
+    async def _start_serving_rotation(self, loop: asyncio.AbstractEventLoop) -> None:
+        """After registration (the approver checks the SANs against the Node's addresses): reuse the
+        stored serving certificate or ask for one, then keep it rotated; wait `serving_wait` for the
+        first one, as a kubelet that is up but not yet serving would."""
+        s = self.settings
+        assert s.credentials is not None and self.serving_context is not None
+        cert = serving.ServingCertificate(self.client, s.credentials, self.serving_context, node=s.name,
+                                          address=s.address, timeout=s.bootstrap_timeout)
+        cert.load()
+        self.serving_rotator = rotation.Rotator(what="serving", node=s.name, current=cert.current, renew=cert.renew,
+                                                clock=self.clock)
+        self._tasks.append(loop.create_task(self.serving_rotator.run(), name="node-serving-certificate"))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(cert.installed.wait(), timeout=s.serving_wait)
+        if not self.serving_context.ready:
+            log.warning("node %s: no serving certificate yet (approve its kubernetes.io/kubelet-serving CSR); "
+                        "the agent port refuses connections until then", s.name)
 
     def _gate(self) -> server.Gate | None:
         """With a client CA: x509 authentication, then Webhook authorization of every request."""

@@ -68,6 +68,10 @@ class Credentials:
         return self.root / "pki" / "kubelet-client-current.pem"
 
     @property
+    def serving(self) -> Path:  # the agent port's certificate and key, as the kubelet's kubelet-server-current.pem
+        return self.root / "pki" / "kubelet-server-current.pem"
+
+    @property
     def kubeconfig(self) -> Path:
         return self.root / "kubeconfig"
 
@@ -133,11 +137,16 @@ async def discover(server: str, ca_hash: str, credentials: Credentials) -> None:
 
 
 async def request_certificate(client: aio.AsyncClient, name: str, key: bytes, *, timeout: float = 300.0,
-                              expiration_seconds: int | None = None) -> bytes:
-    """Create a node client CSR for `key` and wait (until `timeout`) for its signed certificate."""
-    request = certs.new_csr(key, common_name=f"{csr_mod.NODE_USER_PREFIX}{name}", organizations=(csr_mod.NODES_GROUP,))
-    csr_name = f"node-csr-{secrets.token_hex(8)}"
-    body = csr_mod.new_request(csr_name, request, signer=csr_mod.KUBELET_CLIENT, usages=USAGES,
+                              expiration_seconds: int | None = None, signer: str = csr_mod.KUBELET_CLIENT,
+                              usages: tuple[str, ...] = USAGES, dns_names: tuple[str, ...] = (),
+                              ip_addresses: tuple[str, ...] = ()) -> bytes:
+    """Create a CSR of node `name` for `key` (a client certificate's by default; with `signer`
+    kubelet-serving and SANs, a serving certificate's) and wait (until `timeout`) for it to be signed."""
+    subject = {"common_name": f"{csr_mod.NODE_USER_PREFIX}{name}", "organizations": (csr_mod.NODES_GROUP,)}
+    request = (certs.new_csr_with_sans(key, **subject, dns_names=dns_names, ip_addresses=ip_addresses)
+               if dns_names or ip_addresses else certs.new_csr(key, **subject))
+    csr_name = f"{'node-csr' if signer == csr_mod.KUBELET_CLIENT else 'csr'}-{secrets.token_hex(8)}"
+    body = csr_mod.new_request(csr_name, request, signer=signer, usages=usages,
                                expiration_seconds=expiration_seconds)
     await client.create(csr_mod.API_VERSION, csr_mod.PLURAL, body)
     deadline = time.monotonic() + timeout

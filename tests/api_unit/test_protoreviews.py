@@ -51,6 +51,26 @@ def test_subject_access_review_with_extra_and_selectors() -> None:
     assert decoded == {"apiVersion": AUTHZ, "kind": "SubjectAccessReview", **obj}
 
 
+def test_a_certificate_signing_request_reads_whole_with_its_status() -> None:
+    """What `kubectl certificate approve` PUTs: the object as it was read, plus an Approved condition."""
+    certificates = "certificates.k8s.io/v1"
+    obj = {"metadata": {"name": "csr-1", "uid": "u-1", "resourceVersion": "42", "labels": {"a": "b"}},
+           "spec": {"request": "LS0tLS1CRUdJTg==", "signerName": "kubernetes.io/kubelet-serving",
+                    "expirationSeconds": 3600, "usages": ["digital signature", "server auth"],
+                    "username": "system:node:n1", "uid": "user-1", "groups": ["system:nodes"],
+                    "extra": {"scopes": ["x"]}},
+           "status": {"conditions": [
+               {"type": "Approved", "status": "True", "reason": "KubectlApprove",
+                "message": "This CSR was approved by kubectl certificate approve.",
+                "lastUpdateTime": "2026-12-02T17:00:00Z", "lastTransitionTime": "2026-12-02T17:00:01Z"}],
+               "certificate": "Y2VydA=="}}
+    assert (certificates, "CertificateSigningRequest") in protobodies.UPDATABLE
+    decoded = protobodies.decoder_for(certificates, "CertificateSigningRequest")(
+        pe.body(certificates, "CertificateSigningRequest", obj))
+    assert decoded == {"apiVersion": certificates, "kind": "CertificateSigningRequest", **obj}
+    assert {k for k, _ in protobodies.UPDATABLE} == {certificates}  # other kinds' PUTs stay 415
+
+
 def test_pointer_fields_keep_their_zero() -> None:
     """An empty fieldSelector is sent (a pointer) and kept; `automountServiceAccountToken: false` is
     not the same as unset."""

@@ -179,6 +179,96 @@ def test_a_user_without_nodeclient_is_not_approved(server, controllers, admin) -
     assert not csr_mod.conditions(_get(admin, hers["metadata"]["name"]))
 
 
+SERVING_USAGES = ("digital signature", "server auth")
+
+
+def _serving_request(cn: str, *, dns: tuple[str, ...], ips: tuple[str, ...]) -> dict:
+    request = certs.new_csr_with_sans(certs.new_key(), common_name=cn, organizations=("system:nodes",),
+                                      dns_names=dns, ip_addresses=ips)
+    return csr_mod.new_request(f"csr-{uuid.uuid4().hex[:8]}", request, signer=csr_mod.KUBELET_SERVING,
+                               usages=SERVING_USAGES)
+
+
+def _node_with_addresses(admin: client_api.Client, name: str, ip: str) -> None:
+    admin.create("v1", "nodes", {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}})
+    node = admin.get("v1", "nodes", name)
+    node["status"] = {"addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": name}]}
+    admin.replace("v1", "nodes", node, subresource="status")
+
+
+def _left_pending(controllers: helpers.ControllerManagerProcess, name: str) -> str:
+    def logged() -> str | None:
+        with open(controllers.log.name) as handle:
+            return next((line for line in handle if f"leaving certificatesigningrequest {name} pending" in line), None)
+
+    return support.wait_for(logged, timeout=30, what=f"csrapproving looked at {name}")
+
+
+def test_a_node_gets_a_serving_certificate_for_its_own_addresses_only(server, controllers, admin, token) -> None:
+    """Approved when the requester is the node and every SAN is one of its Node's addresses (upstream
+    approves none); a foreign SAN, a missing Node, another node's name or a token stay pending."""
+    _node_with_addresses(admin, "s1", "10.1.2.3")
+    _node_with_addresses(admin, "s2", "10.1.2.4")
+    node = server.connection.user("system:node:s1", "system:nodes")
+    own = _serving_request("system:node:s1", dns=("s1",), ips=("10.1.2.3",))
+    foreign_san = _serving_request("system:node:s1", dns=("s1", "api.example.com"), ips=("10.1.2.3",))
+    other_ip = _serving_request("system:node:s1", dns=("s1",), ips=("10.1.2.4",))
+    other_node = _serving_request("system:node:s2", dns=("s2",), ips=("10.1.2.4",))
+    with server.connection.http_client(as_user=node) as http:
+        for body in (foreign_san, other_ip, other_node, own):
+            assert _create(http, body).status_code == 201
+    no_node = _serving_request("system:node:s9", dns=("s9",), ips=("10.1.2.9",))
+    with server.connection.http_client(as_user=server.connection.user("system:node:s9", "system:nodes")) as http:
+        assert _create(http, no_node).status_code == 201
+    by_token = _serving_request("system:node:s1", dns=("s1",), ips=("10.1.2.3",))
+    with _bearer(server, token) as http:
+        assert _create(http, by_token).status_code == 201
+    pem = _wait_issued(admin, own["metadata"]["name"])
+    found = certs.info(pem)
+    assert found.server_auth and not found.client_auth
+    assert found.dns_names == ("s1",) and found.ip_addresses == ("10.1.2.3",)
+    assert certs.signed_by(pem, server.pki.ca.cert.read_bytes())
+    approved = next(c for c in csr_mod.conditions(_get(admin, own["metadata"]["name"])) if c["type"] == "Approved")
+    assert approved["reason"] == "AutoApproved" and "serving certificate" in approved["message"]
+    assert "api.example.com is not an address" in _left_pending(controllers, foreign_san["metadata"]["name"])
+    assert "10.1.2.4 is not an address" in _left_pending(controllers, other_ip["metadata"]["name"])
+    assert "no Node s9" in _left_pending(controllers, no_node["metadata"]["name"])
+    for body in (foreign_san, other_ip, no_node, other_node, by_token):  # not self: never even looked at Nodes
+        csr = _get(admin, body["metadata"]["name"])
+        assert not csr_mod.conditions(csr) and not csr_mod.issued_certificate(csr), csr
+
+
+def test_serving_approval_follows_rbac(server, controllers, admin) -> None:
+    """Without the default `reconcile:node-autoapprove-serving` binding, serving CSRs wait for a human."""
+    _node_with_addresses(admin, "s3", "10.1.2.5")
+    binding = admin.get("rbac.authorization.k8s.io/v1", "clusterrolebindings", "reconcile:node-autoapprove-serving")
+    assert binding["roleRef"]["name"] == "system:certificates.k8s.io:certificatesigningrequests:selfnodeserver"
+    admin.delete("rbac.authorization.k8s.io/v1", "clusterrolebindings", "reconcile:node-autoapprove-serving")
+    try:
+        node = server.connection.user("system:node:s3", "system:nodes")
+
+        def refused() -> bool:
+            review = admin.create("authorization.k8s.io/v1", "subjectaccessreviews", {
+                "apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": {
+                    "user": "system:node:s3", "groups": ["system:nodes"], "resourceAttributes": {
+                        "group": "certificates.k8s.io", "resource": "certificatesigningrequests", "verb": "create",
+                        "subresource": "selfnodeserver"}}})
+            return not review["status"].get("allowed")
+
+        support.wait_for(refused, timeout=15, what="RBAC no longer allows selfnodeserver")
+        body = _serving_request("system:node:s3", dns=("s3",), ips=("10.1.2.5",))
+        with server.connection.http_client(as_user=node) as http:
+            assert _create(http, body).status_code == 201
+        assert "may not create certificatesigningrequests/selfnodeserver" in _left_pending(
+            controllers, body["metadata"]["name"])
+        assert not csr_mod.conditions(_get(admin, body["metadata"]["name"]))
+    finally:
+        binding.pop("status", None)
+        binding["metadata"] = {"name": binding["metadata"]["name"], "labels": binding["metadata"].get("labels"),
+                               "annotations": binding["metadata"].get("annotations")}
+        admin.create("rbac.authorization.k8s.io/v1", "clusterrolebindings", binding)
+
+
 def test_approving_needs_the_approve_verb(server, controllers, admin, token) -> None:
     clerk = server.connection.user("clerk")
     name = "clerk-approval"
@@ -296,7 +386,7 @@ def test_nothing_is_written_for_other_signers(server, controllers, admin, tmp_pa
 
 
 def test_approve_deny_with_our_cli_and_list_with_kubectl(server, controllers, admin, tmp_path: Path) -> None:
-    """`kubectl certificate approve` sends protobuf (415 here): `reconcile certificate` does the same."""
+    """`reconcile certificate approve|deny` (JSON) does what `kubectl certificate` does (protobuf, below)."""
     import os
     import subprocess
     import sys
@@ -331,6 +421,102 @@ def test_approve_deny_with_our_cli_and_list_with_kubectl(server, controllers, ad
     assert "example.com/by-hand" in listed.stdout and "kubernetes-admin" in listed.stdout
     again = ours("approve", second["metadata"]["name"])  # Approved and Denied exclude each other
     assert again.returncode != 0 and "mutually exclusive" in again.stderr, again.stdout + again.stderr
+
+
+def test_kubectl_certificate_approve_and_deny(server, controllers, admin, tmp_path: Path) -> None:
+    """kubectl 1.32 PUTs the CSR to /approval in protobuf: read into the JSON shape, same checks;
+    a node serving request waiting for a human is signed once kubectl approves it."""
+    import subprocess
+
+    from tests import prerequisites
+
+    kubectl = prerequisites.require_kubectl()
+    kubeconfig = server.connection.write_kubeconfig(tmp_path / "admin.kubeconfig")
+    by_hand, _ = _request("someone", ("staff",), signer="example.com/by-hand")
+    refused, _ = _request("someone-else", ("staff",), signer="example.com/by-hand")
+    serving = _serving_request("system:node:s4", dns=("s4",), ips=("10.1.2.6",))  # no Node s4: left pending
+    for body in (by_hand, refused):
+        admin.create(csr_mod.API_VERSION, csr_mod.PLURAL, body)
+    with server.connection.http_client(as_user=server.connection.user("system:node:s4", "system:nodes")) as http:
+        assert _create(http, serving).status_code == 201
+    _left_pending(controllers, serving["metadata"]["name"])
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([kubectl, "--kubeconfig", str(kubeconfig), *args], capture_output=True, text=True,
+                              timeout=60)
+
+    approved = run("certificate", "approve", by_hand["metadata"]["name"], serving["metadata"]["name"])
+    assert approved.returncode == 0, approved.stderr
+    assert f"certificatesigningrequest.certificates.k8s.io/{by_hand['metadata']['name']} approved" in approved.stdout
+    denied = run("certificate", "deny", refused["metadata"]["name"])
+    assert denied.returncode == 0, denied.stderr
+    first = _get(admin, by_hand["metadata"]["name"])
+    condition = next(c for c in csr_mod.conditions(first) if c["type"] == "Approved")
+    assert condition["reason"] == "KubectlApprove" and condition["status"] == "True"
+    assert condition["lastUpdateTime"].endswith("Z")
+    assert first["spec"]["signerName"] == "example.com/by-hand" and first["spec"]["username"] == "kubernetes-admin"
+    assert first["metadata"].get("creationTimestamp")  # kept from the stored object
+    assert csr_mod.has_condition(_get(admin, refused["metadata"]["name"]), "Denied")
+    pem = _wait_issued(admin, serving["metadata"]["name"])  # approved by a human, then signed
+    assert certs.info(pem).server_auth and certs.info(pem).ip_addresses == ("10.1.2.6",)
+    again = run("certificate", "approve", refused["metadata"]["name"])  # kubectl itself refuses this one
+    assert again.returncode != 0 and "already Denied" in again.stderr, again.stdout + again.stderr
+    unchanged = run("certificate", "approve", by_hand["metadata"]["name"])  # already approved: no write
+    assert unchanged.returncode == 0, unchanged.stderr
+    # a user without `approve` on the signer is refused by admission, in protobuf as in JSON
+    clerk = server.connection.write_kubeconfig(tmp_path / "clerk.kubeconfig",
+                                               as_user=server.connection.user("protobuf-clerk"))
+    admin.create("rbac.authorization.k8s.io/v1", "clusterroles", {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "protobuf-clerk"},
+        "rules": [{"apiGroups": ["certificates.k8s.io"], "resources": ["certificatesigningrequests",
+                                                                       "certificatesigningrequests/approval"],
+                   "verbs": ["get", "update"]}]})
+    admin.create("rbac.authorization.k8s.io/v1", "clusterrolebindings", {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": "protobuf-clerk"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "protobuf-clerk"},
+        "subjects": [{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "protobuf-clerk"}]})
+    pending, _ = _request("third", ("staff",), signer="example.com/by-hand")
+    admin.create(csr_mod.API_VERSION, csr_mod.PLURAL, pending)
+
+    def attempt() -> subprocess.CompletedProcess[str] | None:
+        answer = subprocess.run([kubectl, "--kubeconfig", str(clerk), "certificate", "approve",
+                                 pending["metadata"]["name"]], capture_output=True, text=True, timeout=60)
+        return answer if "signerName" in answer.stderr else None
+
+    answer = support.wait_for(attempt, timeout=20, what="RBAC lets the clerk reach admission")
+    assert answer.returncode != 0
+    assert 'user not permitted to approve requests with signerName "example.com/by-hand"' in answer.stderr
+    assert not csr_mod.conditions(_get(admin, pending["metadata"]["name"]))
+
+
+def test_protobuf_approval_meets_the_json_checks(server, admin) -> None:
+    """Approved and Denied together, or a malformed condition, in protobuf: refused as in JSON; a
+    protobuf PUT of another kind is still 415 (its table would drop fields on an update)."""
+    from tests.api_unit import protoencode as pe
+
+    body, _ = _request("proto", ("staff",), signer="example.com/by-hand")
+    created = admin.create(csr_mod.API_VERSION, csr_mod.PLURAL, body)
+    name = created["metadata"]["name"]
+    both = {**created, "status": {"conditions": [csr_mod.condition("Approved", "A", "yes"),
+                                                 csr_mod.condition("Denied", "D", "no")]}}
+    both.pop("apiVersion")
+    both.pop("kind")
+    both["metadata"] = {k: v for k, v in created["metadata"].items() if k in ("name", "uid", "resourceVersion")}
+    headers = {"Content-Type": "application/vnd.kubernetes.protobuf"}
+    with server.connection.http_client() as http:
+        answer = http.put(f"{CSRS}/{name}/approval", headers=headers,
+                          content=pe.body(csr_mod.API_VERSION, "CertificateSigningRequest", both))
+        assert answer.status_code == 422 and "mutually exclusive" in answer.json()["message"], answer.text
+        broken = pe.envelope(csr_mod.API_VERSION, "CertificateSigningRequest", pe.length_delimited(3, b"\xff"))
+        answer = http.put(f"{CSRS}/{name}/approval", headers=headers, content=broken)
+        assert answer.status_code == 400 and "protobuf CertificateSigningRequest: status" in answer.json()["message"]
+        admin.create("v1", "configmaps", {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "proto"}},
+                     namespace="default")
+        answer = http.put("/api/v1/namespaces/default/configmaps/proto", headers=headers,
+                          content=pe.body("v1", "ConfigMap", {"metadata": {"name": "proto"}, "data": {"a": "b"}}))
+        assert answer.status_code == 415, answer.text
+    assert not csr_mod.conditions(_get(admin, name))
 
 
 def test_hostile_bodies_never_500(server, admin) -> None:

@@ -1,7 +1,10 @@
 """`reconcile node join --token --ca-hash`: kubeadm's discovery and the kubelet's TLS bootstrap
 against a real TLS API server (RBAC, bootstrap tokens) and controller-manager (csrapproving,
 csrsigning with a short --cluster-signing-duration), then logs and exec through the API server to
-the joined agent's HTTPS port, and certificate rotation without a restart.
+the joined agent's HTTPS port, whose serving certificate came through a kubernetes.io/kubelet-serving
+CSR and which the API server verifies by the cluster CA (--kubelet-certificate-authority), and the
+rotation of both certificates without a restart (the 24 s --cluster-signing-duration is test-only:
+CSRs' own spec.expirationSeconds may not go below 600).
 
 Attacks: a wrong token secret, an expired token, a CA hash of another cluster: each refused before
 any agent runs, with nothing written that would let the node in."""
@@ -10,6 +13,8 @@ from __future__ import annotations
 
 import datetime
 import os
+import socket
+import ssl
 import stat
 import subprocess
 import sys
@@ -40,7 +45,9 @@ def server(etcd_endpoint: str) -> Iterator[support.ApiServerProcess]:
         etcd_endpoint, prefix=f"/test-{uuid.uuid4().hex[:12]}/registry", tls=True, pki=pki,
         extra_args=("--enable-bootstrap-token-auth", "--authorization-mode", "Node,RBAC",
                     "--kubelet-client-certificate", str(pki.apiserver_kubelet_client.cert),
-                    "--kubelet-client-key", str(pki.apiserver_kubelet_client.key)))
+                    "--kubelet-client-key", str(pki.apiserver_kubelet_client.key),
+                    # the joined agent's serving certificate comes from a kubelet-serving CSR: verified by the CA
+                    "--kubelet-certificate-authority", str(pki.ca.cert)))
     process.start()
     try:
         yield process
@@ -162,10 +169,65 @@ def test_the_certificate_rotates_without_a_restart(joined, admin) -> None:
                                        namespace="kube-node-lease")["spec"]["renewTime"] != before,
                      timeout=30, what="a lease renewal with the new certificate")
     renewals = [c for c in admin.list("certificates.k8s.io/v1", "certificatesigningrequests")["items"]
-                if c["spec"]["username"] == f"system:node:{NODE}"]
+                if c["spec"]["username"] == f"system:node:{NODE}"
+                and c["spec"]["signerName"] == "kubernetes.io/kube-apiserver-client-kubelet"]
     assert renewals and all("self kubelet client" in next(
         x["message"] for x in c["status"]["conditions"] if x["type"] == "Approved") for c in renewals
         if c.get("status", {}).get("conditions"))
+
+
+def _served(server: support.ApiServerProcess, port: int) -> certs.CertInfo:
+    """The certificate a new handshake with the agent's port gets, verified as the API server does
+    (`--kubelet-certificate-authority`: the cluster CA and the node's address)."""
+    assert server.pki is not None
+    context = ssl.create_default_context(cafile=str(server.pki.ca.cert))
+    context.load_cert_chain(str(server.pki.apiserver_kubelet_client.cert), str(server.pki.apiserver_kubelet_client.key))
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, \
+            context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return certs.info(certs.der_to_pem(der))
+
+
+def _agent_port(admin: client_api.Client) -> int:
+    return int(admin.get("v1", "nodes", NODE)["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"])
+
+
+def test_the_serving_certificate_comes_from_a_kubelet_serving_csr(joined, admin, server) -> None:
+    served = _served(server, _agent_port(admin))
+    assert served.identity == certs.Identity(f"system:node:{NODE}", ("system:nodes",))
+    assert served.server_auth and NODE in served.dns_names and "127.0.0.1" in served.ip_addresses
+    stored = joined.state_dir / "pki" / "kubelet-server-current.pem"
+    assert _mode(stored) == 0o600
+    kept = certs.split_bundle(stored.read_bytes())[0]  # the next handshake's (rotation may have come between)
+    assert certs.info(kept).identity == served.identity and certs.signed_by(kept, server.pki.ca.cert.read_bytes())
+    serving = [c for c in admin.list("certificates.k8s.io/v1", "certificatesigningrequests")["items"]
+               if c["spec"]["signerName"] == "kubernetes.io/kubelet-serving"]
+    assert serving and all(c["spec"]["username"] == f"system:node:{NODE}" for c in serving)
+    assert all(set(c["spec"]["usages"]) == {"digital signature", "server auth"} for c in serving)
+    approved = [x for c in serving for x in c.get("status", {}).get("conditions", []) if x["type"] == "Approved"]
+    assert approved and all("serving certificate" in x["message"] for x in approved)
+
+
+def test_the_serving_certificate_rotates_without_a_restart(joined, admin, server) -> None:
+    port = _agent_port(admin)
+    first = _served(server, port)
+    pid = joined.process.pid if joined.process else None
+    second = support.wait_for(lambda: (now := _served(server, port)).not_after > first.not_after and now,
+                              timeout=60, interval=0.5, what="a new handshake serving a rotated certificate")
+    assert second.identity == first.identity and second.ip_addresses == first.ip_addresses
+    assert "rotated the serving certificate" in joined.log_text()
+    assert joined.process is not None and joined.process.poll() is None and joined.process.pid == pid
+    assert _agent_port(admin) == port
+    # the API server still reaches the agent, verifying it by the CA, once the first one has ended
+    support.wait_for(lambda: certs.now() > first.not_after, timeout=60, interval=0.5, what="the first one ends")
+    ns = f"rot-{uuid.uuid4().hex[:6]}"
+    admin.create("v1", "namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    admin.create("v1", "pods", helpers.pod("sh", NODE, helpers.container(
+        command=["sh", "-c", "while :; do sleep 3600 & wait; done"])), namespace=ns)
+    helpers.wait_pod(admin, ns, "sh", helpers.running_ready, what="sh Ready", timeout=60)
+    answer = admin.request("POST", f"/api/v1/namespaces/{ns}/pods/sh/exec", json={"command": ["echo", "ok"]}).json()
+    assert answer == {"exitCode": 0, "output": "ok\n"}
 
 
 def test_a_wrong_token_is_refused(server, admin, controllers, tmp_path: Path) -> None:

@@ -68,6 +68,9 @@ LEGACY_SIGNER = "kubernetes.io/legacy-unknown"
 BOOTSTRAPPERS_GROUP = "system:bootstrappers"
 NODE_CLIENT_ROLE = "system:certificates.k8s.io:certificatesigningrequests:nodeclient"
 SELF_NODE_CLIENT_ROLE = "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient"
+# upstream had this role until 1.11 (alpha serving-certificate approval); csrapproving asks for it again
+SELF_NODE_SERVER_ROLE = "system:certificates.k8s.io:certificatesigningrequests:selfnodeserver"
+KUBELET_SERVING_SIGNER = "kubernetes.io/kubelet-serving"
 SCHEDULER_LEASE = "reconcile-scheduler"
 # The built-in controllers (reconcile/controllers/manager.py) that get a role each.
 CONTROLLERS = ("replicaset-controller", "deployment-controller", "generic-garbage-collector",
@@ -245,10 +248,13 @@ def _controller_rules() -> dict[str, list[dict[str, Any]]]:
             rule(["delete", "get", "list", "watch"], [CERTIFICATES_GROUP], ["certificatesigningrequests"]),
             rule(["update"], [CERTIFICATES_GROUP], ["certificatesigningrequests/approval",
                                                    "certificatesigningrequests/status"]),
-            rule(["approve"], [CERTIFICATES_GROUP], ["signers"], names=[KUBELET_CLIENT_SIGNER, LEGACY_SIGNER]),
+            # + kubelet-serving (upstream approves none): csrapproving's node serving certificates
+            rule(["approve"], [CERTIFICATES_GROUP], ["signers"],
+                 names=[KUBELET_CLIENT_SIGNER, LEGACY_SIGNER, KUBELET_SERVING_SIGNER]),
             rule(["sign"], [CERTIFICATES_GROUP], ["signers"], names=[
                 LEGACY_SIGNER, "kubernetes.io/kube-apiserver-client", KUBELET_CLIENT_SIGNER,
-                "kubernetes.io/kubelet-serving"]),
+                KUBELET_SERVING_SIGNER]),
+            rule(["get"], [""], ["nodes"]),  # a serving certificate's SANs are checked against its Node
             rule(["create"], ["authorization.k8s.io"], ["subjectaccessreviews"]),
             *_events(),
         ],
@@ -396,6 +402,8 @@ def cluster_roles() -> list[dict[str, Any]]:
             rule(["create"], [CERTIFICATES_GROUP], ["certificatesigningrequests/nodeclient"])]),
         cluster_role(SELF_NODE_CLIENT_ROLE, [
             rule(["create"], [CERTIFICATES_GROUP], ["certificatesigningrequests/selfnodeclient"])]),
+        cluster_role(SELF_NODE_SERVER_ROLE, [
+            rule(["create"], [CERTIFICATES_GROUP], ["certificatesigningrequests/selfnodeserver"])]),
     ]
     for name, rules in _controller_rules().items():
         roles.append(cluster_role(f"system:controller:{name}", rules))
@@ -430,6 +438,8 @@ def cluster_role_bindings() -> list[dict[str, Any]]:
         cluster_role_binding("kubeadm:node-autoapprove-bootstrap", NODE_CLIENT_ROLE, [group(BOOTSTRAPPERS_GROUP)]),
         cluster_role_binding("kubeadm:node-autoapprove-certificate-rotation", SELF_NODE_CLIENT_ROLE,
                              [group(NODES_GROUP)]),
+        # ours (kubeadm has none): csrapproving approves a node's own serving certificate (README: differences)
+        cluster_role_binding("reconcile:node-autoapprove-serving", SELF_NODE_SERVER_ROLE, [group(NODES_GROUP)]),
     ]
     for name in CONTROLLERS:
         bindings.append(cluster_role_binding(f"system:controller:{name}", f"system:controller:{name}",
