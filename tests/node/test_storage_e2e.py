@@ -5,8 +5,9 @@ One StatefulSet `web` of 3 (a Docker-volume claim each, the default WaitForFirst
 serves the first three tests, in file order, so it is started once: scale 3 -> 1 -> 3 keeps the
 claims and data of -1 and -2 (retention policy Retain by default); a template change rolls from the
 highest ordinal down, one pod at a time, each Ready before the next (watched); the data survives a
-node agent restart and an API server restart. Each pod's file holds the name and UID of the pod
-that first wrote it, so a new pod reading an old UID proves the data, not a rewrite.
+node agent restart (stopped by pid) and an API server restart (killed by pid). Each pod's file
+holds the name and UID of the pod that first wrote it, so a new pod reading an old UID proves the
+data, not a rewrite.
 
 The last test adds a second node (its own dockerd): a WaitForFirstConsumer claim is provisioned on
 the engine of the node its pod was scheduled to, and a pod whose `local` volume has node affinity
@@ -250,13 +251,23 @@ def test_data_survives_agent_and_api_server_restarts(web: Web) -> None:
     _, box = web.pod("web-0")
     web.daemon.docker("exec", box, "sh", "-c", "echo before-restarts > /data/note")
     # the node agent: stopped by pid, started again on the same state dir; the container runs on
+    ip = helpers.get_pod(web.client, web.namespace, "web-0")["status"]["podIP"]
     web.cluster.agent.stop()
     assert web.daemon.inspect(box)["State"]["Running"]
+    # perturb the status: the restarted agent writing it back proves it adopted the pod
+    web.client.patch("v1", "pods", "web-0", {"status": {"podIP": None}}, namespace=web.namespace,
+                     subresource="status")
     web.cluster.agent.start()
-    obj, again = web.pod("web-0")
-    assert again == box and web.daemon.inspect(box)["RestartCount"] == 0
-    # the API server: stopped by pid, started on the same port and etcd prefix
-    web.cluster.server.stop()
+    obj = helpers.wait_pod(web.client, web.namespace, "web-0", lambda o: o["status"].get("podIP") == ip,
+                           timeout=30, what="web-0 synced by the restarted agent")
+    assert helpers.running_ready(obj)
+    assert helpers.app_containers(web.daemon, obj["metadata"]["uid"], "app")[0]["Id"] == box
+    assert web.daemon.inspect(box)["RestartCount"] == 0
+    # the API server: killed by pid (-9: no graceful drain of the open watches, the harder case and
+    # 5 s faster), started again on the same port and etcd prefix
+    assert web.cluster.server.process is not None
+    web.cluster.server.process.kill()
+    web.cluster.server.process.wait()
     assert web.daemon.inspect(box)["State"]["Running"]
     web.cluster.server.start()
     web.all_ready()
