@@ -64,6 +64,10 @@ class PersistentVolumeBinder:
         self.claims = ctx.informers.get("v1", "persistentvolumeclaims")
         self.classes = ctx.informers.get("storage.k8s.io/v1", "storageclasses")
         self.nodes = ctx.informers.get("v1", "nodes")
+        # volume name -> uid of the claim this binder gave it, until the informer shows the claimRef:
+        # other workers (and a cache that lags our own write) must not pick it and lose a Conflict
+        # (upstream's binder stores its own writes back into its cache for the same reason)
+        self._promised: dict[str, str] = {}
         self.controller = ctx.controller(NAME, self.reconcile, lookup=self._lookup)
         self.controller.watch(self.volumes, to_keys=self._volume_keys)
         self.controller.watch(self.claims, to_keys=self._claim_keys)
@@ -116,7 +120,8 @@ class PersistentVolumeBinder:
     async def _sync_unbound_claim(self, claim: dict[str, Any]) -> controller_mod.Result | None:
         storage_class = self._storage_class(volumes.claim_class(claim))
         delay = bool(storage_class and storage_class.get("volumeBindingMode") == volumes.WAIT_FOR_FIRST_CONSUMER)
-        found = volumes.find_matching_volume(claim, self.volumes.store.list(), delay_binding=delay)
+        found = volumes.find_matching_volume(claim, self.volumes.store.list(), delay_binding=delay,
+                                             excluded=self._promised_elsewhere(_md(claim).get("uid") or ""))
         if found is not None:
             await self._bind(copy.deepcopy(found), claim)
             return None
@@ -275,7 +280,13 @@ class PersistentVolumeBinder:
             spec["claimRef"] = ref
             if by_controller:
                 _md(volume).setdefault("annotations", {})[volumes.BOUND_BY_CONTROLLER] = "yes"
-            volume = await self.ctx.client.replace("v1", "persistentvolumes", volume)
+            name = _md(volume)["name"]
+            self._promised[name] = md["uid"]
+            try:
+                volume = await self.ctx.client.replace("v1", "persistentvolumes", volume)
+            except BaseException:
+                self._promised.pop(name, None)  # not ours after all: free for the next claim
+                raise
             log.info("bound volume %s to claim %s", _md(volume)["name"], volumes.claim_key(claim))
         if _phase(volume) != volumes.BOUND:
             volume["status"] = {"phase": volumes.BOUND}
@@ -289,6 +300,15 @@ class PersistentVolumeBinder:
             annotations[volumes.BIND_COMPLETED] = "yes"
             claim = await self._replace_claim(claim)
         await self._claim_status(claim, volume)
+
+    def _promised_elsewhere(self, claim_uid: str) -> frozenset[str]:
+        """Volumes promised to other claims whose claimRef the informer does not show yet (entries
+        it shows, or whose volume is gone, are dropped: the cache speaks for them again)."""
+        for name in list(self._promised):
+            cached = self.volumes.store.get(None, name)
+            if cached is None or (cached.get("spec") or {}).get("claimRef"):
+                del self._promised[name]
+        return frozenset(name for name, uid in self._promised.items() if uid != claim_uid)
 
     async def _claim_status(self, claim: dict[str, Any], volume: dict[str, Any]) -> None:
         spec = volume.get("spec") or {}

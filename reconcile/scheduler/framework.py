@@ -62,7 +62,10 @@ def schedule(
             for reason in verdict[1]:
                 reasons[reason] += 1
     if not feasible:
-        return Decision(None, fit_error(len(nodes), reasons), failed)
+        message = fit_error(len(nodes), reasons)
+        if volume_state is not None:
+            message += volumebinding.blocking_message(volume_state)
+        return Decision(None, message, failed)
     if len(feasible) == 1:
         return Decision(feasible[0].name, feasible=[feasible[0].name])
     totals = scores.total(pod, feasible, snapshot)

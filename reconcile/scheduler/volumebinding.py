@@ -39,9 +39,13 @@ class State:
     """What PreFilter learnt about one pod's claims."""
 
     error: str | None = None  # the pod fits no node at all (PreFilter's message)
-    affinities: list[tuple[str, list[Mapping[str, Any]]]] = field(default_factory=list)  # (volume, terms)
+    # (volume, claim, terms) of bound claims whose volume has node affinity
+    affinities: list[tuple[str, str, list[Mapping[str, Any]]]] = field(default_factory=list)
     missing_volume: bool = False
     pinned: set[str] = field(default_factory=set)  # nodes named by claims' selected-node
+    pinned_by: list[str] = field(default_factory=list)  # the claims that carry a selected-node
+    # what rejected some node, for the Unschedulable message: 'persistentvolume "pv" (claim "c")'
+    blocking: set[str] = field(default_factory=set)
     # unbound WaitForFirstConsumer claims without a selected node, each with whether its class provisions
     delayed: list[tuple[Mapping[str, Any], bool]] = field(default_factory=list)
     candidates: list[Mapping[str, Any]] = field(default_factory=list)  # the PVs those may bind to
@@ -87,7 +91,7 @@ def prefilter(pod: Mapping[str, Any], claims: Getter, pvs: Getter, classes: Gett
                 continue
             terms = volumes.affinity_terms(volume)
             if terms is not None:
-                state.affinities.append((volume_name, terms))
+                state.affinities.append((volume_name, name, terms))
             continue
         storage_class = classes(volumes.claim_class(claim)) if volumes.claim_class(claim) else None
         if storage_class is None or storage_class.get("volumeBindingMode") != volumes.WAIT_FOR_FIRST_CONSUMER:
@@ -95,6 +99,7 @@ def prefilter(pod: Mapping[str, Any], claims: Getter, pvs: Getter, classes: Gett
         selected = ((claim.get("metadata") or {}).get("annotations") or {}).get(volumes.SELECTED_NODE)
         if selected:
             state.pinned.add(selected)
+            state.pinned_by.append(name)
         else:
             state.delayed.append((claim, storage_class.get("provisioner") == volumes.DOCKER_VOLUME_DRIVER))
     if state.delayed:
@@ -131,13 +136,25 @@ def _fits(volume: Mapping[str, Any], node: nodeinfo.NodeInfo) -> bool:
 
 
 def filter_node(state: State, node: nodeinfo.NodeInfo) -> list[str]:
+    """Why `node` cannot run the pod (upstream's reasons; empty: it can). A node-affinity conflict
+    also records the volume or claim behind it in `state.blocking`, which `blocking_message` names."""
     if state.missing_volume:
         return [REASON_MISSING_PV]
-    for _volume, terms in state.affinities:
+    for volume_name, claim_name, terms in state.affinities:
         if not nodeaffinity.match_terms(terms, node.labels, node.name):
+            state.blocking.add(f'persistentvolume "{volume_name}" (claim "{claim_name}")')
             return [REASON_AFFINITY]
     if state.pinned and (len(state.pinned) > 1 or node.name not in state.pinned):
+        state.blocking.update(f'persistentvolumeclaim "{c}" (selected node)' for c in state.pinned_by)
         return [REASON_AFFINITY]
     if state.delayed and plan_for(state, node) is None:
         return [REASON_NO_VOLUMES]
     return []
+
+
+def blocking_message(state: State) -> str:
+    """What follows upstream's FitError when volumes rejected nodes: which ones, so a Pending pod
+    says which volume pins it (upstream names none; the histogram before it stays upstream's)."""
+    if not state.blocking:
+        return ""
+    return f" Blocked by {', '.join(sorted(state.blocking))}."

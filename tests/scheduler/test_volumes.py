@@ -72,7 +72,10 @@ def test_volume_node_affinity_is_honoured(cluster: harness.Cluster, scheduler: s
     # a second claim pinned to the other node: no node holds both volumes
     bound_claim(cluster, "on-a", a)
     claim_pod(cluster, "both", "on-b", "on-a")
-    cluster.wait_unschedulable("both", "0/2 nodes are available: 2 node(s) had volume node affinity conflict.")
+    # upstream's histogram, then (ours) the volumes behind it
+    cluster.wait_unschedulable("both", "0/2 nodes are available: 2 node(s) had volume node affinity conflict. "
+                                       f'Blocked by persistentvolume "{cluster.tag}-on-a" (claim "on-a"), '
+                                       f'persistentvolume "{cluster.tag}-on-b" (claim "on-b").')
 
 
 def test_wait_for_first_consumer_gets_the_chosen_node(cluster: harness.Cluster,
