@@ -443,9 +443,10 @@ def test_hostile_protobuf_deployments_are_a_400(admin: httpx.Client, ns: str, bo
 
 def test_kubectl_drain_deletes_the_nodes_pods(conn: support.Connection, admin: httpx.Client, ns: str,
                                               tmp_path: Path) -> None:
-    """`kubectl drain` cordons the node, then (eviction is not served here) DELETEs each pod with a
-    protobuf DeleteOptions body and waits for it to go. Pods elsewhere stay. (API-only server: the
-    pods are bound to the node by hand and no node agent confirms their end.)"""
+    """`kubectl drain` cordons the node, then evicts each pod (pods/eviction, policy/v1: no budget
+    here, and pods that are not Running skip budgets anyway) and waits for it to go. Pods elsewhere
+    stay. (API-only server: the pods are bound to the node by hand and no node agent confirms their
+    end.)"""
     node = helpers.unique("node")
     helpers.create(admin, "/api/v1/nodes", {"apiVersion": "v1", "kind": "Node", "metadata": {"name": node}})
     for name, on in (("a", node), ("b", node), ("elsewhere", "other-node")):

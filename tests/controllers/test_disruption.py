@@ -77,3 +77,25 @@ def test_a_percent_over_bare_pods_fails_safe(controller_manager, client: api.Cli
     assert status["disruptionsAllowed"] == 0
     message = next(c["message"] for c in status["conditions"] if c["type"] == "DisruptionAllowed")
     assert message == 'found no controllers for pod "orphan"'
+
+
+def test_scale_adds_up_a_replicaset_and_a_statefulset(controller_manager, client: api.Client, ns: str) -> None:
+    """Each controller of the matching pods counted once, by its own replicas (not by its pods)."""
+    labels = {"app": "mix"}
+    client.create("apps/v1", "replicasets", {
+        "apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "mix-rs"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {**labels, "via": "rs"}},
+                 "template": helpers.pod_template({**labels, "via": "rs"})}}, namespace=ns)
+    client.create("apps/v1", "statefulsets", {
+        "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "mix-sts"},
+        "spec": {"replicas": 1, "serviceName": "mix", "selector": {"matchLabels": {**labels, "via": "sts"}},
+                 "template": helpers.pod_template({**labels, "via": "sts"})}}, namespace=ns)
+    client.create("policy/v1", "poddisruptionbudgets", _pdb("mix", "mix", maxUnavailable=0), namespace=ns)
+
+    def counted() -> dict[str, Any] | None:
+        helpers.mark_pods_ready_stand_in(client, ns)
+        status = _status(client, ns, "mix")
+        return status if status.get("currentHealthy") == 3 else None
+
+    status = support.wait_for(counted, timeout=30, what="the three pods of both controllers counted")
+    assert (status["expectedPods"], status["desiredHealthy"], status["disruptionsAllowed"]) == (3, 3, 0)
