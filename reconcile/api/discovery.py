@@ -19,7 +19,8 @@ _SCALE_KIND = {"group": "autoscaling", "version": "v1", "kind": "Scale"}
 # Subresources served by code for particular built-in kinds: (group, plural) -> [(name, verbs, kind)]
 # (kind: "Kind" in the resource's own group version, or "group/version/Kind").
 _EXTRA_SUBRESOURCES: dict[tuple[str, str], list[tuple[str, list[str], str]]] = {
-    ("", "pods"): [("log", ["get"], "Pod"), ("binding", ["create"], "Binding")],
+    ("", "pods"): [("log", ["get"], "Pod"), ("binding", ["create"], "Binding"),
+                   ("eviction", ["create"], "policy/v1/Eviction")],
     ("", "serviceaccounts"): [("token", ["create"], "authentication.k8s.io/v1/TokenRequest")],
 }
 # Built-in kinds that are only created, never stored (the reviews, answered by `reviews`), so clients

@@ -19,6 +19,7 @@ from reconcile.api import (
     authn,
     decoding,
     deleteoptions,
+    eviction,
     fieldmanager,
     http,
     listing,
@@ -76,6 +77,7 @@ class ResourceHandlers:
         self.code_subresources: dict[tuple[str, str, str], CodeSubresource] = {}
         self.kubelet = podproxy.KubeletClientConfig()  # how the log/exec proxies reach node agents
         self.metrics = resourcemetrics.ResourceMetrics(api, lambda base: self.kubelet.client_config(base))
+        self.evictions = eviction.Evictions(api)
 
     async def _body(self, request: Request, *, what: str = "object", strict: bool = False) -> Any:
         """The request body, read under the size cap and decoded (bounded, off the loop when large)."""
@@ -156,6 +158,9 @@ class ResourceHandlers:
                 return await self._delete(request, resource, info, user)
             if method == "POST" and info.subresource == "binding":
                 return await self._bind(request, resource, info, user)
+            if method == "POST" and info.subresource == "eviction" and resource.builtin \
+                    and resource.group_resource == "pods":
+                return await self._evict(request, info, user)
         raise errors.MethodNotAllowed(
             f"the server does not allow this method on the requested resource ({method} {resource.group_resource})"
         )
@@ -344,6 +349,18 @@ class ResourceHandlers:
         await self.api.bind(resource, info.namespace, info.name, binding, user=user)
         return http.json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201},
                                   status=201)
+
+    async def _evict(self, request: Request, info: routing.RequestInfo, user: authn.UserInfo) -> Response:
+        """pods/eviction: a JSON Eviction (kubectl drain's) or a protobuf one (client-go's typed clients)."""
+        assert info.name is not None and info.namespace is not None
+        raw = await http.read_body(request)
+        media = http.media_type(request)
+        if protobodies.is_protobuf(raw, media):
+            body = await self.decoder.decode_protobuf(raw, "policy/v1", "Eviction")
+        else:
+            body = await self.decoder.decode(raw, media, what="Eviction")
+        status = await self.evictions.evict(info.namespace, info.name, body, dry_run=_dry_run(request), user=user)
+        return http.json_response(status, status=201)
 
     async def _delete_options(self, request: Request) -> dict[str, Any]:
         body = await http.read_body(request)

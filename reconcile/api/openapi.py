@@ -25,6 +25,7 @@ _BUILTIN_PACKAGES = {
     "apps": "io.k8s.api.apps",
     "coordination.k8s.io": "io.k8s.api.coordination",
     "discovery.k8s.io": "io.k8s.api.discovery",
+    "policy": "io.k8s.api.policy",
     "apiextensions.k8s.io": "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions",
 }
 _PATCH_TYPES = ("application/apply-patch+yaml", "application/json-patch+json", "application/merge-patch+json")

@@ -138,6 +138,9 @@ MESSAGES: dict[tuple[str, str], Message] = {
     CERTIFICATE_SIGNING_REQUEST: _top(
         "CertificateSigningRequest", Field(1, "metadata", OBJECT_META), Field(2, "spec", CSR_SPEC),
         Field(3, "status", CSR_STATUS)),
+    # policy/v1 Eviction: what client-go's typed EvictV1 posts to pods/eviction (kubectl drain's is JSON)
+    ("policy/v1", "Eviction"): _top("Eviction", Field(1, "metadata", OBJECT_META),
+                                    Field(2, "deleteOptions", protometa.DELETE_OPTIONS)),
     **protoworkloads.MESSAGES,
 }
 # Kinds whose protobuf PUT is read too. Only where the table reads every field an update may change:

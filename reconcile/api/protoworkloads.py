@@ -1,5 +1,5 @@
 """Protobuf tables of the workload kinds (core/v1 Pod and Service, apps/v1 Deployment, ReplicaSet and
-StatefulSet, which this server serves; batch/v1 Job and CronJob, PodDisruptionBudget, PriorityClass, which it does
+StatefulSet, policy/v1 PodDisruptionBudget, which this server serves; batch/v1 Job and CronJob, PriorityClass, which it does
 not yet): what `kubectl create deployment|service|job|cronjob|pdb|priorityclass` and client-go's typed
 clients post. Field numbers are upstream's k8s.io/api core/v1 and apps/v1 generated.proto (wire notes §3.4).
 

@@ -62,6 +62,7 @@ from reconcile.api.rbac import bootstrap as rbac_bootstrap
 from reconcile.api.rbac import escalation as rbac_escalation
 from reconcile.api.rbac import index as rbac_index
 from reconcile.api.strategies import certificates, configdata, crds, namespaces, pods, services
+from reconcile.api.strategies import disruption as disruption_strategy
 from reconcile.api.strategies import rbac as rbac_strategy
 from reconcile.api.strategies import storage as storage_strategy
 from reconcile.core import errors
@@ -166,6 +167,7 @@ class ApiServer:
             ("", "persistentvolumes"): storage_strategy.PersistentVolumeStrategy(),
             ("", "persistentvolumeclaims"): storage_strategy.PersistentVolumeClaimStrategy(),
             ("storage.k8s.io", "storageclasses"): storage_strategy.StorageClassStrategy(),
+            ("policy", "poddisruptionbudgets"): disruption_strategy.PodDisruptionBudgetStrategy(),
         })
         self.caches.listeners[(crds.GROUP, "customresourcedefinitions")] = self.crds.on_cache_event
         # RBAC reads its rules from the watch caches; any change to them rebuilds its index.

@@ -276,6 +276,21 @@ def _endpointslice_row(obj: dict, now: datetime) -> Row:
             _more(addresses, len(addresses)), _age(obj, now)]
 
 
+def _int_or_percent(value: Any) -> str:
+    """intstr.String(): an int as its digits, a percent as written; "N/A" when unset (printers.go)."""
+    if value is None:
+        return "N/A"
+    return str(value)
+
+
+def _pdb_row(obj: dict, now: datetime) -> Row:
+    """printPodDisruptionBudget: min available, max unavailable, allowed disruptions."""
+    spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
+    allowed = _get(obj, "status", "disruptionsAllowed", default=0)
+    return [_meta(obj).get("name", ""), _int_or_percent(spec.get("minAvailable")),
+            _int_or_percent(spec.get("maxUnavailable")), allowed if isinstance(allowed, int) else 0, _age(obj, now)]
+
+
 def _event_row(obj: dict, now: datetime) -> Row:
     involved = obj.get("involvedObject") or {}
     last = obj.get("lastTimestamp") or obj.get("eventTime") or _get(obj, "series", "lastObservedTime")
@@ -320,6 +335,8 @@ _KINDS: dict[tuple[str, str], tuple[list[dict], Printer]] = {
     ("", "Endpoints"): ([NAME, _col("Endpoints"), AGE], _endpoints_row),
     ("discovery.k8s.io", "EndpointSlice"): ([NAME, _col("AddressType"), _col("Ports"), _col("Endpoints"), AGE],
                                             _endpointslice_row),
+    ("policy", "PodDisruptionBudget"): ([NAME, _col("Min Available"), _col("Max Unavailable"),
+                                         _col("Allowed Disruptions", "integer"), AGE], _pdb_row),
     ("", "Event"): ([_col("Last Seen"), _col("Type"), _col("Reason"), _col("Object"), _col("Message"),
                      _col("Subobject", priority=1), _col("Source", priority=1), _col("First Seen", priority=1),
                      _col("Count", "integer", priority=1), _col("Name", priority=1)], _event_row),

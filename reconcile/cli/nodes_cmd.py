@@ -1,9 +1,10 @@
 """`reconcile node cordon|uncordon|drain NAME`: take a node out of scheduling and move its pods away.
 
 Drain follows kubectl: cordon first (so replacements land elsewhere), refuse pods nothing would
-re-create unless `--force` (a bare pod deleted is a pod lost), skip mirror pods, delete the rest
-with their grace period, and wait until they are gone. Pods owned by a ReplicaSet (through a
-Deployment or not) are replaced by their controller on another node.
+re-create unless `--force` (a bare pod deleted is a pod lost), skip mirror pods, evict the rest
+(pods/eviction: PodDisruptionBudgets are honoured, a 429 is retried every 5 s as kubectl does,
+until --timeout) with their grace period, and wait until they are gone. Pods owned by a ReplicaSet
+(through a Deployment or not) are replaced by their controller on another node.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from reconcile.core import errors, meta
 
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
 POLL_INTERVAL = 0.25
+EVICTION_RETRY = 5.0  # kubectl drain's pause after a 429 (a budget allows no disruption yet)
 
 
 def register(main: click.Group) -> None:
@@ -152,20 +154,42 @@ def drain(name: str, force: bool, ignore_daemonsets: bool, delete_emptydir_data:
         raise SystemExit(1)
     for why, refs in chosen.warnings.items():
         click.echo(f"Warning: {why}: {', '.join(refs)}", err=True)
+    deadline = None if timeout <= 0 else time.monotonic() + timeout
     for pod in chosen.delete:
         md = pod["metadata"]
         click.echo(f"evicting pod {md.get('namespace')}/{md['name']}")
-        try:
-            session.client.delete("v1", "pods", md["name"], namespace=md.get("namespace"),
-                                  grace_period_seconds=grace_period if grace_period >= 0 else None)
-        except errors.NotFound:
-            pass
-    pending = _wait_gone(session, name, chosen.delete, timeout=timeout)
+        if not _evict(session, pod, grace_period, deadline):
+            common.fail(f'unable to drain node "{name}" due to error: global timeout reached: {timeout_text} '
+                        f"evicting pod {md.get('namespace')}/{md['name']}")
+    pending = _wait_gone(session, name, chosen.delete,
+                         timeout=0 if deadline is None else max(0.001, deadline - time.monotonic()))
     if pending:
         refs = ", ".join(pending)
         common.fail(f'unable to drain node "{name}" due to error: global timeout reached: {timeout_text} '
                     f"waiting for pods to terminate: {refs}")
     click.echo(f"node/{name} drained")
+
+
+def _evict(session: common.Session, pod: dict[str, Any], grace_period: int, deadline: float | None) -> bool:
+    """POST the pod's Eviction until it is accepted (or the pod is gone); False at the deadline."""
+    md = pod["metadata"]
+    namespace, pod_name = md.get("namespace"), md["name"]
+    body: dict[str, Any] = {"apiVersion": "policy/v1", "kind": "Eviction",
+                            "metadata": {"name": pod_name, "namespace": namespace}}
+    if grace_period >= 0:
+        body["deleteOptions"] = {"gracePeriodSeconds": grace_period}
+    while True:
+        try:
+            session.client.request("POST", f"/api/v1/namespaces/{namespace}/pods/{pod_name}/eviction", json=body)
+            return True
+        except errors.NotFound:
+            return True
+        except errors.TooManyRequests as exc:
+            if deadline is not None and time.monotonic() + EVICTION_RETRY > deadline:
+                return False
+            click.echo(f'error when evicting pods/"{pod_name}" -n "{namespace}" (will retry after 5s): '
+                       f"{exc.message}", err=True)
+            time.sleep(EVICTION_RETRY)
 
 
 def _wait_gone(session: common.Session, node: str, pods: list[dict[str, Any]], *, timeout: float) -> list[str]:

@@ -23,6 +23,7 @@ from reconcile.controllers import (
     csrapproving,
     csrsigning,
     deployment,
+    disruption,
     endpoints,
     endpointslice,
     endpointslicemirroring,
@@ -139,6 +140,7 @@ class Controllers:
             storageprotection.PvcProtectionController(ctx),
             storageprotection.PvProtectionController(ctx),
             statefulset.StatefulSetController(ctx),
+            disruption.DisruptionController(ctx),
         ]
         if self.root_ca:
             self.controllers.append(rootcacert.RootCACertPublisher(ctx, self.root_ca))

@@ -441,11 +441,33 @@ def test_hostile_protobuf_deployments_are_a_400(admin: httpx.Client, ns: str, bo
     assert admin.get("/readyz").status_code == 200
 
 
+@pytest.mark.parametrize("bound", ["--min-available=1", "--max-unavailable=50%"])
+def test_kubectl_create_pdb_stores_what_dry_run_prints(conn: support.Connection, admin: httpx.Client, ns: str,
+                                                       tmp_path: Path, bound: str) -> None:
+    """`kubectl create pdb` posts a protobuf PodDisruptionBudget (IntOrString bounds, a selector):
+    stored exactly as its `--dry-run=client -o json` posted as JSON."""
+    name = helpers.unique("pdb")
+    args = ("create", "pdb", name, "-n", ns, "--selector=app=x", bound)
+    printed = kubectl(conn, tmp_path, None, *args, "--dry-run=client", "-o", "json")
+    assert printed.returncode == 0, printed.stderr
+    collection = f"/apis/policy/v1/namespaces/{ns}/poddisruptionbudgets"
+    as_json = admin.post(collection, json=json.loads(printed.stdout), params={"dryRun": "All"})
+    assert as_json.status_code == 201, as_json.text
+    done = kubectl(conn, tmp_path, None, *args)
+    assert done.returncode == 0 and done.stdout.strip() == f"poddisruptionbudget.policy/{name} created", done.stderr
+    stored = admin.get(f"{collection}/{name}").json()
+    assert _as_stored(stored) == _as_stored(as_json.json())
+    assert stored["spec"]["selector"] == {"matchLabels": {"app": "x"}}
+    assert stored["spec"] == {"selector": {"matchLabels": {"app": "x"}},
+                              **({"minAvailable": 1} if "min" in bound else {"maxUnavailable": "50%"})}
+
+
 def test_kubectl_drain_deletes_the_nodes_pods(conn: support.Connection, admin: httpx.Client, ns: str,
                                               tmp_path: Path) -> None:
-    """`kubectl drain` cordons the node, then (eviction is not served here) DELETEs each pod with a
-    protobuf DeleteOptions body and waits for it to go. Pods elsewhere stay. (API-only server: the
-    pods are bound to the node by hand and no node agent confirms their end.)"""
+    """`kubectl drain` cordons the node, then evicts each pod (pods/eviction, policy/v1: no budget
+    here, and pods that are not Running skip budgets anyway) and waits for it to go. Pods elsewhere
+    stay. (API-only server: the pods are bound to the node by hand and no node agent confirms their
+    end.)"""
     node = helpers.unique("node")
     helpers.create(admin, "/api/v1/nodes", {"apiVersion": "v1", "kind": "Node", "metadata": {"name": node}})
     for name, on in (("a", node), ("b", node), ("elsewhere", "other-node")):

@@ -516,7 +516,8 @@ def test_default_policy_exists(cluster: Cluster) -> None:
 
 def test_the_controller_manager_works_with_its_default_roles(cluster: Cluster) -> None:
     """Least privilege that is still enough: the controllers run as system:kube-controller-manager with
-    only the default policy, and a Deployment, its garbage collection and a namespace deletion all work."""
+    only the default policy, and a Deployment, its Service's endpoints, a PodDisruptionBudget's status,
+    garbage collection and a namespace deletion all work."""
     ns = helpers.unique("cm")
     cluster.admin("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
     cluster.admin("POST", helpers.deploy_path(ns), helpers.deployment("web", replicas=2))
@@ -538,6 +539,12 @@ def test_the_controller_manager_works_with_its_default_roles(cluster: Cluster) -
         "GET", f"/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices")["items"] for e in s.get("endpoints") or [])
         and cluster.req("admin", "GET", f"/api/v1/namespaces/{ns}/endpoints/web").status_code == 200,
         timeout=30, what="the Service's EndpointSlice and Endpoints")
+    # the disruption controller: a percent budget resolved against the Deployment's scale
+    pdbs = f"/apis/policy/v1/namespaces/{ns}/poddisruptionbudgets"
+    cluster.admin("POST", pdbs, {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "web"},
+                                 "spec": {"selector": {"matchLabels": {"app": "web"}}, "maxUnavailable": "50%"}})
+    support.wait_for(lambda: (cluster.admin("GET", f"{pdbs}/web").get("status") or {}).get("expectedPods") == 2,
+                     timeout=30, what="the disruption controller writes the budget's status")
     cluster.admin("DELETE", helpers.deploy_path(ns, "web"))
     support.wait_for(lambda: not pods() and not cluster.admin(
         "GET", f"/apis/apps/v1/namespaces/{ns}/replicasets")["items"], timeout=30, what="garbage collection")

@@ -42,6 +42,7 @@ EXPECTED = {
     ("authentication.k8s.io", "tokenreviews"): ("TokenReview", False, ()),
     ("certificates.k8s.io", "certificatesigningrequests"): ("CertificateSigningRequest", False, ("csr",)),
     ("discovery.k8s.io", "endpointslices"): ("EndpointSlice", True, ()),
+    ("policy", "poddisruptionbudgets"): ("PodDisruptionBudget", True, ("pdb",)),
     ("charts.reconcile.dev", "releases"): ("Release", True, ()),
     ("gitops.reconcile.dev", "gitrepositories"): ("GitRepository", True, ("gitrepo",)),
     ("storage.k8s.io", "storageclasses"): ("StorageClass", False, ("sc",)),

@@ -174,3 +174,15 @@ def test_endpointslice_rows_follow_print_endpoint_slice(builtin_registry) -> Non
     assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "AddressType", "Ports", "Endpoints", "Age"]
     assert table["rows"][0]["cells"][:4] == ["web-abc", "IPv4", "80,named", "10.0.0.1,10.0.0.2,10.0.0.3 + 2 more..."]
     assert table["rows"][1]["cells"][:4] == ["web-empty", "IPv4", "<unset>", "<unset>"]
+
+
+def test_pdb_rows_follow_print_pod_disruption_budget(builtin_registry) -> None:
+    """printPodDisruptionBudget: the set bound as written (int or percent), "N/A" for the other."""
+    resource = builtin_registry.get("policy", "v1", "poddisruptionbudgets")
+    by_count = {"metadata": {"name": "a"}, "spec": {"minAvailable": 2}, "status": {"disruptionsAllowed": 1}}
+    by_percent = {"metadata": {"name": "b"}, "spec": {"maxUnavailable": "25%"}}
+    table = tables.to_table(resource, [by_count, by_percent])
+    assert [c["name"] for c in table["columnDefinitions"]] == [
+        "Name", "Min Available", "Max Unavailable", "Allowed Disruptions", "Age"]
+    assert table["rows"][0]["cells"][:4] == ["a", "2", "N/A", 1]
+    assert table["rows"][1]["cells"][:4] == ["b", "N/A", "25%", 0]

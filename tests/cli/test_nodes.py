@@ -196,3 +196,24 @@ def test_drain_parses_durations() -> None:
     assert nodes_cmd.parse_timeout("0s") == 0
     with pytest.raises(Exception, match="invalid duration"):
         nodes_cmd.parse_timeout("soon")
+
+
+def test_drain_honours_a_disruption_budget(control_plane, api_server: str, client: api.Client, ns: str) -> None:
+    """Drain evicts: a budget that allows no disruption keeps the pod, drain retries the 429 and
+    gives up at its timeout, naming the pod."""
+    node = _node(client, "budget")
+    client.create("v1", "pods", {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "db", "labels": {"app": "db"}},
+                                 "spec": {"nodeName": node, "containers": [{"name": "c", "image": "x:1"}]}},
+                  namespace=ns)
+    helpers.mark_pods_ready_stand_in(client, ns)
+    client.create("policy/v1", "poddisruptionbudgets", {
+        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "db"},
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "db"}}}}, namespace=ns)
+    support.wait_for(lambda: (client.get("policy/v1", "poddisruptionbudgets", "db", namespace=ns).get("status")
+                              or {}).get("currentHealthy") == 1, timeout=30, what="the budget counts the pod")
+    result = run_cli("node", "drain", node, "--force", "--timeout", "7s", server=api_server, timeout=60)
+    assert result.returncode == 1
+    assert f"evicting pod {ns}/db" in result.stdout
+    assert "Cannot evict pod as it would violate the pod's disruption budget." in result.stderr
+    assert "global timeout reached: 7s" in result.stderr
+    assert not client.get("v1", "pods", "db", namespace=ns)["metadata"].get("deletionTimestamp")

@@ -79,7 +79,7 @@ CONTROLLERS = ("replicaset-controller", "deployment-controller", "generic-garbag
                "certificate-controller", "endpoint-controller", "endpointslice-controller",
                 "endpointslicemirroring-controller",
                 "persistent-volume-binder", "pvc-protection-controller", "pv-protection-controller",
-                "statefulset-controller")
+                "statefulset-controller", "disruption-controller")
 
 
 def rule(verbs: list[str], groups: list[str] | None = None, resources: list[str] | None = None, *,
@@ -308,6 +308,16 @@ def _controller_rules() -> dict[str, list[dict[str, Any]]]:
             rule(["get", "create", "delete", "update", "patch"], [""], ["pods"]),
             rule(["get", "create", "delete", "update", "patch", "list", "watch"], ["apps"], ["controllerrevisions"]),
             rule(["get", "create", "delete", "update", "patch", "list", "watch"], [""], ["persistentvolumeclaims"]),
+            *_events(),
+        ],
+        # upstream's; plus pods list/watch, which our informer reads with this role
+        "disruption-controller": [
+            rule(["get", "list", "watch"], ["apps", "extensions"], ["deployments", "replicasets"]),
+            rule(["get", "list", "watch"], [""], ["replicationcontrollers", "pods"]),
+            rule(["get", "list", "watch"], ["policy"], ["poddisruptionbudgets"]),
+            rule(["get", "list", "watch"], ["apps"], ["statefulsets"]),
+            rule(["update"], ["policy"], ["poddisruptionbudgets/status"]),
+            rule(["get"], ["*"], ["*/scale"]),
             *_events(),
         ],
         # upstream's is a Role in kube-system; a ClusterRole here (the default policy has no Roles yet)
