@@ -25,7 +25,6 @@ from reconcile.client import informer as informer_mod
 from reconcile.core import errors
 from reconcile.engine import clock as clock_mod
 from reconcile.engine import controller, supervision
-from reconcile.node import authz as authz_mod
 from reconcile.node import (
     apiservice,
     bootstrap,
@@ -46,6 +45,7 @@ from reconcile.node import (
     tls,
     volumes,
 )
+from reconcile.node import authz as authz_mod
 from reconcile.node import events as node_events
 
 log = logging.getLogger(__name__)
