@@ -5,11 +5,11 @@ has no Python.
 The image is one layer, imported (`docker import`) from a tar written here, which is faster than a
 `docker build` of the same files (no context upload, no COPY step):
 - the interpreter at its host path (so it finds its standard library and libpython as on the
-  host), and of the standard library the top-level modules and packages that importing `modules`
-  loads (whole) and the extension modules;
+  host), the standard library without what no program in a test needs (tests, tkinter, idle ...);
 - every shared library the interpreter and the copied extension modules link (`ldd`), at its path;
 - the top-level packages (and their dist-info) of every module that importing `modules` loads on
-  the host, copied whole, so their lazy submodules are there too, under /opt/python (PYTHONPATH);
+  the host and of the distributions those require, copied whole, so their lazy imports are there
+  too, under /opt/python (PYTHONPATH);
   `reconcile` comes from the working tree the tests run from; the host's byte code comes along
   (compiling it all at every start would cost seconds);
 - busybox, for `sh` and friends.
@@ -37,17 +37,44 @@ from reconcile.node import images
 from tests import docker_support
 
 SITE = "/opt/python"  # the packages' directory in the image
-STDLIB_SKIP = {"site-packages", "test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3"}
+# what no program in a test imports: the host's own packages, the standard library's tests, GUI, installers
+STDLIB_SKIP = {"site-packages", "test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3", "distutils",
+               "pydoc_data"}
+HOST_ONLY = ("_distutils_hack", "__editable__")  # what the host's .pth files load: no program's import
 BUSYBOX_APPLETS = ("sh", "cat", "ls", "env", "sleep", "wget", "test", "echo", "mkdir", "rm")
 
-# Run on the host by the interpreter the tests use: the files of the non-stdlib modules that
-# importing the given modules loads, and where the standard library lives.
+# Run on the host by the interpreter the tests use: the files of the modules that importing the
+# given modules loads and of the distributions they require, and the module search path.
 _PROBE = """
-import importlib, json, sys
+import importlib, importlib.metadata as md, json, os, sys
+from packaging.requirements import Requirement
 for name in sys.argv[1:]:
     importlib.import_module(name)
-files = sorted({getattr(m, "__file__", None) or "" for m in list(sys.modules.values())} - {""})
-print(json.dumps({"files": files, "path": sys.path}))
+files = {getattr(m, "__file__", None) or "" for m in list(sys.modules.values())} - {""}
+# the distributions of what was imported, and what they require (imported lazily, later)
+owners = md.packages_distributions()
+todo = [d for m in list(sys.modules) if "." not in m for d in owners.get(m, [])]
+seen, skip = set(), set(os.environ.get("PROBE_SKIP_REQUIRES", "").split(","))
+while todo:
+    name = todo.pop()
+    key = name.lower().replace("_", "-")
+    if key in seen:
+        continue
+    seen.add(key)
+    if key in ("setuptools", "pip"):  # installers, loaded on the host by a .pth file only
+        continue
+    try:
+        dist = md.distribution(name)
+    except md.PackageNotFoundError:
+        continue
+    files.update(str(f.locate()) for f in dist.files or [] if str(f).endswith((".py", ".so")))
+    if key in skip:
+        continue
+    for line in dist.requires or []:
+        req = Requirement(line)
+        if req.marker is None or req.marker.evaluate({"extra": ""}):
+            todo.append(req.name)
+print(json.dumps({"files": sorted(files), "path": sys.path}))
 """
 
 
@@ -91,20 +118,6 @@ def _site_dirs(path: list[str]) -> list[Path]:
     return dirs
 
 
-def _stdlib_tops(files: list[str], stdlib: Path) -> set[Path]:
-    """The standard library's top-level modules and packages the probe loaded (whole, so their lazy
-    submodules come along), and every extension module of lib-dynload."""
-    tops = {stdlib / "lib-dynload"}
-    for name in files:
-        try:
-            rel = Path(name).resolve().relative_to(stdlib)
-        except ValueError:
-            continue
-        if rel.parts[0] not in STDLIB_SKIP:
-            tops.add(stdlib / rel.parts[0])
-    return tops
-
-
 def _top_level(file: Path, sites: list[Path]) -> tuple[Path, Path] | None:
     """(site dir, top-level package dir or module file) holding `file`, or None if it is stdlib."""
     resolved = file.resolve()
@@ -140,21 +153,27 @@ def _libraries(binaries: list[Path]) -> set[Path]:
     return found
 
 
-def layout(modules: tuple[str, ...], *, python: str = sys.executable, cwd: Path | None = None) -> Layout:
-    """What the image holds for a program that imports `modules`."""
-    probe = subprocess.run([python, "-c", _PROBE, *modules], capture_output=True, text=True, cwd=cwd, check=True)
+def layout(modules: tuple[str, ...], *, python: str = sys.executable, cwd: Path | None = None,
+           skip_requires: tuple[str, ...] = ("reconcile",)) -> Layout:
+    """What the image holds for a program that imports `modules`. The requirements of the
+    distributions imported come too (their lazy imports), except those of `skip_requires` (ours
+    requires every component's libraries; what the program imports of them is found by importing)."""
+    env = dict(os.environ, PROBE_SKIP_REQUIRES=",".join(skip_requires))
+    probe = subprocess.run([python, "-c", _PROBE, *modules], capture_output=True, text=True, cwd=cwd, check=True,
+                           env=env)
     report = json.loads(probe.stdout)
     out = Layout()
     interpreter = Path(os.path.realpath(python))
     out.files[str(interpreter)] = interpreter
     stdlib = Path(sysconfig.get_paths()["stdlib"]).resolve()
-    for entry in sorted(_stdlib_tops(report["files"], stdlib)):
-        out.add_tree(entry, f"{stdlib}/{entry.name}")
+    for entry in sorted(stdlib.iterdir()):  # whole: its modules import each other lazily (queue, ...)
+        if entry.name not in STDLIB_SKIP and not entry.name.startswith("config-"):
+            out.add_tree(entry, f"{stdlib}/{entry.name}")
     sites = _site_dirs(report["path"])
     tops: dict[Path, Path] = {}
     for name in report["files"]:
         found = _top_level(Path(name), sites)
-        if found is not None:
+        if found is not None and not found[1].name.startswith(HOST_ONLY):
             tops[found[1]] = found[0]
     for top, site in sorted(tops.items()):
         out.add_tree(top, f"{SITE}/{top.name}")
