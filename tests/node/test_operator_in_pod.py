@@ -91,7 +91,7 @@ def server_process(etcd_endpoint: str) -> Iterator[support.ApiServerProcess]:
         extra_args=("--service-account-key-file", str(pki.sa_pub),
                     "--service-account-signing-key-file", str(pki.sa_key),
                     "--service-cluster-ip-range", SERVICE_CIDR))
-    server.start()
+    server.start(timeout=60)  # beside a starting dockerd and node agent on a busy machine
     try:
         yield server
     finally:
@@ -202,18 +202,13 @@ def test_an_sdk_operator_in_a_pod_reconciles_with_in_cluster_config(
         return status.get("made")
 
     def logs() -> str:
+        """The operator's log (its last two attempts) and whether the pod reaches the cluster IP at all."""
         found = helpers.app_containers(docker_node, pod["metadata"]["uid"], "operator", running=False)
-        text = "\n".join((lambda d: d.stdout[-2000:] + d.stderr[-3000:])(docker_node.docker("logs", c["Id"], check=False))
-                         for c in found[:2])
+        text = "\n".join(docker_node.docker("logs", c["Id"], check=False).stderr[-3000:] for c in found[:2])
         probe = docker_node.docker("exec", box["Id"], "python", "-c",
                                    f"import socket; s = socket.create_connection(('{KUBERNETES_IP}', 443), 3); "
                                    "print('connected')", check=False)
-        from reconcile.node import agent as agent_mod
-        from reconcile.proxy import render
-        table = subprocess.run(["nft", "list", "table", "ip", render.table_name(node_agent.name)], capture_output=True, text=True).stdout
-        br = agent_mod.bridge_name(node_agent.name)
-        rl = Path(f"/proc/sys/net/ipv4/conf/{br}/route_localnet").read_text()
-        return text + f"\nconnect: {probe.stdout} {probe.stderr[-300:]}\n" + table + f"\nroute_localnet {br} {rl}"
+        return text + f"\nconnecting to {KUBERNETES_IP}:443 from the pod: {probe.stdout} {probe.stderr[-300:]}"
 
     try:
         made = support.wait_for(handled, timeout=30, interval=0.2, what="the operator in the pod handles w1")
