@@ -25,8 +25,8 @@ from reconcile.client import informer as informer_mod
 from reconcile.core import errors
 from reconcile.engine import clock as clock_mod
 from reconcile.engine import controller, supervision
-from reconcile.node import authz as authz_mod
 from reconcile.node import (
+    apiservice,
     bootstrap,
     containers,
     docker,
@@ -46,9 +46,12 @@ from reconcile.node import (
     tls,
     volumes,
 )
+from reconcile.node import authz as authz_mod
 from reconcile.node import events as node_events
 
 log = logging.getLogger(__name__)
+
+API_SERVICE_WAIT = 10.0  # seconds start() waits for the `kubernetes` Service's cache
 
 
 @dataclass
@@ -121,7 +124,10 @@ class Agent:
         self.reclaimer = reclaim.Reclaimer(self.client, self.runtime)  # reclaim Delete of its Docker volumes
         self.informer = informer_mod.Informer(self.client, "v1", "pods", field_selector=f"spec.nodeName={settings.name}")
         # A pod informer that stops would freeze the node's view of its pods: restart it, report it.
-        self.supervisor = supervision.InformerSupervisor(lambda: [self.informer], name=f"node {settings.name}")
+        # the `kubernetes` Service: where containers find the API server (KUBERNETES_SERVICE_HOST/PORT)
+        self.api_service = apiservice.ApiService(self.client, fallback=pods.api_address(self.client.config.server))
+        self.supervisor = supervision.InformerSupervisor(lambda: [self.informer, self.api_service.informer],
+                                                         name=f"node {settings.name}")
         self.events = node_events.Emitter(self.client, node=settings.name)
         self.controller = controller.Controller("node-agent", self._sync, workers=settings.workers, clock=self.clock)
         self.probes = probes.ProbeManager(self.runtime, on_change=self._on_probe_change,
@@ -158,13 +164,12 @@ class Agent:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         fetch = environment.fetcher(self.client)
         node_view = render.NodeView(s.name, s.address, network_name(s.name), s.infra_image, self.pod_cidr)
-        api_host, api_port = pods.api_address(self.client.config.server)
         self.sync = pods.PodSync(pods.NodeContext(
             node=node_view, client=self.client, runtime=self.runtime, renderer=render.Renderer(s.templates),
             volumes=volumes.Volumes(self.state_dir, fetch, tokens=projected.Tokens(self._request_token),
                                     node_name=s.name, runtime=self.runtime, reclaimer=self.reclaimer),
             probes=self.probes, events=self.events, store=self.informer.store, clock=self.clock,
-            api_host=api_host, api_port=api_port,
+            api_address=self.api_service.address,
             dns=pods.DnsSettings(cluster_dns=s.cluster_dns, cluster_domain=s.cluster_domain,
                                  resolv_conf=s.resolv_conf),
             guard=guard.Guard(self.client, guard.GuardSettings(allowed_host_paths=s.allowed_host_paths,
@@ -184,7 +189,9 @@ class Agent:
         await self._register(info)
         lease = registration.LeaseKeeper(self.client, node=s.name, interval=s.lease_interval, clock=self.clock)
         self.controller.watch(self.informer)
+        await self.api_service.informer.start()
         await self.informer.start()
+        await self._wait_api_service()
         await self.informer.wait_synced()
         await self.supervisor.start()
         loop = asyncio.get_running_loop()
@@ -230,6 +237,7 @@ class Agent:
                 await task
         await self.supervisor.stop()
         await self.informer.stop()
+        await self.api_service.informer.stop()
         if self.sync is not None:
             await self.sync.close()
         await self.probes.close()
@@ -242,6 +250,16 @@ class Agent:
         await self.runtime.close()
 
     # --- pieces --------------------------------------------------------------------------------
+
+    async def _wait_api_service(self) -> None:
+        """The `kubernetes` Service's cache before the first container is made (so none gets the
+        fallback address needlessly); bounded, since a server that refuses the list must not keep
+        the node from running pods (they then get the fallback until the informer syncs)."""
+        try:
+            await self.api_service.informer.wait_synced(timeout=API_SERVICE_WAIT)
+        except Exception as exc:  # a timeout, or the informer's fatal error (a 403)
+            log.warning("the kubernetes Service is not cached (%s): containers get %s:%s until it is",
+                        exc or type(exc).__name__, *self.api_service.fallback)
 
     def _serves_by_csr(self) -> bool:
         s = self.settings

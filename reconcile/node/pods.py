@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,9 +68,8 @@ class NodeContext:
     store: informer_mod.Store
     clock: clock_mod.Clock
     guard: guard.Guard | None = None  # refuses pods that need a privileged namespace (None: no check)
-    # the API server as this agent reaches it: KUBERNETES_SERVICE_HOST/PORT of every container ("": unset)
-    api_host: str = ""
-    api_port: str = ""
+    # KUBERNETES_SERVICE_HOST/PORT of a container made now (apiservice.ApiService.address; None: unset)
+    api_address: Callable[[], tuple[str, str]] | None = None
     dns: DnsSettings | None = None  # pods' /etc/resolv.conf (None: Docker's own, as before cluster DNS)
 
 
@@ -94,8 +94,8 @@ class DnsSettings:
 
 
 def api_address(server: str) -> tuple[str, str]:
-    """(host, port) of the API server URL, as containers get them in KUBERNETES_SERVICE_HOST/PORT
-    (until the services issue points them at the `kubernetes` Service)."""
+    """(host, port) of the API server URL: containers' KUBERNETES_SERVICE_HOST/PORT while the
+    `kubernetes` Service is unknown (reconcile/node/apiservice.py)."""
     parts = urllib.parse.urlsplit(server)
     try:
         port = parts.port
@@ -365,7 +365,8 @@ class PodSync:
             return None, wait
         try:
             env, command, args = await environment.resolve(pod, spec, self.fetch, host_ip=self.ctx.node.address)
-            env = with_service_env(env, self.ctx.api_host, self.ctx.api_port)
+            if self.ctx.api_address is not None:
+                env = with_service_env(env, *self.ctx.api_address())
             mounts = self.ctx.volumes.mounts(spec, host_paths, pod=pod, env=env)
             resolv = self._resolv_conf(pod)
             if resolv is not None:

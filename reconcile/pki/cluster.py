@@ -4,7 +4,7 @@
       ca.crt ca.key               the cluster CA: signs the API server's serving certificate and
                                   every client certificate the API server accepts (--client-ca-file)
       apiserver.crt/.key          serving: 127.0.0.1, ::1, localhost, the host's name, `kubernetes...`
-                                  names and any advertise address
+                                  names, 10.96.0.1 (the `kubernetes` Service) and any advertise address
       apiserver-kubelet-client.*  the API server's client certificate for node agents (exec, logs)
       admin.crt/.key              CN=kubernetes-admin, O=system:masters (the user's kubeconfig)
       controller-manager.*        CN=system:kube-controller-manager
@@ -61,8 +61,12 @@ APISERVER_KUBELET_CLIENT = certs.Identity("kube-apiserver-kubelet-client", ("sys
 APISERVER_ETCD_CLIENT = certs.Identity("kube-apiserver-etcd-client")
 NODES_GROUP = "system:nodes"
 
-# Names a pod reaches the API server by (in-cluster configuration, later the `kubernetes` Service).
+# Names and the address a pod reaches the API server by: the `kubernetes` Service in `default`, whose
+# cluster IP is the first address of the service range (10.96.0.1 for upstream's and `up`'s default
+# 10.96.0.0/12; kubeadm adds the first address of --service-cidr the same way). A server with another
+# range passes its first address among `hosts`.
 SERVICE_NAMES = ("kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local")
+DEFAULT_SERVICE_IP = "10.96.0.1"
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
@@ -201,7 +205,7 @@ class ClusterPki:
 
     def specs(self, *, hosts: Sequence[str] = (), nodes: Sequence[str] = ()) -> list[LeafSpec]:
         """Every leaf certificate of the cluster, for the API server's extra `hosts` and `nodes`."""
-        dns, ips = split_hosts([*LOOPBACK, host_name(), *SERVICE_NAMES, *hosts])
+        dns, ips = split_hosts([*LOOPBACK, host_name(), *SERVICE_NAMES, DEFAULT_SERVICE_IP, *hosts])
         etcd_dns, etcd_ips = split_hosts([*LOOPBACK, host_name()])
         specs = [
             LeafSpec("apiserver", "ca", certs.Identity("kube-apiserver"), server=True, dns_names=dns, ip_addresses=ips),

@@ -64,6 +64,15 @@ def local_endpoints(sp: ServicePort, node: str) -> list[Endpoint]:
     return ready or [e for e in mine if e.serving and e.terminating]
 
 
+def needs_route_localnet(ports: Iterable[ServicePort]) -> bool:
+    """Whether packets to or from 127.0.0.0/8 cross the pod bridges: a node port (served on
+    127.0.0.1 too, DNATed to a pod), or an endpoint on loopback (the `kubernetes` Service of an API
+    server that advertises 127.0.0.1: a pod's connection to its cluster IP is DNATed to 127.0.0.1,
+    and the replies leave with that source). Without route_localnet the kernel drops both as martians."""
+    loopback = ipaddress.ip_network("127.0.0.0/8")
+    return any(sp.node_port or any(ipaddress.ip_address(ep.ip) in loopback for ep in sp.endpoints) for sp in ports)
+
+
 def _is_ipv4(value: Any) -> bool:
     try:
         return isinstance(value, str) and ipaddress.ip_address(value).version == 4

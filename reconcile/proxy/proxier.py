@@ -106,7 +106,7 @@ class Proxier:
             raise
         devices = netfilter.pod_devices(node.pod_cidrs)
         netfilter.enable_hairpin(devices)
-        if any(sp.node_port for sp in ports):
+        if model.needs_route_localnet(ports):
             netfilter.enable_route_localnet(devices)
         self.last_text = text
         self.syncs += 1

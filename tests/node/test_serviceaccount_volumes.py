@@ -2,7 +2,7 @@
 `kube-api-access-*` projected volume is rendered (a pod-bound token from the TokenRequest API, the
 cluster CA, the namespace) atomically into the pod's volume directory, mounted read-only at
 /var/run/secrets/kubernetes.io/serviceaccount, and the token authenticates; containers get
-KUBERNETES_SERVICE_HOST/PORT. The API server is HTTPS with the cluster PKI's sa.key, the agent
+KUBERNETES_SERVICE_HOST/PORT (the `kubernetes` Service). The API server is HTTPS with the cluster PKI's sa.key, the agent
 connects with its own node certificate."""
 
 from __future__ import annotations
@@ -95,8 +95,10 @@ def test_projected_token_ca_and_namespace_in_the_container(client: client_api.Cl
     assert {"..data", "token", "ca.crt", "namespace"} <= set(listing)
     assert docker_node.docker("exec", found["Id"], "touch", f"{MOUNT}/x", check=False).returncode != 0  # read-only
     env = dict(e.split("=", 1) for e in found["Config"]["Env"])
-    assert env["KUBERNETES_SERVICE_HOST"] == "127.0.0.1"
-    assert env["KUBERNETES_SERVICE_PORT"] == server_process.url.rsplit(":", 1)[1]
+    # the `kubernetes` Service (the first address of the default range), as upstream's kubelet gives them
+    service = client.get("v1", "services", "kubernetes", namespace="default")
+    assert (env["KUBERNETES_SERVICE_HOST"], env["KUBERNETES_SERVICE_PORT"]) == (service["spec"]["clusterIP"], "443")
+    assert env["KUBERNETES_SERVICE_HOST"] == "10.96.0.1"
     mount = next(m for m in found["Mounts"] if m["Destination"] == MOUNT)
     assert mount["RW"] is False and mount["Source"].endswith(f"/volumes/projected/{volume}")
 

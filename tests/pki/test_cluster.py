@@ -58,6 +58,7 @@ def test_serving_sans_cover_loopback_host_name_and_advertise_addresses(pki: clus
     pki.ensure(hosts=["192.0.2.10", "api.example.com", "[2001:db8::1]"])
     found = certs.info(pki.apiserver.cert.read_bytes())
     assert {"127.0.0.1", "::1", "192.0.2.10", "2001:db8::1"} <= set(found.ip_addresses)
+    assert "10.96.0.1" in found.ip_addresses  # the `kubernetes` Service's cluster IP: pods' in-cluster address
     assert {"localhost", "api.example.com", "kubernetes.default.svc"} <= set(found.dns_names)
     if cluster.host_name():
         assert cluster.host_name() in found.dns_names

@@ -109,6 +109,16 @@ def test_not_ready_endpoints_get_nothing_while_one_is_ready_then_serving_termina
     assert model.cluster_endpoints(model.ServicePort(**{**sp.__dict__, "endpoints": (not_ready,)})) == []
 
 
+def test_route_localnet_for_node_ports_and_for_endpoints_on_loopback() -> None:
+    pod = model.ServicePort("ns", "web", "", "tcp", "10.96.0.10", 80, endpoints=(model.Endpoint("10.232.1.2", 80),))
+    assert not model.needs_route_localnet([pod])
+    assert model.needs_route_localnet([pod, model.ServicePort(**{**pod.__dict__, "node_port": 30080})])
+    # the `kubernetes` Service of an API server on 127.0.0.1: pods' connections are DNATed to loopback
+    api = model.ServicePort("default", "kubernetes", "https", "tcp", "10.96.0.1", 443,
+                            endpoints=(model.Endpoint("127.0.0.1", 6443),))
+    assert model.needs_route_localnet([pod, api])
+
+
 def test_affinity_keeps_client_ip_sets_with_the_timeout_and_stale_names_are_deleted() -> None:
     ep = model.Endpoint("10.232.1.2", 80)
     sp = model.ServicePort("ns", "web", "http", "tcp", "10.96.0.10", 80, affinity_seconds=30, endpoints=(ep,))
