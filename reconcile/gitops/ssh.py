@@ -31,7 +31,7 @@ DEFAULT_PORT = 22
 
 # a DNS name or an IPv4/IPv6 address: nothing ssh could read as an option or a token
 _HOST = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?|[0-9A-Fa-f:.]+")
-_FORBIDDEN_IN_USER = set("@:/\\%")
+_USER = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.+-]{0,63}")  # POSIX-like login names (git, deploy, a.b-c)
 
 
 def check_target(host: str, username: str | None) -> None:
@@ -40,10 +40,9 @@ def check_target(host: str, username: str | None) -> None:
         raise ValueError(f"the host {host!r} is not a host name or IP address")
     if username is None:
         return
-    if not username or username.startswith("-"):
-        raise ValueError("the user name must not be empty or start with '-'")
-    if any(ord(c) < 0x21 or ord(c) == 0x7F or c in _FORBIDDEN_IN_USER for c in username):
-        raise ValueError("the user name must not contain whitespace, control characters or any of @:/\\%")
+    if not _USER.fullmatch(username):
+        raise ValueError("the user name is not a login name (letters, digits, '_', '.', '+', '-'; "
+                         "not starting with '-')")
 
 
 def _normalised(text: str) -> str:
