@@ -27,6 +27,17 @@ if ! command -v conntrack >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ] && command -v 
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends conntrack \
         || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends conntrack; }
 fi
+# ssh:// GitRepository tests start their own sshd (127.0.0.1, a free port, state in a temp folder):
+# they need Debian's openssh-server, but never its system sshd on port 22. The marker file, written
+# before the install, stops the package's service (sysvinit script and systemd unit both honour it).
+if ! command -v sshd >/dev/null 2>&1 && [ ! -x /usr/sbin/sshd ] && [ "$(id -u)" -eq 0 ] \
+        && command -v apt-get >/dev/null 2>&1; then
+    echo "ensure-docker: installing openssh-server (ssh:// source tests), its system sshd disabled"
+    mkdir -p /etc/ssh && touch /etc/ssh/sshd_not_to_be_run
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends openssh-server openssh-client \
+        || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+             openssh-server openssh-client; }
+fi
 
 if command -v docker >/dev/null 2>&1 && answers; then
     echo "ensure-docker: a Docker engine answers ($(docker version --format '{{.Server.Version}}' 2>/dev/null || echo '?'))"

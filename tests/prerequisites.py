@@ -113,3 +113,24 @@ def require_conntrack() -> None:
     """Debian's `conntrack` (the service proxy's UDP flow cleanup), or skip/fail saying how to get it."""
     if shutil.which("conntrack") is None:
         missing("conntrack", install="apt-get install conntrack (scripts/ensure-docker.sh does, as root)")
+
+
+SSHD_INSTALL = ("apt-get install openssh-server openssh-client git (scripts/ensure-docker.sh installs openssh-server "
+                "without starting a system sshd)")
+
+
+def find_sshd() -> str | None:
+    """Debian's OpenSSH server (not on a non-root PATH: /usr/sbin), or None."""
+    return shutil.which("sshd") or next((p for p in ("/usr/sbin/sshd", "/usr/local/sbin/sshd") if os.access(p, os.X_OK)),
+                                        None)
+
+
+def require_sshd() -> str:
+    """An OpenSSH server and client, ssh-keygen and git-upload-pack (for ssh:// sources), or skip/fail."""
+    sshd = find_sshd()
+    if sshd is None:
+        missing("the OpenSSH server (sshd)", install=SSHD_INSTALL)
+    for tool in ("ssh", "ssh-keygen", "git-upload-pack"):
+        if shutil.which(tool) is None:
+            missing(tool, install=SSHD_INSTALL)
+    return sshd

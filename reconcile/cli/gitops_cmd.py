@@ -106,7 +106,7 @@ def _ready(obj: dict[str, Any]) -> dict[str, Any]:
 
 @gitops.command("add")
 @click.argument("name")
-@click.option("--url", required=True, help="The repository: https://, http://, git:// (file:// if the controller allows).")
+@click.option("--url", required=True, help="The repository: https://, http://, git://, ssh:// (file:// if the controller allows).")
 @click.option("--ref", "ref", default="main", show_default=True,
               help="A branch, or tag:V, semver:RANGE, commit:SHA.")
 @click.option("--path", "path", default=".", show_default=True, help="The folder of the repository to apply.")
@@ -115,7 +115,7 @@ def _ready(obj: dict[str, Any]) -> dict[str, Any]:
 @click.option("--self-heal", is_flag=True, help="Re-apply at each interval, reverting hand edits.")
 @click.option("--service-account", default=None, help="Apply as this ServiceAccount of the namespace.")
 @click.option("--target-namespace", default=None, help="Put namespaced objects in this namespace.")
-@click.option("--secret-ref", default=None, help="A Secret with username/password or bearerToken for the fetch.")
+@click.option("--secret-ref", default=None, help="A Secret with username/password or bearerToken (ssh://: identity and known_hosts) for the fetch.")
 @click.option("-n", "--namespace", default=None, help="Namespace of the two objects (default: the context's).")
 @common.connection_options
 @common.handle_errors

@@ -13,7 +13,9 @@ NTFS 8.3 and stream spellings, HFS+ ignorable code points), `..`, `/`, `\\`, NUL
 collisions, duplicated entries, unknown modes, gitlinks, symlinks whose target (followed through
 the tree's other links) leaves the tree, and limits on files, bytes, one file's size, path length
 and depth. Credentials never reach a message: a URL's `user:password@` is taken out before dulwich
-sees the URL, and every error is scrubbed of the secrets it was given.
+sees the URL, and every error is scrubbed of the secrets it was given. ssh:// runs the system `ssh` through
+`StrictSSHVendor` with the fixed arguments of `reconcile.gitops.ssh` (the Secret's identity and
+known_hosts only; never core.sshCommand, GIT_SSH or options from the URL).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import hashlib
 import os
 import re
 import shutil
+import subprocess
 import tempfile
 import unicodedata
 import urllib.parse
@@ -34,11 +37,14 @@ from pathlib import Path
 import semantic_version
 from dulwich import client as dulwich_client
 from dulwich.config import ConfigDict
+from dulwich.errors import HangupException
 from dulwich.ignore import IgnoreFilter
 from dulwich.objects import Commit, Tag, parse_tree
 from dulwich.repo import Repo
 
-SCHEMES = ("file", "http", "https", "git")
+from reconcile.gitops import ssh
+
+SCHEMES = ("file", "http", "https", "git", "ssh")
 # Flux's default exclusions (source-controller's VCS and common CI/binary files); spec.ignore replaces them
 DEFAULT_IGNORE = (".git/", ".gitignore", ".gitmodules", ".gitattributes", "*.jpg", "*.jpeg", "*.gif", "*.png",
                   "*.wmv", "*.flv", "*.tar.gz", "*.zip", ".github/", ".circleci/", ".travis.yml",
@@ -93,14 +99,19 @@ class Ref:
 
 @dataclasses.dataclass(frozen=True)
 class Credentials:
-    """From spec.secretRef's Secret: `username`+`password` (basic auth) or `bearerToken`."""
+    """From spec.secretRef's Secret: `username`+`password` (basic auth) or `bearerToken` over HTTP(S);
+    `identity` (an SSH private key) and `known_hosts` (the server's host keys) over ssh://."""
 
     username: str | None = None
-    password: str | None = None
-    bearer_token: str | None = None
+    password: str | None = dataclasses.field(default=None, repr=False)
+    bearer_token: str | None = dataclasses.field(default=None, repr=False)
+    identity: str | None = dataclasses.field(default=None, repr=False)
+    known_hosts: str | None = None
 
     def secrets(self) -> list[str]:
-        return [s for s in (self.password, self.bearer_token) if s]
+        """What must never reach a message: passwords, tokens, the private key (and each of its lines)."""
+        key_lines = [line.strip() for line in (self.identity or "").splitlines() if len(line.strip()) >= 16]
+        return [s for s in (self.password, self.bearer_token, self.identity, *key_lines) if s]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,9 +158,11 @@ def redact(url: str) -> str:
 def parse_url(url: object) -> tuple[str, str | None, str | None]:
     """(location without credentials, username, password) of a URL spec.url may hold, or InvalidURL.
 
-    Refused: anything but file://, http(s)://, git:// or an absolute local path; git's
-    `transport::address` syntax (`ext::sh -c ...` runs a command in real git); a leading `-`
-    (read as an option by a command line); whitespace and control characters.
+    Refused: anything but file://, http(s)://, git://, ssh:// or an absolute local path; git's
+    `transport::address` syntax (`ext::sh -c ...` runs a command in real git); scp-like
+    `user@host:path` (as Flux: write ssh://user@host/path); a leading `-` (read as an option by a
+    command line); whitespace and control characters; over ssh://, a host or user (after
+    percent-decoding) that `ssh` could read as an option, and a password.
     """
     if not isinstance(url, str) or not url:
         raise InvalidURL("spec.url: Required value")
@@ -163,6 +176,9 @@ def parse_url(url: object) -> tuple[str, str | None, str | None]:
         if "/../" in url + "/" or "/./" in url + "/":
             raise InvalidURL("spec.url: a local path must be normalised (no . or .. components)")
         return url, None, None
+    if re.match(r"^[^/:@]+@[^/:]+:", url) and "://" not in url:
+        raise InvalidURL(f"spec.url: the scp-like address {redact(url)!r} is not supported: write "
+                         "ssh://user@host/path (a path relative to the home folder: ssh://user@host/~/path)")
     parts = urllib.parse.urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme not in SCHEMES:
@@ -183,6 +199,14 @@ def parse_url(url: object) -> tuple[str, str | None, str | None]:
     location = urllib.parse.urlunsplit((scheme, netloc, parts.path, parts.query, ""))
     username = urllib.parse.unquote(parts.username) if parts.username else None
     password = urllib.parse.unquote(parts.password) if parts.password else None
+    if scheme == "ssh":
+        try:
+            ssh.check_target(host, username)
+        except ValueError as exc:
+            raise InvalidURL(f"spec.url: {redact(url)!r}: {exc}") from None
+        if password is not None:
+            raise InvalidURL(f"spec.url: {redact(url)!r}: a password in an ssh:// URL is not supported "
+                             "(spec.secretRef names a Secret with identity and known_hosts)")
     return location, username, password
 
 
@@ -265,6 +289,59 @@ class _BearerScoped:
         return self._pool.request(method, url, *args, headers=headers, **kwargs)
 
 
+class StrictSSHVendor(dulwich_client.SSHVendor):
+    """dulwich's SSH vendor for ssh:// sources: the system `ssh` with `ssh.command`'s fixed arguments.
+
+    dulwich hands a vendor the `ssh_command` it found (core.sshCommand of a config, or what its
+    porcelain read from GIT_SSH/GIT_SSH_COMMAND): this one never uses it, nor `key_filename`; the
+    key and known_hosts are always the Secret's, from `material`.
+    """
+
+    def __init__(self, material: ssh.KeyMaterial, *, connect_timeout: float | None = None) -> None:
+        self.material = material
+        self.connect_timeout = connect_timeout
+        self.binary = ssh.find_ssh()
+
+    def run_command(self, host: str, command: bytes, username: str | None = None, port: int | None = None,
+                    password: str | None = None, key_filename: str | None = None, ssh_command: str | None = None,
+                    protocol_version: int | None = None) -> dulwich_client.SubprocessWrapper:
+        if password is not None:
+            raise GitError("a password over ssh:// is not supported (use an identity)")
+        try:
+            argv = ssh.command(self.binary, self.material, host, command, port=port, username=username,
+                               protocol_version=protocol_version, connect_timeout=self.connect_timeout)
+        except ValueError as exc:
+            raise InvalidURL(f"spec.url: {exc}") from None
+        process = subprocess.Popen(argv, bufsize=0, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, env=ssh.environment(), close_fds=True)
+        return dulwich_client.SubprocessWrapper(process)
+
+
+def _ssh_client(location: str, username: str | None, credentials: Credentials, config: ConfigDict,
+                timeout: float | None) -> tuple[dulwich_client.SSHGitClient, str, ssh.KeyMaterial]:
+    """dulwich's SSH client for `location`, with the Secret's key material written for this fetch."""
+    if not credentials.identity:
+        raise GitError("an ssh:// URL needs spec.secretRef naming a Secret with the keys identity and known_hosts")
+    if not credentials.known_hosts:
+        raise GitError("an ssh:// URL needs the key known_hosts in the Secret (host keys are never trusted "
+                       "on first use)")
+    if credentials.password:
+        raise GitError("the Secret's identity has a password (passphrase): encrypted keys are not supported, "
+                       "store the key unencrypted in the Secret")
+    parts = urllib.parse.urlsplit(location)
+    host = parts.hostname or ""
+    material = ssh.KeyMaterial(credentials.identity, credentials.known_hosts)
+    try:
+        vendor = StrictSSHVendor(material, connect_timeout=timeout)
+        # ssh_command given (never None), so dulwich does not look up core.sshCommand in any config
+        client = dulwich_client.SSHGitClient(host, port=parts.port, username=username or ssh.DEFAULT_USER,
+                                             vendor=vendor, config=config, ssh_command="ssh", quiet=True)
+    except BaseException:
+        material.close()
+        raise
+    return client, parts.path, material
+
+
 def fetch(url: str, ref: Ref, cache_root: Path, *, credentials: Credentials | None = None,
           limits: Limits = Limits(), timeout: float | None = 60.0, allow_local: bool = False) -> Fetched:
     """Fetch the commit `ref` names from `url` into the URL's cache; shallow unless a commit is pinned.
@@ -275,11 +352,11 @@ def fetch(url: str, ref: Ref, cache_root: Path, *, credentials: Credentials | No
     location, url_user, url_password = parse_url(url)
     if location.startswith("/") and not allow_local:
         raise InvalidURL("spec.url: file:// URLs and local paths are disabled on this controller "
-                         "(only http://, https:// and git:// are served)")
+                         "(only http://, https://, git:// and ssh:// are served)")
     credentials = credentials or Credentials()
     username = credentials.username or url_user
     password = credentials.password or url_password
-    secrets = [password, credentials.bearer_token, url_password]
+    secrets = [password, url_password, *credentials.secrets()]
     shown = redact(url)
     config = ConfigDict()  # ours, empty: no ~/.gitconfig, no repository config, no insteadOf rewriting
     if timeout:
@@ -302,6 +379,7 @@ def fetch(url: str, ref: Ref, cache_root: Path, *, credentials: Credentials | No
             wanted = [sha]
         return [w for w in wanted if w not in target.object_store]
 
+    material: ssh.KeyMaterial | None = None
     try:
         kwargs: dict[str, object] = {}
         if location.startswith("http"):
@@ -309,7 +387,11 @@ def fetch(url: str, ref: Ref, cache_root: Path, *, credentials: Credentials | No
             if credentials.bearer_token:
                 kwargs["pool_manager"] = _BearerScoped(dulwich_client.default_urllib3_manager(config),
                                                        location, credentials.bearer_token)
-        client, path = dulwich_client.get_transport_and_path(location, config=config, quiet=True, **kwargs)
+        if location.startswith("ssh://"):
+            client, path, material = _ssh_client(location, url_user or credentials.username, credentials, config,
+                                                 timeout)
+        else:
+            client, path = dulwich_client.get_transport_and_path(location, config=config, quiet=True, **kwargs)
         target = _open_cache(cache)
         with target:
             # a thin pack (its deltas may name bases we hold) is spooled, bounded, then completed
@@ -329,9 +411,20 @@ def fetch(url: str, ref: Ref, cache_root: Path, *, credentials: Credentials | No
             sha = _peel(target, resolved["sha"], resolved["name"])
     except GitError as exc:
         raise type(exc)(f"{shown}: {_scrub(str(exc), secrets, location)}") from None
+    except HangupException as exc:  # over ssh://: what `ssh` wrote to stderr (or the server's hangup)
+        detail = _scrub(str(exc), secrets, location)
+        if material is not None:
+            parts = urllib.parse.urlsplit(location)
+            detail = material.hide_paths(ssh.explain(detail, parts.hostname or "", parts.port))
+        raise GitError(f"{shown}: fetch failed: {detail}") from None
     except Exception as exc:  # dulwich's, urllib3's and the OS's errors: one clear, scrubbed message
         detail = _scrub(f"{type(exc).__name__}: {exc}", secrets, location)
+        if material is not None:
+            detail = material.hide_paths(detail)
         raise GitError(f"{shown}: fetch failed: {detail}") from None
+    finally:
+        if material is not None:
+            material.close()  # the key and known_hosts live exactly as long as the fetch
     name = resolved["name"]
     if ref.commit:
         revision = f"{ref.branch}@sha1:{sha}" if ref.branch else f"sha1:{sha}"

@@ -147,7 +147,7 @@ class GitRepositoryReconciler:
         if status.get("observedGeneration") != generation and not _has(status, RECONCILING):
             obj = await self._progressing(obj) or obj
         try:
-            credentials = await self._credentials(namespace, spec.get("secretRef"))
+            credentials = await self._credentials(namespace, spec.get("secretRef"), location)
         except _AuthError as exc:
             await self._write(obj, failure=(FETCH_FAILED, AUTH_FAILED, str(exc)), requested=requested)
             return controller_mod.Result(requeue_after=interval)
@@ -240,8 +240,13 @@ class GitRepositoryReconciler:
                 if folder.exists() and folder.parent.name == ".staging":
                     shutil.rmtree(folder, ignore_errors=True)
 
-    async def _credentials(self, namespace: str, secret_ref: Any) -> git.Credentials | None:
+    async def _credentials(self, namespace: str, secret_ref: Any, location: str) -> git.Credentials | None:
+        """The Secret's keys as Flux reads them: username/password or bearerToken over HTTP(S); identity
+        and known_hosts (both required: no trust on first use) over ssh:// (identity.pub is not needed)."""
+        over_ssh = location.startswith("ssh://")
         if not secret_ref:
+            if over_ssh:
+                raise _AuthError("spec.secretRef: an ssh:// URL needs a Secret with the keys identity and known_hosts")
             return None
         name = secret_ref.get("name") if isinstance(secret_ref, dict) else None
         if not isinstance(name, str) or not name:
@@ -261,7 +266,18 @@ class GitRepositoryReconciler:
             except (ValueError, UnicodeDecodeError):
                 raise _AuthError(f"secret \"{name}\": key {field} is not valid base64 UTF-8") from None
 
-        credentials = git.Credentials(value("username"), value("password"), value("bearerToken"))
+        credentials = git.Credentials(value("username"), value("password"), value("bearerToken"),
+                                      identity=value("identity"), known_hosts=value("known_hosts"))
+        if over_ssh:
+            if not credentials.identity:
+                raise _AuthError(f"secret \"{name}\": an ssh:// URL needs the key identity (a private key)")
+            if not credentials.known_hosts:
+                raise _AuthError(f"secret \"{name}\": an ssh:// URL needs the key known_hosts (the server's host "
+                                 "keys: they are never trusted on first use)")
+            if credentials.password:
+                raise _AuthError(f"secret \"{name}\": a passphrase-protected identity (key password) is not "
+                                 "supported: store the key unencrypted")
+            return credentials
         if not (credentials.username and credentials.password) and not credentials.bearer_token:
             raise _AuthError(f"secret \"{name}\": needs the keys username and password, or bearerToken")
         return credentials

@@ -18,7 +18,7 @@ from dulwich.server import DictBackend
 from dulwich.web import make_wsgi_chain
 
 from reconcile import testing
-from tests.gitops import gitrepos
+from tests.gitops import gitrepos, sshd
 
 CM = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {}\n"
 
@@ -116,3 +116,10 @@ def redirecting(tmp_path: Path) -> Iterator[tuple[str, list[str | None]]]:
             server.shutdown()
             server.server_close()
             thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def ssh_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sshd.SSHServer]:
+    """A real OpenSSH server on 127.0.0.1 (own host key, one authorized key), shared by a module."""
+    with sshd.serve(tmp_path_factory.mktemp("sshd")) as server:
+        yield server

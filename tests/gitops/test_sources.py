@@ -26,7 +26,7 @@ from reconcile.engine import clock as clock_mod
 from reconcile.engine import events
 from reconcile.gitops import git, receiver, sources
 from reconcile.gitops.artifacts import Artifact, ArtifactStore
-from tests.gitops import gitrepos
+from tests.gitops import gitrepos, sshd
 from tests.gitops.gitrepos import LINK, Builder
 
 CM = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {}\n"
@@ -307,6 +307,55 @@ async def test_secret_ref_basic_auth_over_http(ac: Any, ns: str, store: Artifact
     obj = await _get(ac, ns, "auth")
     assert _condition(obj, "Ready")["status"] == "True"
     assert (store.directory(Artifact.from_status(obj["status"])) / "app" / "cm.yaml").exists()
+
+
+async def test_secret_ref_identity_and_known_hosts_over_ssh(ac: Any, ns: str, store: ArtifactStore, tmp_path: Path,
+                                                            ssh_server: sshd.SSHServer) -> None:
+    """Flux's SSH Secret (identity, known_hosts; identity.pub optional) against a real sshd on 127.0.0.1:
+    each missing or wrong piece is a Ready=False message saying which, and no key ever reaches the object."""
+    src = gitrepos.init(tmp_path / "src", {"app/cm.yaml": CM.format("ssh")})
+    head = gitrepos.git(src, "rev-parse", "HEAD")
+    url = ssh_server.url(src)
+    await _create(ac, ns, _repo_object("viassh", url))
+    recorder = events.EventRecorder(ac, component="gitrepository-test")
+    reconciler = sources.GitRepositoryReconciler(ac, store, tmp_path / "cache", recorder=recorder)
+    b64 = lambda s: base64.b64encode(s.encode()).decode()  # noqa: E731
+    _, other_host = sshd.keygen(tmp_path / "other-host")
+    steps = [
+        (None, "AuthenticationFailed", "an ssh:// URL needs a Secret with the keys identity and known_hosts"),
+        ({"identity": b64(ssh_server.identity)}, "AuthenticationFailed", "needs the key known_hosts"),
+        ({"identity": b64(ssh_server.identity), "known_hosts": b64(f"[127.0.0.1]:{ssh_server.port} {other_host}")},
+         "GitOperationFailed", "does not match the Secret's known_hosts"),
+        ({"identity": b64(sshd.keygen(tmp_path / "other-client")[0]), "known_hosts": b64(ssh_server.known_hosts)},
+         "GitOperationFailed", "the server refused the Secret's identity"),
+    ]
+    for i, (data, reason, message) in enumerate(steps):
+        if data is not None:
+            await ac.patch(sources.API_VERSION, sources.PLURAL, "viassh", {"spec": {"secretRef": {"name": "deploy-key"}}},
+                           namespace=ns)
+            if i == 1:
+                await ac.create("v1", "secrets", {"apiVersion": "v1", "kind": "Secret",
+                                                  "metadata": {"name": "deploy-key"}, "data": data}, namespace=ns)
+            else:
+                await ac.patch("v1", "secrets", "deploy-key", {"data": data}, namespace=ns)
+        await _request(ac, ns, "viassh", str(i))
+        await reconciler.reconcile((ns, "viassh"))
+        ready = _condition(await _get(ac, ns, "viassh"), "Ready")
+        assert (ready["status"], ready["reason"]) == ("False", reason) and message in ready["message"], (i, ready)
+        assert ready["message"].startswith(f"ssh://127.0.0.1:{ssh_server.port}") or reason == "AuthenticationFailed"
+    await ac.patch("v1", "secrets", "deploy-key", {"data": {"identity": b64(ssh_server.identity),
+                                                            "known_hosts": b64(ssh_server.known_hosts)}}, namespace=ns)
+    await _request(ac, ns, "viassh", "ok")
+    await reconciler.reconcile((ns, "viassh"))
+    obj = await _get(ac, ns, "viassh")
+    assert _condition(obj, "Ready")["status"] == "True"
+    artifact = Artifact.from_status(obj["status"])
+    assert artifact.revision == f"main@sha1:{head}"
+    assert (store.directory(artifact) / "app" / "cm.yaml").read_text() == CM.format("ssh")
+    listed = (await ac.list("v1", "events", namespace=ns))["items"]
+    shown = str(obj) + str([e.get("message") for e in listed])
+    key_lines = [line for line in ssh_server.identity.splitlines() if len(line) > 20]
+    assert key_lines and not any(line in shown for line in key_lines)
 
 
 async def test_local_urls_are_refused_unless_the_operator_allows_them(ac: Any, ns: str, store: ArtifactStore,
