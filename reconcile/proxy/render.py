@@ -87,6 +87,17 @@ class _Builder:
     cluster_ips: set[str] = field(default_factory=set)
 
 
+def _choices(sp: model.ServicePort, endpoints: list[model.Endpoint]) -> list[str]:
+    """Uniform random choice as rules, not as an inline `numgen ... vmap { ... }`: rule i of N
+    fires with probability 1/(N-i) (iptables mode's `statistic` chain, so each endpoint gets 1/N).
+    An inline vmap is an anonymous set, and the kernel binds each one by walking the whole
+    transaction (`__nft_set_trans_bind`): one per Service made 10,000 Services quadratic
+    (minutes, with the CPU stuck in the kernel). Only a connection's first packet sees this chain."""
+    names = [hashed("endpoint-", _endpoint_name(sp, ep)) for ep in endpoints]
+    rules = [f"numgen random mod {len(names) - i} == 0 goto {name}" for i, name in enumerate(names[:-1])]
+    return [*rules, f"goto {names[-1]}"]
+
+
 def _balance(b: _Builder, chain: str, sp: model.ServicePort, endpoints: list[model.Endpoint], *,
              cluster_ip_masq: bool) -> None:
     rules: list[str] = []
@@ -97,9 +108,7 @@ def _balance(b: _Builder, chain: str, sp: model.ServicePort, endpoints: list[mod
         for ep in endpoints:
             rules.append(f"ip saddr @{hashed('affinity-', _endpoint_name(sp, ep))} "
                          f"goto {hashed('endpoint-', _endpoint_name(sp, ep))}")
-    choices = ", ".join(f"{i} : goto {hashed('endpoint-', _endpoint_name(sp, ep))}"
-                        for i, ep in enumerate(endpoints))
-    rules.append(f"numgen random mod {len(endpoints)} vmap {{ {choices} }}")
+    rules.extend(_choices(sp, endpoints))
     b.chains[chain] = rules
 
 
@@ -164,50 +173,116 @@ def _service(b: _Builder, sp: model.ServicePort, node: str) -> None:
 
 MAPS = ("service-ips", "service-nodeports", "no-endpoint-services", "no-endpoint-nodeports")
 SETS = ("pod-cidrs", "cluster-ips")
+_FIXED_SETS = {
+    "pod-cidrs": "set pod-cidrs { type ipv4_addr; flags interval; }",
+    "cluster-ips": "set cluster-ips { type ipv4_addr; }",
+    "service-ips": "map service-ips { type ipv4_addr . inet_proto . inet_service : verdict; }",
+    "service-nodeports": "map service-nodeports { type inet_proto . inet_service : verdict; }",
+    "no-endpoint-services": "map no-endpoint-services { type ipv4_addr . inet_proto . inet_service : verdict; }",
+    "no-endpoint-nodeports": "map no-endpoint-nodeports { type inet_proto . inet_service : verdict; }",
+}
+
+
+@dataclass(frozen=True)
+class Ruleset:
+    """The whole table as data: what `render` writes out in full and `delta.render` diffs.
+
+    `elements` maps each set or map to {key: element text} (a map's element text is
+    `key : verdict`). `stale` are chains a partial sync emptied and left for the next sync to
+    delete (as kube-proxy, which deletes a chain no earlier than the sync after the one that
+    dropped the last map element pointing at it)."""
+
+    table: str
+    hooks: dict[str, str]  # base chain -> its `type ... hook ... priority ...; policy ...;` line
+    chains: dict[str, tuple[str, ...]]  # every chain (base chains first) -> its rules, in order
+    sets: dict[str, str]  # every set and map -> its declaration (`set NAME { ... }`)
+    elements: dict[str, dict[str, str]]
+    stale: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class _Fragment:
+    """What one service port adds to the table (memoized: a sync of 10,000 Services in which one
+    changed rebuilds one fragment)."""
+
+    chains: tuple[tuple[str, tuple[str, ...]], ...]
+    sets: tuple[tuple[str, str], ...]
+    elements: tuple[tuple[str, str], ...]  # (map name, element text)
+    cluster_ip: str
+
+
+@functools.lru_cache(maxsize=1 << 15)
+def _fragment(sp: model.ServicePort, node: str) -> _Fragment:
+    b = _Builder()
+    _service(b, sp, node)
+    sets = tuple((line.split()[1], line) for line in b.sets)
+    elements = tuple((name, item) for name, items in (
+        ("service-ips", b.service_ips), ("service-nodeports", b.service_nodeports),
+        ("no-endpoint-services", b.no_endpoint_services), ("no-endpoint-nodeports", b.no_endpoint_nodeports))
+        for item in items)
+    return _Fragment(tuple((k, tuple(v)) for k, v in b.chains.items()), sets, elements, sp.cluster_ip)
+
+
+def element_key(item: str) -> str:
+    """A set element is its own key; a map element's key is what comes before ` : `."""
+    return item.split(" : ", 1)[0]
+
+
+def ruleset(ports: Iterable[model.ServicePort], node: NodeInfo) -> Ruleset:
+    """The table `ports` need on `node`: pure, deterministic (chains sorted, elements in port order)."""
+    service_chains: dict[str, tuple[str, ...]] = {}
+    sets = dict(_FIXED_SETS)
+    elements: dict[str, dict[str, str]] = {name: {} for name in (*SETS, *MAPS)}
+    for cidr in node.pod_cidrs:
+        elements["pod-cidrs"][cidr] = cidr
+    cluster_ips: set[str] = set()
+    for sp in ports:
+        frag = _fragment(sp, node.name)
+        service_chains.update(frag.chains)
+        sets.update(frag.sets)
+        for name, item in frag.elements:
+            elements[name][element_key(item)] = item
+        cluster_ips.add(frag.cluster_ip)
+    for ip in sorted(cluster_ips):
+        elements["cluster-ips"][ip] = ip
+    chains: dict[str, tuple[str, ...]] = {name: tuple(rules) for name, (_, rules) in _BASE_CHAINS.items()}
+    chains.update((k, tuple(v)) for k, v in _helpers(node).items())
+    chains.update(sorted(service_chains.items()))
+    return Ruleset(table=table_name(node.name), hooks={name: hook for name, (hook, _) in _BASE_CHAINS.items()},
+                   chains=chains, sets=sets, elements=elements)
 
 
 def render(ports: Iterable[model.ServicePort], node: NodeInfo, *, existing_chains: Iterable[str] = (),
            existing_sets: Iterable[str] = ()) -> str:
-    """The complete `nft -f` input that turns this node's table into the rules for `ports`.
+    """The complete `nft -f` input that turns this node's table into the rules for `ports`."""
+    return render_full(ruleset(ports, node), existing_chains=existing_chains, existing_sets=existing_sets)
 
-    One transaction: create the table if missing, flush every rule, (re)declare sets, maps and
-    chains, flush the sets' and maps' elements and add the new ones, then delete the chains and
-    affinity sets of the live table (`existing_*`, as the act step listed them) that are gone.
-    Affinity sets that stay keep their members (a sync does not reset session affinity).
+
+def render_full(rs: Ruleset, *, existing_chains: Iterable[str] = (), existing_sets: Iterable[str] = ()) -> str:
+    """The full sync: one transaction that rebuilds the table whatever it holds.
+
+    Create the table if missing, flush every rule, (re)declare sets, maps and chains, flush the
+    sets' and maps' elements and add the new ones, then delete the chains and affinity sets of the
+    live table (`existing_*`, as the act step listed them) that are gone. Affinity sets that stay
+    keep their members (a sync does not reset session affinity).
     """
-    b = _Builder()
-    for sp in ports:
-        _service(b, sp, node.name)
-    table = table_name(node.name)
+    table = rs.table
     out = [f"table ip {table} {{}}", f"flush table ip {table}", f"table ip {table} {{"]
-    out.append("\tset pod-cidrs { type ipv4_addr; flags interval; }")
-    out.append("\tset cluster-ips { type ipv4_addr; }")
-    out.append("\tmap service-ips { type ipv4_addr . inet_proto . inet_service : verdict; }")
-    out.append("\tmap service-nodeports { type inet_proto . inet_service : verdict; }")
-    out.append("\tmap no-endpoint-services { type ipv4_addr . inet_proto . inet_service : verdict; }")
-    out.append("\tmap no-endpoint-nodeports { type inet_proto . inet_service : verdict; }")
-    out.extend(f"\t{s}" for s in b.sets)
-    chains: dict[str, list[str]] = {}
-    for name, (hook, rules) in _BASE_CHAINS.items():
-        chains[name] = [hook, *rules]
-    chains.update(_helpers(node))
-    chains.update(sorted(b.chains.items()))
-    for name, rules in chains.items():
+    out.extend(f"\t{decl}" for decl in rs.sets.values())
+    for name, rules in rs.chains.items():
         out.append(f"\tchain {name} {{")
+        if name in rs.hooks:
+            out.append(f"\t\t{rs.hooks[name]}")
         out.extend(f"\t\t{r}" for r in rules)
         out.append("\t}")
     out.append("}")
     out.extend(f"flush set ip {table} {name}" for name in SETS)
     out.extend(f"flush map ip {table} {name}" for name in MAPS)
-    elements = {"pod-cidrs": list(node.pod_cidrs), "cluster-ips": sorted(b.cluster_ips),
-                "service-ips": b.service_ips, "service-nodeports": b.service_nodeports,
-                "no-endpoint-services": b.no_endpoint_services, "no-endpoint-nodeports": b.no_endpoint_nodeports}
-    for name, items in elements.items():
-        if items:
-            out.append(f"add element ip {table} {name} {{ {', '.join(items)} }}")
-    out.extend(f"delete chain ip {table} {name}" for name in sorted(set(existing_chains) - set(chains)))
-    wanted_sets = {*SETS, *MAPS, *b.set_names}
-    out.extend(f"delete set ip {table} {name}" for name in sorted(set(existing_sets) - wanted_sets))
+    for name in (*SETS, *MAPS):
+        if items := rs.elements.get(name):
+            out.append(f"add element ip {table} {name} {{ {', '.join(items.values())} }}")
+    out.extend(f"delete chain ip {table} {name}" for name in sorted(set(existing_chains) - set(rs.chains)))
+    out.extend(f"delete set ip {table} {name}" for name in sorted(set(existing_sets) - set(rs.sets)))
     return "\n".join(out) + "\n"
 
 
