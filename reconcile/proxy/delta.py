@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from reconcile.proxy.render import Ruleset
+from reconcile.proxy.render import Ruleset, merge
 
 
 class NeedsFullSync(Exception):
@@ -34,36 +34,60 @@ class NeedsFullSync(Exception):
 
 
 def render(old: Ruleset, new: Ruleset) -> tuple[str, Ruleset]:
-    """(nft -f text, the Ruleset the table holds once it is applied); the text is "" for no change."""
+    """(nft -f text, the Ruleset the table holds once it is applied); the text is "" for no change.
+
+    Only the service ports whose fragment changed are compared (an unchanged one is the same
+    memoized object), so the cost follows what changed, not the size of the table.
+    """
     if old.table != new.table or old.hooks != new.hooks:
         raise NeedsFullSync("the table or a base chain's hook changed")
-    t = new.table
+    keys = [k for k in old.fragments.keys() | new.fragments.keys()
+            if old.fragments.get(k) is not new.fragments.get(k) and old.fragments.get(k) != new.fragments.get(k)]
+    keys.sort()
+    before = merge(old.fragments[k] for k in keys if k in old.fragments)
+    after = merge(new.fragments[k] for k in keys if k in new.fragments)
+    old_chains = {**{k: v for k, v in old.base.items() if new.base.get(k) != v}, **before[0]}
+    new_chains = {**{k: v for k, v in new.base.items() if old.base.get(k) != v}, **after[0]}
+    old_elements = {**before[2], "pod-cidrs": {c: c for c in old.pod_cidrs}, "cluster-ips": {}}
+    new_elements = {**after[2], "pod-cidrs": {c: c for c in new.pod_cidrs}, "cluster-ips": {}}
+    if old.cluster_ips != new.cluster_ips:
+        old_elements["cluster-ips"] = {ip: ip for ip in sorted(old.cluster_ips - new.cluster_ips)}
+        new_elements["cluster-ips"] = {ip: ip for ip in sorted(new.cluster_ips - old.cluster_ips)}
+    stale_gone = sorted(name for name in old.stale if name not in new_chains)
+    text, dropped = _diff(new.table, old_chains, new_chains, before[1], after[1], old_elements, new_elements,
+                          stale_gone)
+    return text, replace(new, stale=frozenset(dropped) | (old.stale - set(stale_gone) - new_chains.keys()))
+
+
+def _diff(t: str, old_chains: dict[str, tuple[str, ...]], new_chains: dict[str, tuple[str, ...]],
+          old_sets: dict[str, str], new_sets: dict[str, str], old_elements: dict[str, dict[str, str]],
+          new_elements: dict[str, dict[str, str]], stale_gone: list[str]) -> tuple[str, list[str]]:
+    """The transaction for the parts that differ (see the module docstring for the order)."""
     out: list[str] = []
-    for name in new.elements.keys() | old.elements.keys():
-        before, after = old.elements.get(name, {}), new.elements.get(name, {})
+    for name in sorted(new_elements.keys() | old_elements.keys()):
+        before, after = old_elements.get(name, {}), new_elements.get(name, {})
         gone = [key for key, item in before.items() if after.get(key) != item]
         if gone:
             out.append(f"delete element ip {t} {name} {{ {', '.join(gone)} }}")
-    redeclared = {name for name, decl in new.sets.items() if name in old.sets and old.sets[name] != decl}
-    changed = [name for name, rules in new.chains.items() if name in old.chains and (
-        old.chains[name] != rules or any(f"@{s} " in f"{r} " for s in redeclared for r in old.chains[name]))]
-    dropped = [name for name in old.chains if name not in new.chains]
+    redeclared = {name for name, decl in new_sets.items() if name in old_sets and old_sets[name] != decl}
+    changed = [name for name, rules in new_chains.items() if name in old_chains and (
+        old_chains[name] != rules or any(f"@{s} " in f"{r} " for s in redeclared for r in old_chains[name]))]
+    dropped = [name for name in old_chains if name not in new_chains]
     out.extend(f"flush chain ip {t} {name}" for name in (*changed, *dropped))
-    out.extend(f"delete chain ip {t} {name}" for name in sorted(old.stale - new.chains.keys()))
-    out.extend(f"delete set ip {t} {name}" for name in old.sets
-               if name not in new.sets or new.sets[name] != old.sets[name])
-    for name, decl in new.sets.items():
-        if old.sets.get(name) != decl:
+    out.extend(f"delete chain ip {t} {name}" for name in stale_gone)
+    out.extend(f"delete set ip {t} {name}" for name in old_sets
+               if name not in new_sets or new_sets[name] != old_sets[name])
+    for name, decl in new_sets.items():
+        if old_sets.get(name) != decl:
             kind, rest = decl.split(" ", 1)
             out.append(f"add {kind} ip {t} {rest}")
-    added = [name for name in new.chains if name not in old.chains]
+    added = [name for name in new_chains if name not in old_chains]
     out.extend(f"add chain ip {t} {name}" for name in added)
     for name in (*added, *changed):
-        out.extend(f"add rule ip {t} {name} {rule}" for rule in new.chains[name])
-    for name, after in new.elements.items():
-        before = old.elements.get(name, {})
+        out.extend(f"add rule ip {t} {name} {rule}" for rule in new_chains[name])
+    for name in sorted(new_elements):
+        before, after = old_elements.get(name, {}), new_elements[name]
         fresh = [item for key, item in after.items() if before.get(key) != item]
         if fresh:
             out.append(f"add element ip {t} {name} {{ {', '.join(fresh)} }}")
-    applied = replace(new, stale=frozenset(dropped))
-    return ("\n".join(out) + "\n" if out else ""), applied
+    return ("\n".join(out) + "\n" if out else ""), dropped

@@ -184,31 +184,70 @@ _FIXED_SETS = {
 
 
 @dataclass(frozen=True)
-class Ruleset:
-    """The whole table as data: what `render` writes out in full and `delta.render` diffs.
-
-    `elements` maps each set or map to {key: element text} (a map's element text is
-    `key : verdict`). `stale` are chains a partial sync emptied and left for the next sync to
-    delete (as kube-proxy, which deletes a chain no earlier than the sync after the one that
-    dropped the last map element pointing at it)."""
-
-    table: str
-    hooks: dict[str, str]  # base chain -> its `type ... hook ... priority ...; policy ...;` line
-    chains: dict[str, tuple[str, ...]]  # every chain (base chains first) -> its rules, in order
-    sets: dict[str, str]  # every set and map -> its declaration (`set NAME { ... }`)
-    elements: dict[str, dict[str, str]]
-    stale: frozenset[str] = frozenset()
-
-
-@dataclass(frozen=True)
 class _Fragment:
-    """What one service port adds to the table (memoized: a sync of 10,000 Services in which one
-    changed rebuilds one fragment)."""
+    """What one service port adds to the table (memoized: in a sync of 10,000 Services of which
+    one changed, 9,999 fragments are the very objects of the last sync, and a delta skips them)."""
 
     chains: tuple[tuple[str, tuple[str, ...]], ...]
     sets: tuple[tuple[str, str], ...]
     elements: tuple[tuple[str, str], ...]  # (map name, element text)
     cluster_ip: str
+
+
+@dataclass(frozen=True)
+class Ruleset:
+    """The whole table as data: what `render_full` writes out and `delta.render` diffs.
+
+    `fragments` holds each service port's part, by its id; `base` the base and helper chains.
+    `stale` are chains a partial sync emptied and left for the next sync to delete (as
+    kube-proxy, which deletes a chain no earlier than the sync after the one that dropped the
+    last map element pointing at it). `chains`, `sets` and `elements` are the whole table
+    (`elements`: each set or map -> {key: element text}; a map's element text is `key : verdict`)."""
+
+    table: str
+    hooks: dict[str, str]  # base chain -> its `type ... hook ... priority ...; policy ...;` line
+    base: dict[str, tuple[str, ...]]
+    pod_cidrs: tuple[str, ...]
+    fragments: dict[str, _Fragment]
+    stale: frozenset[str] = frozenset()
+
+    @functools.cached_property
+    def _merged(self) -> tuple[dict[str, tuple[str, ...]], dict[str, str], dict[str, dict[str, str]]]:
+        return merge(self.fragments.values())
+
+    @functools.cached_property
+    def chains(self) -> dict[str, tuple[str, ...]]:
+        """Every chain -> its rules: base and helper chains first, then the services' sorted."""
+        return {**self.base, **dict(sorted(self._merged[0].items()))}
+
+    @functools.cached_property
+    def sets(self) -> dict[str, str]:
+        return {**_FIXED_SETS, **self._merged[1]}
+
+    @functools.cached_property
+    def elements(self) -> dict[str, dict[str, str]]:
+        out = {name: dict(items) for name, items in self._merged[2].items()}
+        out["pod-cidrs"] = {cidr: cidr for cidr in self.pod_cidrs}
+        out["cluster-ips"] = {ip: ip for ip in sorted(self.cluster_ips)}
+        return {name: out[name] for name in (*SETS, *MAPS)}
+
+    @functools.cached_property
+    def cluster_ips(self) -> frozenset[str]:
+        return frozenset(f.cluster_ip for f in self.fragments.values())
+
+
+def merge(fragments: Iterable[_Fragment]) -> tuple[dict[str, tuple[str, ...]], dict[str, str],
+                                                   dict[str, dict[str, str]]]:
+    """(chains, affinity sets, {map: {key: element}}) of some fragments together."""
+    chains: dict[str, tuple[str, ...]] = {}
+    sets: dict[str, str] = {}
+    elements: dict[str, dict[str, str]] = {name: {} for name in MAPS}
+    for frag in fragments:
+        chains.update(frag.chains)
+        sets.update(frag.sets)
+        for name, item in frag.elements:
+            elements[name][element_key(item)] = item
+    return chains, sets, elements
 
 
 @functools.lru_cache(maxsize=1 << 15)
@@ -229,27 +268,12 @@ def element_key(item: str) -> str:
 
 
 def ruleset(ports: Iterable[model.ServicePort], node: NodeInfo) -> Ruleset:
-    """The table `ports` need on `node`: pure, deterministic (chains sorted, elements in port order)."""
-    service_chains: dict[str, tuple[str, ...]] = {}
-    sets = dict(_FIXED_SETS)
-    elements: dict[str, dict[str, str]] = {name: {} for name in (*SETS, *MAPS)}
-    for cidr in node.pod_cidrs:
-        elements["pod-cidrs"][cidr] = cidr
-    cluster_ips: set[str] = set()
-    for sp in ports:
-        frag = _fragment(sp, node.name)
-        service_chains.update(frag.chains)
-        sets.update(frag.sets)
-        for name, item in frag.elements:
-            elements[name][element_key(item)] = item
-        cluster_ips.add(frag.cluster_ip)
-    for ip in sorted(cluster_ips):
-        elements["cluster-ips"][ip] = ip
-    chains: dict[str, tuple[str, ...]] = {name: tuple(rules) for name, (_, rules) in _BASE_CHAINS.items()}
-    chains.update((k, tuple(v)) for k, v in _helpers(node).items())
-    chains.update(sorted(service_chains.items()))
+    """The table `ports` need on `node`: pure and deterministic."""
+    fragments = {sp.id: _fragment(sp, node.name) for sp in ports}
+    base: dict[str, tuple[str, ...]] = {name: tuple(rules) for name, (_, rules) in _BASE_CHAINS.items()}
+    base.update((k, tuple(v)) for k, v in _helpers(node).items())
     return Ruleset(table=table_name(node.name), hooks={name: hook for name, (hook, _) in _BASE_CHAINS.items()},
-                   chains=chains, sets=sets, elements=elements)
+                   base=base, pod_cidrs=tuple(node.pod_cidrs), fragments=fragments)
 
 
 def render(ports: Iterable[model.ServicePort], node: NodeInfo, *, existing_chains: Iterable[str] = (),
