@@ -48,11 +48,14 @@ def render(old: Ruleset, new: Ruleset) -> tuple[str, Ruleset]:
     after = merge(new.fragments[k] for k in keys if k in new.fragments)
     old_chains = {**{k: v for k, v in old.base.items() if new.base.get(k) != v}, **before[0]}
     new_chains = {**{k: v for k, v in new.base.items() if old.base.get(k) != v}, **after[0]}
-    old_elements = {**before[2], "pod-cidrs": {c: c for c in old.pod_cidrs}, "cluster-ips": {}}
-    new_elements = {**after[2], "pod-cidrs": {c: c for c in new.pod_cidrs}, "cluster-ips": {}}
+    old_elements = {**before[2], "pod-cidrs": {c: c for c in old.pod_cidrs}, "cluster-ips": {}, "hairpin": {}}
+    new_elements = {**after[2], "pod-cidrs": {c: c for c in new.pod_cidrs}, "cluster-ips": {}, "hairpin": {}}
     if old.cluster_ips != new.cluster_ips:
         old_elements["cluster-ips"] = {ip: ip for ip in sorted(old.cluster_ips - new.cluster_ips)}
         new_elements["cluster-ips"] = {ip: ip for ip in sorted(new.cluster_ips - old.cluster_ips)}
+    if keys and old.endpoint_ips != new.endpoint_ips:  # shared by Services: diffed as a whole
+        old_elements["hairpin"] = {f"{ip} . {ip}": f"{ip} . {ip}" for ip in sorted(old.endpoint_ips - new.endpoint_ips)}
+        new_elements["hairpin"] = {f"{ip} . {ip}": f"{ip} . {ip}" for ip in sorted(new.endpoint_ips - old.endpoint_ips)}
     stale_gone = sorted(name for name in old.stale if name not in new_chains)
     text, dropped = _diff(new.table, old_chains, new_chains, before[1], after[1], old_elements, new_elements,
                           stale_gone)

@@ -85,6 +85,18 @@ class _Builder:
     no_endpoint_services: list[str] = field(default_factory=list)
     no_endpoint_nodeports: list[str] = field(default_factory=list)
     cluster_ips: set[str] = field(default_factory=set)
+    endpoint_ips: set[str] = field(default_factory=set)
+
+
+def _target(sp: model.ServicePort, ep: model.Endpoint) -> str:
+    """What a choice of `ep` does: DNAT at once, or (with session affinity, which needs a rule to
+    remember the client) a goto to the endpoint's own chain. Per-endpoint chains for every
+    Service would be five chains more per Service, and nft fetches every chain of the table before
+    it sends even a one-line delta: with 10,000 Services that listing, not the kernel, was the
+    cost of a partial sync."""
+    if sp.affinity_seconds:
+        return f"goto {hashed('endpoint-', _endpoint_name(sp, ep))}"
+    return f"meta l4proto {sp.protocol} dnat to {ep.ip}:{ep.port}"
 
 
 def _choices(sp: model.ServicePort, endpoints: list[model.Endpoint]) -> list[str]:
@@ -93,9 +105,9 @@ def _choices(sp: model.ServicePort, endpoints: list[model.Endpoint]) -> list[str
     An inline vmap is an anonymous set, and the kernel binds each one by walking the whole
     transaction (`__nft_set_trans_bind`): one per Service made 10,000 Services quadratic
     (minutes, with the CPU stuck in the kernel). Only a connection's first packet sees this chain."""
-    names = [hashed("endpoint-", _endpoint_name(sp, ep)) for ep in endpoints]
-    rules = [f"numgen random mod {len(names) - i} == 0 goto {name}" for i, name in enumerate(names[:-1])]
-    return [*rules, f"goto {names[-1]}"]
+    targets = [_target(sp, ep) for ep in endpoints]
+    rules = [f"numgen random mod {len(targets) - i} == 0 {t}" for i, t in enumerate(targets[:-1])]
+    return [*rules, targets[-1]]
 
 
 def _balance(b: _Builder, chain: str, sp: model.ServicePort, endpoints: list[model.Endpoint], *,
@@ -113,18 +125,18 @@ def _balance(b: _Builder, chain: str, sp: model.ServicePort, endpoints: list[mod
 
 
 def _endpoint_chain(b: _Builder, sp: model.ServicePort, ep: model.Endpoint) -> None:
+    """Every endpoint is a hairpin candidate (set `hairpin`, matched in `masquerading`); with
+    session affinity it also gets its chain, which remembers the client and DNATs."""
+    b.endpoint_ips.add(ep.ip)
+    if not sp.affinity_seconds:
+        return
     name = hashed("endpoint-", _endpoint_name(sp, ep))
     if name in b.chains:
         return
-    rules = [f"ip saddr {ep.ip} jump mark-for-masquerade"]  # hairpin: a pod reaching itself
-    if sp.affinity_seconds:
-        affinity = hashed("affinity-", _endpoint_name(sp, ep))
-        b.set_names.add(affinity)
-        b.sets.append(f"set {affinity} {{ type ipv4_addr; flags dynamic,timeout; "
-                      f"timeout {sp.affinity_seconds}s; }}")
-        rules.append(f"update @{affinity} {{ ip saddr }}")
-    rules.append(f"meta l4proto {sp.protocol} dnat to {ep.ip}:{ep.port}")
-    b.chains[name] = rules
+    affinity = hashed("affinity-", _endpoint_name(sp, ep))
+    b.set_names.add(affinity)
+    b.sets.append(f"set {affinity} {{ type ipv4_addr; flags dynamic,timeout; timeout {sp.affinity_seconds}s; }}")
+    b.chains[name] = [f"update @{affinity} {{ ip saddr }}", f"meta l4proto {sp.protocol} dnat to {ep.ip}:{ep.port}"]
 
 
 def _service(b: _Builder, sp: model.ServicePort, node: str) -> None:
@@ -172,10 +184,12 @@ def _service(b: _Builder, sp: model.ServicePort, node: str) -> None:
 
 
 MAPS = ("service-ips", "service-nodeports", "no-endpoint-services", "no-endpoint-nodeports")
-SETS = ("pod-cidrs", "cluster-ips")
+SETS = ("pod-cidrs", "cluster-ips", "hairpin")
 _FIXED_SETS = {
     "pod-cidrs": "set pod-cidrs { type ipv4_addr; flags interval; }",
     "cluster-ips": "set cluster-ips { type ipv4_addr; }",
+    # `ip . ip` for every endpoint: after DNAT, a packet from an endpoint to itself is a hairpin
+    "hairpin": "set hairpin { type ipv4_addr . ipv4_addr; }",
     "service-ips": "map service-ips { type ipv4_addr . inet_proto . inet_service : verdict; }",
     "service-nodeports": "map service-nodeports { type inet_proto . inet_service : verdict; }",
     "no-endpoint-services": "map no-endpoint-services { type ipv4_addr . inet_proto . inet_service : verdict; }",
@@ -192,6 +206,7 @@ class _Fragment:
     sets: tuple[tuple[str, str], ...]
     elements: tuple[tuple[str, str], ...]  # (map name, element text)
     cluster_ip: str
+    endpoint_ips: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -229,11 +244,17 @@ class Ruleset:
         out = {name: dict(items) for name, items in self._merged[2].items()}
         out["pod-cidrs"] = {cidr: cidr for cidr in self.pod_cidrs}
         out["cluster-ips"] = {ip: ip for ip in sorted(self.cluster_ips)}
+        out["hairpin"] = {f"{ip} . {ip}": f"{ip} . {ip}" for ip in sorted(self.endpoint_ips)}
         return {name: out[name] for name in (*SETS, *MAPS)}
 
     @functools.cached_property
     def cluster_ips(self) -> frozenset[str]:
         return frozenset(f.cluster_ip for f in self.fragments.values())
+
+    @functools.cached_property
+    def endpoint_ips(self) -> frozenset[str]:
+        """Shared by Services (a pod backs several): a set of the whole table, diffed whole."""
+        return frozenset().union(*(f.endpoint_ips for f in self.fragments.values()))
 
 
 def merge(fragments: Iterable[_Fragment]) -> tuple[dict[str, tuple[str, ...]], dict[str, str],
@@ -259,7 +280,8 @@ def _fragment(sp: model.ServicePort, node: str) -> _Fragment:
         ("service-ips", b.service_ips), ("service-nodeports", b.service_nodeports),
         ("no-endpoint-services", b.no_endpoint_services), ("no-endpoint-nodeports", b.no_endpoint_nodeports))
         for item in items)
-    return _Fragment(tuple((k, tuple(v)) for k, v in b.chains.items()), sets, elements, sp.cluster_ip)
+    return _Fragment(tuple((k, tuple(v)) for k, v in b.chains.items()), sets, elements, sp.cluster_ip,
+                     frozenset(b.endpoint_ips))
 
 
 def element_key(item: str) -> str:
@@ -336,7 +358,8 @@ _BASE_CHAINS = {
 def _helpers(node: NodeInfo) -> dict[str, list[str]]:
     return {
         "mark-for-masquerade": [f"meta mark set meta mark or {MASQ_MARK:#x}"],
-        "masquerading": [f"meta mark & {MASQ_MARK:#x} == 0 return",
+        "masquerading": [f"ip saddr . ip daddr @hairpin meta mark set meta mark or {MASQ_MARK:#x}",
+                         f"meta mark & {MASQ_MARK:#x} == 0 return",
                          f"meta mark set meta mark xor {MASQ_MARK:#x}", "masquerade fully-random"],
         "services": ["ip daddr . meta l4proto . th dport vmap @service-ips",
                      "fib daddr type local meta l4proto . th dport vmap @service-nodeports"],

@@ -171,25 +171,31 @@ def test_a_chain_of_deltas_leaves_exactly_the_full_render_of_the_last_state(step
 
 
 def test_one_changed_service_sends_only_its_own_chains_and_elements() -> None:
-    def port(i: int, *ips: str) -> model.ServicePort:
-        return model.ServicePort("ns", f"svc{i}", "http", "tcp", f"10.96.0.{10 + i}", 80,
+    def port(i: int, *ips: str, affinity: int = 0) -> model.ServicePort:
+        return model.ServicePort("ns", f"svc{i}", "http", "tcp", f"10.96.0.{10 + i}", 80, affinity_seconds=affinity,
                                  endpoints=tuple(model.Endpoint(ip, 8080) for ip in ips))
-    before = render.ruleset([port(i, "10.232.1.2", "10.232.1.3") for i in range(50)], NODES[0])
-    after = render.ruleset([port(i, "10.232.1.2", "10.232.1.3") for i in range(49)]
-                           + [port(49, "10.232.1.2", "10.232.1.4")], NODES[0])
+    same = [port(i, "10.232.1.2", "10.232.1.3") for i in range(48)]
+    before = render.ruleset([*same, port(48, "10.232.1.2", "10.232.1.3"),
+                             port(49, "10.232.1.2", "10.232.1.3", affinity=30)], NODES[0])
+    after = render.ruleset([*same, port(48, "10.232.1.2", "10.232.1.5"),
+                            port(49, "10.232.1.2", "10.232.1.4", affinity=30)], NODES[0])
     text, applied = delta.render(before, after)
-    svc = render.hashed("service-", "ns/svc49/tcp/http")
+    t = before.table
+    svc = render.hashed("service-", "ns/svc48/tcp/http")
     gone = render.hashed("endpoint-", "ns/svc49/tcp/http__10.232.1.3/8080")
     new = render.hashed("endpoint-", "ns/svc49/tcp/http__10.232.1.4/8080")
-    assert text.splitlines()[0] == f"flush chain ip {before.table} {svc}"
-    assert f"flush chain ip {before.table} {gone}" in text and f"add chain ip {before.table} {new}" in text
-    assert "svc48" not in text and "element" not in text, "the map still points at the same chain"
+    assert f"flush chain ip {t} {svc}" in text and f"add rule ip {t} {svc} " in text
+    assert f"flush chain ip {t} {gone}" in text and f"add chain ip {t} {new}" in text
+    assert f"delete set ip {t} {render.hashed('affinity-', 'ns/svc49/tcp/http__10.232.1.3/8080')}" in text
+    assert f"add element ip {t} hairpin {{ 10.232.1.4 . 10.232.1.4, 10.232.1.5 . 10.232.1.5 }}" in text
+    assert "10.232.1.3 . 10.232.1.3" not in text, "other Services still send to 10.232.1.3"
+    assert "svc47" not in text and "service-ips" not in text, "the map still points at the same chains"
     assert applied.stale == {gone}
     text, settled = delta.render(applied, after)
-    assert text == f"delete chain ip {before.table} {gone}\n", "the next sync deletes what this one emptied"
+    assert text == f"delete chain ip {t} {gone}\n", "the next sync deletes what this one emptied"
     assert delta.render(settled, after)[0] == ""
     text, _ = delta.render(applied, before)
-    assert f"delete chain ip {before.table} {gone}" not in text, "a chain coming back is refilled, not deleted"
+    assert f"delete chain ip {t} {gone}" not in text, "a chain coming back is refilled, not deleted"
     with pytest.raises(delta.NeedsFullSync):
         delta.render(before, render.ruleset([], render.NodeInfo("node-b")))
 

@@ -80,7 +80,10 @@ def test_every_service_port_maps_to_exactly_what_kube_proxy_would(ports: list[mo
         if cluster:  # the service chain balances over exactly the usable endpoints
             chain = _chain(text, render.hashed("service-", sp.id))
             chances = choice_probabilities(chain)
-            assert set(chances) == {render.hashed("endpoint-", f"{sp.id}__{e.ip}/{e.port}") for e in cluster}
+            assert set(chances) == {render.hashed("endpoint-", f"{sp.id}__{e.ip}/{e.port}") if sp.affinity_seconds
+                                    else f"{e.ip}:{e.port}" for e in cluster}
+            assert {f"{e.ip} . {e.ip}" for e in cluster} <= set(element_line(text, "hairpin").split("{ ")[1]
+                                                               .rstrip(" }").split(", "))
             assert set(chances.values()) == {Fraction(1, len(cluster))}, "uniform over the usable endpoints"
         if sp.node_port:
             port_key = f"{sp.protocol} . {sp.node_port} : "
@@ -95,17 +98,19 @@ def test_every_service_port_maps_to_exactly_what_kube_proxy_would(ports: list[mo
 
 
 def choice_probabilities(chain: str) -> dict[str, Fraction]:
-    """Each endpoint chain's chance from a service chain's choice rules (`numgen random mod K == 0
-    goto X` fires with probability 1/K when reached; a plain `goto X` ends the chain)."""
+    """Each endpoint's chance (by its chain, or `ip:port` when DNATed in place) from a service
+    chain's choice rules (`numgen random mod K == 0 ACTION` fires with probability 1/K when
+    reached; a plain ACTION ends the chain)."""
     chances: dict[str, Fraction] = {}
     reach = Fraction(1)
+    action = r"(?:goto (endpoint-\S+)|meta l4proto \w+ dnat to (\S+))"
     for line in chain.splitlines():
         line = line.strip()
-        if m := re.fullmatch(r"numgen random mod (\d+) == 0 goto (endpoint-\S+)", line):
-            chances[m[2]] = reach / int(m[1])
+        if m := re.fullmatch(rf"numgen random mod (\d+) == 0 {action}", line):
+            chances[m[2] or m[3]] = reach / int(m[1])
             reach -= reach / int(m[1])
-        elif m := re.fullmatch(r"goto (endpoint-\S+)", line):
-            chances[m[1]] = reach
+        elif m := re.fullmatch(action, line):
+            chances[m[1] or m[2]] = reach
             reach = Fraction(0)
     assert reach == 0, "the chain always ends in an endpoint"
     return chances
