@@ -15,6 +15,13 @@ Chains (priorities relative to dstnat -100 / srcnat 100, as upstream):
   service CIDR is unallocated (dropped) — it never follows the default route;
 - `nat-prerouting`/`nat-output` (dstnat) -> `services`; `nat-postrouting` (srcnat) -> `masquerading`.
 
+Per Service port, as upstream: `service-ips`/`service-nodeports` verdict maps (one lookup per
+packet, whatever the number of Services) -> `service-`/`local-`/`external-` chains. Differences
+in the service chain, for programming speed (bench/services.py): the endpoint is chosen by
+`numgen random mod K == 0` rules (no inline vmap: an anonymous set per Service is quadratic in
+the kernel) and DNATed there (an `endpoint-` chain only with session affinity, which needs its
+`update @affinity-`); hairpin is one `hairpin` set (`ip . ip` per endpoint) in `masquerading`.
+
 Differences from upstream, on purpose: node ports are also served on 127.0.0.1 (upstream's
 iptables mode does, its nftables mode does not), which needs route_localnet on the pod bridges
 (netfilter.py) and the loopback firewall rule below.
