@@ -23,12 +23,16 @@ def register(main: click.Group) -> None:
               help="The service CIDR (the API server's); routed into a local dummy device so nothing to it leaves.")
 @click.option("--min-sync-period", type=float, default=1.0, show_default=True,
               help="Seconds between two syncs at least (an isolated change is applied at once).")
-@click.option("--sync-period", type=float, default=30.0, show_default=True, help="Full resync every this many seconds.")
+@click.option("--sync-period", type=float, default=30.0, show_default=True,
+              help="Re-check the host's route and accept rule (and retry) every this many seconds.")
+@click.option("--full-sync-period", type=float, default=3600.0, show_default=True,
+              help="Rebuild the whole table every this many seconds; other syncs send only what changed.")
 @click.option("--health-port", type=int, default=None, help="Serve /healthz, /readyz and /metrics on 127.0.0.1:PORT.")
 @click.option("--cleanup", is_flag=True, help="Remove this node's rules (every node's without --node), then exit.")
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
 def proxy(server_url: str | None, kubeconfig: str | None, node: str | None, service_cidr: str, min_sync_period: float,
-          sync_period: float, health_port: int | None, cleanup: bool, verbose: bool) -> None:
+          sync_period: float, full_sync_period: float, health_port: int | None, cleanup: bool,
+          verbose: bool) -> None:
     """Program cluster IPs and node ports into the kernel (nftables) from Services and EndpointSlices."""
     import ipaddress
 
@@ -52,7 +56,7 @@ def proxy(server_url: str | None, kubeconfig: str | None, node: str | None, serv
         server_url = common.group_server()
     options = proxier.Options(node=node, server=server_url, kubeconfig=kubeconfig, service_cidr=str(network),
                               min_sync_period=min_sync_period, sync_period=sync_period,
-                              health_port=health_port)
+                              full_sync_period=full_sync_period, health_port=health_port)
     try:
         common.run_component(lambda: proxier.run(options))
     except netfilter.NetfilterError as exc:

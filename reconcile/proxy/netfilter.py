@@ -55,19 +55,23 @@ def apply(text: str) -> None:
 
 
 def table_contents(table: str) -> tuple[set[str], set[str]]:
-    """(chain names, set and map names) of `ip <table>`; empty when it does not exist."""
-    done = _run(["nft", "-j", "list", "table", "ip", table], check=False)
-    if done.returncode != 0:
-        return set(), set()
+    """(chain names, set and map names) of `ip <table>`; empty when it does not exist.
+
+    From `list chains` and terse `list sets`/`list maps` of the ip family (names only, filtered to our table),
+    not `list table`: that one dumps every rule and element, ten times slower for 1,000 Services.
+    """
     chains: set[str] = set()
     sets: set[str] = set()
-    for item in json.loads(done.stdout).get("nftables", []):
-        if "chain" in item:
-            chains.add(item["chain"]["name"])
-        elif "set" in item:
-            sets.add(item["set"]["name"])
-        elif "map" in item:
-            sets.add(item["map"]["name"])
+    for args, kinds, into in ((["list", "chains", "ip"], ("chain",), chains),
+                              (["-t", "list", "sets", "ip"], ("set",), sets),
+                              (["-t", "list", "maps", "ip"], ("map",), sets)):
+        done = _run(["nft", "-j", *args], check=False)
+        if done.returncode != 0:
+            continue
+        for item in json.loads(done.stdout or "{}").get("nftables", []):
+            for kind in kinds:
+                if kind in item and item[kind].get("table") == table:
+                    into.add(item[kind]["name"])
     return chains, sets
 
 

@@ -1,10 +1,15 @@
 """The service proxy's loop: informers on Services, EndpointSlices and Nodes feed one sync.
 
-Level-triggered, as kube-proxy: any event marks the state dirty; a sync renders the WHOLE table
-from the informers' caches and applies it in one `nft -f` transaction. Rate: a sync runs at once
-when the previous one is at least `min_sync_period` old (so an isolated readiness change reaches
-the kernel in milliseconds), otherwise when that period is over (bursts coalesce); a full resync
-also runs every `sync_period` (it repairs a table someone changed by hand) and after a failure.
+Level-triggered, as kube-proxy: any event marks the state dirty; a sync builds the WHOLE table
+as data (`render.Ruleset`, from the informers' caches; per-Service fragments are memoized) and
+applies it in one `nft -f` transaction. The first sync, one after a failure, and one every
+`full_sync_period` (kube-proxy: 1 h) are full: the table is listed, flushed and rebuilt (which
+repairs a table someone changed by hand and deletes chains that are not ours to keep); every
+other sync is partial (delta.py): only what differs from the Ruleset last applied, still one
+transaction. Rate: a sync runs at once when the previous one is at least `min_sync_period` old
+(so an isolated readiness change reaches the kernel in milliseconds), otherwise when that period
+is over (bursts coalesce); every `sync_period` a sync also re-checks the host (route, iptables
+accept rule) even with nothing changed.
 Nothing is written before all three informers have synced, and before the service CIDR is
 guarded (netfilter.guard_service_cidr). The table is left in place when the proxy stops: a
 restarted proxy adopts it (the next apply replaces it atomically) and live traffic never sees an
@@ -25,7 +30,7 @@ from reconcile.client import aio
 from reconcile.client import config as config_mod
 from reconcile.client import informer as informer_mod
 from reconcile.engine import manager as manager_mod
-from reconcile.proxy import conntrack, model, netfilter, render
+from reconcile.proxy import conntrack, delta, model, netfilter, render
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +44,8 @@ class Options:
     kubeconfig: str | None = None
     service_cidr: str = "10.96.0.0/12"  # --service-cluster-ip-range (as the API server's)
     min_sync_period: float = 1.0  # upstream's --iptables-min-sync-period / nftables default
-    sync_period: float = 30.0  # upstream's --iptables-sync-period
+    sync_period: float = 30.0  # upstream's --iptables-sync-period: the host is re-checked this often
+    full_sync_period: float = 3600.0  # upstream's FullSyncPeriod: the table is rebuilt this often
     health_port: int | None = None  # /healthz, /readyz, /metrics on 127.0.0.1 (upstream: :10256)
 
 
@@ -59,8 +65,11 @@ class Proxier:
         self.syncs = 0  # successful applies (tests and metrics read it)
         self.failures = 0
         self.conntrack_flushes = 0  # stale UDP flow groups deleted (conntrack.flush)
+        self.full_syncs = 0  # of `syncs`, the full ones
+        self._last_full = 0.0
         self._stopping = False
-        self.last_text = ""
+        self.applied: render.Ruleset | None = None  # what the table holds (None: unknown, sync in full)
+        self.last_text = ""  # the last text applied (a full text or a delta)
 
     def _changed(self, *_args: object) -> None:
         self._dirty.set()
@@ -76,48 +85,57 @@ class Proxier:
         return render.NodeInfo(name=self.options.node, service_cidr=self.options.service_cidr,
                                pod_cidrs=tuple(model.node_pod_cidrs(self.nodes.store.list())))
 
-    def _sync_now(self, full: bool) -> None:
-        """Blocking (run in a thread): check the host, guard the CIDR, render, apply.
+    def _sync_now(self, full: bool, check_host: bool = False) -> None:
+        """Blocking (run in a thread): check the host, guard the CIDR, build, apply.
 
-        A render identical to the last applied one is not applied again unless `full` (the
-        periodic resync, which repairs a table changed by hand): Node heartbeats wake the proxy
-        every few seconds, and re-applying thousands of chains for nothing would cost seconds.
-        The live table is listed (for stale chains) only on a full sync; otherwise what the last
-        applied text declared is what the table holds.
+        Full (`full`, or nothing applied yet, or a change no delta can express): list the live
+        table (for the chains and sets to delete) and rebuild it. Otherwise a delta against what
+        the last sync applied, and nothing at all when it is empty (Node heartbeats wake the proxy
+        every few seconds). A failed apply forgets what the table holds: the next sync is full.
         """
         node = self.node_info()
-        if full or self._guarded_cidrs != tuple(node.pod_cidrs):  # full: repair a route or rule someone removed
+        if full or check_host or self._guarded_cidrs != tuple(node.pod_cidrs):
             netfilter.check_overlaps(node.service_cidr, node.pod_cidrs)
             netfilter.guard_service_cidr(node.service_cidr)
             netfilter.allow_pod_forwarding(self.options.node)
             self._guarded_cidrs = tuple(node.pod_cidrs)
         ports = model.service_ports(self.services.store.list(), self.slices.store.list())
-        if full or not self.last_text:
+        wanted = render.ruleset(ports, node)
+        text = ""
+        if not full and self.applied is not None:
+            try:
+                text, after = delta.render(self.applied, wanted)
+            except delta.NeedsFullSync:
+                full = True
+            else:
+                if not text:
+                    return
+        if full or self.applied is None:
             chains, sets = netfilter.table_contents(self.table)
-        else:
-            chains, sets = render.declared(self.last_text)
-        text = render.render(ports, node, existing_chains=chains, existing_sets=sets)
-        if not full and text == self.last_text:
-            return
+            text, after = render.render_full(wanted, existing_chains=chains, existing_sets=sets), wanted
+            full = True
         try:
             netfilter.apply(text)
         except netfilter.NetfilterError:
-            self.last_text = ""  # the next sync lists the live table again
+            self.applied = None  # the next sync lists the live table again and rebuilds it
             raise
         devices = netfilter.pod_devices(node.pod_cidrs)
         netfilter.enable_hairpin(devices)
         if model.needs_route_localnet(ports):
             netfilter.enable_route_localnet(devices)
-        self.last_text = text
+        self.applied, self.last_text = after, text
         self.syncs += 1
+        if full:
+            self.full_syncs += 1
+            self._last_full = time.monotonic()
         try:  # after the rules changed: UDP flows still NATed to endpoints that are gone
             self.conntrack_flushes += conntrack.flush(ports, node.pod_cidrs)
         except (OSError, subprocess.SubprocessError) as exc:
             log.warning("proxy %s: UDP conntrack cleanup failed: %s", self.options.node, exc)
 
-    async def sync(self, *, full: bool = True) -> None:
+    async def sync(self, *, full: bool = True, check_host: bool = False) -> None:
         started = time.monotonic()
-        await asyncio.to_thread(self._sync_now, full)
+        await asyncio.to_thread(self._sync_now, full, check_host)
         self._last_sync = time.monotonic()
         log.info("proxy %s: synced %s in %.3fs", self.options.node, self.table, self._last_sync - started)
         if self.syncs == 1:
@@ -128,11 +146,12 @@ class Proxier:
         retry = False
         while not self._stopping:
             wait = self.options.min_sync_period if retry else self.options.sync_period
-            full = retry
+            check_host = retry
             try:
                 await asyncio.wait_for(self._dirty.wait(), timeout=wait)
             except TimeoutError:
-                full = True
+                check_host = True
+            full = retry or time.monotonic() - self._last_full >= self.options.full_sync_period
             if self._stopping:
                 return
             gap = self.options.min_sync_period - (time.monotonic() - self._last_sync)
@@ -140,7 +159,7 @@ class Proxier:
                 await asyncio.sleep(gap)  # rate limit: coalesce a burst of changes into one sync
             try:
                 self._dirty.clear()
-                await self.sync(full=full)
+                await self.sync(full=full, check_host=check_host)
                 retry = False
             except netfilter.NetfilterError as exc:
                 log.error("proxy %s: sync failed (retrying): %s", self.options.node, exc)

@@ -15,6 +15,13 @@ Chains (priorities relative to dstnat -100 / srcnat 100, as upstream):
   service CIDR is unallocated (dropped) — it never follows the default route;
 - `nat-prerouting`/`nat-output` (dstnat) -> `services`; `nat-postrouting` (srcnat) -> `masquerading`.
 
+Per Service port, as upstream: `service-ips`/`service-nodeports` verdict maps (one lookup per
+packet, whatever the number of Services) -> `service-`/`local-`/`external-` chains. Differences
+in the service chain, for programming speed (bench/services.py): the endpoint is chosen by
+`numgen random mod K == 0` rules (no inline vmap: an anonymous set per Service is quadratic in
+the kernel) and DNATed there (an `endpoint-` chain only with session affinity, which needs its
+`update @affinity-`); hairpin is one `hairpin` set (`ip . ip` per endpoint) in `masquerading`.
+
 Differences from upstream, on purpose: node ports are also served on 127.0.0.1 (upstream's
 iptables mode does, its nftables mode does not), which needs route_localnet on the pod bridges
 (netfilter.py) and the loopback firewall rule below.
@@ -85,6 +92,29 @@ class _Builder:
     no_endpoint_services: list[str] = field(default_factory=list)
     no_endpoint_nodeports: list[str] = field(default_factory=list)
     cluster_ips: set[str] = field(default_factory=set)
+    endpoint_ips: set[str] = field(default_factory=set)
+
+
+def _target(sp: model.ServicePort, ep: model.Endpoint) -> str:
+    """What a choice of `ep` does: DNAT at once, or (with session affinity, which needs a rule to
+    remember the client) a goto to the endpoint's own chain. Per-endpoint chains for every
+    Service would be five chains more per Service, and nft fetches every chain of the table before
+    it sends even a one-line delta: with 10,000 Services that listing, not the kernel, was the
+    cost of a partial sync."""
+    if sp.affinity_seconds:
+        return f"goto {hashed('endpoint-', _endpoint_name(sp, ep))}"
+    return f"meta l4proto {sp.protocol} dnat to {ep.ip}:{ep.port}"
+
+
+def _choices(sp: model.ServicePort, endpoints: list[model.Endpoint]) -> list[str]:
+    """Uniform random choice as rules, not as an inline `numgen ... vmap { ... }`: rule i of N
+    fires with probability 1/(N-i) (iptables mode's `statistic` chain, so each endpoint gets 1/N).
+    An inline vmap is an anonymous set, and the kernel binds each one by walking the whole
+    transaction (`__nft_set_trans_bind`): one per Service made 10,000 Services quadratic
+    (minutes, with the CPU stuck in the kernel). Only a connection's first packet sees this chain."""
+    targets = [_target(sp, ep) for ep in endpoints]
+    rules = [f"numgen random mod {len(targets) - i} == 0 {t}" for i, t in enumerate(targets[:-1])]
+    return [*rules, targets[-1]]
 
 
 def _balance(b: _Builder, chain: str, sp: model.ServicePort, endpoints: list[model.Endpoint], *,
@@ -97,25 +127,23 @@ def _balance(b: _Builder, chain: str, sp: model.ServicePort, endpoints: list[mod
         for ep in endpoints:
             rules.append(f"ip saddr @{hashed('affinity-', _endpoint_name(sp, ep))} "
                          f"goto {hashed('endpoint-', _endpoint_name(sp, ep))}")
-    choices = ", ".join(f"{i} : goto {hashed('endpoint-', _endpoint_name(sp, ep))}"
-                        for i, ep in enumerate(endpoints))
-    rules.append(f"numgen random mod {len(endpoints)} vmap {{ {choices} }}")
+    rules.extend(_choices(sp, endpoints))
     b.chains[chain] = rules
 
 
 def _endpoint_chain(b: _Builder, sp: model.ServicePort, ep: model.Endpoint) -> None:
+    """Every endpoint is a hairpin candidate (set `hairpin`, matched in `masquerading`); with
+    session affinity it also gets its chain, which remembers the client and DNATs."""
+    b.endpoint_ips.add(ep.ip)
+    if not sp.affinity_seconds:
+        return
     name = hashed("endpoint-", _endpoint_name(sp, ep))
     if name in b.chains:
         return
-    rules = [f"ip saddr {ep.ip} jump mark-for-masquerade"]  # hairpin: a pod reaching itself
-    if sp.affinity_seconds:
-        affinity = hashed("affinity-", _endpoint_name(sp, ep))
-        b.set_names.add(affinity)
-        b.sets.append(f"set {affinity} {{ type ipv4_addr; flags dynamic,timeout; "
-                      f"timeout {sp.affinity_seconds}s; }}")
-        rules.append(f"update @{affinity} {{ ip saddr }}")
-    rules.append(f"meta l4proto {sp.protocol} dnat to {ep.ip}:{ep.port}")
-    b.chains[name] = rules
+    affinity = hashed("affinity-", _endpoint_name(sp, ep))
+    b.set_names.add(affinity)
+    b.sets.append(f"set {affinity} {{ type ipv4_addr; flags dynamic,timeout; timeout {sp.affinity_seconds}s; }}")
+    b.chains[name] = [f"update @{affinity} {{ ip saddr }}", f"meta l4proto {sp.protocol} dnat to {ep.ip}:{ep.port}"]
 
 
 def _service(b: _Builder, sp: model.ServicePort, node: str) -> None:
@@ -163,51 +191,151 @@ def _service(b: _Builder, sp: model.ServicePort, node: str) -> None:
 
 
 MAPS = ("service-ips", "service-nodeports", "no-endpoint-services", "no-endpoint-nodeports")
-SETS = ("pod-cidrs", "cluster-ips")
+SETS = ("pod-cidrs", "cluster-ips", "hairpin")
+_FIXED_SETS = {
+    "pod-cidrs": "set pod-cidrs { type ipv4_addr; flags interval; }",
+    "cluster-ips": "set cluster-ips { type ipv4_addr; }",
+    # `ip . ip` for every endpoint: after DNAT, a packet from an endpoint to itself is a hairpin
+    "hairpin": "set hairpin { type ipv4_addr . ipv4_addr; }",
+    "service-ips": "map service-ips { type ipv4_addr . inet_proto . inet_service : verdict; }",
+    "service-nodeports": "map service-nodeports { type inet_proto . inet_service : verdict; }",
+    "no-endpoint-services": "map no-endpoint-services { type ipv4_addr . inet_proto . inet_service : verdict; }",
+    "no-endpoint-nodeports": "map no-endpoint-nodeports { type inet_proto . inet_service : verdict; }",
+}
+
+
+@dataclass(frozen=True)
+class _Fragment:
+    """What one service port adds to the table (memoized: in a sync of 10,000 Services of which
+    one changed, 9,999 fragments are the very objects of the last sync, and a delta skips them)."""
+
+    chains: tuple[tuple[str, tuple[str, ...]], ...]
+    sets: tuple[tuple[str, str], ...]
+    elements: tuple[tuple[str, str], ...]  # (map name, element text)
+    cluster_ip: str
+    endpoint_ips: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Ruleset:
+    """The whole table as data: what `render_full` writes out and `delta.render` diffs.
+
+    `fragments` holds each service port's part, by its id; `base` the base and helper chains.
+    `stale` are chains a partial sync emptied and left for the next sync to delete (as
+    kube-proxy, which deletes a chain no earlier than the sync after the one that dropped the
+    last map element pointing at it). `chains`, `sets` and `elements` are the whole table
+    (`elements`: each set or map -> {key: element text}; a map's element text is `key : verdict`)."""
+
+    table: str
+    hooks: dict[str, str]  # base chain -> its `type ... hook ... priority ...; policy ...;` line
+    base: dict[str, tuple[str, ...]]
+    pod_cidrs: tuple[str, ...]
+    fragments: dict[str, _Fragment]
+    stale: frozenset[str] = frozenset()
+
+    @functools.cached_property
+    def _merged(self) -> tuple[dict[str, tuple[str, ...]], dict[str, str], dict[str, dict[str, str]]]:
+        return merge(self.fragments.values())
+
+    @functools.cached_property
+    def chains(self) -> dict[str, tuple[str, ...]]:
+        """Every chain -> its rules: base and helper chains first, then the services' sorted."""
+        return {**self.base, **dict(sorted(self._merged[0].items()))}
+
+    @functools.cached_property
+    def sets(self) -> dict[str, str]:
+        return {**_FIXED_SETS, **self._merged[1]}
+
+    @functools.cached_property
+    def elements(self) -> dict[str, dict[str, str]]:
+        out = {name: dict(items) for name, items in self._merged[2].items()}
+        out["pod-cidrs"] = {cidr: cidr for cidr in self.pod_cidrs}
+        out["cluster-ips"] = {ip: ip for ip in sorted(self.cluster_ips)}
+        out["hairpin"] = {f"{ip} . {ip}": f"{ip} . {ip}" for ip in sorted(self.endpoint_ips)}
+        return {name: out[name] for name in (*SETS, *MAPS)}
+
+    @functools.cached_property
+    def cluster_ips(self) -> frozenset[str]:
+        return frozenset(f.cluster_ip for f in self.fragments.values())
+
+    @functools.cached_property
+    def endpoint_ips(self) -> frozenset[str]:
+        """Shared by Services (a pod backs several): a set of the whole table, diffed whole."""
+        return frozenset().union(*(f.endpoint_ips for f in self.fragments.values()))
+
+
+def merge(fragments: Iterable[_Fragment]) -> tuple[dict[str, tuple[str, ...]], dict[str, str],
+                                                   dict[str, dict[str, str]]]:
+    """(chains, affinity sets, {map: {key: element}}) of some fragments together."""
+    chains: dict[str, tuple[str, ...]] = {}
+    sets: dict[str, str] = {}
+    elements: dict[str, dict[str, str]] = {name: {} for name in MAPS}
+    for frag in fragments:
+        chains.update(frag.chains)
+        sets.update(frag.sets)
+        for name, item in frag.elements:
+            elements[name][element_key(item)] = item
+    return chains, sets, elements
+
+
+@functools.lru_cache(maxsize=1 << 15)
+def _fragment(sp: model.ServicePort, node: str) -> _Fragment:
+    b = _Builder()
+    _service(b, sp, node)
+    sets = tuple((line.split()[1], line) for line in b.sets)
+    elements = tuple((name, item) for name, items in (
+        ("service-ips", b.service_ips), ("service-nodeports", b.service_nodeports),
+        ("no-endpoint-services", b.no_endpoint_services), ("no-endpoint-nodeports", b.no_endpoint_nodeports))
+        for item in items)
+    return _Fragment(tuple((k, tuple(v)) for k, v in b.chains.items()), sets, elements, sp.cluster_ip,
+                     frozenset(b.endpoint_ips))
+
+
+def element_key(item: str) -> str:
+    """A set element is its own key; a map element's key is what comes before ` : `."""
+    return item.split(" : ", 1)[0]
+
+
+def ruleset(ports: Iterable[model.ServicePort], node: NodeInfo) -> Ruleset:
+    """The table `ports` need on `node`: pure and deterministic."""
+    fragments = {sp.id: _fragment(sp, node.name) for sp in ports}
+    base: dict[str, tuple[str, ...]] = {name: tuple(rules) for name, (_, rules) in _BASE_CHAINS.items()}
+    base.update((k, tuple(v)) for k, v in _helpers(node).items())
+    return Ruleset(table=table_name(node.name), hooks={name: hook for name, (hook, _) in _BASE_CHAINS.items()},
+                   base=base, pod_cidrs=tuple(node.pod_cidrs), fragments=fragments)
 
 
 def render(ports: Iterable[model.ServicePort], node: NodeInfo, *, existing_chains: Iterable[str] = (),
            existing_sets: Iterable[str] = ()) -> str:
-    """The complete `nft -f` input that turns this node's table into the rules for `ports`.
+    """The complete `nft -f` input that turns this node's table into the rules for `ports`."""
+    return render_full(ruleset(ports, node), existing_chains=existing_chains, existing_sets=existing_sets)
 
-    One transaction: create the table if missing, flush every rule, (re)declare sets, maps and
-    chains, flush the sets' and maps' elements and add the new ones, then delete the chains and
-    affinity sets of the live table (`existing_*`, as the act step listed them) that are gone.
-    Affinity sets that stay keep their members (a sync does not reset session affinity).
+
+def render_full(rs: Ruleset, *, existing_chains: Iterable[str] = (), existing_sets: Iterable[str] = ()) -> str:
+    """The full sync: one transaction that rebuilds the table whatever it holds.
+
+    Create the table if missing, flush every rule, (re)declare sets, maps and chains, flush the
+    sets' and maps' elements and add the new ones, then delete the chains and affinity sets of the
+    live table (`existing_*`, as the act step listed them) that are gone. Affinity sets that stay
+    keep their members (a sync does not reset session affinity).
     """
-    b = _Builder()
-    for sp in ports:
-        _service(b, sp, node.name)
-    table = table_name(node.name)
+    table = rs.table
     out = [f"table ip {table} {{}}", f"flush table ip {table}", f"table ip {table} {{"]
-    out.append("\tset pod-cidrs { type ipv4_addr; flags interval; }")
-    out.append("\tset cluster-ips { type ipv4_addr; }")
-    out.append("\tmap service-ips { type ipv4_addr . inet_proto . inet_service : verdict; }")
-    out.append("\tmap service-nodeports { type inet_proto . inet_service : verdict; }")
-    out.append("\tmap no-endpoint-services { type ipv4_addr . inet_proto . inet_service : verdict; }")
-    out.append("\tmap no-endpoint-nodeports { type inet_proto . inet_service : verdict; }")
-    out.extend(f"\t{s}" for s in b.sets)
-    chains: dict[str, list[str]] = {}
-    for name, (hook, rules) in _BASE_CHAINS.items():
-        chains[name] = [hook, *rules]
-    chains.update(_helpers(node))
-    chains.update(sorted(b.chains.items()))
-    for name, rules in chains.items():
+    out.extend(f"\t{decl}" for decl in rs.sets.values())
+    for name, rules in rs.chains.items():
         out.append(f"\tchain {name} {{")
+        if name in rs.hooks:
+            out.append(f"\t\t{rs.hooks[name]}")
         out.extend(f"\t\t{r}" for r in rules)
         out.append("\t}")
     out.append("}")
     out.extend(f"flush set ip {table} {name}" for name in SETS)
     out.extend(f"flush map ip {table} {name}" for name in MAPS)
-    elements = {"pod-cidrs": list(node.pod_cidrs), "cluster-ips": sorted(b.cluster_ips),
-                "service-ips": b.service_ips, "service-nodeports": b.service_nodeports,
-                "no-endpoint-services": b.no_endpoint_services, "no-endpoint-nodeports": b.no_endpoint_nodeports}
-    for name, items in elements.items():
-        if items:
-            out.append(f"add element ip {table} {name} {{ {', '.join(items)} }}")
-    out.extend(f"delete chain ip {table} {name}" for name in sorted(set(existing_chains) - set(chains)))
-    wanted_sets = {*SETS, *MAPS, *b.set_names}
-    out.extend(f"delete set ip {table} {name}" for name in sorted(set(existing_sets) - wanted_sets))
+    for name in (*SETS, *MAPS):
+        if items := rs.elements.get(name):
+            out.append(f"add element ip {table} {name} {{ {', '.join(items.values())} }}")
+    out.extend(f"delete chain ip {table} {name}" for name in sorted(set(existing_chains) - set(rs.chains)))
+    out.extend(f"delete set ip {table} {name}" for name in sorted(set(existing_sets) - set(rs.sets)))
     return "\n".join(out) + "\n"
 
 
@@ -237,7 +365,8 @@ _BASE_CHAINS = {
 def _helpers(node: NodeInfo) -> dict[str, list[str]]:
     return {
         "mark-for-masquerade": [f"meta mark set meta mark or {MASQ_MARK:#x}"],
-        "masquerading": [f"meta mark & {MASQ_MARK:#x} == 0 return",
+        "masquerading": [f"ip saddr . ip daddr @hairpin meta mark set meta mark or {MASQ_MARK:#x}",
+                         f"meta mark & {MASQ_MARK:#x} == 0 return",
                          f"meta mark set meta mark xor {MASQ_MARK:#x}", "masquerade fully-random"],
         "services": ["ip daddr . meta l4proto . th dport vmap @service-ips",
                      "fib daddr type local meta l4proto . th dport vmap @service-nodeports"],

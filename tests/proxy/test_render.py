@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from fractions import Fraction
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -78,9 +79,12 @@ def test_every_service_port_maps_to_exactly_what_kube_proxy_would(ports: list[mo
             assert f"{key}goto {render.hashed('service-', sp.id)}" in services
         if cluster:  # the service chain balances over exactly the usable endpoints
             chain = _chain(text, render.hashed("service-", sp.id))
-            assert f"numgen random mod {len(cluster)} vmap" in chain
-            targets = set(re.findall(r"goto (endpoint-\S+?)(?:,| })", chain))
-            assert targets == {render.hashed("endpoint-", f"{sp.id}__{e.ip}/{e.port}") for e in cluster}
+            chances = choice_probabilities(chain)
+            assert set(chances) == {render.hashed("endpoint-", f"{sp.id}__{e.ip}/{e.port}") if sp.affinity_seconds
+                                    else f"{e.ip}:{e.port}" for e in cluster}
+            assert {f"{e.ip} . {e.ip}" for e in cluster} <= set(element_line(text, "hairpin").split("{ ")[1]
+                                                               .rstrip(" }").split(", "))
+            assert set(chances.values()) == {Fraction(1, len(cluster))}, "uniform over the usable endpoints"
         if sp.node_port:
             port_key = f"{sp.protocol} . {sp.node_port} : "
             assert (port_key in nodeports) != (port_key in no_nodeports)
@@ -91,6 +95,25 @@ def test_every_service_port_maps_to_exactly_what_kube_proxy_would(ports: list[mo
             else:
                 assert f"{port_key}goto {render.hashed('external-', sp.id)}" in nodeports
     assert render.render(ports, NODE) == text, "rendering is deterministic"
+
+
+def choice_probabilities(chain: str) -> dict[str, Fraction]:
+    """Each endpoint's chance (by its chain, or `ip:port` when DNATed in place) from a service
+    chain's choice rules (`numgen random mod K == 0 ACTION` fires with probability 1/K when
+    reached; a plain ACTION ends the chain)."""
+    chances: dict[str, Fraction] = {}
+    reach = Fraction(1)
+    action = r"(?:goto (endpoint-\S+)|meta l4proto \w+ dnat to (\S+))"
+    for line in chain.splitlines():
+        line = line.strip()
+        if m := re.fullmatch(rf"numgen random mod (\d+) == 0 {action}", line):
+            chances[m[2] or m[3]] = reach / int(m[1])
+            reach -= reach / int(m[1])
+        elif m := re.fullmatch(action, line):
+            chances[m[1] or m[2]] = reach
+            reach = Fraction(0)
+    assert reach == 0, "the chain always ends in an endpoint"
+    return chances
 
 
 def _chain(text: str, name: str) -> str:
@@ -150,7 +173,7 @@ def test_hostile_names_cannot_break_out_of_the_rule_text() -> None:
                            endpoints=(model.Endpoint("10.232.1.2", 80),))
     text = render.render([sp], NODE)
     assert "flush ruleset" not in text.replace("flush_ruleset", "")
-    assert all(re.fullmatch(r"[A-Za-z0-9/._-]+", name) for name in re.findall(r"goto (\S+?)(?:,| }|$)", text))
+    assert all(re.fullmatch(r"[A-Za-z0-9/._-]+", name) for name in re.findall(r"goto (\S+?)(?:,| }|$)", text, re.M))
     if shutil.which("nft"):
         check = "\n".join(line for line in text.splitlines() if not line.startswith("delete ")) + "\n"
         assert subprocess.run(["nft", "-c", "-f", "-"], input=check, capture_output=True, text=True).returncode == 0
