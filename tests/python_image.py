@@ -121,7 +121,9 @@ def _site_dirs(path: list[str]) -> list[Path]:
 def _top_level(file: Path, sites: list[Path]) -> tuple[Path, Path] | None:
     """(site dir, top-level package dir or module file) holding `file`, or None if it is stdlib."""
     resolved = file.resolve()
-    for site in sites:
+    # the deepest first: a checkout on the path may hold the venv's site-packages (.venv/lib/...),
+    # and a package there belongs to site-packages, not to a top-level `.venv` of the checkout
+    for site in sorted(sites, key=lambda path: len(path.parts), reverse=True):
         try:
             rel = resolved.relative_to(site)
         except ValueError:
