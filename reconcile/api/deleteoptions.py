@@ -42,6 +42,9 @@ def normalized(body: Any, *, query_policy: str | None = None, query_grace: int |
     if not isinstance(body, dict):
         raise errors.BadRequest("DeleteOptions must be an object")
     api_version, kind = body.get("apiVersion"), body.get("kind")
+    for field, value in (("apiVersion", api_version), ("kind", kind)):
+        if value is not None and not isinstance(value, str):  # before any set lookup: a map is unhashable
+            raise _type_error(field, value, "string")
     if api_version not in (None, "") and api_version not in API_VERSIONS:
         raise errors.BadRequest(f'no kind "DeleteOptions" is registered for version "{api_version}"')
     if kind not in (None, "", "DeleteOptions"):

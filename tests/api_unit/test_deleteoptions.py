@@ -26,3 +26,11 @@ def test_typed_fields_and_the_query_over_the_body() -> None:
         deleteoptions.normalized({"gracePeriodSeconds": 2**63})
     with pytest.raises(errors.BadRequest, match='Unsupported value: "Some"'):
         deleteoptions.normalized({"dryRun": ["Some"]})
+
+
+@pytest.mark.parametrize("field", ["apiVersion", "kind"])
+@pytest.mark.parametrize("value", [{}, ["v1"], 5, True])
+def test_a_type_meta_that_is_not_a_string_is_a_400(field: str, value: object) -> None:
+    """Regression (the long fuzz run): `{"apiVersion": {}}` was looked up in a set, a 500 "unhashable type"."""
+    with pytest.raises(errors.BadRequest, match=f"DeleteOptions.{field} of type string"):
+        deleteoptions.normalized({field: value})
