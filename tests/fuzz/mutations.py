@@ -174,6 +174,18 @@ def _drop(draw: st.DrawFn, doc: dict[str, Any], schema: Schema) -> None:
         drop_at(doc, path)
 
 
+def _container_ids(value: Any) -> set[int]:
+    """The ids of `value` and of every map and list inside it."""
+    found: set[int] = set()
+    todo = [value]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, dict | list) and id(item) not in found:
+            found.add(id(item))
+            todo.extend(item.values() if isinstance(item, dict) else item)
+    return found
+
+
 def _alias(draw: st.DrawFn, doc: dict[str, Any], schema: Schema) -> None:
     """Put one map or list of the document at a second place too (the same object: YAML writes it as
     an anchor and an alias, JSON twice). The server must treat the two as separate."""
@@ -181,9 +193,14 @@ def _alias(draw: st.DrawFn, doc: dict[str, Any], schema: Schema) -> None:
     source = ("metadata",) if "metadata" in doc and draw(st.booleans()) else (draw(st.sampled_from(shared)) if shared else None)
     if source is None:
         return
-    places = [p for p in doc_paths(doc) if p[: len(source)] != source and p[0] not in ("apiVersion", "kind")]
-    if places:  # never inside the source itself: that would be a cycle
-        put_at(doc, draw(st.sampled_from(places)), get_at(doc, source))
+    shared_part = get_at(doc, source)
+    # never inside the source itself, at any of its places: that would be a cycle. By identity, since
+    # an earlier alias may have put the source, or a part of it, at a second place too.
+    inside = _container_ids(shared_part)
+    places = [p for p in doc_paths(doc) if p[0] not in ("apiVersion", "kind") and p != source
+              and not any(id(get_at(doc, p[:depth])) in inside for depth in range(1, len(p)))]
+    if places:
+        put_at(doc, draw(st.sampled_from(places)), shared_part)
 
 
 def _metadata(draw: st.DrawFn, doc: dict[str, Any], schema: Schema) -> None:
