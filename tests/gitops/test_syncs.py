@@ -108,6 +108,27 @@ async def test_a_bad_document_applies_nothing_and_the_last_good_revision_keeps_r
     assert (await ac.get("v1", "configmaps", "a", namespace=ns))["data"] == {"k": "5"}
 
 
+async def test_dry_runs_go_concurrently_yet_the_first_bad_document_in_order_is_reported(
+        ac: Any, store: artifacts.ArtifactStore) -> None:
+    """Many documents, two bad ones: nothing applied, and the message names the first of them
+    whichever answer came back first; a good revision of the same size then applies in full."""
+    bad = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {}\ndata:\n  k: [1, 2]\n"
+    files = {f"cm{i:02}.yaml": s.configmap(f"c{i:02}", {"k": "1"}) for i in range(40)}
+    files["cm10.yaml"], files["cm30.yaml"] = bad.format("bad10"), bad.format("bad30")
+    ns, _ = await _setup(ac, store, files)
+    for _ in range(3):
+        outcome = await _run(ac, store, ns)
+        assert not outcome.ready and "cm10.yaml (document 1)" in outcome.message, outcome.message
+    ours = {f"c{i:02}" for i in range(40)}
+    assert not ours & {i["metadata"]["name"] for i in (await ac.list("v1", "configmaps", namespace=ns))["items"]}
+    good = {f"cm{i:02}.yaml": s.configmap(f"c{i:02}", {"k": "2"}) for i in range(40)}
+    await _revise(ac, store, ns, good)
+    assert (await _run(ac, store, ns)).ready
+    items = [i for i in (await ac.list("v1", "configmaps", namespace=ns))["items"] if i["metadata"]["name"] in ours]
+    assert len(items) == 40
+    assert all(i["data"] == {"k": "2"} for i in items)
+
+
 async def test_a_missing_source_or_artifact_is_artifact_failed_and_not_stalled(
         ac: Any, store: artifacts.ArtifactStore) -> None:
     ns = await s.namespace(ac)
