@@ -51,6 +51,8 @@ POLL_SECONDS = 0.5  # how often health and CRD establishment are looked at (Flux
 CRD_SERVED_TIMEOUT = 30.0
 # requests of one stage in flight at once (dry runs; applies of one kind in one wave)
 CONCURRENCY = 16
+# this many targets of one kind in one namespace are read with one list rather than a GET each
+LIST_AT = 16
 # Namespaces never pruned even when a Sync adopted them (applied over the existing ones): deleting
 # one would take the cluster's own objects with it.
 PROTECTED_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
@@ -355,15 +357,44 @@ async def validate(apply_client: Any, targets: list[Target], settings: Settings,
     for target in judged:
         if target.resource is None:
             raise SyncFailed(RECONCILIATION_FAILED, f"{target.where}: {target.ref}: its kind is not served")
+    known = await _listed(apply_client, judged)
     # every dry run is judged (concurrently, harmless) and the first failure in apply order is
     # reported, so the message does not depend on which answer came back first
-    _raise_first(await _bounded(judged, lambda target: _judge(apply_client, target, settings)))
+    _raise_first(await _bounded(judged, lambda target: _judge(apply_client, target, settings, known)))
 
 
-async def _judge(apply_client: Any, target: Target, settings: Settings) -> None:
+def _key(target: Target) -> tuple[str, str, str | None, str]:
+    meta = target.obj["metadata"]
+    return (target.resource.api_version, target.resource.plural, meta.get("namespace"), meta["name"])
+
+
+async def _listed(apply_client: Any, targets: list[Target]) -> dict[tuple[str, str, str | None, str], Any]:
+    """The live objects (None: absent) of the targets, read with one list per kind and namespace
+    holding at least LIST_AT of them instead of a GET each; a list refused (a ServiceAccount
+    allowed to get but not to list) or failed leaves its targets to their GETs."""
+    groups: dict[tuple[str, str, str | None], list[Target]] = {}
+    for target in targets:
+        groups.setdefault(_key(target)[:3], []).append(target)
+    known: dict[tuple[str, str, str | None, str], Any] = {}
+    for (api_version, plural, namespace), members in groups.items():
+        if len(members) < LIST_AT:
+            continue
+        try:
+            body = await apply_client.list_all(api_version, plural, namespace=namespace)
+        except errors.ApiError:
+            continue
+        items = {(item.get("metadata") or {}).get("name"): item for item in body.get("items") or []}
+        for target in members:
+            known[_key(target)] = items.get(target.obj["metadata"]["name"])
+    return known
+
+
+async def _judge(apply_client: Any, target: Target, settings: Settings,
+                 known: dict[tuple[str, str, str | None, str], Any]) -> None:
     """One target's ownership check and server-side dry run (SyncFailed when it may not be applied)."""
     try:
-        live = await _live(apply_client, target)
+        key = _key(target)
+        live = known[key] if key in known else await _live(apply_client, target)
         problem = plan.conflict(live, settings.owner)
         if problem:
             raise SyncFailed(RECONCILIATION_FAILED, f"{target.where}: {target.ref} is {problem}; refused",

@@ -324,6 +324,31 @@ async def test_objects_of_another_sync_or_a_chart_release_are_refused_by_name(
     assert not outcome.ready and "owned by chart release" in outcome.message and "/b" in outcome.message
 
 
+async def test_many_objects_of_one_kind_are_checked_with_one_list_and_conflicts_still_refused(
+        ac: Any, store: artifacts.ArtifactStore) -> None:
+    """Past syncs.LIST_AT objects of a kind in a namespace, ownership is read from one list: an
+    object of another Sync or a chart release among them is still refused by name."""
+    count = syncs.LIST_AT + 4
+    files = {f"cm{i:02}.yaml": s.configmap(f"c{i:02}", {"k": "1"}) for i in range(count)}
+    ns, _ = await _setup(ac, store, files)
+    await ac.create("v1", "configmaps", {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
+        "name": "c07", "labels": {plan.OWNER_NAME: "other", plan.OWNER_NAMESPACE: ns}}, "data": {"k": "theirs"}},
+        namespace=ns)
+    outcome = await _run(ac, store, ns)
+    assert not outcome.ready
+    assert f"cm07.yaml (document 1): ConfigMap/{ns}/c07 is owned by Sync {ns}/other; refused" in outcome.message
+    with pytest.raises(errors.NotFound):
+        await ac.get("v1", "configmaps", "c00", namespace=ns)  # nothing applied
+    await ac.patch("v1", "configmaps", "c07", {"metadata": {"labels": {plan.OWNER_NAME: None,
+                                                                       plan.OWNER_NAMESPACE: None},
+                                                            "annotations": {plan.CHART_RELEASE: "web"}}}, namespace=ns)
+    outcome = await _run(ac, store, ns)
+    assert not outcome.ready and "owned by chart release" in outcome.message and "/c07" in outcome.message
+    await ac.delete("v1", "configmaps", "c07", namespace=ns)
+    assert (await _run(ac, store, ns)).ready
+    assert (await ac.get("v1", "configmaps", "c07", namespace=ns))["data"] == {"k": "1"}
+
+
 DEPLOYMENT = """apiVersion: apps/v1
 kind: Deployment
 metadata: {name: web}
