@@ -8,9 +8,11 @@ produced yields no prunes, which is why a Sync killed mid-apply and restarted co
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 GROUP = "gitops.reconcile.dev"
 SYNC_WAVE = f"{GROUP}/sync-wave"
@@ -94,6 +96,24 @@ def apply_order(objects: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         return (first, wave(obj) if first == len(FIRST_KINDS) else 0, index)
 
     return [obj for _, obj in sorted(indexed, key=rank)]
+
+
+def same_kind_runs(items: Sequence[T], obj: Callable[[T], dict[str, Any]]) -> list[list[T]]:
+    """`items` (in apply order) cut into runs of neighbours of one kind (apiVersion and kind).
+
+    The Sync applies one run concurrently: objects of one kind do not need each other to exist,
+    while a kind may need one listed before it (a ServiceAccount before its Deployment). Runs keep
+    their order, so every pair of objects of different kinds is applied in the render's order."""
+    runs: list[list[T]] = []
+    last: tuple[Any, Any] | None = None
+    for item in items:
+        kind = (obj(item).get("apiVersion"), obj(item).get("kind"))
+        if runs and kind == last:
+            runs[-1].append(item)
+        else:
+            runs.append([item])
+        last = kind
+    return runs
 
 
 def with_defaults(obj: dict[str, Any], *, target_namespace: str | None, namespaced: bool, sync: tuple[str, str]

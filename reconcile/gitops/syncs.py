@@ -10,12 +10,14 @@ and stop, as a process killed mid-apply would:
 3. `validate`: refuse objects another Sync or a chart release owns, and dry-run every object the
    server can judge now. A failure here applies nothing of the commit; the last good revision
    keeps running. Objects whose Namespace or CRD the same render creates are judged after stage 5
-   (the server cannot judge them before), as Flux's staged apply does.
+   (the server cannot judge them before), as Flux's staged apply does. The dry runs go
+   CONCURRENCY at a time; the first failure in apply order is the one reported.
 4. `record_inventory` (before any apply): the old inventory plus everything about to be applied,
    so a process killed anywhere later still knows every object it may have created.
 5. `apply`: server-side apply (create or update, a fixed field manager), Namespaces and CRDs first
    (waiting until a new CRD is served), then by sync wave; with `wait`, each wave is healthy
-   before the next starts.
+   before the next starts. Within a wave, neighbours of one kind are applied concurrently (see
+   `plan.same_kind_runs`); objects of different kinds keep the render's order.
 6. `prune` deletes what left the render: only inventory entries whose live object still carries
    this Sync's owner labels, never one marked `gitops.reconcile.dev/prune: disabled`, in reverse
    order; then the inventory becomes exactly what was applied (so an object a failed prune left
@@ -33,7 +35,7 @@ import contextlib
 import dataclasses
 import datetime
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +49,10 @@ FIELD_MANAGER = "gitops-controller"  # one fixed manager, as Flux's "kustomize-c
 DEFAULT_INTERVAL = 300.0  # Flux's recommended 5m when spec.interval is unset
 POLL_SECONDS = 0.5  # how often health and CRD establishment are looked at (Flux: 2 s)
 CRD_SERVED_TIMEOUT = 30.0
+# requests of one stage in flight at once (dry runs; applies of one kind in one wave)
+CONCURRENCY = 16
+# this many targets of one kind in one namespace are read with one list rather than a GET each
+LIST_AT = 16
 # Namespaces never pruned even when a Sync adopted them (applied over the existing ones): deleting
 # one would take the cluster's own objects with it.
 PROTECTED_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
@@ -285,6 +291,36 @@ async def _render(client: Any, folder: Path, settings: Settings, spec: dict[str,
                                settings.target_namespace or settings.namespace)
 
 
+# --- bounded concurrency ----------------------------------------------------------------------
+
+
+async def _bounded(targets: list[Target], work: Callable[[Target], Awaitable[None]],
+                   limit: int = CONCURRENCY) -> list[Exception | None]:
+    """Run `work` for every target, at most `limit` at once; each one's exception (or None), in order.
+
+    One request at a time leaves the API server idle while each answer travels back; a few in
+    flight keep it busy (the client's own gate, aio.MAX_IN_FLIGHT, bounds the connections)."""
+    gate = asyncio.Semaphore(limit)
+
+    async def one(target: Target) -> Exception | None:
+        async with gate:
+            try:
+                await work(target)
+            except Exception as exc:  # collected: the caller reports the first in order
+                return exc
+            return None
+
+    if len(targets) == 1:  # the common small case, without a task
+        return [await one(targets[0])]
+    return list(await asyncio.gather(*(one(t) for t in targets)))
+
+
+def _raise_first(failures: list[Exception | None]) -> None:
+    for failure in failures:
+        if failure is not None:
+            raise failure
+
+
 # --- stage 3: conflicts and dry run ------------------------------------------------------------
 
 
@@ -317,32 +353,67 @@ async def validate(apply_client: Any, targets: list[Target], settings: Settings,
         for target in targets:
             if target.obj["metadata"].get("namespace") in missing:
                 target.deferred = True
-    for target in targets:
-        if target.deferred != deferred:
-            continue
+    judged = [t for t in targets if t.deferred == deferred]
+    for target in judged:
         if target.resource is None:
             raise SyncFailed(RECONCILIATION_FAILED, f"{target.where}: {target.ref}: its kind is not served")
+    known = await _listed(apply_client, judged)
+    # every dry run is judged (concurrently, harmless) and the first failure in apply order is
+    # reported, so the message does not depend on which answer came back first
+    _raise_first(await _bounded(judged, lambda target: _judge(apply_client, target, settings, known)))
+
+
+def _key(target: Target) -> tuple[str, str, str | None, str]:
+    meta = target.obj["metadata"]
+    return (target.resource.api_version, target.resource.plural, meta.get("namespace"), meta["name"])
+
+
+async def _listed(apply_client: Any, targets: list[Target]) -> dict[tuple[str, str, str | None, str], Any]:
+    """The live objects (None: absent) of the targets, read with one list per kind and namespace
+    holding at least LIST_AT of them instead of a GET each; a list refused (a ServiceAccount
+    allowed to get but not to list) or failed leaves its targets to their GETs."""
+    groups: dict[tuple[str, str, str | None], list[Target]] = {}
+    for target in targets:
+        groups.setdefault(_key(target)[:3], []).append(target)
+    known: dict[tuple[str, str, str | None, str], Any] = {}
+    for (api_version, plural, namespace), members in groups.items():
+        if len(members) < LIST_AT:
+            continue
         try:
-            live = await _live(apply_client, target)
-            problem = plan.conflict(live, settings.owner)
-            if problem:
-                raise SyncFailed(RECONCILIATION_FAILED, f"{target.where}: {target.ref} is {problem}; refused",
-                                 stalled=True)
-            meta = target.obj["metadata"]
-            await apply_client.patch(target.resource.api_version, target.resource.plural, meta["name"], target.obj,
-                                     namespace=meta.get("namespace"), patch_type="apply",
-                                     field_manager=FIELD_MANAGER, force=True, dry_run=True)
-        except errors.Invalid as exc:
-            if settings.force and "immutable" in exc.message:
-                target.recreate = True  # Flux's force: an immutable change is a delete and create
-                continue
-            raise SyncFailed(RECONCILIATION_FAILED, f"{target.where}: {target.ref} dry-run failed: {exc.message}",
-                             stalled=True) from None
-        except errors.ApiError as exc:
-            stalled = not isinstance(exc, (errors.Forbidden, errors.ServiceUnavailable, errors.Timeout,
-                                           errors.TooManyRequests, errors.InternalError, errors.Conflict))
-            raise SyncFailed(RECONCILIATION_FAILED, f"{target.where}: {target.ref} dry-run failed: {exc.message}",
-                             stalled=stalled) from None
+            body = await apply_client.list_all(api_version, plural, namespace=namespace)
+        except errors.ApiError:
+            continue
+        items = {(item.get("metadata") or {}).get("name"): item for item in body.get("items") or []}
+        for target in members:
+            known[_key(target)] = items.get(target.obj["metadata"]["name"])
+    return known
+
+
+async def _judge(apply_client: Any, target: Target, settings: Settings,
+                 known: dict[tuple[str, str, str | None, str], Any]) -> None:
+    """One target's ownership check and server-side dry run (SyncFailed when it may not be applied)."""
+    try:
+        key = _key(target)
+        live = known[key] if key in known else await _live(apply_client, target)
+        problem = plan.conflict(live, settings.owner)
+        if problem:
+            raise SyncFailed(RECONCILIATION_FAILED, f"{target.where}: {target.ref} is {problem}; refused",
+                             stalled=True)
+        meta = target.obj["metadata"]
+        await apply_client.patch(target.resource.api_version, target.resource.plural, meta["name"], target.obj,
+                                 namespace=meta.get("namespace"), patch_type="apply",
+                                 field_manager=FIELD_MANAGER, force=True, dry_run=True)
+    except errors.Invalid as exc:
+        if settings.force and "immutable" in exc.message:
+            target.recreate = True  # Flux's force: an immutable change is a delete and create
+            return
+        raise SyncFailed(RECONCILIATION_FAILED, f"{target.where}: {target.ref} dry-run failed: {exc.message}",
+                         stalled=True) from None
+    except errors.ApiError as exc:
+        stalled = not isinstance(exc, (errors.Forbidden, errors.ServiceUnavailable, errors.Timeout,
+                                       errors.TooManyRequests, errors.InternalError, errors.Conflict))
+        raise SyncFailed(RECONCILIATION_FAILED, f"{target.where}: {target.ref} dry-run failed: {exc.message}",
+                         stalled=stalled) from None
 
 
 # --- stage 4 and 6: the inventory ------------------------------------------------------------
@@ -415,8 +486,8 @@ async def apply(apply_client: Any, targets: list[Target], settings: Settings, *,
         waves.setdefault(plan.wave(target.obj), []).append(target)
     ordered = sorted(waves)
     for index, number in enumerate(ordered):
-        for target in waves[number]:
-            await apply_one(apply_client, target)
+        for run in plan.same_kind_runs(waves[number], lambda target: target.obj):
+            _raise_first(await _bounded(run, lambda target: apply_one(apply_client, target)))
         if settings.wait and index < len(ordered) - 1:
             await wait_healthy(apply_client, waves[number], deadline)
 

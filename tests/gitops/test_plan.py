@@ -120,3 +120,18 @@ def test_health() -> None:
 def test_deployment_current_only_when_caught_up(g: int, o: int, r: int, u: int, rd: int, a: int) -> None:
     state, _ = plan.health(deployment(g, o, r, u, rd, a))
     assert (state == "Current") == (o >= g and u >= r and rd >= r and a >= r)
+
+
+@given(st.lists(st.sampled_from(KINDS), max_size=30))
+def test_same_kind_runs_keep_every_cross_kind_order(kinds: list[str]) -> None:
+    objects = [obj(kind, f"o{i}") for i, kind in enumerate(kinds)]
+    runs = plan.same_kind_runs(objects, lambda o: o)
+    assert [o for run in runs for o in run] == objects  # in order, nothing lost
+    assert all(len({(o["apiVersion"], o["kind"]) for o in run}) == 1 for run in runs)
+    assert all(a[0]["kind"] != b[0]["kind"] for a, b in zip(runs, runs[1:], strict=False))  # maximal runs
+
+
+def test_same_kind_runs_split_at_each_change_of_kind() -> None:
+    objects = [obj("ConfigMap", "a"), obj("ConfigMap", "b"), obj("Deployment", "d"), obj("ConfigMap", "c")]
+    runs = plan.same_kind_runs(objects, lambda o: o)
+    assert [[o["metadata"]["name"] for o in run] for run in runs] == [["a", "b"], ["d"], ["c"]]

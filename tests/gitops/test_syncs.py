@@ -108,6 +108,27 @@ async def test_a_bad_document_applies_nothing_and_the_last_good_revision_keeps_r
     assert (await ac.get("v1", "configmaps", "a", namespace=ns))["data"] == {"k": "5"}
 
 
+async def test_dry_runs_go_concurrently_yet_the_first_bad_document_in_order_is_reported(
+        ac: Any, store: artifacts.ArtifactStore) -> None:
+    """Many documents, two bad ones: nothing applied, and the message names the first of them
+    whichever answer came back first; a good revision of the same size then applies in full."""
+    bad = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {}\ndata:\n  k: [1, 2]\n"
+    files = {f"cm{i:02}.yaml": s.configmap(f"c{i:02}", {"k": "1"}) for i in range(40)}
+    files["cm10.yaml"], files["cm30.yaml"] = bad.format("bad10"), bad.format("bad30")
+    ns, _ = await _setup(ac, store, files)
+    for _ in range(3):
+        outcome = await _run(ac, store, ns)
+        assert not outcome.ready and "cm10.yaml (document 1)" in outcome.message, outcome.message
+    ours = {f"c{i:02}" for i in range(40)}
+    assert not ours & {i["metadata"]["name"] for i in (await ac.list("v1", "configmaps", namespace=ns))["items"]}
+    good = {f"cm{i:02}.yaml": s.configmap(f"c{i:02}", {"k": "2"}) for i in range(40)}
+    await _revise(ac, store, ns, good)
+    assert (await _run(ac, store, ns)).ready
+    items = [i for i in (await ac.list("v1", "configmaps", namespace=ns))["items"] if i["metadata"]["name"] in ours]
+    assert len(items) == 40
+    assert all(i["data"] == {"k": "2"} for i in items)
+
+
 async def test_a_missing_source_or_artifact_is_artifact_failed_and_not_stalled(
         ac: Any, store: artifacts.ArtifactStore) -> None:
     ns = await s.namespace(ac)
@@ -301,6 +322,31 @@ async def test_objects_of_another_sync_or_a_chart_release_are_refused_by_name(
                                                            "annotations": {plan.CHART_RELEASE: "web"}}}, namespace=ns)
     outcome = await _run(ac, store, ns)
     assert not outcome.ready and "owned by chart release" in outcome.message and "/b" in outcome.message
+
+
+async def test_many_objects_of_one_kind_are_checked_with_one_list_and_conflicts_still_refused(
+        ac: Any, store: artifacts.ArtifactStore) -> None:
+    """Past syncs.LIST_AT objects of a kind in a namespace, ownership is read from one list: an
+    object of another Sync or a chart release among them is still refused by name."""
+    count = syncs.LIST_AT + 4
+    files = {f"cm{i:02}.yaml": s.configmap(f"c{i:02}", {"k": "1"}) for i in range(count)}
+    ns, _ = await _setup(ac, store, files)
+    await ac.create("v1", "configmaps", {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
+        "name": "c07", "labels": {plan.OWNER_NAME: "other", plan.OWNER_NAMESPACE: ns}}, "data": {"k": "theirs"}},
+        namespace=ns)
+    outcome = await _run(ac, store, ns)
+    assert not outcome.ready
+    assert f"cm07.yaml (document 1): ConfigMap/{ns}/c07 is owned by Sync {ns}/other; refused" in outcome.message
+    with pytest.raises(errors.NotFound):
+        await ac.get("v1", "configmaps", "c00", namespace=ns)  # nothing applied
+    await ac.patch("v1", "configmaps", "c07", {"metadata": {"labels": {plan.OWNER_NAME: None,
+                                                                       plan.OWNER_NAMESPACE: None},
+                                                            "annotations": {plan.CHART_RELEASE: "web"}}}, namespace=ns)
+    outcome = await _run(ac, store, ns)
+    assert not outcome.ready and "owned by chart release" in outcome.message and "/c07" in outcome.message
+    await ac.delete("v1", "configmaps", "c07", namespace=ns)
+    assert (await _run(ac, store, ns)).ready
+    assert (await ac.get("v1", "configmaps", "c07", namespace=ns))["data"] == {"k": "1"}
 
 
 DEPLOYMENT = """apiVersion: apps/v1
