@@ -49,6 +49,11 @@ def dial_error(host: str, port: int, exc: OSError | TimeoutError) -> str:
     return f"dial tcp {host}:{port}: connect: {reason.lower()}"
 
 
+
+def forward_error(pod_name: str, uid: str, host: str, port: int, exc: OSError | TimeoutError) -> str:
+    """The kubelet's words for a port it could not forward (both port-forward protocols say it so)."""
+    return f"error forwarding port {port} to pod {pod_name}, uid {uid}: {dial_error(host, port, exc)}"
+
 @dataclass
 class _Pair:
     """One forwarded connection: its two streams and the pod socket."""
@@ -146,8 +151,7 @@ class Session:
         try:
             reader, writer = await asyncio.wait_for(self._connect(self._pod_ip, pair.port), CONNECT_TIMEOUT)
         except (OSError, TimeoutError) as exc:
-            await self._fail(pair, f"error forwarding port {pair.port} to pod {self._pod_name}, uid {self._uid}: "
-                                   f"{dial_error(self._pod_ip, pair.port, exc)}")
+            await self._fail(pair, forward_error(self._pod_name, self._uid, self._pod_ip, pair.port, exc))
             return
         pair.writer = writer
         try:

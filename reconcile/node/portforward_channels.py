@@ -92,8 +92,7 @@ class ChannelSession:
                                                     portforward.CONNECT_TIMEOUT)
         except (OSError, TimeoutError) as exc:
             port.closed = True
-            message = (f"error forwarding port {port.number} to pod {self._pod_name}, uid {self._uid}: "
-                       f"{portforward.dial_error(self._pod_ip, port.number, exc)}")
+            message = portforward.forward_error(self._pod_name, self._uid, self._pod_ip, port.number, exc)
             with contextlib.suppress(OSError, ConnectionError, RuntimeError):
                 await self._send(channels.message(channels.error_channel(port.index), message.encode()))
             return
