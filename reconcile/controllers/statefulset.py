@@ -386,8 +386,12 @@ class _Sync:
             status["currentReplicas"] = counts["updatedReplicas"]
         if all(old.get(k) == v for k, v in status.items()):
             return
+        # Under the resourceVersion this sync read: a status computed from a stale cache (one that
+        # missed our last write, say collisionCount) conflicts and the sync runs again, instead of
+        # writing an older count back over a newer one.
+        body = {"metadata": {"resourceVersion": self.md["resourceVersion"]}, "status": status}
         try:
-            await self.ctx.client.patch(API_VERSION, "statefulsets", self.name, {"status": status},
+            await self.ctx.client.patch(API_VERSION, "statefulsets", self.name, body,
                                         namespace=self.namespace, subresource="status")
         except errors.NotFound:
             pass
