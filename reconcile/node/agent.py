@@ -121,7 +121,8 @@ class Agent:
         self.state_dir = settings.state_dir or default_state_dir(settings.name)
         self.runtime = docker.DockerRuntime(settings.docker_host, max_workers=max(8, settings.workers * 2))
         self.client = aio.AsyncClient(settings.server)
-        self.reclaimer = reclaim.Reclaimer(self.client, self.runtime)  # reclaim Delete of its Docker volumes
+        # reclaim Delete of its Docker volumes; its notes name the PVs it has held
+        self.reclaimer = reclaim.Reclaimer(self.client, self.runtime, self.state_dir / "held-volumes")
         self.informer = informer_mod.Informer(self.client, "v1", "pods", field_selector=f"spec.nodeName={settings.name}")
         # A pod informer that stops would freeze the node's view of its pods: restart it, report it.
         # the `kubernetes` Service: where containers find the API server (KUBERNETES_SERVICE_HOST/PORT)

@@ -122,14 +122,13 @@ class Volumes:
             return str(path)
         csi = spec.get("csi") or {}
         if csi.get("driver") == pv_helpers.DOCKER_VOLUME_DRIVER and self.runtime is not None:
-            host = await self.runtime.ensure_volume(csi["volumeHandle"], labels={reclaim.VOLUME_LABEL: volume_name})
-            if self.reclaimer is not None:
+            if self.reclaimer is not None:  # the finalizer before the volume: see reclaim
                 try:
                     await self.reclaimer.hold(pv)
                 except errors.ApiError as exc:
                     raise VolumeError(f'volume {name}: cannot mark persistentvolume "{volume_name}" as held by '
                                       f"this node: {exc}") from None
-            return host
+            return await self.runtime.ensure_volume(csi["volumeHandle"], labels={reclaim.VOLUME_LABEL: volume_name})
         raise VolumeError(f'volume {name}: persistentvolume "{volume_name}" has no source this node can mount')
 
     async def _atomic(self, pod: dict[str, Any], volume: dict[str, Any], base: Path) -> Path:

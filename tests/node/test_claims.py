@@ -249,6 +249,34 @@ def test_a_deleted_docker_volume_pv_is_reclaimed_by_its_node(client, namespace, 
             client.patch("v1", "persistentvolumes", pv, {"metadata": {"finalizers": None}})
 
 
+def test_a_pv_held_without_its_docker_volume_is_released_when_deleted(client, namespace, node_agent,
+                                                                      docker_node) -> None:
+    """The finalizer goes on before the Docker volume is made, so an agent stopped in between leaves
+    a held PV without a volume; here the engine refuses the volume's name instead, which leaves the
+    same state. The agent's note names the PV, and once the PV is deleted the sweep releases it
+    (nothing to remove) and drops the note."""
+    pv = bind(client, namespace, "unmade", node=node_agent.name,
+              source={"csi": {"driver": volumes.DOCKER_VOLUME_DRIVER, "volumeHandle": "no/such:name"},
+                      "persistentVolumeReclaimPolicy": "Delete"})
+    note = node_agent.state_dir / "held-volumes" / pv
+    try:
+        client.create("v1", "pods", claim_pod("user", node_agent.name, "unmade", {}), namespace=namespace)
+        support.wait_for(lambda: volumes.DOCKER_VOLUME_FINALIZER in
+                         (client.get("v1", "persistentvolumes", pv)["metadata"].get("finalizers") or []),
+                         timeout=30, what="the PV held by the agent")
+        assert note.is_file()
+        assert client.get("v1", "pods", "user", namespace=namespace)["status"].get("phase") != "Running"
+        client.delete("v1", "pods", "user", namespace=namespace, grace_period_seconds=0)
+        client.delete("v1", "persistentvolumes", pv)
+        support.wait_for(lambda: client.get("v1", "persistentvolumes", pv)["metadata"]["finalizers"]
+                         == ["kubernetes.io/pv-protection"], timeout=40,
+                         what=f"the agent's finalizer removed; agent log:\n{node_agent.log_text()[-2000:]}")
+        support.wait_for(lambda: not note.exists(), timeout=10, what="the note dropped")
+    finally:
+        with contextlib.suppress(errors.NotFound):
+            client.patch("v1", "persistentvolumes", pv, {"metadata": {"finalizers": None}})
+
+
 def test_config_map_volume_updates_in_place_and_a_sub_path_keeps_its_version(client, namespace, node_agent,
                                                                             docker_node) -> None:
     client.create("v1", "configmaps", {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"},
