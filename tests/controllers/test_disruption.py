@@ -65,11 +65,16 @@ def test_an_int_min_available_counts_matching_pods(controller_manager, client: a
 
 
 def test_a_percent_over_bare_pods_fails_safe(controller_manager, client: api.Client, ns: str) -> None:
-    """A pod with a controller the disruption controller cannot size makes the sync fail safe."""
+    """A pod with a controller the disruption controller cannot size makes the sync fail safe.
+
+    The controller is a real object (a ConfigMap: no scale to read), so the garbage collector keeps
+    the pod; an owner that does not exist raced the collector's delete against the budget's sync."""
+    owner = client.create("v1", "configmaps", {"apiVersion": "v1", "kind": "ConfigMap",
+                                               "metadata": {"name": "not-a-workload"}}, namespace=ns)
     client.create("v1", "pods", {"apiVersion": "v1", "kind": "Pod", "metadata": {
         "name": "orphan", "labels": {"app": "x"},
-        "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "nope", "uid": "u-1",
-                             "controller": True}]},
+        "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "not-a-workload",
+                             "uid": owner["metadata"]["uid"], "controller": True}]},
         "spec": {"containers": [{"name": "c", "image": "x:1"}]}}, namespace=ns)
     client.create("policy/v1", "poddisruptionbudgets", _pdb("x", "x", minAvailable="50%"), namespace=ns)
     status = support.wait_for(lambda: _condition(s := _status(client, ns, "x")) == ("False", "SyncFailed") and s,
