@@ -49,10 +49,10 @@ def dial_error(host: str, port: int, exc: OSError | TimeoutError) -> str:
     return f"dial tcp {host}:{port}: connect: {reason.lower()}"
 
 
-
 def forward_error(pod_name: str, uid: str, host: str, port: int, exc: OSError | TimeoutError) -> str:
     """The kubelet's words for a port it could not forward (both port-forward protocols say it so)."""
     return f"error forwarding port {port} to pod {pod_name}, uid {uid}: {dial_error(host, port, exc)}"
+
 
 @dataclass
 class _Pair:

@@ -10,7 +10,7 @@ false when absent (consumers treat nil as true, as upstream says).
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,47 +114,138 @@ def _slice_endpoints(slices: Iterable[dict[str, Any]], port_name: str, protocol:
     return tuple(sorted(found.values()))
 
 
+def slice_service(sl: dict[str, Any]) -> tuple[str, str] | None:
+    """The (namespace, Service name) a slice serves, or None: no `kubernetes.io/service-name`
+    label, or labelled headless or for another proxy (kube-proxy's EndpointSlice filter)."""
+    meta = sl.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    owner = labels.get(SERVICE_NAME_LABEL) if isinstance(labels, dict) else None
+    if not isinstance(owner, str) or HEADLESS_LABEL in labels or PROXY_NAME_LABEL in labels:
+        return None
+    return meta.get("namespace") or "", owner
+
+
+def service_key(svc: dict[str, Any]) -> tuple[str, str]:
+    meta = svc.get("metadata") or {}
+    return meta.get("namespace") or "", meta.get("name") or ""
+
+
+def ports_of_service(svc: dict[str, Any], slices: Iterable[dict[str, Any]]) -> list[ServicePort]:
+    """One Service's programmable ports from its slices (those `slice_service` maps to it), in
+    port-name order; none for a Service this proxy does not program."""
+    meta = svc.get("metadata") or {}
+    spec = svc.get("spec") or {}
+    if PROXY_NAME_LABEL in (meta.get("labels") or {}) or spec.get("type") == "ExternalName":
+        return []
+    cluster_ip = spec.get("clusterIP")
+    if not _is_ipv4(cluster_ip):
+        return []  # headless ("None"), unallocated, or IPv6 (this proxy is IPv4 only)
+    namespace, name = service_key(svc)
+    slices = list(slices)
+    affinity = 0
+    if spec.get("sessionAffinity") == "ClientIP":
+        config = ((spec.get("sessionAffinityConfig") or {}).get("clientIP") or {})
+        timeout = config.get("timeoutSeconds")
+        affinity = timeout if isinstance(timeout, int) and timeout > 0 else DEFAULT_AFFINITY_SECONDS
+    node_ports = spec.get("type") in ("NodePort", "LoadBalancer")
+    out: list[ServicePort] = []
+    for p in spec.get("ports") or []:
+        if not isinstance(p, dict) or (number := _port_number(p.get("port"))) is None:
+            continue
+        protocol = p.get("protocol") or "TCP"
+        if protocol not in PROTOCOLS:
+            continue
+        port_name = p.get("name") or ""
+        out.append(ServicePort(
+            namespace=namespace, name=name, port_name=port_name, protocol=PROTOCOLS[protocol],
+            cluster_ip=cluster_ip, port=number,
+            node_port=(_port_number(p.get("nodePort")) or 0) if node_ports else 0,
+            affinity_seconds=affinity, internal_local=spec.get("internalTrafficPolicy") == "Local",
+            external_local=spec.get("externalTrafficPolicy") == "Local",
+            endpoints=_slice_endpoints(slices, port_name, protocol)))
+    out.sort(key=lambda sp: (sp.port_name, sp.protocol))
+    return out
+
+
 def service_ports(services: Iterable[dict[str, Any]], slices: Iterable[dict[str, Any]]) -> list[ServicePort]:
     """Every programmable service port, in a stable order (namespace, name, port name)."""
     by_service: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for sl in slices:
-        meta = sl.get("metadata") or {}
-        labels = meta.get("labels") or {}
-        owner = labels.get(SERVICE_NAME_LABEL)
-        if isinstance(owner, str) and HEADLESS_LABEL not in labels and PROXY_NAME_LABEL not in labels:
-            by_service.setdefault((meta.get("namespace") or "", owner), []).append(sl)
-    out: list[ServicePort] = []
-    for svc in services:
-        meta = svc.get("metadata") or {}
-        spec = svc.get("spec") or {}
-        if PROXY_NAME_LABEL in (meta.get("labels") or {}) or spec.get("type") == "ExternalName":
-            continue
-        cluster_ip = spec.get("clusterIP")
-        if not _is_ipv4(cluster_ip):
-            continue  # headless ("None"), unallocated, or IPv6 (this proxy is IPv4 only)
-        namespace, name = meta.get("namespace") or "", meta.get("name") or ""
-        affinity = 0
-        if spec.get("sessionAffinity") == "ClientIP":
-            config = ((spec.get("sessionAffinityConfig") or {}).get("clientIP") or {})
-            timeout = config.get("timeoutSeconds")
-            affinity = timeout if isinstance(timeout, int) and timeout > 0 else DEFAULT_AFFINITY_SECONDS
-        node_ports = spec.get("type") in ("NodePort", "LoadBalancer")
-        for p in spec.get("ports") or []:
-            if not isinstance(p, dict) or (number := _port_number(p.get("port"))) is None:
-                continue
-            protocol = p.get("protocol") or "TCP"
-            if protocol not in PROTOCOLS:
-                continue
-            port_name = p.get("name") or ""
-            out.append(ServicePort(
-                namespace=namespace, name=name, port_name=port_name, protocol=PROTOCOLS[protocol],
-                cluster_ip=cluster_ip, port=number,
-                node_port=(_port_number(p.get("nodePort")) or 0) if node_ports else 0,
-                affinity_seconds=affinity, internal_local=spec.get("internalTrafficPolicy") == "Local",
-                external_local=spec.get("externalTrafficPolicy") == "Local",
-                endpoints=_slice_endpoints(by_service.get((namespace, name), ()), port_name, protocol)))
-    out.sort(key=lambda sp: (sp.namespace, sp.name, sp.port_name, sp.protocol))
-    return out
+        owner = slice_service(sl)
+        if owner is not None:
+            by_service.setdefault(owner, []).append(sl)
+    per_service = {service_key(svc): ports_of_service(svc, by_service.get(service_key(svc), ())) for svc in services}
+    return [sp for key in sorted(per_service) for sp in per_service[key]]
+
+
+Key = tuple[str, str]
+Inputs = dict[Key, tuple[dict[str, Any] | None, list[dict[str, Any]]]]  # key -> (Service or None, its slices)
+
+
+class PortTracker:
+    """`service_ports`, kept per Service and recomputed only for the Services that changed, as
+    kube-proxy's ServiceChangeTracker and EndpointsChangeTracker do: with 10,000 Services a sync
+    after one readiness change reads one Service and its slices, not all of them.
+
+    Informer handlers call `service_changed` / `slice_changed` (an update with both versions: a
+    slice relabelled to another Service changes both). A sync calls `take_changes` where the
+    informers' stores are not being written (the event loop), `ports_of` with what it returned
+    (anywhere: pure), and `update` with the result. `reset` makes the next sync recompute every
+    Service (a full sync's safety net against a missed event).
+    """
+
+    def __init__(self) -> None:
+        # Invariant: for every Service key not in `_dirty` (and when `_everything` is False),
+        # `_ports[key]` is `ports_of_service` of the Service and slices as the stores hold them now.
+        self._ports: dict[Key, tuple[ServicePort, ...]] = {}
+        self._dirty: set[Key] = set()
+        self._everything = True
+
+    def service_changed(self, *objects: dict[str, Any]) -> None:
+        self._dirty.update(service_key(svc) for svc in objects)
+
+    def slice_changed(self, *objects: dict[str, Any]) -> None:
+        self._dirty.update(key for sl in objects if (key := slice_service(sl)) is not None)
+
+    def reset(self) -> None:
+        self._everything = True
+
+    @property
+    def pending(self) -> bool:
+        return self._everything or bool(self._dirty)
+
+    def take_changes(self, service: Callable[[Key], dict[str, Any] | None],
+                     slices_of: Callable[[Key], Iterable[dict[str, Any]]],
+                     every_service: Callable[[], Iterable[dict[str, Any]]]) -> tuple[bool, Inputs]:
+        """(whether this is everything, each changed key's Service and slices) and clears the marks.
+        Everything: every Service the store holds now (what is not among them is gone)."""
+        if self._everything:
+            self._everything = False
+            self._dirty.clear()
+            return True, {service_key(svc): (svc, list(slices_of(service_key(svc)))) for svc in every_service()}
+        changes, self._dirty = self._dirty, set()
+        return False, {key: (service(key), list(slices_of(key))) for key in changes}
+
+    @staticmethod
+    def ports_of(inputs: Inputs) -> dict[Key, tuple[ServicePort, ...]]:
+        return {key: tuple(ports_of_service(svc, slices)) if svc is not None else () for key, (svc, slices)
+                in inputs.items()}
+
+    def update(self, everything: bool, computed: dict[Key, tuple[ServicePort, ...]]) -> list[ServicePort]:
+        """Fold computed ports in; every programmable service port, in `service_ports`' order."""
+        if everything:
+            self._ports = {}
+        for key, found in computed.items():
+            if found:
+                self._ports[key] = found
+            else:
+                self._ports.pop(key, None)
+        return [sp for key in sorted(self._ports) for sp in self._ports[key]]
+
+    def forget_pending(self, everything: bool, inputs: Inputs) -> None:
+        """A sync that failed after `take_changes`: its keys are changed still."""
+        self._everything = self._everything or everything
+        self._dirty.update(inputs)
 
 
 def node_pod_cidrs(nodes: Iterable[dict[str, Any]]) -> list[str]:

@@ -2,7 +2,9 @@
 
 Level-triggered, as kube-proxy: any event marks the state dirty; a sync builds the WHOLE table
 as data (`render.Ruleset`, from the informers' caches; per-Service fragments are memoized) and
-applies it in one `nft -f` transaction. The first sync, one after a failure, and one every
+applies it in one `nft -f` transaction. The API objects are read through `model.PortTracker`:
+events mark the Services they touch, and a sync re-reads only those (every Service on a full
+sync), as kube-proxy's change trackers do. The first sync, one after a failure, and one every
 `full_sync_period` (kube-proxy: 1 h) are full: the table is listed, flushed and rebuilt (which
 repairs a table someone changed by hand and deletes chains that are not ours to keep); every
 other sync is partial (delta.py): only what differs from the Ruleset last applied, still one
@@ -59,6 +61,8 @@ class Proxier:
         self.services = informer_mod.Informer(client, "v1", "services")
         self.slices = informer_mod.Informer(client, "discovery.k8s.io/v1", "endpointslices")
         self.nodes = informer_mod.Informer(client, "v1", "nodes")
+        self.slices.store.add_indexer(SLICES_BY_SERVICE, _slice_service_index)
+        self.tracker = model.PortTracker()  # which Services changed since the last sync
         self._dirty = asyncio.Event()
         self._last_sync = 0.0
         self._guarded_cidrs: tuple[str, ...] | None = None
@@ -74,9 +78,18 @@ class Proxier:
     def _changed(self, *_args: object) -> None:
         self._dirty.set()
 
+    def _service_changed(self, *objects: dict) -> None:
+        self.tracker.service_changed(*objects)
+        self._dirty.set()
+
+    def _slice_changed(self, *objects: dict) -> None:
+        self.tracker.slice_changed(*objects)
+        self._dirty.set()
+
     async def start(self) -> None:
-        for inf in (self.services, self.slices, self.nodes):
-            inf.add_handler(on_add=self._changed, on_update=self._changed, on_delete=self._changed)
+        for inf, handler in ((self.services, self._service_changed), (self.slices, self._slice_changed),
+                             (self.nodes, self._changed)):
+            inf.add_handler(on_add=handler, on_update=handler, on_delete=handler)
             await inf.start()
         for inf in (self.services, self.slices, self.nodes):
             await inf.wait_synced()
@@ -85,7 +98,19 @@ class Proxier:
         return render.NodeInfo(name=self.options.node, service_cidr=self.options.service_cidr,
                                pod_cidrs=tuple(model.node_pod_cidrs(self.nodes.store.list())))
 
-    def _sync_now(self, full: bool, check_host: bool = False) -> None:
+    def _take_changes(self, full: bool) -> tuple[bool, model.Inputs]:
+        """On the event loop (where the informers write their stores): the changed Services and
+        their slices, or every Service on a full sync (which thus also repairs a missed event)."""
+        if full:
+            self.tracker.reset()
+
+        def slices_of(key: model.Key) -> list[dict]:
+            return self.slices.store.by_index(SLICES_BY_SERVICE, _index_value(key))
+
+        return self.tracker.take_changes(lambda key: self.services.store.get(*key), slices_of,
+                                         self.services.store.list)
+
+    def _sync_now(self, full: bool, check_host: bool, changes: tuple[bool, model.Inputs]) -> None:
         """Blocking (run in a thread): check the host, guard the CIDR, build, apply.
 
         Full (`full`, or nothing applied yet, or a change no delta can express): list the live
@@ -99,7 +124,8 @@ class Proxier:
             netfilter.guard_service_cidr(node.service_cidr)
             netfilter.allow_pod_forwarding(self.options.node)
             self._guarded_cidrs = tuple(node.pod_cidrs)
-        ports = model.service_ports(self.services.store.list(), self.slices.store.list())
+        everything, inputs = changes
+        ports = self.tracker.update(everything, self.tracker.ports_of(inputs))
         wanted = render.ruleset(ports, node)
         text = ""
         if not full and self.applied is not None:
@@ -135,7 +161,12 @@ class Proxier:
 
     async def sync(self, *, full: bool = True, check_host: bool = False) -> None:
         started = time.monotonic()
-        await asyncio.to_thread(self._sync_now, full, check_host)
+        changes = self._take_changes(full or self.applied is None)
+        try:
+            await asyncio.to_thread(self._sync_now, full, check_host, changes)
+        except BaseException:
+            self.tracker.forget_pending(*changes)  # what this sync took is still to be programmed
+            raise
         self._last_sync = time.monotonic()
         log.info("proxy %s: synced %s in %.3fs", self.options.node, self.table, self._last_sync - started)
         if self.syncs == 1:
@@ -183,6 +214,18 @@ class Proxier:
         if self.syncs and age > 2 * self.options.sync_period + self.options.min_sync_period:
             return [f"last successful sync {age:.0f}s ago"]
         return []
+
+
+SLICES_BY_SERVICE = "service"  # the slices informer's index: "namespace/name" of the Service a slice serves
+
+
+def _index_value(key: model.Key) -> str:
+    return f"{key[0]}/{key[1]}"
+
+
+def _slice_service_index(sl: dict) -> list[str]:
+    key = model.slice_service(sl)
+    return [_index_value(key)] if key is not None else []
 
 
 @dataclass
