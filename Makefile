@@ -60,6 +60,7 @@ bench: $(STAMP) ensure-docker
 	$(PY) bench/charts.py
 	$(PY) bench/streaming.py
 	$(PY) bench/services.py
+	$(PY) bench/proxy_sync.py
 	$(PY) bench/ssa.py
 	$(PY) bench/gitops.py
 	$(PY) bench/storage.py

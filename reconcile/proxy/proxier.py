@@ -160,7 +160,7 @@ class Proxier:
             log.warning("proxy %s: UDP conntrack cleanup failed: %s", self.options.node, exc)
 
     async def sync(self, *, full: bool = True, check_host: bool = False) -> None:
-        started = time.monotonic()
+        started, before = time.monotonic(), self.syncs
         changes = self._take_changes(full or self.applied is None)
         try:
             await asyncio.to_thread(self._sync_now, full, check_host, changes)
@@ -169,7 +169,7 @@ class Proxier:
             raise
         self._last_sync = time.monotonic()
         log.info("proxy %s: synced %s in %.3fs", self.options.node, self.table, self._last_sync - started)
-        if self.syncs == 1:
+        if before == 0 and self.syncs == 1:  # once: the first table this process programmed
             print(f"proxy for node {self.options.node} programmed {self.table}", flush=True)
 
     async def run(self) -> None:
