@@ -16,11 +16,18 @@ Chains (priorities relative to dstnat -100 / srcnat 100, as upstream):
 - `nat-prerouting`/`nat-output` (dstnat) -> `services`; `nat-postrouting` (srcnat) -> `masquerading`.
 
 Per Service port, as upstream: `service-ips`/`service-nodeports` verdict maps (one lookup per
-packet, whatever the number of Services) -> `service-`/`local-`/`external-` chains. Differences
-in the service chain, for programming speed (bench/services.py): the endpoint is chosen by
-`numgen random mod K == 0` rules (no inline vmap: an anonymous set per Service is quadratic in
-the kernel) and DNATed there (an `endpoint-` chain only with session affinity, which needs its
-`update @affinity-`); hairpin is one `hairpin` set (`ip . ip` per endpoint) in `masquerading`.
+packet, whatever the number of Services). Then, for programming speed (bench/services.py), not
+a chain per Service but a chain per endpoint count K shared by every Service with K endpoints:
+`pick-K` (to a cluster IP; marks off-cluster sources for masquerading) DNATs to element
+`ip . proto . port . (numgen random mod K)` of the map `cluster-endpoints`; `nodeport-pick-K`
+(masquerades), and for `externalTrafficPolicy: Local` a small `external-` chain per Service
+leading to `nodeport-direct-K` / `nodeport-local-K`, look up `proto . nodePort . n` in
+`nodeport-endpoints` / `nodeport-local-endpoints`. nft and the kernel pay per chain and per rule
+that binds a set (an inline vmap or a named map in each of 10,000 chains is quadratic), while
+map elements are cheap. Services with session affinity keep upstream's shape: `service-` (and
+`local-`, `external-`) chains that choose by `numgen random mod K == 0` rules and an `endpoint-`
+chain per endpoint with its `update @affinity-`. Hairpin is one `hairpin` set (`ip . ip` per
+endpoint) in `masquerading`.
 
 Differences from upstream, on purpose: node ports are also served on 127.0.0.1 (upstream's
 iptables mode does, its nftables mode does not), which needs route_localnet on the pod bridges
@@ -91,19 +98,16 @@ class _Builder:
     service_nodeports: list[str] = field(default_factory=list)
     no_endpoint_services: list[str] = field(default_factory=list)
     no_endpoint_nodeports: list[str] = field(default_factory=list)
+    endpoint_maps: dict[str, list[str]] = field(default_factory=dict)  # pick map -> its elements
+    picks: set[str] = field(default_factory=set)  # the shared pick chains this Service's elements go to
     cluster_ips: set[str] = field(default_factory=set)
     endpoint_ips: set[str] = field(default_factory=set)
 
 
 def _target(sp: model.ServicePort, ep: model.Endpoint) -> str:
-    """What a choice of `ep` does: DNAT at once, or (with session affinity, which needs a rule to
-    remember the client) a goto to the endpoint's own chain. Per-endpoint chains for every
-    Service would be five chains more per Service, and nft fetches every chain of the table before
-    it sends even a one-line delta: with 10,000 Services that listing, not the kernel, was the
-    cost of a partial sync."""
-    if sp.affinity_seconds:
-        return f"goto {hashed('endpoint-', _endpoint_name(sp, ep))}"
-    return f"meta l4proto {sp.protocol} dnat to {ep.ip}:{ep.port}"
+    """A choice of `ep` under session affinity: a goto to the endpoint's own chain, which
+    remembers the client (Services without affinity DNAT through the pick chains' maps)."""
+    return f"goto {hashed('endpoint-', _endpoint_name(sp, ep))}"
 
 
 def _choices(sp: model.ServicePort, endpoints: list[model.Endpoint]) -> list[str]:
@@ -146,20 +150,96 @@ def _endpoint_chain(b: _Builder, sp: model.ServicePort, ep: model.Endpoint) -> N
     b.chains[name] = [f"update @{affinity} {{ ip saddr }}", f"meta l4proto {sp.protocol} dnat to {ep.ip}:{ep.port}"]
 
 
+PICKS = {  # the shared pick chains: name prefix -> (masquerade rule, the map they DNAT by)
+    "pick": ("ip saddr != @pod-cidrs jump mark-for-masquerade", "cluster-endpoints"),  # to a cluster IP
+    "nodeport-pick": ("jump mark-for-masquerade", "nodeport-endpoints"),  # to a node port (Cluster policy)
+    "nodeport-direct": ("", "nodeport-endpoints"),  # Local policy, from a pod or (masqueraded) the host
+    "nodeport-local": ("", "nodeport-local-endpoints"),  # Local policy, from elsewhere: client IP kept
+}
+# Each pick map is one per protocol (`cluster-endpoints-tcp`, ...): a map whose value is typed
+# `th dport` cannot be used by a rule added in a later transaction ("conflicting protocols").
+_PICK_KEYS = {"cluster-endpoints": "ip daddr . {proto} dport", "nodeport-endpoints": "{proto} dport",
+              "nodeport-local-endpoints": "{proto} dport"}
+PICK_MAPS = tuple(f"{name}-{proto}" for name in _PICK_KEYS for proto in model.PROTOCOLS.values())
+
+
+def _pick(b: _Builder, kind: str, count: int) -> str:
+    name = f"{kind}-{count}"
+    b.picks.add(name)
+    return name
+
+
+def pick_chain(name: str) -> list[str]:
+    """`pick-K` and its kin: DNAT to element `key . (random mod K)` of the chain's map. One chain
+    per endpoint count serves every Service with that count, so a table of 10,000 Services has a
+    few dozen chains, not 10,000 (nft and the kernel pay per chain and per rule that binds a map;
+    elements are cheap: bench/services.py)."""
+    kind, _, count = name.rpartition("-")
+    masquerade, map_name = PICKS[kind]
+    rules = [masquerade] if masquerade else []
+    rules.extend(f"meta l4proto {proto} dnat to {_PICK_KEYS[map_name].format(proto=proto)} . "
+                 f"numgen random mod {count} map @{map_name}-{proto}" for proto in model.PROTOCOLS.values())
+    return rules
+
+
+def _endpoints_into(b: _Builder, map_name: str, sp: model.ServicePort, key: str,
+                    endpoints: list[model.Endpoint]) -> None:
+    """Element `key . n : address . port` for the n-th endpoint, in the map of the port's protocol."""
+    b.endpoint_maps.setdefault(f"{map_name}-{sp.protocol}", []).extend(
+        f"{key} . {n} : {ep.ip} . {ep.port}" for n, ep in enumerate(endpoints))
+
+
 def _service(b: _Builder, sp: model.ServicePort, node: str) -> None:
     cluster = model.cluster_endpoints(sp)
     local = model.local_endpoints(sp, node)
     ip_key = f"{sp.cluster_ip} . {sp.protocol} . {sp.port}"
     port_key = f"{sp.protocol} . {sp.node_port}"
     b.cluster_ips.add(sp.cluster_ip)
-    service_chain = hashed("service-", sp.id)
-    local_chain = hashed("local-", sp.id)
-    external_chain = hashed("external-", sp.id)
     if not cluster:  # no usable endpoint anywhere: every key rejects at once, no nat chains
         b.no_endpoint_services.append(f"{ip_key} : goto reject-chain")
         if sp.node_port:
             b.no_endpoint_nodeports.append(f"{port_key} : goto reject-chain")
         return
+    if sp.affinity_seconds:
+        _service_with_affinity(b, sp, cluster, local, ip_key, port_key)
+        return
+    b.endpoint_ips.update(ep.ip for ep in cluster)  # every endpoint used is a hairpin candidate
+    if sp.internal_local or sp.external_local:
+        b.endpoint_ips.update(ep.ip for ep in local)
+    if sp.internal_local and not local:
+        b.no_endpoint_services.append(f"{ip_key} : drop")
+    else:
+        chosen = local if sp.internal_local else cluster
+        b.service_ips.append(f"{ip_key} : goto {_pick(b, 'pick', len(chosen))}")
+        _endpoints_into(b, "cluster-endpoints", sp, f"{sp.cluster_ip} . {sp.port}", chosen)
+    if not sp.node_port:
+        return
+    if sp.external_local and not local:
+        b.no_endpoint_nodeports.append(f"{port_key} : drop")
+        return
+    _endpoints_into(b, "nodeport-endpoints", sp, str(sp.node_port), cluster)
+    if not sp.external_local:
+        b.service_nodeports.append(f"{port_key} : goto {_pick(b, 'nodeport-pick', len(cluster))}")
+        return
+    _endpoints_into(b, "nodeport-local-endpoints", sp, str(sp.node_port), local)
+    direct = _pick(b, "nodeport-direct", len(cluster))
+    external_chain = hashed("external-", sp.id)
+    b.chains[external_chain] = [
+        f"ip saddr @pod-cidrs goto {direct}",  # local pods: policy ignored (LB hairpin)
+        "fib saddr type local jump mark-for-masquerade",  # the host itself: masqueraded to any endpoint
+        f"fib saddr type local goto {direct}",
+        f"goto {_pick(b, 'nodeport-local', len(local))}",  # everyone else: node-local endpoints, client IP kept
+    ]
+    b.service_nodeports.append(f"{port_key} : goto {external_chain}")
+
+
+def _service_with_affinity(b: _Builder, sp: model.ServicePort, cluster: list[model.Endpoint],
+                           local: list[model.Endpoint], ip_key: str, port_key: str) -> None:
+    """Session affinity needs a rule per endpoint that remembers the client, so these Services
+    keep chains of their own: `service-` (and `local-`) choose by rules, `endpoint-` DNAT."""
+    service_chain = hashed("service-", sp.id)
+    local_chain = hashed("local-", sp.id)
+    external_chain = hashed("external-", sp.id)
     _balance(b, service_chain, sp, cluster, cluster_ip_masq=True)
     for ep in cluster:
         _endpoint_chain(b, sp, ep)
@@ -190,7 +270,7 @@ def _service(b: _Builder, sp: model.ServicePort, node: str) -> None:
     b.service_nodeports.append(f"{port_key} : goto {external_chain}")
 
 
-MAPS = ("service-ips", "service-nodeports", "no-endpoint-services", "no-endpoint-nodeports")
+MAPS = ("service-ips", "service-nodeports", "no-endpoint-services", "no-endpoint-nodeports", *PICK_MAPS)
 SETS = ("pod-cidrs", "cluster-ips", "hairpin")
 _FIXED_SETS = {
     "pod-cidrs": "set pod-cidrs { type ipv4_addr; flags interval; }",
@@ -201,6 +281,10 @@ _FIXED_SETS = {
     "service-nodeports": "map service-nodeports { type inet_proto . inet_service : verdict; }",
     "no-endpoint-services": "map no-endpoint-services { type ipv4_addr . inet_proto . inet_service : verdict; }",
     "no-endpoint-nodeports": "map no-endpoint-nodeports { type inet_proto . inet_service : verdict; }",
+    # key . (random mod K) -> the endpoint's address . port, for the pick chains (`typeof`: the
+    # modulus there only names the key's type, numgen's 32-bit integer)
+    **{f"{name}-{proto}": f"map {name}-{proto} {{ typeof {_PICK_KEYS[name].format(proto=proto)} . numgen random mod 2 "
+       f": ip daddr . {proto} dport; }}" for name in _PICK_KEYS for proto in model.PROTOCOLS.values()},
 }
 
 
@@ -214,6 +298,7 @@ class _Fragment:
     elements: tuple[tuple[str, str], ...]  # (map name, element text)
     cluster_ip: str
     endpoint_ips: frozenset[str] = frozenset()
+    picks: frozenset[str] = frozenset()  # the shared pick chains its elements name
 
 
 @dataclass(frozen=True)
@@ -285,10 +370,11 @@ def _fragment(sp: model.ServicePort, node: str) -> _Fragment:
     sets = tuple((line.split()[1], line) for line in b.sets)
     elements = tuple((name, item) for name, items in (
         ("service-ips", b.service_ips), ("service-nodeports", b.service_nodeports),
-        ("no-endpoint-services", b.no_endpoint_services), ("no-endpoint-nodeports", b.no_endpoint_nodeports))
+        ("no-endpoint-services", b.no_endpoint_services), ("no-endpoint-nodeports", b.no_endpoint_nodeports),
+        *sorted(b.endpoint_maps.items()))
         for item in items)
     return _Fragment(tuple((k, tuple(v)) for k, v in b.chains.items()), sets, elements, sp.cluster_ip,
-                     frozenset(b.endpoint_ips))
+                     frozenset(b.endpoint_ips), frozenset(b.picks))
 
 
 def element_key(item: str) -> str:
@@ -301,8 +387,17 @@ def ruleset(ports: Iterable[model.ServicePort], node: NodeInfo) -> Ruleset:
     fragments = {sp.id: _fragment(sp, node.name) for sp in ports}
     base: dict[str, tuple[str, ...]] = {name: tuple(rules) for name, (_, rules) in _BASE_CHAINS.items()}
     base.update((k, tuple(v)) for k, v in _helpers(node).items())
+    picks: set[str] = set()
+    for frag in fragments.values():
+        picks |= frag.picks
+    base.update((name, tuple(pick_chain(name))) for name in sorted(picks, key=_pick_order))
     return Ruleset(table=table_name(node.name), hooks={name: hook for name, (hook, _) in _BASE_CHAINS.items()},
                    base=base, pod_cidrs=tuple(node.pod_cidrs), fragments=fragments)
+
+
+def _pick_order(name: str) -> tuple[str, int]:
+    kind, _, count = name.rpartition("-")
+    return kind, int(count)
 
 
 def render(ports: Iterable[model.ServicePort], node: NodeInfo, *, existing_chains: Iterable[str] = (),

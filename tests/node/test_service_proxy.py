@@ -130,7 +130,7 @@ def test_cluster_ip_spreads_follows_endpoints_and_rejects_when_empty(client, pro
     ns = {"namespace": namespace}
     client.create("v1", "services", service_body("web", SERVICE_IP, node_port=NODE_PORT), **ns)
     client.create("discovery.k8s.io/v1", "endpointslices", slice_body("web-1", "web", pods, node_agent.name), **ns)
-    support.wait_for(lambda: f"{SERVICE_IP} . tcp . 80 : goto service-" in nft_table(node_agent.name)
+    support.wait_for(lambda: f"{SERVICE_IP} . tcp . 80 : goto pick-" in nft_table(node_agent.name)
                      and pods[2]["status"]["podIP"] in nft_table(node_agent.name), timeout=10,
                      what="service programmed")
 
@@ -154,7 +154,7 @@ def test_cluster_ip_spreads_follows_endpoints_and_rejects_when_empty(client, pro
     current["endpoints"] = [e for e in current["endpoints"] if e["addresses"] != [removed]]
     started = time.monotonic()
     client.replace("discovery.k8s.io/v1", "endpointslices", current, **ns)
-    support.wait_for(lambda: f"{removed}:8080" not in nft_table(node_agent.name), timeout=1.0, interval=0.01,
+    support.wait_for(lambda: f"{removed} . 8080" not in nft_table(node_agent.name), timeout=1.0, interval=0.01,
                      what="endpoint gone from the rules within 1 s")
     assert time.monotonic() - started < 1.0
     assert {who(SERVICE_IP, 80).split()[1] for _ in range(40)} == {"web-0", "web-1"}
@@ -261,11 +261,11 @@ def test_pods_on_two_nodes_reach_each_other_by_pod_ip_and_service_with_the_sourc
     client.create("v1", "services", service_body("remote", ip), namespace=namespace)
     client.create("discovery.k8s.io/v1", "endpointslices", slice_body("remote-1", "remote", [b], second_node.name),
                   namespace=namespace)
-    support.wait_for(lambda: f"{ip} . tcp . 80 : goto service-" in nft_table(node_agent.name), timeout=10,
+    support.wait_for(lambda: f"{ip} . tcp . 80 : goto pick-" in nft_table(node_agent.name), timeout=10,
                      what="remote service programmed")
     assert fetch(docker_node, a_box, f"http://{ip}/cgi-bin/who") == f"{a_ip} b"
     # node B's proxy (in its agent's process) programs its own table; A's is its own proxy's
-    support.wait_for(lambda: f"{ip} . tcp . 80 : goto service-" in nft_table(second_node.name), timeout=10,
+    support.wait_for(lambda: f"{ip} . tcp . 80 : goto pick-" in nft_table(second_node.name), timeout=10,
                      what="node B's proxy programmed")
     assert fetch(second_node.daemon, b_box, f"http://{ip}/cgi-bin/who").endswith(" b")  # hairpin on B
     assert render.table_name(second_node.name) not in nft_table(node_agent.name)
@@ -347,7 +347,7 @@ def test_udp_flows_leave_removed_endpoints_and_find_new_ones(client, proxy, web_
             module too, when it runs: its rules see this host's own packets as well)."""
             def done() -> bool:
                 tables = [nft_table(node_agent.name)] + [t for t in proxy_tables() if f"{ip} . udp . 53" in t]
-                return all(all((f"{a}:{port}" in table) == (a in ips) for a in addresses)
+                return all(all((f"{a} . {port}" in table) == (a in ips) for a in addresses)
                            and (f"{ip} . udp . 53 : goto reject-chain" in table) == (not ips) for table in tables)
             support.wait_for(done, timeout=10, interval=0.05, what=f"udp endpoints {ips} programmed")
 

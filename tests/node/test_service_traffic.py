@@ -130,7 +130,7 @@ def _serving(admin: client_api.Client, namespace: str, service: dict[str, Any], 
     def all_serving() -> list[dict[str, Any]] | None:
         pods = [p for p in pods_of(admin, namespace) if helpers.running_ready(p)]
         table = nft_table(node_agent.name)
-        if len(pods) == REPLICAS and all(f"{p['status']['podIP']}:8080" in table for p in pods):
+        if len(pods) == REPLICAS and all(f"{p['status']['podIP']} . 8080" in table for p in pods):
             return pods
         return None
 
@@ -187,7 +187,7 @@ def test_a_pod_made_not_ready_gets_no_requests(web, admin):
                             label_selector="kubernetes.io/service-name=web")["items"]
         endpoint = [e for s in slices for e in s.get("endpoints") or [] if e["addresses"] == [address]]
         return bool(endpoint) and endpoint[0]["conditions"]["ready"] is False and \
-            f"{address}:8080" not in nft_table(web["node"])
+            f"{address} . 8080" not in nft_table(web["node"])
 
     support.wait_for(out_of_rotation, timeout=10, interval=0.1, what=f"{name} not ready and out of the rules")
     answers = requests(web, 60)
@@ -196,7 +196,7 @@ def test_a_pod_made_not_ready_gets_no_requests(web, admin):
 
     done = admin.request("POST", path, json={"command": ["touch", "/tmp/ready"]}).json()
     assert done["exitCode"] == 0, done
-    support.wait_for(lambda: f"{address}:8080" in nft_table(web["node"]), timeout=10, interval=0.1,
+    support.wait_for(lambda: f"{address} . 8080" in nft_table(web["node"]), timeout=10, interval=0.1,
                      what=f"{name} back in the rules")
 
 

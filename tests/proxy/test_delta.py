@@ -181,15 +181,18 @@ def test_one_changed_service_sends_only_its_own_chains_and_elements() -> None:
                             port(49, "10.232.1.2", "10.232.1.4", affinity=30)], NODES[0])
     text, applied = delta.render(before, after)
     t = before.table
-    svc = render.hashed("service-", "ns/svc48/tcp/http")
     gone = render.hashed("endpoint-", "ns/svc49/tcp/http__10.232.1.3/8080")
     new = render.hashed("endpoint-", "ns/svc49/tcp/http__10.232.1.4/8080")
-    assert f"flush chain ip {t} {svc}" in text and f"add rule ip {t} {svc} " in text
+    # svc48 (no affinity, still two endpoints, so still `goto pick-2`): one element of the map replaced
+    assert f"delete element ip {t} cluster-endpoints-tcp {{ 10.96.0.58 . 80 . 1 }}" in text
+    assert f"add element ip {t} cluster-endpoints-tcp {{ 10.96.0.58 . 80 . 1 : 10.232.1.5 . 8080 }}" in text
+    assert "pick-" not in text, "the pick chains are shared and unchanged"
     assert f"flush chain ip {t} {gone}" in text and f"add chain ip {t} {new}" in text
     assert f"delete set ip {t} {render.hashed('affinity-', 'ns/svc49/tcp/http__10.232.1.3/8080')}" in text
     assert f"add element ip {t} hairpin {{ 10.232.1.4 . 10.232.1.4, 10.232.1.5 . 10.232.1.5 }}" in text
     assert "10.232.1.3 . 10.232.1.3" not in text, "other Services still send to 10.232.1.3"
-    assert "svc47" not in text and "service-ips" not in text, "the map still points at the same chains"
+    assert "svc47" not in text and "10.96.0.57" not in text and "service-ips" not in text, \
+        "the map still points at the same chains"
     assert applied.stale == {gone}
     text, settled = delta.render(applied, after)
     assert text == f"delete chain ip {t} {gone}\n", "the next sync deletes what this one emptied"

@@ -73,18 +73,22 @@ def test_every_service_port_maps_to_exactly_what_kube_proxy_would(ports: list[mo
             assert render.hashed("service-", sp.id) not in text
         elif sp.internal_local and not local:
             assert f"{key}drop" in no_endpoints
-        elif sp.internal_local:
-            assert f"{key}goto {render.hashed('local-', sp.id)}" in services
-        else:
-            assert f"{key}goto {render.hashed('service-', sp.id)}" in services
-        if cluster:  # the service chain balances over exactly the usable endpoints
+        elif sp.affinity_seconds:
+            chain = render.hashed("local-" if sp.internal_local else "service-", sp.id)
+            assert f"{key}goto {chain}" in services
+        else:  # a shared pick chain over this key's elements: exactly the usable endpoints, uniformly
+            chosen = local if sp.internal_local else cluster
+            assert f"{key}goto pick-{len(chosen)}" in services
+            assert picked(text, f"cluster-endpoints-{sp.protocol}", f"{sp.cluster_ip} . {sp.port}",
+                          f"pick-{len(chosen)}") == {f"{e.ip}:{e.port}": Fraction(1, len(chosen)) for e in chosen}
+        if cluster and sp.affinity_seconds:  # the service chain balances over exactly the usable endpoints
             chain = _chain(text, render.hashed("service-", sp.id))
             chances = choice_probabilities(chain)
-            assert set(chances) == {render.hashed("endpoint-", f"{sp.id}__{e.ip}/{e.port}") if sp.affinity_seconds
-                                    else f"{e.ip}:{e.port}" for e in cluster}
+            assert set(chances) == {render.hashed("endpoint-", f"{sp.id}__{e.ip}/{e.port}") for e in cluster}
+            assert set(chances.values()) == {Fraction(1, len(cluster))}, "uniform over the usable endpoints"
+        if cluster:
             assert {f"{e.ip} . {e.ip}" for e in cluster} <= set(element_line(text, "hairpin").split("{ ")[1]
                                                                .rstrip(" }").split(", "))
-            assert set(chances.values()) == {Fraction(1, len(cluster))}, "uniform over the usable endpoints"
         if sp.node_port:
             port_key = f"{sp.protocol} . {sp.node_port} : "
             assert (port_key in nodeports) != (port_key in no_nodeports)
@@ -92,9 +96,42 @@ def test_every_service_port_maps_to_exactly_what_kube_proxy_would(ports: list[mo
                 assert f"{port_key}goto reject-chain" in no_nodeports
             elif sp.external_local and not local:
                 assert f"{port_key}drop" in no_nodeports
-            else:
+            elif sp.external_local or sp.affinity_seconds:
                 assert f"{port_key}goto {render.hashed('external-', sp.id)}" in nodeports
+            else:
+                assert f"{port_key}goto nodeport-pick-{len(cluster)}" in nodeports
+                assert picked(text, f"nodeport-endpoints-{sp.protocol}", str(sp.node_port),
+                              f"nodeport-pick-{len(cluster)}") == {f"{e.ip}:{e.port}": Fraction(1, len(cluster))
+                                                                    for e in cluster}
+            if sp.external_local and local and not sp.affinity_seconds:  # outside clients: local endpoints only
+                assert picked(text, f"nodeport-local-endpoints-{sp.protocol}", str(sp.node_port),
+                              f"nodeport-local-{len(local)}") == {f"{e.ip}:{e.port}": Fraction(1, len(local))
+                                                                   for e in local}
     assert render.render(ports, NODE) == text, "rendering is deterministic"
+
+
+def map_elements(text: str, name: str) -> dict[str, str]:
+    line = element_line(text, name)
+    if not line:
+        return {}
+    items = line.split("{ ", 1)[1].rstrip(" }").split(", ")
+    return dict(item.split(" : ", 1) for item in items)
+
+
+def picked(text: str, map_name: str, key: str, chain_name: str) -> dict[str, Fraction]:
+    """Each endpoint's chance (`ip:port`) when a pick chain looks `key . (random mod K)` up in
+    `map_name`: the chain must use that map with its K, and elements 0..K-1 must all be there."""
+    chain = _chain(text, chain_name)
+    count = int(chain_name.rpartition("-")[2])
+    assert f"numgen random mod {count} map @{map_name}" in chain
+    elements = map_elements(text, map_name)
+    found = [elements.get(f"{key} . {n}") for n in range(count)]
+    assert None not in found and f"{key} . {count}" not in elements, (key, found)
+    chances: dict[str, Fraction] = {}
+    for value in found:
+        address, port = value.split(" . ")
+        chances[f"{address}:{port}"] = chances.get(f"{address}:{port}", Fraction(0)) + Fraction(1, count)
+    return chances
 
 
 def choice_probabilities(chain: str) -> dict[str, Fraction]:
