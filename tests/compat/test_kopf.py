@@ -14,7 +14,6 @@ its log as a warning or an error; the tests assert there is none, or, with too l
 from __future__ import annotations
 
 import json
-import re
 import signal
 import subprocess
 import sys
@@ -26,53 +25,10 @@ from typing import Any
 import pytest
 
 from reconcile.client import api as client_api
-from reconcile.core import errors
-from tests import support
+from tests import kopf_support, support
 
-OPERATOR = Path(__file__).with_name("kopf_operator.py")
-GROUP, VERSION, PLURAL = "compat.example.com", "v1", "gadgets"
-API_VERSION = f"{GROUP}/{VERSION}"
-FINALIZER = "kopf.zalando.org/KopfFinalizerMarker"
-LAST_HANDLED = "kopf.zalando.org/last-handled-configuration"
-RBAC = "rbac.authorization.k8s.io/v1"
-# kopf's own log lines of trouble (its full format: "[time] logger [LEVEL   ] message")
-TROUBLE = re.compile(r"\[(WARNING|ERROR|CRITICAL)\s*\]|Traceback|APIError|APIClientError|APIServerError")
-
-GADGETS = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-           "metadata": {"name": f"{PLURAL}.{GROUP}"},
-           "spec": {"group": GROUP, "scope": "Namespaced",
-                    "names": {"plural": PLURAL, "singular": "gadget", "kind": "Gadget", "listKind": "GadgetList"},
-                    "versions": [{"name": VERSION, "served": True, "storage": True,
-                                  "subresources": {"status": {}},
-                                  "schema": {"openAPIV3Schema": {"type": "object", "properties": {
-                                      "spec": {"type": "object", "properties": {
-                                          "message": {"type": "string"}, "size": {"type": "integer"}}},
-                                      "status": {"type": "object",
-                                                 "x-kubernetes-preserve-unknown-fields": True}}}}}]}}
-# kopf's peering resource (as kopf's documentation defines it): no status subresource, any status
-PEERINGS = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-            "metadata": {"name": "kopfpeerings.kopf.dev"},
-            "spec": {"group": "kopf.dev", "scope": "Namespaced",
-                     "names": {"plural": "kopfpeerings", "singular": "kopfpeering", "kind": "KopfPeering"},
-                     "versions": [{"name": "v1", "served": True, "storage": True,
-                                   "schema": {"openAPIV3Schema": {"type": "object", "properties": {
-                                       "status": {"type": "object",
-                                                  "x-kubernetes-preserve-unknown-fields": True}}}}}]}}
-
-# What kopf needs to serve Gadgets in one namespace, standalone: watch and patch them (finalizer,
-# annotations) and their status, post Events; and, cluster-wide, watch CRDs and namespaces to notice
-# new resources and namespaces (without, it warns and goes on with what it found at start).
-LEAST_ROLE = [
-    {"apiGroups": [GROUP], "resources": [PLURAL], "verbs": ["list", "watch", "patch"]},
-    {"apiGroups": [GROUP], "resources": [f"{PLURAL}/status"], "verbs": ["patch"]},
-    {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
-]
-SCANNING_CLUSTER_ROLE = [
-    {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"], "verbs": ["list", "watch"]},
-    {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]},
-]
 # Too little: Gadgets can be watched but not patched, so kopf cannot even add its finalizer
-READ_ONLY_ROLE = [{"apiGroups": [GROUP], "resources": [PLURAL], "verbs": ["list", "watch"]}]
+READ_ONLY_ROLE = [{"apiGroups": [kopf_support.GROUP], "resources": [kopf_support.PLURAL], "verbs": ["list", "watch"]}]
 
 
 class KopfOperator:
@@ -84,7 +40,7 @@ class KopfOperator:
         mode = ["--peering", peering] if peering else ["--standalone"]
         self.process = subprocess.Popen(
             [sys.executable, "-m", "kopf", "run", "--verbose", "--log-format", "full", "--namespace", namespace,
-             *mode, str(OPERATOR)],
+             *mode, str(kopf_support.OPERATOR)],
             stdout=self.log, stderr=subprocess.STDOUT, cwd=home,
             env={"PATH": "/usr/bin:/bin", "HOME": str(home), "KUBECONFIG": str(kubeconfig), "PYTHONUNBUFFERED": "1",
                  **(env or {})})
@@ -109,23 +65,16 @@ class KopfOperator:
         return self.process.returncode
 
     def trouble(self) -> list[str]:
-        return [line for line in self.text().splitlines() if TROUBLE.search(line)]
+        return kopf_support.trouble(self.text())
 
 
 @pytest.fixture(scope="module")
 def crds(admin: client_api.Client) -> None:
-    for crd in (GADGETS, PEERINGS):
+    for crd in (kopf_support.GADGETS, kopf_support.PEERINGS):
         admin.create("apiextensions.k8s.io/v1", "customresourcedefinitions", crd)
-    for api_version, plural in ((API_VERSION, PLURAL), ("kopf.dev/v1", "kopfpeerings")):
-        support.wait_for(lambda v=api_version, p=plural: _served(admin, v, p), timeout=20, what=f"{plural} served")
-
-
-def _served(client: client_api.Client, api_version: str, plural: str) -> bool:
-    try:
-        client.list(api_version, plural, namespace="default")
-        return True
-    except errors.ApiError:
-        return False
+    for api_version, plural in ((kopf_support.API_VERSION, kopf_support.PLURAL), ("kopf.dev/v1", "kopfpeerings")):
+        support.wait_for(lambda v=api_version, p=plural: kopf_support.served(admin, v, p), timeout=20,
+                         what=f"{plural} served")
 
 
 @pytest.fixture
@@ -146,32 +95,6 @@ def operators() -> Iterator[list[KopfOperator]]:
             operator.stop()
 
 
-def gadget(name: str, message: str, size: int) -> dict[str, Any]:
-    return {"apiVersion": API_VERSION, "kind": "Gadget", "metadata": {"name": name},
-            "spec": {"message": message, "size": size}}
-
-
-def events_of(admin: client_api.Client, namespace: str, name: str) -> dict[str, dict[str, Any]]:
-    """The Events about Gadget `name`, by reason."""
-    items = admin.list("v1", "events", namespace=namespace)["items"]
-    return {e["reason"]: e for e in items
-            if e["involvedObject"].get("kind") == "Gadget" and e["involvedObject"].get("name") == name}
-
-
-def current(admin: client_api.Client, namespace: str, name: str) -> dict[str, Any]:
-    return admin.get(API_VERSION, PLURAL, name, namespace=namespace)
-
-
-def gone(admin: client_api.Client, namespace: str, name: str) -> bool:
-    try:
-        current(admin, namespace, name)
-        return False
-    except errors.ApiError as exc:
-        if exc.code == 404:
-            return True
-        raise
-
-
 def test_a_kopf_operator_with_peering_handles_the_whole_lifecycle(
         admin: client_api.Client, api_server: str, namespace: str, operators: list[KopfOperator],
         tmp_path: Path) -> None:
@@ -189,33 +112,33 @@ def test_a_kopf_operator_with_peering_handles_the_whole_lifecycle(
     (identity, peer), = seen.items()
     assert peer["priority"] == 10  # the startup handler's setting
 
-    admin.create(API_VERSION, PLURAL, gadget("g1", "hello", 1), namespace=namespace)
+    admin.create(kopf_support.API_VERSION, kopf_support.PLURAL, kopf_support.gadget("g1", "hello", 1), namespace=namespace)
 
     def handled() -> dict[str, Any] | None:
         operator.running()
-        obj = current(admin, namespace, "g1")
+        obj = kopf_support.current(admin, namespace, "g1")
         status = obj.get("status") or {}
-        done = "created" in status and "size" in status and LAST_HANDLED in obj["metadata"].get("annotations", {})
+        done = "created" in status and "size" in status and kopf_support.LAST_HANDLED in obj["metadata"].get("annotations", {})
         return obj if done else None
 
     obj = support.wait_for(handled, timeout=60, what="kopf's create handler ran on g1 and kopf noted it")
     assert obj["status"]["created"] == {"message": "hello"}  # the returned value, stored by kopf
-    assert FINALIZER in obj["metadata"]["finalizers"]
-    assert json.loads(obj["metadata"]["annotations"][LAST_HANDLED])["spec"] == {"message": "hello", "size": 1}
+    assert kopf_support.FINALIZER in obj["metadata"]["finalizers"]
+    assert json.loads(obj["metadata"]["annotations"][kopf_support.LAST_HANDLED])["spec"] == {"message": "hello", "size": 1}
     assert obj["status"]["size"] == {"new": 1}  # a field handler runs on creation too (old None: dropped by the merge)
-    support.wait_for(lambda: {"GadgetCreated", "DaemonStarted"} <= set(events_of(admin, namespace, "g1")),
+    support.wait_for(lambda: {"GadgetCreated", "DaemonStarted"} <= set(kopf_support.events_of(admin, namespace, "g1")),
                      timeout=30, what="the create handler's and the daemon's Events")
-    event = events_of(admin, namespace, "g1")["GadgetCreated"]
+    event = kopf_support.events_of(admin, namespace, "g1")["GadgetCreated"]
     assert (event["message"], event["type"]) == ("made for hello", "Normal")
     assert event["involvedObject"]["uid"] == obj["metadata"]["uid"]
-    support.wait_for(lambda: current(admin, namespace, "g1")["status"].get("ticks", 0) >= 3,
+    support.wait_for(lambda: kopf_support.current(admin, namespace, "g1")["status"].get("ticks", 0) >= 3,
                      timeout=30, what="the timer ticks (status patched again and again)")
 
-    admin.patch(API_VERSION, PLURAL, "g1", {"spec": {"message": "world", "size": 2}}, namespace=namespace)
+    admin.patch(kopf_support.API_VERSION, kopf_support.PLURAL, "g1", {"spec": {"message": "world", "size": 2}}, namespace=namespace)
 
     def updated() -> dict[str, Any] | None:
         operator.running()
-        obj = current(admin, namespace, "g1")
+        obj = kopf_support.current(admin, namespace, "g1")
         status = obj.get("status") or {}
         return obj if "updated" in status and status.get("size", {}).get("new") == 2 else None
 
@@ -223,13 +146,13 @@ def test_a_kopf_operator_with_peering_handles_the_whole_lifecycle(
     assert obj["status"]["updated"] == {"from": "hello", "to": "world"}
     assert obj["status"]["size"] == {"old": 1, "new": 2}
     support.wait_for(
-        lambda: json.loads(current(admin, namespace, "g1")["metadata"]["annotations"][LAST_HANDLED])["spec"]
+        lambda: json.loads(kopf_support.current(admin, namespace, "g1")["metadata"]["annotations"][kopf_support.LAST_HANDLED])["spec"]
         == {"message": "world", "size": 2}, timeout=30, what="the last-handled configuration follows the spec")
 
-    admin.delete(API_VERSION, PLURAL, "g1", namespace=namespace)
-    support.wait_for(lambda: operator.running() and gone(admin, namespace, "g1"), timeout=60,
+    admin.delete(kopf_support.API_VERSION, kopf_support.PLURAL, "g1", namespace=namespace)
+    support.wait_for(lambda: operator.running() and kopf_support.gone(admin, namespace, "g1"), timeout=60,
                      what="g1 goes away once kopf ran its delete handler and removed its finalizer")
-    assert "GadgetDeleted" in events_of(admin, namespace, "g1")
+    assert "GadgetDeleted" in kopf_support.events_of(admin, namespace, "g1")
 
     assert operator.stop() == 0, operator.text()[-5000:]
     # on a clean exit kopf takes itself out of the peering
@@ -238,57 +161,41 @@ def test_a_kopf_operator_with_peering_handles_the_whole_lifecycle(
     assert operator.trouble() == [], operator.text()[-8000:]
 
 
-def grant(admin: client_api.Client, namespace: str, user: str, rules: list[dict[str, Any]]) -> None:
-    """`rules` to `user` in `namespace` (a Role and its RoleBinding), and kopf's scanning cluster-wide."""
-    name = f"{namespace}-{user}"
-    subjects = [{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": user}]
-    admin.create(RBAC, "clusterroles", {"apiVersion": RBAC, "kind": "ClusterRole", "metadata": {"name": name},
-                                        "rules": SCANNING_CLUSTER_ROLE})
-    admin.create(RBAC, "clusterrolebindings", {
-        "apiVersion": RBAC, "kind": "ClusterRoleBinding", "metadata": {"name": name}, "subjects": subjects,
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name}})
-    admin.create(RBAC, "roles", {"apiVersion": RBAC, "kind": "Role", "metadata": {"name": user}, "rules": rules},
-                 namespace=namespace)
-    admin.create(RBAC, "rolebindings", {
-        "apiVersion": RBAC, "kind": "RoleBinding", "metadata": {"name": user}, "subjects": subjects,
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": user}}, namespace=namespace)
-
-
 def test_kopf_with_a_least_privilege_identity_streams_resumes_and_handles(
         admin: client_api.Client, api_server: str, namespace: str, operators: list[KopfOperator],
         tmp_path: Path) -> None:
-    """A client certificate of a user with only LEAST_ROLE and the scanning ClusterRole; kopf's first
+    """A client certificate of a user with only kopf_support.LEAST_ROLE and the scanning ClusterRole; kopf's first
     list is a watch with sendInitialEvents, its lists come in pages of one, and each watch ends after
     two seconds and is resumed from the last resourceVersion kopf saw."""
     conn = support.connection(api_server)
     user = f"kopf-{uuid.uuid4().hex[:6]}"
-    grant(admin, namespace, user, LEAST_ROLE)
-    admin.create(API_VERSION, PLURAL, gadget("early", "before kopf", 1), namespace=namespace)  # in the initial events
+    kopf_support.grant(admin, namespace, kopf_support.user(user), kopf_support.LEAST_ROLE)
+    admin.create(kopf_support.API_VERSION, kopf_support.PLURAL, kopf_support.gadget("early", "before kopf", 1), namespace=namespace)  # in the initial events
     operator = KopfOperator(conn.kubeconfig(as_user=conn.user(user)), namespace, tmp_path,
                             env={"GADGETS_INITIAL_STREAMING": "1", "GADGETS_WATCH_SECONDS": "2"})
     operators.append(operator)
 
     def created(name: str) -> dict[str, Any] | None:
         operator.running()
-        return (current(admin, namespace, name).get("status") or {}).get("created")
+        return (kopf_support.current(admin, namespace, name).get("status") or {}).get("created")
 
     assert support.wait_for(lambda: created("early"), timeout=60, what="kopf handled the Gadget it found") == {
         "message": "before kopf"}
-    admin.create(API_VERSION, PLURAL, gadget("late", "after kopf", 1), namespace=namespace)
+    admin.create(kopf_support.API_VERSION, kopf_support.PLURAL, kopf_support.gadget("late", "after kopf", 1), namespace=namespace)
     assert support.wait_for(lambda: created("late"), timeout=60, what="kopf handled a new Gadget") == {
         "message": "after kopf"}
     # ticks every half second: at 10, kopf's watches have ended and been resumed at least twice
-    support.wait_for(lambda: operator.running() and current(admin, namespace, "late")["status"].get("ticks", 0) >= 10,
+    support.wait_for(lambda: operator.running() and kopf_support.current(admin, namespace, "late")["status"].get("ticks", 0) >= 10,
                      timeout=60, what="the timer ticks past two watch timeouts")
-    admin.patch(API_VERSION, PLURAL, "late", {"spec": {"message": "changed"}}, namespace=namespace)
+    admin.patch(kopf_support.API_VERSION, kopf_support.PLURAL, "late", {"spec": {"message": "changed"}}, namespace=namespace)
     support.wait_for(
-        lambda: operator.running() and current(admin, namespace, "late")["status"].get("updated")
+        lambda: operator.running() and kopf_support.current(admin, namespace, "late")["status"].get("updated")
         == {"from": "after kopf", "to": "changed"}, timeout=60, what="a resumed watch delivers the change")
-    assert "GadgetCreated" in events_of(admin, namespace, "late")  # Events: the Role's create
+    assert "GadgetCreated" in kopf_support.events_of(admin, namespace, "late")  # Events: the Role's create
 
     for name in ("early", "late"):
-        admin.delete(API_VERSION, PLURAL, name, namespace=namespace)
-    support.wait_for(lambda: operator.running() and gone(admin, namespace, "early") and gone(admin, namespace, "late"),
+        admin.delete(kopf_support.API_VERSION, kopf_support.PLURAL, name, namespace=namespace)
+    support.wait_for(lambda: operator.running() and kopf_support.gone(admin, namespace, "early") and kopf_support.gone(admin, namespace, "late"),
                      timeout=60, what="both Gadgets go away through kopf's finalizer")
     assert operator.stop() == 0, operator.text()[-5000:]
     assert operator.trouble() == [], operator.text()[-8000:]
@@ -305,12 +212,12 @@ def test_kopf_with_too_little_rbac_is_refused_with_a_status_it_understands(
     a body of kind Status)."""
     conn = support.connection(api_server)
     user = f"weak-{uuid.uuid4().hex[:6]}"
-    grant(admin, namespace, user, READ_ONLY_ROLE)
+    kopf_support.grant(admin, namespace, kopf_support.user(user), READ_ONLY_ROLE)
     operator = KopfOperator(conn.kubeconfig(as_user=conn.user(user)), namespace, tmp_path)
     operators.append(operator)
-    admin.create(API_VERSION, PLURAL, gadget("g1", "hello", 1), namespace=namespace)
-    refusal = (f'gadgets.{GROUP} "g1" is forbidden: User "{user}" cannot patch resource "gadgets" '
-               f'in API group "{GROUP}" in the namespace "{namespace}"')
+    admin.create(kopf_support.API_VERSION, kopf_support.PLURAL, kopf_support.gadget("g1", "hello", 1), namespace=namespace)
+    refusal = (f'gadgets.{kopf_support.GROUP} "g1" is forbidden: User "{user}" cannot patch resource "gadgets" '
+               f'in API group "{kopf_support.GROUP}" in the namespace "{namespace}"')
     support.wait_for(lambda: operator.running() and refusal in operator.text(), timeout=60,
                      what="kopf logs the server's 403 with its Status message")
     # logged as errors: the check the other tests make (no trouble in the log) does see them
@@ -321,14 +228,14 @@ def test_kopf_with_too_little_rbac_is_refused_with_a_status_it_understands(
     # the same request kopf made, as the same user: the Status in full
     pair = conn.user(user)
     with conn.http_client(as_user=pair) as http:
-        response = http.patch(f"/apis/{API_VERSION}/namespaces/{namespace}/{PLURAL}/g1",
+        response = http.patch(f"/apis/{kopf_support.API_VERSION}/namespaces/{namespace}/{kopf_support.PLURAL}/g1",
                               headers={"Content-Type": "application/json-patch+json"},
-                              content=json.dumps([{"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]}]))
+                              content=json.dumps([{"op": "add", "path": "/metadata/finalizers", "value": [kopf_support.FINALIZER]}]))
     assert response.status_code == 403
     assert response.json() == {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
                                "message": refusal, "reason": "Forbidden",
-                               "details": {"name": "g1", "group": GROUP, "kind": PLURAL}, "code": 403}
-    obj = current(admin, namespace, "g1")
-    assert FINALIZER not in obj["metadata"].get("finalizers", [])  # nothing got through
+                               "details": {"name": "g1", "group": kopf_support.GROUP, "kind": kopf_support.PLURAL}, "code": 403}
+    obj = kopf_support.current(admin, namespace, "g1")
+    assert kopf_support.FINALIZER not in obj["metadata"].get("finalizers", [])  # nothing got through
     assert "created" not in (obj.get("status") or {})
     assert operator.stop() == 0, operator.text()[-5000:]
