@@ -8,6 +8,7 @@ Gadgets (compat.example.com/v1, with a status subresource):
 - a change of spec.size: status.size holds the old and the new size (a field handler);
 - a timer: status.ticks counts up every half second;
 - a daemon: an Event when it starts, and it stops when the Gadget is deleted;
+- resume (a Gadget kopf finds when it starts, handled before): status.resumed;
 - delete: an Event, after which kopf removes its finalizer and the Gadget goes away.
 """
 
@@ -50,6 +51,11 @@ def updated(old: kopf.BodyEssence, new: kopf.BodyEssence, patch: kopf.Patch, **_
 @kopf.on.field(GROUP, VERSION, PLURAL, field="spec.size")
 def resized(old: Any, new: Any, patch: kopf.Patch, **_: Any) -> None:
     patch.status["size"] = {"old": old, "new": new}
+
+
+@kopf.on.resume(GROUP, VERSION, PLURAL)
+def resumed(patch: kopf.Patch, **_: Any) -> None:
+    patch.status["resumed"] = True
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)

@@ -34,12 +34,14 @@ READ_ONLY_ROLE = [{"apiGroups": [kopf_support.GROUP], "resources": [kopf_support
 class KopfOperator:
     """`python -m kopf run kopf_operator.py` for one namespace, as a child process stopped by pid."""
 
-    def __init__(self, kubeconfig: Path, namespace: str, home: Path, *, peering: str | None = None,
+    def __init__(self, kubeconfig: Path, namespace: str | None, home: Path, *, peering: str | None = None,
                  env: dict[str, str] | None = None) -> None:
+        """One namespace, or every namespace (`--all-namespaces`) when `namespace` is None."""
         self.log = support.process_log("kopf-")
         mode = ["--peering", peering] if peering else ["--standalone"]
+        where = ["--namespace", namespace] if namespace else ["--all-namespaces"]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "kopf", "run", "--verbose", "--log-format", "full", "--namespace", namespace,
+            [sys.executable, "-m", "kopf", "run", "--verbose", "--log-format", "full", *where,
              *mode, str(kopf_support.OPERATOR)],
             stdout=self.log, stderr=subprocess.STDOUT, cwd=home,
             env={"PATH": "/usr/bin:/bin", "HOME": str(home), "KUBECONFIG": str(kubeconfig), "PYTHONUNBUFFERED": "1",
@@ -239,3 +241,45 @@ def test_kopf_with_too_little_rbac_is_refused_with_a_status_it_understands(
     assert kopf_support.FINALIZER not in obj["metadata"].get("finalizers", [])  # nothing got through
     assert "created" not in (obj.get("status") or {})
     assert operator.stop() == 0, operator.text()[-5000:]
+
+
+def test_kopf_restarted_cluster_wide_resumes_and_catches_up_on_a_change_made_while_down(
+        admin: client_api.Client, api_server: str, namespace: str, operators: list[KopfOperator],
+        tmp_path: Path) -> None:
+    """kopf across a restart, watching every namespace: what it noted (its last-handled annotation)
+    tells it on the next start that the Gadget was created before and changed meanwhile, so it runs
+    the update and resume handlers and not the create handler again."""
+    conn = support.connection(api_server)
+    first = KopfOperator(conn.kubeconfig(), None, tmp_path)
+    operators.append(first)
+    admin.create(kopf_support.API_VERSION, kopf_support.PLURAL, kopf_support.gadget("g1", "hello", 1),
+                 namespace=namespace)
+
+    def noted() -> bool:
+        first.running()
+        obj = kopf_support.current(admin, namespace, "g1")
+        return kopf_support.LAST_HANDLED in obj["metadata"].get("annotations", {}) and "size" in obj.get("status", {})
+
+    support.wait_for(noted, timeout=60, what="kopf handled g1 and noted it")
+    assert first.stop() == 0, first.text()[-5000:]
+    admin.patch(kopf_support.API_VERSION, kopf_support.PLURAL, "g1", {"spec": {"message": "while down"}},
+                namespace=namespace)
+
+    second = KopfOperator(conn.kubeconfig(), None, tmp_path)
+    operators.append(second)
+
+    def caught_up() -> dict[str, Any] | None:
+        second.running()
+        status = kopf_support.current(admin, namespace, "g1").get("status") or {}
+        return status if "updated" in status and status.get("resumed") else None
+
+    status = support.wait_for(caught_up, timeout=60, what="the restarted kopf resumes g1 and handles its change")
+    assert status["updated"] == {"from": "hello", "to": "while down"}
+    assert status["created"] == {"message": "hello"}
+    admin.delete(kopf_support.API_VERSION, kopf_support.PLURAL, "g1", namespace=namespace)
+    support.wait_for(lambda: second.running() and kopf_support.gone(admin, namespace, "g1"), timeout=60,
+                     what="g1 goes away through the restarted kopf")
+    assert second.stop() == 0, second.text()[-5000:]
+    handled = [line for line in second.text().splitlines() if f"[{namespace}/g1]" in line]
+    assert not any("Handler 'created' is invoked" in line for line in handled), second.text()[-8000:]
+    assert first.trouble() == [] and second.trouble() == [], second.text()[-8000:]
