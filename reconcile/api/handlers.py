@@ -237,9 +237,13 @@ class ResourceHandlers:
     def _watch(self, request: Request, resource: registry.Resource, selection: rest.Selection) -> Response:
         query = request.query_params
         match = query.get("resourceVersionMatch")
-        if match and not (match == listing.NOT_OLDER_THAN and http.query_bool(request, "sendInitialEvents")):
+        send_initial = http.query_bool(request, "sendInitialEvents") if "sendInitialEvents" in query else None
+        if send_initial is not None and match != listing.NOT_OLDER_THAN:
+            raise errors.BadRequest("resourceVersionMatch: Forbidden: sendInitialEvents requires setting "
+                                    f"resourceVersionMatch to {listing.NOT_OLDER_THAN}")
+        if match and not (match == listing.NOT_OLDER_THAN and send_initial is not None):
             raise errors.BadRequest(f'resourceVersionMatch: Forbidden: "{match}" is not allowed for watch '
-                                    "unless sendInitialEvents=true and resourceVersionMatch=NotOlderThan")
+                                    "unless sendInitialEvents is given and resourceVersionMatch=NotOlderThan")
         options = watch.WatchOptions(
             resource_version=listing.parse_resource_version(query.get("resourceVersion")),
             timeout_seconds=http.query_int(request, "timeoutSeconds"),
@@ -247,6 +251,7 @@ class ResourceHandlers:
             bookmark_interval=self.bookmark_interval,
             table=http.wants_table(request),
             include_object=_include_object(request),
+            send_initial_events=send_initial,
         )
         media = http.TABLE_CONTENT_TYPE if options.table else http.JSON
         return StreamingResponse(watch.stream(self.api, resource, selection, options), media_type=media)

@@ -3,6 +3,12 @@
 Selectors apply to watches as upstream's cacher does: an object that starts matching arrives
 as ADDED, one that stops matching leaves as DELETED. Errors after the response started (a
 too-old resourceVersion) are sent in-stream as an ERROR event, then the stream ends.
+
+A streaming list (`sendInitialEvents=true`, KEP-3157's WatchList, kopf's `initial_streaming`): the
+state as ADDED events, then a BOOKMARK annotated `k8s.io/initial-events-end` at the revision of that
+state, which is where a client resumes from. Without that bookmark a client only has the
+resourceVersions of the objects, any of which may be older than the cache's history (a 410 on
+every resume). `sendInitialEvents=false` starts at the resourceVersion given, or now, with no state.
 """
 
 from __future__ import annotations
@@ -27,6 +33,11 @@ class WatchOptions:
     bookmark_interval: float = 30.0
     table: bool = False
     include_object: str = "Metadata"
+    # sendInitialEvents: None when absent (the state only for an unset or "0" resourceVersion)
+    send_initial_events: bool | None = None
+
+
+INITIAL_EVENTS_END = "k8s.io/initial-events-end"
 
 
 def event_line(kind: str, raw_object: bytes) -> bytes:
@@ -68,6 +79,10 @@ async def stream(api: rest.Rest, resource: registry.Resource, selection: rest.Se
         except watchcache.CacheBehind:
             cache = await api.caches.ensure(resource)  # slightly behind: the events that follow catch up
         from_revision = None if rv in (None, "", "0") else int(rv)
+        if options.send_initial_events:
+            from_revision = None  # the state (at least as new as rv: `api.cache` waited for it), then changes
+        elif options.send_initial_events is False and from_revision is None:
+            from_revision = cache.revision  # changes from now on, no state
         watcher, backlog = cache.watch(api.prefix(resource, selection.namespace), from_revision)
         # Every event at or below `processed` has been sent (or filtered out): a bookmark may never claim more,
         # or a client resuming from it would skip events still queued for it.
@@ -85,6 +100,8 @@ async def stream(api: rest.Rest, resource: registry.Resource, selection: rest.Se
             line = encoder.line(event, selection)
             if line:
                 yield line
+        if options.send_initial_events:
+            yield encoder.bookmark(processed, initial_events_end=True)
         next_bookmark = loop.time() + options.bookmark_interval
         while True:
             now = loop.time()
@@ -151,10 +168,12 @@ class _Encoder:
         self.headers_sent = True
         return event_line(kind, orjson.dumps(table))
 
-    def bookmark(self, revision: int) -> bytes:
+    def bookmark(self, revision: int, *, initial_events_end: bool = False) -> bytes:
         body: dict[str, Any] = {
             "kind": self.resource.kind,
             "apiVersion": self.resource.api_version,
             "metadata": {"resourceVersion": str(revision)},
         }
+        if initial_events_end:
+            body["metadata"]["annotations"] = {INITIAL_EVENTS_END: "true"}
         return event_line("BOOKMARK", orjson.dumps(body))

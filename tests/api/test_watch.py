@@ -155,3 +155,56 @@ def test_finalizer_deletion_as_seen_by_a_watch(client: httpx.Client, api_server:
         watch.wait_events(2)
     assert watch.summary() == [("MODIFIED", "held"), ("DELETED", "held")]
     assert marked["object"]["metadata"]["deletionTimestamp"]
+
+
+STREAMING_LIST = {"sendInitialEvents": "true", "resourceVersionMatch": "NotOlderThan", "allowWatchBookmarks": "true"}
+
+
+def _initial_events_end(event: dict) -> bool:
+    annotations = event["object"]["metadata"].get("annotations") or {}
+    return event["type"] == "BOOKMARK" and annotations.get("k8s.io/initial-events-end") == "true"
+
+
+def test_a_streaming_list_ends_its_state_with_a_bookmark_to_resume_from(
+        client: httpx.Client, api_server: str, ns: str) -> None:
+    """sendInitialEvents=true (kopf's `initial_streaming`): the state, then a BOOKMARK annotated
+    `k8s.io/initial-events-end` at the state's revision, newer than any object's (a client resuming
+    from an object's own resourceVersion could be told 410), then live events."""
+    helpers.create(client, cm_path(ns), helpers.configmap("a"))
+    helpers.create(client, cm_path(ns), helpers.configmap("b"))
+    later = helpers.create(client, cm_path(helpers.make_namespace(client)), helpers.configmap("elsewhere"))
+    with WatchReader(api_server, cm_path(ns), STREAMING_LIST) as watch:
+        end = watch.wait_for(_initial_events_end)
+        helpers.create(client, cm_path(ns), helpers.configmap("c"))
+        watch.wait_for(lambda e: e["type"] == "ADDED" and e["object"]["metadata"]["name"] == "c")
+    assert watch.status_code == 200
+    until_end = watch.events[:watch.events.index(end)]
+    assert [(e["type"], e["object"]["metadata"]["name"]) for e in until_end if e["type"] != "BOOKMARK"] == [
+        ("ADDED", "a"), ("ADDED", "b")]
+    assert _rv(end["object"]) >= _rv(later) and (end["object"]["kind"], end["object"]["apiVersion"]) == ("ConfigMap", "v1")
+    # resumed from the bookmark: what came after the state, and nothing of the state again
+    resumed = list(helpers.watch_lines(client, cm_path(ns), {"resourceVersion": end["object"]["metadata"]["resourceVersion"],
+                                                            "timeoutSeconds": "1"}))
+    assert [(e["type"], e["object"]["metadata"]["name"]) for e in resumed] == [("ADDED", "c")]
+
+
+def test_send_initial_events_false_starts_from_now_without_the_state(
+        client: httpx.Client, api_server: str, ns: str) -> None:
+    helpers.create(client, cm_path(ns), helpers.configmap("old"))
+    params = dict(STREAMING_LIST, sendInitialEvents="false", allowWatchBookmarks="false")
+    with WatchReader(api_server, cm_path(ns), params) as watch:
+        helpers.create(client, cm_path(ns), helpers.configmap("new"))
+        watch.wait_events(1)
+    assert watch.summary() == [("ADDED", "new")]
+
+
+@pytest.mark.parametrize("params", [{"sendInitialEvents": "true"},
+                                    {"sendInitialEvents": "true", "resourceVersionMatch": "Exact"},
+                                    {"resourceVersionMatch": "NotOlderThan"}])
+def test_send_initial_events_and_resource_version_match_go_together(
+        client: httpx.Client, ns: str, params: dict[str, str]) -> None:
+    response = client.get(cm_path(ns), params=dict(params, watch="true", timeoutSeconds="1"))
+    assert response.status_code == 400
+    status = response.json()
+    assert (status["kind"], status["reason"], status["code"]) == ("Status", "BadRequest", 400)
+    assert status["message"].startswith("resourceVersionMatch: Forbidden: ")
