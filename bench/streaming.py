@@ -5,12 +5,17 @@ the same operations straight on the Docker engine.
 - exec round trip: `kubectl exec POD -- true` vs `docker exec CID true`, p50 and p90 of N runs
   (target: ours <= 1.5x docker's p50);
 - copy: a random 100 MB file into the pod with `kubectl cp` vs `docker cp` (target: >= 0.5x docker's
-  throughput), and back out, checked by SHA-256.
+  throughput), and back out, checked by SHA-256;
+- port-forward: wrk at 16 connections through `kubectl port-forward pod/POD L:8080` vs wrk against the
+  pod's IP on the node's bridge, for the 6-byte index page (busybox httpd closes each connection, so
+  every request is a new forwarded connection) and a 1 MiB file (throughput); requests/s, MB/s and
+  p99 (target: >= 0.3x the direct throughput).
 Both sides reach the same container. kubectl talks to the API server over TLS with the admin's
 certificate (as `up` writes its kubeconfig); nothing leaves 127.0.0.1 and the engine's bridge.
 
-Usage: python bench/streaming.py [--runs 20] [--megabytes 100]
-Stops what it started with `reconcile down` and removes the pod's namespace.
+Usage: python bench/streaming.py [--runs 20] [--megabytes 100] [--seconds 10]
+Removes the pod's namespace, stops what it started with `reconcile down --remove-containers` and
+deletes its temporary directories.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import argparse
 import hashlib
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -34,6 +40,8 @@ from reconcile.node import images
 
 NAMESPACE = "rcbench-stream"
 POD = "stream"
+HERE = Path(__file__).resolve().parent
+CONNECTIONS = 16
 
 
 def run(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> str:
@@ -70,18 +78,79 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wrk(url: str, seconds: int) -> dict[str, float]:
+    """wrk at CONNECTIONS connections for `seconds`: requests/s, MB/s, p99 (ms), errors."""
+    done = subprocess.run(["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{seconds}s", "--timeout", "10s", "--latency",
+                           "-s", str(HERE / "plain.lua"), url], capture_output=True, text=True, timeout=seconds + 60)
+    line = next((x for x in done.stdout.splitlines() if x.startswith("BENCH-RESULT ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk printed no result: {done.stdout}{done.stderr}")
+    result = json.loads(line.removeprefix("BENCH-RESULT "))
+    elapsed = result["duration_us"] / 1e6
+    return {"per_second": result["requests"] / elapsed, "mb_per_second": result["bytes"] / elapsed / 1e6,
+            "p99_ms": result["p99_us"] / 1000, "errors": result["non2xx"] + result["socket_errors"] + result["timeouts"]}
+
+
+def port_forward_figures(kube_env: dict[str, str], pod_ip: str, seconds: int) -> None:
+    """wrk through `kubectl port-forward` and straight to the pod, one after the other, per payload."""
+    if shutil.which("wrk") is None:
+        print("port-forward: skipped, wrk is not installed (apt-get install wrk)", flush=True)
+        return
+    run("kubectl", "exec", "-n", NAMESPACE, POD, "--", "sh", "-c", "head -c 1048576 /dev/urandom > /www/blob",
+        env=kube_env)
+    local = free_port()
+    with tempfile.TemporaryFile() as errors_file:
+        # stdout to /dev/null: kubectl prints a line per connection, which would fill a pipe nobody reads
+        forward = subprocess.Popen(["kubectl", "port-forward", "-n", NAMESPACE, "--address", "127.0.0.1",
+                                    f"pod/{POD}", f"{local}:8080"], env=kube_env, stdout=subprocess.DEVNULL,
+                                   stderr=errors_file)
+        try:
+            def listening() -> bool:
+                if forward.poll() is not None:
+                    errors_file.seek(0)
+                    raise RuntimeError(f"kubectl port-forward ended: {errors_file.read().decode()}")
+                try:
+                    socket.create_connection(("127.0.0.1", local), timeout=1).close()
+                except OSError:
+                    return False
+                return True
+
+            poll(listening, timeout=60, what="kubectl port-forward listening")
+            for path, what in (("/index.html", "6-byte page, a new connection per request"), ("/blob", "1 MiB file")):
+                ours = wrk(f"http://127.0.0.1:{local}{path}", seconds)
+                direct = wrk(f"http://{pod_ip}:8080{path}", seconds)
+                ratio = ours["per_second"] / direct["per_second"] if direct["per_second"] else 0.0
+                print(f"port-forward, {what}, wrk {CONNECTIONS} connections {seconds} s: kubectl port-forward "
+                      f"{ours['per_second']:.0f}/s {ours['mb_per_second']:.1f} MB/s p99 {ours['p99_ms']:.1f} ms "
+                      f"({ours['errors']:.0f} errors); pod directly {direct['per_second']:.0f}/s "
+                      f"{direct['mb_per_second']:.1f} MB/s p99 {direct['p99_ms']:.1f} ms ({direct['errors']:.0f} "
+                      f"errors): {ratio:.2f}x (target >= 0.3x)", flush=True)
+        finally:
+            forward.terminate()
+            try:
+                forward.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                forward.kill()
+                forward.wait()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--megabytes", type=int, default=100)
+    parser.add_argument("--seconds", type=int, default=10, help="each wrk run of the port-forward figures")
     options = parser.parse_args()
 
     state_dir = Path(tempfile.mkdtemp(prefix="rcbench-stream-"))
     env = {k: v for k, v in os.environ.items() if k not in ("RECONCILE_SERVER", "KUBECONFIG")}
     env["RECONCILE_STATE_DIR"] = str(state_dir)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
+    port = free_port()
     run(sys.executable, "-m", "reconcile", "up", "--api-port", str(port), env=env)
     state = json.loads((state_dir / "state.json").read_text())
     kube_env = dict(env, KUBECONFIG=state["kubeconfig"], HOME=str(state_dir), KUBECACHEDIR=str(state_dir / "cache"))
@@ -123,18 +192,22 @@ def main() -> None:
         for direction, mine, docker_s in (("into the pod", ours_in, docker_in), ("out of the pod", ours_out, docker_out)):
             print(f"copy {size:.0f} MB {direction}: kubectl cp {size / mine:.0f} MB/s, docker cp "
                   f"{size / docker_s:.0f} MB/s: {docker_s / mine:.2f}x (target >= 0.5x)", flush=True)
+        pod_ip = (client.get("v1", "pods", POD, namespace=NAMESPACE).get("status") or {}).get("podIP")
+        if not pod_ip:
+            raise RuntimeError("the pod has no IP to reach it directly")
+        port_forward_figures(kube_env, pod_ip, options.seconds)
     finally:
         try:
             client.delete("v1", "namespaces", NAMESPACE)
         except errors.ApiError as exc:
             print(f"cleanup: {exc}", file=sys.stderr)
         client.close()
-        run(sys.executable, "-m", "reconcile", "down", env=env)
+        # --remove-containers: also the node's network and its service proxy's nft table and route
+        run(sys.executable, "-m", "reconcile", "down", "--remove-containers", env=env)
         node = state["components"]["node"]["node"]
         subprocess.run(["docker", "network", "rm", f"reconcile-{node}"], capture_output=True, timeout=60)
-        for path in work.iterdir():
-            path.unlink()
-        work.rmdir()
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(state_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -146,10 +146,10 @@ async def upgrade(api: rest.Rest, scope: Any, receive: Any, send: Any, info: rou
             path += "?" + query
     else:
         container, options = _stream_target(pod, info.subresource, client.query_params)
-        negotiated = remotecommand.negotiate(offered)
+        negotiated = remotecommand.negotiate(offered, remotecommand.API_SUPPORTED)
         if negotiated is None:
             raise errors.BadRequest(f"unable to upgrade connection: none of the offered subprotocols is "
-                                    f"supported (this server speaks {', '.join(remotecommand.SUPPORTED)})")
+                                    f"supported (this server speaks {', '.join(remotecommand.API_SUPPORTED)})")
         protocol, agent_protocol = negotiated, remotecommand.V5
         path = _path(info.subresource, pod, container) + "?" + \
             "&".join(f"{k}={quote(v, safe='')}" for k, v in options.query())
@@ -162,7 +162,8 @@ async def upgrade(api: rest.Rest, scope: Any, receive: Any, send: Any, info: rou
     node = (pod.get("spec") or {}).get("nodeName") or ""
     try:
         await client.accept(subprotocol=protocol or None)
-        await _relay_websockets(client, agent, node=node, channels=info.subresource != "portforward")
+        await _relay_websockets(client, agent, node=node,
+                                channels=protocol if info.subresource != "portforward" else None)
     finally:
         await _close_detached(agent.close)
 
@@ -234,12 +235,20 @@ def _forward_target(pod: dict[str, Any]) -> None:
 
 
 async def _relay_websockets(client: WebSocket, agent: websocket.Connection, *, node: str,
-                            channels: bool = True) -> None:
-    """Messages both ways until one side closes. kubectl accepts binary messages only: the Python
-    client's text writes are passed on as bytes. With `channels` (exec, attach), when the agent goes
-    without its status, the client gets a Failure status; it always gets Close 1000 (kubectl
-    reports any other code as an error). Port-forward's messages are slices of a SPDY byte stream,
-    passed on unchanged."""
+                            channels: str | None) -> None:
+    """Messages both ways until one side closes. `channels` is the exec or attach subprotocol the
+    client chose (None for port-forward, whose messages are slices of a SPDY byte stream, passed on
+    unchanged). Binary protocols pass as they are, except that the Python client's text writes
+    go on as bytes (kubectl accepts binary messages only); the base64 ones are re-framed both ways
+    (`remotecommand.from_client`, `to_client`). When the agent goes without its status, the client
+    gets a Failure status; it always gets Close 1000 (kubectl reports any other code as an error)."""
+    async def send(raw: bytes) -> None:
+        framed = raw if channels is None else remotecommand.to_client(channels, raw)
+        if isinstance(framed, str):
+            await client.send_text(framed)
+        elif framed is not None:
+            await client.send_bytes(framed)
+
     async def inbound() -> None:
         while True:
             message = await client.receive()
@@ -248,6 +257,13 @@ async def _relay_websockets(client: WebSocket, agent: websocket.Connection, *, n
             data = message.get("bytes")
             if data is None:
                 data = (message.get("text") or "").encode()
+            if channels is not None:
+                try:
+                    data = remotecommand.from_client(channels, data)
+                except ValueError:
+                    continue  # a malformed base64 message: dropped, as the kubelet's wsstream drops it
+                if data is None:
+                    continue
             await agent.send(data)
 
     async def outbound() -> None:
@@ -256,11 +272,11 @@ async def _relay_websockets(client: WebSocket, agent: websocket.Connection, *, n
             while True:
                 data = await agent.recv()
                 raw = data.encode() if isinstance(data, str) else data
-                ended = ended or (channels and raw[:1] == bytes([remotecommand.ERROR]))
-                await client.send_bytes(raw)
+                ended = ended or (channels is not None and raw[:1] == bytes([remotecommand.ERROR]))
+                await send(raw)
         except websocket.Closed as closed:
-            if channels and not ended and closed.code != remotecommand.NORMAL_CLOSURE:
-                await client.send_bytes(remotecommand.status_message(errors.ServiceUnavailable(
+            if channels is not None and not ended and closed.code != remotecommand.NORMAL_CLOSURE:
+                await send(remotecommand.status_message(errors.ServiceUnavailable(
                     f"lost the node agent of node {node} (close code {closed.code})").to_status()))
         await client.close(remotecommand.NORMAL_CLOSURE)
 

@@ -12,15 +12,25 @@ Wire notes (captured from kubectl v1.32.5 and kubernetes 37.0.2, see
   (JSON), 4 resize (`{"Width":w,"Height":h}` JSON stream), and in v5 255 = CLOSE (payload: the
   channel half-closed; kubectl sends `FF 00` at stdin EOF). kubectl sends binary frames only and
   aborts on text; Python sends text frames for `str` data: both are accepted here.
+- `v4.base64.channel.k8s.io` and `base64.channel.k8s.io` (the kubelet's wsstream codec, which
+  kube-apiserver reaches by proxying; browsers' terminals ask for them): every message the server
+  sends is a TEXT frame, the channel as an ASCII digit (`'0' + n`) then the payload in standard
+  padded base64; what the client sends is decoded the same way (a bad digit or bad base64 is
+  dropped, as wsstream drops it). Neither has v5's CLOSE. The pre-v4 name's error channel carries
+  the failure's message as plain text and nothing on success; the v4 one carries the Status JSON.
+  The API server translates them to and from the agent's v5 (`from_client`, `to_client`).
 - The session ends with one channel-3 Status (ExitCode cause first, so Python's
   `int(details.causes[0].message)` reads it) and a WebSocket Close 1000: kubectl reports anything
   else (1001, 1006) as an error.
 
-The node agent speaks this same protocol (v5) to the API server, which relays messages unchanged.
+The node agent speaks this same protocol (v5) to the API server, which relays messages unchanged
+to binary clients and re-frames them for the base64 ones.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import struct
 from collections.abc import Iterable
@@ -29,7 +39,11 @@ from typing import Any
 
 V5 = "v5.channel.k8s.io"
 V4 = "v4.channel.k8s.io"
-SUPPORTED = (V5, V4)
+V4_BASE64 = "v4.base64.channel.k8s.io"
+BASE64 = "base64.channel.k8s.io"
+SUPPORTED = (V5, V4)  # the binary ones: what the node agent speaks
+API_SUPPORTED = (V5, V4, V4_BASE64, BASE64)  # what the API server answers, translating to the agent's v5
+BASE64_PROTOCOLS = frozenset({V4_BASE64, BASE64})
 
 STDIN = 0
 STDOUT = 1
@@ -41,10 +55,11 @@ CLOSE = 255
 NORMAL_CLOSURE = 1000
 
 
-def negotiate(offered: Iterable[str]) -> str | None:
-    """The first subprotocol the client offered that we speak (upstream's wsstream: client order)."""
+def negotiate(offered: Iterable[str], supported: Iterable[str] = SUPPORTED) -> str | None:
+    """The first subprotocol the client offered that is `supported` (upstream's wsstream: client order)."""
+    supported = tuple(supported)
     for protocol in offered:
-        if protocol.strip() in SUPPORTED:
+        if protocol.strip() in supported:
             return protocol.strip()
     return None
 
@@ -101,6 +116,59 @@ def split(data: bytes | str) -> tuple[int, bytes] | None:
     if not raw:
         return None
     return raw[0], raw[1:]
+
+
+def encode_base64(channel: int, payload: bytes) -> str:
+    """One server message of the base64 protocols: the channel digit, then the payload in base64."""
+    if not 0 <= channel <= 9:
+        raise ValueError(f"channel {channel} has no digit in the base64 protocols")
+    return chr(ord("0") + channel) + base64.b64encode(payload).decode("ascii")
+
+
+def decode_base64(data: bytes | str) -> tuple[int, bytes] | None:
+    """(channel, payload) of one message of the base64 protocols (text or binary frame); None for
+    an empty message; ValueError for a first character that is no digit or a payload that is not
+    padded standard base64."""
+    raw = data.encode() if isinstance(data, str) else data
+    if not raw:
+        return None
+    channel = raw[0] - ord("0")
+    if not 0 <= channel <= 9:
+        raise ValueError(f"{raw[:1]!r} is not a channel digit")
+    try:
+        return channel, base64.b64decode(raw[1:], validate=True)
+    except binascii.Error as exc:
+        raise ValueError(f"channel {channel}: not base64: {exc}") from None
+
+
+def from_client(protocol: str, data: bytes | str) -> bytes | None:
+    """A client's message as the agent's binary one; None when there is nothing to pass on. A
+    ValueError says the message is malformed (the relay drops it, as wsstream does)."""
+    if protocol not in BASE64_PROTOCOLS:
+        return data.encode() if isinstance(data, str) else data
+    parts = decode_base64(data)
+    return None if parts is None else message(*parts)
+
+
+def to_client(protocol: str, raw: bytes) -> bytes | str | None:
+    """An agent message (binary, channel byte first) in the client's protocol; None when the
+    protocol has nothing to say for it (the pre-v4 error channel on success)."""
+    if protocol not in BASE64_PROTOCOLS:
+        return raw
+    parts = split(raw)
+    if parts is None:
+        return None
+    channel, payload = parts
+    if channel == ERROR and protocol == BASE64 and payload:
+        try:
+            status = json.loads(payload)
+        except ValueError:
+            status = None
+        if isinstance(status, dict):
+            if status.get("status") == "Success":
+                return None
+            payload = str(status.get("message") or status.get("reason") or "error").encode()
+    return encode_base64(channel, payload)
 
 
 def exit_status(code: int) -> dict[str, Any]:

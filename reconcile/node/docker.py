@@ -486,6 +486,17 @@ class RawSession:
         code = info.get("ExitCode")
         return int(code) if code is not None else -1
 
+    async def running(self) -> bool:
+        """Whether the command may still write: an exec Docker reports running (or cannot say
+        about), or an attach (its container's output ends with the connection)."""
+        if self.exec_id is None:
+            return True
+        try:
+            info = await self._runtime._run(self._runtime._api.exec_inspect, self.exec_id)
+        except DockerError:
+            return True
+        return bool(info.get("Running", True))
+
     def abort(self) -> None:
         """Close the connection and, for an exec that has not ended, kill its command. Never awaits."""
         self._writer.close()

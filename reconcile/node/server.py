@@ -37,7 +37,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from reconcile.api import httpserver
-from reconcile.core import errors, execstream, remotecommand
+from reconcile.core import errors, execstream, outputorder, remotecommand
 from reconcile.core import portforward_channels as channel_protocol
 from reconcile.node import containers, docker, portforward, portforward_channels
 
@@ -281,6 +281,10 @@ async def _exec_frames(session: docker.ExecSession) -> AsyncIterator[bytes]:
         session.abort()
 
 
+# How long stdout may wait for stderr written before it (`outputorder`): Docker's two copies of
+# one command's pipes were measured at most 10 ms apart on an idle machine.
+STDOUT_HOLD_SECONDS = 0.05
+
 # What Docker writes on an exec's stream when the runtime could not start the command (a missing
 # executable, a bad working directory): not the command's output.
 START_FAILED = b"OCI runtime exec failed"
@@ -308,6 +312,33 @@ async def _pump(websocket: WebSocket, session: docker.RawSession, options: remot
             elif channel == remotecommand.CLOSE and payload[:1] == bytes([remotecommand.STDIN]):
                 session.close_stdin()
 
+    async def send(frames: list[tuple[int, bytes]]) -> None:
+        for channel, payload in frames:
+            await websocket.send_bytes(remotecommand.message(channel, payload))
+
+    # With both output streams, stderr goes ahead of held-back stdout (`outputorder`: Docker may
+    # deliver a command's last stdout before stderr it wrote earlier, and kubectl cp exits on it)
+    order = outputorder.StderrFirst() if options.stdout and options.stderr and not session.tty else None
+
+    async def read() -> bytes:
+        """The next bytes from Docker. While stdout is held: after each quiet spell, released if
+        the command still runs (its output is due), else held to the end (Docker closes the
+        stream only after the last bytes of both pipes)."""
+        reading = asyncio.ensure_future(session.read())
+        try:
+            ended = False
+            while order is not None and order.holding and not ended:
+                done, _ = await asyncio.wait({reading}, timeout=STDOUT_HOLD_SECONDS)
+                if done:
+                    break
+                if await session.running():
+                    await send(order.release())
+                else:
+                    ended = True
+            return await reading
+        finally:
+            reading.cancel()  # a no-op once done; else this task is being cancelled
+
     async def outbound() -> None:
         demux = None if session.tty else remotecommand.DockerDemuxer()
         first = remotecommand.STDOUT if options.stdout else remotecommand.STDERR if options.stderr else \
@@ -315,17 +346,21 @@ async def _pump(websocket: WebSocket, session: docker.RawSession, options: remot
         await websocket.send_bytes(remotecommand.message(first))  # ready, as kube-apiserver's translator says
         held: bytes | None = None  # Docker's own "cannot start" message, held until the exit code says so
         started = False
-        while data := await session.read():
+        while data := await read():
             chunks = [(remotecommand.STDOUT, data)] if demux is None else demux.feed(data)
+            frames: list[tuple[int, bytes]] = []
             for channel, payload in chunks:
                 if not started and held is None and payload.startswith(START_FAILED):
                     held = payload
                     continue
                 started = True
                 if held is not None:
-                    await websocket.send_bytes(remotecommand.message(remotecommand.STDOUT, held))
+                    frames.append((remotecommand.STDOUT, held))
                     held = None
-                await websocket.send_bytes(remotecommand.message(channel, payload))
+                frames.append((channel, payload))
+            await send(order.feed(frames) if order is not None else frames)
+        if order is not None:
+            await send(order.release())
         code = await session.exit_code()
         if held is not None and code in (126, 127):
             # The command never ran: an error of the runtime, as containerd's kubelet reports it

@@ -80,3 +80,45 @@ def test_docker_demux_split_anywhere(chunks, cut):
     for i in range(0, len(stream), cut):
         got += demux.feed(stream[i:i + cut])
     assert got == [(ch, p) for ch, p in chunks if p]
+
+
+def test_negotiation_of_the_api_servers_protocols():
+    assert rc.negotiate([rc.V4_BASE64]) is None  # the agent speaks binary only
+    assert rc.negotiate([rc.V4_BASE64], rc.API_SUPPORTED) == rc.V4_BASE64
+    assert rc.negotiate(["base64.channel.k8s.io", rc.V5], rc.API_SUPPORTED) == rc.BASE64
+    assert rc.negotiate(["channel.k8s.io"], rc.API_SUPPORTED) is None
+
+
+def test_base64_framing_is_wsstreams():
+    # wsstream's own example: "foo\n" on stdin is "0Zm9vCg==", "\n" on stdout is "1Cg=="
+    assert rc.decode_base64("0Zm9vCg==") == (rc.STDIN, b"foo\n")
+    assert rc.encode_base64(rc.STDOUT, b"\n") == "1Cg=="
+    assert rc.encode_base64(rc.STDOUT, b"") == "1"  # the readiness message
+    assert rc.decode_base64(b"4eyJXaWR0aCI6ODB9") == (rc.RESIZE, b'{"Width":80}')
+    assert rc.decode_base64("") is None
+
+
+@pytest.mark.parametrize("bad", ["xZm9v", "\xff", "1Zm9", "1Zm9v!!==", "1Zm9v\n"])
+def test_base64_malformed_messages_are_refused(bad):
+    with pytest.raises(ValueError):
+        rc.decode_base64(bad)
+
+
+@given(st.integers(0, 4), st.binary(max_size=300))
+def test_base64_round_trip_both_ways(channel, payload):
+    text = rc.encode_base64(channel, payload)
+    assert text.isascii() and text[0] == str(channel)
+    assert rc.decode_base64(text) == rc.decode_base64(text.encode()) == (channel, payload)
+    assert rc.from_client(rc.V4_BASE64, text) == rc.message(channel, payload)
+    assert rc.to_client(rc.V4_BASE64, rc.message(channel, payload)) == text
+    assert rc.to_client(rc.V5, rc.message(channel, payload)) == rc.message(channel, payload)
+
+
+def test_the_error_channel_per_protocol():
+    failure = rc.status_message(rc.exit_status(3))
+    success = rc.status_message(rc.exit_status(0))
+    assert rc.decode_base64(rc.to_client(rc.V4_BASE64, failure)) == (rc.ERROR, failure[1:])  # v4: the Status JSON
+    assert rc.to_client(rc.BASE64, success) is None  # pre-v4: nothing on success, the message on failure
+    assert rc.decode_base64(rc.to_client(rc.BASE64, failure)) == (
+        rc.ERROR, b"command terminated with non-zero exit code: exit status 3")
+    assert rc.from_client(rc.V5, "\x00hi") == b"\x00hi"  # the Python client's text writes, as bytes
