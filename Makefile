@@ -61,6 +61,7 @@ bench: $(STAMP) ensure-docker
 	$(PY) bench/streaming.py
 	$(PY) bench/services.py
 	$(PY) bench/proxy_sync.py
+	$(PY) bench/service_traffic.py
 	$(PY) bench/ssa.py
 	$(PY) bench/gitops.py
 	$(PY) bench/storage.py
