@@ -10,7 +10,7 @@ on this host is sent to:
   EndpointSlice (a full sync), and the change tracker's read of one changed Service (every other
   sync; before the tracker, every sync paid the full read).
 The table is deleted afterwards (also on Ctrl-C or SIGTERM), and the bench checks that it is gone.
-Needs root and `nft`. The readiness-to-rules latency and the proxy's memory are bench/proxy_sync.py's; the wrk throughput part of the issue's benchmark is not here yet.
+Needs root and `nft`. The readiness-to-rules latency and the proxy's memory are bench/proxy_sync.py's, the wrk throughput through a cluster IP bench/service_traffic.py's.
 
     python bench/services.py [--sizes 1000,10000]
 """
