@@ -8,7 +8,8 @@ addresses in 10.236.0.0/16 that nothing here ever sends a packet to; the service
 into the proxy's port-less bridge), waits until every Service is programmed, then:
 - memory: the proxy's RSS (target < 150 MB);
 - readiness to rules: `--trials` times, one endpoint of one Service flips ready/not ready; the time
-  from the PATCH to the moment `nft monitor` shows the Service's chain rewritten (target p99
+  from the PATCH to the moment `nft monitor` shows the Service's map element pointing at the pick
+  chain of its new endpoint count (target p99
   < 500 ms; kube-proxy's default minimum sync period is 1 s), beside the floor every proxy pays in
   the same run: PATCH to the slice's watch event at a plain watch client. Trials are paced by the
   proxy's minimum sync period (an isolated change, as upstream measures it).
@@ -76,7 +77,7 @@ def create(http: httpx.Client, services: int, count: int) -> None:
 def programmed(table: str) -> int:
     """The bench's Services in the table's cluster-IP map (the API server's `kubernetes` one left out)."""
     done = subprocess.run(["nft", "list", "map", "ip", table, "service-ips"], capture_output=True, text=True)
-    return done.stdout.count(": goto service-") - done.stdout.count("/kubernetes/") if done.returncode == 0 else 0
+    return done.stdout.count("10.237.") - done.stdout.count("10.237.0.") if done.returncode == 0 else 0
 
 
 def rss_mb(pid: int) -> float:
@@ -137,14 +138,15 @@ def trials(http: httpx.Client, count: int, services: int, per_service: int, moni
             time.sleep(0.05)
         ready = trial % 2 == 1  # an even trial takes an endpoint out, the odd one after it brings it back
         i = ((trial // 2) * 37) % services
-        chain = f"/svc-{i}/tcp/http "
+        # the Service's cluster-IP element now leads to the pick chain of its new endpoint count
+        element = f"{cluster_ip(i)} . tcp . 80 : goto pick-{per_service if ready else per_service - 1} "
         body = {"endpoints": endpoints(i, per_service, first_ready=ready)}
         sent = time.monotonic()
         answer = http.patch(f"{SLICES}/svc-{i}-x", content=orjson.dumps(body),
                             headers={"Content-Type": "application/merge-patch+json"})
         if answer.status_code != 200:
             raise SystemExit(f"patching svc-{i}-x: {answer.status_code} {answer.text[:300]}")
-        at = monitor.wait(sent, lambda line, chain=chain: line.startswith("add rule") and chain in line, 10.0)
+        at = monitor.wait(sent, lambda line, element=element: line.startswith("add element") and element in line, 10.0)
         seen = watch.wait(sent, lambda line, i=i, ready=ready: line == f"svc-{i}-x ready={ready}", 10.0)
         if at is None or seen is None:
             raise SystemExit(f"trial {trial}: the change was not seen (rules {at}, watch {seen}) in 10 s")
@@ -190,7 +192,7 @@ def main() -> None:
                 create(http, args.services, args.endpoints)
                 result["create_seconds"] = time.monotonic() - started
                 monitor = Seen()
-                monitor_process = subprocess.Popen(["nft", "monitor", "rules"], stdout=subprocess.PIPE, text=True)
+                monitor_process = subprocess.Popen(["nft", "monitor", "elements"], stdout=subprocess.PIPE, text=True)
                 threading.Thread(target=lambda: [monitor.add(line) for line in monitor_process.stdout],
                                  daemon=True).start()
                 watch = Seen()

@@ -8,7 +8,7 @@ sync), as kube-proxy's change trackers do. The first sync, one after a failure, 
 `full_sync_period` (kube-proxy: 1 h) are full: the table is listed, flushed and rebuilt (which
 repairs a table someone changed by hand and deletes chains that are not ours to keep); every
 other sync is partial (delta.py): only what differs from the Ruleset last applied, still one
-transaction. Rate: a sync runs at once when the previous one is at least `min_sync_period` old
+transaction. Rate: a sync runs at once when the previous one began at least `min_sync_period` ago
 (so an isolated readiness change reaches the kernel in milliseconds), otherwise when that period
 is over (bursts coalesce); every `sync_period` a sync also re-checks the host (route, iptables
 accept rule) even with nothing changed.
@@ -64,7 +64,8 @@ class Proxier:
         self.slices.store.add_indexer(SLICES_BY_SERVICE, _slice_service_index)
         self.tracker = model.PortTracker()  # which Services changed since the last sync
         self._dirty = asyncio.Event()
-        self._last_sync = 0.0
+        self._last_sync = 0.0  # when the last sync ended (liveness)
+        self._last_sync_start = 0.0  # when it began: the rate limit counts from there, as upstream's runner
         self._guarded_cidrs: tuple[str, ...] | None = None
         self.syncs = 0  # successful applies (tests and metrics read it)
         self.failures = 0
@@ -161,6 +162,7 @@ class Proxier:
 
     async def sync(self, *, full: bool = True, check_host: bool = False) -> None:
         started, before = time.monotonic(), self.syncs
+        self._last_sync_start = started
         changes = self._take_changes(full or self.applied is None)
         try:
             await asyncio.to_thread(self._sync_now, full, check_host, changes)
@@ -185,7 +187,7 @@ class Proxier:
             full = retry or time.monotonic() - self._last_full >= self.options.full_sync_period
             if self._stopping:
                 return
-            gap = self.options.min_sync_period - (time.monotonic() - self._last_sync)
+            gap = self.options.min_sync_period - (time.monotonic() - self._last_sync_start)
             if gap > 0:
                 await asyncio.sleep(gap)  # rate limit: coalesce a burst of changes into one sync
             try:
