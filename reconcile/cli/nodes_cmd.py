@@ -2,26 +2,23 @@
 
 Drain follows kubectl: cordon first (so replacements land elsewhere), refuse pods nothing would
 re-create unless `--force` (a bare pod deleted is a pod lost), skip mirror pods, evict the rest
-(pods/eviction: PodDisruptionBudgets are honoured, a 429 is retried every 5 s as kubectl does,
-until --timeout) with their grace period, and wait until they are gone. Pods owned by a ReplicaSet
+all at once (`drainpods`: PodDisruptionBudgets are honoured, a 429 is retried every 5 s as kubectl
+does, until --timeout) with their grace period, and wait until they are gone. Pods owned by a ReplicaSet
 (through a Deployment or not) are replaced by their controller on another node.
 """
 
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import click
 
-from reconcile.cli import common
-from reconcile.core import errors, meta
+from reconcile.cli import common, drainpods
+from reconcile.core import meta
 
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
-POLL_INTERVAL = 0.25
-EVICTION_RETRY = 5.0  # kubectl drain's pause after a 429 (a budget allows no disruption yet)
 
 
 def register(main: click.Group) -> None:
@@ -131,15 +128,17 @@ def _pods_on(session: common.Session, name: str) -> list[dict[str, Any]]:
 @click.option("--force", is_flag=True, help="Also delete pods that no controller would re-create.")
 @click.option("--ignore-daemonsets", is_flag=True, help="Leave DaemonSet-managed pods in place.")
 @click.option("--delete-emptydir-data", is_flag=True, help="Also delete pods using emptyDir (their data is lost).")
+@click.option("--disable-eviction", is_flag=True,
+              help="DELETE the pods instead of evicting them (PodDisruptionBudgets are bypassed).")
 @click.option("--grace-period", type=int, default=-1, show_default=True,
               help="Seconds each pod gets to stop (negative: the pod's own terminationGracePeriodSeconds).")
-@click.option("--timeout", "timeout_text", default="300s", show_default=True,
-              help="How long to wait for the pods to be gone (0: forever).")
+@click.option("--timeout", "timeout_text", default="0s", show_default=True,
+              help="How long the whole drain may take before giving up (0: forever, as kubectl).")
 @common.connection_options
 @common.handle_errors
-def drain(name: str, force: bool, ignore_daemonsets: bool, delete_emptydir_data: bool, grace_period: int,
-          timeout_text: str) -> None:
-    """Cordon node NAME, then delete its pods (controllers re-create them elsewhere) and wait until they are gone."""
+def drain(name: str, force: bool, ignore_daemonsets: bool, delete_emptydir_data: bool, disable_eviction: bool,
+          grace_period: int, timeout_text: str) -> None:
+    """Cordon node NAME, then evict its pods all at once (controllers re-create them elsewhere) and wait until they are gone."""
     timeout = parse_timeout(timeout_text)
     session = common.Session()
     _set_unschedulable(session, name, True)
@@ -147,60 +146,29 @@ def drain(name: str, force: bool, ignore_daemonsets: bool, delete_emptydir_data:
                   delete_emptydir_data=delete_emptydir_data)
     if chosen.errors:
         details = "; ".join(f"{why}: {', '.join(refs)}" for why, refs in chosen.errors.items())
-        click.echo(f'error: unable to drain node "{name}" due to error: {details}, continuing command...', err=True)
-        click.echo(f"There are pending nodes to be drained:\n {name}", err=True)
-        for why, refs in chosen.errors.items():
-            click.echo(f"{why}: {', '.join(refs)}", err=True)
-        raise SystemExit(1)
+        _refuse(name, [details])
     for why, refs in chosen.warnings.items():
         click.echo(f"Warning: {why}: {', '.join(refs)}", err=True)
-    deadline = None if timeout <= 0 else time.monotonic() + timeout
-    for pod in chosen.delete:
-        md = pod["metadata"]
-        click.echo(f"evicting pod {md.get('namespace')}/{md['name']}")
-        if not _evict(session, pod, grace_period, deadline):
-            common.fail(f'unable to drain node "{name}" due to error: global timeout reached: {timeout_text} '
-                        f"evicting pod {md.get('namespace')}/{md['name']}")
-    pending = _wait_gone(session, name, chosen.delete,
-                         timeout=0 if deadline is None else max(0.001, deadline - time.monotonic()))
-    if pending:
-        refs = ", ".join(pending)
-        common.fail(f'unable to drain node "{name}" due to error: global timeout reached: {timeout_text} '
-                    f"waiting for pods to terminate: {refs}")
+    drainer = drainpods.Drainer(session.client, grace_period=grace_period, timeout=timeout)
+    found = drainer.delete(chosen.delete) if disable_eviction else drainer.evict(chosen.delete)
+    if found:
+        pending = _pods_on(session, name)
+        if pending:
+            click.echo(f'There are pending pods in node "{name}" when an error occurred: '
+                       f"{drainpods.aggregate(found)}", err=True)
+            for pod in pending:
+                click.echo(f"pod/{pod['metadata']['name']}", err=True)
+        _refuse(name, found)
     click.echo(f"node/{name} drained")
 
 
-def _evict(session: common.Session, pod: dict[str, Any], grace_period: int, deadline: float | None) -> bool:
-    """POST the pod's Eviction until it is accepted (or the pod is gone); False at the deadline."""
-    md = pod["metadata"]
-    namespace, pod_name = md.get("namespace"), md["name"]
-    body: dict[str, Any] = {"apiVersion": "policy/v1", "kind": "Eviction",
-                            "metadata": {"name": pod_name, "namespace": namespace}}
-    if grace_period >= 0:
-        body["deleteOptions"] = {"gracePeriodSeconds": grace_period}
-    while True:
-        try:
-            session.client.request("POST", f"/api/v1/namespaces/{namespace}/pods/{pod_name}/eviction", json=body)
-            return True
-        except errors.NotFound:
-            return True
-        except errors.TooManyRequests as exc:
-            if deadline is not None and time.monotonic() + EVICTION_RETRY > deadline:
-                return False
-            click.echo(f'error when evicting pods/"{pod_name}" -n "{namespace}" (will retry after 5s): '
-                       f"{exc.message}", err=True)
-            time.sleep(EVICTION_RETRY)
-
-
-def _wait_gone(session: common.Session, node: str, pods: list[dict[str, Any]], *, timeout: float) -> list[str]:
-    """Report each pod as it goes; returns the refs still there at the deadline (none: all gone)."""
-    waiting = {p["metadata"]["uid"]: p for p in pods}
-    deadline = None if timeout <= 0 else time.monotonic() + timeout
-    while waiting:
-        present = {p["metadata"]["uid"] for p in _pods_on(session, node)}
-        for uid in [u for u in waiting if u not in present]:
-            click.echo(f"pod/{waiting.pop(uid)['metadata']['name']} evicted")
-        if not waiting or (deadline is not None and time.monotonic() >= deadline):
-            break
-        time.sleep(POLL_INTERVAL)
-    return [f"{p['metadata'].get('namespace')}/{p['metadata']['name']}" for p in waiting.values()]
+def _refuse(node: str, found: list[str]) -> None:
+    """kubectl's ending of a drain that failed: the node stays cordoned, exit 1."""
+    message = drainpods.aggregate(found)
+    click.echo(f'error: unable to drain node "{node}" due to error: {message}, continuing command...', err=True)
+    click.echo(f"There are pending nodes to be drained:\n {node}", err=True)
+    if len(found) == 1:
+        common.fail(message)
+    for line in found:  # kubectl prints several errors one a line, without the `error: ` prefix
+        click.echo(line, err=True)
+    raise SystemExit(1)
