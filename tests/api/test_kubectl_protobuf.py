@@ -525,3 +525,97 @@ def test_pod_security_judges_a_protobuf_pod_as_a_json_one(admin: httpx.Client) -
     created = admin.post(f"/api/v1/namespaces/{name}/pods", headers=PROTOBUF, content=pe.body("v1", "Pod", restricted))
     assert created.status_code == 201, created.text
     assert created.json()["spec"]["containers"][0]["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+
+
+# --- protobuf updates: `kubectl auth reconcile` PUTs the RBAC kinds ----------------------------------
+
+def _objects(done: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
+    """The JSON objects kubectl printed one after the other."""
+    assert done.returncode == 0, done.stderr
+    decoder, text, found = json.JSONDecoder(), done.stdout.strip(), []
+    while text:
+        obj, end = decoder.raw_decode(text)
+        found.append(obj)
+        text = text[end:].strip()
+    return found
+
+
+def _rbac_list(ns: str, name: str, verbs: list[str], subject: str) -> dict[str, Any]:
+    rules = [{"apiGroups": [""], "resources": ["pods"], "verbs": verbs}]
+    subjects = [{"kind": "User", "apiGroup": G, "name": subject}]
+    return {"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": f"{G}/v1", "kind": "Role", "metadata": {"name": name, "namespace": ns}, "rules": rules},
+        {"apiVersion": f"{G}/v1", "kind": "ClusterRole", "metadata": {"name": name}, "rules": rules},
+        {"apiVersion": f"{G}/v1", "kind": "RoleBinding", "metadata": {"name": name, "namespace": ns},
+         "roleRef": {"apiGroup": G, "kind": "Role", "name": name}, "subjects": subjects},
+        {"apiVersion": f"{G}/v1", "kind": "ClusterRoleBinding", "metadata": {"name": name},
+         "roleRef": {"apiGroup": G, "kind": "ClusterRole", "name": name}, "subjects": subjects}]}
+
+
+def test_auth_reconcile_updates_rbac_in_protobuf(conn: support.Connection, admin: httpx.Client, ns: str,
+                                                 tmp_path: Path) -> None:
+    """kubectl 1.32 PUTs each changed object in protobuf (was 415): what it stores is what it meant,
+    and what the server owns (uid, creationTimestamp, managedFields, labels set by others) stays."""
+    name = helpers.unique("recon")
+    paths = {"Role": f"/apis/{G}/v1/namespaces/{ns}/roles/{name}", "ClusterRole": f"/apis/{G}/v1/clusterroles/{name}",
+             "RoleBinding": f"/apis/{G}/v1/namespaces/{ns}/rolebindings/{name}",
+             "ClusterRoleBinding": f"/apis/{G}/v1/clusterrolebindings/{name}"}
+    manifest = tmp_path / "rbac.json"
+
+    def reconcile(verbs: list[str], subject: str, *flags: str) -> subprocess.CompletedProcess[str]:
+        manifest.write_text(json.dumps(_rbac_list(ns, name, verbs, subject)))
+        return kubectl(conn, tmp_path, None, "auth", "reconcile", "-f", str(manifest), *flags)
+
+    done = reconcile(["get"], "vera")
+    assert done.returncode == 0, done.stderr
+    first = {kind: admin.get(path).json() for kind, path in paths.items()}
+    for path in paths.values():  # another writer's label, which an update must keep
+        assert admin.patch(path, json={"metadata": {"labels": {"team": "a"}}},
+                           headers={"Content-Type": "application/merge-patch+json"}).status_code == 200
+
+    printed = _objects(reconcile(["get", "list"], "dora", "--dry-run=client", "-o", "json"))  # the oracle
+    done = reconcile(["get", "list"], "dora")  # reconcile adds: rules and subjects are unions
+    assert done.returncode == 0, done.stderr
+    assert f"role.rbac.authorization.k8s.io/{name} reconciled" in done.stdout, done.stdout
+    stored = {kind: admin.get(path).json() for kind, path in paths.items()}
+    for meant in printed:
+        field = "rules" if meant["kind"].endswith("Role") else "subjects"
+        assert stored[meant["kind"]][field] == meant[field]
+    assert {v for rule in stored["Role"]["rules"] for v in rule["verbs"]} == {"get", "list"}
+    assert [s["name"] for s in stored["RoleBinding"]["subjects"]] == ["vera", "dora"]
+    for kind, obj in stored.items():
+        md, before = obj["metadata"], first[kind]["metadata"]
+        assert (md["uid"], md["creationTimestamp"]) == (before["uid"], before["creationTimestamp"])
+        assert md["labels"] == {"team": "a"} and md["resourceVersion"] != before["resourceVersion"]
+        managers = {e["manager"] for e in md["managedFields"]}  # kubectl's is its user agent's program name
+        assert "python-httpx" in managers and any(m.startswith("kubectl") for m in managers), managers
+
+    done = reconcile(["get"], "vera", "--remove-extra-permissions", "--remove-extra-subjects")
+    assert done.returncode == 0, done.stderr
+    for kind in ("Role", "ClusterRole"):
+        assert admin.get(paths[kind]).json()["rules"] == [{"verbs": ["get"], "apiGroups": [""],
+                                                           "resources": ["pods"]}]
+    for kind in ("RoleBinding", "ClusterRoleBinding"):
+        assert admin.get(paths[kind]).json()["subjects"] == [{"kind": "User", "apiGroup": G, "name": "vera"}]
+
+
+def test_protobuf_rbac_update_meets_the_json_checks(admin: httpx.Client, ns: str) -> None:
+    """A stale resourceVersion is the JSON 409, an invalid rule the JSON 422, and a ConfigMap (whose
+    table is not read on updates) still 415."""
+    name = helpers.unique("pbput")
+    path = f"/apis/{G}/v1/namespaces/{ns}/roles/{name}"
+    rule = {"verbs": ["get"], "apiGroups": [""], "resources": ["pods"]}
+    created = helpers.create(admin, f"/apis/{G}/v1/namespaces/{ns}/roles", {
+        "apiVersion": f"{G}/v1", "kind": "Role", "metadata": {"name": name}, "rules": [rule]})
+    md = {"name": name, "namespace": ns, "resourceVersion": created["metadata"]["resourceVersion"]}
+    for rules, stale in (([{"apiGroups": [""], "resources": ["pods"]}], False), ([rule], True)):
+        sent = {"metadata": {**md, "resourceVersion": "1"} if stale else md, "rules": rules}
+        over_json = admin.put(path, json={"apiVersion": f"{G}/v1", "kind": "Role", **sent})
+        over_protobuf = admin.put(path, content=pe.body(f"{G}/v1", "Role", sent), headers=PROTOBUF)
+        assert over_protobuf.status_code == over_json.status_code == (409 if stale else 422), over_protobuf.text
+        assert over_protobuf.json() == over_json.json()
+    answer = admin.put(path, content=pe.body(f"{G}/v1", "Role", {"metadata": md, "rules": [rule, rule]}),
+                       headers=PROTOBUF)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["rules"] == [rule, rule]
+    assert answer.json()["metadata"]["creationTimestamp"] == created["metadata"]["creationTimestamp"]
