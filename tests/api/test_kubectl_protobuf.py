@@ -7,6 +7,7 @@ same checks; hostile protobuf over HTTPS is a 400 Status."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -619,3 +620,89 @@ def test_protobuf_rbac_update_meets_the_json_checks(admin: httpx.Client, ns: str
     assert answer.status_code == 200, answer.text
     assert answer.json()["rules"] == [rule, rule]
     assert answer.json()["metadata"]["creationTimestamp"] == created["metadata"]["creationTimestamp"]
+
+
+# --- every other `kubectl create` generator, by the same oracle --------------------------------------
+
+def _within(printed: Any, stored: Any, path: str = "") -> list[str]:
+    """Where `printed` is not found in `stored` (a printed leaf missing or different); [] if within."""
+    if isinstance(printed, dict):
+        if not isinstance(stored, dict):
+            return [path]
+        return [miss for key, value in printed.items() if value is not None
+                for miss in _within(value, stored.get(key), f"{path}.{key}")]
+    if isinstance(printed, list):
+        if not isinstance(stored, list) or len(stored) != len(printed):
+            return [path]
+        return [miss for i, (a, b) in enumerate(zip(printed, stored, strict=True)) for miss in _within(a, b, f"{path}[{i}]")]
+    return [] if printed == stored else [path]
+
+
+@pytest.fixture(scope="module")
+def tls_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """A certificate and key for `kubectl create secret tls` (from the test PKI's CA)."""
+    pki = support.shared_pki()
+    return str(pki.ca.cert), str(pki.ca.key)
+
+
+GENERATORS = [  # (kubectl create arguments, collection under /api/v1 or /apis, namespaced)
+    (("namespace", "NAME"), "/api/v1/namespaces", False),
+    (("serviceaccount", "NAME"), "/api/v1/namespaces/NS/serviceaccounts", True),
+    (("configmap", "NAME", "--from-literal=a=b", "--from-literal=c=", "--from-file=FILE"),
+     "/api/v1/namespaces/NS/configmaps", True),
+    (("secret", "generic", "NAME", "--from-literal=password=s3cret", "--type=example.com/kind"),
+     "/api/v1/namespaces/NS/secrets", True),
+    (("secret", "tls", "NAME", "--cert=CERT", "--key=KEY"), "/api/v1/namespaces/NS/secrets", True),
+    (("secret", "docker-registry", "NAME", "--docker-server=registry.example", "--docker-username=u",
+      "--docker-password=p", "--docker-email=u@example.com"), "/api/v1/namespaces/NS/secrets", True),
+    (("quota", "NAME", "--hard=pods=3,requests.cpu=500m,limits.memory=1Gi", "--scopes=NotTerminating"),
+     "/api/v1/namespaces/NS/resourcequotas", True),
+    (("role", "NAME", "--verb=get,list", "--resource=pods,deployments.apps", "--resource-name=web"),
+     f"/apis/{G}/v1/namespaces/NS/roles", True),
+    (("rolebinding", "NAME", "--clusterrole=view", "--user=vera", "--group=team", "--serviceaccount=NS:robot"),
+     f"/apis/{G}/v1/namespaces/NS/rolebindings", True),
+    (("clusterrole", "NAME", "--verb=get", "--non-resource-url=/logs/*", "--verb=head"),
+     f"/apis/{G}/v1/clusterroles", False),
+    (("clusterrole", "NAME", "--aggregation-rule=team=a,tier=b"), f"/apis/{G}/v1/clusterroles", False),
+    (("clusterrolebinding", "NAME", "--clusterrole=view", "--group=team-a", "--user=u"),
+     f"/apis/{G}/v1/clusterrolebindings", False),
+    (("poddisruptionbudget", "NAME", "--selector=app=web,tier in (a,b)", "--max-unavailable=50%"),
+     "/apis/policy/v1/namespaces/NS/poddisruptionbudgets", True),
+    (("poddisruptionbudget", "NAME", "--selector=app=web", "--min-available=2"),
+     "/apis/policy/v1/namespaces/NS/poddisruptionbudgets", True),
+    (("deployment", "NAME", "--image=busybox:1.36", "--replicas=2"), "/apis/apps/v1/namespaces/NS/deployments", True),
+    (("service", "nodeport", "NAME", "--tcp=8080:http"), "/api/v1/namespaces/NS/services", True),
+]
+
+
+@pytest.mark.parametrize("command, collection, namespaced", GENERATORS,
+                         ids=[f"{'-'.join(a for a in c[0][:2] if a != 'NAME')}-{i}" for i, c in enumerate(GENERATORS)])
+def test_every_generator_stores_what_dry_run_prints(conn: support.Connection, admin: httpx.Client, ns: str,
+                                                    tmp_path: Path, tls_pair: tuple[str, str],
+                                                    command: tuple[str, ...], collection: str,
+                                                    namespaced: bool) -> None:
+    """kubectl posts each in protobuf. What it prints for `--dry-run=client -o json` is all in what
+    the protobuf request stored, and what it stored is what that JSON, posted with `dryRun=All`
+    (the same defaults), would have stored."""
+    name = helpers.unique("g")
+    data = tmp_path / "settings.ini"
+    data.write_text("[main]\nkey = value\n")
+    values = {"NAME": name, "NS": ns, "FILE": str(data), "CERT": tls_pair[0], "KEY": tls_pair[1]}
+    args = [functools.reduce(lambda text, kv: text.replace(*kv), values.items(), a) for a in command]
+    where = ["-n", ns] if namespaced else []
+    printed = kubectl(conn, tmp_path, None, "create", *args, *where, "--dry-run=client", "-o", "json")
+    assert printed.returncode == 0, printed.stderr
+    sent = json.loads(printed.stdout)
+    path = collection.replace("NS", ns)
+    as_json = admin.post(path, json=sent, params={"dryRun": "All"})
+    assert as_json.status_code == 201, as_json.text
+    done = kubectl(conn, tmp_path, None, "create", *args, *where)
+    assert done.returncode == 0 and done.stdout.strip().endswith(f"/{name} created"), done.stderr
+    stored = admin.get(f"{path}/{name}").json()
+    allocated = [stored, as_json.json()]
+    for obj in allocated if sent["kind"] == "Service" else []:
+        for port in obj["spec"]["ports"]:
+            port.pop("nodePort", None)  # allocated by the create (a dry run allocates none here)
+    assert _as_stored(allocated[0]) == _as_stored(allocated[1])
+    sent["metadata"].pop("creationTimestamp", None)  # null: the server sets it
+    assert _within({k: v for k, v in sent.items() if k != "status"}, stored) == []
