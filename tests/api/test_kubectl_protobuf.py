@@ -650,8 +650,10 @@ GENERATORS = [  # (kubectl create arguments, collection under /api/v1 or /apis, 
     (("serviceaccount", "NAME"), "/api/v1/namespaces/NS/serviceaccounts", True),
     (("configmap", "NAME", "--from-literal=a=b", "--from-literal=c=", "--from-file=FILE"),
      "/api/v1/namespaces/NS/configmaps", True),
+    (("configmap", "NAME", "--from-file=BINARY", "--from-literal=text=x"), "/api/v1/namespaces/NS/configmaps", True),
     (("secret", "generic", "NAME", "--from-literal=password=s3cret", "--type=example.com/kind"),
      "/api/v1/namespaces/NS/secrets", True),
+    (("secret", "generic", "NAME", "--from-file=BINARY", "--from-file=FILE"), "/api/v1/namespaces/NS/secrets", True),
     (("secret", "tls", "NAME", "--cert=CERT", "--key=KEY"), "/api/v1/namespaces/NS/secrets", True),
     (("secret", "docker-registry", "NAME", "--docker-server=registry.example", "--docker-username=u",
       "--docker-password=p", "--docker-email=u@example.com"), "/api/v1/namespaces/NS/secrets", True),
@@ -687,7 +689,10 @@ def test_every_generator_stores_what_dry_run_prints(conn: support.Connection, ad
     name = helpers.unique("g")
     data = tmp_path / "settings.ini"
     data.write_text("[main]\nkey = value\n")
-    values = {"NAME": name, "NS": ns, "FILE": str(data), "CERT": tls_pair[0], "KEY": tls_pair[1]}
+    binary = tmp_path / "blob.bin"  # not UTF-8: a ConfigMap keeps it in binaryData
+    binary.write_bytes(bytes(range(256)))
+    values = {"NAME": name, "NS": ns, "FILE": str(data), "BINARY": str(binary), "CERT": tls_pair[0],
+              "KEY": tls_pair[1]}
     args = [functools.reduce(lambda text, kv: text.replace(*kv), values.items(), a) for a in command]
     where = ["-n", ns] if namespaced else []
     printed = kubectl(conn, tmp_path, None, "create", *args, *where, "--dry-run=client", "-o", "json")
