@@ -711,3 +711,24 @@ def test_every_generator_stores_what_dry_run_prints(conn: support.Connection, ad
     assert _as_stored(allocated[0]) == _as_stored(allocated[1])
     sent["metadata"].pop("creationTimestamp", None)  # null: the server sets it
     assert _within({k: v for k, v in sent.items() if k != "status"}, stored) == []
+
+
+def test_debug_node_creates_its_pod_in_protobuf(conn: support.Connection, admin: httpx.Client, ns: str,
+                                               tmp_path: Path) -> None:
+    """`kubectl debug node/NAME` posts a protobuf Pod with the host's namespaces and root filesystem."""
+    node = helpers.unique("dbgnode")
+    helpers.create(admin, "/api/v1/nodes", {"apiVersion": "v1", "kind": "Node", "metadata": {"name": node}})
+    done = kubectl(conn, tmp_path, None, "debug", f"node/{node}", "-n", ns, "--image=busybox:1.36", "--", "true")
+    assert done.returncode == 0, done.stderr
+    assert f"Creating debugging pod node-debugger-{node}-" in done.stdout, done.stdout
+    pods = [p for p in admin.get(f"/api/v1/namespaces/{ns}/pods").json()["items"]
+            if p["metadata"]["name"].startswith(f"node-debugger-{node}-")]
+    assert len(pods) == 1
+    spec = pods[0]["spec"]
+    assert (spec["nodeName"], spec["hostNetwork"], spec["hostPID"], spec["hostIPC"]) == (node, True, True, True)
+    assert {"operator": "Exists"} in spec["tolerations"]
+    root = [v for v in spec["volumes"] if v.get("hostPath", {}).get("path") == "/"]
+    assert len(root) == 1
+    mounts = spec["containers"][0]["volumeMounts"]
+    assert {"name": root[0]["name"], "mountPath": "/host"} in mounts
+    assert (spec["containers"][0]["image"], spec["containers"][0]["command"]) == ("busybox:1.36", ["true"])
