@@ -74,6 +74,9 @@ class Drainer:
         self.retry, self.poll = retry, poll
         self._deadline = None if timeout <= 0 else time.monotonic() + timeout
         self._output = threading.Lock()
+        # set when the drain is given up (Ctrl-C): every thread ends at its next look, so the pool's
+        # shutdown does not wait for pods retried forever (`--timeout 0`)
+        self._stopped = threading.Event()
 
     def _say(self, text: str, *, err: bool = False) -> None:
         with self._output:
@@ -83,10 +86,11 @@ class Drainer:
         return self._deadline is not None and time.monotonic() >= self._deadline
 
     def _pause(self, seconds: float) -> None:
-        """Sleep, but never past the deadline (the next look at the clock then reports it)."""
+        """Sleep, but never past the deadline (the next look at the clock then reports it) and
+        not once the drain is given up."""
         if self._deadline is not None:
             seconds = min(seconds, max(0.0, self._deadline - time.monotonic()))
-        time.sleep(seconds)
+        self._stopped.wait(seconds)
 
     def _delete_options(self) -> dict[str, Any]:
         return {"gracePeriodSeconds": self.grace_period} if self.grace_period >= 0 else {}
@@ -101,11 +105,15 @@ class Drainer:
         if not pods:
             return []
         found: list[str] = []
-        with futures.ThreadPoolExecutor(max_workers=len(pods), thread_name_prefix="drain") as pool:
+        pool = futures.ThreadPoolExecutor(max_workers=len(pods), thread_name_prefix="drain")
+        try:
             for done in futures.as_completed([pool.submit(work, pod) for pod in pods]):
                 message = done.result()
                 if message:
                     found.append(message)
+        finally:
+            self._stopped.set()  # normally all done already; on Ctrl-C, the threads stop retrying
+            pool.shutdown(wait=True, cancel_futures=True)
         return found
 
     def _evict_one(self, pod: dict[str, Any]) -> str | None:
@@ -113,7 +121,7 @@ class Drainer:
         active = pod
         body = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": name, "namespace": namespace},
                 "deleteOptions": self._delete_options()}
-        while True:
+        while not self._stopped.is_set():
             self._say(f"evicting pod {namespace}/{name}")
             if self._expired():
                 return f'error when evicting pods/"{name}" -n "{namespace}": global timeout reached: {self.timeout_text}'
@@ -138,6 +146,8 @@ class Drainer:
                 active = self.client.get("v1", "pods", name, namespace=namespace)
             except errors.ApiError:
                 pass  # kubectl too evicts with the pod it had
+        else:
+            return None  # given up: the caller is leaving
         pending = self._wait_gone([active], "evicted")
         if isinstance(pending, str):
             return f'error when waiting for pod "{name}" in namespace "{namespace}" to terminate: {pending}'
@@ -166,7 +176,7 @@ class Drainer:
         """Poll until each pod is gone (reported `pod/NAME evicted|deleted` as kubectl does); an error
         message at the deadline."""
         waiting = list(pods)
-        while True:
+        while not self._stopped.is_set():
             still: list[dict[str, Any]] = []
             for pod in waiting:
                 namespace, name = _ref(pod)
@@ -186,3 +196,4 @@ class Drainer:
             if self._expired():
                 return "context deadline exceeded"  # kubectl 1.32's words here (its poll's context error)
             self._pause(self.poll)
+        return None

@@ -7,6 +7,7 @@ graceful deletion of its pods (what an agent does once the containers are stoppe
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -336,3 +337,31 @@ def test_drain_durations_print_as_kubectl_prints_them() -> None:
         "7s", "1m30s", "5m0s", "1h0m0s", "1.5s", "500ms", "0s"]
     assert drainpods.aggregate(["a"]) == "a"
     assert drainpods.aggregate(["a", "b"]) == "[a, b]"
+
+
+def test_interrupting_a_drain_stops_its_retries(control_plane, api_server: str, client: api.Client, ns: str,
+                                                tmp_path) -> None:
+    """Without a timeout a budget-held pod is retried forever, in its own thread: Ctrl-C still ends
+    the drain at once (exit 130), the pod untouched and the node left cordoned."""
+    node = _node(client, "interrupt")
+    client.create("v1", "pods", _bare_pod("db", node, {"app": "db"}), namespace=ns)
+    helpers.mark_pods_ready_stand_in(client, ns)
+    client.create("policy/v1", "poddisruptionbudgets", {
+        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "db"},
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "db"}}}}, namespace=ns)
+    support.wait_for(lambda: (client.get("policy/v1", "poddisruptionbudgets", "db", namespace=ns).get("status")
+                              or {}).get("currentHealthy") == 1, timeout=30, what="the budget counts the pod")
+    log = tmp_path / "drain.log"
+    with log.open("w") as out:
+        drain = subprocess.Popen([sys.executable, "-m", "reconcile", "node", "drain", node, "--force"],
+                                 stdout=out, stderr=subprocess.STDOUT, env=support.connection(api_server).env())
+        try:
+            support.wait_for(lambda: "will retry after 5s" in log.read_text(), timeout=30, what="the first 429")
+            drain.send_signal(signal.SIGINT)
+            assert drain.wait(timeout=15) == 130, log.read_text()
+        finally:
+            if drain.poll() is None:
+                drain.kill()
+                drain.wait()
+    assert not client.get("v1", "pods", "db", namespace=ns)["metadata"].get("deletionTimestamp")
+    assert client.get("v1", "nodes", node)["spec"]["unschedulable"] is True
