@@ -64,6 +64,15 @@ def uncordon(name: str) -> None:
     _set_unschedulable(common.Session(), name, False)
 
 
+# kubectl 1.32's filter messages (its "cannot delete " prefix is added to each fatal one, so the
+# unmanaged one reads "cannot delete cannot delete ...", as kubectl prints it)
+UNMANAGED_FATAL = "cannot delete Pods that declare no controller (use --force to override)"
+UNMANAGED_WARNING = "deleting Pods that declare no controller"
+LOCAL_STORAGE_FATAL = "Pods with local storage (use --delete-emptydir-data to override)"
+DAEMONSET_FATAL = "DaemonSet-managed Pods (use --ignore-daemonsets to ignore)"
+DAEMONSET_WARNING = "ignoring DaemonSet-managed Pods"
+
+
 @dataclass
 class Plan:
     """Which pods on the node a drain deletes, and why it refuses or warns about others."""
@@ -72,38 +81,63 @@ class Plan:
     errors: dict[str, list[str]] = field(default_factory=dict)  # kubectl's message -> ns/name
     warnings: dict[str, list[str]] = field(default_factory=dict)
 
+    def refusals(self) -> list[str]:
+        """kubectl's errors for the refused pods, one per reason."""
+        return [f"cannot delete {why}: {', '.join(refs)}" for why, refs in self.errors.items()]
+
+    def warning(self) -> str:
+        """kubectl's one warning line (without its `Warning: ` prefix); empty if none."""
+        return "; ".join(f"{why}: {', '.join(refs)}" for why, refs in self.warnings.items())
+
+
+# (delete?, "" | "warning" | "error", message): one filter's verdict on a pod
+_Verdict = tuple[bool, str, str]
+_OKAY: _Verdict = (True, "", "")
+
+
+def _finished(pod: dict[str, Any]) -> bool:
+    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+
 
 def plan(pods: list[dict[str, Any]], *, force: bool, ignore_daemonsets: bool, delete_emptydir_data: bool) -> Plan:
-    """kubectl drain's pod filters, in its order: mirror, finished, unreplicated, DaemonSet, local storage."""
+    """kubectl drain's pod filters, in its order (DaemonSet, mirror, local storage, unreplicated).
+    As in kubectl, a pod's verdict is the one of the filter that stops it, or else of the last
+    filter: a warning of an earlier filter is forgotten when a later one passes the pod (so kubectl
+    never shows its local-storage warning, and neither do we)."""
+
+    def daemonset(pod: dict[str, Any]) -> _Verdict:
+        owner = meta.controller_owner(pod)
+        if owner is None or owner.get("kind") != "DaemonSet" or _finished(pod):
+            return _OKAY
+        return (False, "warning", DAEMONSET_WARNING) if ignore_daemonsets else (False, "error", DAEMONSET_FATAL)
+
+    def mirror(pod: dict[str, Any]) -> _Verdict:
+        return (False, "", "") if MIRROR_ANNOTATION in (pod["metadata"].get("annotations") or {}) else _OKAY
+
+    def local_storage(pod: dict[str, Any]) -> _Verdict:
+        if not any("emptyDir" in v for v in (pod.get("spec") or {}).get("volumes") or []) or _finished(pod):
+            return _OKAY
+        return (True, "warning", "deleting Pods with local storage") if delete_emptydir_data else (
+            False, "error", LOCAL_STORAGE_FATAL)
+
+    def unreplicated(pod: dict[str, Any]) -> _Verdict:
+        if _finished(pod) or meta.controller_owner(pod) is not None:
+            return _OKAY
+        return (True, "warning", UNMANAGED_WARNING) if force else (False, "error", UNMANAGED_FATAL)
+
     result = Plan()
     for pod in pods:
-        md = pod["metadata"]
-        ref = f"{md.get('namespace')}/{md['name']}"
-        if MIRROR_ANNOTATION in (md.get("annotations") or {}):
-            continue
-        finished = (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
-        owner = meta.controller_owner(pod)
-        if not finished and owner is None:
-            if not force:
-                result.errors.setdefault("cannot delete Pods that declare no controller (use --force to override)",
-                                         []).append(ref)
-                continue
-            result.warnings.setdefault("deleting Pods that declare no controller", []).append(ref)
-        if not finished and owner is not None and owner.get("kind") == "DaemonSet":
-            if ignore_daemonsets:
-                result.warnings.setdefault("ignoring DaemonSet-managed Pods", []).append(ref)
-            else:
-                result.errors.setdefault(
-                    "cannot delete DaemonSet-managed Pods (use --ignore-daemonsets to ignore)", []).append(ref)
-            continue
-        local = any("emptyDir" in v for v in (pod.get("spec") or {}).get("volumes") or [])
-        if not finished and local:
-            if not delete_emptydir_data:
-                result.errors.setdefault(
-                    "cannot delete Pods with local storage (use --delete-emptydir-data to override)", []).append(ref)
-                continue
-            result.warnings.setdefault("deleting Pods with local storage", []).append(ref)
-        result.delete.append(pod)
+        verdict = _OKAY
+        for check in (daemonset, mirror, local_storage, unreplicated):
+            verdict = check(pod)
+            if not verdict[0]:
+                break
+        deleted, kind, message = verdict
+        ref = f"{pod['metadata'].get('namespace')}/{pod['metadata']['name']}"
+        if kind:
+            (result.errors if kind == "error" else result.warnings).setdefault(message, []).append(ref)
+        if deleted:
+            result.delete.append(pod)
     return result
 
 
@@ -145,10 +179,9 @@ def drain(name: str, force: bool, ignore_daemonsets: bool, delete_emptydir_data:
     chosen = plan(_pods_on(session, name), force=force, ignore_daemonsets=ignore_daemonsets,
                   delete_emptydir_data=delete_emptydir_data)
     if chosen.errors:
-        details = "; ".join(f"{why}: {', '.join(refs)}" for why, refs in chosen.errors.items())
-        _refuse(name, [details])
-    for why, refs in chosen.warnings.items():
-        click.echo(f"Warning: {why}: {', '.join(refs)}", err=True)
+        _refuse(name, chosen.refusals())
+    if chosen.warnings:
+        click.echo(f"Warning: {chosen.warning()}", err=True)
     drainer = drainpods.Drainer(session.client, grace_period=grace_period, timeout=timeout)
     found = drainer.delete(chosen.delete) if disable_eviction else drainer.evict(chosen.delete)
     if found:

@@ -365,3 +365,32 @@ def test_interrupting_a_drain_stops_its_retries(control_plane, api_server: str, 
                 drain.wait()
     assert not client.get("v1", "pods", "db", namespace=ns)["metadata"].get("deletionTimestamp")
     assert client.get("v1", "nodes", node)["spec"]["unschedulable"] is True
+
+
+def test_drain_filters_pods_as_kubectl_does() -> None:
+    """kubectl 1.32's filter chain and words (captured against this server): a pod's verdict is
+    the filter that stops it, else the last one's, so only the unmanaged and DaemonSet warnings show."""
+    from reconcile.cli import nodes_cmd
+
+    def pod(name: str, owner: str | None = None, volumes: list[dict[str, Any]] | None = None,
+            phase: str = "Running") -> dict[str, Any]:
+        md: dict[str, Any] = {"name": name, "namespace": "ns"}
+        if owner:
+            md["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": owner, "name": "x", "uid": "u", "controller": True}]
+        return {"metadata": md, "spec": {"volumes": volumes or []}, "status": {"phase": phase}}
+
+    pods = [pod("ds", "DaemonSet"), pod("disk", "ReplicaSet", [{"name": "v", "emptyDir": {}}]),
+            pod("mem", "ReplicaSet", [{"name": "v", "emptyDir": {"medium": "Memory"}}]), pod("bare"),
+            pod("bare-disk", None, [{"name": "v", "emptyDir": {}}]), pod("done", None, phase="Succeeded"),
+            {**pod("mirror"), "metadata": {"name": "mirror", "namespace": "ns",
+                                           "annotations": {nodes_cmd.MIRROR_ANNOTATION: "x"}}}]
+    refused = nodes_cmd.plan(pods, force=False, ignore_daemonsets=False, delete_emptydir_data=False)
+    assert sorted(refused.refusals()) == [
+        "cannot delete DaemonSet-managed Pods (use --ignore-daemonsets to ignore): ns/ds",
+        "cannot delete Pods with local storage (use --delete-emptydir-data to override): ns/disk, ns/mem, ns/bare-disk",
+        "cannot delete cannot delete Pods that declare no controller (use --force to override): ns/bare"]
+    allowed = nodes_cmd.plan(pods, force=True, ignore_daemonsets=True, delete_emptydir_data=True)
+    assert allowed.refusals() == []
+    assert allowed.warning() == "ignoring DaemonSet-managed Pods: ns/ds; deleting Pods that declare no controller: " \
+                                "ns/bare, ns/bare-disk"
+    assert [p["metadata"]["name"] for p in allowed.delete] == ["disk", "mem", "bare", "bare-disk", "done"]
