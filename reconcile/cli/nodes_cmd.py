@@ -185,7 +185,8 @@ def drain(name: str, force: bool, ignore_daemonsets: bool, delete_emptydir_data:
     drainer = drainpods.Drainer(session.client, grace_period=grace_period, timeout=timeout)
     found = drainer.delete(chosen.delete) if disable_eviction else drainer.evict(chosen.delete)
     if found:
-        pending = _pods_on(session, name)
+        pending = plan(_pods_on(session, name), force=force, ignore_daemonsets=ignore_daemonsets,
+                       delete_emptydir_data=delete_emptydir_data).delete  # as kubectl: the pods still to go
         if pending:
             click.echo(f'There are pending pods in node "{name}" when an error occurred: '
                        f"{drainpods.aggregate(found)}", err=True)

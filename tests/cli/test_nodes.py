@@ -192,8 +192,12 @@ def test_drain_times_out_when_pods_do_not_go(control_plane, api_server: str, cli
     assert client.get("v1", "pods", "slow", namespace=ns)["metadata"].get("deletionTimestamp")
 
     client.create("v1", "pods", _bare_pod("slower", stuck), namespace=ns)
+    mirror = _bare_pod("mirrored", stuck)  # never drained, so never listed as pending
+    mirror["metadata"]["annotations"] = {"kubernetes.io/config.mirror": "x"}
+    client.create("v1", "pods", mirror, namespace=ns)
     result = run_cli("node", "drain", stuck, "--force", "--timeout", "1s", server=api_server)
     assert result.returncode == 1
+    assert "pod/slower\n" in result.stderr and "pod/mirrored" not in result.stderr
     assert set(result.stderr.splitlines()[-2:]) == {
         f'error when waiting for pod "{name}" in namespace "{ns}" to terminate: context deadline exceeded'
         for name in ("slow", "slower")}
