@@ -5,8 +5,9 @@ Those are the review kinds (`kubectl auth can-i` posts a SelfSubjectAccessReview
 SelfSubjectRulesReview, `auth whoami` a SelfSubjectReview), TokenRequest (`kubectl create token`)
 and the objects of `kubectl create serviceaccount|namespace|configmap|secret|role|rolebinding|
 clusterrole|clusterrolebinding|quota`, and CertificateSigningRequest, which `kubectl certificate
-approve|deny` PUTs to `/approval` (the one kind whose protobuf *update* is read: `UPDATABLE`; its
-status conditions are read too, since that is what an approval writes). Each kind is a table of the upstream .proto's field numbers
+approve|deny` PUTs to `/approval` (its status conditions are read too, since that is what an
+approval writes). Protobuf *updates* are read only for the kinds in `UPDATABLE`: the CSR and the
+RBAC kinds `kubectl auth reconcile` PUTs. Each kind is a table of the upstream .proto's field numbers
 (`core.protomessages`), decoded into the JSON shape the handler validates anyway, so a protobuf
 request meets exactly the checks a JSON one does. Answers stay JSON: kubectl's Accept is
 `application/vnd.kubernetes.protobuf,application/json`. Status parts are not read: the server
@@ -145,9 +146,13 @@ MESSAGES: dict[tuple[str, str], Message] = {
 }
 # Kinds whose protobuf PUT is read too. Only where the table reads every field an update may change:
 # a CSR's spec is immutable and its status comes from the old object except what /approval or
-# /status writes (conditions, certificate), all in the table; elsewhere a partial table would drop
-# fields on an update, so those stay 415.
-UPDATABLE: frozenset[tuple[str, str]] = frozenset({CERTIFICATE_SIGNING_REQUEST})
+# /status writes (conditions, certificate), all in the table; the RBAC kinds (`kubectl auth reconcile`
+# PUTs them) have every field of upstream's messages in their tables, ObjectMeta's but what the server
+# keeps from the stored object on an update anyway (timestamps, managedFields: absent keeps them);
+# elsewhere a partial table would drop fields on an update, so those stay 415.
+RBAC_KINDS = frozenset(("rbac.authorization.k8s.io/v1", kind)
+                       for kind in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"))
+UPDATABLE: frozenset[tuple[str, str]] = frozenset({CERTIFICATE_SIGNING_REQUEST, *RBAC_KINDS})
 
 
 def is_protobuf(body: bytes, media_type: str) -> bool:

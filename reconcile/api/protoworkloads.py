@@ -3,8 +3,8 @@ StatefulSet, policy/v1 PodDisruptionBudget, which this server serves; batch/v1 J
 not yet): what `kubectl create deployment|service|job|cronjob|pdb|priorityclass` and client-go's typed
 clients post. Field numbers are upstream's k8s.io/api core/v1 and apps/v1 generated.proto (wire notes §3.4).
 
-The pod spec is large upstream; PodSpec and Container read what kubectl's generators and everyday
-manifests carry and name every number upstream defines (`upstream`), so a part they do not read
+The pod spec is large upstream; PodSpec and Container read what kubectl's generators, everyday
+manifests and the server's own admission (the projected service-account volume) carry and name every number upstream defines (`upstream`), so a part they do not read
 (volumes, probes, security contexts, affinity...) is a 400 that says to send JSON, never dropped.
 The smaller messages are complete. Statuses are not read: the server fills them.
 """
@@ -29,10 +29,11 @@ CONTAINER_PORT = Message("ContainerPort", (
     Field(4, "protocol", STRING), Field(5, "hostIP", STRING)))
 _KEY_SELECTOR = (Field(1, "localObjectReference", LOCAL_OBJECT_REFERENCE, inline=True), Field(2, "key", STRING),
                  Field(3, "optional", BOOL, pointer=True))
+OBJECT_FIELD_SELECTOR = Message("ObjectFieldSelector", (Field(1, "apiVersion", STRING), Field(2, "fieldPath", STRING)))
+RESOURCE_FIELD_SELECTOR = Message("ResourceFieldSelector", (
+    Field(1, "containerName", STRING), Field(2, "resource", STRING), Field(3, "divisor", QUANTITY)))
 ENV_VAR_SOURCE = Message("EnvVarSource", (
-    Field(1, "fieldRef", Message("ObjectFieldSelector", (Field(1, "apiVersion", STRING), Field(2, "fieldPath", STRING)))),
-    Field(2, "resourceFieldRef", Message("ResourceFieldSelector", (
-        Field(1, "containerName", STRING), Field(2, "resource", STRING), Field(3, "divisor", QUANTITY)))),
+    Field(1, "fieldRef", OBJECT_FIELD_SELECTOR), Field(2, "resourceFieldRef", RESOURCE_FIELD_SELECTOR),
     Field(3, "configMapKeyRef", Message("ConfigMapKeySelector", _KEY_SELECTOR)),
     Field(4, "secretKeyRef", Message("SecretKeySelector", _KEY_SELECTOR))))
 ENV_VAR = Message("EnvVar", (Field(1, "name", STRING), Field(2, "value", STRING), Field(3, "valueFrom", ENV_VAR_SOURCE)))
@@ -102,8 +103,24 @@ TOLERATION = Message("Toleration", (
 HOST_ALIAS = Message("HostAlias", (Field(1, "ip", STRING), Field(2, "hostnames", STRING, repeated=True)))
 KEY_TO_PATH = Message("KeyToPath", (
     Field(1, "key", STRING), Field(2, "path", STRING), Field(3, "mode", INT32, pointer=True)))
-# Not read: the network, cloud, CSI, projected, downward API, ephemeral and image volume kinds (every
-# number but these five); a pod using one is refused, not stored without it.
+DOWNWARD_API_VOLUME_FILE = Message("DownwardAPIVolumeFile", (
+    Field(1, "path", STRING), Field(2, "fieldRef", OBJECT_FIELD_SELECTOR),
+    Field(3, "resourceFieldRef", RESOURCE_FIELD_SELECTOR), Field(4, "mode", INT32, pointer=True)))
+_KEYS_PROJECTION = (Field(1, "localObjectReference", LOCAL_OBJECT_REFERENCE, inline=True),
+                    Field(2, "items", KEY_TO_PATH, repeated=True), Field(4, "optional", BOOL, pointer=True))
+# What the service-account admission injects into every pod (`kube-api-access-*`: a token, the CA's
+# ConfigMap, the namespace through the downward API), so a pod read back and re-sent carries it
+# (`kubectl debug --copy-to`). Not read: clusterTrustBundle 5 (alpha in 1.32).
+VOLUME_PROJECTION = Message("VolumeProjection", (
+    Field(1, "secret", Message("SecretProjection", _KEYS_PROJECTION)),
+    Field(2, "downwardAPI", Message("DownwardAPIProjection", (
+        Field(1, "items", DOWNWARD_API_VOLUME_FILE, repeated=True),))),
+    Field(3, "configMap", Message("ConfigMapProjection", _KEYS_PROJECTION)),
+    Field(4, "serviceAccountToken", Message("ServiceAccountTokenProjection", (
+        Field(1, "audience", STRING), Field(2, "expirationSeconds", INT64, pointer=True), Field(3, "path", STRING))))),
+    upstream=frozenset(range(1, 6)))
+# Not read: the network, cloud, CSI, ephemeral and image volume kinds (every number but these seven);
+# a pod using one is refused, not stored without it.
 VOLUME_SOURCE = Message("VolumeSource", (
     Field(1, "hostPath", Message("HostPathVolumeSource", (
         Field(1, "path", STRING), Field(2, "type", STRING, pointer=True)))),
@@ -111,6 +128,10 @@ VOLUME_SOURCE = Message("VolumeSource", (
     Field(6, "secret", Message("SecretVolumeSource", (
         Field(1, "secretName", STRING), Field(2, "items", KEY_TO_PATH, repeated=True),
         Field(3, "defaultMode", INT32, pointer=True), Field(4, "optional", BOOL, pointer=True)))),
+    Field(16, "downwardAPI", Message("DownwardAPIVolumeSource", (
+        Field(1, "items", DOWNWARD_API_VOLUME_FILE, repeated=True), Field(2, "defaultMode", INT32, pointer=True)))),
+    Field(26, "projected", Message("ProjectedVolumeSource", (
+        Field(1, "sources", VOLUME_PROJECTION, repeated=True), Field(2, "defaultMode", INT32, pointer=True)))),
     Field(10, "persistentVolumeClaim", Message("PersistentVolumeClaimVolumeSource", (
         Field(1, "claimName", STRING), Field(2, "readOnly", BOOL)))),
     Field(19, "configMap", Message("ConfigMapVolumeSource", (

@@ -2,26 +2,23 @@
 
 Drain follows kubectl: cordon first (so replacements land elsewhere), refuse pods nothing would
 re-create unless `--force` (a bare pod deleted is a pod lost), skip mirror pods, evict the rest
-(pods/eviction: PodDisruptionBudgets are honoured, a 429 is retried every 5 s as kubectl does,
-until --timeout) with their grace period, and wait until they are gone. Pods owned by a ReplicaSet
+all at once (`drainpods`: PodDisruptionBudgets are honoured, a 429 is retried every 5 s as kubectl
+does, until --timeout) with their grace period, and wait until they are gone. Pods owned by a ReplicaSet
 (through a Deployment or not) are replaced by their controller on another node.
 """
 
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import click
 
-from reconcile.cli import common
-from reconcile.core import errors, meta
+from reconcile.cli import common, drainpods
+from reconcile.core import meta
 
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
-POLL_INTERVAL = 0.25
-EVICTION_RETRY = 5.0  # kubectl drain's pause after a 429 (a budget allows no disruption yet)
 
 
 def register(main: click.Group) -> None:
@@ -67,6 +64,15 @@ def uncordon(name: str) -> None:
     _set_unschedulable(common.Session(), name, False)
 
 
+# kubectl 1.32's filter messages (its "cannot delete " prefix is added to each fatal one, so the
+# unmanaged one reads "cannot delete cannot delete ...", as kubectl prints it)
+UNMANAGED_FATAL = "cannot delete Pods that declare no controller (use --force to override)"
+UNMANAGED_WARNING = "deleting Pods that declare no controller"
+LOCAL_STORAGE_FATAL = "Pods with local storage (use --delete-emptydir-data to override)"
+DAEMONSET_FATAL = "DaemonSet-managed Pods (use --ignore-daemonsets to ignore)"
+DAEMONSET_WARNING = "ignoring DaemonSet-managed Pods"
+
+
 @dataclass
 class Plan:
     """Which pods on the node a drain deletes, and why it refuses or warns about others."""
@@ -75,38 +81,63 @@ class Plan:
     errors: dict[str, list[str]] = field(default_factory=dict)  # kubectl's message -> ns/name
     warnings: dict[str, list[str]] = field(default_factory=dict)
 
+    def refusals(self) -> list[str]:
+        """kubectl's errors for the refused pods, one per reason."""
+        return [f"cannot delete {why}: {', '.join(refs)}" for why, refs in self.errors.items()]
+
+    def warning(self) -> str:
+        """kubectl's one warning line (without its `Warning: ` prefix); empty if none."""
+        return "; ".join(f"{why}: {', '.join(refs)}" for why, refs in self.warnings.items())
+
+
+# (delete?, "" | "warning" | "error", message): one filter's verdict on a pod
+_Verdict = tuple[bool, str, str]
+_OKAY: _Verdict = (True, "", "")
+
+
+def _finished(pod: dict[str, Any]) -> bool:
+    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+
 
 def plan(pods: list[dict[str, Any]], *, force: bool, ignore_daemonsets: bool, delete_emptydir_data: bool) -> Plan:
-    """kubectl drain's pod filters, in its order: mirror, finished, unreplicated, DaemonSet, local storage."""
+    """kubectl drain's pod filters, in its order (DaemonSet, mirror, local storage, unreplicated).
+    As in kubectl, a pod's verdict is the one of the filter that stops it, or else of the last
+    filter: a warning of an earlier filter is forgotten when a later one passes the pod (so kubectl
+    never shows its local-storage warning, and neither do we)."""
+
+    def daemonset(pod: dict[str, Any]) -> _Verdict:
+        owner = meta.controller_owner(pod)
+        if owner is None or owner.get("kind") != "DaemonSet" or _finished(pod):
+            return _OKAY
+        return (False, "warning", DAEMONSET_WARNING) if ignore_daemonsets else (False, "error", DAEMONSET_FATAL)
+
+    def mirror(pod: dict[str, Any]) -> _Verdict:
+        return (False, "", "") if MIRROR_ANNOTATION in (pod["metadata"].get("annotations") or {}) else _OKAY
+
+    def local_storage(pod: dict[str, Any]) -> _Verdict:
+        if not any("emptyDir" in v for v in (pod.get("spec") or {}).get("volumes") or []) or _finished(pod):
+            return _OKAY
+        return (True, "warning", "deleting Pods with local storage") if delete_emptydir_data else (
+            False, "error", LOCAL_STORAGE_FATAL)
+
+    def unreplicated(pod: dict[str, Any]) -> _Verdict:
+        if _finished(pod) or meta.controller_owner(pod) is not None:
+            return _OKAY
+        return (True, "warning", UNMANAGED_WARNING) if force else (False, "error", UNMANAGED_FATAL)
+
     result = Plan()
     for pod in pods:
-        md = pod["metadata"]
-        ref = f"{md.get('namespace')}/{md['name']}"
-        if MIRROR_ANNOTATION in (md.get("annotations") or {}):
-            continue
-        finished = (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
-        owner = meta.controller_owner(pod)
-        if not finished and owner is None:
-            if not force:
-                result.errors.setdefault("cannot delete Pods that declare no controller (use --force to override)",
-                                         []).append(ref)
-                continue
-            result.warnings.setdefault("deleting Pods that declare no controller", []).append(ref)
-        if not finished and owner is not None and owner.get("kind") == "DaemonSet":
-            if ignore_daemonsets:
-                result.warnings.setdefault("ignoring DaemonSet-managed Pods", []).append(ref)
-            else:
-                result.errors.setdefault(
-                    "cannot delete DaemonSet-managed Pods (use --ignore-daemonsets to ignore)", []).append(ref)
-            continue
-        local = any("emptyDir" in v for v in (pod.get("spec") or {}).get("volumes") or [])
-        if not finished and local:
-            if not delete_emptydir_data:
-                result.errors.setdefault(
-                    "cannot delete Pods with local storage (use --delete-emptydir-data to override)", []).append(ref)
-                continue
-            result.warnings.setdefault("deleting Pods with local storage", []).append(ref)
-        result.delete.append(pod)
+        verdict = _OKAY
+        for check in (daemonset, mirror, local_storage, unreplicated):
+            verdict = check(pod)
+            if not verdict[0]:
+                break
+        deleted, kind, message = verdict
+        ref = f"{pod['metadata'].get('namespace')}/{pod['metadata']['name']}"
+        if kind:
+            (result.errors if kind == "error" else result.warnings).setdefault(message, []).append(ref)
+        if deleted:
+            result.delete.append(pod)
     return result
 
 
@@ -131,76 +162,47 @@ def _pods_on(session: common.Session, name: str) -> list[dict[str, Any]]:
 @click.option("--force", is_flag=True, help="Also delete pods that no controller would re-create.")
 @click.option("--ignore-daemonsets", is_flag=True, help="Leave DaemonSet-managed pods in place.")
 @click.option("--delete-emptydir-data", is_flag=True, help="Also delete pods using emptyDir (their data is lost).")
+@click.option("--disable-eviction", is_flag=True,
+              help="DELETE the pods instead of evicting them (PodDisruptionBudgets are bypassed).")
 @click.option("--grace-period", type=int, default=-1, show_default=True,
               help="Seconds each pod gets to stop (negative: the pod's own terminationGracePeriodSeconds).")
-@click.option("--timeout", "timeout_text", default="300s", show_default=True,
-              help="How long to wait for the pods to be gone (0: forever).")
+@click.option("--timeout", "timeout_text", default="0s", show_default=True,
+              help="How long the whole drain may take before giving up (0: forever, as kubectl).")
 @common.connection_options
 @common.handle_errors
-def drain(name: str, force: bool, ignore_daemonsets: bool, delete_emptydir_data: bool, grace_period: int,
-          timeout_text: str) -> None:
-    """Cordon node NAME, then delete its pods (controllers re-create them elsewhere) and wait until they are gone."""
+def drain(name: str, force: bool, ignore_daemonsets: bool, delete_emptydir_data: bool, disable_eviction: bool,
+          grace_period: int, timeout_text: str) -> None:
+    """Cordon node NAME, then evict its pods all at once (controllers re-create them elsewhere) and wait until they are gone."""
     timeout = parse_timeout(timeout_text)
     session = common.Session()
     _set_unschedulable(session, name, True)
     chosen = plan(_pods_on(session, name), force=force, ignore_daemonsets=ignore_daemonsets,
                   delete_emptydir_data=delete_emptydir_data)
     if chosen.errors:
-        details = "; ".join(f"{why}: {', '.join(refs)}" for why, refs in chosen.errors.items())
-        click.echo(f'error: unable to drain node "{name}" due to error: {details}, continuing command...', err=True)
-        click.echo(f"There are pending nodes to be drained:\n {name}", err=True)
-        for why, refs in chosen.errors.items():
-            click.echo(f"{why}: {', '.join(refs)}", err=True)
-        raise SystemExit(1)
-    for why, refs in chosen.warnings.items():
-        click.echo(f"Warning: {why}: {', '.join(refs)}", err=True)
-    deadline = None if timeout <= 0 else time.monotonic() + timeout
-    for pod in chosen.delete:
-        md = pod["metadata"]
-        click.echo(f"evicting pod {md.get('namespace')}/{md['name']}")
-        if not _evict(session, pod, grace_period, deadline):
-            common.fail(f'unable to drain node "{name}" due to error: global timeout reached: {timeout_text} '
-                        f"evicting pod {md.get('namespace')}/{md['name']}")
-    pending = _wait_gone(session, name, chosen.delete,
-                         timeout=0 if deadline is None else max(0.001, deadline - time.monotonic()))
-    if pending:
-        refs = ", ".join(pending)
-        common.fail(f'unable to drain node "{name}" due to error: global timeout reached: {timeout_text} '
-                    f"waiting for pods to terminate: {refs}")
+        _refuse(name, chosen.refusals())
+    if chosen.warnings:
+        click.echo(f"Warning: {chosen.warning()}", err=True)
+    drainer = drainpods.Drainer(session.client, grace_period=grace_period, timeout=timeout)
+    found = drainer.delete(chosen.delete) if disable_eviction else drainer.evict(chosen.delete)
+    if found:
+        pending = plan(_pods_on(session, name), force=force, ignore_daemonsets=ignore_daemonsets,
+                       delete_emptydir_data=delete_emptydir_data).delete  # as kubectl: the pods still to go
+        if pending:
+            click.echo(f'There are pending pods in node "{name}" when an error occurred: '
+                       f"{drainpods.aggregate(found)}", err=True)
+            for pod in pending:
+                click.echo(f"pod/{pod['metadata']['name']}", err=True)
+        _refuse(name, found)
     click.echo(f"node/{name} drained")
 
 
-def _evict(session: common.Session, pod: dict[str, Any], grace_period: int, deadline: float | None) -> bool:
-    """POST the pod's Eviction until it is accepted (or the pod is gone); False at the deadline."""
-    md = pod["metadata"]
-    namespace, pod_name = md.get("namespace"), md["name"]
-    body: dict[str, Any] = {"apiVersion": "policy/v1", "kind": "Eviction",
-                            "metadata": {"name": pod_name, "namespace": namespace}}
-    if grace_period >= 0:
-        body["deleteOptions"] = {"gracePeriodSeconds": grace_period}
-    while True:
-        try:
-            session.client.request("POST", f"/api/v1/namespaces/{namespace}/pods/{pod_name}/eviction", json=body)
-            return True
-        except errors.NotFound:
-            return True
-        except errors.TooManyRequests as exc:
-            if deadline is not None and time.monotonic() + EVICTION_RETRY > deadline:
-                return False
-            click.echo(f'error when evicting pods/"{pod_name}" -n "{namespace}" (will retry after 5s): '
-                       f"{exc.message}", err=True)
-            time.sleep(EVICTION_RETRY)
-
-
-def _wait_gone(session: common.Session, node: str, pods: list[dict[str, Any]], *, timeout: float) -> list[str]:
-    """Report each pod as it goes; returns the refs still there at the deadline (none: all gone)."""
-    waiting = {p["metadata"]["uid"]: p for p in pods}
-    deadline = None if timeout <= 0 else time.monotonic() + timeout
-    while waiting:
-        present = {p["metadata"]["uid"] for p in _pods_on(session, node)}
-        for uid in [u for u in waiting if u not in present]:
-            click.echo(f"pod/{waiting.pop(uid)['metadata']['name']} evicted")
-        if not waiting or (deadline is not None and time.monotonic() >= deadline):
-            break
-        time.sleep(POLL_INTERVAL)
-    return [f"{p['metadata'].get('namespace')}/{p['metadata']['name']}" for p in waiting.values()]
+def _refuse(node: str, found: list[str]) -> None:
+    """kubectl's ending of a drain that failed: the node stays cordoned, exit 1."""
+    message = drainpods.aggregate(found)
+    click.echo(f'error: unable to drain node "{node}" due to error: {message}, continuing command...', err=True)
+    click.echo(f"There are pending nodes to be drained:\n {node}", err=True)
+    if len(found) == 1:
+        common.fail(message)
+    for line in found:  # kubectl prints several errors one a line, without the `error: ` prefix
+        click.echo(line, err=True)
+    raise SystemExit(1)

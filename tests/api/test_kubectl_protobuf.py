@@ -7,6 +7,7 @@ same checks; hostile protobuf over HTTPS is a 400 Status."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -525,3 +526,209 @@ def test_pod_security_judges_a_protobuf_pod_as_a_json_one(admin: httpx.Client) -
     created = admin.post(f"/api/v1/namespaces/{name}/pods", headers=PROTOBUF, content=pe.body("v1", "Pod", restricted))
     assert created.status_code == 201, created.text
     assert created.json()["spec"]["containers"][0]["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+
+
+# --- protobuf updates: `kubectl auth reconcile` PUTs the RBAC kinds ----------------------------------
+
+def _objects(done: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
+    """The JSON objects kubectl printed one after the other."""
+    assert done.returncode == 0, done.stderr
+    decoder, text, found = json.JSONDecoder(), done.stdout.strip(), []
+    while text:
+        obj, end = decoder.raw_decode(text)
+        found.append(obj)
+        text = text[end:].strip()
+    return found
+
+
+def _rbac_list(ns: str, name: str, verbs: list[str], subject: str) -> dict[str, Any]:
+    rules = [{"apiGroups": [""], "resources": ["pods"], "verbs": verbs}]
+    subjects = [{"kind": "User", "apiGroup": G, "name": subject}]
+    return {"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": f"{G}/v1", "kind": "Role", "metadata": {"name": name, "namespace": ns}, "rules": rules},
+        {"apiVersion": f"{G}/v1", "kind": "ClusterRole", "metadata": {"name": name}, "rules": rules},
+        {"apiVersion": f"{G}/v1", "kind": "RoleBinding", "metadata": {"name": name, "namespace": ns},
+         "roleRef": {"apiGroup": G, "kind": "Role", "name": name}, "subjects": subjects},
+        {"apiVersion": f"{G}/v1", "kind": "ClusterRoleBinding", "metadata": {"name": name},
+         "roleRef": {"apiGroup": G, "kind": "ClusterRole", "name": name}, "subjects": subjects}]}
+
+
+def test_auth_reconcile_updates_rbac_in_protobuf(conn: support.Connection, admin: httpx.Client, ns: str,
+                                                 tmp_path: Path) -> None:
+    """kubectl 1.32 PUTs each changed object in protobuf (was 415): what it stores is what it meant,
+    and what the server owns (uid, creationTimestamp, managedFields, labels set by others) stays."""
+    name = helpers.unique("recon")
+    paths = {"Role": f"/apis/{G}/v1/namespaces/{ns}/roles/{name}", "ClusterRole": f"/apis/{G}/v1/clusterroles/{name}",
+             "RoleBinding": f"/apis/{G}/v1/namespaces/{ns}/rolebindings/{name}",
+             "ClusterRoleBinding": f"/apis/{G}/v1/clusterrolebindings/{name}"}
+    manifest = tmp_path / "rbac.json"
+
+    def reconcile(verbs: list[str], subject: str, *flags: str) -> subprocess.CompletedProcess[str]:
+        manifest.write_text(json.dumps(_rbac_list(ns, name, verbs, subject)))
+        return kubectl(conn, tmp_path, None, "auth", "reconcile", "-f", str(manifest), *flags)
+
+    done = reconcile(["get"], "vera")
+    assert done.returncode == 0, done.stderr
+    first = {kind: admin.get(path).json() for kind, path in paths.items()}
+    for path in paths.values():  # another writer's label, which an update must keep
+        assert admin.patch(path, json={"metadata": {"labels": {"team": "a"}}},
+                           headers={"Content-Type": "application/merge-patch+json"}).status_code == 200
+
+    printed = _objects(reconcile(["get", "list"], "dora", "--dry-run=client", "-o", "json"))  # the oracle
+    done = reconcile(["get", "list"], "dora")  # reconcile adds: rules and subjects are unions
+    assert done.returncode == 0, done.stderr
+    assert f"role.rbac.authorization.k8s.io/{name} reconciled" in done.stdout, done.stdout
+    stored = {kind: admin.get(path).json() for kind, path in paths.items()}
+    for meant in printed:
+        field = "rules" if meant["kind"].endswith("Role") else "subjects"
+        assert stored[meant["kind"]][field] == meant[field]
+    assert {v for rule in stored["Role"]["rules"] for v in rule["verbs"]} == {"get", "list"}
+    assert [s["name"] for s in stored["RoleBinding"]["subjects"]] == ["vera", "dora"]
+    for kind, obj in stored.items():
+        md, before = obj["metadata"], first[kind]["metadata"]
+        assert (md["uid"], md["creationTimestamp"]) == (before["uid"], before["creationTimestamp"])
+        assert md["labels"] == {"team": "a"} and md["resourceVersion"] != before["resourceVersion"]
+        managers = {e["manager"] for e in md["managedFields"]}  # kubectl's is its user agent's program name
+        assert "python-httpx" in managers and any(m.startswith("kubectl") for m in managers), managers
+
+    done = reconcile(["get"], "vera", "--remove-extra-permissions", "--remove-extra-subjects")
+    assert done.returncode == 0, done.stderr
+    for kind in ("Role", "ClusterRole"):
+        assert admin.get(paths[kind]).json()["rules"] == [{"verbs": ["get"], "apiGroups": [""],
+                                                           "resources": ["pods"]}]
+    for kind in ("RoleBinding", "ClusterRoleBinding"):
+        assert admin.get(paths[kind]).json()["subjects"] == [{"kind": "User", "apiGroup": G, "name": "vera"}]
+
+
+def test_protobuf_rbac_update_meets_the_json_checks(admin: httpx.Client, ns: str) -> None:
+    """A stale resourceVersion is the JSON 409, an invalid rule the JSON 422, and a ConfigMap (whose
+    table is not read on updates) still 415."""
+    name = helpers.unique("pbput")
+    path = f"/apis/{G}/v1/namespaces/{ns}/roles/{name}"
+    rule = {"verbs": ["get"], "apiGroups": [""], "resources": ["pods"]}
+    created = helpers.create(admin, f"/apis/{G}/v1/namespaces/{ns}/roles", {
+        "apiVersion": f"{G}/v1", "kind": "Role", "metadata": {"name": name}, "rules": [rule]})
+    md = {"name": name, "namespace": ns, "resourceVersion": created["metadata"]["resourceVersion"]}
+    for rules, stale in (([{"apiGroups": [""], "resources": ["pods"]}], False), ([rule], True)):
+        sent = {"metadata": {**md, "resourceVersion": "1"} if stale else md, "rules": rules}
+        over_json = admin.put(path, json={"apiVersion": f"{G}/v1", "kind": "Role", **sent})
+        over_protobuf = admin.put(path, content=pe.body(f"{G}/v1", "Role", sent), headers=PROTOBUF)
+        assert over_protobuf.status_code == over_json.status_code == (409 if stale else 422), over_protobuf.text
+        assert over_protobuf.json() == over_json.json()
+    answer = admin.put(path, content=pe.body(f"{G}/v1", "Role", {"metadata": md, "rules": [rule, rule]}),
+                       headers=PROTOBUF)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["rules"] == [rule, rule]
+    assert answer.json()["metadata"]["creationTimestamp"] == created["metadata"]["creationTimestamp"]
+
+
+# --- every other `kubectl create` generator, by the same oracle --------------------------------------
+
+def _within(printed: Any, stored: Any, path: str = "") -> list[str]:
+    """Where `printed` is not found in `stored` (a printed leaf missing or different); [] if within."""
+    if isinstance(printed, dict):
+        if not isinstance(stored, dict):
+            return [path]
+        return [miss for key, value in printed.items() if value is not None
+                for miss in _within(value, stored.get(key), f"{path}.{key}")]
+    if isinstance(printed, list):
+        if not isinstance(stored, list) or len(stored) != len(printed):
+            return [path]
+        return [miss for i, (a, b) in enumerate(zip(printed, stored, strict=True)) for miss in _within(a, b, f"{path}[{i}]")]
+    return [] if printed == stored else [path]
+
+
+@pytest.fixture(scope="module")
+def tls_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """A certificate and key for `kubectl create secret tls` (from the test PKI's CA)."""
+    pki = support.shared_pki()
+    return str(pki.ca.cert), str(pki.ca.key)
+
+
+GENERATORS = [  # (kubectl create arguments, collection under /api/v1 or /apis, namespaced)
+    (("namespace", "NAME"), "/api/v1/namespaces", False),
+    (("serviceaccount", "NAME"), "/api/v1/namespaces/NS/serviceaccounts", True),
+    (("configmap", "NAME", "--from-literal=a=b", "--from-literal=c=", "--from-file=FILE"),
+     "/api/v1/namespaces/NS/configmaps", True),
+    (("configmap", "NAME", "--from-file=BINARY", "--from-literal=text=x"), "/api/v1/namespaces/NS/configmaps", True),
+    (("secret", "generic", "NAME", "--from-literal=password=s3cret", "--type=example.com/kind"),
+     "/api/v1/namespaces/NS/secrets", True),
+    (("secret", "generic", "NAME", "--from-file=BINARY", "--from-file=FILE"), "/api/v1/namespaces/NS/secrets", True),
+    (("secret", "tls", "NAME", "--cert=CERT", "--key=KEY"), "/api/v1/namespaces/NS/secrets", True),
+    (("secret", "docker-registry", "NAME", "--docker-server=registry.example", "--docker-username=u",
+      "--docker-password=p", "--docker-email=u@example.com"), "/api/v1/namespaces/NS/secrets", True),
+    (("quota", "NAME", "--hard=pods=3,requests.cpu=500m,limits.memory=1Gi", "--scopes=NotTerminating"),
+     "/api/v1/namespaces/NS/resourcequotas", True),
+    (("role", "NAME", "--verb=get,list", "--resource=pods,deployments.apps", "--resource-name=web"),
+     f"/apis/{G}/v1/namespaces/NS/roles", True),
+    (("rolebinding", "NAME", "--clusterrole=view", "--user=vera", "--group=team", "--serviceaccount=NS:robot"),
+     f"/apis/{G}/v1/namespaces/NS/rolebindings", True),
+    (("clusterrole", "NAME", "--verb=get", "--non-resource-url=/logs/*", "--verb=head"),
+     f"/apis/{G}/v1/clusterroles", False),
+    (("clusterrole", "NAME", "--aggregation-rule=team=a,tier=b"), f"/apis/{G}/v1/clusterroles", False),
+    (("clusterrolebinding", "NAME", "--clusterrole=view", "--group=team-a", "--user=u"),
+     f"/apis/{G}/v1/clusterrolebindings", False),
+    (("poddisruptionbudget", "NAME", "--selector=app=web,tier in (a,b)", "--max-unavailable=50%"),
+     "/apis/policy/v1/namespaces/NS/poddisruptionbudgets", True),
+    (("poddisruptionbudget", "NAME", "--selector=app=web", "--min-available=2"),
+     "/apis/policy/v1/namespaces/NS/poddisruptionbudgets", True),
+    (("deployment", "NAME", "--image=busybox:1.36", "--replicas=2"), "/apis/apps/v1/namespaces/NS/deployments", True),
+    (("service", "nodeport", "NAME", "--tcp=8080:http"), "/api/v1/namespaces/NS/services", True),
+]
+
+
+@pytest.mark.parametrize("command, collection, namespaced", GENERATORS,
+                         ids=[f"{'-'.join(a for a in c[0][:2] if a != 'NAME')}-{i}" for i, c in enumerate(GENERATORS)])
+def test_every_generator_stores_what_dry_run_prints(conn: support.Connection, admin: httpx.Client, ns: str,
+                                                    tmp_path: Path, tls_pair: tuple[str, str],
+                                                    command: tuple[str, ...], collection: str,
+                                                    namespaced: bool) -> None:
+    """kubectl posts each in protobuf. What it prints for `--dry-run=client -o json` is all in what
+    the protobuf request stored, and what it stored is what that JSON, posted with `dryRun=All`
+    (the same defaults), would have stored."""
+    name = helpers.unique("g")
+    data = tmp_path / "settings.ini"
+    data.write_text("[main]\nkey = value\n")
+    binary = tmp_path / "blob.bin"  # not UTF-8: a ConfigMap keeps it in binaryData
+    binary.write_bytes(bytes(range(256)))
+    values = {"NAME": name, "NS": ns, "FILE": str(data), "BINARY": str(binary), "CERT": tls_pair[0],
+              "KEY": tls_pair[1]}
+    args = [functools.reduce(lambda text, kv: text.replace(*kv), values.items(), a) for a in command]
+    where = ["-n", ns] if namespaced else []
+    printed = kubectl(conn, tmp_path, None, "create", *args, *where, "--dry-run=client", "-o", "json")
+    assert printed.returncode == 0, printed.stderr
+    sent = json.loads(printed.stdout)
+    path = collection.replace("NS", ns)
+    as_json = admin.post(path, json=sent, params={"dryRun": "All"})
+    assert as_json.status_code == 201, as_json.text
+    done = kubectl(conn, tmp_path, None, "create", *args, *where)
+    assert done.returncode == 0 and done.stdout.strip().endswith(f"/{name} created"), done.stderr
+    stored = admin.get(f"{path}/{name}").json()
+    allocated = [stored, as_json.json()]
+    for obj in allocated if sent["kind"] == "Service" else []:
+        for port in obj["spec"]["ports"]:
+            port.pop("nodePort", None)  # allocated by the create (a dry run allocates none here)
+    assert _as_stored(allocated[0]) == _as_stored(allocated[1])
+    sent["metadata"].pop("creationTimestamp", None)  # null: the server sets it
+    assert _within({k: v for k, v in sent.items() if k != "status"}, stored) == []
+
+
+def test_debug_node_creates_its_pod_in_protobuf(conn: support.Connection, admin: httpx.Client, ns: str,
+                                               tmp_path: Path) -> None:
+    """`kubectl debug node/NAME` posts a protobuf Pod with the host's namespaces and root filesystem."""
+    node = helpers.unique("dbgnode")
+    helpers.create(admin, "/api/v1/nodes", {"apiVersion": "v1", "kind": "Node", "metadata": {"name": node}})
+    done = kubectl(conn, tmp_path, None, "debug", f"node/{node}", "-n", ns, "--image=busybox:1.36", "--", "true")
+    assert done.returncode == 0, done.stderr
+    assert f"Creating debugging pod node-debugger-{node}-" in done.stdout, done.stdout
+    pods = [p for p in admin.get(f"/api/v1/namespaces/{ns}/pods").json()["items"]
+            if p["metadata"]["name"].startswith(f"node-debugger-{node}-")]
+    assert len(pods) == 1
+    spec = pods[0]["spec"]
+    assert (spec["nodeName"], spec["hostNetwork"], spec["hostPID"], spec["hostIPC"]) == (node, True, True, True)
+    assert {"operator": "Exists"} in spec["tolerations"]
+    root = [v for v in spec["volumes"] if v.get("hostPath", {}).get("path") == "/"]
+    assert len(root) == 1
+    mounts = spec["containers"][0]["volumeMounts"]
+    assert {"name": root[0]["name"], "mountPath": "/host"} in mounts
+    assert (spec["containers"][0]["image"], spec["containers"][0]["command"]) == ("busybox:1.36", ["true"])

@@ -20,7 +20,7 @@ import pytest
 from reconcile.api import jwts, satokens
 from reconcile.pki import certs
 from reconcile.pki import cluster as pki_cluster
-from tests import support
+from tests import prerequisites, support
 from tests.api import helpers
 
 UNAUTHORIZED = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": "Unauthorized",
@@ -491,3 +491,23 @@ def test_rbac_grants_reach_a_service_account_in_its_namespace_only(api: Api, ns:
     # and the account cannot mint tokens for itself or others
     assert api.with_token(token, "POST", f"/api/v1/namespaces/{ns}/serviceaccounts/app/token",
                           {"spec": {}}).status_code == 403
+
+
+def test_kubectl_debug_copy_resends_the_projected_token_volume(api: Api, ns: str, tmp_path: Path) -> None:
+    """`kubectl debug --copy-to` posts (in protobuf) a copy of the pod as it reads it, with the
+    `kube-api-access-*` volume admission gave it and a downward API volume: accepted, kept as they were."""
+    original = api.pod(ns, "orig", volumes=[{"name": "info", "downwardAPI": {"items": [
+        {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]}}])
+    volumes = original["spec"]["volumes"]
+    assert any(v["name"].startswith("kube-api-access-") and "projected" in v for v in volumes), volumes
+    kubectl = prerequisites.find_kubectl()
+    assert kubectl is not None
+    kubeconfig = api.server.connection.write_kubeconfig(tmp_path / "kubeconfig")
+    done = subprocess.run([kubectl, "--kubeconfig", str(kubeconfig), "-n", ns, "debug", "orig", "--copy-to=copy",
+                           "--container=dbg", "--image=busybox:1.36", "--", "true"], capture_output=True, text=True,
+                          timeout=60, env={"HOME": str(tmp_path), "PATH": "/usr/local/bin:/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr
+    copy = api.ok("GET", f"/api/v1/namespaces/{ns}/pods/copy")
+    assert copy["spec"]["volumes"] == volumes
+    assert [c["name"] for c in copy["spec"]["containers"]] == ["c", "dbg"]
+    assert copy["spec"]["containers"][0] == original["spec"]["containers"][0]

@@ -266,3 +266,31 @@ def test_audit_records_a_protobuf_delete_options_as_json() -> None:
     body = pe.envelope("v1", "DeleteOptions", pe.encode(protometa.DELETE_OPTIONS, {"gracePeriodSeconds": 0}))
     assert protobodies.recorded(body) == {"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 0}
     assert protobodies.recorded(pe.envelope("v1", "DeleteOptions", pe.length_delimited(1, b""))) is None
+
+
+def test_the_projected_service_account_volume_reads_back() -> None:
+    """What the service-account admission injects into every pod, so a pod read and sent back
+    (`kubectl debug --copy-to`) is accepted; a downward API volume too. A cluster trust bundle
+    (VolumeProjection field 5, alpha) is refused, not dropped."""
+    from reconcile.api import serviceaccount_admission
+
+    projected = serviceaccount_admission.token_volume("kube-api-access-abcde")
+    assert {kind for source in projected["projected"]["sources"] for kind in source} == {
+        "serviceAccountToken", "configMap", "downwardAPI"}
+    pod = {"metadata": {"name": "p"}, "spec": {
+        "volumes": [projected,
+                    {"name": "info", "downwardAPI": {"defaultMode": 292, "items": [
+                        {"path": "cpu", "resourceFieldRef": {"containerName": "c", "resource": "limits.cpu",
+                                                             "divisor": "1m"}, "mode": 256},
+                        {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]}},
+                    {"name": "both", "projected": {"sources": [
+                        {"secret": {"name": "s", "optional": True}},
+                        {"serviceAccountToken": {"audience": "vault", "path": "vault-token"}}]}}],
+        "containers": [{"name": "c", "image": "busybox"}]}}
+    assert _read("v1", "Pod", pe.body("v1", "Pod", pod)) == {"apiVersion": "v1", "kind": "Pod", **pod}
+    bundle = pe.length_delimited(1, pe.length_delimited(1, b"v") + pe.length_delimited(2, pe.length_delimited(
+        26, pe.length_delimited(1, pe.length_delimited(5, pe.length_delimited(1, b"b"))))))
+    with pytest.raises(errors.BadRequest, match=r"spec.volumes\[0\].projected.sources\[0\]: field 5 of "
+                                                r"VolumeProjection is not read"):
+        _read("v1", "Pod", pe.envelope("v1", "Pod", pe.length_delimited(2, bundle)))
+    protomessages.check_table(protoworkloads.VOLUME_PROJECTION)

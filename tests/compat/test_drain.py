@@ -145,3 +145,37 @@ def test_drain_waits_for_the_budget_then_finishes(controller_manager, api_server
     assert client.get("v1", "nodes", drained)["spec"]["unschedulable"] is True
     assert not client.list("v1", "pods", namespace=ns, field_selector=f"spec.nodeName={drained}").get("items")
     assert _pdb_status(client, ns)["desiredHealthy"] == 2
+
+
+def test_drain_with_eviction_disabled_deletes_past_the_budget(controller_manager, api_server: str,
+                                                              client: api.Client, kube_env: dict[str, str]) -> None:
+    """`kubectl drain --disable-eviction` DELETEs each pod (a protobuf DeleteOptions body) past a
+    budget that allows no disruption, and waits for them to be gone."""
+    ns = f"drain-{uuid.uuid4().hex[:6]}"
+    drained = f"drained-{uuid.uuid4().hex[:6]}"
+    client.create("v1", "namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    client.create("v1", "nodes", {"apiVersion": "v1", "kind": "Node", "metadata": {"name": drained}})
+    labels = {"app": "db"}
+    client.create("apps/v1", "replicasets", {
+        "apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "db"},
+        "spec": {"replicas": 3, "selector": {"matchLabels": labels}, "template": helpers.pod_template(labels)}},
+        namespace=ns)
+    pods = support.wait_for(lambda: len(p := client.list("v1", "pods", namespace=ns).get("items") or []) == 3 and p,
+                            timeout=30, what="the ReplicaSet's three pods")
+    for pod in pods:
+        assert _bind(client, pod, drained)
+    helpers.mark_pods_ready_stand_in(client, ns)
+    client.create("policy/v1", "poddisruptionbudgets", {
+        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "web"},
+        "spec": {"minAvailable": 3, "selector": {"matchLabels": labels}}}, namespace=ns)
+    support.wait_for(lambda: _pdb_status(client, ns).get("currentHealthy") == 3, timeout=30,
+                     what="the budget counts the three pods")
+
+    done = _kubectl(kube_env, "drain", drained, "--disable-eviction", "--grace-period=0", "--timeout=60s",
+                    timeout=90)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "evicting pod" not in done.stdout
+    for pod in pods:
+        assert f"pod/{pod['metadata']['name']} deleted" in done.stdout, done.stdout
+    assert done.stdout.strip().endswith(f"node/{drained} drained")
+    assert not client.list("v1", "pods", namespace=ns, field_selector=f"spec.nodeName={drained}").get("items")
