@@ -163,19 +163,17 @@ class PersistentVolumeBinder:
         the Docker volume when the first pod mounts it, and removes it when the PV is deleted
         (`_delete_volume`, under reclaim Delete)."""
         md = _md(claim)
+        name = f"pvc-{md['uid']}"
+        existing = self.volumes.store.get(None, name)
         node = _annotations(claim).get(volumes.SELECTED_NODE)
-        if not node:
+        ours = not node  # Immediate: our choice, written with the binding (`_bind`'s claim update)
+        if ours:
             node = self._pick_node()
-            if node is None:
+            if node is None and existing is None:
                 await self.ctx.event(claim, reason="ProvisioningFailed", type="Warning",
                                      message="no Ready node to provision the volume on")
                 return controller_mod.Result(requeue_after=self.resync)
-            md.setdefault("annotations", {})[volumes.SELECTED_NODE] = node
-            claim = await self._replace_claim(claim)
-            md = _md(claim)
-        name = f"pvc-{md['uid']}"
-        existing = self.volumes.store.get(None, name) or await self._live_volume(name)
-        if existing is None:
+        if existing is None:  # created at once (AlreadyExists: made by a sync the cache has not shown yet)
             requests = (claim.get("spec") or {}).get("resources", {}).get("requests", {})
             body = {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {
                 "name": name, "annotations": {volumes.PROVISIONED_BY: volumes.DOCKER_VOLUME_DRIVER,
@@ -198,6 +196,9 @@ class PersistentVolumeBinder:
                     return controller_mod.Result(requeue_after=0.1)
             await self.ctx.event(claim, reason="ProvisioningSucceeded",
                                  message=f"Successfully provisioned volume {name} on node {node}")
+        if ours:  # the node the volume is on, whoever made it (a sync the cache has not shown yet)
+            md.setdefault("annotations", {})[volumes.SELECTED_NODE] = next(
+                iter(volumes.affinity_nodes(existing)), node)
         await self._bind(copy.deepcopy(existing), claim)
         return None
 
