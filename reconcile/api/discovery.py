@@ -75,7 +75,7 @@ def api_group(reg: registry.Registry, group: str) -> dict[str, Any]:
     """`GET /apis/{group}`."""
     versions = reg.group_versions().get(group)
     if not versions or not group:
-        raise errors.NotFound("the server could not find the requested resource")
+        raise errors.no_such_resource()
     entries = [{"groupVersion": f"{group}/{v}", "version": v} for v in versions]
     return {"kind": "APIGroup", "apiVersion": "v1", "name": group, "versions": entries,
             "preferredVersion": entries[0]}
@@ -104,7 +104,7 @@ def api_resource_list(reg: registry.Registry, group: str, version: str) -> dict[
     """`GET /api/v1` or `GET /apis/{group}/{version}`; kopf derives subresources from `plural/sub` entries."""
     found = _in_gv(reg, group, version)
     if not found:
-        raise errors.NotFound("the server could not find the requested resource")
+        raise errors.no_such_resource()
     resources: list[dict[str, Any]] = []
     for res in found:
         entry: dict[str, Any] = {

@@ -108,7 +108,7 @@ class Evictions:
         pods = self.api.registry.get("", "v1", "pods")
         pdbs = self.api.registry.get("policy", "v1", "poddisruptionbudgets")
         if pods is None or pdbs is None:
-            raise errors.NotFound("the server could not find the requested resource")
+            raise errors.no_such_resource()
         return pods, pdbs
 
     async def evict(self, namespace: str, name: str, body: Any, *, dry_run: bool = False,

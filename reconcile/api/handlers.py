@@ -110,7 +110,7 @@ class ResourceHandlers:
         assert info.plural is not None
         resource = self.registry.get(info.group, info.version, info.plural)
         if resource is None or info.name is None or info.namespace is None:
-            raise errors.NotFound("the server could not find the requested resource")
+            raise errors.no_such_resource()
         if not podproxy.handles_upgrade(resource, info):
             raise errors.BadRequest("this resource does not upgrade to a WebSocket")
         await podproxy.upgrade(self.api, scope, receive, send, info, kubelet=self.kubelet)
@@ -121,11 +121,11 @@ class ResourceHandlers:
         assert info.plural is not None
         resource = self.registry.get(info.group, info.version, info.plural)
         if resource is None:
-            raise errors.NotFound("the server could not find the requested resource")
+            raise errors.no_such_resource()
         if info.namespace is not None and not resource.namespaced:
-            raise errors.NotFound("the server could not find the requested resource")
+            raise errors.no_such_resource()
         if info.name is not None and resource.namespaced and info.namespace is None:
-            raise errors.NotFound("the server could not find the requested resource")
+            raise errors.no_such_resource()
         method = request.method
         if resourcemetrics.serves(resource):  # NodeMetrics, PodMetrics: read from the node agents
             return http.json_response(await self.metrics.serve(
@@ -394,7 +394,7 @@ def _field_manager(request: Request, options_kind: str) -> str:
 
 
 def _no_subresource(info: routing.RequestInfo) -> errors.NotFound:
-    return errors.NotFound("the server could not find the requested resource")
+    return errors.no_such_resource()
 
 
 def _selection(request: Request, resource: registry.Resource, namespace: str | None) -> rest.Selection:

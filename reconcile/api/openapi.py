@@ -47,7 +47,7 @@ def parse_gv_path(path: str) -> tuple[str, str]:
         return "", parts[1]
     if len(parts) == 3 and parts[0] == "apis":
         return parts[1], parts[2]
-    raise errors.NotFound("the server could not find the requested resource")
+    raise errors.no_such_resource()
 
 
 def schema_name(group: str, version: str, kind: str) -> str:
@@ -204,7 +204,7 @@ def _list_schema(res: registry.Resource) -> dict[str, Any]:
 def _build(reg: registry.Registry, group: str, version: str) -> dict[str, Any]:
     found = sorted((r for r in reg.resources() if r.group == group and r.version == version), key=lambda r: r.plural)
     if not found:
-        raise errors.NotFound("the server could not find the requested resource")
+        raise errors.no_such_resource()
     paths: dict[str, Any] = {}
     schemas = _common_schemas()
     for res in found:

@@ -147,7 +147,7 @@ class Pipeline:
         try:
             target = decode(request)
             if target.info is None or target.info.plural is None or self.upgrades is None:
-                raise errors.NotFound("the server could not find the requested resource")
+                raise errors.no_such_resource()
             requester = await self.authenticate(request, target)
             user = await self.impersonate(request, requester, target)
             anonymous = requester.name == authn.ANONYMOUS.name

@@ -679,7 +679,7 @@ class Rest:
 
     async def get_scale(self, resource: registry.Resource, namespace: str | None, name: str) -> dict[str, Any]:
         if resource.scale is None:
-            raise errors.NotFound("the server could not find the requested resource")
+            raise errors.no_such_resource()
         entry = await self.get(resource, namespace, name)
         return scale.to_scale(resource, entry.obj)
 
@@ -688,7 +688,7 @@ class Rest:
                           user: authn.UserInfo = authn.SERVER, field_manager: str | None = None) -> dict[str, Any]:
         """PUT or PATCH of /scale: the change is applied to the Scale view, then to spec.replicas."""
         if resource.scale is None:
-            raise errors.NotFound("the server could not find the requested resource")
+            raise errors.no_such_resource()
 
         def mutate(old: dict[str, Any]) -> dict[str, Any]:
             wanted_scale = change(scale.to_scale(resource, old))
@@ -705,7 +705,7 @@ class Rest:
                    user: authn.UserInfo = authn.SERVER) -> WriteResult:
         bind = getattr(self.strategy(resource), "bind", None)
         if bind is None:
-            raise errors.NotFound("the server could not find the requested resource")
+            raise errors.no_such_resource()
         return await self.guarded_update(resource, namespace, name, lambda pod: bind(pod, binding),
                                          subresource="binding", user=user)
 

@@ -29,7 +29,7 @@ def parse(path: str) -> RequestInfo:
     elif len(parts) >= 3 and parts[0] == "apis":
         group, version, rest = parts[1], parts[2], parts[3:]
     else:
-        raise errors.NotFound("the server could not find the requested resource")
+        raise errors.no_such_resource()
     if not rest:
         return RequestInfo(group, version, None)
     if rest[0] == "namespaces" and len(rest) >= 3 and not (len(rest) == 3 and rest[2] in NAMESPACE_SUBRESOURCES):
@@ -37,7 +37,7 @@ def parse(path: str) -> RequestInfo:
     else:
         namespace = None
     if len(rest) > 3:
-        raise errors.NotFound("the server could not find the requested resource")
+        raise errors.no_such_resource()
     plural = rest[0]
     name = rest[1] if len(rest) > 1 else None
     subresource = rest[2] if len(rest) > 2 else None

@@ -281,7 +281,7 @@ class ApiServer:
     async def _create_token(self, namespace: str | None, name: str, body: object,
                             user: authn.UserInfo) -> tuple[dict, list[str]]:
         if self.token_issuer is None or not namespace:
-            raise errors.NotFound("the server could not find the requested resource")
+            raise errors.no_such_resource()
         # Admission sees the TokenRequest as upstream's does (NodeRestriction: a node mints only tokens
         # bound to its own pods, never an unbound credential for their accounts).
         request = tokenrequest.parse_request(body)
@@ -474,7 +474,7 @@ def create_app(config: ApiConfig) -> pipeline.Pipeline:
     async def group(request: Request) -> Response:
         name = request.path_params["group"]
         if name not in server.registry.group_versions():
-            raise errors.NotFound("the server could not find the requested resource")
+            raise errors.no_such_resource()
         return http.json_response(discovery.api_group(server.registry, name))
 
     async def group_version(request: Request) -> Response:
@@ -483,7 +483,7 @@ def create_app(config: ApiConfig) -> pipeline.Pipeline:
             raise errors.MethodNotAllowed("the server does not allow this method on the requested resource")
         info = routing.parse(request.scope["path"])
         if info.plural is not None or info.version not in server.registry.group_versions().get(info.group, []):
-            raise errors.NotFound("the server could not find the requested resource")
+            raise errors.no_such_resource()
         return http.json_response(discovery.api_resource_list(server.registry, info.group, info.version))
 
     async def metrics(request: Request) -> Response:
@@ -495,7 +495,7 @@ def create_app(config: ApiConfig) -> pipeline.Pipeline:
     async def openapi_document(request: Request) -> Response:
         group, version = openapi.parse_gv_path(request.path_params["path"])
         if version not in server.registry.group_versions().get(group, []):
-            raise errors.NotFound("the server could not find the requested resource")
+            raise errors.no_such_resource()
         return http.json_response(openapi.openapi_document(server.registry, group, version))
 
     async def openapi_v2(request: Request) -> Response:

@@ -46,13 +46,22 @@ class ApiError(Exception):
             "reason": self.reason,
             "code": self.code,
         }
-        if self.details:
+        if self.details is not None:  # {} included: clients read fields of it (kubectl's debug does)
             status["details"] = self.details
         return status
 
 
 def _qualified(resource: str, group: str) -> str:
     return f"{resource}.{group}" if group else resource
+
+
+NO_SUCH_RESOURCE = "the server could not find the requested resource"
+
+
+def no_such_resource() -> NotFound:
+    """A path the server does not serve, as kube-apiserver's NotFound handler words it: with empty
+    `details` (clients read `details.name` of any 404; kubectl debug panicked without it)."""
+    return NotFound(NO_SUCH_RESOURCE, details={})
 
 
 def _details(resource: str, name: str, group: str) -> dict[str, Any]:

@@ -72,6 +72,8 @@ def test_unknown_kinds_and_paths(client: httpx.Client, ns: str) -> None:
     assert_status(client.get("/apis/apps/v9/deployments"), 404, "NotFound")
     assert_status(client.get("/apis/nope.example.com"), 404, "NotFound")
     assert_status(client.get(cm_path(ns, "x") + "/bogus"), 404, "NotFound")
+    # as kube-apiserver's: empty details, present (kubectl 1.32's debug reads details.name of a 404)
+    assert client.get(cm_path(ns, "x") + "/bogus").json()["details"] == {}
     wrong_kind = client.post(cm_path(ns), json={"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x"}})
     assert_status(wrong_kind, 400, "BadRequest")
     _nothing_stored(client, ns)
