@@ -218,7 +218,7 @@ def sync_now(name: str, namespace: str | None, wait: bool, timeout: float) -> No
     source_ns = ref.get("namespace") or ns
     from reconcile.gitops import syncs
 
-    requested = syncs.now()
+    requested = syncs.requested_at()
     patch = {"metadata": {"annotations": {REQUESTED_AT: requested}}}
     deadline = time.monotonic() + timeout
     session.client.patch(API_VERSION, "gitrepositories", ref.get("name", ""), patch, namespace=source_ns)

@@ -100,7 +100,8 @@ class Ref:
 @dataclasses.dataclass(frozen=True)
 class Credentials:
     """From spec.secretRef's Secret: `username`+`password` (basic auth) or `bearerToken` over HTTP(S);
-    `identity` (an SSH private key) and `known_hosts` (the server's host keys) over ssh://."""
+    `identity` (an SSH private key), `known_hosts` (the server's host keys) and, for an encrypted
+    identity, `password` (its passphrase) over ssh://."""
 
     username: str | None = None
     password: str | None = dataclasses.field(default=None, repr=False)
@@ -318,19 +319,26 @@ class StrictSSHVendor(dulwich_client.SSHVendor):
 
 
 def _ssh_client(location: str, username: str | None, credentials: Credentials, config: ConfigDict,
-                timeout: float | None) -> tuple[dulwich_client.SSHGitClient, str, ssh.KeyMaterial]:
-    """dulwich's SSH client for `location`, with the Secret's key material written for this fetch."""
+                timeout: float | None, secrets: list[str | None]
+                ) -> tuple[dulwich_client.SSHGitClient, str, ssh.KeyMaterial]:
+    """dulwich's SSH client for `location`, with the Secret's key material written for this fetch.
+
+    A passphrase-protected identity is decrypted with `credentials.password` first (in memory); the
+    decrypted key's lines join `secrets`, so no message can show them either."""
     if not credentials.identity:
         raise GitError("an ssh:// URL needs spec.secretRef naming a Secret with the keys identity and known_hosts")
     if not credentials.known_hosts:
         raise GitError("an ssh:// URL needs the key known_hosts in the Secret (host keys are never trusted "
                        "on first use)")
-    if credentials.password:
-        raise GitError("the Secret's identity has a password (passphrase): encrypted keys are not supported, "
-                       "store the key unencrypted in the Secret")
+    try:
+        identity = ssh.decrypt_identity(credentials.identity, credentials.password)
+    except ssh.IdentityError as exc:
+        raise GitError(f"the Secret's key material: {exc}") from None
+    if identity != credentials.identity:
+        secrets.extend(Credentials(identity=identity).secrets())
     parts = urllib.parse.urlsplit(location)
     host = parts.hostname or ""
-    material = ssh.KeyMaterial(credentials.identity, credentials.known_hosts)
+    material = ssh.KeyMaterial(identity, credentials.known_hosts)
     try:
         vendor = StrictSSHVendor(material, connect_timeout=timeout)
         # ssh_command given (never None), so dulwich does not look up core.sshCommand in any config
@@ -389,7 +397,7 @@ def fetch(url: str, ref: Ref, cache_root: Path, *, credentials: Credentials | No
                                                        location, credentials.bearer_token)
         if location.startswith("ssh://"):
             client, path, material = _ssh_client(location, url_user or credentials.username, credentials, config,
-                                                 timeout)
+                                                 timeout, secrets)
         else:
             client, path = dulwich_client.get_transport_and_path(location, config=config, quiet=True, **kwargs)
         target = _open_cache(cache)

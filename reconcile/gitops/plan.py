@@ -169,6 +169,33 @@ def conflict(live: dict[str, Any] | None, sync: tuple[str, str]) -> str | None:
     return None
 
 
+def _without_write_times(obj: dict[str, Any]) -> dict[str, Any]:
+    """`obj` with each managedFields entry's `time` left out (a no-op apply may restamp it)."""
+    meta = obj.get("metadata") or {}
+    managed = meta.get("managedFields")
+    if not isinstance(managed, list):
+        return obj
+    entries = [{k: v for k, v in e.items() if k != "time"} if isinstance(e, dict) else e for e in managed]
+    return {**obj, "metadata": {**meta, "managedFields": entries}}
+
+
+def apply_is_noop(live: dict[str, Any] | None, dry_run: Any) -> bool:
+    """Whether the server-side dry run of an apply proves the apply itself would change nothing.
+
+    It does when the dry run's answer is the live object itself: computed on that very object (the
+    same resourceVersion, so no write came between the read and the dry run) and equal to it in
+    every field, field ownership (managedFields) included, only their timestamps aside. Then the
+    apply would store nothing, and skipping it changes nothing either; an answer that differs in
+    anything (a hand edit to revert, a field another manager holds) is applied as before.
+    """
+    if not isinstance(live, dict) or not isinstance(dry_run, dict):
+        return False
+    version = (live.get("metadata") or {}).get("resourceVersion")
+    if not version or version != (dry_run.get("metadata") or {}).get("resourceVersion"):
+        return False
+    return _without_write_times(live) == _without_write_times(dry_run)
+
+
 # --- health (kstatus-style) ------------------------------------------------------------------
 
 

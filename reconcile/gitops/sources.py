@@ -33,7 +33,7 @@ from reconcile.engine import clock as clock_mod
 from reconcile.engine import controller as controller_mod
 from reconcile.engine import events as events_mod
 from reconcile.engine import metrics as metrics_mod
-from reconcile.gitops import git
+from reconcile.gitops import git, ssh
 from reconcile.gitops.artifacts import Artifact, ArtifactStore
 
 log = logging.getLogger(__name__)
@@ -242,7 +242,9 @@ class GitRepositoryReconciler:
 
     async def _credentials(self, namespace: str, secret_ref: Any, location: str) -> git.Credentials | None:
         """The Secret's keys as Flux reads them: username/password or bearerToken over HTTP(S); identity
-        and known_hosts (both required: no trust on first use) over ssh:// (identity.pub is not needed)."""
+        and known_hosts (both required: no trust on first use) over ssh://, with password when the
+        identity is passphrase-protected (identity.pub is not needed). Over ssh:// the identity comes
+        back decrypted, without the password."""
         over_ssh = location.startswith("ssh://")
         if not secret_ref:
             if over_ssh:
@@ -274,10 +276,11 @@ class GitRepositoryReconciler:
             if not credentials.known_hosts:
                 raise _AuthError(f"secret \"{name}\": an ssh:// URL needs the key known_hosts (the server's host "
                                  "keys: they are never trusted on first use)")
-            if credentials.password:
-                raise _AuthError(f"secret \"{name}\": a passphrase-protected identity (key password) is not "
-                                 "supported: store the key unencrypted")
-            return credentials
+            try:  # decrypted here, once per fetch: a wrong or missing password is an authentication failure
+                identity = ssh.decrypt_identity(credentials.identity, credentials.password)
+            except ssh.IdentityError as exc:
+                raise _AuthError(f"secret \"{name}\": {exc}") from None
+            return dataclasses.replace(credentials, identity=identity, password=None)
         if not (credentials.username and credentials.password) and not credentials.bearer_token:
             raise _AuthError(f"secret \"{name}\": needs the keys username and password, or bearerToken")
         return credentials

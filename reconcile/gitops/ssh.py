@@ -12,7 +12,10 @@ a URL someone else wrote:
 - only the Secret's key is offered (`IdentitiesOnly`, no agent), never a password or a prompt
   (`BatchMode`), and no forwarding of any kind;
 - the key and known_hosts are written 0600 into a private 0700 folder for one fetch and removed
-  after it; `ssh` gets a minimal environment (PATH only).
+  after it; `ssh` gets a minimal environment (PATH only);
+- a passphrase-protected identity (Flux's Secret key `password`) is decrypted here, in memory, by
+  `cryptography`: `ssh` never sees the passphrase (BatchMode has no prompt to give it to), and the
+  decrypted key exists on disk only as that 0600 file, for that one fetch.
 
 No `dulwich` here (git.py is its one seam): this module builds the command and explains `ssh`'s
 errors; git.py's SSH vendor runs it.
@@ -25,6 +28,9 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
+
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
 
 DEFAULT_USER = "git"  # Flux's (go-git's) user when the URL names none
 DEFAULT_PORT = 22
@@ -49,6 +55,60 @@ def _normalised(text: str) -> str:
     """The Secret's text with Unix line ends and a final newline (ssh refuses a key without one)."""
     text = text.replace("\r\n", "\n")
     return text if text.endswith("\n") else text + "\n"
+
+
+class IdentityError(ValueError):
+    """The Secret's identity and password do not make a usable key (the message names the Secret's
+    key at fault, `identity` or `password`, and never holds either's value)."""
+
+
+def _is_pem_key(data: bytes) -> bool:
+    return b"-----BEGIN " in data and b" PRIVATE KEY-----" in data and b"OPENSSH PRIVATE KEY" not in data
+
+
+def _load(data: bytes, password: bytes | None) -> object:
+    if _is_pem_key(data):
+        return serialization.load_pem_private_key(data, password)
+    return serialization.load_ssh_private_key(data, password)
+
+
+def decrypt_identity(identity: str, password: str | None) -> str:
+    """The identity `ssh` can read without a prompt: as given when it is not encrypted, else
+    decrypted with `password` (an OpenSSH key, or a PEM one in PKCS#1 or PKCS#8) and written back
+    as an unencrypted OpenSSH key. IdentityError when the key is encrypted and `password` is absent
+    or wrong, or `password` is set for a key that is not encrypted (as Flux, which refuses that too).
+
+    Without `password` a key cryptography cannot read is passed on as it is: `ssh` then says what
+    is wrong with it (see `explain`), as before passphrases were supported.
+    """
+    data = _normalised(identity).encode()
+    if not password:
+        try:
+            _load(data, None)
+        except TypeError:  # cryptography's word for "encrypted, and no password given"
+            raise IdentityError("the identity is encrypted (passphrase-protected): the Secret needs the key "
+                                "password") from None
+        except (ValueError, UnsupportedAlgorithm):
+            pass  # not a key cryptography reads: ssh judges it
+        return identity
+    try:
+        key = _load(data, password.encode())
+    except TypeError:  # a password for a key that has none
+        raise IdentityError("the key password is set, but the identity is not encrypted: remove password "
+                            "from the Secret or store the encrypted key") from None
+    except UnsupportedAlgorithm:
+        raise IdentityError("the identity is encrypted with a cipher or key derivation that is not "
+                            "supported") from None
+    except ValueError:
+        raise IdentityError("the key password does not decrypt the identity (a wrong password, or a key that "
+                            "is not an OpenSSH or PEM private key)") from None
+    try:
+        plain = key.private_bytes(serialization.Encoding.PEM,  # type: ignore[attr-defined]
+                                  serialization.PrivateFormat.OpenSSH, serialization.NoEncryption())
+    except (ValueError, TypeError, AttributeError, UnsupportedAlgorithm):
+        raise IdentityError("the identity's key type cannot be used over ssh:// (use ed25519, ECDSA or "
+                            "RSA)") from None
+    return plain.decode()
 
 
 class KeyMaterial:

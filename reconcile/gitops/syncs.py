@@ -11,9 +11,12 @@ and stop, as a process killed mid-apply would:
    server can judge now. A failure here applies nothing of the commit; the last good revision
    keeps running. Objects whose Namespace or CRD the same render creates are judged after stage 5
    (the server cannot judge them before), as Flux's staged apply does. The dry runs go
-   CONCURRENCY at a time; the first failure in apply order is the one reported.
+   CONCURRENCY at a time; the first failure in apply order is the one reported. A dry run whose
+   answer is the live object unchanged (`plan.apply_is_noop`) marks its target: its apply would
+   store nothing, so stage 5 does not send it.
 4. `record_inventory` (before any apply): the old inventory plus everything about to be applied,
-   so a process killed anywhere later still knows every object it may have created.
+   so a process killed anywhere later still knows every object it may have created (with the
+   Reconciling condition in the same write; the entries only when some are new).
 5. `apply`: server-side apply (create or update, a fixed field manager), Namespaces and CRDs first
    (waiting until a new CRD is served), then by sync wave; with `wait`, each wave is healthy
    before the next starts. Within a wave, neighbours of one kind are applied concurrently (see
@@ -21,7 +24,7 @@ and stop, as a process killed mid-apply would:
 6. `prune` deletes what left the render: only inventory entries whose live object still carries
    this Sync's owner labels, never one marked `gitops.reconcile.dev/prune: disabled`, in reverse
    order; then the inventory becomes exactly what was applied (so an object a failed prune left
-   stays listed, and is pruned by a later run).
+   stays listed, and is pruned by a later run), written with Ready (before the wait, with `wait`).
 7. `wait_healthy` (with `spec.wait`): kstatus health of every applied object within `spec.timeout`.
 
 Every stage is idempotent (apply by name, delete of the absent is a no-op), so running the whole
@@ -34,6 +37,7 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -101,6 +105,7 @@ class Target:
     resource: Any  # discovery.ApiResource, or None while its kind is a CRD of this render not yet served
     deferred: bool = False  # judged by dry run only after the first stage (its Namespace/CRD is new)
     recreate: bool = False  # `force` and the dry run said an immutable field changes: delete, then create
+    unchanged: bool = False  # its dry run proved the apply a no-op (plan.apply_is_noop): not sent again
 
     @property
     def entry(self) -> plan.Entry:
@@ -155,7 +160,30 @@ class Settings:
 
 
 def now() -> str:
+    """A condition timestamp: RFC 3339 in whole seconds, as Kubernetes writes lastTransitionTime."""
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+_last_requested_ns = 0
+_requested_lock = threading.Lock()
+
+
+def requested_at(clock: Callable[[], int] = time.time_ns) -> str:
+    """A fresh `gitops.reconcile.dev/requestedAt` value: RFC 3339 with nanoseconds (Flux writes
+    RFC3339Nano), fixed-width so later tokens also sort later.
+
+    The controllers treat a request as handled when status.lastHandled... equals the annotation, so
+    two requests must never share a value: a second-resolution stamp made two `sync` calls (or two
+    webhook pushes) in one second look already handled. Within this process each token is strictly
+    later than the one before, even if `clock` stands still or steps back.
+    """
+    global _last_requested_ns
+    with _requested_lock:
+        stamp = max(int(clock()), _last_requested_ns + 1)
+        _last_requested_ns = stamp
+    seconds, nanos = divmod(stamp, 1_000_000_000)
+    whole = datetime.datetime.fromtimestamp(seconds, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{whole}.{nanos:09d}Z"
 
 
 def conditions(old: list[Any], new: list[tuple[str, str, str, str]], generation: int) -> list[dict[str, Any]]:
@@ -400,9 +428,10 @@ async def _judge(apply_client: Any, target: Target, settings: Settings,
             raise SyncFailed(RECONCILIATION_FAILED, f"{target.where}: {target.ref} is {problem}; refused",
                              stalled=True)
         meta = target.obj["metadata"]
-        await apply_client.patch(target.resource.api_version, target.resource.plural, meta["name"], target.obj,
-                                 namespace=meta.get("namespace"), patch_type="apply",
-                                 field_manager=FIELD_MANAGER, force=True, dry_run=True)
+        answer = await apply_client.patch(target.resource.api_version, target.resource.plural, meta["name"],
+                                          target.obj, namespace=meta.get("namespace"), patch_type="apply",
+                                          field_manager=FIELD_MANAGER, force=True, dry_run=True)
+        target.unchanged = plan.apply_is_noop(live, answer)
     except errors.Invalid as exc:
         if settings.force and "immutable" in exc.message:
             target.recreate = True  # Flux's force: an immutable change is a delete and create
@@ -457,7 +486,11 @@ async def _recreate(apply_client: Any, target: Target, timeout: float = CRD_SERV
 
 
 async def apply_one(apply_client: Any, target: Target) -> None:
+    """Server-side apply of one target; none when its dry run proved it a no-op (most objects of
+    a typical commit, and every one of a self-heal interval without drift)."""
     meta = target.obj["metadata"]
+    if target.unchanged and not target.recreate:
+        return
     if target.recreate:
         await _recreate(apply_client, target)
     try:
@@ -592,13 +625,16 @@ async def sync_once(client: Any, store: artifacts.ArtifactStore, sync: dict[str,
             ("Reconciling", "True", PROGRESSING, f"Applying revision: {revision}"),
             ("Ready", "Unknown", PROGRESSING, "Reconciliation in progress")], settings.generation)
         new = [t.entry for t in targets]
-        await record_inventory(client, settings, [*old, *new],
-                               {"lastAttemptedRevision": revision, "conditions": progressing})
+        attempted = {"lastAttemptedRevision": revision, "conditions": progressing}
+        if set(new) <= set(old):  # the stored inventory already names every object: not written again
+            await write_status(client, settings, attempted)
+        else:
+            await record_inventory(client, settings, [*old, *new], attempted)
         deadline = clock() + settings.timeout
         await apply(applier, targets, settings, deadline=deadline)
         pruned = await prune(applier, old, new, settings) if settings.prune else []
-        await record_inventory(client, settings, new)  # after pruning: an object a prune failed on stays listed
-        if settings.wait:
+        if settings.wait:  # recorded before the wait (which may fail); else with the final status below
+            await record_inventory(client, settings, new)  # after pruning: an object a prune failed on stays
             await wait_healthy(applier, targets, deadline)
     except SyncFailed as failure:
         return await _report_failure(client, settings, old_conditions, revision, failure)
@@ -606,6 +642,8 @@ async def sync_once(client: Any, store: artifacts.ArtifactStore, sync: dict[str,
     status = {"observedGeneration": settings.generation, "lastAppliedRevision": revision,
               "lastAttemptedRevision": revision,
               "conditions": conditions(old_conditions, [("Ready", "True", SUCCEEDED, message)], settings.generation)}
+    if not settings.wait:  # one write: the inventory as pruned, and Ready
+        status["inventory"] = {"entries": [e.to_status() for e in dict.fromkeys(new)]}
     await write_status(client, settings, status)
     return Outcome(revision, True, SUCCEEDED, message, applied=new, pruned=pruned)
 

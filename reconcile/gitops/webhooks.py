@@ -139,7 +139,7 @@ def app(receivers: Receivers, client: aio.AsyncClient) -> Starlette:
         decision = receiver_mod.handle(request.method, dict(request.headers), bytes(body),
                                        receivers.find(request.url.path))
         if decision.trigger:
-            patch = receiver_mod.request_patch(syncs.now())
+            patch = receiver_mod.request_patch(syncs.requested_at())
             for namespace, name in decision.targets:
                 try:
                     await client.patch(API_VERSION, sources.PLURAL, name, patch, namespace=namespace)

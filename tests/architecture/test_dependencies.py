@@ -45,8 +45,9 @@ SEAMS: dict[str, tuple[str, ...]] = {
     "click": ("cli/",),
     "rich": ("cli/",),
     "pytest": ("testing.py",),  # the test kit is a pytest plugin
-    # keys, certificates, CSRs, client verification; encryption at rest (AES-GCM, AES-CBC)
-    "cryptography": ("pki/certs.py", "store/encryption.py"),
+    # keys, certificates, CSRs, client verification; encryption at rest (AES-GCM, AES-CBC);
+    # passphrase-protected SSH identities of GitRepository sources decrypted in memory
+    "cryptography": ("pki/certs.py", "store/encryption.py", "gitops/ssh.py"),
     "jwt": ("api/jwts.py",),  # PyJWT: ServiceAccount tokens signed and verified
     "dns": ("dns/wire.py",),  # dnspython: cluster DNS messages parsed, built and forwarded
     "dulwich": ("gitops/git.py",),  # Git fetched and trees read object by object (GitRepository sources)

@@ -27,6 +27,16 @@ def keygen(path: Path, comment: str = "test") -> tuple[str, str]:
     return path.read_text(), Path(f"{path}.pub").read_text().strip()
 
 
+def encrypted(identity: str, path: Path, passphrase: str) -> str:
+    """`identity` (an unencrypted private key) re-encrypted by `ssh-keygen -p` with `passphrase`, as a
+    user protects a deploy key; written 0600 at `path`, returned as text."""
+    path.write_text(identity)
+    path.chmod(0o600)
+    subprocess.run(["ssh-keygen", "-q", "-p", "-P", "", "-N", passphrase, "-f", str(path)], check=True,
+                   capture_output=True)
+    return path.read_text()
+
+
 @dataclasses.dataclass
 class SSHServer:
     port: int

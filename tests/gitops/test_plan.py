@@ -135,3 +135,22 @@ def test_same_kind_runs_split_at_each_change_of_kind() -> None:
     objects = [obj("ConfigMap", "a"), obj("ConfigMap", "b"), obj("Deployment", "d"), obj("ConfigMap", "c")]
     runs = plan.same_kind_runs(objects, lambda o: o)
     assert [[o["metadata"]["name"] for o in run] for run in runs] == [["a", "b"], ["d"], ["c"]]
+
+
+def test_an_apply_is_a_noop_only_when_its_dry_run_answers_the_live_object_itself() -> None:
+    live = {"apiVersion": "v1", "kind": "ConfigMap", "data": {"k": "1"},
+            "metadata": {"name": "c", "resourceVersion": "7", "managedFields": [
+                {"manager": "gitops-controller", "operation": "Apply", "time": "2026-01-01T00:00:00Z",
+                 "fieldsV1": {"f:data": {"f:k": {}}}}]}}
+    restamped = {**live, "metadata": {**live["metadata"], "managedFields": [
+        {**live["metadata"]["managedFields"][0], "time": "2026-01-02T00:00:00Z"}]}}
+    assert plan.apply_is_noop(live, live) and plan.apply_is_noop(live, restamped)
+    assert not plan.apply_is_noop(live, {**live, "data": {"k": "2"}})  # a change (or drift to revert)
+    assert not plan.apply_is_noop(None, live) and not plan.apply_is_noop(live, None)  # a create; no answer
+    other_version = {**live, "metadata": {**live["metadata"], "resourceVersion": "8"}}
+    assert not plan.apply_is_noop(live, other_version)  # judged on another write than the one read
+    no_version = {**live, "metadata": {k: v for k, v in live["metadata"].items() if k != "resourceVersion"}}
+    assert not plan.apply_is_noop(no_version, no_version)
+    taken = {**live, "metadata": {**live["metadata"], "managedFields": [
+        {**live["metadata"]["managedFields"][0], "manager": "kubectl-edit", "operation": "Update"}]}}
+    assert not plan.apply_is_noop(taken, live)  # the same values, but the apply takes the fields back

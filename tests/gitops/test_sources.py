@@ -358,6 +358,48 @@ async def test_secret_ref_identity_and_known_hosts_over_ssh(ac: Any, ns: str, st
     assert key_lines and not any(line in shown for line in key_lines)
 
 
+async def test_a_passphrase_protected_identity_with_the_key_password_over_ssh(
+        ac: Any, ns: str, store: ArtifactStore, tmp_path: Path, ssh_server: sshd.SSHServer) -> None:
+    """Flux's SSH Secret with `password`, the identity's passphrase, against the real sshd: a missing
+    or wrong password is Ready=False/AuthenticationFailed naming the key password (no ssh run, no
+    value shown); the right one fetches. Neither the passphrase nor any key line reaches status or Events."""
+    src = gitrepos.init(tmp_path / "src", {"app/cm.yaml": CM.format("locked")})
+    head = gitrepos.git(src, "rev-parse", "HEAD")
+    await _create(ac, ns, _repo_object("locked", ssh_server.url(src), secretRef={"name": "deploy-key"}))
+    recorder = events.EventRecorder(ac, component="gitrepository-test")
+    reconciler = sources.GitRepositoryReconciler(ac, store, tmp_path / "cache", recorder=recorder)
+    b64 = lambda s: base64.b64encode(s.encode()).decode()  # noqa: E731
+    passphrase = "s3cret-deploy-passphrase"
+    locked = sshd.encrypted(ssh_server.identity, tmp_path / "locked", passphrase)
+    await ac.create("v1", "secrets", {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "deploy-key"},
+                                      "data": {"identity": b64(locked), "known_hosts": b64(ssh_server.known_hosts)}},
+                    namespace=ns)
+    steps = [(None, 'secret "deploy-key": the identity is encrypted (passphrase-protected): the Secret needs the '
+                    'key password'),
+             ("wrong-passphrase-xyz", 'secret "deploy-key": the key password does not decrypt the identity')]
+    for i, (password, message) in enumerate(steps):
+        if password is not None:
+            await ac.patch("v1", "secrets", "deploy-key", {"data": {"password": b64(password)}}, namespace=ns)
+        await _request(ac, ns, "locked", str(i))
+        await reconciler.reconcile((ns, "locked"))
+        ready = _condition(await _get(ac, ns, "locked"), "Ready")
+        assert (ready["status"], ready["reason"]) == ("False", "AuthenticationFailed"), (i, ready)
+        assert ready["message"].startswith(message)
+    await ac.patch("v1", "secrets", "deploy-key", {"data": {"password": b64(passphrase)}}, namespace=ns)
+    await _request(ac, ns, "locked", "ok")
+    await reconciler.reconcile((ns, "locked"))
+    obj = await _get(ac, ns, "locked")
+    assert _condition(obj, "Ready")["status"] == "True", _condition(obj, "Ready")
+    artifact = Artifact.from_status(obj["status"])
+    assert artifact.revision == f"main@sha1:{head}"
+    assert (store.directory(artifact) / "app" / "cm.yaml").read_text() == CM.format("locked")
+    listed = (await ac.list("v1", "events", namespace=ns))["items"]
+    shown = str(obj) + str([e.get("message") for e in listed])
+    key_lines = [line for key in (locked, ssh_server.identity) for line in key.splitlines() if len(line) > 20]
+    assert key_lines and not any(line in shown for line in key_lines)
+    assert passphrase not in shown and "wrong-passphrase-xyz" not in shown
+
+
 async def test_local_urls_are_refused_unless_the_operator_allows_them(ac: Any, ns: str, store: ArtifactStore,
                                                                        tmp_path: Path) -> None:
     src = gitrepos.init(tmp_path / "src", {"a.yaml": "1"})

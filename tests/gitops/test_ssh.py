@@ -14,6 +14,8 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from reconcile.gitops import git, ssh
 from tests.gitops import gitrepos, sshd
@@ -106,6 +108,67 @@ def test_a_wrong_identity_fails_and_no_key_reaches_the_message(ssh_server: SSHSe
         git.fetch(url, git.Ref(branch="main"), tmp_path / "c2",
                   credentials=_creds(ssh_server, identity="-----BEGIN OPENSSH PRIVATE KEY-----\nbm90IGEga2V5\n"))
     assert "bm90IGEga2V5" not in str(caught.value) and "reconcile-ssh-" not in str(caught.value)
+
+
+def test_an_encrypted_identity_is_decrypted_with_its_password_and_never_left_behind(
+        ssh_server: SSHServer, served: tuple[str, str], tmp_path: Path, private_tmp: Path) -> None:
+    """Flux's `password` key: the passphrase of the identity. The fetch authenticates with the key
+    it decrypts; no decrypted key, passphrase or temp file is left, and ssh never got a prompt."""
+    url, head = served
+    passphrase = "correct horse 7-battery"
+    locked = sshd.encrypted(ssh_server.identity, tmp_path / "locked", passphrase)
+    with pytest.raises(TypeError, match="password-protected"):  # really encrypted: unreadable without it
+        serialization.load_ssh_private_key(locked.encode(), None)
+    fetched = git.fetch(url, git.Ref(branch="main"), tmp_path / "cache",
+                        credentials=_creds(ssh_server, identity=locked, password=passphrase))
+    assert fetched.revision == f"main@sha1:{head}"
+    assert list(private_tmp.iterdir()) == []
+
+
+def test_a_wrong_or_missing_password_names_the_key_and_never_shows_it(
+        ssh_server: SSHServer, served: tuple[str, str], tmp_path: Path, probe: Path) -> None:
+    """Refused before any `ssh` runs (the probe sees nothing), naming `password`, without its value."""
+    url, _ = served
+    locked = sshd.encrypted(ssh_server.identity, tmp_path / "locked", "the-right-one")
+    for password, message in ((None, "the identity is encrypted (passphrase-protected): the Secret needs the "
+                                     "key password"),
+                              ("hunter2-wrong", "the key password does not decrypt the identity")):
+        with pytest.raises(git.GitError) as caught:
+            git.fetch(url, git.Ref(branch="main"), tmp_path / "cache",
+                      credentials=_creds(ssh_server, identity=locked, **({"password": password} if password else {})))
+        text = str(caught.value)
+        assert message in text and text.startswith(f"ssh://127.0.0.1:{ssh_server.port}")
+        assert "hunter2-wrong" not in text and "the-right-one" not in text
+    with pytest.raises(git.GitError, match="the key password is set, but the identity is not encrypted"):
+        git.fetch(url, git.Ref(branch="main"), tmp_path / "cache",
+                  credentials=_creds(ssh_server, password="not-needed"))
+    assert not probe.exists()
+
+
+def test_decrypt_identity_reads_pem_keys_too_and_passes_plain_keys_through() -> None:
+    """PKCS#1 (`BEGIN RSA PRIVATE KEY` with a DEK-Info header) and PKCS#8 (`BEGIN ENCRYPTED
+    PRIVATE KEY`) encrypted keys decrypt to the same key as OpenSSH text; an unencrypted key, or text
+    that is no key at all (ssh reports it), comes back unchanged when no password is set."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    for format_ in (serialization.PrivateFormat.TraditionalOpenSSL, serialization.PrivateFormat.PKCS8):
+        locked = key.private_bytes(serialization.Encoding.PEM, format_,
+                                   serialization.BestAvailableEncryption(b"pem-pass")).decode()
+        assert "ENCRYPTED" in locked
+        plain = ssh.decrypt_identity(locked, "pem-pass")
+        assert plain.startswith("-----BEGIN OPENSSH PRIVATE KEY-----")
+        loaded = serialization.load_ssh_private_key(plain.encode(), None)
+        assert loaded.public_key().public_bytes(serialization.Encoding.OpenSSH,  # type: ignore[union-attr]
+                                                serialization.PublicFormat.OpenSSH) == public
+        with pytest.raises(ssh.IdentityError, match="needs the key password"):
+            ssh.decrypt_identity(locked, None)
+        with pytest.raises(ssh.IdentityError, match="does not decrypt") as caught:
+            ssh.decrypt_identity(locked, "pem-wrong")
+        assert "pem-wrong" not in str(caught.value)
+    unencrypted = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                    serialization.NoEncryption()).decode()
+    assert ssh.decrypt_identity(unencrypted, None) == unencrypted
+    assert ssh.decrypt_identity("not a key", None) == "not a key"
 
 
 @pytest.mark.parametrize("url, message", [

@@ -349,6 +349,48 @@ async def test_many_objects_of_one_kind_are_checked_with_one_list_and_conflicts_
     assert (await ac.get("v1", "configmaps", "c07", namespace=ns))["data"] == {"k": "1"}
 
 
+class _CountingApplies:
+    """The real client, noting the name of each apply it sends (dry runs not counted)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.applied: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+    async def patch(self, api_version: str, plural: str, name: str, body: Any, **options: Any) -> Any:
+        if options.get("patch_type") == "apply" and not options.get("dry_run"):
+            self.applied.append(name)
+        return await self.client.patch(api_version, plural, name, body, **options)
+
+
+async def test_only_what_the_dry_runs_show_changing_is_applied_and_drift_is_still_reverted(
+        ac: Any, store: artifacts.ArtifactStore) -> None:
+    """Every object is still dry-run, but an apply the dry run proves a no-op is not sent: a commit
+    changing one file of twenty applies one object; a hand edit is drift and is put back; a run with
+    nothing changed applies nothing and stays Ready with the whole inventory."""
+    files = {f"cm{i:02}.yaml": s.configmap(f"c{i:02}", {"k": "1"}) for i in range(20)}
+    ns, _ = await _setup(ac, store, files)
+    counting = _CountingApplies(ac)
+    assert (await _run(ac, store, ns, apply_client=counting)).ready
+    assert sorted(counting.applied) == [f"c{i:02}" for i in range(20)]
+    await _revise(ac, store, ns, {**files, "cm03.yaml": s.configmap("c03", {"k": "2"})})
+    counting.applied.clear()
+    outcome = await _run(ac, store, ns, apply_client=counting)
+    assert outcome.ready and counting.applied == ["c03"]
+    assert (await ac.get("v1", "configmaps", "c03", namespace=ns))["data"] == {"k": "2"}
+    await ac.patch("v1", "configmaps", "c05", {"data": {"k": "by hand"}}, namespace=ns, field_manager="kubectl-edit")
+    counting.applied.clear()
+    outcome = await _run(ac, store, ns, apply_client=counting)
+    assert outcome.ready and counting.applied == ["c05"]
+    assert (await ac.get("v1", "configmaps", "c05", namespace=ns))["data"] == {"k": "1"}
+    counting.applied.clear()
+    outcome = await _run(ac, store, ns, apply_client=counting)
+    assert outcome.ready and counting.applied == []
+    assert len(s.inventory(await s.get_sync(ac, ns, "app"))) == 20
+
+
 DEPLOYMENT = """apiVersion: apps/v1
 kind: Deployment
 metadata: {name: web}
