@@ -39,6 +39,7 @@ INLINE_PROTOBUF_BYTES = protobodies.INLINE_MAX_BYTES  # larger protobuf goes to 
 MAX_YAML_BYTES = 1024 * 1024
 WORKERS = 2
 DEADLINE_SECONDS = 2.0
+WORKER_START_SECONDS = 60.0  # the workers' first start (a fresh interpreter each), apart from any deadline
 MAX_QUEUED = 64  # large bodies being decoded or waiting; beyond, 429 (the pool is a shared resource)
 
 
@@ -90,7 +91,9 @@ class BodyDecoder:
         self.workers = workers
         self.deadline = deadline
         self.limits = limits
+        # Invariant: when set, every worker of the pool has started (spawned, imported, answered once)
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+        self._starting: asyncio.Lock | None = None
         self._queued = 0
 
     async def decode(self, body: bytes, content_type: str, *, what: str = "object", strict: bool = False) -> Any:
@@ -134,7 +137,7 @@ class BodyDecoder:
                                          details={"retryAfterSeconds": 1})
         self._queued += 1
         try:
-            pool = self._ensure_pool()
+            pool = await self._started_pool()
             future = asyncio.get_running_loop().run_in_executor(pool, work, *args)
             try:
                 return await asyncio.wait_for(future, self.deadline)
@@ -147,13 +150,30 @@ class BodyDecoder:
         finally:
             self._queued -= 1
 
-    def _ensure_pool(self) -> concurrent.futures.ProcessPoolExecutor:
-        if self._pool is None:
-            # spawn: workers are fresh interpreters (never forks of this threaded, event-looped one) and
-            # children of this process, so they can be tied to its life (see `_worker_start`).
-            context = multiprocessing.get_context("spawn")
-            self._pool = concurrent.futures.ProcessPoolExecutor(self.workers, mp_context=context,
-                                                                initializer=_worker_start, initargs=(os.getpid(),))
+    async def _started_pool(self) -> concurrent.futures.ProcessPoolExecutor:
+        """The pool, its workers started first: a body's deadline is the time to decode it (and to
+        wait for a free worker), never the interpreters' start, which on a busy machine alone took
+        longer than the deadline and refused the first large body of a healthy client."""
+        if self._pool is not None:
+            return self._pool
+        if self._starting is None:
+            self._starting = asyncio.Lock()
+        async with self._starting:
+            if self._pool is None:
+                # spawn: workers are fresh interpreters (never forks of this threaded, event-looped one)
+                # and children of this process, so they can be tied to its life (see `_worker_start`).
+                context = multiprocessing.get_context("spawn")
+                pool = concurrent.futures.ProcessPoolExecutor(self.workers, mp_context=context,
+                                                              initializer=_worker_start, initargs=(os.getpid(),))
+                loop = asyncio.get_running_loop()
+                try:
+                    await asyncio.wait_for(asyncio.gather(*(loop.run_in_executor(pool, _started)
+                                                            for _ in range(self.workers))), WORKER_START_SECONDS)
+                except (TimeoutError, concurrent.futures.process.BrokenProcessPool):
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    raise errors.ServiceUnavailable("the request body decoder is starting; try again",
+                                                    details={"retryAfterSeconds": 1}) from None
+                self._pool = pool
         return self._pool
 
     async def close(self) -> None:
@@ -181,6 +201,11 @@ def _exit_with(server_pid: int) -> None:
         threading.Event().wait(1.0)
         if os.getppid() != server_pid:
             os._exit(0)
+
+
+def _started() -> bool:
+    """A no-op a worker answers once it runs (the pool's start is waited for apart from any body)."""
+    return True
 
 
 def _decode_in_worker(body: bytes, fmt: str, strict: bool, limits: decoding.Limits) -> Any:
