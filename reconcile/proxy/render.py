@@ -19,10 +19,10 @@ Per Service port, as upstream: `service-ips`/`service-nodeports` verdict maps (o
 packet, whatever the number of Services). Then, for programming speed (bench/services.py), not
 a chain per Service but a chain per endpoint count K shared by every Service with K endpoints:
 `pick-K` (to a cluster IP; marks off-cluster sources for masquerading) DNATs to element
-`ip . proto . port . (numgen random mod K)` of the map `cluster-endpoints`; `nodeport-pick-K`
-(masquerades), and for `externalTrafficPolicy: Local` a small `external-` chain per Service
-leading to `nodeport-direct-K` / `nodeport-local-K`, look up `proto . nodePort . n` in
-`nodeport-endpoints` / `nodeport-local-endpoints`. nft and the kernel pay per chain and per rule
+`ip . port . (numgen random mod K)` of the port's protocol's map (`cluster-endpoints-tcp`, ...);
+`nodeport-pick-K` (masquerades), and for `externalTrafficPolicy: Local` a small `external-` chain
+per Service leading to `nodeport-direct-K` / `nodeport-local-K`, look up `nodePort . n` in
+`nodeport-endpoints-<proto>` / `nodeport-local-endpoints-<proto>`. nft and the kernel pay per chain and per rule
 that binds a set (an inline vmap or a named map in each of 10,000 chains is quadratic), while
 map elements are cheap. Services with session affinity keep upstream's shape: `service-` (and
 `local-`, `external-`) chains that choose by `numgen random mod K == 0` rules and an `endpoint-`
