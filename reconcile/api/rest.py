@@ -256,10 +256,11 @@ class Rest:
             causes = strategy.validate(resource, candidate)
             if causes:
                 raise strategy_base.invalid(resource, candidate, causes)
-            if dry_run:
+            reservation = await strategy.reserve(resource, None, candidate)
+            if dry_run:  # what a create would be given (a Service's cluster IP, node ports), then let go
+                await reservation.revert()
                 return WriteResult(candidate, warnings, created=True)
             key = self.key(resource, namespace, candidate["metadata"]["name"])
-            reservation = await strategy.reserve(resource, None, candidate)
             try:
                 revision = await self.store.create(key, encode(candidate))
             except errors.KeyExists:
@@ -464,9 +465,11 @@ class Rest:
         new, warnings = await self._next_state(attempt, old, attempt.mutate(copy.deepcopy(old)))
         if objectmeta.same_object(old, new) and not stale:
             return WriteResult(old, warnings) if trusted else None
-        if attempt.dry_run:
-            return WriteResult(new, warnings)
         strategy = self.strategy(resource)
+        if attempt.dry_run:  # as a create's: what the update would be given, then let go
+            if not new["metadata"].get("deletionTimestamp"):
+                await (await strategy.reserve(resource, old, new)).revert()
+            return WriteResult(new, warnings)
         try:
             if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
                 await strategy.before_delete(new)

@@ -306,3 +306,18 @@ def test_dry_run_holds_nothing(client: api.Client, ns: str) -> None:
     client.create("v1", "services", service("dry", clusterIP="10.96.0.51"), namespace=ns, dry_run=True)
     real = client.create("v1", "services", service("real", clusterIP="10.96.0.51"), namespace=ns)
     assert real["spec"]["clusterIP"] == "10.96.0.51"
+
+
+def test_a_dry_run_is_given_what_a_create_would_get_and_refused_what_it_would_be(client: api.Client, ns: str) -> None:
+    """As upstream's dry-run allocators: a cluster IP and node ports filled in (kubectl diff and
+    `create --dry-run=server` show them), a taken one refused, and nothing kept."""
+    dry = client.create("v1", "services", service("dry-np", kind="NodePort", ports=[{"port": 80}]), namespace=ns,
+                        dry_run=True)
+    ip, node_port = dry["spec"]["clusterIP"], dry["spec"]["ports"][0]["nodePort"]
+    assert ip and dry["spec"]["clusterIPs"] == [ip] and 30000 <= node_port <= 32767
+    kept = client.create("v1", "services", service("holds", kind="NodePort", clusterIP=ip,
+                                                   ports=[{"port": 80, "nodePort": node_port}]), namespace=ns)
+    assert kept["spec"]["clusterIP"] == ip, "the dry run kept nothing"
+    with pytest.raises(errors.Invalid, match="provided port is already allocated"):
+        client.create("v1", "services", service("taken", kind="NodePort", ports=[{"port": 80, "nodePort": node_port}]),
+                      namespace=ns, dry_run=True)

@@ -77,7 +77,8 @@ class Strategy:
     async def reserve(self, resource: registry.Resource, old: dict[str, Any] | None,
                       new: dict[str, Any]) -> Reservation:
         """Claims a write needs besides its own key, made after validation and before the store write
-        (not on dry runs); `old` is None on a create. May fill `new` (an allocated address)."""
+        (on a dry run too, then reverted, as upstream's dry-run allocators fill in without keeping);
+        `old` is None on a create. May fill `new` (an allocated address)."""
         return NO_RESERVATION
 
     async def after_write(self, obj: dict[str, Any]) -> None:
