@@ -172,13 +172,13 @@ def envelope(body: bytes) -> tuple[str, str, bytes]:
     try:
         for number, value in protowire.fields(body[4:]):
             if number == 1:
-                for inner, part in protowire.fields(protowire.message(value)):
+                for inner, part in protowire.fields(protowire.message_bytes(value)):
                     if inner == 1:
                         api_version = protowire.text(part)
                     elif inner == 2:
                         kind = protowire.text(part)
             elif number == 2:
-                raw = protowire.message(value)
+                raw = protowire.message_bytes(value)
     except protowire.WireError as exc:
         raise _bad("object", str(exc)) from None
     if not api_version or not kind:

@@ -235,10 +235,8 @@ def _repeated_scalar(kind: str, wire: int, value: int | bytes, budget: _Budget, 
         return [_scalar(kind, wire, value, path)]
     assert isinstance(value, bytes)
     found = []
-    at = 0
-    while at < len(value):
+    for number in protowire.packed_varints(value):
         budget.spend(path)
-        number, at = protowire.varint(value, at)
         found.append(_scalar(kind, protowire.VARINT, number, path))
     return found
 

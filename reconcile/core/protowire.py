@@ -1,73 +1,81 @@
-"""The protobuf wire format, read: just enough for the few Kubernetes protobuf bodies the API server
-must accept (kubectl 1.32 sends some requests in protobuf and does not fall back to JSON on 415).
+"""The protobuf wire format, read by the `protobuf` package: the seam to Google's parser for the few
+Kubernetes protobuf bodies the API server must accept (kubectl 1.32 sends some requests in
+protobuf and does not fall back to JSON on 415).
 
-`fields` splits a message into (number, value) pairs: varints as int, length-delimited fields as
-bytes (strings and nested messages alike: the caller knows which is which from the .proto), fixed
-32/64-bit fields as int. It is pure, bounded by its input, and raises `WireError` on anything
-truncated or malformed, so hostile bytes end as a 400, never as an exception elsewhere.
+`iter_fields` splits a message into (number, wire type, value) triples: varints as int,
+length-delimited fields as bytes (strings and nested messages alike: the caller knows which is
+which from the .proto), fixed 32/64-bit fields as int. The bytes are parsed by protobuf's own
+parser (upb, in C) into a message with no declared fields, whose unknown fields are then exactly
+the wire's fields; our tables (`protomessages`) give them their meaning. Anything truncated or
+malformed raises `WireError`, so hostile bytes end as a 400, never as an exception elsewhere.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
+from google.protobuf import (
+    descriptor_pb2,
+    descriptor_pool,
+    empty_pb2,
+    message,
+    message_factory,
+    unknown_fields,
+    wrappers_pb2,
+)
+
 VARINT, I64, LEN, I32 = 0, 1, 2, 5
-MAX_VARINT_BYTES = 10
+_START_GROUP, _END_GROUP = 3, 4
 
 
 class WireError(ValueError):
     """The bytes are not a well-formed protobuf message."""
 
 
-def _varint(data: bytes, at: int) -> tuple[int, int]:
-    value = shift = 0
-    for i in range(MAX_VARINT_BYTES):
-        if at + i >= len(data):
-            raise WireError("truncated varint")
-        byte = data[at + i]
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, at + i + 1
-        shift += 7
-    raise WireError("varint longer than 10 bytes")
+def _packed_message() -> type[message.Message]:
+    """`message Packed { repeated uint64 values = 1 [packed = true]; }`: protobuf reads a packed run
+    of varints as this message's field 1 (wrapped by `BytesValue`, whose field 1 is bytes)."""
+    pool = descriptor_pool.DescriptorPool()
+    proto = descriptor_pb2.FileDescriptorProto(name="reconcile_protowire.proto", package="reconcile.protowire")
+    packed = proto.message_type.add(name="Packed")
+    packed.field.add(name="values", number=1, type=descriptor_pb2.FieldDescriptorProto.TYPE_UINT64,
+                     label=descriptor_pb2.FieldDescriptorProto.LABEL_REPEATED,
+                     options=descriptor_pb2.FieldOptions(packed=True))
+    pool.Add(proto)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("reconcile.protowire.Packed"))
 
 
-def varint(data: bytes, at: int) -> tuple[int, int]:
-    """The varint at `at` and the offset after it (a packed repeated field is a run of them)."""
-    return _varint(data, at)
+_PACKED = _packed_message()
 
 
 def iter_fields(data: bytes) -> Iterator[tuple[int, int, int | bytes]]:
-    """(number, wire type, value) of each field of one message, in wire order, lazily: a caller that
-    counts fields stops a message of a million tiny fields after its budget, not after the list."""
-    at = 0
-    while at < len(data):
-        tag, at = _varint(data, at)
-        number, wire = tag >> 3, tag & 7
+    """(number, wire type, value) of each field of one message, in wire order. Groups (wire types
+    3 and 4, deprecated and never sent by Kubernetes) and field number 0 are refused."""
+    parsed = empty_pb2.Empty()
+    try:
+        parsed.ParseFromString(data)
+    except message.DecodeError:
+        raise WireError("malformed protobuf (a truncated field, an over-long varint or an unknown wire type)") from None
+    for field in unknown_fields.UnknownFieldSet(parsed):
+        number, wire = field.field_number, field.wire_type
         if number == 0:
             raise WireError("field number 0")
-        if wire == VARINT:
-            value, at = _varint(data, at)
-            yield number, wire, value
-        elif wire == LEN:
-            size, at = _varint(data, at)
-            if at + size > len(data):
-                raise WireError("truncated length-delimited field")
-            yield number, wire, data[at:at + size]
-            at += size
-        elif wire in (I64, I32):
-            width = 8 if wire == I64 else 4
-            if at + width > len(data):
-                raise WireError("truncated fixed-width field")
-            yield number, wire, int.from_bytes(data[at:at + width], "little")
-            at += width
-        else:
+        if wire in (_START_GROUP, _END_GROUP):
             raise WireError(f"unsupported wire type {wire}")
+        yield number, wire, field.data
 
 
 def fields(data: bytes) -> list[tuple[int, int | bytes]]:
     """The fields of one message, in wire order (repeated fields appear once per element)."""
     return [(number, value) for number, _, value in iter_fields(data)]
+
+
+def packed_varints(data: bytes) -> list[int]:
+    """A packed repeated field's varints (as unsigned 64-bit values, as on the wire)."""
+    try:
+        return list(_PACKED.FromString(wrappers_pb2.BytesValue(value=data).SerializeToString()).values)
+    except message.DecodeError:
+        raise WireError("malformed packed repeated field") from None
 
 
 def text(value: int | bytes) -> str:
@@ -80,7 +88,7 @@ def text(value: int | bytes) -> str:
         raise WireError("a string field is not UTF-8") from None
 
 
-def message(value: int | bytes) -> bytes:
+def message_bytes(value: int | bytes) -> bytes:
     """A nested message field's bytes."""
     if not isinstance(value, bytes):
         raise WireError("expected a length-delimited message")
