@@ -76,6 +76,28 @@ def wait_until(condition, *, timeout: float, what: str, process: subprocess.Pope
     raise SystemExit(f"{what}: not ready after {timeout:.0f}s; log:\n{log.read_text()[-3000:]}")
 
 
+def start_secured_api(tmp_path: Path, *extra: str) -> tuple[embedded.EmbeddedEtcd, subprocess.Popen, SecuredApi, str]:
+    """A fresh embedded etcd and a secured API server on it (`extra`: more apiserver flags), ready;
+    (etcd, the server's process, its PKI, its URL). The caller stops both."""
+    etcd = embedded.EmbeddedEtcd(tmp_path / "etcd")
+    etcd.start()
+    api_port = free_port()
+    secure = SecuredApi(tmp_path)
+    url = secure.url(HOST, api_port)
+    api_log = tmp_path / "apiserver.log"
+    api = start([sys.executable, "-m", "reconcile", "apiserver", "--etcd", etcd.endpoint, "--port", str(api_port),
+                 *extra, *secure.apiserver_args()], api_log)
+    try:
+        verify = secure.ssl_context()
+        wait_until(lambda: httpx.get(url + "/readyz", verify=verify, timeout=2).status_code == 200, timeout=60,
+                   what="API server", process=api, log=api_log)
+    except BaseException:
+        stop(api)
+        etcd.stop()
+        raise
+    return etcd, api, secure, url
+
+
 def cluster_ip(i: int) -> str:
     return f"10.96.{1 + i // 250}.{1 + i % 250}"
 
@@ -154,17 +176,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-dns-") as tmp:
         tmp_path = Path(tmp)
         try:
-            etcd = embedded.EmbeddedEtcd(tmp_path / "etcd")
-            etcd.start()
-            api_port = free_port()
-            secure = SecuredApi(tmp_path)
-            url = secure.url(HOST, api_port)
-            api_log = tmp_path / "apiserver.log"
-            api = start([sys.executable, "-m", "reconcile", "apiserver", "--etcd", etcd.endpoint, "--port",
-                         str(api_port), *secure.apiserver_args()], api_log)
+            etcd, api, secure, url = start_secured_api(tmp_path)
             verify = secure.ssl_context()
-            wait_until(lambda: httpx.get(url + "/readyz", verify=verify, timeout=2).status_code == 200, timeout=60,
-                       what="API server", process=api, log=api_log)
             asyncio.run(create_services(url, verify, args.services))
 
             kubeconfig = tmp_path / "coredns.kubeconfig"

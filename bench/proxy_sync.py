@@ -34,10 +34,8 @@ from pathlib import Path
 
 import httpx
 import orjson
-from cluster_dns import RESULTS, free_port, start, stop, wait_until
-from secure_api import SecuredApi
+from cluster_dns import RESULTS, rss_mb, start, start_secured_api, stop, wait_until
 
-from reconcile.etcdserver import embedded
 from reconcile.proxy import netfilter, render
 
 HOST = "127.0.0.1"
@@ -78,13 +76,6 @@ def programmed(table: str) -> int:
     """The bench's Services in the table's cluster-IP map (the API server's `kubernetes` one left out)."""
     done = subprocess.run(["nft", "list", "map", "ip", table, "service-ips"], capture_output=True, text=True)
     return done.stdout.count("10.237.") - done.stdout.count("10.237.0.") if done.returncode == 0 else 0
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 class Seen:
@@ -176,17 +167,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-proxy-") as tmp:
         tmp_path = Path(tmp)
         try:
-            etcd = embedded.EmbeddedEtcd(tmp_path / "etcd")
-            etcd.start()
-            api_port = free_port()
-            secure = SecuredApi(tmp_path)
-            url = secure.url(HOST, api_port)
-            api_log = tmp_path / "apiserver.log"
-            api = start([sys.executable, "-m", "reconcile", "apiserver", "--etcd", etcd.endpoint, "--port",
-                         str(api_port), "--service-cluster-ip-range", SERVICE_CIDR, *secure.apiserver_args()], api_log)
+            etcd, api, secure, url = start_secured_api(tmp_path, "--service-cluster-ip-range", SERVICE_CIDR)
             verify = secure.ssl_context()
-            wait_until(lambda: httpx.get(url + "/readyz", verify=verify, timeout=2).status_code == 200, timeout=60,
-                       what="API server", process=api, log=api_log)
             with httpx.Client(base_url=url, verify=verify, timeout=30) as http:
                 started = time.monotonic()
                 create(http, args.services, args.endpoints)

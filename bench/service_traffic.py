@@ -24,9 +24,10 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from streaming import poll, run, wrk
 
 from reconcile.client import api as client_api
 from reconcile.client import config as client_config
@@ -36,41 +37,7 @@ from reconcile.proxy import render
 
 NAMESPACE = "rcbench-svc"
 REPLICAS = 3
-HERE = Path(__file__).resolve().parent
 RATIO_TARGET, P99_ADDED_TARGET_MS = 0.9, 1.0
-
-
-def run(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> str:
-    done = subprocess.run(list(args), capture_output=True, text=True, env=env, timeout=timeout)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)}: {done.stdout}{done.stderr}")
-    return done.stdout
-
-
-def poll(condition, *, timeout: float, what: str):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = condition()
-        except errors.ApiError:
-            value = None
-        if value:
-            return value
-        time.sleep(0.2)  # a foreign system's progress: polled with a deadline
-    raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what}")
-
-
-def wrk(url: str, seconds: int, connections: int) -> dict[str, float]:
-    """One wrk run: requests/s, p99 (ms) and errors, from bench/plain.lua's summary line."""
-    done = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "--latency",
-                           "-s", str(HERE / "plain.lua"), url], capture_output=True, text=True, timeout=seconds + 60)
-    line = next((x for x in done.stdout.splitlines() if x.startswith("BENCH-RESULT ")), None)
-    if line is None:
-        raise RuntimeError(f"wrk printed no result: {done.stdout}{done.stderr}")
-    result = json.loads(line.removeprefix("BENCH-RESULT "))
-    elapsed = result["duration_us"] / 1e6
-    return {"per_second": result["requests"] / elapsed, "p99_ms": result["p99_us"] / 1000,
-            "errors": result["non2xx"] + result["socket_errors"] + result["timeouts"]}
 
 
 def direct(pod_ips: list[str], seconds: int, connections: int) -> dict[str, float]:

@@ -84,9 +84,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wrk(url: str, seconds: int) -> dict[str, float]:
-    """wrk at CONNECTIONS connections for `seconds`: requests/s, MB/s, p99 (ms), errors."""
-    done = subprocess.run(["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{seconds}s", "--timeout", "10s", "--latency",
+def wrk(url: str, seconds: int, connections: int = CONNECTIONS) -> dict[str, float]:
+    """wrk at `connections` connections for `seconds`: requests/s, MB/s, p99 (ms), errors."""
+    done = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "--latency",
                            "-s", str(HERE / "plain.lua"), url], capture_output=True, text=True, timeout=seconds + 60)
     line = next((x for x in done.stdout.splitlines() if x.startswith("BENCH-RESULT ")), None)
     if line is None:
