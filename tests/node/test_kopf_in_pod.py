@@ -14,8 +14,6 @@ the proxy's rules and the node's containers are removed at teardown.
 
 from __future__ import annotations
 
-import ipaddress
-import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,12 +22,11 @@ from typing import Any
 import pytest
 
 from reconcile.client import api as client_api
-from reconcile.pki import cluster as pki_cluster
 from tests import docker_support, kopf_support, prerequisites, python_image, support
-from tests.node import helpers
+from tests.node import helpers, incluster
 
 SERVICE_CIDR = "10.228.0.0/16"  # the proxy guards it; away from other suites' ranges, bridges and pod CIDRs
-KUBERNETES_IP = str(next(ipaddress.ip_network(SERVICE_CIDR).hosts()))  # the `kubernetes` Service
+KUBERNETES_IP = incluster.kubernetes_ip(SERVICE_CIDR)  # the `kubernetes` Service
 ACCOUNT = "gadget-operator"
 # What `python -m kopf run` imports, and the official client kopf logs in with in a cluster
 KOPF_MODULES = ("kopf", "kopf.__main__", "kubernetes.config", "kubernetes.client")
@@ -42,19 +39,8 @@ def _nft_present() -> None:
 
 @pytest.fixture(scope="module")
 def server_process(etcd_endpoint: str) -> Iterator[support.ApiServerProcess]:
-    """HTTPS, RBAC, ServiceAccount tokens; the serving certificate names the `kubernetes` Service's IP."""
-    pki = pki_cluster.ClusterPki(Path(tempfile.mkdtemp(prefix="kopf-pod-pki-")) / "pki")
-    pki.ensure(hosts=[KUBERNETES_IP])
-    server = support.ApiServerProcess(
-        etcd_endpoint, prefix=f"/test-{uuid.uuid4().hex[:12]}/registry", tls=True, pki=pki,
-        extra_args=("--service-account-key-file", str(pki.sa_pub),
-                    "--service-account-signing-key-file", str(pki.sa_key),
-                    "--service-cluster-ip-range", SERVICE_CIDR))
-    server.start(timeout=60)  # beside a starting dockerd and node agent on a busy machine
-    try:
+    with incluster.api_server(etcd_endpoint, SERVICE_CIDR, pki_prefix="kopf-pod-pki-") as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -71,15 +57,8 @@ def python_tag(docker_node: docker_support.DockerDaemon) -> str:
 @pytest.fixture(scope="module")
 def proxy(node_agent: docker_support.NodeAgentProcess, api_server: str,
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[docker_support.ProxyProcess]:
-    process = docker_support.ProxyProcess(api_server, node=node_agent.name,
-                                          log_path=Path(tmp_path_factory.mktemp("proxy")) / "proxy.log",
-                                          extra_args=("--service-cluster-ip-range", SERVICE_CIDR))
-    try:
-        process.start()
+    with incluster.service_proxy(api_server, node_agent.name, SERVICE_CIDR, tmp_path_factory.mktemp("proxy")) as process:
         yield process
-    finally:
-        process.stop()
-        process.cleanup()
 
 
 @pytest.fixture

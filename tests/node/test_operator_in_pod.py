@@ -14,10 +14,8 @@ API server on 127.0.0.1; the proxy's rules and the node's containers are removed
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import subprocess
-import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,12 +24,11 @@ from typing import Any
 import pytest
 
 from reconcile.client import api as client_api
-from reconcile.pki import cluster as pki_cluster
 from tests import docker_support, prerequisites, python_image, support
-from tests.node import helpers
+from tests.node import helpers, incluster
 
 SERVICE_CIDR = "10.227.0.0/16"  # the proxy guards it; away from other suites' ranges, bridges and pod CIDRs
-KUBERNETES_IP = str(next(ipaddress.ip_network(SERVICE_CIDR).hosts()))  # the `kubernetes` Service
+KUBERNETES_IP = incluster.kubernetes_ip(SERVICE_CIDR)  # the `kubernetes` Service
 GROUP, VERSION, PLURAL = "ops.example.com", "v1", "widgets"
 ACCOUNT = "widget-operator"
 # What `reconcile operator run` imports (its byte code and packages go into the image)
@@ -83,19 +80,8 @@ def _nft_present() -> None:
 
 @pytest.fixture(scope="module")
 def server_process(etcd_endpoint: str) -> Iterator[support.ApiServerProcess]:
-    """HTTPS, RBAC, ServiceAccount tokens; the serving certificate names the `kubernetes` Service's IP."""
-    pki = pki_cluster.ClusterPki(Path(tempfile.mkdtemp(prefix="operator-pod-pki-")) / "pki")
-    pki.ensure(hosts=[KUBERNETES_IP])
-    server = support.ApiServerProcess(
-        etcd_endpoint, prefix=f"/test-{uuid.uuid4().hex[:12]}/registry", tls=True, pki=pki,
-        extra_args=("--service-account-key-file", str(pki.sa_pub),
-                    "--service-account-signing-key-file", str(pki.sa_key),
-                    "--service-cluster-ip-range", SERVICE_CIDR))
-    server.start(timeout=60)  # beside a starting dockerd and node agent on a busy machine
-    try:
+    with incluster.api_server(etcd_endpoint, SERVICE_CIDR, pki_prefix="operator-pod-pki-") as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -112,15 +98,8 @@ def python_tag(docker_node: docker_support.DockerDaemon) -> str:
 @pytest.fixture(scope="module")
 def proxy(node_agent: docker_support.NodeAgentProcess, api_server: str,
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[docker_support.ProxyProcess]:
-    process = docker_support.ProxyProcess(api_server, node=node_agent.name,
-                                          log_path=Path(tmp_path_factory.mktemp("proxy")) / "proxy.log",
-                                          extra_args=("--service-cluster-ip-range", SERVICE_CIDR))
-    try:
-        process.start()
+    with incluster.service_proxy(api_server, node_agent.name, SERVICE_CIDR, tmp_path_factory.mktemp("proxy")) as process:
         yield process
-    finally:
-        process.stop()
-        process.cleanup()
 
 
 @pytest.fixture
