@@ -213,6 +213,16 @@ def test_drain_parses_durations() -> None:
         nodes_cmd.parse_timeout("soon")
 
 
+def _budget_holding_the_db_pod(client: api.Client, ns: str) -> None:
+    """A PodDisruptionBudget of minAvailable 1 over the ready `app=db` pod: it allows no eviction
+    (every eviction of that pod gets 429), once the disruption controller has counted the pod."""
+    client.create("policy/v1", "poddisruptionbudgets", {
+        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "db"},
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "db"}}}}, namespace=ns)
+    support.wait_for(lambda: (client.get("policy/v1", "poddisruptionbudgets", "db", namespace=ns).get("status")
+                              or {}).get("currentHealthy") == 1, timeout=30, what="the budget counts the pod")
+
+
 def test_drain_honours_a_disruption_budget(control_plane, api_server: str, client: api.Client, ns: str) -> None:
     """Drain evicts: a budget that allows no disruption keeps the pod, drain retries the 429 and
     gives up at its timeout, naming the pod."""
@@ -221,11 +231,7 @@ def test_drain_honours_a_disruption_budget(control_plane, api_server: str, clien
                                  "spec": {"nodeName": node, "containers": [{"name": "c", "image": "x:1"}]}},
                   namespace=ns)
     helpers.mark_pods_ready_stand_in(client, ns)
-    client.create("policy/v1", "poddisruptionbudgets", {
-        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "db"},
-        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "db"}}}}, namespace=ns)
-    support.wait_for(lambda: (client.get("policy/v1", "poddisruptionbudgets", "db", namespace=ns).get("status")
-                              or {}).get("currentHealthy") == 1, timeout=30, what="the budget counts the pod")
+    _budget_holding_the_db_pod(client, ns)
     result = run_cli("node", "drain", node, "--force", "--timeout", "7s", server=api_server, timeout=60)
     assert result.returncode == 1
     assert f"evicting pod {ns}/db" in result.stdout
@@ -277,11 +283,7 @@ def test_drain_evicts_in_parallel_while_a_budget_holds_one_pod(control_plane, ap
     for name in sorted(free):
         client.create("v1", "pods", _bare_pod(name, node), namespace=ns)
     helpers.mark_pods_ready_stand_in(client, ns)
-    client.create("policy/v1", "poddisruptionbudgets", {
-        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "db"},
-        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "db"}}}}, namespace=ns)
-    support.wait_for(lambda: (client.get("policy/v1", "poddisruptionbudgets", "db", namespace=ns).get("status")
-                              or {}).get("currentHealthy") == 1, timeout=30, what="the budget counts the pod")
+    _budget_holding_the_db_pod(client, ns)
 
     log = tmp_path / "drain.log"
     agent = HoldingAgent(api_server, node, together=free)
@@ -321,11 +323,7 @@ def test_drain_with_eviction_disabled_deletes_past_a_budget(control_plane, api_s
     node = _node(client, "noevict")
     client.create("v1", "pods", _bare_pod("db", node, {"app": "db"}), namespace=ns)
     helpers.mark_pods_ready_stand_in(client, ns)
-    client.create("policy/v1", "poddisruptionbudgets", {
-        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "db"},
-        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "db"}}}}, namespace=ns)
-    support.wait_for(lambda: (client.get("policy/v1", "poddisruptionbudgets", "db", namespace=ns).get("status")
-                              or {}).get("currentHealthy") == 1, timeout=30, what="the budget counts the pod")
+    _budget_holding_the_db_pod(client, ns)
     with StandInAgent(api_server, node):
         out = _ok(run_cli("node", "drain", node, "--force", "--disable-eviction", "--timeout=60s",
                           server=api_server, timeout=90))
@@ -350,11 +348,7 @@ def test_interrupting_a_drain_stops_its_retries(control_plane, api_server: str, 
     node = _node(client, "interrupt")
     client.create("v1", "pods", _bare_pod("db", node, {"app": "db"}), namespace=ns)
     helpers.mark_pods_ready_stand_in(client, ns)
-    client.create("policy/v1", "poddisruptionbudgets", {
-        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "db"},
-        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "db"}}}}, namespace=ns)
-    support.wait_for(lambda: (client.get("policy/v1", "poddisruptionbudgets", "db", namespace=ns).get("status")
-                              or {}).get("currentHealthy") == 1, timeout=30, what="the budget counts the pod")
+    _budget_holding_the_db_pod(client, ns)
     log = tmp_path / "drain.log"
     with log.open("w") as out:
         drain = subprocess.Popen([sys.executable, "-m", "reconcile", "node", "drain", node, "--force"],
