@@ -89,6 +89,22 @@ def _pdb_status(client: api.Client, ns: str) -> dict[str, Any]:
     return client.get("policy/v1", "poddisruptionbudgets", "web", namespace=ns).get("status") or {}
 
 
+def _ready_replicaset_on(client: api.Client, ns: str, name: str, replicas: int, node: str) -> list[dict]:
+    """A ReplicaSet `name` (pods labelled app=`name`) whose pods are bound to `node` and marked Ready."""
+    labels = {"app": name}
+    client.create("apps/v1", "replicasets", {
+        "apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": name},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": labels}, "template": helpers.pod_template(labels)}},
+        namespace=ns)
+    pods = support.wait_for(
+        lambda: len(p := client.list("v1", "pods", namespace=ns).get("items") or []) == replicas and p,
+        timeout=30, what=f"the ReplicaSet's {replicas} pods")
+    for pod in pods:
+        assert _bind(client, pod, node)
+    helpers.mark_pods_ready_stand_in(client, ns)
+    return pods
+
+
 def test_drain_waits_for_the_budget_then_finishes(controller_manager, api_server: str, client: api.Client,
                                                  kube_env: dict[str, str], tmp_path: Path) -> None:
     ns = f"drain-{uuid.uuid4().hex[:6]}"
@@ -96,16 +112,7 @@ def test_drain_waits_for_the_budget_then_finishes(controller_manager, api_server
     client.create("v1", "namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
     for node in (drained, other):
         client.create("v1", "nodes", {"apiVersion": "v1", "kind": "Node", "metadata": {"name": node}})
-    labels = {"app": "web"}
-    client.create("apps/v1", "replicasets", {
-        "apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "web"},
-        "spec": {"replicas": 2, "selector": {"matchLabels": labels}, "template": helpers.pod_template(labels)}},
-        namespace=ns)
-    first = support.wait_for(lambda: len(p := client.list("v1", "pods", namespace=ns).get("items") or []) == 2 and p,
-                             timeout=30, what="the ReplicaSet's two pods")
-    for pod in first:
-        assert _bind(client, pod, drained)
-    helpers.mark_pods_ready_stand_in(client, ns)
+    first = _ready_replicaset_on(client, ns, "web", 2, drained)
 
     created = _kubectl(kube_env, "create", "pdb", "web", "-n", ns, "--selector=app=web", "--min-available=2")
     assert created.returncode == 0 and created.stdout.strip() == "poddisruptionbudget.policy/web created", created.stderr
@@ -156,15 +163,7 @@ def test_drain_with_eviction_disabled_deletes_past_the_budget(controller_manager
     client.create("v1", "namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
     client.create("v1", "nodes", {"apiVersion": "v1", "kind": "Node", "metadata": {"name": drained}})
     labels = {"app": "db"}
-    client.create("apps/v1", "replicasets", {
-        "apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "db"},
-        "spec": {"replicas": 3, "selector": {"matchLabels": labels}, "template": helpers.pod_template(labels)}},
-        namespace=ns)
-    pods = support.wait_for(lambda: len(p := client.list("v1", "pods", namespace=ns).get("items") or []) == 3 and p,
-                            timeout=30, what="the ReplicaSet's three pods")
-    for pod in pods:
-        assert _bind(client, pod, drained)
-    helpers.mark_pods_ready_stand_in(client, ns)
+    pods = _ready_replicaset_on(client, ns, "db", 3, drained)
     client.create("policy/v1", "poddisruptionbudgets", {
         "apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "web"},
         "spec": {"minAvailable": 3, "selector": {"matchLabels": labels}}}, namespace=ns)
