@@ -8,6 +8,7 @@ a `Status` instead of 101) raises the `errors.ApiError` that Status describes.
 
 from __future__ import annotations
 
+import functools
 import json
 import ssl
 from collections.abc import Sequence
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 import websockets.asyncio.client
 import websockets.exceptions
 
+from reconcile.client import api
 from reconcile.client import config as client_config
 from reconcile.core import errors
 
@@ -28,17 +30,23 @@ class Closed(Exception):
 
 
 def ssl_context(config: client_config.ClientConfig) -> ssl.SSLContext:
-    """The TLS context of `config`: its CA (or no verification when `verify` is False), its client cert."""
-    if config.verify is False:
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    elif isinstance(config.verify, str):
-        context = ssl.create_default_context(cafile=config.verify)
-    else:
-        context = ssl.create_default_context()
-    if config.cert:
-        context.load_cert_chain(config.cert[0], config.cert[1])
+    """The TLS context of `config`: its CA (or no verification when `verify` is False), its client cert.
+    Shared with the HTTP client's (`api.tls_context`) and made once per set of files, not per
+    connection: building a context that trusts the system store reads that store (~20 ms, most of
+    an exec's set-up)."""
+    settings = api.tls_context(config)
+    if isinstance(settings, ssl.SSLContext):
+        return settings
+    return _context_without_files(settings)
+
+
+@functools.cache
+def _context_without_files(verify: bool) -> ssl.SSLContext:
+    if verify:
+        return ssl.create_default_context()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
     return context
 
 
@@ -85,7 +93,7 @@ async def connect(url: str, config: client_config.ClientConfig, *, subprotocols:
             additional_headers=headers)
     except websockets.exceptions.InvalidStatus as exc:
         raise _refusal(exc.response.status_code, bytes(exc.response.body or b"")) from None
-    except (OSError, TimeoutError, websockets.exceptions.InvalidHandshake) as exc:
+    except (OSError, TimeoutError, client_config.ConfigError, websockets.exceptions.InvalidHandshake) as exc:
         raise errors.ServiceUnavailable(f"cannot reach {url.split('?')[0]}: {exc}") from None
     return Connection(conn)
 

@@ -15,7 +15,6 @@ import base64
 import binascii
 import contextlib
 import logging
-import socket
 from typing import Any
 
 import uvicorn
@@ -24,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
+from reconcile.api import httpserver
 from reconcile.client import aio
 from reconcile.client import informer as informer_mod
 from reconcile.core import errors
@@ -155,11 +155,7 @@ class WebhookServer:
     """uvicorn on a socket bound at construction (port 0 picks one; `port` says which)."""
 
     def __init__(self, application: Starlette, host: str, port: int) -> None:
-        self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((host, port))
-        self.sock.listen(128)
-        self.sock.setblocking(False)
+        self.sock = httpserver.listening_socket(host, port)
         self.port = int(self.sock.getsockname()[1])
         self.server = uvicorn.Server(uvicorn.Config(application, log_level="warning", access_log=False,
                                                     lifespan="off", timeout_graceful_shutdown=1))

@@ -23,7 +23,6 @@ import contextlib
 import datetime
 import json
 import logging
-import socket
 import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -446,11 +445,7 @@ class AgentServer:
     (the API server's protocol, `reconcile.api.httpserver`, which fills the ASGI TLS extension)."""
 
     def __init__(self, app: Starlette, *, host: str, port: int, ssl_context: ssl.SSLContext | None = None) -> None:
-        self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((host, port))
-        self.sock.listen(128)
-        self.sock.setblocking(False)
+        self.sock = httpserver.listening_socket(host, port)
         self.port = int(self.sock.getsockname()[1])
         tls: dict[str, Any] = {}
         if ssl_context is not None:
