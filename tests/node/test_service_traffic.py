@@ -1,6 +1,10 @@
 """A Deployment behind a NodePort Service on a real node, with the controllers that run it:
 requests to its cluster IP (from a pod) and node port (from the host, on 127.0.0.1) are spread
 over its pods, a pod made not-ready gets none, and a rolling update under load loses none.
+`externalTrafficPolicy` is tried from off the node: a client in a network namespace of its own,
+joined to the host by a veth pair (TEST-NET-style addresses only on that pair), reaches the node
+port at the host's end of the pair. Cluster masquerades it; Local keeps the client's address and
+drops what no endpoint on this node can take.
 
 One cluster for the module: the module's API server (allocating cluster IPs from SERVICE_CIDR),
 a controller-manager (Deployment, ReplicaSet, EndpointSlice controllers), the session's private
@@ -14,7 +18,10 @@ from __future__ import annotations
 
 import collections
 import http.client
+import ipaddress
+import shutil
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -68,7 +75,8 @@ def web_template(node: str, version: str) -> dict[str, Any]:
     (made once httpd runs); on SIGTERM it keeps serving 3 s (the graceful part of a rollout)."""
     script = "#!/bin/sh\\necho Content-Type: text/plain\\necho\\necho %s\\n"
     command = ["sh", "-c", f"mkdir -p /www/cgi-bin && printf '{script}' \"$POD_NAME\" > /www/cgi-bin/who && "
-               "chmod +x /www/cgi-bin/who && trap 'sleep 3; exit 0' TERM; "
+               f"printf '{script}' '$REMOTE_ADDR' > /www/cgi-bin/from && "  # the address the pod sees
+               "chmod +x /www/cgi-bin/who /www/cgi-bin/from && trap 'sleep 3; exit 0' TERM; "
                "httpd -f -p 8080 -h /www & touch /tmp/ready; wait"]
     container = helpers.container(
         "web", command=command, ports=[{"name": "http", "containerPort": 8080}],
@@ -236,3 +244,130 @@ def test_a_rolling_update_under_load_fails_no_request(web, admin):
     assert client.returncode == 0, err
     counts = collections.Counter(answers_of(out))  # zero failed requests
     assert set(counts) & before and set(counts) & after, counts  # the loop ran across the update
+
+
+class Outside:
+    """A client off the node: a network namespace joined to the host by a veth pair, the host's end
+    HOST_ADDRESS, the client's CLIENT_ADDRESS (a /30 of the benchmarking range, on nothing else).
+    The host's FORWARD chain may drop by policy (a Docker engine with iptables on sets that), so
+    two rules accept what crosses the pair; they, the namespace and the pair go at teardown."""
+
+    HOST_ADDRESS = "198.18.226.1"
+    CLIENT_ADDRESS = "198.18.226.2"
+
+    def __init__(self) -> None:
+        tag = uuid.uuid4().hex[:6]
+        self.namespace, self.host_end, self.client_end = f"rcx-{tag}", f"rcxh{tag}", f"rcxn{tag}"
+        self.rules = [["FORWARD", "-i", self.host_end, "-j", "ACCEPT"], ["FORWARD", "-o", self.host_end, "-j", "ACCEPT"]]
+
+    def create(self) -> None:
+        taken = subprocess.run(["ip", "-4", "route", "show", "to", "match", self.CLIENT_ADDRESS],
+                               capture_output=True, text=True, check=True).stdout
+        assert "198.18.226." not in taken, f"the host already routes {self.CLIENT_ADDRESS}'s range: {taken}"
+        for command in (["ip", "netns", "add", self.namespace],
+                        ["ip", "link", "add", self.host_end, "type", "veth", "peer", "name", self.client_end,
+                         "netns", self.namespace],
+                        ["ip", "addr", "add", f"{self.HOST_ADDRESS}/30", "dev", self.host_end],
+                        ["ip", "link", "set", self.host_end, "up"],
+                        ["ip", "-n", self.namespace, "addr", "add", f"{self.CLIENT_ADDRESS}/30", "dev", self.client_end],
+                        ["ip", "-n", self.namespace, "link", "set", self.client_end, "up"],
+                        ["ip", "-n", self.namespace, "link", "set", "lo", "up"]):
+            subprocess.run(command, capture_output=True, text=True, check=True)
+        with open("/proc/sys/net/ipv4/ip_forward") as f:
+            assert f.read().strip() == "1", "the host does not forward IPv4 (Docker engines turn it on)"
+        if shutil.which("iptables"):
+            for rule in self.rules:
+                subprocess.run(["iptables", "-I", *rule], capture_output=True, text=True, check=True)
+
+    def remove(self) -> None:
+        if shutil.which("iptables"):
+            for rule in self.rules:
+                subprocess.run(["iptables", "-D", *rule], capture_output=True)
+        subprocess.run(["ip", "netns", "del", self.namespace], capture_output=True)  # takes the pair with it
+        subprocess.run(["ip", "link", "del", self.host_end], capture_output=True)
+
+    def fetch(self, port: int, path: str) -> str | None:
+        """One GET from the namespace to the host's end of the pair; None when nothing answered in 2 s."""
+        done = subprocess.run(["ip", "netns", "exec", self.namespace, sys.executable, "-c", FETCH,
+                               self.HOST_ADDRESS, str(port), path], capture_output=True, text=True, timeout=20)
+        return done.stdout.strip() if done.returncode == 0 else None
+
+
+# one GET on a new connection, the body on stdout; run inside the client's namespace
+FETCH = """
+import http.client, sys
+conn = http.client.HTTPConnection(sys.argv[1], int(sys.argv[2]), timeout=2)
+conn.request("GET", sys.argv[3], headers={"Connection": "close"})
+answer = conn.getresponse()
+sys.stdout.write(answer.read().decode())
+sys.exit(0 if answer.status == 200 else 1)
+"""
+
+
+@pytest.fixture(scope="module")
+def outside() -> Iterator[Outside]:
+    client = Outside()
+    try:
+        client.create()
+        yield client
+    finally:
+        client.remove()
+
+
+def client_address(seen: str) -> str:
+    """The client address a pod's CGI saw: busybox httpd listens on IPv6 and writes IPv4 clients as
+    `[::ffff:a.b.c.d]`."""
+    address = ipaddress.ip_address(seen.strip("[]"))
+    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+    return str(mapped or address)
+
+
+def node_port_service(admin: client_api.Client, namespace: str, name: str, policy: str,
+                      selector: dict[str, str] | None) -> int:
+    spec: dict[str, Any] = {"type": "NodePort", "externalTrafficPolicy": policy,
+                            "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}
+    if selector is not None:
+        spec["selector"] = selector
+    created = admin.create("v1", "services", {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+                                              "spec": spec}, namespace=namespace)
+    return int(created["spec"]["ports"][0]["nodePort"])
+
+
+def test_local_policy_keeps_the_off_node_clients_address_and_cluster_masquerades_it(web, admin, outside):
+    namespace = web["namespace"]
+    local_port = node_port_service(admin, namespace, "web-local", "Local", {"app": "web"})
+    names = {p["metadata"]["name"] for p in pods_of(admin, namespace) if helpers.running_ready(p)}
+    # the pods are all on this node: Local answers from them, seeing the client as it is
+    seen = support.wait_for(lambda: outside.fetch(local_port, "/cgi-bin/from"), timeout=30, interval=0.2,
+                            what="the Local node port answering the off-node client")
+    assert client_address(seen) == Outside.CLIENT_ADDRESS
+    assert {outside.fetch(local_port, "/cgi-bin/who") for _ in range(30)} <= names
+    # Cluster (the module's Service `web`): masqueraded, so the pod sees the node's address
+    seen = support.wait_for(lambda: outside.fetch(web["node_port"], "/cgi-bin/from"), timeout=30, interval=0.2,
+                            what="the Cluster node port answering the off-node client")
+    assert client_address(seen) != Outside.CLIENT_ADDRESS
+
+
+def test_local_policy_drops_what_no_endpoint_on_this_node_can_take(web, admin, outside):
+    """A Service without a selector whose only endpoint (a real pod of ours) is said to be on
+    another node: under Cluster the off-node client gets that pod; switched to Local, nothing."""
+    namespace = web["namespace"]
+    pod = next(p for p in pods_of(admin, namespace) if helpers.running_ready(p))
+    port = node_port_service(admin, namespace, "far", "Cluster", None)
+    admin.create("discovery.k8s.io/v1", "endpointslices", {
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "far-1", "labels": {"kubernetes.io/service-name": "far"}},
+        "addressType": "IPv4", "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+        "endpoints": [{"addresses": [pod["status"]["podIP"]], "conditions": {"ready": True},
+                       "nodeName": "a-node-elsewhere"}]}, namespace=namespace)
+    answer = support.wait_for(lambda: outside.fetch(port, "/cgi-bin/who"), timeout=30, interval=0.2,
+                              what="the Cluster node port of `far` answering")
+    assert answer == pod["metadata"]["name"]
+
+    service = admin.get("v1", "services", "far", namespace=namespace)
+    service["spec"]["externalTrafficPolicy"] = "Local"
+    admin.replace("v1", "services", service, namespace=namespace)
+    support.wait_for(lambda: f"{port} : drop" in nft_table(web["node"]), timeout=10, interval=0.1,
+                     what="the node port of `far` dropped for want of a local endpoint")
+    assert outside.fetch(port, "/cgi-bin/who") is None
+    assert outside.fetch(web["node_port"], "/cgi-bin/who") in {p["metadata"]["name"] for p in pods_of(admin, namespace)}
