@@ -4,7 +4,10 @@ bytes of a rule as gogo writes them (field numbers of upstream's networking/v1 g
 
 from __future__ import annotations
 
+import pytest
+
 from reconcile.api import protobodies
+from reconcile.core import errors
 from tests.api_unit import protoencode as pe
 
 NET = "networking.k8s.io/v1"
@@ -47,3 +50,15 @@ def test_an_ingress_class_reads_back() -> None:
         "apiGroup": "example.com", "kind": "P", "name": "p", "scope": "Namespace", "namespace": "n"}}}
     assert _read("IngressClass", pe.body(NET, "IngressClass", obj)) == {"apiVersion": NET, "kind": "IngressClass",
                                                                        **obj}
+
+
+def test_a_hostile_ingress_is_a_400_naming_the_field() -> None:
+    """A port number sent as a string (wire type 2) and a truncated body: 400s, never a crash."""
+    port = pe.length_delimited(2, b"80")
+    backend = pe.length_delimited(4, pe.length_delimited(2, port))
+    raw = pe.length_delimited(2, pe.length_delimited(1, backend))
+    with pytest.raises(errors.BadRequest, match=r"spec\.defaultBackend\.service\.port\.number: expected a varint"):
+        _read("Ingress", pe.envelope(NET, "Ingress", raw))
+    whole = pe.encode(protobodies.MESSAGES[(NET, "Ingress")], INGRESS)
+    with pytest.raises(errors.BadRequest, match="malformed protobuf"):
+        _read("Ingress", pe.envelope(NET, "Ingress", whole[:-3]))
