@@ -116,3 +116,28 @@ def test_a_bad_ingress_is_refused_with_the_field(kubectl: Run, ns: str) -> None:
     assert refused.returncode == 1
     assert 'The Ingress "bad" is invalid: spec.rules[0].http.paths[0].pathType: Required value: pathType must be ' \
            "specified" in refused.stderr, refused.stderr
+
+
+def test_explain_reads_the_new_kinds_schemas(kubectl: Run) -> None:
+    for resource, field in (("pc", "preemptionPolicy"), ("ingress.spec.rules", "host"),
+                            ("ingressclass.spec", "controller")):
+        explained = kubectl("explain", resource)
+        assert explained.returncode == 0 and field in explained.stdout, explained
+
+
+def test_a_global_default_class_is_given_to_pods_without_one(kubectl: Run, ns: str) -> None:
+    name, other = helpers.unique("dflt"), helpers.unique("other")
+    made = kubectl("create", "priorityclass", name, "--value=7", "--global-default", "--description=d")
+    assert made.returncode == 0, made.stderr
+    try:
+        second = kubectl("create", "priorityclass", other, "--value=8", "--global-default")
+        assert second.returncode == 1
+        assert f"PriorityClass {name} is already marked as default. Only one default can exist" in second.stderr
+        ran = kubectl("run", "plain", "-n", ns, "--image=busybox:1.36", "--restart=Never")
+        assert ran.returncode == 0, ran.stderr
+        shown = kubectl("get", "pod", "plain", "-n", ns, "-o", "jsonpath={.spec.priorityClassName} {.spec.priority}")
+        assert shown.stdout == f"{name} 7", shown
+        rows = {r[0]: r for r in _table(kubectl("get", "pc").stdout)[1:]}
+        assert rows[name][2] == "true"
+    finally:
+        kubectl("delete", "pc", name)
