@@ -11,7 +11,7 @@ from typing import Any
 
 from reconcile.api import caches, objectmeta, registry, rest, watchcache
 from reconcile.api.strategies import crds as crd_strategy
-from reconcile.core import errors
+from reconcile.core import errors, priorities
 
 log = logging.getLogger(__name__)
 
@@ -145,3 +145,17 @@ async def ensure_storage_class(api: rest.Rest) -> None:
         await api.create(resource, None, default_storage_class())
     except errors.AlreadyExists:
         pass
+
+
+async def ensure_priority_classes(api: rest.Rest) -> None:
+    """Create the two system PriorityClasses that do not exist (upstream's
+    `scheduling/bootstrap-system-priority-classes` post-start hook). They cannot be deleted or
+    changed, so one that exists is as it was made."""
+    resource = api.registry.get("scheduling.k8s.io", "v1", "priorityclasses")
+    if resource is None:
+        return
+    for name in priorities.SYSTEM_CLASSES:
+        try:
+            await api.create(resource, None, priorities.system_class(name))
+        except errors.AlreadyExists:
+            pass

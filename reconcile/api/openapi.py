@@ -26,6 +26,8 @@ _BUILTIN_PACKAGES = {
     "coordination.k8s.io": "io.k8s.api.coordination",
     "discovery.k8s.io": "io.k8s.api.discovery",
     "policy": "io.k8s.api.policy",
+    "scheduling.k8s.io": "io.k8s.api.scheduling",
+    "networking.k8s.io": "io.k8s.api.networking",
     "apiextensions.k8s.io": "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions",
 }
 _PATCH_TYPES = ("application/apply-patch+yaml", "application/json-patch+json", "application/merge-patch+json")

@@ -4,7 +4,8 @@ messages of the kinds that kubectl 1.32 sends only in protobuf (it does not fall
 Those are the review kinds (`kubectl auth can-i` posts a SelfSubjectAccessReview, `--list` a
 SelfSubjectRulesReview, `auth whoami` a SelfSubjectReview), TokenRequest (`kubectl create token`)
 and the objects of `kubectl create serviceaccount|namespace|configmap|secret|role|rolebinding|
-clusterrole|clusterrolebinding|quota`, and CertificateSigningRequest, which `kubectl certificate
+clusterrole|clusterrolebinding|quota|priorityclass|ingress` (the workload and networking kinds'
+tables are `protoworkloads`' and `protonetworking`'), and CertificateSigningRequest, which `kubectl certificate
 approve|deny` PUTs to `/approval` (its status conditions are read too, since that is what an
 approval writes). Protobuf *updates* are read only for the kinds in `UPDATABLE`: the CSR and the
 RBAC kinds `kubectl auth reconcile` PUTs. Each kind is a table of the upstream .proto's field numbers
@@ -19,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from reconcile.api import protometa, protoworkloads
+from reconcile.api import protometa, protonetworking, protoworkloads
 from reconcile.core import errors, protowire
 from reconcile.core.protomessages import BOOL, BYTES, INT32, INT64, STRING, Field, Map, Message, decode
 
@@ -143,6 +144,7 @@ MESSAGES: dict[tuple[str, str], Message] = {
     ("policy/v1", "Eviction"): _top("Eviction", Field(1, "metadata", OBJECT_META),
                                     Field(2, "deleteOptions", protometa.DELETE_OPTIONS)),
     **protoworkloads.MESSAGES,
+    **protonetworking.MESSAGES,
 }
 # Kinds whose protobuf PUT is read too. Only where the table reads every field an update may change:
 # a CSR's spec is immutable and its status comes from the old object except what /approval or

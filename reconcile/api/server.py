@@ -34,6 +34,7 @@ from reconcile.api import (
     flowcontrol,
     handlers,
     http,
+    ingress_admission,
     limitranger,
     lookups,
     openapi,
@@ -41,6 +42,7 @@ from reconcile.api import (
     pipeline,
     podproxy,
     podsecurity_admission,
+    priority_admission,
     protobodies,
     quota,
     registry,
@@ -63,7 +65,9 @@ from reconcile.api.rbac import escalation as rbac_escalation
 from reconcile.api.rbac import index as rbac_index
 from reconcile.api.strategies import certificates, configdata, crds, namespaces, pods, services
 from reconcile.api.strategies import disruption as disruption_strategy
+from reconcile.api.strategies import networking as networking_strategy
 from reconcile.api.strategies import rbac as rbac_strategy
+from reconcile.api.strategies import scheduling as scheduling_strategy
 from reconcile.api.strategies import storage as storage_strategy
 from reconcile.core import errors
 from reconcile.store import encryption, etcd, keys
@@ -168,6 +172,9 @@ class ApiServer:
             ("", "persistentvolumeclaims"): storage_strategy.PersistentVolumeClaimStrategy(),
             ("storage.k8s.io", "storageclasses"): storage_strategy.StorageClassStrategy(),
             ("policy", "poddisruptionbudgets"): disruption_strategy.PodDisruptionBudgetStrategy(),
+            (scheduling_strategy.GROUP, scheduling_strategy.PLURAL): scheduling_strategy.PriorityClassStrategy(),
+            (networking_strategy.GROUP, "ingresses"): networking_strategy.IngressStrategy(),
+            (networking_strategy.GROUP, "ingressclasses"): networking_strategy.IngressClassStrategy(),
         })
         self.caches.listeners[(crds.GROUP, "customresourcedefinitions")] = self.crds.on_cache_event
         # RBAC reads its rules from the watch caches; any change to them rebuilds its index.
@@ -224,6 +231,7 @@ class ApiServer:
         await bootstrap.ensure_namespaces(
             self.rest, labels=bootstrap.POD_SECURITY_LABELS if self.config.pod_security_initial_labels else None)
         await bootstrap.ensure_storage_class(self.rest)
+        await bootstrap.ensure_priority_classes(self.rest)
         await self._reconcile_rbac_policy()
         await servicerepair.ensure_kubernetes_service(self.rest, self.cluster_ips, self.config.advertise_address,
                                                       self.config.secure_port)
@@ -372,8 +380,8 @@ def admission_plugins(api: rest.Rest, config: ApiConfig,
     or binding grants only what its writer holds), limit ranges (defaults come before anything
     judges resources), ServiceAccount (the pod's account, and its token volume when the server
     signs tokens: `mount_tokens`), NodeRestriction (a node writes only its own objects; always on,
-    as kubeadm and kind run it), pod security, and resource quota last (it charges what the others
-    admitted)."""
+    as kubeadm and kind run it), pod security, Priority (a pod's priority from its class), the storage
+    plugins, DefaultIngressClass, and resource quota last (it charges what the others admitted)."""
     try:
         plugin_configs = (admission.load_configuration(config.admission_config_file)
                           if config.admission_config_file else {})
@@ -402,7 +410,9 @@ def admission_plugins(api: rest.Rest, config: ApiConfig,
         serviceaccount_admission.ServiceAccount(_service_account_getter(api), mount_tokens=mount_tokens),
         node_restriction.NodeRestriction(pod_reader.get, lambda name: node_reader.get(None, name)),
         podsecurity_admission.PodSecurity(api.namespace, pods_reader.list, configuration=pod_security),
+        priority_admission.plugin(api),  # a pod's priority from its PriorityClass; one global default
         *storage_admission.plugins(api),  # DefaultStorageClass, StorageObjectInUseProtection, PVC resize
+        ingress_admission.plugin(api),  # DefaultIngressClass
         quota.ResourceQuota(quota.QuotaAccess(quotas.list, quotas.list_fresh, quotas.write_status)),
     ]
 

@@ -291,6 +291,52 @@ def _pdb_row(obj: dict, now: datetime) -> Row:
             _int_or_percent(spec.get("maxUnavailable")), allowed if isinstance(allowed, int) else 0, _age(obj, now)]
 
 
+def _priority_class_row(obj: dict, now: datetime) -> Row:
+    """printPriorityClass: value, global default, age, then the preemption policy ("" when unset)."""
+    return [_meta(obj).get("name", ""), obj.get("value", 0), bool(obj.get("globalDefault")), _age(obj, now),
+            obj.get("preemptionPolicy") or ""]
+
+
+def _ingress_hosts(rules: list) -> str:
+    """formatHosts: the first three hosts named; once three are taken, any further rule makes it
+    "+ N more..." (N counts rules beyond three, as upstream); "*" when no rule names a host."""
+    hosts: list[str] = []
+    more = False
+    for rule in rules:
+        if len(hosts) == 3:
+            more = True
+        if not more and isinstance(rule, dict) and rule.get("host"):
+            hosts.append(str(rule["host"]))
+    if not hosts:
+        return "*"
+    text = ",".join(hosts)
+    return f"{text} + {len(rules) - 3} more..." if more else text
+
+
+def _ingress_row(obj: dict, now: datetime) -> Row:
+    """printIngress: class ("<none>" when unset), hosts, addresses (sorted, unique; the server prints
+    wide, so never cut), and ports: 80, and 443 beside it when TLS is configured."""
+    spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
+    points = _get(obj, "status", "loadBalancer", "ingress", default=[])
+    addresses = sorted({p.get("ip") or p.get("hostname") for p in points
+                        if isinstance(p, dict) and (p.get("ip") or p.get("hostname"))})
+    class_name = spec.get("ingressClassName")
+    return [_meta(obj).get("name", ""), "<none>" if class_name is None else class_name,
+            _ingress_hosts(spec.get("rules") or []), ",".join(addresses), "80, 443" if spec.get("tls") else "80",
+            _age(obj, now)]
+
+
+def _ingress_class_row(obj: dict, now: datetime) -> Row:
+    """printIngressClass: parameters as Kind[.group]/name, "<none>" when unset."""
+    spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
+    params = spec.get("parameters")
+    shown = "<none>"
+    if isinstance(params, dict):
+        group = params.get("apiGroup")
+        shown = f"{params.get('kind', '')}{'.' + group if group is not None else ''}/{params.get('name', '')}"
+    return [_meta(obj).get("name", ""), spec.get("controller", ""), shown, _age(obj, now)]
+
+
 def _event_row(obj: dict, now: datetime) -> Row:
     involved = obj.get("involvedObject") or {}
     last = obj.get("lastTimestamp") or obj.get("eventTime") or _get(obj, "series", "lastObservedTime")
@@ -348,6 +394,11 @@ _KINDS: dict[tuple[str, str], tuple[list[dict], Printer]] = {
     ("storage.k8s.io", "StorageClass"): ([NAME, _col("Provisioner"), _col("ReclaimPolicy"),
                                           _col("VolumeBindingMode"), _col("AllowVolumeExpansion"), AGE],
                                          _storage_class_row),
+    ("scheduling.k8s.io", "PriorityClass"): ([NAME, _col("Value", "integer"), _col("Global-Default", "boolean"), AGE,
+                                              _col("PreemptionPolicy")], _priority_class_row),
+    ("networking.k8s.io", "Ingress"): ([NAME, _col("Class"), _col("Hosts"), _col("Address"), _col("Ports"), AGE],
+                                       _ingress_row),
+    ("networking.k8s.io", "IngressClass"): ([NAME, _col("Controller"), _col("Parameters"), AGE], _ingress_class_row),
     ("coordination.k8s.io", "Lease"): ([NAME, _col("Holder"), AGE],
                                        _simple(lambda o: _get(o, "spec", "holderIdentity", default=""))),
     ("apiextensions.k8s.io", "CustomResourceDefinition"): (

@@ -22,6 +22,17 @@ class ShutDown(Exception):
     """`get` on a queue that is shut down and empty: the worker should exit."""
 
 
+class ReadyQueue(Protocol):
+    """The order ready keys are handed out in: FIFO (a deque) unless the owner gives another, as
+    the scheduler does (higher priority first). Keys are appended once each (the queue dedups)."""
+
+    def append(self, key: Hashable) -> None: ...
+
+    def popleft(self) -> Hashable: ...
+
+    def __len__(self) -> int: ...
+
+
 class RateLimiter(Protocol):
     def when(self, key: Hashable) -> float:
         """The delay before `key` may be retried (records one more failure)."""
@@ -112,6 +123,7 @@ class WorkQueue:
         clock: clock_mod.Clock | None = None,
         limiter: RateLimiter | None = None,
         name: str = "",
+        ready: ReadyQueue | None = None,
     ) -> None:
         self.name = name
         self.clock: clock_mod.Clock = clock or clock_mod.RealClock()
@@ -119,9 +131,9 @@ class WorkQueue:
         # Invariant: a key is in _dirty iff it will be handed out (again) by get(): either it
         # is in _queue, or it is in _processing and done() will put it back in _queue.
         self._dirty: set[Hashable] = set()
-        # Invariant: FIFO of the keys ready to hand out; every key in it is in _dirty and not
-        # in _processing, and appears once (dedup).
-        self._queue: deque[Hashable] = deque()
+        # Invariant: the keys ready to hand out (FIFO unless `ready` orders them otherwise); every
+        # key in it is in _dirty and not in _processing, and appears once (dedup).
+        self._queue: ReadyQueue = ready if ready is not None else deque()
         # Invariant: keys handed out by get() and not yet done(); never handed out again
         # before done() (no key is processed by two workers at once).
         self._processing: set[Hashable] = set()

@@ -1,6 +1,8 @@
 """The scheduling queue: active pods, pods backing off, and unschedulable pods parked until the cluster changes.
 
-As upstream's PriorityQueue, minus priorities: a pod that did not fit is parked with the
+As upstream's PriorityQueue (without preemption): ready pods are handed out higher priority first,
+and of equal priority in the order they became ready (upstream's PrioritySort queue-sort plugin).
+A pod that did not fit is parked with the
 names of the filters that rejected it. A cluster event that could help one of those filters
 (a node added or changed, a pod removed, a pod placed for affinity) moves it back, but never
 before its backoff (1 s doubling to 10 s per failed attempt) has passed; so retries are driven
@@ -10,7 +12,9 @@ retried anyway (upstream's podMaxInUnschedulablePodsDuration), as a safety net.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
+import heapq
+import itertools
+from collections.abc import Callable, Hashable, Iterable
 
 from reconcile.engine import clock as clock_mod
 from reconcile.engine import workqueue
@@ -35,6 +39,29 @@ class _NoLimit:
         return 0
 
 
+class PriorityOrder:
+    """The active queue's order: highest priority first, then first come. A key's priority is read
+    once, when it becomes ready (a pod's priority never changes after its creation)."""
+
+    def __init__(self, priority_of: Callable[[Hashable], int]) -> None:
+        self._priority_of = priority_of
+        self._heap: list[tuple[int, int, Hashable]] = []  # (-priority, arrival, key)
+        self._arrival = itertools.count()
+
+    def append(self, key: Hashable) -> None:
+        heapq.heappush(self._heap, (-self._priority_of(key), next(self._arrival), key))
+
+    def popleft(self) -> Hashable:
+        return heapq.heappop(self._heap)[2]
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+
+def _no_priority(key: Hashable) -> int:
+    return 0
+
+
 class SchedulingQueue:
     def __init__(
         self,
@@ -43,13 +70,16 @@ class SchedulingQueue:
         initial_backoff: float = INITIAL_BACKOFF,
         max_backoff: float = MAX_BACKOFF,
         max_unschedulable: float = MAX_UNSCHEDULABLE_DURATION,
+        priority_of: Callable[[Hashable], int] = _no_priority,
     ) -> None:
         self.clock: clock_mod.Clock = clock or clock_mod.RealClock()
         self.initial_backoff = initial_backoff
         self.max_backoff = max_backoff
         self.max_unschedulable = max_unschedulable
-        # Dedup, in-flight tracking and delayed adds come from the engine's work queue.
-        self.active = workqueue.WorkQueue(clock=self.clock, limiter=_NoLimit(), name="scheduler")
+        # Dedup, in-flight tracking and delayed adds come from the engine's work queue; the order
+        # of ready pods is ours.
+        self.active = workqueue.WorkQueue(clock=self.clock, limiter=_NoLimit(), name="scheduler",
+                                          ready=PriorityOrder(priority_of))
         # Invariant: attempts[key] = failed attempts since the pod last succeeded or was updated
         # by its owner; absent = 0. last_failure[key] = clock time of the latest one.
         self.attempts: dict[Hashable, int] = {}

@@ -18,7 +18,7 @@ from typing import Any
 
 from reconcile.client import aio, decoding
 from reconcile.client import informer as informer_mod
-from reconcile.core import errors, meta
+from reconcile.core import errors, meta, priorities
 from reconcile.engine import badobjects, events, supervision, workqueue
 from reconcile.engine import clock as clock_mod
 from reconcile.engine import metrics as metrics_mod
@@ -79,7 +79,7 @@ class Scheduler:
         self.clock: clock_mod.Clock = clock or clock_mod.RealClock()
         self.rng = rng or random.Random()
         self.snapshot = nodeinfo.Snapshot()
-        self.queue = queue_mod.SchedulingQueue(clock=self.clock)
+        self.queue = queue_mod.SchedulingQueue(clock=self.clock, priority_of=self._priority_of)
         self.events: eventqueue.EventQueue | None = None
         recorder: events.EventRecorder | None = None
         if record_events:
@@ -121,6 +121,11 @@ class Scheduler:
         self.bound = 0
         self.attempts = 0
         self.unschedulable_attempts = 0
+
+    def _priority_of(self, key: podinfo.Key) -> int:
+        """The queue's order: the pod's spec.priority as the Priority admission set it (0 if gone)."""
+        pod = self.pods.store.get(*key)
+        return priorities.of_pod(pod) if pod is not None else priorities.DEFAULT_PRIORITY
 
     # --- lifecycle --------------------------------------------------------------------------------
 

@@ -1,8 +1,8 @@
 """Real kubectl 1.32 against a real HTTPS + RBAC API server (client certificates from the test PKI),
 where it posts protobuf only: `auth can-i` (SelfSubjectAccessReview), `can-i --list`
 (SelfSubjectRulesReview), `--as` (impersonated), `auth whoami` (SelfSubjectReview), and the
-`create serviceaccount|namespace|configmap|secret|role|rolebinding|clusterrole|clusterrolebinding|quota`
-generators. Answers are truthful for a `view` user and an admin; protobuf and JSON bodies meet the
+`create serviceaccount|namespace|configmap|secret|role|rolebinding|clusterrole|clusterrolebinding|quota|
+priorityclass|ingress` generators. Answers are truthful for a `view` user and an admin; protobuf and JSON bodies meet the
 same checks; hostile protobuf over HTTPS is a 400 Status."""
 
 from __future__ import annotations
@@ -673,6 +673,17 @@ GENERATORS = [  # (kubectl create arguments, collection under /api/v1 or /apis, 
     (("poddisruptionbudget", "NAME", "--selector=app=web", "--min-available=2"),
      "/apis/policy/v1/namespaces/NS/poddisruptionbudgets", True),
     (("deployment", "NAME", "--image=busybox:1.36", "--replicas=2"), "/apis/apps/v1/namespaces/NS/deployments", True),
+    (("priorityclass", "NAME", "--value=1000", "--description=x"), "/apis/scheduling.k8s.io/v1/priorityclasses",
+     False),
+    (("priorityclass", "NAME", "--value=5", "--preemption-policy=Never", "--description=never"),
+     "/apis/scheduling.k8s.io/v1/priorityclasses", False),
+    (("ingress", "NAME", "--rule=foo.com/bar=svc1:8080"), "/apis/networking.k8s.io/v1/namespaces/NS/ingresses", True),
+    (("ingress", "NAME", "--class=default", "--rule=foo.com/path*=svc:8080", "--rule=bar.com/admin*=svc2:http"),
+     "/apis/networking.k8s.io/v1/namespaces/NS/ingresses", True),
+    (("ingress", "NAME", "--default-backend=defsvc:http", "--rule=foo.com/=svc:https,tls=secret"),
+     "/apis/networking.k8s.io/v1/namespaces/NS/ingresses", True),
+    (("ingress", "NAME", "--rule=/path=svc:port", "--rule=*.foo.com/=svc:80,tls", "--annotation=team=web"),
+     "/apis/networking.k8s.io/v1/namespaces/NS/ingresses", True),
     (("service", "nodeport", "NAME", "--tcp=8080:http"), "/api/v1/namespaces/NS/services", True),
 ]
 

@@ -92,7 +92,7 @@ def test_the_envelope_kind_is_kept_for_the_handler_to_check() -> None:
 
 
 def test_kinds_without_a_table_are_not_read() -> None:
-    assert protobodies.decoder_for("networking.k8s.io/v1", "Ingress") is None
+    assert protobodies.decoder_for("networking.k8s.io/v1", "NetworkPolicy") is None
     assert protobodies.decoder_for("v1", "Node") is None
 
 

@@ -186,3 +186,34 @@ def test_pdb_rows_follow_print_pod_disruption_budget(builtin_registry) -> None:
         "Name", "Min Available", "Max Unavailable", "Allowed Disruptions", "Age"]
     assert table["rows"][0]["cells"][:4] == ["a", "2", "N/A", 1]
     assert table["rows"][1]["cells"][:4] == ["b", "N/A", "25%", 0]
+
+
+def test_priority_class_rows_follow_print_priority_class(builtin_registry) -> None:
+    resource = builtin_registry.get("scheduling.k8s.io", "v1", "priorityclasses")
+    table = tables.to_table(resource, [{"metadata": {"name": "high"}, "value": 1000, "globalDefault": True,
+                                        "preemptionPolicy": "Never"}, {"metadata": {"name": "bare"}}])
+    assert [(c["name"], c["type"]) for c in table["columnDefinitions"]] == [
+        ("Name", "string"), ("Value", "integer"), ("Global-Default", "boolean"), ("Age", "string"),
+        ("PreemptionPolicy", "string")]
+    assert [r["cells"][:3] + r["cells"][4:] for r in table["rows"]] == [["high", 1000, True, "Never"],
+                                                                      ["bare", 0, False, ""]]
+
+
+def test_ingress_rows_follow_print_ingress(builtin_registry) -> None:
+    """formatHosts counts rules beyond three once three hosts are taken; TLS adds 443."""
+    resource = builtin_registry.get("networking.k8s.io", "v1", "ingresses")
+    three_then_bare = {"metadata": {"name": "a"}, "spec": {"rules": [{"host": "x"}, {}, {"host": "y"}, {"host": "z"},
+                                                                     {}]}}
+    exactly_three = {"metadata": {"name": "b"}, "spec": {"ingressClassName": "", "tls": [{}],
+                                                        "rules": [{"host": "x"}, {"host": "y"}, {"host": "z"}]}}
+    table = tables.to_table(resource, [three_then_bare, exactly_three])
+    assert table["rows"][0]["cells"][:5] == ["a", "<none>", "x,y,z + 2 more...", "", "80"]
+    assert table["rows"][1]["cells"][:5] == ["b", "", "x,y,z", "", "80, 443"]
+
+
+def test_ingress_class_rows_follow_print_ingress_class(builtin_registry) -> None:
+    resource = builtin_registry.get("networking.k8s.io", "v1", "ingressclasses")
+    core = {"metadata": {"name": "a"}, "spec": {"controller": "x.io/c", "parameters": {"kind": "ConfigMap",
+                                                                                    "name": "cm"}}}
+    table = tables.to_table(resource, [core, {"metadata": {"name": "b"}, "spec": {"controller": "x.io/c"}}])
+    assert [r["cells"][:3] for r in table["rows"]] == [["a", "x.io/c", "ConfigMap/cm"], ["b", "x.io/c", "<none>"]]
