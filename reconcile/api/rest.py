@@ -539,6 +539,8 @@ class Rest:
         else:
             fieldmanager.on_update(resource, old, new, supplied, attempt.field_manager, attempt.managed_subresource)
         causes = strategy.validate_update(resource, old, new)
+        if subresource is None:
+            causes += strategy.validate_main_update(resource, old, new)
         if causes:
             raise strategy_base.invalid(resource, new, causes)
         return new, warnings + admitted.warnings

@@ -60,6 +60,12 @@ class Strategy:
         """Checks of an update (immutable fields, ...); by default those of a new object."""
         return self.validate(resource, new)
 
+    def validate_main_update(self, resource: registry.Resource, old: dict[str, Any], new: dict[str, Any]
+                             ) -> list[Cause]:
+        """Checks only an update of the object itself faces, not one through /status or /binding
+        (subresources that exist to change what the main resource may not, such as a pod's node)."""
+        return []
+
     def deletion_grace_seconds(self, obj: dict[str, Any], requested: int | None) -> int:
         """Seconds the object lingers (with deletionTimestamp) before it goes; 0: at once."""
         return 0

@@ -10,7 +10,7 @@ from typing import Any
 
 from reconcile.api import registry
 from reconcile.api.strategies import base
-from reconcile.core import errors, meta
+from reconcile.core import errors, meta, podupdate
 
 TERMINAL_PHASES = ("Succeeded", "Failed")
 
@@ -29,6 +29,24 @@ class PodStrategy(base.Strategy):
         obj["status"] = {"phase": "Pending", "qosClass": qos_class(obj.get("spec") or {})}
         if (obj.get("spec") or {}).get("nodeName"):
             obj["status"]["conditions"] = [condition("PodScheduled", "True")]
+
+    def prepare_for_update(self, resource: registry.Resource, old: dict[str, Any], new: dict[str, Any]) -> None:
+        """As upstream: ephemeral containers change only through their own subresource, so an
+        update of the pod keeps the stored ones."""
+        old_spec, new_spec = old.get("spec"), new.get("spec")
+        if isinstance(old_spec, dict) and isinstance(new_spec, dict):
+            if "ephemeralContainers" in old_spec:
+                new_spec["ephemeralContainers"] = copy.deepcopy(old_spec["ephemeralContainers"])
+            else:
+                new_spec.pop("ephemeralContainers", None)
+
+    def validate_main_update(self, resource: registry.Resource, old: dict[str, Any], new: dict[str, Any]
+                             ) -> list[base.Cause]:
+        """A running pod's spec is fixed but for images, tolerations and a few others (`podupdate`)."""
+        old_spec, new_spec = old.get("spec"), new.get("spec")
+        if not isinstance(old_spec, dict) or not isinstance(new_spec, dict):
+            return []
+        return podupdate.causes(old_spec, new_spec)
 
     def deletion_grace_seconds(self, obj: dict[str, Any], requested: int | None) -> int:
         """As upstream: only pods bound to a node wait for their node agent; an unscheduled or
