@@ -61,6 +61,7 @@ from reconcile.api.rbac import authorizer as rbac_authorizer
 from reconcile.api.rbac import bootstrap as rbac_bootstrap
 from reconcile.api.rbac import escalation as rbac_escalation
 from reconcile.api.rbac import index as rbac_index
+from reconcile.api.strategies import autoscaling as autoscaling_strategy
 from reconcile.api.strategies import certificates, configdata, crds, namespaces, pods, services
 from reconcile.api.strategies import disruption as disruption_strategy
 from reconcile.api.strategies import rbac as rbac_strategy
@@ -168,6 +169,7 @@ class ApiServer:
             ("", "persistentvolumeclaims"): storage_strategy.PersistentVolumeClaimStrategy(),
             ("storage.k8s.io", "storageclasses"): storage_strategy.StorageClassStrategy(),
             ("policy", "poddisruptionbudgets"): disruption_strategy.PodDisruptionBudgetStrategy(),
+            ("autoscaling", "horizontalpodautoscalers"): autoscaling_strategy.HorizontalPodAutoscalerStrategy(),
         })
         self.caches.listeners[(crds.GROUP, "customresourcedefinitions")] = self.crds.on_cache_event
         # RBAC reads its rules from the watch caches; any change to them rebuilds its index.

@@ -43,6 +43,7 @@ EXPECTED = {
     ("certificates.k8s.io", "certificatesigningrequests"): ("CertificateSigningRequest", False, ("csr",)),
     ("discovery.k8s.io", "endpointslices"): ("EndpointSlice", True, ()),
     ("policy", "poddisruptionbudgets"): ("PodDisruptionBudget", True, ("pdb",)),
+    ("autoscaling", "horizontalpodautoscalers"): ("HorizontalPodAutoscaler", True, ("hpa",)),
     ("charts.reconcile.dev", "releases"): ("Release", True, ()),
     ("gitops.reconcile.dev", "gitrepositories"): ("GitRepository", True, ("gitrepo",)),
     ("storage.k8s.io", "storageclasses"): ("StorageClass", False, ("sc",)),

@@ -1,0 +1,135 @@
+"""How many replicas a Resource metric with a Utilization target asks for, pure (upstream's
+ReplicaCalculator.GetResourceReplicas, pkg/controller/podautoscaler/replica_calculator.go).
+
+Per pod, usage over request; the pods' summed usage over their summed requests is the current
+utilization, and its ratio to the target scales the ready pods' count (rounded up). Within the
+tolerance (10%) of the target nothing changes. Pods are grouped first, conservatively:
+- being deleted, Failed or Pending: ignored;
+- without a metric: missing. When scaling down they are assumed to use their whole request (or
+  the target, when above 100%), when scaling up nothing: they can only damp a change;
+- for cpu, not ready: during the cpu initialization period (5 min after start) a pod not Ready,
+  or whose sample was taken before it became Ready plus the sample's window; after it, a pod not
+  Ready that never was since its start (readiness delay, 30 s). Unready pods count as using
+  nothing, and only when the metric asks for a scale up.
+If that second look reverses the direction or lands within the tolerance, the count stays.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+TOLERANCE = 0.1
+CPU_INITIALIZATION_SECONDS = 300.0
+INITIAL_READINESS_DELAY_SECONDS = 30.0
+
+
+class CalculationError(Exception):
+    """No recommendation: the words are upstream's (they end up in the ScalingActive condition)."""
+
+
+@dataclass(frozen=True)
+class Pod:
+    """What the calculator reads of a pod; times are seconds since the epoch."""
+
+    name: str
+    phase: str = "Running"
+    deleting: bool = False
+    ready: bool | None = True  # the Ready condition's status; None when the pod has none
+    ready_since: float | None = None  # that condition's lastTransitionTime
+    started: float | None = None  # status.startTime
+    request: int | None = None  # summed over the containers, milli-units; None: a container sets none
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A pod's usage (milli-units) as PodMetrics reports it, and when and over what window."""
+
+    usage: int
+    timestamp: float
+    window: float
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    replicas: int
+    utilization: int  # percent of request, before missing and unready pods were accounted for
+    usage: int  # the average usage of the pods with metrics (milli-units)
+
+
+def _unready(pod: Pod, sample: Sample, now: float) -> bool:
+    if pod.ready is None or pod.started is None:
+        return True
+    if pod.started + CPU_INITIALIZATION_SECONDS > now:
+        return pod.ready is False or (pod.ready_since is not None and sample.timestamp < pod.ready_since + sample.window)
+    return (pod.ready is False and pod.ready_since is not None
+            and pod.started + INITIAL_READINESS_DELAY_SECONDS > pod.ready_since)
+
+
+def group(pods: list[Pod], samples: dict[str, Sample], *, cpu: bool,
+          now: float) -> tuple[int, set[str], set[str], set[str]]:
+    """(ready count, unready, missing, ignored) pod names, as upstream's groupPods."""
+    ready, unready, missing, ignored = 0, set(), set(), set()
+    for pod in pods:
+        if pod.deleting or pod.phase in ("Failed", "Pending"):
+            ignored.add(pod.name)
+            continue
+        sample = samples.get(pod.name)
+        if sample is None:
+            missing.add(pod.name)
+            continue
+        if cpu and _unready(pod, sample, now):
+            unready.add(pod.name)
+            continue
+        ready += 1
+    return ready, unready, missing, ignored
+
+
+def _utilization(usage: dict[str, int], requests: dict[str, int], target: int) -> tuple[float, int, int]:
+    """(ratio to the target, utilization percent, average usage) over the pods in `usage`."""
+    total_usage = total_request = 0
+    for name, value in usage.items():
+        if name in requests:
+            total_usage += value
+            total_request += requests[name]
+    if total_request == 0:
+        raise CalculationError("no metrics returned matched known pods")
+    utilization = (total_usage * 100) // total_request
+    return utilization / target, utilization, total_usage // max(1, len(usage))
+
+
+def resource_replicas(current: int, target: int, pods: list[Pod], samples: dict[str, Sample], *,
+                      resource: str = "cpu", now: float, tolerance: float = TOLERANCE) -> Recommendation:
+    """The replica count a Utilization `target` (percent) asks for, `current` being the scale's replicas."""
+    if not pods:
+        raise CalculationError("no pods returned by selector while calculating replica count")
+    ready, unready, missing, ignored = group(pods, samples, cpu=resource == "cpu", now=now)
+    names = {pod.name for pod in pods}
+    usage = {name: s.usage for name, s in samples.items() if name in names and name not in ignored | unready}
+    if not usage:
+        raise CalculationError("did not receive metrics for targeted pods (pods might be unready)")
+    requests: dict[str, int] = {}
+    for pod in pods:
+        if pod.request is None:
+            raise CalculationError(f"missing request for {resource} in pod {pod.name}")
+        requests[pod.name] = pod.request
+    ratio, utilization, average = _utilization(usage, requests, target)
+    scale_up_with_unready = bool(unready) and ratio > 1.0
+    if not scale_up_with_unready and not missing:
+        if abs(1.0 - ratio) <= tolerance:
+            return Recommendation(current, utilization, average)
+        return Recommendation(math.ceil(ratio * ready), utilization, average)
+    if missing:
+        fallback = max(100, target) if ratio < 1.0 else 0
+        for name in missing:
+            usage[name] = requests[name] * fallback // 100 if ratio < 1.0 else 0
+    if scale_up_with_unready:
+        for name in unready:
+            usage[name] = 0
+    new_ratio, _, _ = _utilization(usage, requests, target)
+    if abs(1.0 - new_ratio) <= tolerance or (ratio < 1.0 < new_ratio) or (new_ratio < 1.0 < ratio):
+        return Recommendation(current, utilization, average)
+    replicas = math.ceil(new_ratio * len(usage))
+    if (new_ratio < 1.0 and replicas > current) or (new_ratio > 1.0 and replicas < current):
+        return Recommendation(current, utilization, average)
+    return Recommendation(replicas, utilization, average)
