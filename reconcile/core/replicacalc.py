@@ -39,6 +39,7 @@ class Pod:
     ready_since: float | None = None  # that condition's lastTransitionTime
     started: float | None = None  # status.startTime
     request: int | None = None  # summed over the containers, milli-units; None: a container sets none
+    unrequested: str = ""  # the container without a request, when `request` is None
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,7 @@ def resource_replicas(current: int, target: int, pods: list[Pod], samples: dict[
     requests: dict[str, int] = {}
     for pod in pods:
         if pod.request is None:
-            raise CalculationError(f"missing request for {resource} in pod {pod.name}")
+            raise CalculationError(f"missing request for {resource} in container {pod.unrequested} of Pod {pod.name}")
         requests[pod.name] = pod.request
     ratio, utilization, average = _utilization(usage, requests, target)
     scale_up_with_unready = bool(unready) and ratio > 1.0
@@ -119,10 +120,10 @@ def resource_replicas(current: int, target: int, pods: list[Pod], samples: dict[
         if abs(1.0 - ratio) <= tolerance:
             return Recommendation(current, utilization, average)
         return Recommendation(math.ceil(ratio * ready), utilization, average)
-    if missing:
+    if missing and ratio != 1.0:  # exactly on target: they are left out, as upstream
         fallback = max(100, target) if ratio < 1.0 else 0
         for name in missing:
-            usage[name] = requests[name] * fallback // 100 if ratio < 1.0 else 0
+            usage[name] = requests[name] * fallback // 100
     if scale_up_with_unready:
         for name in unready:
             usage[name] = 0
