@@ -100,6 +100,7 @@ def test_defaults_min_replicas_and_a_given_behavior(builtin_registry) -> None:
     bare = {"metadata": {"name": "b"}, "spec": {"scaleTargetRef": REF, "maxReplicas": 3}}
     autoscaling.HorizontalPodAutoscalerStrategy().normalize(resource, bare)
     assert "behavior" not in bare["spec"], "no behavior stays absent, as upstream stores it"
+    assert bare["spec"]["metrics"] == [hpaconversion.cpu_metric(80)], "no metrics: 80% cpu, upstream's default"
 
 
 def test_rows_follow_print_horizontal_pod_autoscaler(builtin_registry) -> None:

@@ -7,7 +7,9 @@ ValidateHorizontalPodAutoscaler checks beyond the schema, and its v2 behavior de
   (Utilization: averageUtilization > 0; Value / AverageValue: the quantity);
 - behavior: stabilizationWindowSeconds in [0, 3600], each policy's value > 0 and periodSeconds in
   (0, 1800]. A behavior given with parts unset gets upstream's defaults for them
-  (`core.hpabehavior.with_defaults`); no behavior stays absent, as upstream stores it.
+  (`core.hpabehavior.with_defaults`); no behavior stays absent, as upstream stores it. No metrics
+  are 80% average cpu utilization (upstream's v2 default, which its reads show whatever version
+  wrote the object).
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ from typing import Any
 
 from reconcile.api import registry
 from reconcile.api.strategies import base
-from reconcile.core import errors, hpabehavior
+from reconcile.core import errors, hpabehavior, hpaconversion
 
 SOURCES = {"Resource": "resource", "ContainerResource": "containerResource", "Pods": "pods", "Object": "object",
            "External": "external"}
 MAX_WINDOW_SECONDS, MAX_PERIOD_SECONDS = 3600, 1800
+DEFAULT_CPU_UTILIZATION = 80
 
 
 def _invalid(field: str, value: Any, why: str) -> base.Cause:
@@ -107,7 +110,11 @@ def _rules_causes(path: str, rules: dict[str, Any]) -> list[base.Cause]:
 class HorizontalPodAutoscalerStrategy(base.BuiltinStrategy):
     def normalize(self, resource: registry.Resource, obj: dict[str, Any]) -> None:
         spec = obj.get("spec")
-        if isinstance(spec, dict) and isinstance(spec.get("behavior"), dict):
+        if not isinstance(spec, dict):
+            return
+        if not spec.get("metrics"):
+            spec["metrics"] = [hpaconversion.cpu_metric(DEFAULT_CPU_UTILIZATION)]
+        if isinstance(spec.get("behavior"), dict):
             spec["behavior"] = hpabehavior.with_defaults(spec["behavior"])
 
     def validate(self, resource: registry.Resource, obj: dict[str, Any]) -> list[base.Cause]:
