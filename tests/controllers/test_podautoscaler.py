@@ -143,7 +143,7 @@ def _events(client: api.Client, ns: str, name: str) -> list[dict[str, Any]]:
 
 
 def test_hpa_scales_a_deployment_up_then_down_after_the_window(controller_manager, client: api.Client, ns: str,
-                                                              api_server: str) -> None:
+                                                              api_server: str, kube_env: dict[str, str]) -> None:
     node = f"hpa-{uuid.uuid4().hex[:6]}"
     with helpers.PodWatcher(api_server, ns, ready_stand_in=True) as watcher, StatsAgent(node, watcher) as agent:
         _node(client, node, agent.port)
@@ -171,6 +171,14 @@ def test_hpa_scales_a_deployment_up_then_down_after_the_window(controller_manage
                                   ["status"].get("currentMetrics") or [{}])[0].get("resource", {})
                          .get("current", {}).get("averageUtilization") == 200, timeout=30,
                          what="the current utilization in status")
+        row = _kubectl(kube_env, "get", "hpa", "web", "-n", ns, "--no-headers").stdout.split()
+        assert row[1:7] == ["Deployment/web", "cpu:", "200%/50%", "1", "4", "4"], row
+        described = _kubectl(kube_env, "describe", "hpa", "web", "-n", ns)
+        assert described.returncode == 0, described.stderr
+        assert "resource cpu on pods  (as a percentage of request):  200% (200m) / 50%" in described.stdout, \
+            described.stdout
+        assert "AbleToScale" in described.stdout and "ScalingActive   True    ValidMetricFound" in described.stdout
+        assert "SuccessfulRescale" in described.stdout and f"New size: 4; reason: {REASON_UP}" in described.stdout
         quiet_since = time.monotonic()
         agent.default_millis = REQUEST_MILLIS // 10  # 10%: one pod is enough
         support.wait_for(lambda: _replicas(client, ns, "web") == 1, timeout=60, interval=0.2,
