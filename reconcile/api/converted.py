@@ -9,18 +9,21 @@ against the version it was sent in (schema, defaults, unknown fields), converted
 `rest` on the storage version, and every answer (get, list, watch events, write results) is
 converted down. Tables are printed from the stored objects (the printer reads the storage form).
 Patches apply to the requested version's view of the stored object, then convert back up, so a
-v1 merge patch means what it means upstream. Server-side apply on such a version is refused (400):
-its field ownership would be recorded in the other version's paths.
+v1 merge patch means what it means upstream. A server-side apply of the served version reckons
+field ownership in that version's paths (upstream converts managed fields between versions; here
+an entry names the fields of the version its manager applied, so two managers applying different
+versions do not see each other's fields as conflicts).
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from reconcile.api import authn, http, listing, registry, rest, routing, tables, validation
-from reconcile.core import errors, hpaconversion, patches
+from reconcile.api import authn, fieldmanager, http, listing, registry, rest, routing, tables, validation
+from reconcile.core import applymerge, errors, hpaconversion, patches
 
 Request = http.Request
 Response = http.Response
@@ -184,11 +187,13 @@ class ConvertedVersion:
 
     async def _patch(self, request: Request, info: routing.RequestInfo, user: authn.UserInfo) -> Response:
         assert info.name is not None
+        name = info.name
         patch_kind = self.owner.patch_kind(request)
-        if patch_kind == "apply":
-            raise errors.BadRequest(f"server-side apply of {self.served.api_version} {self.served.kind} is not "
-                                    f"supported by this server: apply the {self.storage.api_version} form")
         field_validation = self.owner.field_validation(request)
+        force = http.query_bool(request, "force") if "force" in request.query_params else None
+        given = request.query_params.get("fieldManager")
+        manager = given if patch_kind == "apply" else self.owner.field_manager(request, "PatchOptions")
+        fieldmanager.validate_options("PatchOptions", manager, apply=patch_kind == "apply", force=force, patch=True)
         patch = await self.owner.body(request, what="patch", strict=field_validation == "Strict")
         if patch_kind == "json" and not isinstance(patch, list):
             raise errors.BadRequest("json patch must be a list of operations")
@@ -197,6 +202,8 @@ class ConvertedVersion:
         precondition = None
         if isinstance(patch, dict) and isinstance(patch.get("metadata"), dict):
             precondition = patch["metadata"].get("resourceVersion") or None
+        if patch_kind == "apply":
+            fieldmanager.check_applied(self.served, patch)
 
         def mutate(old: dict[str, Any]) -> dict[str, Any]:
             view = self.convert.down(old)
@@ -204,16 +211,38 @@ class ConvertedVersion:
                 patched = patches.merge_patch(view, patch)
             elif patch_kind == "json":
                 patched = patches.json_patch(view, patch)
-            else:
+            elif patch_kind == "strategic":
                 patched = patches.strategic_merge_patch(view, patch, self.served.schema)
+            else:  # field ownership is reckoned in the served version's paths (managedFields carry them)
+                assert manager is not None
+                patched = fieldmanager.apply(self.served, view, patch, manager, force=bool(force),
+                                             subresource=info.subresource)
             served, _ = self._checked(patched, info.namespace, field_validation)
             return self.convert.up(served, old)
 
-        result = await self.api.guarded_update(
-            self.storage, info.namespace, info.name, mutate, subresource=info.subresource, precondition=precondition,
-            dry_run=self.owner.dry_run(request), field_validation=field_validation, user=user,
-            field_manager=self.owner.field_manager(request, "PatchOptions"))
-        return self._written(result, [])
+        dry_run = self.owner.dry_run(request)
+        try:
+            result = await self.api.guarded_update(
+                self.storage, info.namespace, name, mutate, subresource=info.subresource, precondition=precondition,
+                dry_run=dry_run, field_validation=field_validation, user=user, field_manager=manager,
+                operation=applymerge.APPLY if patch_kind == "apply" else applymerge.UPDATE)
+        except errors.NotFound:
+            if patch_kind != "apply" or info.subresource is not None:
+                raise
+            result = await self._apply_create(info, name, patch, field_validation, dry_run, user, manager)
+        return self._written(result, [], status=201 if result.created else 200)
+
+    async def _apply_create(self, info: routing.RequestInfo, name: str, patch: dict[str, Any], field_validation: str,
+                            dry_run: bool, user: authn.UserInfo, manager: str | None) -> rest.WriteResult:
+        """An apply that creates: the applied configuration is the new object; its manager owns its
+        fields, in the served version's paths as its later applies reckon them."""
+        body = copy.deepcopy(patch)
+        body.setdefault("metadata", {})["name"] = name
+        served, _ = self._checked(body, info.namespace, field_validation)
+        stored = self.convert.up(served, None)
+        return await self.api.create(self.storage, info.namespace, stored, dry_run=dry_run,
+                                     field_validation=field_validation, user=user, field_manager=manager,
+                                     applied=patch)
 
     def _written(self, result: rest.WriteResult, warnings: list[str], *, status: int = 200) -> Response:
         every = warnings + result.warnings

@@ -1,7 +1,8 @@
 """One HorizontalPodAutoscaler through both served versions against a real API server: stored as
 autoscaling/v2, read, listed, watched, replaced and patched as autoscaling/v1 with the conversion
 upstream makes (targetCPUUtilizationPercentage is the cpu Utilization metric), v2-only fields kept
-across v1 writes, tables alike for both, server-side apply of v1 refused."""
+across v1 writes, tables alike for both; server-side apply of the v1 form with field ownership in
+v1's paths."""
 
 from __future__ import annotations
 
@@ -64,9 +65,34 @@ def test_v1_views_and_writes_of_a_v2_object(client: httpx.Client, ns: str) -> No
                                                "spec": {**read["spec"], "metrics": []}})
     helpers.assert_status(unknown, 400, "BadRequest")
     assert 'unknown field "spec.metrics"' in unknown.json()["message"]
-    applied = client.patch(_path(V1, ns, "web"), params={"fieldManager": "me"}, content=b"{}",
-                           headers={"Content-Type": "application/apply-patch+yaml"})
-    helpers.assert_status(applied, 400, "BadRequest")
+
+
+APPLY = {"Content-Type": "application/apply-patch+yaml"}
+
+
+def _apply(client: httpx.Client, ns: str, manager: str, spec: dict[str, Any], **params: str) -> httpx.Response:
+    body = {"apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "app"},
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "app"}, **spec}}
+    return client.patch(_path(V1, ns, "app"), params={"fieldManager": manager, **params}, json=body, headers=APPLY)
+
+
+def test_server_side_apply_of_the_v1_form(client: httpx.Client, ns: str) -> None:
+    created = _apply(client, ns, "me", {"maxReplicas": 3, "targetCPUUtilizationPercentage": 60})
+    assert created.status_code == 201, created.text
+    entry = created.json()["metadata"]["managedFields"][0]
+    assert entry["manager"] == "me" and "f:targetCPUUtilizationPercentage" in entry["fieldsV1"]["f:spec"]
+    changed = _apply(client, ns, "me", {"maxReplicas": 4, "targetCPUUtilizationPercentage": 70})
+    assert changed.status_code == 200 and changed.json()["spec"]["maxReplicas"] == 4, changed.text
+    conflict = _apply(client, ns, "other", {"maxReplicas": 4, "targetCPUUtilizationPercentage": 90})
+    helpers.assert_status(conflict, 409, "Conflict")
+    assert ".spec.targetCPUUtilizationPercentage" in conflict.json()["message"]
+    forced = _apply(client, ns, "other", {"maxReplicas": 4, "targetCPUUtilizationPercentage": 90}, force="true")
+    assert forced.status_code == 200 and forced.json()["spec"]["targetCPUUtilizationPercentage"] == 90
+    stored = client.get(_path(V2, ns, "app")).json()
+    assert stored["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"] == 90
+    wrong = client.patch(_path(V1, ns, "app"), params={"fieldManager": "me"}, headers=APPLY,
+                         json={"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler"})
+    helpers.assert_status(wrong, 400, "BadRequest")
 
 
 def test_watch_and_tables_of_the_v1_version(client: httpx.Client, ns: str) -> None:
