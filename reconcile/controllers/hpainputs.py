@@ -32,7 +32,7 @@ def _seconds(timestamp: Any) -> float | None:
         return None
 
 
-def _window(text: Any) -> float:
+def window_seconds(text: Any) -> float:
     """A Go duration as metrics-server writes it ("15s", "1m0s", "1.5s"); 0 when unreadable."""
     match = _DURATION.match(text) if isinstance(text, str) and text else None
     if match is None:
@@ -76,5 +76,5 @@ def samples(pod_metrics: list[dict[str, Any]], resource: str) -> dict[str, repli
             total += milli(usage)
         when = _seconds(item.get("timestamp"))
         name = (item.get("metadata") or {}).get("name", "")
-        out[name] = replicacalc.Sample(usage=total, timestamp=when or 0.0, window=_window(item.get("window")))
+        out[name] = replicacalc.Sample(usage=total, timestamp=when or 0.0, window=window_seconds(item.get("window")))
     return out
