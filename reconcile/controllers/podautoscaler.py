@@ -9,7 +9,7 @@ the rate policies and [minReplicas, maxReplicas]. A change is written through `/
 SuccessfulRescale Event; the status (replicas, current metrics, lastScaleTime, the AbleToScale /
 ScalingActive / ScalingLimited conditions with upstream's reasons) after every sync.
 
-Metric sources: Resource and ContainerResource metrics with a Utilization target. Pods, Object and
+Metric sources: Resource and ContainerResource metrics (Utilization and AverageValue targets). Pods, Object and
 External metrics need a custom or external metrics API, which this server does not serve: such an
 HPA's ScalingActive is False (FailedGetPodsMetric and the like), as upstream's is without an adapter.
 Recommendations and rescale events live in memory, as upstream's: a new leader starts afresh.
@@ -240,26 +240,33 @@ class HorizontalPodAutoscalerController:
         source = metric.get(SOURCES[kind]) or {}
         resource = source.get("name", "")
         target = source.get("target") or {}
-        if target.get("type") != "Utilization" or target.get("averageUtilization") is None:
-            raise MetricError(FAILED_GET[kind], f"only Utilization targets of {kind.lower()} metrics are supported "
-                                                f"by this server (got {target.get('type')})")
         container = source.get("container") if kind == "ContainerResource" else None
         inputs = [hpainputs.pod_inputs(_only(p, container), resource) for p in pods]
         samples = hpainputs.samples([_only(m, container) for m in usage], resource)
+        now = self.ctx.clock.wall().timestamp()
+        what = f"{resource} container resource" if container else f"{resource} resource"
+        measure = "utilization" if target.get("type") == "Utilization" else "usage"
         try:
-            found = replicacalc.resource_replicas(current, int(target["averageUtilization"]), inputs, samples,
-                                                  resource=resource, now=self.ctx.clock.wall().timestamp(),
-                                                  tolerance=self.tolerance)
+            if target.get("type") == "Utilization" and target.get("averageUtilization") is not None:
+                found = replicacalc.resource_replicas(current, int(target["averageUtilization"]), inputs, samples,
+                                                      resource=resource, now=now, tolerance=self.tolerance)
+                name = f"{what} utilization (percentage of request)"
+            elif target.get("type") == "AverageValue" and target.get("averageValue") is not None:
+                found = replicacalc.average_value_replicas(current, hpainputs.milli(target["averageValue"]), inputs,
+                                                           samples, resource=resource, now=now,
+                                                           tolerance=self.tolerance)
+                name = what
+            else:
+                raise MetricError(FAILED_GET[kind], f"invalid target of the {resource} metric: "
+                                                    "a Utilization or AverageValue target is required")
         except replicacalc.CalculationError as exc:
-            raise MetricError(FAILED_GET[kind], f"failed to get {resource} utilization: {exc}") from None
-        current_value = {"averageValue": hpainputs.format_milli(found.usage),
-                         "averageUtilization": found.utilization}
+            raise MetricError(FAILED_GET[kind], f"failed to get {resource} {measure}: {exc}") from None
+        current_value: dict[str, Any] = {"averageValue": hpainputs.format_milli(found.usage)}
+        if found.utilization is not None:
+            current_value["averageUtilization"] = found.utilization
         body: dict[str, Any] = {"name": resource, "current": current_value}
         if container:
             body["container"] = container
-        name = f"{resource} resource utilization (percentage of request)"
-        if container:
-            name = f"{resource} container resource utilization (percentage of request)"
         return _Metric(found.replicas, {"type": kind, SOURCES[kind]: body}, name)
 
     async def _pod_metrics(self, namespace: str, selector: str) -> list[dict[str, Any]]:

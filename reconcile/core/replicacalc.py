@@ -1,5 +1,6 @@
-"""How many replicas a Resource metric with a Utilization target asks for, pure (upstream's
-ReplicaCalculator.GetResourceReplicas, pkg/controller/podautoscaler/replica_calculator.go).
+"""How many replicas a Resource metric asks for, pure (upstream's ReplicaCalculator.GetResourceReplicas
+for a Utilization target and GetRawResourceReplicas for an AverageValue one,
+pkg/controller/podautoscaler/replica_calculator.go).
 
 Per pod, usage over request; the pods' summed usage over their summed requests is the current
 utilization, and its ratio to the target scales the ready pods' count (rounded up). Within the
@@ -17,6 +18,7 @@ If that second look reverses the direction or lands within the tolerance, the co
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 TOLERANCE = 0.1
@@ -54,7 +56,7 @@ class Sample:
 @dataclass(frozen=True)
 class Recommendation:
     replicas: int
-    utilization: int  # percent of request, before missing and unready pods were accounted for
+    utilization: int | None  # percent of request (None for an AverageValue target), before missing and unready pods
     usage: int  # the average usage of the pods with metrics (milli-units)
 
 
@@ -99,38 +101,70 @@ def _utilization(usage: dict[str, int], requests: dict[str, int], target: int) -
     return utilization / target, utilization, total_usage // max(1, len(usage))
 
 
-def resource_replicas(current: int, target: int, pods: list[Pod], samples: dict[str, Sample], *,
-                      resource: str = "cpu", now: float, tolerance: float = TOLERANCE) -> Recommendation:
-    """The replica count a Utilization `target` (percent) asks for, `current` being the scale's replicas."""
+def _usage_of(pods: list[Pod], samples: dict[str, Sample], *, cpu: bool,
+              now: float) -> tuple[int, set[str], set[str], dict[str, int]]:
+    """(ready count, unready, missing, usage of the pods that count) for one metric."""
     if not pods:
         raise CalculationError("no pods returned by selector while calculating replica count")
-    ready, unready, missing, ignored = group(pods, samples, cpu=resource == "cpu", now=now)
+    ready, unready, missing, ignored = group(pods, samples, cpu=cpu, now=now)
     names = {pod.name for pod in pods}
     usage = {name: s.usage for name, s in samples.items() if name in names and name not in ignored | unready}
     if not usage:
         raise CalculationError("did not receive metrics for targeted pods (pods might be unready)")
+    return ready, unready, missing, usage
+
+
+def _replicas(current: int, ready: int, unready: set[str], missing: set[str], usage: dict[str, int],
+              ratio_of: Callable[[dict[str, int]], float], fallback: Callable[[str], int], tolerance: float) -> int:
+    """Upstream's decision, shared by both target kinds: the plain ratio when every pod counts, else
+    a second look with missing pods at `fallback` (scale down) or 0 (scale up) and unready pods at 0."""
+    ratio = ratio_of(usage)
+    scale_up_with_unready = bool(unready) and ratio > 1.0
+    if not scale_up_with_unready and not missing:
+        return current if abs(1.0 - ratio) <= tolerance else math.ceil(ratio * ready)
+    usage = dict(usage)
+    if missing and ratio != 1.0:  # exactly on target: they are left out, as upstream
+        for name in missing:
+            usage[name] = fallback(name) if ratio < 1.0 else 0
+    if scale_up_with_unready:
+        for name in unready:
+            usage[name] = 0
+    new_ratio = ratio_of(usage)
+    if abs(1.0 - new_ratio) <= tolerance or (ratio < 1.0 < new_ratio) or (new_ratio < 1.0 < ratio):
+        return current
+    replicas = math.ceil(new_ratio * len(usage))
+    if (new_ratio < 1.0 and replicas > current) or (new_ratio > 1.0 and replicas < current):
+        return current
+    return replicas
+
+
+def resource_replicas(current: int, target: int, pods: list[Pod], samples: dict[str, Sample], *,
+                      resource: str = "cpu", now: float, tolerance: float = TOLERANCE) -> Recommendation:
+    """The replica count a Utilization `target` (percent) asks for, `current` being the scale's replicas
+    (GetResourceReplicas)."""
+    ready, unready, missing, usage = _usage_of(pods, samples, cpu=resource == "cpu", now=now)
     requests: dict[str, int] = {}
     for pod in pods:
         if pod.request is None:
             raise CalculationError(f"missing request for {resource} in container {pod.unrequested} of Pod {pod.name}")
         requests[pod.name] = pod.request
-    ratio, utilization, average = _utilization(usage, requests, target)
-    scale_up_with_unready = bool(unready) and ratio > 1.0
-    if not scale_up_with_unready and not missing:
-        if abs(1.0 - ratio) <= tolerance:
-            return Recommendation(current, utilization, average)
-        return Recommendation(math.ceil(ratio * ready), utilization, average)
-    if missing and ratio != 1.0:  # exactly on target: they are left out, as upstream
-        fallback = max(100, target) if ratio < 1.0 else 0
-        for name in missing:
-            usage[name] = requests[name] * fallback // 100
-    if scale_up_with_unready:
-        for name in unready:
-            usage[name] = 0
-    new_ratio, _, _ = _utilization(usage, requests, target)
-    if abs(1.0 - new_ratio) <= tolerance or (ratio < 1.0 < new_ratio) or (new_ratio < 1.0 < ratio):
-        return Recommendation(current, utilization, average)
-    replicas = math.ceil(new_ratio * len(usage))
-    if (new_ratio < 1.0 and replicas > current) or (new_ratio > 1.0 and replicas < current):
-        return Recommendation(current, utilization, average)
+    _, utilization, average = _utilization(usage, requests, target)
+    replicas = _replicas(current, ready, unready, missing, usage, lambda u: _utilization(u, requests, target)[0],
+                         lambda name: requests[name] * max(100, target) // 100, tolerance)
     return Recommendation(replicas, utilization, average)
+
+
+def average_value_replicas(current: int, target: int, pods: list[Pod], samples: dict[str, Sample], *,
+                           resource: str = "cpu", now: float, tolerance: float = TOLERANCE) -> Recommendation:
+    """The replica count an AverageValue `target` (milli-units per pod) asks for (GetRawResourceReplicas):
+    the pods' average usage against the target; missing pods count as the target when scaling down."""
+    if target <= 0:
+        raise CalculationError(f"the target average value of {resource} must be positive")
+    ready, unready, missing, usage = _usage_of(pods, samples, cpu=resource == "cpu", now=now)
+
+    def ratio_of(values: dict[str, int]) -> float:
+        return sum(values.values()) / len(values) / target
+
+    average = sum(usage.values()) // len(usage)
+    replicas = _replicas(current, ready, unready, missing, usage, ratio_of, lambda name: target, tolerance)
+    return Recommendation(replicas, None, average)

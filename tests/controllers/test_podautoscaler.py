@@ -188,6 +188,26 @@ def test_hpa_scales_a_deployment_up_then_down_after_the_window(controller_manage
         assert "New size: 1; reason: All metrics below target" in messages, messages
 
 
+def test_a_memory_average_value_target(controller_manager, client: api.Client, ns: str, api_server: str) -> None:
+    """Each pod's working set (1 MiB, as the agent reports it) against an AverageValue of 512Ki: twice
+    the target, so one pod becomes two; the status carries the average (upstream's milli quantity)."""
+    node = f"hpa-{uuid.uuid4().hex[:6]}"
+    with helpers.PodWatcher(api_server, ns, ready_stand_in=True) as watcher, StatsAgent(node, watcher) as agent:
+        _node(client, node, agent.port)
+        client.create("apps/v1", "deployments", _deployment("mem", node), namespace=ns)
+        hpa = _hpa("mem", high=2)  # stays at two: each new pod reports the same working set
+        hpa["spec"]["metrics"] = [{"type": "Resource", "resource": {
+            "name": "memory", "target": {"type": "AverageValue", "averageValue": "512Ki"}}}]
+        client.create("autoscaling/v2", "horizontalpodautoscalers", hpa, namespace=ns)
+        support.wait_for(lambda: _replicas(client, ns, "mem") == 2, timeout=60, interval=0.2, what="two replicas")
+        status = support.wait_for(lambda: (client.get("autoscaling/v2", "horizontalpodautoscalers", "mem",
+                                                      namespace=ns)["status"].get("currentMetrics") or [None])[0],
+                                  timeout=30, what="the current metric")
+        assert status == {"type": "Resource", "resource": {"name": "memory", "current": {"averageValue": "1048576"}}}
+        rescales = [e["message"] for e in _events(client, ns, "mem") if e["reason"] == "SuccessfulRescale"]
+        assert rescales == ["New size: 2; reason: memory resource above target"], rescales
+
+
 def test_an_hpa_without_metrics_for_its_pods_is_not_scaling_active(controller_manager, client: api.Client,
                                                                   ns: str) -> None:
     """Pods nobody reports usage for: ScalingActive False with upstream's reason, the size kept."""

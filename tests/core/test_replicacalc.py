@@ -1,5 +1,5 @@
 """The replica calculator (`core.replicacalc`) against upstream's rules: the ratio of usage to
-request scales the ready pods, the tolerance holds the count, missing and unready pods only damp a
+request (or of the average usage to an AverageValue target) scales the ready pods, the tolerance holds the count, missing and unready pods only damp a
 change; and properties over random pods."""
 
 from __future__ import annotations
@@ -71,6 +71,17 @@ def test_ignored_pods_and_errors() -> None:
         _calc(1, 50, [rc.Pod("a", request=None, unrequested="web", started=STARTED)], {"a": 5})
 
 
+def test_an_average_value_target_compares_the_average_usage() -> None:
+    pods = [_pod("a", request=None), _pod("b", request=None)]  # no requests needed for a raw target
+    samples = {"a": _sample(300), "b": _sample(100)}
+    found = rc.average_value_replicas(2, 100, pods, samples, resource="memory", now=NOW)
+    assert (found.replicas, found.utilization, found.usage) == (4, None, 200)
+    assert rc.average_value_replicas(2, 190, pods, samples, resource="memory", now=NOW).replicas == 2  # 200/190
+    # c has no sample: counted at the target on the way down, so 2 x 0.5 becomes (50+50+100)/3 = 0.67 x 3 = 2
+    low = {"a": _sample(50), "b": _sample(50)}
+    assert rc.average_value_replicas(3, 100, [*pods, _pod("c")], low, resource="memory", now=NOW).replicas == 2
+
+
 pods_and_usage = st.lists(st.tuples(st.integers(1, 4000), st.integers(0, 8000), st.booleans()), min_size=1,
                           max_size=30)
 
@@ -101,3 +112,18 @@ def test_usage_near_the_target_keeps_the_count(requests, target, factor) -> None
     found = _calc(len(pods), target, pods, usage)
     if abs(1 - found.utilization / target) <= rc.TOLERANCE:
         assert found.replicas == len(pods)
+
+
+@given(pods_and_usage, st.integers(1, 4000))
+def test_an_average_value_recommendation_follows_the_metric(rows, target) -> None:
+    pods = [_pod(f"p{i}") for i in range(len(rows))]
+    usage = {f"p{i}": use for i, (_, use, has) in enumerate(rows) if has}
+    if not usage:
+        return
+    found = rc.average_value_replicas(len(pods), target, pods, {n: _sample(u) for n, u in usage.items()},
+                                      resource="memory", now=NOW)
+    ratio = found.usage / target
+    if found.replicas > len(pods):
+        assert ratio >= 1.0
+    if found.replicas < len(pods):
+        assert ratio <= 1.0
