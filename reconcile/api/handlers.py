@@ -17,6 +17,7 @@ from starlette.responses import Response, StreamingResponse
 
 from reconcile.api import (
     authn,
+    converted,
     decoding,
     deleteoptions,
     eviction,
@@ -104,6 +105,43 @@ class ResourceHandlers:
             return await self.decoder.decode_protobuf(raw, resource.api_version, resource.kind)
         return await self.decoder.decode(raw, media, what="object", strict=strict)
 
+    # --- what converted.py shares with the stored versions' handlers ---
+
+    body = _body
+    created_body = _created_body
+    updated_body = _updated_body
+
+    @staticmethod
+    def selection(request: Request, resource: registry.Resource, namespace: str | None) -> rest.Selection:
+        return _selection(request, resource, namespace)
+
+    @staticmethod
+    def field_validation(request: Request) -> str:
+        return _field_validation(request)
+
+    @staticmethod
+    def field_manager(request: Request, options_kind: str) -> str:
+        return _field_manager(request, options_kind)
+
+    @staticmethod
+    def dry_run(request: Request) -> bool:
+        return _dry_run(request)
+
+    @staticmethod
+    def include_object(request: Request) -> str:
+        return _include_object(request)
+
+    @staticmethod
+    def patch_kind(request: Request) -> str:
+        """The patch type of the Content-Type (415 for another media type)."""
+        patch_kind = PATCH_KINDS.get(http.media_type(request))
+        if patch_kind is None:
+            raise errors.UnsupportedMediaType(
+                f"the body of the request was in an unknown format - accepted media types include: "
+                f"{', '.join(http.PATCH_TYPES)}"
+            )
+        return patch_kind
+
     async def upgrade(self, scope: Any, receive: Any, send: Any, info: routing.RequestInfo,
                       user: authn.UserInfo) -> None:
         """A WebSocket upgrade of a resource: pods/exec, pods/attach (proxied to the node agent)."""
@@ -126,6 +164,14 @@ class ResourceHandlers:
             raise errors.no_such_resource()
         if info.name is not None and resource.namespaced and info.namespace is None:
             raise errors.no_such_resource()
+        storage = converted.storage_of(self.registry, resource)
+        if storage is not None:  # autoscaling/v1 HPAs: served through the storage version (autoscaling/v2)
+            return await converted.ConvertedVersion(self, resource, storage).serve(request, info, verb, user)
+        return await self.serve_stored(request, resource, info, verb, user)
+
+    async def serve_stored(self, request: Request, resource: registry.Resource, info: routing.RequestInfo, verb: str,
+                           user: authn.UserInfo) -> Response:
+        """A request on a version stored as it is served (every resource but a converted version's)."""
         method = request.method
         if resourcemetrics.serves(resource):  # NodeMetrics, PodMetrics: read from the node agents
             return http.json_response(await self.metrics.serve(
@@ -235,6 +281,11 @@ class ResourceHandlers:
         return http.json_response(body)
 
     def _watch(self, request: Request, resource: registry.Resource, selection: rest.Selection) -> Response:
+        return self.watch_response(request, resource, selection)
+
+    def watch_response(self, request: Request, resource: registry.Resource, selection: rest.Selection, *,
+                       convert: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> Response:
+        """The streaming watch answer; `convert` shows each object as a converted version does."""
         query = request.query_params
         match = query.get("resourceVersionMatch")
         send_initial = http.query_bool(request, "sendInitialEvents") if "sendInitialEvents" in query else None
@@ -252,6 +303,7 @@ class ResourceHandlers:
             table=http.wants_table(request),
             include_object=_include_object(request),
             send_initial_events=send_initial,
+            convert=convert,
         )
         media = http.TABLE_CONTENT_TYPE if options.table else http.JSON
         return StreamingResponse(watch.stream(self.api, resource, selection, options), media_type=media)
@@ -286,13 +338,7 @@ class ResourceHandlers:
     async def _patch(self, request: Request, resource: registry.Resource, info: routing.RequestInfo,
                      user: authn.UserInfo) -> Response:
         assert info.name is not None
-        content_type = http.media_type(request)
-        patch_kind = PATCH_KINDS.get(content_type)
-        if patch_kind is None:
-            raise errors.UnsupportedMediaType(
-                f"the body of the request was in an unknown format - accepted media types include: "
-                f"{', '.join(http.PATCH_TYPES)}"
-            )
+        patch_kind = self.patch_kind(request)
         field_validation = _field_validation(request)
         force = http.query_bool(request, "force") if "force" in request.query_params else None
         given = request.query_params.get("fieldManager")

@@ -23,6 +23,7 @@ _META = "io.k8s.apimachinery.pkg.apis.meta.v1."
 _BUILTIN_PACKAGES = {
     "": "io.k8s.api.core",
     "apps": "io.k8s.api.apps",
+    "autoscaling": "io.k8s.api.autoscaling",
     "coordination.k8s.io": "io.k8s.api.coordination",
     "discovery.k8s.io": "io.k8s.api.discovery",
     "policy": "io.k8s.api.policy",

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from reconcile.api import protometa, protonetworking, protoworkloads
+from reconcile.api import protoautoscaling, protometa, protonetworking, protoworkloads
 from reconcile.core import errors, protowire
 from reconcile.core.protomessages import BOOL, BYTES, INT32, INT64, STRING, Field, Map, Message, decode
 
@@ -145,6 +145,7 @@ MESSAGES: dict[tuple[str, str], Message] = {
                                     Field(2, "deleteOptions", protometa.DELETE_OPTIONS)),
     **protoworkloads.MESSAGES,
     **protonetworking.MESSAGES,
+    **protoautoscaling.MESSAGES,
 }
 # Kinds whose protobuf PUT is read too. Only where the table reads every field an update may change:
 # a CSR's spec is immutable and its status comes from the old object except what /approval or

@@ -63,6 +63,7 @@ from reconcile.api.rbac import authorizer as rbac_authorizer
 from reconcile.api.rbac import bootstrap as rbac_bootstrap
 from reconcile.api.rbac import escalation as rbac_escalation
 from reconcile.api.rbac import index as rbac_index
+from reconcile.api.strategies import autoscaling as autoscaling_strategy
 from reconcile.api.strategies import certificates, configdata, crds, namespaces, pods, services
 from reconcile.api.strategies import disruption as disruption_strategy
 from reconcile.api.strategies import networking as networking_strategy
@@ -175,6 +176,7 @@ class ApiServer:
             (scheduling_strategy.GROUP, scheduling_strategy.PLURAL): scheduling_strategy.PriorityClassStrategy(),
             (networking_strategy.GROUP, "ingresses"): networking_strategy.IngressStrategy(),
             (networking_strategy.GROUP, "ingressclasses"): networking_strategy.IngressClassStrategy(),
+            ("autoscaling", "horizontalpodautoscalers"): autoscaling_strategy.HorizontalPodAutoscalerStrategy(),
         })
         self.caches.listeners[(crds.GROUP, "customresourcedefinitions")] = self.crds.on_cache_event
         # RBAC reads its rules from the watch caches; any change to them rebuilds its index.

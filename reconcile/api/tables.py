@@ -337,6 +337,42 @@ def _ingress_class_row(obj: dict, now: datetime) -> Row:
     return [_meta(obj).get("name", ""), spec.get("controller", ""), shown, _age(obj, now)]
 
 
+def _hpa_metric(spec: dict, current: Any) -> str:
+    """One metric of formatHPAMetrics: "cpu: 40%/50%", "memory: 10Mi/100Mi", "<unknown>" when not yet read."""
+    kind = spec.get("type")
+    key = {"Resource": "resource", "ContainerResource": "containerResource", "Pods": "pods", "Object": "object",
+           "External": "external"}.get(kind, "")
+    source = spec.get(key) if isinstance(spec.get(key), dict) else {}
+    target = source.get("target") if isinstance(source.get("target"), dict) else {}
+    now = _get(current, key, "current", default={}) if isinstance(current, dict) and current.get("type") == kind else {}
+    if target.get("type") == "Utilization":
+        shown = f"{now['averageUtilization']}%" if now.get("averageUtilization") is not None else "<unknown>"
+        wanted = f"{target['averageUtilization']}%" if target.get("averageUtilization") is not None else "<auto>"
+    else:
+        field = "value" if target.get("type") == "Value" else "averageValue"
+        shown = str(now[field]) if now.get(field) is not None else "<unknown>"
+        wanted = str(target.get(field, "<auto>"))
+    if kind in ("Resource", "ContainerResource"):
+        return f"{source.get('name', '')}: {shown}/{wanted}"
+    return f"{shown}/{wanted}"
+
+
+def _hpa_row(obj: dict, now: datetime) -> Row:
+    """printHorizontalPodAutoscaler: Kind/Name, the first two metrics (then "+ N more..."), min, max, replicas."""
+    spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
+    ref = spec.get("scaleTargetRef") if isinstance(spec.get("scaleTargetRef"), dict) else {}
+    metrics = [m for m in spec.get("metrics") or [] if isinstance(m, dict)]
+    current = _get(obj, "status", "currentMetrics", default=[])
+    shown = [_hpa_metric(m, current[i] if i < len(current) else None) for i, m in enumerate(metrics[:2])]
+    targets = ", ".join(shown) if shown else "<none>"
+    if len(metrics) > 2:
+        targets += f" + {len(metrics) - 2} more..."
+    low = spec.get("minReplicas")
+    return [_meta(obj).get("name", ""), f"{ref.get('kind', '')}/{ref.get('name', '')}", targets,
+            "<unset>" if low is None else str(low), spec.get("maxReplicas", 0),
+            _get(obj, "status", "currentReplicas", default=0), _age(obj, now)]
+
+
 def _event_row(obj: dict, now: datetime) -> Row:
     involved = obj.get("involvedObject") or {}
     last = obj.get("lastTimestamp") or obj.get("eventTime") or _get(obj, "series", "lastObservedTime")
@@ -383,6 +419,9 @@ _KINDS: dict[tuple[str, str], tuple[list[dict], Printer]] = {
                                             _endpointslice_row),
     ("policy", "PodDisruptionBudget"): ([NAME, _col("Min Available"), _col("Max Unavailable"),
                                          _col("Allowed Disruptions", "integer"), AGE], _pdb_row),
+    ("autoscaling", "HorizontalPodAutoscaler"): ([NAME, _col("Reference"), _col("Targets"), _col("MinPods"),
+                                                  _col("MaxPods", "integer"), _col("Replicas", "integer"), AGE],
+                                                 _hpa_row),
     ("", "Event"): ([_col("Last Seen"), _col("Type"), _col("Reason"), _col("Object"), _col("Message"),
                      _col("Subobject", priority=1), _col("Source", priority=1), _col("First Seen", priority=1),
                      _col("Count", "integer", priority=1), _col("Name", priority=1)], _event_row),

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +35,8 @@ class WatchOptions:
     include_object: str = "Metadata"
     # sendInitialEvents: None when absent (the state only for an unset or "0" resourceVersion)
     send_initial_events: bool | None = None
+    # a served version that is not the stored one: each object as that version shows it (`converted`)
+    convert: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
 
 INITIAL_EVENTS_END = "k8s.io/initial-events-end"
@@ -161,6 +163,8 @@ class _Encoder:
             return None
         kind, entry = translated
         if not self.options.table:
+            if self.options.convert is not None:
+                return event_line(kind, orjson.dumps(self.options.convert(entry.obj)))
             return event_line(kind, entry.raw)
         table = tables.to_table(self.resource, [entry.obj], include_object=self.options.include_object,
                                 with_headers=not self.headers_sent)

@@ -57,13 +57,20 @@ def register(main: click.Group) -> None:
 @click.option("--cluster-signing-duration", default="8760h", show_default=True,
               help="The longest certificate csrsigning issues (a duration: 8760h, 30m); a request's "
                    "expirationSeconds may ask for less.")
+@click.option("--horizontal-pod-autoscaler-sync-period", "hpa_sync_period", type=click.FloatRange(min=0.1),
+              default=15.0, show_default=True, help="Seconds between two looks at each HorizontalPodAutoscaler.")
+@click.option("--horizontal-pod-autoscaler-downscale-stabilization", "hpa_downscale_stabilization",
+              type=click.FloatRange(min=0), default=300.0, show_default=True,
+              help="Seconds of recommendations an HPA scales down from at most (the highest wins), unless its "
+                   "behavior.scaleDown.stabilizationWindowSeconds says otherwise.")
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
 def controller_manager(server_url: str | None, kubeconfig: str | None, leader_elect: bool, health_port: int | None, workers: int,
                        node_monitor_grace_period: float, pod_eviction_timeout: float,
                        leader_elect_lease_duration: float, leader_elect_renew_deadline: float,
                        leader_elect_retry_period: float, burst_replicas: int, resource_quota_sync_period: float,
                        root_ca_file: str | None, cluster_signing_cert_file: str | None,
-                       cluster_signing_key_file: str | None, cluster_signing_duration: str, verbose: bool) -> None:
+                       cluster_signing_key_file: str | None, cluster_signing_duration: str, hpa_sync_period: float,
+                       hpa_downscale_stabilization: float, verbose: bool) -> None:
     """Run the ReplicaSet, Deployment, garbage-collector, namespace, node-lifecycle and resource-quota controllers."""
     from reconcile.controllers import manager
     from reconcile.engine import leader
@@ -80,6 +87,7 @@ def controller_manager(server_url: str | None, kubeconfig: str | None, leader_el
                               cluster_signing_cert_file=cluster_signing_cert_file,
                               cluster_signing_key_file=cluster_signing_key_file,
                               cluster_signing_duration=_duration(cluster_signing_duration),
+                              hpa_sync_period=hpa_sync_period, hpa_downscale_stabilization=hpa_downscale_stabilization,
                               leader_config=leader.LeaderConfig(lease_duration=leader_elect_lease_duration,
                                                                 renew_deadline=leader_elect_renew_deadline,
                                                                 retry_period=leader_elect_retry_period))

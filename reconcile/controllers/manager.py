@@ -30,6 +30,7 @@ from reconcile.controllers import (
     garbagecollector,
     namespace,
     nodelifecycle,
+    podautoscaler,
     pvbinder,
     replicaset,
     resourcequota,
@@ -40,6 +41,7 @@ from reconcile.controllers import (
     tokencleaner,
 )
 from reconcile.controllers import informers as informers_mod
+from reconcile.core import hpabehavior
 from reconcile.engine import badobjects, supervision
 from reconcile.engine import clock as clock_mod
 from reconcile.engine import events as events_mod
@@ -73,6 +75,8 @@ class Options:
     cluster_signing_cert_file: str | None = None  # the CA csrsigning signs with (none: csrsigning is off)
     cluster_signing_key_file: str | None = None
     cluster_signing_duration: datetime.timedelta = csrsigning.DEFAULT_DURATION  # longest certificate it issues
+    hpa_sync_period: float = podautoscaler.SYNC_PERIOD  # seconds between two looks at each HPA
+    hpa_downscale_stabilization: float = hpabehavior.DOWNSCALE_STABILIZATION_SECONDS  # its default scale-down window
 
 
 class Controllers:
@@ -83,8 +87,12 @@ class Controllers:
                  clock: clock_mod.Clock | None = None, metrics: metrics_mod.Metrics | None = None,
                  node_lifecycle: nodelifecycle.Settings | None = None,
                  burst_replicas: int = replicaset.BURST_REPLICAS, quota_resync: float = resourcequota.RESYNC,
-                 root_ca: str | None = None, signing: tuple[certs.Issued, datetime.timedelta] | None = None) -> None:
+                 root_ca: str | None = None, signing: tuple[certs.Issued, datetime.timedelta] | None = None,
+                 hpa_sync_period: float = podautoscaler.SYNC_PERIOD,
+                 hpa_downscale_stabilization: float = hpabehavior.DOWNSCALE_STABILIZATION_SECONDS) -> None:
         self.read_client = read_client
+        self.hpa_sync_period = hpa_sync_period
+        self.hpa_downscale_stabilization = hpa_downscale_stabilization
         self.root_ca = root_ca  # PEM for kube-root-ca.crt; None: that publisher does not run
         self.signing = signing
         self.quota_resync = quota_resync
@@ -141,6 +149,8 @@ class Controllers:
             storageprotection.PvProtectionController(ctx),
             statefulset.StatefulSetController(ctx),
             disruption.DisruptionController(ctx),
+            podautoscaler.HorizontalPodAutoscalerController(ctx, sync_period=self.hpa_sync_period,
+                                                            downscale_stabilization=self.hpa_downscale_stabilization),
         ]
         if self.root_ca:
             self.controllers.append(rootcacert.RootCACertPublisher(ctx, self.root_ca))
@@ -202,7 +212,8 @@ async def run(options: Options) -> None:
         controllers = Controllers(client, mgr.client, workers=options.workers, metrics=metrics,
                                   node_lifecycle=node_lifecycle, burst_replicas=options.burst_replicas,
                                   quota_resync=options.quota_resync, root_ca=_root_ca(options, cfg),
-                                  signing=signing_ca(options))
+                                  signing=signing_ca(options), hpa_sync_period=options.hpa_sync_period,
+                                  hpa_downscale_stabilization=options.hpa_downscale_stabilization)
         mgr.add(controllers, needs_leader=True)
         mgr.add_health_check(controllers.supervisor)
         try:

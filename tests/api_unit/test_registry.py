@@ -46,6 +46,7 @@ EXPECTED = {
     ("scheduling.k8s.io", "priorityclasses"): ("PriorityClass", False, ("pc",)),
     ("networking.k8s.io", "ingresses"): ("Ingress", True, ("ing",)),
     ("networking.k8s.io", "ingressclasses"): ("IngressClass", False, ()),
+    ("autoscaling", "horizontalpodautoscalers"): ("HorizontalPodAutoscaler", True, ("hpa",)),
     ("charts.reconcile.dev", "releases"): ("Release", True, ()),
     ("gitops.reconcile.dev", "gitrepositories"): ("GitRepository", True, ("gitrepo",)),
     ("storage.k8s.io", "storageclasses"): ("StorageClass", False, ("sc",)),

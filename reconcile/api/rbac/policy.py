@@ -79,7 +79,7 @@ CONTROLLERS = ("replicaset-controller", "deployment-controller", "generic-garbag
                "certificate-controller", "endpoint-controller", "endpointslice-controller",
                 "endpointslicemirroring-controller",
                 "persistent-volume-binder", "pvc-protection-controller", "pv-protection-controller",
-                "statefulset-controller", "disruption-controller")
+                "statefulset-controller", "disruption-controller", "horizontal-pod-autoscaler")
 
 
 def rule(verbs: list[str], groups: list[str] | None = None, resources: list[str] | None = None, *,
@@ -318,6 +318,17 @@ def _controller_rules() -> dict[str, list[dict[str, Any]]]:
             rule(["get", "list", "watch"], ["apps"], ["statefulsets"]),
             rule(["update"], ["policy"], ["poddisruptionbudgets/status"]),
             rule(["get"], ["*"], ["*/scale"]),
+            *_events(),
+        ],
+        # upstream's; plus pods watch, which our informer reads with this role
+        "horizontal-pod-autoscaler": [
+            rule(["get", "list", "watch"], ["autoscaling"], ["horizontalpodautoscalers"]),
+            rule(["update"], ["autoscaling"], ["horizontalpodautoscalers/status"]),
+            rule(["get", "update"], ["*"], ["*/scale"]),
+            rule(["list", "watch"], [""], ["pods"]),
+            rule(["list"], ["metrics.k8s.io"], ["pods"]),
+            rule(["get", "list"], ["custom.metrics.k8s.io"], ["*"]),
+            rule(["get", "list"], ["external.metrics.k8s.io"], ["*"]),
             *_events(),
         ],
         # upstream's is a Role in kube-system; a ClusterRole here (the default policy has no Roles yet)
