@@ -20,6 +20,7 @@ from reconcile.client import config as config_mod
 from reconcile.controllers import (
     clusterroleaggregation,
     context,
+    cronjob,
     csrapproving,
     csrsigning,
     deployment,
@@ -28,6 +29,7 @@ from reconcile.controllers import (
     endpointslice,
     endpointslicemirroring,
     garbagecollector,
+    job,
     namespace,
     nodelifecycle,
     pvbinder,
@@ -141,6 +143,8 @@ class Controllers:
             storageprotection.PvProtectionController(ctx),
             statefulset.StatefulSetController(ctx),
             disruption.DisruptionController(ctx),
+            job.JobController(ctx),
+            cronjob.CronJobController(ctx),
         ]
         if self.root_ca:
             self.controllers.append(rootcacert.RootCACertPublisher(ctx, self.root_ca))
