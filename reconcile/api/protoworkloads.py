@@ -1,7 +1,7 @@
 """Protobuf tables of the workload kinds (core/v1 Pod and Service, apps/v1 Deployment, ReplicaSet and
-StatefulSet, policy/v1 PodDisruptionBudget, which this server serves; batch/v1 Job and CronJob, PriorityClass, which it does
-not yet): what `kubectl create deployment|service|job|cronjob|pdb|priorityclass` and client-go's typed
-clients post. Field numbers are upstream's k8s.io/api core/v1 and apps/v1 generated.proto (wire notes §3.4).
+StatefulSet, batch/v1 Job and CronJob, policy/v1 PodDisruptionBudget, which this server serves; PriorityClass, which
+it does not yet): what `kubectl create deployment|service|job|cronjob|pdb|priorityclass` and client-go's typed
+clients post. Field numbers are upstream's k8s.io/api core/v1, apps/v1 and batch/v1 generated.proto (wire notes §3.4).
 
 The pod spec is large upstream; PodSpec and Container read what kubectl's generators, everyday
 manifests and the server's own admission (the projected service-account volume) carry and name every number upstream defines (`upstream`), so a part they do not read
@@ -248,8 +248,7 @@ STATEFUL_SET_SPEC = Message("StatefulSetSpec", (
     Field(11, "ordinals", Message("StatefulSetOrdinals", (Field(1, "start", INT32),)))))
 
 # --- batch/v1, policy/v1, scheduling.k8s.io/v1: what `kubectl create job|cronjob|pdb|priorityclass`
-# send. Tables kept for when these kinds are served; today their endpoints are a 404 before any body
-# is read.
+# send (batch/v1 is served; PriorityClass's endpoints are still a 404 before any body is read).
 
 # Not read: podFailurePolicy 11, successPolicy 16, scheduling 17 (newer than 1.32).
 JOB_SPEC = Message("JobSpec", (
