@@ -10,10 +10,12 @@ ttlSecondsAfterFinished is up (Foreground, as upstream, so the garbage collector
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 from typing import Any
 
 from reconcile.controllers import batching, context, expectations, jobplan, ownership, podutil
+from reconcile.controllers import informers as informers_mod
 from reconcile.core import errors, meta, selectors
 from reconcile.engine import controller as controller_mod
 
@@ -40,8 +42,8 @@ def pod_from_template(job: dict[str, Any], index: int | None) -> dict[str, Any]:
         "ownerReferences": [ownership.controller_ref(job)],
     }
     annotations = dict(tmeta.get("annotations") or {})
-    if tmeta.get("finalizers"):
-        metadata["finalizers"] = list(tmeta["finalizers"])
+    metadata["finalizers"] = [*(f for f in tmeta.get("finalizers") or [] if f != jobplan.TRACKING_FINALIZER),
+                              jobplan.TRACKING_FINALIZER]
     spec = copy.deepcopy(template.get("spec") or {})
     if index is not None:
         annotations[jobplan.COMPLETION_INDEX] = str(index)
@@ -80,9 +82,29 @@ def pod_view(pod: dict[str, Any]) -> jobplan.PodView:
                 for s in status.get("containerStatuses") or [] if isinstance(s, dict)]
     phase = status.get("phase")
     return jobplan.PodView(name=md.get("name") or "", phase=phase if isinstance(phase, str) else "Pending",
+                           uid=md.get("uid") or "", tracked=tracked(pod),
                            deleting=bool(md.get("deletionTimestamp")), ready=podutil.is_ready(pod), index=index,
                            created=_stamp(md.get("creationTimestamp")) or 0.0,
                            finished_at=max((f for f in finished if f is not None), default=None))
+
+
+def merge_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """The JSON merge patch (RFC 7386) from `old` to `new`: a key that went is null, nested objects
+    are diffed (`{}` alone would leave `uncountedTerminatedPods`' lists in place), the rest replaced."""
+    patch: dict[str, Any] = {k: None for k in old if k not in new}
+    for key, value in new.items():
+        before = old.get(key)
+        if isinstance(value, dict) and isinstance(before, dict):
+            if value != before:
+                patch[key] = merge_patch(before, value)
+        elif value != before:
+            patch[key] = value
+    return patch
+
+
+def tracked(pod: dict[str, Any]) -> bool:
+    finalizers = (pod.get("metadata") or {}).get("finalizers")
+    return isinstance(finalizers, list) and jobplan.TRACKING_FINALIZER in finalizers
 
 
 def job_key_of_pod(pod: dict[str, Any]) -> Key | None:
@@ -101,6 +123,9 @@ class JobController:
         self.jobs = ctx.informers.get(API_VERSION, "jobs")
         self.pods = ctx.informers.get("v1", "pods")
         self.expectations = expectations.Expectations(clock=ctx.clock)
+        # uids of pods whose tracking finalizer this controller removed and the informer may not show
+        # gone yet (upstream's expected finalizer removals): they count as untracked, never twice
+        self.untracked: set[str] = set()
         self.controller = ctx.controller("job", self.reconcile)
         self.controller.watch(self.jobs)
         self.pods.add_handler(on_add=self._pod_added, on_update=self._pod_updated, on_delete=self._pod_deleted)
@@ -131,11 +156,12 @@ class JobController:
     async def reconcile(self, key: Key) -> controller_mod.Result | None:
         namespace, name = key
         job = self.jobs.store.get(namespace, name)
+        await self._release_orphans(key, job)
         if job is None:
             self.expectations.forget(key)
             return None
         if job["metadata"].get("deletionTimestamp"):
-            return None  # the garbage collector takes its pods
+            return None  # the garbage collector takes its pods (their finalizers are gone: above)
         now = self.ctx.clock.wall()
         left = jobplan.ttl_remaining(job, now)
         if left is not None:
@@ -151,10 +177,13 @@ class JobController:
             return None
         candidates = list(self.pods.store.by_index("namespace", namespace))
         pods, raced = await ownership.claim(self.ctx.client, "v1", "pods", job, selector, candidates)
-        decided = jobplan.plan(jobplan.Settings.of(job, backoff_base=self.backoff_base),
-                               [pod_view(p) for p in pods], job.get("status") or {}, now)
+        self._forget_untracked()
+        views = [pod_view(p) for p in pods]
+        views = [dataclasses.replace(v, tracked=False) if v.uid in self.untracked else v for v in views]
+        decided = jobplan.plan(jobplan.Settings.of(job, backoff_base=self.backoff_base), views,
+                               job.get("status") or {}, now)
         error = await self._act(key, job, pods, decided)
-        await self._write_status(job, decided.status)
+        error = await self._count(job, pods, decided) or error
         for kind, reason, message in decided.events:
             await self.ctx.event(job, reason=reason, message=message, type=kind)
         if error is not None:
@@ -206,8 +235,64 @@ class JobController:
                 error = create_error
         return error
 
+    async def _count(self, job: dict[str, Any], pods: list[dict[str, Any]], decided: jobplan.Plan,
+                     ) -> BaseException | None:
+        """Record newly finished pods, remove their tracking finalizers, then write the counted status;
+        a failure stops at the step it hit (the next sync resumes from what the status recorded)."""
+        written = job
+        if decided.record is not None:
+            written = await self._write_status(job, decided.record)
+            if written is None:
+                return None
+        by_name = {p["metadata"]["name"]: p for p in pods}
+        try:
+            for name in decided.untrack:
+                if name in by_name:
+                    await self._untrack(by_name[name])
+        except Exception as exc:  # noqa: BLE001 - the status keeps the uids recorded; retried
+            return exc
+        await self._write_status(written, decided.status)
+        return None
+
+    def _forget_untracked(self) -> None:
+        """Drop the expected removals the informer now shows (the pod without the finalizer, or gone)."""
+        for uid in list(self.untracked):
+            found = list(self.pods.store.by_index(informers_mod.INDEX_UID, uid))
+            if not found or not tracked(found[0]):
+                self.untracked.discard(uid)
+
+    async def _release_orphans(self, key: Key, job: dict[str, Any] | None) -> None:
+        """Tracking finalizers off the pods of a Job that is gone, being deleted, or another one by that
+        name (upstream's orphan-pod cleanup), so nothing waits on a controller that will not count them."""
+        uid = None if job is None or job["metadata"].get("deletionTimestamp") else job["metadata"].get("uid")
+        for pod in self.pods.store.by_index("namespace", key[0]):
+            if tracked(pod) and job_key_of_pod(pod) == key and (meta.controller_owner(pod) or {}).get("uid") != uid:
+                await self._untrack(pod)
+
+    async def _untrack(self, pod: dict[str, Any]) -> None:
+        """Remove the tracking finalizer (only it) from `pod`, under the version read; re-read on a conflict."""
+        md = pod["metadata"]
+        for _attempt in range(3):
+            rest = [f for f in md.get("finalizers") or [] if f != jobplan.TRACKING_FINALIZER]
+            if len(rest) == len(md.get("finalizers") or []):
+                return
+            try:
+                await self.ctx.client.patch("v1", "pods", md["name"], {"metadata": {
+                    "finalizers": rest or None, "resourceVersion": md["resourceVersion"]}}, namespace=md["namespace"])
+                self.untracked.add(md["uid"])
+                return
+            except errors.NotFound:
+                return
+            except errors.Conflict:
+                try:
+                    md = (await self.ctx.client.get("v1", "pods", md["name"], namespace=md["namespace"]))["metadata"]
+                except errors.NotFound:
+                    return
+        raise errors.Conflict(f"pod {md['name']} kept changing while its tracking finalizer was removed")
+
     async def _delete_pod(self, key: Key, pod: dict[str, Any]) -> None:
         md = pod["metadata"]
+        await self._untrack(pod)  # a pod the controller stops itself is not counted (as upstream)
         try:
             await self.ctx.client.delete("v1", "pods", md["name"], namespace=md["namespace"],
                                          preconditions={"uid": md["uid"]})
@@ -217,17 +302,19 @@ class JobController:
             self.expectations.deletion_observed(key, md["uid"])
             raise
 
-    async def _write_status(self, job: dict[str, Any], status: dict[str, Any]) -> None:
+    async def _write_status(self, job: dict[str, Any], status: dict[str, Any]) -> dict[str, Any] | None:
+        """Patch the status under the version read; the Job as written (None: it is gone)."""
         old = job.get("status") or {}
         if old == status:
-            return
-        patch = {"metadata": {"resourceVersion": job["metadata"]["resourceVersion"]},
-                 "status": {**{k: None for k in old if k not in status}, **status}}
+            return job
+        patch = {"metadata": {"resourceVersion": job["metadata"]["resourceVersion"]}, "status": merge_patch(old, status)}
         try:
-            await self.ctx.client.patch(API_VERSION, "jobs", job["metadata"]["name"], patch,
-                                        namespace=job["metadata"]["namespace"], subresource="status")
+            written: dict[str, Any] = await self.ctx.client.patch(
+                API_VERSION, "jobs", job["metadata"]["name"], patch, namespace=job["metadata"]["namespace"],
+                subresource="status")
         except errors.NotFound:
-            pass
+            return None
+        return written
 
     async def _expire(self, job: dict[str, Any]) -> None:
         """ttlSecondsAfterFinished is up: delete the Job (only the one whose uid we read), pods first."""

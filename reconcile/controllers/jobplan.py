@@ -6,10 +6,13 @@ delete, and the status to write. Kept apart so the counting rules (completions, 
 backoffLimit, activeDeadlineSeconds, suspend, the two-step SuccessCriteriaMet -> Complete and
 FailureTarget -> Failed conditions of upstream 1.32) are unit-tested without an API server.
 
-Counting: upstream keeps a `batch.kubernetes.io/job-tracking` finalizer on pods so a finished pod
-is counted exactly once even if it is deleted before the controller saw it. This controller does
-not (yet): it counts the finished pods it sees and never lets `succeeded`/`failed` go down, so a
-deleted finished pod is not run again, but one deleted before it was ever seen is not counted.
+Counting (upstream's tracking with finalizers): pods are created with the `batch.kubernetes.io/job-tracking`
+finalizer, so a finished pod cannot vanish before it was counted. A finished pod still holding it is first
+recorded by uid in `status.uncountedTerminatedPods` (`Plan.record`), then its finalizer is removed
+(`Plan.untrack`), then the recorded uids move into `succeeded`/`failed` (`Plan.status`); a crash between
+two steps leaves the uids recorded, so each pod is counted exactly once. A pod deleted while it runs
+counts as failed (upstream: unless podReplacementPolicy is Failed, which waits for the Failed phase).
+Pods the controller deletes itself (suspend, deadline, surplus) are untracked first and not counted.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any
 from reconcile.core import meta
 
 COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"  # annotation and label on Indexed pods
+TRACKING_FINALIZER = "batch.kubernetes.io/job-tracking"
 BACKOFF_BASE = 10.0  # seconds before the first replacement of a failed pod (upstream DefaultJobPodFailureBackOff)
 BACKOFF_MAX = 360.0  # upstream MaxJobPodFailureBackOff
 
@@ -40,6 +44,12 @@ class PodView:
 
     name: str
     phase: str = "Pending"
+    uid: str = ""  # "" (tests): the name stands in
+    tracked: bool = True  # holds the job-tracking finalizer (every pod this controller made, until counted)
+
+    @property
+    def key(self) -> str:
+        return self.uid or self.name
     deleting: bool = False  # deletionTimestamp set
     ready: bool = False
     index: int | None = None  # Indexed Jobs: the completion index it runs (None: unreadable)
@@ -86,6 +96,8 @@ class Plan:
     create: list[int | None] = field(default_factory=list)
     delete: list[str] = field(default_factory=list)
     status: dict[str, Any] = field(default_factory=dict)
+    record: dict[str, Any] | None = None  # the status that records newly finished pods before `untrack`
+    untrack: list[str] = field(default_factory=list)  # pods whose tracking finalizer is to be removed
     requeue_after: float | None = None
     events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message)
 
@@ -171,14 +183,28 @@ def plan(settings: Settings, pods: list[PodView], old_status: dict[str, Any], no
     active = [p for p in pods if p.active]
     terminating = [p for p in pods if p.terminating]
     succeeded_pods = [p for p in pods if p.phase == "Succeeded"]
-    failed = max(int(old_status.get("failed") or 0), sum(1 for p in pods if p.phase == "Failed"))
+    recorded = _uncounted(old_status)
+    fresh: dict[str, set[str]] = {"succeeded": set(), "failed": set()}
+    for pod in pods:
+        outcome = _outcome(pod, settings)
+        if pod.tracked and outcome and pod.key not in recorded["succeeded"] | recorded["failed"]:
+            fresh[outcome].add(pod.key)
+    uncounted = {k: recorded[k] | fresh[k] for k in recorded}
+    failed = int(old_status.get("failed") or 0) + len(uncounted["failed"])
     done_indexes: set[int] = set()
     if settings.indexed and settings.completions is not None:
         done_indexes = parse_indexes(old_status.get("completedIndexes"), settings.completions)
         done_indexes.update(p.index for p in succeeded_pods if p.index is not None and p.index < settings.completions)
         succeeded = len(done_indexes)
     else:
-        succeeded = max(int(old_status.get("succeeded") or 0), len(succeeded_pods))
+        succeeded = int(old_status.get("succeeded") or 0) + len(uncounted["succeeded"])
+    result.untrack = [p.name for p in pods if p.tracked and p.key in uncounted["succeeded"] | uncounted["failed"]]
+    if fresh["succeeded"] or fresh["failed"]:
+        result.record = {**old_status, "uncountedTerminatedPods": {
+            k: sorted(v) for k, v in uncounted.items() if v}}
+        if settings.indexed and done_indexes:
+            result.record["completedIndexes"] = format_indexes(done_indexes)
+    status["uncountedTerminatedPods"] = {}
 
     if finished(old_status) is not None:  # finished: only leftovers go
         result.delete = [p.name for p in active]
@@ -253,6 +279,21 @@ def plan(settings: Settings, pods: list[PodView], old_status: dict[str, Any], no
     if not result.status["active"]:
         result.status.pop("active")
     return result
+
+
+def _uncounted(status: dict[str, Any]) -> dict[str, set[str]]:
+    found = status.get("uncountedTerminatedPods") if isinstance(status.get("uncountedTerminatedPods"), dict) else {}
+    return {k: {u for u in found.get(k) or [] if isinstance(u, str)} for k in ("succeeded", "failed")}
+
+
+def _outcome(pod: PodView, settings: Settings) -> str | None:
+    """"succeeded" / "failed" once a pod is done (upstream isPodFailed: a pod deleted before it
+    succeeded counts as failed, unless only Failed pods are replaced)."""
+    if pod.phase == "Succeeded":
+        return "succeeded"
+    if pod.phase == "Failed" or (pod.deleting and not settings.replace_only_failed):
+        return "failed"
+    return None
 
 
 def _manage_indexed(settings: Settings, active: list[PodView], terminating: list[PodView], done: set[int],

@@ -3,7 +3,8 @@
 The tests stand in for the kubelet by patching pods' phase through /status (`_finish`), then check
 what the controller does next: pods up to parallelism while completions remain, the conditions
 upstream 1.32 writes (SuccessCriteriaMet then Complete, FailureTarget then Failed), deadlines,
-suspend/resume, Indexed pods, and ttlSecondsAfterFinished deleting the Job and (by GC) its pods.
+suspend/resume, Indexed pods, ttlSecondsAfterFinished deleting the Job and (by GC) its pods, and the
+job-tracking finalizer: held until a pod is counted, so a pod deleted while it runs counts as failed.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from reconcile.client import api
+from reconcile.controllers import job as job_controller
 from reconcile.core import errors, meta
 from tests import support
 
@@ -63,6 +65,7 @@ def test_completions_run_parallelism_pods_at_a_time_to_complete(controller_manag
     assert pod["metadata"]["ownerReferences"] == [{"apiVersion": "batch/v1", "kind": "Job", "name": "pi",
                                                    "uid": job["metadata"]["uid"], "controller": True,
                                                    "blockOwnerDeletion": True}]
+    assert pod["metadata"]["finalizers"] == ["batch.kubernetes.io/job-tracking"]
     assert pod["metadata"]["labels"]["batch.kubernetes.io/job-name"] == "pi"
     assert pod["metadata"]["labels"]["batch.kubernetes.io/controller-uid"] == job["metadata"]["uid"]
     support.wait_for(lambda: _status(client, ns, "pi").get("active") == 2, timeout=10, what="active 2")
@@ -77,6 +80,8 @@ def test_completions_run_parallelism_pods_at_a_time_to_complete(controller_manag
     assert [c for c, _, _ in _conditions(client, ns, "pi")] == ["SuccessCriteriaMet", "Complete"]
     assert status["succeeded"] == 3 and "active" not in status and status["ready"] == 0
     assert status["completionTime"] >= status["startTime"]
+    assert status["uncountedTerminatedPods"] == {}
+    assert all(not p["metadata"].get("finalizers") for p in _pods(client, ns, job, live=False))  # counted: released
     events = client.list("v1", "events", namespace=ns).get("items") or []
     assert {"SuccessfulCreate", "Completed"} <= {e["reason"] for e in events if e["involvedObject"]["name"] == "pi"}
 
@@ -159,3 +164,25 @@ def test_ttl_after_finished_deletes_the_job_and_its_pods(controller_manager, cli
 
     support.wait_for(gone, timeout=30, what="job deleted after its TTL")
     support.wait_for(lambda: _pods(client, ns, job, live=False) == [], timeout=30, what="pods collected")
+
+
+def test_a_pod_deleted_while_it_runs_counts_as_failed_and_is_replaced(controller_manager, client: api.Client,
+                                                                      ns: str) -> None:
+    """The tracking finalizer holds the deleted pod until it is counted; then it goes."""
+    job = client.create("batch/v1", "jobs", _job("kept", backoffLimit=3), namespace=ns)
+    (pod,) = _live_count(client, ns, job, 1)
+    client.delete("v1", "pods", pod["metadata"]["name"], namespace=ns)
+    support.wait_for(lambda: _status(client, ns, "kept").get("failed") == 1, timeout=20, what="counted as failed")
+    support.wait_for(lambda: pod["metadata"]["uid"] not in {p["metadata"]["uid"] for p in
+                                                         _pods(client, ns, job, live=False)},
+                     timeout=20, what="the deleted pod released and gone")
+    (replacement,) = _live_count(client, ns, job, 1)  # after the 10 s failure backoff
+    assert replacement["metadata"]["uid"] != pod["metadata"]["uid"]
+    assert _status(client, ns, "kept")["uncountedTerminatedPods"] == {}
+
+
+def test_status_patches_clear_nested_lists() -> None:
+    old = {"uncountedTerminatedPods": {"succeeded": ["a"]}, "succeeded": 1, "startTime": "t"}
+    new = {"uncountedTerminatedPods": {}, "succeeded": 2}
+    assert job_controller.merge_patch(old, new) == {"uncountedTerminatedPods": {"succeeded": None}, "succeeded": 2,
+                                                    "startTime": None}

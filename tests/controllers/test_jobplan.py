@@ -1,9 +1,11 @@
 """jobplan: the Job controller's pure decisions (no API server): pods created up to parallelism while
 completions remain, counts from pod phases, SuccessCriteriaMet then Complete, FailureTarget then
-Failed (backoffLimit, activeDeadlineSeconds), suspend, Indexed completions and the failure backoff."""
+Failed (backoffLimit, activeDeadlineSeconds), suspend, Indexed completions, the failure backoff, and
+each finished pod counted once across record -> untrack -> count."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import given
@@ -16,6 +18,11 @@ NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 STAMP = "2026-01-01T12:00:00Z"
 
 
+def _settled(pods: list[PodView], step: plan.Plan) -> list[PodView]:
+    """The pods once the controller removed the tracking finalizers the plan named."""
+    return [dataclasses.replace(p, tracked=False) if p.name in step.untrack else p for p in pods]
+
+
 def _types(status: dict) -> list[tuple[str, str, str]]:
     return [(c["type"], c["status"], c.get("reason", "")) for c in status.get("conditions", [])]
 
@@ -23,10 +30,13 @@ def _types(status: dict) -> list[tuple[str, str, str]]:
 def test_a_new_job_creates_up_to_parallelism_while_completions_remain() -> None:
     first = plan.plan(Settings(parallelism=2, completions=5), [], {}, NOW)
     assert first.create == [None, None]
-    assert first.status == {"startTime": STAMP, "active": 2, "ready": 0, "terminating": 0}
+    assert first.status == {"startTime": STAMP, "active": 2, "ready": 0, "terminating": 0,
+                            "uncountedTerminatedPods": {}}
     pods = [PodView("a", "Succeeded"), PodView("b", "Succeeded"), PodView("c", "Succeeded"),
             PodView("d", "Running", ready=True)]
     later = plan.plan(Settings(parallelism=2, completions=5), pods, first.status, NOW)
+    assert later.record is not None and later.record["uncountedTerminatedPods"] == {"succeeded": ["a", "b", "c"]}
+    assert later.record.get("succeeded") is None and sorted(later.untrack) == ["a", "b", "c"]
     assert later.create == [None] and later.delete == []  # 3 done, 1 running: one more for the last
     assert (later.status["succeeded"], later.status["active"], later.status["ready"]) == (3, 2, 1)
 
@@ -39,7 +49,7 @@ def test_success_writes_success_criteria_met_then_complete_with_completion_time(
     assert step.status["completionTime"] == STAMP and step.status["succeeded"] == 1
     assert step.status["conditions"][1]["message"] == "Reached expected number of succeeded pods"
     assert ("Normal", "Completed", "Job completed") in step.events
-    again = plan.plan(Settings(), pods, step.status, NOW + timedelta(seconds=5))
+    again = plan.plan(Settings(), _settled(pods, step), step.status, NOW + timedelta(seconds=5))
     assert again.status == step.status and again.create == []  # finished: nothing moves
 
 
@@ -48,7 +58,7 @@ def test_extra_pods_are_stopped_before_complete() -> None:
     step = plan.plan(Settings(parallelism=3, completions=2), pods, {"startTime": STAMP}, NOW)
     assert step.delete == ["c"] and _types(step.status) == [("SuccessCriteriaMet", "True", "CompletionsReached")]
     assert "completionTime" not in step.status and step.status["terminating"] == 1
-    gone = plan.plan(Settings(parallelism=3, completions=2), pods[:2], step.status, NOW)
+    gone = plan.plan(Settings(parallelism=3, completions=2), _settled(pods[:2], step), step.status, NOW)
     assert [t for t, _, _ in _types(gone.status)] == ["SuccessCriteriaMet", "Complete"]
 
 
@@ -56,8 +66,9 @@ def test_without_completions_the_first_success_stops_new_pods_and_the_rest_finis
     pods = [PodView("a", "Succeeded"), PodView("b", "Running")]
     step = plan.plan(Settings(parallelism=3, completions=None), pods, {"startTime": STAMP}, NOW)
     assert step.create == [] and step.delete == [] and "conditions" not in step.status
-    done = plan.plan(Settings(parallelism=3, completions=None), [pods[0], PodView("b", "Succeeded")],
+    done = plan.plan(Settings(parallelism=3, completions=None), [_settled(pods, step)[0], PodView("b", "Succeeded")],
                      step.status, NOW)
+    assert done.status["succeeded"] == 2
     assert [t for t, _, _ in _types(done.status)] == ["SuccessCriteriaMet", "Complete"]
 
 
@@ -65,7 +76,8 @@ def test_backoff_limit_exceeded_fails_the_job() -> None:
     pods = [PodView("a", "Failed"), PodView("b", "Failed"), PodView("c", "Running")]
     step = plan.plan(Settings(parallelism=3, completions=3, backoff_limit=1), pods, {"startTime": STAMP}, NOW)
     assert step.delete == ["c"] and _types(step.status) == [("FailureTarget", "True", "BackoffLimitExceeded")]
-    done = plan.plan(Settings(parallelism=3, completions=3, backoff_limit=1), pods[:2], step.status, NOW)
+    done = plan.plan(Settings(parallelism=3, completions=3, backoff_limit=1), _settled(pods[:2], step), step.status,
+                     NOW)
     assert _types(done.status)[-1] == ("Failed", "True", "BackoffLimitExceeded")
     assert done.status["conditions"][-1]["message"] == "Job has reached the specified backoff limit"
     assert done.status["failed"] == 2 and "completionTime" not in done.status
@@ -95,7 +107,8 @@ def test_suspend_deletes_active_pods_and_resume_restarts_the_clock() -> None:
     step = plan.plan(Settings(parallelism=2, completions=4, suspend=True), pods, {"startTime": STAMP}, NOW)
     assert step.delete == ["a"] and step.create == [] and "startTime" not in step.status
     assert _types(step.status) == [("Suspended", "True", "JobSuspended")]
-    resumed = plan.plan(Settings(parallelism=2, completions=4), [pods[1]], step.status, NOW + timedelta(minutes=1))
+    resumed = plan.plan(Settings(parallelism=2, completions=4), _settled([pods[1]], step), step.status,
+                        NOW + timedelta(minutes=1))
     assert resumed.create == [None, None] and resumed.status["startTime"] == "2026-01-01T12:01:00Z"
     assert _types(resumed.status) == [("Suspended", "False", "JobResumed")]
 
@@ -109,7 +122,7 @@ def test_indexed_jobs_run_each_missing_index_once_lowest_first() -> None:
     assert sorted(step.delete) == ["j-1b", "j-9"] and step.create == [2]
     assert step.status["completedIndexes"] == "0"
     done = [PodView(f"j-{i}", "Succeeded", index=i) for i in range(4)]
-    final = plan.plan(settings, done, step.status, NOW)
+    final = plan.plan(settings, done, {**step.status, "succeeded": 1}, NOW)
     assert final.status["completedIndexes"] == "0-3" and final.status["succeeded"] == 4
     assert [t for t, _, _ in _types(final.status)] == ["SuccessCriteriaMet", "Complete"]
 
@@ -118,6 +131,26 @@ def test_counts_never_go_down_when_finished_pods_are_deleted() -> None:
     step = plan.plan(Settings(completions=3, parallelism=1), [], {"startTime": STAMP, "succeeded": 2, "failed": 1},
                      NOW)
     assert step.create == [None] and (step.status["succeeded"], step.status["failed"]) == (2, 1)
+
+
+def test_each_finished_pod_is_counted_once_across_the_three_steps() -> None:
+    pods = [PodView("a", "Succeeded", uid="ua"), PodView("b", "Failed", uid="ub"),
+            PodView("c", "Running", uid="uc", deleting=True)]  # deleted while running: a failure
+    settings = Settings(completions=3, parallelism=3)
+    step = plan.plan(settings, pods, {"startTime": STAMP}, NOW)
+    assert step.record is not None
+    assert step.record["uncountedTerminatedPods"] == {"succeeded": ["ua"], "failed": ["ub", "uc"]}
+    assert sorted(step.untrack) == ["a", "b", "c"]
+    assert (step.status["succeeded"], step.status["failed"], step.status["uncountedTerminatedPods"]) == (1, 2, {})
+    # crashed after recording, before untracking: the same counts, nothing recorded twice
+    again = plan.plan(settings, pods, step.record, NOW)
+    assert again.record is None and sorted(again.untrack) == ["a", "b", "c"]
+    assert (again.status["succeeded"], again.status["failed"]) == (1, 2)
+    # untracked and counted: the pods gone, the counts stay
+    assert (plan.plan(settings, [], step.status, NOW).status["succeeded"],
+            plan.plan(settings, [], step.status, NOW).status["failed"]) == (1, 2)
+    untracked = plan.plan(settings, [dataclasses.replace(p, tracked=False) for p in pods], step.status, NOW)
+    assert (untracked.status["succeeded"], untracked.status["failed"], untracked.untrack) == (1, 2, [])
 
 
 def test_replace_only_failed_waits_for_terminating_pods() -> None:
