@@ -83,6 +83,9 @@ def test_kubectl_create_job_runs_it_to_complete(controllers, module_env, admin: 
     wide = _ok(module_env, "get", "job", "hello", "-n", ns, "-o", "wide").splitlines()
     assert wide[0].split()[-3:] == ["CONTAINERS", "IMAGES", "SELECTOR"]
     assert wide[1].split()[-3:] == ["hello", IMAGE, f"batch.kubernetes.io/controller-uid={job['metadata']['uid']}"]
+    described = _ok(module_env, "describe", "job", "hello", "-n", ns)
+    assert "Pods Statuses:    0 Active (0 Ready) / 1 Succeeded / 0 Failed" in described, described
+    assert "Completion Mode:  NonIndexed" in described and "Completed" in described
     status = admin.get("batch/v1", "jobs", "hello", namespace=ns)["status"]
     assert [c["type"] for c in status["conditions"]] == ["SuccessCriteriaMet", "Complete"]
     assert status["succeeded"] == 1 and status["completionTime"]
@@ -110,6 +113,9 @@ def test_kubectl_create_cronjob_and_a_job_from_it(controllers, module_env, admin
     assert (owner["kind"], owner["name"], owner["uid"]) == ("CronJob", "tick", cronjob["metadata"]["uid"])
     _ok(module_env, "wait", "--for=condition=complete", "job/manual", "-n", ns, "--timeout=90s", timeout=100)
     assert _ok(module_env, "logs", "job/manual", "-n", ns) == "tick\n"
+    described = _ok(module_env, "describe", "cronjob", "tick", "-n", ns)
+    assert "Schedule:                      */5 * * * *" in described and "Concurrency Policy:            Allow" \
+        in described, described
     everything = _ok(module_env, "get", "all", "-n", ns)
     assert "cronjob.batch/tick" in everything and "job.batch/manual" in everything
 
