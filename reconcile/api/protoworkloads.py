@@ -1,8 +1,8 @@
 """Protobuf tables of the workload kinds (core/v1 Pod and Service, apps/v1 Deployment, ReplicaSet and
-StatefulSet, policy/v1 PodDisruptionBudget, scheduling.k8s.io/v1 PriorityClass, which this server serves;
-batch/v1 Job and CronJob, which it does not yet): what `kubectl create
-deployment|service|job|cronjob|pdb|priorityclass` and client-go's typed clients post. Field numbers are
-upstream's k8s.io/api core/v1, apps/v1, policy/v1 and scheduling/v1 generated.proto (wire notes §3.4).
+StatefulSet, batch/v1 Job and CronJob, policy/v1 PodDisruptionBudget and scheduling.k8s.io/v1 PriorityClass, all
+served here): what `kubectl create deployment|service|job|cronjob|pdb|priorityclass` and client-go's typed clients
+post. Field numbers are upstream's k8s.io/api core/v1, apps/v1, batch/v1, policy/v1 and scheduling/v1 generated.proto
+(wire notes §3.4).
 
 The pod spec is large upstream; PodSpec and Container read what kubectl's generators, everyday
 manifests and the server's own admission (the projected service-account volume) carry and name every number upstream defines (`upstream`), so a part they do not read
@@ -249,8 +249,7 @@ STATEFUL_SET_SPEC = Message("StatefulSetSpec", (
     Field(11, "ordinals", Message("StatefulSetOrdinals", (Field(1, "start", INT32),)))))
 
 # --- batch/v1, policy/v1, scheduling.k8s.io/v1: what `kubectl create job|cronjob|pdb|priorityclass`
-# send. The batch tables are kept for when those kinds are served; today their endpoints are a 404
-# before any body is read.
+# send.
 
 # Not read: podFailurePolicy 11, successPolicy 16, scheduling 17 (newer than 1.32).
 JOB_SPEC = Message("JobSpec", (

@@ -247,6 +247,7 @@ class Rest:
             strategy.prepare_for_create(resource, candidate)
             supplied = candidate["metadata"].get("managedFields")
             objectmeta.assign_create_fields(candidate)
+            strategy.fill_from_identity(resource, candidate)
             admitted = admission.Attributes(
                 admission.CREATE, resource, None, candidate["metadata"].get("namespace"),
                 candidate["metadata"]["name"], candidate, None, user, dry_run)

@@ -64,6 +64,7 @@ from reconcile.api.rbac import bootstrap as rbac_bootstrap
 from reconcile.api.rbac import escalation as rbac_escalation
 from reconcile.api.rbac import index as rbac_index
 from reconcile.api.strategies import autoscaling as autoscaling_strategy
+from reconcile.api.strategies import batch as batch_strategy
 from reconcile.api.strategies import certificates, configdata, crds, namespaces, pods, services
 from reconcile.api.strategies import disruption as disruption_strategy
 from reconcile.api.strategies import networking as networking_strategy
@@ -158,6 +159,8 @@ class ApiServer:
             ("apps", "deployments"): pods.WorkloadStrategy(),
             ("apps", "replicasets"): pods.WorkloadStrategy(),
             ("apps", "statefulsets"): pods.StatefulSetStrategy(),
+            ("batch", "jobs"): batch_strategy.JobStrategy(),
+            ("batch", "cronjobs"): batch_strategy.CronJobStrategy(),
             ("", "namespaces"): namespaces.NamespaceStrategy(self.rest.namespace_has_content),
             ("", "secrets"): configdata.SecretStrategy(),
             ("", "configmaps"): configdata.ConfigMapStrategy(),

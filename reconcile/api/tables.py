@@ -167,6 +167,54 @@ def _statefulset_row(obj: dict, now: datetime) -> Row:
     return [_meta(obj).get("name", ""), ready, _age(obj, now), names, images]
 
 
+def _true_condition(obj: dict, kind: str) -> bool:
+    return any(isinstance(c, dict) and c.get("type") == kind and c.get("status") == "True"
+               for c in _get(obj, "status", "conditions", default=[]) or [])
+
+
+def _job_status(obj: dict) -> str:
+    """Upstream printJob's STATUS: the first of these that holds."""
+    for kind in ("Complete", "Failed"):
+        if _true_condition(obj, kind):
+            return kind
+    if _meta(obj).get("deletionTimestamp"):
+        return "Terminating"
+    for kind in ("Suspended", "FailureTarget", "SuccessCriteriaMet"):
+        if _true_condition(obj, kind):
+            return kind
+    return "Running"
+
+
+def _job_row(obj: dict, now: datetime) -> Row:
+    """Upstream printJob: COMPLETIONS `succeeded/completions` (`/1 of N` when completions is unset
+    and parallelism > 1), DURATION from startTime to completionTime (or now)."""
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    succeeded = status.get("succeeded") or 0
+    if spec.get("completions") is not None:
+        completions = f"{succeeded}/{spec['completions']}"
+    elif int(spec.get("parallelism") or 0) > 1:
+        completions = f"{succeeded}/1 of {spec['parallelism']}"
+    else:
+        completions = f"{succeeded}/1"
+    start, end = _parse_time(status.get("startTime")), _parse_time(status.get("completionTime"))
+    duration = "" if start is None else human_duration(((end or now) - start).total_seconds())
+    names, images = _containers(obj, "spec", "template", "spec")
+    return [_meta(obj).get("name", ""), _job_status(obj), completions, duration, _age(obj, now), names, images,
+            _selector_string(spec.get("selector"))]
+
+
+def _cronjob_row(obj: dict, now: datetime) -> Row:
+    """Upstream printCronJob: TIMEZONE and LAST SCHEDULE `<none>` when unset, SUSPEND `<unset>`."""
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    suspend = spec.get("suspend")
+    last = status.get("lastScheduleTime")
+    names, images = _containers(obj, "spec", "jobTemplate", "spec", "template", "spec")
+    return [_meta(obj).get("name", ""), spec.get("schedule", ""), spec.get("timeZone") or "<none>",
+            "<unset>" if suspend is None else str(bool(suspend)), len(status.get("active") or []),
+            _since(last, now) if last else "<none>", _age(obj, now), names, images,
+            _selector_string(_get(spec, "jobTemplate", "spec", "selector"))]
+
+
 def _controller_revision_row(obj: dict, now: datetime) -> Row:
     """Upstream printControllerRevision: the controller as `<kind>.<group>/<name>` in lower case."""
     controller = "<none>"
@@ -400,6 +448,14 @@ _KINDS: dict[tuple[str, str], tuple[list[dict], Printer]] = {
                               _col("Selector", priority=1)], _replicaset_row),
     ("apps", "StatefulSet"): ([NAME, _col("Ready"), AGE, _col("Containers", priority=1), _col("Images", priority=1)],
                               _statefulset_row),
+    ("batch", "Job"): ([NAME, _col("Status", description="Status of the job."),
+                        _col("Completions", description="The number of pods which reached phase Succeeded."),
+                        _col("Duration", description="Time required to complete the job."), AGE,
+                        _col("Containers", priority=1), _col("Images", priority=1), _col("Selector", priority=1)],
+                       _job_row),
+    ("batch", "CronJob"): ([NAME, _col("Schedule"), _col("Timezone"), _col("Suspend", "boolean"),
+                            _col("Active", "integer"), _col("Last Schedule"), AGE, _col("Containers", priority=1),
+                            _col("Images", priority=1), _col("Selector", priority=1)], _cronjob_row),
     ("apps", "ControllerRevision"): ([NAME, _col("Controller"), _col("Revision", "integer"), AGE],
                                      _controller_revision_row),
     ("", "Service"): ([NAME, _col("Type"), _col("Cluster-IP"), _col("External-IP"), _col("Port(s)"), AGE,

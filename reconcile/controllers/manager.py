@@ -20,6 +20,7 @@ from reconcile.client import config as config_mod
 from reconcile.controllers import (
     clusterroleaggregation,
     context,
+    cronjob,
     csrapproving,
     csrsigning,
     deployment,
@@ -28,6 +29,7 @@ from reconcile.controllers import (
     endpointslice,
     endpointslicemirroring,
     garbagecollector,
+    job,
     namespace,
     nodelifecycle,
     podautoscaler,
@@ -151,6 +153,8 @@ class Controllers:
             disruption.DisruptionController(ctx),
             podautoscaler.HorizontalPodAutoscalerController(ctx, sync_period=self.hpa_sync_period,
                                                             downscale_stabilization=self.hpa_downscale_stabilization),
+            job.JobController(ctx),
+            cronjob.CronJobController(ctx),
         ]
         if self.root_ca:
             self.controllers.append(rootcacert.RootCACertPublisher(ctx, self.root_ca))

@@ -250,8 +250,9 @@ _TEMPLATE = {"metadata": {"creationTimestamp": None}, "spec": {"containers": [
 ])
 def test_the_other_generators_decode_to_what_dry_run_prints(api_version: str, kind: str,
                                                             printed: dict[str, Any]) -> None:
-    """Kinds this server does not serve yet (their endpoints are a 404: the tables are ready) and
-    PodDisruptionBudget (served; tests/api/test_kubectl_protobuf.py posts kubectl's)."""
+    """PriorityClass, which this server does not serve yet (its endpoints are a 404: the table is
+    ready), and Job, CronJob and PodDisruptionBudget (served; tests/compat/test_jobs.py and
+    tests/api/test_kubectl_protobuf.py post kubectl's)."""
     assert _read(api_version, kind, pe.body(api_version, kind, printed)) == {
         "apiVersion": api_version, "kind": kind, **printed}
 

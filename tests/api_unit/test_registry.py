@@ -28,6 +28,8 @@ EXPECTED = {
     ("apps", "replicasets"): ("ReplicaSet", True, ("rs",)),
     ("apps", "statefulsets"): ("StatefulSet", True, ("sts",)),
     ("apps", "controllerrevisions"): ("ControllerRevision", True, ()),
+    ("batch", "jobs"): ("Job", True, ()),
+    ("batch", "cronjobs"): ("CronJob", True, ("cj",)),
     ("coordination.k8s.io", "leases"): ("Lease", True, ()),
     ("apiextensions.k8s.io", "customresourcedefinitions"): ("CustomResourceDefinition", False, ("crd", "crds")),
     ("rbac.authorization.k8s.io", "roles"): ("Role", True, ()),

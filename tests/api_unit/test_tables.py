@@ -80,6 +80,47 @@ def test_statefulset_and_controllerrevision_columns(builtin_registry) -> None:
     assert table["rows"][1]["cells"][1] == "<none>"
 
 
+def test_job_columns_as_kubectl_1_32_prints_them(builtin_registry) -> None:
+    res = builtin_registry.get("batch", "v1", "jobs")
+    container = {"spec": {"containers": [{"name": "pi", "image": "perl:5"}]}}
+    done = {"metadata": {"name": "pi", "creationTimestamp": "2026-01-01T09:00:00Z"},
+            "spec": {"completions": 3, "parallelism": 1, "template": container,
+                     "selector": {"matchLabels": {"batch.kubernetes.io/controller-uid": "u1"}}},
+            "status": {"succeeded": 3, "startTime": "2026-01-01T09:00:00Z", "completionTime": "2026-01-01T09:02:05Z",
+                       "conditions": [{"type": "SuccessCriteriaMet", "status": "True"},
+                                      {"type": "Complete", "status": "True"}]}}
+    running = {"metadata": {"name": "work", "creationTimestamp": "2026-01-01T11:59:00Z"},
+               "spec": {"parallelism": 4, "template": container},
+               "status": {"succeeded": 1, "startTime": "2026-01-01T11:59:30Z"}}
+    failed = {"metadata": {"name": "bad"}, "spec": {"completions": 1, "template": container},
+              "status": {"conditions": [{"type": "FailureTarget", "status": "True"},
+                                        {"type": "Failed", "status": "True"}]}}
+    suspended = {"metadata": {"name": "later"}, "spec": {"completions": 2, "template": container},
+                 "status": {"conditions": [{"type": "Suspended", "status": "True"}]}}
+    table = tables.to_table(res, [done, running, failed, suspended], now=NOW)
+    assert _names(table) == ["Name", "Status", "Completions", "Duration", "Age", "Containers", "Images", "Selector"]
+    assert table["rows"][0]["cells"] == ["pi", "Complete", "3/3", "2m5s", "3h", "pi", "perl:5",
+                                         "batch.kubernetes.io/controller-uid=u1"]
+    assert table["rows"][1]["cells"][:5] == ["work", "Running", "1/1 of 4", "30s", "60s"]
+    assert table["rows"][2]["cells"][1:4] == ["Failed", "0/1", ""]
+    assert table["rows"][3]["cells"][1] == "Suspended"
+
+
+def test_cronjob_columns_as_kubectl_1_32_prints_them(builtin_registry) -> None:
+    res = builtin_registry.get("batch", "v1", "cronjobs")
+    obj = {"metadata": {"name": "tick", "creationTimestamp": "2026-01-01T09:00:00Z"},
+           "spec": {"schedule": "*/5 * * * *", "suspend": False, "jobTemplate": {"spec": {"template": {
+               "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}}},
+           "status": {"active": [{"name": "tick-1"}], "lastScheduleTime": "2026-01-01T11:55:00Z"}}
+    fresh = {"metadata": {"name": "new"}, "spec": {"schedule": "@daily", "timeZone": "Europe/Paris"}}
+    table = tables.to_table(res, [obj, fresh], now=NOW)
+    assert _names(table) == ["Name", "Schedule", "Timezone", "Suspend", "Active", "Last Schedule", "Age",
+                             "Containers", "Images", "Selector"]
+    assert table["rows"][0]["cells"] == ["tick", "*/5 * * * *", "<none>", "False", 1, "5m", "3h", "c", "busybox",
+                                         "<none>"]
+    assert table["rows"][1]["cells"][1:6] == ["@daily", "Europe/Paris", "<unset>", 0, "<none>"]
+
+
 def test_custom_resource_columns(reg) -> None:
     res = reg.get("example.com", "v1", "widgets")
     obj = {"metadata": {"name": "w1", "creationTimestamp": "2026-01-01T11:59:30Z"},

@@ -51,7 +51,8 @@ SEAMS: dict[str, tuple[str, ...]] = {
     "jwt": ("api/jwts.py",),  # PyJWT: ServiceAccount tokens signed and verified
     "dns": ("dns/wire.py",),  # dnspython: cluster DNS messages parsed, built and forwarded
     "dulwich": ("gitops/git.py",),  # Git fetched and trees read object by object (GitRepository sources)
-    "google": ("core/protowire.py",),  # protobuf: the wire format of Kubernetes protobuf bodies
+    "google": ("core/protowire.py",),
+    "croniter": ("core/cronschedule.py",),  # CronJob schedules parsed and walked  # protobuf: the wire format of Kubernetes protobuf bodies
 }
 # plain data formats, used wherever data is read or written
 ANYWHERE = frozenset({"yaml", "orjson"})

@@ -310,6 +310,23 @@ def _controller_rules() -> dict[str, list[dict[str, Any]]]:
             rule(["get", "create", "delete", "update", "patch", "list", "watch"], [""], ["persistentvolumeclaims"]),
             *_events(),
         ],
+        # upstream's; plus patch on jobs/status (our client patches)
+        "job-controller": [
+            rule(["get", "list", "watch", "update", "patch"], ["batch"], ["jobs"]),
+            rule(["update", "patch"], ["batch"], ["jobs/status"]),
+            rule(["update", "patch"], ["batch"], ["jobs/finalizers"]),
+            rule(["list", "watch", "create", "delete", "patch"], [""], ["pods"]),
+            *_events(),
+        ],
+        # upstream's; plus patch on cronjobs/status and list/watch on pods (our client patches)
+        "cronjob-controller": [
+            rule(["get", "list", "watch", "create", "update", "delete", "patch"], ["batch"], ["jobs"]),
+            rule(["get", "list", "watch", "update"], ["batch"], ["cronjobs"]),
+            rule(["update", "patch"], ["batch"], ["cronjobs/status"]),
+            rule(["update"], ["batch"], ["cronjobs/finalizers"]),
+            rule(["list", "delete"], [""], ["pods"]),
+            *_events(),
+        ],
         # upstream's; plus pods list/watch, which our informer reads with this role
         "disruption-controller": [
             rule(["get", "list", "watch"], ["apps", "extensions"], ["deployments", "replicasets"]),

@@ -45,6 +45,10 @@ class Strategy:
             if resource.builtin:
                 obj["status"] = zero_value((resource.schema.get("properties") or {}).get("status") or {})
 
+    def fill_from_identity(self, resource: registry.Resource, obj: dict[str, Any]) -> None:
+        """Server-set fields of a new object that derive from its uid (a Job's generated selector):
+        runs once uid and creationTimestamp are assigned, before admission and validation."""
+
     def prepare_for_update(self, resource: registry.Resource, old: dict[str, Any], new: dict[str, Any]) -> None:
         """Server-side changes to an update of the main resource (not /status)."""
 
