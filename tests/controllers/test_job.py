@@ -186,3 +186,13 @@ def test_status_patches_clear_nested_lists() -> None:
     new = {"uncountedTerminatedPods": {}, "succeeded": 2}
     assert job_controller.merge_patch(old, new) == {"uncountedTerminatedPods": {"succeeded": None}, "succeeded": 2,
                                                     "startTime": None}
+
+
+def test_deleting_a_running_job_releases_and_collects_its_pods(controller_manager, client: api.Client,
+                                                               ns: str) -> None:
+    """Background deletion (kubectl's default): the Job goes first, the controller takes the tracking
+    finalizers off its orphans, the garbage collector deletes them."""
+    job = client.create("batch/v1", "jobs", _job("bye", parallelism=2, completions=4), namespace=ns)
+    _live_count(client, ns, job, 2)
+    client.delete("batch/v1", "jobs", "bye", namespace=ns, propagation_policy="Background")
+    support.wait_for(lambda: _pods(client, ns, job, live=False) == [], timeout=30, what="pods released and collected")
