@@ -85,7 +85,9 @@ def pod_view(pod: dict[str, Any]) -> jobplan.PodView:
                            uid=md.get("uid") or "", tracked=tracked(pod),
                            deleting=bool(md.get("deletionTimestamp")), ready=podutil.is_ready(pod), index=index,
                            created=_stamp(md.get("creationTimestamp")) or 0.0,
-                           finished_at=max((f for f in finished if f is not None), default=None))
+                           finished_at=max((f for f in finished if f is not None), default=None),
+                           restarts=sum(c for s in status.get("containerStatuses") or [] if isinstance(s, dict)
+                                        if isinstance(c := s.get("restartCount"), int) and not isinstance(c, bool)))
 
 
 def merge_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:

@@ -196,3 +196,16 @@ def test_deleting_a_running_job_releases_and_collects_its_pods(controller_manage
     _live_count(client, ns, job, 2)
     client.delete("batch/v1", "jobs", "bye", namespace=ns, propagation_policy="Background")
     support.wait_for(lambda: _pods(client, ns, job, live=False) == [], timeout=30, what="pods released and collected")
+
+
+def test_pod_views_tolerate_odd_field_types() -> None:
+    pod = {"metadata": {"name": "a", "uid": "u", "finalizers": ["batch.kubernetes.io/job-tracking"],
+                        "annotations": {"batch.kubernetes.io/job-completion-index": "2"}},
+           "status": {"phase": "Running", "containerStatuses": [
+               {"restartCount": 2}, {"restartCount": True}, "x",
+               {"restartCount": 1, "state": {"terminated": {"finishedAt": "2026-01-01T00:00:00Z"}}}]}}
+    view = job_controller.pod_view(pod)
+    assert (view.index, view.restarts, view.tracked, view.finished_at) == (2, 3, True, 1767225600.0)
+    odd = job_controller.pod_view({"metadata": {"name": "b", "annotations": {
+        "batch.kubernetes.io/job-completion-index": "-1"}}, "status": "x"})
+    assert (odd.phase, odd.index, odd.tracked, odd.restarts) == ("Pending", None, False, 0)
