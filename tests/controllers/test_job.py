@@ -209,3 +209,23 @@ def test_pod_views_tolerate_odd_field_types() -> None:
     odd = job_controller.pod_view({"metadata": {"name": "b", "annotations": {
         "batch.kubernetes.io/job-completion-index": "-1"}}, "status": "x"})
     assert (odd.phase, odd.index, odd.tracked, odd.restarts) == ("Pending", None, False, 0)
+
+
+def test_deleting_a_cronjob_collects_its_jobs_and_their_pods(controller_manager, client: api.Client,
+                                                             ns: str) -> None:
+    """Owner references all the way down: CronJob -> Job (as `kubectl create job --from` makes it) -> pods."""
+    cronjob = client.create("batch/v1", "cronjobs", {
+        "apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "yearly"},
+        "spec": {"schedule": "0 0 1 1 *", "jobTemplate": {"spec": _job("x")["spec"]}}}, namespace=ns)
+    body = _job("yearly-manual")
+    body["metadata"]["ownerReferences"] = [{"apiVersion": "batch/v1", "kind": "CronJob", "name": "yearly",
+                                            "uid": cronjob["metadata"]["uid"], "controller": True}]
+    job = client.create("batch/v1", "jobs", body, namespace=ns)
+    _live_count(client, ns, job, 1)
+    client.delete("batch/v1", "cronjobs", "yearly", namespace=ns, propagation_policy="Foreground")
+
+    def jobs() -> list[str]:
+        return [j["metadata"]["name"] for j in client.list("batch/v1", "jobs", namespace=ns).get("items") or []]
+
+    support.wait_for(lambda: jobs() == [], timeout=30, what="the job collected")
+    support.wait_for(lambda: _pods(client, ns, job, live=False) == [], timeout=30, what="its pods collected")
