@@ -229,3 +229,19 @@ def test_deleting_a_cronjob_collects_its_jobs_and_their_pods(controller_manager,
 
     support.wait_for(lambda: jobs() == [], timeout=30, what="the job collected")
     support.wait_for(lambda: _pods(client, ns, job, live=False) == [], timeout=30, what="its pods collected")
+
+
+def test_a_pod_released_by_a_label_change_loses_the_tracking_finalizer(controller_manager, client: api.Client,
+                                                                       ns: str) -> None:
+    job = client.create("batch/v1", "jobs", _job("relabel"), namespace=ns)
+    (pod,) = _live_count(client, ns, job, 1)
+    client.patch("v1", "pods", pod["metadata"]["name"], {"metadata": {"labels": {
+        "batch.kubernetes.io/controller-uid": "someone-else"}}}, namespace=ns)
+
+    def released() -> bool:
+        found = client.get("v1", "pods", pod["metadata"]["name"], namespace=ns)["metadata"]
+        return not found.get("ownerReferences") and not found.get("finalizers")
+
+    support.wait_for(released, timeout=20, what="released without the finalizer")
+    _live_count(client, ns, job, 1)  # and replaced
+    client.delete("v1", "pods", pod["metadata"]["name"], namespace=ns)
