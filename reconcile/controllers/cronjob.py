@@ -82,7 +82,15 @@ class CronJobController:
         try:
             created = await self.ctx.client.create(API_VERSION, "jobs", body, namespace=cronjob["metadata"]["namespace"])
         except errors.AlreadyExists:
-            return None  # this schedule time already ran (our own, before a restart)
+            # this schedule time already ran: ours (a restart between the create and the status write)
+            # is listed as active again; someone else's Job of that name is left alone
+            try:
+                found: dict[str, Any] = await self.ctx.client.get(API_VERSION, "jobs", name,
+                                                                  namespace=cronjob["metadata"]["namespace"])
+            except errors.NotFound:
+                return None
+            ours = (meta.controller_owner(found) or {}).get("uid") == cronjob["metadata"].get("uid")
+            return found if ours and not cronjobplan.finished_as(found) else None
         except errors.ApiError as exc:
             await self.ctx.event(cronjob, reason="FailedCreate", message=f"Error creating job: {exc}", type="Warning")
             raise

@@ -85,7 +85,9 @@ def pod_view(pod: dict[str, Any]) -> jobplan.PodView:
                            uid=md.get("uid") or "", tracked=tracked(pod),
                            deleting=bool(md.get("deletionTimestamp")), ready=podutil.is_ready(pod), index=index,
                            created=_stamp(md.get("creationTimestamp")) or 0.0,
-                           finished_at=max((f for f in finished if f is not None), default=None))
+                           finished_at=max((f for f in finished if f is not None), default=None),
+                           restarts=sum(c for s in status.get("containerStatuses") or [] if isinstance(s, dict)
+                                        if isinstance(c := s.get("restartCount"), int) and not isinstance(c, bool)))
 
 
 def merge_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
@@ -263,10 +265,14 @@ class JobController:
 
     async def _release_orphans(self, key: Key, job: dict[str, Any] | None) -> None:
         """Tracking finalizers off the pods of a Job that is gone, being deleted, or another one by that
-        name (upstream's orphan-pod cleanup), so nothing waits on a controller that will not count them."""
+        name, and off pods no Job controls any more (released by a label change): upstream's orphan-pod
+        cleanup, so nothing waits on a controller that will not count them."""
         uid = None if job is None or job["metadata"].get("deletionTimestamp") else job["metadata"].get("uid")
         for pod in self.pods.store.by_index("namespace", key[0]):
-            if tracked(pod) and job_key_of_pod(pod) == key and (meta.controller_owner(pod) or {}).get("uid") != uid:
+            if not tracked(pod):
+                continue
+            owner = job_key_of_pod(pod)
+            if owner is None or (owner == key and (meta.controller_owner(pod) or {}).get("uid") != uid):
                 await self._untrack(pod)
 
     async def _untrack(self, pod: dict[str, Any]) -> None:

@@ -55,6 +55,7 @@ class PodView:
     index: int | None = None  # Indexed Jobs: the completion index it runs (None: unreadable)
     created: float = 0.0  # creationTimestamp, seconds since the epoch
     finished_at: float | None = None  # when its last container terminated (Failed pods: the backoff clock)
+    restarts: int = 0  # container restarts (restartPolicy OnFailure: they count toward backoffLimit)
 
     @property
     def active(self) -> bool:
@@ -74,6 +75,7 @@ class Settings:
     active_deadline: int | None = None  # spec.activeDeadlineSeconds
     suspend: bool = False
     replace_only_failed: bool = False  # podReplacementPolicy Failed: terminating pods still hold their slot
+    restart_on_failure: bool = False  # the template's restartPolicy is OnFailure
     backoff_base: float = BACKOFF_BASE
 
     @classmethod
@@ -85,7 +87,9 @@ class Settings:
                    indexed=spec.get("completionMode") == "Indexed",
                    backoff_limit=int(spec.get("backoffLimit") if spec.get("backoffLimit") is not None else 6),
                    active_deadline=spec.get("activeDeadlineSeconds"), suspend=bool(spec.get("suspend")),
-                   replace_only_failed=spec.get("podReplacementPolicy") == "Failed", backoff_base=backoff_base)
+                   replace_only_failed=spec.get("podReplacementPolicy") == "Failed", backoff_base=backoff_base,
+                   restart_on_failure=((spec.get("template") or {}).get("spec") or {}).get("restartPolicy")
+                   == "OnFailure")
 
 
 @dataclass
@@ -222,7 +226,8 @@ def plan(settings: Settings, pods: list[PodView], old_status: dict[str, Any], no
             _set_condition(conditions, SUCCESS_CRITERIA_MET, "True", "CompletionsReached",
                            REASONS["CompletionsReached"], stamp)
             target = condition(conditions, SUCCESS_CRITERIA_MET)
-        elif failed > settings.backoff_limit:
+        elif failed + (sum(p.restarts for p in active) if settings.restart_on_failure else 0) > settings.backoff_limit:
+            # upstream pastBackoffLimitOnFailure: with OnFailure, restarts in place count as failures
             target = _fail(conditions, "BackoffLimitExceeded", stamp, result)
         elif settings.active_deadline is not None and start is not None:
             left = start + settings.active_deadline - epoch

@@ -110,6 +110,23 @@ def test_template_selector_and_completions_are_immutable(client: httpx.Client, n
     assert suspended.json()["spec"]["suspend"] is True
 
 
+def test_a_suspended_job_that_never_ran_may_change_where_its_pods_go(client: httpx.Client, ns: str) -> None:
+    path = f"{JOBS.format(ns=ns)}/held"
+    helpers.create(client, JOBS.format(ns=ns), job("held", suspend=True))
+    merge = {"Content-Type": "application/merge-patch+json"}
+    moved = client.patch(path, headers=merge, json={"spec": {"template": {
+        "metadata": {"annotations": {"team": "a"}},
+        "spec": {"nodeSelector": {"disk": "ssd"}, "tolerations": [{"key": "k", "operator": "Exists"}]}}}})
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["spec"]["template"]["spec"]["nodeSelector"] == {"disk": "ssd"}
+    image = client.patch(path, headers=merge, json={"spec": {"template": {"spec": {"containers": [
+        {"name": "c", "image": "other"}]}}}})
+    helpers.assert_status(image, 422, "Invalid")
+    client.patch(f"{path}/status", headers=merge, json={"status": {"startTime": "2026-01-01T00:00:00Z"}})
+    started = client.patch(path, headers=merge, json={"spec": {"template": {"spec": {"nodeSelector": None}}}})
+    helpers.assert_status(started, 422, "Invalid")  # it ran once: the template is fixed
+
+
 def test_a_cronjob_gets_its_defaults(client: httpx.Client, ns: str) -> None:
     made = helpers.create(client, CRONJOBS.format(ns=ns), cronjob("tick"))
     spec = made["spec"]

@@ -186,3 +186,62 @@ def test_status_patches_clear_nested_lists() -> None:
     new = {"uncountedTerminatedPods": {}, "succeeded": 2}
     assert job_controller.merge_patch(old, new) == {"uncountedTerminatedPods": {"succeeded": None}, "succeeded": 2,
                                                     "startTime": None}
+
+
+def test_deleting_a_running_job_releases_and_collects_its_pods(controller_manager, client: api.Client,
+                                                               ns: str) -> None:
+    """Background deletion (kubectl's default): the Job goes first, the controller takes the tracking
+    finalizers off its orphans, the garbage collector deletes them."""
+    job = client.create("batch/v1", "jobs", _job("bye", parallelism=2, completions=4), namespace=ns)
+    _live_count(client, ns, job, 2)
+    client.delete("batch/v1", "jobs", "bye", namespace=ns, propagation_policy="Background")
+    support.wait_for(lambda: _pods(client, ns, job, live=False) == [], timeout=30, what="pods released and collected")
+
+
+def test_pod_views_tolerate_odd_field_types() -> None:
+    pod = {"metadata": {"name": "a", "uid": "u", "finalizers": ["batch.kubernetes.io/job-tracking"],
+                        "annotations": {"batch.kubernetes.io/job-completion-index": "2"}},
+           "status": {"phase": "Running", "containerStatuses": [
+               {"restartCount": 2}, {"restartCount": True}, "x",
+               {"restartCount": 1, "state": {"terminated": {"finishedAt": "2026-01-01T00:00:00Z"}}}]}}
+    view = job_controller.pod_view(pod)
+    assert (view.index, view.restarts, view.tracked, view.finished_at) == (2, 3, True, 1767225600.0)
+    odd = job_controller.pod_view({"metadata": {"name": "b", "annotations": {
+        "batch.kubernetes.io/job-completion-index": "-1"}}, "status": "x"})
+    assert (odd.phase, odd.index, odd.tracked, odd.restarts) == ("Pending", None, False, 0)
+
+
+def test_deleting_a_cronjob_collects_its_jobs_and_their_pods(controller_manager, client: api.Client,
+                                                             ns: str) -> None:
+    """Owner references all the way down: CronJob -> Job (as `kubectl create job --from` makes it) -> pods."""
+    cronjob = client.create("batch/v1", "cronjobs", {
+        "apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "yearly"},
+        "spec": {"schedule": "0 0 1 1 *", "jobTemplate": {"spec": _job("x")["spec"]}}}, namespace=ns)
+    body = _job("yearly-manual")
+    body["metadata"]["ownerReferences"] = [{"apiVersion": "batch/v1", "kind": "CronJob", "name": "yearly",
+                                            "uid": cronjob["metadata"]["uid"], "controller": True}]
+    job = client.create("batch/v1", "jobs", body, namespace=ns)
+    _live_count(client, ns, job, 1)
+    client.delete("batch/v1", "cronjobs", "yearly", namespace=ns, propagation_policy="Foreground")
+
+    def jobs() -> list[str]:
+        return [j["metadata"]["name"] for j in client.list("batch/v1", "jobs", namespace=ns).get("items") or []]
+
+    support.wait_for(lambda: jobs() == [], timeout=30, what="the job collected")
+    support.wait_for(lambda: _pods(client, ns, job, live=False) == [], timeout=30, what="its pods collected")
+
+
+def test_a_pod_released_by_a_label_change_loses_the_tracking_finalizer(controller_manager, client: api.Client,
+                                                                       ns: str) -> None:
+    job = client.create("batch/v1", "jobs", _job("relabel"), namespace=ns)
+    (pod,) = _live_count(client, ns, job, 1)
+    client.patch("v1", "pods", pod["metadata"]["name"], {"metadata": {"labels": {
+        "batch.kubernetes.io/controller-uid": "someone-else"}}}, namespace=ns)
+
+    def released() -> bool:
+        found = client.get("v1", "pods", pod["metadata"]["name"], namespace=ns)["metadata"]
+        return not found.get("ownerReferences") and not found.get("finalizers")
+
+    support.wait_for(released, timeout=20, what="released without the finalizer")
+    _live_count(client, ns, job, 1)  # and replaced
+    client.delete("v1", "pods", pod["metadata"]["name"], namespace=ns)

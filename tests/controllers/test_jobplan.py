@@ -83,6 +83,13 @@ def test_backoff_limit_exceeded_fails_the_job() -> None:
     assert done.status["failed"] == 2 and "completionTime" not in done.status
 
 
+def test_restarts_in_place_count_toward_the_backoff_limit_with_on_failure() -> None:
+    pods = [PodView("a", "Running", restarts=3)]
+    assert "conditions" not in plan.plan(Settings(backoff_limit=2), pods, {"startTime": STAMP}, NOW).status
+    step = plan.plan(Settings(backoff_limit=2, restart_on_failure=True), pods, {"startTime": STAMP}, NOW)
+    assert step.delete == ["a"] and _types(step.status) == [("FailureTarget", "True", "BackoffLimitExceeded")]
+
+
 def test_failed_pods_are_replaced_after_the_backoff() -> None:
     failed = PodView("a", "Failed", finished_at=NOW.timestamp() - 4)
     waiting = plan.plan(Settings(backoff_limit=6), [failed], {"startTime": STAMP}, NOW)

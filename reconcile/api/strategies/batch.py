@@ -126,13 +126,30 @@ class JobStrategy(base.BuiltinStrategy):
         causes = self.validate(resource, new)
         old_spec, new_spec = _dict(old.get("spec")), _dict(new.get("spec"))
         for field in ("selector", "template", "completionMode"):
-            if old_spec.get(field) != new_spec.get(field):
+            before, after = old_spec.get(field), new_spec.get(field)
+            if field == "template" and old_spec.get("suspend") and not _dict(old.get("status")).get("startTime"):
+                before, after = _without_scheduling(before), _without_scheduling(after)
+            if before != after:
                 causes.append(errors.cause(f"spec.{field}",
                                            f"Invalid value: {_show(new_spec.get(field))}: field is immutable"))
         if old_spec.get("completions") != new_spec.get("completions") and not _elastic(old_spec, new_spec):
             causes.append(errors.cause("spec.completions",
                                        f"Invalid value: {_show(new_spec.get('completions'))}: field is immutable"))
         return causes
+
+
+SCHEDULING_DIRECTIVES = ("nodeSelector", "affinity", "tolerations", "schedulingGates")
+
+
+def _without_scheduling(template: Any) -> Any:
+    """A pod template less what a suspended Job that never started may change (upstream's mutable
+    scheduling directives: where its pods will go, and the template's labels and annotations)."""
+    if not isinstance(template, dict):
+        return template
+    trimmed = dict(template)
+    trimmed["metadata"] = {k: v for k, v in _dict(template.get("metadata")).items() if k not in ("labels", "annotations")}
+    trimmed["spec"] = {k: v for k, v in _dict(template.get("spec")).items() if k not in SCHEDULING_DIRECTIVES}
+    return trimmed
 
 
 def _elastic(old: dict[str, Any], new: dict[str, Any]) -> bool:
