@@ -167,10 +167,13 @@ def test_hpa_scales_a_deployment_up_then_down_after_the_window(controller_manage
 
         support.wait_for(lambda: sum(helpers.is_ready(p) for p in watcher.pods.values()) == 4, timeout=60,
                          what="four pods Ready")
-        support.wait_for(lambda: (client.get("autoscaling/v2", "horizontalpodautoscalers", "web", namespace=ns)
-                                  ["status"].get("currentMetrics") or [{}])[0].get("resource", {})
-                         .get("current", {}).get("averageUtilization") == 200, timeout=30,
-                         what="the current utilization in status")
+        def settled() -> bool:
+            # the sync that scaled saw 1 replica; a later one reports the 4 (kubectl's REPLICAS column)
+            status = client.get("autoscaling/v2", "horizontalpodautoscalers", "web", namespace=ns)["status"]
+            current = ((status.get("currentMetrics") or [{}])[0].get("resource") or {}).get("current") or {}
+            return current.get("averageUtilization") == 200 and status.get("currentReplicas") == 4
+
+        support.wait_for(settled, timeout=30, what="the current utilization and 4 current replicas in status")
         row = _kubectl(kube_env, "get", "hpa", "web", "-n", ns, "--no-headers").stdout.split()
         assert row[1:7] == ["Deployment/web", "cpu:", "200%/50%", "1", "4", "4"], row
         described = _kubectl(kube_env, "describe", "hpa", "web", "-n", ns)
