@@ -5,7 +5,8 @@ here: the test stands in for it by marking Jobs Complete through /status."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -72,6 +73,29 @@ def _complete(client: api.Client, ns: str, name: str) -> None:
         namespace=ns, subresource="status")
 
 
+async def _eventually(clock: clock_mod.FakeClock, condition: Callable[[], Any], *, what: str,
+                      timeout: float = 15.0) -> Any:
+    """`support.eventually` that lets the fake clock keep pace with real time while it waits: work
+    the controller retries after a failure (a Conflict on its status write while its informer lags,
+    seen under load) waits on a backoff timer of this clock, which nothing else would fire. A wait
+    starts just past a minute and lasts at most `timeout` seconds, so no further schedule time comes."""
+    step = 0.05
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = condition()
+        except Exception as exc:  # not there yet
+            last_error = exc
+        else:
+            if value:
+                return value
+        clock.advance(step)
+        await clock.run_until_idle()
+        await asyncio.sleep(step)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}: last error {last_error!r}")
+
+
 async def _advance_to_next_minute(clock: clock_mod.FakeClock) -> None:
     wall = clock.wall()
     clock.advance(60 - wall.second - wall.microsecond / 1e6 + 1)
@@ -88,7 +112,7 @@ async def test_a_minutely_cronjob_runs_each_minute_and_keeps_its_history(started
     await _advance_to_next_minute(clock)
     minute = clock.wall().replace(second=0, microsecond=0)
     first_name = cronjobplan.job_name("tick", minute)
-    await support.eventually(lambda: first_name in _jobs(client, ns), timeout=15, what="the first job")
+    await _eventually(clock, lambda: first_name in _jobs(client, ns), what="the first job")
     first = _jobs(client, ns)[first_name]
     assert first["metadata"]["annotations"][cronjobplan.SCHEDULED_TIMESTAMP] == meta.format_time(minute)
     assert first["metadata"]["labels"] == {"from": "tick"}
@@ -98,18 +122,18 @@ async def test_a_minutely_cronjob_runs_each_minute_and_keeps_its_history(started
     def status() -> dict[str, Any]:
         return client.get("batch/v1", "cronjobs", "tick", namespace=ns).get("status") or {}
 
-    await support.eventually(lambda: [a["name"] for a in status().get("active", [])] == [first_name], timeout=15,
+    await _eventually(clock, lambda: [a["name"] for a in status().get("active", [])] == [first_name],
                              what="active lists the job")
     assert status()["lastScheduleTime"] == meta.format_time(minute)
     _complete(client, ns, first_name)
-    await support.eventually(lambda: "active" not in status() and "lastSuccessfulTime" in status(), timeout=15,
+    await _eventually(clock, lambda: "active" not in status() and "lastSuccessfulTime" in status(),
                              what="the finished job leaves active")
     await _advance_to_next_minute(clock)
     second_name = cronjobplan.job_name("tick", clock.wall().replace(second=0, microsecond=0))
-    await support.eventually(lambda: second_name in _jobs(client, ns), timeout=15, what="the second job")
+    await _eventually(clock, lambda: second_name in _jobs(client, ns), what="the second job")
     _complete(client, ns, second_name)
     # successfulJobsHistoryLimit 1: the first goes once the second has finished
-    await support.eventually(lambda: set(_jobs(client, ns)) == {second_name}, timeout=15, what="history trimmed")
+    await _eventually(clock, lambda: set(_jobs(client, ns)) == {second_name}, what="history trimmed")
 
 
 async def test_forbid_holds_a_time_back_while_a_job_runs(started, client: api.Client,
@@ -119,27 +143,27 @@ async def test_forbid_holds_a_time_back_while_a_job_runs(started, client: api.Cl
     made = client.get("batch/v1", "cronjobs", "solo", namespace=ns)
     clock = await _start(holder, made)
     await _advance_to_next_minute(clock)
-    await support.eventually(lambda: len(_jobs(client, ns)) == 1, timeout=15, what="the first job")
-    await support.eventually(lambda: (client.get("batch/v1", "cronjobs", "solo", namespace=ns).get("status") or {})
-                             .get("active"), timeout=15, what="active")
+    await _eventually(clock, lambda: len(_jobs(client, ns)) == 1, what="the first job")
+    await _eventually(clock, lambda: (client.get("batch/v1", "cronjobs", "solo", namespace=ns).get("status") or {})
+                             .get("active"), what="active")
     await _advance_to_next_minute(clock)
 
     def skipped() -> bool:
         events = client.list("v1", "events", namespace=ns).get("items") or []
         return any(e["reason"] == "JobAlreadyActive" for e in events)
 
-    await support.eventually(skipped, timeout=15, what="JobAlreadyActive")
+    await _eventually(clock, skipped, what="JobAlreadyActive")
     assert len(_jobs(client, ns)) == 1
     (only,) = _jobs(client, ns)
     skipped_minute = clock.wall().replace(second=0, microsecond=0)
     _complete(client, ns, only)
     # no startingDeadlineSeconds: the skipped time still runs, late, once the running job is done
     late = cronjobplan.job_name("solo", skipped_minute)
-    await support.eventually(lambda: set(_jobs(client, ns)) == {only, late}, timeout=15, what="the late job")
+    await _eventually(clock, lambda: set(_jobs(client, ns)) == {only, late}, what="the late job")
 
     def status() -> dict[str, Any]:
         return client.get("batch/v1", "cronjobs", "solo", namespace=ns).get("status") or {}
 
-    await support.eventually(lambda: [a["name"] for a in status().get("active", [])] == [late], timeout=15,
+    await _eventually(clock, lambda: [a["name"] for a in status().get("active", [])] == [late],
                              what="the late job listed active")
     assert status()["lastScheduleTime"] == meta.format_time(skipped_minute)
