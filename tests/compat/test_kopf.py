@@ -13,6 +13,7 @@ its log as a warning or an error; the tests assert there is none, or, with too l
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
@@ -25,6 +26,7 @@ from typing import Any
 import pytest
 
 from reconcile.client import api as client_api
+from reconcile.core import errors
 from tests import kopf_support, support
 
 # Too little: Gadgets can be watched but not patched, so kopf cannot even add its finalizer
@@ -80,10 +82,20 @@ def crds(admin: client_api.Client) -> None:
 
 
 @pytest.fixture
-def namespace(admin: client_api.Client, crds: None) -> str:
+def namespace(admin: client_api.Client, crds: None) -> Iterator[str]:
+    """A fresh namespace; at the end (after the test's operators stopped) its Gadgets go, finalizers
+    and all, so no later test's cluster-wide kopf finds and handles them (CI saw one do so and
+    log the trouble of a daemon it had started on a leftover)."""
     name = f"kopf-{uuid.uuid4().hex[:6]}"
     admin.create("v1", "namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
-    return name
+    yield name
+    for item in admin.list(kopf_support.API_VERSION, kopf_support.PLURAL, namespace=name).get("items") or []:
+        gadget = item["metadata"]["name"]
+        with contextlib.suppress(errors.NotFound):
+            if item["metadata"].get("finalizers"):
+                admin.patch(kopf_support.API_VERSION, kopf_support.PLURAL, gadget, {"metadata": {"finalizers": None}},
+                            namespace=name)
+            admin.delete(kopf_support.API_VERSION, kopf_support.PLURAL, gadget, namespace=name)
 
 
 @pytest.fixture
