@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 IDLE_TIMEOUT = 10.0  # CoreDNS's TCP read timeout
 MAX_CONNECTIONS = 256
+PORT_ATTEMPTS = 5  # port 0: UDP ports tried until the same number is free for TCP too
 
 
 @dataclass
@@ -81,16 +82,22 @@ class DnsServer:
         self._forwards: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        """Bind UDP, then TCP on the same port (port 0: the one the OS gave UDP)."""
+        """Bind UDP, then TCP on the same port. With port 0 the OS picks UDP's port, and that number
+        may already be taken for TCP by someone else: then another UDP port is tried (a few times)."""
         loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(lambda: _Udp(self), local_addr=(self.host, self.port))
-        self._udp = transport
-        self.port = transport.get_extra_info("sockname")[1]
-        try:
-            self._tcp = await asyncio.start_server(self._serve_tcp, self.host, self.port, reuse_address=True)
-        except OSError:
-            transport.close()
-            raise
+        wanted = self.port
+        for attempt in range(1 if wanted else PORT_ATTEMPTS):
+            transport, _ = await loop.create_datagram_endpoint(lambda: _Udp(self), local_addr=(self.host, wanted))
+            port = transport.get_extra_info("sockname")[1]
+            try:
+                self._tcp = await asyncio.start_server(self._serve_tcp, self.host, port, reuse_address=True)
+            except OSError:
+                transport.close()
+                if wanted or attempt == PORT_ATTEMPTS - 1:
+                    raise
+                continue
+            self._udp, self.port = transport, port
+            break
         log.info("serving %s on %s:%d (udp, tcp)", self.index.zone, self.host, self.port)
 
     async def stop(self) -> None:
