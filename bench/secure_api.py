@@ -28,10 +28,11 @@ class SecuredApi:
     def url(host: str, port: int) -> str:
         return f"https://{host}:{port}"
 
-    def ssl_context(self) -> ssl.SSLContext:
-        """What httpx takes as `verify`: the cluster CA and the admin's client certificate."""
+    def ssl_context(self, *, anonymous: bool = False) -> ssl.SSLContext:
+        """What httpx takes as `verify`: the cluster CA and (unless anonymous) the admin's client certificate."""
         context = ssl.create_default_context(cafile=str(self.pki.ca.cert))
-        context.load_cert_chain(str(self.pki.admin.cert), str(self.pki.admin.key))
+        if not anonymous:
+            context.load_cert_chain(str(self.pki.admin.cert), str(self.pki.admin.key))
         return context
 
     def client_config(self, server: str) -> client_config.ClientConfig:

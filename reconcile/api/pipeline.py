@@ -35,13 +35,16 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from reconcile.api import audit, authn, authz, flowcontrol, http, impersonation, routing
-from reconcile.core import errors, selectors
+from reconcile.core import errors, selectors, webhookreceiver
 
 log = logging.getLogger("reconcile.api")
 
 RESOURCE_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 # Answered to anyone, as upstream's system:public-info-viewer allows.
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/livez", "/version", "/version/"})
+# Answered to anyone too, because the request proves itself: a GitOps Receiver's hook, whose path is
+# a digest of a secret token and whose body is signed with it (`gitopshooks`).
+PUBLIC_PREFIXES = (webhookreceiver.PATH_PREFIX,)
 
 ResourceEndpoint = Callable[[Request, routing.RequestInfo, str, authn.UserInfo], Awaitable[Response]]
 AsgiApp = Callable[[Any, Any, Any], Awaitable[None]]
@@ -209,7 +212,7 @@ class Pipeline:
         user = await self.authenticator.authenticate(credentials)
         if user is not None:
             return user
-        if target.path in PUBLIC_PATHS:
+        if public(target.path):
             return authn.ANONYMOUS
         raise errors.Unauthorized("Unauthorized")
 
@@ -233,11 +236,16 @@ class Pipeline:
             record.annotate("authorization.k8s.io/decision", "allow" if decision.allowed else "forbid")
             record.annotate("authorization.k8s.io/reason", decision.reason)
         if not decision.allowed:
-            if not attributes.resource_request and attributes.path in PUBLIC_PATHS:
-                return  # health and version answer anyone, whatever the policy says
+            if not attributes.resource_request and public(attributes.path):
+                return  # health, version and hooks answer anyone, whatever the policy says
             if anonymous:
                 raise errors.Unauthorized("Unauthorized")  # says nothing of what exists or is allowed
             raise forbidden(attributes, decision.reason)
+
+
+def public(path: str) -> bool:
+    """Whether a non-resource path is answered to anyone (upstream's system:public-info-viewer, and hooks)."""
+    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
 
 
 def authorization_attributes(user: authn.UserInfo, target: Target) -> authz.Attributes:

@@ -32,6 +32,7 @@ from reconcile.api import (
     certificates_admission,
     discovery,
     flowcontrol,
+    gitopshooks,
     handlers,
     http,
     ingress_admission,
@@ -71,7 +72,7 @@ from reconcile.api.strategies import networking as networking_strategy
 from reconcile.api.strategies import rbac as rbac_strategy
 from reconcile.api.strategies import scheduling as scheduling_strategy
 from reconcile.api.strategies import storage as storage_strategy
-from reconcile.core import errors
+from reconcile.core import errors, webhookreceiver
 from reconcile.store import encryption, etcd, keys
 
 log = logging.getLogger("reconcile.api")
@@ -448,6 +449,7 @@ def _requalify_pod(pod: dict) -> None:
 
 def create_app(config: ApiConfig) -> pipeline.Pipeline:
     server = ApiServer(config)
+    hooks = gitopshooks.Hooks(server.rest)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -501,6 +503,10 @@ def create_app(config: ApiConfig) -> pipeline.Pipeline:
             raise errors.no_such_resource()
         return http.json_response(discovery.api_resource_list(server.registry, info.group, info.version))
 
+    async def gitops_hook(request: Request) -> Response:
+        body = await http.read_body(request, limit=webhookreceiver.MAX_BODY_BYTES)
+        return http.json_response(await hooks.answer(request.method, request.url.path, request.headers, body))
+
     async def metrics(request: Request) -> Response:
         return PlainTextResponse(server.metrics(), media_type="text/plain; version=0.0.4")
 
@@ -538,6 +544,7 @@ def create_app(config: ApiConfig) -> pipeline.Pipeline:
         Route("/openapi/v3/{path:path}", guarded(openapi_document)),
         Route("/openapi/v2", guarded(openapi_v2)),
         Route("/metrics", guarded(metrics)),
+        Route(gitopshooks.ROUTE, guarded(gitops_hook), methods=everything),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
 

@@ -15,12 +15,12 @@ from typing import Any
 import click
 
 from reconcile.cli import common
-from reconcile.core import errors
+from reconcile.core import errors, webhookreceiver
 from reconcile.gitops import plan
 
 # from plan (light): the CLI's every command imports this module, and sources/syncs pull in dulwich
 API_VERSION = f"{plan.GROUP}/v1"
-REQUESTED_AT = f"{plan.GROUP}/requestedAt"
+REQUESTED_AT = webhookreceiver.REQUESTED_AT
 
 
 def register(main: click.Group) -> None:
@@ -61,12 +61,10 @@ def render_chart(folder: Path, values: dict[str, Any], release: str, namespace: 
               help="Apply Syncs without spec.serviceAccountName as this account of their namespace (Flux's flag).")
 @click.option("--allow-cross-namespace-refs", is_flag=True,
               help="Let a Sync use a GitRepository of another namespace (Flux's --no-cross-namespace-refs=false).")
-@click.option("--receiver-address", default=None, metavar="HOST:PORT",
-              help="Serve the Receivers' webhooks (POST /hooks/gitops/<digest>) here; off unless given.")
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
 def controller(server_url: str | None, kubeconfig: str | None, state_dir: Path, leader_elect: bool,
            health_port: int | None, workers: int, allow_local_sources: bool, default_service_account: str | None,
-           allow_cross_namespace_refs: bool, receiver_address: str | None, verbose: bool) -> None:
+           allow_cross_namespace_refs: bool, verbose: bool) -> None:
     """Fetch GitRepositories and apply Syncs of their published trees."""
     from reconcile.gitops import app
 
@@ -76,16 +74,10 @@ def controller(server_url: str | None, kubeconfig: str | None, state_dir: Path, 
         server_url = common.group_server()
     if workers < 1:
         raise click.BadParameter("must be at least 1", param_hint="--workers")
-    address = None
-    if receiver_address is not None:
-        host, sep, port = receiver_address.rpartition(":")
-        if not sep or not host or not port.isascii() or not port.isdigit() or int(port) > 65535:
-            raise click.BadParameter(f"{receiver_address!r} is not HOST:PORT", param_hint="--receiver-address")
-        address = (host.strip("[]"), int(port))
     options = app.Options(state_dir=state_dir, server=server_url, kubeconfig=kubeconfig, leader_elect=leader_elect,
                           health_port=health_port, workers=workers, allow_local_sources=allow_local_sources,
                           default_service_account=default_service_account,
-                          cross_namespace_refs=allow_cross_namespace_refs, receiver_address=address)
+                          cross_namespace_refs=allow_cross_namespace_refs)
     common.run_component(lambda: app.run(options, renderer=render_chart))
 
 
@@ -216,9 +208,8 @@ def sync_now(name: str, namespace: str | None, wait: bool, timeout: float) -> No
     sync = session.client.get(API_VERSION, "syncs", name, namespace=ns)
     ref = (sync.get("spec") or {}).get("sourceRef") or {}
     source_ns = ref.get("namespace") or ns
-    from reconcile.gitops import syncs
 
-    requested = syncs.requested_at()
+    requested = webhookreceiver.requested_at()
     patch = {"metadata": {"annotations": {REQUESTED_AT: requested}}}
     deadline = time.monotonic() + timeout
     session.client.patch(API_VERSION, "gitrepositories", ref.get("name", ""), patch, namespace=source_ns)

@@ -1,6 +1,6 @@
 """The gitops process (`reconcile gitops controller`): the GitRepository and Sync controllers, one artifact store.
 
-Both controllers (and, with `receiver_address`, the Receivers' webhook server) run in one Manager,
+The three controllers (GitRepositories, Syncs, and the Receivers' status) run in one Manager,
 while it leads (Lease kube-system/reconcile-gitops): the source
 side fetches each GitRepository and publishes its tree into the store; the Sync side applies what
 the store holds. They share one GitRepository informer, so a new artifact wakes its Syncs at once.
@@ -18,7 +18,7 @@ from pathlib import Path
 from reconcile.client import aio
 from reconcile.client import config as config_mod
 from reconcile.engine import manager as manager_mod
-from reconcile.gitops import artifacts, controller, render, sources, webhooks
+from reconcile.gitops import artifacts, controller, receivers, render, sources
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,6 @@ class Options:
     allow_local_sources: bool = False  # file:// and local paths as GitRepository URLs (Flux has none)
     default_service_account: str | None = None  # Flux's --default-service-account
     cross_namespace_refs: bool = False  # Flux's --no-cross-namespace-refs=false
-    receiver_address: tuple[str, int] | None = None  # (host, port) to serve Receivers' webhooks on
 
 
 class _Runnable:
@@ -70,11 +69,7 @@ async def run(options: Options, *, renderer: render.ChartRenderer | None = None)
         fetcher = sources.controller(reconciler, syncer.sources, workers=options.workers, metrics=mgr.metrics)
         mgr.add(syncer, needs_leader=True)
         mgr.add(_Runnable(fetcher), needs_leader=True)
-        if options.receiver_address is not None:
-            receivers = webhooks.Receivers(client)
-            host, port = options.receiver_address
-            mgr.add(receivers, needs_leader=True)
-            mgr.add(webhooks.WebhookServer(webhooks.app(receivers, client), host, port), needs_leader=True)
+        mgr.add(receivers.Receivers(client), needs_leader=True)  # their hooks are the API server's
         try:
             await mgr.run()
         finally:

@@ -29,7 +29,7 @@ import logging
 from typing import Any
 
 from reconcile.client import aio, informer
-from reconcile.core import errors
+from reconcile.core import errors, webhookreceiver
 from reconcile.engine import controller as controller_mod
 from reconcile.engine import events
 from reconcile.gitops import artifacts, plan, render, syncs
@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 NAME = "gitops-sync"
 FINALIZER = "finalizers.gitops.reconcile.dev"  # Flux's finalizers.fluxcd.io
-REQUESTED_AT = f"{plan.GROUP}/requestedAt"
+REQUESTED_AT = webhookreceiver.REQUESTED_AT
 DEPENDENCY_REQUEUE = 30.0  # Flux's --requeue-dependency default
 
 

@@ -28,7 +28,7 @@ from typing import Any
 
 from reconcile.client import aio
 from reconcile.client import informer as informer_mod
-from reconcile.core import errors
+from reconcile.core import errors, webhookreceiver
 from reconcile.engine import clock as clock_mod
 from reconcile.engine import controller as controller_mod
 from reconcile.engine import events as events_mod
@@ -42,7 +42,7 @@ GROUP = "gitops.reconcile.dev"
 API_VERSION = f"{GROUP}/v1"
 KIND = "GitRepository"
 PLURAL = "gitrepositories"
-REQUESTED_AT = f"{GROUP}/requestedAt"  # Flux's reconcile.fluxcd.io/requestedAt, in our group
+REQUESTED_AT = webhookreceiver.REQUESTED_AT  # Flux's reconcile.fluxcd.io/requestedAt, in our group
 DEFAULT_TIMEOUT = 60.0  # Flux's spec.timeout default
 KEEP_ARTIFACTS = 2  # the current tree and the one before (a Sync may still be reading it)
 

@@ -37,7 +37,6 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -162,28 +161,6 @@ class Settings:
 def now() -> str:
     """A condition timestamp: RFC 3339 in whole seconds, as Kubernetes writes lastTransitionTime."""
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-_last_requested_ns = 0
-_requested_lock = threading.Lock()
-
-
-def requested_at(clock: Callable[[], int] = time.time_ns) -> str:
-    """A fresh `gitops.reconcile.dev/requestedAt` value: RFC 3339 with nanoseconds (Flux writes
-    RFC3339Nano), fixed-width so later tokens also sort later.
-
-    The controllers treat a request as handled when status.lastHandled... equals the annotation, so
-    two requests must never share a value: a second-resolution stamp made two `sync` calls (or two
-    webhook pushes) in one second look already handled. Within this process each token is strictly
-    later than the one before, even if `clock` stands still or steps back.
-    """
-    global _last_requested_ns
-    with _requested_lock:
-        stamp = max(int(clock()), _last_requested_ns + 1)
-        _last_requested_ns = stamp
-    seconds, nanos = divmod(stamp, 1_000_000_000)
-    whole = datetime.datetime.fromtimestamp(seconds, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{whole}.{nanos:09d}Z"
 
 
 def conditions(old: list[Any], new: list[tuple[str, str, str, str]], generation: int) -> list[dict[str, Any]]:

@@ -33,11 +33,10 @@ SEAMS: dict[str, tuple[str, ...]] = {
     "httpx": ("client/",),
     "websockets": ("client/websocket.py",),
     "jinja2": ("core/templating.py",),
-    # the API server's HTTP layer (pipeline.py: the request pipeline's HTTP entry), the node agent's server,
-    # and the gitops process's webhook receiver
+    # the API server's HTTP layer (pipeline.py: the request pipeline's HTTP entry) and the node agent's server
     "starlette": ("api/http.py", "api/handlers.py", "api/pipeline.py", "api/server.py", "api/podproxy.py",
-                  "node/server.py", "gitops/webhooks.py"),
-    "uvicorn": ("api/httpserver.py", "api/server.py", "node/server.py", "gitops/webhooks.py"),
+                  "node/server.py"),
+    "uvicorn": ("api/httpserver.py", "api/server.py", "node/server.py"),
     "jsonschema": ("api/structural.py", "charting/schema.py"),  # CRD schemas; charts' values.schema.json
     "fastjsonschema": ("api/structural.py",),
     "jsonpatch": ("core/patches.py",),

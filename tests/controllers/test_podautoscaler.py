@@ -167,6 +167,7 @@ def test_hpa_scales_a_deployment_up_then_down_after_the_window(controller_manage
 
         support.wait_for(lambda: sum(helpers.is_ready(p) for p in watcher.pods.values()) == 4, timeout=60,
                          what="four pods Ready")
+
         def settled() -> bool:
             # the sync that scaled saw 1 replica; a later one reports the 4 (kubectl's REPLICAS column)
             status = client.get("autoscaling/v2", "horizontalpodautoscalers", "web", namespace=ns)["status"]

@@ -24,7 +24,7 @@ import pytest
 from reconcile.api.rbac import policy
 from reconcile.client import api as client_api
 from reconcile.core import errors
-from reconcile.gitops import receiver
+from reconcile.core import webhookreceiver as receiver
 from reconcile.testing import free_port
 from tests import support
 from tests.gitops import gitrepos, syncsupport
@@ -39,19 +39,14 @@ def client(api_server: str) -> Iterator[client_api.Client]:
     c.close()
 
 
-RECEIVER_PORT: list[int] = []
-
-
 @pytest.fixture
 def gitops_process(api_server: str, tmp_path: Path) -> Iterator[tuple[subprocess.Popen, Path]]:
     connection = support.connection(api_server)
     kubeconfig = connection.kubeconfig(as_user=connection.user(policy.GITOPS_USER))
-    health, receivers = free_port(), free_port()
-    RECEIVER_PORT[:] = [receivers]
+    health = free_port()
     log = support.process_log("gitops-")
     process = subprocess.Popen([sys.executable, "-m", "reconcile", "gitops", "controller", "--kubeconfig", str(kubeconfig),
-                                "--state-dir", str(tmp_path / "gitops"), "--health-port", str(health),
-                                "--receiver-address", f"127.0.0.1:{receivers}", "-v"],
+                                "--state-dir", str(tmp_path / "gitops"), "--health-port", str(health), "-v"],
                                stdout=log, stderr=subprocess.STDOUT)
     try:
         support.wait_for(lambda: _ready(health), timeout=60,
@@ -142,7 +137,8 @@ def test_a_commit_reaches_the_cluster_through_the_gitops_process(
     assert process.poll() is None
     lease = client.get("coordination.k8s.io/v1", "leases", "reconcile-gitops", namespace="kube-system")
     assert lease["spec"]["holderIdentity"]
-    _a_signed_push_fetches_at_once(client, ns, repo, applied, tail)
+    with support.connection(api_server).http_client(anonymous=True) as pusher:  # a push carries no credentials
+        _a_signed_push_fetches_at_once(client, pusher, ns, repo, applied, tail)
     # an hour's interval now: `gitops sync --wait` fetches and applies at once; a suspended Sync applies nothing
     assert "suspended" in cli("suspend", "app")
     fourth = gitrepos.commit_files(repo, {"settings.yaml": syncsupport.configmap("settings", {"mode": "four"})})
@@ -156,9 +152,11 @@ def test_a_commit_reaches_the_cluster_through_the_gitops_process(
     assert _value(client, ns) == "four"
 
 
-def _a_signed_push_fetches_at_once(client: client_api.Client, ns: str, repo: Path, applied: Any, tail: Any) -> None:
-    """A Receiver (generic-hmac): a forged or unsigned push changes nothing; a signed one makes the
-    GitRepository fetch now (its interval is an hour here), and the commit is applied."""
+def _a_signed_push_fetches_at_once(client: client_api.Client, pusher: httpx.Client, ns: str, repo: Path,
+                                   applied: Any, tail: Any) -> None:
+    """A Receiver (generic-hmac), its hook on the API server: a forged or unsigned push changes
+    nothing; a signed one makes the GitRepository fetch now (its interval is an hour here), and the
+    commit is applied."""
     client.patch(API, "gitrepositories", "app", {"spec": {"interval": "1h"}}, namespace=ns)
     token = b"s3cret-token"
     client.create("v1", "secrets", {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "hook"},
@@ -172,17 +170,16 @@ def _a_signed_push_fetches_at_once(client: client_api.Client, ns: str, repo: Pat
 
     hook = support.wait_for(path, timeout=30, what=f"the Receiver's webhookPath; log:\n{tail()}")
     assert hook == receiver.webhook_path(token, "push", ns)
-    url = f"http://127.0.0.1:{RECEIVER_PORT[0]}{hook}"
     third = gitrepos.commit_files(repo, {"settings.yaml": syncsupport.configmap("settings", {"mode": "three"})})
     body = b'{"ref": "refs/heads/main"}'
     forged = hmac.new(b"guess", body, hashlib.sha256).hexdigest()
-    assert httpx.post(url, content=body, headers={"X-Signature": f"sha256={forged}"}).status_code == 401
-    assert httpx.post(url, content=body).status_code == 401
-    assert httpx.post(f"http://127.0.0.1:{RECEIVER_PORT[0]}/hooks/gitops/{'0' * 64}", content=body).status_code == 404
+    assert pusher.post(hook, content=body, headers={"X-Signature": f"sha256={forged}"}).status_code == 401
+    assert pusher.post(hook, content=body).status_code == 401
+    assert pusher.post(f"/hooks/gitops/{'0' * 64}", content=body).status_code == 404
     annotations = client.get(API, "gitrepositories", "app", namespace=ns)["metadata"].get("annotations") or {}
     assert "gitops.reconcile.dev/requestedAt" not in annotations
     signed = hmac.new(token, body, hashlib.sha256).hexdigest()
-    answer = httpx.post(url, content=body, headers={"X-Signature": f"sha256={signed}"})
+    answer = pusher.post(hook, content=body, headers={"X-Signature": f"sha256={signed}"})
     assert answer.status_code == 200, answer.text
     support.wait_for(lambda: applied() == f"main@sha1:{third}", timeout=60,
                      what=f"the pushed commit applied; log:\n{tail()}")

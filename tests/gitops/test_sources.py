@@ -22,9 +22,10 @@ import pytest
 from reconcile import testing
 from reconcile.client import informer as informer_mod
 from reconcile.core import errors
+from reconcile.core import webhookreceiver as receiver
 from reconcile.engine import clock as clock_mod
 from reconcile.engine import events
-from reconcile.gitops import git, receiver, sources
+from reconcile.gitops import git, sources
 from reconcile.gitops.artifacts import Artifact, ArtifactStore
 from tests.gitops import gitrepos, sshd
 from tests.gitops.gitrepos import LINK, Builder

@@ -8,7 +8,8 @@ import hmac
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconcile.gitops import receiver, sources
+from reconcile.core import webhookreceiver as receiver
+from reconcile.gitops import sources
 
 TOKEN = b"s3cret-token"
 TARGETS = (("team-a", "app"),)
@@ -83,3 +84,16 @@ def test_no_forged_signature_triggers(body: bytes, signature: str) -> None:
     valid = {_sign(body), _sign(body, "sha512")}
     assert decision.trigger == (signature.strip().lower() in {v.lower() for v in valid})
     assert decision.status in (200, 401)
+
+
+def test_a_receiver_from_its_object_and_secret() -> None:
+    obj = {"metadata": {"name": "push", "namespace": "team-a"},
+           "spec": {"type": "github", "events": ["push"], "secretRef": {"name": "hook"},
+                    "resources": [{"kind": "GitRepository", "name": "app"}, {"kind": "Bucket", "name": "b"},
+                                  {"kind": "GitRepository"}, "junk"]}}
+    secret = {"data": {"token": "IHMzY3JldC10b2tlbgo="}}  # base64 of " s3cret-token\n": trimmed
+    found = receiver.from_object(obj, receiver.token(secret))
+    assert found == receiver.Receiver("team-a", "push", "github", TOKEN, ("push",), (("team-a", "app"),))
+    assert receiver.secret_name(obj) == "hook" and receiver.secret_name({}) == ""
+    for bad in ({}, {"data": {}}, {"data": {"token": "not base64!"}}, {"data": {"token": 7}}):
+        assert receiver.token(bad) == b""
