@@ -23,15 +23,6 @@ def format_milli(value: int) -> str:
     return str(value // 1000) if value % 1000 == 0 else f"{value}m"
 
 
-def _seconds(timestamp: Any) -> float | None:
-    if not isinstance(timestamp, str) or not timestamp:
-        return None
-    try:
-        return meta.parse_time(timestamp).timestamp()
-    except ValueError:
-        return None
-
-
 def window_seconds(text: Any) -> float:
     """A Go duration as metrics-server writes it ("15s", "1m0s", "1.5s"); 0 when unreadable."""
     match = _DURATION.match(text) if isinstance(text, str) and text else None
@@ -49,7 +40,7 @@ def pod_inputs(pod: dict[str, Any], resource: str) -> replicacalc.Pod:
     for condition in status.get("conditions") or []:
         if condition.get("type") == "Ready":
             ready = condition.get("status") == "True"
-            ready_since = _seconds(condition.get("lastTransitionTime"))
+            ready_since = meta.epoch_seconds(condition.get("lastTransitionTime"))
     request: int | None = 0
     without = ""
     for container in (pod.get("spec") or {}).get("containers") or []:
@@ -60,7 +51,7 @@ def pod_inputs(pod: dict[str, Any], resource: str) -> replicacalc.Pod:
         request = (request or 0) + milli(wanted)
     return replicacalc.Pod(name=metadata.get("name", ""), phase=status.get("phase") or "Pending",
                            deleting=bool(metadata.get("deletionTimestamp")), ready=ready, ready_since=ready_since,
-                           started=_seconds(status.get("startTime")), request=request, unrequested=without)
+                           started=meta.epoch_seconds(status.get("startTime")), request=request, unrequested=without)
 
 
 def samples(pod_metrics: list[dict[str, Any]], resource: str) -> dict[str, replicacalc.Sample]:
@@ -74,7 +65,7 @@ def samples(pod_metrics: list[dict[str, Any]], resource: str) -> dict[str, repli
             continue
         for usage in usages:
             total += milli(usage)
-        when = _seconds(item.get("timestamp"))
+        when = meta.epoch_seconds(item.get("timestamp"))
         name = (item.get("metadata") or {}).get("name", "")
         out[name] = replicacalc.Sample(usage=total, timestamp=when or 0.0, window=window_seconds(item.get("window")))
     return out

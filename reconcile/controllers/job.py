@@ -60,15 +60,6 @@ def pod_from_template(job: dict[str, Any], index: int | None) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}
 
 
-def _stamp(value: Any) -> float | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return meta.parse_time(value).timestamp()
-    except ValueError:
-        return None
-
-
 def pod_view(pod: dict[str, Any]) -> jobplan.PodView:
     """What the planner reads of a pod (tolerant of odd field types, as podutil is)."""
     md = pod.get("metadata") or {}
@@ -78,13 +69,13 @@ def pod_view(pod: dict[str, Any]) -> jobplan.PodView:
         index = int(index_text) if index_text is not None and str(index_text).isdigit() else None
     except ValueError:
         index = None
-    finished = [_stamp(((s.get("state") or {}).get("terminated") or {}).get("finishedAt"))
+    finished = [meta.epoch_seconds(((s.get("state") or {}).get("terminated") or {}).get("finishedAt"))
                 for s in status.get("containerStatuses") or [] if isinstance(s, dict)]
     phase = status.get("phase")
     return jobplan.PodView(name=md.get("name") or "", phase=phase if isinstance(phase, str) else "Pending",
                            uid=md.get("uid") or "", tracked=tracked(pod),
                            deleting=bool(md.get("deletionTimestamp")), ready=podutil.is_ready(pod), index=index,
-                           created=_stamp(md.get("creationTimestamp")) or 0.0,
+                           created=meta.epoch_seconds(md.get("creationTimestamp")) or 0.0,
                            finished_at=max((f for f in finished if f is not None), default=None),
                            restarts=sum(c for s in status.get("containerStatuses") or [] if isinstance(s, dict)
                                         if isinstance(c := s.get("restartCount"), int) and not isinstance(c, bool)))

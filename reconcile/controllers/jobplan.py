@@ -219,7 +219,7 @@ def plan(settings: Settings, pods: list[PodView], old_status: dict[str, Any], no
     if target is None and not settings.suspend:
         if "startTime" not in status:
             status["startTime"] = stamp
-        start = _epoch(status.get("startTime"))
+        start = meta.epoch_seconds(status.get("startTime"))
         complete = (succeeded >= settings.completions if settings.completions is not None
                     else succeeded > 0 and not active)
         if complete:
@@ -354,15 +354,6 @@ def _sooner(a: float | None, b: float) -> float:
     return b if a is None else min(a, b)
 
 
-def _epoch(value: Any) -> float | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return meta.parse_time(value).timestamp()
-    except ValueError:
-        return None
-
-
 def ttl_remaining(job: dict[str, Any], now: datetime) -> float | None:
     """Seconds until a finished Job with ttlSecondsAfterFinished is to be deleted (<= 0: now); None when
     it is not finished or has no TTL (upstream's TTL-after-finished controller: from the finish time)."""
@@ -370,7 +361,8 @@ def ttl_remaining(job: dict[str, Any], now: datetime) -> float | None:
     done = finished(job.get("status") or {})
     if ttl is None or done is None:
         return None
-    at = _epoch((job.get("status") or {}).get("completionTime")) or _epoch(done.get("lastTransitionTime"))
+    status = job.get("status") or {}
+    at = meta.epoch_seconds(status.get("completionTime")) or meta.epoch_seconds(done.get("lastTransitionTime"))
     if at is None:
         return 0.0
     return at + int(ttl) - now.timestamp()

@@ -78,15 +78,6 @@ def _restarts(pod: dict[str, Any]) -> int:
     return sum(c for c in counts if isinstance(c, int) and not isinstance(c, bool))
 
 
-def _stamp(value: Any) -> float:
-    if not value or not isinstance(value, str):
-        return 0.0
-    try:
-        return meta.parse_time(value).timestamp()
-    except ValueError:
-        return 0.0
-
-
 def deletion_rank(pod: dict[str, Any]) -> tuple:
     """Sort key: pods that sort first are deleted first (upstream ActivePods ordering).
 
@@ -102,6 +93,6 @@ def deletion_rank(pod: dict[str, Any]) -> tuple:
         1 if ready else 0,
         -(since.timestamp() if since else 0.0) if ready else 0.0,
         -_restarts(pod),
-        -_stamp(_section(pod, "metadata").get("creationTimestamp")),
+        -(meta.epoch_seconds(_section(pod, "metadata").get("creationTimestamp")) or 0.0),
         name if isinstance(name, str) else "",
     )

@@ -47,6 +47,17 @@ def parse_time(text: str) -> datetime:
     return moment
 
 
+def epoch_seconds(value: Any) -> float | None:
+    """A timestamp field as seconds since the epoch; None when it is missing or not RFC 3339
+    (objects come from users and other writers, so a field may hold anything)."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return parse_time(value).timestamp()
+    except ValueError:
+        return None
+
+
 def human_duration(seconds: float) -> str:
     """kubectl's duration.HumanDuration: `45s`, `5m10s`, `3h`, `2d4h`, `1y20d`."""
     whole = int(seconds)

@@ -101,3 +101,11 @@ def test_name_checks_are_memoized_but_hand_out_fresh_lists() -> None:
     first.append("changed by a caller")
     assert names.qualified_name_errors("bad key!") == first[:-1]
     assert names.qualified_name_errors("bad key!") is not names.qualified_name_errors("bad key!")
+
+
+def test_epoch_seconds_of_a_field_that_may_hold_anything() -> None:
+    assert meta.epoch_seconds("1970-01-01T00:01:40Z") == 100.0
+    assert meta.epoch_seconds("2026-12-04T03:00:00.123456789+00:00") == pytest.approx(
+        datetime(2026, 12, 4, 3, tzinfo=UTC).timestamp() + 0.123456)
+    for junk in (None, "", "yesterday", 1700000000, ["2026-12-04T03:00:00Z"], {}):
+        assert meta.epoch_seconds(junk) is None
