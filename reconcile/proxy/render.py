@@ -27,7 +27,8 @@ that binds a set (an inline vmap or a named map in each of 10,000 chains is quad
 map elements are cheap. Services with session affinity keep upstream's shape: `service-` (and
 `local-`, `external-`) chains that choose by `numgen random mod K == 0` rules and an `endpoint-`
 chain per endpoint with its `update @affinity-`. Hairpin is one `hairpin` set (`ip . ip` per
-endpoint) in `masquerading`.
+endpoint) in `masquerading`, matched only on DNATed connections (`ct status dnat`), as upstream marks
+hairpin traffic in the endpoint's chain after its DNAT decision.
 
 Differences from upstream, on purpose: node ports are also served on 127.0.0.1 (upstream's
 iptables mode does, its nftables mode does not), which needs route_localnet on the pod bridges
@@ -460,7 +461,9 @@ _BASE_CHAINS = {
 def _helpers(node: NodeInfo) -> dict[str, list[str]]:
     return {
         "mark-for-masquerade": [f"meta mark set meta mark or {MASQ_MARK:#x}"],
-        "masquerading": [f"ip saddr . ip daddr @hairpin meta mark set meta mark or {MASQ_MARK:#x}",
+        # hairpin: only a connection the proxy DNATed (an endpoint reaching itself through its Service);
+        # an endpoint that is a host address (the API server's 127.0.0.1) must leave the host's own traffic alone
+        "masquerading": [f"ct status dnat ip saddr . ip daddr @hairpin meta mark set meta mark or {MASQ_MARK:#x}",
                          f"meta mark & {MASQ_MARK:#x} == 0 return",
                          f"meta mark set meta mark xor {MASQ_MARK:#x}", "masquerade fully-random"],
         "services": ["ip daddr . meta l4proto . th dport vmap @service-ips",

@@ -196,6 +196,29 @@ def test_a_service_without_a_slice_refuses_and_unallocated_addresses_stay_on_the
     assert f"{EMPTY_IP} . tcp . 80 : goto reject-chain" in nft_table(node_agent.name)
 
 
+def test_plain_loopback_traffic_is_never_masqueraded(proxy, node_agent):
+    """The `kubernetes` Service's endpoint is this API server's 127.0.0.1, so `127.0.0.1 . 127.0.0.1`
+    is a hairpin candidate; only a connection the proxy DNATed may be masqueraded for it. Before,
+    every loopback connection of the host was (its source became the host's address), for as long
+    as a proxy ran: audit logs and anything else that reads the peer saw the wrong client."""
+    support.wait_for(lambda: "127.0.0.1 . 127.0.0.1" in nft_table(node_agent.name), timeout=10,
+                     what="this API server's address among the hairpin candidates")
+    peers: list[str] = []
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(5)
+
+        def serve() -> None:
+            conn, peer = listener.accept()
+            peers.append(peer[0])
+            conn.close()
+
+        server = threading.Thread(target=serve, daemon=True)
+        server.start()
+        socket.create_connection(listener.getsockname(), timeout=5).close()
+        server.join(timeout=5)
+    assert peers == ["127.0.0.1"]
+
+
 def test_refuses_a_service_cidr_the_host_routes(api_server, node_agent):
     connection = support.connection(api_server)
     as_user = connection.user("system:kube-proxy") if connection.tls else None
