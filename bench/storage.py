@@ -1,7 +1,10 @@
 """Storage benchmark (issue 12): claims to Bound, and a StatefulSet with claims to Ready.
 
 In one run, on the local Docker engine:
-1. Floor: `docker volume create` of N volumes, one after another (then removed).
+1. Floor: `docker volume create` of N volumes, one after another (then removed), measured right
+   before each timed phase and that phase compared with it: on the shared machine the load comes
+   and goes within a minute, and one floor at the start (as this bench had) put 1.9-3.4 s beside
+   phases that ran under another load.
 2. `reconcile up` in a temporary state dir (etcd, API server, controller-manager, scheduler, node
    agent, ...), then:
    - static: N PersistentVolumes (hostPath) and N claims created at once, timed to all Bound;
@@ -87,8 +90,6 @@ def main() -> None:
     parser.add_argument("--replicas", type=int, default=20)
     args = parser.parse_args()
     ensure_images()
-    floor_seconds = floor(args.claims)
-    print(f"floor: docker volume create of {args.claims} volumes: {floor_seconds:.2f} s")
     state_dir = Path(tempfile.mkdtemp(prefix="rcbench-storage-"))
     env = {k: v for k, v in os.environ.items() if k not in ("RECONCILE_SERVER", "KUBECONFIG")}
     env["RECONCILE_STATE_DIR"] = str(state_dir)
@@ -111,6 +112,8 @@ def main() -> None:
                 "name": f"static-{tag}-{i}"}, "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
                 "storageClassName": f"static-{tag}", "persistentVolumeReclaimPolicy": "Retain",
                 "hostPath": {"path": str(host_root / str(i)), "type": "DirectoryOrCreate"}}})
+        floor_seconds = floor(args.claims)
+        print(f"floor: docker volume create of {args.claims} volumes: {floor_seconds:.2f} s")
         started = time.perf_counter()
         for i in range(args.claims):
             client.create("v1", "persistentvolumeclaims", claim(f"c{i}", f"static-{tag}"), namespace="bench-static")
@@ -120,6 +123,8 @@ def main() -> None:
         print(f"{args.claims} claims to Bound, static volumes: {static:.2f} s "
               f"({static / floor_seconds:.2f}x the floor; target <= 1.5x; the {args.claims} creates alone: "
               f"{static_created:.2f} s)")
+        floor_seconds = floor(args.claims)
+        print(f"floor again: {floor_seconds:.2f} s")
         started = time.perf_counter()
         for i in range(args.claims):
             client.create("v1", "persistentvolumeclaims", claim(f"c{i}", f"dynamic-{tag}"), namespace="bench-dynamic")
@@ -128,7 +133,7 @@ def main() -> None:
         dynamic = time.perf_counter() - started
         print(f"{args.claims} claims to Bound, provisioned: {dynamic:.2f} s "
               f"({dynamic / floor_seconds:.2f}x the floor; target <= 1.5x; the {args.claims} creates alone: "
-              f"{dynamic_created:.2f} s)")
+              f"{dynamic_created:.2f} s); load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
         started = time.perf_counter()
         client.create("apps/v1", "deployments", {"apiVersion": "apps/v1", "kind": "Deployment",
