@@ -14,23 +14,18 @@ same client against each side:
   http://POD-IP:8080/ (bench/spread.lua), so the pods share the connections evenly; no NAT.
 Targets: >= 0.9x the direct requests/s, p99 added < 1 ms. Nothing leaves the host.
 
-What changed, and why (issue 11's 0.73-0.80x was the bench comparing unequal things; the NAT is
-~1-2% of the CPU under perf, the connections spread evenly over the pods, conntrack shows):
-- the sides ran one after the other (10 s each): on the shared machine another run's load
-  fell on one of them (one run gave 0.59x, the next 1.04x); they now take turns.
-- the direct side was three wrk processes (6 threads) against ours' one wrk of 2 threads; on a
-  2-core machine where the pods' httpd forks per connection, the client's thread count alone moved
-  the figure by ~15%. Both sides now run one identical wrk.
-- wrk closes its end first once a response is complete, so most requests leave a TIME_WAIT socket
-  on the client, keyed by the destination the socket sees: ours has ONE (the cluster IP, before
-  DNAT), the direct side three. Past ~14,000 TIME_WAIT sockets to one address:port (half the
-  ephemeral range: connect() tries ports of one parity first) every connect() scans the range and
-  the rate collapsed to a few hundred/s (seen on ours, and on a single pod IP; never on three),
-  worse the later a run came (a TIME_WAIT lasts 60 s). The client ran on the host; in the client
-  pod's own network namespace the bench sets `net.ipv4.tcp_tw_reuse=1` (a per-namespace sysctl;
-  the host's is untouched), so connect() reuses a TIME_WAIT port older than 1 s on both sides. A
-  client of one cluster IP without that setting has the limit whatever the proxy (kube-proxy too).
-  The host as a client (masqueraded: it is not a pod) is tests/node/test_service_traffic.py's.
+Why the two sides are comparable (the NAT itself is ~1-2% of the CPU under perf, and conntrack
+shows the connections spread evenly over the pods):
+- one identical client: the pods' httpd forks per connection on a 2-core machine, so the client's
+  thread count alone moves the figure by ~15% (this bench once compared 3 wrk of 2 threads with 1);
+- turns: on a shared machine another process's load fell on one side when they ran one after the
+  other (0.59x once, 1.04x the next run);
+- TIME_WAIT: wrk closes first, leaving a TIME_WAIT socket keyed by the address it dialled, which is
+  ONE address for the cluster IP and three for the direct side. Past ~14,000 of them to one
+  address:port every connect() scans the ephemeral range and the rate collapses (kube-proxy's
+  clients would see the same). `net.ipv4.tcp_tw_reuse=1` is set in the client pod's namespace only
+  (per-namespace; the host's is untouched), for both sides.
+The host as a client (masqueraded: it is not a pod) is tests/node/test_service_traffic.py's.
 
 Usage: python bench/service_traffic.py [--seconds 10] [--connections 63] [--rounds 5]
 Stops what it started with `reconcile down --remove-containers` and deletes its state dir.
