@@ -466,3 +466,13 @@ def test_a_cached_decision_is_always_the_uncached_one(steps: list) -> None:
         asked = attrs(u, verb, resource, ns=ns, name=name)
         fresh = rbac_authorizer.RBACAuthorizer(index.RuleIndex(objects)).decide_uncached(asked)
         assert rbac.decide(asked) == fresh
+
+
+def test_the_authenticated_group_is_added_once_per_user_object() -> None:
+    carol = authn.UserInfo("carol", "7", ("devs",), {"scopes": ("a",)})
+    first = authenticators.with_authenticated(carol)
+    assert first == authn.UserInfo("carol", "7", ("devs", "system:authenticated")) and first.extra == carol.extra
+    assert authenticators.with_authenticated(carol) is first  # the token file returns one object per user
+    twin = authn.UserInfo("carol", "7", ("devs",), {"scopes": ("b",)})  # equal but for extra: not the same answer
+    assert authenticators.with_authenticated(twin).extra == {"scopes": ("b",)}
+    assert authenticators.with_authenticated(authn.ANONYMOUS) is authn.ANONYMOUS
