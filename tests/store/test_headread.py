@@ -1,6 +1,5 @@
 """The shared head-revision read: every caller gets a revision read by a request sent after it
-arrived (linearizable), callers waiting at the same moment share one request, and a batch waits
-behind a read in flight for at most `patience`."""
+arrived (linearizable), and callers waiting at the same moment share one request."""
 
 from __future__ import annotations
 
@@ -11,8 +10,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconcile.store import headread
-
-PATIENT = 3600.0  # a batch waits for the read in flight to answer, whatever it takes
 
 
 class FakeEtcd:
@@ -35,8 +32,8 @@ class FakeEtcd:
             raise ConnectionError("etcd went away")
         return number
 
-    def answer(self, index: int = 0) -> None:
-        self.in_flight.pop(index).set_result(0)
+    def answer(self) -> None:
+        self.in_flight.pop(0).set_result(0)
 
 
 async def _until(condition, what: str) -> None:
@@ -47,7 +44,7 @@ async def _until(condition, what: str) -> None:
 
 async def test_callers_at_one_moment_share_one_read() -> None:
     etcd = FakeEtcd()
-    shared = headread.SharedRead(etcd.read, patience=PATIENT)
+    shared = headread.SharedRead(etcd.read)
     callers = [asyncio.create_task(shared()) for _ in range(50)]
     await _until(lambda: etcd.in_flight, "the read is sent")
     etcd.answer()
@@ -57,7 +54,7 @@ async def test_callers_at_one_moment_share_one_read() -> None:
 
 async def test_a_caller_arriving_while_a_read_is_in_flight_waits_for_a_later_read() -> None:
     etcd = FakeEtcd()
-    shared = headread.SharedRead(etcd.read, patience=PATIENT)
+    shared = headread.SharedRead(etcd.read)
     first = asyncio.create_task(shared())
     await _until(lambda: etcd.in_flight, "read 1 is sent")
     late = [asyncio.create_task(shared()) for _ in range(5)]
@@ -73,7 +70,7 @@ async def test_a_caller_arriving_while_a_read_is_in_flight_waits_for_a_later_rea
 
 async def test_an_error_reaches_that_reads_callers_and_the_next_read_goes_on() -> None:
     etcd = FakeEtcd()
-    shared = headread.SharedRead(etcd.read, patience=PATIENT)
+    shared = headread.SharedRead(etcd.read)
     failing = [asyncio.create_task(shared()) for _ in range(3)]
     await _until(lambda: etcd.in_flight, "read 1 is sent")
     later = asyncio.create_task(shared())
@@ -89,7 +86,7 @@ async def test_an_error_reaches_that_reads_callers_and_the_next_read_goes_on() -
 
 async def test_a_caller_giving_up_does_not_cancel_the_others() -> None:
     etcd = FakeEtcd()
-    shared = headread.SharedRead(etcd.read, patience=PATIENT)
+    shared = headread.SharedRead(etcd.read)
     impatient, patient = asyncio.create_task(shared()), asyncio.create_task(shared())
     await _until(lambda: etcd.in_flight, "the read is sent")
     impatient.cancel()
@@ -99,38 +96,21 @@ async def test_a_caller_giving_up_does_not_cancel_the_others() -> None:
     assert impatient.cancelled()
 
 
-async def test_a_slow_read_holds_a_later_batch_for_at_most_its_patience() -> None:
-    etcd = FakeEtcd()
-    shared = headread.SharedRead(etcd.read, patience=0.0)
-    first = asyncio.create_task(shared())
-    await _until(lambda: len(etcd.in_flight) == 1, "read 1 is sent")
-    late = [asyncio.create_task(shared()) for _ in range(3)]
-    await _until(lambda: len(etcd.in_flight) == 2, "read 2 is sent while read 1 is still out")
-    etcd.answer(1)  # the later read answers first
-    assert await asyncio.gather(*late) == [2] * 3
-    assert not first.done()
-    etcd.answer()
-    assert await first == 1
-
-
-@given(st.lists(st.sampled_from(["arrive", "answer", "answer-newest", "run"]), max_size=60),
-       st.sampled_from([0.0, PATIENT]))
+@given(st.lists(st.sampled_from(["arrive", "answer", "run"]), max_size=60))
 @settings(max_examples=200, deadline=None)
-def test_every_answer_comes_from_a_read_sent_after_its_caller_arrived(steps: list[str], patience: float) -> None:
+def test_every_answer_comes_from_a_read_sent_after_its_caller_arrived(steps: list[str]) -> None:
     async def scenario() -> None:
         etcd = FakeEtcd()
-        shared = headread.SharedRead(etcd.read, patience=patience)
+        shared = headread.SharedRead(etcd.read)
         callers: list[tuple[int, asyncio.Task[int]]] = []  # (reads sent when the caller arrived, its call)
         for step in steps:
             if step == "arrive":
                 callers.append((etcd.sent, asyncio.create_task(shared())))
             elif step == "answer" and etcd.in_flight:
                 etcd.answer()
-            elif step == "answer-newest" and etcd.in_flight:
-                etcd.answer(-1)
             for _ in range(3):
                 await asyncio.sleep(0)
-            assert patience == 0.0 or len(etcd.in_flight) <= 1
+            assert len(etcd.in_flight) <= 1
         while not all(task.done() for _, task in callers):
             if etcd.in_flight:
                 etcd.answer()
