@@ -101,6 +101,14 @@ def rss_mb(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (from /proc/<pid>/stat). CPU per request
+    is a steadier figure than requests per second on a shared machine: other work slows the
+    clock-time figures, not (much) the CPU an answer costs."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def object_body() -> bytes:
     """A ConfigMap of about 2 KB; `__NAME__` is replaced by the object's name."""
     payload = "".join(f"line {i:04d}: the quick brown fox jumps over the lazy dog\n" for i in range(35))

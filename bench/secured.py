@@ -7,7 +7,8 @@ client-certificate auth, as `reconcile up` runs it) and two API server subproces
   secured   HTTPS only, the cluster CA as client CA, a static token file, `--authorization-mode RBAC`,
             the etcd client certificate; the load's user `bench` is bound to a Role for ConfigMaps in
             `default` by a RoleBinding (not system:masters, so RBAC evaluates every request).
-Figures, each for both servers (the rounds alternate insecure / secured; the best of each is reported):
+Beside each rate, the API server's CPU time per request (from /proc), which other work on a shared
+machine disturbs far less than the rates. Figures, each for both servers (the rounds alternate insecure / secured; the best of each is reported):
   1. CREATES ConfigMap creates (~2 KB) at concurrency 32 (wrk, bench/create.lua, a bearer token header);
   2. GET by name over 32 kept-alive connections for GET_SECONDS (wrk, bench/get.lua, the bearer token);
      target: secured >= 0.8x insecure;
@@ -177,24 +178,30 @@ def _wrk_headers(server: Server) -> list[str]:
 
 
 async def creates(server: Server, prefix: str, body_file: Path) -> dict[str, Any]:
+    cpu = api_bench.cpu_seconds(server.process.pid)
     result = await api_bench.run_wrk(
         ["-t1", f"-c{api_bench.CONCURRENCY}", "-d300s", "--timeout", "30s", "--latency", *_wrk_headers(server),
          "-s", str(HERE / "create.lua"), server.url + COLLECTION],
         {"BENCH_COUNT": str(CREATES), "BENCH_PREFIX": prefix, "BENCH_BODY": str(body_file)}, limit=320)
     elapsed = result["t_end"] - result["t_start"]
+    cpu = api_bench.cpu_seconds(server.process.pid) - cpu
     return {"created": result["ok"], "failed": result["bad"], "last_failed_status": result["last_bad"],
+            "server_cpu_us_each": round(cpu * 1e6 / max(1, result["ok"])),
             "seconds": round(elapsed, 3), "per_second": round(result["ok"] / elapsed, 1) if elapsed > 0 else 0.0,
             "p50_ms": result["p50_us"] / 1000, "p99_ms": result["p99_us"] / 1000}
 
 
 async def gets(server: Server) -> dict[str, Any]:
     assert server.names_file is not None
+    cpu = api_bench.cpu_seconds(server.process.pid)
     result = await api_bench.run_wrk(
         ["-t2", f"-c{api_bench.CONCURRENCY}", f"-d{api_bench.GET_SECONDS}s", "--timeout", "10s", "--latency",
          *_wrk_headers(server), "-s", str(HERE / "get.lua"), server.url + COLLECTION + "/"],
         {"BENCH_NAMES": str(server.names_file), "BENCH_PATH": COLLECTION + "/"}, limit=api_bench.GET_SECONDS + 30)
     seconds = result["duration_us"] / 1e6
+    cpu = api_bench.cpu_seconds(server.process.pid) - cpu
     return {"requests": result["requests"], "seconds": round(seconds, 3),
+            "server_cpu_us_each": round(cpu * 1e6 / max(1, result["requests"])),
             "per_second": round(result["requests"] / seconds, 1), "non2xx": result["non2xx"],
             "socket_errors": result["socket_errors"], "p50_ms": result["p50_us"] / 1000,
             "p99_ms": result["p99_us"] / 1000}
@@ -293,12 +300,16 @@ def table(r: dict[str, Any]) -> list[dict[str, Any]]:
     row(f"GET by name /s ({api_bench.CONCURRENCY} kept-alive conn), secured vs insecure", get["per_second"],
         plain["per_second"], f">= {GET_TARGET}x insecure",
         get["per_second"] >= GET_TARGET * plain["per_second"] and get["non2xx"] == 0)
+    cpu, plain_cpu = (min(x["server_cpu_us_each"] for x in y["runs"]) for y in (get, plain))
+    row("GET: API server CPU us per request (least of the rounds)", cpu, plain_cpu, "(reported)", None)
     row("GET p50 ms", get["p50_ms"], plain["p50_ms"], "", None)
     row("GET p99 ms", get["p99_ms"], plain["p99_ms"], "", None)
     made, plain_made = r["creates_secured"], r["creates_insecure"]
     row("creates /s (32 conc), secured vs insecure", made["per_second"], plain_made["per_second"], "(reported)",
         made["failed"] == 0 and plain_made["failed"] == 0)
     row("create p99 ms", made["p99_ms"], plain_made["p99_ms"], "", None)
+    cpu, plain_cpu = (min(x["server_cpu_us_each"] for x in y["runs"]) for y in (made, plain_made))
+    row("create: API server CPU us per request (least of the rounds)", cpu, plain_cpu, "(reported)", None)
     conns, plain_conns = r["connections_secured"], r["connections_insecure"]
     row(f"new connections /s, 1 GET each ({HANDSHAKE_CONCURRENCY} at once): mTLS handshake vs plain TCP",
         conns["per_second"], plain_conns["per_second"], "(reported)", conns["failed"] == 0)

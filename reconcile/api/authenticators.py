@@ -29,11 +29,26 @@ AUTHENTICATED = authn.AUTHENTICATED
 UNAUTHENTICATED = authn.UNAUTHENTICATED
 
 
+# user as an authenticator returned it -> (that user, it with system:authenticated). The token file
+# answers every request of a user with the same object, so the copy is made once, not per request.
+# Keyed by identity (a held entry keeps its id from being reused); bounded for authenticators that
+# build a new object per request.
+_ADDED: dict[int, tuple[authn.UserInfo, authn.UserInfo]] = {}
+_ADDED_SIZE = 1024
+
+
 def with_authenticated(user: authn.UserInfo) -> authn.UserInfo:
     """Upstream's AuthenticatedGroupAdder."""
     if user.name == authn.ANONYMOUS.name or AUTHENTICATED in user.groups or UNAUTHENTICATED in user.groups:
         return user
-    return replace(user, groups=(*user.groups, AUTHENTICATED))
+    held = _ADDED.get(id(user))
+    if held is not None and held[0] is user:
+        return held[1]
+    added = replace(user, groups=(*user.groups, AUTHENTICATED))
+    if len(_ADDED) >= _ADDED_SIZE:
+        _ADDED.clear()
+    _ADDED[id(user)] = (user, added)
+    return added
 
 
 class Chain:

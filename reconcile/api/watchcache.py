@@ -363,7 +363,7 @@ class WatchCache:
         under the prefix changed between what the cache holds and `head`.
         """
         loop = asyncio.get_running_loop()
-        head = await self.store.current_revision()
+        head = await self.store.current_revision_shared()  # read by a request sent after this check began
         if self.revision >= head:
             return
         # Usually the watch is about to bring `head` (the shared feed sees every write of the cluster).

@@ -219,9 +219,12 @@ def update(old: Any, new: Any, entries: Sequence[Entry], *, manager: str, api_ve
     The fields the write added or changed move to the writer; removed fields leave everyone; an
     unchanged object changes nothing (not even a timestamp)."""
     root = with_object_meta(schema)
-    diff = fieldsets.compare(fieldsets.flatten(old or {}, root), fieldsets.flatten(new, root))
-    changed = _owned(diff.changed, ignored)
-    removed = _owned(diff.removed, ignored)
+    if not old:  # a create: every path of `new` is added, none modified or removed (no comparison needed)
+        changed, removed = _owned(fieldsets.flatten(new, root), ignored), frozenset()
+    else:
+        diff = fieldsets.compare(fieldsets.flatten(old, root), fieldsets.flatten(new, root))
+        changed = _owned(diff.changed, ignored)
+        removed = _owned(diff.removed, ignored)
     if not changed and not removed:
         return list(entries)
     writer = Entry(manager or "unknown", UPDATE, api_version, frozenset(), now, subresource)

@@ -27,7 +27,7 @@ from etcd3 import baseclient
 from etcd3.aio_client import AioClient
 
 from reconcile.core import errors
-from reconcile.store import keys, stream
+from reconcile.store import headread, keys, stream
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,6 +300,7 @@ class EtcdStore:
         self._current = 0  # index of the endpoint in use
         self._known_compact = 0  # highest revision this store compacted (fallback for errors)
         self.stats: dict[str, int] = {"watch_duplicates_dropped": 0, "watch_reconnects": 0, "failovers": 0}
+        self.head_reads = headread.SharedRead(self.current_revision)
 
     # --- lifecycle ---
 
@@ -373,6 +374,12 @@ class EtcdStore:
         """The store's latest revision (a linearizable read)."""
         data = await self._call("/kv/range", {"key": _b64(self._prefix_bytes), "count_only": True}, retry=True)
         return int(data["header"]["revision"])
+
+    async def current_revision_shared(self) -> int:
+        """`current_revision` as read by a request sent after this call began, shared with every
+        caller waiting at that moment (`headread`): what a consistent read needs, at one etcd
+        request per round trip however many readers ask."""
+        return await self.head_reads()
 
     async def prefix_changes(self, prefix: str, *, since_revision: int,
                              revision: int | None = None) -> tuple[int, int, int, int]:

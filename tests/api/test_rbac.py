@@ -34,6 +34,7 @@ TOKENS = {
     "bill": ("bill-token", "bill", ""),  # may create rolebindings in namespace A
     "ivan": ("ivan-token", "ivan", ""),  # impersonation
     "nobody": ("nobody-token", "nobody", ""),  # authenticated, nothing bound
+    "rita": ("rita-token", "rita", ""),  # a role changed and a binding revoked under cached decisions
     "prom": ("prom-token", "prometheus", '"system:monitoring"'),  # scrapes /metrics
     "cm": ("controller-manager-token", "system:kube-controller-manager", ""),
 }
@@ -267,6 +268,31 @@ def test_resource_names_and_subresources(cluster: Cluster) -> None:
     assert cluster.req("nora", "GET", helpers.pod_path(ns, "p") + "/log").status_code != 403  # allowed (no such pod)
     assert cluster.req("nora", "GET", helpers.pod_path(ns, "p")).status_code == 403
     assert cluster.req("vera", "GET", helpers.pod_path(ns, "p") + "/exec").status_code == 403
+
+
+def test_a_changed_role_or_revoked_binding_counts_from_the_next_request(cluster: Cluster) -> None:
+    """Decisions are cached per RBAC snapshot: once the watch cache holds a change (a consistent
+    read of that resource returned after it), the very next request is decided under it."""
+    ns = cluster.ns_b
+    for name in ("rita-a", "rita-b"):
+        cluster.admin("POST", helpers.cm_path(ns), helpers.configmap(name))
+    rules = [{"verbs": ["get"], "apiGroups": [""], "resources": ["configmaps"]}]
+    cluster.role("rita", rules, namespace=ns)
+    cluster.bind("rita", "Role", "rita", [user("rita")], namespace=ns)
+    support.wait_for(lambda: cluster.req("rita", "GET", helpers.cm_path(ns, "rita-a")).status_code == 200,
+                     what="rita's role")
+    assert cluster.req("rita", "GET", helpers.cm_path(ns, "rita-b")).status_code == 200
+
+    role = cluster.admin("GET", f"{RBAC}/namespaces/{ns}/roles/rita")
+    role["rules"] = [dict(rules[0], resourceNames=["rita-a"])]
+    cluster.admin("PUT", f"{RBAC}/namespaces/{ns}/roles/rita", role)
+    cluster.admin("GET", f"{RBAC}/namespaces/{ns}/roles")  # consistent: the roles cache has the update
+    assert cluster.req("rita", "GET", helpers.cm_path(ns, "rita-b")).status_code == 403
+    assert cluster.req("rita", "GET", helpers.cm_path(ns, "rita-a")).status_code == 200
+
+    cluster.admin("DELETE", f"{RBAC}/namespaces/{ns}/rolebindings/rita")
+    cluster.admin("GET", f"{RBAC}/namespaces/{ns}/rolebindings")  # consistent: the bindings cache has the delete
+    assert cluster.req("rita", "GET", helpers.cm_path(ns, "rita-a")).status_code == 403
 
 
 # --- escalation -------------------------------------------------------------------------------------------------------

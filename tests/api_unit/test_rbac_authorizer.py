@@ -383,3 +383,96 @@ def test_reconciled_roles_cover_the_default(verbs: list[str], resources: list[st
     held = rules_mod.parse_rules(result["rules"])
     assert rules_mod.covers(held, rules_mod.parse_rules(expected["rules"]))[0]
     assert rules_mod.covers(held, rules_mod.parse_rules(existing["rules"]))[0]  # nothing taken away
+
+
+# --- the decision cache -------------------------------------------------------------------------------------------
+
+
+def test_cached_decisions_follow_every_change_from_the_next_decision(world) -> None:
+    """A cached allow (keyed without the name while no rule lists names) must not outlive the change
+    that makes names matter, nor a revoked binding: each counts from the first decision after `changed`."""
+    objects, idx, rbac = world
+    assert rbac.decide(attrs(ALICE, "get", "pods", ns="team", name="a")).allowed
+    assert rbac.decide(attrs(ALICE, "get", "pods", ns="team", name="b")).allowed
+    objects.by_plural["clusterroles"][0] = role("view", [{"verbs": ["get"], "apiGroups": [""], "resources": ["pods"],
+                                                          "resourceNames": ["a"]}])
+    idx.changed()
+    assert rbac.decide(attrs(ALICE, "get", "pods", ns="team", name="a")).allowed
+    assert not rbac.decide(attrs(ALICE, "get", "pods", ns="team", name="b")).allowed
+    objects.by_plural["rolebindings"] = [b for b in objects.by_plural["rolebindings"] if b["metadata"]["name"] != "viewers"]
+    idx.changed()
+    assert not rbac.decide(attrs(ALICE, "get", "pods", ns="team", name="a")).allowed
+    objects.by_plural["rolebindings"].append(binding("viewers", "ClusterRole", "view", [user("alice")], namespace="team"))
+    idx.changed()
+    assert rbac.decide(attrs(ALICE, "get", "pods", ns="team", name="a")).allowed
+
+
+def test_cached_decisions_tell_users_groups_and_paths_apart(world) -> None:
+    _, _, rbac = world
+    assert rbac.decide(attrs(BOB, "update", "configmaps", ns="team", name="app")).allowed
+    assert not rbac.decide(attrs(BOB, "update", "configmaps", ns="team", name="other")).allowed  # names matter here
+    no_devs = authn.UserInfo("bob", groups=("system:authenticated",))
+    assert not rbac.decide(attrs(no_devs, "update", "configmaps", ns="team", name="app")).allowed
+    assert rbac.decide(attrs(ALICE, "get", path="/healthz")).allowed
+    assert not rbac.decide(attrs(ALICE, "get", path="/metrics")).allowed
+
+
+def test_the_decision_cache_is_bounded(world, monkeypatch: pytest.MonkeyPatch) -> None:
+    _, _, rbac = world
+    monkeypatch.setattr(rbac_authorizer, "CACHE_SIZE", 4)
+    for i in range(20):
+        assert not rbac.decide(attrs(authn.UserInfo(f"u{i}"), "get", "pods", ns="team")).allowed
+    assert len(rbac._decisions) <= 4 and len(rbac._names_matter) <= 4
+
+
+_SUBJECTS = st.sampled_from([user("alice"), user("bob"), group("devs"), group("ops"), sa("builder", "team")])
+_RULES = st.lists(st.fixed_dictionaries({
+    "verbs": st.lists(st.sampled_from(["get", "list", "update", "*"]), min_size=1, max_size=2),
+    "apiGroups": st.just([""]),
+    "resources": st.lists(st.sampled_from(["pods", "configmaps", "*"]), min_size=1, max_size=2),
+}, optional={"resourceNames": st.lists(st.sampled_from(["a", "b"]), min_size=1, max_size=2)}), max_size=2)
+_CHANGES = st.one_of(
+    st.tuples(st.just("role"), st.sampled_from(["r1", "r2"]), _RULES),
+    st.tuples(st.just("binding"), st.sampled_from(["b1", "b2"]), st.tuples(st.sampled_from(["r1", "r2"]),
+                                                                           st.lists(_SUBJECTS, max_size=2))),
+    st.tuples(st.just("unbind"), st.sampled_from(["b1", "b2"]), st.none()),
+)
+_USERS = st.sampled_from([ALICE, BOB, OPS, BUILDER, authn.UserInfo("bob", groups=("ops",))])
+_ASKS = st.tuples(_USERS, st.sampled_from(["get", "list", "update"]), st.sampled_from(["pods", "configmaps"]),
+                  st.sampled_from(["team", "other"]), st.sampled_from(["", "a", "b"]))
+
+
+@given(st.lists(st.one_of(st.tuples(st.just("change"), _CHANGES), st.tuples(st.just("ask"), _ASKS)), max_size=40))
+@settings(max_examples=150, deadline=None)
+def test_a_cached_decision_is_always_the_uncached_one(steps: list) -> None:
+    """Whatever the order of RBAC changes and requests, the cache answers what a fresh evaluation does."""
+    objects = Objects()
+    idx = index.RuleIndex(objects)
+    rbac = rbac_authorizer.RBACAuthorizer(idx)
+    for what, step in steps:
+        if what == "change":
+            kind, name, value = step
+            if kind == "role":
+                objects.by_plural["roles"] = [r for r in objects.by_plural["roles"] if r["metadata"]["name"] != name]
+                objects.by_plural["roles"].append(role(name, value, namespace="team"))
+            else:
+                objects.by_plural["rolebindings"] = [b for b in objects.by_plural["rolebindings"]
+                                                     if b["metadata"]["name"] != name]
+                if kind == "binding":
+                    objects.by_plural["rolebindings"].append(binding(name, "Role", value[0], value[1], namespace="team"))
+            idx.changed()
+            continue
+        u, verb, resource, ns, name = step
+        asked = attrs(u, verb, resource, ns=ns, name=name)
+        fresh = rbac_authorizer.RBACAuthorizer(index.RuleIndex(objects)).decide_uncached(asked)
+        assert rbac.decide(asked) == fresh
+
+
+def test_the_authenticated_group_is_added_once_per_user_object() -> None:
+    carol = authn.UserInfo("carol", "7", ("devs",), {"scopes": ("a",)})
+    first = authenticators.with_authenticated(carol)
+    assert first == authn.UserInfo("carol", "7", ("devs", "system:authenticated")) and first.extra == carol.extra
+    assert authenticators.with_authenticated(carol) is first  # the token file returns one object per user
+    twin = authn.UserInfo("carol", "7", ("devs",), {"scopes": ("b",)})  # equal but for extra: not the same answer
+    assert authenticators.with_authenticated(twin).extra == {"scopes": ("b",)}
+    assert authenticators.with_authenticated(authn.ANONYMOUS) is authn.ANONYMOUS

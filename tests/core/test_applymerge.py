@@ -293,3 +293,22 @@ def test_forced_applies_leave_each_applier_owning_exactly_its_config(steps: list
         flat = fs.prefixes(fs.flatten(obj, am.with_object_meta(SCHEMA)))
         for entry in entries:
             assert entry.fields <= flat
+
+
+_JSONISH = st.recursive(st.none() | st.booleans() | st.integers(-5, 5) | st.text(max_size=3),
+                        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+                        max_leaves=12)
+
+
+@given(st.fixed_dictionaries({"apiVersion": st.just("v1"), "kind": st.just("ConfigMap"),
+                              "metadata": st.fixed_dictionaries({"name": st.just("x")}, optional={
+                                  "labels": st.dictionaries(st.text(max_size=3), st.text(max_size=3), max_size=3)}),
+                              "data": st.dictionaries(st.text(max_size=3), _JSONISH, max_size=4)}),
+       st.sampled_from([(), (("f:data",),)]))
+@settings(max_examples=100, deadline=None)
+def test_a_create_owns_what_a_comparison_with_nothing_would_give(obj: dict[str, Any], ignored: tuple) -> None:
+    """The create shortcut (no comparison) gives the writer exactly the fields a diff from {} does."""
+    entries = am.update(None, obj, [], manager="m", api_version="v1", schema=None, now="t", ignored=ignored)
+    root = am.with_object_meta(None)
+    expected = am._owned(fs.compare(fs.flatten({}, root), fs.flatten(obj, root)).changed, ignored)
+    assert [e.fields for e in entries] == ([expected] if expected else [])
