@@ -4,7 +4,7 @@ A push from GitHub, GitLab or any CI carries no cluster credentials, so the pipe
 path to anyone (`pipeline.PUBLIC_PREFIXES`): what proves the sender is the path itself (a digest
 of the Receiver's secret token, its name and its namespace, so it cannot be guessed) and the
 body's signature under that token, both checked by `webhookreceiver.handle` in constant time. An
-unknown path is 404, a bad or missing signature 401, and neither reads or writes anything else.
+unknown path is 404, a bad or missing signature 401, and neither writes anything.
 
 Served here rather than on a port of the GitOps controller's own (as Flux's notification-controller
 does) because the API server is the one address a cluster already exposes and secures; the GitOps
@@ -26,7 +26,6 @@ from reconcile.core import errors, webhookreceiver
 log = logging.getLogger(__name__)
 
 ROUTE = webhookreceiver.PATH_PREFIX + "{digest}"
-API_VERSION = "v1"
 USER = authn.UserInfo("system:gitops-receiver", groups=("system:authenticated",))
 FIELD_MANAGER = "gitops-receiver"
 _REFUSALS: dict[int, type[errors.ApiError]] = {
