@@ -377,7 +377,7 @@ def ours(replicas: int, parallel: int) -> tuple[dict[str, float], dict[str, tupl
         except (errors.ApiError, TimeoutError) as exc:
             print(f"cleanup: {exc}", file=sys.stderr)
         client.close()
-        _reconcile("down", env=env)
+        _reconcile("down", "--remove-containers", env=env)  # its containers, and the proxy's rules and route
         leftovers = docker("ps", "-aq", "--filter", f"label=reconcile.pod.namespace={NAMESPACE}").split()
         if leftovers:
             docker("rm", "-f", *leftovers, check=False)

@@ -175,7 +175,7 @@ def main() -> None:
             print(f"cleanup: {exc}", file=sys.stderr)
         client.close()
         try:
-            reconcile("down", env=env)
+            reconcile("down", "--remove-containers", env=env)  # also the proxy's rules and route
         finally:
             leftovers = containers()
             if leftovers:
