@@ -20,7 +20,6 @@ from reconcile.gitops import plan
 
 # from plan (light): the CLI's every command imports this module, and sources/syncs pull in dulwich
 API_VERSION = f"{plan.GROUP}/v1"
-REQUESTED_AT = webhookreceiver.REQUESTED_AT
 
 
 def register(main: click.Group) -> None:
@@ -210,7 +209,7 @@ def sync_now(name: str, namespace: str | None, wait: bool, timeout: float) -> No
     source_ns = ref.get("namespace") or ns
 
     requested = webhookreceiver.requested_at()
-    patch = {"metadata": {"annotations": {REQUESTED_AT: requested}}}
+    patch = webhookreceiver.request_patch(requested)
     deadline = time.monotonic() + timeout
     session.client.patch(API_VERSION, "gitrepositories", ref.get("name", ""), patch, namespace=source_ns)
     if wait:  # the source first, as `flux reconcile --with-source`: the Sync then applies what it fetched

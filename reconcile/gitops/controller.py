@@ -38,7 +38,6 @@ log = logging.getLogger(__name__)
 
 NAME = "gitops-sync"
 FINALIZER = "finalizers.gitops.reconcile.dev"  # Flux's finalizers.fluxcd.io
-REQUESTED_AT = webhookreceiver.REQUESTED_AT
 DEPENDENCY_REQUEUE = 30.0  # Flux's --requeue-dependency default
 
 
@@ -47,7 +46,7 @@ def _meta(obj: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def _requested_at(obj: dict[str, Any] | None) -> str | None:
-    value = (_meta(obj).get("annotations") or {}).get(REQUESTED_AT)
+    value = (_meta(obj).get("annotations") or {}).get(webhookreceiver.REQUESTED_AT)
     return value if isinstance(value, str) else None
 
 

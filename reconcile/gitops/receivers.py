@@ -24,7 +24,6 @@ log = logging.getLogger(__name__)
 
 API_VERSION = sources.API_VERSION
 PLURAL = "receivers"
-TOKEN_KEY = webhookreceiver.TOKEN_KEY
 TOKEN_RECHECK = 60.0  # seconds: a rotated token takes effect within this (Flux watches the Secret)
 
 
@@ -70,7 +69,7 @@ class Receivers:
         token = webhookreceiver.token(secret)
         if not token:
             await self._status(obj, None, "False", "TokenNotFound",
-                               f'Secret "{secret_name}" has no key "{TOKEN_KEY}"')
+                               f'Secret "{secret_name}" has no key "{webhookreceiver.TOKEN_KEY}"')
             return controller_mod.Result(requeue_after=TOKEN_RECHECK)
         path = webhookreceiver.webhook_path(token, name, namespace)
         await self._status(obj, path, "True", "Succeeded", f"Receiver initialized for path: {path}")

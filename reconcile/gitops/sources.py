@@ -42,7 +42,6 @@ GROUP = "gitops.reconcile.dev"
 API_VERSION = f"{GROUP}/v1"
 KIND = "GitRepository"
 PLURAL = "gitrepositories"
-REQUESTED_AT = webhookreceiver.REQUESTED_AT  # Flux's reconcile.fluxcd.io/requestedAt, in our group
 DEFAULT_TIMEOUT = 60.0  # Flux's spec.timeout default
 KEEP_ARTIFACTS = 2  # the current tree and the one before (a Sync may still be reading it)
 
@@ -126,7 +125,7 @@ class GitRepositoryReconciler:
         if spec.get("suspend") is True:
             return None  # as Flux: a suspended source is left exactly as it is
         generation = int(metadata.get("generation") or 0)
-        requested = (metadata.get("annotations") or {}).get(REQUESTED_AT)
+        requested = (metadata.get("annotations") or {}).get(webhookreceiver.REQUESTED_AT)
         try:
             interval = parse_duration(spec.get("interval"), "spec.interval")
             timeout = parse_duration(spec["timeout"], "spec.timeout") if spec.get("timeout") else DEFAULT_TIMEOUT

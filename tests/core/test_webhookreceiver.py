@@ -9,7 +9,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from reconcile.core import webhookreceiver as receiver
-from reconcile.gitops import sources
 
 TOKEN = b"s3cret-token"
 TARGETS = (("team-a", "app"),)
@@ -75,7 +74,7 @@ def test_path_and_patch() -> None:
     assert r.path == "/hooks/gitops/" + hashlib.sha256(TOKEN + b"push" + b"team-a").hexdigest()
     assert receiver.webhook_path(b"other", "push", "team-a") != r.path
     assert receiver.request_patch("2026-01-01T00:00:00Z") == {
-        "metadata": {"annotations": {sources.REQUESTED_AT: "2026-01-01T00:00:00Z"}}}
+        "metadata": {"annotations": {receiver.REQUESTED_AT: "2026-01-01T00:00:00Z"}}}
 
 
 @given(body=st.binary(max_size=512), signature=st.text(max_size=200))

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from reconcile.client import aio
+from reconcile.core import webhookreceiver
 from reconcile.gitops import artifacts, controller, syncs
 from tests import support
 from tests.gitops import syncsupport as s
@@ -80,7 +81,7 @@ async def test_a_new_revision_is_applied_through_the_source_watch_and_nothing_is
     assert running.runs[(ns, "app")] == runs  # our own status writes never woke the key again
     # requestedAt forces a run, recorded as lastHandledRequestedAt
     await ac.patch(syncs.API_VERSION, "syncs", "app",
-                   {"metadata": {"annotations": {controller.REQUESTED_AT: "now-1"}}}, namespace=ns)
+                   {"metadata": {"annotations": {webhookreceiver.REQUESTED_AT: "now-1"}}}, namespace=ns)
 
     async def handled() -> bool:
         return (await s.get_sync(ac, ns, "app"))["status"].get("lastHandledRequestedAt") == "now-1"

@@ -64,7 +64,7 @@ def _condition(obj: dict, type_: str) -> dict | None:
 
 async def _request(ac: Any, ns: str, name: str, value: str) -> None:
     await ac.patch(sources.API_VERSION, sources.PLURAL, name,
-                   {"metadata": {"annotations": {sources.REQUESTED_AT: value}}}, namespace=ns)
+                   {"metadata": {"annotations": {receiver.REQUESTED_AT: value}}}, namespace=ns)
 
 
 async def test_a_new_commit_becomes_a_new_artifact(ac: Any, ns: str, store: ArtifactStore, tmp_path: Path) -> None:
@@ -433,7 +433,7 @@ async def test_a_signed_webhook_brings_the_new_commit_at_once_and_a_forged_one_n
     forged = await deliver("sha256=" + hmac.new(b"guess", body, hashlib.sha256).hexdigest())
     assert forged.status == 401
     obj = await _get(ac, ns, "hooked")
-    assert sources.REQUESTED_AT not in (obj["metadata"].get("annotations") or {})
+    assert receiver.REQUESTED_AT not in (obj["metadata"].get("annotations") or {})
     assert Artifact.from_status(obj["status"]).revision != f"main@sha1:{second}"  # the interval (1h) not due
     signed = await deliver("sha256=" + hmac.new(b"hook-token", body, hashlib.sha256).hexdigest())
     assert signed.status == 200
