@@ -520,12 +520,15 @@ async def bench(run: Run) -> None:
 
     say(f"6. reads under writes: growing to {RW_OBJECTS:,} objects, then {RW_READERS} readers with 0 and 1 writer ...")
     await wrk_creates(url, RW_OBJECTS - r["list"]["items"] - (CONCURRENCY - 1), "rw-", body_file)
+    r["rss_before_rw_mb"] = round(rss_mb(pid), 1)
     r["reads_under_writes"] = await reads_under_writes(url, names_file, body)
     say(f"  {r['reads_under_writes']}")
+    r["rss_before_hostile_mb"] = round(rss_mb(pid), 1)
 
     say(f"7. hostile bodies: {HOSTILE_EACH} of each kind in flight, /healthz and GET probed ...")
     r["hostile"] = await hostile_bodies(url, names[0])
-    say(f"  {r['hostile']}")
+    r["rss_after_hostile_mb"] = round(rss_mb(pid), 1)
+    say(f"  {r['hostile']}; RSS {r['rss_before_hostile_mb']} MB before, {r['rss_after_hostile_mb']} MB after")
 
     say("5. growing to 10,000 objects (wrk) ...")
     async with httpx.AsyncClient(base_url=url, timeout=60.0) as client:
