@@ -33,14 +33,14 @@ SUBPROTOCOL = "SPDY/3.1+portforward.k8s.io"  # kubectl's, from the API server
 # What the API server asks the agent for: the same bytes under a name that is an RFC 7230 token
 # (the `websockets` client refuses a server's answer naming kubectl's, over its "/").
 AGENT_SUBPROTOCOL = "portforward.k8s.io"
-CHUNK = 32 * 1024
+CHUNK = 256 * 1024
 CONNECT_TIMEOUT = 10.0
 
 Connect = Callable[[str, int], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
 
 
 async def open_connection(host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    return await asyncio.open_connection(host, port)
+    return await asyncio.open_connection(host, port, limit=CHUNK)
 
 
 def dial_error(host: str, port: int, exc: OSError | TimeoutError) -> str:
