@@ -110,6 +110,7 @@ def join(name: str, docker_host: str, state_dir: Path | None, port: int, address
     of their lifetime without a restart."""
     from reconcile.core import quantities
     from reconcile.node import agent as agent_mod
+    from reconcile.node import server as node_server
 
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -142,7 +143,7 @@ def join(name: str, docker_host: str, state_dir: Path | None, port: int, address
         from reconcile.proxy import proxier
 
         proxy_options = proxier.Options(node=name, kubeconfig=proxy_kubeconfig, service_cidr=service_cidr)
-    asyncio.run(_run(agent_mod.Agent(settings), proxy_options))
+    node_server.run(_run(agent_mod.Agent(settings), proxy_options))
 
 
 def _cluster_dns(value: str) -> tuple[str, ...]:

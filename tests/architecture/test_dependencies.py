@@ -37,6 +37,7 @@ SEAMS: dict[str, tuple[str, ...]] = {
     "starlette": ("api/http.py", "api/handlers.py", "api/pipeline.py", "api/server.py", "api/podproxy.py",
                   "node/server.py"),
     "uvicorn": ("api/httpserver.py", "api/server.py", "node/server.py"),
+    "uvloop": ("node/server.py",),  # the node agent's event loop (uvicorn picks the API server's)
     "jsonschema": ("api/structural.py", "charting/schema.py"),  # CRD schemas; charts' values.schema.json
     "fastjsonschema": ("api/structural.py",),
     "jsonpatch": ("core/patches.py",),
