@@ -121,10 +121,25 @@ def poll(condition: Callable[[], Any], *, timeout: float, interval: float = 0.05
 # --- floor -------------------------------------------------------------------------------------
 
 
+def _fresh_floor_network() -> None:
+    """The floor's bridge network, removed and made again; or, when Docker refuses to remove it
+    ("has active endpoints" with no container attached: dockerd 20.10 sometimes keeps a removed
+    container's endpoint, and then every later run failed to create it), the one an earlier run
+    made, reused as it is (ours: its name and subnet)."""
+    docker("network", "rm", FLOOR_NETWORK, check=False)
+    if not docker("network", "ls", "-q", "--filter", f"name=^{FLOOR_NETWORK}$").split():
+        docker("network", "create", "--driver", "bridge", "--subnet", FLOOR_SUBNET, FLOOR_NETWORK)
+        return
+    subnets = docker("network", "inspect", FLOOR_NETWORK, "--format", "{{range .IPAM.Config}}{{.Subnet}} {{end}}").split()
+    if subnets != [FLOOR_SUBNET]:
+        raise RuntimeError(f"a network named {FLOOR_NETWORK} with subnets {subnets} exists and cannot be removed")
+    print(f"floor: reusing the network {FLOOR_NETWORK} (Docker keeps an endpoint of a removed container on it)",
+          flush=True)
+
+
 def floor(replicas: int, parallel: int) -> dict[str, float]:
     """Seconds to start every pod's infra + app container with raw `docker run -d`, `parallel` pods at a time."""
-    docker("network", "rm", FLOOR_NETWORK, check=False)
-    docker("network", "create", "--driver", "bridge", "--subnet", FLOOR_SUBNET, FLOOR_NETWORK)
+    _fresh_floor_network()
     names: list[str] = []
 
     def pod(index: int) -> None:
