@@ -552,7 +552,7 @@ def say(text: str) -> None:
 # --- reads under writes and hostile bodies (issue 8) -------------------------------------------------
 
 class _Answer:
-    """httptools callbacks for one response on a kept-alive connection: its status, and when it ended."""
+    """httptools callbacks for one response on a kept-alive connection: its status, and whether it ended."""
 
     def __init__(self) -> None:
         self.parser = httptools.HttpResponseParser(self)
