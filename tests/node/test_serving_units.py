@@ -198,7 +198,11 @@ async def test_a_rotator_asks_at_once_without_a_certificate_and_then_before_the_
     finally:
         task.cancel()
     assert rotator.rotations == 2 and failures == [1]
-    # nothing held: asked at once; then 70-90% of 10 h, the failure's 1 s backoff, 70-90% again
+    # nothing held: asked at once; then 70-90% of 10 h, the failure's 1 s backoff, 70-90% again.
+    # The share is of the validity from NotBefore, which is backdated (CLOCK_SKEW): with L = 10 h
+    # and b the backdate, each wait is share * (L + b) - b, from 0.7 L - 0.3 b to 0.9 L - 0.1 b (the
+    # old lower bound, 0.7 L - 60 s, failed for shares under 0.709: a CI run drew one).
+    backdate = certs.CLOCK_SKEW.total_seconds()
     assert len(clock.slept) == 3 and clock.slept[1] == 1.0
     for wait in (clock.slept[0], clock.slept[2]):
-        assert 0.7 * 36000 - 60 <= wait <= 0.9 * 36000
+        assert 0.7 * 36000 - 0.3 * backdate - 60 <= wait <= 0.9 * 36000 - 0.1 * backdate
