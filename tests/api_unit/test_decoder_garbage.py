@@ -2,8 +2,8 @@
 
 Found by bench/api.py: every round of 20 hostile 2.7 MB bodies left ~50 MB more in the API server
 (88 -> 209 -> 291 -> 376 -> 478 MB), because the exception that refused a body sat in a reference
-cycle with the frames that held it (an `except ... as exc: raise ...` keeps `exc` in the raising
-frame, and a future's exception holds the frame of the `wait_for` that raised it). The server runs
+cycle with the frames that held it (the worker's exception was kept by the future that `wait_for`
+awaited, and its traceback holds that frame and the decoder's frames with the body). The server runs
 full collections rarely (`gc.set_threshold(50_000, 20, 100)`), so the cycles, and the bodies,
 stayed. Each case here decodes a body the decoder refuses and asserts that no garbage cycle holds it.
 """
@@ -40,7 +40,7 @@ def holders_of(body: bytes, garbage: list[object]) -> list[str]:
     return [type(o).__name__ for o in garbage if any(r is body for r in gc.get_referents(o))]
 
 
-# (body, Content-Type, the error class): inline JSON, worker JSON, worker YAML, and a deadline.
+# (body, Content-Type, the error class): inline JSON, worker JSON, worker YAML (the deadline: below).
 REFUSED = {
     "inline malformed JSON": (b'{"a": ' + b'"x",' * 1000, "application/json", errors.BadRequest),
     "large JSON over the node limit": (b"[" + b"0," * 1_400_000 + b"0]", "application/json",
