@@ -347,19 +347,20 @@ class Agent:
 
     async def _resync(self) -> None:
         """Enqueue every pod bound here and every pod that still has containers here (orphans)."""
-        keys = set(self.informer.store.keys())
-        for data in await self.runtime.list(labels={containers.LABEL_NODE: self.settings.name}):
-            inst = containers.from_inspect(data)
-            keys.add((inst.namespace, inst.pod_name))
-        for key in keys:
-            self.controller.enqueue(key)
         assert self.sync is not None
-        live = {(p.get("metadata") or {}).get("uid") for p in self.informer.store.list()}
-        with_containers = {containers.from_inspect(d).pod_uid
-                           for d in await self.runtime.list(labels={containers.LABEL_NODE: self.settings.name})}
-        for uid in self.sync.ctx.volumes.known_uids():
-            if uid not in live and uid not in with_containers:
-                self.sync.ctx.volumes.remove(uid)
+        found: list[containers.Instance] = []
+
+        async def holding() -> set[str]:
+            found.extend(containers.from_inspect(d)
+                         for d in await self.runtime.list(labels={containers.LABEL_NODE: self.settings.name}))
+            return {inst.pod_uid for inst in found}
+
+        def live() -> set[str]:
+            return {(p.get("metadata") or {}).get("uid") or "" for p in self.informer.store.list()}
+
+        await self.sync.ctx.volumes.remove_orphans(holding, live)
+        for key in set(self.informer.store.keys()) | {(inst.namespace, inst.pod_name) for inst in found}:
+            self.controller.enqueue(key)
         try:
             await self.reclaimer.sweep()
         except errors.ApiError as exc:

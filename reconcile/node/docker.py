@@ -29,6 +29,8 @@ from reconcile.node import procfs
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
+BACKGROUND_WORKERS = 2  # threads for sampling calls (stats), apart from the pods' calls
+
 
 class DockerError(Exception):
     """Docker refused a request or could not be reached."""
@@ -70,17 +72,22 @@ class DockerRuntime:
         # Calls that may block for a grace period (stop) get their own threads, so thirty pods
         # stopping at once cannot hold every worker the restart path needs.
         self._slow = ThreadPoolExecutor(max_workers=64, thread_name_prefix="docker-slow")
+        # Background sampling (stats of every container, each 15 s) gets two threads of its own: under
+        # load the engine takes about a second per stats call, and a round of a hundred queued in
+        # the main pool held every pod sync's create and start behind it for five seconds.
+        self._background = ThreadPoolExecutor(max_workers=BACKGROUND_WORKERS, thread_name_prefix="docker-background")
         try:
             self._client = docker.DockerClient(base_url=base_url, timeout=120, max_pool_size=max_workers + 24)
         except docker.errors.DockerException as exc:
             raise DockerError(f"cannot use the Docker engine at {base_url}: {exc}") from exc
         self._api = self._client.api
 
-    async def _run(self, fn: Callable[..., T], *args: Any, slow: bool = False, **kwargs: Any) -> T:
+    async def _run(self, fn: Callable[..., T], *args: Any, pool: ThreadPoolExecutor | None = None,
+                   **kwargs: Any) -> T:
+        """`fn` on a worker thread of `pool` (the main one by default), its errors as DockerError."""
         loop = asyncio.get_running_loop()
         try:
-            pool = self._slow if slow else self._pool
-            return await loop.run_in_executor(pool, functools.partial(fn, *args, **kwargs))
+            return await loop.run_in_executor(pool or self._pool, functools.partial(fn, *args, **kwargs))
         except DockerError:
             raise
         except Exception as exc:  # the SDK raises requests/urllib3/OSError types too
@@ -212,16 +219,17 @@ class DockerRuntime:
 
     async def stats(self, container_id: str) -> dict | None:
         """One snapshot of a container's counters (`one_shot`: no second sample taken by the engine,
-        so it answers at once; rates are computed by the caller from its own samples). None if gone."""
+        so it answers at once; rates are computed by the caller from its own samples). None if gone.
+        Runs on the background threads: sampling never delays a pod's create or start."""
         try:
-            return await self._run(self._api.stats, container_id, stream=False, one_shot=True)
+            return await self._run(self._api.stats, container_id, stream=False, one_shot=True, pool=self._background)
         except ContainerMissing:
             return None
 
     async def stop(self, container_id: str, *, timeout: int) -> None:
         """SIGTERM (the image's stop signal), then SIGKILL after `timeout` seconds."""
         with contextlib.suppress(ContainerMissing):
-            await self._run(self._api.stop, container_id, timeout=max(0, int(timeout)), slow=True)
+            await self._run(self._api.stop, container_id, timeout=max(0, int(timeout)), pool=self._slow)
 
     async def kill(self, container_id: str, *, signal: str = "SIGKILL") -> None:
         try:
@@ -357,6 +365,7 @@ class DockerRuntime:
     async def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._slow.shutdown(wait=False, cancel_futures=True)
+        self._background.shutdown(wait=False, cancel_futures=True)
         with contextlib.suppress(Exception):
             self._client.close()
 

@@ -418,6 +418,8 @@ class PodSync:
             self.ctx.events.emit(pod, reason, message, type="Warning")
         path = self.ctx.volumes.pod_dir(pod["metadata"]["uid"]) / "resolv.conf"
         path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_dir() and not path.is_symlink():
+            path.rmdir()  # Docker made it (empty) when a container was created while the file was missing
         temporary = path.with_suffix(".tmp")
         temporary.write_text(formed.conf.render())
         temporary.chmod(0o644)

@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import shutil
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -240,6 +241,25 @@ class Volumes:
     def known_uids(self) -> list[str]:
         pods = self.root / "pods"
         return [p.name for p in pods.iterdir()] if pods.is_dir() else []
+
+    async def remove_orphans(self, holding: Callable[[], Awaitable[set[str]]],
+                             live: Callable[[], set[str]]) -> list[str]:
+        """Remove the directories of pods that neither exist (`live`: the pods bound here now) nor
+        have containers (`holding`, which asks the engine and may take seconds); the uids removed.
+
+        The order of the three reads is what makes this safe against pods starting meanwhile: the
+        directories are listed first, so one made during the engine's answer is never judged, and
+        the live pods are read last, so a pod that arrived during it counts as live. Read the other
+        way round, a pod synced in that window lost its directory between its resolv.conf being
+        written and its container being created, and Docker then made the missing bind source a
+        directory, which failed every later sync of the pod."""
+        candidates = self.known_uids()
+        with_containers = await holding()
+        alive = live()
+        orphans = [uid for uid in candidates if uid not in alive and uid not in with_containers]
+        for uid in orphans:
+            self.remove(uid)
+        return orphans
 
 
 def _through_current_version(host: str, sub_path: str) -> str:

@@ -113,3 +113,23 @@ def test_a_pod_resolves_a_service_by_short_and_full_name(client, namespace, node
     headless = support.wait_for(lambda: "10.97.0.6" in (out := lookup(f"db.{namespace}.svc.cluster.local")) and out,
                                 timeout=15, what="the headless Service's endpoints")
     assert "10.97.0.5" in headless
+
+
+def test_a_resolv_conf_that_docker_made_a_directory_is_written_again(client, namespace, node, docker_node) -> None:
+    """When a pod's resolv.conf was missing as a container was created, Docker made the bind
+    source an empty directory; every later sync then failed to write the file (IsADirectoryError)
+    and the pod never ran again. The agent now replaces that directory with the file."""
+    obj, container = run_pod(client, namespace, node, "healed")
+    path = node.agent.state_dir / "pods" / obj["metadata"]["uid"] / "resolv.conf"
+    assert path.is_file()
+    path.unlink()
+    path.mkdir()  # what Docker leaves for a missing bind source
+    docker_node.docker("kill", container)
+
+    def restarted() -> str | None:
+        found = helpers.app_containers(docker_node, obj["metadata"]["uid"], "app")
+        return found[0]["Id"] if found and found[0]["Id"] != container else None
+
+    again = support.wait_for(restarted, timeout=30, what="the app container started again")
+    assert path.is_file()
+    assert docker_node.docker("exec", again, "cat", "/etc/resolv.conf").stdout.startswith(f"nameserver {node.gateway}\n")
