@@ -9,6 +9,7 @@ with the public key (the classic confusion attack) does not verify.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,9 +28,19 @@ class VerificationKey:
     kid: str
 
 
+@functools.lru_cache(maxsize=64)
+def _prepared(pem: bytes, algorithm: str) -> Any:
+    """The key object of a PEM, parsed once. PyJWT parses a PEM it is given on every call, and
+    loading an RSA private key checks its consistency: 36 ms per signed token, half the API
+    server's CPU while 50 pods started (each asks for a projected ServiceAccount token). A key
+    object passes through PyJWT's key preparation unchanged (0.3 ms per token)."""
+    return jwt.get_algorithm_by_name(algorithm).prepare_key(pem)
+
+
 def sign(claims: dict[str, Any], private_pem: bytes, *, algorithm: str, kid: str) -> str:
     """A compact JWS of `claims`, header {"alg", "kid"} as upstream's (no "typ")."""
-    return jwt.encode(claims, private_pem, algorithm=algorithm, headers={"kid": kid, "typ": None})
+    return jwt.encode(claims, _prepared(private_pem, algorithm), algorithm=algorithm,
+                      headers={"kid": kid, "typ": None})
 
 
 def unverified_claims(token: str) -> dict[str, Any] | None:
@@ -55,7 +66,7 @@ def verify(token: str, keys: Sequence[VerificationKey]) -> dict[str, Any]:
     ordered = sorted(keys, key=lambda k: k.kid != kid)
     for key in ordered:
         try:
-            claims = jwt.decode(token, key.public_pem, algorithms=[key.algorithm],
+            claims = jwt.decode(token, _prepared(key.public_pem, key.algorithm), algorithms=[key.algorithm],
                                 options={"verify_exp": False, "verify_nbf": False, "verify_iat": False,
                                          "verify_aud": False, "verify_iss": False, "verify_sub": False,
                                          "verify_jti": False})
