@@ -134,18 +134,25 @@ class Sampler:
                 log.warning("stats: cannot sample containers: %s", exc)
             await asyncio.sleep(self.interval)
 
+    async def _snapshot(self, container_id: str) -> tuple[dict | None, float]:
+        """A container's counters and when the engine gave them: the round's calls share two threads
+        (reconcile/node/docker.py), so on a busy node the last answer may come many seconds after
+        the first, and a rate must divide by the time between a container's own two samples."""
+        stats = await self.runtime.stats(container_id)
+        return stats, time.time()
+
     async def sample_once(self) -> None:
         """One round: every running container's counters, and its rate since the previous round."""
         found = [containers.from_inspect(d)
                  for d in await self.runtime.list(labels={containers.LABEL_NODE: self.node}, all=False)]
         running = [inst for inst in found if inst.running]
-        snapshots = await asyncio.gather(*(self.runtime.stats(inst.id) for inst in running),
-                                         return_exceptions=True)
+        snapshots = await asyncio.gather(*(self._snapshot(inst.id) for inst in running), return_exceptions=True)
         last, usage = {}, {}
-        for inst, stats in zip(running, snapshots, strict=True):
-            if not isinstance(stats, dict):
+        for inst, answer in zip(running, snapshots, strict=True):
+            if not isinstance(answer, tuple) or not isinstance(answer[0], dict):
                 continue
-            sample = sample_of(stats, at=time.time())
+            stats, answered_at = answer
+            sample = sample_of(stats, at=answered_at)
             if sample is None:
                 continue
             pod = PodKey(inst.namespace, inst.pod_name, inst.pod_uid)

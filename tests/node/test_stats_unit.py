@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -42,3 +44,54 @@ def test_summary_sums_pods_and_hides_the_infra_container() -> None:
     assert doc["node"]["nodeName"] == "n1" and doc["node"]["cpu"]["usageNanoCores"] == 250_001_000
     empty = stats.summary("n1", {}, now=5.0)
     assert empty["pods"] == [] and empty["node"]["cpu"]["usageNanoCores"] == 0
+
+
+class EngineWithOneSlowContainer:
+    """Test double of DockerRuntime's list/stats: container "slow" answers stats only when released,
+    as a busy engine answers a round's calls one after another on the sampler's two threads."""
+
+    def __init__(self, clock: list[float]) -> None:
+        self.clock = clock
+        self.cpu = {"fast": 0, "slow": 0}
+        self.release = asyncio.Event()
+        self.fast_answered = asyncio.Event()
+
+    async def list(self, **_: object) -> list[dict]:
+        return [{"Id": cid, "State": {"Status": "running", "Running": True},
+                 "Config": {"Labels": {containers.LABEL_UID: f"uid-{cid}", containers.LABEL_NAMESPACE: "ns",
+                                       containers.LABEL_NAME: cid, containers.LABEL_CONTAINER: "app"}}}
+                for cid in self.cpu]
+
+    async def stats(self, cid: str) -> dict:
+        if cid == "slow":
+            await self.release.wait()
+        else:
+            self.fast_answered.set()  # the sampler reads the time in the same step, before the test runs on
+        return {"cpu_stats": {"cpu_usage": {"total_usage": self.cpu[cid]}}, "memory_stats": {"usage": 1}}
+
+
+def test_a_rate_divides_by_the_time_between_a_containers_own_answers(monkeypatch) -> None:
+    clock = [100.0]
+    monkeypatch.setattr(stats.time, "time", lambda: clock[0])
+    engine = EngineWithOneSlowContainer(clock)
+    sampler = stats.Sampler(engine, "n1")  # type: ignore[arg-type]
+
+    async def round_where_slow_answers_at(when: float) -> None:
+        task = asyncio.ensure_future(sampler.sample_once())
+        await engine.fast_answered.wait()
+        clock[0] = when
+        engine.release.set()
+        await task
+        engine.release.clear()
+        engine.fast_answered.clear()
+
+    async def scenario() -> None:
+        await round_where_slow_answers_at(130.0)  # fast answered at 100
+        clock[0] = 200.0
+        engine.cpu = {"fast": 100 * 10**9, "slow": 100 * 10**9}
+        await round_where_slow_answers_at(260.0)  # fast answered at 200
+
+    asyncio.run(scenario())
+    cores = {pod["podRef"]["name"]: pod["cpu"]["usageNanoCores"] for pod in sampler.summary()["pods"]}
+    # 100 s of CPU over 100 s for "fast" (not over the 130 s between the rounds' ends), over 130 s for "slow"
+    assert cores == {"fast": 10**9, "slow": int(100 * 10**9 / 130)}
