@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -64,6 +65,15 @@ def _rules(client: api.Client, name: str) -> list[dict]:
     return client.get(RBAC, "clusterroles", name).get("rules") or []
 
 
+def _rules_once(client: api.Client, name: str, check: Callable[[list[dict]], bool], *, what: str) -> list[dict]:
+    """The role's rules once `check` holds for them (polled; an empty list counts)."""
+    def met() -> tuple[list[dict]] | None:
+        rules = _rules(client, name)
+        return (rules,) if check(rules) else None
+
+    return support.wait_for(met, timeout=30, what=what)[0]
+
+
 def test_default_roles_are_aggregated(client: api.Client, controller_manager) -> None:
     def view_has_pods() -> bool:
         return any("pods" in (r.get("resources") or []) for r in _rules(client, "view"))
@@ -84,8 +94,10 @@ def test_a_crd_aggregate_to_view_role_reaches_view_and_leaves_it(client: api.Cli
     name = f"widgets-view-{uuid.uuid4().hex[:6]}"
     widget_rule = {"verbs": ["get", "list", "watch"], "apiGroups": [f"{name}.example.com"], "resources": ["widgets"]}
     client.create(RBAC, "clusterroles", cr(name, [widget_rule], {TO_VIEW: "true"}))
-    support.wait_for(lambda: widget_rule in _rules(client, "view"), timeout=30, what="the CRD's rule in view")
-    support.wait_for(lambda: widget_rule in _rules(client, "admin"), timeout=30, what="and through edit in admin")
+    view = _rules_once(client, "view", lambda rules: widget_rule in rules, what="the CRD's rule in view")
+    assert widget_rule in view
+    admin = _rules_once(client, "admin", lambda rules: widget_rule in rules, what="and through edit in admin")
+    assert widget_rule in admin
     more = {"verbs": ["get"], "apiGroups": [f"{name}.example.com"], "resources": ["widgets/status"]}
 
     def add_rule() -> None:
@@ -94,17 +106,20 @@ def test_a_crd_aggregate_to_view_role_reaches_view_and_leaves_it(client: api.Cli
         client.replace(RBAC, "clusterroles", current)
 
     api.retry_on_conflict(add_rule)
-    support.wait_for(lambda: more in _rules(client, "view"), timeout=30, what="an edited rule follows")
+    view = _rules_once(client, "view", lambda rules: more in rules, what="an edited rule follows")
+    assert more in view and widget_rule in view
     client.patch(RBAC, "clusterroles", name, {"metadata": {"labels": {TO_VIEW: None}}})
-    support.wait_for(lambda: widget_rule not in _rules(client, "view") and more not in _rules(client, "view"),
-                     timeout=30, what="the rules leave view with the label")
+    view = _rules_once(client, "view", lambda rules: widget_rule not in rules and more not in rules,
+                       what="the rules leave view with the label")
+    assert widget_rule not in view and more not in view
 
 
 def test_a_users_aggregated_role_and_a_hand_edit_is_undone(client: api.Client, controller_manager) -> None:
     suffix = uuid.uuid4().hex[:6]
     client.create(RBAC, "clusterroles", cr(f"part-{suffix}", [GET_PODS], {f"team-{suffix}": "yes"}))
     client.create(RBAC, "clusterroles", cr(f"whole-{suffix}", [], selectors=[{"matchLabels": {f"team-{suffix}": "yes"}}]))
-    support.wait_for(lambda: _rules(client, f"whole-{suffix}") == [GET_PODS], timeout=30, what="aggregated")
+    whole = _rules_once(client, f"whole-{suffix}", lambda rules: rules == [GET_PODS], what="aggregated")
+    assert whole == [GET_PODS]
 
     def hand_edit() -> None:
         current = client.get(RBAC, "clusterroles", f"whole-{suffix}")
@@ -112,10 +127,12 @@ def test_a_users_aggregated_role_and_a_hand_edit_is_undone(client: api.Client, c
         client.replace(RBAC, "clusterroles", current)
 
     api.retry_on_conflict(hand_edit)
-    support.wait_for(lambda: _rules(client, f"whole-{suffix}") == [GET_PODS], timeout=30,
-                     what="the controller puts the union back")
+    whole = _rules_once(client, f"whole-{suffix}", lambda rules: rules == [GET_PODS],
+                        what="the controller puts the union back")
+    assert whole == [GET_PODS]
     client.delete(RBAC, "clusterroles", f"part-{suffix}")
-    support.wait_for(lambda: _rules(client, f"whole-{suffix}") == [], timeout=30, what="a deleted part leaves")
+    whole = _rules_once(client, f"whole-{suffix}", lambda rules: rules == [], what="a deleted part leaves")
+    assert whole == []
     try:
         client.delete(RBAC, "clusterroles", f"whole-{suffix}")
     except errors.NotFound:

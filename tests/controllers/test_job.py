@@ -51,6 +51,10 @@ def _finish(client: api.Client, ns: str, pod: dict[str, Any], phase: str) -> Non
     client.patch("v1", "pods", pod["metadata"]["name"], {"status": status}, namespace=ns, subresource="status")
 
 
+def _job_names(client: api.Client, ns: str) -> list[str]:
+    return [j["metadata"]["name"] for j in client.list("batch/v1", "jobs", namespace=ns).get("items") or []]
+
+
 def _live_count(client: api.Client, ns: str, job: dict[str, Any], count: int) -> list[dict[str, Any]]:
     support.wait_for(lambda: len(_pods(client, ns, job)) == count, timeout=20, what=f"{count} live pods")
     return _pods(client, ns, job)
@@ -163,7 +167,9 @@ def test_ttl_after_finished_deletes_the_job_and_its_pods(controller_manager, cli
         return False
 
     support.wait_for(gone, timeout=30, what="job deleted after its TTL")
+    assert "brief" not in _job_names(client, ns)
     support.wait_for(lambda: _pods(client, ns, job, live=False) == [], timeout=30, what="pods collected")
+    assert [p["metadata"]["name"] for p in _pods(client, ns, job, live=False)] == []
 
 
 def test_a_pod_deleted_while_it_runs_counts_as_failed_and_is_replaced(controller_manager, client: api.Client,
@@ -193,9 +199,12 @@ def test_deleting_a_running_job_releases_and_collects_its_pods(controller_manage
     """Background deletion (kubectl's default): the Job goes first, the controller takes the tracking
     finalizers off its orphans, the garbage collector deletes them."""
     job = client.create("batch/v1", "jobs", _job("bye", parallelism=2, completions=4), namespace=ns)
-    _live_count(client, ns, job, 2)
+    running = _live_count(client, ns, job, 2)
+    assert [p["metadata"]["finalizers"] for p in running] == [["batch.kubernetes.io/job-tracking"]] * 2
     client.delete("batch/v1", "jobs", "bye", namespace=ns, propagation_policy="Background")
     support.wait_for(lambda: _pods(client, ns, job, live=False) == [], timeout=30, what="pods released and collected")
+    assert "bye" not in _job_names(client, ns)
+    assert [p["metadata"]["name"] for p in _pods(client, ns, job, live=False)] == []
 
 
 def test_pod_views_tolerate_odd_field_types() -> None:
@@ -223,12 +232,10 @@ def test_deleting_a_cronjob_collects_its_jobs_and_their_pods(controller_manager,
     job = client.create("batch/v1", "jobs", body, namespace=ns)
     _live_count(client, ns, job, 1)
     client.delete("batch/v1", "cronjobs", "yearly", namespace=ns, propagation_policy="Foreground")
-
-    def jobs() -> list[str]:
-        return [j["metadata"]["name"] for j in client.list("batch/v1", "jobs", namespace=ns).get("items") or []]
-
-    support.wait_for(lambda: jobs() == [], timeout=30, what="the job collected")
+    support.wait_for(lambda: _job_names(client, ns) == [], timeout=30, what="the job collected")
+    assert _job_names(client, ns) == []
     support.wait_for(lambda: _pods(client, ns, job, live=False) == [], timeout=30, what="its pods collected")
+    assert [p["metadata"]["name"] for p in _pods(client, ns, job, live=False)] == []
 
 
 def test_a_pod_released_by_a_label_change_loses_the_tracking_finalizer(controller_manager, client: api.Client,
@@ -238,10 +245,14 @@ def test_a_pod_released_by_a_label_change_loses_the_tracking_finalizer(controlle
     client.patch("v1", "pods", pod["metadata"]["name"], {"metadata": {"labels": {
         "batch.kubernetes.io/controller-uid": "someone-else"}}}, namespace=ns)
 
-    def released() -> bool:
-        found = client.get("v1", "pods", pod["metadata"]["name"], namespace=ns)["metadata"]
-        return not found.get("ownerReferences") and not found.get("finalizers")
+    def released() -> dict[str, Any] | None:
+        found = client.get("v1", "pods", pod["metadata"]["name"], namespace=ns)
+        metadata = found["metadata"]
+        return found if not metadata.get("ownerReferences") and not metadata.get("finalizers") else None
 
-    support.wait_for(released, timeout=20, what="released without the finalizer")
-    _live_count(client, ns, job, 1)  # and replaced
+    orphan = support.wait_for(released, timeout=20, what="released without the finalizer")
+    assert orphan["metadata"]["uid"] == pod["metadata"]["uid"]
+    assert not orphan["metadata"].get("finalizers") and not orphan["metadata"].get("ownerReferences")
+    (replacement,) = _live_count(client, ns, job, 1)  # and replaced
+    assert replacement["metadata"]["uid"] != pod["metadata"]["uid"]
     client.delete("v1", "pods", pod["metadata"]["name"], namespace=ns)

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from reconcile.client import api
+from tests import support
 from tests.controllers import helpers
-from tests.controllers.test_resourcequota import _pod, _quota, _wait_used
+from tests.controllers.test_resourcequota import _pod, _quota, _status, _wait_used
 
 RESYNC = 1.0
 
@@ -32,5 +33,8 @@ def test_a_charge_nothing_backs_is_released_at_resync(client: api.Client, ns: st
     quota = client.get("v1", "resourcequotas", "drift", namespace=ns)
     quota["status"]["used"] = {"pods": "3"}
     client.replace("v1", "resourcequotas", quota, namespace=ns, subresource="status")
-    _wait_used(client, ns, "drift", {"pods": "0"}, timeout=RESYNC * 20)
-    client.create("v1", "pods", _pod("fits"), namespace=ns)
+    released = support.wait_for(lambda: (status := _status(client, ns, "drift")).get("used") == {"pods": "0"}
+                                and status, timeout=RESYNC * 20, what="the unbacked charges released")
+    assert released["used"] == {"pods": "0"} and released["hard"] == {"pods": "3"}
+    fits = client.create("v1", "pods", _pod("fits"), namespace=ns)  # admission sees the room again
+    assert fits["metadata"]["name"] == "fits" and fits["metadata"]["uid"]

@@ -84,3 +84,6 @@ def test_nothing_is_made_in_a_terminating_namespace(controller_manager: helpers.
         return False
 
     support.wait_for(gone, timeout=30, what="the namespace emptied and removed")
+    # had the controllers made them again while it was emptied, the namespace could not have gone
+    assert _get(client, "serviceaccounts", ns, "default") is None
+    assert _get(client, "configmaps", ns, "kube-root-ca.crt") is None

@@ -125,9 +125,16 @@ def test_finished_pods_are_replaced_under_the_same_name(controller_manager, clie
     for name, phase in (("job-0", "Succeeded"), ("job-1", "Failed")):
         uid = _pods(client, ns)[name]["metadata"]["uid"]
         client.patch("v1", "pods", name, {"status": {"phase": phase}}, namespace=ns, subresource="status")
-        support.wait_for(lambda n=name, u=uid: (_live(client, ns).get(n) or {}).get("metadata", {}).get("uid")
-                         not in (None, u), timeout=20, what=f"{name} replaced after {phase}")
+
+        def replaced(n: str = name, u: str = uid) -> dict[str, Any] | None:
+            found = _live(client, ns).get(n)
+            return found if found and found["metadata"]["uid"] != u else None
+
+        again = support.wait_for(replaced, timeout=20, what=f"{name} replaced after {phase}")
+        assert again["metadata"]["name"] == name and again["metadata"]["uid"] != uid
+        assert (again.get("status") or {}).get("phase") != phase
         _ready(client, ns, name)
+    assert set(_live(client, ns)) == {"job-0", "job-1"}
 
 
 def test_ordered_ready_waits_min_ready_seconds(controller_manager, client: api.Client, ns: str) -> None:

@@ -208,23 +208,23 @@ async def test_the_controller_loop_fetches_each_interval(ac: Any, ns: str, store
     await gitrepositories.start()
     task = asyncio.create_task(running.run())
     try:
-        async def revision() -> str | None:
+        async def artifact_of(revision: str) -> Artifact | None:
             artifact = Artifact.from_status((await _get(ac, ns, "loop")).get("status") or {})
-            return artifact.revision if artifact else None
+            return artifact if artifact is not None and artifact.revision == revision else None
 
         first = gitrepos.git(src, "rev-parse", "HEAD")
-        await testing.eventually(lambda: _is(revision(), f"main@sha1:{first}"), what="the first artifact")
+        one = await testing.eventually(lambda: artifact_of(f"main@sha1:{first}"), what="the first artifact")
+        assert one.revision == f"main@sha1:{first}"
+        assert (store.directory(one) / "a.yaml").read_text() == CM.format("one")
         second = gitrepos.commit_files(src, {"a.yaml": CM.format("two")})
-        await testing.eventually(lambda: _is(revision(), f"main@sha1:{second}"), timeout=15,
-                                 what="the new commit, within an interval")
+        two = await testing.eventually(lambda: artifact_of(f"main@sha1:{second}"), timeout=15,
+                                       what="the new commit, within an interval")
+        assert two.revision == f"main@sha1:{second}" and two.digest != one.digest
+        assert (store.directory(two) / "a.yaml").read_text() == CM.format("two")
     finally:
         await running.stop()
         task.cancel()
         await gitrepositories.stop()
-
-
-async def _is(value: Any, expected: Any) -> bool:
-    return (await value) == expected
 
 
 async def test_a_fetch_past_its_timeout_is_reported_and_never_doubled(ac: Any, ns: str, store: ArtifactStore,

@@ -8,6 +8,7 @@ an expired certificate of the cluster CA: each refused by the agent itself."""
 from __future__ import annotations
 
 import datetime
+import json
 import ssl
 import subprocess
 import tempfile
@@ -19,6 +20,7 @@ import httpx
 import pytest
 
 from reconcile.client import api as client_api
+from reconcile.core import execstream
 from reconcile.pki import certs
 from reconcile.pki import cluster as pki_cluster
 from tests import docker_support, support
@@ -183,9 +185,12 @@ def test_a_user_granted_nodes_proxy_may_exec(secured: support.ApiServerProcess, 
         "subjects": [{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": name}]})
     operator = secured.connection.user(name)
 
-    def ran() -> bool:
+    def ran() -> httpx.Response | None:
         answer = httpx.post(f"{agent_url}/exec/{pod}/web/app", json={"command": ["echo", "granted"]},
                             verify=_context(secured.pki, operator), timeout=10)
-        return answer.status_code == 200 and b"granted" in answer.content
+        return answer if answer.status_code == 200 and b"granted" in answer.content else None
 
-    support.wait_for(ran, timeout=20, what="exec allowed once nodes/proxy is bound")
+    answer = support.wait_for(ran, timeout=20, what="exec allowed once nodes/proxy is bound")
+    frames = execstream.Decoder().feed(answer.content)
+    assert frames[0] == (execstream.STDOUT, b"granted\n")
+    assert frames[-1][0] == execstream.STATUS and execstream.exit_code(json.loads(frames[-1][1])) == 0

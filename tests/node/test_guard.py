@@ -131,7 +131,10 @@ def test_the_same_pod_runs_where_the_namespace_enforces_privileged(client, http,
 def test_an_unlabelled_namespace_follows_the_default_level(client, http, namespace, node_agent, docker_node):
     _sneak_in(client, http, namespace, node_agent.name, "plain", None,
               volumes=[{"name": "etc", "hostPath": {"path": "/etc"}}])
-    helpers.wait_pod(client, namespace, "plain", helpers.running_ready, what="plain Running (default privileged)")
+    obj = helpers.wait_pod(client, namespace, "plain", helpers.running_ready,
+                           what="plain Running (default privileged)")
+    assert obj["status"]["phase"] == "Running"  # not rejected: the default level is privileged
+    assert helpers.app_containers(docker_node, obj["metadata"]["uid"], "app")
 
 
 def test_host_paths_under_the_allow_list_run_anywhere(client, http, namespace, node_agent, docker_node, allowed_dir):

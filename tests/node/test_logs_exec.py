@@ -205,9 +205,10 @@ def _sleeper(marker: str) -> list[str]:
     return ["sh", "-c", f"echo started; sleep 86{marker}; echo never"]
 
 
-def _wait_gone(docker_node, container: str, marker: str) -> None:
-    support.wait_for(lambda: marker not in _processes(docker_node, container), timeout=15,
-                     what=f"the exec'd processes ({marker}) killed in the container")
+def _wait_gone(docker_node, container: str, marker: str) -> str:
+    """The container's process list once the exec'd processes tagged `marker` are no longer in it."""
+    return support.wait_for(lambda: marker not in (ps := _processes(docker_node, container)) and ps, timeout=15,
+                            what=f"the exec'd processes ({marker}) killed in the container")
 
 
 def _numeric_marker() -> str:
@@ -225,7 +226,7 @@ def test_a_streaming_client_that_leaves_kills_the_command(client, printer, docke
         assert f"sleep 86{marker}" in _processes(docker_node, container)
     finally:
         response.close()
-    _wait_gone(docker_node, container, marker)
+    assert marker not in _wait_gone(docker_node, container, marker)
 
 
 def test_killing_reconcile_exec_kills_the_command(api_server, client, printer, docker_node):
@@ -240,7 +241,7 @@ def test_killing_reconcile_exec_kills_the_command(api_server, client, printer, d
     finally:
         cli.send_signal(signal.SIGKILL)  # no goodbye: only the closed connection tells the server
         cli.wait()
-    _wait_gone(docker_node, container, marker)
+    assert marker not in _wait_gone(docker_node, container, marker)
 
 
 def test_a_buffered_client_that_leaves_kills_the_command(api_server, client, printer, docker_node):
@@ -254,9 +255,10 @@ def test_a_buffered_client_that_leaves_kills_the_command(api_server, client, pri
              else raw) as sock:
         sock.sendall(f"POST {_exec_path(printer)} HTTP/1.1\r\nHost: {url.netloc}\r\nContent-Type: application/json"
                      f"\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
-        support.wait_for(lambda: f"sleep 86{marker}" in _processes(docker_node, container), timeout=15,
-                         what="the command running")
-    _wait_gone(docker_node, container, marker)
+        running = support.wait_for(lambda: f"sleep 86{marker}" in (ps := _processes(docker_node, container)) and ps,
+                                   timeout=15, what="the command running")
+        assert f"sleep 86{marker}" in running
+    assert marker not in _wait_gone(docker_node, container, marker)
 
 
 def test_previous_logs_after_a_restart(client, printer, docker_node):

@@ -112,3 +112,5 @@ def test_deleting_a_pod_is_finished_by_its_node(client: client_api.Client, names
         return False
 
     support.wait_for(gone, timeout=30, what="the node to finish the deletion")
+    left = [p["metadata"]["name"] for p in client.list("v1", "pods", namespace=namespace)["items"]]
+    assert "brief" not in left

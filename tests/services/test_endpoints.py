@@ -183,19 +183,27 @@ def test_at_most_100_per_slice_and_placeholder(controller_manager, client: api.C
         client.create("v1", "pods", body, namespace=ns)
         set_status(client, ns, f"m-{i}", f"10.4.{i // 250}.{i % 250 + 1}", ready=True)
 
-    def packed() -> bool:
+    def packed() -> list[dict[str, Any]] | None:
         found = slices(client, ns, "many")
-        return sorted(len(s.get("endpoints") or []) for s in found) == [50, 100]
+        return found if sorted(len(s.get("endpoints") or []) for s in found) == [50, 100] else None
 
-    support.wait_for(packed, timeout=30, what="150 endpoints in two slices")
+    found = support.wait_for(packed, timeout=30, what="150 endpoints in two slices")
+    assert sorted(len(s["endpoints"]) for s in found) == [50, 100]
 
-    def placeholder() -> bool:
+    def placeholder() -> dict[str, Any] | None:
         found = slices(client, ns, "none")
-        return len(found) == 1 and not found[0].get("endpoints") and not found[0].get("ports")
+        return found[0] if len(found) == 1 and not found[0].get("endpoints") and not found[0].get("ports") else None
 
-    support.wait_for(placeholder, timeout=10, what="placeholder slice")
-    support.wait_for(lambda: (endpoints_of(client, ns, "none") or {"subsets": None}).get("subsets") in ([], None)
-                     and endpoints_of(client, ns, "none") is not None, timeout=10, what="empty Endpoints")
+    empty = support.wait_for(placeholder, timeout=10, what="placeholder slice")
+    assert not empty.get("endpoints") and not empty.get("ports")
+    assert empty["metadata"]["labels"]["kubernetes.io/service-name"] == "none"
+
+    def no_subsets() -> dict[str, Any] | None:
+        endpoints = endpoints_of(client, ns, "none")
+        return endpoints if endpoints is not None and endpoints.get("subsets") in ([], None) else None
+
+    endpoints = support.wait_for(no_subsets, timeout=10, what="empty Endpoints")
+    assert endpoints["metadata"]["name"] == "none" and not endpoints.get("subsets")
 
 
 MIRROR = "endpointslicemirroring-controller.k8s.io"
