@@ -59,7 +59,8 @@ async def test_concurrent_read_modify_write_loses_nothing(api_server: str, ns: s
                     assert response.status_code == 409 and response.json()["reason"] == "Conflict", response.text
                     conflicts += 1
                     current = None
-                    await asyncio.sleep(random.uniform(0, min(0.5, 0.005 * 2 ** min(attempt, 7))))
+                    backoff = random.uniform(0, min(0.5, 0.005 * 2 ** min(attempt, 7)))
+                    await asyncio.sleep(backoff)  # a client's jittered backoff is the workload: not a synchronization
 
         await asyncio.gather(*(worker() for _ in range(CLIENTS)))
         final = (await client.get(cm_path(ns, "counter"))).json()

@@ -8,7 +8,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import urllib.request
 from collections.abc import Iterator
 from concurrent import futures
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from tests import support
 from tests.compat.conftest import SLEEPER, kubectl_binary
 
 
@@ -308,8 +308,6 @@ def test_reconcile_port_forward_to_a_closed_port_ends_the_forward(module_env, wo
 
 def test_reconcile_port_forward_needs_create_on_portforward(api_server, workload, admin, tmp_path):
     """A user who may read the pod but not create pods/portforward gets kubectl's refusal; no port opens."""
-    from tests import support
-
     rbac = "rbac.authorization.k8s.io/v1"
     admin.create(rbac, "roles", {"apiVersion": rbac, "kind": "Role", "metadata": {"name": "pod-reader"},
                                  "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]},
@@ -361,10 +359,8 @@ def test_python_client_port_forward(module_env, workload):
     try:
         assert _http_over(pf.socket(8080)) == b"hello\n"
         assert pf.error(8080) is None
-        deadline = time.monotonic() + PF_DEADLINE
-        while pf.connected and time.monotonic() < deadline:  # the server's Close, not a hang
-            time.sleep(0.05)
-        assert not pf.connected
+        support.wait_for(lambda: not pf.connected, timeout=PF_DEADLINE, interval=0.05,
+                         what="the forward to end on the server's Close, not a hang")
     finally:
         pf.close()
 

@@ -65,8 +65,7 @@ def test_rollout_survives_kill_9(manager_process: helpers.ControllerManagerProce
                              namespace=ns, patch_type="strategic")
             support.wait_for(lambda r=round_: manager_process.starts() > r, timeout=30,
                              what="controllers running again")
-            # fault injection at a random moment of the running controllers, not synchronization
-            time.sleep(rng.uniform(0.0, 1.0))
+            time.sleep(rng.uniform(0.0, 1.0))  # fault injection at a random moment of the rollout, not synchronization
             manager_process.kill9()
             manager_process.start()
 

@@ -193,7 +193,7 @@ async def test_graceful_stop_finishes_in_flight_work_and_takes_no_more() -> None
     await asyncio.wait_for(started.wait(), 5)
     ctl.enqueue(("", "queued"))
     stopping = asyncio.create_task(ctl.stop(timeout=10))
-    await asyncio.sleep(0)
+    await support.eventually(lambda: ctl.queue.shutting_down, what="stop has begun: the queue takes no more")
     assert not stopping.done()
     release.set()
     await asyncio.wait_for(stopping, 5)

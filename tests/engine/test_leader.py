@@ -84,7 +84,7 @@ async def test_exactly_one_of_two_leads(ac: aio.AsyncClient, ns: str) -> None:
         window = time.monotonic() + 1.0  # several renew rounds: never two leaders
         while time.monotonic() < window:
             assert a.elector.is_leader() + b.elector.is_leader() <= 1
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.02)  # sampling the window in which two may never lead: not a synchronization
         assert [a.started_at is not None, b.started_at is not None].count(True) == 1
         winner = a if a.started_at else b
         lease = await ac.get("coordination.k8s.io/v1", "leases", "lock", namespace=ns)

@@ -184,7 +184,7 @@ async def test_controller_in_flight_work_finishes_on_manager_stop(ac: aio.AsyncC
     ctl.enqueue(("", "k"))
     await asyncio.wait_for(started.wait(), 5)
     stopping = asyncio.create_task(mgr.stop())
-    await asyncio.sleep(0)
+    await support.eventually(lambda: ctl.queue.shutting_down, what="the stop reached the controller")
     assert not stopping.done()
     release.set()
     await asyncio.wait_for(stopping, 5)

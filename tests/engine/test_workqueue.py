@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
-import time
 from collections.abc import Coroutine
 from typing import Any
 
@@ -15,6 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from reconcile.engine import clock, workqueue
+from tests import support
 
 
 def queue(*, limiter: workqueue.RateLimiter | None = None) -> tuple[workqueue.WorkQueue, clock.FakeClock]:
@@ -349,7 +349,7 @@ async def test_hammer_many_workers_random_adds() -> None:
             last_start[key] = next(tick)
             runs += 1
             for _ in range(rng.randint(0, 3)):
-                await asyncio.sleep(0)  # yield: let other workers interleave
+                await asyncio.sleep(0)  # yield: let other workers interleave (the workload, not a synchronization)
             active.discard(key)
             if rng.random() < 0.05:
                 q.add_rate_limited(key)  # a failure: retried with backoff
@@ -363,11 +363,9 @@ async def test_hammer_many_workers_random_adds() -> None:
         last_add[key] = next(tick)
         q.add(key)
         if rng.random() < 0.5:
-            await asyncio.sleep(0)
-    deadline = time.monotonic() + 20
-    while q.depth or q.in_flight or q.waiting:
-        assert time.monotonic() < deadline, "queue did not drain"
-        await asyncio.sleep(0.001)
+            await asyncio.sleep(0)  # yield: let the workers interleave with the adds (not a synchronization)
+    await support.eventually(lambda: not (q.depth or q.in_flight or q.waiting), timeout=20, interval=0.001,
+                             what="the queue drains")
     q.shut_down()
     await asyncio.wait_for(asyncio.gather(*workers), 5)
     assert overlaps == []

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconcile.store import headread
+from tests import support
 
 
 class FakeEtcd:
@@ -37,9 +38,8 @@ class FakeEtcd:
 
 
 async def _until(condition, what: str) -> None:
-    async with asyncio.timeout(5):
-        while not condition():
-            await asyncio.sleep(0)
+    """Wait (a turn of the loop at a time: everything here is in-process) until `condition` holds."""
+    await support.eventually(condition, timeout=5, interval=0, what=what)
 
 
 async def test_callers_at_one_moment_share_one_read() -> None:
@@ -57,8 +57,15 @@ async def test_a_caller_arriving_while_a_read_is_in_flight_waits_for_a_later_rea
     shared = headread.SharedRead(etcd.read)
     first = asyncio.create_task(shared())
     await _until(lambda: etcd.in_flight, "read 1 is sent")
-    late = [asyncio.create_task(shared()) for _ in range(5)]
-    await asyncio.sleep(0)
+    arrived = 0
+
+    async def late_caller() -> int:
+        nonlocal arrived
+        arrived += 1  # and asks in the same step: no turn of the loop in between
+        return await shared()
+
+    late = [asyncio.create_task(late_caller()) for _ in range(5)]
+    await _until(lambda: arrived == 5, "the late callers arrived")
     assert len(etcd.in_flight) == 1  # one read at a time
     etcd.answer()
     assert await first == 1
@@ -90,7 +97,7 @@ async def test_a_caller_giving_up_does_not_cancel_the_others() -> None:
     impatient, patient = asyncio.create_task(shared()), asyncio.create_task(shared())
     await _until(lambda: etcd.in_flight, "the read is sent")
     impatient.cancel()
-    await asyncio.sleep(0)
+    await _until(impatient.done, "the impatient caller gave up")
     etcd.answer()
     assert await patient == 1
     assert impatient.cancelled()
@@ -109,12 +116,15 @@ def test_every_answer_comes_from_a_read_sent_after_its_caller_arrived(steps: lis
             elif step == "answer" and etcd.in_flight:
                 etcd.answer()
             for _ in range(3):
-                await asyncio.sleep(0)
+                await asyncio.sleep(0)  # the scenario's turns of the loop between steps: not a synchronization
             assert len(etcd.in_flight) <= 1
-        while not all(task.done() for _, task in callers):
+
+        def all_answered() -> bool:
             if etcd.in_flight:
-                etcd.answer()
-            await asyncio.sleep(0)
+                etcd.answer()  # etcd answers each read in turn
+            return all(task.done() for _, task in callers)
+
+        await _until(all_answered, "every caller has its answer")
         for sent_at_arrival, task in callers:
             assert task.result() > sent_at_arrival  # linearizable: a read sent after the caller arrived
         assert etcd.sent <= len(callers)
