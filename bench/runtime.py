@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -341,6 +342,7 @@ def ours(replicas: int, parallel: int) -> tuple[dict[str, float], dict[str, tupl
     result: dict[str, float] = {}
     client = client_api.Client(server)
     view: PodView | None = None
+    finished = False
     try:
         poll(lambda: any(_node_ready(n) for n in client.list("v1", "nodes")["items"]), timeout=60, what="node Ready")
         client.create("v1", "namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
@@ -381,6 +383,7 @@ def ours(replicas: int, parallel: int) -> tuple[dict[str, float], dict[str, tupl
         result["update"] = time.monotonic() - started
         print(f"ours, rolling update: {view.phases(started)}", flush=True)
         usage = {name: proc_usage(pid) for name, pid in pids.items()}
+        finished = True
         return result, usage
     finally:
         if view is not None:
@@ -397,6 +400,10 @@ def ours(replicas: int, parallel: int) -> tuple[dict[str, float], dict[str, tupl
         if leftovers:
             docker("rm", "-f", *leftovers, check=False)
         docker("network", "rm", f"reconcile-{node}", check=False)
+        if finished:
+            shutil.rmtree(state_dir, ignore_errors=True)  # etcd's data and the logs: ~70 MB a run
+        else:
+            print(f"the cluster's state dir and logs are kept in {state_dir}", file=sys.stderr)
 
 
 def _node_ready(node: dict[str, Any]) -> bool:
