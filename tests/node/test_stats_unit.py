@@ -50,8 +50,7 @@ class EngineWithOneSlowContainer:
     """Test double of DockerRuntime's list/stats: container "slow" answers stats only when released,
     as a busy engine answers a round's calls one after another on the sampler's two threads."""
 
-    def __init__(self, clock: list[float]) -> None:
-        self.clock = clock
+    def __init__(self) -> None:
         self.cpu = {"fast": 0, "slow": 0}
         self.release = asyncio.Event()
         self.fast_answered = asyncio.Event()
@@ -73,7 +72,7 @@ class EngineWithOneSlowContainer:
 def test_a_rate_divides_by_the_time_between_a_containers_own_answers(monkeypatch) -> None:
     clock = [100.0]
     monkeypatch.setattr(stats.time, "time", lambda: clock[0])
-    engine = EngineWithOneSlowContainer(clock)
+    engine = EngineWithOneSlowContainer()
     sampler = stats.Sampler(engine, "n1")  # type: ignore[arg-type]
 
     async def round_where_slow_answers_at(when: float) -> None:
